@@ -1,0 +1,236 @@
+//! The bot's dialogue policy: from a customer's question to an answer with its source, a question
+//! back when two articles fit equally well, or an honest "I don't know" with the offer of a person.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kb::{KbError, KnowledgeBase, Passage};
+use crate::settings::BotSettings;
+
+/// What the bot decided to do with a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Answered with a passage.
+    Answered,
+    /// Asked which of several articles the customer means.
+    Clarify,
+    /// Said it does not know and offered a person.
+    DontKnow,
+}
+
+impl Outcome {
+    /// Stable name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Clarify => "clarify",
+            Outcome::DontKnow => "dont_know",
+        }
+    }
+}
+
+/// An article an answer came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// Article title.
+    pub title: String,
+    /// Section heading, if the passage is not the introduction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// Link to the section.
+    pub url: String,
+}
+
+/// A button offered under a bot message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuickReply {
+    /// What the button says.
+    pub label: String,
+    /// What pressing it does: `helpful` / `not_helpful` (feedback on this answer), `request_human`,
+    /// or `send` (send `text` as the customer's message).
+    pub action: String,
+    /// Text to send, for `send`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The bot's reply to one question, with why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    /// What it decided.
+    pub outcome: Outcome,
+    /// What it says.
+    pub text: String,
+    /// Where the answer came from.
+    pub sources: Vec<Source>,
+    /// Buttons under the message.
+    pub quick_replies: Vec<QuickReply>,
+    /// Confidence of the best passage (its similarity to the question).
+    pub confidence: f32,
+    /// Why, in a sentence an editor understands.
+    pub reason: String,
+    /// The passages considered, best first.
+    pub candidates: Vec<Passage>,
+}
+
+/// The bot. Cheap to clone.
+#[derive(Clone)]
+pub struct Bot {
+    kb: KnowledgeBase,
+    settings: BotSettings,
+}
+
+impl Bot {
+    /// A bot answering from `kb`.
+    pub fn new(kb: KnowledgeBase, settings: BotSettings) -> Self {
+        Self { kb, settings }
+    }
+
+    /// The knowledge base it answers from.
+    pub fn kb(&self) -> &KnowledgeBase {
+        &self.kb
+    }
+
+    /// Decides how to answer `question`.
+    pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
+        let candidates = self.kb.search(question, 5).await?;
+        Ok(self.decide(candidates))
+    }
+
+    fn decide(&self, candidates: Vec<Passage>) -> Reply {
+        let threshold = self.settings.answer_threshold;
+        let Some(best) = candidates.first() else {
+            return dont_know(0.0, "the knowledge base is empty".into(), candidates);
+        };
+        let confidence = best.similarity;
+        if confidence < threshold {
+            let reason = format!(
+                "the best passage (\"{}\" in {}) has confidence {confidence:.2}, below the answer threshold {threshold:.2}",
+                heading(best),
+                best.title
+            );
+            return dont_know(confidence, reason, candidates);
+        }
+        // A close runner-up from another article means the question is ambiguous.
+        let rival = candidates.iter().skip(1).find(|p| {
+            p.path != best.path
+                && p.similarity >= threshold
+                && confidence - p.similarity < self.settings.clarify_margin
+        });
+        if let Some(rival) = rival {
+            let reason = format!(
+                "\"{}\" ({confidence:.2}) and \"{}\" ({:.2}) are within the clarify margin {:.2}",
+                best.title, rival.title, rival.similarity, self.settings.clarify_margin
+            );
+            let options = [best, rival];
+            return Reply {
+                outcome: Outcome::Clarify,
+                text: format!(
+                    "I can help with that. Which of these do you mean: \"{}\" or \"{}\"?",
+                    best.title, rival.title
+                ),
+                sources: options.iter().map(|p| source(p)).collect(),
+                quick_replies: options
+                    .iter()
+                    .map(|p| QuickReply {
+                        label: p.title.clone(),
+                        action: "send".into(),
+                        text: Some(p.title.clone()),
+                    })
+                    .chain([talk_to_person()])
+                    .collect(),
+                confidence,
+                reason,
+                candidates,
+            };
+        }
+        let reason = format!(
+            "\"{}\" in \"{}\" has confidence {confidence:.2} (threshold {threshold:.2}); keyword rank {}, semantic rank {}",
+            heading(best),
+            best.title,
+            best.bm25_rank.map_or("-".into(), |r| r.to_string()),
+            best.semantic_rank
+        );
+        Reply {
+            outcome: Outcome::Answered,
+            text: excerpt(&best.text, self.settings.max_passage_chars),
+            sources: vec![source(best)],
+            quick_replies: vec![
+                QuickReply {
+                    label: "That helped".into(),
+                    action: "helpful".into(),
+                    text: None,
+                },
+                talk_to_person(),
+            ],
+            confidence,
+            reason,
+            candidates,
+        }
+    }
+}
+
+fn dont_know(confidence: f32, reason: String, candidates: Vec<Passage>) -> Reply {
+    Reply {
+        outcome: Outcome::DontKnow,
+        text: "I'm sorry, I don't know the answer to that. You can rephrase your question, or I can connect you with a person."
+            .into(),
+        sources: Vec::new(),
+        quick_replies: vec![talk_to_person()],
+        confidence,
+        reason,
+        candidates,
+    }
+}
+
+fn talk_to_person() -> QuickReply {
+    QuickReply {
+        label: "Talk to a person".into(),
+        action: "request_human".into(),
+        text: None,
+    }
+}
+
+fn source(p: &Passage) -> Source {
+    Source {
+        title: p.title.clone(),
+        section: p.heading_path.last().cloned(),
+        url: p.link.clone(),
+    }
+}
+
+fn heading(p: &Passage) -> String {
+    if p.heading_path.is_empty() {
+        "introduction".into()
+    } else {
+        p.heading_path.join(" > ")
+    }
+}
+
+/// The passage cut to about `max` characters at a sentence (or at least word) boundary.
+fn excerpt(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let sentence_end = cut
+        .rfind(|c| c == '.' || c == '!' || c == '?')
+        .filter(|&i| i > max / 3);
+    match sentence_end {
+        Some(i) => cut[..=i].to_owned(),
+        None => format!("{}…", cut[..cut.rfind(' ').unwrap_or(cut.len())].trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn excerpts_end_at_a_sentence() {
+        let text = "First sentence is here. Second sentence is a bit longer than the first one.";
+        assert_eq!(excerpt(text, 40), "First sentence is here.");
+        assert_eq!(excerpt(text, 500), text);
+        assert_eq!(excerpt("word word word word", 12), "word word…");
+    }
+}

@@ -1,0 +1,91 @@
+//! REST API for editors and operators: health, knowledge-base search, "what would the bot answer
+//! and why", the state of the knowledge base, and the questions the bot could not answer.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/kb/search", get(search))
+        .route("/api/kb/articles", get(articles))
+        .route("/api/explain", get(explain))
+        .route("/api/reports/gaps", get(gaps))
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    q: String,
+    limit: Option<usize>,
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "articles": state.kb.articles().len(),
+        "kb_problems": state.kb.problems().len(),
+    }))
+}
+
+async fn search(
+    State(state): State<AppState>,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    let q = checked_query(&p.q)?;
+    let passages = state
+        .kb
+        .search(q, p.limit.unwrap_or(5).clamp(1, 50))
+        .await?;
+    Ok(Json(json!({ "query": q, "passages": passages })))
+}
+
+async fn articles(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "articles": state.kb.articles(), "problems": state.kb.problems() }))
+}
+
+async fn explain(
+    State(state): State<AppState>,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    let q = checked_query(&p.q)?;
+    let reply = state.bot.reply(q).await?;
+    Ok(Json(json!({ "question": q, "reply": reply })))
+}
+
+#[derive(Deserialize)]
+struct GapParams {
+    limit: Option<i64>,
+}
+
+async fn gaps(
+    State(state): State<AppState>,
+    Query(p): Query<GapParams>,
+) -> Result<Json<Value>, ApiError> {
+    let gaps = state
+        .store
+        .gaps(p.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    Ok(Json(json!({ "gaps": gaps })))
+}
+
+fn checked_query(q: &str) -> Result<&str, ApiError> {
+    let q = q.trim();
+    if q.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_query",
+            "give the question in ?q=",
+        ));
+    }
+    if q.chars().count() > 1000 {
+        return Err(ApiError::bad_request(
+            "query_too_long",
+            "questions are limited to 1000 characters",
+        ));
+    }
+    Ok(q)
+}

@@ -1,0 +1,415 @@
+//! Turning one markdown file into an [`Article`]: front matter, sections split by heading, and only
+//! the prose kept (no MDX `import` lines, JSX tags, HTML, comments or admonition markers).
+
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use serde::Deserialize;
+
+use super::KbError;
+
+/// One markdown article, split into sections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Article {
+    /// Path relative to the knowledge-base folder, with `/` separators: the article's identity.
+    pub path: String,
+    /// Title from the front matter (or the first `#` heading, or the file name).
+    pub title: String,
+    /// Tags from the front matter.
+    pub tags: Vec<String>,
+    /// Public URL of the article, when the front matter gives one.
+    pub url: Option<String>,
+    /// Sections in document order; the first may have no heading (the introduction).
+    pub sections: Vec<Section>,
+    /// Relative links to other markdown files, as written (checked by `kb lint`).
+    pub links: Vec<String>,
+}
+
+/// A passage of an article under one heading.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Section {
+    /// Headings from the top of the article down to this section (`["Setup", "Wi-Fi"]`).
+    pub heading_path: Vec<String>,
+    /// URL fragment of the section's heading (empty for the introduction).
+    pub anchor: String,
+    /// The section's prose, paragraphs separated by blank lines.
+    pub text: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FrontMatter {
+    title: Option<String>,
+    #[serde(default, deserialize_with = "tags_from_list_or_string")]
+    tags: Vec<String>,
+    url: Option<String>,
+}
+
+fn tags_from_list_or_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<serde_yaml::Value>),
+        One(String),
+        Nothing(()),
+    }
+    Ok(match Tags::deserialize(d)? {
+        Tags::List(items) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                serde_yaml::Value::String(s) => Some(s),
+                serde_yaml::Value::Mapping(m) => {
+                    m.get("label").and_then(|l| l.as_str()).map(str::to_owned)
+                }
+                other => serde_yaml::to_string(&other)
+                    .ok()
+                    .map(|s| s.trim().to_owned()),
+            })
+            .collect(),
+        Tags::One(s) => s
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        Tags::Nothing(()) => Vec::new(),
+    })
+}
+
+/// Parses a markdown file's contents. `path` is only used to name the article and in errors.
+pub fn parse(path: &str, source: &str) -> Result<Article, KbError> {
+    let (front, body) = split_front_matter(path, source)?;
+    let body = strip_mdx(body);
+    let mut article = Article {
+        path: path.to_owned(),
+        title: front.title.unwrap_or_default().trim().to_owned(),
+        tags: front.tags,
+        url: front.url.filter(|u| !u.trim().is_empty()),
+        sections: Vec::new(),
+        links: Vec::new(),
+    };
+    let first_h1 = split_sections(&body, &mut article);
+    if article.title.is_empty() {
+        article.title = first_h1.unwrap_or_else(|| title_from_path(path));
+    }
+    Ok(article)
+}
+
+fn split_front_matter<'a>(path: &str, source: &'a str) -> Result<(FrontMatter, &'a str), KbError> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let Some(rest) = source
+        .strip_prefix("---")
+        .filter(|r| r.starts_with('\n') || r.starts_with("\r\n"))
+    else {
+        return Ok((FrontMatter::default(), source));
+    };
+    let Some(end) = find_closing_fence(rest) else {
+        return Err(KbError::Article {
+            path: path.to_owned(),
+            problem: "the front matter starts with `---` but has no closing `---` line".into(),
+        });
+    };
+    let yaml = &rest[..end];
+    let after = &rest[end..];
+    let after = after.split_once('\n').map_or("", |(_, tail)| tail);
+    if yaml.trim().is_empty() {
+        return Ok((FrontMatter::default(), after));
+    }
+    let front = serde_yaml::from_str::<FrontMatter>(yaml).map_err(|e| KbError::Article {
+        path: path.to_owned(),
+        problem: format!("the front matter is not valid YAML ({e}); fix it or remove it"),
+    })?;
+    Ok((front, after))
+}
+
+/// Byte offset (within `rest`) of the line that closes the front matter.
+fn find_closing_fence(rest: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if offset > 0 && matches!(line.trim_end(), "---" | "...") {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Removes MDX-only lines (imports/exports, `{/* */}` comments) and admonition fences (`:::tip`),
+/// outside code blocks.
+fn strip_mdx(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut in_code = false;
+    for line in body.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_code = !in_code;
+        }
+        if !in_code {
+            let is_mdx_statement = (trimmed.starts_with("import ")
+                || trimmed.starts_with("export "))
+                && (trimmed.contains(" from ") || trimmed.ends_with(';') || trimmed.contains('='));
+            if is_mdx_statement || trimmed.starts_with(":::") {
+                out.push('\n');
+                continue;
+            }
+            if trimmed.starts_with("{/*") && trimmed.ends_with("*/}") {
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Walks the markdown, starting a new section at each heading. Returns the first `#` heading.
+fn split_sections(body: &str, article: &mut Article) -> Option<String> {
+    let mut first_h1 = None;
+    let mut heading_stack: Vec<(HeadingLevel, String)> = Vec::new();
+    let mut current = Section {
+        heading_path: Vec::new(),
+        anchor: String::new(),
+        text: String::new(),
+    };
+    let mut heading: Option<(HeadingLevel, Option<String>, String)> = None;
+    let mut in_code_block = false;
+
+    let finish = |section: &mut Section, sections: &mut Vec<Section>| {
+        let text = tidy(&section.text);
+        if !text.is_empty() || !section.heading_path.is_empty() {
+            sections.push(Section {
+                text,
+                ..std::mem::take(section)
+            });
+        }
+    };
+
+    for event in Parser::new_ext(
+        body,
+        Options::ENABLE_TABLES | Options::ENABLE_HEADING_ATTRIBUTES,
+    ) {
+        match event {
+            Event::Start(Tag::Heading { level, id, .. }) => {
+                heading = Some((level, id.map(|s| s.to_string()), String::new()));
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                let Some((level, id, text)) = heading.take() else {
+                    continue;
+                };
+                let (text, custom_id) = split_custom_anchor(text.trim());
+                if level == HeadingLevel::H1 && first_h1.is_none() {
+                    first_h1 = Some(text.clone());
+                    continue;
+                }
+                finish(&mut current, &mut article.sections);
+                heading_stack.retain(|(l, _)| *l < level);
+                heading_stack.push((level, text.clone()));
+                current.heading_path = heading_stack.iter().map(|(_, t)| t.clone()).collect();
+                current.anchor = id.or(custom_id).unwrap_or_else(|| slugify(&text));
+            }
+            Event::Text(t) | Event::Code(t) => match &mut heading {
+                Some((_, _, h)) => h.push_str(&t),
+                None => current.text.push_str(&t),
+            },
+            Event::Start(Tag::CodeBlock(_)) => in_code_block = true,
+            Event::End(TagEnd::CodeBlock) => {
+                in_code_block = false;
+                current.text.push_str("\n\n");
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                if is_relative_markdown_link(&dest_url) {
+                    article.links.push(dest_url.to_string());
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                push_space(&mut current.text, &mut heading, in_code_block)
+            }
+            Event::End(
+                TagEnd::Paragraph | TagEnd::Item | TagEnd::TableRow | TagEnd::BlockQuote(_),
+            ) => {
+                current.text.push_str("\n\n");
+            }
+            Event::End(TagEnd::TableCell) => current.text.push_str(" | "),
+            // HTML, JSX components and comments are not prose.
+            Event::Html(_) | Event::InlineHtml(_) => {}
+            _ => {}
+        }
+    }
+    finish(&mut current, &mut article.sections);
+    first_h1
+}
+
+fn push_space(
+    text: &mut String,
+    heading: &mut Option<(HeadingLevel, Option<String>, String)>,
+    code: bool,
+) {
+    match heading {
+        Some((_, _, h)) => h.push(' '),
+        None if code => text.push('\n'),
+        None => text.push(' '),
+    }
+}
+
+/// Docusaurus writes custom anchors as `## Heading {#anchor}`.
+fn split_custom_anchor(text: &str) -> (String, Option<String>) {
+    if let Some(start) = text.rfind("{#") {
+        if text.ends_with('}') {
+            let id = text[start + 2..text.len() - 1].trim().to_owned();
+            return (text[..start].trim().to_owned(), Some(id));
+        }
+    }
+    (text.to_owned(), None)
+}
+
+/// Collapses runs of spaces and blank lines, and leftover JSX expression braces.
+fn tidy(text: &str) -> String {
+    let mut paragraphs = Vec::new();
+    for para in text.split("\n\n") {
+        let words: Vec<&str> = para.split_whitespace().collect();
+        let joined = words.join(" ");
+        let joined = joined.trim_matches(|c: char| c == '|' || c.is_whitespace());
+        if !joined.is_empty() {
+            paragraphs.push(joined.to_owned());
+        }
+    }
+    paragraphs.join("\n\n")
+}
+
+fn is_relative_markdown_link(url: &str) -> bool {
+    let target = url.split('#').next().unwrap_or("");
+    !target.is_empty()
+        && !target.contains("://")
+        && !target.starts_with('/')
+        && !target.starts_with("mailto:")
+        && (target.ends_with(".md") || target.ends_with(".mdx"))
+}
+
+fn title_from_path(path: &str) -> String {
+    let stem = path.rsplit('/').next().unwrap_or(path);
+    let stem = stem.trim_end_matches(".mdx").trim_end_matches(".md");
+    let words = stem.replace(['-', '_'], " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => path.to_owned(),
+    }
+}
+
+/// The URL fragment a heading gets: lowercase, words joined by `-`, punctuation dropped.
+pub fn slugify(heading: &str) -> String {
+    let mut slug = String::with_capacity(heading.len());
+    for c in heading.chars() {
+        if c.is_alphanumeric() {
+            slug.extend(c.to_lowercase());
+        } else if (c == ' ' || c == '-' || c == '_') && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_matches('-').to_owned()
+}
+
+/// The article's body as HTML for the server's own article pages. Raw HTML and JSX in the source
+/// are dropped, so nothing an editor pastes can run in a reader's browser.
+pub fn render_html(path: &str, source: &str) -> Result<String, KbError> {
+    let (_, body) = split_front_matter(path, source)?;
+    let body = strip_mdx(body);
+    let events = Parser::new_ext(
+        &body,
+        Options::ENABLE_TABLES | Options::ENABLE_HEADING_ATTRIBUTES,
+    )
+    .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));
+    let mut html = String::with_capacity(body.len() * 2);
+    pulldown_cmark::html::push_html(&mut html, events);
+    Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MDX: &str = r#"---
+title: "Two-factor authentication"
+tags: [account, security]
+url: https://example.com/2fa
+---
+import useBaseUrl from '@docusaurus/useBaseUrl';
+import CtaBox from '@site/src/components/CtaBox';
+
+Protect your account with a second step.
+
+<!-- an editor's note that is not for customers -->
+
+## Turn it on {#enable}
+
+Open **Settings** and choose *Security*. <Required />
+
+:::tip
+Keep your recovery codes safe.
+:::
+
+<img src={useBaseUrl('img/2fa.png')} alt="2FA screen" />
+
+### With an app
+
+Scan the QR code. See [recovery](recovery-codes.md#lost) and [home](/docs).
+
+<CtaBox title="Try it" />
+
+## Turn it off
+
+Click `Disable`.
+"#;
+
+    #[test]
+    fn splits_sections_and_keeps_only_prose() {
+        let a = parse("account/2fa.mdx", MDX).unwrap();
+        assert_eq!(a.title, "Two-factor authentication");
+        assert_eq!(a.tags, ["account", "security"]);
+        assert_eq!(a.url.as_deref(), Some("https://example.com/2fa"));
+        let headings: Vec<_> = a
+            .sections
+            .iter()
+            .map(|s| s.heading_path.join(" > "))
+            .collect();
+        assert_eq!(
+            headings,
+            ["", "Turn it on", "Turn it on > With an app", "Turn it off"]
+        );
+        assert_eq!(
+            a.sections[0].text,
+            "Protect your account with a second step."
+        );
+        assert_eq!(a.sections[1].anchor, "enable");
+        assert_eq!(
+            a.sections[1].text,
+            "Open Settings and choose Security.\n\nKeep your recovery codes safe."
+        );
+        assert_eq!(a.sections[2].anchor, "with-an-app");
+        assert_eq!(a.sections[3].text, "Click Disable.");
+        assert_eq!(a.links, ["recovery-codes.md#lost"]);
+        let all: String = a.sections.iter().map(|s| s.text.as_str()).collect();
+        for junk in ["import", "<", "useBaseUrl", "editor's note", ":::"] {
+            assert!(!all.contains(junk), "{junk} leaked into the prose: {all}");
+        }
+    }
+
+    #[test]
+    fn title_falls_back_to_heading_then_file_name() {
+        assert_eq!(
+            parse("a.md", "# Hello there\n\nText").unwrap().title,
+            "Hello there"
+        );
+        assert_eq!(
+            parse("x/reset-password.md", "Just text").unwrap().title,
+            "Reset password"
+        );
+    }
+
+    #[test]
+    fn broken_front_matter_is_an_error_that_names_the_file() {
+        let err = parse("bad.md", "---\ntitle: [unclosed\n---\nbody").unwrap_err();
+        assert!(err.to_string().contains("bad.md"), "{err}");
+        let err = parse("bad.md", "---\ntitle: x\nbody without end").unwrap_err();
+        assert!(err.to_string().contains("closing"), "{err}");
+    }
+}

@@ -1,0 +1,445 @@
+//! The knowledge base: markdown articles split into sections, indexed for keyword search (tantivy,
+//! BM25) and semantic search (sentence embeddings), kept in step with the files while running.
+//!
+//! The index lives in memory and is rebuilt from the markdown at start-up (a few hundred articles
+//! take well under a second); the expensive part, the embeddings, is cached on disk by content hash.
+//! [`KnowledgeBase::sync`] compares the folder with what is indexed and re-indexes only files whose
+//! content changed, so the file watcher can call it on any change.
+
+mod article;
+mod index;
+mod lint;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use sha2::{Digest, Sha256};
+
+pub use article::{parse, render_html, slugify, Article, Section};
+pub use lint::{lint, Finding, Severity};
+pub use watch::Watcher;
+
+use crate::nlu::{cosine, Embedding, EmbeddingCache, Encoder, NluError};
+use index::LexicalIndex;
+
+/// What can go wrong with the knowledge base.
+#[derive(Debug, thiserror::Error)]
+pub enum KbError {
+    /// One article could not be read; the rest of the base is unaffected.
+    #[error("{path}: {problem}")]
+    Article {
+        /// Path of the article, relative to the knowledge-base folder.
+        path: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// The knowledge-base folder itself cannot be read.
+    #[error("cannot read the knowledge base folder {dir}: {source}; check kb.dir in the settings")]
+    Folder {
+        /// The folder.
+        dir: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The search index failed.
+    #[error("search index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// Embedding sections or the query failed.
+    #[error(transparent)]
+    Nlu(#[from] NluError),
+}
+
+/// A passage found for a query.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Passage {
+    /// Path of the article, relative to the knowledge base.
+    pub path: String,
+    /// Title of the article.
+    pub title: String,
+    /// Headings leading to the section.
+    pub heading_path: Vec<String>,
+    /// Anchor of the section within the article.
+    pub anchor: String,
+    /// Link to the section: the article's `url` front matter, or the server's own `/kb/...` page.
+    pub link: String,
+    /// The section's prose.
+    pub text: String,
+    /// Cosine similarity between the question and the section (0–1 in practice): the confidence.
+    pub similarity: f32,
+    /// BM25 score, when the keyword search found the section.
+    pub bm25: Option<f32>,
+    /// Rank in the keyword search (1-based), when found there.
+    pub bm25_rank: Option<usize>,
+    /// Rank in the semantic search (1-based).
+    pub semantic_rank: usize,
+    /// Reciprocal-rank-fusion score the results are ordered by.
+    pub fused: f32,
+}
+
+/// Summary of one article, for listings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArticleSummary {
+    /// Path relative to the knowledge base.
+    pub path: String,
+    /// Title.
+    pub title: String,
+    /// Number of sections.
+    pub sections: usize,
+}
+
+/// What one [`KnowledgeBase::sync`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Articles added or re-indexed because their content changed.
+    pub indexed: Vec<String>,
+    /// Articles removed because their file is gone.
+    pub removed: Vec<String>,
+    /// Files that could not be read (the previous good version, if any, keeps serving).
+    pub problems: Vec<String>,
+    /// Sections whose embeddings had to be computed (the rest came from the cache).
+    pub embedded: usize,
+}
+
+/// Handle to the knowledge base; clone it freely.
+#[derive(Clone)]
+pub struct KnowledgeBase {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    index: LexicalIndex,
+    state: RwLock<State>,
+    sync_lock: std::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    articles: BTreeMap<String, Indexed>,
+    problems: BTreeMap<String, String>,
+}
+
+struct Indexed {
+    hash: [u8; 32],
+    article: Article,
+    embeddings: Vec<Embedding>,
+}
+
+/// Candidates taken from each of the two searches before fusing.
+const CANDIDATES: usize = 30;
+/// The usual constant of reciprocal rank fusion.
+const RRF_K: f32 = 60.0;
+
+impl KnowledgeBase {
+    /// Opens the knowledge base in `dir` and indexes every article (blocking; call at start-up).
+    pub fn open(
+        dir: &Path,
+        encoder: Encoder,
+        cache: EmbeddingCache,
+    ) -> Result<(Self, SyncReport), KbError> {
+        let kb = Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                encoder,
+                cache,
+                index: LexicalIndex::new()?,
+                state: RwLock::new(State::default()),
+                sync_lock: std::sync::Mutex::new(()),
+            }),
+        };
+        let report = kb.sync()?;
+        Ok((kb, report))
+    }
+
+    /// The folder the articles live in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Brings the index in line with the folder: new and changed files are (re)indexed, deleted ones
+    /// removed, untouched ones left alone. A file that fails to parse is reported and its previous
+    /// version, if any, keeps serving.
+    pub fn sync(&self) -> Result<SyncReport, KbError> {
+        let _one_at_a_time = self
+            .inner
+            .sync_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let files = markdown_files(&self.inner.dir)?;
+        let mut report = SyncReport::default();
+        let mut changed: Vec<(String, [u8; 32], Article)> = Vec::new();
+        let mut problems = BTreeMap::new();
+        {
+            let state = self.read();
+            for (rel, full) in &files {
+                let source = match std::fs::read(full) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        problems.insert(rel.clone(), format!("{rel}: cannot be read ({e})"));
+                        continue;
+                    }
+                };
+                let hash: [u8; 32] = Sha256::digest(&source).into();
+                if state.articles.get(rel).is_some_and(|a| a.hash == hash) {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&source);
+                match article::parse(rel, &text) {
+                    Ok(article) => changed.push((rel.clone(), hash, article)),
+                    Err(e) => {
+                        problems.insert(rel.clone(), e.to_string());
+                    }
+                }
+            }
+        }
+        let removed: Vec<String> = {
+            let state = self.read();
+            state
+                .articles
+                .keys()
+                .filter(|p| !files.contains_key(*p))
+                .cloned()
+                .collect()
+        };
+
+        // Embed every changed section in one go (the cache skips unchanged text).
+        let texts: Vec<String> = changed
+            .iter()
+            .flat_map(|(_, _, a)| a.sections.iter().map(|s| embedding_text(a, s)))
+            .collect();
+        let (mut vectors, embedded) = self
+            .inner
+            .cache
+            .embed_blocking(&self.inner.encoder, &texts)?;
+        report.embedded = embedded;
+
+        let mut upserts = Vec::new();
+        for (path, hash, article) in changed.into_iter().rev() {
+            let embeddings = vectors.split_off(vectors.len() - article.sections.len());
+            upserts.push(Indexed {
+                hash,
+                article,
+                embeddings,
+            });
+            report.indexed.push(path);
+        }
+        report.indexed.reverse();
+        if upserts.is_empty() && removed.is_empty() {
+            self.write().problems = problems.clone();
+            report.problems = problems.into_values().collect();
+            return Ok(report);
+        }
+        self.inner
+            .index
+            .update(upserts.iter().map(|i| &i.article), &removed)?;
+        {
+            let mut state = self.write();
+            for path in &removed {
+                state.articles.remove(path);
+            }
+            for indexed in upserts {
+                state.articles.insert(indexed.article.path.clone(), indexed);
+            }
+            state.problems = problems.clone();
+        }
+        report.removed = removed;
+        report.problems = problems.into_values().collect();
+        Ok(report)
+    }
+
+    /// Best passages for `query`, best first: BM25 and embedding similarity fused by reciprocal rank.
+    pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>, KbError> {
+        let query_vec = self.inner.encoder.embed_one(query).await?;
+        self.search_with(query, &query_vec, limit)
+    }
+
+    /// [`KnowledgeBase::search`] with the query already embedded.
+    pub fn search_with(
+        &self,
+        query: &str,
+        query_vec: &[f32],
+        limit: usize,
+    ) -> Result<Vec<Passage>, KbError> {
+        let lexical = self.inner.index.search(query, CANDIDATES)?;
+        let state = self.read();
+        let mut semantic: Vec<((&str, usize), f32)> = state
+            .articles
+            .iter()
+            .flat_map(|(path, a)| {
+                a.embeddings
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, e)| ((path.as_str(), i), cosine(query_vec, e)))
+            })
+            .collect();
+        semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+        let mut fused: HashMap<(&str, usize), Passage> = HashMap::new();
+        for (rank, (key, similarity)) in semantic.iter().take(CANDIDATES).enumerate() {
+            if let Some(p) = passage(&state, key.0, key.1, *similarity) {
+                let mut p = p;
+                p.semantic_rank = rank + 1;
+                p.fused = 1.0 / (RRF_K + rank as f32 + 1.0);
+                fused.insert(*key, p);
+            }
+        }
+        let similarity_of: HashMap<(&str, usize), f32> = semantic.iter().copied().collect();
+        for (rank, hit) in lexical.iter().enumerate() {
+            let key = (hit.path.as_str(), hit.section);
+            let Some(&similarity) = similarity_of.get(&key) else {
+                continue;
+            };
+            let entry = match fused.entry(key) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let Some(mut p) = passage(&state, key.0, key.1, similarity) else {
+                        continue;
+                    };
+                    p.semantic_rank = semantic
+                        .iter()
+                        .position(|(k, _)| *k == key)
+                        .map_or(usize::MAX, |r| r + 1);
+                    v.insert(p)
+                }
+            };
+            entry.bm25 = Some(hit.score);
+            entry.bm25_rank = Some(rank + 1);
+            entry.fused += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
+        let mut results: Vec<Passage> = fused.into_values().collect();
+        results.sort_by(|a, b| {
+            b.fused
+                .total_cmp(&a.fused)
+                .then(b.similarity.total_cmp(&a.similarity))
+        });
+        results.truncate(limit);
+        Ok(results)
+    }
+
+    /// Keyword-only search (BM25), for comparison in the evaluation.
+    pub fn search_bm25(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, usize, f32)>, KbError> {
+        Ok(self
+            .inner
+            .index
+            .search(query, limit)?
+            .into_iter()
+            .map(|h| (h.path, h.section, h.score))
+            .collect())
+    }
+
+    /// Every indexed article, by path.
+    pub fn articles(&self) -> Vec<ArticleSummary> {
+        self.read()
+            .articles
+            .values()
+            .map(|i| ArticleSummary {
+                path: i.article.path.clone(),
+                title: i.article.title.clone(),
+                sections: i.article.sections.len(),
+            })
+            .collect()
+    }
+
+    /// One article by path.
+    pub fn article(&self, path: &str) -> Option<Article> {
+        self.read().articles.get(path).map(|i| i.article.clone())
+    }
+
+    /// Files that currently fail to load, with what is wrong.
+    pub fn problems(&self) -> Vec<String> {
+        self.read().problems.values().cloned().collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option<Passage> {
+    let a = &state.articles.get(path)?.article;
+    let s = a.sections.get(section)?;
+    Some(Passage {
+        path: a.path.clone(),
+        title: a.title.clone(),
+        heading_path: s.heading_path.clone(),
+        anchor: s.anchor.clone(),
+        link: link(a, s),
+        text: s.text.clone(),
+        similarity,
+        bm25: None,
+        bm25_rank: None,
+        semantic_rank: 0,
+        fused: 0.0,
+    })
+}
+
+/// Link to a section: the article's public URL if it has one, else the server's own article page.
+pub fn link(article: &Article, section: &Section) -> String {
+    let base = match &article.url {
+        Some(url) => url.clone(),
+        None => format!("/kb/{}", article.path),
+    };
+    if section.anchor.is_empty() {
+        base
+    } else {
+        format!("{base}#{}", section.anchor)
+    }
+}
+
+/// The text a section is embedded as: where it sits (title, headings) and what it says.
+fn embedding_text(article: &Article, section: &Section) -> String {
+    let mut text = article.title.clone();
+    for h in &section.heading_path {
+        text.push_str(". ");
+        text.push_str(h);
+    }
+    text.push_str(". ");
+    text.push_str(&section.text);
+    text
+}
+
+/// Markdown files under `dir`, keyed by path relative to it (with `/`), skipping hidden folders.
+fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|source| KbError::Folder {
+            dir: folder.display().to_string(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name == "node_modules" {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(path);
+            } else if name.ends_with(".md") || name.ends_with(".mdx") {
+                if let Ok(rel) = path.strip_prefix(dir) {
+                    let rel = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>();
+                    files.insert(rel.join("/"), path);
+                }
+            }
+        }
+    }
+    Ok(files)
+}

@@ -1,0 +1,26 @@
+//! frontdesk: a self-hosted support chat server. A bot answers customers from a markdown knowledge
+//! base and hands conversations it should not handle to human agents.
+//!
+//! # Layout
+//! - [`settings`]: typed, layered configuration (defaults → `frontdesk.toml` → `FRONTDESK_*`).
+//! - [`kb`]: markdown articles → sections → tantivy (BM25) + embeddings; file watching; lint.
+//! - [`nlu`]: the sentence encoder behind a batching worker; the embedding cache.
+//! - [`bot`]: the dialogue policy: answer with a source, ask which article, or say "I don't know".
+//! - [`conversation`]: sessions, sequence numbers, idempotency, resume, fan-out; the wire protocol.
+//! - [`store`]: persistence (SQLite by default).
+//! - [`http`]: axum routes, the only module that knows axum.
+//! - [`startup`]: wires it all together into an [`App`] that serves.
+//!
+//! `ARCHITECTURE.md` walks through the path of one customer message.
+
+pub mod bot;
+pub mod conversation;
+pub mod http;
+pub mod kb;
+pub mod nlu;
+pub mod settings;
+pub mod startup;
+pub mod store;
+
+pub use settings::Settings;
+pub use startup::App;

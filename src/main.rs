@@ -1,0 +1,146 @@
+//! The `frontdesk` command: parses the command line and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use frontdesk::bot::Bot;
+use frontdesk::kb::{self, Severity};
+use frontdesk::nlu::Encoder;
+use frontdesk::{App, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "frontdesk",
+    version,
+    about = "Support chat server: a bot that answers from your knowledge base, and hands off to people"
+)]
+struct Cli {
+    /// Settings file (TOML); `FRONTDESK_*` environment variables override it.
+    #[arg(
+        long,
+        global = true,
+        env = "FRONTDESK_CONFIG",
+        default_value = "frontdesk.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the chat (the default).
+    Serve,
+    /// Knowledge-base tools for editors.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+    /// Print what the bot would answer to a question, and why.
+    Ask {
+        /// The question, as a customer would write it.
+        question: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Check every article: front matter, empty sections, duplicate titles, broken links.
+    Lint {
+        /// Folder to check (default: kb.dir from the settings).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tantivy=warn,sqlx=warn,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(Some(&cli.config)).context("reading the settings")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = App::build(settings).await?;
+            tracing::info!("frontdesk is serving on http://localhost:{}/", app.port());
+            app.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kb {
+            command: KbCommand::Lint { dir },
+        } => lint(&dir.unwrap_or(settings.kb.dir)),
+        Command::Ask { question } => ask(settings, &question).await,
+    }
+}
+
+fn lint(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let findings = kb::lint(dir)?;
+    for f in &findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        println!("{level}: {}: {}", f.path, f.message);
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    println!(
+        "{} finding(s), {errors} error(s) in {}",
+        findings.len(),
+        dir.display()
+    );
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
+    let nlu = settings.nlu.clone();
+    let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
+    let kb = frontdesk::startup::open_kb(&settings, encoder).await?;
+    let bot = Bot::new(kb, settings.bot.clone());
+    let reply = bot.reply(question).await?;
+    println!("question:   {question}");
+    println!("outcome:    {}", reply.outcome.as_str());
+    println!("confidence: {:.3}", reply.confidence);
+    println!("why:        {}", reply.reason);
+    println!("answer:     {}", reply.text.replace('\n', "\n            "));
+    for s in &reply.sources {
+        println!("source:     {} — {}", s.title, s.url);
+    }
+    println!("candidates:");
+    for p in &reply.candidates {
+        println!(
+            "  {:.3}  bm25 #{:<2} semantic #{:<2}  {} › {}",
+            p.similarity,
+            p.bm25_rank.map_or("-".into(), |r| r.to_string()),
+            p.semantic_rank,
+            p.title,
+            if p.heading_path.is_empty() {
+                "(intro)".into()
+            } else {
+                p.heading_path.join(" › ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,187 @@
+//! Typed, layered settings: built-in defaults, then `frontdesk.toml` (or the file given with
+//! `--config`), then `FRONTDESK_*` environment variables (`FRONTDESK_SERVER__PORT=9000`).
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Settings {
+    /// Where the server listens.
+    pub server: ServerSettings,
+    /// Where conversations are stored.
+    pub store: StoreSettings,
+    /// The knowledge base.
+    pub kb: KbSettings,
+    /// The sentence encoder and classifier heads.
+    pub nlu: NluSettings,
+    /// When the bot answers, asks which article is meant, or says it does not know.
+    pub bot: BotSettings,
+    /// Limits on what customers may send.
+    pub limits: LimitSettings,
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Interface to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Most WebSocket connections served at once; more wait for a free slot.
+    pub max_connections: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Where conversations are stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    /// Database URL. `sqlite://path/to/file.db` (created if missing) is the embedded default.
+    pub url: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/frontdesk.db".into(),
+        }
+    }
+}
+
+/// The knowledge base.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KbSettings {
+    /// Folder of markdown articles (searched recursively for `.md` and `.mdx`).
+    pub dir: PathBuf,
+    /// Pick up edits, new and deleted files while running.
+    pub watch: bool,
+    /// File where section embeddings are cached, keyed by content hash.
+    pub embedding_cache: PathBuf,
+}
+
+impl Default for KbSettings {
+    fn default() -> Self {
+        Self {
+            dir: "knowledge_base".into(),
+            watch: true,
+            embedding_cache: "data/embeddings.cache".into(),
+        }
+    }
+}
+
+/// The sentence encoder and classifier heads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NluSettings {
+    /// Folder of the sentence-transformers model (written by `scripts/setup.sh`).
+    pub model_dir: PathBuf,
+    /// Threads libtorch may use for inference.
+    pub threads: i32,
+    /// Most sentences encoded in one batch.
+    pub max_batch: usize,
+    /// Most encode requests waiting; callers beyond it wait (backpressure).
+    pub queue_capacity: usize,
+}
+
+impl Default for NluSettings {
+    fn default() -> Self {
+        Self {
+            model_dir: "models/all-MiniLM-L6-v2".into(),
+            threads: 2,
+            max_batch: 32,
+            queue_capacity: 256,
+        }
+    }
+}
+
+/// When the bot answers, asks which article is meant, or says it does not know.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BotSettings {
+    /// Least confidence (0–1) of the best passage for the bot to answer with it.
+    pub answer_threshold: f32,
+    /// When the best two articles' confidences are closer than this, the bot asks which one is meant.
+    pub clarify_margin: f32,
+    /// Longest passage quoted in an answer, in characters; the article link has the rest.
+    pub max_passage_chars: usize,
+}
+
+impl Default for BotSettings {
+    fn default() -> Self {
+        Self {
+            answer_threshold: 0.45,
+            clarify_margin: 0.02,
+            max_passage_chars: 600,
+        }
+    }
+}
+
+/// Limits on what customers may send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Largest frame accepted, in bytes; larger ones get an `error` frame.
+    pub max_frame_bytes: usize,
+    /// Longest message text, in characters.
+    pub max_message_chars: usize,
+    /// Sustained messages per second per connection.
+    pub messages_per_second: f64,
+    /// Messages a connection may send in a burst above the sustained rate.
+    pub message_burst: f64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 16 * 1024,
+            max_message_chars: 4_000,
+            messages_per_second: 1.0,
+            message_burst: 5.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file (if it exists), then `FRONTDESK_*` variables.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, figment::Error> {
+        let file = config_file.unwrap_or(Path::new("frontdesk.toml"));
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("FRONTDESK_").split("__"))
+            .extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "[server]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
+            jail.set_env("FRONTDESK_SERVER__PORT", "9100");
+            let settings = Settings::load(Some(Path::new("custom.toml")))?;
+            assert_eq!(settings.server.port, 9100);
+            assert_eq!(settings.server.host, "0.0.0.0");
+            assert_eq!(settings.kb.dir, PathBuf::from("knowledge_base"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,128 @@
+//! Building and running the server: the one place that wires the modules together. Tests use it
+//! exactly as `frontdesk serve` does, on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::bot::Bot;
+use crate::conversation::Conversations;
+use crate::http::{app, AppState};
+use crate::kb::{KnowledgeBase, Watcher};
+use crate::nlu::{EmbeddingCache, Encoder};
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// A built server, listening, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+    _watcher: Option<Watcher>,
+}
+
+impl App {
+    /// Loads the encoder, then builds the server (see [`App::build_with`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let nlu = settings.nlu.clone();
+        let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
+        Self::build_with(settings, encoder).await
+    }
+
+    /// Builds the server with an encoder already loaded: opens the store, indexes the knowledge
+    /// base, starts watching it, and binds the listener.
+    pub async fn build_with(settings: Settings, encoder: Encoder) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.store.url)
+            .await
+            .context("opening the store")?;
+        let kb = open_kb(&settings, encoder).await?;
+        let watcher = if settings.kb.watch {
+            Some(
+                Watcher::start(&kb)
+                    .with_context(|| format!("watching {}", settings.kb.dir.display()))?,
+            )
+        } else {
+            None
+        };
+        let bot = Bot::new(kb.clone(), settings.bot.clone());
+        let state = AppState {
+            conversations: Conversations::new(store.clone(), bot.clone()),
+            bot,
+            kb,
+            store,
+            limits: Arc::new(settings.limits.clone()),
+            connections: Arc::new(Semaphore::new(settings.server.max_connections.max(1))),
+        };
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).await.with_context(|| {
+            format!("cannot listen on {address}; is another server using the port? Set server.port")
+        })?;
+        Ok(Self {
+            listener,
+            router: app(state.clone()),
+            state,
+            _watcher: watcher,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Handles to the server's parts (for commands and tests that look inside).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then stops accepting and lets open requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+/// Opens the knowledge base (blocking work, so off the async threads) and logs what it found.
+pub async fn open_kb(settings: &Settings, encoder: Encoder) -> anyhow::Result<KnowledgeBase> {
+    let dir = settings.kb.dir.clone();
+    let cache_path = settings.kb.embedding_cache.clone();
+    let (kb, report) = tokio::task::spawn_blocking(move || {
+        let cache = EmbeddingCache::open(&cache_path)?;
+        KnowledgeBase::open(&dir, encoder, cache).map_err(anyhow::Error::from)
+    })
+    .await??;
+    tracing::info!(
+        articles = report.indexed.len(),
+        newly_embedded_sections = report.embedded,
+        "knowledge base loaded from {}",
+        settings.kb.dir.display()
+    );
+    for problem in &report.problems {
+        tracing::warn!("knowledge base: {problem} (run `frontdesk kb lint`)");
+    }
+    Ok(kb)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
