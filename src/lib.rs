@@ -24,3 +24,4 @@ pub mod store;
 
 pub use settings::Settings;
 pub use startup::App;
+pub mod eval;

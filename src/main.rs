@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use frontdesk::bot::Bot;
 use frontdesk::kb::{self, Severity};
-use frontdesk::nlu::Encoder;
+use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::{App, Settings};
 
 #[derive(Parser)]
@@ -42,6 +42,15 @@ enum Command {
     Ask {
         /// The question, as a customer would write it.
         question: String,
+    },
+    /// Measure answer quality on the public benchmarks (see docs/EVALUATION.md).
+    Eval {
+        /// Folder holding the benchmark data sets.
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Use only the first N queries of each split (a quick check, as CI runs it).
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
@@ -85,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: KbCommand::Lint { dir },
         } => lint(&dir.unwrap_or(settings.kb.dir)),
         Command::Ask { question } => ask(settings, &question).await,
+        Command::Eval { data, limit } => eval(settings, data, limit).await,
     }
 }
 
@@ -116,7 +126,8 @@ fn lint(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
 async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let nlu = settings.nlu.clone();
     let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
-    let kb = frontdesk::startup::open_kb(&settings, encoder).await?;
+    let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
+    let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
     let bot = Bot::new(kb, settings.bot.clone());
     let reply = bot.reply(question).await?;
     println!("question:   {question}");
@@ -141,6 +152,51 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
                 p.heading_path.join(" › ")
             }
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn eval(settings: Settings, data: PathBuf, limit: Option<usize>) -> anyhow::Result<ExitCode> {
+    let nlu = settings.nlu.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let encoder = Encoder::load(&nlu)?;
+        frontdesk::eval::stackfaq(&data, &encoder, limit)
+    })
+    .await??;
+    let pct = |x: f64| format!("{:5.1}", x * 100.0);
+    println!(
+        "StackFAQ retrieval (article level; keyword weight {} chosen on dev)",
+        report.keyword_weight
+    );
+    println!(
+        "  dev sweep (weight: MRR@10): {}",
+        report
+            .dev_sweep
+            .iter()
+            .map(|(w, m)| format!("{w}: {:.3}", m))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  {:<10} {:<9} {:>6} {:>6} {:>7} {:>8}",
+        "split", "method", "R@1", "R@5", "MRR@10", "queries"
+    );
+    for (split, s) in [("test", &report.test), ("all", &report.all)] {
+        for (name, m) in [
+            ("bm25", s.bm25),
+            ("semantic", s.semantic),
+            ("hybrid", s.hybrid),
+        ] {
+            println!(
+                "  {:<10} {:<9} {:>6} {:>6} {:>7} {:>8}",
+                split,
+                name,
+                pct(m.recall_at_1),
+                pct(m.recall_at_5),
+                pct(m.mrr_at_10),
+                m.queries
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,6 +73,9 @@ pub struct KbSettings {
     pub watch: bool,
     /// File where section embeddings are cached, keyed by content hash.
     pub embedding_cache: PathBuf,
+    /// How much keyword (BM25) matching counts next to semantic similarity when ranking passages;
+    /// 0.2 was best on StackFAQ's development queries (docs/EVALUATION.md).
+    pub keyword_weight: f32,
 }
 
 impl Default for KbSettings {
@@ -81,6 +84,7 @@ impl Default for KbSettings {
             dir: "knowledge_base".into(),
             watch: true,
             embedding_cache: "data/embeddings.cache".into(),
+            keyword_weight: crate::kb::DEFAULT_KEYWORD_WEIGHT,
         }
     }
 }
@@ -125,7 +129,7 @@ pub struct BotSettings {
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.45,
+            answer_threshold: 0.40,
             clarify_margin: 0.02,
             max_passage_chars: 600,
         }
@@ -159,16 +163,18 @@ impl Default for LimitSettings {
 
 impl Settings {
     /// Loads defaults, then the TOML file (if it exists), then `FRONTDESK_*` variables.
-    pub fn load(config_file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(config_file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let file = config_file.unwrap_or(Path::new("frontdesk.toml"));
         Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(file))
             .merge(Env::prefixed("FRONTDESK_").split("__"))
             .extract()
+            .map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -177,7 +183,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("custom.toml", "[server]\nport = 9000\nhost = \"0.0.0.0\"\n")?;
             jail.set_env("FRONTDESK_SERVER__PORT", "9100");
-            let settings = Settings::load(Some(Path::new("custom.toml")))?;
+            let settings = Settings::load(Some(Path::new("custom.toml"))).map_err(|e| *e)?;
             assert_eq!(settings.server.port, 9100);
             assert_eq!(settings.server.host, "0.0.0.0");
             assert_eq!(settings.kb.dir, PathBuf::from("knowledge_base"));

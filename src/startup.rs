@@ -29,16 +29,21 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let nlu = settings.nlu.clone();
         let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
-        Self::build_with(settings, encoder).await
+        let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
+        Self::build_with(settings, encoder, cache).await
     }
 
     /// Builds the server with an encoder already loaded: opens the store, indexes the knowledge
     /// base, starts watching it, and binds the listener.
-    pub async fn build_with(settings: Settings, encoder: Encoder) -> anyhow::Result<Self> {
+    pub async fn build_with(
+        settings: Settings,
+        encoder: Encoder,
+        cache: EmbeddingCache,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.store.url)
             .await
             .context("opening the store")?;
-        let kb = open_kb(&settings, encoder).await?;
+        let kb = open_kb(&settings, encoder, cache).await?;
         let watcher = if settings.kb.watch {
             Some(
                 Watcher::start(&kb)
@@ -90,14 +95,15 @@ impl App {
 }
 
 /// Opens the knowledge base (blocking work, so off the async threads) and logs what it found.
-pub async fn open_kb(settings: &Settings, encoder: Encoder) -> anyhow::Result<KnowledgeBase> {
+pub async fn open_kb(
+    settings: &Settings,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+) -> anyhow::Result<KnowledgeBase> {
     let dir = settings.kb.dir.clone();
-    let cache_path = settings.kb.embedding_cache.clone();
-    let (kb, report) = tokio::task::spawn_blocking(move || {
-        let cache = EmbeddingCache::open(&cache_path)?;
-        KnowledgeBase::open(&dir, encoder, cache).map_err(anyhow::Error::from)
-    })
-    .await??;
+    let (kb, report) =
+        tokio::task::spawn_blocking(move || KnowledgeBase::open(&dir, encoder, cache)).await??;
+    kb.set_keyword_weight(settings.kb.keyword_weight);
     tracing::info!(
         articles = report.indexed.len(),
         newly_embedded_sections = report.embedded,

@@ -213,9 +213,7 @@ fn excerpt(text: &str, max: usize) -> String {
         return text.to_owned();
     }
     let cut: String = text.chars().take(max).collect();
-    let sentence_end = cut
-        .rfind(|c| c == '.' || c == '!' || c == '?')
-        .filter(|&i| i > max / 3);
+    let sentence_end = cut.rfind(['.', '!', '?']).filter(|&i| i > max / 3);
     match sentence_end {
         Some(i) => cut[..=i].to_owned(),
         None => format!("{}…", cut[..cut.rfind(' ').unwrap_or(cut.len())].trim_end()),

@@ -106,6 +106,11 @@ impl Subscription {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// The conversation this socket belongs to.
+    pub fn conversation(&self) -> &str {
+        &self.conversation
+    }
 }
 
 impl Drop for Subscription {
@@ -142,55 +147,73 @@ impl Conversations {
         }
     }
 
-    /// Resumes the conversation of `session` (replaying what came after `last_seq`), or starts a new
-    /// one when there is no token or it is unknown.
-    pub async fn hello(
+    /// Joins a socket to the conversation of `session` (or a new one when there is no token or it
+    /// is unknown) and sends it `welcome` with every frame after `last_seq`. Subscribing, reading
+    /// what was missed and sending `welcome` happen under the conversation's lock, so each frame
+    /// reaches the socket exactly once: in `missed`, or live after `welcome`.
+    pub async fn join(
         &self,
         session: Option<&str>,
         last_seq: Option<i64>,
         visitor: &Visitor,
-    ) -> Result<Session, ConversationError> {
-        if let Some(token) = session.filter(|t| !t.is_empty()) {
-            if let Some(row) = self
+        tx: mpsc::Sender<Outbound>,
+    ) -> Result<Subscription, ConversationError> {
+        let existing = match session.filter(|t| !t.is_empty()) {
+            Some(token) => self
                 .inner
                 .store
                 .conversation_by_session(&hash(token))
                 .await?
-            {
-                let missed = self
-                    .inner
-                    .store
-                    .events_after(&row.id, last_seq.unwrap_or(0).max(0))
-                    .await?;
-                return Ok(Session {
-                    conversation_id: row.id,
-                    token: token.to_owned(),
-                    resumed: true,
-                    state: State::parse(&row.state),
-                    last_seq: row.last_seq,
-                    missed,
-                });
-            }
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        let token = new_token();
-        let visitor = serde_json::to_string(visitor).unwrap_or_else(|_| "{}".into());
-        self.inner
+                .map(|row| (token, row)),
+            None => None,
+        };
+        let Some((token, row)) = existing else {
+            let id = uuid::Uuid::new_v4().to_string();
+            let token = new_token();
+            let visitor = serde_json::to_string(visitor).unwrap_or_else(|_| "{}".into());
+            self.inner
+                .store
+                .create_conversation(&id, &hash(&token), &visitor, now_ms())
+                .await?;
+            let sub = self.subscribe(&id, tx.clone());
+            let session = Session {
+                conversation_id: id,
+                token,
+                resumed: false,
+                state: State::Bot,
+                last_seq: 0,
+                missed: Vec::new(),
+            };
+            let _ = tx.send(session.welcome().to_json().into()).await;
+            return Ok(sub);
+        };
+        let lock = self.lock(&row.id);
+        let _guard = lock.lock().await;
+        let sub = self.subscribe(&row.id, tx.clone());
+        let missed = self
+            .inner
             .store
-            .create_conversation(&id, &hash(&token), &visitor, now_ms())
+            .events_after(&row.id, last_seq.unwrap_or(0).max(0))
             .await?;
-        Ok(Session {
-            conversation_id: id,
-            token,
-            resumed: false,
-            state: State::Bot,
-            last_seq: 0,
-            missed: Vec::new(),
-        })
+        let current = self
+            .inner
+            .store
+            .conversation_by_session(&hash(token))
+            .await?
+            .unwrap_or(row);
+        let session = Session {
+            conversation_id: current.id,
+            token: token.to_owned(),
+            resumed: true,
+            state: State::parse(&current.state),
+            last_seq: current.last_seq,
+            missed,
+        };
+        let _ = tx.send(session.welcome().to_json().into()).await;
+        Ok(sub)
     }
 
-    /// Subscribes a socket to a conversation's frames.
-    pub fn subscribe(&self, conversation: &str, tx: mpsc::Sender<Outbound>) -> Subscription {
+    fn subscribe(&self, conversation: &str, tx: mpsc::Sender<Outbound>) -> Subscription {
         let id = self.inner.next_socket.fetch_add(1, Ordering::Relaxed);
         self.inner
             .sockets

