@@ -120,8 +120,10 @@ impl Default for NluSettings {
 pub struct BotSettings {
     /// Least confidence (0–1) of the best passage for the bot to answer with it.
     pub answer_threshold: f32,
-    /// When the best two articles' confidences are closer than this, the bot asks which one is meant.
+    /// When the best two articles' scores are closer than this, the bot asks which one is meant...
     pub clarify_margin: f32,
+    /// ...unless the best passage's confidence is at least this: a strong match is answered directly.
+    pub clarify_below: f32,
     /// Longest passage quoted in an answer, in characters; the article link has the rest.
     pub max_passage_chars: usize,
 }
@@ -131,6 +133,7 @@ impl Default for BotSettings {
         Self {
             answer_threshold: 0.40,
             clarify_margin: 0.02,
+            clarify_below: 0.55,
             max_passage_chars: 600,
         }
     }

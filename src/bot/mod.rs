@@ -94,79 +94,87 @@ impl Bot {
     /// Decides how to answer `question`.
     pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
         let candidates = self.kb.search(question, 5).await?;
-        Ok(self.decide(candidates))
+        Ok(decide(&self.settings, candidates))
     }
+}
 
-    fn decide(&self, candidates: Vec<Passage>) -> Reply {
-        let threshold = self.settings.answer_threshold;
-        let Some(best) = candidates.first() else {
-            return dont_know(0.0, "the knowledge base is empty".into(), candidates);
-        };
-        let confidence = best.similarity;
-        if confidence < threshold {
-            let reason = format!(
+/// The policy itself: what to do given the passages found, best first.
+fn decide(settings: &BotSettings, candidates: Vec<Passage>) -> Reply {
+    let threshold = settings.answer_threshold;
+    let Some(best) = candidates.first() else {
+        return dont_know(0.0, "the knowledge base is empty".into(), candidates);
+    };
+    let confidence = best.similarity;
+    if confidence < threshold {
+        let reason = format!(
                 "the best passage (\"{}\" in {}) has confidence {confidence:.2}, below the answer threshold {threshold:.2}",
                 heading(best),
                 best.title
             );
-            return dont_know(confidence, reason, candidates);
-        }
-        // A close runner-up from another article means the question is ambiguous.
-        let rival = candidates.iter().skip(1).find(|p| {
-            p.path != best.path
-                && p.similarity >= threshold
-                && confidence - p.similarity < self.settings.clarify_margin
-        });
-        if let Some(rival) = rival {
-            let reason = format!(
-                "\"{}\" ({confidence:.2}) and \"{}\" ({:.2}) are within the clarify margin {:.2}",
-                best.title, rival.title, rival.similarity, self.settings.clarify_margin
-            );
-            let options = [best, rival];
-            return Reply {
-                outcome: Outcome::Clarify,
-                text: format!(
-                    "I can help with that. Which of these do you mean: \"{}\" or \"{}\"?",
-                    best.title, rival.title
-                ),
-                sources: options.iter().map(|p| source(p)).collect(),
-                quick_replies: options
-                    .iter()
-                    .map(|p| QuickReply {
-                        label: p.title.clone(),
-                        action: "send".into(),
-                        text: Some(p.title.clone()),
-                    })
-                    .chain([talk_to_person()])
-                    .collect(),
-                confidence,
-                reason,
-                candidates,
-            };
-        }
+        return dont_know(confidence, reason, candidates);
+    }
+    // A close runner-up from another article means the question is ambiguous.
+    // A close runner-up from another article makes a middling match ambiguous; a strong match is
+    // answered directly even when related articles come close.
+    let rival = candidates.iter().skip(1).find(|p| {
+        confidence < settings.clarify_below
+            && p.path != best.path
+            && p.similarity >= threshold
+            && best.fused - p.fused < settings.clarify_margin
+    });
+    if let Some(rival) = rival {
         let reason = format!(
+                "\"{}\" ({confidence:.2}) and \"{}\" ({:.2}) score within the clarify margin {:.2}, and the best is below {:.2}",
+                best.title,
+                rival.title,
+                rival.similarity,
+                settings.clarify_margin,
+                settings.clarify_below
+            );
+        let options = [best, rival];
+        return Reply {
+            outcome: Outcome::Clarify,
+            text: format!(
+                "I can help with that. Which of these do you mean: \"{}\" or \"{}\"?",
+                best.title, rival.title
+            ),
+            sources: options.iter().map(|p| source(p)).collect(),
+            quick_replies: options
+                .iter()
+                .map(|p| QuickReply {
+                    label: p.title.clone(),
+                    action: "send".into(),
+                    text: Some(p.title.clone()),
+                })
+                .chain([talk_to_person()])
+                .collect(),
+            confidence,
+            reason,
+            candidates,
+        };
+    }
+    let reason = format!(
             "\"{}\" in \"{}\" has confidence {confidence:.2} (threshold {threshold:.2}); keyword rank {}, semantic rank {}",
             heading(best),
             best.title,
             best.bm25_rank.map_or("-".into(), |r| r.to_string()),
             best.semantic_rank
         );
-        Reply {
-            outcome: Outcome::Answered,
-            text: excerpt(&best.text, self.settings.max_passage_chars),
-            sources: vec![source(best)],
-            quick_replies: vec![
-                QuickReply {
-                    label: "That helped".into(),
-                    action: "helpful".into(),
-                    text: None,
-                },
-                talk_to_person(),
-            ],
-            confidence,
-            reason,
-            candidates,
-        }
+    Reply {
+        outcome: Outcome::Answered,
+        text: excerpt(&best.text, settings.max_passage_chars),
+        sources: vec![source(best)],
+        quick_replies: vec![
+            QuickReply {
+                label: "That helped".into(),
+                action: "helpful".into(),
+                text: None,
+            },
+            talk_to_person(),
+        ],
+        confidence,
+        reason,
+        candidates,
     }
 }
 
@@ -222,7 +230,73 @@ fn excerpt(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::excerpt;
+    use super::*;
+
+    fn passage(path: &str, similarity: f32, fused: f32) -> Passage {
+        Passage {
+            path: path.into(),
+            title: path.trim_end_matches(".md").into(),
+            heading_path: vec!["Steps".into()],
+            anchor: "steps".into(),
+            link: format!("/kb/{path}#steps"),
+            text: format!("How {path} works."),
+            similarity,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 1,
+            fused,
+        }
+    }
+
+    #[test]
+    fn a_confident_match_is_answered_with_its_source_and_quick_replies() {
+        let reply = decide(
+            &BotSettings::default(),
+            vec![
+                passage("refunds.md", 0.7, 0.8),
+                passage("returns.md", 0.69, 0.79),
+            ],
+        );
+        assert_eq!(reply.outcome, Outcome::Answered);
+        assert_eq!(reply.text, "How refunds.md works.");
+        assert_eq!(reply.sources[0].url, "/kb/refunds.md#steps");
+        let actions: Vec<_> = reply
+            .quick_replies
+            .iter()
+            .map(|q| q.action.as_str())
+            .collect();
+        assert_eq!(actions, ["helpful", "request_human"]);
+    }
+
+    #[test]
+    fn a_middling_match_with_an_equal_rival_article_asks_which_one() {
+        let reply = decide(
+            &BotSettings::default(),
+            vec![
+                passage("refunds.md", 0.48, 0.60),
+                passage("refunds.md", 0.47, 0.595),
+                passage("returns.md", 0.47, 0.59),
+            ],
+        );
+        assert_eq!(reply.outcome, Outcome::Clarify);
+        assert_eq!(reply.sources.len(), 2);
+        assert_eq!(reply.quick_replies[1].text.as_deref(), Some("returns"));
+    }
+
+    #[test]
+    fn a_weak_match_gets_an_honest_dont_know_and_the_offer_of_a_person() {
+        let reply = decide(
+            &BotSettings::default(),
+            vec![passage("refunds.md", 0.2, 0.4)],
+        );
+        assert_eq!(reply.outcome, Outcome::DontKnow);
+        assert!(reply.sources.is_empty());
+        assert_eq!(reply.quick_replies[0].action, "request_human");
+        assert_eq!(
+            decide(&BotSettings::default(), Vec::new()).outcome,
+            Outcome::DontKnow
+        );
+    }
 
     #[test]
     fn excerpts_end_at_a_sentence() {
