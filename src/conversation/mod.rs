@@ -296,6 +296,7 @@ impl Conversations {
                 from: From::Bot,
                 on: true,
             },
+            None,
         )
         .await;
         let reply = self.inner.bot.reply(text).await;
@@ -308,6 +309,7 @@ impl Conversations {
                         from: From::Bot,
                         on: false,
                     },
+                    None,
                 )
                 .await;
                 return Err(e.into());
@@ -439,12 +441,8 @@ impl Conversations {
             from: From::Customer,
             on,
         };
-        self.send_to(
-            conversation,
-            serde_json::to_value(&frame).unwrap_or_default(),
-            Some(from_socket),
-        )
-        .await;
+        self.publish_ephemeral(conversation, &frame, Some(from_socket))
+            .await;
     }
 
     async fn state(&self, conversation: &str) -> Result<State, ConversationError> {
@@ -464,21 +462,24 @@ impl Conversations {
             .clone()
     }
 
+    /// Sends a stored frame to the conversation's sockets (all but `except`).
     async fn publish(&self, conversation: &str, frame: &serde_json::Value, except: Option<u64>) {
-        self.send_to(conversation, frame.clone(), except).await;
+        self.send_to(conversation, frame.to_string().into(), except)
+            .await;
     }
 
-    async fn publish_ephemeral(&self, conversation: &str, frame: &ServerFrame) {
-        self.send_to(
-            conversation,
-            serde_json::to_value(frame).unwrap_or_default(),
-            None,
-        )
-        .await;
+    /// Sends a frame that is not stored (typing indicators).
+    async fn publish_ephemeral(
+        &self,
+        conversation: &str,
+        frame: &ServerFrame,
+        except: Option<u64>,
+    ) {
+        self.send_to(conversation, frame.to_json().into(), except)
+            .await;
     }
 
-    async fn send_to(&self, conversation: &str, frame: serde_json::Value, except: Option<u64>) {
-        let text: Outbound = frame.to_string().into();
+    async fn send_to(&self, conversation: &str, text: Outbound, except: Option<u64>) {
         // Clone the senders out: never hold a map guard across an await.
         let targets: Vec<mpsc::Sender<Outbound>> = match self.inner.sockets.get(conversation) {
             Some(subs) => subs

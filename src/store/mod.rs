@@ -138,6 +138,18 @@ impl Store {
         }))
     }
 
+    /// Who owns a conversation, if it exists.
+    pub async fn conversation_state(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT state FROM conversations WHERE id = $1")
+            .bind(conversation)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("state")))
+    }
+
     /// The sequence number already given to a customer message with this client id, if any.
     pub async fn seq_of_client_id(
         &self,
@@ -320,19 +332,5 @@ impl Store {
                 at: r.get("created_at"),
             })
             .collect())
-    }
-}
-
-impl Store {
-    /// Who owns a conversation, if it exists.
-    pub async fn conversation_state(
-        &self,
-        conversation: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT state FROM conversations WHERE id = $1")
-            .bind(conversation)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get("state")))
     }
 }
