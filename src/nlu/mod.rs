@@ -35,3 +35,33 @@ pub enum NluError {
         source: std::io::Error,
     },
 }
+
+/// What frontdesk understood of one customer message: the input of the escalation policy, stored
+/// with the message and shown to agents.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Understanding {
+    /// The most likely intent; `None` when the message fits none of them (out of scope).
+    pub intent: Option<IntentMatch>,
+    /// The message fits none of the intents.
+    pub out_of_scope: bool,
+    /// Probability that the customer is upset (0 to 1).
+    pub upset: f32,
+    /// Surface cues that raised the upset score ("all caps", "repeated punctuation", ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upset_cues: Vec<String>,
+}
+
+/// An intent and how sure the classifier is, with the intent's policy fields from the intents file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IntentMatch {
+    /// The intent's name, e.g. `refund`.
+    pub name: String,
+    /// Calibrated probability of this intent (0 to 1).
+    pub confidence: f32,
+    /// Team that handles it, e.g. `billing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Conversations with this intent always go to a person.
+    #[serde(default)]
+    pub always_human: bool,
+}
