@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use frontdesk::bot::Bot;
 use frontdesk::kb::{self, Severity};
-use frontdesk::nlu::{EmbeddingCache, Encoder};
+use frontdesk::nlu::intents::{IntentModel, IntentSet};
+use frontdesk::nlu::upset::UpsetModel;
+use frontdesk::nlu::{progress_bar, EmbeddingCache, Encoder};
 use frontdesk::{App, Settings};
 
 #[derive(Parser)]
@@ -43,15 +45,41 @@ enum Command {
         /// The question, as a customer would write it.
         question: String,
     },
+    /// Train the intent classifier on models/intents.yaml (and, with --upset, the upset detector
+    /// on GoEmotions).
+    Train {
+        /// Also retrain the upset detector from the GoEmotions data in --data.
+        #[arg(long)]
+        upset: bool,
+        /// Folder holding the benchmark data sets (for --upset).
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+    },
     /// Measure answer quality on the public benchmarks (see docs/EVALUATION.md).
     Eval {
         /// Folder holding the benchmark data sets.
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
-        /// Use only the first N queries of each split (a quick check, as CI runs it).
+        /// Use only N rows of each test split, spread over it (and a few times N training rows):
+        /// a quick check, as CI runs it.
         #[arg(long)]
         limit: Option<usize>,
+        /// Benchmarks to run (default: all).
+        #[arg(long, value_delimiter = ',', value_enum)]
+        only: Vec<Benchmark>,
+        /// Embedding cache for the benchmark texts, so a second run encodes nothing.
+        #[arg(long, default_value = "data/eval-embeddings.cache")]
+        cache: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Benchmark {
+    Banking77,
+    Clinc150,
+    Goemotions,
+    Stackfaq,
+    Intents,
 }
 
 #[derive(Subcommand)]
@@ -93,8 +121,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb {
             command: KbCommand::Lint { dir },
         } => lint(&dir.unwrap_or(settings.kb.dir)),
+        Command::Train { upset, data } => train(settings, upset, data).await,
         Command::Ask { question } => ask(settings, &question).await,
-        Command::Eval { data, limit } => eval(settings, data, limit).await,
+        Command::Eval {
+            data,
+            limit,
+            only,
+            cache,
+        } => eval(settings, data, limit, only, cache).await,
     }
 }
 
@@ -127,10 +161,48 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let nlu = settings.nlu.clone();
     let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
     let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
+    let nlu = frontdesk::startup::open_nlu(&settings, encoder.clone(), cache.clone()).await?;
     let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
-    let bot = Bot::new(kb, settings.bot.clone());
+    let bot = Bot::new(kb, nlu.clone(), settings.bot.clone());
     let reply = bot.reply(question).await?;
+    let u = &reply.understanding;
     println!("question:   {question}");
+    match &u.intent {
+        Some(i) => println!(
+            "intent:     {} ({:.2}){}{}",
+            i.name,
+            i.confidence,
+            i.team
+                .as_ref()
+                .map_or(String::new(), |t| format!(", team {t}")),
+            if i.always_human {
+                ", always handled by a person"
+            } else {
+                ""
+            }
+        ),
+        None => println!(
+            "intent:     out of scope (best guess {} at {:.2}, below {:.2})",
+            reply.intent_guess.0,
+            reply.intent_guess.1,
+            nlu.intent_model().threshold
+        ),
+    }
+    println!(
+        "upset:      {:.2} ({}, threshold {:.2}){}",
+        u.upset,
+        if u.upset >= nlu.upset_threshold() {
+            "upset"
+        } else {
+            "calm"
+        },
+        nlu.upset_threshold(),
+        if u.upset_cues.is_empty() {
+            String::new()
+        } else {
+            format!("; cues: {}", u.upset_cues.join(", "))
+        }
+    );
     println!("outcome:    {}", reply.outcome.as_str());
     println!("confidence: {:.3}", reply.confidence);
     println!("why:        {}", reply.reason);
@@ -156,46 +228,202 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn eval(settings: Settings, data: PathBuf, limit: Option<usize>) -> anyhow::Result<ExitCode> {
+async fn train(settings: Settings, upset: bool, data: PathBuf) -> anyhow::Result<ExitCode> {
     let nlu = settings.nlu.clone();
-    let report = tokio::task::spawn_blocking(move || {
+    let cache_path = settings.kb.embedding_cache.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let encoder = Encoder::load(&nlu)?;
-        frontdesk::eval::stackfaq(&data, &encoder, limit)
+        let cache = EmbeddingCache::open(&cache_path)?;
+        let set = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?;
+        let model = IntentModel::train(&set, &encoder, &cache, progress_bar("training intents"))?;
+        model.save(&nlu.intent_model)?;
+        let cv = &model.manifest.cross_validation;
+        println!(
+            "intents: {} intents, {} examples; {}-fold cross-validation: accuracy {:.1}%, out-of-scope recall {:.1}% (threshold {:.2})",
+            set.intents.len(),
+            model.manifest.examples.iter().map(|(_, n)| n).sum::<usize>(),
+            cv.folds,
+            cv.accuracy * 100.0,
+            cv.out_of_scope_recall * 100.0,
+            model.threshold
+        );
+        println!("saved {}", nlu.intent_model.display());
+        if upset {
+            let eval_cache = EmbeddingCache::open(std::path::Path::new("data/eval-embeddings.cache"))?;
+            let (report, mut model) = frontdesk::eval::goemotions(&data, &encoder, &eval_cache, None)?;
+            model.manifest = serde_json::json!({
+                "data": "GoEmotions (data/original, train split); upset = anger, annoyance, disappointment, disapproval, disgust",
+                "options": UpsetModel::options(),
+                "chosen_on_dev": report.dev_sweep,
+                "test": { "precision": report.precision, "recall": report.recall, "f1": report.f1 },
+                "encoder": "all-MiniLM-L6-v2",
+            });
+            model.save(&nlu.upset_model)?;
+            println!(
+                "upset: test precision {:.1}% recall {:.1}% F1 {:.1}% (threshold {:.2}, cues {}); saved {}",
+                report.precision * 100.0,
+                report.recall * 100.0,
+                report.f1 * 100.0,
+                report.threshold,
+                report.cues,
+                nlu.upset_model.display()
+            );
+        }
+        Ok(())
     })
     .await??;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn eval(
+    settings: Settings,
+    data: PathBuf,
+    limit: Option<usize>,
+    only: Vec<Benchmark>,
+    cache: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let run = |b| only.is_empty() || only.contains(&b);
+    let nlu = settings.nlu.clone();
+    let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
+    let cache = EmbeddingCache::open(&cache)?;
     let pct = |x: f64| format!("{:5.1}", x * 100.0);
     println!(
-        "StackFAQ retrieval (article level; keyword weight {} chosen on dev)",
-        report.keyword_weight
+        "frontdesk eval — data {}{}",
+        data.display(),
+        limit.map_or(String::new(), |n| format!(", quick run: {n} rows per test split"))
     );
-    println!(
-        "  dev sweep (weight: MRR@10): {}",
-        report
-            .dev_sweep
-            .iter()
-            .map(|(w, m)| format!("{w}: {:.3}", m))
+    let sweep = |s: &[(String, f64)]| {
+        s.iter()
+            .map(|(n, a)| format!("{n}: {}", pct(*a).trim()))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    println!(
-        "  {:<10} {:<9} {:>6} {:>6} {:>7} {:>8}",
-        "split", "method", "R@1", "R@5", "MRR@10", "queries"
-    );
-    for (split, s) in [("test", &report.test), ("all", &report.all)] {
-        for (name, m) in [
-            ("bm25", s.bm25),
-            ("semantic", s.semantic),
-            ("hybrid", s.hybrid),
-        ] {
-            println!(
-                "  {:<10} {:<9} {:>6} {:>6} {:>7} {:>8}",
-                split,
-                name,
-                pct(m.recall_at_1),
-                pct(m.recall_at_5),
-                pct(m.mrr_at_10),
-                m.queries
-            );
+    };
+    if run(Benchmark::Banking77) {
+        let (d, e, c) = (data.clone(), encoder.clone(), cache.clone());
+        let r = tokio::task::spawn_blocking(move || frontdesk::eval::banking77(&d, &e, &c, limit))
+            .await??;
+        println!("\nBANKING77 intents ({} train, {} test)", r.train, r.test);
+        println!("  dev sweep (accuracy): {}", sweep(&r.dev_sweep));
+        println!("  chosen: {}", r.config);
+        println!("  test accuracy: {}", pct(r.accuracy));
+    }
+    if run(Benchmark::Clinc150) {
+        let (d, e, c) = (data.clone(), encoder.clone(), cache.clone());
+        let r = tokio::task::spawn_blocking(move || frontdesk::eval::clinc150(&d, &e, &c, limit))
+            .await??;
+        println!(
+            "\nCLINC150 intents and out-of-scope ({} + {} test queries)",
+            r.test.0, r.test.1
+        );
+        println!("  val sweep (in-scope accuracy): {}", sweep(&r.dev_sweep));
+        println!(
+            "  chosen: {}; out of scope below probability {:.2} (val: in-scope {} / OOS recall {})",
+            r.config,
+            r.threshold,
+            pct(r.dev_point.0),
+            pct(r.dev_point.1)
+        );
+        println!(
+            "  test in-scope accuracy: {}  (without rejection: {})",
+            pct(r.in_scope_accuracy),
+            pct(r.in_scope_accuracy_no_threshold)
+        );
+        println!("  test out-of-scope recall: {}", pct(r.oos_recall));
+    }
+    if run(Benchmark::Goemotions) {
+        let (d, e, c) = (data.clone(), encoder.clone(), cache.clone());
+        let (r, _) =
+            tokio::task::spawn_blocking(move || frontdesk::eval::goemotions(&d, &e, &c, limit))
+                .await??;
+        println!(
+            "\nGoEmotions upset ({} test comments, {} upset)",
+            r.test.0, r.test.1
+        );
+        println!("  dev sweep (F1): {}", sweep(&r.dev_sweep));
+        println!(
+            "  chosen: {}; threshold {:.2} (dev)",
+            if r.cues { "embedding + cues" } else { "embedding" },
+            r.threshold
+        );
+        println!(
+            "  test precision {}  recall {}  F1 {}",
+            pct(r.precision),
+            pct(r.recall),
+            pct(r.f1)
+        );
+    }
+    if run(Benchmark::Intents) {
+        let (d, e, c, n) = (data.clone(), encoder.clone(), cache.clone(), settings.nlu.clone());
+        let heldout = n.intents.with_file_name("intents_heldout.yaml");
+        let r = tokio::task::spawn_blocking(move || {
+            frontdesk::eval::demo_intents(&d, &n, &heldout, &e, &c, limit)
+        })
+        .await??;
+        println!(
+            "\nDemo intents (models/intents.yaml; {} held-out phrasings never trained on)",
+            r.heldout
+        );
+        println!(
+            "  held-out accuracy: {}  (without out-of-scope rejection: {})",
+            pct(r.accuracy),
+            pct(r.accuracy_no_threshold)
+        );
+        println!(
+            "  CLINC150 oos_test queries rejected as out of scope: {} of {}",
+            pct(r.oos_recall),
+            r.oos_queries
+        );
+        println!(
+            "  training cross-validation: accuracy {}, out-of-scope recall {}",
+            pct(r.cross_validation.0),
+            pct(r.cross_validation.1)
+        );
+        println!(
+            "  per intent (right/phrasings): {}",
+            r.per_intent
+                .iter()
+                .map(|(n, t, ok)| format!("{n} {ok}/{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if run(Benchmark::Stackfaq) {
+        let (d, e) = (data.clone(), encoder.clone());
+        let report =
+            tokio::task::spawn_blocking(move || frontdesk::eval::stackfaq(&d, &e, limit)).await??;
+        println!(
+            "\nStackFAQ retrieval (article level; keyword weight {} chosen on dev)",
+            report.keyword_weight
+        );
+        println!(
+            "  dev sweep (weight: MRR@10): {}",
+            report
+                .dev_sweep
+                .iter()
+                .map(|(w, m)| format!("{w}: {:.3}", m))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  {:<10} {:<9} {:>6} {:>6} {:>7} {:>8}",
+            "split", "method", "R@1", "R@5", "MRR@10", "queries"
+        );
+        for (split, s) in [("test", &report.test), ("all", &report.all)] {
+            for (name, m) in [
+                ("bm25", s.bm25),
+                ("semantic", s.semantic),
+                ("hybrid", s.hybrid),
+            ] {
+                println!(
+                    "  {:<10} {:<9} {:>6} {:>6} {:>7} {:>8}",
+                    split,
+                    name,
+                    pct(m.recall_at_1),
+                    pct(m.recall_at_5),
+                    pct(m.mrr_at_10),
+                    m.queries
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

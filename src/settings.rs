@@ -101,6 +101,17 @@ pub struct NluSettings {
     pub max_batch: usize,
     /// Most encode requests waiting; callers beyond it wait (backpressure).
     pub queue_capacity: usize,
+    /// The intents and their example phrasings (edited by people).
+    pub intents: PathBuf,
+    /// Example messages that fit none of the intents.
+    pub out_of_scope_examples: PathBuf,
+    /// The trained intent classifier (written by `frontdesk train`).
+    pub intent_model: PathBuf,
+    /// The trained upset detector (committed; `frontdesk train --upset` rebuilds it).
+    pub upset_model: PathBuf,
+    /// Retrain at start-up when the intent examples changed since the model was trained (else
+    /// refuse to start).
+    pub retrain_stale: bool,
 }
 
 impl Default for NluSettings {
@@ -110,6 +121,11 @@ impl Default for NluSettings {
             threads: 2,
             max_batch: 32,
             queue_capacity: 256,
+            intents: "models/intents.yaml".into(),
+            out_of_scope_examples: "models/out_of_scope.yaml".into(),
+            intent_model: "models/intents.model.json".into(),
+            upset_model: "models/upset.json".into(),
+            retrain_stale: true,
         }
     }
 }
@@ -126,6 +142,8 @@ pub struct BotSettings {
     pub clarify_below: f32,
     /// Longest passage quoted in an answer, in characters; the article link has the rest.
     pub max_passage_chars: usize,
+    /// What the bot says to an intent that needs no article (greeting, thanks), by intent name.
+    pub small_talk: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for BotSettings {
@@ -135,6 +153,13 @@ impl Default for BotSettings {
             clarify_margin: 0.02,
             clarify_below: 0.55,
             max_passage_chars: 600,
+            small_talk: [
+                ("greeting", "Hi! What can I help you with? Ask me anything, or ask for a person at any time."),
+                ("thanks_goodbye", "You're welcome! If anything else comes up, just write here."),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::bot::Bot;
 use crate::conversation::Conversations;
 use crate::http::{app, AppState};
 use crate::kb::{KnowledgeBase, Watcher};
-use crate::nlu::{EmbeddingCache, Encoder};
+use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -43,6 +43,7 @@ impl App {
         let store = Store::connect(&settings.store.url)
             .await
             .context("opening the store")?;
+        let nlu = open_nlu(&settings, encoder.clone(), cache.clone()).await?;
         let kb = open_kb(&settings, encoder, cache).await?;
         let watcher = if settings.kb.watch {
             Some(
@@ -52,7 +53,7 @@ impl App {
         } else {
             None
         };
-        let bot = Bot::new(kb.clone(), settings.bot.clone());
+        let bot = Bot::new(kb.clone(), nlu, settings.bot.clone());
         let state = AppState {
             conversations: Conversations::new(store.clone(), bot.clone()),
             bot,
@@ -114,6 +115,24 @@ pub async fn open_kb(
         tracing::warn!("knowledge base: {problem} (run `frontdesk kb lint`)");
     }
     Ok(kb)
+}
+
+/// Loads the intent and upset models (retraining a stale intent model first; blocking work).
+pub async fn open_nlu(
+    settings: &Settings,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+) -> anyhow::Result<Nlu> {
+    let nlu_settings = settings.nlu.clone();
+    let nlu =
+        tokio::task::spawn_blocking(move || Nlu::open(&nlu_settings, encoder, &cache)).await??;
+    let cv = &nlu.intent_model().manifest.cross_validation;
+    tracing::info!(
+        intents = nlu.intent_model().intent_names().count(),
+        cross_validated_accuracy = cv.accuracy,
+        "language models loaded"
+    );
+    Ok(nlu)
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kb::{KbError, KnowledgeBase, Passage};
+use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
 
 /// What the bot decided to do with a question.
@@ -16,6 +17,8 @@ pub enum Outcome {
     Clarify,
     /// Said it does not know and offered a person.
     DontKnow,
+    /// Answered a greeting or a thank-you in kind.
+    SmallTalk,
 }
 
 impl Outcome {
@@ -25,6 +28,7 @@ impl Outcome {
             Outcome::Answered => "answered",
             Outcome::Clarify => "clarify",
             Outcome::DontKnow => "dont_know",
+            Outcome::SmallTalk => "small_talk",
         }
     }
 }
@@ -71,19 +75,24 @@ pub struct Reply {
     pub reason: String,
     /// The passages considered, best first.
     pub candidates: Vec<Passage>,
+    /// What was understood of the question (intent, out of scope, upset).
+    pub understanding: Understanding,
+    /// The intent classifier's best guess and its probability, even when out of scope.
+    pub intent_guess: (String, f32),
 }
 
 /// The bot. Cheap to clone.
 #[derive(Clone)]
 pub struct Bot {
     kb: KnowledgeBase,
+    nlu: Nlu,
     settings: BotSettings,
 }
 
 impl Bot {
-    /// A bot answering from `kb`.
-    pub fn new(kb: KnowledgeBase, settings: BotSettings) -> Self {
-        Self { kb, settings }
+    /// A bot that understands with `nlu` and answers from `kb`.
+    pub fn new(kb: KnowledgeBase, nlu: Nlu, settings: BotSettings) -> Self {
+        Self { kb, nlu, settings }
     }
 
     /// The knowledge base it answers from.
@@ -91,16 +100,65 @@ impl Bot {
         &self.kb
     }
 
-    /// Decides how to answer `question`.
+    /// The language-understanding models.
+    pub fn nlu(&self) -> &Nlu {
+        &self.nlu
+    }
+
+    /// Understands a customer message: intent, out of scope, upset (one encoder call).
+    pub async fn understand(&self, text: &str) -> Result<Analysis, KbError> {
+        Ok(self.nlu.analyse(text).await?)
+    }
+
+    /// Decides how to answer a question already understood (no second encoder call).
+    pub fn answer(&self, question: &str, analysis: &Analysis) -> Result<Reply, KbError> {
+        let candidates =
+            self.kb
+                .search_with(question, &analysis.embedding, 5, self.kb.keyword_weight())?;
+        let mut reply = decide(&self.settings, candidates, &analysis.understanding);
+        reply.understanding = analysis.understanding.clone();
+        reply.intent_guess = analysis.best_intent.clone();
+        Ok(reply)
+    }
+
+    /// Understands `question` and decides how to answer it.
     pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
-        let candidates = self.kb.search(question, 5).await?;
-        Ok(decide(&self.settings, candidates))
+        let analysis = self.understand(question).await?;
+        self.answer(question, &analysis)
     }
 }
 
-/// The policy itself: what to do given the passages found, best first.
-fn decide(settings: &BotSettings, candidates: Vec<Passage>) -> Reply {
+/// The policy itself: what to do given the passages found, best first, and what was understood
+/// of the question.
+fn decide(settings: &BotSettings, candidates: Vec<Passage>, understood: &Understanding) -> Reply {
     let threshold = settings.answer_threshold;
+    let confident = candidates
+        .first()
+        .is_some_and(|best| best.similarity >= threshold);
+    // A greeting or a thank-you is answered in kind, unless it also asks something the knowledge
+    // base answers well.
+    if !confident {
+        let small_talk = understood
+            .intent
+            .as_ref()
+            .and_then(|i| settings.small_talk.get(&i.name).map(|text| (i, text)));
+        if let Some((intent, text)) = small_talk {
+            return Reply {
+                outcome: Outcome::SmallTalk,
+                text: text.clone(),
+                sources: Vec::new(),
+                quick_replies: Vec::new(),
+                confidence: intent.confidence,
+                reason: format!(
+                    "the message is \"{}\" (probability {:.2}) and no passage reaches the answer threshold {threshold:.2}",
+                    intent.name, intent.confidence
+                ),
+                candidates,
+                understanding: Understanding::default(),
+                intent_guess: Default::default(),
+            };
+        }
+    }
     let Some(best) = candidates.first() else {
         return dont_know(0.0, "the knowledge base is empty".into(), candidates);
     };
@@ -151,6 +209,8 @@ fn decide(settings: &BotSettings, candidates: Vec<Passage>) -> Reply {
             confidence,
             reason,
             candidates,
+            understanding: Understanding::default(),
+            intent_guess: Default::default(),
         };
     }
     let reason = format!(
@@ -175,6 +235,8 @@ fn decide(settings: &BotSettings, candidates: Vec<Passage>) -> Reply {
         confidence,
         reason,
         candidates,
+        understanding: Understanding::default(),
+        intent_guess: Default::default(),
     }
 }
 
@@ -188,6 +250,8 @@ fn dont_know(confidence: f32, reason: String, candidates: Vec<Passage>) -> Reply
         confidence,
         reason,
         candidates,
+        understanding: Understanding::default(),
+        intent_guess: Default::default(),
     }
 }
 
@@ -256,6 +320,7 @@ mod tests {
                 passage("refunds.md", 0.7, 0.8),
                 passage("returns.md", 0.69, 0.79),
             ],
+            &Understanding::default(),
         );
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "How refunds.md works.");
@@ -277,6 +342,7 @@ mod tests {
                 passage("refunds.md", 0.47, 0.595),
                 passage("returns.md", 0.47, 0.59),
             ],
+            &Understanding::default(),
         );
         assert_eq!(reply.outcome, Outcome::Clarify);
         assert_eq!(reply.sources.len(), 2);
@@ -288,14 +354,34 @@ mod tests {
         let reply = decide(
             &BotSettings::default(),
             vec![passage("refunds.md", 0.2, 0.4)],
+            &Understanding::default(),
         );
         assert_eq!(reply.outcome, Outcome::DontKnow);
         assert!(reply.sources.is_empty());
         assert_eq!(reply.quick_replies[0].action, "request_human");
         assert_eq!(
-            decide(&BotSettings::default(), Vec::new()).outcome,
+            decide(&BotSettings::default(), Vec::new(), &Understanding::default()).outcome,
             Outcome::DontKnow
         );
+    }
+
+    #[test]
+    fn greetings_are_answered_in_kind_unless_the_knowledge_base_answers_well() {
+        let hello = Understanding {
+            intent: Some(crate::nlu::IntentMatch {
+                name: "greeting".into(),
+                confidence: 0.9,
+                team: None,
+                always_human: false,
+            }),
+            ..Default::default()
+        };
+        let settings = BotSettings::default();
+        let reply = decide(&settings, vec![passage("refunds.md", 0.1, 0.1)], &hello);
+        assert_eq!(reply.outcome, Outcome::SmallTalk);
+        assert_eq!(reply.text, settings.small_talk["greeting"]);
+        let reply = decide(&settings, vec![passage("refunds.md", 0.7, 0.8)], &hello);
+        assert_eq!(reply.outcome, Outcome::Answered);
     }
 
     #[test]

@@ -1,7 +1,14 @@
 //! `frontdesk eval`: answer quality measured on public benchmark data (see `docs/EVALUATION.md`).
 //! Anything tuned is tuned on a development split and reported on a split it never saw.
 
+mod classify;
+pub mod data;
 mod stackfaq;
+
+pub use classify::{
+    banking77, clinc150, demo_intents, goemotions, DemoIntentReport, IntentReport, OosReport,
+    UpsetReport,
+};
 
 pub use stackfaq::{stackfaq, RetrievalScores, StackFaqReport};
 

@@ -54,7 +54,15 @@ async fn explain(
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
-    Ok(Json(json!({ "question": q, "reply": reply })))
+    let nlu = state.bot.nlu();
+    Ok(Json(json!({
+        "question": q,
+        "reply": reply,
+        "thresholds": {
+            "upset": nlu.upset_threshold(),
+            "out_of_scope_below": nlu.intent_model().threshold,
+        },
+    })))
 }
 
 #[derive(Deserialize)]

@@ -262,6 +262,11 @@ impl KnowledgeBase {
         self.search_with(query, &query_vec, limit, weight)
     }
 
+    /// How much keyword matching counts next to semantic similarity.
+    pub fn keyword_weight(&self) -> f32 {
+        f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed))
+    }
+
     /// Sets how much keyword matching counts next to semantic similarity (see `search_with`).
     pub fn set_keyword_weight(&self, weight: f32) {
         self.inner

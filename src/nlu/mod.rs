@@ -5,9 +5,14 @@
 
 mod cache;
 mod encoder;
+pub mod head;
+pub mod intents;
+mod understand;
+pub mod upset;
 
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, Embedding, Encoder};
+pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
 
 /// What can go wrong understanding text.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,17 @@ pub enum NluError {
     /// The encoder worker has stopped (the server is shutting down).
     #[error("the sentence encoder has stopped; restart the server")]
     Stopped,
+    /// The intents file (or the out-of-scope examples, or the trained model) is unusable.
+    #[error("{path} {message}")]
+    Intents {
+        /// The file.
+        path: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Training a classifier failed.
+    #[error("training failed: {0}")]
+    Training(String),
     /// The embedding cache file could not be read or written.
     #[error(
         "the embedding cache at {path} could not be used ({source}); delete it and it is rebuilt"

@@ -102,6 +102,12 @@ async fn spawn_in(kb: tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> 
     settings.kb.dir = kb.path().to_owned();
     settings.kb.embedding_cache = data.path().join("unused.cache");
     settings.nlu.model_dir = root().join("models/all-MiniLM-L6-v2");
+    settings.nlu.intents = root().join("models/intents.yaml");
+    settings.nlu.out_of_scope_examples = root().join("models/out_of_scope.yaml");
+    settings.nlu.intent_model = root().join("models/intents.model.json");
+    settings.nlu.upset_model = root().join("models/upset.json");
+    // The committed intent model must match the committed examples: run `frontdesk train`.
+    settings.nlu.retrain_stale = false;
     adjust(&mut settings);
     let (encoder, cache) = nlu();
     let app = App::build_with(settings, encoder, cache)

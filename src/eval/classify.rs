@@ -1,0 +1,393 @@
+//! Intent and upset classification benchmarks: BANKING77, CLINC150 (with out-of-scope queries) and
+//! GoEmotions (upset or not). Each trains a head on frozen sentence embeddings from the train
+//! split, chooses its configuration (and thresholds) on a development split, and reports the test
+//! split once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::data::{self, Labelled};
+use crate::nlu::head::{Head, TrainOptions};
+use crate::nlu::upset::UpsetModel;
+use crate::nlu::{Embedding, EmbeddingCache, Encoder};
+
+/// Head configurations tried on the development split.
+pub fn intent_candidates() -> Vec<(&'static str, TrainOptions)> {
+    vec![
+        (
+            "softmax regression",
+            TrainOptions {
+                epochs: 60,
+                learning_rate: 3e-3,
+                ..Default::default()
+            },
+        ),
+        (
+            "MLP 1024, label smoothing 0.1",
+            TrainOptions {
+                epochs: 40,
+                learning_rate: 1e-3,
+                hidden: 1024,
+                label_smoothing: 0.1,
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+/// Accuracy of an intent classifier.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntentReport {
+    /// Configuration chosen on dev.
+    pub config: String,
+    /// Dev accuracy of each configuration tried.
+    pub dev_sweep: Vec<(String, f64)>,
+    /// Training rows.
+    pub train: usize,
+    /// Test rows.
+    pub test: usize,
+    /// Test accuracy.
+    pub accuracy: f64,
+}
+
+/// BANKING77: dev is every tenth training row; the chosen configuration is retrained on all of
+/// train and scored on test.
+pub fn banking77(
+    data: &Path,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+    limit: Option<usize>,
+) -> anyhow::Result<IntentReport> {
+    let train = data::banking77(data, "train")?.sample(limit.map(|n| n * 4));
+    let test = data::banking77(data, "test")?.sample(limit);
+    let train_x = data::embed(encoder, cache, "BANKING77 train", &train.texts)?;
+    let test_x = data::embed(encoder, cache, "BANKING77 test", &test.texts)?;
+    let (fit, dev): (Vec<usize>, Vec<usize>) = (0..train.len()).partition(|i| i % 10 != 0);
+    let classes = class_list(&train);
+    let mut dev_sweep = Vec::new();
+    for (name, options) in intent_candidates() {
+        let head = train_head(&train, &train_x, &fit, &classes, &options)?;
+        let acc = accuracy(&head, &train, &train_x, &dev);
+        dev_sweep.push((name.to_owned(), acc));
+    }
+    let best = best_of(&dev_sweep);
+    let (name, options) = &intent_candidates()[best];
+    let all: Vec<usize> = (0..train.len()).collect();
+    let head = train_head(&train, &train_x, &all, &classes, options)?;
+    let everything: Vec<usize> = (0..test.len()).collect();
+    Ok(IntentReport {
+        config: (*name).to_owned(),
+        dev_sweep,
+        train: train.len(),
+        test: test.len(),
+        accuracy: accuracy(&head, &test, &test_x, &everything),
+    })
+}
+
+/// In-scope accuracy and out-of-scope recall.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OosReport {
+    /// Configuration chosen on val.
+    pub config: String,
+    /// Val in-scope accuracy (no threshold) of each configuration tried.
+    pub dev_sweep: Vec<(String, f64)>,
+    /// Probability below which a query is out of scope, chosen on val + oos_val.
+    pub threshold: f32,
+    /// In-scope accuracy on val / out-of-scope recall on oos_val at that threshold.
+    pub dev_point: (f64, f64),
+    /// Test rows (in scope, out of scope).
+    pub test: (usize, usize),
+    /// Test queries classified right and not rejected.
+    pub in_scope_accuracy: f64,
+    /// oos_test queries rejected.
+    pub oos_recall: f64,
+    /// In-scope accuracy with no rejection at all (the classifier alone).
+    pub in_scope_accuracy_no_threshold: f64,
+}
+
+/// CLINC150 full: heads are trained on train + oos_train (out of scope is a class of its own), the
+/// configuration is chosen on val, and the rejection threshold on val + oos_val (the one that
+/// maximises in-scope accuracy + out-of-scope recall).
+pub fn clinc150(
+    data: &Path,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+    limit: Option<usize>,
+) -> anyhow::Result<OosReport> {
+    let load = |split: &str, n: Option<usize>| -> anyhow::Result<(Labelled, Vec<Embedding>)> {
+        let rows = data::clinc150(data, split)?.sample(n);
+        let x = data::embed(encoder, cache, &format!("CLINC150 {split}"), &rows.texts)?;
+        Ok((rows, x))
+    };
+    let (mut train, mut train_x) = load("train", limit.map(|n| n * 4))?;
+    let (oos_train, oos_train_x) = load("oos_train", None)?;
+    train.texts.extend(oos_train.texts);
+    train.labels.extend(oos_train.labels);
+    train_x.extend(oos_train_x);
+    let (val, val_x) = load("val", limit)?;
+    let (_, oos_val_x) = load("oos_val", None)?;
+    let (test, test_x) = load("test", limit)?;
+    let (oos_test, oos_test_x) = load("oos_test", limit)?;
+
+    let classes = class_list(&train);
+    let oos = classes.iter().position(|c| c == "oos");
+    let all: Vec<usize> = (0..train.len()).collect();
+    let val_all: Vec<usize> = (0..val.len()).collect();
+    let mut dev_sweep = Vec::new();
+    let mut heads = Vec::new();
+    for (name, options) in intent_candidates() {
+        let head = train_head(&train, &train_x, &all, &classes, &options)?;
+        dev_sweep.push((name.to_owned(), accuracy(&head, &val, &val_x, &val_all)));
+        heads.push(head);
+    }
+    let best = best_of(&dev_sweep);
+    let mut head = heads.swap_remove(best);
+    let val_labels = label_ids(&val, &classes);
+    let refs: Vec<&[f32]> = val_x.iter().map(|v| &v[..]).collect();
+    head.calibrate(&refs, &val_labels);
+
+    let verdicts =
+        |x: &[Embedding]| -> Vec<(usize, f32)> { x.iter().map(|v| in_scope_guess(&head, v, oos)).collect() };
+    let val_v = verdicts(&val_x);
+    let oos_val_v = verdicts(&oos_val_x);
+    let score = |v: &[(usize, f32)], rows: &Labelled, t: f32| -> f64 {
+        let right = v
+            .iter()
+            .zip(&rows.labels)
+            .filter(|((c, p), l)| *p >= t && Some(*c) != oos && classes[*c] == **l)
+            .count();
+        right as f64 / rows.len().max(1) as f64
+    };
+    let recall = |v: &[(usize, f32)], t: f32| -> f64 {
+        v.iter().filter(|(c, p)| *p < t || Some(*c) == oos).count() as f64 / v.len().max(1) as f64
+    };
+    let mut best_t = (f64::NEG_INFINITY, 0.0f32);
+    for step in 0..100 {
+        let t = step as f32 / 100.0;
+        let s = score(&val_v, &val, t) + recall(&oos_val_v, t);
+        if s > best_t.0 {
+            best_t = (s, t);
+        }
+    }
+    let threshold = best_t.1;
+    let test_v = verdicts(&test_x);
+    let oos_test_v = verdicts(&oos_test_x);
+    Ok(OosReport {
+        config: intent_candidates()[best].0.to_owned(),
+        dev_sweep,
+        threshold,
+        dev_point: (score(&val_v, &val, threshold), recall(&oos_val_v, threshold)),
+        test: (test.len(), oos_test.len()),
+        in_scope_accuracy: score(&test_v, &test, threshold),
+        oos_recall: recall(&oos_test_v, threshold),
+        in_scope_accuracy_no_threshold: score(&test_v, &test, 0.0),
+    })
+}
+
+/// The best in-scope class and its probability (the out-of-scope class, if any, is the answer
+/// only when it wins outright).
+fn in_scope_guess(head: &Head, x: &[f32], oos: Option<usize>) -> (usize, f32) {
+    let p = head.probabilities(x);
+    let best = argmax(&p);
+    if Some(best) == oos {
+        return (best, 0.0);
+    }
+    (best, p[best])
+}
+
+/// Upset detection on GoEmotions.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpsetReport {
+    /// Dev F1 with and without the surface cues.
+    pub dev_sweep: Vec<(String, f64)>,
+    /// Whether the cues are used (chosen on dev).
+    pub cues: bool,
+    /// Decision threshold, chosen on dev for F1.
+    pub threshold: f32,
+    /// Test rows (all, upset).
+    pub test: (usize, usize),
+    /// Test precision.
+    pub precision: f64,
+    /// Test recall.
+    pub recall: f64,
+    /// Test F1.
+    pub f1: f64,
+}
+
+/// Trains the upset model on GoEmotions train, chooses cues and threshold on dev, reports test.
+/// Returns the model too: `frontdesk train --upset` saves it.
+pub fn goemotions(
+    data: &Path,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+    limit: Option<usize>,
+) -> anyhow::Result<(UpsetReport, UpsetModel)> {
+    let load = |split: &str, n: Option<usize>| -> anyhow::Result<(Labelled, Vec<Embedding>)> {
+        let rows = data::goemotions(data, split)?.sample(n);
+        let x = data::embed(encoder, cache, &format!("GoEmotions {split}"), &rows.texts)?;
+        Ok((rows, x))
+    };
+    let (train, train_x) = load("train", limit.map(|n| n * 8))?;
+    let (dev, dev_x) = load("dev", limit)?;
+    let (test, test_x) = load("test", limit)?;
+    let is_upset = |rows: &Labelled| -> Vec<bool> { rows.labels.iter().map(|l| l == "upset").collect() };
+    let mut dev_sweep = Vec::new();
+    let mut best: Option<(f64, UpsetModel)> = None;
+    for cues in [false, true] {
+        let mut model =
+            UpsetModel::train(&train.texts, &train_x, &is_upset(&train), cues, &UpsetModel::options())?;
+        let f1 = model.fit_threshold(&dev.texts, &dev_x, &is_upset(&dev));
+        dev_sweep.push((if cues { "embedding + cues" } else { "embedding" }.to_owned(), f1));
+        if best.as_ref().is_none_or(|(b, _)| f1 > *b) {
+            best = Some((f1, model));
+        }
+    }
+    let (_, model) = best.expect("two candidates");
+    let gold = is_upset(&test);
+    let predicted: Vec<bool> = test
+        .texts
+        .iter()
+        .zip(&test_x)
+        .map(|(t, x)| model.score(t, x).0 >= model.threshold)
+        .collect();
+    let tp = predicted.iter().zip(&gold).filter(|(p, g)| **p && **g).count() as f64;
+    let pp = predicted.iter().filter(|p| **p).count() as f64;
+    let gp = gold.iter().filter(|g| **g).count() as f64;
+    let precision = tp / pp.max(1.0);
+    let recall = tp / gp.max(1.0);
+    Ok((
+        UpsetReport {
+            dev_sweep,
+            cues: model.uses_cues(),
+            threshold: model.threshold,
+            test: (test.len(), gp as usize),
+            precision,
+            recall,
+            f1: 2.0 * precision * recall / (precision + recall).max(1e-9),
+        },
+        model,
+    ))
+}
+
+fn class_list(rows: &Labelled) -> Vec<String> {
+    let set: BTreeMap<&str, ()> = rows.labels.iter().map(|l| (l.as_str(), ())).collect();
+    set.into_keys().map(str::to_owned).collect()
+}
+
+fn label_ids(rows: &Labelled, classes: &[String]) -> Vec<usize> {
+    rows.labels
+        .iter()
+        .map(|l| classes.iter().position(|c| c == l).unwrap_or(0))
+        .collect()
+}
+
+fn train_head(
+    rows: &Labelled,
+    x: &[Embedding],
+    which: &[usize],
+    classes: &[String],
+    options: &TrainOptions,
+) -> anyhow::Result<Head> {
+    let ids = label_ids(rows, classes);
+    let inputs: Vec<&[f32]> = which.iter().map(|&i| &x[i][..]).collect();
+    let labels: Vec<usize> = which.iter().map(|&i| ids[i]).collect();
+    Ok(Head::train(&inputs, &labels, classes.to_vec(), options)?)
+}
+
+fn accuracy(head: &Head, rows: &Labelled, x: &[Embedding], which: &[usize]) -> f64 {
+    let right = which
+        .iter()
+        .filter(|&&i| head.classes[argmax(&head.logits(&x[i]))] == rows.labels[i])
+        .count();
+    right as f64 / which.len().max(1) as f64
+}
+
+fn best_of(sweep: &[(String, f64)]) -> usize {
+    (0..sweep.len())
+        .max_by(|&a, &b| sweep[a].1.total_cmp(&sweep[b].1))
+        .unwrap_or(0)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len())
+        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+        .unwrap_or(0)
+}
+
+/// The product's own intents (`models/intents.yaml`) on phrasings nobody trained on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoIntentReport {
+    /// Held-out phrasings.
+    pub heldout: usize,
+    /// Held-out phrasings given the right intent (rejecting one as out of scope counts as wrong).
+    pub accuracy: f64,
+    /// The same without out-of-scope rejection (the classifier alone).
+    pub accuracy_no_threshold: f64,
+    /// CLINC150 oos_test queries (nothing to do with a coffee shop) rejected as out of scope.
+    pub oos_queries: usize,
+    /// Share of them rejected.
+    pub oos_recall: f64,
+    /// Cross-validated accuracy and out-of-scope recall from training.
+    pub cross_validation: (f64, f64),
+    /// Per intent: (name, held-out phrasings, right).
+    pub per_intent: Vec<(String, usize, usize)>,
+}
+
+/// Trains the product's intent model exactly as `frontdesk train` does and scores it on
+/// `models/intents_heldout.yaml` and on CLINC150's out-of-scope test queries.
+pub fn demo_intents(
+    data: &Path,
+    settings: &crate::settings::NluSettings,
+    heldout: &Path,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+    limit: Option<usize>,
+) -> anyhow::Result<DemoIntentReport> {
+    use crate::nlu::intents::{IntentModel, IntentSet};
+    let set = IntentSet::load(&settings.intents, &settings.out_of_scope_examples)?;
+    let model = IntentModel::train(&set, encoder, cache, |_, _, _| {})?;
+    #[derive(serde::Deserialize)]
+    struct Heldout {
+        intents: Vec<HeldoutIntent>,
+    }
+    #[derive(serde::Deserialize)]
+    struct HeldoutIntent {
+        name: String,
+        examples: Vec<String>,
+    }
+    let file: Heldout = serde_yaml::from_str(&std::fs::read_to_string(heldout)?)?;
+    let mut per_intent = Vec::new();
+    let (mut right, mut right_any, mut total) = (0, 0, 0);
+    for intent in &file.intents {
+        let x = data::embed(encoder, cache, "held-out phrasings", &intent.examples)?;
+        let mut ok = 0;
+        for v in &x {
+            let verdict = model.classify(v);
+            if verdict.intent.as_ref().is_some_and(|m| m.name == intent.name) {
+                ok += 1;
+            }
+            if verdict.best.0 == intent.name {
+                right_any += 1;
+            }
+        }
+        right += ok;
+        total += x.len();
+        per_intent.push((intent.name.clone(), x.len(), ok));
+    }
+    let oos = data::clinc150(data, "oos_test")?.sample(limit);
+    let oos_x = data::embed(encoder, cache, "CLINC150 oos_test", &oos.texts)?;
+    let rejected = oos_x
+        .iter()
+        .filter(|v| model.classify(v).out_of_scope)
+        .count();
+    let cv = &model.manifest.cross_validation;
+    Ok(DemoIntentReport {
+        heldout: total,
+        accuracy: right as f64 / total.max(1) as f64,
+        accuracy_no_threshold: right_any as f64 / total.max(1) as f64,
+        oos_queries: oos.len(),
+        oos_recall: rejected as f64 / oos.len().max(1) as f64,
+        cross_validation: (cv.accuracy, cv.out_of_scope_recall),
+        per_intent,
+    })
+}

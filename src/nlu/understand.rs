@@ -1,0 +1,177 @@
+//! [`Nlu`]: one handle that turns a customer message into an [`Understanding`] (intent,
+//! out-of-scope, upset), from one embedding that retrieval reuses.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use super::intents::{IntentModel, IntentSet, IntentVerdict};
+use super::upset::UpsetModel;
+use super::{Embedding, EmbeddingCache, Encoder, NluError, Understanding};
+use crate::settings::NluSettings;
+
+/// The language-understanding models; cheap to clone.
+#[derive(Clone)]
+pub struct Nlu {
+    encoder: Encoder,
+    intents: Arc<IntentModel>,
+    upset: Arc<UpsetModel>,
+    /// The last few analyses, so the escalation policy and the bot, which both look at the same
+    /// message, share one encoder call.
+    recent: Arc<Mutex<VecDeque<(String, Analysis)>>>,
+}
+
+/// Analyses kept for reuse.
+const RECENT: usize = 64;
+
+/// Everything understood of one message, with the intent classifier's explanation.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// What is stored and acted on.
+    pub understanding: Understanding,
+    /// The classifier's best guess even when out of scope.
+    pub best_intent: (String, f32),
+    /// The message's embedding (retrieval reuses it).
+    pub embedding: Embedding,
+}
+
+impl Nlu {
+    /// Loads the models named in `settings` (blocking: call it off the async threads). A missing
+    /// or stale intent model is retrained from the examples, with progress on stderr, when
+    /// `settings.retrain_stale` allows.
+    pub fn open(
+        settings: &NluSettings,
+        encoder: Encoder,
+        cache: &EmbeddingCache,
+    ) -> Result<Self, NluError> {
+        let intents = load_or_train_intents(settings, &encoder, cache)?;
+        let upset = UpsetModel::load(&settings.upset_model)?;
+        Ok(Self::from_models(encoder, intents, upset))
+    }
+
+    /// Builds the handle from models in hand (tests, `eval`).
+    pub fn from_models(encoder: Encoder, intents: IntentModel, upset: UpsetModel) -> Self {
+        Self {
+            encoder,
+            intents: Arc::new(intents),
+            upset: Arc::new(upset),
+            recent: Arc::default(),
+        }
+    }
+
+    /// The sentence encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The intent classifier.
+    pub fn intent_model(&self) -> &IntentModel {
+        &self.intents
+    }
+
+    /// The upset detector.
+    pub fn upset_model(&self) -> &UpsetModel {
+        &self.upset
+    }
+
+    /// Encodes `text` and understands it.
+    pub async fn analyse(&self, text: &str) -> Result<Analysis, NluError> {
+        if let Some(hit) = self.recent().iter().find(|(t, _)| t == text) {
+            return Ok(hit.1.clone());
+        }
+        let embedding = self.encoder.embed_one(text).await?;
+        let analysis = self.analyse_embedded(text, embedding);
+        let mut recent = self.recent();
+        if recent.len() >= RECENT {
+            recent.pop_front();
+        }
+        recent.push_back((text.to_owned(), analysis.clone()));
+        Ok(analysis)
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Analysis)>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Understands a message already encoded.
+    pub fn analyse_embedded(&self, text: &str, embedding: Embedding) -> Analysis {
+        let IntentVerdict {
+            intent,
+            out_of_scope,
+            best,
+        } = self.intents.classify(&embedding);
+        let (upset, upset_cues) = self.upset.score(text, &embedding);
+        Analysis {
+            understanding: Understanding {
+                intent,
+                out_of_scope,
+                upset,
+                upset_cues,
+            },
+            best_intent: best,
+            embedding,
+        }
+    }
+
+    /// The score above which a message counts as upset (chosen on GoEmotions dev for F1).
+    pub fn upset_threshold(&self) -> f32 {
+        self.upset.threshold
+    }
+}
+
+/// Loads the intent model, retraining it first when it is missing or was trained on other
+/// examples than the files hold now.
+pub fn load_or_train_intents(
+    settings: &NluSettings,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+) -> Result<IntentModel, NluError> {
+    let set = IntentSet::load(&settings.intents, &settings.out_of_scope_examples)?;
+    let path = &settings.intent_model;
+    let why = if path.is_file() {
+        let model = IntentModel::load(path)?;
+        if model.is_current(&set) {
+            return Ok(model);
+        }
+        format!(
+            "{} changed since the intent model {} was trained",
+            settings.intents.display(),
+            path.display()
+        )
+    } else {
+        format!("there is no intent model at {}", path.display())
+    };
+    if !settings.retrain_stale {
+        return Err(NluError::Intents {
+            path: path.display().to_string(),
+            message: format!("is stale: {why}; run `frontdesk train`"),
+        });
+    }
+    tracing::warn!("{why}: retraining it now");
+    let model = IntentModel::train(&set, encoder, cache, progress_bar("training intents"))?;
+    match model.save(path) {
+        Ok(()) => tracing::info!(
+            accuracy = model.manifest.cross_validation.accuracy,
+            out_of_scope_recall = model.manifest.cross_validation.out_of_scope_recall,
+            "intent model retrained and saved to {}",
+            path.display()
+        ),
+        Err(e) => tracing::warn!("intent model retrained but not saved ({e}); it is used from memory"),
+    }
+    Ok(model)
+}
+
+/// A progress bar on stderr: `training intents [#######.......] 3/7 cross-validating`.
+pub fn progress_bar(label: &'static str) -> impl FnMut(usize, usize, &str) {
+    move |step, steps, what| {
+        let width = 20;
+        let filled = step * width / steps.max(1);
+        eprint!(
+            "\r{label} [{}{}] {step}/{steps} {what:<28}",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        if step >= steps {
+            eprintln!();
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Language understanding seen from outside: the server classifies what customers write, notices
+//! when they are upset or off-topic, and finds articles by meaning rather than shared words.
+
+mod common;
+
+use common::{root, spawn_app, spawn_app_with};
+use serde_json::Value;
+
+async fn explain(app: &common::TestApp, q: &str) -> Value {
+    let url = reqwest::Url::parse_with_params(&app.http("/api/explain"), [("q", q)]).unwrap();
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn upset(body: &Value) -> (f64, f64) {
+    (
+        body["reply"]["understanding"]["upset"].as_f64().unwrap(),
+        body["thresholds"]["upset"].as_f64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_angry_message_is_flagged_upset_and_a_polite_one_is_not() {
+    let app = spawn_app().await;
+    for angry in [
+        "This is the THIRD time I'm asking. Where is my refund?!",
+        "Your brewer broke after two days and nobody answers my emails. Absolutely unacceptable.",
+        "I am so fed up with being charged for a subscription I cancelled",
+    ] {
+        let (score, threshold) = upset(&explain(&app, angry).await);
+        assert!(score >= threshold, "{angry:?} scored {score} < {threshold}");
+    }
+    for polite in [
+        "Hi, could you tell me when my order will arrive? Thanks!",
+        "How do I change the grind size on my brewer?",
+        "Thanks so much, that fixed it",
+    ] {
+        let (score, threshold) = upset(&explain(&app, polite).await);
+        assert!(score < threshold, "{polite:?} scored {score} >= {threshold}");
+    }
+}
+
+#[tokio::test]
+async fn intents_carry_their_team_and_policy() {
+    let app = spawn_app().await;
+    let body = explain(&app, "I'd like my money back for the beans, they arrived stale").await;
+    let intent = &body["reply"]["understanding"]["intent"];
+    assert_eq!(intent["name"], "refund", "{body}");
+    assert_eq!(intent["always_human"], true);
+    assert_eq!(intent["team"], "billing");
+
+    let body = explain(&app, "can I speak to a real human please").await;
+    assert_eq!(
+        body["reply"]["understanding"]["intent"]["name"], "human_request",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_paraphrase_with_no_shared_keywords_finds_the_right_article() {
+    let app = spawn_app().await;
+    // None of these words is in the article on double charges, so keyword search cannot find it.
+    let q = "my bank shows you took money two times";
+    let body = explain(&app, q).await;
+    let best = &body["reply"]["candidates"][0];
+    assert_eq!(body["reply"]["outcome"], "answered", "{body}");
+    assert_eq!(best["path"], "billing/charged-twice.md", "{body}");
+    assert!(
+        best["bm25_rank"].is_null(),
+        "the article was found by keywords after all: {best}"
+    );
+}
+
+#[tokio::test]
+async fn an_unrelated_question_is_out_of_scope_and_the_bot_says_it_does_not_know() {
+    let app = spawn_app().await;
+    for q in [
+        "what's the weather like in Lisbon tomorrow?",
+        "who won the world cup in 2010",
+    ] {
+        let body = explain(&app, q).await;
+        let understanding = &body["reply"]["understanding"];
+        assert_eq!(understanding["out_of_scope"], true, "{q}: {body}");
+        assert!(understanding["intent"].is_null());
+        assert_eq!(body["reply"]["outcome"], "dont_know", "{q}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_greeting_is_answered_in_kind_over_the_socket() {
+    let app = spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, reply) = customer.ask("c1", "hello there!").await;
+    assert_eq!(reply["from"], "bot");
+    assert!(
+        reply["text"].as_str().unwrap().starts_with("Hi!"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_intent_model_is_retrained_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let intents = dir.path().join("intents.yaml");
+    let text = std::fs::read_to_string(root().join("models/intents.yaml")).unwrap();
+    // An editor adds a phrasing: the committed model no longer matches.
+    let text = text.replacen(
+        "      - \"hello there\"\n",
+        "      - \"hello there\"\n      - \"ahoy there\"\n",
+        1,
+    );
+    std::fs::write(&intents, text).unwrap();
+    let model = dir.path().join("intents.model.json");
+    std::fs::copy(root().join("models/intents.model.json"), &model).unwrap();
+    let before = std::fs::read_to_string(&model).unwrap();
+    let (i, m) = (intents.clone(), model.clone());
+    let app = spawn_app_with(move |s| {
+        s.nlu.intents = i;
+        s.nlu.intent_model = m;
+        s.nlu.retrain_stale = true;
+    })
+    .await;
+    let after = std::fs::read_to_string(&model).unwrap();
+    assert_ne!(before, after, "the model was not retrained");
+    let saved: Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(saved["manifest"]["examples"][0][1], 28, "greeting examples");
+    let body = explain(&app, "hi, good morning").await;
+    assert_eq!(body["reply"]["understanding"]["intent"]["name"], "greeting");
+}
