@@ -245,7 +245,7 @@
   // ---- Safe markdown subset: paragraphs, line breaks, **bold**, *italic*, `code`, lists, links ----
   const LIST_ITEM = /^\s*([-*+]|\d{1,9}[.)])\s+(.*)$/;
   const HEADING = /^\s*#{1,6}\s+(.*)$/;
-  const INLINE = /`([^`\n]+)`|\*\*(.+?)\*\*|\*([^*\s](?:[^*\n]*[^*\s])?)\*|\[([^\]\n]+)\]\(\s*([^)\s]+)(?:\s+"[^"\n]*")?\s*\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
+  const INLINE = /`([^`\n]+)`|\*\*(.+?)\*\*|\*([^*\s](?:[^*\n]*[^*\s])?)\*|\[([^\]\n]+)\]\(\s*((?:[^()\s]|\([^()\s]*\))+)(?:\s+"[^"\n]*")?\s*\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
   function inline(parent, text, linkBase, inLink) {
     const re = new RegExp(INLINE.source, 'g');
     let last = 0, m;
@@ -375,7 +375,7 @@ overflow:hidden;box-shadow:0 16px 48px rgba(0,0,0,.22),0 2px 6px rgba(0,0,0,.08)
 .md ul,.md ol{margin:4px 0 8px;padding-left:22px}.md li{margin:2px 0}
 .md a,.note a{color:var(--bi)}
 code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eef0f2;border-radius:4px;padding:1px 4px}
-.sources{margin:10px 0 0;padding:8px 0 0;border-top:1px solid var(--ln);list-style:none;display:grid;gap:4px}
+.bubble .sources{margin:10px 0 0;padding:8px 0 0;border-top:1px solid var(--ln);list-style:none;display:grid;gap:4px}
 .sources a{display:flex;gap:6px;align-items:flex-start;color:var(--bi);font-weight:600;font-size:13.5px;text-decoration:none}
 .sources a:hover{text-decoration:underline}
 .sources svg{width:16px;height:16px;margin-top:2px}
@@ -412,7 +412,7 @@ code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;backgrou
 font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
 .composer textarea:focus{border-color:var(--bi);outline:none;box-shadow:0 0 0 3px var(--bl)}
 .sendbtn{width:44px;height:44px;border-radius:50%;border:0;background:var(--b);color:var(--bt);display:grid;place-items:center;flex:none}
-.foot{display:flex;align-items:center;justify-content:space-between;gap:8px;padding:2px 14px 10px;background:#fff;font-size:12px;color:var(--mu)}
+.foot{display:flex;align-items:center;justify-content:flex-start;gap:8px;padding:2px 14px 10px;background:#fff;font-size:12px;color:var(--mu)}
 .human{display:inline-flex;align-items:center;gap:6px;border:0;background:none;color:var(--bi);font-weight:650;padding:6px 2px;font-size:13px}
 .human svg{width:16px;height:16px}
 .human:hover{text-decoration:underline}
@@ -495,7 +495,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     el.human = btn(null, 'human', requestHuman);
     el.human.dataset.action = 'request_human';
     el.human.append(icon('person'), t('human'));
-    const hint = h('span', null, t('hint'));
+    const hint = h('span', 'vh', t('hint')); // read with the text box; the placeholder says enough
     hint.id = 'fd-hint';
     foot.append(el.human, hint);
 

@@ -206,3 +206,99 @@ test('embedded on another site whose CSS is hostile, the widget still works', as
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+// The server does not send these frames yet (the agent side is being built on another branch), so
+// this test stands in for it: the widget's socket is answered by the test, with the frames
+// docs/PROTOCOL.md describes for queueing, agents, ratings and the email form.
+test('handoff as the customer sees it: queue, agent joined, typing, rating, email form (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const got = [];
+  let sock;
+  const push = (f) => sock.send(JSON.stringify(f));
+  await page.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    sock = ws;
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      got.push(f);
+      if (f.type === 'hello') {
+        push({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: false, state: 'bot', last_seq: 0, missed: [] });
+      } else if (f.type === 'request_human') {
+        push({ type: 'status', seq: 1, state: 'queued', queue_position: 3, eta_seconds: 240 });
+      } else if (f.type === 'rate') {
+        push({ type: 'rate_ack', score: f.score });
+      } else if (f.type === 'leave_email') {
+        push({ type: 'email_ack', ticket_id: 't-1' });
+      }
+    });
+  });
+  const w = await openChat(page);
+  const note = (text) => w.log.locator('.note', { hasText: text });
+
+  await w.human.click();
+  await w.banner.waitFor();
+  assert.match(await w.banner.textContent(), /Waiting for a person.*number 3 in line · about 4 minutes/);
+  push({ type: 'queue', queue_position: 1, eta_seconds: 30 });
+  await w.banner.filter({ hasText: 'number 1 in line · about a minute' }).waitFor();
+
+  push({ type: 'status', seq: 2, state: 'agent', agent: 'Sam' });
+  await note('Sam joined the chat').waitFor();
+  await w.banner.filter({ hasText: "You're chatting with Sam" }).waitFor();
+  push({ type: 'typing', from: 'agent', on: true });
+  await w.w('.typing').filter({ hasText: 'Sam is typing' }).waitFor();
+  push({ type: 'message', seq: 3, from: 'agent', author: 'Sam', text: '<b>Hi</b>, **this stays as typed**' });
+  const agent = w.w('.msg.agent');
+  await agent.waitFor();
+  assert.equal(await agent.locator('.bubble').textContent(), '<b>Hi</b>, **this stays as typed**');
+  assert.equal(await agent.locator('.who').textContent(), 'Sam');
+  assert.ok(await w.w('.typing').isHidden(), 'the typing indicator goes once the message is in');
+
+  // The knowledge base's markdown: a safe subset, built as DOM nodes.
+  push({ type: 'message', seq: 4, from: 'bot', text: '**Bold** and *soft* `code`\n\n1. one\n2. [two](javascript:alert(1))\n3. [three](/kb/x.md)\n\n<img src=x onerror="window.__xss=1">' });
+  const md = w.w('.msg.bot[data-seq="4"] .bubble');
+  await md.waitFor();
+  const shape = await md.evaluate((b) => ({
+    strong: b.querySelector('strong')?.textContent, em: b.querySelector('em')?.textContent, code: b.querySelector('code')?.textContent,
+    items: [...b.querySelectorAll('ol > li')].map((li) => li.textContent),
+    links: [...b.querySelectorAll('a')].map((a) => a.href), img: b.querySelectorAll('img').length, xss: window.__xss,
+  }));
+  assert.deepEqual(shape, {
+    strong: 'Bold', em: 'soft', code: 'code', items: ['one', 'two', 'three'],
+    links: [new URL('/kb/x.md', SERVER).href], img: 0, xss: undefined,
+  });
+
+  push({ type: 'status', seq: 5, state: 'resolved' });
+  push({ type: 'csat_request', seq: 6, text: 'How did Sam do?' });
+  const card = w.w('form.card', { hasText: 'How did Sam do?' });
+  await card.waitFor();
+  await card.getByRole('button', { name: '4 out of 5' }).click();
+  await card.locator('textarea').fill('Quick and kind');
+  await card.getByRole('button', { name: 'Submit' }).click();
+  await w.log.getByText('You rated this chat 4 out of 5').waitFor();
+  assert.deepEqual(got.find((f) => f.type === 'rate'), { type: 'rate', score: 4, comment: 'Quick and kind' });
+
+  // Nobody available: the banner and the system message offer the email form.
+  push({ type: 'status', seq: 7, state: 'queued', agents_available: false });
+  push({ type: 'message', seq: 8, from: 'system', text: 'Our team is offline right now.', quick_replies: [{ label: 'Leave your email', action: 'leave_email' }] });
+  await w.banner.filter({ hasText: "Nobody's available right now" }).waitFor();
+  await w.log.locator('.chip[data-action=leave_email]').click();
+  const form = w.w('form.card', { has: page.locator('input[type=email]') });
+  await form.locator('input').fill('not an email');
+  await form.getByRole('button', { name: 'Send' }).click();
+  await form.getByText('Please enter a valid email address.').waitFor();
+  await form.locator('input').fill('ana@example.com');
+  await form.locator('textarea').fill('About my double charge');
+  await form.getByRole('button', { name: 'Send' }).click();
+  await w.log.getByText("Thanks! We'll reply to ana@example.com.").waitFor();
+  assert.deepEqual(got.find((f) => f.type === 'leave_email'), { type: 'leave_email', email: 'ana@example.com', message: 'About my double charge' });
+
+  // Unread badge while the chat is closed.
+  await w.launcher.click();
+  await w.panel.waitFor({ state: 'hidden' });
+  push({ type: 'message', seq: 9, from: 'agent', author: 'Sam', text: 'Anything else?' });
+  await w.w('.badge').filter({ hasText: '1' }).waitFor();
+  assert.equal(await w.launcher.getAttribute('aria-label'), 'Open chat, 1 unread message');
+  await w.launcher.click();
+  assert.ok(await w.w('.badge').isHidden());
+  assert.deepEqual(errors, []);
+  await context.close();
+});
