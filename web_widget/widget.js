@@ -431,9 +431,15 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   function build() {
     const host = document.createElement('frontdesk-chat');
     const root = host.attachShadow({ mode: 'open' });
-    const style = h('style');
-    style.textContent = STYLE;
-    root.append(style);
+    try { // a constructed sheet is not an inline style, so a strict CSP on the host page allows it
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLE);
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) {
+      const style = h('style');
+      style.textContent = STYLE;
+      root.append(style);
+    }
 
     const fd = h('div', 'fd' + (cfg.position === 'left' ? ' left' : ''));
     fd.lang = lang;

@@ -174,17 +174,20 @@ test('at 360 px the widget fills the screen without sideways scrolling', async (
   await context.close();
 });
 
-test('embedded on another site whose CSS is hostile, the widget still works', async (t) => {
+test('embedded on another site with hostile CSS and a strict CSP, the widget still works', async (t) => {
   const { page, context, errors } = await newPage(browser);
-  // Another origin (a second port), serving a page whose styles would wreck an unprotected widget.
-  const hostile = `<!doctype html><html><head><style>
+  // Another origin (a second port), serving a page whose styles would wreck an unprotected widget,
+  // under a strict Content-Security-Policy (no inline styles or scripts but its own).
+  const hostile = `<!doctype html><html><head><style nonce="n0nce">
       * { font-size: 40px !important; color: red !important; display: block !important; }
       div, button, textarea, p, section, form { display: none !important; background: black !important; }
       html { font-size: 5px; }
     </style></head><body><h1>Another shop</h1>
     <script src="${SERVER}/widget.js" data-color="#ffd400" data-position="left" data-lang="es" async></script>
     </body></html>`;
-  const shop = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(hostile));
+  const server = new URL(SERVER);
+  const csp = `default-src 'none'; style-src 'nonce-n0nce'; script-src ${server.origin}; connect-src ws://${server.host}`;
+  const shop = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html', 'content-security-policy': csp }).end(hostile));
   await new Promise((ok) => shop.listen(0, '127.0.0.1', ok));
   t.after(() => shop.close());
   await openChat(page, `http://127.0.0.1:${shop.address().port}/`);
