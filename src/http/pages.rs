@@ -1,30 +1,75 @@
-//! Pages for people: the demo page with the chat box, and knowledge-base articles rendered to HTML
-//! (the link target of answers whose article has no public `url`).
+//! Pages for people: the demo page (a sample shop with the widget), the embeddable widget script,
+//! and knowledge-base articles rendered to HTML (the link target of answers whose article has no
+//! public `url`).
+
+use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
 
 const DEMO_PAGE: &str = include_str!("../../web_widget/index.html");
-const CHAT_JS: &str = include_str!("../../web_widget/chat.js");
+/// The widget, embedded by other sites with one `<script src=".../widget.js">` tag.
+const WIDGET_JS: &str = include_str!("../../web_widget/widget.js");
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Html(DEMO_PAGE) }))
-        .route(
-            "/chat.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    CHAT_JS,
-                )
-            }),
-        )
+        .route("/widget.js", get(widget))
         .route("/kb/{*path}", get(article))
+}
+
+/// The widget script. It is loaded from other origins, so it allows them explicitly (CORS, and
+/// CORP for pages with cross-origin isolation). The URL is not versioned: browsers may keep it five
+/// minutes, then revalidate cheaply with the ETag, so a new release reaches everyone quickly.
+async fn widget(headers: HeaderMap) -> Response {
+    static ETAG: OnceLock<HeaderValue> = OnceLock::new();
+    let etag = ETAG.get_or_init(|| {
+        let hash = Sha256::digest(WIDGET_JS.as_bytes());
+        HeaderValue::from_str(&format!("\"{}\"", hex::encode(&hash[..12])))
+            .expect("hex is a valid header value")
+    });
+    let common = [
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        ),
+        (header::ETAG, etag.clone()),
+        (
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ];
+    let fresh = headers.get(header::IF_NONE_MATCH).is_some_and(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii() == etag.as_bytes())
+    });
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        common,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        WIDGET_JS,
+    )
+        .into_response()
 }
 
 async fn article(

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# End-to-end tests: the widget in real headless Chromium (Debian's `chromium`, driven by
+# playwright-core from npm) against the real server binary with the demo knowledge base.
+# Installs what is missing first: the `chromium` package (apt) and tests/e2e's npm packages
+# (`npm ci`, pinned by package-lock.json). Part of `make test`.
+#
+#   scripts/e2e.sh                                   every test
+#   scripts/e2e.sh --test-name-pattern=offline       arguments go to `node --test`
+#   UPDATE_SCREENSHOTS=1 scripts/e2e.sh              also rewrite docs/screenshots/*.png
+#   CHROMIUM=/path/to/chrome scripts/e2e.sh          another Chromium build
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+say() { printf 'e2e: %s\n' "$*" >&2; }
+started=$SECONDS
+
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+    say "installing Debian's chromium package (once)"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
+# npm ci only when node_modules is missing or older than the lock file (it wipes node_modules).
+if [ ! -f tests/e2e/node_modules/.package-lock.json ] ||
+    [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
+    say "installing the test's npm packages (npm ci)"
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+say "building the server"
+cargo build --quiet --bin frontdesk
+bin="${CARGO_TARGET_DIR:-$repo/target}/debug/frontdesk"
+
+# The real server on a free port with an empty store. The demo knowledge base is embedded through
+# the same cache the Rust integration tests use, so only the first run ever pays for it (~20 s).
+work="$(mktemp -d)"
+server=""
+cleanup() {
+    if [ -n "$server" ]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$repo/target"
+NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
+    FRONTDESK_CONFIG="$work/none.toml" \
+    FRONTDESK_SERVER__HOST=127.0.0.1 \
+    FRONTDESK_SERVER__PORT=0 \
+    FRONTDESK_STORE__URL="sqlite://$work/e2e.db" \
+    FRONTDESK_KB__DIR="$repo/knowledge_base" \
+    FRONTDESK_KB__WATCH=false \
+    FRONTDESK_KB__EMBEDDING_CACHE="$repo/target/test-embeddings.cache" \
+    FRONTDESK_NLU__MODEL_DIR="$repo/models/all-MiniLM-L6-v2" \
+    "$bin" serve >"$work/server.log" 2>&1 &
+server=$!
+
+say "starting the server (the first run embeds the demo knowledge base)"
+port=""
+for _ in $(seq 1 600); do
+    if ! kill -0 "$server" 2>/dev/null; then
+        say "the server exited; its log:"
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+    port="$(grep -o 'serving on http://localhost:[0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)"
+    if [ -n "$port" ] && curl -fsS "http://127.0.0.1:$port/api/health" >/dev/null 2>&1; then
+        break
+    fi
+    port=""
+    sleep 0.5
+done
+if [ -z "$port" ]; then
+    say "the server did not answer /api/health within 5 minutes; its log:"
+    cat "$work/server.log" >&2
+    exit 1
+fi
+say "server ready on port $port after $((SECONDS - started)) s; running the browser tests"
+
+status=0
+(cd tests/e2e && FRONTDESK_URL="http://127.0.0.1:$port" node --test --test-concurrency=1 "$@" ./*.test.js) ||
+    status=$?
+if [ "$status" -ne 0 ]; then
+    say "tests failed; the server's log ends with:"
+    tail -n 40 "$work/server.log" >&2
+fi
+say "done in $((SECONDS - started)) s"
+exit "$status"

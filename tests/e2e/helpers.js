@@ -1,0 +1,113 @@
+// Shared by the browser tests: one headless Chromium per test file, a fresh context (cookies,
+// localStorage) per test, and small waits on the widget inside its shadow root.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const SERVER = process.env.FRONTDESK_URL || 'http://127.0.0.1:8080';
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1'
+  ? join(dirname(fileURLToPath(import.meta.url)), '../../docs/screenshots') : null;
+
+// Flags that work on a closed network: without the background-networking ones Chromium's own
+// connections are refused and slow everything down.
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/**
+ * A new page with its own storage, recording every frame the server sends it.
+ * @returns {Promise<{context: import('playwright-core').BrowserContext, page: import('playwright-core').Page, frames: any[], errors: string[]}>}
+ */
+export async function newPage(browser, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
+  const page = await context.newPage();
+  const frames = [];
+  page.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+    try { frames.push(JSON.parse(String(payload))); } catch { /* not JSON */ }
+  }));
+  const errors = []; // uncaught exceptions in the page: each test checks there were none
+  page.on('pageerror', (e) => errors.push(e.message));
+  return { context, page, frames, errors };
+}
+
+/** The widget's parts (Playwright's CSS locators pierce open shadow roots). */
+export function widget(page) {
+  const w = (sel) => page.locator('frontdesk-chat ' + sel);
+  return {
+    launcher: w('.launcher'),
+    panel: w('.panel'),
+    input: w('.composer textarea'),
+    log: w('.log'),
+    banner: w('.banner'),
+    human: w('.foot .human'),
+    conn: w('.sub'),
+    customer: w('.msg.customer'),
+    bot: w('.msg.bot[data-seq]'), // not the greeting, which is local
+    w,
+  };
+}
+
+/** Opens the demo page (or `url`) and the chat; waits until the widget is connected. */
+export async function openChat(page, url = SERVER + '/') {
+  await page.goto(url);
+  const w = widget(page);
+  await w.launcher.click();
+  await w.input.waitFor({ state: 'visible' });
+  await waitFor(page, () => isOnline(page), 'the widget connects');
+  return w;
+}
+
+/** Whether the widget shows it is connected (the green dot), in any language. */
+export function isOnline(page) {
+  return page.evaluate(() => !!document.querySelector('frontdesk-chat')?.shadowRoot.querySelector('.dot.ok'));
+}
+
+export function connText(page) {
+  return page.evaluate(() => document.querySelector('frontdesk-chat').shadowRoot.querySelector('.sub').textContent);
+}
+
+/** Types `text` and presses Enter. */
+export async function send(page, text) {
+  const w = widget(page);
+  await w.input.fill(text);
+  await w.input.press('Enter');
+}
+
+/** Polls `check` (a Node-side async function) until it returns a truthy value. */
+export async function waitFor(page, check, what, timeout = 20000) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) { last = e; }
+    if (Date.now() > end) assert.fail(`timed out waiting until ${what} (last: ${last})`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/** The customer bubbles as [{text, state, seq}], in the order they are shown. */
+export function customerMessages(page) {
+  return page.evaluate(() => [...document.querySelector('frontdesk-chat').shadowRoot.querySelectorAll('.msg.customer')]
+    .map((m) => ({ text: m.querySelector('.bubble').textContent, state: m.dataset.state, seq: Number(m.dataset.seq) || null })));
+}
+
+/** Sequence numbers of everything in the conversation, in the order shown. */
+export function shownSeqs(page) {
+  return page.evaluate(() => [...document.querySelector('frontdesk-chat').shadowRoot.querySelectorAll('.log > [data-seq]')]
+    .map((n) => Number(n.dataset.seq)));
+}
+
+export async function screenshot(page, name) {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, name) });
+}
