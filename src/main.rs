@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use frontdesk::bot::Bot;
+use frontdesk::escalation::Understand;
 use frontdesk::kb::{self, Severity};
 use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::{App, Settings};
@@ -43,6 +44,11 @@ enum Command {
         /// The question, as a customer would write it.
         question: String,
     },
+    /// Agent accounts.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Measure answer quality on the public benchmarks (see docs/EVALUATION.md).
     Eval {
         /// Folder holding the benchmark data sets.
@@ -51,6 +57,31 @@ enum Command {
         /// Use only the first N queries of each split (a quick check, as CI runs it).
         #[arg(long)]
         limit: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create an agent account (password stored as an argon2 hash).
+    Add {
+        /// Name customers see, e.g. "Sam".
+        #[arg(long)]
+        name: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Password (or set FRONTDESK_AGENT_PASSWORD).
+        #[arg(long, env = "FRONTDESK_AGENT_PASSWORD")]
+        password: String,
+        /// Team served (repeat for several); none serves every team.
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// `agent` or `admin`.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Chats at once (default: handoff.default_max_chats).
+        #[arg(long)]
+        max_chats: Option<i64>,
     },
 }
 
@@ -95,6 +126,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => lint(&dir.unwrap_or(settings.kb.dir)),
         Command::Ask { question } => ask(settings, &question).await,
         Command::Eval { data, limit } => eval(settings, data, limit).await,
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    name,
+                    email,
+                    password,
+                    teams,
+                    role,
+                    max_chats,
+                },
+        } => {
+            let store = frontdesk::store::Store::connect(&settings.store.url).await?;
+            let new = frontdesk::handoff::accounts::NewAgent {
+                name,
+                email,
+                password,
+                role,
+                teams,
+                max_chats: max_chats.unwrap_or(settings.handoff.default_max_chats),
+            };
+            let agent = frontdesk::handoff::accounts::create_agent(&store, new).await?;
+            println!(
+                "created {} <{}> ({}, teams: {}, {} chats at once)",
+                agent.name,
+                agent.email,
+                agent.role,
+                if agent.teams.is_empty() {
+                    "all".into()
+                } else {
+                    agent.teams.join(", ")
+                },
+                agent.max_chats
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -130,6 +196,14 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
     let bot = Bot::new(kb, settings.bot.clone());
     let reply = bot.reply(question).await?;
+    // NLU seam: `ask` understands with the same implementation `serve` uses.
+    let understanding = frontdesk::escalation::Neutral.understand(question).await;
+    let decision = frontdesk::escalation::explain(
+        &frontdesk::escalation::Policy::new(settings.escalation.clone()),
+        &understanding,
+        &reply,
+        settings.bot.answer_threshold,
+    );
     println!("question:   {question}");
     println!("outcome:    {}", reply.outcome.as_str());
     println!("confidence: {:.3}", reply.confidence);
@@ -137,6 +211,29 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     println!("answer:     {}", reply.text.replace('\n', "\n            "));
     for s in &reply.sources {
         println!("source:     {} — {}", s.title, s.url);
+    }
+    println!(
+        "understood: intent {} , out of scope {}, upset {:.2}",
+        understanding
+            .intent
+            .as_ref()
+            .map_or("-".into(), |i| format!("{} ({:.2})", i.name, i.confidence)),
+        understanding.out_of_scope,
+        understanding.upset
+    );
+    println!(
+        "escalate:   {}{}",
+        if decision.escalate { "yes" } else { "no" },
+        decision
+            .team
+            .as_ref()
+            .map_or(String::new(), |t| format!(" (team {t})"))
+    );
+    for r in &decision.reasons {
+        println!("  reason:   {:?}: {}", r.kind, r.detail);
+    }
+    for c in &decision.checked {
+        println!("  checked:  {c}");
     }
     println!("candidates:");
     for p in &reply.candidates {

@@ -86,6 +86,11 @@ impl Bot {
         Self { kb, settings }
     }
 
+    /// Its thresholds.
+    pub fn settings(&self) -> &BotSettings {
+        &self.settings
+    }
+
     /// The knowledge base it answers from.
     pub fn kb(&self) -> &KnowledgeBase {
         &self.kb

@@ -54,7 +54,16 @@ async fn explain(
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
-    Ok(Json(json!({ "question": q, "reply": reply })))
+    let understanding = state.conversations.understand(q).await;
+    let decision = crate::escalation::explain(
+        state.conversations.policy(),
+        &understanding,
+        &reply,
+        state.bot.settings().answer_threshold,
+    );
+    Ok(Json(
+        json!({ "question": q, "reply": reply, "understanding": understanding, "decision": decision }),
+    ))
 }
 
 #[derive(Deserialize)]
