@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function
 //! Encoder throughput: one sentence at a time, against the same sentences sent by many concurrent
 //! callers (the worker batches whatever is waiting). Run: `cargo bench --bench encoder`.
 //! Per-sentence cost = reported time / sentences per iteration (printed in the group name).

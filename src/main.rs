@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use frontdesk::bot::Bot;
+use frontdesk::escalation::Understand;
 use frontdesk::kb::{self, Severity};
 use frontdesk::nlu::intents::{IntentModel, IntentSet};
 use frontdesk::nlu::upset::UpsetModel;
@@ -55,6 +56,11 @@ enum Command {
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
     },
+    /// Agent accounts.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Measure answer quality on the public benchmarks (see docs/EVALUATION.md).
     Eval {
         /// Folder holding the benchmark data sets.
@@ -80,6 +86,31 @@ enum Benchmark {
     Goemotions,
     Stackfaq,
     Intents,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create an agent account (password stored as an argon2 hash).
+    Add {
+        /// Name customers see, e.g. "Sam".
+        #[arg(long)]
+        name: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Password (or set FRONTDESK_AGENT_PASSWORD).
+        #[arg(long, env = "FRONTDESK_AGENT_PASSWORD")]
+        password: String,
+        /// Team served (repeat for several); none serves every team.
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// `agent` or `admin`.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Chats at once (default: handoff.default_max_chats).
+        #[arg(long)]
+        max_chats: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +160,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             only,
             cache,
         } => eval(settings, data, limit, only, cache).await,
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    name,
+                    email,
+                    password,
+                    teams,
+                    role,
+                    max_chats,
+                },
+        } => {
+            let store = frontdesk::store::Store::connect(&settings.store.url).await?;
+            let new = frontdesk::handoff::accounts::NewAgent {
+                name,
+                email,
+                password,
+                role,
+                teams,
+                max_chats: max_chats.unwrap_or(settings.handoff.default_max_chats),
+            };
+            let agent = frontdesk::handoff::accounts::create_agent(&store, new).await?;
+            println!(
+                "created {} <{}> ({}, teams: {}, {} chats at once)",
+                agent.name,
+                agent.email,
+                agent.role,
+                if agent.teams.is_empty() {
+                    "all".into()
+                } else {
+                    agent.teams.join(", ")
+                },
+                agent.max_chats
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -165,8 +231,15 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
     let bot = Bot::new(kb, nlu.clone(), settings.bot.clone());
     let reply = bot.reply(question).await?;
-    let u = &reply.understanding;
+    let understanding = nlu.understand(question).await;
+    let decision = frontdesk::escalation::explain(
+        &frontdesk::escalation::Policy::new(settings.escalation.clone()),
+        &understanding,
+        &reply,
+        settings.bot.answer_threshold,
+    );
     println!("question:   {question}");
+    let u = &understanding;
     match &u.intent {
         Some(i) => println!(
             "intent:     {} ({:.2}){}{}",
@@ -209,6 +282,29 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     println!("answer:     {}", reply.text.replace('\n', "\n            "));
     for s in &reply.sources {
         println!("source:     {} — {}", s.title, s.url);
+    }
+    println!(
+        "understood: intent {} , out of scope {}, upset {:.2}",
+        understanding
+            .intent
+            .as_ref()
+            .map_or("-".into(), |i| format!("{} ({:.2})", i.name, i.confidence)),
+        understanding.out_of_scope,
+        understanding.upset
+    );
+    println!(
+        "escalate:   {}{}",
+        if decision.escalate { "yes" } else { "no" },
+        decision
+            .team
+            .as_ref()
+            .map_or(String::new(), |t| format!(" (team {t})"))
+    );
+    for r in &decision.reasons {
+        println!("  reason:   {:?}: {}", r.kind, r.detail);
+    }
+    for c in &decision.checked {
+        println!("  checked:  {c}");
     }
     println!("candidates:");
     for p in &reply.candidates {
@@ -290,7 +386,9 @@ async fn eval(
     println!(
         "frontdesk eval — data {}{}",
         data.display(),
-        limit.map_or(String::new(), |n| format!(", quick run: {n} rows per test split"))
+        limit.map_or(String::new(), |n| format!(
+            ", quick run: {n} rows per test split"
+        ))
     );
     let sweep = |s: &[(String, f64)]| {
         s.iter()
@@ -342,7 +440,11 @@ async fn eval(
         println!("  dev sweep (F1): {}", sweep(&r.dev_sweep));
         println!(
             "  chosen: {}; threshold {:.2} (dev)",
-            if r.cues { "embedding + cues" } else { "embedding" },
+            if r.cues {
+                "embedding + cues"
+            } else {
+                "embedding"
+            },
             r.threshold
         );
         println!(
@@ -353,7 +455,12 @@ async fn eval(
         );
     }
     if run(Benchmark::Intents) {
-        let (d, e, c, n) = (data.clone(), encoder.clone(), cache.clone(), settings.nlu.clone());
+        let (d, e, c, n) = (
+            data.clone(),
+            encoder.clone(),
+            cache.clone(),
+            settings.nlu.clone(),
+        );
         let heldout = n.intents.with_file_name("intents_heldout.yaml");
         let r = tokio::task::spawn_blocking(move || {
             frontdesk::eval::demo_intents(&d, &n, &heldout, &e, &c, limit)

@@ -23,6 +23,12 @@ pub struct Settings {
     pub bot: BotSettings,
     /// Limits on what customers may send.
     pub limits: LimitSettings,
+    /// When a conversation goes from the bot to a person.
+    pub escalation: EscalationSettings,
+    /// The queue of conversations waiting for agents: timers, capacity, business hours.
+    pub handoff: HandoffSettings,
+    /// Agent accounts and login tokens.
+    pub agents: AgentSettings,
 }
 
 /// Where the server listens.
@@ -185,6 +191,128 @@ impl Default for LimitSettings {
             max_message_chars: 4_000,
             messages_per_second: 1.0,
             message_burst: 5.0,
+        }
+    }
+}
+
+/// When a conversation goes from the bot to a person. Per-intent rules (`team`, `always_human`)
+/// live in the intents file; these are the thresholds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EscalationSettings {
+    /// Upset score (0–1) at or above which a message goes to a person.
+    pub upset_threshold: f32,
+    /// Upset rising over `rising_turns` customer turns by at least this much in total escalates...
+    pub upset_rise: f32,
+    /// ...when the latest score is at least this.
+    pub upset_rising_floor: f32,
+    /// Customer turns looked at for a rising upset score.
+    pub rising_turns: usize,
+    /// Least intent confidence for an intent to count (a person asked for, a sensitive topic).
+    pub intent_confidence: f32,
+    /// Consecutive turns the bot could not answer (out of scope or no confident passage) before a
+    /// person takes over; the first is answered with "I don't know" and the offer of a person.
+    pub unanswered_turns: usize,
+    /// "That didn't help" verdicts in one conversation before a person takes over.
+    pub negative_feedback: usize,
+    /// Priority added for an upset customer.
+    pub upset_priority: i64,
+    /// Priority added for a sensitive intent.
+    pub sensitive_priority: i64,
+}
+
+impl Default for EscalationSettings {
+    fn default() -> Self {
+        Self {
+            upset_threshold: 0.7,
+            upset_rise: 0.3,
+            upset_rising_floor: 0.5,
+            rising_turns: 3,
+            intent_confidence: 0.5,
+            unanswered_turns: 2,
+            negative_feedback: 2,
+            upset_priority: 2,
+            sensitive_priority: 2,
+        }
+    }
+}
+
+/// The queue of conversations waiting for agents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HandoffSettings {
+    /// Assign queued conversations to the least-loaded online agent of the team automatically.
+    pub auto_assign: bool,
+    /// Nobody picked a conversation up within this many seconds: raise its priority and alert every
+    /// online agent (again after each further period).
+    pub pickup_timeout_seconds: f64,
+    /// The assigned agent has not replied within this many seconds: back to the queue.
+    pub reply_timeout_seconds: f64,
+    /// Chats an agent takes at once unless their account says otherwise.
+    pub default_max_chats: i64,
+    /// Expected wait shown to customers before any pickup has been measured.
+    pub default_wait_seconds: u32,
+    /// Team for conversations whose intent names none.
+    pub default_team: String,
+    /// Opening hours per team (teams not listed are always open).
+    pub hours: std::collections::BTreeMap<String, TeamHours>,
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self {
+            auto_assign: true,
+            pickup_timeout_seconds: 120.0,
+            reply_timeout_seconds: 180.0,
+            default_max_chats: 3,
+            default_wait_seconds: 120,
+            default_team: "general".into(),
+            hours: Default::default(),
+        }
+    }
+}
+
+/// When a team's people are at work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TeamHours {
+    /// Days open, 1 = Monday … 7 = Sunday.
+    pub days: Vec<u8>,
+    /// Opening time, `HH:MM`.
+    pub open: String,
+    /// Closing time, `HH:MM`.
+    pub close: String,
+    /// The team's time zone as minutes east of UTC (e.g. 60 for CET).
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for TeamHours {
+    fn default() -> Self {
+        Self {
+            days: vec![1, 2, 3, 4, 5],
+            open: "09:00".into(),
+            close: "17:00".into(),
+            utc_offset_minutes: 0,
+        }
+    }
+}
+
+/// Agent accounts and login tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSettings {
+    /// How long a login token lasts, in seconds.
+    pub token_ttl_seconds: f64,
+    /// `serve` creates the account demo@example.com / password `demo` (team general, admin) if it
+    /// does not exist. For trying frontdesk out only.
+    pub demo_agent: bool,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_seconds: 12.0 * 3600.0,
+            demo_agent: false,
         }
     }
 }

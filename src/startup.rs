@@ -10,6 +10,8 @@ use tokio::sync::Semaphore;
 
 use crate::bot::Bot;
 use crate::conversation::Conversations;
+use crate::escalation::{Policy, Understand};
+use crate::handoff::Handoff;
 use crate::http::{app, AppState};
 use crate::kb::{KnowledgeBase, Watcher};
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
@@ -40,6 +42,27 @@ impl App {
         encoder: Encoder,
         cache: EmbeddingCache,
     ) -> anyhow::Result<Self> {
+        Self::build_inner(settings, encoder, cache, None).await
+    }
+
+    /// Builds the server with `understand` instead of the trained models as what makes sense of
+    /// each customer message (intent, out of scope, upset) for the escalation policy: tests use it
+    /// to script what customers "mean".
+    pub async fn build_with_understanding(
+        settings: Settings,
+        encoder: Encoder,
+        cache: EmbeddingCache,
+        understand: Arc<dyn Understand>,
+    ) -> anyhow::Result<Self> {
+        Self::build_inner(settings, encoder, cache, Some(understand)).await
+    }
+
+    async fn build_inner(
+        settings: Settings,
+        encoder: Encoder,
+        cache: EmbeddingCache,
+        understand: Option<Arc<dyn Understand>>,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.store.url)
             .await
             .context("opening the store")?;
@@ -53,9 +76,22 @@ impl App {
         } else {
             None
         };
+        let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
         let bot = Bot::new(kb.clone(), nlu, settings.bot.clone());
+        if settings.agents.demo_agent {
+            demo_agent(&store).await?;
+        }
+        let conversations = Conversations::with_handoff(
+            store.clone(),
+            bot.clone(),
+            Handoff::new(settings.handoff.clone()),
+            Policy::new(settings.escalation.clone()),
+            understand,
+        );
+        spawn_timers(&conversations, &settings);
         let state = AppState {
-            conversations: Conversations::new(store.clone(), bot.clone()),
+            conversations,
+            agents: Arc::new(settings.agents.clone()),
             bot,
             kb,
             store,
@@ -133,6 +169,45 @@ pub async fn open_nlu(
         "language models loaded"
     );
     Ok(nlu)
+}
+
+/// Runs the hand-off timers (pickup and reply timeouts) a few times per shortest timeout.
+fn spawn_timers(conversations: &Conversations, settings: &Settings) {
+    let h = &settings.handoff;
+    let shortest = h.pickup_timeout_seconds.min(h.reply_timeout_seconds);
+    let every = std::time::Duration::from_secs_f64((shortest / 4.0).clamp(0.05, 1.0));
+    let conversations = conversations.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = conversations.tick().await {
+                tracing::error!("hand-off timers: {e}");
+            }
+        }
+    });
+}
+
+/// Creates demo@example.com / `demo` (admin, all teams) unless it exists.
+async fn demo_agent(store: &Store) -> anyhow::Result<()> {
+    use crate::handoff::accounts::{create_agent, AuthError, NewAgent};
+    let demo = NewAgent {
+        name: "Demo".into(),
+        email: "demo@example.com".into(),
+        password: "demo".into(),
+        role: "admin".into(),
+        teams: Vec::new(),
+        max_chats: 5,
+    };
+    match create_agent(store, demo).await {
+        Ok(_) => {
+            tracing::warn!("created the demo agent demo@example.com / demo: for trying out only")
+        }
+        Err(AuthError::EmailTaken(_)) => {}
+        Err(e) => return Err(e).context("creating the demo agent"),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -39,14 +39,21 @@ async fn an_angry_message_is_flagged_upset_and_a_polite_one_is_not() {
         "Thanks so much, that fixed it",
     ] {
         let (score, threshold) = upset(&explain(&app, polite).await);
-        assert!(score < threshold, "{polite:?} scored {score} >= {threshold}");
+        assert!(
+            score < threshold,
+            "{polite:?} scored {score} >= {threshold}"
+        );
     }
 }
 
 #[tokio::test]
 async fn intents_carry_their_team_and_policy() {
     let app = spawn_app().await;
-    let body = explain(&app, "I'd like my money back for the beans, they arrived stale").await;
+    let body = explain(
+        &app,
+        "I'd like my money back for the beans, they arrived stale",
+    )
+    .await;
     let intent = &body["reply"]["understanding"]["intent"];
     assert_eq!(intent["name"], "refund", "{body}");
     assert_eq!(intent["always_human"], true);

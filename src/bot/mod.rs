@@ -95,6 +95,11 @@ impl Bot {
         Self { kb, nlu, settings }
     }
 
+    /// Its thresholds.
+    pub fn settings(&self) -> &BotSettings {
+        &self.settings
+    }
+
     /// The knowledge base it answers from.
     pub fn kb(&self) -> &KnowledgeBase {
         &self.kb
@@ -360,7 +365,12 @@ mod tests {
         assert!(reply.sources.is_empty());
         assert_eq!(reply.quick_replies[0].action, "request_human");
         assert_eq!(
-            decide(&BotSettings::default(), Vec::new(), &Understanding::default()).outcome,
+            decide(
+                &BotSettings::default(),
+                Vec::new(),
+                &Understanding::default()
+            )
+            .outcome,
             Outcome::DontKnow
         );
     }

@@ -6,6 +6,8 @@
 //! saw gets exactly what it missed. Appends are serialised per conversation by an in-process lock;
 //! with several nodes this becomes the store's row lock.
 
+mod context;
+mod handoff;
 pub mod protocol;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::bot::{Bot, Outcome};
+use crate::escalation::{BotView, Decision, History, Neutral, Policy, Reason, Understand};
+use crate::handoff::{ClaimError, Handoff};
 use crate::kb::KbError;
 use crate::store::{NewEvent, Store, StoreError};
 use protocol::{From, MessageFrame, ServerFrame, State, Visitor, PROTOCOL_VERSION};
@@ -37,6 +41,29 @@ pub enum ConversationError {
     /// Feedback named a message that is not a bot answer in this conversation.
     #[error("there is no bot message with sequence number {0} in this conversation")]
     UnknownMessage(i64),
+    /// A claim lost or was refused.
+    #[error("{}", .0.message())]
+    Claim(ClaimError),
+    /// An agent acted on a conversation someone else holds.
+    #[error("you do not hold this conversation; claim it first")]
+    NotOwner,
+    /// No such conversation.
+    #[error("there is no such conversation")]
+    NotFound,
+    /// A transfer named an agent who is not online or has no room.
+    #[error(
+        "that agent is not online or has no room for another chat; transfer to their team instead"
+    )]
+    UnknownAgent,
+    /// A rating outside 1–5.
+    #[error("rate from 1 to 5")]
+    BadRating,
+    /// A rating before any person resolved the conversation.
+    #[error("there is nothing to rate yet: a person has not resolved this conversation")]
+    NotResolved,
+    /// Not an email address.
+    #[error("that does not look like an email address; check it and send again")]
+    BadEmail,
 }
 
 /// The outcome of `hello`.
@@ -89,6 +116,10 @@ pub struct Conversations {
 struct Inner {
     store: Store,
     bot: Bot,
+    handoff: Handoff,
+    policy: Policy,
+    /// The language-understanding seam: one call per customer message.
+    understand: Arc<dyn Understand>,
     sockets: DashMap<String, Vec<(u64, mpsc::Sender<Outbound>)>>,
     locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     next_socket: AtomicU64,
@@ -134,12 +165,34 @@ impl Drop for Subscription {
 }
 
 impl Conversations {
-    /// Conversations stored in `store`, answered by `bot`.
+    /// Conversations stored in `store`, answered by `bot`, with default escalation settings and
+    /// no language understanding.
     pub fn new(store: Store, bot: Bot) -> Self {
+        Self::with_handoff(
+            store,
+            bot,
+            Handoff::new(Default::default()),
+            Policy::default(),
+            Arc::new(Neutral),
+        )
+    }
+
+    /// Conversations that escalate by `policy`, on what `understand` makes of each customer
+    /// message, into the queue of `handoff`.
+    pub fn with_handoff(
+        store: Store,
+        bot: Bot,
+        handoff: Handoff,
+        policy: Policy,
+        understand: Arc<dyn Understand>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 bot,
+                handoff,
+                policy,
+                understand,
                 sockets: DashMap::new(),
                 locks: DashMap::new(),
                 next_socket: AtomicU64::new(1),
@@ -278,17 +331,63 @@ impl Conversations {
         })
     }
 
+    /// The agents' queue and presence.
+    pub fn handoff(&self) -> &Handoff {
+        &self.inner.handoff
+    }
+
+    /// The escalation policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// What the language-understanding seam makes of `text`.
+    pub async fn understand(&self, text: &str) -> crate::nlu::Understanding {
+        self.inner.understand.understand(text).await
+    }
+
     /// Lets whoever owns the conversation respond to the customer message at `seq`: the bot answers
-    /// while it owns the conversation; otherwise the message waits for a person.
+    /// while it owns the conversation, unless the escalation policy hands it to a person first;
+    /// otherwise the message waits for a person. A resolved conversation returns to the bot.
     pub async fn after_customer_message(
         &self,
         conversation: &str,
         seq: i64,
         text: &str,
     ) -> Result<(), ConversationError> {
-        let state = self.state(conversation).await?;
+        let mut state = self.state(conversation).await?;
+        if state == State::Resolved {
+            let lock = self.lock(conversation);
+            let _guard = lock.lock().await;
+            if self.state(conversation).await? == State::Resolved {
+                self.inner
+                    .store
+                    .set_state(conversation, State::Bot.as_str(), now_ms())
+                    .await?;
+                self.append_status(conversation, State::Bot, None, None, None, None)
+                    .await?;
+            }
+            state = self.state(conversation).await?;
+        }
         if state != State::Bot {
+            self.inner.handoff.set_preview(conversation, text);
             return Ok(());
+        }
+        let history = self.history(conversation, seq).await?;
+        // The one place language understanding enters a conversation.
+        let understanding = self.inner.understand.understand(text).await;
+        self.inner
+            .store
+            .record_turn_signals(
+                conversation,
+                seq,
+                &serde_json::to_value(&understanding).unwrap_or_default(),
+                now_ms(),
+            )
+            .await?;
+        let before = self.inner.policy.before_bot(&understanding, &history);
+        if before.escalate {
+            return self.escalate(conversation, before).await;
         }
         self.publish_ephemeral(
             conversation,
@@ -301,7 +400,31 @@ impl Conversations {
         .await;
         let reply = self.inner.bot.reply(text).await;
         let reply = match reply {
-            Ok(r) => r,
+            Ok(r) => {
+                let view = BotView {
+                    answered: r.outcome == Outcome::Answered,
+                    dont_know: r.outcome == Outcome::DontKnow,
+                    confidence: r.confidence,
+                    threshold: self.inner.bot.settings().answer_threshold,
+                    article: (r.outcome == Outcome::Answered)
+                        .then(|| r.candidates.first().map(|c| c.path.as_str()))
+                        .flatten(),
+                };
+                let after = self.inner.policy.after_bot(&understanding, &history, &view);
+                if after.escalate {
+                    self.publish_ephemeral(
+                        conversation,
+                        &ServerFrame::Typing {
+                            from: From::Bot,
+                            on: false,
+                        },
+                        None,
+                    )
+                    .await;
+                    return self.escalate(conversation, before.merge(after)).await;
+                }
+                r
+            }
             Err(e) => {
                 self.publish_ephemeral(
                     conversation,
@@ -380,59 +503,59 @@ impl Conversations {
             .store
             .record_feedback(conversation, seq, helpful, now_ms())
             .await?;
+        if !helpful && self.state(conversation).await? == State::Bot {
+            let negatives = self
+                .inner
+                .store
+                .bot_turns_of(conversation)
+                .await?
+                .iter()
+                .filter(|t| t.helpful == Some(false))
+                .count();
+            let decision = self.inner.policy.on_feedback(negatives);
+            if decision.escalate {
+                self.escalate(conversation, decision).await?;
+            }
+        }
         Ok(())
     }
 
     /// The customer asked for a person: the conversation leaves the bot and waits in the queue.
     pub async fn request_human(&self, conversation: &str) -> Result<(), ConversationError> {
-        let lock = self.lock(conversation);
-        let _guard = lock.lock().await;
-        if self.state(conversation).await? != State::Bot {
-            return Ok(());
-        }
-        let now = now_ms();
-        self.inner
+        let decision = Decision {
+            escalate: true,
+            reasons: vec![Reason::button()],
+            ..Decision::default()
+        };
+        self.escalate(conversation, decision).await
+    }
+
+    /// What the conversation looked like before the customer message at `seq`.
+    async fn history(&self, conversation: &str, seq: i64) -> Result<History, ConversationError> {
+        let upsets = self
+            .inner
             .store
-            .set_state(conversation, State::Queued.as_str(), now)
-            .await?;
-        let status = |seq| {
-            serde_json::to_value(ServerFrame::Status {
-                seq,
-                state: State::Queued,
-                queue_position: None,
-                eta_seconds: None,
-            })
-            .unwrap_or_default()
-        };
-        let event = NewEvent {
-            sender: "system",
-            client_id: None,
-            text: None,
-            body: &status,
-        };
-        let (_, frame) = self.inner.store.append(conversation, event, now).await?;
-        self.publish(conversation, &frame, None).await;
-        let text = "I've passed your conversation to our team. A person will reply here; you don't need to repeat anything.";
-        let body = |seq| {
-            message_json(MessageFrame {
-                seq,
-                from: From::System,
-                author: None,
-                text: text.into(),
-                client_id: None,
-                sources: Vec::new(),
-                quick_replies: Vec::new(),
-            })
-        };
-        let event = NewEvent {
-            sender: "system",
-            client_id: None,
-            text: Some(text),
-            body: &body,
-        };
-        let (_, frame) = self.inner.store.append(conversation, event, now).await?;
-        self.publish(conversation, &frame, None).await;
-        Ok(())
+            .turn_signals_of(conversation)
+            .await?
+            .into_iter()
+            .filter(|(s, _)| *s < seq)
+            .filter_map(|(_, u)| u["upset"].as_f64().map(|x| x as f32))
+            .collect();
+        let turns = self.inner.store.bot_turns_of(conversation).await?;
+        let unanswered_streak = turns
+            .iter()
+            .rev()
+            .take_while(|t| t.outcome == Outcome::DontKnow.as_str())
+            .count();
+        let last = turns.last();
+        Ok(History {
+            upsets,
+            unanswered_streak,
+            last_article: last
+                .filter(|t| t.outcome == Outcome::Answered.as_str())
+                .and_then(|t| t.article.clone()),
+            last_helpful: last.and_then(|t| t.helpful),
+        })
     }
 
     /// Shows "customer is typing" to the conversation's other sockets (agents, later).
@@ -479,7 +602,24 @@ impl Conversations {
             .await;
     }
 
+    /// Sends to the customer's sockets and to the agent who holds the conversation.
     async fn send_to(&self, conversation: &str, text: Outbound, except: Option<u64>) {
+        self.send_to_customers_except(conversation, text.clone(), except)
+            .await;
+        self.inner.handoff.forward(conversation, &text).await;
+    }
+
+    async fn send_to_customers(&self, conversation: &str, text: Outbound) {
+        self.send_to_customers_except(conversation, text, None)
+            .await;
+    }
+
+    async fn send_to_customers_except(
+        &self,
+        conversation: &str,
+        text: Outbound,
+        except: Option<u64>,
+    ) {
         // Clone the senders out: never hold a map guard across an await.
         let targets: Vec<mpsc::Sender<Outbound>> = match self.inner.sockets.get(conversation) {
             Some(subs) => subs
@@ -500,14 +640,15 @@ fn message_json(frame: MessageFrame) -> serde_json::Value {
     serde_json::to_value(ServerFrame::Message(frame)).unwrap_or_default()
 }
 
-fn new_token() -> String {
+/// A random 256-bit token, hex-encoded.
+pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
 /// Session tokens are stored hashed, so a leaked database does not leak live sessions.
-fn hash(token: &str) -> String {
+pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 

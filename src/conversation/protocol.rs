@@ -47,6 +47,22 @@ pub enum ClientFrame {
     },
     /// The customer wants a person.
     RequestHuman {},
+    /// The customer rates a resolved conversation.
+    Rate {
+        /// 1 (bad) to 5 (great).
+        score: i64,
+        /// What they want to add.
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    /// Nobody can take the chat now: the customer leaves an email for follow-up.
+    LeaveEmail {
+        /// Where to answer.
+        email: String,
+        /// What they need.
+        #[serde(default)]
+        message: Option<String>,
+    },
 }
 
 /// What the widget knows of the customer.
@@ -190,6 +206,22 @@ pub enum ServerFrame {
         /// Expected wait in seconds, when queued and known.
         #[serde(skip_serializing_if = "Option::is_none")]
         eta_seconds: Option<u32>,
+        /// The agent's display name, when a person joined.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        /// When queued: whether someone can take the chat now (false: offer to leave an email).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agents_available: Option<bool>,
+    },
+    /// The rating was stored.
+    RateAck {
+        /// The score.
+        score: i64,
+    },
+    /// The email was stored as a ticket.
+    EmailAck {
+        /// The ticket's id.
+        ticket_id: i64,
     },
     /// Feedback was stored.
     FeedbackAck {
@@ -199,7 +231,8 @@ pub enum ServerFrame {
     /// Something the client sent was refused; the connection stays open.
     Error {
         /// Stable code: `bad_frame`, `frame_too_large`, `message_too_long`, `empty_message`,
-        /// `rate_limited`, `hello_first`, `unknown_message`, `unavailable`.
+        /// `rate_limited`, `hello_first`, `unknown_message`, `unavailable`, `not_resolved`,
+        /// `bad_email`.
         code: &'static str,
         /// What happened and what to do.
         message: String,

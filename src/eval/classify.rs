@@ -146,8 +146,9 @@ pub fn clinc150(
     let refs: Vec<&[f32]> = val_x.iter().map(|v| &v[..]).collect();
     head.calibrate(&refs, &val_labels);
 
-    let verdicts =
-        |x: &[Embedding]| -> Vec<(usize, f32)> { x.iter().map(|v| in_scope_guess(&head, v, oos)).collect() };
+    let verdicts = |x: &[Embedding]| -> Vec<(usize, f32)> {
+        x.iter().map(|v| in_scope_guess(&head, v, oos)).collect()
+    };
     let val_v = verdicts(&val_x);
     let oos_val_v = verdicts(&oos_val_x);
     let score = |v: &[(usize, f32)], rows: &Labelled, t: f32| -> f64 {
@@ -176,7 +177,10 @@ pub fn clinc150(
         config: intent_candidates()[best].0.to_owned(),
         dev_sweep,
         threshold,
-        dev_point: (score(&val_v, &val, threshold), recall(&oos_val_v, threshold)),
+        dev_point: (
+            score(&val_v, &val, threshold),
+            recall(&oos_val_v, threshold),
+        ),
         test: (test.len(), oos_test.len()),
         in_scope_accuracy: score(&test_v, &test, threshold),
         oos_recall: recall(&oos_test_v, threshold),
@@ -230,14 +234,28 @@ pub fn goemotions(
     let (train, train_x) = load("train", limit.map(|n| n * 8))?;
     let (dev, dev_x) = load("dev", limit)?;
     let (test, test_x) = load("test", limit)?;
-    let is_upset = |rows: &Labelled| -> Vec<bool> { rows.labels.iter().map(|l| l == "upset").collect() };
+    let is_upset =
+        |rows: &Labelled| -> Vec<bool> { rows.labels.iter().map(|l| l == "upset").collect() };
     let mut dev_sweep = Vec::new();
     let mut best: Option<(f64, UpsetModel)> = None;
     for cues in [false, true] {
-        let mut model =
-            UpsetModel::train(&train.texts, &train_x, &is_upset(&train), cues, &UpsetModel::options())?;
+        let mut model = UpsetModel::train(
+            &train.texts,
+            &train_x,
+            &is_upset(&train),
+            cues,
+            &UpsetModel::options(),
+        )?;
         let f1 = model.fit_threshold(&dev.texts, &dev_x, &is_upset(&dev));
-        dev_sweep.push((if cues { "embedding + cues" } else { "embedding" }.to_owned(), f1));
+        dev_sweep.push((
+            if cues {
+                "embedding + cues"
+            } else {
+                "embedding"
+            }
+            .to_owned(),
+            f1,
+        ));
         if best.as_ref().is_none_or(|(b, _)| f1 > *b) {
             best = Some((f1, model));
         }
@@ -250,7 +268,11 @@ pub fn goemotions(
         .zip(&test_x)
         .map(|(t, x)| model.score(t, x).0 >= model.threshold)
         .collect();
-    let tp = predicted.iter().zip(&gold).filter(|(p, g)| **p && **g).count() as f64;
+    let tp = predicted
+        .iter()
+        .zip(&gold)
+        .filter(|(p, g)| **p && **g)
+        .count() as f64;
     let pp = predicted.iter().filter(|p| **p).count() as f64;
     let gp = gold.iter().filter(|g| **g).count() as f64;
     let precision = tp / pp.max(1.0);
@@ -363,7 +385,11 @@ pub fn demo_intents(
         let mut ok = 0;
         for v in &x {
             let verdict = model.classify(v);
-            if verdict.intent.as_ref().is_some_and(|m| m.name == intent.name) {
+            if verdict
+                .intent
+                .as_ref()
+                .is_some_and(|m| m.name == intent.name)
+            {
                 ok += 1;
             }
             if verdict.best.0 == intent.name {

@@ -48,8 +48,14 @@ pub fn banking77(data: &Path, split: &str) -> anyhow::Result<Labelled> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Labelled::default();
     for (i, row) in parse_csv(&text).into_iter().enumerate().skip(1) {
-        let [text, label] = <[String; 2]>::try_from(row)
-            .map_err(|r| anyhow::anyhow!("{}:{}: expected 2 fields, got {}", path.display(), i + 1, r.len()))?;
+        let [text, label] = <[String; 2]>::try_from(row).map_err(|r| {
+            anyhow::anyhow!(
+                "{}:{}: expected 2 fields, got {}",
+                path.display(),
+                i + 1,
+                r.len()
+            )
+        })?;
         out.texts.push(text);
         out.labels.push(label);
     }

@@ -54,15 +54,16 @@ async fn explain(
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
-    let nlu = state.bot.nlu();
-    Ok(Json(json!({
-        "question": q,
-        "reply": reply,
-        "thresholds": {
-            "upset": nlu.upset_threshold(),
-            "out_of_scope_below": nlu.intent_model().threshold,
-        },
-    })))
+    let understanding = state.conversations.understand(q).await;
+    let decision = crate::escalation::explain(
+        state.conversations.policy(),
+        &understanding,
+        &reply,
+        state.bot.settings().answer_threshold,
+    );
+    Ok(Json(
+        json!({ "question": q, "reply": reply, "understanding": understanding, "decision": decision }),
+    ))
 }
 
 #[derive(Deserialize)]

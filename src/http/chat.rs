@@ -192,6 +192,55 @@ impl Connection {
                     Err(e) => self.failed(e, None).await,
                 }
             }
+            ClientFrame::Rate { score, comment } => {
+                let Some(id) = self.conversation() else {
+                    return self.hello_first().await;
+                };
+                match self
+                    .state
+                    .conversations
+                    .rate(&id, score, comment.as_deref())
+                    .await
+                {
+                    Ok(()) => self.send(ServerFrame::RateAck { score }).await,
+                    Err(e @ ConversationError::BadRating) => {
+                        self.send(ServerFrame::error("bad_frame", e.to_string()))
+                            .await
+                    }
+                    Err(e @ ConversationError::NotResolved) => {
+                        self.send(ServerFrame::error("not_resolved", e.to_string()))
+                            .await
+                    }
+                    Err(e) => self.failed(e, None).await,
+                }
+            }
+            ClientFrame::LeaveEmail { email, message } => {
+                let Some(id) = self.conversation() else {
+                    return self.hello_first().await;
+                };
+                let message = message.unwrap_or_default();
+                if message.chars().count() > self.state.limits.max_message_chars {
+                    return self
+                        .send(ServerFrame::error(
+                            "message_too_long",
+                            "the message is too long",
+                        ))
+                        .await;
+                }
+                match self
+                    .state
+                    .conversations
+                    .leave_email(&id, &email, &message)
+                    .await
+                {
+                    Ok(ticket_id) => self.send(ServerFrame::EmailAck { ticket_id }).await,
+                    Err(e @ ConversationError::BadEmail) => {
+                        self.send(ServerFrame::error("bad_email", e.to_string()))
+                            .await
+                    }
+                    Err(e) => self.failed(e, None).await,
+                }
+            }
             ClientFrame::RequestHuman {} => {
                 let Some(id) = self.conversation() else {
                     return self.hello_first().await;

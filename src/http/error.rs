@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::conversation::ConversationError;
+use crate::handoff::accounts::AuthError;
 use crate::kb::KbError;
 use crate::store::StoreError;
 
@@ -32,6 +33,24 @@ impl ApiError {
         Self {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    /// The client has not proven who it is.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The client may not see this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
             message: message.into(),
         }
     }
@@ -71,7 +90,25 @@ impl From<ConversationError> for ApiError {
             ConversationError::UnknownMessage(_) => {
                 Self::bad_request("unknown_message", e.to_string())
             }
+            ConversationError::NotFound => Self::not_found(e.to_string()),
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => Self::unauthorized("unauthorized", e.to_string()),
+            AuthError::Expired => Self::unauthorized("token_expired", e.to_string()),
+            AuthError::BadCredentials => Self::unauthorized("bad_credentials", e.to_string()),
+            AuthError::EmailTaken(_) => Self {
+                status: StatusCode::CONFLICT,
+                code: "email_taken",
+                message: e.to_string(),
+            },
+            AuthError::Invalid(_) => Self::bad_request("invalid", e.to_string()),
+            AuthError::Store(e) => Self::internal(&e),
         }
     }
 }

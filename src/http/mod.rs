@@ -1,6 +1,7 @@
-//! The HTTP layer, and the only module that knows axum: the customer WebSocket, the REST API, the
-//! demo page and the rendered knowledge-base articles.
+//! The HTTP layer, and the only module that knows axum: the customer and agent WebSockets, the REST
+//! API, the demo page and the rendered knowledge-base articles.
 
+mod agent;
 mod api;
 mod chat;
 mod error;
@@ -14,7 +15,7 @@ use tokio::sync::Semaphore;
 use crate::bot::Bot;
 use crate::conversation::Conversations;
 use crate::kb::KnowledgeBase;
-use crate::settings::LimitSettings;
+use crate::settings::{AgentSettings, LimitSettings};
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub store: Store,
     /// Limits on what customers may send.
     pub limits: Arc<LimitSettings>,
+    /// Agent login settings.
+    pub agents: Arc<AgentSettings>,
     /// One permit per open WebSocket.
     pub connections: Arc<Semaphore>,
 }
@@ -41,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(chat::router())
         .merge(api::router())
+        .merge(agent::router())
         .merge(pages::router())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

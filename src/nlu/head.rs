@@ -122,7 +122,12 @@ impl Head {
         let (hidden, output) = if options.hidden > 0 {
             let h = options.hidden as i64;
             (
-                Some(nn::linear(&root / "hidden", dim as i64, h, Default::default())),
+                Some(nn::linear(
+                    &root / "hidden",
+                    dim as i64,
+                    h,
+                    Default::default(),
+                )),
                 nn::linear(&root / "output", h, classes_n, Default::default()),
             )
         } else {
@@ -248,7 +253,11 @@ mod tests {
     #[test]
     fn learns_separable_classes_and_applies_in_plain_rust() {
         // Three clusters in 4 dimensions.
-        let centres = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.5]];
+        let centres = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.5],
+        ];
         let mut inputs = Vec::new();
         let mut labels = Vec::new();
         for i in 0..90 {

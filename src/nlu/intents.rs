@@ -456,6 +456,9 @@ mod tests {
             "ok.yaml",
             "intents:\n  - name: a\n    examples: [1, 2, 3, 4, 5, 11]\n  - name: b\n    examples: [6, 7, 8, 9, 10]\n",
         );
-        assert_ne!(IntentSet::load(&edited, &oos).unwrap().data_hash, set.data_hash);
+        assert_ne!(
+            IntentSet::load(&edited, &oos).unwrap().data_hash,
+            set.data_hash
+        );
     }
 }

@@ -155,7 +155,9 @@ pub fn load_or_train_intents(
             "intent model retrained and saved to {}",
             path.display()
         ),
-        Err(e) => tracing::warn!("intent model retrained but not saved ({e}); it is used from memory"),
+        Err(e) => {
+            tracing::warn!("intent model retrained but not saved ({e}); it is used from memory")
+        }
     }
     Ok(model)
 }

@@ -74,7 +74,10 @@ pub fn cue_features(text: &str) -> (Vec<f32>, Vec<String>) {
         .map(|(n, _)| (*n).to_owned())
         .collect();
     (
-        present.iter().map(|&on| if on { 1.0 } else { 0.0 }).collect(),
+        present
+            .iter()
+            .map(|&on| if on { 1.0 } else { 0.0 })
+            .collect(),
         names,
     )
 }
@@ -117,12 +120,7 @@ impl UpsetModel {
             .collect();
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let labels: Vec<usize> = upset.iter().map(|&u| usize::from(u)).collect();
-        let head = Head::train(
-            &refs,
-            &labels,
-            vec!["calm".into(), "upset".into()],
-            options,
-        )?;
+        let head = Head::train(&refs, &labels, vec!["calm".into(), "upset".into()], options)?;
         Ok(Self {
             head,
             cues,

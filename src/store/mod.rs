@@ -9,6 +9,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod agents;
+pub use agents::{
+    AgentRow, BotTurnRow, ConversationSummaryRow, HandoffRow, NoteRow, TicketRow, TokenLookup,
+};
+
 /// What can go wrong storing or loading.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use frontdesk::escalation::Understand;
+use frontdesk::handoff::accounts::{create_agent, NewAgent};
 use frontdesk::kb::KnowledgeBase;
 use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::settings::NluSettings;
@@ -50,6 +54,7 @@ pub fn nlu() -> (Encoder, EmbeddingCache) {
 
 pub struct TestApp {
     pub port: u16,
+    pub store: frontdesk::store::Store,
     pub kb_dir: PathBuf,
     _kb: tempfile::TempDir,
     _data: tempfile::TempDir,
@@ -62,6 +67,51 @@ impl TestApp {
 
     pub async fn client(&self) -> Client {
         Client::connect(self.port).await
+    }
+
+    /// Creates an agent account and logs in over HTTP; returns the token.
+    pub async fn agent_token(&self, name: &str, teams: &[&str]) -> String {
+        let email = format!("{}@example.com", name.to_lowercase());
+        create_agent(
+            &self.store,
+            NewAgent {
+                name: name.into(),
+                email: email.clone(),
+                password: "secret-pw".into(),
+                role: "agent".into(),
+                teams: teams.iter().map(|t| t.to_string()).collect(),
+                max_chats: 3,
+            },
+        )
+        .await
+        .expect("agent created");
+        let response = reqwest::Client::new()
+            .post(self.http("/api/agent/login"))
+            .json(&json!({"email": email, "password": "secret-pw"}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status().as_u16(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// An agent's console connected with `token`, past `ready` and the first queue snapshot.
+    pub async fn agent(&self, token: &str) -> AgentClient {
+        let mut agent = AgentClient::connect(self.port, token).await;
+        assert_eq!(agent.next("ready").await["type"], "ready");
+        agent
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new().get(self.http(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -94,7 +144,27 @@ pub async fn spawn_app_with_files(files: &[(&str, &str)]) -> TestApp {
     spawn_in(kb, |_| {}).await
 }
 
+/// The server with a copy of the demo knowledge base, adjusted settings, and `understand` in the
+/// language-understanding seam.
+pub async fn spawn_app_understanding(
+    adjust: impl FnOnce(&mut Settings),
+    understand: Arc<dyn Understand>,
+) -> TestApp {
+    let kb = tempfile::tempdir().expect("temp dir");
+    copy_dir(&root().join("knowledge_base"), kb.path());
+    spawn_in_with(kb, adjust, Some(understand)).await
+}
+
+/// The trained language models understand customers, as in production.
 async fn spawn_in(kb: tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_in_with(kb, adjust, None).await
+}
+
+async fn spawn_in_with(
+    kb: tempfile::TempDir,
+    adjust: impl FnOnce(&mut Settings),
+    understand: Option<Arc<dyn Understand>>,
+) -> TestApp {
     let data = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::default();
     settings.server.port = 0;
@@ -110,13 +180,17 @@ async fn spawn_in(kb: tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> 
     settings.nlu.retrain_stale = false;
     adjust(&mut settings);
     let (encoder, cache) = nlu();
-    let app = App::build_with(settings, encoder, cache)
-        .await
-        .expect("the app builds");
+    let app = match understand {
+        Some(u) => App::build_with_understanding(settings, encoder, cache, u).await,
+        None => App::build_with(settings, encoder, cache).await,
+    }
+    .expect("the app builds");
     let port = app.port();
+    let store = app.state().store.clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
+        store,
         kb_dir: kb.path().to_owned(),
         _kb: kb,
         _data: data,
@@ -225,5 +299,75 @@ impl Client {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+/// An agent's console WebSocket.
+pub struct AgentClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl AgentClient {
+    pub async fn connect(port: u16, token: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!(
+            "ws://127.0.0.1:{port}/ws/agent?token={token}"
+        ))
+        .await
+        .expect("the agent WebSocket connects");
+        Self { ws }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next frame of any type, or None within `wait`.
+    pub async fn recv_any(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            match message
+                .expect("the connection stays open")
+                .expect("a frame")
+            {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
+                Message::Close(reason) => panic!("the server closed the connection: {reason:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    pub async fn next(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self
+                .recv_any(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("a {kind} frame arrives in time"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// The next `event` whose inner frame matches `pred`, skipping others.
+    pub async fn next_event(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let frame = self.next("event").await;
+            if pred(&frame["frame"]) {
+                return frame["frame"].clone();
+            }
+        }
+    }
+
+    /// Every frame arriving within `wait`.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv_any(wait).await {
+            frames.push(f);
+        }
+        frames
     }
 }
