@@ -551,15 +551,16 @@ async fn eval(
         let report =
             tokio::task::spawn_blocking(move || frontdesk::eval::stackfaq(&d, &e, limit)).await??;
         println!(
-            "\nStackFAQ retrieval (article level; keyword weight {} chosen on dev)",
-            report.keyword_weight
+            "\nStackFAQ retrieval (article level; chosen on dev: keyword weight {}, title matching {})",
+            report.keyword_weight,
+            if report.title_match { "on" } else { "off" }
         );
         println!(
-            "  dev sweep (weight: MRR@10): {}",
+            "  dev sweep (title matching, weight: MRR@10): {}",
             report
                 .dev_sweep
                 .iter()
-                .map(|(w, m)| format!("{w}: {:.3}", m))
+                .map(|(t, w, m)| format!("{}/{w}: {:.3}", if *t { "on" } else { "off" }, m))
                 .collect::<Vec<_>>()
                 .join(", ")
         );

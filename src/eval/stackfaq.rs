@@ -72,8 +72,10 @@ pub struct RetrievalScores {
 pub struct StackFaqReport {
     /// Keyword weight chosen on dev.
     pub keyword_weight: f32,
-    /// Hybrid MRR@10 on dev for each weight tried.
-    pub dev_sweep: Vec<(f32, f64)>,
+    /// Whether title matching was chosen on dev.
+    pub title_match: bool,
+    /// Hybrid MRR@10 on dev for each (title matching, keyword weight) tried.
+    pub dev_sweep: Vec<(bool, f32, f64)>,
     /// Scores on the test queries.
     pub test: RetrievalScores,
     /// Scores on all queries (dev and test together).
@@ -169,16 +171,21 @@ pub fn stackfaq(
     };
 
     let mut dev_sweep = Vec::new();
-    for w in WEIGHTS {
-        dev_sweep.push((
-            w,
-            RankMetrics::from_ranks(&hybrid_ranks(&dev, &dev_vecs, w)?).mrr_at_10,
-        ));
+    for title_match in [false, true] {
+        kb.set_title_match(title_match);
+        for w in WEIGHTS {
+            dev_sweep.push((
+                title_match,
+                w,
+                RankMetrics::from_ranks(&hybrid_ranks(&dev, &dev_vecs, w)?).mrr_at_10,
+            ));
+        }
     }
-    let keyword_weight = dev_sweep
+    let (title_match, keyword_weight) = dev_sweep
         .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or(0.1, |b| b.0);
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .map_or((true, 0.2), |b| (b.0, b.1));
+    kb.set_title_match(title_match);
 
     let scores = |qs: &[(String, String)],
                   vecs: &[crate::nlu::Embedding]|
@@ -195,6 +202,7 @@ pub fn stackfaq(
     let all_scores = scores(&all, &all_vecs)?;
     Ok(StackFaqReport {
         keyword_weight,
+        title_match,
         dev_sweep,
         test: test_scores,
         all: all_scores,

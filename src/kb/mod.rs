@@ -116,6 +116,7 @@ struct Inner {
     cache: EmbeddingCache,
     index: LexicalIndex,
     keyword_weight: AtomicU32,
+    title_match: std::sync::atomic::AtomicBool,
     state: RwLock<State>,
     sync_lock: std::sync::Mutex<()>,
 }
@@ -130,12 +131,14 @@ struct Indexed {
     hash: [u8; 32],
     article: Article,
     embeddings: Vec<Embedding>,
+    /// The title alone: help-centre titles are often the very question customers ask.
+    title_embedding: Embedding,
 }
 
 /// Candidates taken from each of the two searches before fusing.
 const CANDIDATES: usize = 30;
 /// How much keyword search counts next to semantic similarity when ranking (see `search_with`).
-pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.2;
+pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.1;
 
 impl KnowledgeBase {
     /// Opens the knowledge base in `dir` and indexes every article (blocking; call at start-up).
@@ -151,6 +154,7 @@ impl KnowledgeBase {
                 cache,
                 index: LexicalIndex::new()?,
                 keyword_weight: AtomicU32::new(DEFAULT_KEYWORD_WEIGHT.to_bits()),
+                title_match: std::sync::atomic::AtomicBool::new(true),
                 state: RwLock::new(State::default()),
                 sync_lock: std::sync::Mutex::new(()),
             }),
@@ -210,10 +214,16 @@ impl KnowledgeBase {
                 .collect()
         };
 
-        // Embed every changed section in one go (the cache skips unchanged text).
+        // Embed every changed section, and each changed title, in one go (the cache skips
+        // unchanged text).
         let texts: Vec<String> = changed
             .iter()
-            .flat_map(|(_, _, a)| a.sections.iter().map(|s| embedding_text(a, s)))
+            .flat_map(|(_, _, a)| {
+                a.sections
+                    .iter()
+                    .map(|s| embedding_text(a, s))
+                    .chain([a.title.clone()])
+            })
             .collect();
         let (mut vectors, embedded) = self
             .inner
@@ -223,11 +233,13 @@ impl KnowledgeBase {
 
         let mut upserts = Vec::new();
         for (path, hash, article) in changed.into_iter().rev() {
-            let embeddings = vectors.split_off(vectors.len() - article.sections.len());
+            let mut embeddings = vectors.split_off(vectors.len() - article.sections.len() - 1);
+            let title_embedding = embeddings.pop().expect("the title was embedded");
             upserts.push(Indexed {
                 hash,
                 article,
                 embeddings,
+                title_embedding,
             });
             report.indexed.push(path);
         }
@@ -267,6 +279,12 @@ impl KnowledgeBase {
         f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed))
     }
 
+    /// Whether a question that matches an article's title scores its first section by that
+    /// match when it is better than the section's own (on by default; chosen on StackFAQ dev).
+    pub fn set_title_match(&self, on: bool) {
+        self.inner.title_match.store(on, Ordering::Relaxed);
+    }
+
     /// Sets how much keyword matching counts next to semantic similarity (see `search_with`).
     pub fn set_keyword_weight(&self, weight: f32) {
         self.inner
@@ -285,15 +303,24 @@ impl KnowledgeBase {
         keyword_weight: f32,
     ) -> Result<Vec<Passage>, KbError> {
         let lexical = self.inner.index.search(query, CANDIDATES)?;
+        let title_match = self.inner.title_match.load(Ordering::Relaxed);
         let state = self.read();
         let mut semantic: Vec<((&str, usize), f32)> = state
             .articles
             .iter()
             .flat_map(|(path, a)| {
-                a.embeddings
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, e)| ((path.as_str(), i), cosine(query_vec, e)))
+                let title = if title_match {
+                    cosine(query_vec, &a.title_embedding)
+                } else {
+                    f32::NEG_INFINITY
+                };
+                a.embeddings.iter().enumerate().map(move |(i, e)| {
+                    let own = cosine(query_vec, e);
+                    (
+                        (path.as_str(), i),
+                        if i == 0 { own.max(title) } else { own },
+                    )
+                })
             })
             .collect();
         semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
