@@ -418,3 +418,46 @@ async fn nobody_picking_up_raises_the_priority_and_alerts_every_agent() {
     let queue = sam.next("queue").await;
     assert_eq!(queue["entries"][0]["priority"], 1, "{queue}");
 }
+
+#[tokio::test]
+async fn agents_see_who_is_connected_and_when_each_frame_of_a_context_happened() {
+    let app = spawn_app_with(manual).await;
+    let sam_token = app.agent_token("Sam", &["billing"]).await;
+    let kim_token = app.agent_token("Kim", &[]).await;
+    let (status, body) = app.get_as("/api/agents", None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (_, body) = app.get_as("/api/agents", Some(&sam_token)).await;
+    assert_eq!(body, json!({"agents": []}), "nobody is connected yet");
+
+    let mut sam = app.agent(&sam_token).await;
+    let _kim = app.agent(&kim_token).await;
+    sam.send(json!({"type": "presence", "status": "away"}))
+        .await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    sam.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    let assigned = sam.next("assigned").await;
+    for frame in assigned["context"]["transcript"].as_array().unwrap() {
+        assert!(frame["at"].as_i64().unwrap() > 0, "{frame}");
+    }
+
+    let (status, body) = app.get_as("/api/agents", Some(&kim_token)).await;
+    assert_eq!(status, 200, "{body}");
+    let agents = body["agents"].as_array().unwrap();
+    let shown: Vec<(&str, &str, u64)> = agents
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap(),
+                a["status"].as_str().unwrap(),
+                a["chats"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, [("Kim", "online", 0), ("Sam", "away", 1)]);
+    assert_eq!(agents[1]["teams"], json!(["billing"]));
+    assert!(agents[1]["id"].as_str().is_some_and(|id| !id.is_empty()));
+}

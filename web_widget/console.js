@@ -10,6 +10,7 @@
   const TOKEN_KEY = 'frontdesk.console.token';
   const AGENT_KEY = 'frontdesk.console.agent';
   const SOUND_KEY = 'frontdesk.console.sound';
+  const SELECTED_KEY = 'frontdesk.console.selected';
   const TYPING_EVERY_MS = 3000, TYPING_IDLE_MS = 2000, TYPING_HIDE_MS = 8000;
   const TITLE = 'frontdesk console';
 
@@ -33,8 +34,9 @@
     sound: localStorage.getItem(SOUND_KEY) !== 'off',
     ws: null, connected: false, retry: 0, retryTimer: 0,
     queue: [], queueAt: 0, seenQueue: null, // conversation ids already announced
+    fresh: new Map(), // conversation id -> until when it is highlighted as new
     chats: new Map(), // id -> chat (see `chat()`)
-    selected: null, // conversation id shown in the centre
+    selected: sessionStorage.getItem(SELECTED_KEY), // conversation id shown in the centre
     preview: null, // {id, context} of a queued conversation being looked at
     mode: 'reply',
     teams: new Set(['general']),
@@ -217,16 +219,19 @@
       const ids = new Set(f.entries.map((e) => e.conversation_id));
       for (const e of f.entries) {
         S.teams.add(e.team);
-        if (S.seenQueue && !S.seenQueue.has(e.conversation_id)) fresh.push(e.conversation_id);
+        if (S.seenQueue && !S.seenQueue.has(e.conversation_id)) {
+          fresh.push(e.conversation_id);
+          S.fresh.set(e.conversation_id, Date.now() + 5000);
+        }
       }
       S.seenQueue = new Set([...(S.seenQueue || []), ...ids]);
       S.queue = f.entries;
       S.queueAt = Date.now();
-      if (S.preview && !ids.has(S.preview.id)) S.preview = null; // someone took it
-      renderQueue(fresh);
+      const previewGone = S.preview && !ids.has(S.preview.id);
+      if (previewGone) S.preview = null; // someone took it
+      renderQueue();
       if (fresh.length) announce(fresh.length === 1 ? 'New conversation waiting' : fresh.length + ' new conversations waiting');
-      if (!S.selected && !S.preview) renderCentre();
-      else if (S.preview || !S.chats.has(S.selected)) renderCentre();
+      if (previewGone) renderCentre();
     },
     assigned(f) {
       const c = fromContext(f.context);
@@ -377,6 +382,7 @@
     const prev = S.chats.get(S.selected);
     if (prev) prev.draft = el.input.value;
     S.selected = id;
+    sessionStorage.setItem(SELECTED_KEY, id);
     S.preview = null;
     const c = S.chats.get(id);
     if (c) { c.unread = 0; el.input.value = c.draft || ''; }
@@ -414,7 +420,7 @@
   }
 
   function renderAll() {
-    renderQueue([]);
+    renderQueue();
     renderMine();
     renderCentre();
   }
@@ -429,11 +435,12 @@
     return h('span.prio.p' + n, { title: 'Priority ' + p }, 'P' + (Number(p) || 0));
   }
 
-  function renderQueue(fresh) {
+  function renderQueue() {
     el.queueCount.textContent = S.queue.length;
     const items = S.queue.map((e) => {
       const sel = S.preview && S.preview.id === e.conversation_id;
-      const li = h('li.item' + (sel ? '.sel' : '') + (fresh.includes(e.conversation_id) ? '.fresh' : ''), {
+      const isNew = (S.fresh.get(e.conversation_id) || 0) > Date.now();
+      const li = h('li.item' + (sel ? '.sel' : '') + (isNew ? '.fresh' : ''), {
         dataset: { id: e.conversation_id }, tabindex: 0, 'aria-label': 'Waiting: ' + (e.customer || 'Visitor'),
         onclick: () => previewQueued(e.conversation_id),
         onkeydown: (ev) => { if (ev.key === 'Enter') previewQueued(e.conversation_id); },
@@ -447,6 +454,7 @@
     });
     el.queue.replaceChildren(...(items.length ? items : [h('li.none', null, 'Nobody is waiting. ✨')]));
     tickWaits();
+    updateTitle();
   }
 
   function renderMine() {

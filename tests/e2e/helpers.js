@@ -111,3 +111,50 @@ export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, name) });
 }
+
+// ---- the agent console ------------------------------------------------------------------------
+
+/** A page of the demo shop whose widget knows the customer (data-name, data-email). */
+export async function shopAs(page, { name, email }) {
+  const url = SERVER + '/shop/checkout';
+  await page.route(url, async (route) => {
+    const demo = await route.fetch({ url: SERVER + '/' });
+    const attrs = ` data-name="${name}" data-email="${email}"`;
+    const body = (await demo.text()).replace('<script src="/widget.js"', '<script src="/widget.js"' + attrs);
+    await route.fulfill({ response: demo, body });
+  });
+  return url;
+}
+
+/** The widget's conversation id, from the welcome frame it received. */
+export function conversationId(frames) {
+  return frames.find((f) => f.type === 'welcome')?.conversation_id;
+}
+
+/** Everything the widget shows, as text. */
+export function widgetText(page) {
+  return page.evaluate(() => document.querySelector('frontdesk-chat').shadowRoot.querySelector('.panel').textContent);
+}
+
+/** Signs in to /console as the demo agent (scripts/e2e.sh starts the server with it). */
+export async function consoleLogin(page, email = 'demo@example.com', password = 'demo') {
+  await page.goto(SERVER + '/console');
+  await page.locator('#login-email').fill(email);
+  await page.locator('#login-password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#conn.ok').waitFor();
+}
+
+/** The console's token (to call the REST API as the agent). */
+export function consoleToken(page) {
+  return page.evaluate(() => localStorage.getItem('frontdesk.console.token'));
+}
+
+/** Messages in the console's transcript as [{who, text}], in the order shown. */
+export function consoleMessages(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#transcript .msg')].map((m) => ({
+    who: m.classList.contains('note') ? 'note' : [...m.classList].find((c) => ['customer', 'bot', 'agent'].includes(c)),
+    text: m.querySelector('.bubble').textContent,
+    pending: m.classList.contains('pending'),
+  })));
+}
