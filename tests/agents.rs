@@ -84,7 +84,6 @@ async fn a_customer_asks_for_a_person_an_agent_claims_they_chat_and_the_customer
         (Some("agent"), Some("Sam")),
         "{joined}"
     );
-    assert_eq!(customer.recv().await["text"], "Sam joined the chat.");
 
     sam.send(json!({"type": "message", "conversation_id": id, "text": "Hi, I'm Sam. How can I help?", "client_id": "a1"}))
         .await;

@@ -593,7 +593,7 @@
     if (f.type === 'status') {
       const text = {
         queued: 'Waiting in the queue' + (f.queue_position ? ' (position ' + f.queue_position + ')' : '') + (f.agents_available === false ? ' — nobody available' : ''),
-        agent: (f.agent || 'An agent') + ' took over',
+        agent: (f.agent || 'An agent') + ' joined the chat',
         resolved: 'Resolved',
         bot: 'Back with the bot',
       }[f.state] || f.state;
@@ -768,7 +768,9 @@
   function openCanned(filter, fromButton) {
     el.kbPop.hidden = true;
     const f = (filter || '').toLowerCase();
-    const list = CANNED.filter((r) => !f || r.key.includes(f) || r.text.toLowerCase().includes(f));
+    // Shortcuts that start with what was typed first, then replies that mention it.
+    const list = [...CANNED.filter((r) => r.key.startsWith(f)),
+      ...CANNED.filter((r) => !r.key.startsWith(f) && r.text.toLowerCase().includes(f))];
     el.cannedMenu.dataset.slash = fromButton ? '' : '1';
     el.cannedMenu.replaceChildren(...(list.length ? list.map((r, i) => h('div.opt', {
       role: 'option', 'aria-selected': String(i === 0), dataset: { key: r.key },

@@ -2,6 +2,7 @@
 // localStorage) per test, and small waits on the widget inside its shadow root.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -114,16 +115,21 @@ export async function screenshot(page, name) {
 
 // ---- the agent console ------------------------------------------------------------------------
 
-/** A page of the demo shop whose widget knows the customer (data-name, data-email). */
+/**
+ * The demo shop served from another local origin (as a company's site would be), with a widget that
+ * knows the customer (data-name, data-email). Returns the page's URL.
+ */
 export async function shopAs(page, { name, email }) {
-  const url = SERVER + '/shop/checkout';
-  await page.route(url, async (route) => {
-    const demo = await route.fetch({ url: SERVER + '/' });
-    const attrs = ` data-name="${name}" data-email="${email}"`;
-    const body = (await demo.text()).replace('<script src="/widget.js"', '<script src="/widget.js"' + attrs);
-    await route.fulfill({ response: demo, body });
-  });
-  return url;
+  const demo = await (await fetch(SERVER + '/')).text();
+  const attr = (v) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
+  const html = demo
+    .replace('<head>', `<head><base href="${SERVER}/">`)
+    .replace('<script src="/widget.js"', `<script src="${SERVER}/widget.js" data-name="${attr(name)}" data-email="${attr(email)}"`);
+  const shop = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
+  await new Promise((ok) => shop.listen(0, '127.0.0.1', ok));
+  shop.unref();
+  page.context().on('close', () => shop.close());
+  return `http://127.0.0.1:${shop.address().port}/shop/checkout`;
 }
 
 /** The widget's conversation id, from the welcome frame it received. */
