@@ -52,6 +52,25 @@
     'kb-results', 'send', 'ctx', 'transfer-dialog', 'transfer-form', 'transfer-team', 'transfer-agent',
     'transfer-note', 'teams', 'toasts']) el[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = $(id);
 
+  /** Small line icons (headless and minimal systems often have no emoji font). */
+  const ICONS = {
+    lock: 'M5 11h14v10H5zM8 11V7a4 4 0 0 1 8 0v4',
+    bell: 'M6 17V11a6 6 0 0 1 12 0v6l2 2H4zM10 21h4',
+    doc: 'M6 3h8l4 4v14H6zM14 3v4h4M9 12h6M9 16h6',
+    book: 'M4 5a2 2 0 0 1 2-2h14v16H6a2 2 0 0 0-2 2zM4 21V5M8 7h8',
+  };
+  function icon(name) {
+    const NS = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(NS, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', 'ic');
+    svg.setAttribute('aria-hidden', 'true');
+    const path = document.createElementNS(NS, 'path');
+    path.setAttribute('d', ICONS[name]);
+    svg.append(path);
+    return svg;
+  }
+
   function safeJson(s) { try { return s ? JSON.parse(s) : null; } catch (e) { return null; } }
 
   /** Builds an element: `h('div.a.b', {title: 'x', onclick: f}, 'text', child, ...)`. Strings become text. */
@@ -452,7 +471,7 @@
         h('button.btn.primary.claim', { type: 'button', onclick: (ev) => { ev.stopPropagation(); claim(e.conversation_id); } }, 'Claim')));
       return li;
     });
-    el.queue.replaceChildren(...(items.length ? items : [h('li.none', null, 'Nobody is waiting. ✨')]));
+    el.queue.replaceChildren(...(items.length ? items : [h('li.none', null, 'Nobody is waiting.')]));
     tickWaits();
     updateTitle();
   }
@@ -560,10 +579,10 @@
     for (const t of timeline) if (t.node) nodes.push(t.node);
     for (const [cid, p] of pending) {
       nodes.push(h('div.msg.agent.pending', { dataset: { clientId: cid } },
-        h('div.meta', null, h('b', null, 'You'), 'sending…'), h('div.bubble', null, p.text)));
+        h('div.meta', null, h('b', null, 'You'), h('span', null, 'sending…')), h('div.bubble', null, p.text)));
     }
     if (rating) {
-      nodes.push(h('div.sys.rated', null, '★ Rated ' + rating.score + '/5' + (rating.comment ? ' — “' + rating.comment + '”' : '')));
+      nodes.push(h('div.sys.rated', null, 'Rated ' + rating.score + '/5' + (rating.comment ? ' — “' + rating.comment + '”' : '')));
     }
     const log = el.transcript;
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
@@ -579,13 +598,13 @@
       if (f.from === 'system') return h('div.sys', { dataset: { seq: f.seq } }, f.text);
       const who = f.from === 'customer' ? 'Customer' : f.from === 'bot' ? 'Bot' : (f.author || 'Agent');
       const node = h('div.msg.' + f.from, { dataset: { seq: f.seq } },
-        h('div.meta', null, h('b', null, who), at ? clock(at) : null),
+        h('div.meta', null, h('b', null, who), at ? h('span', null, clock(at)) : null),
         h('div.bubble', null, f.text));
       if (f.sources && f.sources.length) {
         const a = articles.get(f.seq);
         node.append(h('div.sources', null, f.sources.map((s) => {
           const href = safeUrl(s.url);
-          return href ? h('a', { href, target: '_blank', rel: 'noopener noreferrer' }, '📄 ' + s.title) : h('span', null, '📄 ' + s.title);
+          return href ? h('a', { href, target: '_blank', rel: 'noopener noreferrer' }, icon('doc'), s.title) : h('span', null, icon('doc'), s.title);
         }), a ? feedback(a.helpful) : null));
       }
       return node;
@@ -605,7 +624,7 @@
 
   function noteNode(n) {
     return h('div.msg.note', null,
-      h('div.meta', null, h('b', null, '🔒 Private note'), '· ' + n.agent, n.at ? clock(n.at) : null),
+      h('div.meta', null, icon('lock'), h('b', null, 'Private note'), h('span', null, '· ' + n.agent), n.at ? h('span', null, clock(n.at)) : null),
       h('div.bubble', null, n.text));
   }
 
@@ -991,6 +1010,10 @@
       if (c && c.unread) { c.unread = 0; renderMine(); }
     }
   });
+
+  el.sound.replaceChildren(icon('bell'));
+  el.kbBtn.prepend(icon('book'));
+  el.modeNote.prepend(icon('lock'));
 
   // ---- go ------------------------------------------------------------------------------------
   if (S.token && S.agent) start();
