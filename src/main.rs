@@ -443,7 +443,11 @@ async fn eval(
                 pct(p.test.1)
             );
         }
-        floor("CLINC150 in-scope accuracy", r.in_scope_accuracy_no_threshold, 0.85);
+        floor(
+            "CLINC150 in-scope accuracy",
+            r.in_scope_accuracy_no_threshold,
+            0.85,
+        );
         if let Some(p) = r.points.first() {
             floor("CLINC150 out-of-scope recall", p.test.1, 0.6);
         }

@@ -199,7 +199,10 @@ pub fn clinc150(
         config: intent_candidates()[best].0.to_owned(),
         dev_sweep,
         points: vec![
-            point("balanced (max in-scope accuracy + OOS recall on val)", balanced),
+            point(
+                "balanced (max in-scope accuracy + OOS recall on val)",
+                balanced,
+            ),
             point(
                 "in-scope first (max OOS recall within 1 point of val in-scope accuracy)",
                 in_scope_first,
