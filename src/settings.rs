@@ -224,9 +224,9 @@ pub struct EscalationSettings {
 impl Default for EscalationSettings {
     fn default() -> Self {
         Self {
-            upset_threshold: 0.7,
+            upset_threshold: 0.55,
             upset_rise: 0.3,
-            upset_rising_floor: 0.5,
+            upset_rising_floor: 0.4,
             rising_turns: 3,
             intent_confidence: 0.5,
             unanswered_turns: 2,

@@ -15,11 +15,10 @@ async fn explain(app: &common::TestApp, q: &str) -> Value {
     body
 }
 
+/// The upset score and the threshold at which the escalation policy hands the chat to a person.
 fn upset(body: &Value) -> (f64, f64) {
-    (
-        body["reply"]["understanding"]["upset"].as_f64().unwrap(),
-        body["thresholds"]["upset"].as_f64().unwrap(),
-    )
+    let threshold = frontdesk::settings::EscalationSettings::default().upset_threshold as f64;
+    (body["understanding"]["upset"].as_f64().unwrap(), threshold)
 }
 
 #[tokio::test]
@@ -30,8 +29,14 @@ async fn an_angry_message_is_flagged_upset_and_a_polite_one_is_not() {
         "Your brewer broke after two days and nobody answers my emails. Absolutely unacceptable.",
         "I am so fed up with being charged for a subscription I cancelled",
     ] {
-        let (score, threshold) = upset(&explain(&app, angry).await);
+        let body = explain(&app, angry).await;
+        let (score, threshold) = upset(&body);
         assert!(score >= threshold, "{angry:?} scored {score} < {threshold}");
+        let reasons = body["decision"]["reasons"].to_string();
+        assert!(
+            reasons.contains("\"kind\":\"upset\""),
+            "{angry:?}: {reasons}"
+        );
     }
     for polite in [
         "Hi, could you tell me when my order will arrive? Thanks!",
@@ -70,7 +75,7 @@ async fn intents_carry_their_team_and_policy() {
 async fn a_paraphrase_with_no_shared_keywords_finds_the_right_article() {
     let app = spawn_app().await;
     // None of these words is in the article on double charges, so keyword search cannot find it.
-    let q = "my bank shows you took money two times";
+    let q = "debited repeatedly for a single purchase";
     let body = explain(&app, q).await;
     let best = &body["reply"]["candidates"][0];
     assert_eq!(body["reply"]["outcome"], "answered", "{body}");

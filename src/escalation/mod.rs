@@ -420,7 +420,7 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.7));
+        assert_eq!(d.reasons[0].threshold, Some(0.55));
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
@@ -433,7 +433,7 @@ mod tests {
             ..Default::default()
         };
         let u = Understanding {
-            upset: 0.55,
+            upset: 0.45,
             ..Default::default()
         };
         assert_eq!(

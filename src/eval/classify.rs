@@ -224,13 +224,13 @@ fn in_scope_guess(head: &Head, x: &[f32], oos: Option<usize>) -> (usize, f32) {
     (best, p[best])
 }
 
-/// Upset detection on GoEmotions.
+/// Upset detection on GoEmotions and on our held-out support messages.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpsetReport {
-    /// Dev F1 with and without the surface cues.
+    /// Dev F1 of each head tried.
     pub dev_sweep: Vec<(String, f64)>,
-    /// Whether the cues are used (chosen on dev).
-    pub cues: bool,
+    /// The head chosen on dev.
+    pub config: String,
     /// Decision threshold, chosen on dev for F1.
     pub threshold: f32,
     /// Test rows (all, upset).
@@ -241,12 +241,44 @@ pub struct UpsetReport {
     pub recall: f64,
     /// Test F1.
     pub f1: f64,
+    /// Held-out support messages.
+    pub support_heldout: usize,
+    /// Share of them judged right (upset or calm).
+    pub support_accuracy: f64,
+    /// Share of the upset ones flagged.
+    pub support_recall: f64,
 }
 
-/// Trains the upset model on GoEmotions train, chooses cues and threshold on dev, reports test.
-/// Returns the model too: `frontdesk train --upset` saves it.
+/// Support-chat messages labelled upset or calm (`models/upset_examples.yaml` for training,
+/// `models/upset_heldout.yaml` for measuring).
+pub fn support_messages(path: &Path) -> anyhow::Result<Labelled> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        upset: Vec<String>,
+        calm: Vec<String>,
+    }
+    let file: File = serde_yaml::from_str(&std::fs::read_to_string(path)?)?;
+    let mut out = Labelled::default();
+    for (label, texts) in [("upset", file.upset), ("calm", file.calm)] {
+        for t in texts {
+            out.texts.push(t);
+            out.labels.push(label.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Times each of our support examples is repeated among the tens of thousands of GoEmotions rows.
+const SUPPORT_WEIGHT: usize = 20;
+
+/// Trains the upset model on GoEmotions train plus our support-chat examples, chooses the head
+/// (with or without cues, linear or one hidden layer) and the threshold on GoEmotions dev, and
+/// reports GoEmotions test and our held-out support messages. Returns the model too: `frontdesk
+/// train --upset` saves it.
 pub fn goemotions(
     data: &Path,
+    support: &Path,
+    support_heldout: &Path,
     encoder: &Encoder,
     cache: &EmbeddingCache,
     limit: Option<usize>,
@@ -256,61 +288,78 @@ pub fn goemotions(
         let x = data::embed(encoder, cache, &format!("GoEmotions {split}"), &rows.texts)?;
         Ok((rows, x))
     };
-    let (train, train_x) = load("train", limit.map(|n| n * 8))?;
+    let (mut train, mut train_x) = load("train", limit.map(|n| n * 8))?;
+    let ours = support_messages(support)?;
+    let ours_x = data::embed(encoder, cache, "support examples", &ours.texts)?;
+    for _ in 0..SUPPORT_WEIGHT {
+        train.texts.extend(ours.texts.iter().cloned());
+        train.labels.extend(ours.labels.iter().cloned());
+        train_x.extend(ours_x.iter().cloned());
+    }
     let (dev, dev_x) = load("dev", limit)?;
     let (test, test_x) = load("test", limit)?;
+    let heldout = support_messages(support_heldout)?;
+    let heldout_x = data::embed(encoder, cache, "held-out support messages", &heldout.texts)?;
     let is_upset =
         |rows: &Labelled| -> Vec<bool> { rows.labels.iter().map(|l| l == "upset").collect() };
     let mut dev_sweep = Vec::new();
     let mut best: Option<(f64, UpsetModel)> = None;
-    for cues in [false, true] {
-        let mut model = UpsetModel::train(
-            &train.texts,
-            &train_x,
-            &is_upset(&train),
-            cues,
-            &UpsetModel::options(),
-        )?;
+    for (hidden, cues) in [(0, false), (0, true), (256, true)] {
+        let options = TrainOptions {
+            hidden,
+            ..UpsetModel::options()
+        };
+        let mut model =
+            UpsetModel::train(&train.texts, &train_x, &is_upset(&train), cues, &options)?;
         let f1 = model.fit_threshold(&dev.texts, &dev_x, &is_upset(&dev));
-        dev_sweep.push((
-            if cues {
-                "embedding + cues"
-            } else {
-                "embedding"
-            }
-            .to_owned(),
-            f1,
-        ));
+        let name = format!(
+            "{}{}",
+            if hidden > 0 { "MLP 256" } else { "linear" },
+            if cues { " + cues" } else { "" }
+        );
+        dev_sweep.push((name, f1));
         if best.as_ref().is_none_or(|(b, _)| f1 > *b) {
             best = Some((f1, model));
         }
     }
-    let (_, model) = best.expect("two candidates");
-    let gold = is_upset(&test);
-    let predicted: Vec<bool> = test
-        .texts
-        .iter()
-        .zip(&test_x)
-        .map(|(t, x)| model.score(t, x).0 >= model.threshold)
-        .collect();
-    let tp = predicted
-        .iter()
-        .zip(&gold)
-        .filter(|(p, g)| **p && **g)
-        .count() as f64;
-    let pp = predicted.iter().filter(|p| **p).count() as f64;
-    let gp = gold.iter().filter(|g| **g).count() as f64;
-    let precision = tp / pp.max(1.0);
-    let recall = tp / gp.max(1.0);
+    let (_, model) = best.expect("three candidates");
+    let confusion = |rows: &Labelled, x: &[Embedding]| -> (f64, f64, f64) {
+        let gold = is_upset(rows);
+        let predicted: Vec<bool> = rows
+            .texts
+            .iter()
+            .zip(x)
+            .map(|(t, x)| model.score(t, x).0 >= model.threshold)
+            .collect();
+        let tp = predicted
+            .iter()
+            .zip(&gold)
+            .filter(|(p, g)| **p && **g)
+            .count() as f64;
+        let right = predicted.iter().zip(&gold).filter(|(p, g)| p == g).count() as f64;
+        let pp = predicted.iter().filter(|p| **p).count() as f64;
+        let gp = gold.iter().filter(|g| **g).count() as f64;
+        (
+            tp / pp.max(1.0),
+            tp / gp.max(1.0),
+            right / gold.len().max(1) as f64,
+        )
+    };
+    let (precision, recall, _) = confusion(&test, &test_x);
+    let (_, support_recall, support_accuracy) = confusion(&heldout, &heldout_x);
+    let upset_in_test = is_upset(&test).iter().filter(|u| **u).count();
     Ok((
         UpsetReport {
             dev_sweep,
-            cues: model.uses_cues(),
+            config: model.describe(),
             threshold: model.threshold,
-            test: (test.len(), gp as usize),
+            test: (test.len(), upset_in_test),
             precision,
             recall,
             f1: 2.0 * precision * recall / (precision + recall).max(1e-9),
+            support_heldout: heldout.len(),
+            support_accuracy,
+            support_recall,
         },
         model,
     ))

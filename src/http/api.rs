@@ -61,9 +61,17 @@ async fn explain(
         &reply,
         state.bot.settings().answer_threshold,
     );
-    Ok(Json(
-        json!({ "question": q, "reply": reply, "understanding": understanding, "decision": decision }),
-    ))
+    let nlu = state.bot.nlu();
+    Ok(Json(json!({
+        "question": q,
+        "reply": reply,
+        "understanding": understanding,
+        "decision": decision,
+        "thresholds": {
+            "upset": nlu.upset_threshold(),
+            "out_of_scope_below": nlu.intent_model().threshold,
+        },
+    })))
 }
 
 #[derive(Deserialize)]

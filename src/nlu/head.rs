@@ -184,6 +184,15 @@ impl Head {
         })
     }
 
+    /// Width of the hidden layer (0: softmax regression).
+    pub fn hidden(&self) -> usize {
+        if self.layers.len() > 1 {
+            self.layers[0].outputs
+        } else {
+            0
+        }
+    }
+
     /// Number of inputs the head expects.
     pub fn input_len(&self) -> usize {
         self.layers.first().map_or(0, |l| l.inputs)
@@ -273,7 +282,9 @@ mod tests {
         for hidden in [0, 16] {
             let options = TrainOptions {
                 hidden,
-                epochs: 40,
+                epochs: 200,
+                learning_rate: 1e-2,
+                batch_size: 16,
                 ..Default::default()
             };
             let mut head = Head::train(&refs, &labels, classes.clone(), &options).unwrap();

@@ -21,10 +21,6 @@ const FED_UP: &[&str] = &[
     "third time",
     "second time",
     "again and again",
-    "still not",
-    "still haven't",
-    "still hasn't",
-    "still no",
     "ridiculous",
     "unacceptable",
     "useless",
@@ -157,6 +153,19 @@ impl UpsetModel {
     pub fn score(&self, text: &str, embedding: &[f32]) -> (f32, Vec<String>) {
         let p = self.head.probabilities(&input(text, embedding, self.cues))[1];
         (p, cue_features(text).1)
+    }
+
+    /// The head, in words ("linear + cues").
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{}",
+            if self.head.hidden() > 0 {
+                format!("MLP {}", self.head.hidden())
+            } else {
+                "linear".to_owned()
+            },
+            if self.cues { " + cues" } else { "" }
+        )
     }
 
     /// Whether the model reads the surface cues.
