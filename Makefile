@@ -8,11 +8,14 @@ setup:
 	@./scripts/setup.sh
 
 ## Start the server with the demo knowledge base on an embedded SQLite store: http://localhost:8080/
+## and the agent console at http://localhost:8080/console with the demo agent demo@example.com /
+## demo, for trying frontdesk out only (`make run DEMO_AGENT=false` leaves it out).
+DEMO_AGENT ?= true
 run: setup
-	cargo run --release -- serve
+	FRONTDESK_AGENTS__DEMO_AGENT=$(DEMO_AGENT) cargo run --release -- serve
 
-## Run every test: unit and integration (the real server on port 0), then the widget in headless
-## Chromium against the real server binary (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
+## Run every test: unit and integration (the real server on port 0), then the widget and the agent
+## console in headless Chromium against the real server binary (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
 test: setup
 	cargo test --all-targets
 	./scripts/e2e.sh

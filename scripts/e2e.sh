@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tests: the widget in real headless Chromium (Debian's `chromium`, driven by
-# playwright-core from npm) against the real server binary with the demo knowledge base.
+# End-to-end tests: the widget and the agent console in real headless Chromium (Debian's
+# `chromium`, driven by playwright-core from npm) against the real server binary with the demo
+# knowledge base.
 # Installs what is missing first: the `chromium` package (apt) and tests/e2e's npm packages
 # (`npm ci`, pinned by package-lock.json). Part of `make test`.
 #
@@ -35,7 +36,9 @@ say "building the server"
 cargo build --quiet --bin frontdesk
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/frontdesk"
 
-# The real server on a free port with an empty store. The demo knowledge base is embedded through
+# The real server on a free port with an empty store, and the demo agent (demo@example.com / demo)
+# for the console tests. Agents claim from the queue (no automatic assignment), and the pickup and
+# reply timers are too long to fire during a run. The demo knowledge base is embedded through
 # the same cache the Rust integration tests use, so only the first run ever pays for it (~20 s).
 work="$(mktemp -d)"
 server=""
@@ -57,6 +60,10 @@ NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
     FRONTDESK_KB__WATCH=false \
     FRONTDESK_KB__EMBEDDING_CACHE="$repo/target/test-embeddings.cache" \
     FRONTDESK_NLU__MODEL_DIR="$repo/models/all-MiniLM-L6-v2" \
+    FRONTDESK_AGENTS__DEMO_AGENT=true \
+    FRONTDESK_HANDOFF__AUTO_ASSIGN=false \
+    FRONTDESK_HANDOFF__PICKUP_TIMEOUT_SECONDS=3600 \
+    FRONTDESK_HANDOFF__REPLY_TIMEOUT_SECONDS=3600 \
     "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 

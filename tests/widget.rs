@@ -49,3 +49,27 @@ async fn the_demo_page_embeds_the_widget_with_one_script_tag() {
     assert!(html.contains(r#"<script src="/widget.js" async"#));
     assert!(!html.contains("chat.js"));
 }
+
+#[tokio::test]
+async fn the_agent_console_is_served_with_a_policy_that_runs_only_its_own_script() {
+    let app = common::spawn_app_with_files(&[]).await;
+    let page = reqwest::get(app.http("/console")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script src="/console.js" defer>"#));
+    for (path, mime) in [
+        ("/console.js", "text/javascript; charset=utf-8"),
+        ("/console.css", "text/css; charset=utf-8"),
+    ] {
+        let asset = reqwest::get(app.http(path)).await.unwrap();
+        assert_eq!(asset.status(), 200, "{path}");
+        assert_eq!(asset.headers()[header::CONTENT_TYPE], mime, "{path}");
+        assert!(asset.text().await.unwrap().len() > 1000, "{path}");
+    }
+}

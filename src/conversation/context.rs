@@ -12,7 +12,15 @@ impl Conversations {
         let Some(row) = store.conversation_summary(conversation).await? else {
             return Err(ConversationError::NotFound);
         };
-        let transcript = store.events_after(conversation, 0).await?;
+        let mut transcript = store.events_after(conversation, 0).await?;
+        // Agents see when each thing happened (customers' frames carry no time).
+        let times: std::collections::HashMap<i64, i64> =
+            store.event_times(conversation).await?.into_iter().collect();
+        for frame in &mut transcript {
+            if let Some(at) = frame["seq"].as_i64().and_then(|seq| times.get(&seq)) {
+                frame["at"] = json!(at);
+            }
+        }
         let handoffs = store.handoffs_of(conversation).await?;
         let latest = handoffs.last();
         let signals = store.turn_signals_of(conversation).await?;

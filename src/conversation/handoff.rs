@@ -173,9 +173,8 @@ impl Conversations {
                 None,
             )
             .await?;
-            let text = format!("{} joined the chat.", agent.name);
-            self.append_message(conversation, From::System, None, &text, None, Vec::new())
-                .await?;
+            // The status frame names the agent: the widget shows "Sam joined the chat" from it (a
+            // system message saying the same showed it twice).
         }
         tracing::info!(conversation, agent = %agent.email, by, "assigned");
         Ok(())

@@ -22,7 +22,7 @@ use crate::conversation::Outbound;
 use crate::escalation::Reason;
 use crate::settings::{HandoffSettings, TeamHours};
 use crate::store::AgentRow;
-use protocol::{AgentServerFrame, Presence, QueueEntry};
+use protocol::{AgentPresence, AgentServerFrame, Presence, QueueEntry};
 
 /// A conversation waiting for (or held by) an agent.
 #[derive(Debug, Clone)]
@@ -206,6 +206,25 @@ impl Handoff {
         if let Some(live) = self.inner.lock().agents.get_mut(agent) {
             live.status = status;
         }
+    }
+
+    /// The agents connected now, by name.
+    pub fn connected(&self) -> Vec<AgentPresence> {
+        let state = self.inner.lock();
+        let mut agents: Vec<AgentPresence> = state
+            .agents
+            .values()
+            .map(|live| AgentPresence {
+                id: live.info.id.clone(),
+                name: live.info.name.clone(),
+                teams: live.info.teams.clone(),
+                status: live.status,
+                chats: live.chats.len(),
+                max_chats: live.info.max_chats,
+            })
+            .collect();
+        agents.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        agents
     }
 
     /// An agent's presence.

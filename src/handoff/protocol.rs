@@ -105,6 +105,23 @@ pub struct QueueEntry {
     pub preview: String,
 }
 
+/// An agent who is connected, as other agents see them (to transfer a conversation to).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentPresence {
+    /// Id, for `transfer{to_agent}`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Teams served; empty serves every team.
+    pub teams: Vec<String>,
+    /// `online` or `away`.
+    pub status: Presence,
+    /// Conversations held now.
+    pub chats: usize,
+    /// Conversations the agent may hold at once.
+    pub max_chats: i64,
+}
+
 /// What the server sends an agent.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -34,6 +34,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/conversations/{id}", get(transcript))
         .route("/api/conversations/{id}/context", get(context))
         .route("/api/tickets", get(tickets))
+        .route("/api/agents", get(agents))
 }
 
 #[derive(Deserialize)]
@@ -179,6 +180,17 @@ async fn tickets(
 ) -> Result<Json<Value>, ApiError> {
     agent_from(&state, &headers).await?;
     Ok(Json(json!({ "tickets": state.store.tickets(500).await? })))
+}
+
+/// The agents connected now (online or away), e.g. to pick whom to transfer a conversation to.
+async fn agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    agent_from(&state, &headers).await?;
+    Ok(Json(
+        json!({ "agents": state.conversations.handoff().connected() }),
+    ))
 }
 
 #[derive(Deserialize)]

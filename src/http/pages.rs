@@ -1,6 +1,6 @@
 //! Pages for people: the demo page (a sample shop with the widget), the embeddable widget script,
-//! and knowledge-base articles rendered to HTML (the link target of answers whose article has no
-//! public `url`).
+//! the agents' console at `/console`, and knowledge-base articles rendered to HTML (the link target
+//! of answers whose article has no public `url`).
 
 use std::sync::OnceLock;
 
@@ -16,11 +16,29 @@ use super::{ApiError, AppState};
 const DEMO_PAGE: &str = include_str!("../../web_widget/index.html");
 /// The widget, embedded by other sites with one `<script src=".../widget.js">` tag.
 const WIDGET_JS: &str = include_str!("../../web_widget/widget.js");
+/// The agent console: a page, its script and its styles, all same-origin.
+const CONSOLE_PAGE: &str = include_str!("../../web_widget/console.html");
+const CONSOLE_JS: &str = include_str!("../../web_widget/console.js");
+const CONSOLE_CSS: &str = include_str!("../../web_widget/console.css");
+
+/// The console runs only its own script and styles and talks only to this server, so even if some
+/// customer's text ever reached the DOM as markup, an inline handler in it would not run.
+const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Html(DEMO_PAGE) }))
         .route("/widget.js", get(widget))
+        .route("/console", get(console_page))
+        .route(
+            "/console.js",
+            get(|| console_asset(CONSOLE_JS, "text/javascript")),
+        )
+        .route(
+            "/console.css",
+            get(|| console_asset(CONSOLE_CSS, "text/css")),
+        )
         .route("/kb/{*path}", get(article))
 }
 
@@ -68,6 +86,45 @@ async fn widget(headers: HeaderMap) -> Response {
             HeaderValue::from_static("text/javascript; charset=utf-8"),
         )],
         WIDGET_JS,
+    )
+        .into_response()
+}
+
+async fn console_page() -> Response {
+    (
+        [
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONSOLE_CSP),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        ],
+        Html(CONSOLE_PAGE),
+    )
+        .into_response()
+}
+
+/// The console's script and styles: revalidated on each load (`no-cache`), so an upgrade shows at once.
+async fn console_asset(body: &'static str, mime: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&format!("{mime}; charset=utf-8"))
+                    .expect("a valid header value"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
     )
         .into_response()
 }

@@ -225,6 +225,20 @@ impl Store {
             .collect())
     }
 
+    /// When each frame of a conversation was stored (Unix ms), by `seq`, in order.
+    pub async fn event_times(&self, conversation: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, created_at FROM events WHERE conversation_id = $1 ORDER BY seq",
+        )
+        .bind(conversation)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>("seq"), r.get::<i64, _>("created_at")))
+            .collect())
+    }
+
     /// The sender of the frame at `seq`, if there is one.
     pub async fn sender_of(
         &self,

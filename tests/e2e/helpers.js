@@ -2,6 +2,7 @@
 // localStorage) per test, and small waits on the widget inside its shadow root.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -110,4 +111,56 @@ export async function screenshot(page, name) {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, name) });
+}
+
+// ---- the agent console ------------------------------------------------------------------------
+
+/**
+ * The demo shop served from another local origin (as a company's site would be), with a widget that
+ * knows the customer (data-name, data-email). Returns the page's URL.
+ */
+export async function shopAs(page, { name, email }) {
+  const demo = await (await fetch(SERVER + '/')).text();
+  const attr = (v) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;');
+  const html = demo
+    .replace('<head>', `<head><base href="${SERVER}/">`)
+    .replace('<script src="/widget.js"', `<script src="${SERVER}/widget.js" data-name="${attr(name)}" data-email="${attr(email)}"`);
+  const shop = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
+  await new Promise((ok) => shop.listen(0, '127.0.0.1', ok));
+  shop.unref();
+  page.context().on('close', () => shop.close());
+  return `http://127.0.0.1:${shop.address().port}/shop/checkout`;
+}
+
+/** The widget's conversation id, from the welcome frame it received. */
+export function conversationId(frames) {
+  return frames.find((f) => f.type === 'welcome')?.conversation_id;
+}
+
+/** Everything the widget shows, as text. */
+export function widgetText(page) {
+  return page.evaluate(() => document.querySelector('frontdesk-chat').shadowRoot.querySelector('.panel').textContent);
+}
+
+/** Signs in to /console as the demo agent (scripts/e2e.sh starts the server with it). */
+export async function consoleLogin(page, email = 'demo@example.com', password = 'demo') {
+  await page.goto(SERVER + '/console');
+  await page.locator('#login-email').fill(email);
+  await page.locator('#login-password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#conn.ok').waitFor();
+}
+
+/** The console's token (to call the REST API as the agent). */
+export function consoleToken(page) {
+  return page.evaluate(() => localStorage.getItem('frontdesk.console.token'));
+}
+
+/** Messages in the console's transcript as [{who, text}], in the order shown. */
+export function consoleMessages(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#transcript .msg')].map((m) => ({
+    who: m.classList.contains('note') ? 'note' : [...m.classList].find((c) => ['customer', 'bot', 'agent'].includes(c)),
+    text: m.querySelector('.bubble').textContent,
+    pending: m.classList.contains('pending'),
+  })));
 }

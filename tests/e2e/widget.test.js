@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 import {
-  SERVER, connText, customerMessages, isOnline, launch, newPage, openChat, screenshot, send, shownSeqs, waitFor, widget,
+  SERVER, connText, consoleLogin, customerMessages, isOnline, launch, newPage, openChat, screenshot, send, shownSeqs, waitFor, widget,
 } from './helpers.js';
 
 let browser;
@@ -38,6 +38,8 @@ test('a customer asks a question and gets the article, quick replies and "was th
 });
 
 test('"Talk to a person" puts the customer in the queue and says so', async () => {
+  const agent = await newPage(browser); // someone is online (else the widget offers the email form)
+  await consoleLogin(agent.page);
   const { page, errors, context } = await newPage(browser);
   const w = await openChat(page);
   assert.ok(await w.human.isVisible(), 'the action is visible without asking the bot first');
@@ -54,6 +56,7 @@ test('"Talk to a person" puts the customer in the queue and says so', async () =
   assert.match(await w.banner.textContent(), /Waiting for a person/);
   assert.deepEqual(errors, []);
   await context.close();
+  await agent.context.close();
 });
 
 test('markup in a message is shown as text, never run', async () => {

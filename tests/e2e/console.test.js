@@ -1,0 +1,293 @@
+// A customer in the widget and an agent in the console, each in their own browser context, against
+// the real server (started by scripts/e2e.sh with the demo agent and without automatic assignment,
+// so the agent claims).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  SERVER, connText, consoleLogin, consoleMessages, consoleToken, conversationId, isOnline, launch, newPage,
+  openChat, screenshot, send, shopAs, shownSeqs, waitFor, widgetText,
+} from './helpers.js';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+const unique = () => Math.random().toString(36).slice(2, 8);
+
+/** A customer in the shop's widget, and the agent console signed in (1440×900). */
+async function customerAndAgent(name) {
+  const customer = await newPage(browser);
+  const email = `${name.split(' ')[0].toLowerCase()}.${unique()}@example.com`;
+  const w = await openChat(customer.page, await shopAs(customer.page, { name, email }));
+  const agent = await newPage(browser, { viewport: { width: 1440, height: 900 } });
+  return { customer, w, agent, email };
+}
+
+/** The customer asks for a person; the agent claims the conversation from the queue. */
+async function handOver({ customer, w, agent }) {
+  // Signed in first: with nobody online the customer would be offered the email form instead.
+  if (!(await agent.page.locator('#app').isVisible())) await consoleLogin(agent.page);
+  await w.human.click();
+  await w.banner.filter({ hasText: 'Waiting for a person' }).waitFor();
+  const id = conversationId(customer.frames);
+  assert.ok(id, 'the widget got its conversation id');
+  const item = agent.page.locator(`#queue .item[data-id="${id}"]`);
+  await item.waitFor();
+  await item.locator('.claim').click();
+  await agent.page.locator(`#mine .item[data-id="${id}"]`).waitFor();
+  await agent.page.locator('#composer').waitFor();
+  return id;
+}
+
+async function agentSends(page, text) {
+  await page.locator('#input').fill(text);
+  await page.locator('#input').press('Enter');
+}
+
+test('handoff: article answer, queue, claim with context, typing both ways, private note, resolve and rating', async () => {
+  const { customer, w, agent } = await customerAndAgent('Ana Lima');
+  const { page: cpage } = customer;
+  const { page: apage } = agent;
+
+  // The bot answers from the knowledge base.
+  await send(cpage, 'I was charged twice for one order');
+  const answer = w.bot.last();
+  await answer.locator('.sources a', { hasText: 'Why was I charged twice?' }).waitFor();
+
+  // The customer asks for a person and is told where they are in line.
+  await consoleLogin(apage); // an agent is online, so the customer is told a place in line
+  await w.human.click();
+  await w.banner.filter({ hasText: 'Waiting for a person' }).waitFor();
+  await waitFor(cpage, async () => /in line/.test(await w.banner.textContent()), 'the banner shows the place in line');
+  const id = conversationId(customer.frames);
+
+  // The agent sees it in the queue (reason, preview, a waiting time that counts up) and claims it.
+  const item = apage.locator(`#queue .item[data-id="${id}"]`);
+  await item.waitFor();
+  assert.match(await item.locator('.badges').textContent(), /human request/);
+  assert.equal(await item.locator('.cname').textContent(), 'Ana Lima');
+  assert.match(await apage.title(), /waiting/);
+  const wait1 = await item.locator('.wait').textContent();
+  await waitFor(apage, async () => (await item.locator('.wait').textContent()) !== wait1, 'the waiting time counts up');
+  await item.click(); // a look before claiming: transcript and context, and a Claim button
+  await apage.locator('#ctx .summary').filter({ hasText: 'charged twice' }).waitFor();
+  await apage.locator('#claim').click();
+  await apage.locator(`#mine .item[data-id="${id}"]`).waitFor();
+  await apage.locator('#composer').waitFor();
+  assert.equal(await apage.locator('#claim').isVisible(), false);
+
+  // The context packet tells the story.
+  const ctx = apage.locator('#ctx');
+  assert.match(await ctx.locator('.summary').textContent(), /charged twice/);
+  assert.match(await ctx.textContent(), /human request/);
+  assert.match(await ctx.locator('.articles').textContent(), /Why was I charged twice\?/);
+  assert.match(await ctx.locator('.kv').last().textContent(), /Ana Lima.*@example\.com.*\/shop\/checkout/);
+  assert.equal(await ctx.locator('.spark .bar').count(), 1, 'one customer turn so far');
+  const shown = await consoleMessages(apage);
+  assert.deepEqual(shown.slice(0, 2).map((m) => m.who), ['customer', 'bot']);
+  assert.equal(shown[0].text, 'I was charged twice for one order');
+  assert.ok((await answer.locator('.bubble').textContent()).startsWith(shown[1].text), 'the bot’s answer as the customer saw it');
+  await apage.locator('#transcript .msg.bot .sources a', { hasText: 'Why was I charged twice?' }).waitFor();
+
+  // The customer is told who joined.
+  await w.log.locator('.note', { hasText: 'Demo joined the chat' }).waitFor();
+  await w.banner.filter({ hasText: "You're chatting with Demo" }).waitFor();
+
+  // Typing shows both ways.
+  await apage.locator('#input').pressSequentially('Hi Ana', { delay: 20 });
+  await w.w('.typing').filter({ hasText: 'Demo is typing' }).waitFor();
+  await w.input.pressSequentially('It was order 1234', { delay: 20 });
+  await apage.locator('#typing').filter({ hasText: 'Ana is typing' }).waitFor();
+
+  // Messages both ways.
+  await apage.locator('#input').press('Enter');
+  await w.w('.msg.agent .bubble').filter({ hasText: 'Hi Ana' }).waitFor();
+  assert.equal(await w.w('.msg.agent .who').first().textContent(), 'Demo');
+  await w.input.press('Enter');
+  await apage.locator('#transcript .msg.customer .bubble', { hasText: 'It was order 1234' }).waitFor();
+  await waitFor(apage, async () => await apage.locator('#typing').isHidden(), 'the typing indicator goes once the message is in');
+
+  // A private note: shown to agents, yellow, never to the customer.
+  await apage.locator('#mode-note').click();
+  await agentSends(apage, 'SECRET-NOTE: refund approved by finance');
+  const note = apage.locator('#transcript .msg.note');
+  await note.waitFor();
+  assert.match(await note.textContent(), /Private note.*Demo.*SECRET-NOTE: refund approved by finance/);
+  assert.equal(await note.locator('.bubble').evaluate((b) => getComputedStyle(b).backgroundColor), 'rgb(255, 247, 214)');
+  await apage.locator('#mode-reply').click();
+
+  // A knowledge-base passage goes into the reply, with its link.
+  await apage.locator('#kb-btn').click();
+  await apage.locator('#kb-q').fill('charged twice');
+  await apage.locator('#kb-results li', { hasText: 'Why was I charged twice?' }).first().locator('.insert').click();
+  const drafted = await apage.locator('#input').inputValue();
+  assert.match(drafted, /More here: https?:\/\/\S+/);
+  await apage.locator('#input').press('Enter');
+  await w.w('.msg.agent .bubble').filter({ hasText: 'More here:' }).waitFor();
+
+  // A canned reply with "/".
+  await apage.locator('#input').pressSequentially('/anyth');
+  await apage.locator('#canned-menu .opt[data-key=anything]').waitFor();
+  await apage.locator('#input').press('Enter');
+  assert.equal(await apage.locator('#input').inputValue(), 'Is there anything else I can help you with today?');
+  await apage.locator('#input').press('Enter');
+  await w.w('.msg.agent .bubble').filter({ hasText: 'anything else' }).waitFor();
+
+  await apage.locator('#transcript').evaluate((t) => { t.scrollTop = t.scrollHeight; });
+  await screenshot(apage, 'console.png');
+
+  // Resolve: the customer rates, the agent sees it, and it is stored.
+  await apage.locator('#resolve').click();
+  const card = w.w('form.card').filter({ hasText: 'How did we do?' });
+  await card.waitFor();
+  await card.getByRole('button', { name: '5 out of 5' }).click();
+  await card.locator('textarea').fill('Sorted in two minutes');
+  await card.getByRole('button', { name: 'Submit' }).click();
+  await w.log.getByText('You rated this chat 5 out of 5').waitFor();
+  await apage.locator('#transcript .sys.rated', { hasText: 'Rated 5/5 — “Sorted in two minutes”' }).waitFor();
+  assert.equal(await apage.locator('#composer').isVisible(), false, 'a resolved chat is read-only');
+
+  const token = await consoleToken(apage);
+  const stored = await (await fetch(`${SERVER}/api/conversations/${id}`, { headers: { authorization: `Bearer ${token}` } })).json();
+  assert.equal(stored.handoffs.at(-1).csat_score, 5);
+  assert.equal(stored.handoffs.at(-1).csat_comment, 'Sorted in two minutes');
+  assert.equal(stored.notes[0].text, 'SECRET-NOTE: refund approved by finance');
+
+  // The note never reached the customer: not on screen, not on the wire, not after a reload.
+  assert.doesNotMatch(await widgetText(cpage), /SECRET-NOTE/);
+  assert.ok(!JSON.stringify(customer.frames).includes('SECRET-NOTE'));
+  await cpage.reload();
+  await w.w('.msg.agent').first().waitFor();
+  assert.doesNotMatch(await widgetText(cpage), /SECRET-NOTE/);
+
+  assert.deepEqual(customer.errors, []);
+  assert.deepEqual(agent.errors, []);
+  await customer.context.close();
+  await agent.context.close();
+});
+
+test('offline: the agent writes while the customer has no network; each message arrives once, in order', async () => {
+  const parts = await customerAndAgent('Otto Brandt');
+  const { customer, w, agent } = parts;
+  await send(customer.page, 'hello, is anyone there?');
+  await w.bot.first().waitFor();
+  await handOver(parts);
+  await w.log.locator('.note', { hasText: 'Demo joined the chat' }).waitFor();
+
+  await customer.context.setOffline(true);
+  await waitFor(customer.page, () => connText(customer.page).then((t) => /offline/i.test(t)), 'the widget shows it is offline');
+  const texts = ['first while you were offline', 'second while you were offline', 'third while you were offline'];
+  for (const text of texts) await agentSends(agent.page, text);
+  await waitFor(agent.page, async () => {
+    const sent = (await consoleMessages(agent.page)).filter((m) => m.who === 'agent');
+    return sent.length === 3 && sent.every((m) => !m.pending);
+  }, 'the server stores the three messages');
+  await customer.page.waitForTimeout(500);
+
+  await customer.context.setOffline(false);
+  const agentTexts = () => customer.page.evaluate(() => [...document.querySelector('frontdesk-chat').shadowRoot.querySelectorAll('.msg.agent .bubble')].map((b) => b.textContent));
+  await waitFor(customer.page, async () => (await agentTexts()).length >= 3, 'the messages arrive');
+  await waitFor(customer.page, () => isOnline(customer.page), 'the widget is back online');
+  await customer.page.waitForTimeout(1000); // anything arriving twice would be in by now
+  const check = async (when) => {
+    assert.deepEqual(await agentTexts(), texts, when);
+    const seqs = await shownSeqs(customer.page);
+    assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), `${when}: each frame once, in sequence order`);
+  };
+  await check('after reconnecting');
+  await customer.page.reload();
+  await w.w('.msg.agent').nth(2).waitFor();
+  await waitFor(customer.page, () => isOnline(customer.page), 'the widget reconnects');
+  await check('after a reload');
+  await agent.page.locator('#resolve').click(); // the demo agent's chats are few
+  await w.w('form.card').waitFor();
+
+  assert.deepEqual(customer.errors, []);
+  assert.deepEqual(agent.errors, []);
+  await customer.context.close();
+  await agent.context.close();
+});
+
+test('markup is text both ways: the console shows the customer’s, the widget shows the agent’s', async () => {
+  const parts = await customerAndAgent('Mallory <b>Evil</b>');
+  const { customer, w, agent } = parts;
+  const evil = '<img src=x onerror="window.__xss=1">hi <b>bold</b><script>window.__xss=2</script>';
+  await send(customer.page, evil);
+  await w.bot.first().waitFor();
+  await consoleLogin(agent.page);
+  await w.human.click();
+  await w.banner.filter({ hasText: 'Waiting for a person' }).waitFor();
+  const id = conversationId(customer.frames);
+  const item = agent.page.locator(`#queue .item[data-id="${id}"]`);
+  await item.waitFor();
+  assert.equal(await item.locator('.cname').textContent(), 'Mallory <b>Evil</b>');
+  await item.locator('.claim').click();
+  await agent.page.locator('#composer').waitFor();
+
+  const fromCustomer = agent.page.locator('#transcript .msg.customer .bubble').first();
+  await fromCustomer.waitFor();
+  assert.equal(await fromCustomer.textContent(), evil);
+  await agentSends(agent.page, evil);
+  const fromAgent = w.w('.msg.agent .bubble').first();
+  await fromAgent.waitFor();
+  assert.equal(await fromAgent.textContent(), evil);
+
+  // No element made from the text: none in the bubbles or the lists, no img or script anywhere.
+  const inConsole = await agent.page.evaluate(() => ({
+    xss: window.__xss,
+    markup: document.querySelectorAll('#app img, #app script, #app [onerror], #transcript .bubble *, #mine .cname *, #ctx .summary *').length,
+  }));
+  assert.deepEqual(inConsole, { xss: undefined, markup: 0 });
+  const inWidget = await customer.page.evaluate(() => ({
+    xss: window.__xss,
+    markup: document.querySelector('frontdesk-chat').shadowRoot.querySelectorAll('.log img, .log script, .log b').length,
+  }));
+  assert.deepEqual(inWidget, { xss: undefined, markup: 0 });
+  await agent.page.locator('#resolve').click();
+  await w.w('form.card').waitFor();
+  assert.deepEqual(customer.errors, []);
+  assert.deepEqual(agent.errors, []);
+  await customer.context.close();
+  await agent.context.close();
+});
+
+test('the console: a new conversation is announced; away and back; a reload keeps the chats', async () => {
+  const agent = await newPage(browser, { viewport: { width: 1440, height: 900 } });
+  await consoleLogin(agent.page);
+  const token = await consoleToken(agent.page);
+  const agents = async () => (await (await fetch(`${SERVER}/api/agents`, { headers: { authorization: `Bearer ${token}` } })).json()).agents;
+
+  const customer = await newPage(browser);
+  const w = await openChat(customer.page, await shopAs(customer.page, { name: 'Nia Okafor', email: `nia.${unique()}@example.com` }));
+  await w.human.click();
+  const id = await waitFor(customer.page, async () => conversationId(customer.frames), 'the conversation starts');
+  const item = agent.page.locator(`#queue .item[data-id="${id}"]`);
+  await item.waitFor();
+  assert.ok(await item.evaluate((n) => n.classList.contains('fresh')), 'the new conversation is highlighted');
+  assert.equal(await agent.page.evaluate(() => document.documentElement.dataset.attention), 'New conversation waiting');
+
+  await agent.page.locator('#presence').click();
+  assert.equal(await agent.page.locator('#presence').getAttribute('aria-checked'), 'false');
+  await waitFor(agent.page, async () => (await agents()).some((a) => a.name === 'Demo' && a.status === 'away'), 'the server knows the agent is away');
+  await agent.page.locator('#presence').click();
+  await waitFor(agent.page, async () => (await agents()).some((a) => a.name === 'Demo' && a.status === 'online'), 'and back online');
+
+  await item.locator('.claim').click();
+  await agentSends(agent.page, 'Hello Nia, one moment please');
+  await w.w('.msg.agent .bubble').filter({ hasText: 'Hello Nia' }).waitFor();
+  await agent.page.reload(); // the token is kept; the chat comes back from the server
+  await agent.page.locator('#conn.ok').waitFor();
+  await agent.page.locator(`#mine .item[data-id="${id}"]`).waitFor();
+  await agent.page.locator('#transcript .msg.agent .bubble', { hasText: 'Hello Nia' }).waitFor();
+  assert.equal(await agent.page.locator('#transcript .msg.agent').count(), 1);
+  await agent.page.locator('#resolve').click();
+  await w.w('form.card').waitFor();
+
+  await agent.page.locator('#logout').click();
+  await agent.page.locator('#login-form').waitFor();
+  assert.equal(await consoleToken(agent.page), null);
+  assert.deepEqual(customer.errors, []);
+  assert.deepEqual(agent.errors, []);
+  await customer.context.close();
+  await agent.context.close();
+});
