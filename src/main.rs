@@ -77,7 +77,8 @@ enum Command {
         #[arg(long, default_value = "data/eval-embeddings.cache")]
         cache: PathBuf,
         /// Fail (exit 1) when a figure falls below its floor: the regression check CI runs with
-        /// --limit. The floors are well below the full-run figures in docs/EVALUATION.md.
+        /// `--limit 200`. The floors sit about ten points under that quick run's figures (which
+        /// train on a fifth to a twelfth of the data, so they are lower than the full run's).
         #[arg(long)]
         check: bool,
     },
@@ -436,7 +437,7 @@ async fn eval(
         println!("  dev sweep (accuracy): {}", sweep(&r.dev_sweep));
         println!("  chosen: {}", r.config);
         println!("  test accuracy: {}", pct(r.accuracy));
-        floor("BANKING77 accuracy", r.accuracy, 0.85);
+        floor("BANKING77 accuracy", r.accuracy, 0.72);
     }
     if run(Benchmark::Clinc150) {
         let (d, e, c) = (data.clone(), encoder.clone(), cache.clone());
@@ -466,7 +467,7 @@ async fn eval(
         floor(
             "CLINC150 in-scope accuracy",
             r.in_scope_accuracy_no_threshold,
-            0.85,
+            0.7,
         );
         if let Some(p) = r.points.first() {
             floor("CLINC150 out-of-scope recall", p.test.1, 0.6);
@@ -497,7 +498,7 @@ async fn eval(
             pct(r.support_accuracy),
             pct(r.support_recall)
         );
-        floor("GoEmotions upset F1", r.f1, 0.45);
+        floor("GoEmotions upset F1", r.f1, 0.2);
         floor(
             "held-out support messages judged right",
             r.support_accuracy,

@@ -197,6 +197,29 @@ async fn an_upset_message_escalates_with_reason_upset_and_the_bot_does_not_answe
         .unwrap()
         .contains("order never came"));
     assert!(context["priority"].as_i64().unwrap() > 0);
+
+    // While the chat waits for a person, the customer's next turns are still understood, so the
+    // agent sees how the mood moves.
+    customer
+        .send(json!({"type": "message", "client_id": "u2", "text": "still furious, and I want a refund"}))
+        .await;
+    while customer.recv().await["type"] != "ack" {}
+    let mut turns = Value::Null;
+    for _ in 0..50 {
+        let (_, context) = app
+            .get_as(&format!("/api/conversations/{id}/context"), Some(&token))
+            .await;
+        turns = context["turns"].clone();
+        if turns.as_array().is_some_and(|t| t.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(turns[1]["intent"], "refund", "{turns}");
+    assert_eq!(
+        turns[1]["upset"].as_f64().map(|v| (v * 100.0).round()),
+        Some(95.0)
+    );
 }
 
 #[tokio::test]

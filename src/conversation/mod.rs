@@ -369,12 +369,8 @@ impl Conversations {
             }
             state = self.state(conversation).await?;
         }
-        if state != State::Bot {
-            self.inner.handoff.set_preview(conversation, text);
-            return Ok(());
-        }
-        let history = self.history(conversation, seq).await?;
-        // The one place language understanding enters a conversation.
+        // The one place language understanding enters a conversation. Every customer turn is
+        // understood and stored, also while a person owns the chat: the agent sees the mood move.
         let understanding = self.inner.understand.understand(text).await;
         self.inner
             .store
@@ -385,6 +381,11 @@ impl Conversations {
                 now_ms(),
             )
             .await?;
+        if state != State::Bot {
+            self.inner.handoff.set_preview(conversation, text);
+            return Ok(());
+        }
+        let history = self.history(conversation, seq).await?;
         let before = self.inner.policy.before_bot(&understanding, &history);
         if before.escalate {
             return self.escalate(conversation, before).await;
