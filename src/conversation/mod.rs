@@ -390,15 +390,7 @@ impl Conversations {
         if before.escalate {
             return self.escalate(conversation, before).await;
         }
-        self.publish_ephemeral(
-            conversation,
-            &ServerFrame::Typing {
-                from: From::Bot,
-                on: true,
-            },
-            None,
-        )
-        .await;
+        self.bot_typing(conversation, true).await;
         let reply = self.inner.bot.reply(text).await;
         let reply = match reply {
             Ok(r) => {
@@ -413,29 +405,13 @@ impl Conversations {
                 };
                 let after = self.inner.policy.after_bot(&understanding, &history, &view);
                 if after.escalate {
-                    self.publish_ephemeral(
-                        conversation,
-                        &ServerFrame::Typing {
-                            from: From::Bot,
-                            on: false,
-                        },
-                        None,
-                    )
-                    .await;
+                    self.bot_typing(conversation, false).await;
                     return self.escalate(conversation, before.merge(after)).await;
                 }
                 r
             }
             Err(e) => {
-                self.publish_ephemeral(
-                    conversation,
-                    &ServerFrame::Typing {
-                        from: From::Bot,
-                        on: false,
-                    },
-                    None,
-                )
-                .await;
+                self.bot_typing(conversation, false).await;
                 return Err(e.into());
             }
         };
@@ -584,6 +560,15 @@ impl Conversations {
             .entry(conversation.to_owned())
             .or_default()
             .clone()
+    }
+
+    /// Shows (or hides) "the bot is typing" on the conversation's sockets.
+    async fn bot_typing(&self, conversation: &str, on: bool) {
+        let frame = ServerFrame::Typing {
+            from: From::Bot,
+            on,
+        };
+        self.publish_ephemeral(conversation, &frame, None).await;
     }
 
     /// Sends a stored frame to the conversation's sockets (all but `except`).
