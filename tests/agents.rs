@@ -210,7 +210,8 @@ async fn an_upset_message_escalates_with_reason_upset_and_the_bot_does_not_answe
             .get_as(&format!("/api/conversations/{id}/context"), Some(&token))
             .await;
         turns = context["turns"].clone();
-        if turns.as_array().is_some_and(|t| t.len() == 2) {
+        // The turn is in the transcript as soon as it is stored; its signals follow.
+        if !turns[1]["upset"].is_null() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
