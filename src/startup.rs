@@ -24,6 +24,16 @@ pub struct App {
     router: axum::Router,
     state: AppState,
     _watcher: Option<Watcher>,
+    _timers: AbortOnDrop,
+}
+
+/// Stops a background task when the server that started it stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl App {
@@ -88,7 +98,14 @@ impl App {
             Policy::new(settings.escalation.clone()),
             understand,
         );
-        spawn_timers(&conversations, &settings);
+        let (queued, held) = conversations
+            .restore_handoffs()
+            .await
+            .context("putting the conversations that wait for a person back in the queue")?;
+        if queued + held > 0 {
+            tracing::info!(queued, held, "hand-offs restored from the store");
+        }
+        let timers = spawn_timers(&conversations, &settings);
         let state = AppState {
             conversations,
             agents: Arc::new(settings.agents.clone()),
@@ -107,6 +124,7 @@ impl App {
             router: app(state.clone()),
             state,
             _watcher: watcher,
+            _timers: timers,
         })
     }
 
@@ -171,13 +189,14 @@ pub async fn open_nlu(
     Ok(nlu)
 }
 
-/// Runs the hand-off timers (pickup and reply timeouts) a few times per shortest timeout.
-fn spawn_timers(conversations: &Conversations, settings: &Settings) {
+/// Runs the hand-off timers (pickup and reply timeouts) a few times per shortest timeout, until
+/// the server stops.
+fn spawn_timers(conversations: &Conversations, settings: &Settings) -> AbortOnDrop {
     let h = &settings.handoff;
     let shortest = h.pickup_timeout_seconds.min(h.reply_timeout_seconds);
     let every = std::time::Duration::from_secs_f64((shortest / 4.0).clamp(0.05, 1.0));
     let conversations = conversations.clone();
-    tokio::spawn(async move {
+    AbortOnDrop(tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -186,7 +205,7 @@ fn spawn_timers(conversations: &Conversations, settings: &Settings) {
                 tracing::error!("hand-off timers: {e}");
             }
         }
-    });
+    }))
 }
 
 /// Creates demo@example.com / `demo` (admin, all teams) unless it exists.

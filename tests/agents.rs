@@ -487,3 +487,66 @@ async fn agents_see_who_is_connected_and_when_each_frame_of_a_context_happened()
     assert_eq!(agents[1]["teams"], json!(["billing"]));
     assert!(agents[1]["id"].as_str().is_some_and(|id| !id.is_empty()));
 }
+
+#[tokio::test]
+async fn after_a_restart_the_queue_and_each_agents_chats_are_back() {
+    let app = spawn_app_with(manual).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut waiting = app.client().await;
+    let waiting_id = waiting.hello(None, None).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    waiting
+        .send(json!({"type": "message", "client_id": "w1", "text": "Where is my order 1234?"}))
+        .await;
+    waiting.send(json!({"type": "request_human"})).await;
+    let mut chatting = app.client().await;
+    let welcome = chatting.hello(None, None).await;
+    let chatting_id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    chatting.send(json!({"type": "request_human"})).await;
+    loop {
+        let q = sam.next("queue").await;
+        if q["entries"].as_array().unwrap().len() == 2 {
+            break;
+        }
+    }
+    sam.send(json!({"type": "claim", "conversation_id": chatting_id}))
+        .await;
+    sam.next("assigned").await;
+    sam.send(json!({"type": "message", "conversation_id": chatting_id, "text": "Sam here.", "client_id": "a1"}))
+        .await;
+    sam.next_event(|f| f["from"] == "agent").await;
+
+    // The server restarts; every socket drops.
+    drop((sam, waiting, chatting));
+    let app = app.restart().await;
+
+    let mut sam = app.agent(&token).await;
+    let queue = sam.next("queue").await;
+    let entries = queue["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{queue}");
+    assert_eq!(entries[0]["conversation_id"], waiting_id.as_str());
+    assert_eq!(entries[0]["reasons"][0]["kind"], "human_request");
+    assert_eq!(entries[0]["preview"], "Where is my order 1234?");
+
+    // The chat Sam held is still Sam's: the customer comes back and they go on talking.
+    let mut customer = app.client().await;
+    customer.hello(welcome["session"].as_str(), None).await;
+    sam.send(json!({"type": "message", "conversation_id": chatting_id, "text": "Still here after the restart.", "client_id": "a2"}))
+        .await;
+    let reply = loop {
+        let frame = customer.recv().await;
+        if frame["text"] == "Still here after the restart." {
+            break frame;
+        }
+    };
+    assert_eq!(reply["author"], "Sam");
+
+    // And the waiting one can be claimed as before.
+    sam.send(json!({"type": "claim", "conversation_id": waiting_id}))
+        .await;
+    let assigned = sam.next("assigned").await;
+    assert_eq!(assigned["context"]["reasons"][0]["kind"], "human_request");
+}

@@ -13,7 +13,7 @@ use super::{message_json, now_ms, ConversationError, Conversations};
 use crate::bot::QuickReply;
 use crate::escalation::{Decision, Reason, ReasonKind};
 use crate::handoff::protocol::AgentServerFrame;
-use crate::handoff::{preview, Waiting};
+use crate::handoff::{preview, Owner, Waiting, PICKUPS_KEPT};
 use crate::store::{AgentRow, NewEvent};
 
 impl Conversations {
@@ -45,24 +45,17 @@ impl Conversations {
                 .store
                 .create_handoff(conversation, &reasons, Some(&team), decision.priority, now)
                 .await?;
-            let visitor = self.inner.store.conversation_summary(conversation).await?;
-            let customer = visitor
-                .as_ref()
-                .and_then(|v| v.visitor["name"].as_str().map(String::from));
-            let last = self.inner.store.customer_texts(conversation).await?;
-            handoff.enqueue(Waiting {
-                conversation_id: conversation.to_owned(),
-                handoff_id: id,
-                team: team.clone(),
-                priority: decision.priority,
-                reasons: decision.reasons.clone(),
-                escalated_at: now,
-                customer,
-                preview: last.last().map(|(_, t)| preview(t)).unwrap_or_default(),
-                declined: Default::default(),
-                alerts: 0,
-                shown_position: 0,
-            });
+            let entry = self
+                .waiting(
+                    conversation,
+                    id,
+                    &team,
+                    decision.priority,
+                    decision.reasons.clone(),
+                    now,
+                )
+                .await?;
+            handoff.enqueue(entry);
             self.inner
                 .store
                 .set_state(conversation, State::Queued.as_str(), now)
@@ -89,6 +82,85 @@ impl Conversations {
             tracing::info!(conversation, team, reasons = %reasons, "escalated");
         }
         self.dispatch().await
+    }
+
+    /// A queue entry for a conversation, with the customer's name and latest message.
+    async fn waiting(
+        &self,
+        conversation: &str,
+        handoff_id: i64,
+        team: &str,
+        priority: i64,
+        reasons: Vec<Reason>,
+        escalated_at: i64,
+    ) -> Result<Waiting, ConversationError> {
+        let store = &self.inner.store;
+        let customer = store
+            .conversation_summary(conversation)
+            .await?
+            .and_then(|v| v.visitor["name"].as_str().map(String::from));
+        let last = store.customer_texts(conversation).await?;
+        Ok(Waiting {
+            conversation_id: conversation.to_owned(),
+            handoff_id,
+            team: team.to_owned(),
+            priority,
+            reasons,
+            escalated_at,
+            customer,
+            preview: last.last().map(|(_, t)| preview(t)).unwrap_or_default(),
+            declined: Default::default(),
+            alerts: 0,
+            shown_position: 0,
+        })
+    }
+
+    /// After a restart, puts every conversation that was waiting for a person back in the queue
+    /// and every one an agent held back with that agent (a held conversation whose agent account
+    /// is gone waits in the queue again). Returns `(queued, held)`.
+    pub async fn restore_handoffs(&self) -> Result<(usize, usize), ConversationError> {
+        let store = &self.inner.store;
+        let default_team = &self.inner.handoff.settings().default_team;
+        let now = now_ms();
+        let (mut queued, mut held) = (Vec::new(), Vec::new());
+        for (h, state) in store.open_handoffs().await? {
+            let reasons: Vec<Reason> = serde_json::from_value(h.reasons).unwrap_or_default();
+            let team = h.team.as_deref().unwrap_or(default_team);
+            let entry = self
+                .waiting(
+                    &h.conversation_id,
+                    h.id,
+                    team,
+                    h.priority,
+                    reasons,
+                    h.escalated_at,
+                )
+                .await?;
+            let agent = match &h.agent_id {
+                Some(id) if state == State::Agent.as_str() => store.agent(id).await?,
+                _ => None,
+            };
+            match agent {
+                Some(agent) => held.push(Owner {
+                    agent,
+                    assigned_at: now,
+                    replied: h.first_response_at.is_some(),
+                    entry,
+                }),
+                None => {
+                    if state != State::Queued.as_str() {
+                        store
+                            .set_state(&h.conversation_id, State::Queued.as_str(), now)
+                            .await?;
+                    }
+                    queued.push(entry)
+                }
+            }
+        }
+        let counts = (queued.len(), held.len());
+        let pickups = store.recent_pickup_ms(PICKUPS_KEPT as i64).await?;
+        self.inner.handoff.restore(queued, held, pickups, now);
+        Ok(counts)
     }
 
     /// Assigns what can be assigned automatically, then shows agents the queue and customers their

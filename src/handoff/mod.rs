@@ -24,6 +24,9 @@ use crate::settings::{HandoffSettings, TeamHours};
 use crate::store::AgentRow;
 use protocol::{AgentPresence, AgentServerFrame, Presence, QueueEntry};
 
+/// Recent pickup times kept for the expected wait.
+pub const PICKUPS_KEPT: usize = 20;
+
 /// A conversation waiting for (or held by) an agent.
 #[derive(Debug, Clone)]
 pub struct Waiting {
@@ -252,6 +255,36 @@ impl Handoff {
         }
     }
 
+    /// Puts back what was waiting or held when the server last stopped: `queued` return to the
+    /// queue (the pickup alerts they would have had count as sent, and raise their priority as
+    /// they would have), `held` to their agents, who find them on reconnecting with a fresh reply
+    /// window; `pickups_ms` (newest first) feed the wait estimate again.
+    pub fn restore(
+        &self,
+        queued: Vec<Waiting>,
+        held: Vec<Owner>,
+        pickups_ms: Vec<i64>,
+        now_ms: i64,
+    ) {
+        let pickup = (self.inner.settings.pickup_timeout_seconds * 1000.0) as i64;
+        let mut state = self.inner.lock();
+        for mut w in queued {
+            if pickup > 0 {
+                let missed = ((now_ms - w.escalated_at) / pickup).max(0);
+                w.alerts = missed as u32;
+                w.priority += missed;
+            }
+            state.queue.insert(w.conversation_id.clone(), w);
+        }
+        for o in held {
+            if let Some(live) = state.agents.get_mut(&o.agent.id) {
+                live.chats.insert(o.entry.conversation_id.clone());
+            }
+            state.owners.insert(o.entry.conversation_id.clone(), o);
+        }
+        state.pickups_ms = pickups_ms.into_iter().take(PICKUPS_KEPT).collect();
+    }
+
     /// Puts a conversation in the queue.
     pub fn enqueue(&self, entry: Waiting) {
         self.inner
@@ -294,7 +327,7 @@ impl Handoff {
     fn take(state: &mut State, entry: Waiting, agent: AgentRow, now_ms: i64) {
         if entry.alerts == 0 && entry.declined.is_empty() {
             state.pickups_ms.push_front(now_ms - entry.escalated_at);
-            state.pickups_ms.truncate(20);
+            state.pickups_ms.truncate(PICKUPS_KEPT);
         }
         if let Some(live) = state.agents.get_mut(&agent.id) {
             live.chats.insert(entry.conversation_id.clone());
@@ -650,6 +683,42 @@ mod tests {
         assert_eq!(
             h.claim("c1", &agent("cat", &[], 5), 11).unwrap_err(),
             ClaimError::AlreadyClaimed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restored_entry_counts_the_alerts_it_missed_and_its_holder_finds_it_on_connecting() {
+        let settings = HandoffSettings {
+            pickup_timeout_seconds: 10.0,
+            ..HandoffSettings::default()
+        };
+        let h = Handoff::new(settings);
+        let held = Owner {
+            agent: agent("ann", &[], 1),
+            assigned_at: 0,
+            replied: true,
+            entry: waiting("held", "general", 0, 0),
+        };
+        let now = 35_000;
+        h.restore(
+            vec![waiting("old", "general", 1, 0)],
+            vec![held],
+            vec![4_000, 6_000],
+            now,
+        );
+        assert_eq!(h.position("old"), Some((1, 5)), "the wait estimate is back");
+        assert!(
+            h.due(now).unpicked.is_empty(),
+            "three missed alerts are not sent at once"
+        );
+        assert_eq!(h.due(40_000).unpicked, [("old".to_string(), 40)]);
+        assert_eq!(h.snapshot(now)[0].priority, 1 + 3 + 1);
+        let (tx, _rx) = mpsc::channel(8);
+        let _ann = h.connect(agent("ann", &[], 1), tx);
+        assert_eq!(
+            h.claim("old", &agent("ann", &[], 1), now).unwrap_err(),
+            ClaimError::AtCapacity,
+            "the restored chat counts against Ann's capacity"
         );
     }
 }

@@ -330,7 +330,24 @@ impl Store {
         Ok(rows.iter().map(handoff_row).collect())
     }
 
-    /// Seconds from escalation to pickup of the most recent pickups, newest first.
+    /// The open hand-off of every conversation waiting for or held by a person (state `queued`
+    /// or `agent`) with that state, oldest first: what a restarted server puts back in its queue.
+    pub async fn open_handoffs(&self) -> Result<Vec<(HandoffRow, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.*, c.state AS conversation_state FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
+             WHERE c.state IN ('queued', 'agent') AND h.resolved_at IS NULL
+               AND h.id = (SELECT MAX(l.id) FROM handoffs l WHERE l.conversation_id = h.conversation_id)
+             ORDER BY h.escalated_at, h.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (handoff_row(r), r.get("conversation_state")))
+            .collect())
+    }
+
+    /// Milliseconds from escalation to pickup of the most recent pickups, newest first.
     pub async fn recent_pickup_ms(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(
             "SELECT claimed_at - escalated_at AS wait FROM handoffs WHERE claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT $1",

@@ -56,6 +56,9 @@ pub struct TestApp {
     pub port: u16,
     pub store: frontdesk::store::Store,
     pub kb_dir: PathBuf,
+    settings: Settings,
+    understand: Option<Arc<dyn Understand>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     _kb: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -179,21 +182,45 @@ async fn spawn_in_with(
     // The committed intent model must match the committed examples: run `frontdesk train`.
     settings.nlu.retrain_stale = false;
     adjust(&mut settings);
+    start(settings, understand, kb, data).await
+}
+
+/// Builds and serves the app on the given settings and directories.
+async fn start(
+    settings: Settings,
+    understand: Option<Arc<dyn Understand>>,
+    kb: tempfile::TempDir,
+    data: tempfile::TempDir,
+) -> TestApp {
     let (encoder, cache) = nlu();
-    let app = match understand {
-        Some(u) => App::build_with_understanding(settings, encoder, cache, u).await,
-        None => App::build_with(settings, encoder, cache).await,
+    let app = match understand.clone() {
+        Some(u) => App::build_with_understanding(settings.clone(), encoder, cache, u).await,
+        None => App::build_with(settings.clone(), encoder, cache).await,
     }
     .expect("the app builds");
     let port = app.port();
     let store = app.state().store.clone();
-    tokio::spawn(app.run_until_stopped());
+    let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
         store,
         kb_dir: kb.path().to_owned(),
+        settings,
+        understand,
+        server,
         _kb: kb,
         _data: data,
+    }
+}
+
+impl TestApp {
+    /// Stops the server (its listener, timers and in-memory state) and starts a new one on the
+    /// same store and knowledge base, on a new port: what an operator's restart does. Close the
+    /// clients first; open sockets of the old server are not closed by this.
+    pub async fn restart(self) -> TestApp {
+        self.server.abort();
+        let _ = self.server.await;
+        start(self.settings, self.understand, self._kb, self._data).await
     }
 }
 
