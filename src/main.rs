@@ -91,6 +91,8 @@ enum Benchmark {
     Goemotions,
     Stackfaq,
     Intents,
+    /// The demo knowledge base's held-out questions: answer or "I don't know".
+    DemoAnswers,
 }
 
 #[derive(Subcommand)]
@@ -586,10 +588,72 @@ async fn eval(
                 );
             }
         }
+        let a = &report.answering;
+        println!(
+            "\nAnswer or \"I don't know\" (StackFAQ; each query asked with its article and with it missing)"
+        );
+        println!(
+            "  dev sweep (answer threshold: decision accuracy): {}",
+            a.dev_sweep
+                .iter()
+                .filter(|(t, _)| ((t * 100.0).round() as i32) % 5 == 0)
+                .map(|(t, acc)| format!("{t:.2}: {}", pct(*acc).trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  chosen on dev: {:.2}; shipped default (bot.answer_threshold): {:.2}",
+            a.chosen_threshold, a.default_threshold
+        );
+        print_answer_scores(&[
+            (
+                format!("test, chosen {:.2}", a.chosen_threshold),
+                a.test_chosen,
+            ),
+            (
+                format!("test, default {:.2}", a.default_threshold),
+                a.test_default,
+            ),
+        ]);
+        floor(
+            "StackFAQ answer-or-abstain decision accuracy at the default threshold",
+            a.test_default.decision_accuracy,
+            0.6,
+        );
         floor(
             "StackFAQ hybrid R@1 gain over BM25 (points)",
             report.test.hybrid.recall_at_1 - report.test.bm25.recall_at_1,
             0.05,
+        );
+    }
+    if run(Benchmark::DemoAnswers) {
+        let questions = PathBuf::from("models/kb_questions_heldout.yaml");
+        let (dir, e, c) = (settings.kb.dir.clone(), encoder.clone(), cache.clone());
+        let weight = settings.kb.keyword_weight;
+        let r = tokio::task::spawn_blocking(move || {
+            frontdesk::eval::demo_answers(&dir, &questions, &e, &c, weight)
+        })
+        .await??;
+        println!(
+            "\nDemo knowledge base, held-out questions (models/kb_questions_heldout.yaml): answer or \"I don't know\""
+        );
+        print_answer_scores(&[(format!("default {:.2}", r.default_threshold), r.at_default)]);
+        println!(
+            "  by threshold (not tuned here): {}",
+            r.sweep
+                .iter()
+                .filter(|(t, _)| ((t * 100.0).round() as i32) % 5 == 0)
+                .map(|(t, acc)| format!("{t:.2}: {}", pct(*acc).trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (q, expected, did) in &r.mistakes {
+            println!("  wrong: \"{q}\" (expected {expected}): {did}");
+        }
+        floor(
+            "demo questions answer-or-abstain decision accuracy",
+            r.at_default.decision_accuracy,
+            0.6,
         );
     }
     if check && !below.is_empty() {
@@ -597,4 +661,25 @@ async fn eval(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One row per threshold of what the bot did with answerable and unanswerable questions.
+fn print_answer_scores(rows: &[(String, frontdesk::eval::AnswerScores)]) {
+    let pct = |x: f64| format!("{:.1}", x * 100.0);
+    println!(
+        "  {:<20} {:>7} {:>7} {:>13} {:>14} {:>9} {:>14}",
+        "threshold", "right", "wrong", "none: abstain", "none: answered", "accuracy", "questions"
+    );
+    for (name, s) in rows {
+        println!(
+            "  {:<20} {:>7} {:>7} {:>13} {:>14} {:>9} {:>14}",
+            name,
+            pct(s.right),
+            pct(s.wrong),
+            pct(s.abstained_when_missing),
+            pct(s.wrong_when_missing),
+            pct(s.decision_accuracy),
+            format!("{} + {} none", s.answerable, s.unanswerable)
+        );
+    }
 }

@@ -155,7 +155,7 @@ pub struct BotSettings {
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.40,
+            answer_threshold: 0.50,
             clarify_margin: 0.02,
             clarify_below: 0.55,
             max_passage_chars: 600,

@@ -1,6 +1,7 @@
 //! `frontdesk eval`: answer quality measured on public benchmark data (see `docs/EVALUATION.md`).
 //! Anything tuned is tuned on a development split and reported on a split it never saw.
 
+mod answering;
 mod classify;
 pub mod data;
 mod stackfaq;
@@ -10,6 +11,7 @@ pub use classify::{
     UpsetReport,
 };
 
+pub use answering::{demo_answers, AnswerScores, AnsweringReport, DemoAnswersReport};
 pub use stackfaq::{stackfaq, RetrievalScores, StackFaqReport};
 
 /// Rank metrics of one retrieval method over a set of queries.

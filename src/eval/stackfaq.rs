@@ -10,9 +10,11 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::answering::{answer_scores, answer_thresholds, AnsweringReport, Asked};
 use super::RankMetrics;
 use crate::kb::KnowledgeBase;
 use crate::nlu::{EmbeddingCache, Encoder};
+use crate::settings::BotSettings;
 
 /// Keyword weights tried on the dev queries.
 const WEIGHTS: [f32; 7] = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5];
@@ -80,6 +82,8 @@ pub struct StackFaqReport {
     pub test: RetrievalScores,
     /// Scores on all queries (dev and test together).
     pub all: RetrievalScores,
+    /// Answer or say "I don't know": the answer threshold chosen on dev, scored on test.
+    pub answering: AnsweringReport,
 }
 
 /// Runs the StackFAQ evaluation on `data_dir/stackfaq/stackExchange-FAQ.json`; `limit` keeps only
@@ -196,6 +200,45 @@ pub fn stackfaq(
             hybrid: RankMetrics::from_ranks(&hybrid_ranks(qs, vecs, keyword_weight)?),
         })
     };
+    // Each query is asked twice: with its article, and with its article missing.
+    let ask =
+        |qs: &[(String, String)], vecs: &[crate::nlu::Embedding]| -> anyhow::Result<Vec<Asked>> {
+            let mut asked = Vec::new();
+            for ((q, target), v) in qs.iter().zip(vecs) {
+                let found = kb.search_with(q, v, 20, keyword_weight)?;
+                asked.push(Asked {
+                    candidates: found.iter().take(5).cloned().collect(),
+                    target: Some(target.clone()),
+                });
+                asked.push(Asked {
+                    candidates: found
+                        .into_iter()
+                        .filter(|p| &p.path != target)
+                        .take(5)
+                        .collect(),
+                    target: None,
+                });
+            }
+            Ok(asked)
+        };
+    let dev_asked = ask(&dev, &dev_vecs)?;
+    let answer_sweep: Vec<(f32, f64)> = answer_thresholds()
+        .map(|t| (t, answer_scores(&dev_asked, t).decision_accuracy))
+        .collect();
+    let chosen_threshold = answer_sweep
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0.4, |b| b.0);
+    let test_asked = ask(&test, &test_vecs)?;
+    let default_threshold = BotSettings::default().answer_threshold;
+    let answering = AnsweringReport {
+        chosen_threshold,
+        default_threshold,
+        dev_sweep: answer_sweep,
+        test_chosen: answer_scores(&test_asked, chosen_threshold),
+        test_default: answer_scores(&test_asked, default_threshold),
+    };
+
     let test_scores = scores(&test, &test_vecs)?;
     let all: Vec<_> = dev.iter().chain(&test).cloned().collect();
     let all_vecs: Vec<_> = dev_vecs.iter().chain(&test_vecs).cloned().collect();
@@ -206,6 +249,7 @@ pub fn stackfaq(
         dev_sweep,
         test: test_scores,
         all: all_scores,
+        answering,
     })
 }
 
