@@ -1,5 +1,8 @@
 //! REST API for editors and operators: health, knowledge-base search, "what would the bot answer
 //! and why", the state of the knowledge base, and the questions the bot could not answer.
+//!
+//! Everything but `/api/health` shows customers' words or the knowledge base's content, so it needs
+//! an account's token (any role: agents and editors alike). Health shows counts only.
 
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -7,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::Account;
 use super::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -24,6 +28,7 @@ struct SearchParams {
     limit: Option<usize>,
 }
 
+/// Public, for load balancers and uptime checks: no article, file or customer text.
 async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
@@ -33,6 +38,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn search(
+    _: Account,
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -44,11 +50,12 @@ async fn search(
     Ok(Json(json!({ "query": q, "passages": passages })))
 }
 
-async fn articles(State(state): State<AppState>) -> Json<Value> {
+async fn articles(_: Account, State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "articles": state.kb.articles(), "problems": state.kb.problems() }))
 }
 
 async fn explain(
+    _: Account,
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -80,6 +87,7 @@ struct GapParams {
 }
 
 async fn gaps(
+    _: Account,
     State(state): State<AppState>,
     Query(p): Query<GapParams>,
 ) -> Result<Json<Value>, ApiError> {

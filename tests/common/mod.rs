@@ -56,6 +56,7 @@ pub struct TestApp {
     pub port: u16,
     pub store: frontdesk::store::Store,
     pub kb_dir: PathBuf,
+    editor: tokio::sync::OnceCell<String>,
     _kb: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -114,6 +115,20 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A logged-in editor's token (an account created on first use), for the editors' routes.
+    pub async fn editor_token(&self) -> &str {
+        self.editor
+            .get_or_init(|| self.agent_token("Editor", &[]))
+            .await
+    }
+
+    /// GET as a logged-in editor.
+    pub async fn api(&self, path: &str) -> (u16, Value) {
+        let token = self.editor_token().await.to_owned();
+        self.get_as(path, Some(&token)).await
+    }
+
+    /// GET without a token.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = reqwest::get(self.http(path)).await.expect("request");
         let status = response.status().as_u16();
@@ -192,6 +207,7 @@ async fn spawn_in_with(
         port,
         store,
         kb_dir: kb.path().to_owned(),
+        editor: tokio::sync::OnceCell::new(),
         _kb: kb,
         _data: data,
     }
