@@ -105,22 +105,32 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
     .await;
     assert!(reported.is_some(), "broken files were not reported");
     let (_, listing) = app.api("/api/kb/articles").await;
-    let problems: Vec<&str> = listing["problems"]
+    let problems: Vec<(&str, &str, bool)> = listing["problems"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p.as_str().unwrap())
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap(),
+                p["message"].as_str().unwrap(),
+                p["serving_previous"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("refund-policy.md") && p.contains("YAML")),
+        problems.iter().any(
+            |(path, message, previous)| *path == "policies/refund-policy.md"
+                && message.contains("YAML")
+                && *previous
+        ),
         "{problems:?}"
     );
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("half-written.md") && p.contains("closing")),
+            .any(|(path, message, previous)| *path == "half-written.md"
+                && message.contains("closing")
+                && !*previous),
         "{problems:?}"
     );
 

@@ -51,7 +51,7 @@ async fn search(
 }
 
 async fn articles(_: Account, State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "articles": state.kb.articles(), "problems": state.kb.problems() }))
+    Json(json!({ "articles": state.kb.articles(), "problems": state.kb.problem_files() }))
 }
 
 async fn explain(
