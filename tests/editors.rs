@@ -1,10 +1,11 @@
 //! What content editors use, end to end against the real server: the routes that show customers'
-//! questions and the knowledge base need a login.
+//! questions and the knowledge base need a login, and the gaps report lists what customers asked
+//! over the WebSocket that the bot could not answer.
 
 mod common;
 
 use common::spawn_app;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The editors' and operators' routes, each with a valid request.
 const PROTECTED: [&str; 4] = [
@@ -81,6 +82,7 @@ async fn editors_routes_refuse_a_missing_or_bad_token_and_answer_a_good_one() {
         explained["reply"]["sources"][0]["title"],
         "Why was I charged twice?"
     );
+    assert!(explained["thresholds"]["answer"].as_f64().unwrap() > 0.0);
     assert_eq!(explained["decision"]["escalate"], false);
 
     // Health stays public and shows counts only.
@@ -93,4 +95,112 @@ async fn editors_routes_refuse_a_missing_or_bad_token_and_answer_a_good_one() {
         .map(String::as_str)
         .collect();
     assert_eq!(keys, ["articles", "kb_problems", "status"], "{health}");
+}
+
+#[tokio::test]
+async fn a_question_the_bot_could_not_answer_is_in_the_gaps_report_grouped_with_its_count() {
+    let app = spawn_app().await;
+    let before = frontdesk::conversation::now_ms();
+
+    let mut first = app.client().await;
+    first.hello(None, None).await;
+    let (_, answer) = first
+        .ask("q1", "Can I bring my dog to the roastery open day?")
+        .await;
+    assert!(
+        answer["text"].as_str().unwrap().contains("don't know"),
+        "{answer}"
+    );
+    // Small talk and good answers are not gaps.
+    first.ask("q2", "hello").await;
+    first.ask("q3", "How do I reset my password?").await;
+
+    let mut second = app.client().await;
+    second.hello(None, None).await;
+    second
+        .ask("q1", "can I bring my DOG to the roastery open day")
+        .await;
+
+    let (status, report) = app.api("/api/reports/gaps").await;
+    assert_eq!(status, 200, "{report}");
+    let questions = report["questions"].as_array().unwrap();
+    assert_eq!(questions.len(), 1, "{report}");
+    let dog = &questions[0];
+    assert_eq!(
+        dog["question"], "can I bring my DOG to the roastery open day",
+        "as last asked"
+    );
+    assert_eq!(dog["outcome"], "dont_know");
+    assert_eq!(
+        (dog["count"].as_u64(), dog["conversations"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(dog["outcomes"], json!({"dont_know": 2}));
+    assert!(dog["last_at"].as_i64().unwrap() >= dog["first_at"].as_i64().unwrap());
+    assert!(dog["first_at"].as_i64().unwrap() >= before);
+    assert_eq!(report["asked"], 2);
+    assert_eq!(report["gaps"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        report["gaps"][1]["question"],
+        "Can I bring my dog to the roastery open day?"
+    );
+
+    // The time range: nothing asked after now.
+    let later = frontdesk::conversation::now_ms() + 1000;
+    let (_, empty) = app.api(&format!("/api/reports/gaps?since={later}")).await;
+    assert_eq!(empty["questions"], json!([]), "{empty}");
+    assert_eq!(empty["since"], later);
+}
+
+#[tokio::test]
+async fn a_question_handed_to_a_person_after_the_bot_looked_is_a_gap_too() {
+    let app = spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    customer
+        .ask("a", "Who won the football world cup in 1998?")
+        .await;
+    // A second unanswerable question in a row goes to a person instead of a second "don't know".
+    customer
+        .send(json!({"type": "message", "client_id": "b", "text": "Which planet is the largest in the solar system?"}))
+        .await;
+    assert_eq!(customer.recv().await["type"], "ack");
+    let status = customer.recv().await;
+    assert_eq!(
+        (status["type"].as_str(), status["state"].as_str()),
+        (Some("status"), Some("queued")),
+        "{status}"
+    );
+
+    let (_, report) = app.api("/api/reports/gaps").await;
+    let shown: Vec<(&str, &str)> = report["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["question"].as_str().unwrap(),
+                q["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "Which planet is the largest in the solar system?",
+                "handed_off"
+            ),
+            ("Who won the football world cup in 1998?", "dont_know"),
+        ],
+        "{report}"
+    );
+
+    // The agent's context packet lists only articles the customer was actually shown.
+    let id = report["questions"][0]["conversation_id"].as_str().unwrap();
+    let token = app.editor_token().await.to_owned();
+    let (_, context) = app
+        .get_as(&format!("/api/conversations/{id}/context"), Some(&token))
+        .await;
+    assert_eq!(context["articles"], json!([]), "{context}");
 }

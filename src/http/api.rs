@@ -62,11 +62,12 @@ async fn explain(
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
     let understanding = state.conversations.understand(q).await;
+    let answer_threshold = state.bot.settings().answer_threshold;
     let decision = crate::escalation::explain(
         state.conversations.policy(),
         &understanding,
         &reply,
-        state.bot.settings().answer_threshold,
+        answer_threshold,
     );
     let nlu = state.bot.nlu();
     Ok(Json(json!({
@@ -75,6 +76,7 @@ async fn explain(
         "understanding": understanding,
         "decision": decision,
         "thresholds": {
+            "answer": answer_threshold,
             "upset": nlu.upset_threshold(),
             "out_of_scope_below": nlu.intent_model().threshold,
         },
@@ -83,19 +85,24 @@ async fn explain(
 
 #[derive(Deserialize)]
 struct GapParams {
-    limit: Option<i64>,
+    /// Only questions asked from this time on (Unix ms).
+    since: Option<i64>,
+    limit: Option<usize>,
 }
 
 async fn gaps(
     _: Account,
     State(state): State<AppState>,
     Query(p): Query<GapParams>,
-) -> Result<Json<Value>, ApiError> {
-    let gaps = state
-        .store
-        .gaps(p.limit.unwrap_or(100).clamp(1, 1000))
-        .await?;
-    Ok(Json(json!({ "gaps": gaps })))
+) -> Result<Json<crate::reports::GapReport>, ApiError> {
+    let report = crate::reports::gaps(
+        &state.store,
+        &state.kb,
+        p.since.unwrap_or(0).max(0),
+        p.limit.unwrap_or(100).clamp(1, 1000),
+    )
+    .await?;
+    Ok(Json(report))
 }
 
 fn checked_query(q: &str) -> Result<&str, ApiError> {

@@ -413,6 +413,14 @@ impl KnowledgeBase {
         self.read().articles.get(path).map(|i| i.article.clone())
     }
 
+    /// The title of the article at `path`, if it is indexed.
+    pub fn title(&self, path: &str) -> Option<String> {
+        self.read()
+            .articles
+            .get(path)
+            .map(|i| i.article.title.clone())
+    }
+
     /// Files that currently fail to load, with what is wrong.
     pub fn problems(&self) -> Vec<String> {
         self.read().problems.values().cloned().collect()
