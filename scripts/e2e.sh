@@ -38,8 +38,9 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/debug/frontdesk"
 
 # The real server on a free port with an empty store, and the demo agent (demo@example.com / demo)
 # for the console tests. Agents claim from the queue (no automatic assignment), and the pickup and
-# reply timers are too long to fire during a run. The demo knowledge base is embedded through
-# the same cache the Rust integration tests use, so only the first run ever pays for it (~20 s).
+# reply timers are too long to fire during a run. It serves a watched copy of the demo knowledge
+# base, which the editors' test may break (FRONTDESK_E2E_KB); the base is embedded through the same
+# cache the Rust integration tests use, so only the first run ever pays for it (~20 s).
 work="$(mktemp -d)"
 server=""
 cleanup() {
@@ -51,13 +52,14 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$repo/target"
+cp -R "$repo/knowledge_base" "$work/kb"
 NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
     FRONTDESK_CONFIG="$work/none.toml" \
     FRONTDESK_SERVER__HOST=127.0.0.1 \
     FRONTDESK_SERVER__PORT=0 \
     FRONTDESK_STORE__URL="sqlite://$work/e2e.db" \
-    FRONTDESK_KB__DIR="$repo/knowledge_base" \
-    FRONTDESK_KB__WATCH=false \
+    FRONTDESK_KB__DIR="$work/kb" \
+    FRONTDESK_KB__WATCH=true \
     FRONTDESK_KB__EMBEDDING_CACHE="$repo/target/test-embeddings.cache" \
     FRONTDESK_NLU__MODEL_DIR="$repo/models/all-MiniLM-L6-v2" \
     FRONTDESK_AGENTS__DEMO_AGENT=true \
@@ -90,7 +92,7 @@ fi
 say "server ready on port $port after $((SECONDS - started)) s; running the browser tests"
 
 status=0
-(cd tests/e2e && FRONTDESK_URL="http://127.0.0.1:$port" node --test --test-concurrency=1 "$@" ./*.test.js) ||
+(cd tests/e2e && FRONTDESK_URL="http://127.0.0.1:$port" FRONTDESK_E2E_KB="$work/kb" node --test --test-concurrency=1 "$@" ./*.test.js) ||
     status=$?
 if [ "$status" -ne 0 ]; then
     say "tests failed; the server's log ends with:"

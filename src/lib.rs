@@ -12,6 +12,7 @@
 //!   language understanding plugs in.
 //! - [`handoff`]: agents (accounts, presence, capacity), the queue, assignment, timers.
 //! - [`store`]: persistence (SQLite by default).
+//! - [`reports`]: what editors read: the questions the knowledge base did not answer, grouped.
 //! - [`http`]: axum routes, the only module that knows axum.
 //! - [`startup`]: wires it all together into an [`App`] that serves.
 //!
@@ -24,6 +25,7 @@ pub mod handoff;
 pub mod http;
 pub mod kb;
 pub mod nlu;
+pub mod reports;
 pub mod settings;
 pub mod startup;
 pub mod store;

@@ -58,7 +58,7 @@ async fn an_unrelated_question_gets_an_honest_dont_know_and_the_offer_of_a_perso
     assert_eq!(answer["quick_replies"][0]["action"], "request_human");
 
     // Editors see it among the questions the bot could not answer.
-    let (status, gaps) = app.get("/api/reports/gaps").await;
+    let (status, gaps) = app.api("/api/reports/gaps").await;
     assert_eq!(status, 200);
     assert_eq!(
         gaps["gaps"][0]["question"],
@@ -237,7 +237,7 @@ async fn feedback_on_an_answer_is_stored_and_unhelpful_answers_reach_the_gaps_re
         .await;
     let ack = customer.recv().await;
     assert_eq!(ack, json!({"type": "feedback_ack", "seq": seq}));
-    let (_, gaps) = app.get("/api/reports/gaps").await;
+    let (_, gaps) = app.api("/api/reports/gaps").await;
     assert_eq!(
         gaps["gaps"][0]["question"],
         "Can I change my delivery address after ordering?"

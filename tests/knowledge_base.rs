@@ -14,7 +14,7 @@ const BREWER: &str = "---\ntitle: Descale your brewer\ntags: [brewer]\n---\n\n##
 
 async fn best_title(app: &common::TestApp, q: &str) -> Option<String> {
     let (_, body) = app
-        .get(&format!("/api/kb/search?q={}", q.replace(' ', "+")))
+        .api(&format!("/api/kb/search?q={}", q.replace(' ', "+")))
         .await;
     body["passages"][0]["title"].as_str().map(str::to_owned)
 }
@@ -63,7 +63,7 @@ async fn an_edited_added_and_deleted_article_is_answered_within_a_second() {
     )
     .unwrap();
     let took = wait_until(Duration::from_secs(1), async || {
-        let (_, body) = app.get("/api/kb/search?q=gift+wrap+price").await;
+        let (_, body) = app.api("/api/kb/search?q=gift+wrap+price").await;
         body["passages"][0]["text"]
             .as_str()
             .is_some_and(|t| t.contains("free since March"))
@@ -99,28 +99,38 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
     .unwrap();
 
     let reported = wait_until(Duration::from_secs(2), async || {
-        let (_, health) = app.get("/api/kb/articles").await;
+        let (_, health) = app.api("/api/kb/articles").await;
         health["problems"].as_array().is_some_and(|p| p.len() == 2)
     })
     .await;
     assert!(reported.is_some(), "broken files were not reported");
-    let (_, listing) = app.get("/api/kb/articles").await;
-    let problems: Vec<&str> = listing["problems"]
+    let (_, listing) = app.api("/api/kb/articles").await;
+    let problems: Vec<(&str, &str, bool)> = listing["problems"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p.as_str().unwrap())
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap(),
+                p["message"].as_str().unwrap(),
+                p["serving_previous"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("refund-policy.md") && p.contains("YAML")),
+        problems.iter().any(
+            |(path, message, previous)| *path == "policies/refund-policy.md"
+                && message.contains("YAML")
+                && *previous
+        ),
         "{problems:?}"
     );
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("half-written.md") && p.contains("closing")),
+            .any(|(path, message, previous)| *path == "half-written.md"
+                && message.contains("closing")
+                && !*previous),
         "{problems:?}"
     );
 
@@ -139,9 +149,11 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
         ),
         "{e31:?}"
     );
+    // Health is public: it counts the broken files but names none.
     let (status, health) = app.get("/api/health").await;
     assert_eq!(status, 200);
     assert_eq!(health["kb_problems"], 2);
+    assert!(!health.to_string().contains(".md"), "{health}");
 
     // Fixing the file clears the report.
     std::fs::write(&refund, good).unwrap();

@@ -8,7 +8,12 @@ use serde_json::Value;
 
 async fn explain(app: &common::TestApp, q: &str) -> Value {
     let url = reqwest::Url::parse_with_params(&app.http("/api/explain"), [("q", q)]).unwrap();
-    let response = reqwest::get(url).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(app.editor_token().await)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body}");

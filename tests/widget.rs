@@ -63,8 +63,10 @@ async fn the_agent_console_is_served_with_a_policy_that_runs_only_its_own_script
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     let html = page.text().await.unwrap();
     assert!(html.contains(r#"<script src="/console.js" defer>"#));
+    assert!(html.contains(r#"<script src="/console-editors.js" defer>"#));
     for (path, mime) in [
         ("/console.js", "text/javascript; charset=utf-8"),
+        ("/console-editors.js", "text/javascript; charset=utf-8"),
         ("/console.css", "text/css; charset=utf-8"),
     ] {
         let asset = reqwest::get(app.http(path)).await.unwrap();

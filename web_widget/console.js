@@ -50,7 +50,7 @@
     'chat-name', 'chat-sub', 'chat-avatar', 'claim', 'transfer', 'resolve', 'close-chat', 'transcript', 'typing',
     'composer', 'mode-reply', 'mode-note', 'input', 'canned-btn', 'canned-menu', 'kb-btn', 'kb-pop', 'kb-q',
     'kb-results', 'send', 'ctx', 'transfer-dialog', 'transfer-form', 'transfer-team', 'transfer-agent',
-    'transfer-note', 'teams', 'toasts']) el[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = $(id);
+    'transfer-note', 'teams', 'toasts', 'view-queue-count']) el[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = $(id);
 
   /** Small line icons (headless and minimal systems often have no emoji font). */
   const ICONS = {
@@ -169,6 +169,7 @@
     S.seenQueue = null;
     el.app.hidden = true;
     el.login.hidden = false;
+    document.dispatchEvent(new Event('frontdesk:logout')); // other views forget what they showed
     if (message) { el.loginError.textContent = message; el.loginError.hidden = false; }
     el.loginEmail.focus();
   }
@@ -180,6 +181,7 @@
     renderMe();
     renderAll();
     connect();
+    document.dispatchEvent(new Event('frontdesk:start'));
   }
 
   // ---- the socket ----------------------------------------------------------------------------
@@ -456,6 +458,7 @@
 
   function renderQueue() {
     el.queueCount.textContent = S.queue.length;
+    el.viewQueueCount.textContent = S.queue.length || '';
     const items = S.queue.map((e) => {
       const sel = S.preview && S.preview.id === e.conversation_id;
       const isNew = (S.fresh.get(e.conversation_id) || 0) > Date.now();
@@ -1016,6 +1019,9 @@
   el.modeNote.prepend(icon('lock'));
 
   // ---- go ------------------------------------------------------------------------------------
+  /** For the console's other views (console-editors.js): the same helpers, the same session. */
+  window.FrontdeskConsole = Object.freeze({ h, api, icon, toast, safeUrl, meter, day, clock });
+
   if (S.token && S.agent) start();
   else { el.login.hidden = false; el.loginEmail.focus(); }
 })();

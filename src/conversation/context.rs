@@ -47,7 +47,7 @@ impl Conversations {
             .bot_turns_of(conversation)
             .await?
             .into_iter()
-            .filter(|t| t.article.is_some())
+            .filter(|t| t.article.is_some() && !t.handed_off)
             .map(|t| {
                 let source = transcript
                     .iter()

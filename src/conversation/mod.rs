@@ -23,7 +23,7 @@ use crate::bot::{Bot, Outcome};
 use crate::escalation::{BotView, Decision, History, Neutral, Policy, Reason, Understand};
 use crate::handoff::{ClaimError, Handoff};
 use crate::kb::KbError;
-use crate::store::{NewEvent, Store, StoreError};
+use crate::store::{NewBotTurn, NewEvent, Store, StoreError};
 use protocol::{From, MessageFrame, ServerFrame, State, Visitor, PROTOCOL_VERSION};
 
 /// A frame on its way to one socket, already encoded as JSON.
@@ -406,6 +406,20 @@ impl Conversations {
                 let after = self.inner.policy.after_bot(&understanding, &history, &view);
                 if after.escalate {
                     self.bot_typing(conversation, false).await;
+                    // The bot looked and a person takes over instead: editors see the question
+                    // among the gaps, with the article the bot would have answered from, if any.
+                    let turn = NewBotTurn {
+                        seq,
+                        question: text,
+                        outcome: r.outcome.as_str(),
+                        confidence: r.confidence,
+                        article: view.article,
+                        handed_off: true,
+                    };
+                    self.inner
+                        .store
+                        .record_bot_turn(conversation, turn, now_ms())
+                        .await?;
                     return self.escalate(conversation, before.merge(after)).await;
                 }
                 r
@@ -442,17 +456,17 @@ impl Conversations {
         let (bot_seq, frame) = self.inner.store.append(conversation, event, now).await?;
         let article =
             (reply.outcome == Outcome::Answered).then(|| reply.candidates[0].path.as_str());
+        let turn = NewBotTurn {
+            seq: bot_seq,
+            question: text,
+            outcome: reply.outcome.as_str(),
+            confidence: reply.confidence,
+            article,
+            handed_off: false,
+        };
         self.inner
             .store
-            .record_bot_turn(
-                conversation,
-                bot_seq,
-                text,
-                reply.outcome.as_str(),
-                reply.confidence,
-                article,
-                now,
-            )
+            .record_bot_turn(conversation, turn, now)
             .await?;
         tracing::debug!(conversation, question_seq = seq, outcome = reply.outcome.as_str(), reason = %reply.reason, "bot turn");
         self.publish(conversation, &frame, None).await;

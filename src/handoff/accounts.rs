@@ -10,7 +10,8 @@ use crate::store::{AgentRow, Store, StoreError, TokenLookup};
 pub enum AuthError {
     /// No token was given.
     #[error(
-        "log in first: send the token as `Authorization: Bearer TOKEN` (or ?token= on /ws/agent)"
+        "log in first: sign in at /console, or POST {{\"email\", \"password\"}} to /api/agent/login, \
+         then send the token as `Authorization: Bearer TOKEN` (or ?token= on /ws/agent)"
     )]
     Missing,
     /// The token expired or was never issued.

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::auth::{bearer, Account};
 use super::{ApiError, AppState};
 use crate::conversation::{hash, ConversationError, Outbound};
 use crate::handoff::accounts::{self, AuthError};
@@ -52,19 +53,6 @@ async fn login(
     Ok(Json(serde_json::to_value(login).unwrap_or_default()))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-async fn agent_from(state: &AppState, headers: &HeaderMap) -> Result<AgentRow, ApiError> {
-    Ok(accounts::authenticate(&state.store, bearer(headers)).await?)
-}
-
 #[derive(Deserialize)]
 struct ListParams {
     state: Option<String>,
@@ -72,11 +60,10 @@ struct ListParams {
 }
 
 async fn list(
+    _: Account,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    agent_from(&state, &headers).await?;
     let rows = state
         .store
         .list_conversations(p.state.as_deref(), p.limit.unwrap_or(50).clamp(1, 500))
@@ -102,11 +89,10 @@ struct SearchParams {
 }
 
 async fn search(
+    _: Account,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
-    agent_from(&state, &headers).await?;
     let q = p.q.trim();
     if q.is_empty() {
         return Err(ApiError::bad_request(
@@ -131,7 +117,7 @@ async fn transcript(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(token) = bearer(&headers).filter(|t| !t.is_empty()) else {
+    let Some(token) = bearer(&headers) else {
         return Err(AuthError::Missing.into());
     };
     let as_agent = match state
@@ -166,28 +152,19 @@ async fn transcript(
 }
 
 async fn context(
+    _: Account,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    agent_from(&state, &headers).await?;
     Ok(Json(state.conversations.context(&id).await?))
 }
 
-async fn tickets(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    agent_from(&state, &headers).await?;
+async fn tickets(_: Account, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "tickets": state.store.tickets(500).await? })))
 }
 
 /// The agents connected now (online or away), e.g. to pick whom to transfer a conversation to.
-async fn agents(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    agent_from(&state, &headers).await?;
+async fn agents(_: Account, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         json!({ "agents": state.conversations.handoff().connected() }),
     ))

@@ -1,5 +1,8 @@
 //! REST API for editors and operators: health, knowledge-base search, "what would the bot answer
 //! and why", the state of the knowledge base, and the questions the bot could not answer.
+//!
+//! Everything but `/api/health` shows customers' words or the knowledge base's content, so it needs
+//! an account's token (any role: agents and editors alike). Health shows counts only.
 
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -7,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::Account;
 use super::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -24,6 +28,7 @@ struct SearchParams {
     limit: Option<usize>,
 }
 
+/// Public, for load balancers and uptime checks: no article, file or customer text.
 async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
@@ -33,6 +38,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
 }
 
 async fn search(
+    _: Account,
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -44,22 +50,24 @@ async fn search(
     Ok(Json(json!({ "query": q, "passages": passages })))
 }
 
-async fn articles(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "articles": state.kb.articles(), "problems": state.kb.problems() }))
+async fn articles(_: Account, State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "articles": state.kb.articles(), "problems": state.kb.problem_files() }))
 }
 
 async fn explain(
+    _: Account,
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
     let understanding = state.conversations.understand(q).await;
+    let answer_threshold = state.bot.settings().answer_threshold;
     let decision = crate::escalation::explain(
         state.conversations.policy(),
         &understanding,
         &reply,
-        state.bot.settings().answer_threshold,
+        answer_threshold,
     );
     let nlu = state.bot.nlu();
     Ok(Json(json!({
@@ -68,6 +76,7 @@ async fn explain(
         "understanding": understanding,
         "decision": decision,
         "thresholds": {
+            "answer": answer_threshold,
             "upset": nlu.upset_threshold(),
             "out_of_scope_below": nlu.intent_model().threshold,
         },
@@ -76,18 +85,24 @@ async fn explain(
 
 #[derive(Deserialize)]
 struct GapParams {
-    limit: Option<i64>,
+    /// Only questions asked from this time on (Unix ms).
+    since: Option<i64>,
+    limit: Option<usize>,
 }
 
 async fn gaps(
+    _: Account,
     State(state): State<AppState>,
     Query(p): Query<GapParams>,
-) -> Result<Json<Value>, ApiError> {
-    let gaps = state
-        .store
-        .gaps(p.limit.unwrap_or(100).clamp(1, 1000))
-        .await?;
-    Ok(Json(json!({ "gaps": gaps })))
+) -> Result<Json<crate::reports::GapReport>, ApiError> {
+    let report = crate::reports::gaps(
+        &state.store,
+        &state.kb,
+        p.since.unwrap_or(0).max(0),
+        p.limit.unwrap_or(100).clamp(1, 1000),
+    )
+    .await?;
+    Ok(Json(report))
 }
 
 fn checked_query(q: &str) -> Result<&str, ApiError> {

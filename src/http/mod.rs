@@ -1,8 +1,10 @@
 //! The HTTP layer, and the only module that knows axum: the customer and agent WebSockets, the REST
-//! API, the demo page and the rendered knowledge-base articles.
+//! API, the demo page and the rendered knowledge-base articles. `auth` is the one place a request's
+//! headers become an authenticated account.
 
 mod agent;
 mod api;
+mod auth;
 mod chat;
 mod error;
 mod pages;

@@ -1,6 +1,7 @@
 //! Pages for people: the demo page (a sample shop with the widget), the embeddable widget script,
-//! the agents' console at `/console`, and knowledge-base articles rendered to HTML (the link target
-//! of answers whose article has no public `url`).
+//! the console at `/console` (agents' conversations and editors' knowledge-base view), and
+//! knowledge-base articles rendered to HTML (the link target of answers whose article has no
+//! public `url`).
 
 use std::sync::OnceLock;
 
@@ -19,6 +20,8 @@ const WIDGET_JS: &str = include_str!("../../web_widget/widget.js");
 /// The agent console: a page, its script and its styles, all same-origin.
 const CONSOLE_PAGE: &str = include_str!("../../web_widget/console.html");
 const CONSOLE_JS: &str = include_str!("../../web_widget/console.js");
+/// The console's editors' view (gaps, "try a question", broken files), built on console.js.
+const CONSOLE_EDITORS_JS: &str = include_str!("../../web_widget/console-editors.js");
 const CONSOLE_CSS: &str = include_str!("../../web_widget/console.css");
 
 /// The console runs only its own script and styles and talks only to this server, so even if some
@@ -34,6 +37,10 @@ pub(super) fn router() -> Router<AppState> {
         .route(
             "/console.js",
             get(|| console_asset(CONSOLE_JS, "text/javascript")),
+        )
+        .route(
+            "/console-editors.js",
+            get(|| console_asset(CONSOLE_EDITORS_JS, "text/javascript")),
         )
         .route(
             "/console.css",

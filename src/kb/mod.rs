@@ -91,6 +91,17 @@ pub struct ArticleSummary {
     pub sections: usize,
 }
 
+/// A file that fails to load, for editors.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Path relative to the knowledge base.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// An earlier version of the file loaded and keeps answering until this is fixed.
+    pub serving_previous: bool,
+}
+
 /// What one [`KnowledgeBase::sync`] changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
@@ -402,9 +413,35 @@ impl KnowledgeBase {
         self.read().articles.get(path).map(|i| i.article.clone())
     }
 
+    /// The title of the article at `path`, if it is indexed.
+    pub fn title(&self, path: &str) -> Option<String> {
+        self.read()
+            .articles
+            .get(path)
+            .map(|i| i.article.title.clone())
+    }
+
     /// Files that currently fail to load, with what is wrong.
     pub fn problems(&self) -> Vec<String> {
         self.read().problems.values().cloned().collect()
+    }
+
+    /// Files that currently fail to load, by path, and whether an earlier version still serves.
+    pub fn problem_files(&self) -> Vec<Problem> {
+        let state = self.read();
+        state
+            .problems
+            .iter()
+            .map(|(path, message)| Problem {
+                path: path.clone(),
+                message: message
+                    .strip_prefix(path.as_str())
+                    .and_then(|m| m.strip_prefix(": "))
+                    .unwrap_or(message)
+                    .to_owned(),
+                serving_previous: state.articles.contains_key(path),
+            })
+            .collect()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

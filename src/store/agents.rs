@@ -79,7 +79,7 @@ pub struct NoteRow {
 /// A bot turn with the customer's verdict on it.
 #[derive(Debug, Clone)]
 pub struct BotTurnRow {
-    /// Sequence number of the bot's message.
+    /// Sequence number of the bot's message (of the customer's question when `handed_off`).
     pub seq: i64,
     /// The question.
     pub question: String,
@@ -89,6 +89,8 @@ pub struct BotTurnRow {
     pub confidence: f64,
     /// Article answered from.
     pub article: Option<String>,
+    /// The conversation went to a person instead of getting this reply (no bot message).
+    pub handed_off: bool,
     /// The customer's verdict.
     pub helpful: Option<bool>,
 }
@@ -438,7 +440,7 @@ impl Store {
     /// The bot's turns in a conversation with the customer's verdicts, oldest first.
     pub async fn bot_turns_of(&self, conversation: &str) -> Result<Vec<BotTurnRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t.seq, t.question, t.outcome, t.confidence, t.article, f.helpful FROM bot_turns t
+            "SELECT t.seq, t.question, t.outcome, t.confidence, t.article, t.handed_off, f.helpful FROM bot_turns t
              LEFT JOIN feedback f ON f.conversation_id = t.conversation_id AND f.seq = t.seq
              WHERE t.conversation_id = $1 ORDER BY t.seq",
         )
@@ -453,6 +455,7 @@ impl Store {
                 outcome: r.get("outcome"),
                 confidence: r.get("confidence"),
                 article: r.get("article"),
+                handed_off: r.get("handed_off"),
                 helpful: r.get("helpful"),
             })
             .collect())

@@ -1,4 +1,5 @@
-//! Persistence: conversations and their sequenced frames, bot turns and feedback.
+//! Persistence: conversations and their sequenced frames, bot turns and feedback; the human side
+//! (`agents`); what editors read (`reports`).
 //!
 //! SQLite (through sqlx, WAL mode) is the embedded default. Statements use `$N` placeholders and
 //! portable SQL so a Postgres backend can be added behind the same methods.
@@ -10,9 +11,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod agents;
+mod reports;
 pub use agents::{
     AgentRow, BotTurnRow, ConversationSummaryRow, HandoffRow, NoteRow, TicketRow, TokenLookup,
 };
+pub use reports::GapRow;
 
 /// What can go wrong storing or loading.
 #[derive(Debug, thiserror::Error)]
@@ -54,19 +57,21 @@ pub struct NewEvent<'a> {
     pub body: &'a (dyn Fn(i64) -> serde_json::Value + Sync),
 }
 
-/// One unanswered or unhelpful question, for editors.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct GapRow {
+/// What the bot did with one question, to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBotTurn<'a> {
+    /// The bot's message; the customer's question when `handed_off` (there is no bot message).
+    pub seq: i64,
     /// What the customer asked.
-    pub question: String,
-    /// What the bot did: `dont_know`, `clarify`, or `unhelpful` (answered, marked not helpful).
-    pub outcome: String,
+    pub question: &'a str,
+    /// `answered`, `clarify`, `dont_know` or `small_talk`.
+    pub outcome: &'a str,
     /// Confidence of the best passage.
-    pub confidence: f64,
-    /// Article the bot answered from, if any.
-    pub article: Option<String>,
-    /// When, in Unix milliseconds.
-    pub at: i64,
+    pub confidence: f32,
+    /// The article answered from (or, when handed off, the one it would have answered from).
+    pub article: Option<&'a str>,
+    /// The escalation policy gave the conversation to a person instead of sending this reply.
+    pub handed_off: bool,
 }
 
 /// Handle to the database; clone it freely.
@@ -270,26 +275,22 @@ impl Store {
     }
 
     /// Records what the bot did with a question.
-    #[allow(clippy::too_many_arguments)]
     pub async fn record_bot_turn(
         &self,
         conversation: &str,
-        seq: i64,
-        question: &str,
-        outcome: &str,
-        confidence: f32,
-        article: Option<&str>,
+        turn: NewBotTurn<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(conversation)
-        .bind(seq)
-        .bind(question)
-        .bind(outcome)
-        .bind(confidence)
-        .bind(article)
+        .bind(turn.seq)
+        .bind(turn.question)
+        .bind(turn.outcome)
+        .bind(turn.confidence)
+        .bind(turn.article)
+        .bind(turn.handed_off)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -326,30 +327,5 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|r| r.get("helpful")))
-    }
-
-    /// Questions the bot could not answer, or answered unhelpfully, newest first.
-    pub async fn gaps(&self, limit: i64) -> Result<Vec<GapRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.question, CASE WHEN f.helpful = FALSE THEN 'unhelpful' ELSE t.outcome END AS outcome,
-                    t.confidence, t.article, t.created_at
-             FROM bot_turns t
-             LEFT JOIN feedback f ON f.conversation_id = t.conversation_id AND f.seq = t.seq
-             WHERE t.outcome <> 'answered' OR f.helpful = FALSE
-             ORDER BY t.created_at DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| GapRow {
-                question: r.get("question"),
-                outcome: r.get("outcome"),
-                confidence: r.get("confidence"),
-                article: r.get("article"),
-                at: r.get("created_at"),
-            })
-            .collect())
     }
 }

@@ -59,6 +59,7 @@ pub struct TestApp {
     settings: Settings,
     understand: Option<Arc<dyn Understand>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    editor: tokio::sync::OnceCell<String>,
     _kb: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
@@ -117,6 +118,20 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A logged-in editor's token (an account created on first use), for the editors' routes.
+    pub async fn editor_token(&self) -> &str {
+        self.editor
+            .get_or_init(|| self.agent_token("Editor", &[]))
+            .await
+    }
+
+    /// GET as a logged-in editor.
+    pub async fn api(&self, path: &str) -> (u16, Value) {
+        let token = self.editor_token().await.to_owned();
+        self.get_as(path, Some(&token)).await
+    }
+
+    /// GET without a token.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = reqwest::get(self.http(path)).await.expect("request");
         let status = response.status().as_u16();
@@ -208,6 +223,7 @@ async fn start(
         settings,
         understand,
         server,
+        editor: tokio::sync::OnceCell::new(),
         _kb: kb,
         _data: data,
     }
@@ -220,7 +236,9 @@ impl TestApp {
     pub async fn restart(self) -> TestApp {
         self.server.abort();
         let _ = self.server.await;
-        start(self.settings, self.understand, self._kb, self._data).await
+        let mut app = start(self.settings, self.understand, self._kb, self._data).await;
+        app.editor = self.editor; // the account and its token live in the store
+        app
     }
 }
 
