@@ -111,7 +111,7 @@ enum AgentCommand {
         /// Team served (repeat for several); none serves every team.
         #[arg(long = "team")]
         teams: Vec<String>,
-        /// `agent` or `admin`.
+        /// `agent`, `admin`, or `editor` (knowledge base and its reports only; takes no chats).
         #[arg(long, default_value = "agent")]
         role: String,
         /// Chats at once (default: handoff.default_max_chats).

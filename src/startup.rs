@@ -208,23 +208,27 @@ fn spawn_timers(conversations: &Conversations, settings: &Settings) -> AbortOnDr
     }))
 }
 
-/// Creates demo@example.com / `demo` (admin, all teams) unless it exists.
+/// Creates the demo accounts unless they exist: demo@example.com / `demo` (admin, all teams) and
+/// editor@example.com / `demo` (editor: the knowledge base view only).
 async fn demo_agent(store: &Store) -> anyhow::Result<()> {
     use crate::handoff::accounts::{create_agent, AuthError, NewAgent};
-    let demo = NewAgent {
-        name: "Demo".into(),
-        email: "demo@example.com".into(),
-        password: "demo".into(),
-        role: "admin".into(),
-        teams: Vec::new(),
-        max_chats: 5,
-    };
-    match create_agent(store, demo).await {
-        Ok(_) => {
-            tracing::warn!("created the demo agent demo@example.com / demo: for trying out only")
+    for (name, email, role) in [
+        ("Demo", "demo@example.com", "admin"),
+        ("Demo Editor", "editor@example.com", "editor"),
+    ] {
+        let account = NewAgent {
+            name: name.into(),
+            email: email.into(),
+            password: "demo".into(),
+            role: role.into(),
+            teams: Vec::new(),
+            max_chats: 5,
+        };
+        match create_agent(store, account).await {
+            Ok(_) => tracing::warn!("created the demo {role} {email} / demo: for trying out only"),
+            Err(AuthError::EmailTaken(_)) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating the demo {role} {email}")),
         }
-        Err(AuthError::EmailTaken(_)) => {}
-        Err(e) => return Err(e).context("creating the demo agent"),
     }
     Ok(())
 }

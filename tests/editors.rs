@@ -198,9 +198,47 @@ async fn a_question_handed_to_a_person_after_the_bot_looked_is_a_gap_too() {
 
     // The agent's context packet lists only articles the customer was actually shown.
     let id = report["questions"][0]["conversation_id"].as_str().unwrap();
-    let token = app.editor_token().await.to_owned();
+    let token = app.agent_token("Sam", &[]).await;
     let (_, context) = app
         .get_as(&format!("/api/conversations/{id}/context"), Some(&token))
         .await;
     assert_eq!(context["articles"], json!([]), "{context}");
+}
+
+#[tokio::test]
+async fn an_editor_account_reads_the_reports_but_never_takes_or_reads_a_chat() {
+    let app = spawn_app().await;
+    let editor = app.editor_token().await.to_owned();
+    assert_eq!(app.get_as("/api/reports/gaps", Some(&editor)).await.0, 200);
+    for path in ["/api/conversations", "/api/tickets", "/api/agents"] {
+        let (status, body) = app.get_as(path, Some(&editor)).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("agent account"),
+            "{body}"
+        );
+    }
+
+    // The agent socket refuses an editor, so a conversation is never assigned to one.
+    let mut console = common::AgentClient::connect_unauthenticated(app.port).await;
+    console.send(json!({"type": "auth", "token": editor})).await;
+    let refused = console.next("error").await;
+    assert_eq!(refused["code"], "not_an_agent", "{refused}");
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    customer.send(json!({"type": "request_human"})).await;
+    let status = customer.recv().await;
+    assert_eq!(
+        (
+            status["state"].as_str(),
+            status["agents_available"].as_bool()
+        ),
+        (Some("queued"), Some(false)),
+        "an editor is not an agent who could answer: {status}"
+    );
+    let id = welcome["conversation_id"].as_str().unwrap();
+    let (status, _) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&editor))
+        .await;
+    assert_eq!(status, 403, "an editor does not read customers' chats");
 }

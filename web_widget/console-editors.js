@@ -68,7 +68,8 @@
   el.viewConversations.addEventListener('click', () => setView('conversations'));
   el.viewEditors.addEventListener('click', () => setView('editors', true));
 
-  document.addEventListener('frontdesk:start', () => setView(E.view));
+  // An editor's account has only this view.
+  document.addEventListener('frontdesk:start', (e) => setView(e.detail && e.detail.editor ? 'editors' : E.view));
   document.addEventListener('frontdesk:logout', () => {
     // Customers' questions do not outlive the session on screen.
     E.report = null; E.reportShown = ''; E.kb = null; E.tried = null; E.gapsError = ''; E.kbError = '';

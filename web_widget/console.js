@@ -168,6 +168,7 @@
     S.queue = [];
     S.seenQueue = null;
     el.app.hidden = true;
+    delete el.app.dataset.role;
     el.login.hidden = false;
     document.dispatchEvent(new Event('frontdesk:logout')); // other views forget what they showed
     if (message) { el.loginError.textContent = message; el.loginError.hidden = false; }
@@ -175,13 +176,17 @@
   }
   el.logout.addEventListener('click', () => logout());
 
+  /** Editors look after the knowledge base; they take no conversations and never join the queue. */
+  const isEditor = () => !!S.agent && S.agent.role === 'editor';
+
   function start() {
     el.login.hidden = true;
     el.app.hidden = false;
+    el.app.dataset.role = isEditor() ? 'editor' : 'agent';
     renderMe();
     renderAll();
-    connect();
-    document.dispatchEvent(new Event('frontdesk:start'));
+    if (!isEditor()) connect();
+    document.dispatchEvent(new CustomEvent('frontdesk:start', { detail: { editor: isEditor() } }));
   }
 
   // ---- the socket ----------------------------------------------------------------------------

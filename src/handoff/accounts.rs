@@ -59,6 +59,18 @@ pub struct Login {
     pub agent: AgentRow,
 }
 
+/// The roles an account may have: agents (and admins) take conversations; editors look after the
+/// knowledge base and read its reports, and never join the queue or read customers' chats.
+pub const ROLES: [&str; 3] = ["agent", "admin", "editor"];
+
+/// Whether an account of this role takes conversations (and may read them).
+pub fn takes_conversations(role: &str) -> bool {
+    matches!(role, "agent" | "admin")
+}
+
+/// What an editor is told when they try to do an agent's work.
+pub const EDITORS_TAKE_NO_CHATS: &str = "editor accounts look after the knowledge base and its reports; they do not take or read customers' conversations. Ask an admin for an agent account (`frontdesk agent add --role agent`)";
+
 /// Creates an account with an argon2 password hash.
 pub async fn create_agent(store: &Store, new: NewAgent) -> Result<AgentRow, AuthError> {
     if new.name.trim().is_empty() || !new.email.contains('@') {
@@ -71,8 +83,10 @@ pub async fn create_agent(store: &Store, new: NewAgent) -> Result<AgentRow, Auth
             "the password must have at least 4 characters".into(),
         ));
     }
-    if !matches!(new.role.as_str(), "agent" | "admin") {
-        return Err(AuthError::Invalid("the role is `agent` or `admin`".into()));
+    if !ROLES.contains(&new.role.as_str()) {
+        return Err(AuthError::Invalid(
+            "the role is `agent`, `admin` or `editor`".into(),
+        ));
     }
     let password = new.password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))

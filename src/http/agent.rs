@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::auth::{bearer, Account};
+use super::auth::{bearer, AgentAccount};
 use super::{ApiError, AppState};
 use crate::conversation::{hash, ConversationError, Outbound};
 use crate::handoff::accounts::{self, AuthError};
@@ -60,7 +60,7 @@ struct ListParams {
 }
 
 async fn list(
-    _: Account,
+    _: AgentAccount,
     State(state): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -89,7 +89,7 @@ struct SearchParams {
 }
 
 async fn search(
-    _: Account,
+    _: AgentAccount,
     State(state): State<AppState>,
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -125,7 +125,8 @@ async fn transcript(
         .agent_by_token(&hash(token), crate::conversation::now_ms())
         .await?
     {
-        TokenLookup::Valid(_) => true,
+        TokenLookup::Valid(account) if accounts::takes_conversations(&account.role) => true,
+        TokenLookup::Valid(_) => return Err(ApiError::forbidden(accounts::EDITORS_TAKE_NO_CHATS)),
         TokenLookup::Expired => return Err(AuthError::Expired.into()),
         TokenLookup::Unknown => {
             if !state.store.session_owns(&id, &hash(token)).await? {
@@ -152,19 +153,19 @@ async fn transcript(
 }
 
 async fn context(
-    _: Account,
+    _: AgentAccount,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(state.conversations.context(&id).await?))
 }
 
-async fn tickets(_: Account, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn tickets(_: AgentAccount, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "tickets": state.store.tickets(500).await? })))
 }
 
 /// The agents connected now (online or away), e.g. to pick whom to transfer a conversation to.
-async fn agents(_: Account, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn agents(_: AgentAccount, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         json!({ "agents": state.conversations.handoff().connected() }),
     ))
@@ -182,6 +183,9 @@ async fn upgrade(
 ) -> Response {
     let agent = match p.token.as_deref() {
         Some(token) => match accounts::authenticate(&state.store, Some(token)).await {
+            Ok(agent) if !accounts::takes_conversations(&agent.role) => {
+                return ApiError::forbidden(accounts::EDITORS_TAKE_NO_CHATS).into_response()
+            }
             Ok(agent) => Some(agent),
             Err(e) => return ApiError::from(e).into_response(),
         },
@@ -255,6 +259,15 @@ impl AgentConnection {
     }
 
     async fn authenticated(&mut self, agent: AgentRow) {
+        if !accounts::takes_conversations(&agent.role) {
+            // An editor never counts as an online agent, so no chat is ever assigned to them.
+            return self
+                .send(AgentServerFrame::error(
+                    "not_an_agent",
+                    accounts::EDITORS_TAKE_NO_CHATS,
+                ))
+                .await;
+        }
         let handoff = self.state.conversations.handoff();
         self._socket = Some(handoff.connect(agent.clone(), self.tx.clone()));
         let status = handoff.presence(&agent.id);

@@ -13,10 +13,22 @@ use crate::handoff::accounts;
 use crate::store::AgentRow;
 
 /// An account (any role) proven by `Authorization: Bearer TOKEN`.
-pub(super) struct Account(
-    // Every route so far needs only proof of login; a role check would read this.
-    #[allow(dead_code)] pub AgentRow,
-);
+pub(super) struct Account(pub AgentRow);
+
+/// An account that takes conversations (`agent` or `admin`); an editor gets `403`.
+pub(super) struct AgentAccount(#[allow(dead_code)] pub AgentRow);
+
+impl FromRequestParts<AppState> for AgentAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Account(account) = Account::from_request_parts(parts, state).await?;
+        if !accounts::takes_conversations(&account.role) {
+            return Err(ApiError::forbidden(accounts::EDITORS_TAKE_NO_CHATS));
+        }
+        Ok(Self(account))
+    }
+}
 
 impl FromRequestParts<AppState> for Account {
     type Rejection = ApiError;

@@ -75,14 +75,19 @@ impl TestApp {
 
     /// Creates an agent account and logs in over HTTP; returns the token.
     pub async fn agent_token(&self, name: &str, teams: &[&str]) -> String {
-        let email = format!("{}@example.com", name.to_lowercase());
+        self.account_token(name, "agent", teams).await
+    }
+
+    /// Creates an account of `role` and logs in over HTTP; returns the token.
+    pub async fn account_token(&self, name: &str, role: &str, teams: &[&str]) -> String {
+        let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
         create_agent(
             &self.store,
             NewAgent {
                 name: name.into(),
                 email: email.clone(),
                 password: "secret-pw".into(),
-                role: "agent".into(),
+                role: role.into(),
                 teams: teams.iter().map(|t| t.to_string()).collect(),
                 max_chats: 3,
             },
@@ -121,7 +126,7 @@ impl TestApp {
     /// A logged-in editor's token (an account created on first use), for the editors' routes.
     pub async fn editor_token(&self) -> &str {
         self.editor
-            .get_or_init(|| self.agent_token("Editor", &[]))
+            .get_or_init(|| self.account_token("Editor", "editor", &[]))
             .await
     }
 
@@ -359,6 +364,14 @@ impl AgentClient {
         ))
         .await
         .expect("the agent WebSocket connects");
+        Self { ws }
+    }
+
+    /// The agent socket as the console opens it: the token follows in an `auth` frame.
+    pub async fn connect_unauthenticated(port: u16) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/agent"))
+            .await
+            .expect("the agent WebSocket connects");
         Self { ws }
     }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { SERVER, consoleLogin, launch, newPage, openChat, screenshot, send, waitFor } from './helpers.js';
+import { SERVER, editorLogin, launch, newPage, openChat, screenshot, send, waitFor } from './helpers.js';
 
 const KB = process.env.FRONTDESK_E2E_KB;
 
@@ -44,7 +44,8 @@ async function customerAsks(text, answered) {
 /** The console signed in, switched to the knowledge-base view (with the mouse or the keyboard). */
 async function editorView(viewport, keyboard) {
   const editor = await newPage(browser, { viewport });
-  await consoleLogin(editor.page);
+  await editorLogin(editor.page);
+  assert.equal(await editor.page.locator('#view-conversations').isVisible(), false, 'an editor has no queue');
   if (keyboard) {
     await editor.page.locator('#view-editors').focus();
     await editor.page.keyboard.press('Enter');
@@ -161,7 +162,7 @@ test('editors: a customer’s markup is text in the report, and the view works o
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
   assert.equal(await row.locator('td').first().evaluate((td) => getComputedStyle(td).display), 'grid');
-  assert.equal(await page.locator('#view-conversations').isVisible(), true);
+  assert.equal(await page.locator('#view-editors').isVisible(), true);
   await page.locator('#ed-try-q').fill('How do I reset my password?');
   await page.keyboard.press('Enter');
   await page.locator('#ed-try-result .verdict.answered').waitFor();

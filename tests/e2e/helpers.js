@@ -151,6 +151,15 @@ export async function consoleLogin(page, email = 'demo@example.com', password = 
   await page.locator('#conn.ok').waitFor();
 }
 
+/** The console signed in as the demo editor, who has the knowledge-base view only (no queue, no socket). */
+export async function editorLogin(page, email = 'editor@example.com', password = 'demo') {
+  await page.goto(SERVER + '/console');
+  await page.locator('#login-email').fill(email);
+  await page.locator('#login-password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#editors').waitFor();
+}
+
 /** The console's token (to call the REST API as the agent). */
 export function consoleToken(page) {
   return page.evaluate(() => localStorage.getItem('frontdesk.console.token'));
