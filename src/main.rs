@@ -594,12 +594,7 @@ async fn eval(
         );
         println!(
             "  dev sweep (answer threshold: decision accuracy): {}",
-            a.dev_sweep
-                .iter()
-                .filter(|(t, _)| ((t * 100.0).round() as i32) % 5 == 0)
-                .map(|(t, acc)| format!("{t:.2}: {}", pct(*acc).trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            threshold_sweep(&a.dev_sweep)
         );
         println!(
             "  chosen on dev: {:.2}; shipped default (bot.answer_threshold): {:.2}",
@@ -640,12 +635,7 @@ async fn eval(
         print_answer_scores(&[(format!("default {:.2}", r.default_threshold), r.at_default)]);
         println!(
             "  by threshold (not tuned here): {}",
-            r.sweep
-                .iter()
-                .filter(|(t, _)| ((t * 100.0).round() as i32) % 5 == 0)
-                .map(|(t, acc)| format!("{t:.2}: {}", pct(*acc).trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            threshold_sweep(&r.sweep)
         );
         for (q, expected, did) in &r.mistakes {
             println!("  wrong: \"{q}\" (expected {expected}): {did}");
@@ -682,4 +672,14 @@ fn print_answer_scores(rows: &[(String, frontdesk::eval::AnswerScores)]) {
             format!("{} + {} none", s.answerable, s.unanswerable)
         );
     }
+}
+
+/// Every 0.05 of a threshold sweep, as "0.40: 65.6, 0.45: 67.2, …".
+fn threshold_sweep(sweep: &[(f32, f64)]) -> String {
+    sweep
+        .iter()
+        .filter(|(t, _)| ((t * 100.0).round() as i32) % 5 == 0)
+        .map(|(t, acc)| format!("{t:.2}: {:.1}", acc * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -143,21 +143,17 @@ export function widgetText(page) {
 }
 
 /** Signs in to /console as the demo agent (scripts/e2e.sh starts the server with it). */
-export async function consoleLogin(page, email = 'demo@example.com', password = 'demo') {
+export async function consoleLogin(page, email = 'demo@example.com', password = 'demo', ready = '#conn.ok') {
   await page.goto(SERVER + '/console');
   await page.locator('#login-email').fill(email);
   await page.locator('#login-password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#conn.ok').waitFor();
+  await page.locator(ready).waitFor();
 }
 
 /** The console signed in as the demo editor, who has the knowledge-base view only (no queue, no socket). */
-export async function editorLogin(page, email = 'editor@example.com', password = 'demo') {
-  await page.goto(SERVER + '/console');
-  await page.locator('#login-email').fill(email);
-  await page.locator('#login-password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.locator('#editors').waitFor();
+export function editorLogin(page) {
+  return consoleLogin(page, 'editor@example.com', 'demo', '#editors');
 }
 
 /** The console's token (to call the REST API as the agent). */
