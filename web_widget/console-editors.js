@@ -68,12 +68,20 @@
   el.viewConversations.addEventListener('click', () => setView('conversations'));
   el.viewEditors.addEventListener('click', () => setView('editors', true));
 
-  // An editor's account has only this view.
-  document.addEventListener('frontdesk:start', (e) => setView(e.detail && e.detail.editor ? 'editors' : E.view));
+  /**
+   * The view a session opens on. An editor's account has only this one; anyone else gets the view
+   * last chosen in this tab. Read from the role console.js sets on `#app` at start, because after a
+   * reload console.js may have started (and sent `frontdesk:start`) before this script ran.
+   */
+  const startView = () => (el.app.dataset.role === 'editor' ? 'editors' : E.view);
+  document.addEventListener('frontdesk:start', () => setView(startView()));
   document.addEventListener('frontdesk:logout', () => {
-    // Customers' questions do not outlive the session on screen.
+    // Customers' questions do not outlive the session on screen, and the next account to sign in on
+    // this tab starts on its own default view, not on the one the last account chose.
     E.report = null; E.reportShown = ''; E.kb = null; E.tried = null; E.gapsError = ''; E.kbError = '';
     E.loaded = { gaps: 0, kb: 0 };
+    E.view = 'conversations';
+    sessionStorage.removeItem(VIEW_KEY);
     el.edTryQ.value = '';
     clearTimers();
     renderAll();
@@ -373,5 +381,5 @@
 
   // ---- go ------------------------------------------------------------------------------------
   renderAll();
-  if (!el.app.hidden) setView(E.view); // console.js had a session and started before this ran
+  if (!el.app.hidden) setView(startView()); // console.js had a session and started before this ran
 })();

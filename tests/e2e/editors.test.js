@@ -130,12 +130,35 @@ test('editors: an unanswered question is listed, "Try it" shows the bot’s deci
     t.diagnostic('FRONTDESK_E2E_KB is not set: the broken-file part needs the server’s knowledge-base folder');
   }
 
+  // A new tab has the stored login but no view remembered (that is per tab): an editor still gets
+  // the knowledge base, not an empty Conversations view.
+  const tab = await editor.context.newPage();
+  const tabErrors = [];
+  tab.on('pageerror', (e) => tabErrors.push(e.message));
+  await tab.goto(SERVER + '/console');
+  await tab.locator('#app').waitFor();
+  assert.equal(await tab.locator('#editors').isVisible(), true, 'a new tab opens on the knowledge base');
+  assert.equal(await tab.locator('#view-conversations').isVisible(), false, 'and still has no queue');
+  assert.deepEqual(tabErrors, []);
+  await tab.close();
+
   // The view survives a reload, and logging out clears what it showed.
   await page.reload();
   await page.locator('#ed-gaps-body tr', { hasText: question }).waitFor();
   await page.locator('#logout').click();
   await page.locator('#login-form').waitFor();
   assert.ok(!(await page.content()).includes(ref), 'no customer question is left in the page');
+
+  // An agent who signs in next on the same tab starts on Conversations, not on the editor's view.
+  await page.locator('#login-email').fill('demo@example.com');
+  await page.locator('#login-password').fill('demo');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#conn.ok').waitFor();
+  assert.equal(await page.locator('#view-conversations').getAttribute('aria-current'), 'page');
+  assert.equal(await page.locator('#queue').isVisible(), true);
+  assert.equal(await page.locator('#editors').isVisible(), false);
+  await page.locator('#logout').click();
+  await page.locator('#login-form').waitFor();
   assert.deepEqual(editor.errors, []);
   await editor.context.close();
 });
