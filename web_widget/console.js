@@ -158,15 +158,32 @@
   function logout(message) {
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(AGENT_KEY);
+    sessionStorage.removeItem(SELECTED_KEY);
     S.token = '';
     S.agent = null;
     clearTimeout(S.retryTimer);
     if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
+    S.connected = false;
+    for (const c of S.chats.values()) { clearTimeout(c.refresh); clearTimeout(c.typingTimer); clearTimeout(c.typingStop); }
     S.chats.clear();
     S.selected = null;
     S.preview = null;
     S.queue = [];
     S.seenQueue = null;
+    S.fresh.clear();
+    // Nothing a customer wrote stays in the page: the lists, transcript and context are redrawn
+    // empty, and the reply draft, the search box (filled from the customer's words), the transfer
+    // note, toasts and the blinking title go too.
+    el.input.value = '';
+    el.kbQ.value = '';
+    el.kbResults.replaceChildren();
+    closePopovers();
+    if (el.transferDialog.open) el.transferDialog.close('cancel');
+    el.transferNote.value = '';
+    el.toasts.replaceChildren();
+    delete document.documentElement.dataset.attention;
+    stopBlink();
+    renderAll();
     el.app.hidden = true;
     delete el.app.dataset.role;
     el.login.hidden = false;
@@ -530,7 +547,17 @@
     const cur = current();
     el.empty.hidden = !!cur;
     el.chat.hidden = !cur;
-    if (!cur) { renderContext(); return; }
+    if (!cur) {
+      // Hidden is not enough: the last conversation's words leave the page (e.g. after logging out).
+      el.transcript.replaceChildren();
+      delete el.transcript.dataset.id;
+      el.chatName.textContent = '';
+      el.chatAvatar.textContent = '';
+      el.chatSub.replaceChildren();
+      renderTyping();
+      renderContext();
+      return;
+    }
     renderHead();
     renderTranscript();
     renderTyping();

@@ -275,17 +275,27 @@ test('the console: a new conversation is announced; away and back; a reload keep
   await item.locator('.claim').click();
   await agentSends(agent.page, 'Hello Nia, one moment please');
   await w.w('.msg.agent .bubble').filter({ hasText: 'Hello Nia' }).waitFor();
+  const said = `My order number is TW-${unique()}`;
+  await send(customer.page, said);
+  await agent.page.locator('#transcript .msg.customer .bubble', { hasText: said }).waitFor();
   await agent.page.reload(); // the token is kept; the chat comes back from the server
   await agent.page.locator('#conn.ok').waitFor();
   await agent.page.locator(`#mine .item[data-id="${id}"]`).waitFor();
   await agent.page.locator('#transcript .msg.agent .bubble', { hasText: 'Hello Nia' }).waitFor();
   assert.equal(await agent.page.locator('#transcript .msg.agent').count(), 1);
+  await agent.page.locator('#input').fill('A draft for Nia, never sent');
   await agent.page.locator('#resolve').click();
   await w.w('form.card').waitFor();
 
   await agent.page.locator('#logout').click();
   await agent.page.locator('#login-form').waitFor();
   assert.equal(await consoleToken(agent.page), null);
+  // Nothing of the customer's stays in the page after logging out: not their words, their name or
+  // the reply drafted to them.
+  const left = await agent.page.content();
+  assert.ok(!left.includes(said), 'the customer’s message is gone');
+  assert.ok(!left.includes('Nia Okafor'), 'the customer’s name is gone');
+  assert.equal(await agent.page.locator('#input').inputValue(), '', 'the reply draft is gone');
   assert.deepEqual(customer.errors, []);
   assert.deepEqual(agent.errors, []);
   await customer.context.close();
