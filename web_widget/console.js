@@ -974,6 +974,7 @@
   });
 
   el.sound.addEventListener('click', () => {
+    unlockAudio();
     S.sound = !S.sound;
     localStorage.setItem(SOUND_KEY, S.sound ? 'on' : 'off');
     renderMe();
@@ -988,6 +989,14 @@
       if (audio.state === 'suspended') audio.resume();
     } catch (e) { audio = null; }
   }
+  // Browsers start sound only from a user's gesture. After a reload with a stored token there is no
+  // sign-in click, so the first click or key press anywhere unlocks it; the listeners go once it is.
+  const GESTURES = ['pointerdown', 'keydown'];
+  function unlockOnGesture() {
+    unlockAudio();
+    if (audio && audio.state === 'running') for (const type of GESTURES) document.removeEventListener(type, unlockOnGesture, true);
+  }
+  for (const type of GESTURES) document.addEventListener(type, unlockOnGesture, true);
   function beep() {
     if (!S.sound || !audio) return;
     try {
