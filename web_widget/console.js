@@ -415,10 +415,12 @@
   }
 
   function setCustomerTyping(c, on) {
+    const changed = c.typing !== on;
     c.typing = on;
     clearTimeout(c.typingTimer);
     if (on) c.typingTimer = setTimeout(() => setCustomerTyping(c, false), TYPING_HIDE_MS);
     if (S.selected === c.id) renderTyping();
+    if (changed) renderMine(); // "typing…" in the chat's row of My chats, open or not
   }
 
   function select(id) {
