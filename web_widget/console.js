@@ -335,7 +335,10 @@
       renderCentre();
     },
     alert(f) {
-      toast('Still waiting after ' + ago(f.waiting_seconds) + ': ' + f.message, true);
+      // The server's `message` repeats the time in seconds; say who is waiting instead.
+      const entry = S.queue.find((e) => e.conversation_id === f.conversation_id);
+      const who = (entry && entry.customer) || 'A customer';
+      toast(who + ' has waited ' + ago(f.waiting_seconds) + ' and nobody has picked it up; priority raised.', true);
       announce('A customer is still waiting');
     },
     rated(f) {
