@@ -8,8 +8,9 @@ setup:
 	@./scripts/setup.sh
 
 ## Start the server with the demo knowledge base on an embedded SQLite store: http://localhost:8080/
-## and the agent console at http://localhost:8080/console with the demo agent demo@example.com /
-## demo, for trying frontdesk out only (`make run DEMO_AGENT=false` leaves it out).
+## and the console at http://localhost:8080/console with two demo accounts, password `demo`:
+## demo@example.com (admin) and editor@example.com (editor: the Knowledge base view only). For trying
+## frontdesk out only (`make run DEMO_AGENT=false` leaves them out).
 DEMO_AGENT ?= true
 run: setup
 	FRONTDESK_AGENTS__DEMO_AGENT=$(DEMO_AGENT) cargo run --release -- serve

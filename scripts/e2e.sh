@@ -36,11 +36,12 @@ say "building the server"
 cargo build --quiet --bin frontdesk
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug/frontdesk"
 
-# The real server on a free port with an empty store, and the demo agent (demo@example.com / demo)
-# for the console tests. Agents claim from the queue (no automatic assignment), and the pickup and
-# reply timers are too long to fire during a run. It serves a watched copy of the demo knowledge
-# base, which the editors' test may break (FRONTDESK_E2E_KB); the base is embedded through the same
-# cache the Rust integration tests use, so only the first run ever pays for it (~20 s).
+# The real server on a free port with an empty store, and the demo accounts (demo@example.com and
+# editor@example.com, password demo) for the console and editors' tests. Agents claim from the
+# queue (no automatic assignment), and the pickup and reply timers are too long to fire during a
+# run. It serves a watched copy of the demo knowledge base, which the editors' test may break
+# (FRONTDESK_E2E_KB); the base is embedded through the same cache the Rust integration tests use,
+# so only the first run ever pays for it (~20 s).
 work="$(mktemp -d)"
 server=""
 cleanup() {

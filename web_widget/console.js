@@ -150,7 +150,7 @@
       el.loginPassword.value = '';
       start();
     } catch (err) {
-      el.loginError.textContent = err.code === 'bad_credentials' ? 'That email and password do not match an agent account.' : 'Could not sign in: ' + err.message;
+      el.loginError.textContent = err.code === 'bad_credentials' ? 'That email and password do not match any account.' : 'Could not sign in: ' + err.message;
       el.loginError.hidden = false;
     }
   });
