@@ -213,9 +213,11 @@ test('embedded on another site with hostile CSS and a strict CSP, the widget sti
   await context.close();
 });
 
-// The server does not send these frames yet (the agent side is being built on another branch), so
-// this test stands in for it: the widget's socket is answered by the test, with the frames
-// docs/PROTOCOL.md describes for queueing, agents, ratings and the email form.
+// The real server sends all of these frames (console.test.js drives a real hand-off end to end).
+// Here the test answers the widget's socket itself, with the frames docs/PROTOCOL.md describes,
+// so that it can show on cue what is slow or awkward to reach with the real server: a given place
+// in line and wait, an agent's markup and the bot's markdown, the rating card, the email form when
+// nobody is available, and the unread badge.
 test('handoff as the customer sees it: queue, agent joined, typing, rating, email form (scripted server)', async () => {
   const { page, errors, context } = await newPage(browser);
   const got = [];
