@@ -240,6 +240,8 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let bot = Bot::new(kb, nlu.clone(), settings.bot.clone());
     let reply = bot.reply(question).await?;
     let understanding = nlu.understand(question).await;
+    // Upset counts for the hand-off above the policy's threshold, not the model's F1-best cut.
+    let upset_threshold = settings.escalation.upset_threshold;
     let decision = frontdesk::escalation::explain(
         &frontdesk::escalation::Policy::new(settings.escalation.clone()),
         &understanding,
@@ -272,12 +274,12 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     println!(
         "upset:      {:.2} ({}, threshold {:.2}){}",
         u.upset,
-        if u.upset >= nlu.upset_threshold() {
+        if u.upset >= upset_threshold {
             "upset"
         } else {
             "calm"
         },
-        nlu.upset_threshold(),
+        upset_threshold,
         if u.upset_cues.is_empty() {
             String::new()
         } else {
@@ -291,15 +293,6 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     for s in &reply.sources {
         println!("source:     {} — {}", s.title, s.url);
     }
-    println!(
-        "understood: intent {} , out of scope {}, upset {:.2}",
-        understanding
-            .intent
-            .as_ref()
-            .map_or("-".into(), |i| format!("{} ({:.2})", i.name, i.confidence)),
-        understanding.out_of_scope,
-        understanding.upset
-    );
     println!(
         "escalate:   {}{}",
         if decision.escalate { "yes" } else { "no" },

@@ -550,3 +550,43 @@ async fn after_a_restart_the_queue_and_each_agents_chats_are_back() {
     let assigned = sam.next("assigned").await;
     assert_eq!(assigned["context"]["reasons"][0]["kind"], "human_request");
 }
+
+#[tokio::test]
+async fn an_agent_message_sent_again_after_a_reconnect_is_stored_once() {
+    let app = spawn_app_with(manual).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let id = customer.hello(None, None).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    assert_eq!(customer.recv().await["state"], "queued");
+    sam.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    sam.next("assigned").await;
+    let message =
+        json!({"type": "message", "conversation_id": id, "text": "Sam here.", "client_id": "a1"});
+    sam.send(message.clone()).await;
+    sam.next_event(|f| f["client_id"] == "a1").await;
+
+    // The console lost its socket before it saw the echo, and sends the pending message again.
+    drop(sam);
+    let mut sam = app.agent(&token).await;
+    sam.send(message).await;
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "Anything else?", "client_id": "a2"}))
+        .await;
+    sam.next_event(|f| f["client_id"] == "a2").await;
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&token))
+        .await;
+    let from_sam: Vec<&str> = body["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["from"] == "agent")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(from_sam, ["Sam here.", "Anything else?"], "{body}");
+}

@@ -274,6 +274,17 @@ impl Conversations {
         let owner = self.owned_by(conversation, agent)?;
         let lock = self.lock(conversation);
         let _guard = lock.lock().await;
+        if let Some(cid) = client_id {
+            // Sent again after a reconnect: it is stored already, and the console finds it in the
+            // transcript it reloads.
+            let stored = self
+                .inner
+                .store
+                .seq_of_client_id(conversation, From::Agent.as_str(), cid);
+            if let Some(seq) = stored.await? {
+                return Ok(seq);
+            }
+        }
         let seq = self
             .append_message(
                 conversation,
@@ -458,13 +469,12 @@ impl Conversations {
                 "How did we do? Rate this conversation from 1 to 5, and tell us more if you like.";
             let csat = |seq| json!({"type": "csat_request", "seq": seq, "text": text});
             let event = NewEvent {
-                sender: "system",
+                sender: From::System.as_str(),
                 client_id: None,
                 text: None,
                 body: &csat,
             };
-            let (_, frame) = self.inner.store.append(conversation, event, now).await?;
-            self.publish(conversation, &frame, None).await;
+            self.append_and_publish(conversation, event, None).await?;
             self.inner.handoff.release(conversation);
         }
         self.unassigned(&agent.id, conversation, "resolved").await;
@@ -591,18 +601,12 @@ impl Conversations {
             .unwrap_or_default()
         };
         let event = NewEvent {
-            sender: "system",
+            sender: From::System.as_str(),
             client_id: None,
             text: None,
             body: &body,
         };
-        let (seq, frame) = self
-            .inner
-            .store
-            .append(conversation, event, now_ms())
-            .await?;
-        self.publish(conversation, &frame, None).await;
-        Ok(seq)
+        self.append_and_publish(conversation, event, None).await
     }
 
     pub(super) async fn append_message(
@@ -625,25 +629,13 @@ impl Conversations {
                 quick_replies: quick_replies.clone(),
             })
         };
-        let sender = match from {
-            From::Agent => "agent",
-            From::Bot => "bot",
-            From::Customer => "customer",
-            From::System => "system",
-        };
         let event = NewEvent {
-            sender,
-            client_id: None,
+            sender: from.as_str(),
+            client_id,
             text: Some(text),
             body: &body,
         };
-        let (seq, frame) = self
-            .inner
-            .store
-            .append(conversation, event, now_ms())
-            .await?;
-        self.publish(conversation, &frame, None).await;
-        Ok(seq)
+        self.append_and_publish(conversation, event, None).await
     }
 }
 

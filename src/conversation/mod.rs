@@ -294,7 +294,7 @@ impl Conversations {
         if let Some(seq) = self
             .inner
             .store
-            .seq_of_client_id(conversation, client_id)
+            .seq_of_client_id(conversation, From::Customer.as_str(), client_id)
             .await?
         {
             return Ok(Stored {
@@ -314,17 +314,14 @@ impl Conversations {
             })
         };
         let event = NewEvent {
-            sender: "customer",
+            sender: From::Customer.as_str(),
             client_id: Some(client_id),
             text: Some(text),
             body: &body,
         };
-        let (seq, frame) = self
-            .inner
-            .store
-            .append(conversation, event, now_ms())
+        let seq = self
+            .append_and_publish(conversation, event, Some(from_socket))
             .await?;
-        self.publish(conversation, &frame, Some(from_socket)).await;
         Ok(Stored {
             seq,
             duplicate: false,
@@ -447,7 +444,7 @@ impl Conversations {
             })
         };
         let event = NewEvent {
-            sender: "bot",
+            sender: From::Bot.as_str(),
             client_id: None,
             text: Some(&reply.text),
             body: &body,
@@ -586,6 +583,23 @@ impl Conversations {
     }
 
     /// Sends a stored frame to the conversation's sockets (all but `except`).
+    /// Stores a frame under the next sequence number and shows it on the conversation's sockets
+    /// (but `except`) and to its agent. Callers hold the conversation's lock.
+    async fn append_and_publish(
+        &self,
+        conversation: &str,
+        event: NewEvent<'_>,
+        except: Option<u64>,
+    ) -> Result<i64, ConversationError> {
+        let (seq, frame) = self
+            .inner
+            .store
+            .append(conversation, event, now_ms())
+            .await?;
+        self.publish(conversation, &frame, except).await;
+        Ok(seq)
+    }
+
     async fn publish(&self, conversation: &str, frame: &serde_json::Value, except: Option<u64>) {
         self.send_to(conversation, frame.to_string().into(), except)
             .await;

@@ -132,6 +132,18 @@ pub enum From {
     System,
 }
 
+impl From {
+    /// The name stored as an event's sender (as on the wire).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            From::Customer => "customer",
+            From::Bot => "bot",
+            From::Agent => "agent",
+            From::System => "system",
+        }
+    }
+}
+
 /// A message in a conversation, as sent to customers (and replayed on resume).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageFrame {

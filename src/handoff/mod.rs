@@ -157,6 +157,14 @@ impl Drop for AgentSocket {
     }
 }
 
+impl Live {
+    /// Online (not away) and serving `team` (an agent with no teams serves every team).
+    fn takes_new(&self, team: &str) -> bool {
+        self.status == Presence::Online
+            && (self.info.teams.is_empty() || self.info.teams.iter().any(|t| t == team))
+    }
+}
+
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -240,7 +248,8 @@ impl Handoff {
     }
 
     /// Whether a person can take a conversation for `team` now: the team is within its hours and
-    /// some agent is connected. `Err` says why not: `outside_hours` or `no_agent_online`.
+    /// an agent who serves it is online (perhaps busy: the chat waits for them). `Err` says why
+    /// not: `outside_hours` or `no_agent_online`.
     pub fn available(&self, team: &str, now_ms: i64) -> Result<(), &'static str> {
         if let Some(hours) = self.inner.settings.hours.get(team) {
             if !within_hours(hours, now_ms) {
@@ -248,7 +257,7 @@ impl Handoff {
             }
         }
         let state = self.inner.lock();
-        if state.agents.values().any(|a| a.status != Presence::Offline) {
+        if state.agents.values().any(|a| a.takes_new(team)) {
             Ok(())
         } else {
             Err("no_agent_online")
@@ -357,9 +366,8 @@ impl Handoff {
             let pick = state
                 .agents
                 .values()
-                .filter(|a| a.status == Presence::Online)
+                .filter(|a| a.takes_new(&entry.team))
                 .filter(|a| (a.chats.len() as i64) < a.info.max_chats)
-                .filter(|a| a.info.teams.is_empty() || a.info.teams.contains(&entry.team))
                 .filter(|a| !entry.declined.contains(&a.info.id))
                 .min_by_key(|a| (a.chats.len(), a.info.id.clone()))
                 .map(|a| a.info.clone());
@@ -720,5 +728,18 @@ mod tests {
             ClaimError::AtCapacity,
             "the restored chat counts against Ann's capacity"
         );
+    }
+
+    #[tokio::test]
+    async fn only_an_online_agent_of_the_team_makes_a_person_available() {
+        let h = Handoff::new(HandoffSettings::default());
+        let (tx, _rx) = mpsc::channel(8);
+        let _orders = h.connect(agent("cat", &["orders"], 5), tx.clone());
+        assert_eq!(h.available("billing", 0), Err("no_agent_online"));
+        let _ann = h.connect(agent("ann", &["billing"], 1), tx);
+        h.set_presence("ann", Presence::Away);
+        assert_eq!(h.available("billing", 0), Err("no_agent_online"));
+        h.set_presence("ann", Presence::Online);
+        assert_eq!(h.available("billing", 0), Ok(()));
     }
 }

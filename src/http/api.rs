@@ -69,7 +69,7 @@ async fn explain(
         &reply,
         answer_threshold,
     );
-    let nlu = state.bot.nlu();
+    let policy = state.conversations.policy().settings();
     Ok(Json(json!({
         "question": q,
         "reply": reply,
@@ -77,8 +77,8 @@ async fn explain(
         "decision": decision,
         "thresholds": {
             "answer": answer_threshold,
-            "upset": nlu.upset_threshold(),
-            "out_of_scope_below": nlu.intent_model().threshold,
+            "upset": policy.upset_threshold,
+            "out_of_scope_below": state.bot.nlu().intent_model().threshold,
         },
     })))
 }

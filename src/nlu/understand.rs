@@ -111,11 +111,6 @@ impl Nlu {
             embedding,
         }
     }
-
-    /// The score above which a message counts as upset (chosen on GoEmotions dev for F1).
-    pub fn upset_threshold(&self) -> f32 {
-        self.upset.threshold
-    }
 }
 
 /// Loads the intent model, retraining it first when it is missing or was trained on other

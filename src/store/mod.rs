@@ -160,18 +160,21 @@ impl Store {
         Ok(row.map(|r| r.get("state")))
     }
 
-    /// The sequence number already given to a customer message with this client id, if any.
+    /// The sequence number already given to a message from `sender` with this client id, if any.
     pub async fn seq_of_client_id(
         &self,
         conversation: &str,
+        sender: &str,
         client_id: &str,
     ) -> Result<Option<i64>, StoreError> {
-        let row =
-            sqlx::query("SELECT seq FROM events WHERE conversation_id = $1 AND client_id = $2")
-                .bind(conversation)
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT seq FROM events WHERE conversation_id = $1 AND sender = $2 AND client_id = $3",
+        )
+        .bind(conversation)
+        .bind(sender)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| r.get("seq")))
     }
 
