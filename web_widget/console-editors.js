@@ -37,7 +37,7 @@
     tried: null, // {question, answer} or {question, error}
     tryingSeq: 0,
     timers: [],
-    loaded: { gaps: 0, kb: 0 },
+    loaded: { gaps: 0 }, // when the report last arrived (ms)
   };
 
   const $ = (id) => document.getElementById(id);
@@ -79,7 +79,7 @@
     // Customers' questions do not outlive the session on screen, and the next account to sign in on
     // this tab starts on its own default view, not on the one the last account chose.
     E.report = null; E.reportShown = ''; E.kb = null; E.tried = null; E.gapsError = ''; E.kbError = '';
-    E.loaded = { gaps: 0, kb: 0 };
+    E.loaded = { gaps: 0 };
     E.view = 'conversations';
     sessionStorage.removeItem(VIEW_KEY);
     el.edTryQ.value = '';
@@ -120,7 +120,6 @@
     try {
       E.kb = await api('/api/kb/articles');
       E.kbError = '';
-      E.loaded.kb = Date.now();
     } catch (e) {
       E.kbError = e.message;
     }

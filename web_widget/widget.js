@@ -168,8 +168,9 @@
   let ready = false;         // `welcome` received on the current socket
   let attempt = 0, retryTimer = 0, watchdog = 0;
   let lastSeq = loadNumber('seq');
+  const storedPending = loadJSON('pending', []);
   /** @type {{id: string, text: string, failed: boolean, tries: number}[]} messages not yet acknowledged */
-  let pending = (Array.isArray(loadJSON('pending', [])) ? loadJSON('pending', []) : [])
+  let pending = (Array.isArray(storedPending) ? storedPending : [])
     .filter((p) => p && typeof p.id === 'string' && typeof p.text === 'string')
     .map((p) => ({ id: p.id, text: p.text, failed: !!p.failed, tries: 0 }));
   let history = loadJSON('history', []);
