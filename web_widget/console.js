@@ -356,17 +356,21 @@
 
   /** Loads the conversations this agent holds (after a reconnect some frames may have been missed). */
   async function resync() {
+    const session = S.token; // a logout meanwhile leaves the chats it cleared cleared
     try {
       const { conversations } = await api('/api/conversations?state=agent&limit=200');
+      if (S.token !== session) return;
       const mine = conversations.filter((c) => c.agent_id === S.agent.id).map((c) => c.id);
       for (const [id, c] of S.chats) if (c.mine && !mine.includes(id)) S.chats.delete(id);
       await Promise.all(mine.map(async (id) => {
         const context = await api('/api/conversations/' + encodeURIComponent(id) + '/context');
+        if (S.token !== session) return;
         const c = fromContext(context);
         c.mine = true;
         // Messages typed while offline and not stored yet go out now.
         for (const [cid, p] of c.pending) send({ type: 'message', conversation_id: id, text: p.text, client_id: cid });
       }));
+      if (S.token !== session) return;
       if (S.selected && !S.chats.has(S.selected)) S.selected = null;
       if (!S.selected && mine.length) S.selected = mine[0];
       renderAll();
