@@ -157,6 +157,15 @@ impl Drop for AgentSocket {
     }
 }
 
+impl State {
+    /// The queue in the order it is served.
+    fn ordered(&self) -> Vec<&Waiting> {
+        let mut order: Vec<&Waiting> = self.queue.values().collect();
+        order.sort_by(|a, b| queue_order(a, b));
+        order
+    }
+}
+
 impl Live {
     /// Online (not away) and serving `team` (an agent with no teams serves every team).
     fn takes_new(&self, team: &str) -> bool {
@@ -359,8 +368,7 @@ impl Handoff {
             return Vec::new();
         }
         let mut state = self.inner.lock();
-        let mut order: Vec<Waiting> = state.queue.values().cloned().collect();
-        sort_queue(&mut order);
+        let order: Vec<Waiting> = state.ordered().into_iter().cloned().collect();
         let mut assigned = Vec::new();
         for entry in order {
             let pick = state
@@ -430,41 +438,42 @@ impl Handoff {
     /// Place in the queue (1 is next) and expected wait in seconds.
     pub fn position(&self, conversation: &str) -> Option<(u32, u32)> {
         let state = self.inner.lock();
-        let mut order: Vec<&Waiting> = state.queue.values().collect();
-        order.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.escalated_at.cmp(&b.escalated_at))
-        });
-        let position = order
+        let position = state
+            .ordered()
             .iter()
             .position(|w| w.conversation_id == conversation)? as u32
             + 1;
+        Some((position, self.eta(&state, position)))
+    }
+
+    /// Expected wait in seconds at `position`: the mean of recent pickups (or the default) per
+    /// place in the queue.
+    fn eta(&self, state: &State, position: u32) -> u32 {
         let per = if state.pickups_ms.is_empty() {
             self.inner.settings.default_wait_seconds as f64
         } else {
             state.pickups_ms.iter().sum::<i64>() as f64 / state.pickups_ms.len() as f64 / 1000.0
         };
-        Some((position, (per * position as f64).ceil().max(1.0) as u32))
+        (per * position as f64).ceil().max(1.0) as u32
     }
 
     /// The queue as agents see it.
     pub fn snapshot(&self, now_ms: i64) -> Vec<QueueEntry> {
-        let mut order: Vec<Waiting> = self.inner.lock().queue.values().cloned().collect();
-        sort_queue(&mut order);
-        order
+        let state = self.inner.lock();
+        state
+            .ordered()
             .into_iter()
             .enumerate()
             .map(|(i, w)| QueueEntry {
-                conversation_id: w.conversation_id,
+                conversation_id: w.conversation_id.clone(),
                 position: i as u32 + 1,
                 priority: w.priority,
-                team: w.team,
-                reasons: w.reasons,
+                team: w.team.clone(),
+                reasons: w.reasons.clone(),
                 waiting_seconds: (now_ms - w.escalated_at) / 1000,
                 escalated_at: w.escalated_at,
-                customer: w.customer,
-                preview: w.preview,
+                customer: w.customer.clone(),
+                preview: w.preview.clone(),
             })
             .collect()
     }
@@ -479,27 +488,34 @@ impl Handoff {
     /// Queued conversations whose place changed since the customer was last told:
     /// `(conversation, position, eta_seconds)`; they count as told.
     pub fn position_updates(&self) -> Vec<(String, u32, u32)> {
-        let order = self.queued();
-        let mut updates = Vec::new();
-        for c in order {
-            let Some((position, eta)) = self.position(&c) else {
-                continue;
-            };
-            if let Some(w) = self.inner.lock().queue.get_mut(&c) {
-                if w.shown_position != position {
-                    w.shown_position = position;
-                    updates.push((c, position, eta));
-                }
+        let mut state = self.inner.lock();
+        let moved: Vec<(String, u32)> = state
+            .ordered()
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w, i as u32 + 1))
+            .filter(|(w, position)| w.shown_position != *position)
+            .map(|(w, position)| (w.conversation_id.clone(), position))
+            .collect();
+        let mut updates = Vec::with_capacity(moved.len());
+        for (conversation, position) in moved {
+            let eta = self.eta(&state, position);
+            if let Some(w) = state.queue.get_mut(&conversation) {
+                w.shown_position = position;
             }
+            updates.push((conversation, position, eta));
         }
         updates
     }
 
     /// Conversations waiting, in queue order.
     pub fn queued(&self) -> Vec<String> {
-        let mut order: Vec<Waiting> = self.inner.lock().queue.values().cloned().collect();
-        sort_queue(&mut order);
-        order.into_iter().map(|w| w.conversation_id).collect()
+        let state = self.inner.lock();
+        state
+            .ordered()
+            .into_iter()
+            .map(|w| w.conversation_id.clone())
+            .collect()
     }
 
     /// Timers that came due at `now_ms`; pickup alerts raise the entry's priority at once.
@@ -576,13 +592,12 @@ async fn send_all(targets: Vec<mpsc::Sender<Outbound>>, text: Outbound) {
     }
 }
 
-fn sort_queue(order: &mut [Waiting]) {
-    order.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.escalated_at.cmp(&b.escalated_at))
-            .then(a.conversation_id.cmp(&b.conversation_id))
-    });
+/// Queue order: higher priority first, then the longest waiting (then by id, so it is stable).
+fn queue_order(a: &Waiting, b: &Waiting) -> std::cmp::Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then(a.escalated_at.cmp(&b.escalated_at))
+        .then(a.conversation_id.cmp(&b.conversation_id))
 }
 
 /// The first 140 characters of a message, for queue previews.

@@ -2,15 +2,13 @@
 //! lists, transcripts, search, context packets and tickets. Every route but login needs an agent
 //! token; a customer may read their own conversation with their session token.
 
-use std::time::Duration;
-
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -23,7 +21,6 @@ use crate::handoff::protocol::{AgentFrame, AgentServerFrame, Presence};
 use crate::handoff::AgentSocket;
 use crate::store::{AgentRow, TokenLookup};
 
-const OUTBOX: usize = 256;
 const MAX_AGENT_FRAME: usize = 64 * 1024;
 
 pub(super) fn router() -> Router<AppState> {
@@ -199,20 +196,7 @@ async fn serve(socket: WebSocket, state: AppState, agent: Option<AgentRow>) {
     let Ok(_permit) = state.connections.clone().acquire_owned().await else {
         return;
     };
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOX);
-    let writer = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            if sink
-                .send(Message::Text(text.as_ref().into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (mut stream, tx, writer) = super::socket::split(socket);
     let mut conn = AgentConnection {
         state,
         tx,
@@ -237,13 +221,7 @@ async fn serve(socket: WebSocket, state: AppState, agent: Option<AgentRow>) {
         }
     }
     drop(conn);
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer)
-        .await
-        .is_err()
-    {
-        abort.abort();
-    }
+    writer.finish().await;
 }
 
 struct AgentConnection {

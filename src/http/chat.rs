@@ -1,22 +1,20 @@
 //! The customer WebSocket at `/ws/chat`: a reader loop that validates and handles frames, and a
 //! writer task fed by a bounded channel. Bad frames get an `error` frame; the connection lives on.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::AppState;
 use crate::conversation::protocol::{ClientFrame, ServerFrame};
 use crate::conversation::{ConversationError, Outbound, Subscription};
 
-/// Frames waiting for a slow socket before the sender waits.
-const OUTBOX: usize = 256;
 /// Frames above this size are cut off by the WebSocket layer itself (connection closed, 1009);
 /// between `max_frame_bytes` and this, the client gets a `frame_too_large` error frame.
 const HARD_FRAME_LIMIT: usize = 1 << 20;
@@ -38,20 +36,7 @@ async fn serve(socket: WebSocket, state: AppState) {
     let Ok(_permit) = state.connections.clone().acquire_owned().await else {
         return;
     };
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOX);
-    let writer = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            if sink
-                .send(Message::Text(text.as_ref().into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (mut stream, tx, writer) = super::socket::split(socket);
 
     let mut conn = Connection::new(state, tx);
     while let Some(Ok(message)) = stream.next().await {
@@ -70,13 +55,7 @@ async fn serve(socket: WebSocket, state: AppState) {
     }
     // Unsubscribe and let the writer flush what is queued, then stop it.
     drop(conn);
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer)
-        .await
-        .is_err()
-    {
-        abort.abort();
-    }
+    writer.finish().await;
 }
 
 struct Connection {

@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod error;
 mod pages;
+mod socket;
 
 use std::sync::Arc;
 
