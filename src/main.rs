@@ -11,6 +11,9 @@ use frontdesk::kb::{self, Severity};
 use frontdesk::nlu::intents::{IntentModel, IntentSet};
 use frontdesk::nlu::upset::UpsetModel;
 use frontdesk::nlu::{progress_bar, EmbeddingCache, Encoder};
+
+/// Where `eval` (and `train --upset`) keep the benchmark texts' embeddings.
+const EVAL_CACHE: &str = "data/eval-embeddings.cache";
 use frontdesk::{App, Settings};
 
 #[derive(Parser)]
@@ -74,7 +77,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_enum)]
         only: Vec<Benchmark>,
         /// Embedding cache for the benchmark texts, so a second run encodes nothing.
-        #[arg(long, default_value = "data/eval-embeddings.cache")]
+        #[arg(long, default_value = EVAL_CACHE)]
         cache: PathBuf,
         /// Fail (exit 1) when a figure falls below its floor: the regression check CI runs with
         /// `--limit 200`. The floors sit about ten points under that quick run's figures (which
@@ -346,7 +349,7 @@ async fn train(settings: Settings, upset: bool, data: PathBuf) -> anyhow::Result
         );
         println!("saved {}", nlu.intent_model.display());
         if upset {
-            let eval_cache = EmbeddingCache::open(std::path::Path::new("data/eval-embeddings.cache"))?;
+            let eval_cache = EmbeddingCache::open(std::path::Path::new(EVAL_CACHE))?;
             let (support, heldout) = upset_files(&nlu);
             let (report, mut model) = frontdesk::eval::goemotions(
                 &data,
@@ -543,9 +546,10 @@ async fn eval(
         floor("demo intents out-of-scope recall", r.oos_recall, 0.6);
     }
     if run(Benchmark::Stackfaq) {
-        let (d, e) = (data.clone(), encoder.clone());
+        let (d, e, c) = (data.clone(), encoder.clone(), cache.clone());
         let report =
-            tokio::task::spawn_blocking(move || frontdesk::eval::stackfaq(&d, &e, limit)).await??;
+            tokio::task::spawn_blocking(move || frontdesk::eval::stackfaq(&d, &e, &c, limit))
+                .await??;
         println!(
             "\nStackFAQ retrieval (article level; chosen on dev: keyword weight {}, title matching {})",
             report.keyword_weight,

@@ -161,9 +161,10 @@ pub fn demo_answers(
         kb_dir.display(),
         report.problems
     );
+    let articles = kb.articles();
     for q in &file.questions {
         anyhow::ensure!(
-            q.article == "none" || kb.articles().iter().any(|a| a.path == q.article),
+            q.article == "none" || articles.iter().any(|a| a.path == q.article),
             "{}: \"{}\" names article {}, which is not in {}",
             questions.display(),
             q.q,
@@ -171,7 +172,8 @@ pub fn demo_answers(
             kb_dir.display()
         );
     }
-    let vecs = encoder.embed_blocking(file.questions.iter().map(|q| q.q.clone()).collect())?;
+    let texts: Vec<String> = file.questions.iter().map(|q| q.q.clone()).collect();
+    let vecs = super::data::embed(encoder, cache, "demo questions", &texts)?;
     let asked = file
         .questions
         .iter()

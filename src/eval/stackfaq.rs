@@ -91,6 +91,7 @@ pub struct StackFaqReport {
 pub fn stackfaq(
     data_dir: &Path,
     encoder: &Encoder,
+    cache: &EmbeddingCache,
     limit: Option<usize>,
 ) -> anyhow::Result<StackFaqReport> {
     let path = data_dir.join("stackfaq/stackExchange-FAQ.json");
@@ -112,8 +113,7 @@ pub fn stackfaq(
             format!("---\ntitle: \"{title}\"\n---\n\n{body}\n"),
         )?;
     }
-    let cache = EmbeddingCache::open(&data_dir_cache())?;
-    let (kb, report) = KnowledgeBase::open(kb_dir.path(), encoder.clone(), cache)?;
+    let (kb, report) = KnowledgeBase::open(kb_dir.path(), encoder.clone(), cache.clone())?;
     anyhow::ensure!(
         report.problems.is_empty(),
         "StackFAQ articles failed to load: {:?}",
@@ -141,11 +141,12 @@ pub fn stackfaq(
         dev.truncate(n);
         test.truncate(n);
     }
-    let embed = |qs: &[(String, String)]| {
-        encoder.embed_blocking(qs.iter().map(|(q, _)| q.clone()).collect())
+    let embed = |what: &str, qs: &[(String, String)]| {
+        let texts: Vec<String> = qs.iter().map(|(q, _)| q.clone()).collect();
+        super::data::embed(encoder, cache, what, &texts)
     };
-    let dev_vecs = embed(&dev)?;
-    let test_vecs = embed(&test)?;
+    let dev_vecs = embed("StackFAQ dev queries", &dev)?;
+    let test_vecs = embed("StackFAQ test queries", &test)?;
 
     let hybrid_ranks = |qs: &[(String, String)],
                         vecs: &[crate::nlu::Embedding],
@@ -188,7 +189,8 @@ pub fn stackfaq(
     let (title_match, keyword_weight) = dev_sweep
         .iter()
         .max_by(|a, b| a.2.total_cmp(&b.2))
-        .map_or((true, 0.2), |b| (b.0, b.1));
+        .map(|b| (b.0, b.1))
+        .expect("the sweep tries at least one setting");
     kb.set_title_match(title_match);
 
     let scores = |qs: &[(String, String)],
@@ -228,7 +230,8 @@ pub fn stackfaq(
     let chosen_threshold = answer_sweep
         .iter()
         .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or(0.4, |b| b.0);
+        .map(|b| b.0)
+        .expect("the sweep tries at least one threshold");
     let test_asked = ask(&test, &test_vecs)?;
     let default_threshold = BotSettings::default().answer_threshold;
     let answering = AnsweringReport {
@@ -265,8 +268,4 @@ fn article_rank<'a>(paths: impl Iterator<Item = &'a str>, target: &str) -> Optio
         }
     }
     None
-}
-
-fn data_dir_cache() -> std::path::PathBuf {
-    std::path::PathBuf::from("data/eval-embeddings.cache")
 }

@@ -18,7 +18,6 @@ use super::Article;
 const ANALYZER: &str = "en_prose";
 
 pub(super) struct LexicalIndex {
-    index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     path: Field,
@@ -27,6 +26,8 @@ pub(super) struct LexicalIndex {
     headings: Field,
     tags: Field,
     body: Field,
+    /// Built once: the fields searched and their boosts.
+    parser: QueryParser,
 }
 
 pub(super) struct Hit {
@@ -64,8 +65,12 @@ impl LexicalIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let mut parser = QueryParser::for_index(&index, vec![title, headings, tags, body]);
+        parser.set_field_boost(title, 2.0);
+        parser.set_field_boost(headings, 1.5);
+        parser.set_field_boost(tags, 1.5);
         Ok(Self {
-            index,
+            parser,
             reader,
             writer: Mutex::new(writer),
             path,
@@ -117,14 +122,7 @@ impl LexicalIndex {
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        let mut parser = QueryParser::for_index(
-            &self.index,
-            vec![self.title, self.headings, self.tags, self.body],
-        );
-        parser.set_field_boost(self.title, 2.0);
-        parser.set_field_boost(self.headings, 1.5);
-        parser.set_field_boost(self.tags, 1.5);
-        let (query, _) = parser.parse_query_lenient(&words.join(" "));
+        let (query, _) = self.parser.parse_query_lenient(&words.join(" "));
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit))?;
         let mut hits = Vec::with_capacity(top.len());

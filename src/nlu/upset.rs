@@ -112,7 +112,7 @@ impl UpsetModel {
         let inputs: Vec<Vec<f32>> = texts
             .iter()
             .zip(embeddings)
-            .map(|(t, e)| input(t, e.as_ref(), cues))
+            .map(|(t, e)| input(e.as_ref(), cues.then(|| cue_features(t).0)))
             .collect();
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let labels: Vec<usize> = upset.iter().map(|&u| usize::from(u)).collect();
@@ -151,8 +151,9 @@ impl UpsetModel {
 
     /// Probability that the writer is upset, and the surface cues present.
     pub fn score(&self, text: &str, embedding: &[f32]) -> (f32, Vec<String>) {
-        let p = self.head.probabilities(&input(text, embedding, self.cues))[1];
-        (p, cue_features(text).1)
+        let (features, cues) = cue_features(text);
+        let x = input(embedding, self.cues.then_some(features));
+        (self.head.probabilities(&x)[1], cues)
     }
 
     /// The head, in words ("linear + cues").
@@ -195,11 +196,10 @@ impl UpsetModel {
     }
 }
 
-fn input(text: &str, embedding: &[f32], cues: bool) -> Vec<f32> {
+/// The head's input: the embedding, then the cue features when the head uses them.
+fn input(embedding: &[f32], cue_features: Option<Vec<f32>>) -> Vec<f32> {
     let mut v = embedding.to_vec();
-    if cues {
-        v.extend(cue_features(text).0);
-    }
+    v.extend(cue_features.unwrap_or_default());
     v
 }
 
