@@ -80,7 +80,7 @@ pub struct KbSettings {
     /// File where section embeddings are cached, keyed by content hash.
     pub embedding_cache: PathBuf,
     /// How much keyword (BM25) matching counts next to semantic similarity when ranking passages;
-    /// 0.2 was best on StackFAQ's development queries (docs/EVALUATION.md).
+    /// 0.1 (with title matching) was best on StackFAQ's development queries (docs/EVALUATION.md).
     pub keyword_weight: f32,
 }
 
@@ -303,8 +303,8 @@ impl Default for TeamHours {
 pub struct AgentSettings {
     /// How long a login token lasts, in seconds.
     pub token_ttl_seconds: f64,
-    /// `serve` creates the account demo@example.com / password `demo` (team general, admin) if it
-    /// does not exist. For trying frontdesk out only.
+    /// `serve` creates the accounts demo@example.com (admin, every team) and editor@example.com
+    /// (editor), both with password `demo`, if they do not exist. For trying frontdesk out only.
     pub demo_agent: bool,
 }
 

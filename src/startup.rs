@@ -171,6 +171,33 @@ pub async fn open_kb(
     Ok(kb)
 }
 
+/// Refuses to start when the code or the settings name an intent that the intents file does not
+/// define: the bot would silently stop answering greetings, or noticing requests for a person.
+fn check_intent_names(settings: &Settings, nlu: &Nlu) -> anyhow::Result<()> {
+    let known: Vec<&str> = nlu.intent_model().intent_names().collect();
+    let needed = std::iter::once((
+        crate::escalation::HUMAN_REQUEST_INTENT,
+        "the escalation policy",
+    ))
+    .chain(
+        settings
+            .bot
+            .small_talk
+            .keys()
+            .map(|k| (k.as_str(), "bot.small_talk")),
+    );
+    for (name, who) in needed {
+        anyhow::ensure!(
+            known.contains(&name),
+            "{who} uses the intent `{name}`, which {} does not define (it has: {}); add it there, \
+             or rename it in the settings",
+            settings.nlu.intents.display(),
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Loads the intent and upset models (retraining a stale intent model first; blocking work).
 pub async fn open_nlu(
     settings: &Settings,
@@ -180,6 +207,7 @@ pub async fn open_nlu(
     let nlu_settings = settings.nlu.clone();
     let nlu =
         tokio::task::spawn_blocking(move || Nlu::open(&nlu_settings, encoder, &cache)).await??;
+    check_intent_names(settings, &nlu)?;
     let cv = &nlu.intent_model().manifest.cross_validation;
     tracing::info!(
         intents = nlu.intent_model().intent_names().count(),

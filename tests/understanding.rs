@@ -148,3 +148,22 @@ async fn a_stale_intent_model_is_retrained_at_start_up() {
     let body = explain(&app, "hi, good morning").await;
     assert_eq!(body["reply"]["understanding"]["intent"]["name"], "greeting");
 }
+
+#[tokio::test]
+async fn a_setting_that_names_an_intent_the_intents_file_lacks_stops_the_start_with_what_to_fix() {
+    let (kb, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut settings = common::test_settings(kb.path(), data.path());
+    settings
+        .bot
+        .small_talk
+        .insert("wave".into(), "Hello back!".into());
+    let (encoder, cache) = common::nlu();
+    let error = match frontdesk::App::build_with(settings, encoder, cache).await {
+        Ok(_) => panic!("the server started with a small-talk reply for an unknown intent"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        error.contains("bot.small_talk uses the intent `wave`") && error.contains("greeting"),
+        "{error}"
+    );
+}

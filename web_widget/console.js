@@ -713,9 +713,10 @@
     const turns = ctx.turns || [];
     if (turns.length) {
       const intents = [...new Set(turns.map((t) => t.intent).filter(Boolean))];
-      parts.push(section('Sentiment over turns', sparkline(turns),
+      const upset = typeof ctx.upset_threshold === 'number' ? ctx.upset_threshold : 0.55;
+      parts.push(section('Sentiment over turns', sparkline(turns, upset),
         h('ul.turns', null, turns.slice(-6).map((t) => h('li', { title: t.text },
-          h('span.u' + (t.upset >= 0.7 ? '.hi' : ''), null, typeof t.upset === 'number' ? t.upset.toFixed(2) : ' – '),
+          h('span.u' + (t.upset >= upset ? '.hi' : ''), null, typeof t.upset === 'number' ? t.upset.toFixed(2) : ' – '),
           h('span.tt', null, t.text),
           t.intent ? h('span.intent', null, t.intent) : null))),
         intents.length ? h('div.intents', null, intents.map((i) => h('span.intent', null, i))) : null));
@@ -749,14 +750,15 @@
     return m;
   }
 
-  function sparkline(turns) {
+  /** `upset` is the escalation policy's threshold, from the context packet. */
+  function sparkline(turns, upset) {
     const box = h('div.spark', { role: 'img', 'aria-label': 'Upset score per customer turn: ' + turns.map((t) => (typeof t.upset === 'number' ? t.upset.toFixed(2) : '?')).join(', ') });
     const thr = h('div.thr');
-    thr.style.bottom = '70%';
+    thr.style.bottom = Math.round(upset * 100) + '%';
     box.append(thr);
     for (const t of turns) {
       const u = typeof t.upset === 'number' ? t.upset : 0;
-      const bar = h('div.bar' + (u >= 0.7 ? '.hi' : u >= 0.4 ? '.mid' : ''), {
+      const bar = h('div.bar' + (u >= upset ? '.hi' : u >= upset * 0.6 ? '.mid' : ''), {
         title: '#' + t.seq + ' ' + (t.intent || '?') + (typeof t.confidence === 'number' ? ' ' + t.confidence.toFixed(2) : '') + ' · upset ' + u.toFixed(2) + ': ' + t.text,
       });
       bar.style.height = Math.max(3, u * 100) + '%';

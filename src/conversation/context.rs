@@ -91,6 +91,8 @@ impl Conversations {
             "priority": latest.map(|h| h.priority),
             "waiting_seconds": latest.map(|h| (h.claimed_at.unwrap_or_else(now_ms) - h.escalated_at) / 1000),
             "turns": turns,
+            // The policy's: a turn at or above it is what hands a chat to a person.
+            "upset_threshold": self.inner.policy.settings().upset_threshold,
             "articles": articles,
             "transcript": transcript,
             "notes": store.notes_of(conversation).await?,

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::nlu::{Nlu, Understanding};
 use crate::settings::EscalationSettings;
 
+/// The intent (in `models/intents.yaml`) of a customer asking for a person.
+pub const HUMAN_REQUEST_INTENT: &str = "human_request";
 /// The seam where language understanding plugs into conversations: one call per customer message.
 ///
 /// `startup` passes the trained models ([`Nlu`]); tests pass their own.
@@ -223,7 +225,7 @@ impl Policy {
         if let Some(intent) = &u.intent {
             d.team = intent.team.clone();
             let confident = intent.confidence >= s.intent_confidence;
-            if intent.name == "human_request" && confident {
+            if intent.name == HUMAN_REQUEST_INTENT && confident {
                 d.push(Reason::new(
                     ReasonKind::HumanRequest,
                     format!(

@@ -178,6 +178,24 @@ pub async fn spawn_app_understanding(
     spawn_in_with(kb, adjust, Some(understand)).await
 }
 
+/// The settings every test server starts from: port 0, the store and caches in `data`, the
+/// knowledge base in `kb`, the committed language models.
+pub fn test_settings(kb: &Path, data: &Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.store.url = format!("sqlite://{}", data.join("test.db").display());
+    settings.kb.dir = kb.to_owned();
+    settings.kb.embedding_cache = data.join("unused.cache");
+    settings.nlu.model_dir = root().join("models/all-MiniLM-L6-v2");
+    settings.nlu.intents = root().join("models/intents.yaml");
+    settings.nlu.out_of_scope_examples = root().join("models/out_of_scope.yaml");
+    settings.nlu.intent_model = root().join("models/intents.model.json");
+    settings.nlu.upset_model = root().join("models/upset.json");
+    // The committed intent model must match the committed examples: run `frontdesk train`.
+    settings.nlu.retrain_stale = false;
+    settings
+}
+
 /// The trained language models understand customers, as in production.
 async fn spawn_in(kb: tempfile::TempDir, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_in_with(kb, adjust, None).await
@@ -189,18 +207,7 @@ async fn spawn_in_with(
     understand: Option<Arc<dyn Understand>>,
 ) -> TestApp {
     let data = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::default();
-    settings.server.port = 0;
-    settings.store.url = format!("sqlite://{}", data.path().join("test.db").display());
-    settings.kb.dir = kb.path().to_owned();
-    settings.kb.embedding_cache = data.path().join("unused.cache");
-    settings.nlu.model_dir = root().join("models/all-MiniLM-L6-v2");
-    settings.nlu.intents = root().join("models/intents.yaml");
-    settings.nlu.out_of_scope_examples = root().join("models/out_of_scope.yaml");
-    settings.nlu.intent_model = root().join("models/intents.model.json");
-    settings.nlu.upset_model = root().join("models/upset.json");
-    // The committed intent model must match the committed examples: run `frontdesk train`.
-    settings.nlu.retrain_stale = false;
+    let mut settings = test_settings(kb.path(), data.path());
     adjust(&mut settings);
     start(settings, understand, kb, data).await
 }
