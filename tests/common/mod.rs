@@ -24,6 +24,23 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The public benchmark data that lives beside the repository (`../shared/data/<rel>`), or `None`
+/// in a clone that has none (a newcomer's): then the test says on the terminal that it is skipped
+/// and why, and passes. CI has the data, so there the test runs.
+pub fn shared_data(test: &str, rel: &str) -> Option<PathBuf> {
+    let path = root().join("../shared/data").join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    // Straight to stderr, past the test harness's capture, so the skip is seen in `make test`.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: the benchmark data ../shared/data/{rel} is not beside this clone"
+    );
+    None
+}
+
 /// One encoder and one embedding cache for every test in the process (the model is loaded once,
 /// and the demo base is embedded once, before any test uses it).
 pub fn nlu() -> (Encoder, EmbeddingCache) {
