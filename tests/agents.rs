@@ -463,6 +463,13 @@ async fn agents_see_who_is_connected_and_when_each_frame_of_a_context_happened()
     let welcome = customer.hello(None, None).await;
     let id = welcome["conversation_id"].as_str().unwrap().to_owned();
     customer.send(json!({"type": "request_human"})).await;
+    // Claim only once it is queued: a claim that overtakes the hand-off fails (not in the queue).
+    loop {
+        let queue = sam.next("queue").await;
+        if queue["entries"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+    }
     sam.send(json!({"type": "claim", "conversation_id": id}))
         .await;
     let assigned = sam.next("assigned").await;
