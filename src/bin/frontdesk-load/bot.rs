@@ -27,7 +27,7 @@ pub struct BotArgs {
     #[command(flatten)]
     common: Common,
     /// Offered rates, questions per second.
-    #[arg(long, value_delimiter = ',', default_value = "20,60,150,200")]
+    #[arg(long, value_delimiter = ',', default_value = "20,60,150,200", value_parser = crate::schedule::positive_rate)]
     rates: Vec<f64>,
     /// Seconds each rate is offered.
     #[arg(long, default_value_t = 10.0)]
@@ -60,11 +60,18 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         steps.extend(args.rates.iter().map(|r| (true, *r, args.seconds)));
         let mut asked = 0;
         for (keep, rate, seconds) in steps {
-            let step = Step { rate, duration: Duration::from_secs_f64(seconds) };
-            let (summary, escalations) = offer(&server, &args, step, questions.clone(), asked).await?;
+            let step = Step {
+                rate,
+                duration: Duration::from_secs_f64(seconds),
+            };
+            let (summary, escalations) =
+                offer(&server, &args, step, questions.clone(), asked).await?;
             asked += step.count() as usize;
             if keep {
-                eprintln!("  {rate:>5.0}/s: p50 {:.1} ms, p99 {:.1} ms, lost {}", summary.p50_ms, summary.p99_ms, summary.lost);
+                eprintln!(
+                    "  {rate:>5.0}/s: p50 {:.1} ms, p99 {:.1} ms, lost {}",
+                    summary.p50_ms, summary.p99_ms, summary.lost
+                );
                 escalated += escalations;
                 runs.entry(rate as u64).or_default().push(summary);
             }
@@ -72,7 +79,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
     }
     let rows: Vec<LatencyRow> = runs
         .into_iter()
-        .map(|(rate, runs)| LatencyRow::new(format!("bot turn @ {rate}/s"), runs))
+        .map(|(rate, runs)| LatencyRow::at("bot turn", rate as f64, runs))
         .collect();
     let report = Report {
         profile: "bot",
@@ -106,7 +113,7 @@ async fn offer(
     let conversations = (step.rate * args.spacing).ceil().max(1.0) as usize;
     let recorder = Arc::new(Recorder::default());
     let escalations = Arc::new(AtomicUsize::new(0));
-    let addrs = Arc::new(SourceAddrs::new(50));
+    let addrs = Arc::new(SourceAddrs::new(10));
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
     for _ in 0..conversations {
@@ -160,7 +167,10 @@ impl Customer {
                 continue;
             };
             let (mut sink, mut stream) = ws.split();
-            if ws::send(&mut sink, &json!({"type": "hello"})).await.is_err() {
+            if ws::send(&mut sink, &json!({"type": "hello"}))
+                .await
+                .is_err()
+            {
                 continue;
             }
             for (n, _, text) in &waiting {

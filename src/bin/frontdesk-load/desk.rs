@@ -139,7 +139,10 @@ pub struct DeskResults {
 pub async fn run(args: DeskArgs) -> anyhow::Result<ExitCode> {
     let machine = Machine::read(&args.common);
     let questions = Arc::new(Questions::from_kb(&args.common.kb)?);
-    let mut env = vec![("FRONTDESK_ESCALATION__UNANSWERED_TURNS", "1000000".to_string())];
+    let mut env = vec![(
+        "FRONTDESK_ESCALATION__UNANSWERED_TURNS",
+        "1000000".to_string(),
+    )];
     if args.claim {
         env.push(("FRONTDESK_HANDOFF__AUTO_ASSIGN", "false".into()));
     }
@@ -179,9 +182,23 @@ pub async fn run(args: DeskArgs) -> anyhow::Result<ExitCode> {
     };
     report.emit(&args.common, |r| {
         latency_table(&r.results.latencies);
-        let mut t = Table::new(&["run", "customers", "served", "escalated", "resolved", "failed"]);
+        let mut t = Table::new(&[
+            "run",
+            "customers",
+            "served",
+            "escalated",
+            "resolved",
+            "failed",
+        ]);
         for (i, c) in r.results.counts.iter().enumerate() {
-            t.row(vec![(i + 1).to_string(), c.customers.to_string(), c.served.to_string(), c.escalated.to_string(), c.resolved.to_string(), c.failed.to_string()]);
+            t.row(vec![
+                (i + 1).to_string(),
+                c.customers.to_string(),
+                c.served.to_string(),
+                c.escalated.to_string(),
+                c.resolved.to_string(),
+                c.failed.to_string(),
+            ]);
         }
         t.print();
     })?;
@@ -204,11 +221,20 @@ async fn one_run(
         let agent = agent::Agent::new(i, desk.clone(), args.claim, args.max_chats);
         agent_tasks.push(tokio::spawn(agent.run(ws)));
     }
-    let step = Step { rate: args.arrivals, duration: Duration::from_secs_f64(args.seconds) };
-    let addrs = Arc::new(SourceAddrs::new(50));
+    let step = Step {
+        rate: args.arrivals,
+        duration: Duration::from_secs_f64(args.seconds),
+    };
+    let addrs = Arc::new(SourceAddrs::new(10));
     let handle = tokio::runtime::Handle::current();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = Session { server: server.addr(), url: server.ws_url("/ws/chat"), desk: desk.clone(), questions, asks: args.questions };
+    let session = Session {
+        server: server.addr(),
+        url: server.ws_url("/ws/chat"),
+        desk: desk.clone(),
+        questions,
+        asks: args.questions,
+    };
     let session = Arc::new(session);
     let share = args.escalate;
     let start = schedule::start_soon();
@@ -272,15 +298,26 @@ impl Session {
         let ws = ws::connect(self.server, &self.url, Some(from)).await?;
         let (mut sink, mut stream) = ws.split();
         ws::send(&mut sink, &json!({"type": "hello"})).await?;
-        let welcome = ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| v["type"] == "welcome").await?;
-        let conversation = welcome["conversation_id"].as_str().context("no conversation_id")?.to_owned();
+        let welcome = ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| {
+            v["type"] == "welcome"
+        })
+        .await?;
+        let conversation = welcome["conversation_id"]
+            .as_str()
+            .context("no conversation_id")?
+            .to_owned();
         let wait = Duration::from_secs(60);
         let mut handed_over = false;
         for q in 0..self.asks {
             let text = self.questions.get(n as usize * self.asks + q);
             let sent = Instant::now();
-            ws::send(&mut sink, &json!({"type": "message", "client_id": format!("q{q}"), "text": text})).await?;
-            let answer = ws::next_where(&mut stream, wait, "the bot's answer", is_bot_answer).await?;
+            ws::send(
+                &mut sink,
+                &json!({"type": "message", "client_id": format!("q{q}"), "text": text}),
+            )
+            .await?;
+            let answer =
+                ws::next_where(&mut stream, wait, "the bot's answer", is_bot_answer).await?;
             self.desk.bot.record(sent);
             if answer["type"] == "status" {
                 self.desk.escalations.fetch_add(1, Ordering::Relaxed);
@@ -295,19 +332,36 @@ impl Session {
         }
         if !handed_over {
             self.desk.escalations.fetch_add(1, Ordering::Relaxed);
-            self.desk.handover(&conversation, Mark::Escalated(Instant::now()));
+            self.desk
+                .handover(&conversation, Mark::Escalated(Instant::now()));
             ws::send(&mut sink, &json!({"type": "request_human"})).await?;
         }
-        ws::next_where(&mut stream, Duration::from_secs(120), "an agent", |v| v["type"] == "status" && v["state"] == "agent").await?;
+        ws::next_where(&mut stream, Duration::from_secs(120), "an agent", |v| {
+            v["type"] == "status" && v["state"] == "agent"
+        })
+        .await?;
         for k in 0..2 {
             let text = format!("Thanks. One more detail, number {k}: it happens on every page.");
-            ws::send(&mut sink, &json!({"type": "message", "client_id": format!("m{k}"), "text": text})).await?;
-            let reply = ws::next_where(&mut stream, wait, "the agent's reply", |v| v["type"] == "message" && v["from"] == "agent").await?;
-            if let Some((_, at)) = reply["client_id"].as_str().and_then(|id| self.desk.replied_at.remove(id)) {
+            ws::send(
+                &mut sink,
+                &json!({"type": "message", "client_id": format!("m{k}"), "text": text}),
+            )
+            .await?;
+            let reply = ws::next_where(&mut stream, wait, "the agent's reply", |v| {
+                v["type"] == "message" && v["from"] == "agent"
+            })
+            .await?;
+            if let Some((_, at)) = reply["client_id"]
+                .as_str()
+                .and_then(|id| self.desk.replied_at.remove(id))
+            {
                 self.desk.reply.record(at);
             }
         }
-        ws::next_where(&mut stream, wait, "csat_request", |v| v["type"] == "csat_request").await?;
+        ws::next_where(&mut stream, wait, "csat_request", |v| {
+            v["type"] == "csat_request"
+        })
+        .await?;
         ws::send(&mut sink, &json!({"type": "rate", "score": 5})).await?;
         ws::next_where(&mut stream, wait, "rate_ack", |v| v["type"] == "rate_ack").await?;
         self.desk.served.fetch_add(1, Ordering::Relaxed);
@@ -317,5 +371,6 @@ impl Session {
 
 /// The bot's answer to a question, or the status that says a person will take over instead.
 fn is_bot_answer(v: &Value) -> bool {
-    (v["type"] == "message" && v["from"] == "bot") || (v["type"] == "status" && v["state"] == "queued")
+    (v["type"] == "message" && v["from"] == "bot")
+        || (v["type"] == "status" && v["state"] == "queued")
 }

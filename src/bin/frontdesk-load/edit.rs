@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::report::{ms, Machine, Report, Table};
 use crate::server::Server;
 use crate::stats::{median, percentile};
-use crate::ws;
+use crate::ws::{self, SourceAddrs};
 use crate::Common;
 
 /// Options of the edit profile.
@@ -36,8 +36,8 @@ const COLOURS: [&str; 12] = [
     "maroon", "jade",
 ];
 const ANIMALS: [&str; 12] = [
-    "otter", "heron", "lynx", "walrus", "gecko", "bison", "marten", "ibis", "yak", "newt", "puffin",
-    "tapir",
+    "otter", "heron", "lynx", "walrus", "gecko", "bison", "marten", "ibis", "yak", "newt",
+    "puffin", "tapir",
 ];
 
 /// The figures of all runs.
@@ -65,9 +65,12 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
         eprintln!("edit: run {} of {}", run + 1, args.common.runs);
         let server = Server::start(&args.common, &env, &[]).await?;
         let article = first_article(&server.kb_dir())?;
+        // Every poll is a new conversation: each from an address of its own, so a cap on new
+        // conversations per address never slows the polling.
+        let addrs = SourceAddrs::new(1);
         for i in 0..args.repeats {
             let k = run * args.repeats + i;
-            match one_edit(&server, &article, k, &args).await? {
+            match one_edit(&server, &article, k, &args, &addrs).await? {
                 Some(latency) => {
                     eprintln!("  edit {k}: answered {latency:.0} ms after the save");
                     samples.push(latency);
@@ -101,7 +104,13 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
     report.emit(&args.common, |r| {
         let mut t = Table::new(&["edits", "failed", "p50 ms", "p90 ms", "max ms"]);
         let x = &r.results;
-        t.row(vec![x.samples_ms.len().to_string(), x.failed.to_string(), ms(x.p50_ms), ms(x.p90_ms), ms(x.max_ms)]);
+        t.row(vec![
+            x.samples_ms.len().to_string(),
+            x.failed.to_string(),
+            ms(x.p50_ms),
+            ms(x.p90_ms),
+            ms(x.max_ms),
+        ]);
         t.print();
     })?;
     Ok(ExitCode::SUCCESS)
@@ -121,7 +130,13 @@ fn first_article(kb: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Adds section `k`, measures save → answer, puts the article back. `None`: never answered.
-async fn one_edit(server: &Server, article: &Path, k: usize, args: &EditArgs) -> anyhow::Result<Option<f64>> {
+async fn one_edit(
+    server: &Server,
+    article: &Path,
+    k: usize,
+    args: &EditArgs,
+    addrs: &SourceAddrs,
+) -> anyhow::Result<Option<f64>> {
     let colour = COLOURS[k % COLOURS.len()];
     let animal = ANIMALS[(k / COLOURS.len()) % ANIMALS.len()];
     let question = format!("How do I switch on the {colour} {animal} layout for my reports?");
@@ -131,7 +146,10 @@ async fn one_edit(server: &Server, article: &Path, k: usize, args: &EditArgs) ->
          every report then uses the {colour} {animal} layout.\n"
     );
     let original = std::fs::read_to_string(article)?;
-    if ask(server, &question).await?.contains(&marker) {
+    if ask(server, &question, addrs.next())
+        .await?
+        .contains(&marker)
+    {
         bail!("the bot already answers {question:?} with the new text before the edit: the measurement would mean nothing");
     }
     std::fs::write(article, format!("{original}{section}"))?;
@@ -139,7 +157,10 @@ async fn one_edit(server: &Server, article: &Path, k: usize, args: &EditArgs) ->
     let deadline = saved + Duration::from_secs_f64(args.timeout);
     let mut answered = None;
     while Instant::now() < deadline {
-        if ask(server, &question).await?.contains(&marker) {
+        if ask(server, &question, addrs.next())
+            .await?
+            .contains(&marker)
+        {
             answered = Some(saved.elapsed().as_secs_f64() * 1000.0);
             break;
         }
@@ -150,14 +171,24 @@ async fn one_edit(server: &Server, article: &Path, k: usize, args: &EditArgs) ->
 }
 
 /// Asks `question` in a new conversation; the bot's answer text (empty if it handed over).
-async fn ask(server: &Server, question: &str) -> anyhow::Result<String> {
-    let ws = ws::connect(server.addr(), &server.ws_url("/ws/chat"), None).await?;
+async fn ask(server: &Server, question: &str, from: std::net::Ipv4Addr) -> anyhow::Result<String> {
+    let ws = ws::connect(server.addr(), &server.ws_url("/ws/chat"), Some(from)).await?;
     let (mut sink, mut stream) = ws.split();
     ws::send(&mut sink, &json!({"type": "hello"})).await?;
-    ws::send(&mut sink, &json!({"type": "message", "client_id": "edit", "text": question})).await?;
-    let reply = ws::next_where(&mut stream, Duration::from_secs(10), "the bot's answer", |v| {
-        (v["type"] == "message" && v["from"] == "bot") || (v["type"] == "status" && v["state"] == "queued")
-    })
+    ws::send(
+        &mut sink,
+        &json!({"type": "message", "client_id": "edit", "text": question}),
+    )
+    .await?;
+    let reply = ws::next_where(
+        &mut stream,
+        Duration::from_secs(10),
+        "the bot's answer",
+        |v| {
+            (v["type"] == "message" && v["from"] == "bot")
+                || (v["type"] == "status" && v["state"] == "queued")
+        },
+    )
     .await?;
     Ok(reply["text"].as_str().unwrap_or_default().to_owned())
 }

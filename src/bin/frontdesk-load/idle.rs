@@ -78,7 +78,10 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let machine = Machine::read(&args.common);
-    let env = [("FRONTDESK_SERVER__MAX_CONNECTIONS", (most + 1000).to_string())];
+    let env = [(
+        "FRONTDESK_SERVER__MAX_CONNECTIONS",
+        (most + 1000).to_string(),
+    )];
     let mut runs = Vec::new();
     for run in 0..args.common.runs {
         eprintln!("idle: run {} of {}", run + 1, args.common.runs);
@@ -88,7 +91,8 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<ExitCode> {
     let points = (0..runs[0].points.len())
         .map(|i| Point {
             sockets: runs[0].points[i].sockets,
-            rss_kib: crate::stats::median(runs.iter().map(|r| r.points[i].rss_kib as f64).collect()) as u64,
+            rss_kib: crate::stats::median(runs.iter().map(|r| r.points[i].rss_kib as f64).collect())
+                as u64,
         })
         .collect();
     let kib_per_socket = crate::stats::median(runs.iter().map(|r| r.kib_per_socket).collect());
@@ -120,10 +124,17 @@ fn print(report: &Report<IdleResults>) {
         } else {
             format!("{:.1}", (p.rss_kib as f64 - base as f64) / p.sockets as f64)
         };
-        table.row(vec![p.sockets.to_string(), format!("{:.0}", p.rss_kib as f64 / 1024.0), per]);
+        table.row(vec![
+            p.sockets.to_string(),
+            format!("{:.0}", p.rss_kib as f64 / 1024.0),
+            per,
+        ]);
     }
     table.print();
-    println!("slope: {:.1} KiB per idle socket", report.results.kib_per_socket);
+    println!(
+        "slope: {:.1} KiB per idle socket",
+        report.results.kib_per_socket
+    );
     let failed: usize = report.results.runs.iter().map(|r| r.failed).sum();
     if failed > 0 {
         println!("sockets that failed to open or got no welcome (all runs): {failed}");
@@ -132,7 +143,10 @@ fn print(report: &Report<IdleResults>) {
 
 async fn one_run(server: &Server, args: &IdleArgs) -> anyhow::Result<IdleRun> {
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
-    let mut points = vec![Point { sockets: 0, rss_kib: server.rss_kib()? }];
+    let mut points = vec![Point {
+        sockets: 0,
+        rss_kib: server.rss_kib()?,
+    }];
     let addrs = Arc::new(SourceAddrs::new(args.per_address));
     let failed = Arc::new(AtomicUsize::new(0));
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -150,8 +164,14 @@ async fn one_run(server: &Server, args: &IdleArgs) -> anyhow::Result<IdleRun> {
         held += ok;
         tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
         let rss_kib = server.rss_kib()?;
-        eprintln!("  {held:>6} sockets: server RSS {:.0} MiB", rss_kib as f64 / 1024.0);
-        points.push(Point { sockets: held, rss_kib });
+        eprintln!(
+            "  {held:>6} sockets: server RSS {:.0} MiB",
+            rss_kib as f64 / 1024.0
+        );
+        points.push(Point {
+            sockets: held,
+            rss_kib,
+        });
     }
     let _ = stop.send(());
     Ok(IdleRun {
@@ -163,12 +183,24 @@ async fn one_run(server: &Server, args: &IdleArgs) -> anyhow::Result<IdleRun> {
 
 /// Opens one socket, says hello, and (once `welcome` came) keeps reading it in a task of its own
 /// until `stop`. False when it could not be opened or got no welcome.
-async fn hold(server: &Server, addrs: Arc<SourceAddrs>, mut stop: tokio::sync::broadcast::Receiver<()>) -> bool {
+async fn hold(
+    server: &Server,
+    addrs: Arc<SourceAddrs>,
+    mut stop: tokio::sync::broadcast::Receiver<()>,
+) -> bool {
     let opened = async {
-        let ws = ws::connect(server.addr(), &server.ws_url("/ws/chat"), Some(addrs.next())).await?;
+        let ws = ws::connect(
+            server.addr(),
+            &server.ws_url("/ws/chat"),
+            Some(addrs.next()),
+        )
+        .await?;
         let (mut sink, mut stream) = ws.split();
         ws::send(&mut sink, &json!({"type": "hello"})).await?;
-        ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| v["type"] == "welcome").await?;
+        ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| {
+            v["type"] == "welcome"
+        })
+        .await?;
         anyhow::Ok((sink, stream))
     };
     let Ok((sink, mut stream)) = opened.await else {
@@ -191,7 +223,10 @@ fn slope(points: &[Point]) -> f64 {
     let n = points.len() as f64;
     let mx = points.iter().map(|p| p.sockets as f64).sum::<f64>() / n;
     let my = points.iter().map(|p| p.rss_kib as f64).sum::<f64>() / n;
-    let sxy: f64 = points.iter().map(|p| (p.sockets as f64 - mx) * (p.rss_kib as f64 - my)).sum();
+    let sxy: f64 = points
+        .iter()
+        .map(|p| (p.sockets as f64 - mx) * (p.rss_kib as f64 - my))
+        .sum();
     let sxx: f64 = points.iter().map(|p| (p.sockets as f64 - mx).powi(2)).sum();
     if sxx == 0.0 {
         f64::NAN

@@ -183,7 +183,8 @@ pub async fn floor(floor: &FloorProcess, conversations: usize) -> anyhow::Result
         let mut senders = Vec::new();
         for (mut end, way) in ends.into_iter().zip([Way::ToCustomer, Way::ToAgent]) {
             let first = tokio::time::timeout(Duration::from_secs(5), end.next()).await;
-            if !matches!(first, Ok(Some(Ok(Message::Text(ref t)))) if t.as_str() == crate::floor::PAIRED) {
+            if !matches!(first, Ok(Some(Ok(Message::Text(ref t)))) if t.as_str() == crate::floor::PAIRED)
+            {
                 bail!("the floor relay did not pair connection {i}");
             }
             senders.push(run_socket(end, way, clock.clone(), &mut tasks, |_| {}));
@@ -196,12 +197,20 @@ pub async fn floor(floor: &FloorProcess, conversations: usize) -> anyhow::Result
             conversation: i.to_string(),
         });
     }
-    Ok(Rig { pairs, clock, tasks })
+    Ok(Rig {
+        pairs,
+        clock,
+        tasks,
+    })
 }
 
 /// `conversations` conversations on frontdesk, each handed over and assigned to one of `agents`
 /// (created with room for all of them).
-pub async fn frontdesk(server: &Server, agents: &[AgentSpec], conversations: usize) -> anyhow::Result<Rig> {
+pub async fn frontdesk(
+    server: &Server,
+    agents: &[AgentSpec],
+    conversations: usize,
+) -> anyhow::Result<Rig> {
     let clock = Arc::new(Clock::default());
     let mut tasks = Vec::new();
     let http = reqwest::Client::new();
@@ -209,25 +218,43 @@ pub async fn frontdesk(server: &Server, agents: &[AgentSpec], conversations: usi
     let mut agent_tx = Vec::new();
     for (i, agent) in agents.iter().enumerate() {
         let token = ws::login(&http, &server.url(""), &agent.email, PASSWORD).await?;
-        let ws = ws::connect(server.addr(), &server.ws_url(&format!("/ws/agent?token={token}")), None).await?;
+        let ws = ws::connect(
+            server.addr(),
+            &server.ws_url(&format!("/ws/agent?token={token}")),
+            None,
+        )
+        .await?;
         let (sink, mut stream) = ws.split();
-        ws::next_where(&mut stream, Duration::from_secs(10), "ready", |v| v["type"] == "ready").await?;
+        ws::next_where(&mut stream, Duration::from_secs(10), "ready", |v| {
+            v["type"] == "ready"
+        })
+        .await?;
         let ws = sink.reunite(stream).context("reuniting the agent socket")?;
         let holders = holders.clone();
-        agent_tx.push(run_socket(ws, Way::ToAgent, clock.clone(), &mut tasks, move |v| {
-            if v["type"] == "assigned" {
-                if let Some(id) = v["conversation_id"].as_str() {
-                    holders.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), i);
+        agent_tx.push(run_socket(
+            ws,
+            Way::ToAgent,
+            clock.clone(),
+            &mut tasks,
+            move |v| {
+                if v["type"] == "assigned" {
+                    if let Some(id) = v["conversation_id"].as_str() {
+                        holders
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id.to_owned(), i);
+                    }
                 }
-            }
-        }));
+            },
+        ));
     }
     let addrs = Arc::new(SourceAddrs::new(50));
-    let customers: Vec<anyhow::Result<(String, ws::Ws)>> = futures_util::stream::iter(0..conversations)
-        .map(|_| handed_over(server, addrs.clone()))
-        .buffer_unordered(32)
-        .collect()
-        .await;
+    let customers: Vec<anyhow::Result<(String, ws::Ws)>> =
+        futures_util::stream::iter(0..conversations)
+            .map(|_| handed_over(server, addrs.clone()))
+            .buffer_unordered(32)
+            .collect()
+            .await;
     let mut pairs = Vec::new();
     for customer in customers {
         let (conversation, ws) = customer?;
@@ -239,27 +266,56 @@ pub async fn frontdesk(server: &Server, agents: &[AgentSpec], conversations: usi
             conversation,
         });
     }
-    Ok(Rig { pairs, clock, tasks })
+    Ok(Rig {
+        pairs,
+        clock,
+        tasks,
+    })
 }
 
 /// A customer who said hello and asked for a person, once an agent holds the conversation.
 async fn handed_over(server: &Server, addrs: Arc<SourceAddrs>) -> anyhow::Result<(String, ws::Ws)> {
-    let ws = ws::connect(server.addr(), &server.ws_url("/ws/chat"), Some(addrs.next())).await?;
+    let ws = ws::connect(
+        server.addr(),
+        &server.ws_url("/ws/chat"),
+        Some(addrs.next()),
+    )
+    .await?;
     let (mut sink, mut stream) = ws.split();
     ws::send(&mut sink, &json!({"type": "hello"})).await?;
-    let welcome = ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| v["type"] == "welcome").await?;
-    let conversation = welcome["conversation_id"].as_str().context("welcome without conversation_id")?.to_owned();
-    ws::send(&mut sink, &json!({"type": "request_human"})).await?;
-    ws::next_where(&mut stream, Duration::from_secs(60), "an agent (status agent)", |v| {
-        v["type"] == "status" && v["state"] == "agent"
+    let welcome = ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| {
+        v["type"] == "welcome"
     })
     .await?;
-    Ok((conversation, sink.reunite(stream).context("reuniting the customer socket")?))
+    let conversation = welcome["conversation_id"]
+        .as_str()
+        .context("welcome without conversation_id")?
+        .to_owned();
+    ws::send(&mut sink, &json!({"type": "request_human"})).await?;
+    ws::next_where(
+        &mut stream,
+        Duration::from_secs(60),
+        "an agent (status agent)",
+        |v| v["type"] == "status" && v["state"] == "agent",
+    )
+    .await?;
+    Ok((
+        conversation,
+        sink.reunite(stream)
+            .context("reuniting the customer socket")?,
+    ))
 }
 
-async fn wait_for_holder(holders: &Mutex<HashMap<String, usize>>, conversation: &str) -> anyhow::Result<usize> {
+async fn wait_for_holder(
+    holders: &Mutex<HashMap<String, usize>>,
+    conversation: &str,
+) -> anyhow::Result<usize> {
     for _ in 0..500 {
-        if let Some(i) = holders.lock().unwrap_or_else(|e| e.into_inner()).get(conversation) {
+        if let Some(i) = holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(conversation)
+        {
             return Ok(*i);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -273,18 +329,25 @@ mod tests {
 
     #[test]
     fn relayed_ids_come_from_messages_and_agent_events_only() {
-        let to_customer = json!({"type": "message", "seq": 3, "from": "agent", "client_id": "a1.2"});
+        let to_customer =
+            json!({"type": "message", "seq": 3, "from": "agent", "client_id": "a1.2"});
         assert_eq!(relayed_id(&to_customer), Some("a1.2"));
         let to_agent = json!({"type": "event", "conversation_id": "x",
                               "frame": {"type": "message", "client_id": "c1.3"}});
         assert_eq!(relayed_id(&to_agent), Some("c1.3"));
-        assert_eq!(relayed_id(&json!({"type": "ack", "client_id": "c1.3"})), None);
+        assert_eq!(
+            relayed_id(&json!({"type": "ack", "client_id": "c1.3"})),
+            None
+        );
     }
 
     #[test]
     fn the_clock_counts_only_the_current_step_and_the_right_way() {
         let clock = Clock::default();
-        let step = Step { rate: 1000.0, duration: Duration::from_secs(1) };
+        let step = Step {
+            rate: 1000.0,
+            duration: Duration::from_secs(1),
+        };
         clock.begin(2, step, Instant::now());
         clock.arrived(Way::ToCustomer, "a2.5");
         clock.arrived(Way::ToCustomer, "a1.5");

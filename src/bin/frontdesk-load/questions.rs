@@ -88,9 +88,7 @@ fn collect(dir: &Path, topics: &mut BTreeSet<String>) -> anyhow::Result<()> {
             collect(&path, topics)?;
             continue;
         }
-        let markdown = path
-            .extension()
-            .is_some_and(|e| e == "md" || e == "mdx");
+        let markdown = path.extension().is_some_and(|e| e == "md" || e == "mdx");
         if !markdown {
             continue;
         }

@@ -22,7 +22,7 @@ pub struct RelayArgs {
     #[command(flatten)]
     common: Common,
     /// Offered rates, messages per second (both ways together).
-    #[arg(long, value_delimiter = ',', default_value = "200,1000,2000,5000")]
+    #[arg(long, value_delimiter = ',', default_value = "200,1000,2000,5000", value_parser = crate::schedule::positive_rate)]
     rates: Vec<f64>,
     /// Conversations the messages are spread over.
     #[arg(long, default_value_t = 500)]
@@ -105,19 +105,25 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
             let rig = crate::pairs::floor(&process, args.conversations).await?;
             for (way, rate, s) in sweep(&args, &rig).await {
                 floor.insert((way == Way::ToCustomer, rate as u64), s.clone());
-                runs.entry((label("floor", way), rate as u64)).or_default().push(s);
+                runs.entry((label("floor", way), rate as u64))
+                    .or_default()
+                    .push(s);
             }
         }
         if args.target != Target::Floor {
             let per_agent = args.conversations.div_ceil(args.agents.max(1));
             let agents = AgentSpec::many(args.agents.max(1), per_agent);
-            let env: Vec<(&str, String)> = RELAY_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            let env: Vec<(&str, String)> =
+                RELAY_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
             let server = Server::start(&args.common, &env, &agents).await?;
             let rig = crate::pairs::frontdesk(&server, &agents, args.conversations).await?;
             for (way, rate, s) in sweep(&args, &rig).await {
                 let key = (label("frontdesk", way), rate as u64);
                 if let Some(f) = floor.get(&(way == Way::ToCustomer, rate as u64)) {
-                    floor_ratios.entry(key.clone()).or_default().push((s.p50_ms / f.p50_ms, s.p99_ms / f.p99_ms));
+                    floor_ratios
+                        .entry(key.clone())
+                        .or_default()
+                        .push((s.p50_ms / f.p50_ms, s.p99_ms / f.p99_ms));
                 }
                 runs.entry(key).or_default().push(s);
             }
@@ -126,7 +132,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<(u64, LatencyRow)> = runs
         .into_iter()
         .map(|(key, runs)| {
-            let mut row = LatencyRow::new(format!("{} @ {}/s", key.0, key.1), runs);
+            let mut row = LatencyRow::at(key.0.clone(), key.1 as f64, runs);
             if let Some(r) = floor_ratios.get(&key) {
                 let m = |f: fn(&(f64, f64)) -> f64| crate::stats::median(r.iter().map(f).collect());
                 row.vs_floor = Some((m(|x| x.0), m(|x| x.1)));
@@ -168,7 +174,10 @@ async fn sweep(args: &RelayArgs, rig: &Rig) -> Vec<(Way, f64, Summary)> {
         if seconds <= 0.0 {
             continue;
         }
-        let step = Step { rate, duration: Duration::from_secs_f64(seconds) };
+        let step = Step {
+            rate,
+            duration: Duration::from_secs_f64(seconds),
+        };
         let results = offer(rig, ways, id as u64, step).await;
         if keep {
             for (way, s) in results {
@@ -212,7 +221,10 @@ async fn offer(rig: &Rig, ways: &'static [Way], id: u64, step: Step) -> Vec<(Way
                 Way::ToAgent => &rig.clock.to_agent,
             };
             let share = step.rate / ways.len() as f64;
-            (*way, recorder.summary(start, sent_of(i), share, step.duration))
+            (
+                *way,
+                recorder.summary(start, sent_of(i), share, step.duration),
+            )
         })
         .collect();
     // Let a backlog clear before the next step.

@@ -70,7 +70,11 @@ impl Machine {
             self.mem_total_mib,
             self.kernel,
             self.server_bin,
-            if self.commit.is_empty() { "?" } else { &self.commit }
+            if self.commit.is_empty() {
+                "?"
+            } else {
+                &self.commit
+            }
         )
     }
 }
@@ -129,8 +133,13 @@ impl<T: Serialize> Report<T> {
 /// One row of latencies: the median over runs, and each run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyRow {
-    /// What was measured, e.g. `frontdesk agent→customer`.
+    /// What was measured, e.g. `frontdesk agent→customer @ 200/s`.
     pub label: String,
+    /// The series, e.g. `frontdesk agent→customer` (for plots).
+    pub series: String,
+    /// The total offered rate of the step, per second, when the row is one step of a sweep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
     /// Medians over runs.
     pub median: Summary,
     /// Each run.
@@ -141,14 +150,25 @@ pub struct LatencyRow {
 }
 
 impl LatencyRow {
-    /// The row for `runs`, medians computed.
-    pub fn new(label: impl Into<String>, runs: Vec<Summary>) -> Self {
+    /// The row of `series` for `runs`, medians computed.
+    pub fn new(series: impl Into<String>, runs: Vec<Summary>) -> Self {
+        let series = series.into();
         Self {
-            label: label.into(),
+            label: series.clone(),
+            series,
+            rate: None,
             median: Summary::median_of(&runs),
             runs,
             vs_floor: None,
         }
+    }
+
+    /// The row of `series` at a total offered `rate` of a sweep.
+    pub fn at(series: impl Into<String>, rate: f64, runs: Vec<Summary>) -> Self {
+        let mut row = Self::new(series, runs);
+        row.label = format!("{} @ {rate}/s", row.series);
+        row.rate = Some(rate);
+        row
     }
 }
 
@@ -156,7 +176,15 @@ impl LatencyRow {
 pub fn latency_table(rows: &[LatencyRow]) {
     let with_floor = rows.iter().any(|r| r.vs_floor.is_some());
     let mut headers = vec![
-        "what", "offered/s", "achieved/s", "sent", "lost", "p50 ms", "p90 ms", "p99 ms", "max ms",
+        "what",
+        "offered/s",
+        "achieved/s",
+        "sent",
+        "lost",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
     ];
     if with_floor {
         headers.extend(["p50 ×floor", "p99 ×floor"]);

@@ -80,7 +80,9 @@ impl Server {
                 root.display()
             );
         }
-        let dir = tempfile::Builder::new().prefix("frontdesk-load").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("frontdesk-load")
+            .tempdir()?;
         let kb = dir.path().join("kb");
         copy_dir(&absolute(&common.kb), &kb)
             .with_context(|| format!("copying the knowledge base {}", common.kb.display()))?;
@@ -88,12 +90,21 @@ impl Server {
         std::fs::create_dir_all(&cache)?;
         let port = free_port()?;
         let mut all: Vec<(String, String)> = vec![
-            ("FRONTDESK_CONFIG".into(), dir.path().join("none.toml").display().to_string()),
+            (
+                "FRONTDESK_CONFIG".into(),
+                dir.path().join("none.toml").display().to_string(),
+            ),
             ("FRONTDESK_SERVER__HOST".into(), "127.0.0.1".into()),
             ("FRONTDESK_SERVER__PORT".into(), port.to_string()),
-            ("FRONTDESK_STORE__URL".into(), format!("sqlite://{}", dir.path().join("load.db").display())),
+            (
+                "FRONTDESK_STORE__URL".into(),
+                format!("sqlite://{}", dir.path().join("load.db").display()),
+            ),
             ("FRONTDESK_KB__DIR".into(), kb.display().to_string()),
-            ("FRONTDESK_KB__EMBEDDING_CACHE".into(), cache.join("embeddings.cache").display().to_string()),
+            (
+                "FRONTDESK_KB__EMBEDDING_CACHE".into(),
+                cache.join("embeddings.cache").display().to_string(),
+            ),
             ("FRONTDESK_AGENTS__DEMO_AGENT".into(), "false".into()),
             ("RUST_LOG".into(), "warn".into()),
         ];
@@ -117,8 +128,20 @@ impl Server {
 
     async fn add_agent(&self, agent: &AgentSpec) -> anyhow::Result<()> {
         let output = Command::new(&self.bin)
-            .args(["agent", "add", "--name", &agent.name, "--email", &agent.email])
-            .args(["--password", PASSWORD, "--max-chats", &agent.max_chats.to_string()])
+            .args([
+                "agent",
+                "add",
+                "--name",
+                &agent.name,
+                "--email",
+                &agent.email,
+            ])
+            .args([
+                "--password",
+                PASSWORD,
+                "--max-chats",
+                &agent.max_chats.to_string(),
+            ])
             .envs(self.env.iter().cloned())
             .current_dir(&self.root)
             .output()
@@ -159,7 +182,10 @@ impl Server {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
-                    bail!("the server exited ({status}) while starting:\n{}", self.log_tail());
+                    bail!(
+                        "the server exited ({status}) while starting:\n{}",
+                        self.log_tail()
+                    );
                 }
             }
             let ok = http
@@ -172,7 +198,10 @@ impl Server {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("the server did not answer /api/health within {START_TIMEOUT:?}:\n{}", self.log_tail());
+                bail!(
+                    "the server did not answer /api/health within {START_TIMEOUT:?}:\n{}",
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -223,7 +252,9 @@ impl Server {
     /// Kills the server with SIGKILL (no shutdown, nothing flushed) and waits for it to be gone.
     pub async fn kill9(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
-            child.start_kill().context("sending SIGKILL to the server")?;
+            child
+                .start_kill()
+                .context("sending SIGKILL to the server")?;
             child.wait().await?;
         }
         Ok(())
@@ -268,7 +299,8 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 /// The floor relay, run as its own process (this binary's `floor` command).
 pub struct FloorProcess {
-    child: Child,
+    /// Killed when this is dropped.
+    _child: Child,
     port: u16,
 }
 
@@ -276,7 +308,8 @@ impl FloorProcess {
     /// Starts `frontdesk-load floor` on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
-        let exe = std::env::current_exe().context("finding this program to start the floor relay")?;
+        let exe =
+            std::env::current_exe().context("finding this program to start the floor relay")?;
         let child = Command::new(exe)
             .args(["floor", "--port", &port.to_string()])
             .stdin(Stdio::null())
@@ -284,22 +317,23 @@ impl FloorProcess {
             .spawn()
             .context("starting the floor relay")?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.is_err() {
+        while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .is_err()
+        {
             if Instant::now() > deadline {
                 bail!("the floor relay did not listen on port {port} within 10 s");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self { child, port })
+        Ok(Self {
+            _child: child,
+            port,
+        })
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
-    }
-
-    /// Its resident memory, KiB.
-    pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        rss_kib(self.child.id().context("the floor relay is not running")?)
     }
 }

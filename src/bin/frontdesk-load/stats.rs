@@ -34,7 +34,12 @@ pub struct Summary {
 impl Summary {
     /// Summarises `samples_ms` (latencies of the answers) for `sent` requests offered at
     /// `offered_per_s`, the last answer arriving `elapsed` after the step began.
-    pub fn of(mut samples_ms: Vec<f64>, sent: usize, offered_per_s: f64, elapsed: Duration) -> Self {
+    pub fn of(
+        mut samples_ms: Vec<f64>,
+        sent: usize,
+        offered_per_s: f64,
+        elapsed: Duration,
+    ) -> Self {
         samples_ms.sort_by(f64::total_cmp);
         let received = samples_ms.len();
         let secs = elapsed.as_secs_f64().max(1e-9);
@@ -109,13 +114,19 @@ impl Recorder {
     pub fn record(&self, scheduled: Instant) {
         let now = Instant::now();
         let ms = now.saturating_duration_since(scheduled).as_secs_f64() * 1000.0;
-        self.samples.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ms);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
     }
 
     /// Records a latency measured elsewhere.
     pub fn record_ms(&self, ms: f64) {
-        self.samples.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ms);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
@@ -132,7 +143,13 @@ impl Recorder {
     }
 
     /// The summary of what was recorded since `start`, for `sent` requests at `offered_per_s`.
-    pub fn summary(&self, start: Instant, sent: usize, offered_per_s: f64, planned: Duration) -> Summary {
+    pub fn summary(
+        &self,
+        start: Instant,
+        sent: usize,
+        offered_per_s: f64,
+        planned: Duration,
+    ) -> Summary {
         let (samples, last) = self.take();
         let elapsed = last.map_or(planned, |l| l.duration_since(start).max(planned));
         Summary::of(samples, sent, offered_per_s, elapsed)

@@ -94,6 +94,9 @@ pub async fn connect(server: SocketAddr, url: &str, from: Option<Ipv4Addr>) -> a
 /// than an orderly FIN.
 pub fn drop_abruptly(ws: Ws, reset: bool) {
     if reset {
+        // Deprecated because a non-zero linger blocks the thread on drop; zero never waits: the
+        // kernel sends a reset at once.
+        #[allow(deprecated)]
         let _ = ws.get_ref().set_linger(Some(Duration::ZERO));
     }
     drop(ws);
@@ -140,7 +143,12 @@ pub async fn next_where(
 }
 
 /// Logs in an agent over HTTP; returns the token.
-pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let response = http
         .post(format!("{base}/api/agent/login"))
         .json(&serde_json::json!({"email": email, "password": password}))
@@ -184,6 +192,8 @@ mod tests {
         assert!(first.iter().all(|a| a.is_loopback()));
         let all: std::collections::HashSet<Ipv4Addr> = (0..254 * 254).map(address).collect();
         assert_eq!(all.len(), 254 * 254);
-        assert!(all.iter().all(|a| a.octets()[3] != 0 && a.octets()[3] != 255));
+        assert!(all
+            .iter()
+            .all(|a| a.octets()[3] != 0 && a.octets()[3] != 255));
     }
 }

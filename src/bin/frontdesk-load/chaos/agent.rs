@@ -95,11 +95,17 @@ impl Agent {
             .context("connecting took over 5 s")??;
         let (mut sink, mut stream) = ws.split();
         ws::send(&mut sink, &json!({"type": "auth", "token": self.token})).await?;
-        let ready = ws::next_where(&mut stream, HANDSHAKE, "ready", |v| v["type"] == "ready" || v["type"] == "error").await?;
+        let ready = ws::next_where(&mut stream, HANDSHAKE, "ready", |v| {
+            v["type"] == "ready" || v["type"] == "error"
+        })
+        .await?;
         if ready["type"] != "ready" {
             anyhow::bail!("auth refused: {ready}");
         }
-        let me = ready["agent"]["id"].as_str().context("ready without agent id")?.to_owned();
+        let me = ready["agent"]["id"]
+            .as_str()
+            .context("ready without agent id")?
+            .to_owned();
         if !first {
             self.stats.agent_reconnects.inc();
             self.read_back(http, &me).await?;
@@ -115,7 +121,12 @@ impl Agent {
 
     /// What the console does after `ready`: the chats this agent holds and their transcripts.
     async fn read_back(&self, http: &reqwest::Client, me: &str) -> anyhow::Result<()> {
-        let list = ws::get_json(http, &format!("{}/api/conversations?state=agent&limit=500", self.base), &self.token).await?;
+        let list = ws::get_json(
+            http,
+            &format!("{}/api/conversations?state=agent&limit=500", self.base),
+            &self.token,
+        )
+        .await?;
         let mut held = std::collections::HashSet::new();
         for c in list["conversations"].as_array().into_iter().flatten() {
             if c["agent_id"] == me {
@@ -132,8 +143,15 @@ impl Agent {
             }
         }
         for id in held {
-            let Some(ledger) = self.ledgers.get(&id).map(|l| l.clone()) else { continue };
-            let body = ws::get_json(http, &format!("{}/api/conversations/{id}", self.base), &self.token).await?;
+            let Some(ledger) = self.ledgers.get(&id).map(|l| l.clone()) else {
+                continue;
+            };
+            let body = ws::get_json(
+                http,
+                &format!("{}/api/conversations/{id}", self.base),
+                &self.token,
+            )
+            .await?;
             let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
             l.holder = Some(self.index);
             for frame in body["transcript"].as_array().into_iter().flatten() {
@@ -173,7 +191,10 @@ impl Agent {
         let ledger = self.ledgers.get(conversation).map(|l| l.clone());
         match (v["type"].as_str(), ledger) {
             (Some("event"), Some(ledger)) => {
-                ledger.lock().unwrap_or_else(|e| e.into_inner()).agent_frame(&v["frame"]);
+                ledger
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .agent_frame(&v["frame"]);
             }
             (Some("assigned"), Some(ledger)) => {
                 let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());

@@ -44,16 +44,26 @@ impl Customer {
         let ws = ws::connect(self.server, &self.url, Some(self.from)).await?;
         let (mut sink, mut stream) = ws.split();
         ws::send(&mut sink, &json!({"type": "hello"})).await?;
-        let welcome = ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| v["type"] == "welcome").await?;
+        let welcome = ws::next_where(&mut stream, Duration::from_secs(30), "welcome", |v| {
+            v["type"] == "welcome"
+        })
+        .await?;
         {
             let mut l = self.ledger();
-            l.id = welcome["conversation_id"].as_str().context("welcome without conversation_id")?.to_owned();
-            l.session = welcome["session"].as_str().context("welcome without session")?.to_owned();
+            l.id = welcome["conversation_id"]
+                .as_str()
+                .context("welcome without conversation_id")?
+                .to_owned();
+            l.session = welcome["session"]
+                .as_str()
+                .context("welcome without session")?
+                .to_owned();
             ledgers.insert(l.id.clone(), self.ledger.clone());
         }
         ws::send(&mut sink, &json!({"type": "request_human"})).await?;
         loop {
-            let v = ws::next_where(&mut stream, Duration::from_secs(60), "an agent", |_| true).await?;
+            let v =
+                ws::next_where(&mut stream, Duration::from_secs(60), "an agent", |_| true).await?;
             self.on_frame(&v);
             if v["type"] == "status" && v["state"] == "agent" {
                 return sink.reunite(stream).context("reuniting the socket");
@@ -114,17 +124,27 @@ impl Customer {
     /// Opens a new socket: `hello` with the session and the highest seq seen, the frames missed,
     /// then every unacknowledged message again.
     async fn resume(&self) -> anyhow::Result<ws::Ws> {
-        let ws = tokio::time::timeout(HANDSHAKE, ws::connect(self.server, &self.url, Some(self.from)))
-            .await
-            .context("connecting took over 5 s")??;
+        let ws = tokio::time::timeout(
+            HANDSHAKE,
+            ws::connect(self.server, &self.url, Some(self.from)),
+        )
+        .await
+        .context("connecting took over 5 s")??;
         self.stats.reconnects.inc();
         let (mut sink, mut stream) = ws.split();
         let (session, last_seq) = {
             let l = self.ledger();
             (l.session.clone(), l.customer_view.high)
         };
-        ws::send(&mut sink, &json!({"type": "hello", "session": session, "last_seq": last_seq})).await?;
-        let welcome = ws::next_where(&mut stream, HANDSHAKE, "welcome", |v| v["type"] == "welcome").await?;
+        ws::send(
+            &mut sink,
+            &json!({"type": "hello", "session": session, "last_seq": last_seq}),
+        )
+        .await?;
+        let welcome = ws::next_where(&mut stream, HANDSHAKE, "welcome", |v| {
+            v["type"] == "welcome"
+        })
+        .await?;
         if welcome["resumed"] != true || welcome["conversation_id"] != self.ledger().id.as_str() {
             self.stats.sessions_lost.inc();
             bail!("the session did not resume its conversation: {welcome}");

@@ -42,7 +42,10 @@ impl Outbox {
         let client_id = format!("{prefix}-{}", self.written);
         self.written += 1;
         let text = format!("chaos message {client_id}: is everything still here in order?");
-        let p = Pending { client_id: client_id.clone(), text };
+        let p = Pending {
+            client_id: client_id.clone(),
+            text,
+        };
         self.order.push(client_id);
         self.pending.push(p.clone());
         p
@@ -90,7 +93,11 @@ impl View {
 
     /// Seq delivered more than once.
     pub fn duplicates(&self) -> Vec<i64> {
-        self.delivered.iter().filter(|(_, n)| **n > 1).map(|(s, _)| *s).collect()
+        self.delivered
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     /// Seqs of `expected` neither delivered nor recovered.
@@ -126,7 +133,9 @@ pub struct Ledger {
 impl Ledger {
     /// A frame the customer received live or in `missed`.
     pub fn customer_frame(&mut self, frame: &Value) {
-        let Some(seq) = frame["seq"].as_i64() else { return };
+        let Some(seq) = frame["seq"].as_i64() else {
+            return;
+        };
         self.customer_view.deliver(seq);
         if frame["from"] == "customer" {
             if let Some(id) = frame["client_id"].as_str() {
@@ -145,14 +154,18 @@ impl Ledger {
 
     /// A frame an agent received live (an `event`'s frame).
     pub fn agent_frame(&mut self, frame: &Value) {
-        let Some(seq) = frame["seq"].as_i64() else { return };
+        let Some(seq) = frame["seq"].as_i64() else {
+            return;
+        };
         self.agent_view.deliver(seq);
         self.agent_echo(frame, seq);
     }
 
     /// A frame an agent read back (context packet or transcript).
     pub fn agent_readback(&mut self, frame: &Value) {
-        let Some(seq) = frame["seq"].as_i64() else { return };
+        let Some(seq) = frame["seq"].as_i64() else {
+            return;
+        };
         self.agent_view.recover(seq);
         self.agent_echo(frame, seq);
     }
@@ -177,7 +190,9 @@ mod tests {
         let m = l.customer.write("c0");
         l.customer_frame(&json!({"seq": 1, "type": "status"}));
         // The ack never came; the resumed socket's `missed` holds the stored message.
-        l.customer_frame(&json!({"seq": 2, "type": "message", "from": "customer", "client_id": m.client_id}));
+        l.customer_frame(
+            &json!({"seq": 2, "type": "message", "from": "customer", "client_id": m.client_id}),
+        );
         assert!(l.customer.pending.is_empty());
         assert_eq!(l.customer.acked[&m.client_id], 2);
         assert!(l.customer_view.duplicates().is_empty());

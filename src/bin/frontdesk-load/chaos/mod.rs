@@ -55,11 +55,13 @@ pub struct ChaosArgs {
 
 impl ChaosArgs {
     fn disconnects(&self) -> usize {
-        self.disconnects.unwrap_or(if self.short { 300 } else { 1000 })
+        self.disconnects
+            .unwrap_or(if self.short { 300 } else { 1000 })
     }
 
     fn conversations(&self) -> usize {
-        self.conversations.unwrap_or(if self.short { 60 } else { 100 })
+        self.conversations
+            .unwrap_or(if self.short { 60 } else { 100 })
     }
 }
 

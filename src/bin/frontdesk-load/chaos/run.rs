@@ -66,17 +66,31 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let specs = AgentSpec::many(args.agents.max(1), n.div_ceil(args.agents.max(1)) + 2);
     let env: Vec<(&str, String)> = CHAOS_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
     let mut server = Server::start(&args.common, &env, &specs).await?;
-    eprintln!("chaos: seed {seed}; {n} conversations, {} agents", specs.len());
+    eprintln!(
+        "chaos: seed {seed}; {n} conversations, {} agents",
+        specs.len()
+    );
     let stats = Arc::new(Stats::default());
     let ledgers: Ledgers = Arc::default();
     let agents = start_agents(&server, &specs, &ledgers, &stats).await?;
     let (customers, conversations) = open_customers(&server, n, &ledgers, &stats).await?;
     let started = Instant::now();
-    let writer = tokio::spawn(write(args.rate, seed ^ 0x5eed, customers.clone(), agents.clone(), conversations.clone(), stats.clone()));
+    let writer = tokio::spawn(write(
+        args.rate,
+        seed ^ 0x5eed,
+        customers.clone(),
+        agents.clone(),
+        conversations.clone(),
+        stats.clone(),
+    ));
     let (forced, kills) = disrupt(&args, &mut rng, &mut server, &customers, &agents).await?;
     writer.abort();
     let chaos_seconds = started.elapsed().as_secs_f64();
-    eprintln!("chaos: {} disconnects and {} kill(s) in {chaos_seconds:.0} s; draining", forced.0 + forced.1, kills.len());
+    eprintln!(
+        "chaos: {} disconnects and {} kill(s) in {chaos_seconds:.0} s; draining",
+        forced.0 + forced.1,
+        kills.len()
+    );
     let drain_resyncs = drain(&conversations, &customers, &agents).await;
     for tx in &customers {
         let _ = tx.send(Cmd::Stop);
@@ -85,7 +99,11 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         let _ = tx.send(AgentCmd::Stop);
     }
     let verdict = verify(&server, &specs[0], &conversations).await?;
-    let samples = stats.samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let samples = stats
+        .samples
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let results = ChaosResults {
         seed,
         forced_disconnects: forced,
@@ -120,10 +138,19 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     };
     report.emit(&args.common, print)?;
     println!("{}", if passed { "PASSED" } else { "FAILED" });
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn start_agents(server: &Server, specs: &[AgentSpec], ledgers: &Ledgers, stats: &Arc<Stats>) -> anyhow::Result<Vec<UnboundedSender<AgentCmd>>> {
+async fn start_agents(
+    server: &Server,
+    specs: &[AgentSpec],
+    ledgers: &Ledgers,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<Vec<UnboundedSender<AgentCmd>>> {
     let http = reqwest::Client::new();
     let mut senders = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
@@ -150,7 +177,12 @@ async fn start_agents(server: &Server, specs: &[AgentSpec], ledgers: &Ledgers, s
 
 type Conversations = Vec<Arc<Mutex<Ledger>>>;
 
-async fn open_customers(server: &Server, n: usize, ledgers: &Ledgers, stats: &Arc<Stats>) -> anyhow::Result<(Vec<UnboundedSender<Cmd>>, Conversations)> {
+async fn open_customers(
+    server: &Server,
+    n: usize,
+    ledgers: &Ledgers,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<(Vec<UnboundedSender<Cmd>>, Conversations)> {
     let addrs = SourceAddrs::new(10);
     let opened: Vec<(Customer, anyhow::Result<ws::Ws>)> = futures_util::stream::iter(0..n)
         .map(|number| {
@@ -159,7 +191,10 @@ async fn open_customers(server: &Server, n: usize, ledgers: &Ledgers, stats: &Ar
                 url: server.ws_url("/ws/chat"),
                 from: addrs.next(),
                 stats: stats.clone(),
-                ledger: Arc::new(Mutex::new(Ledger { number, ..Default::default() })),
+                ledger: Arc::new(Mutex::new(Ledger {
+                    number,
+                    ..Default::default()
+                })),
             };
             async move {
                 let ws = customer.open(ledgers).await;
@@ -179,9 +214,14 @@ async fn open_customers(server: &Server, n: usize, ledgers: &Ledgers, stats: &Ar
         senders.push(tx);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while conversations.iter().any(|l| l.lock().unwrap_or_else(|e| e.into_inner()).holder.is_none()) {
+    while conversations
+        .iter()
+        .any(|l| l.lock().unwrap_or_else(|e| e.into_inner()).holder.is_none())
+    {
         if Instant::now() > deadline {
-            bail!("some conversations were handed over but no agent was told `assigned` within 10 s");
+            bail!(
+                "some conversations were handed over but no agent was told `assigned` within 10 s"
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -189,7 +229,14 @@ async fn open_customers(server: &Server, n: usize, ledgers: &Ledgers, stats: &Ar
 }
 
 /// Writes messages at `rate` a second, each from a random conversation's customer or agent.
-async fn write(rate: f64, seed: u64, customers: Vec<UnboundedSender<Cmd>>, agents: Vec<UnboundedSender<AgentCmd>>, conversations: Conversations, stats: Arc<Stats>) {
+async fn write(
+    rate: f64,
+    seed: u64,
+    customers: Vec<UnboundedSender<Cmd>>,
+    agents: Vec<UnboundedSender<AgentCmd>>,
+    conversations: Conversations,
+    stats: Arc<Stats>,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
     loop {
@@ -214,9 +261,17 @@ async fn write(rate: f64, seed: u64, customers: Vec<UnboundedSender<Cmd>>, agent
 
 /// The disconnects, one every `--every-ms`, and the kills spread among them. Returns the forced
 /// disconnects (customers, agents) and each restart's time to health, ms.
-async fn disrupt(args: &ChaosArgs, rng: &mut StdRng, server: &mut Server, customers: &[UnboundedSender<Cmd>], agents: &[UnboundedSender<AgentCmd>]) -> anyhow::Result<((usize, usize), Vec<f64>)> {
+async fn disrupt(
+    args: &ChaosArgs,
+    rng: &mut StdRng,
+    server: &mut Server,
+    customers: &[UnboundedSender<Cmd>],
+    agents: &[UnboundedSender<AgentCmd>],
+) -> anyhow::Result<((usize, usize), Vec<f64>)> {
     let total = args.disconnects();
-    let kill_at: Vec<usize> = (1..=args.kills).map(|k| k * total / (args.kills + 1)).collect();
+    let kill_at: Vec<usize> = (1..=args.kills)
+        .map(|k| k * total / (args.kills + 1))
+        .collect();
     let mut forced = (0, 0);
     let mut kills = Vec::new();
     for i in 0..total {
@@ -226,7 +281,10 @@ async fn disrupt(args: &ChaosArgs, rng: &mut StdRng, server: &mut Server, custom
             server.kill9().await?;
             tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1000))).await;
             let took = server.restart().await?;
-            eprintln!("chaos: the server is back after {:.1} s", took.as_secs_f64());
+            eprintln!(
+                "chaos: the server is back after {:.1} s",
+                took.as_secs_f64()
+            );
             kills.push(took.as_secs_f64() * 1000.0);
         }
         let reset = rng.gen_bool(0.5);
@@ -243,7 +301,11 @@ async fn disrupt(args: &ChaosArgs, rng: &mut StdRng, server: &mut Server, custom
 
 /// Waits until nothing is unacknowledged, making clients with messages still pending reconnect
 /// (and so send them again) every 5 s; at most 60 s. Returns the reconnects it asked for.
-async fn drain(conversations: &Conversations, customers: &[UnboundedSender<Cmd>], agents: &[UnboundedSender<AgentCmd>]) -> usize {
+async fn drain(
+    conversations: &Conversations,
+    customers: &[UnboundedSender<Cmd>],
+    agents: &[UnboundedSender<AgentCmd>],
+) -> usize {
     let mut resyncs = 0;
     for round in 1..=60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -269,15 +331,27 @@ async fn drain(conversations: &Conversations, customers: &[UnboundedSender<Cmd>]
     resyncs
 }
 
-async fn verify(server: &Server, agent: &AgentSpec, conversations: &Conversations) -> anyhow::Result<Verdict> {
+async fn verify(
+    server: &Server,
+    agent: &AgentSpec,
+    conversations: &Conversations,
+) -> anyhow::Result<Verdict> {
     let http = reqwest::Client::new();
     let token = ws::login(&http, &server.url(""), &agent.email, PASSWORD).await?;
     let mut verdict = Verdict::default();
     for ledger in conversations {
         let id = ledger.lock().unwrap_or_else(|e| e.into_inner()).id.clone();
-        let body = ws::get_json(&http, &server.url(&format!("/api/conversations/{id}")), &token).await?;
+        let body = ws::get_json(
+            &http,
+            &server.url(&format!("/api/conversations/{id}")),
+            &token,
+        )
+        .await?;
         let transcript = body["transcript"].as_array().cloned().unwrap_or_default();
-        verdict.check(&ledger.lock().unwrap_or_else(|e| e.into_inner()), &transcript);
+        verdict.check(
+            &ledger.lock().unwrap_or_else(|e| e.into_inner()),
+            &transcript,
+        );
     }
     Ok(verdict)
 }
@@ -288,17 +362,45 @@ fn print(report: &Report<ChaosResults>) {
     let mut t = Table::new(&["what", "count"]);
     let rows: Vec<(&str, String)> = vec![
         ("conversations", v.conversations.to_string()),
-        ("forced disconnects: customers / agents", format!("{} / {}", r.forced_disconnects.0, r.forced_disconnects.1)),
-        ("server kill -9 (restart to healthy, ms)", format!("{} ({:?})", r.kills.len(), r.kills.iter().map(|k| k.round()).collect::<Vec<_>>())),
-        ("resumes: customers / agents", format!("{} / {}", r.reconnects.0, r.reconnects.1)),
-        ("connections closed by the server", r.closed_by_server.to_string()),
+        (
+            "forced disconnects: customers / agents",
+            format!("{} / {}", r.forced_disconnects.0, r.forced_disconnects.1),
+        ),
+        (
+            "server kill -9 (restart to healthy, ms)",
+            format!(
+                "{} ({:?})",
+                r.kills.len(),
+                r.kills.iter().map(|k| k.round()).collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "resumes: customers / agents",
+            format!("{} / {}", r.reconnects.0, r.reconnects.1),
+        ),
+        (
+            "connections closed by the server",
+            r.closed_by_server.to_string(),
+        ),
         ("failed connection attempts", r.failed_attempts.to_string()),
-        ("customer messages acknowledged / written", format!("{} / {}", v.customer_acked, v.customer_written)),
-        ("agent messages acknowledged / written", format!("{} / {}", v.agent_acked, v.agent_written)),
-        ("messages sent again after a reconnect", v.resent.to_string()),
+        (
+            "customer messages acknowledged / written",
+            format!("{} / {}", v.customer_acked, v.customer_written),
+        ),
+        (
+            "agent messages acknowledged / written",
+            format!("{} / {}", v.agent_acked, v.agent_written),
+        ),
+        (
+            "messages sent again after a reconnect",
+            v.resent.to_string(),
+        ),
         ("never acknowledged", v.unacknowledged.to_string()),
         ("frames stored", v.stored_frames.to_string()),
-        ("frames agents read back (missed live)", v.agent_read_back.to_string()),
+        (
+            "frames agents read back (missed live)",
+            v.agent_read_back.to_string(),
+        ),
         ("drain reconnects", r.drain_resyncs.to_string()),
         ("sessions lost", r.sessions_lost.to_string()),
         ("chats agents lost", r.ownership_lost.to_string()),

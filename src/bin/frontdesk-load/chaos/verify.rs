@@ -52,45 +52,85 @@ impl Verdict {
         self.conversations += 1;
         self.stored_frames += transcript.len();
         let id = &ledger.id;
-        let seqs: Vec<i64> = transcript.iter().filter_map(|f| f["seq"].as_i64()).collect();
+        let seqs: Vec<i64> = transcript
+            .iter()
+            .filter_map(|f| f["seq"].as_i64())
+            .collect();
         let mut by_client_id: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
         for f in transcript {
-            if let (Some(from), Some(cid), Some(seq)) = (f["from"].as_str(), f["client_id"].as_str(), f["seq"].as_i64()) {
-                by_client_id.entry((from.to_owned(), cid.to_owned())).or_default().push(seq);
+            if let (Some(from), Some(cid), Some(seq)) = (
+                f["from"].as_str(),
+                f["client_id"].as_str(),
+                f["seq"].as_i64(),
+            ) {
+                by_client_id
+                    .entry((from.to_owned(), cid.to_owned()))
+                    .or_default()
+                    .push(seq);
             }
         }
         for ((from, cid), stored) in &by_client_id {
             if stored.len() > 1 {
-                self.fail("stored_twice", format!("{id}: {from} message {cid} stored as seqs {stored:?}"));
+                self.fail(
+                    "stored_twice",
+                    format!("{id}: {from} message {cid} stored as seqs {stored:?}"),
+                );
             }
         }
         for (who, outbox) in [("customer", &ledger.customer), ("agent", &ledger.agent)] {
             self.outbox(id, who, outbox, &by_client_id);
         }
         let expected = seqs.iter().copied();
-        for (who, view) in [("customer", &ledger.customer_view), ("agent", &ledger.agent_view)] {
+        for (who, view) in [
+            ("customer", &ledger.customer_view),
+            ("agent", &ledger.agent_view),
+        ] {
             let missing = view.missing(expected.clone());
             if !missing.is_empty() {
-                self.fail("not_delivered", format!("{id}: the {who} never got seqs {missing:?}"));
+                self.fail(
+                    "not_delivered",
+                    format!("{id}: the {who} never got seqs {missing:?}"),
+                );
             }
             let twice = view.duplicates();
             if !twice.is_empty() {
-                self.fail("delivered_twice", format!("{id}: the {who} got seqs {twice:?} more than once"));
+                self.fail(
+                    "delivered_twice",
+                    format!("{id}: the {who} got seqs {twice:?} more than once"),
+                );
             }
             for (seq, after) in &view.out_of_order {
-                self.fail("out_of_order", format!("{id}: the {who} got seq {seq} after seq {after}"));
+                self.fail(
+                    "out_of_order",
+                    format!("{id}: the {who} got seq {seq} after seq {after}"),
+                );
             }
         }
         self.agent_read_back += ledger.agent_view.recovered.len();
         if let Some(max) = seqs.iter().max() {
-            let extra: Vec<i64> = ledger.customer_view.delivered.keys().filter(|s| *s > max).copied().collect();
+            let extra: Vec<i64> = ledger
+                .customer_view
+                .delivered
+                .keys()
+                .filter(|s| *s > max)
+                .copied()
+                .collect();
             if !extra.is_empty() {
-                self.fail("not_stored", format!("{id}: the customer got seqs {extra:?} the store does not have"));
+                self.fail(
+                    "not_stored",
+                    format!("{id}: the customer got seqs {extra:?} the store does not have"),
+                );
             }
         }
     }
 
-    fn outbox(&mut self, id: &str, who: &str, outbox: &Outbox, stored: &BTreeMap<(String, String), Vec<i64>>) {
+    fn outbox(
+        &mut self,
+        id: &str,
+        who: &str,
+        outbox: &Outbox,
+        stored: &BTreeMap<(String, String), Vec<i64>>,
+    ) {
         let written = outbox.written;
         match who {
             "customer" => {
@@ -107,13 +147,33 @@ impl Verdict {
         for (cid, seq) in &outbox.acked {
             match stored.get(&(who.to_owned(), cid.clone())) {
                 Some(seqs) if seqs.first() == Some(seq) => {}
-                Some(seqs) => self.fail("ack_mismatch", format!("{id}: {who} message {cid} acknowledged as seq {seq}, stored as {seqs:?}")),
-                None => self.fail("acked_not_stored", format!("{id}: {who} message {cid} acknowledged as seq {seq} but not in the store")),
+                Some(seqs) => self.fail(
+                    "ack_mismatch",
+                    format!(
+                        "{id}: {who} message {cid} acknowledged as seq {seq}, stored as {seqs:?}"
+                    ),
+                ),
+                None => self.fail(
+                    "acked_not_stored",
+                    format!(
+                        "{id}: {who} message {cid} acknowledged as seq {seq} but not in the store"
+                    ),
+                ),
             }
         }
-        let acked_in_order: Vec<i64> = outbox.order.iter().filter_map(|cid| outbox.acked.get(cid).copied()).collect();
+        let acked_in_order: Vec<i64> = outbox
+            .order
+            .iter()
+            .filter_map(|cid| outbox.acked.get(cid).copied())
+            .collect();
         if let Some(w) = acked_in_order.windows(2).find(|w| w[0] >= w[1]) {
-            self.fail("sender_order", format!("{id}: {who} messages stored out of the order written (seq {} then {})", w[0], w[1]));
+            self.fail(
+                "sender_order",
+                format!(
+                    "{id}: {who} messages stored out of the order written (seq {} then {})",
+                    w[0], w[1]
+                ),
+            );
         }
     }
 }
@@ -132,7 +192,10 @@ mod tests {
     }
 
     fn complete() -> Ledger {
-        let mut l = Ledger { id: "x".into(), ..Default::default() };
+        let mut l = Ledger {
+            id: "x".into(),
+            ..Default::default()
+        };
         let c = l.customer.write("c");
         let a = l.agent.write("a");
         l.customer_frame(&json!({"seq": 1}));
@@ -149,7 +212,10 @@ mod tests {
         let mut v = Verdict::default();
         v.check(&complete(), &transcript());
         assert!(v.passed(), "{:?}", v.failures);
-        assert_eq!((v.customer_acked, v.agent_acked, v.agent_read_back), (1, 1, 1));
+        assert_eq!(
+            (v.customer_acked, v.agent_acked, v.agent_read_back),
+            (1, 1, 1)
+        );
     }
 
     #[test]
@@ -173,7 +239,11 @@ mod tests {
         let mut v = Verdict::default();
         v.check(&l, &t);
         assert_eq!(v.failure_counts.get("not_delivered"), Some(&1));
-        assert!(v.failures[0].contains("customer never got seqs [4]"), "{:?}", v.failures);
+        assert!(
+            v.failures[0].contains("customer never got seqs [4]"),
+            "{:?}",
+            v.failures
+        );
     }
 
     #[test]

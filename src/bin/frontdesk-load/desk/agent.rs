@@ -61,7 +61,8 @@ impl Agent {
         match v["type"].as_str() {
             Some("assigned") => {
                 self.claiming.remove(&conversation);
-                self.desk.handover(&conversation, Mark::Assigned(Instant::now()));
+                self.desk
+                    .handover(&conversation, Mark::Assigned(Instant::now()));
                 self.held.insert(conversation, 0);
                 Vec::new()
             }
@@ -74,7 +75,9 @@ impl Agent {
                 Vec::new()
             }
             Some("queue") if self.claim => self.claims(&v["entries"]),
-            Some("event") if v["frame"]["type"] == "message" && v["frame"]["from"] == "customer" => {
+            Some("event")
+                if v["frame"]["type"] == "message" && v["frame"]["from"] == "customer" =>
+            {
                 self.reply(conversation)
             }
             _ => Vec::new(),
@@ -87,7 +90,9 @@ impl Agent {
             if self.held.len() + self.claiming.len() >= self.max_chats {
                 break;
             }
-            let Some(id) = entry["conversation_id"].as_str() else { continue };
+            let Some(id) = entry["conversation_id"].as_str() else {
+                continue;
+            };
             if self.claiming.insert(id.to_owned()) {
                 out.push(json!({"type": "claim", "conversation_id": id}));
             }
