@@ -161,6 +161,7 @@ impl Customer {
     /// one, and the questions still waiting are asked there.
     async fn run(self, mut questions: mpsc::UnboundedReceiver<Question>) {
         let mut waiting: VecDeque<Question> = VecDeque::new();
+        let mut more = true;
         loop {
             let Ok(ws) = ws::connect(self.server, &self.url, Some(self.from)).await else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -177,9 +178,16 @@ impl Customer {
                 let _ = ws::send(&mut sink, &message(*n, text)).await;
             }
             loop {
+                if !more && waiting.is_empty() {
+                    return;
+                }
                 tokio::select! {
-                    q = questions.recv() => {
-                        let Some(q) = q else { return };
+                    q = questions.recv(), if more => {
+                        let Some(q) = q else {
+                            // The step planned everything: wait for the answers still due.
+                            more = false;
+                            continue;
+                        };
                         let _ = ws::send(&mut sink, &message(q.0, &q.2)).await;
                         waiting.push_back(q);
                     }

@@ -59,6 +59,8 @@ pub struct DeskArgs {
 pub struct Desk {
     /// Question → bot answer.
     pub bot: Recorder,
+    /// Questions asked of the bot.
+    pub asked: AtomicUsize,
     /// `request_human` → the agent's `assigned`.
     pub escalation: Recorder,
     /// Agent reply sent → the customer has it.
@@ -270,7 +272,7 @@ async fn one_run(
     };
     let replies = desk.reply.count();
     let summaries = [
-        summary(&desk.bot, customers * args.questions),
+        summary(&desk.bot, desk.asked.load(Ordering::Relaxed)),
         summary(&desk.escalation, escalated),
         summary(&desk.reply, replies),
     ];

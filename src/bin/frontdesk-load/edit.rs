@@ -116,17 +116,26 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The first markdown article (by name) in the knowledge base.
+/// The first markdown article (by path) in the knowledge base, searched recursively.
 fn first_article(kb: &Path) -> anyhow::Result<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(kb)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "md" || e == "mdx"))
-        .collect();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "md" || e == "mdx") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(kb, &mut files)?;
     files.sort();
     files
         .into_iter()
         .next()
-        .with_context(|| format!("no .md article at the top of {}", kb.display()))
+        .with_context(|| format!("no .md article in {}", kb.display()))
 }
 
 /// Adds section `k`, measures save → answer, puts the article back. `None`: never answered.

@@ -115,6 +115,51 @@ pub fn parse(msg: &Message) -> Option<Value> {
     }
 }
 
+/// A socket's writing half run by a task of its own, so whoever feeds it keeps reading: frames
+/// sent on `tx` are written in order (batched while more are waiting).
+pub struct Writer {
+    /// Queue a frame.
+    pub tx: tokio::sync::mpsc::UnboundedSender<Message>,
+    task: tokio::task::JoinHandle<Option<Sink>>,
+}
+
+impl Writer {
+    /// Starts writing to `sink`.
+    pub fn spawn(mut sink: Sink) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                sink.feed(msg).await.ok()?;
+                while let Ok(more) = rx.try_recv() {
+                    sink.feed(more).await.ok()?;
+                }
+                sink.flush().await.ok()?;
+            }
+            Some(sink)
+        });
+        Self { tx, task }
+    }
+
+    /// Queues `v` as a text frame; false once the writer has stopped (the connection failed).
+    pub fn send(&self, v: &Value) -> bool {
+        self.tx.send(text(v)).is_ok()
+    }
+
+    /// Stops the writer and gives its sink back; `None` when the connection failed or the
+    /// writer is stuck on a peer that does not read (it is then aborted).
+    pub async fn stop(self) -> Option<Sink> {
+        drop(self.tx);
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout(Duration::from_millis(100), self.task).await {
+            Ok(Ok(sink)) => sink,
+            _ => {
+                abort.abort();
+                None
+            }
+        }
+    }
+}
+
 /// Sends `v` as a text frame.
 pub async fn send(sink: &mut Sink, v: &Value) -> anyhow::Result<()> {
     sink.send(text(v)).await.context("sending a frame")

@@ -54,20 +54,37 @@ impl Agent {
             if let Some(ready) = self.ready.take() {
                 let _ = ready.send(());
             }
-            let (mut sink, mut stream) = ws.split();
+            let (sink, mut stream) = ws.split();
+            let writer = ws::Writer::spawn(sink);
+            for (conversation, p) in self.pending() {
+                writer.send(&message(&conversation, &p));
+                if let Some(l) = self.ledgers.get(&conversation) {
+                    l.lock().unwrap_or_else(|e| e.into_inner()).agent.resent += 1;
+                }
+            }
             loop {
                 tokio::select! {
                     cmd = commands.recv() => match cmd {
                         None | Some(AgentCmd::Stop) => return,
                         Some(AgentCmd::Write(conversation)) => {
-                            let Some(frame) = self.write(&conversation) else { continue };
-                            if ws::send(&mut sink, &frame).await.is_err() {
-                                break;
+                            if let Some(frame) = self.write(&conversation) {
+                                writer.send(&frame);
+                            }
+                        }
+                        Some(AgentCmd::Flood(conversation, count)) => {
+                            for _ in 0..count {
+                                if let Some(frame) = self.write_padded(&conversation, 3500) {
+                                    writer.send(&frame);
+                                }
                             }
                         }
                         Some(AgentCmd::Drop { reset }) => {
-                            if let Ok(ws) = sink.reunite(stream) {
-                                ws::drop_abruptly(ws, reset);
+                            // A writer stuck on an unread socket cannot give the socket back:
+                            // then it closes when both halves are dropped.
+                            if let Some(sink) = writer.stop().await {
+                                if let Ok(ws) = sink.reunite(stream) {
+                                    ws::drop_abruptly(ws, reset);
+                                }
                             }
                             self.stats.agent_drops.inc();
                             let pause = rand::thread_rng().gen_range(0..300);
@@ -87,7 +104,7 @@ impl Agent {
         }
     }
 
-    /// Opens the socket, authenticates, reads back the chats and sends what is unacknowledged.
+    /// Opens the socket, authenticates, and after a reconnect reads back the chats.
     async fn connect(&self, http: &reqwest::Client, first: bool) -> anyhow::Result<ws::Ws> {
         let url = self.base.replacen("http://", "ws://", 1) + "/ws/agent";
         let ws = tokio::time::timeout(HANDSHAKE, ws::connect(self.server, &url, None))
@@ -109,12 +126,6 @@ impl Agent {
         if !first {
             self.stats.agent_reconnects.inc();
             self.read_back(http, &me).await?;
-            for (conversation, p) in self.pending() {
-                ws::send(&mut sink, &message(&conversation, &p)).await?;
-                if let Some(l) = self.ledgers.get(&conversation) {
-                    l.lock().unwrap_or_else(|e| e.into_inner()).agent.resent += 1;
-                }
-            }
         }
         sink.reunite(stream).context("reuniting the socket")
     }
@@ -161,7 +172,8 @@ impl Agent {
         Ok(())
     }
 
-    /// Unacknowledged messages of the chats this agent holds, in the order written.
+    /// Unacknowledged messages of the chats this agent holds, in the order written (sent again
+    /// after every reconnect, before anything new).
     fn pending(&self) -> Vec<(String, Pending)> {
         let mut out = Vec::new();
         for entry in self.ledgers.iter() {
@@ -173,8 +185,8 @@ impl Agent {
         out
     }
 
-    /// Writes the next message in `conversation`, if this agent holds it.
-    fn write(&self, conversation: &str) -> Option<Value> {
+    /// Writes the next message in `conversation` (padded to `chars`), if this agent holds it.
+    fn write_padded(&self, conversation: &str, chars: usize) -> Option<Value> {
         let ledger = self.ledgers.get(conversation)?.clone();
         let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
         if l.holder != Some(self.index) {
@@ -182,8 +194,12 @@ impl Agent {
             return None;
         }
         let prefix = format!("a{}", l.number);
-        let p = l.agent.write(&prefix);
+        let p = l.agent.write_padded(&prefix, chars);
         Some(message(conversation, &p))
+    }
+
+    fn write(&self, conversation: &str) -> Option<Value> {
+        self.write_padded(conversation, 0)
     }
 
     fn on_frame(&self, v: &Value) {

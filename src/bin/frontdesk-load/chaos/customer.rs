@@ -99,6 +99,10 @@ impl Customer {
                                 break;
                             }
                         }
+                        Some(Cmd::Stall(pause)) => {
+                            self.stats.stalls.inc();
+                            tokio::time::sleep(pause).await;
+                        }
                         Some(Cmd::Drop { reset }) => {
                             if let Ok(ws) = sink.reunite(stream) {
                                 ws::drop_abruptly(ws, reset);

@@ -39,9 +39,17 @@ pub struct Outbox {
 impl Outbox {
     /// Writes the next message; returns it (to send now if connected).
     pub fn write(&mut self, prefix: &str) -> Pending {
+        self.write_padded(prefix, 0)
+    }
+
+    /// Writes the next message, padded to at least `chars` characters.
+    pub fn write_padded(&mut self, prefix: &str, chars: usize) -> Pending {
         let client_id = format!("{prefix}-{}", self.written);
         self.written += 1;
-        let text = format!("chaos message {client_id}: is everything still here in order?");
+        let mut text = format!("chaos message {client_id}: is everything still here in order?");
+        while text.len() < chars {
+            text.push_str(" and still in order?");
+        }
         let p = Pending {
             client_id: client_id.clone(),
             text,

@@ -48,6 +48,16 @@ pub struct ChaosArgs {
     /// Kill the server with SIGKILL this many times (spread over the run) and start it again.
     #[arg(long, default_value_t = 1)]
     kills: usize,
+    /// Times a customer stops reading its socket while its agent floods it with long messages
+    /// (a slow reader; default 3, 1 with --short).
+    #[arg(long)]
+    stalls: Option<usize>,
+    /// How long a stalled customer reads nothing, ms.
+    #[arg(long, default_value_t = 8000)]
+    stall_ms: u64,
+    /// Long messages (3,500 characters) the agent sends a stalled customer.
+    #[arg(long, default_value_t = 3000)]
+    flood: usize,
     /// Seed of the random choices (printed, to repeat a run exactly as far as timing allows).
     #[arg(long)]
     seed: Option<u64>,
@@ -57,6 +67,10 @@ impl ChaosArgs {
     fn disconnects(&self) -> usize {
         self.disconnects
             .unwrap_or(if self.short { 300 } else { 1000 })
+    }
+
+    fn stalls(&self) -> usize {
+        self.stalls.unwrap_or(if self.short { 1 } else { 3 })
     }
 
     fn conversations(&self) -> usize {
@@ -75,6 +89,8 @@ pub enum Cmd {
         /// Reset rather than close.
         reset: bool,
     },
+    /// Read nothing for this long (the socket stays open).
+    Stall(Duration),
     /// Stop.
     Stop,
 }
@@ -84,6 +100,8 @@ pub enum Cmd {
 pub enum AgentCmd {
     /// Write the next message in this conversation.
     Write(String),
+    /// Write this many long messages in this conversation at once.
+    Flood(String, usize),
     /// Drop the connection now (a TCP reset with `reset`), then reconnect.
     Drop {
         /// Reset rather than close.
@@ -119,6 +137,8 @@ pub struct Stats {
     pub customer_drops: Counter,
     /// Agent connections dropped by the tool.
     pub agent_drops: Counter,
+    /// Customers that stopped reading for a while.
+    pub stalls: Counter,
     /// Customer resumes that got a socket.
     pub reconnects: Counter,
     /// Agent reconnects that got `ready`.

@@ -31,6 +31,8 @@ pub struct ChaosResults {
     pub seed: u64,
     /// Forced disconnects by the chaos schedule: customers, agents.
     pub forced_disconnects: (usize, usize),
+    /// Customers that stopped reading while their agent flooded them.
+    pub stalls: usize,
     /// Connections the drain dropped to make clients send what was still unacknowledged.
     pub drain_resyncs: usize,
     /// Times the server was killed with SIGKILL, and how long each restart took to be healthy, ms.
@@ -83,7 +85,15 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         conversations.clone(),
         stats.clone(),
     ));
-    let (forced, kills) = disrupt(&args, &mut rng, &mut server, &customers, &agents).await?;
+    let (forced, kills) = disrupt(
+        &args,
+        &mut rng,
+        &mut server,
+        &customers,
+        &agents,
+        &conversations,
+    )
+    .await?;
     writer.abort();
     let chaos_seconds = started.elapsed().as_secs_f64();
     eprintln!(
@@ -108,6 +118,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         seed,
         forced_disconnects: forced,
         drain_resyncs,
+        stalls: stats.stalls.get(),
         kills,
         reconnects: (stats.reconnects.get(), stats.agent_reconnects.get()),
         closed_by_server: stats.closed_by_server.get(),
@@ -128,11 +139,12 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         settings: json!({
             "disconnects": args.disconnects(), "conversations": n, "agents": specs.len(),
             "rate": args.rate, "every_ms": args.every_ms, "kills": args.kills, "seed": seed,
+            "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood,
             "server_env": CHAOS_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         }),
         notes: vec![format!(
-            "repeat with: frontdesk-load chaos --seed {seed} --disconnects {} --conversations {n} --agents {} --rate {} --every-ms {} --kills {}",
-            args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills
+            "repeat with: frontdesk-load chaos --seed {seed} --disconnects {} --conversations {n} --agents {} --rate {} --every-ms {} --kills {} --stalls {} --stall-ms {} --flood {}",
+            args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood
         )],
         results,
     };
@@ -259,7 +271,7 @@ async fn write(
     }
 }
 
-/// The disconnects, one every `--every-ms`, and the kills spread among them. Returns the forced
+/// The disconnects, one every `--every-ms`, and the kills and stalls spread among them. Returns the forced
 /// disconnects (customers, agents) and each restart's time to health, ms.
 async fn disrupt(
     args: &ChaosArgs,
@@ -267,10 +279,16 @@ async fn disrupt(
     server: &mut Server,
     customers: &[UnboundedSender<Cmd>],
     agents: &[UnboundedSender<AgentCmd>],
+    conversations: &Conversations,
 ) -> anyhow::Result<((usize, usize), Vec<f64>)> {
     let total = args.disconnects();
     let kill_at: Vec<usize> = (1..=args.kills)
         .map(|k| k * total / (args.kills + 1))
+        .collect();
+    // Stalls sit between the kills, so a stalled reader is not just a dead server.
+    let stalls = args.stalls();
+    let stall_at: Vec<usize> = (0..stalls)
+        .map(|k| (2 * k + 1) * total / (2 * stalls + 2))
         .collect();
     let mut forced = (0, 0);
     let mut kills = Vec::new();
@@ -287,6 +305,10 @@ async fn disrupt(
             );
             kills.push(took.as_secs_f64() * 1000.0);
         }
+        if stall_at.contains(&i) {
+            stall(args, rng, customers, agents, conversations);
+            continue;
+        }
         let reset = rng.gen_bool(0.5);
         if rng.gen_bool(0.75) {
             let _ = customers[rng.gen_range(0..customers.len())].send(Cmd::Drop { reset });
@@ -297,6 +319,29 @@ async fn disrupt(
         }
     }
     Ok((forced, kills))
+}
+
+/// A slow reader: a random customer stops reading while its agent sends it `--flood` long
+/// messages at once.
+fn stall(
+    args: &ChaosArgs,
+    rng: &mut StdRng,
+    customers: &[UnboundedSender<Cmd>],
+    agents: &[UnboundedSender<AgentCmd>],
+    conversations: &Conversations,
+) {
+    let i = rng.gen_range(0..customers.len());
+    let (holder, id) = {
+        let l = conversations[i].lock().unwrap_or_else(|e| e.into_inner());
+        (l.holder, l.id.clone())
+    };
+    let Some(h) = holder else { return };
+    eprintln!(
+        "chaos: customer {i} stops reading for {} ms while its agent sends {} long messages",
+        args.stall_ms, args.flood
+    );
+    let _ = customers[i].send(Cmd::Stall(Duration::from_millis(args.stall_ms)));
+    let _ = agents[h].send(AgentCmd::Flood(id, args.flood));
 }
 
 /// Waits until nothing is unacknowledged, making clients with messages still pending reconnect
