@@ -46,6 +46,8 @@ fn route(path: &str) -> Option<(String, usize)> {
 
 async fn connection(stream: TcpStream, pairs: Pairs) {
     let mut path = String::new();
+    // The error type is tungstenite's (an HTTP response); this callback never returns it.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, response: Response| {
         path = req.uri().path().to_owned();
         Ok(response)
