@@ -11,6 +11,7 @@ import json
 import sys
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -45,6 +46,10 @@ def main():
                     ax.plot([rate], [v], "o", color=colour, mfc="white" if saturated else colour)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        rates = sorted({p[0] for points in series(report).values() for p in points})
+        ax.set_xticks(rates, [f"{r:,.0f}" for r in rates])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("offered load, per second")
         ax.set_ylabel("latency from the planned send, ms")
         machine = report["machine"]

@@ -313,6 +313,7 @@ impl Session {
         for q in 0..self.asks {
             let text = self.questions.get(n as usize * self.asks + q);
             let sent = Instant::now();
+            self.desk.asked.fetch_add(1, Ordering::Relaxed);
             ws::send(
                 &mut sink,
                 &json!({"type": "message", "client_id": format!("q{q}"), "text": text}),

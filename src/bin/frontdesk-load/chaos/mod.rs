@@ -53,10 +53,10 @@ pub struct ChaosArgs {
     #[arg(long)]
     stalls: Option<usize>,
     /// How long a stalled customer reads nothing, ms.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = 10000)]
     stall_ms: u64,
     /// Long messages (3,500 characters) the agent sends a stalled customer.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 6000)]
     flood: usize,
     /// Seed of the random choices (printed, to repeat a run exactly as far as timing allows).
     #[arg(long)]

@@ -271,7 +271,8 @@ async fn write(
     }
 }
 
-/// The disconnects, one every `--every-ms`, and the kills and stalls spread among them. Returns the forced
+/// The disconnects, one every `--every-ms`, with the kills spread among them; then the slow
+/// readers, one after another. Returns the forced
 /// disconnects (customers, agents) and each restart's time to health, ms.
 async fn disrupt(
     args: &ChaosArgs,
@@ -284,11 +285,6 @@ async fn disrupt(
     let total = args.disconnects();
     let kill_at: Vec<usize> = (1..=args.kills)
         .map(|k| k * total / (args.kills + 1))
-        .collect();
-    // Stalls sit between the kills, so a stalled reader is not just a dead server.
-    let stalls = args.stalls();
-    let stall_at: Vec<usize> = (0..stalls)
-        .map(|k| (2 * k + 1) * total / (2 * stalls + 2))
         .collect();
     let mut forced = (0, 0);
     let mut kills = Vec::new();
@@ -305,10 +301,6 @@ async fn disrupt(
             );
             kills.push(took.as_secs_f64() * 1000.0);
         }
-        if stall_at.contains(&i) {
-            stall(args, rng, customers, agents, conversations);
-            continue;
-        }
         let reset = rng.gen_bool(0.5);
         if rng.gen_bool(0.75) {
             let _ = customers[rng.gen_range(0..customers.len())].send(Cmd::Drop { reset });
@@ -317,6 +309,12 @@ async fn disrupt(
             let _ = agents[rng.gen_range(0..agents.len())].send(AgentCmd::Drop { reset });
             forced.1 += 1;
         }
+    }
+    // Slow readers last, one at a time with no disconnect or kill to end them early: the stalled
+    // customer's socket stays open, as a phone's does when its app is in the background.
+    for _ in 0..args.stalls() {
+        stall(args, rng, customers, agents, conversations);
+        tokio::time::sleep(Duration::from_millis(args.stall_ms + 2000)).await;
     }
     Ok((forced, kills))
 }
