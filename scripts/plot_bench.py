@@ -24,6 +24,8 @@ def series(report):
         if row.get("rate") is None:
             continue
         m = row["median"]
+        if m["p50_ms"] is None:  # nothing came back at all (NaN in the report)
+            continue
         saturated = m["p50_ms"] > 1000 or m["lost"] * 100 > m["sent"]
         out.setdefault(row["series"], []).append((row["rate"], m["p50_ms"], m["p99_ms"], saturated))
     return {name: sorted(points) for name, points in out.items()}
