@@ -32,7 +32,7 @@ pub struct DeskArgs {
     #[command(flatten)]
     common: Common,
     /// New customers per second.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::schedule::positive_rate)]
     arrivals: f64,
     /// Seconds customers keep arriving.
     #[arg(long, default_value_t = 60.0)]
@@ -214,15 +214,7 @@ async fn one_run(
     questions: Arc<Questions>,
 ) -> anyhow::Result<([Summary; 3], Counts)> {
     let desk = Arc::new(Desk::default());
-    let http = reqwest::Client::new();
-    let mut agent_tasks = Vec::new();
-    for (i, spec) in agents.iter().enumerate() {
-        let token = ws::login(&http, &server.url(""), &spec.email, PASSWORD).await?;
-        let url = server.ws_url(&format!("/ws/agent?token={token}"));
-        let ws = ws::connect(server.addr(), &url, None).await?;
-        let agent = agent::Agent::new(i, desk.clone(), args.claim, args.max_chats);
-        agent_tasks.push(tokio::spawn(agent.run(ws)));
-    }
+    let agent_tasks = start_agents(server, agents, args, &desk).await?;
     let step = Step {
         rate: args.arrivals,
         duration: Duration::from_secs_f64(args.seconds),
@@ -284,6 +276,25 @@ async fn one_run(
         failed: desk.failed.load(Ordering::Relaxed) + customers - finished,
     };
     Ok((summaries, counts))
+}
+
+/// Logs the agents in and starts them working.
+async fn start_agents(
+    server: &Server,
+    agents: &[AgentSpec],
+    args: &DeskArgs,
+    desk: &Arc<Desk>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for (i, spec) in agents.iter().enumerate() {
+        let token = ws::login(&http, &server.url(""), &spec.email, PASSWORD).await?;
+        let url = server.ws_url(&format!("/ws/agent?token={token}"));
+        let ws = ws::connect(server.addr(), &url, None).await?;
+        let agent = agent::Agent::new(i, desk.clone(), args.claim, args.max_chats);
+        tasks.push(tokio::spawn(agent.run(ws)));
+    }
+    Ok(tasks)
 }
 
 /// One customer's visit.

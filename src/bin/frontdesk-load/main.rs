@@ -76,7 +76,7 @@ pub struct Common {
     #[arg(long, default_value = "knowledge_base")]
     pub kb: PathBuf,
     /// Repeat the whole profile this many times (a new server each time); tables show medians.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub runs: usize,
     /// Print the report as JSON on stdout instead of tables.
     #[arg(long)]
@@ -88,6 +88,13 @@ pub struct Common {
     /// FRONTDESK_LIMITS__MESSAGES_PER_SECOND=5` (repeat for several). They win over the profile's.
     #[arg(long = "server-env", value_parser = parse_env)]
     pub server_env: Vec<(String, String)>,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("{s:?} is not a count of 1 or more"))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -40,7 +40,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 8)]
     agents: usize,
     /// Messages written per second, customers and agents together.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = crate::schedule::positive_rate)]
     rate: f64,
     /// Milliseconds between two forced disconnects.
     #[arg(long, default_value_t = 50)]

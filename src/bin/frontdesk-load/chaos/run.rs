@@ -61,6 +61,9 @@ pub struct ChaosResults {
 
 /// Runs the chaos profile once; exit code 1 when a check failed.
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
+    if args.common.runs != 1 {
+        bail!("a chaos run is one run with one verdict: repeat the command (with --seed) instead of --runs");
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let machine = Machine::read(&args.common);
@@ -109,39 +112,21 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         let _ = tx.send(AgentCmd::Stop);
     }
     let verdict = verify(&server, &specs[0], &conversations).await?;
-    let samples = stats
-        .samples
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let results = ChaosResults {
+    let results = ChaosResults::from_stats(
+        &stats,
         seed,
-        forced_disconnects: forced,
-        drain_resyncs,
-        stalls: stats.stalls.get(),
+        forced,
         kills,
-        reconnects: (stats.reconnects.get(), stats.agent_reconnects.get()),
-        closed_by_server: stats.closed_by_server.get(),
-        failed_attempts: stats.failed_attempts.get(),
-        sessions_lost: stats.sessions_lost.get(),
-        ownership_lost: stats.ownership_lost.get(),
-        no_holder: stats.no_holder.get(),
-        error_frames: stats.errors.get(),
-        samples,
+        drain_resyncs,
         chaos_seconds,
         verdict,
-    };
+    );
     let passed = results.verdict.passed() && results.sessions_lost == 0;
     let report = Report {
         profile: "chaos",
         machine,
         runs: 1,
-        settings: json!({
-            "disconnects": args.disconnects(), "conversations": n, "agents": specs.len(),
-            "rate": args.rate, "every_ms": args.every_ms, "kills": args.kills, "seed": seed,
-            "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood,
-            "server_env": CHAOS_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-        }),
+        settings: settings(&args, seed, n, specs.len()),
         notes: vec![format!(
             "repeat with: frontdesk-load chaos --seed {seed} --disconnects {} --conversations {n} --agents {} --rate {} --every-ms {} --kills {} --stalls {} --stall-ms {} --flood {}",
             args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood
@@ -154,6 +139,49 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+impl ChaosResults {
+    fn from_stats(
+        stats: &Stats,
+        seed: u64,
+        forced_disconnects: (usize, usize),
+        kills: Vec<f64>,
+        drain_resyncs: usize,
+        chaos_seconds: f64,
+        verdict: Verdict,
+    ) -> Self {
+        Self {
+            seed,
+            forced_disconnects,
+            drain_resyncs,
+            stalls: stats.stalls.get(),
+            kills,
+            reconnects: (stats.reconnects.get(), stats.agent_reconnects.get()),
+            closed_by_server: stats.closed_by_server.get(),
+            failed_attempts: stats.failed_attempts.get(),
+            sessions_lost: stats.sessions_lost.get(),
+            ownership_lost: stats.ownership_lost.get(),
+            no_holder: stats.no_holder.get(),
+            error_frames: stats.errors.get(),
+            samples: stats
+                .samples
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            chaos_seconds,
+            verdict,
+        }
+    }
+}
+
+fn settings(args: &ChaosArgs, seed: u64, conversations: usize, agents: usize) -> serde_json::Value {
+    json!({
+        "disconnects": args.disconnects(), "conversations": conversations, "agents": agents,
+        "rate": args.rate, "every_ms": args.every_ms, "kills": args.kills, "seed": seed,
+        "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood,
+        "server_env": CHAOS_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
 
