@@ -99,9 +99,9 @@ impl Customer {
                                 break;
                             }
                         }
-                        Some(Cmd::Stall(pause)) => {
+                        Some(Cmd::Stall(most)) => {
                             self.stats.stalls.inc();
-                            tokio::time::sleep(pause).await;
+                            self.stall(most).await;
                         }
                         Some(Cmd::Drop { reset }) => {
                             if let Ok(ws) = sink.reunite(stream) {
@@ -122,6 +122,17 @@ impl Customer {
                     },
                 }
             }
+        }
+    }
+
+    /// Reads nothing until the agent's messages in this conversation are all acknowledged (the
+    /// server took them all), or for `most` at the longest: on a server that waits on slow
+    /// readers, the stall lasts until the buffers are full whatever the server's speed.
+    async fn stall(&self, most: Duration) {
+        let until = tokio::time::Instant::now() + most;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while tokio::time::Instant::now() < until && !self.ledger().agent.pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -52,8 +52,9 @@ pub struct ChaosArgs {
     /// (a slow reader; default 3, 1 with --short).
     #[arg(long)]
     stalls: Option<usize>,
-    /// How long a stalled customer reads nothing, ms.
-    #[arg(long, default_value_t = 10000)]
+    /// A stalled customer reads nothing until its agent's flood is acknowledged, or this many
+    /// ms at most.
+    #[arg(long, default_value_t = 20000)]
     stall_ms: u64,
     /// Long messages (3,500 characters) the agent sends a stalled customer.
     #[arg(long, default_value_t = 6000)]
@@ -89,7 +90,8 @@ pub enum Cmd {
         /// Reset rather than close.
         reset: bool,
     },
-    /// Read nothing for this long (the socket stays open).
+    /// Read nothing until the agent's messages are acknowledged, for this long at most (the
+    /// socket stays open).
     Stall(Duration),
     /// Stop.
     Stop,

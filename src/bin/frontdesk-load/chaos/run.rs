@@ -363,35 +363,43 @@ fn stall(
     };
     let Some(h) = holder else { return };
     eprintln!(
-        "chaos: customer {i} stops reading for {} ms while its agent sends {} long messages",
+        "chaos: customer {i} stops reading (until the flood is acknowledged, {} ms at most) while its agent sends {} long messages",
         args.stall_ms, args.flood
     );
     let _ = customers[i].send(Cmd::Stall(Duration::from_millis(args.stall_ms)));
     let _ = agents[h].send(AgentCmd::Flood(id, args.flood));
 }
 
-/// Waits until nothing is unacknowledged, making clients with messages still pending reconnect
-/// (and so send them again) every 5 s; at most 60 s. Returns the reconnects it asked for.
+/// Waits until nothing is unacknowledged, making clients whose pending messages made no progress
+/// in 5 s reconnect (and so send them again); at most 60 s. Returns the reconnects it asked for.
 async fn drain(
     conversations: &Conversations,
     customers: &[UnboundedSender<Cmd>],
     agents: &[UnboundedSender<AgentCmd>],
 ) -> usize {
     let mut resyncs = 0;
+    // Pending counts at the last check: a client whose count has not gone down in 5 s is stuck
+    // (an error frame, a lost ack) and is made to reconnect; one still working is left alone.
+    let mut before: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); conversations.len()];
     for round in 1..=60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut pending = 0;
         for (i, l) in conversations.iter().enumerate() {
             let l = l.lock().unwrap_or_else(|e| e.into_inner());
-            pending += l.customer.pending.len() + l.agent.pending.len();
-            if round % 5 == 0 && !l.customer.pending.is_empty() {
+            let now = (l.customer.pending.len(), l.agent.pending.len());
+            pending += now.0 + now.1;
+            if round % 5 != 0 {
+                continue;
+            }
+            if now.0 > 0 && now.0 >= before[i].0 {
                 let _ = customers[i].send(Cmd::Drop { reset: false });
                 resyncs += 1;
             }
-            if let (true, Some(h)) = (round % 5 == 0 && !l.agent.pending.is_empty(), l.holder) {
+            if let (true, Some(h)) = (now.1 > 0 && now.1 >= before[i].1, l.holder) {
                 let _ = agents[h].send(AgentCmd::Drop { reset: false });
                 resyncs += 1;
             }
+            before[i] = now;
         }
         if pending == 0 {
             break;
