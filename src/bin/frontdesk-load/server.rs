@@ -1,0 +1,339 @@
+//! Starts and stops the processes under test: `frontdesk serve` on a temporary store with a copy
+//! of a knowledge base (agent accounts added with `frontdesk agent add` first), and the floor
+//! relay. Reads the server's memory from `/proc/<pid>/status`; kills it with SIGKILL and starts it
+//! again on the same store for chaos runs.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+
+use crate::report::absolute;
+use crate::Common;
+
+/// How long a server may take to answer `/api/health` after starting (the first start on a new
+/// knowledge base embeds every section).
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// An agent account to create before the server starts.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// Display name.
+    pub name: String,
+    /// Login email.
+    pub email: String,
+    /// Chats at once.
+    pub max_chats: usize,
+}
+
+/// The password of every account the tool creates.
+pub const PASSWORD: &str = "load-test-password";
+
+impl AgentSpec {
+    /// `count` agents named `Agent 1…`, each taking `max_chats` chats.
+    pub fn many(count: usize, max_chats: usize) -> Vec<Self> {
+        (1..=count)
+            .map(|i| Self {
+                name: format!("Agent {i}"),
+                email: format!("agent{i}@load.test"),
+                max_chats,
+            })
+            .collect()
+    }
+}
+
+/// A running `frontdesk serve`.
+pub struct Server {
+    child: Option<Child>,
+    port: u16,
+    bin: PathBuf,
+    root: PathBuf,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+    starts: usize,
+}
+
+impl Server {
+    /// Copies the knowledge base into a temporary folder, creates `agents` on a new store there,
+    /// starts the server with the profile's settings (`env`, then `--server-env`), and waits for
+    /// `/api/health`.
+    pub async fn start(
+        common: &Common,
+        env: &[(&str, String)],
+        agents: &[AgentSpec],
+    ) -> anyhow::Result<Self> {
+        let bin = absolute(&common.server_bin);
+        if !bin.is_file() {
+            bail!(
+                "no server binary at {}: build it with `cargo build --release --bin frontdesk` \
+                 (or pass --server-bin)",
+                bin.display()
+            );
+        }
+        let root = absolute(&common.root);
+        if !root.join("models").is_dir() {
+            bail!(
+                "{} has no models/ folder: run from the repository (after `make setup`) or pass --root",
+                root.display()
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("frontdesk-load")
+            .tempdir()?;
+        let kb = dir.path().join("kb");
+        copy_dir(&absolute(&common.kb), &kb)
+            .with_context(|| format!("copying the knowledge base {}", common.kb.display()))?;
+        let cache = root.join("target/frontdesk-load");
+        std::fs::create_dir_all(&cache)?;
+        let port = free_port()?;
+        let mut all: Vec<(String, String)> = vec![
+            (
+                "FRONTDESK_CONFIG".into(),
+                dir.path().join("none.toml").display().to_string(),
+            ),
+            ("FRONTDESK_SERVER__HOST".into(), "127.0.0.1".into()),
+            ("FRONTDESK_SERVER__PORT".into(), port.to_string()),
+            (
+                "FRONTDESK_STORE__URL".into(),
+                format!("sqlite://{}", dir.path().join("load.db").display()),
+            ),
+            ("FRONTDESK_KB__DIR".into(), kb.display().to_string()),
+            (
+                "FRONTDESK_KB__EMBEDDING_CACHE".into(),
+                cache.join("embeddings.cache").display().to_string(),
+            ),
+            ("FRONTDESK_AGENTS__DEMO_AGENT".into(), "false".into()),
+            ("RUST_LOG".into(), "warn".into()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        all.extend(common.server_env.iter().cloned());
+        let mut server = Self {
+            child: None,
+            port,
+            bin,
+            root,
+            env: all,
+            dir,
+            starts: 0,
+        };
+        for agent in agents {
+            server.add_agent(agent).await?;
+        }
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    async fn add_agent(&self, agent: &AgentSpec) -> anyhow::Result<()> {
+        let output = Command::new(&self.bin)
+            .args([
+                "agent",
+                "add",
+                "--name",
+                &agent.name,
+                "--email",
+                &agent.email,
+            ])
+            .args([
+                "--password",
+                PASSWORD,
+                "--max-chats",
+                &agent.max_chats.to_string(),
+            ])
+            .envs(self.env.iter().cloned())
+            .current_dir(&self.root)
+            .output()
+            .await
+            .context("running `frontdesk agent add`")?;
+        if !output.status.success() {
+            bail!(
+                "`frontdesk agent add` for {} failed: {}",
+                agent.email,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<Duration> {
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path())?;
+        let started = Instant::now();
+        let child = Command::new(&self.bin)
+            .arg("serve")
+            .envs(self.env.iter().cloned())
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.child = Some(child);
+        self.wait_healthy().await?;
+        Ok(started.elapsed())
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "the server exited ({status}) while starting:\n{}",
+                        self.log_tail()
+                    );
+                }
+            }
+            let ok = http
+                .get(self.url("/api/health"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the server did not answer /api/health within {START_TIMEOUT:?}:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join(format!("server-{}.log", self.starts))
+    }
+
+    /// The last lines the server wrote.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `ws://127.0.0.1:PORT{path}`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The copy of the knowledge base the server answers from (edit it to test reloads).
+    pub fn kb_dir(&self) -> PathBuf {
+        self.dir.path().join("kb")
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// The server's resident memory, KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let pid = self.pid().context("the server is not running")?;
+        rss_kib(pid)
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, nothing flushed) and waits for it to be gone.
+    pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child
+                .start_kill()
+                .context("sending SIGKILL to the server")?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same store, port and settings; returns how long it took to
+    /// answer `/api/health`.
+    pub async fn restart(&mut self) -> anyhow::Result<Duration> {
+        self.spawn().await
+    }
+}
+
+/// The resident memory of process `pid`, KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    crate::report::kib_field(&status, "VmRSS:").context("no VmRSS in /proc/<pid>/status")
+}
+
+/// A port free on 127.0.0.1 now.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if !from.is_dir() {
+        bail!("{} is not a folder", from.display());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The floor relay, run as its own process (this binary's `floor` command).
+pub struct FloorProcess {
+    /// Killed when this is dropped.
+    _child: Child,
+    port: u16,
+}
+
+impl FloorProcess {
+    /// Starts `frontdesk-load floor` on a free port and waits until it accepts connections.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let exe =
+            std::env::current_exe().context("finding this program to start the floor relay")?;
+        let child = Command::new(exe)
+            .args(["floor", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the floor relay")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("the floor relay did not listen on port {port} within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Self {
+            _child: child,
+            port,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+}
