@@ -15,7 +15,7 @@ pub struct AgentRow {
     pub name: String,
     /// Login.
     pub email: String,
-    /// `agent` or `admin`.
+    /// `agent`, `admin` or `editor` (typed as [`crate::accounts::Role`] by the accounts).
     pub role: String,
     /// Teams the agent serves; empty serves every team.
     pub teams: Vec<String>,
@@ -61,6 +61,8 @@ pub struct HandoffRow {
     pub csat_score: Option<i64>,
     /// The customer's comment.
     pub csat_comment: Option<String>,
+    /// When it left the queue because the customer was gone.
+    pub abandoned_at: Option<i64>,
 }
 
 /// A private note.
@@ -154,6 +156,7 @@ fn handoff_row(r: &sqlx::sqlite::SqliteRow) -> HandoffRow {
         resolved_at: r.get("resolved_at"),
         csat_score: r.get("csat_score"),
         csat_comment: r.get("csat_comment"),
+        abandoned_at: r.get("abandoned_at"),
     }
 }
 
@@ -297,6 +300,16 @@ impl Store {
         Ok(())
     }
 
+    /// The hand-off ended without a person: the customer left the queue and did not come back.
+    pub async fn handoff_abandoned(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE handoffs SET abandoned_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The hand-off was resolved.
     pub async fn handoff_resolved(&self, id: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE handoffs SET resolved_at = $2 WHERE id = $1")
@@ -402,13 +415,13 @@ impl Store {
         &self,
         conversation: &str,
         seq: i64,
-        understanding: &serde_json::Value,
+        understanding: &str,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING")
             .bind(conversation)
             .bind(seq)
-            .bind(understanding.to_string())
+            .bind(understanding)
             .bind(now)
             .execute(&self.pool)
             .await?;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use frontdesk::escalation::Understand;
-use frontdesk::handoff::accounts::{create_agent, NewAgent};
+use frontdesk::accounts::{self, NewAccount};
+use frontdesk::escalation::{Scripted, Understand};
 use frontdesk::kb::KnowledgeBase;
-use frontdesk::nlu::{EmbeddingCache, Encoder};
+use frontdesk::nlu::{EmbeddingCache, Encoder, Understanding};
 use frontdesk::settings::NluSettings;
 use frontdesk::{App, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -81,13 +81,13 @@ impl TestApp {
     /// Creates an account of `role` and logs in over HTTP; returns the token.
     pub async fn account_token(&self, name: &str, role: &str, teams: &[&str]) -> String {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
-        create_agent(
+        accounts::create(
             &self.store,
-            NewAgent {
+            NewAccount {
                 name: name.into(),
                 email: email.clone(),
                 password: "secret-pw".into(),
-                role: role.into(),
+                role: role.parse().expect("a known role"),
                 teams: teams.iter().map(|t| t.to_string()).collect(),
                 max_chats: 3,
             },
@@ -167,14 +167,15 @@ pub async fn spawn_app_with_files(files: &[(&str, &str)]) -> TestApp {
     spawn_in(kb, |_| {}).await
 }
 
-/// The server with a copy of the demo knowledge base, adjusted settings, and `understand` in the
-/// language-understanding seam.
+/// The server with a copy of the demo knowledge base, adjusted settings, and `script` deciding
+/// what customers mean (on the real embeddings, so the bot still finds its passages).
 pub async fn spawn_app_understanding(
     adjust: impl FnOnce(&mut Settings),
-    understand: Arc<dyn Understand>,
+    script: fn(&str) -> Understanding,
 ) -> TestApp {
     let kb = tempfile::tempdir().expect("temp dir");
     copy_dir(&root().join("knowledge_base"), kb.path());
+    let understand: Arc<dyn Understand> = Arc::new(Scripted::new(nlu().0, script));
     spawn_in_with(kb, adjust, Some(understand)).await
 }
 
@@ -331,6 +332,26 @@ impl Client {
         frames
     }
 
+    /// Sends `ping` and returns the frames (but typing indicators) that arrive before its `pong`:
+    /// the server answers a ping only once everything sent before it has been handled, so this
+    /// is everything the earlier frames caused on this socket.
+    pub async fn settle(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": "settle"})).await;
+        let mut frames = Vec::new();
+        loop {
+            let f = self.recv().await;
+            if f["type"] == "pong" && f["id"] == "settle" {
+                return frames;
+            }
+            frames.push(f);
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code (None for a plain drop).
+    pub async fn closed(&mut self, wait: Duration) -> Option<u16> {
+        closed(&mut self.ws, wait).await
+    }
+
     /// Sends hello and returns the welcome.
     pub async fn hello(&mut self, session: Option<&str>, last_seq: Option<i64>) -> Value {
         self.send(
@@ -362,6 +383,8 @@ impl Client {
 /// An agent's console WebSocket.
 pub struct AgentClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The queue as the frames read so far tell it (a `queue` snapshot, then `queue_changed`).
+    queue: std::collections::BTreeMap<String, Value>,
 }
 
 impl AgentClient {
@@ -371,7 +394,10 @@ impl AgentClient {
         ))
         .await
         .expect("the agent WebSocket connects");
-        Self { ws }
+        Self {
+            ws,
+            queue: Default::default(),
+        }
     }
 
     /// The agent socket as the console opens it: the token follows in an `auth` frame.
@@ -379,7 +405,10 @@ impl AgentClient {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/agent"))
             .await
             .expect("the agent WebSocket connects");
-        Self { ws }
+        Self {
+            ws,
+            queue: Default::default(),
+        }
     }
 
     pub async fn send(&mut self, frame: Value) {
@@ -397,10 +426,63 @@ impl AgentClient {
                 .expect("the connection stays open")
                 .expect("a frame")
             {
-                Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
+                Message::Text(text) => {
+                    let frame: Value = serde_json::from_str(&text).expect("JSON");
+                    self.follow_queue(&frame);
+                    return Some(frame);
+                }
                 Message::Close(reason) => panic!("the server closed the connection: {reason:?}"),
                 _ => continue,
             }
+        }
+    }
+
+    fn follow_queue(&mut self, frame: &Value) {
+        let entries = |key: &str| frame[key].as_array().cloned().unwrap_or_default();
+        match frame["type"].as_str() {
+            Some("queue") => {
+                self.queue.clear();
+                for e in entries("entries") {
+                    self.queue
+                        .insert(e["conversation_id"].as_str().unwrap().to_owned(), e);
+                }
+            }
+            Some("queue_changed") => {
+                for id in entries("removed") {
+                    self.queue.remove(id.as_str().unwrap());
+                }
+                for e in entries("upserted") {
+                    self.queue
+                        .insert(e["conversation_id"].as_str().unwrap().to_owned(), e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The queue as this console knows it, in queue order (by priority, then waiting time).
+    pub fn queue(&self) -> Vec<Value> {
+        let mut entries: Vec<Value> = self.queue.values().cloned().collect();
+        entries.sort_by_key(|e| {
+            (
+                -e["priority"].as_i64().unwrap(),
+                e["escalated_at"].as_i64().unwrap(),
+                e["conversation_id"].as_str().unwrap().to_owned(),
+            )
+        });
+        entries
+    }
+
+    /// Reads frames until the queue this console knows satisfies `pred`; returns it.
+    pub async fn wait_queue(&mut self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        loop {
+            let entries = self.queue();
+            if pred(&entries) {
+                return entries;
+            }
+            self.recv_any(WAIT)
+                .await
+                .expect("the queue changes as expected in time");
         }
     }
 
@@ -434,5 +516,41 @@ impl AgentClient {
             frames.push(f);
         }
         frames
+    }
+
+    /// Sends `ping` and returns the frames that arrive before its `pong` (see [`Client::settle`]).
+    pub async fn settle(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": "settle"})).await;
+        let mut frames = Vec::new();
+        loop {
+            let f = self.recv_any(WAIT).await.expect("the pong arrives in time");
+            if f["type"] == "pong" && f["id"] == "settle" {
+                return frames;
+            }
+            frames.push(f);
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code (None for a plain drop).
+    pub async fn closed(&mut self, wait: Duration) -> Option<u16> {
+        closed(&mut self.ws, wait).await
+    }
+}
+
+/// Reads until the server closes the socket (or `wait` passes: then a panic); the close code.
+async fn closed(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    wait: Duration,
+) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the server closes the socket in time");
+        match next {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
     }
 }
