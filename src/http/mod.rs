@@ -69,11 +69,11 @@ fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Ip
 }
 
 /// Socket buffers: small, so an idle socket costs little (frames larger than the read buffer are
-/// read in several steps).
+/// read in several steps). What waits to be written is bounded by the outbox, in frames; a frame
+/// itself may be large (a `welcome` with many missed frames).
 fn sized(ws: WebSocketUpgrade, max_frame: usize, write_buffer: usize) -> WebSocketUpgrade {
     ws.read_buffer_size(2 * 1024)
         .write_buffer_size(write_buffer)
-        .max_write_buffer_size(write_buffer + 4 * max_frame + (1 << 20))
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
 }

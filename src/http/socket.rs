@@ -16,7 +16,7 @@ use futures_util::SinkExt;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 
-use crate::fanout::Inbox;
+use crate::fanout::{Alarm, Inbox};
 use crate::protocol::CloseCode;
 use crate::settings::LimitSettings;
 
@@ -83,7 +83,7 @@ pub(super) async fn run<H: Handler>(
             _ = alarm.rung() => break Some(CloseCode::TooSlow),
             frame = inbox.recv() => {
                 let Some(frame) = frame else { break None };
-                if let Err(close) = write(&mut socket, &mut inbox, frame, timing.idle).await {
+                if let Err(close) = write(&mut socket, &mut inbox, &alarm, frame, timing.idle).await {
                     break close;
                 }
             }
@@ -161,6 +161,7 @@ async fn join<H>(busy: &mut Option<JoinHandle<H>>) -> Option<H> {
 async fn write(
     socket: &mut WebSocket,
     inbox: &mut Inbox,
+    alarm: &Alarm,
     frame: crate::protocol::Outbound,
     idle: Duration,
 ) -> Result<(), Option<CloseCode>> {
@@ -176,6 +177,7 @@ async fn write(
     tokio::select! {
         biased;
         done = writing => done.map_err(|_| None),
+        _ = alarm.rung() => Err(Some(CloseCode::TooSlow)),
         _ = tokio::time::sleep(idle) => Err(Some(CloseCode::IdleTimeout)),
     }
 }

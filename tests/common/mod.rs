@@ -283,6 +283,29 @@ impl Client {
         Self { ws }
     }
 
+    /// A customer socket from the local address `from` (any of 127.0.0.0/8), optionally with a
+    /// small kernel receive buffer (a phone on a bad network, or a client that stops reading).
+    pub async fn connect_from(
+        port: u16,
+        from: [u8; 4],
+        receive_buffer: Option<u32>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(std::net::SocketAddr::from((from, 0)))
+            .expect("127.0.0.0/8 addresses bind on Linux");
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).expect("receive buffer");
+        }
+        let stream = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .expect("TCP connects");
+        let url = format!("ws://127.0.0.1:{port}/ws/chat");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Self { ws })
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.send_raw(frame.to_string()).await;
     }
@@ -306,8 +329,11 @@ impl Client {
 
     /// The next frame of any type, or None if nothing comes within `wait`.
     pub async fn recv_any(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message
                 .expect("the connection stays open")
                 .expect("a frame")
@@ -352,6 +378,25 @@ impl Client {
         closed(&mut self.ws, wait).await
     }
 
+    /// The next text frame, or the close code when the server closes the socket (None when it
+    /// drops it without a close frame). Panics if nothing happens within `wait`.
+    pub async fn recv_or_close(&mut self, wait: Duration) -> Result<Value, Option<u16>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a frame or the close in time");
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text).expect("JSON frame"))
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
     /// Sends hello and returns the welcome.
     pub async fn hello(&mut self, session: Option<&str>, last_seq: Option<i64>) -> Value {
         self.send(
@@ -385,6 +430,8 @@ pub struct AgentClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// The queue as the frames read so far tell it (a `queue` snapshot, then `queue_changed`).
     queue: std::collections::BTreeMap<String, Value>,
+    /// The largest queue frame read so far, in bytes.
+    pub largest_queue_frame: usize,
 }
 
 impl AgentClient {
@@ -397,6 +444,7 @@ impl AgentClient {
         Self {
             ws,
             queue: Default::default(),
+            largest_queue_frame: 0,
         }
     }
 
@@ -408,6 +456,7 @@ impl AgentClient {
         Self {
             ws,
             queue: Default::default(),
+            largest_queue_frame: 0,
         }
     }
 
@@ -420,14 +469,20 @@ impl AgentClient {
 
     /// The next frame of any type, or None within `wait`.
     pub async fn recv_any(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message
                 .expect("the connection stays open")
                 .expect("a frame")
             {
                 Message::Text(text) => {
                     let frame: Value = serde_json::from_str(&text).expect("JSON");
+                    if frame["type"] == "queue" || frame["type"] == "queue_changed" {
+                        self.largest_queue_frame = self.largest_queue_frame.max(text.len());
+                    }
                     self.follow_queue(&frame);
                     return Some(frame);
                 }
