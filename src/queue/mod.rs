@@ -1,7 +1,7 @@
 //! The agents' desk, in memory: who is connected (presence, capacity), the queue of conversations
 //! waiting for a person (priority, team, waiting time), who holds which conversation, automatic
 //! assignment, and the timers that come due. It knows ids, teams and priorities; it does no I/O
-//! and writes no JSON: [`crate::conversation`] drives it, stores what must survive a restart, and
+//! and writes no JSON: the conversation module drives it, stores what must survive a restart, and
 //! tells customers and agents.
 //!
 //! Everything sits under one short-lived lock (never held across an `.await`), which makes a

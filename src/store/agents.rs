@@ -15,7 +15,7 @@ pub struct AgentRow {
     pub name: String,
     /// Login.
     pub email: String,
-    /// `agent`, `admin` or `editor` (typed as [`crate::accounts::Role`] by the accounts).
+    /// `agent`, `admin` or `editor` (the accounts module types it).
     pub role: String,
     /// Teams the agent serves; empty serves every team.
     pub teams: Vec<String>,
