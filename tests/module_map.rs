@@ -161,10 +161,7 @@ fn dependencies_point_one_way() {
             return;
         }
         if let Some(start) = path.iter().position(|p| p == m) {
-            panic!(
-                "a dependency cycle: {} → {m}",
-                path[start..].join(" → ")
-            );
+            panic!("a dependency cycle: {} → {m}", path[start..].join(" → "));
         }
         path.push(m.to_owned());
         for dep in map.get(m).into_iter().flatten() {

@@ -63,21 +63,11 @@ pub(super) async fn run<H: Handler>(
     handler: H,
     timing: Timing,
 ) {
-    let opened = Instant::now();
-    let mut heard = opened;
-    let mut pinged = false;
-    let mut greeted = handler.greeted();
+    let mut watch = Watch::new(handler.greeted());
     let mut idle: Option<H> = Some(handler);
     let mut busy: Option<JoinHandle<H>> = None;
     let alarm = inbox.alarm();
     let close = loop {
-        let deadline = if !greeted {
-            opened + timing.hello
-        } else if !pinged {
-            heard + timing.ping
-        } else {
-            heard + timing.idle
-        };
         tokio::select! {
             biased;
             _ = alarm.rung() => break Some(CloseCode::TooSlow),
@@ -89,42 +79,27 @@ pub(super) async fn run<H: Handler>(
             }
             done = join(&mut busy), if busy.is_some() => {
                 busy = None;
-                match done {
-                    Some(h) => {
-                        greeted = h.greeted();
-                        idle = Some(h);
-                    }
-                    None => break Some(CloseCode::InternalError),
-                }
+                let Some(h) = done else { break Some(CloseCode::InternalError) };
+                watch.greeted = h.greeted();
+                idle = Some(h);
             }
             incoming = socket.recv(), if idle.is_some() => {
-                heard = Instant::now();
-                pinged = false;
+                watch.heard();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(h) = idle.take() {
-                            busy = Some(tokio::spawn(h.on_text(text.to_string())));
-                        }
+                        busy = idle.take().map(|h| tokio::spawn(h.on_text(text.to_string())));
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        if let Some(h) = idle.as_mut() {
-                            h.on_binary();
-                        }
-                    }
+                    Some(Ok(Message::Binary(_))) => idle.iter_mut().for_each(|h| h.on_binary()),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
                 }
             }
-            _ = sleep_until(deadline), if idle.is_some() => {
-                if !greeted {
-                    break Some(CloseCode::HelloTimeout);
-                } else if !pinged {
-                    pinged = true;
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        break None;
-                    }
-                } else {
-                    break Some(CloseCode::IdleTimeout);
+            _ = sleep_until(watch.deadline(&timing)), if idle.is_some() => {
+                if let Err(close) = watch.expired() {
+                    break Some(close);
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
                 }
             }
         }
@@ -134,14 +109,59 @@ pub(super) async fn run<H: Handler>(
             code: code.code(),
             reason: code.reason().into(),
         };
-        let _ = timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        let closing = socket.send(Message::Close(Some(frame)));
+        let _ = timeout(Duration::from_secs(1), closing).await;
     }
     // A frame still being handled finishes on its own (its effects on the conversation
     // complete); what it sends this socket goes nowhere.
+}
+
+/// The socket's deadlines: to say hello, to be pinged, to be closed as idle.
+struct Watch {
+    opened: Instant,
+    heard: Instant,
+    pinged: bool,
+    greeted: bool,
+}
+
+impl Watch {
+    fn new(greeted: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            opened: now,
+            heard: now,
+            pinged: false,
+            greeted,
+        }
+    }
+
+    /// The client said something (a frame, a pong).
+    fn heard(&mut self) {
+        self.heard = Instant::now();
+        self.pinged = false;
+    }
+
+    fn deadline(&self, timing: &Timing) -> Instant {
+        if !self.greeted {
+            self.opened + timing.hello
+        } else if !self.pinged {
+            self.heard + timing.ping
+        } else {
+            self.heard + timing.idle
+        }
+    }
+
+    /// The deadline passed: ping the client (`Ok`), or close the socket.
+    fn expired(&mut self) -> Result<(), CloseCode> {
+        if !self.greeted {
+            Err(CloseCode::HelloTimeout)
+        } else if !self.pinged {
+            self.pinged = true;
+            Ok(())
+        } else {
+            Err(CloseCode::IdleTimeout)
+        }
+    }
 }
 
 /// Waits for the handling task; `None` if it panicked.

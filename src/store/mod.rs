@@ -1,5 +1,6 @@
 //! Persistence: conversations and their sequenced frames, bot turns and feedback; the human side
-//! (`agents`); what editors read (`reports`).
+//! (`agents`: accounts, tokens, hand-offs, notes); what a conversation was (`history`: turn
+//! signals, bot turns, summaries, search, tickets); what editors read (`reports`).
 //!
 //! SQLite (through sqlx, WAL mode) is the embedded default. Statements use `$N` placeholders and
 //! portable SQL so a Postgres backend can be added behind the same methods.
@@ -11,10 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod agents;
+mod history;
 mod reports;
-pub use agents::{
-    AgentRow, BotTurnRow, ConversationSummaryRow, HandoffRow, NoteRow, TicketRow, TokenLookup,
-};
+pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
+pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;
 
 /// What can go wrong storing or loading.
