@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use frontdesk::protocol::agent::AgentFrame;
 use frontdesk::protocol::customer::{check_message, ClientFrame, Visitor};
@@ -333,6 +332,5 @@ async fn reconnecting_widget(app: &common::TestApp, steps: Vec<Step>) -> Result<
     expected.sort();
     prop_assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
     client.close().await;
-    tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(())
 }

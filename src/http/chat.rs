@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
@@ -16,10 +17,11 @@ use axum::Router;
 use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::admission::{Pool, Slot};
-use crate::conversation::{ConversationError, Hello, Session};
+use crate::conversation::{ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
 use crate::protocol::{decode, encode, ErrorCode, Refusal};
+use crate::settings::LimitSettings;
 
 /// Frames above this size are cut off by the WebSocket layer itself (connection closed, 1009);
 /// between `max_frame_bytes` and this, the client gets a `frame_too_large` error frame.
@@ -49,8 +51,10 @@ async fn upgrade(
     })
 }
 
+/// One customer socket's state: kept small, as it lives as long as the socket.
 struct Connection {
-    state: AppState,
+    conversations: Conversations,
+    limits: Arc<LimitSettings>,
     outbox: Outbox,
     session: Option<Session>,
     messages: TokenBucket,
@@ -80,14 +84,15 @@ impl Handler for Connection {
 
 impl Connection {
     fn new(state: AppState, outbox: Outbox, slot: Slot) -> Self {
-        let limits = &state.limits;
+        let limits = state.limits;
         let messages = TokenBucket::new(limits.messages_per_second, limits.message_burst);
         let frames = TokenBucket::new(
             limits.messages_per_second * 20.0,
             limits.message_burst * 20.0,
         );
         Self {
-            state,
+            conversations: state.conversations,
+            limits,
             outbox,
             session: None,
             messages,
@@ -117,7 +122,7 @@ impl Connection {
             let slow_down = Refusal::new(ErrorCode::RateLimited, "too many frames; slow down");
             return self.refuse(slow_down, None);
         }
-        let frame = match decode::<ClientFrame>(text, self.state.limits.max_frame_bytes) {
+        let frame = match decode::<ClientFrame>(text, self.limits.max_frame_bytes) {
             Ok(frame) => frame,
             Err(refusal) => return self.refuse(refusal, None),
         };
@@ -143,12 +148,7 @@ impl Connection {
             return self.refuse(again, None);
         }
         let origin = self.origin();
-        match self
-            .state
-            .conversations
-            .open(hello, origin, &self.outbox)
-            .await
-        {
+        match self.conversations.open(hello, origin, &self.outbox).await {
             Ok(session) => self.session = Some(session),
             Err(e) => self.failed(e, None),
         }
@@ -173,7 +173,7 @@ impl Connection {
 
     /// Does what a frame other than `hello` and `message` asks; returns the answer to send.
     async fn act(&mut self, frame: ClientFrame) -> Result<Option<ServerFrame>, Fail> {
-        let conversations = self.state.conversations.clone();
+        let conversations = self.conversations.clone();
         let Some(session) = self.session.as_mut() else {
             return Err(Refusal::new(ErrorCode::HelloFirst, "send a hello frame first").into());
         };
@@ -194,7 +194,7 @@ impl Connection {
             }
             ClientFrame::LeaveEmail { email, message } => {
                 let message = message.unwrap_or_default();
-                let max = self.state.limits.max_message_chars;
+                let max = self.limits.max_message_chars;
                 if message.chars().count() > max {
                     let long = format!("the message is limited to {max} characters");
                     return Err(Refusal::new(ErrorCode::MessageTooLong, long).into());
@@ -217,7 +217,7 @@ impl Connection {
     }
 
     async fn message(&mut self, client_id: &str, text: &str) {
-        let text = match check_message(client_id, text, self.state.limits.max_message_chars) {
+        let text = match check_message(client_id, text, self.limits.max_message_chars) {
             Ok(text) => text,
             Err(refusal) => return self.refuse(refusal, Some(client_id)),
         };
@@ -231,7 +231,7 @@ impl Connection {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let conversations = self.state.conversations.clone();
+        let conversations = self.conversations.clone();
         let stored = match conversations.message(session, client_id, text).await {
             Ok(stored) => stored,
             Err(e) => return self.failed(e, Some(client_id)),
