@@ -33,6 +33,8 @@ async fn claimed(app: &TestApp, token: &str) -> (common::AgentClient, Client, St
         .send(json!({"type": "claim", "conversation_id": id}))
         .await;
     agent.next("assigned").await;
+    // The customer is told a person joined (after the system message about the queue).
+    while customer.recv().await["state"] != "agent" {}
     (agent, customer, id)
 }
 
@@ -126,7 +128,6 @@ async fn a_disconnected_agents_chats_go_back_to_the_queue_after_the_grace_period
     );
     let mut kim = app.agent(&kim_token).await;
     let (sam, mut customer, id) = claimed(&app, &sam_token).await;
-    customer.settle().await;
     kim.wait_queue(|q| q.is_empty()).await;
 
     drop(sam);
@@ -164,6 +165,12 @@ async fn the_reply_timer_runs_for_the_whole_chat_not_just_the_first_reply() {
     sam.next_event(|f| f["from"] == "agent").await;
     // The agent had the last word: no timer runs, however long the customer takes.
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    let meanwhile = sam.settle().await;
+    assert!(
+        meanwhile.iter().all(|f| f["type"] != "unassigned"),
+        "{meanwhile:?}"
+    );
+    assert_eq!(customer.recv().await["text"], "Hi, Sam here.");
     customer.settle().await;
     customer
         .send(json!({"type": "message", "client_id": "m1", "text": "Hello? Are you there?"}))
