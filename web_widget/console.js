@@ -308,9 +308,10 @@
       } else {
         S.chats.delete(c.id);
         if (S.selected === c.id) S.selected = null;
-        toast(f.reason === 'no_reply'
-          ? customerName(c.context.customer) + '’s chat went back to the queue: no reply in time.'
-          : 'Transferred ' + customerName(c.context.customer) + '’s chat.');
+        const who = customerName(c.context.customer);
+        toast(f.reason === 'no_reply' ? who + '’s chat went back to the queue: no reply in time.'
+          : f.reason === 'disconnected' ? who + '’s chat went back to the queue while you were away.'
+            : 'Transferred ' + who + '’s chat.');
       }
       renderMine();
       renderCentre();
