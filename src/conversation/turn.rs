@@ -29,16 +29,23 @@ impl Conversations {
         if state == State::Resolved {
             state = core.back_to_bot(id).await?;
         }
-        let analysis = core.understand.understand(text).await?;
-        let signals = serde_json::to_string(&analysis.understanding).unwrap_or_default();
-        core.store
-            .record_turn_signals(id, stored.seq, &signals, now_ms())
-            .await?;
+        let analysis = core.understand.understand(text).await;
+        if let Ok(analysis) = &analysis {
+            let signals = serde_json::to_string(&analysis.understanding).unwrap_or_default();
+            core.store
+                .record_turn_signals(id, stored.seq, &signals, now_ms())
+                .await?;
+        }
         if state != State::Bot {
+            // A person has the chat: it goes on without the models if they failed.
+            if let Err(e) = &analysis {
+                tracing::error!(conversation = %id, "understanding a message failed: {e}");
+            }
             core.queue.customer_wrote(id, text, now_ms());
             core.tell_queue_changes();
             return Ok(());
         }
+        let analysis = analysis?;
         let history = core.history(id, stored.seq).await?;
         let before = core.policy.before_bot(&analysis.understanding, &history);
         if before.escalate && core.hand_over(session, before.clone()).await? {
