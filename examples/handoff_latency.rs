@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use frontdesk::handoff::accounts::{create_agent, NewAgent};
+use frontdesk::accounts::{self, NewAccount, Role};
 use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::{App, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -43,6 +43,8 @@ async fn main() -> anyhow::Result<()> {
     settings.store.url = format!("sqlite://{}", data.path().join("bench.db").display());
     settings.kb.watch = false;
     settings.kb.embedding_cache = "target/test-embeddings.cache".into();
+    // Every customer of the run comes from 127.0.0.1.
+    settings.limits.new_conversations_per_address_per_minute = 1e9;
     let nlu = settings.nlu.clone();
     let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
     let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
@@ -51,13 +53,13 @@ async fn main() -> anyhow::Result<()> {
     let store = app.state().store.clone();
     tokio::spawn(app.run_until_stopped());
 
-    create_agent(
+    accounts::create(
         &store,
-        NewAgent {
+        NewAccount {
             name: "Bench".into(),
             email: "bench@example.com".into(),
             password: "bench-pw".into(),
-            role: "agent".into(),
+            role: Role::Agent,
             teams: Vec::new(),
             max_chats: 10,
         },

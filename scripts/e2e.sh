@@ -39,9 +39,10 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/debug/frontdesk"
 # The real server on a free port with an empty store, and the demo accounts (demo@example.com and
 # editor@example.com, password demo) for the console and editors' tests. Agents claim from the
 # queue (no automatic assignment), and the pickup and reply timers are too long to fire during a
-# run. It serves a watched copy of the demo knowledge base, which the editors' test may break
-# (FRONTDESK_E2E_KB); the base is embedded through the same cache the Rust integration tests use,
-# so only the first run ever pays for it (~20 s).
+# run. Every browser comes from 127.0.0.1, so the per-address limits are raised. It serves a
+# watched copy of the demo knowledge base, which the editors' test may break (FRONTDESK_E2E_KB);
+# the base is embedded through the same cache the Rust integration tests use, so only the first
+# run ever pays for it (~20 s).
 work="$(mktemp -d)"
 server=""
 cleanup() {
@@ -67,6 +68,9 @@ NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
     FRONTDESK_HANDOFF__AUTO_ASSIGN=false \
     FRONTDESK_HANDOFF__PICKUP_TIMEOUT_SECONDS=3600 \
     FRONTDESK_HANDOFF__REPLY_TIMEOUT_SECONDS=3600 \
+    FRONTDESK_LIMITS__SOCKETS_PER_ADDRESS=1000 \
+    FRONTDESK_LIMITS__QUEUED_PER_ADDRESS=1000 \
+    FRONTDESK_LIMITS__NEW_CONVERSATIONS_PER_ADDRESS_PER_MINUTE=1000 \
     "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 

@@ -2,29 +2,42 @@
 //! base and hands conversations it should not handle to human agents.
 //!
 //! # Layout
+//! One module per concept; dependencies point one way (`ARCHITECTURE.md` has the map, and
+//! `tests/module_map.rs` keeps the code to it).
 //! - [`settings`]: typed, layered configuration (defaults → `frontdesk.toml` → `FRONTDESK_*`).
-//! - [`kb`]: markdown articles → sections → tantivy (BM25) + embeddings; file watching; lint.
-//! - [`nlu`]: the sentence encoder behind a batching worker; the embedding cache.
-//! - [`bot`]: the dialogue policy: answer with a source, ask which article, or say "I don't know".
-//! - [`conversation`]: sessions, sequence numbers, idempotency, resume, fan-out; the wire protocol;
-//!   ownership transitions (bot → queued → agent → resolved), the context packet.
-//! - [`escalation`]: the escalation policy (when a person takes over, and why) and the seam where
-//!   language understanding plugs in.
-//! - [`handoff`]: agents (accounts, presence, capacity), the queue, assignment, timers.
+//! - [`ids`], [`clock`]: identifier types (`ConversationId`, `AgentId`) and the time.
 //! - [`store`]: persistence (SQLite by default).
+//! - [`nlu`]: the sentence encoder behind a batching worker; intents, out of scope, upset.
+//! - [`kb`]: markdown articles → sections → tantivy (BM25) + embeddings; file watching; lint.
+//! - [`bot`]: the dialogue policy: answer with a source, ask which article, or say "I don't know".
+//! - [`escalation`]: when a person takes over, and why; the seam where understanding plugs in.
+//! - [`accounts`]: who signs in (agents, admins, editors), roles, tokens.
+//! - [`queue`]: the agents' desk in memory: presence, the queue, who holds what, timers.
+//! - [`protocol`]: every frame on the wire, the context packet, error and close codes.
+//! - [`fanout`]: who receives which frames; each socket's bounded outbox.
+//! - [`admission`]: socket slots (customers and agents apart), per-address limits.
+//! - [`conversation`]: the state machine bot → queued → agent → resolved, the sequenced log.
 //! - [`reports`]: what editors read: the questions the knowledge base did not answer, grouped.
+//! - [`eval`]: the benchmarks behind `frontdesk eval`.
 //! - [`http`]: axum routes, the only module that knows axum.
 //! - [`startup`]: wires it all together into an [`App`] that serves.
 //!
 //! `ARCHITECTURE.md` walks through the path of one customer message.
 
+pub mod accounts;
+pub mod admission;
 pub mod bot;
+pub mod clock;
 pub mod conversation;
 pub mod escalation;
-pub mod handoff;
+pub mod eval;
+pub mod fanout;
 pub mod http;
+pub mod ids;
 pub mod kb;
 pub mod nlu;
+pub mod protocol;
+pub mod queue;
 pub mod reports;
 pub mod settings;
 pub mod startup;
@@ -32,4 +45,3 @@ pub mod store;
 
 pub use settings::Settings;
 pub use startup::App;
-pub mod eval;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use frontdesk::bot::Bot;
-use frontdesk::escalation::Understand;
 use frontdesk::kb::{self, Severity};
 use frontdesk::nlu::intents::{IntentModel, IntentSet};
 use frontdesk::nlu::upset::UpsetModel;
@@ -183,20 +182,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let store = frontdesk::store::Store::connect(&settings.store.url).await?;
-            let new = frontdesk::handoff::accounts::NewAgent {
+            let new = frontdesk::accounts::NewAccount {
                 name,
                 email,
                 password,
-                role,
+                role: role.parse()?,
                 teams,
                 max_chats: max_chats.unwrap_or(settings.handoff.default_max_chats),
             };
-            let agent = frontdesk::handoff::accounts::create_agent(&store, new).await?;
+            let agent = frontdesk::accounts::create(&store, new).await?;
             println!(
                 "created {} <{}> ({}, teams: {}, {} chats at once)",
                 agent.name,
                 agent.email,
-                agent.role,
+                agent.role.as_str(),
                 if agent.teams.is_empty() {
                     "all".into()
                 } else {
@@ -242,7 +241,7 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
     let bot = Bot::new(kb, nlu.clone(), settings.bot.clone());
     let reply = bot.reply(question).await?;
-    let understanding = nlu.understand(question).await;
+    let understanding = reply.understanding.clone();
     // Upset counts for the hand-off above the policy's threshold, not the model's F1-best cut.
     let upset_threshold = settings.escalation.upset_threshold;
     let decision = frontdesk::escalation::explain(

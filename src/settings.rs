@@ -21,7 +21,7 @@ pub struct Settings {
     pub nlu: NluSettings,
     /// When the bot answers, asks which article is meant, or says it does not know.
     pub bot: BotSettings,
-    /// Limits on what customers may send.
+    /// Limits on what clients may send and hold: frames, rates, sockets, the queue.
     pub limits: LimitSettings,
     /// When a conversation goes from the bot to a person.
     pub escalation: EscalationSettings,
@@ -39,8 +39,16 @@ pub struct ServerSettings {
     pub host: String,
     /// Port to bind; 0 picks a free one.
     pub port: u16,
-    /// Most WebSocket connections served at once; more wait for a free slot.
+    /// Most customer WebSockets (`/ws/chat`) open at once; beyond it the upgrade is answered
+    /// `503` with `Retry-After`.
     pub max_connections: usize,
+    /// Most agent WebSockets (`/ws/agent`) open at once, a pool of their own: customers can never
+    /// take an agent's slot.
+    pub max_agent_connections: usize,
+    /// Reverse proxies (addresses or networks, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` names
+    /// the client. Behind a proxy, list it here: otherwise every customer has the proxy's address
+    /// and the per-address limits count them all as one.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +57,8 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 8080,
             max_connections: 10_000,
+            max_agent_connections: 500,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -68,6 +78,10 @@ impl Default for StoreSettings {
         }
     }
 }
+
+/// How much keyword (BM25) matching counts next to semantic similarity by default; 0.1 (with
+/// title matching) was best on StackFAQ's development queries (docs/EVALUATION.md).
+pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.1;
 
 /// The knowledge base.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,7 +104,7 @@ impl Default for KbSettings {
             dir: "knowledge_base".into(),
             watch: true,
             embedding_cache: "data/embeddings.cache".into(),
-            keyword_weight: crate::kb::DEFAULT_KEYWORD_WEIGHT,
+            keyword_weight: DEFAULT_KEYWORD_WEIGHT,
         }
     }
 }
@@ -170,7 +184,7 @@ impl Default for BotSettings {
     }
 }
 
-/// Limits on what customers may send.
+/// Limits on what clients may send and hold: frames, rates, sockets, the queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LimitSettings {
@@ -182,6 +196,29 @@ pub struct LimitSettings {
     pub messages_per_second: f64,
     /// Messages a connection may send in a burst above the sustained rate.
     pub message_burst: f64,
+    /// Seconds a new socket has to send `hello` (customers) or `auth` (agents) before it is
+    /// closed (code 4000).
+    pub hello_timeout_seconds: f64,
+    /// Seconds of silence from a client after which the server pings it.
+    pub ping_interval_seconds: f64,
+    /// Seconds of silence (not even a pong) after which the socket is closed (code 4002).
+    pub idle_timeout_seconds: f64,
+    /// Frames waiting for a customer socket; a socket that lets more pile up is closed (code
+    /// 4001) and resumes from its `last_seq` when it reconnects.
+    pub customer_outbox: usize,
+    /// Frames waiting for an agent socket, as above.
+    pub agent_outbox: usize,
+    /// Customer sockets one client address may have open at once (see `server.trusted_proxies`).
+    pub sockets_per_address: usize,
+    /// New conversations one client address may start per minute (in a burst, as many).
+    pub new_conversations_per_address_per_minute: f64,
+    /// Conversations waiting in the queue at once; beyond it a hand-off is refused (`queue_full`).
+    pub max_queued: usize,
+    /// Conversations from one client address waiting in the queue at once.
+    pub queued_per_address: usize,
+    /// Queue entries sent to an agent when their console connects (the queue frame says how many
+    /// wait in all); after that, agents get the changes.
+    pub queue_snapshot_entries: usize,
 }
 
 impl Default for LimitSettings {
@@ -191,6 +228,16 @@ impl Default for LimitSettings {
             max_message_chars: 4_000,
             messages_per_second: 1.0,
             message_burst: 5.0,
+            hello_timeout_seconds: 5.0,
+            ping_interval_seconds: 25.0,
+            idle_timeout_seconds: 60.0,
+            customer_outbox: 32,
+            agent_outbox: 256,
+            sockets_per_address: 32,
+            new_conversations_per_address_per_minute: 20.0,
+            max_queued: 1_000,
+            queued_per_address: 3,
+            queue_snapshot_entries: 100,
         }
     }
 }
@@ -246,8 +293,15 @@ pub struct HandoffSettings {
     /// Nobody picked a conversation up within this many seconds: raise its priority and alert every
     /// online agent (again after each further period).
     pub pickup_timeout_seconds: f64,
-    /// The assigned agent has not replied within this many seconds: back to the queue.
+    /// The agent holding a conversation has not answered the customer within this many seconds
+    /// (after being assigned, or after any customer message): back to the queue.
     pub reply_timeout_seconds: f64,
+    /// An agent holding conversations has been disconnected this many seconds: their
+    /// conversations go back to the queue.
+    pub disconnect_grace_seconds: f64,
+    /// A queued conversation whose customer has had no socket open for this many seconds leaves
+    /// the queue (back to the bot; the customer is told when they return).
+    pub abandon_after_seconds: f64,
     /// Chats an agent takes at once unless their account says otherwise.
     pub default_max_chats: i64,
     /// Expected wait shown to customers before any pickup has been measured.
@@ -264,6 +318,8 @@ impl Default for HandoffSettings {
             auto_assign: true,
             pickup_timeout_seconds: 120.0,
             reply_timeout_seconds: 180.0,
+            disconnect_grace_seconds: 120.0,
+            abandon_after_seconds: 900.0,
             default_max_chats: 3,
             default_wait_seconds: 120,
             default_team: "general".into(),

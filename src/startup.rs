@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
+use crate::accounts::{self, AuthError, NewAccount, Role};
+use crate::admission::Admission;
 use crate::bot::Bot;
-use crate::conversation::Conversations;
+use crate::conversation::{Conversations, Desk, Parts};
 use crate::escalation::{Policy, Understand};
-use crate::handoff::Handoff;
+use crate::fanout::Fanout;
 use crate::http::{app, AppState};
 use crate::kb::{KnowledgeBase, Watcher};
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
+use crate::queue::{Caps, Queue};
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -89,31 +91,42 @@ impl App {
         let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
         let bot = Bot::new(kb.clone(), nlu, settings.bot.clone());
         if settings.agents.demo_agent {
-            demo_agent(&store).await?;
+            demo_accounts(&store).await?;
         }
-        let conversations = Conversations::with_handoff(
-            store.clone(),
-            bot.clone(),
-            Handoff::new(settings.handoff.clone()),
-            Policy::new(settings.escalation.clone()),
+        let admission =
+            Admission::new(&settings.server, &settings.limits).map_err(anyhow::Error::msg)?;
+        let limits = &settings.limits;
+        let caps = Caps {
+            max_queued: limits.max_queued.max(1),
+            per_address: limits.queued_per_address.max(1),
+        };
+        let (conversations, desk) = Conversations::new(Parts {
+            store: store.clone(),
+            bot: bot.clone(),
+            policy: Policy::new(settings.escalation.clone()),
             understand,
-        );
-        let (queued, held) = conversations
-            .restore_handoffs()
+            queue: Queue::new(settings.handoff.clone(), caps),
+            fanout: Fanout::default(),
+            admission: admission.clone(),
+            queue_snapshot_entries: limits.queue_snapshot_entries,
+        });
+        let (queued, held) = desk
+            .restore()
             .await
             .context("putting the conversations that wait for a person back in the queue")?;
         if queued + held > 0 {
             tracing::info!(queued, held, "hand-offs restored from the store");
         }
-        let timers = spawn_timers(&conversations, &settings);
+        let timers = spawn_timers(&desk, &settings);
         let state = AppState {
             conversations,
+            desk,
             agents: Arc::new(settings.agents.clone()),
             bot,
             kb,
             store,
             limits: Arc::new(settings.limits.clone()),
-            connections: Arc::new(Semaphore::new(settings.server.max_connections.max(1))),
+            admission,
         };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).await.with_context(|| {
@@ -217,19 +230,27 @@ pub async fn open_nlu(
     Ok(nlu)
 }
 
-/// Runs the hand-off timers (pickup and reply timeouts) a few times per shortest timeout, until
-/// the server stops.
-fn spawn_timers(conversations: &Conversations, settings: &Settings) -> AbortOnDrop {
+/// Runs the desk's timers (pickup, reply, disconnected agents, abandoned queue entries) a few
+/// times per shortest timeout, until the server stops.
+fn spawn_timers(desk: &Desk, settings: &Settings) -> AbortOnDrop {
     let h = &settings.handoff;
-    let shortest = h.pickup_timeout_seconds.min(h.reply_timeout_seconds);
+    let shortest = [
+        h.pickup_timeout_seconds,
+        h.reply_timeout_seconds,
+        h.disconnect_grace_seconds,
+        h.abandon_after_seconds,
+    ]
+    .into_iter()
+    .filter(|s| *s > 0.0)
+    .fold(4.0_f64, f64::min);
     let every = std::time::Duration::from_secs_f64((shortest / 4.0).clamp(0.05, 1.0));
-    let conversations = conversations.clone();
+    let desk = desk.clone();
     AbortOnDrop(tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            if let Err(e) = conversations.tick().await {
+            if let Err(e) = desk.tick().await {
                 tracing::error!("hand-off timers: {e}");
             }
         }
@@ -238,21 +259,21 @@ fn spawn_timers(conversations: &Conversations, settings: &Settings) -> AbortOnDr
 
 /// Creates the demo accounts unless they exist: demo@example.com / `demo` (admin, all teams) and
 /// editor@example.com / `demo` (editor: the knowledge base view only).
-async fn demo_agent(store: &Store) -> anyhow::Result<()> {
-    use crate::handoff::accounts::{create_agent, AuthError, NewAgent};
+async fn demo_accounts(store: &Store) -> anyhow::Result<()> {
     for (name, email, role) in [
-        ("Demo", "demo@example.com", "admin"),
-        ("Demo Editor", "editor@example.com", "editor"),
+        ("Demo", "demo@example.com", Role::Admin),
+        ("Demo Editor", "editor@example.com", Role::Editor),
     ] {
-        let account = NewAgent {
+        let account = NewAccount {
             name: name.into(),
             email: email.into(),
             password: "demo".into(),
-            role: role.into(),
+            role,
             teams: Vec::new(),
             max_chats: 5,
         };
-        match create_agent(store, account).await {
+        let role = role.as_str();
+        match accounts::create(store, account).await {
             Ok(_) => tracing::warn!("created the demo {role} {email} / demo: for trying out only"),
             Err(AuthError::EmailTaken(_)) => {}
             Err(e) => return Err(e).with_context(|| format!("creating the demo {role} {email}")),

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{spawn_app_understanding, spawn_app_with, TestApp};
-use frontdesk::escalation::FromFn;
 use frontdesk::nlu::{IntentMatch, Understanding};
 use serde_json::{json, Value};
 
@@ -31,7 +29,7 @@ fn rules(text: &str) -> Understanding {
 }
 
 async fn app_with_rules(adjust: impl FnOnce(&mut frontdesk::Settings)) -> TestApp {
-    spawn_app_understanding(adjust, Arc::new(FromFn(rules))).await
+    spawn_app_understanding(adjust, rules).await
 }
 
 fn manual(s: &mut frontdesk::Settings) {
@@ -59,14 +57,9 @@ async fn a_customer_asks_for_a_person_an_agent_claims_they_chat_and_the_customer
     assert_eq!(status["agents_available"], true);
     assert_eq!(customer.recv().await["from"], "system");
 
-    let queue = loop {
-        let q = sam.next("queue").await;
-        if !q["entries"].as_array().unwrap().is_empty() {
-            break q;
-        }
-    };
-    assert_eq!(queue["entries"][0]["conversation_id"], id.as_str());
-    assert_eq!(queue["entries"][0]["reasons"][0]["kind"], "human_request");
+    let queue = sam.wait_queue(|q| !q.is_empty()).await;
+    assert_eq!(queue[0]["conversation_id"], id.as_str());
+    assert_eq!(queue[0]["reasons"][0]["kind"], "human_request");
 
     sam.send(json!({"type": "claim", "conversation_id": id}))
         .await;
@@ -103,7 +96,7 @@ async fn a_customer_asks_for_a_person_an_agent_claims_they_chat_and_the_customer
     let seen = sam.next_event(|f| f["from"] == "customer").await;
     assert_eq!(seen["text"], "How do I reset my password?");
     assert!(
-        customer.drain(Duration::from_millis(500)).await.is_empty(),
+        customer.settle().await.is_empty(),
         "the bot must not answer while an agent owns the chat"
     );
 
@@ -247,11 +240,7 @@ async fn an_always_human_intent_goes_to_its_team_at_once() {
     assert_eq!(customer.recv().await["from"], "system");
     let joined = customer.recv().await;
     assert_eq!(joined["agent"], "Bea", "{joined}");
-    assert!(oli
-        .drain(Duration::from_millis(300))
-        .await
-        .iter()
-        .all(|f| f["type"] != "assigned"));
+    assert!(oli.settle().await.iter().all(|f| f["type"] != "assigned"));
 }
 
 #[tokio::test]
@@ -276,10 +265,8 @@ async fn of_two_agents_claiming_at_once_exactly_one_wins() {
             .find(|f| f["type"] == "assigned" || f["type"] == "claim_failed")
             .expect("an answer to the claim")
     };
-    let (a, b) = (
-        outcome(ann.drain(Duration::from_millis(700)).await),
-        outcome(bob.drain(Duration::from_millis(700)).await),
-    );
+    // Each socket answers its ping after its claim: the answer to the claim is before the pong.
+    let (a, b) = (outcome(ann.settle().await), outcome(bob.settle().await));
     let mut types = [a["type"].as_str().unwrap(), b["type"].as_str().unwrap()];
     types.sort();
     assert_eq!(types, ["assigned", "claim_failed"], "{a} {b}");
@@ -316,8 +303,8 @@ async fn an_agent_who_does_not_reply_in_time_gives_the_chat_back_to_the_queue() 
     assert_eq!(back["reason"], "no_reply");
     let status = customer.recv().await;
     assert_eq!(status["state"], "queued", "{status}");
-    let queue = sam.next("queue").await;
-    assert_eq!(queue["entries"].as_array().unwrap().len(), 1, "{queue}");
+    let queue = sam.wait_queue(|q| q.len() == 1).await;
+    assert_eq!(queue[0]["reasons"][0]["kind"], "human_request", "{queue:?}");
 }
 
 #[tokio::test]
@@ -360,6 +347,9 @@ async fn a_customer_token_reads_its_own_conversation_and_no_other() {
     let wa = a.hello(None, None).await;
     let mut b = app.client().await;
     let wb = b.hello(None, None).await;
+    // A conversation is stored with its first message.
+    a.ask("a1", "How do I reset my password?").await;
+    b.ask("b1", "Where is my order?").await;
     let (ida, idb) = (
         wa["conversation_id"].as_str().unwrap(),
         wb["conversation_id"].as_str().unwrap(),
@@ -441,8 +431,10 @@ async fn nobody_picking_up_raises_the_priority_and_alerts_every_agent() {
     customer.send(json!({"type": "request_human"})).await;
     let alert = sam.next("alert").await;
     assert!(alert["message"].as_str().unwrap().contains("nobody"));
-    let queue = sam.next("queue").await;
-    assert_eq!(queue["entries"][0]["priority"], 1, "{queue}");
+    let queue = sam
+        .wait_queue(|q| q.first().is_some_and(|e| e["priority"] == 1))
+        .await;
+    assert_eq!(queue.len(), 1, "{queue:?}");
 }
 
 #[tokio::test]
@@ -513,12 +505,7 @@ async fn after_a_restart_the_queue_and_each_agents_chats_are_back() {
     let welcome = chatting.hello(None, None).await;
     let chatting_id = welcome["conversation_id"].as_str().unwrap().to_owned();
     chatting.send(json!({"type": "request_human"})).await;
-    loop {
-        let q = sam.next("queue").await;
-        if q["entries"].as_array().unwrap().len() == 2 {
-            break;
-        }
-    }
+    sam.wait_queue(|q| q.len() == 2).await;
     sam.send(json!({"type": "claim", "conversation_id": chatting_id}))
         .await;
     sam.next("assigned").await;
@@ -532,6 +519,7 @@ async fn after_a_restart_the_queue_and_each_agents_chats_are_back() {
 
     let mut sam = app.agent(&token).await;
     let queue = sam.next("queue").await;
+    assert_eq!(queue["total"], 1, "{queue}");
     let entries = queue["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{queue}");
     assert_eq!(entries[0]["conversation_id"], waiting_id.as_str());

@@ -100,7 +100,7 @@ async fn editors_routes_refuse_a_missing_or_bad_token_and_answer_a_good_one() {
 #[tokio::test]
 async fn a_question_the_bot_could_not_answer_is_in_the_gaps_report_grouped_with_its_count() {
     let app = spawn_app().await;
-    let before = frontdesk::conversation::now_ms();
+    let before = frontdesk::clock::now_ms();
 
     let mut first = app.client().await;
     first.hello(None, None).await;
@@ -146,7 +146,7 @@ async fn a_question_the_bot_could_not_answer_is_in_the_gaps_report_grouped_with_
     );
 
     // The time range: nothing asked after now.
-    let later = frontdesk::conversation::now_ms() + 1000;
+    let later = frontdesk::clock::now_ms() + 1000;
     let (_, empty) = app.api(&format!("/api/reports/gaps?since={later}")).await;
     assert_eq!(empty["questions"], json!([]), "{empty}");
     assert_eq!(empty["since"], later);

@@ -33,7 +33,7 @@
     presence: 'online',
     sound: localStorage.getItem(SOUND_KEY) !== 'off',
     ws: null, connected: false, retry: 0, retryTimer: 0,
-    queue: [], queueAt: 0, seenQueue: null, // conversation ids already announced
+    queue: [], queueTotal: 0, seenQueue: null, // conversation ids already announced
     fresh: new Map(), // conversation id -> until when it is highlighted as new
     chats: new Map(), // id -> chat (see `chat()`)
     selected: sessionStorage.getItem(SELECTED_KEY), // conversation id shown in the centre
@@ -169,6 +169,7 @@
     S.selected = null;
     S.preview = null;
     S.queue = [];
+    S.queueTotal = 0;
     S.seenQueue = null;
     S.fresh.clear();
     // Nothing a customer wrote stays in the page: the lists, transcript and context are redrawn
@@ -257,25 +258,10 @@
       renderMe();
       resync();
     },
-    queue(f) {
-      const fresh = [];
-      const ids = new Set(f.entries.map((e) => e.conversation_id));
-      for (const e of f.entries) {
-        S.teams.add(e.team);
-        if (S.seenQueue && !S.seenQueue.has(e.conversation_id)) {
-          fresh.push(e.conversation_id);
-          S.fresh.set(e.conversation_id, Date.now() + 5000);
-        }
-      }
-      S.seenQueue = new Set([...(S.seenQueue || []), ...ids]);
-      S.queue = f.entries;
-      S.queueAt = Date.now();
-      const previewGone = S.preview && !ids.has(S.preview.id);
-      if (previewGone) S.preview = null; // someone took it
-      renderQueue();
-      if (fresh.length) announce(fresh.length === 1 ? 'New conversation waiting' : fresh.length + ' new conversations waiting');
-      if (previewGone) renderCentre();
-    },
+    // The queue: a snapshot when the socket connects (the first entries, and how many wait),
+    // then only what changed.
+    queue(f) { applyQueue(f.entries, [], f.total, true); },
+    queue_changed(f) { applyQueue(f.upserted, f.removed, f.total, false); },
     assigned(f) {
       const c = fromContext(f.context);
       c.mine = true;
@@ -322,9 +308,10 @@
       } else {
         S.chats.delete(c.id);
         if (S.selected === c.id) S.selected = null;
-        toast(f.reason === 'no_reply'
-          ? customerName(c.context.customer) + '’s chat went back to the queue: no reply in time.'
-          : 'Transferred ' + customerName(c.context.customer) + '’s chat.');
+        const who = customerName(c.context.customer);
+        toast(f.reason === 'no_reply' ? who + '’s chat went back to the queue: no reply in time.'
+          : f.reason === 'disconnected' ? who + '’s chat went back to the queue while you were away.'
+            : 'Transferred ' + who + '’s chat.');
       }
       renderMine();
       renderCentre();
@@ -353,6 +340,33 @@
       toast(f.message, true);
     },
   };
+
+  /** Merges queue entries (each with the time it was sent, so waits count up without trusting the
+   * browser's clock) and removals into the queue, kept in the server's order. */
+  function applyQueue(upserted, removed, total, replace) {
+    const now = Date.now();
+    const byId = new Map(replace ? [] : S.queue.map((e) => [e.conversation_id, e]));
+    for (const id of removed || []) byId.delete(id);
+    const fresh = [];
+    for (const e of upserted || []) {
+      S.teams.add(e.team);
+      e.since = now - e.waiting_seconds * 1000;
+      if (S.seenQueue && !S.seenQueue.has(e.conversation_id)) {
+        fresh.push(e.conversation_id);
+        S.fresh.set(e.conversation_id, now + 5000);
+      }
+      byId.set(e.conversation_id, e);
+    }
+    S.seenQueue = new Set([...(S.seenQueue || []), ...byId.keys()]);
+    S.queue = [...byId.values()].sort((a, b) => (b.priority - a.priority) || (a.escalated_at - b.escalated_at)
+      || (a.conversation_id < b.conversation_id ? -1 : 1));
+    S.queueTotal = Math.max(typeof total === 'number' ? total : 0, S.queue.length);
+    const previewGone = S.preview && !byId.has(S.preview.id);
+    if (previewGone) S.preview = null; // someone took it
+    renderQueue();
+    if (fresh.length) announce(fresh.length === 1 ? 'New conversation waiting' : fresh.length + ' new conversations waiting');
+    if (previewGone) renderCentre();
+  }
 
   /** Loads the conversations this agent holds (after a reconnect some frames may have been missed). */
   async function resync() {
@@ -488,8 +502,8 @@
   }
 
   function renderQueue() {
-    el.queueCount.textContent = S.queue.length;
-    el.viewQueueCount.textContent = S.queue.length || '';
+    el.queueCount.textContent = S.queueTotal;
+    el.viewQueueCount.textContent = S.queueTotal || '';
     const items = S.queue.map((e) => {
       const sel = S.preview && S.preview.id === e.conversation_id;
       const isNew = (S.fresh.get(e.conversation_id) || 0) > Date.now();
@@ -499,12 +513,14 @@
         onkeydown: (ev) => { if (ev.key === 'Enter') previewQueued(e.conversation_id); },
       },
       h('div.row', null, prio(e.priority), h('span.cname', null, e.customer || 'Visitor'),
-        h('span.wait', { dataset: { since: String(S.queueAt - e.waiting_seconds * 1000) } }, ago(e.waiting_seconds))),
+        h('span.wait', { dataset: { since: String(e.since) } }, ago(e.waiting_seconds))),
       h('div.preview', null, e.preview || '…'),
       h('div.row', null, h('span.team', null, e.team), reasonBadges(e.reasons), h('span.spacer'),
         h('button.btn.primary.claim', { type: 'button', onclick: (ev) => { ev.stopPropagation(); claim(e.conversation_id); } }, 'Claim')));
       return li;
     });
+    const more = S.queueTotal - S.queue.length;
+    if (more > 0) items.push(h('li.none', null, more + ' more waiting: the oldest and most urgent are listed.'));
     el.queue.replaceChildren(...(items.length ? items : [h('li.none', null, 'Nobody is waiting.')]));
     tickWaits();
     updateTitle();
@@ -1050,7 +1066,7 @@
   }
   function titleBase() {
     const unread = [...S.chats.values()].reduce((n, c) => n + c.unread, 0);
-    const waiting = S.queue.length;
+    const waiting = S.queueTotal;
     const parts = [];
     if (unread) parts.push(unread + ' unread');
     if (waiting) parts.push(waiting + ' waiting');

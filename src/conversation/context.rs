@@ -1,103 +1,150 @@
-//! The context packet an agent receives with a conversation: everything needed to pick it up
-//! without asking the customer to repeat themselves, and a short extractive summary.
+//! The context packet an agent receives with a conversation (see [`ContextPacket`]), and a short
+//! extractive summary of what the customer wants.
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
 
-use super::{now_ms, ConversationError, Conversations};
+use super::{ConversationError, Core};
+use crate::clock::now_ms;
+use crate::escalation::Reason;
+use crate::ids::ConversationId;
+use crate::nlu::Understanding;
+use crate::protocol::context::{
+    ArticleShown, ContextPacket, Note, PreviousConversation, TimedFrame, Turn,
+};
+use crate::protocol::customer::{State, Visitor};
 
-impl Conversations {
+type Frame = serde_json::Map<String, serde_json::Value>;
+
+impl Core {
     /// The context packet of a conversation (see `docs/PROTOCOL.md`).
-    pub async fn context(&self, conversation: &str) -> Result<Value, ConversationError> {
-        let store = &self.inner.store;
-        let Some(row) = store.conversation_summary(conversation).await? else {
+    pub(super) async fn context(
+        &self,
+        id: &ConversationId,
+    ) -> Result<ContextPacket, ConversationError> {
+        let store = &self.store;
+        let Some(row) = store.conversation_summary(id).await? else {
             return Err(ConversationError::NotFound);
         };
-        let mut transcript = store.events_after(conversation, 0).await?;
-        // Agents see when each thing happened (customers' frames carry no time).
-        let times: std::collections::HashMap<i64, i64> =
-            store.event_times(conversation).await?.into_iter().collect();
-        for frame in &mut transcript {
-            if let Some(at) = frame["seq"].as_i64().and_then(|seq| times.get(&seq)) {
-                frame["at"] = json!(at);
-            }
-        }
-        let handoffs = store.handoffs_of(conversation).await?;
-        let latest = handoffs.last();
-        let signals = store.turn_signals_of(conversation).await?;
-        let texts = store.customer_texts(conversation).await?;
-        let turns: Vec<Value> = texts
-            .iter()
-            .map(|(seq, text)| {
-                let u = signals
-                    .iter()
-                    .find(|(s, _)| s == seq)
-                    .map(|(_, u)| u.clone())
-                    .unwrap_or(Value::Null);
-                json!({
-                    "seq": seq,
-                    "text": text,
-                    "intent": u["intent"]["name"],
-                    "confidence": u["intent"]["confidence"],
-                    "upset": u["upset"],
-                    "upset_cues": u["upset_cues"],
-                })
+        let transcript: Vec<TimedFrame> = store
+            .timed_events(id)
+            .await?
+            .into_iter()
+            .filter_map(|(body, at)| {
+                let frame: Frame = serde_json::from_str(&body).ok()?;
+                Some(TimedFrame { frame, at })
             })
             .collect();
-        let articles: Vec<Value> = store
-            .bot_turns_of(conversation)
+        let latest = store.handoffs_of(id).await?.pop();
+        let mut signals: HashMap<i64, Understanding> = store
+            .turn_signals_of(id)
+            .await?
+            .into_iter()
+            .filter_map(|(seq, u)| Some((seq, serde_json::from_value(u).ok()?)))
+            .collect();
+        let texts = store.customer_texts(id).await?;
+        let intents: Vec<String> = texts
+            .iter()
+            .filter_map(|(seq, _)| signals.get(seq)?.intent.as_ref().map(|i| i.name.clone()))
+            .collect();
+        let turns = texts
+            .iter()
+            .map(|(seq, text)| Turn::new(*seq, text.clone(), signals.remove(seq)))
+            .collect();
+        let articles = self.articles_shown(id, &transcript).await?;
+        let customer: Visitor = serde_json::from_value(row.visitor.clone()).unwrap_or_default();
+        let previous = self
+            .previous_conversations(id, customer.email.as_deref())
+            .await?;
+        let notes = store
+            .notes_of(id)
+            .await?
+            .into_iter()
+            .map(|n| Note {
+                agent_id: n.agent_id,
+                agent: n.agent,
+                text: n.text,
+                at: n.at,
+            })
+            .collect();
+        Ok(ContextPacket {
+            conversation_id: id.clone(),
+            state: State::parse(&row.state),
+            customer,
+            summary: summarise(&texts, &intents),
+            reasons: latest
+                .as_ref()
+                .and_then(|h| serde_json::from_value::<Vec<Reason>>(h.reasons.clone()).ok())
+                .unwrap_or_default(),
+            team: latest.as_ref().and_then(|h| h.team.clone()),
+            priority: latest.as_ref().map(|h| h.priority),
+            waiting_seconds: latest
+                .as_ref()
+                .map(|h| (h.claimed_at.unwrap_or_else(now_ms) - h.escalated_at) / 1000),
+            turns,
+            // The policy's: a turn at or above it is what hands a chat to a person.
+            upset_threshold: self.policy.settings().upset_threshold,
+            articles,
+            transcript,
+            notes,
+            previous_conversations: previous,
+        })
+    }
+
+    /// The answers the bot gave from articles (not the ones it held back for a person).
+    async fn articles_shown(
+        &self,
+        id: &ConversationId,
+        transcript: &[TimedFrame],
+    ) -> Result<Vec<ArticleShown>, ConversationError> {
+        let source_of = |seq: i64| {
+            let frame = transcript
+                .iter()
+                .find(|f| f.frame.get("seq").and_then(|s| s.as_i64()) == Some(seq))?;
+            let source = frame.frame.get("sources")?.get(0)?;
+            let text = |k: &str| source.get(k).and_then(|v| v.as_str()).map(String::from);
+            Some((text("title"), text("url")))
+        };
+        Ok(self
+            .store
+            .bot_turns_of(id)
             .await?
             .into_iter()
             .filter(|t| t.article.is_some() && !t.handed_off)
             .map(|t| {
-                let source = transcript
-                    .iter()
-                    .find(|f| f["seq"] == t.seq)
-                    .map(|f| f["sources"][0].clone())
-                    .unwrap_or(Value::Null);
-                json!({
-                    "seq": t.seq,
-                    "question": t.question,
-                    "article": t.article,
-                    "title": source["title"],
-                    "url": source["url"],
-                    "confidence": t.confidence,
-                    "helpful": t.helpful,
-                })
+                let (title, url) = source_of(t.seq).unwrap_or_default();
+                ArticleShown {
+                    seq: t.seq,
+                    question: t.question,
+                    article: t.article,
+                    title,
+                    url,
+                    confidence: t.confidence,
+                    helpful: t.helpful,
+                }
             })
-            .collect();
-        let intents: Vec<String> = signals
-            .iter()
-            .filter_map(|(_, u)| u["intent"]["name"].as_str().map(String::from))
-            .collect();
+            .collect())
+    }
+
+    /// The customer's earlier conversations, found by their email.
+    async fn previous_conversations(
+        &self,
+        id: &ConversationId,
+        email: Option<&str>,
+    ) -> Result<Vec<PreviousConversation>, ConversationError> {
+        let Some(email) = email else {
+            return Ok(Vec::new());
+        };
         let mut previous = Vec::new();
-        if let Some(email) = row.visitor["email"].as_str() {
-            for c in store.conversations_of_email(email, conversation, 5).await? {
-                let texts = store.customer_texts(&c.id).await?;
-                previous.push(json!({
-                    "id": c.id,
-                    "created_at": c.created_at,
-                    "state": c.state,
-                    "summary": summarise(&texts, &[]),
-                }));
-            }
+        for c in self.store.conversations_of_email(email, id, 5).await? {
+            let texts = self.store.customer_texts(&c.id).await?;
+            previous.push(PreviousConversation {
+                id: c.id.into(),
+                created_at: c.created_at,
+                state: State::parse(&c.state),
+                summary: summarise(&texts, &[]),
+            });
         }
-        Ok(json!({
-            "conversation_id": conversation,
-            "state": row.state,
-            "customer": row.visitor,
-            "summary": summarise(&texts, &intents),
-            "reasons": latest.map(|h| h.reasons.clone()).unwrap_or(json!([])),
-            "team": latest.and_then(|h| h.team.clone()),
-            "priority": latest.map(|h| h.priority),
-            "waiting_seconds": latest.map(|h| (h.claimed_at.unwrap_or_else(now_ms) - h.escalated_at) / 1000),
-            "turns": turns,
-            // The policy's: a turn at or above it is what hands a chat to a person.
-            "upset_threshold": self.inner.policy.settings().upset_threshold,
-            "articles": articles,
-            "transcript": transcript,
-            "notes": store.notes_of(conversation).await?,
-            "previous_conversations": previous,
-        }))
+        Ok(previous)
     }
 }
 

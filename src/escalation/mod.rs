@@ -12,70 +12,73 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nlu::{Nlu, Understanding};
+use crate::nlu::{Analysis, Encoder, Nlu, NluError, Understanding};
 use crate::settings::EscalationSettings;
 
 /// The intent (in `models/intents.yaml`) of a customer asking for a person.
 pub const HUMAN_REQUEST_INTENT: &str = "human_request";
-/// The seam where language understanding plugs into conversations: one call per customer message.
+/// The seam where language understanding plugs into conversations: one call per customer
+/// message, whose [`Analysis`] (the understanding for this policy, the embedding for the bot's
+/// retrieval) is passed down, so a message is encoded once.
 ///
-/// `startup` passes the trained models ([`Nlu`]); tests pass their own.
+/// `startup` passes the trained models ([`Nlu`]); tests pass [`Scripted`].
 pub trait Understand: Send + Sync + 'static {
     /// What was understood of `text`.
     fn understand<'a>(
         &'a self,
         text: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Understanding> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>>;
 }
 
-/// Understands nothing: no intent, not upset. Escalation then rests on the button, the bot's
-/// confidence and feedback.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Neutral;
-
-impl Understand for Neutral {
-    fn understand<'a>(
-        &'a self,
-        _text: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Understanding> + Send + 'a>> {
-        Box::pin(std::future::ready(Understanding::default()))
-    }
-}
-
-/// The trained models: intent classifier with out-of-scope rejection, and the upset detector. If
-/// the encoder fails, the message is understood as neutral (and logged): a customer is never left
-/// without an answer because a model failed.
+/// The trained models: intent classifier with out-of-scope rejection, and the upset detector.
 impl Understand for Nlu {
     fn understand<'a>(
         &'a self,
         text: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Understanding> + Send + 'a>> {
-        Box::pin(async move {
-            match self.analyse(text).await {
-                Ok(analysis) => analysis.understanding,
-                Err(e) => {
-                    tracing::error!(
-                        "language understanding failed, treating the message as neutral: {e}"
-                    );
-                    Understanding::default()
-                }
-            }
-        })
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        Box::pin(self.analyse(text))
     }
 }
 
-/// Understanding from a plain function (tests, rules).
-pub struct FromFn<F>(pub F);
+/// Understanding written by a plain function (tests, rules), on the real embedding of the text,
+/// so the bot still finds its passages.
+pub struct Scripted<F> {
+    encoder: Encoder,
+    script: F,
+}
 
-impl<F> Understand for FromFn<F>
+impl<F> Scripted<F>
+where
+    F: Fn(&str) -> Understanding + Send + Sync + 'static,
+{
+    /// Embeds with `encoder` and understands with `script`.
+    pub fn new(encoder: Encoder, script: F) -> Self {
+        Self { encoder, script }
+    }
+}
+
+impl<F> Understand for Scripted<F>
 where
     F: Fn(&str) -> Understanding + Send + Sync + 'static,
 {
     fn understand<'a>(
         &'a self,
         text: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Understanding> + Send + 'a>> {
-        Box::pin(std::future::ready((self.0)(text)))
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        Box::pin(async move {
+            let embedding = self.encoder.embed_one(text).await?;
+            let understanding = (self.script)(text);
+            let best_intent = understanding
+                .intent
+                .as_ref()
+                .map(|i| (i.name.clone(), i.confidence))
+                .unwrap_or_default();
+            Ok(Analysis {
+                understanding,
+                best_intent,
+                embedding,
+            })
+        })
     }
 }
 

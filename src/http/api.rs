@@ -61,7 +61,7 @@ async fn explain(
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
-    let understanding = state.conversations.understand(q).await;
+    let understanding = reply.understanding.clone();
     let answer_threshold = state.bot.settings().answer_threshold;
     let decision = crate::escalation::explain(
         state.conversations.policy(),

@@ -9,22 +9,21 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use super::{ApiError, AppState};
-use crate::handoff::accounts;
-use crate::store::AgentRow;
+use crate::accounts::{self, EDITORS_TAKE_NO_CHATS};
 
 /// An account (any role) proven by `Authorization: Bearer TOKEN`.
-pub(super) struct Account(pub AgentRow);
+pub(super) struct Account(#[allow(dead_code)] pub accounts::Account);
 
 /// An account that takes conversations (`agent` or `admin`); an editor gets `403`.
-pub(super) struct AgentAccount(#[allow(dead_code)] pub AgentRow);
+pub(super) struct AgentAccount(#[allow(dead_code)] pub accounts::Account);
 
 impl FromRequestParts<AppState> for AgentAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Account(account) = Account::from_request_parts(parts, state).await?;
-        if !accounts::takes_conversations(&account.role) {
-            return Err(ApiError::forbidden(accounts::EDITORS_TAKE_NO_CHATS));
+        if !account.role.takes_conversations() {
+            return Err(ApiError::forbidden(EDITORS_TAKE_NO_CHATS));
         }
         Ok(Self(account))
     }

@@ -1,359 +1,309 @@
-//! The customer WebSocket at `/ws/chat`: a reader loop that validates and handles frames, and a
-//! writer task fed by a bounded channel. Bad frames get an `error` frame; the connection lives on.
+//! The customer WebSocket at `/ws/chat`. A slot is taken before the upgrade (`503`/`429` with
+//! `Retry-After` when there is none); then each frame is checked (size, rate, shape, text) and
+//! handed to the conversation. Bad frames get an `error` frame; the connection lives on.
 
-use std::time::Instant;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
+use super::socket::{self, Handler, Timing};
 use super::AppState;
-use crate::conversation::protocol::{ClientFrame, ServerFrame};
-use crate::conversation::{ConversationError, Outbound, Subscription};
+use crate::admission::{Pool, Slot};
+use crate::conversation::{ConversationError, Conversations, Hello, Session};
+use crate::fanout::{outbox, Outbox};
+use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
+use crate::protocol::{decode, encode, ErrorCode, Refusal};
+use crate::settings::LimitSettings;
 
 /// Frames above this size are cut off by the WebSocket layer itself (connection closed, 1009);
 /// between `max_frame_bytes` and this, the client gets a `frame_too_large` error frame.
 const HARD_FRAME_LIMIT: usize = 1 << 20;
-/// Longest client id accepted.
-const MAX_CLIENT_ID: usize = 128;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/ws/chat", get(upgrade))
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    let hard = HARD_FRAME_LIMIT.max(state.limits.max_frame_bytes * 2);
-    ws.max_message_size(hard)
-        .max_frame_size(hard)
-        .on_upgrade(move |socket| serve(socket, state))
-}
-
-async fn serve(socket: WebSocket, state: AppState) {
-    let Ok(_permit) = state.connections.clone().acquire_owned().await else {
-        return;
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let address = super::client_address(&state, peer, &headers);
+    let slot = match state.admission.admit(Pool::Customers, address) {
+        Ok(slot) => slot,
+        Err(refusal) => return super::refused(refusal, address),
     };
-    let (mut stream, tx, writer) = super::socket::split(socket);
-
-    let mut conn = Connection::new(state, tx);
-    while let Some(Ok(message)) = stream.next().await {
-        match message {
-            Message::Text(text) => conn.on_text(text.as_str()).await,
-            Message::Binary(_) => {
-                conn.send(ServerFrame::error(
-                    "bad_frame",
-                    "send JSON text frames, not binary",
-                ))
-                .await
-            }
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => {}
-        }
-    }
-    // Unsubscribe and let the writer flush what is queued, then stop it.
-    drop(conn);
-    writer.finish().await;
+    let hard = HARD_FRAME_LIMIT.max(state.limits.max_frame_bytes * 2);
+    super::sized(ws, hard, 0).on_upgrade(move |socket| {
+        let (outbox, inbox) = outbox(state.limits.customer_outbox);
+        let timing = Timing::from(&state.limits);
+        let connection = Connection::new(state, outbox, slot);
+        socket::run(socket, inbox, connection, timing)
+    })
 }
 
+/// One customer socket's state: kept small, as it lives as long as the socket.
 struct Connection {
-    state: AppState,
-    tx: mpsc::Sender<Outbound>,
-    session: Option<Subscription>,
+    conversations: Conversations,
+    limits: Arc<LimitSettings>,
+    outbox: Outbox,
+    session: Option<Session>,
     messages: TokenBucket,
     frames: TokenBucket,
+    slot: Slot,
+}
+
+impl Handler for Connection {
+    fn on_text(mut self, text: String) -> Pin<Box<dyn Future<Output = Self> + Send>> {
+        Box::pin(async move {
+            self.handle(&text).await;
+            self
+        })
+    }
+
+    fn on_binary(&mut self) {
+        self.send(ServerFrame::error(
+            ErrorCode::BadFrame,
+            "send JSON text frames, not binary",
+        ));
+    }
+
+    fn greeted(&self) -> bool {
+        self.session.is_some()
+    }
 }
 
 impl Connection {
-    fn new(state: AppState, tx: mpsc::Sender<Outbound>) -> Self {
-        let limits = &state.limits;
+    fn new(state: AppState, outbox: Outbox, slot: Slot) -> Self {
+        let limits = state.limits;
         let messages = TokenBucket::new(limits.messages_per_second, limits.message_burst);
         let frames = TokenBucket::new(
             limits.messages_per_second * 20.0,
             limits.message_burst * 20.0,
         );
         Self {
-            state,
-            tx,
+            conversations: state.conversations,
+            limits,
+            outbox,
             session: None,
             messages,
             frames,
+            slot,
         }
     }
 
-    async fn send(&self, frame: ServerFrame) {
-        let _ = self.tx.send(frame.to_json().into()).await;
+    fn send(&self, frame: ServerFrame) {
+        self.outbox.push(encode(&frame));
     }
 
-    async fn on_text(&mut self, text: &str) {
-        if text.len() > self.state.limits.max_frame_bytes {
-            let max = self.state.limits.max_frame_bytes;
-            return self
-                .send(ServerFrame::error(
-                    "frame_too_large",
-                    format!(
-                        "frames are limited to {max} bytes; this one was {}",
-                        text.len()
-                    ),
-                ))
-                .await;
-        }
+    fn refuse(&self, refusal: Refusal, client_id: Option<&str>) {
+        self.send(ServerFrame::Error {
+            code: refusal.code,
+            message: refusal.message,
+            client_id: client_id.map(String::from),
+        });
+    }
+
+    fn origin(&self) -> IpAddr {
+        self.slot.address()
+    }
+
+    async fn handle(&mut self, text: &str) {
         if !self.frames.take() {
-            return self
-                .send(ServerFrame::error(
-                    "rate_limited",
-                    "too many frames; slow down",
-                ))
-                .await;
+            let slow_down = Refusal::new(ErrorCode::RateLimited, "too many frames; slow down");
+            return self.refuse(slow_down, None);
         }
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
-            Ok(f) => f,
-            Err(e) => {
-                let mut detail = e.to_string();
-                detail.truncate(200);
-                return self
-                    .send(ServerFrame::error(
-                        "bad_frame",
-                        format!("not a valid frame: {detail}"),
-                    ))
-                    .await;
-            }
+        let frame = match decode::<ClientFrame>(text, self.limits.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(refusal) => return self.refuse(refusal, None),
         };
-        match frame {
+        let hello = match frame {
             ClientFrame::Hello {
                 session,
                 last_seq,
                 visitor,
                 ..
-            } => {
-                if self.session.is_some() {
-                    return self
-                        .send(ServerFrame::error(
-                            "bad_frame",
-                            "hello was already sent on this connection",
-                        ))
-                        .await;
-                }
-                match self
-                    .state
-                    .conversations
-                    .join(session.as_deref(), last_seq, &visitor, self.tx.clone())
-                    .await
-                {
-                    Ok(sub) => self.session = Some(sub),
-                    Err(e) => self.failed(e, None).await,
-                }
-            }
-            ClientFrame::Message { client_id, text } => self.on_message(client_id, text).await,
+            } => Hello {
+                session,
+                last_seq,
+                visitor,
+            },
+            ClientFrame::Ping { id } => return self.send(ServerFrame::Pong { id }),
+            other => return self.in_session(other).await,
+        };
+        if self.session.is_some() {
+            let again = Refusal::new(
+                ErrorCode::BadFrame,
+                "hello was already sent on this connection",
+            );
+            return self.refuse(again, None);
+        }
+        let origin = self.origin();
+        match self.conversations.open(hello, origin, &self.outbox).await {
+            Ok(session) => self.session = Some(session),
+            Err(e) => self.failed(e, None),
+        }
+    }
+
+    /// A frame that needs the session `hello` opened.
+    async fn in_session(&mut self, frame: ClientFrame) {
+        if self.session.is_none() {
+            let first = Refusal::new(ErrorCode::HelloFirst, "send a hello frame first");
+            return self.refuse(first, None);
+        }
+        if let ClientFrame::Message { client_id, text } = frame {
+            return self.message(&client_id, &text).await;
+        }
+        match self.act(frame).await {
+            Ok(Some(answer)) => self.send(answer),
+            Ok(None) => {}
+            Err(Fail::Refused(refusal)) => self.refuse(refusal, None),
+            Err(Fail::Conversation(e)) => self.failed(e, None),
+        }
+    }
+
+    /// Does what a frame other than `hello` and `message` asks; returns the answer to send.
+    async fn act(&mut self, frame: ClientFrame) -> Result<Option<ServerFrame>, Fail> {
+        let conversations = self.conversations.clone();
+        let Some(session) = self.session.as_mut() else {
+            return Err(Refusal::new(ErrorCode::HelloFirst, "send a hello frame first").into());
+        };
+        Ok(match frame {
             ClientFrame::Typing { on } => {
-                if let Some(sub) = &self.session {
-                    self.state
-                        .conversations
-                        .customer_typing(sub.conversation(), sub.id(), on)
-                        .await;
-                }
+                conversations.typing(session, on);
+                None
             }
             ClientFrame::Feedback { seq, helpful } => {
-                let Some(id) = self.conversation() else {
-                    return self.hello_first().await;
-                };
-                match self.state.conversations.feedback(&id, seq, helpful).await {
-                    Ok(()) => self.send(ServerFrame::FeedbackAck { seq }).await,
-                    Err(ConversationError::UnknownMessage(seq)) => {
-                        self.send(ServerFrame::error(
-                            "unknown_message",
-                            format!("there is no bot answer with seq {seq}"),
-                        ))
-                        .await
-                    }
-                    Err(e) => self.failed(e, None).await,
-                }
+                conversations.feedback(session, seq, helpful).await?;
+                Some(ServerFrame::FeedbackAck { seq })
             }
             ClientFrame::Rate { score, comment } => {
-                let Some(id) = self.conversation() else {
-                    return self.hello_first().await;
-                };
-                match self
-                    .state
-                    .conversations
-                    .rate(&id, score, comment.as_deref())
-                    .await
-                {
-                    Ok(()) => self.send(ServerFrame::RateAck { score }).await,
-                    Err(e @ ConversationError::BadRating) => {
-                        self.send(ServerFrame::error("bad_frame", e.to_string()))
-                            .await
-                    }
-                    Err(e @ ConversationError::NotResolved) => {
-                        self.send(ServerFrame::error("not_resolved", e.to_string()))
-                            .await
-                    }
-                    Err(e) => self.failed(e, None).await,
-                }
+                conversations
+                    .rate(session, score, comment.as_deref())
+                    .await?;
+                Some(ServerFrame::RateAck { score })
             }
             ClientFrame::LeaveEmail { email, message } => {
-                let Some(id) = self.conversation() else {
-                    return self.hello_first().await;
-                };
                 let message = message.unwrap_or_default();
-                if message.chars().count() > self.state.limits.max_message_chars {
-                    return self
-                        .send(ServerFrame::error(
-                            "message_too_long",
-                            "the message is too long",
-                        ))
-                        .await;
+                let max = self.limits.max_message_chars;
+                if message.chars().count() > max {
+                    let long = format!("the message is limited to {max} characters");
+                    return Err(Refusal::new(ErrorCode::MessageTooLong, long).into());
                 }
-                match self
-                    .state
-                    .conversations
-                    .leave_email(&id, &email, &message)
-                    .await
-                {
-                    Ok(ticket_id) => self.send(ServerFrame::EmailAck { ticket_id }).await,
-                    Err(e @ ConversationError::BadEmail) => {
-                        self.send(ServerFrame::error("bad_email", e.to_string()))
-                            .await
-                    }
-                    Err(e) => self.failed(e, None).await,
-                }
+                let ticket_id = conversations.leave_email(session, &email, &message).await?;
+                Some(ServerFrame::EmailAck { ticket_id })
             }
             ClientFrame::RequestHuman {} => {
-                let Some(id) = self.conversation() else {
-                    return self.hello_first().await;
-                };
-                if let Err(e) = self.state.conversations.request_human(&id).await {
-                    self.failed(e, None).await;
+                if !self.messages.take() {
+                    let wait = "wait a moment and ask again";
+                    return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
                 }
+                conversations.request_human(session).await?;
+                None
             }
-        }
-    }
-
-    async fn on_message(&mut self, client_id: String, text: String) {
-        let Some((id, socket)) = self
-            .session
-            .as_ref()
-            .map(|sub| (sub.conversation().to_owned(), sub.id()))
-        else {
-            return self.hello_first().await;
-        };
-        let refuse = |code, message: String| ServerFrame::Error {
-            code,
-            message,
-            client_id: Some(client_id.clone()),
-        };
-        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-            return self
-                .send(refuse(
-                    "bad_frame",
-                    format!("client_id must be 1 to {MAX_CLIENT_ID} characters"),
-                ))
-                .await;
-        }
-        let text = text.trim();
-        if text.is_empty() {
-            return self
-                .send(refuse("empty_message", "the message is empty".into()))
-                .await;
-        }
-        let max = self.state.limits.max_message_chars;
-        let chars = text.chars().count();
-        if chars > max {
-            return self
-                .send(refuse("message_too_long", format!("messages are limited to {max} characters; this one has {chars}. Split it up and send again")))
-                .await;
-        }
-        if !self.messages.take() {
-            return self
-                .send(refuse(
-                    "rate_limited",
-                    "you are sending messages too fast; wait a moment and send again".into(),
-                ))
-                .await;
-        }
-        match self
-            .state
-            .conversations
-            .customer_message(&id, socket, &client_id, text)
-            .await
-        {
-            Ok(stored) => {
-                self.send(ServerFrame::Ack {
-                    client_id: client_id.clone(),
-                    seq: stored.seq,
-                    duplicate: stored.duplicate,
-                })
-                .await;
-                if !stored.duplicate {
-                    if let Err(e) = self
-                        .state
-                        .conversations
-                        .after_customer_message(&id, stored.seq, text)
-                        .await
-                    {
-                        tracing::error!(conversation = %id, "the bot could not answer: {e}");
-                        self.send(ServerFrame::error("unavailable", "the assistant could not answer just now; your message is saved, please try again or ask for a person")).await;
-                    }
-                }
+            ClientFrame::Hello { .. } | ClientFrame::Ping { .. } | ClientFrame::Message { .. } => {
+                None
             }
-            Err(e) => self.failed(e, Some(client_id)).await,
-        }
-    }
-
-    fn conversation(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .map(|sub| sub.conversation().to_owned())
-    }
-
-    async fn hello_first(&self) {
-        self.send(ServerFrame::error(
-            "hello_first",
-            "send a hello frame first",
-        ))
-        .await;
-    }
-
-    async fn failed(&self, e: ConversationError, client_id: Option<String>) {
-        tracing::error!("customer frame failed: {e}");
-        let message =
-            "the server could not save this just now; send it again (it will not be duplicated)"
-                .into();
-        self.send(ServerFrame::Error {
-            code: "unavailable",
-            message,
-            client_id,
         })
-        .await;
+    }
+
+    async fn message(&mut self, client_id: &str, text: &str) {
+        let text = match check_message(client_id, text, self.limits.max_message_chars) {
+            Ok(text) => text,
+            Err(refusal) => return self.refuse(refusal, Some(client_id)),
+        };
+        if !self.messages.take() {
+            let wait = Refusal::new(
+                ErrorCode::RateLimited,
+                "you are sending messages too fast; wait a moment and send again",
+            );
+            return self.refuse(wait, Some(client_id));
+        }
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let conversations = self.conversations.clone();
+        let stored = match conversations.message(session, client_id, text).await {
+            Ok(stored) => stored,
+            Err(e) => return self.failed(e, Some(client_id)),
+        };
+        self.send(ServerFrame::Ack {
+            client_id: client_id.to_owned(),
+            seq: stored.seq,
+            duplicate: stored.duplicate,
+        });
+        if stored.duplicate {
+            return;
+        }
+        let Some(session) = self.session.as_ref() else {
+            return;
+        };
+        if let Err(e) = conversations.after_message(session, &stored, text).await {
+            tracing::error!(conversation = %session.conversation(), "the bot could not answer: {e}");
+            self.send(ServerFrame::error(ErrorCode::Unavailable, "the assistant could not answer just now; your message is saved, please try again or ask for a person"));
+        }
+    }
+
+    fn failed(&self, e: ConversationError, client_id: Option<&str>) {
+        if e.is_internal() {
+            tracing::error!("customer frame failed: {e}");
+        }
+        self.refuse(Refusal::new(e.code(), e.public_message()), client_id);
     }
 }
 
-/// Allows `rate` events a second on average, and bursts of up to `burst`.
+/// Why a frame was not done.
+enum Fail {
+    /// Refused as it came.
+    Refused(Refusal),
+    /// The conversation refused or failed.
+    Conversation(ConversationError),
+}
+
+impl From<Refusal> for Fail {
+    fn from(r: Refusal) -> Self {
+        Fail::Refused(r)
+    }
+}
+
+impl From<ConversationError> for Fail {
+    fn from(e: ConversationError) -> Self {
+        Fail::Conversation(e)
+    }
+}
+
+/// A token bucket: `rate` per second sustained, bursts of `burst`.
 struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
-    last: Instant,
+    at: std::time::Instant,
 }
 
 impl TokenBucket {
     fn new(rate: f64, burst: f64) -> Self {
-        let burst = burst.max(1.0);
         Self {
             rate,
             burst,
             tokens: burst,
-            last: Instant::now(),
+            at: std::time::Instant::now(),
         }
     }
 
     fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true

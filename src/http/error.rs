@@ -5,9 +5,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::accounts::AuthError;
 use crate::conversation::ConversationError;
-use crate::handoff::accounts::AuthError;
 use crate::kb::KbError;
+use crate::protocol::ErrorCode;
 use crate::store::StoreError;
 
 /// An error answered to an HTTP client.
@@ -94,12 +95,25 @@ impl From<StoreError> for ApiError {
 
 impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
-        match e {
-            ConversationError::UnknownMessage(_) => {
-                Self::bad_request("unknown_message", e.to_string())
+        if e.is_internal() {
+            return Self::internal(&e);
+        }
+        let code = e.code();
+        let status = match code {
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotOwner => StatusCode::FORBIDDEN,
+            ErrorCode::AlreadyClaimed | ErrorCode::NotQueued | ErrorCode::AtCapacity => {
+                StatusCode::CONFLICT
             }
-            ConversationError::NotFound => Self::not_found(e.to_string()),
-            other => Self::internal(&other),
+            ErrorCode::QueueFull | ErrorCode::TooManyConversations | ErrorCode::RateLimited => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            code: code.as_str(),
+            message: e.public_message(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The HTTP layer, and the only module that knows axum: the customer and agent WebSockets, the REST
 //! API, the demo page and the rendered knowledge-base articles. `auth` is the one place a request's
-//! headers become an authenticated account.
+//! headers become an authenticated account; `socket` runs both WebSockets.
 
 mod agent;
+mod agent_socket;
 mod api;
 mod auth;
 mod chat;
@@ -10,13 +11,17 @@ mod error;
 mod pages;
 mod socket;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tokio::sync::Semaphore;
 
+use crate::admission::{Admission, Refused};
 use crate::bot::Bot;
-use crate::conversation::Conversations;
+use crate::conversation::{Conversations, Desk};
 use crate::kb::KnowledgeBase;
 use crate::settings::{AgentSettings, LimitSettings};
 use crate::store::Store;
@@ -26,29 +31,76 @@ pub use error::ApiError;
 /// Cheap handles to everything a request may need.
 #[derive(Clone)]
 pub struct AppState {
-    /// Conversations and their sockets.
+    /// The customers' side of conversations.
     pub conversations: Conversations,
+    /// The agents' side of conversations.
+    pub desk: Desk,
     /// The bot (for "explain").
     pub bot: Bot,
     /// The knowledge base.
     pub kb: KnowledgeBase,
-    /// The store (for reports).
+    /// The store (for reports and lists).
     pub store: Store,
-    /// Limits on what customers may send.
+    /// Limits on what clients may send and hold.
     pub limits: Arc<LimitSettings>,
     /// Agent login settings.
     pub agents: Arc<AgentSettings>,
-    /// One permit per open WebSocket.
-    pub connections: Arc<Semaphore>,
+    /// Socket slots and per-address budgets.
+    pub admission: Admission,
 }
 
-/// All routes.
+/// All routes. Serve them with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// WebSockets need the client's address.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(chat::router())
         .merge(api::router())
         .merge(agent::router())
+        .merge(agent_socket::router())
         .merge(pages::router())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The client's address: the TCP peer, or what a trusted proxy says it is.
+fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    state.admission.client_address(peer.ip(), forwarded)
+}
+
+/// Socket buffers: small, so an idle socket costs little (frames larger than the read buffer are
+/// read in several steps). What waits to be written is bounded by the outbox, in frames; a frame
+/// itself may be large (a `welcome` with many missed frames).
+fn sized(ws: WebSocketUpgrade, max_frame: usize, write_buffer: usize) -> WebSocketUpgrade {
+    ws.read_buffer_size(2 * 1024)
+        .write_buffer_size(write_buffer)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+}
+
+/// A refused upgrade: `503` when the server's sockets are all taken, `429` when this address has
+/// too many; both with `Retry-After` and what to do.
+fn refused(refusal: Refused, address: IpAddr) -> Response {
+    let (status, code, message) = match refusal {
+        Refused::Full { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_full",
+            "every connection slot is taken; try again shortly",
+        ),
+        Refused::TooManyFromAddress { .. } => {
+            tracing::warn!(%address, "too many sockets from one address; if it is your reverse proxy, list it in server.trusted_proxies");
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "too many connections from your address; close some or try again shortly",
+            )
+        }
+    };
+    let body = serde_json::json!({ "code": code, "message": message });
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(refusal.retry_after()),
+    );
+    response
 }

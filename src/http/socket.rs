@@ -1,52 +1,203 @@
-//! What the customer and agent WebSockets share: a writer task fed by a bounded channel, so a slow
-//! client never blocks whoever sends to it, and a last flush when the connection ends.
+//! What the customer and agent WebSockets share: one task per socket that writes what arrives in
+//! its outbox, reads the client's frames and hands each to a handler task, pings a silent client,
+//! and closes the socket when the client says nothing in time or falls behind.
+//!
+//! A frame is handled in a task of its own, so a client that reads slowly (a write that waits)
+//! never holds up the handling of its frames, nor any lock the handling takes; the next frame is
+//! read only once the last one is handled, so a client's frames are handled in order. An idle
+//! socket is one small task: the buffers are sized by the caller.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
 use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout, Instant};
 
-use crate::conversation::Outbound;
+use crate::fanout::{Alarm, Inbox};
+use crate::protocol::CloseCode;
+use crate::settings::LimitSettings;
 
-/// Frames waiting for a slow socket before the sender waits.
-const OUTBOX: usize = 256;
-
-/// The writing half of a socket, run by its own task.
-pub(super) struct Writer(JoinHandle<()>);
-
-/// Splits `socket` into its incoming frames, a sender for outgoing text frames, and the task
-/// that writes them.
-pub(super) fn split(socket: WebSocket) -> (SplitStream<WebSocket>, mpsc::Sender<Outbound>, Writer) {
-    let (mut sink, stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOX);
-    let task = tokio::spawn(async move {
-        while let Some(text) = rx.recv().await {
-            if sink
-                .send(Message::Text(text.as_ref().into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    (stream, tx, Writer(task))
+/// A socket's frame handler: owned by the handling task while it works.
+pub(super) trait Handler: Send + Sized + 'static {
+    /// Handles one text frame; gives the handler back when done.
+    fn on_text(self, text: String) -> Pin<Box<dyn Future<Output = Self> + Send>>;
+    /// Answers a binary frame (this protocol has none).
+    fn on_binary(&mut self);
+    /// Whether the client has introduced itself (`hello`, or `auth`).
+    fn greeted(&self) -> bool;
 }
 
-impl Writer {
-    /// Once every sender is dropped: lets the writer flush what is queued (for up to 2 s), then
-    /// stops it.
-    pub(super) async fn finish(self) {
-        let abort = self.0.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(2), self.0)
-            .await
-            .is_err()
-        {
-            abort.abort();
+/// The socket's deadlines.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timing {
+    /// To introduce itself.
+    pub hello: Duration,
+    /// Of silence before a ping.
+    pub ping: Duration,
+    /// Of silence before the socket is closed.
+    pub idle: Duration,
+}
+
+impl Timing {
+    pub(super) fn from(limits: &LimitSettings) -> Self {
+        let secs = |s: f64| Duration::from_secs_f64(s.clamp(0.05, 86_400.0));
+        Self {
+            hello: secs(limits.hello_timeout_seconds),
+            ping: secs(limits.ping_interval_seconds),
+            idle: secs(
+                limits
+                    .idle_timeout_seconds
+                    .max(limits.ping_interval_seconds),
+            ),
         }
+    }
+}
+
+/// Serves a socket until the client leaves, its outbox overflows, or a deadline passes.
+pub(super) async fn run<H: Handler>(
+    mut socket: WebSocket,
+    mut inbox: Inbox,
+    handler: H,
+    timing: Timing,
+) {
+    let mut watch = Watch::new(handler.greeted());
+    let mut idle: Option<H> = Some(handler);
+    let mut busy: Option<JoinHandle<H>> = None;
+    let alarm = inbox.alarm();
+    let close = loop {
+        tokio::select! {
+            biased;
+            _ = alarm.rung() => break Some(CloseCode::TooSlow),
+            frame = inbox.recv() => {
+                let Some(frame) = frame else { break None };
+                if let Err(close) = write(&mut socket, &mut inbox, &alarm, frame, timing.idle).await {
+                    break close;
+                }
+            }
+            done = join(&mut busy), if busy.is_some() => {
+                busy = None;
+                let Some(h) = done else { break Some(CloseCode::InternalError) };
+                watch.greeted = h.greeted();
+                idle = Some(h);
+            }
+            incoming = socket.recv(), if idle.is_some() => {
+                watch.heard();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        busy = idle.take().map(|h| tokio::spawn(h.on_text(text.to_string())));
+                    }
+                    Some(Ok(Message::Binary(_))) => idle.iter_mut().for_each(|h| h.on_binary()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+                }
+            }
+            _ = sleep_until(watch.deadline(&timing)), if idle.is_some() => {
+                if let Err(close) = watch.expired() {
+                    break Some(close);
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(code) = close {
+        let frame = CloseFrame {
+            code: code.code(),
+            reason: code.reason().into(),
+        };
+        let closing = socket.send(Message::Close(Some(frame)));
+        let _ = timeout(Duration::from_secs(1), closing).await;
+    }
+    // A frame still being handled finishes on its own (its effects on the conversation
+    // complete); what it sends this socket goes nowhere.
+}
+
+/// The socket's deadlines: to say hello, to be pinged, to be closed as idle.
+struct Watch {
+    opened: Instant,
+    heard: Instant,
+    pinged: bool,
+    greeted: bool,
+}
+
+impl Watch {
+    fn new(greeted: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            opened: now,
+            heard: now,
+            pinged: false,
+            greeted,
+        }
+    }
+
+    /// The client said something (a frame, a pong).
+    fn heard(&mut self) {
+        self.heard = Instant::now();
+        self.pinged = false;
+    }
+
+    fn deadline(&self, timing: &Timing) -> Instant {
+        if !self.greeted {
+            self.opened + timing.hello
+        } else if !self.pinged {
+            self.heard + timing.ping
+        } else {
+            self.heard + timing.idle
+        }
+    }
+
+    /// The deadline passed: ping the client (`Ok`), or close the socket.
+    fn expired(&mut self) -> Result<(), CloseCode> {
+        if !self.greeted {
+            Err(CloseCode::HelloTimeout)
+        } else if !self.pinged {
+            self.pinged = true;
+            Ok(())
+        } else {
+            Err(CloseCode::IdleTimeout)
+        }
+    }
+}
+
+/// Waits for the handling task; `None` if it panicked.
+async fn join<H>(busy: &mut Option<JoinHandle<H>>) -> Option<H> {
+    let task = busy.as_mut()?;
+    match task.await {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!("handling a frame failed: {e}");
+            None
+        }
+    }
+}
+
+/// Writes `frame` and whatever else is queued, then flushes; gives up (closing the socket) if
+/// the outbox overflows meanwhile or the client reads nothing for the idle timeout.
+async fn write(
+    socket: &mut WebSocket,
+    inbox: &mut Inbox,
+    alarm: &Alarm,
+    frame: crate::protocol::Outbound,
+    idle: Duration,
+) -> Result<(), Option<CloseCode>> {
+    let writing = async {
+        socket.feed(Message::Text(frame.as_ref().into())).await?;
+        // Frames queued before an overflow are older than the one refused: writing them keeps
+        // the order; nothing newer is queued once the outbox overflowed.
+        while let Some(next) = inbox.try_recv() {
+            socket.feed(Message::Text(next.as_ref().into())).await?;
+        }
+        socket.flush().await
+    };
+    tokio::select! {
+        biased;
+        done = writing => done.map_err(|_| None),
+        _ = alarm.rung() => Err(Some(CloseCode::TooSlow)),
+        _ = tokio::time::sleep(idle) => Err(Some(CloseCode::IdleTimeout)),
     }
 }

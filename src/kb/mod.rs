@@ -148,8 +148,9 @@ struct Indexed {
 
 /// Candidates taken from each of the two searches before fusing.
 const CANDIDATES: usize = 30;
-/// How much keyword search counts next to semantic similarity when ranking (see `search_with`).
-pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.1;
+/// How much keyword search counts next to semantic similarity when ranking (see `search_with`);
+/// defined with the settings, which must not depend on the knowledge base.
+pub use crate::settings::DEFAULT_KEYWORD_WEIGHT;
 
 impl KnowledgeBase {
     /// Opens the knowledge base in `dir` and indexes every article (blocking; call at start-up).

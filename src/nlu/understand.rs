@@ -1,8 +1,7 @@
 //! [`Nlu`]: one handle that turns a customer message into an [`Understanding`] (intent,
 //! out-of-scope, upset), from one embedding that retrieval reuses.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::intents::{IntentModel, IntentSet, IntentVerdict};
 use super::upset::UpsetModel;
@@ -15,13 +14,7 @@ pub struct Nlu {
     encoder: Encoder,
     intents: Arc<IntentModel>,
     upset: Arc<UpsetModel>,
-    /// The last few analyses, so the escalation policy and the bot, which both look at the same
-    /// message, share one encoder call.
-    recent: Arc<Mutex<VecDeque<(String, Analysis)>>>,
 }
-
-/// Analyses kept for reuse.
-const RECENT: usize = 64;
 
 /// Everything understood of one message, with the intent classifier's explanation.
 #[derive(Debug, Clone)]
@@ -54,7 +47,6 @@ impl Nlu {
             encoder,
             intents: Arc::new(intents),
             upset: Arc::new(upset),
-            recent: Arc::default(),
         }
     }
 
@@ -73,23 +65,11 @@ impl Nlu {
         &self.upset
     }
 
-    /// Encodes `text` and understands it.
+    /// Encodes `text` (one encoder call) and understands it. Callers pass the [`Analysis`] on
+    /// (to the escalation policy and the bot) rather than analysing the same text again.
     pub async fn analyse(&self, text: &str) -> Result<Analysis, NluError> {
-        if let Some(hit) = self.recent().iter().find(|(t, _)| t == text) {
-            return Ok(hit.1.clone());
-        }
         let embedding = self.encoder.embed_one(text).await?;
-        let analysis = self.analyse_embedded(text, embedding);
-        let mut recent = self.recent();
-        if recent.len() >= RECENT {
-            recent.pop_front();
-        }
-        recent.push_back((text.to_owned(), analysis.clone()));
-        Ok(analysis)
-    }
-
-    fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Analysis)>> {
-        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+        Ok(self.analyse_embedded(text, embedding))
     }
 
     /// Understands a message already encoded.

@@ -1,6 +1,5 @@
-//! Persistence for the human side: agent accounts and tokens, hand-offs, private notes, per-turn
-//! understanding, CSAT and tickets. Same rules as the rest of the store: `$N` placeholders, portable
-//! SQL (except `json_extract` for the customer's email, which Postgres spells `->>`).
+//! Persistence for the human side: agent accounts and tokens, hand-offs (with CSAT), private
+//! notes. Same rules as the rest of the store: `$N` placeholders, portable SQL.
 
 use sqlx::Row;
 
@@ -15,7 +14,7 @@ pub struct AgentRow {
     pub name: String,
     /// Login.
     pub email: String,
-    /// `agent` or `admin`.
+    /// `agent`, `admin` or `editor` (the accounts module types it).
     pub role: String,
     /// Teams the agent serves; empty serves every team.
     pub teams: Vec<String>,
@@ -61,6 +60,8 @@ pub struct HandoffRow {
     pub csat_score: Option<i64>,
     /// The customer's comment.
     pub csat_comment: Option<String>,
+    /// When it left the queue because the customer was gone.
+    pub abandoned_at: Option<i64>,
 }
 
 /// A private note.
@@ -74,59 +75,6 @@ pub struct NoteRow {
     pub text: String,
     /// When (Unix ms).
     pub at: i64,
-}
-
-/// A bot turn with the customer's verdict on it.
-#[derive(Debug, Clone)]
-pub struct BotTurnRow {
-    /// Sequence number of the bot's message (of the customer's question when `handed_off`).
-    pub seq: i64,
-    /// The question.
-    pub question: String,
-    /// `answered`, `clarify` or `dont_know`.
-    pub outcome: String,
-    /// Confidence of the best passage.
-    pub confidence: f64,
-    /// Article answered from.
-    pub article: Option<String>,
-    /// The conversation went to a person instead of getting this reply (no bot message).
-    pub handed_off: bool,
-    /// The customer's verdict.
-    pub helpful: Option<bool>,
-}
-
-/// A conversation in a list.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ConversationSummaryRow {
-    /// Id.
-    pub id: String,
-    /// Owner: `bot`, `queued`, `agent`, `resolved`.
-    pub state: String,
-    /// What the widget knew of the customer.
-    pub visitor: serde_json::Value,
-    /// Created (Unix ms).
-    pub created_at: i64,
-    /// Last change (Unix ms).
-    pub updated_at: i64,
-}
-
-/// A follow-up ticket left by a customer.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TicketRow {
-    /// Id.
-    pub id: i64,
-    /// The conversation.
-    pub conversation_id: String,
-    /// Where to answer.
-    pub email: String,
-    /// What they wrote.
-    pub message: String,
-    /// Team.
-    pub team: Option<String>,
-    /// `open` until followed up.
-    pub status: String,
-    /// When (Unix ms).
-    pub created_at: i64,
 }
 
 fn agent_row(r: &sqlx::sqlite::SqliteRow) -> AgentRow {
@@ -154,6 +102,7 @@ fn handoff_row(r: &sqlx::sqlite::SqliteRow) -> HandoffRow {
         resolved_at: r.get("resolved_at"),
         csat_score: r.get("csat_score"),
         csat_comment: r.get("csat_comment"),
+        abandoned_at: r.get("abandoned_at"),
     }
 }
 
@@ -297,6 +246,16 @@ impl Store {
         Ok(())
     }
 
+    /// The hand-off ended without a person: the customer left the queue and did not come back.
+    pub async fn handoff_abandoned(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE handoffs SET abandoned_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The hand-off was resolved.
     pub async fn handoff_resolved(&self, id: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE handoffs SET resolved_at = $2 WHERE id = $1")
@@ -395,230 +354,5 @@ impl Store {
                 at: r.get("created_at"),
             })
             .collect())
-    }
-
-    /// Stores what was understood of the customer message at `seq` (JSON).
-    pub async fn record_turn_signals(
-        &self,
-        conversation: &str,
-        seq: i64,
-        understanding: &serde_json::Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING")
-            .bind(conversation)
-            .bind(seq)
-            .bind(understanding.to_string())
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// What was understood of each customer message, by `seq`, oldest first.
-    pub async fn turn_signals_of(
-        &self,
-        conversation: &str,
-    ) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, understanding FROM turn_signals WHERE conversation_id = $1 ORDER BY seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("seq"),
-                    serde_json::from_str(r.get::<&str, _>("understanding")).unwrap_or_default(),
-                )
-            })
-            .collect())
-    }
-
-    /// The bot's turns in a conversation with the customer's verdicts, oldest first.
-    pub async fn bot_turns_of(&self, conversation: &str) -> Result<Vec<BotTurnRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.seq, t.question, t.outcome, t.confidence, t.article, t.handed_off, f.helpful FROM bot_turns t
-             LEFT JOIN feedback f ON f.conversation_id = t.conversation_id AND f.seq = t.seq
-             WHERE t.conversation_id = $1 ORDER BY t.seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| BotTurnRow {
-                seq: r.get("seq"),
-                question: r.get("question"),
-                outcome: r.get("outcome"),
-                confidence: r.get("confidence"),
-                article: r.get("article"),
-                handed_off: r.get("handed_off"),
-                helpful: r.get("helpful"),
-            })
-            .collect())
-    }
-
-    /// The customer's messages, `(seq, text)`, oldest first.
-    pub async fn customer_texts(
-        &self,
-        conversation: &str,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, text FROM events WHERE conversation_id = $1 AND sender = 'customer' AND text IS NOT NULL ORDER BY seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get("seq"), r.get("text"))).collect())
-    }
-
-    /// One conversation, for lists and the context packet.
-    pub async fn conversation_summary(
-        &self,
-        conversation: &str,
-    ) -> Result<Option<ConversationSummaryRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations WHERE id = $1",
-        )
-        .bind(conversation)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(summary_row))
-    }
-
-    /// Conversations, newest first, optionally only those in `state`.
-    pub async fn list_conversations(
-        &self,
-        state: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<ConversationSummaryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations
-             WHERE $1 IS NULL OR state = $1 ORDER BY updated_at DESC LIMIT $2",
-        )
-        .bind(state)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(summary_row).collect())
-    }
-
-    /// Earlier conversations of the customer with this email, newest first.
-    pub async fn conversations_of_email(
-        &self,
-        email: &str,
-        except: &str,
-        limit: i64,
-    ) -> Result<Vec<ConversationSummaryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations
-             WHERE json_extract(visitor, '$.email') = $1 AND id <> $2 ORDER BY created_at DESC LIMIT $3",
-        )
-        .bind(email)
-        .bind(except)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(summary_row).collect())
-    }
-
-    /// Messages containing `q` (case-insensitive), newest first: `(conversation, seq, sender, text)`.
-    pub async fn search_messages(
-        &self,
-        q: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, i64, String, String)>, StoreError> {
-        let pattern = format!(
-            "%{}%",
-            q.to_lowercase().replace('%', "\\%").replace('_', "\\_")
-        );
-        let rows = sqlx::query(
-            "SELECT conversation_id, seq, sender, text FROM events
-             WHERE text IS NOT NULL AND LOWER(text) LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT $2",
-        )
-        .bind(pattern)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("conversation_id"),
-                    r.get("seq"),
-                    r.get("sender"),
-                    r.get("text"),
-                )
-            })
-            .collect())
-    }
-
-    /// Whether the session token (by its hash) is the one of this conversation.
-    pub async fn session_owns(
-        &self,
-        conversation: &str,
-        session_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND session_hash = $2")
-            .bind(conversation)
-            .bind(session_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    /// Stores an open ticket; returns its id.
-    pub async fn create_ticket(
-        &self,
-        conversation: &str,
-        email: &str,
-        message: &str,
-        team: Option<&str>,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO tickets (conversation_id, email, message, team, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(conversation)
-        .bind(email)
-        .bind(message)
-        .bind(team)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
-    }
-
-    /// Tickets, newest first.
-    pub async fn tickets(&self, limit: i64) -> Result<Vec<TicketRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM tickets ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| TicketRow {
-                id: r.get("id"),
-                conversation_id: r.get("conversation_id"),
-                email: r.get("email"),
-                message: r.get("message"),
-                team: r.get("team"),
-                status: r.get("status"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
-    }
-}
-
-fn summary_row(r: &sqlx::sqlite::SqliteRow) -> ConversationSummaryRow {
-    ConversationSummaryRow {
-        id: r.get("id"),
-        state: r.get("state"),
-        visitor: serde_json::from_str(r.get::<&str, _>("visitor")).unwrap_or_default(),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
     }
 }

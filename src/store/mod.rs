@@ -1,5 +1,6 @@
 //! Persistence: conversations and their sequenced frames, bot turns and feedback; the human side
-//! (`agents`); what editors read (`reports`).
+//! (`agents`: accounts, tokens, hand-offs, notes); what a conversation was (`history`: turn
+//! signals, bot turns, summaries, search, tickets); what editors read (`reports`).
 //!
 //! SQLite (through sqlx, WAL mode) is the embedded default. Statements use `$N` placeholders and
 //! portable SQL so a Postgres backend can be added behind the same methods.
@@ -11,10 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod agents;
+mod history;
 mod reports;
-pub use agents::{
-    AgentRow, BotTurnRow, ConversationSummaryRow, HandoffRow, NoteRow, TicketRow, TokenLookup,
-};
+pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
+pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;
 
 /// What can go wrong storing or loading.
@@ -32,6 +33,11 @@ pub enum StoreError {
     /// The folder for the database file could not be created.
     #[error("cannot create the folder for the database ({0}); check store.url")]
     Folder(std::io::Error),
+    /// Another sender of the conversation used the client id already.
+    #[error(
+        "the client id `{0}` is used by another message of this conversation; choose a new one"
+    )]
+    ClientIdTaken(String),
 }
 
 /// A conversation as stored.
@@ -49,12 +55,31 @@ pub struct ConversationRow {
 pub struct NewEvent<'a> {
     /// `customer`, `bot`, `agent` or `system`.
     pub sender: &'a str,
-    /// The customer's idempotency key, for customer messages.
+    /// The client's idempotency key, for customers' and agents' messages.
     pub client_id: Option<&'a str>,
     /// The message text, for messages (searchable; the frame itself is in `body`).
     pub text: Option<&'a str>,
     /// Builds the frame's JSON given its sequence number.
-    pub body: &'a (dyn Fn(i64) -> serde_json::Value + Sync),
+    pub body: &'a (dyn Fn(i64) -> String + Sync),
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under `seq`; `frame` is the JSON stored; `state` the conversation's owner.
+    New {
+        /// The sequence number given.
+        seq: i64,
+        /// The frame as stored.
+        frame: std::sync::Arc<str>,
+        /// Who owns the conversation (`bot`, `queued`, `agent`, `resolved`).
+        state: String,
+    },
+    /// The same sender had stored a frame with this client id already, under `seq`.
+    Duplicate {
+        /// Its sequence number.
+        seq: i64,
+    },
 }
 
 /// What the bot did with one question, to store.
@@ -111,16 +136,17 @@ impl Store {
         Ok(Self { pool })
     }
 
-    /// Creates a conversation.
+    /// Creates a conversation unless it exists; true if this call created it.
     pub async fn create_conversation(
         &self,
         id: &str,
         session_hash: &str,
         visitor: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO conversations (id, session_hash, visitor, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO conversations (id, session_hash, visitor, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(session_hash)
@@ -128,7 +154,16 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether a conversation is stored.
+    pub async fn conversation_exists(&self, id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// The conversation a session token (by its hash) belongs to.
@@ -178,25 +213,43 @@ impl Store {
         Ok(row.map(|r| r.get("seq")))
     }
 
-    /// Appends a frame with the conversation's next sequence number; returns the number and the
-    /// stored frame. Callers serialise appends per conversation.
+    /// Appends a frame with the conversation's next sequence number, unless its client id is
+    /// stored already (a re-send: then nothing is written). Callers serialise appends per
+    /// conversation.
     pub async fn append(
         &self,
         conversation: &str,
         event: NewEvent<'_>,
         now: i64,
-    ) -> Result<(i64, serde_json::Value), StoreError> {
+    ) -> Result<Appended, StoreError> {
+        if let Some(client_id) = event.client_id {
+            let stored = sqlx::query(
+                "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
+            )
+            .bind(conversation)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = stored {
+                if row.get::<&str, _>("sender") != event.sender {
+                    return Err(StoreError::ClientIdTaken(client_id.to_owned()));
+                }
+                return Ok(Appended::Duplicate {
+                    seq: row.get("seq"),
+                });
+            }
+        }
         let mut tx = self.pool.begin().await?;
         // Writing first takes SQLite's write lock at once, so concurrent appends queue instead of
         // failing with a stale read snapshot.
-        let seq: i64 = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq",
+        let row = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
         )
         .bind(conversation)
         .bind(now)
         .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        .await?;
+        let (seq, state): (i64, String) = (row.get(0), row.get(1));
         let body = (event.body)(seq);
         sqlx::query(
             "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -206,20 +259,24 @@ impl Store {
         .bind(event.sender)
         .bind(event.client_id)
         .bind(event.text)
-        .bind(body.to_string())
+        .bind(&body)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((seq, body))
+        Ok(Appended::New {
+            seq,
+            frame: body.into(),
+            state,
+        })
     }
 
-    /// The frames after `seq`, in order.
+    /// The frames after `seq`, in order, as stored (JSON text).
     pub async fn events_after(
         &self,
         conversation: &str,
         seq: i64,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
+    ) -> Result<Vec<std::sync::Arc<str>>, StoreError> {
         let rows = sqlx::query(
             "SELECT body FROM events WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
         )
@@ -229,21 +286,21 @@ impl Store {
         .await?;
         Ok(rows
             .iter()
-            .filter_map(|r| serde_json::from_str(r.get::<&str, _>("body")).ok())
+            .map(|r| std::sync::Arc::from(r.get::<&str, _>("body")))
             .collect())
     }
 
-    /// When each frame of a conversation was stored (Unix ms), by `seq`, in order.
-    pub async fn event_times(&self, conversation: &str) -> Result<Vec<(i64, i64)>, StoreError> {
+    /// Every frame of a conversation with when it was stored (Unix ms), in order.
+    pub async fn timed_events(&self, conversation: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, created_at FROM events WHERE conversation_id = $1 ORDER BY seq",
+            "SELECT body, created_at FROM events WHERE conversation_id = $1 ORDER BY seq",
         )
         .bind(conversation)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get::<i64, _>("seq"), r.get::<i64, _>("created_at")))
+            .map(|r| (r.get::<String, _>("body"), r.get::<i64, _>("created_at")))
             .collect())
     }
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use frontdesk::escalation::Understand;
-use frontdesk::handoff::accounts::{create_agent, NewAgent};
+use frontdesk::accounts::{self, NewAccount};
+use frontdesk::escalation::{Scripted, Understand};
 use frontdesk::kb::KnowledgeBase;
-use frontdesk::nlu::{EmbeddingCache, Encoder};
+use frontdesk::nlu::{EmbeddingCache, Encoder, Understanding};
 use frontdesk::settings::NluSettings;
 use frontdesk::{App, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -98,13 +98,13 @@ impl TestApp {
     /// Creates an account of `role` and logs in over HTTP; returns the token.
     pub async fn account_token(&self, name: &str, role: &str, teams: &[&str]) -> String {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
-        create_agent(
+        accounts::create(
             &self.store,
-            NewAgent {
+            NewAccount {
                 name: name.into(),
                 email: email.clone(),
                 password: "secret-pw".into(),
-                role: role.into(),
+                role: role.parse().expect("a known role"),
                 teams: teams.iter().map(|t| t.to_string()).collect(),
                 max_chats: 3,
             },
@@ -184,14 +184,15 @@ pub async fn spawn_app_with_files(files: &[(&str, &str)]) -> TestApp {
     spawn_in(kb, |_| {}).await
 }
 
-/// The server with a copy of the demo knowledge base, adjusted settings, and `understand` in the
-/// language-understanding seam.
+/// The server with a copy of the demo knowledge base, adjusted settings, and `script` deciding
+/// what customers mean (on the real embeddings, so the bot still finds its passages).
 pub async fn spawn_app_understanding(
     adjust: impl FnOnce(&mut Settings),
-    understand: Arc<dyn Understand>,
+    script: fn(&str) -> Understanding,
 ) -> TestApp {
     let kb = tempfile::tempdir().expect("temp dir");
     copy_dir(&root().join("knowledge_base"), kb.path());
+    let understand: Arc<dyn Understand> = Arc::new(Scripted::new(nlu().0, script));
     spawn_in_with(kb, adjust, Some(understand)).await
 }
 
@@ -299,6 +300,29 @@ impl Client {
         Self { ws }
     }
 
+    /// A customer socket from the local address `from` (any of 127.0.0.0/8), optionally with a
+    /// small kernel receive buffer (a phone on a bad network, or a client that stops reading).
+    pub async fn connect_from(
+        port: u16,
+        from: [u8; 4],
+        receive_buffer: Option<u32>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(std::net::SocketAddr::from((from, 0)))
+            .expect("127.0.0.0/8 addresses bind on Linux");
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).expect("receive buffer");
+        }
+        let stream = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .expect("TCP connects");
+        let url = format!("ws://127.0.0.1:{port}/ws/chat");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Self { ws })
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.send_raw(frame.to_string()).await;
     }
@@ -322,8 +346,11 @@ impl Client {
 
     /// The next frame of any type, or None if nothing comes within `wait`.
     pub async fn recv_any(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message
                 .expect("the connection stays open")
                 .expect("a frame")
@@ -346,6 +373,45 @@ impl Client {
             }
         }
         frames
+    }
+
+    /// Sends `ping` and returns the frames (but typing indicators) that arrive before its `pong`:
+    /// the server answers a ping only once everything sent before it has been handled, so this
+    /// is everything the earlier frames caused on this socket.
+    pub async fn settle(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": "settle"})).await;
+        let mut frames = Vec::new();
+        loop {
+            let f = self.recv().await;
+            if f["type"] == "pong" && f["id"] == "settle" {
+                return frames;
+            }
+            frames.push(f);
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code (None for a plain drop).
+    pub async fn closed(&mut self, wait: Duration) -> Option<u16> {
+        closed(&mut self.ws, wait).await
+    }
+
+    /// The next text frame, or the close code when the server closes the socket (None when it
+    /// drops it without a close frame). Panics if nothing happens within `wait`.
+    pub async fn recv_or_close(&mut self, wait: Duration) -> Result<Value, Option<u16>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a frame or the close in time");
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text).expect("JSON frame"))
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
     }
 
     /// Sends hello and returns the welcome.
@@ -379,6 +445,10 @@ impl Client {
 /// An agent's console WebSocket.
 pub struct AgentClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The queue as the frames read so far tell it (a `queue` snapshot, then `queue_changed`).
+    queue: std::collections::BTreeMap<String, Value>,
+    /// The largest queue frame read so far, in bytes.
+    pub largest_queue_frame: usize,
 }
 
 impl AgentClient {
@@ -388,7 +458,11 @@ impl AgentClient {
         ))
         .await
         .expect("the agent WebSocket connects");
-        Self { ws }
+        Self {
+            ws,
+            queue: Default::default(),
+            largest_queue_frame: 0,
+        }
     }
 
     /// The agent socket as the console opens it: the token follows in an `auth` frame.
@@ -396,7 +470,11 @@ impl AgentClient {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/agent"))
             .await
             .expect("the agent WebSocket connects");
-        Self { ws }
+        Self {
+            ws,
+            queue: Default::default(),
+            largest_queue_frame: 0,
+        }
     }
 
     pub async fn send(&mut self, frame: Value) {
@@ -408,16 +486,75 @@ impl AgentClient {
 
     /// The next frame of any type, or None within `wait`.
     pub async fn recv_any(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message
                 .expect("the connection stays open")
                 .expect("a frame")
             {
-                Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
+                Message::Text(text) => {
+                    let frame: Value = serde_json::from_str(&text).expect("JSON");
+                    if frame["type"] == "queue" || frame["type"] == "queue_changed" {
+                        self.largest_queue_frame = self.largest_queue_frame.max(text.len());
+                    }
+                    self.follow_queue(&frame);
+                    return Some(frame);
+                }
                 Message::Close(reason) => panic!("the server closed the connection: {reason:?}"),
                 _ => continue,
             }
+        }
+    }
+
+    fn follow_queue(&mut self, frame: &Value) {
+        let entries = |key: &str| frame[key].as_array().cloned().unwrap_or_default();
+        match frame["type"].as_str() {
+            Some("queue") => {
+                self.queue.clear();
+                for e in entries("entries") {
+                    self.queue
+                        .insert(e["conversation_id"].as_str().unwrap().to_owned(), e);
+                }
+            }
+            Some("queue_changed") => {
+                for id in entries("removed") {
+                    self.queue.remove(id.as_str().unwrap());
+                }
+                for e in entries("upserted") {
+                    self.queue
+                        .insert(e["conversation_id"].as_str().unwrap().to_owned(), e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The queue as this console knows it, in queue order (by priority, then waiting time).
+    pub fn queue(&self) -> Vec<Value> {
+        let mut entries: Vec<Value> = self.queue.values().cloned().collect();
+        entries.sort_by_key(|e| {
+            (
+                -e["priority"].as_i64().unwrap(),
+                e["escalated_at"].as_i64().unwrap(),
+                e["conversation_id"].as_str().unwrap().to_owned(),
+            )
+        });
+        entries
+    }
+
+    /// Reads frames until the queue this console knows satisfies `pred`; returns it.
+    pub async fn wait_queue(&mut self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        loop {
+            let entries = self.queue();
+            if pred(&entries) {
+                return entries;
+            }
+            self.recv_any(WAIT)
+                .await
+                .expect("the queue changes as expected in time");
         }
     }
 
@@ -451,5 +588,41 @@ impl AgentClient {
             frames.push(f);
         }
         frames
+    }
+
+    /// Sends `ping` and returns the frames that arrive before its `pong` (see [`Client::settle`]).
+    pub async fn settle(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "ping", "id": "settle"})).await;
+        let mut frames = Vec::new();
+        loop {
+            let f = self.recv_any(WAIT).await.expect("the pong arrives in time");
+            if f["type"] == "pong" && f["id"] == "settle" {
+                return frames;
+            }
+            frames.push(f);
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code (None for a plain drop).
+    pub async fn closed(&mut self, wait: Duration) -> Option<u16> {
+        closed(&mut self.ws, wait).await
+    }
+}
+
+/// Reads until the server closes the socket (or `wait` passes: then a panic); the close code.
+async fn closed(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    wait: Duration,
+) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the server closes the socket in time");
+        match next {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
     }
 }

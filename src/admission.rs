@@ -1,0 +1,366 @@
+//! Admission: who may open a socket, and start a conversation, right now.
+//!
+//! Slots are taken before a WebSocket is upgraded, so a full server answers `503` with
+//! `Retry-After` instead of accepting a socket it cannot serve. Customers and agents have separate
+//! pools: no number of customers (or silent sockets pretending to be customers) can take an
+//! agent's slot. Each client address may hold only so many sockets, and start only so many
+//! conversations a minute. The client address is the TCP peer's, or, when the peer is a trusted
+//! proxy (`server.trusted_proxies`), the last untrusted address of its `X-Forwarded-For`.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::settings::{LimitSettings, ServerSettings};
+
+/// Which pool a socket draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// The widget's `/ws/chat`.
+    Customers,
+    /// The console's `/ws/agent`.
+    Agents,
+}
+
+/// Why a socket or a conversation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every slot of the pool is taken.
+    Full {
+        /// Seconds after which trying again makes sense.
+        retry_after: u32,
+    },
+    /// This client address has as many sockets (or new conversations) as it may.
+    TooManyFromAddress {
+        /// Seconds after which trying again makes sense.
+        retry_after: u32,
+    },
+}
+
+impl Refused {
+    /// Seconds after which trying again makes sense.
+    pub fn retry_after(self) -> u32 {
+        match self {
+            Refused::Full { retry_after } | Refused::TooManyFromAddress { retry_after } => {
+                retry_after
+            }
+        }
+    }
+}
+
+/// Handle to admission control; clone it freely.
+#[derive(Clone)]
+pub struct Admission {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    customers: AtomicUsize,
+    agents: AtomicUsize,
+    max_customers: usize,
+    max_agents: usize,
+    per_address: usize,
+    conversations_per_minute: f64,
+    sockets: DashMap<IpAddr, usize>,
+    budgets: DashMap<IpAddr, Bucket>,
+    trusted: Vec<Cidr>,
+}
+
+/// A socket's place: released when dropped.
+pub struct Slot {
+    inner: Arc<Inner>,
+    pool: Pool,
+    address: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.inner.counter(self.pool).fetch_sub(1, Ordering::AcqRel);
+        self.inner.sockets.remove_if_mut(&self.address, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
+impl Slot {
+    /// The client address the slot was given to.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+}
+
+impl Inner {
+    fn counter(&self, pool: Pool) -> &AtomicUsize {
+        match pool {
+            Pool::Customers => &self.customers,
+            Pool::Agents => &self.agents,
+        }
+    }
+}
+
+impl Admission {
+    /// Admission with the server's pool sizes and the per-address limits.
+    pub fn new(server: &ServerSettings, limits: &LimitSettings) -> Result<Self, String> {
+        let trusted = server
+            .trusted_proxies
+            .iter()
+            .map(|s| Cidr::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                customers: AtomicUsize::new(0),
+                agents: AtomicUsize::new(0),
+                max_customers: server.max_connections.max(1),
+                max_agents: server.max_agent_connections.max(1),
+                per_address: limits.sockets_per_address.max(1),
+                conversations_per_minute: limits.new_conversations_per_address_per_minute,
+                sockets: DashMap::new(),
+                budgets: DashMap::new(),
+                trusted,
+            }),
+        })
+    }
+
+    /// Takes a socket slot from `pool` for `address`, or says why not.
+    pub fn admit(&self, pool: Pool, address: IpAddr) -> Result<Slot, Refused> {
+        let inner = &self.inner;
+        let max = match pool {
+            Pool::Customers => inner.max_customers,
+            Pool::Agents => inner.max_agents,
+        };
+        let counter = inner.counter(pool);
+        if counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(Refused::Full { retry_after: 5 });
+        }
+        // Agents are few and known by their tokens: only customers are counted per address.
+        if pool == Pool::Customers {
+            let mut n = inner.sockets.entry(address).or_insert(0);
+            if *n >= inner.per_address {
+                drop(n);
+                counter.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refused::TooManyFromAddress { retry_after: 10 });
+            }
+            *n += 1;
+        }
+        Ok(Slot {
+            inner: inner.clone(),
+            pool,
+            address,
+        })
+    }
+
+    /// Counts a new conversation from `address` at `now_ms`, or refuses it when the address has
+    /// started `limits.new_conversations_per_address_per_minute` lately.
+    pub fn new_conversation(&self, address: IpAddr, now_ms: i64) -> Result<(), Refused> {
+        let rate = self.inner.conversations_per_minute;
+        let mut bucket = self.inner.budgets.entry(address).or_insert_with(|| Bucket {
+            tokens: rate,
+            at: now_ms,
+        });
+        if bucket.take(rate, now_ms) {
+            Ok(())
+        } else {
+            let wait = ((1.0 - bucket.tokens) * 60.0 / rate.max(f64::MIN_POSITIVE)).ceil();
+            Err(Refused::TooManyFromAddress {
+                retry_after: wait.clamp(1.0, 3600.0) as u32,
+            })
+        }
+    }
+
+    /// Forgets the conversation budgets of addresses that are back to full (run now and then).
+    pub fn forget_idle(&self, now_ms: i64) {
+        let rate = self.inner.conversations_per_minute;
+        self.inner.budgets.retain(|_, b| {
+            b.refill(rate, now_ms);
+            b.tokens < rate
+        });
+    }
+
+    /// The client's address: the TCP peer's, or for a trusted proxy the last address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in header.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if self.trusts(ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+        client
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.inner.trusted.iter().any(|c| c.contains(ip))
+    }
+
+    /// Sockets open now from `address` (customers).
+    pub fn sockets_from(&self, address: IpAddr) -> usize {
+        self.inner.sockets.get(&address).map_or(0, |n| *n)
+    }
+}
+
+/// A token bucket refilled at `rate` per minute up to `rate`.
+struct Bucket {
+    tokens: f64,
+    at: i64,
+}
+
+impl Bucket {
+    fn refill(&mut self, rate: f64, now_ms: i64) {
+        let minutes = (now_ms - self.at).max(0) as f64 / 60_000.0;
+        self.tokens = (self.tokens + minutes * rate).min(rate);
+        self.at = now_ms;
+    }
+
+    fn take(&mut self, rate: f64, now_ms: i64) -> bool {
+        self.refill(rate, now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// An address or a network (`10.0.0.0/8`, `::1`).
+#[derive(Debug, Clone, Copy)]
+struct Cidr {
+    network: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    fn parse(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("server.trusted_proxies: `{s}` is not an address or a network like 10.0.0.0/8")
+        };
+        let (address, bits) = match s.trim().split_once('/') {
+            Some((a, b)) => (a, Some(b.parse::<u8>().map_err(|_| bad())?)),
+            None => (s.trim(), None),
+        };
+        let network: IpAddr = address.parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        if bits > max {
+            return Err(bad());
+        }
+        Ok(Self { network, bits })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let prefix = |a: u128, b: u128, len: u32, bits: u8| {
+            let shift = len - bits as u32;
+            shift >= len || (a >> shift) == (b >> shift)
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                prefix(u32::from(n) as u128, u32::from(i) as u128, 32, self.bits)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => prefix(u128::from(n), u128::from(i), 128, self.bits),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(adjust: impl FnOnce(&mut ServerSettings, &mut LimitSettings)) -> Admission {
+        let (mut server, mut limits) = (ServerSettings::default(), LimitSettings::default());
+        adjust(&mut server, &mut limits);
+        Admission::new(&server, &limits).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn customers_can_never_take_the_agents_slots() {
+        let a = admission(|s, l| {
+            s.max_connections = 2;
+            s.max_agent_connections = 1;
+            l.sockets_per_address = 10;
+        });
+        let _c1 = a.admit(Pool::Customers, ip("10.0.0.1")).unwrap();
+        let c2 = a.admit(Pool::Customers, ip("10.0.0.1")).unwrap();
+        assert!(matches!(
+            a.admit(Pool::Customers, ip("10.0.0.2")),
+            Err(Refused::Full { .. })
+        ));
+        let _agent = a
+            .admit(Pool::Agents, ip("10.0.0.1"))
+            .expect("the agents' pool is apart");
+        drop(c2);
+        a.admit(Pool::Customers, ip("10.0.0.2"))
+            .expect("a freed slot is free");
+    }
+
+    #[test]
+    fn one_address_holds_only_so_many_sockets() {
+        let a = admission(|_, l| l.sockets_per_address = 2);
+        let first = a.admit(Pool::Customers, ip("10.0.0.1")).unwrap();
+        let _second = a.admit(Pool::Customers, ip("10.0.0.1")).unwrap();
+        assert!(matches!(
+            a.admit(Pool::Customers, ip("10.0.0.1")),
+            Err(Refused::TooManyFromAddress { .. })
+        ));
+        a.admit(Pool::Customers, ip("10.0.0.2"))
+            .expect("another address");
+        drop(first);
+        assert_eq!(a.sockets_from(ip("10.0.0.1")), 1);
+        a.admit(Pool::Customers, ip("10.0.0.1"))
+            .expect("room again");
+    }
+
+    #[test]
+    fn new_conversations_per_address_refill_over_a_minute() {
+        let a = admission(|_, l| l.new_conversations_per_address_per_minute = 2.0);
+        let home = ip("10.0.0.1");
+        assert!(a.new_conversation(home, 0).is_ok());
+        assert!(a.new_conversation(home, 0).is_ok());
+        assert_eq!(
+            a.new_conversation(home, 0),
+            Err(Refused::TooManyFromAddress { retry_after: 30 })
+        );
+        assert!(a.new_conversation(ip("10.0.0.2"), 0).is_ok());
+        assert!(
+            a.new_conversation(home, 30_000).is_ok(),
+            "half a minute: one more"
+        );
+        a.forget_idle(10 * 60_000);
+        assert!(a.inner.budgets.is_empty());
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let a = admission(|s, _| s.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into()]);
+        let header = Some("203.0.113.7, 198.51.100.2, 10.1.2.3");
+        assert_eq!(a.client_address(ip("10.9.9.9"), header), ip("198.51.100.2"));
+        assert_eq!(a.client_address(ip("192.0.2.1"), header), ip("192.0.2.1"));
+        assert_eq!(a.client_address(ip("::1"), Some("bogus")), ip("::1"));
+        assert_eq!(a.client_address(ip("10.0.0.1"), None), ip("10.0.0.1"));
+        let bad = ServerSettings {
+            trusted_proxies: vec!["10.0.0.0/40".into()],
+            ..ServerSettings::default()
+        };
+        assert!(Admission::new(&bad, &LimitSettings::default()).is_err());
+    }
+}

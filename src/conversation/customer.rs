@@ -1,0 +1,178 @@
+//! What customers do: write, type, give feedback, ask for a person, rate, leave an email.
+
+use super::{message, ConversationError, Conversations};
+use crate::clock::now_ms;
+use crate::escalation::{Decision, Reason};
+use crate::protocol::agent::AgentServerFrame;
+use crate::protocol::customer::{Sender, ServerFrame, State};
+use crate::store::Appended;
+
+use super::session::Session;
+
+/// The outcome of storing a customer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Whether it had been stored before (a re-send): nothing else happens then.
+    pub duplicate: bool,
+    /// Who owned the conversation when it was stored.
+    pub state: State,
+}
+
+impl Conversations {
+    /// Stores a customer message (once per `client_id`) and shows it on the conversation's other
+    /// sockets and to its agent: the store append is the only wait. The caller acknowledges it,
+    /// then calls [`Conversations::after_message`].
+    pub async fn message(
+        &self,
+        session: &mut Session,
+        client_id: &str,
+        text: &str,
+    ) -> Result<Stored, ConversationError> {
+        self.ensure_stored(session).await?;
+        let core = &self.core;
+        let id = session.conversation();
+        let _guard = core.lock(id).await;
+        let mut frame = message(Sender::Customer, text);
+        frame.client_id = Some(client_id.to_owned());
+        Ok(
+            match core
+                .append_message(id, frame, Some(session.socket()))
+                .await?
+            {
+                Appended::New { seq, state, .. } => Stored {
+                    seq,
+                    duplicate: false,
+                    state: State::parse(&state),
+                },
+                Appended::Duplicate { seq } => Stored {
+                    seq,
+                    duplicate: true,
+                    state: State::Bot,
+                },
+            },
+        )
+    }
+
+    /// Shows "customer is typing" to the conversation's other sockets and its agent.
+    pub fn typing(&self, session: &Session, on: bool) {
+        let frame = ServerFrame::Typing {
+            from: Sender::Customer,
+            on,
+        };
+        self.core
+            .publish_ephemeral(session.conversation(), &frame, Some(session.socket()));
+    }
+
+    /// Stores the customer's verdict on the bot answer at `seq`; "not helpful" often enough hands
+    /// the conversation to a person.
+    pub async fn feedback(
+        &self,
+        session: &Session,
+        seq: i64,
+        helpful: bool,
+    ) -> Result<(), ConversationError> {
+        let core = &self.core;
+        let id = session.conversation();
+        if !session.is_stored() || core.store.sender_of(id, seq).await?.as_deref() != Some("bot") {
+            return Err(ConversationError::UnknownMessage(seq));
+        }
+        core.store
+            .record_feedback(id, seq, helpful, now_ms())
+            .await?;
+        if !helpful && core.state(id).await? == State::Bot {
+            let turns = core.store.bot_turns_of(id).await?;
+            let negatives = turns.iter().filter(|t| t.helpful == Some(false)).count();
+            let decision = core.policy.on_feedback(negatives);
+            if decision.escalate {
+                core.escalate(
+                    id,
+                    decision,
+                    session.customer_name(),
+                    Some(session.origin()),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The customer asked for a person: the conversation leaves the bot and waits in the queue.
+    pub async fn request_human(&self, session: &mut Session) -> Result<(), ConversationError> {
+        self.ensure_stored(session).await?;
+        let decision = Decision {
+            escalate: true,
+            reasons: vec![Reason::button()],
+            ..Decision::default()
+        };
+        self.core
+            .escalate(
+                session.conversation(),
+                decision,
+                session.customer_name(),
+                Some(session.origin()),
+            )
+            .await
+    }
+
+    /// The customer rates the conversation after a person resolved it.
+    pub async fn rate(
+        &self,
+        session: &Session,
+        score: i64,
+        comment: Option<&str>,
+    ) -> Result<(), ConversationError> {
+        if !(1..=5).contains(&score) {
+            return Err(ConversationError::BadRating);
+        }
+        let core = &self.core;
+        let id = session.conversation();
+        let handoffs = if session.is_stored() {
+            core.store.handoffs_of(id).await?
+        } else {
+            Vec::new()
+        };
+        let Some(last) = handoffs.iter().rev().find(|h| h.resolved_at.is_some()) else {
+            return Err(ConversationError::NotResolved);
+        };
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+        core.store.handoff_rated(last.id, score, comment).await?;
+        if let Some(agent) = &last.agent_id {
+            let frame = AgentServerFrame::Rated {
+                conversation_id: id.clone(),
+                score,
+                comment: comment.map(String::from),
+            };
+            core.to_agent(&agent.as_str().into(), &frame);
+        }
+        Ok(())
+    }
+
+    /// The customer leaves an email for follow-up: stored as an open ticket. Returns its id.
+    pub async fn leave_email(
+        &self,
+        session: &mut Session,
+        email: &str,
+        message: &str,
+    ) -> Result<i64, ConversationError> {
+        let email = email.trim();
+        let valid = email.len() <= 254
+            && email.split_once('@').is_some_and(|(user, domain)| {
+                !user.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+            });
+        if !valid {
+            return Err(ConversationError::BadEmail);
+        }
+        self.ensure_stored(session).await?;
+        let core = &self.core;
+        let id = session.conversation();
+        let team = core.store.handoffs_of(id).await?.pop().and_then(|h| h.team);
+        let ticket = core
+            .store
+            .create_ticket(id, email, message.trim(), team.as_deref(), now_ms())
+            .await?;
+        tracing::info!(conversation = %id, ticket, "ticket left for follow-up");
+        Ok(ticket)
+    }
+}

@@ -1,0 +1,305 @@
+//! What agents do: connect, claim, write, take notes, transfer, resolve. Every action on a
+//! conversation is checked against who holds it.
+
+use std::sync::Arc;
+
+use super::{message, status, ConversationError, Core};
+use crate::accounts::Account;
+use crate::clock::now_ms;
+use crate::escalation::{Reason, ReasonKind};
+use crate::fanout::{AgentSeat, Outbox};
+use crate::ids::{AgentId, ConversationId};
+use crate::protocol::agent::{AgentPresence, AgentServerFrame, AssignedBy, Unassigned};
+use crate::protocol::context::ContextPacket;
+use crate::protocol::customer::{Sender, ServerFrame, State};
+use crate::protocol::{encode, to_json};
+use crate::queue::{Holding, Presence, StaffGuard};
+use crate::store::{Appended, NewEvent};
+
+/// The agents' side of conversations; clone it freely.
+#[derive(Clone)]
+pub struct Desk {
+    core: Arc<Core>,
+}
+
+/// An agent socket's presence at the desk: counted online, and receiving its frames, until
+/// dropped.
+pub struct Attendance {
+    _staff: StaffGuard,
+    _seat: AgentSeat,
+}
+
+impl Desk {
+    pub(super) fn from_core(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// Registers an agent's socket and queues `ready` and the queue on it. Call
+    /// [`Desk::dispatch`] afterwards: someone is here to take conversations now.
+    pub fn connect(&self, account: Account, outbox: &Outbox) -> Attendance {
+        let core = &self.core;
+        let seat = core.fanout.seat_agent(&account.id, outbox.clone());
+        let staff = core.queue.connect(account.clone());
+        let status = core.queue.presence(&account.id);
+        outbox.push(encode(&AgentServerFrame::Ready {
+            agent: account,
+            status,
+        }));
+        outbox.push(encode(&core.queue_snapshot()));
+        Attendance {
+            _staff: staff,
+            _seat: seat,
+        }
+    }
+
+    /// Assigns what can be assigned automatically and tells everyone.
+    pub async fn dispatch(&self) -> Result<(), ConversationError> {
+        self.core.dispatch().await
+    }
+
+    /// Sets an agent's presence; coming online may bring assignments.
+    pub async fn set_presence(
+        &self,
+        agent: &AgentId,
+        status: Presence,
+    ) -> Result<(), ConversationError> {
+        let status = match status {
+            Presence::Offline => Presence::Away,
+            other => other,
+        };
+        self.core.queue.set_presence(agent, status);
+        if status == Presence::Online {
+            self.core.dispatch().await?;
+        }
+        Ok(())
+    }
+
+    /// The agents connected now.
+    pub fn connected(&self) -> Vec<AgentPresence> {
+        self.core
+            .queue
+            .connected()
+            .into_iter()
+            .map(AgentPresence::from)
+            .collect()
+    }
+
+    /// The context packet of a conversation.
+    pub async fn context(&self, id: &ConversationId) -> Result<ContextPacket, ConversationError> {
+        self.core.context(id).await
+    }
+
+    /// An agent claims a queued conversation. Of several agents claiming at once, one wins.
+    pub async fn claim(
+        &self,
+        agent: &Account,
+        id: &ConversationId,
+    ) -> Result<(), ConversationError> {
+        let core = &self.core;
+        let entry = core
+            .queue
+            .claim(id, agent, now_ms())
+            .map_err(ConversationError::Claim)?;
+        let assigned = core.assigned(&entry, agent, AssignedBy::Claim, None).await;
+        core.tell_queue_changes();
+        core.tell_positions();
+        assigned
+    }
+
+    /// The holding agent's conversation, or `NotOwner`.
+    fn held(&self, agent: &Account, id: &ConversationId) -> Result<(), ConversationError> {
+        match self.core.queue.holder_id(id) {
+            Some(holder) if holder == agent.id => Ok(()),
+            _ => Err(ConversationError::NotOwner),
+        }
+    }
+
+    fn holding(&self, agent: &Account, id: &ConversationId) -> Result<Holding, ConversationError> {
+        match self.core.queue.holding(id) {
+            Some(h) if h.agent.id == agent.id => Ok(h),
+            _ => Err(ConversationError::NotOwner),
+        }
+    }
+
+    /// The agent holding the conversation writes to the customer. Returns the message's `seq`;
+    /// a message sent again with the same `client_id` is stored once.
+    pub async fn message(
+        &self,
+        agent: &Account,
+        id: &ConversationId,
+        text: &str,
+        client_id: Option<&str>,
+    ) -> Result<i64, ConversationError> {
+        self.held(agent, id)?;
+        let core = &self.core;
+        let _guard = core.lock(id).await;
+        let mut frame = message(Sender::Agent, text);
+        frame.author = Some(agent.name.clone());
+        frame.client_id = client_id.map(String::from);
+        let seq = match core.append_message(id, frame, None).await? {
+            Appended::New { seq, .. } => seq,
+            // Sent again after a reconnect: stored already, and in the transcript the console
+            // reloads.
+            Appended::Duplicate { seq } => return Ok(seq),
+        };
+        if core.queue.agent_replied(id) {
+            if let Some(h) = core.queue.holding(id) {
+                core.store
+                    .handoff_responded(h.entry.handoff_id, now_ms())
+                    .await?;
+            }
+        }
+        Ok(seq)
+    }
+
+    /// A private note on a conversation the agent holds: stored and shown to the agent's
+    /// consoles, never to the customer.
+    pub async fn note(
+        &self,
+        agent: &Account,
+        id: &ConversationId,
+        text: &str,
+    ) -> Result<(), ConversationError> {
+        self.held(agent, id)?;
+        let now = now_ms();
+        self.core
+            .store
+            .insert_note(id, &agent.id, &agent.name, text, now)
+            .await?;
+        let frame = AgentServerFrame::Note {
+            conversation_id: id.clone(),
+            agent: agent.name.clone(),
+            text: text.to_owned(),
+            at: now,
+        };
+        self.core.to_agent(&agent.id, &frame);
+        Ok(())
+    }
+
+    /// The holder is (or stopped) typing: shown to the customer.
+    pub fn typing(
+        &self,
+        agent: &Account,
+        id: &ConversationId,
+        on: bool,
+    ) -> Result<(), ConversationError> {
+        self.held(agent, id)?;
+        let frame = ServerFrame::Typing {
+            from: Sender::Agent,
+            on,
+        };
+        self.core.fanout.to_customers(id, encode(&frame));
+        Ok(())
+    }
+
+    /// Hands the conversation to another agent (at once) or team (through the queue), with an
+    /// optional note for whoever takes it.
+    pub async fn transfer(
+        &self,
+        agent: &Account,
+        id: &ConversationId,
+        to_agent: Option<&AgentId>,
+        to_team: Option<&str>,
+        note: Option<String>,
+    ) -> Result<(), ConversationError> {
+        let holding = self.holding(agent, id)?;
+        let core = &self.core;
+        let note = note.filter(|n| !n.trim().is_empty());
+        if let Some(note) = &note {
+            core.store
+                .insert_note(id, &agent.id, &agent.name, note, now_ms())
+                .await?;
+        }
+        let mut entry = holding.entry;
+        entry.reasons.push(transfer_reason(agent, note.as_deref()));
+        if let Some(to) = to_agent {
+            let target = core
+                .queue
+                .hand_over(id, to, now_ms())
+                .ok_or(ConversationError::UnknownAgent)?;
+            self.unassigned(&agent.id, id, Unassigned::Transferred);
+            return core
+                .assigned(&entry, &target, AssignedBy::Transfer, note)
+                .await;
+        }
+        if let Some(team) = to_team {
+            entry.team = team.to_owned();
+        }
+        core.queue.release(id);
+        self.unassigned(&agent.id, id, Unassigned::Transferred);
+        core.requeue(entry).await?;
+        core.dispatch().await
+    }
+
+    fn unassigned(&self, agent: &AgentId, id: &ConversationId, reason: Unassigned) {
+        let frame = AgentServerFrame::Unassigned {
+            conversation_id: id.clone(),
+            reason,
+        };
+        self.core.to_agent(agent, &frame);
+    }
+
+    /// The holder closes the conversation: the customer sees `resolved` and a rating request.
+    pub async fn resolve(
+        &self,
+        agent: &Account,
+        id: &ConversationId,
+    ) -> Result<(), ConversationError> {
+        let holding = self.holding(agent, id)?;
+        let core = &self.core;
+        {
+            let _guard = core.lock(id).await;
+            let now = now_ms();
+            core.store
+                .handoff_resolved(holding.entry.handoff_id, now)
+                .await?;
+            core.store
+                .set_state(id, State::Resolved.as_str(), now)
+                .await?;
+            // The holder still sees these two frames: it is released only after them.
+            core.append_status(id, status(State::Resolved)).await?;
+            let text =
+                "How did we do? Rate this conversation from 1 to 5, and tell us more if you like.";
+            let csat = |seq| {
+                to_json(&ServerFrame::CsatRequest {
+                    seq,
+                    text: text.to_owned(),
+                })
+            };
+            let event = NewEvent {
+                sender: Sender::System.as_str(),
+                client_id: None,
+                text: None,
+                body: &csat,
+            };
+            core.append(id, event, None).await?;
+            core.queue.release(id);
+            core.fanout.set_holder(id, None);
+        }
+        self.unassigned(&agent.id, id, Unassigned::Resolved);
+        core.dispatch().await
+    }
+
+    /// Runs the timers that came due (see `timers`).
+    pub async fn tick(&self) -> Result<(), ConversationError> {
+        self.core.tick().await
+    }
+
+    /// After a restart, puts the queue and the agents' conversations back. Returns `(queued,
+    /// held)`.
+    pub async fn restore(&self) -> Result<(usize, usize), ConversationError> {
+        self.core.restore().await
+    }
+}
+
+fn transfer_reason(agent: &Account, note: Option<&str>) -> Reason {
+    Reason {
+        kind: ReasonKind::Transfer,
+        detail: match note {
+            Some(n) => format!("transferred by {}: {n}", agent.name),
+            None => format!("transferred by {}", agent.name),
+        },
+        value: None,
+        threshold: None,
+    }
+}

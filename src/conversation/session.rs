@@ -1,0 +1,208 @@
+//! Sessions: a customer socket's `hello`, resuming with everything missed, and the conversation
+//! stored only when it first matters.
+//!
+//! A `hello` stores nothing: the widget gets a session token and a conversation id (derived from
+//! the token) at once, and the conversation is written to the store with the customer's first
+//! real act (a message, asking for a person, leaving an email). So an idle widget, or a flood of
+//! `hello`s, costs a socket and no rows. A token the server issued but never stored is accepted
+//! again (same id), so every tab of a fresh conversation shares it.
+
+use std::net::IpAddr;
+
+use super::{ConversationError, Conversations, Core};
+use crate::accounts::token;
+use crate::clock::now_ms;
+use crate::fanout::{CustomerSeat, Outbox};
+use crate::ids::ConversationId;
+use crate::protocol::customer::{ServerFrame, State, Visitor};
+use crate::protocol::{encode, StoredFrame, PROTOCOL_VERSION};
+
+/// What a `hello` says.
+#[derive(Debug, Clone, Default)]
+pub struct Hello {
+    /// The session token from an earlier `welcome`, to resume.
+    pub session: Option<String>,
+    /// The highest sequence number the widget has seen.
+    pub last_seq: Option<i64>,
+    /// What the widget knows of the customer.
+    pub visitor: Visitor,
+}
+
+/// A customer socket's place in its conversation; leaves the conversation's audience when
+/// dropped.
+pub struct Session {
+    id: ConversationId,
+    token_hash: String,
+    visitor: Visitor,
+    origin: IpAddr,
+    stored: bool,
+    seat: CustomerSeat,
+}
+
+impl Session {
+    /// The conversation.
+    pub fn conversation(&self) -> &ConversationId {
+        &self.id
+    }
+
+    /// This socket's id (its own messages are not echoed to it).
+    pub fn socket(&self) -> u64 {
+        self.seat.socket()
+    }
+
+    /// The client address the customer came from.
+    pub fn origin(&self) -> IpAddr {
+        self.origin
+    }
+
+    /// Whether the conversation is in the store yet.
+    pub fn is_stored(&self) -> bool {
+        self.stored
+    }
+
+    /// The customer's name, as the widget gave it.
+    pub(super) fn customer_name(&self) -> Option<&str> {
+        self.visitor.name.as_deref()
+    }
+}
+
+/// What tells a derived conversation id from other uses of a session token.
+const ID_PURPOSE: &str = "frontdesk conversation id";
+
+/// The conversation id of a session token: fixed, so every tab of a conversation not stored yet
+/// agrees on it; and telling nothing about the token.
+fn derived_id(token: &str) -> ConversationId {
+    let bytes = token::derive(ID_PURPOSE, token);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&bytes[..16]);
+    uuid::Builder::from_random_bytes(id)
+        .into_uuid()
+        .to_string()
+        .into()
+}
+
+impl Conversations {
+    /// Joins a socket to the conversation of `hello.session` (or a new one) and queues its
+    /// `welcome` with every frame after `hello.last_seq`. Joining, reading what was missed and
+    /// queueing `welcome` happen under the conversation's lock, so each frame reaches the socket
+    /// exactly once: in `missed`, or live after `welcome`.
+    pub async fn open(
+        &self,
+        hello: Hello,
+        origin: IpAddr,
+        outbox: &Outbox,
+    ) -> Result<Session, ConversationError> {
+        let core = &self.core;
+        let visitor = hello.visitor.truncated();
+        let last_seq = hello.last_seq.unwrap_or(0).max(0);
+        if let Some(token) = hello.session.as_deref().filter(|t| !t.is_empty()) {
+            let token_hash = token::hash(token);
+            let known = core.store.conversation_by_session(&token_hash).await?;
+            let id = match known {
+                Some(row) => Some(ConversationId::from(row.id)),
+                // Issued by this server (or shaped like it) and never stored: the same
+                // conversation, still empty. A widget that saw frames must have a stored one.
+                None if token::is_well_formed(token) && last_seq == 0 => Some(derived_id(token)),
+                None => None,
+            };
+            if let Some(id) = id {
+                let _guard = core.lock(&id).await;
+                let seat = core.fanout.seat_customer(&id, outbox.clone());
+                let session = Session {
+                    id,
+                    token_hash,
+                    visitor,
+                    origin,
+                    stored: false,
+                    seat,
+                };
+                return core.welcome(session, token, last_seq, outbox).await;
+            }
+        }
+        let token = token::new_token();
+        let id = derived_id(&token);
+        let seat = core.fanout.seat_customer(&id, outbox.clone());
+        let session = Session {
+            id,
+            token_hash: token::hash(&token),
+            visitor,
+            origin,
+            stored: false,
+            seat,
+        };
+        let welcome = ServerFrame::Welcome {
+            protocol: PROTOCOL_VERSION,
+            session: token,
+            conversation_id: session.id.clone(),
+            resumed: false,
+            state: State::Bot,
+            last_seq: 0,
+            missed: Vec::new(),
+        };
+        outbox.push(encode(&welcome));
+        Ok(session)
+    }
+
+    /// Stores the session's conversation if it is not yet, counting it against the client
+    /// address's budget of new conversations.
+    pub(super) async fn ensure_stored(
+        &self,
+        session: &mut Session,
+    ) -> Result<(), ConversationError> {
+        if session.stored {
+            return Ok(());
+        }
+        let core = &self.core;
+        let _guard = core.lock(&session.id).await;
+        if !core.store.conversation_exists(&session.id).await? {
+            let now = now_ms();
+            core.admission
+                .new_conversation(session.origin, now)
+                .map_err(|refused| ConversationError::TooManyConversations {
+                    retry_after: refused.retry_after(),
+                })?;
+            let visitor = serde_json::to_string(&session.visitor).unwrap_or_else(|_| "{}".into());
+            core.store
+                .create_conversation(&session.id, &session.token_hash, &visitor, now)
+                .await?;
+        }
+        session.stored = true;
+        Ok(())
+    }
+}
+
+impl Core {
+    /// Queues `welcome` for a session whose conversation may be stored (the caller holds its
+    /// lock and has seated the socket).
+    async fn welcome(
+        &self,
+        mut session: Session,
+        token: &str,
+        last_seq: i64,
+        outbox: &Outbox,
+    ) -> Result<Session, ConversationError> {
+        let row = self
+            .store
+            .conversation_by_session(&session.token_hash)
+            .await?;
+        let (state, stored_seq, missed) = match row {
+            Some(row) => {
+                session.stored = true;
+                let missed = self.store.events_after(&session.id, last_seq).await?;
+                (State::parse(&row.state), row.last_seq, missed)
+            }
+            None => (State::Bot, 0, Vec::new()),
+        };
+        let welcome = ServerFrame::Welcome {
+            protocol: PROTOCOL_VERSION,
+            session: token.to_owned(),
+            conversation_id: session.id.clone(),
+            resumed: true,
+            state,
+            last_seq: stored_seq,
+            missed: missed.into_iter().map(StoredFrame).collect(),
+        };
+        outbox.push(encode(&welcome));
+        Ok(session)
+    }
+}

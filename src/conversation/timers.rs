@@ -1,0 +1,158 @@
+//! What comes due with time: conversations nobody picked up (priority raised, agents alerted),
+//! agents who stopped replying or stayed disconnected (their conversations back to the queue),
+//! customers who left the queue; and putting the desk back after a restart.
+
+use super::{message, status, ConversationError, Core};
+use crate::accounts;
+use crate::clock::now_ms;
+use crate::escalation::Reason;
+use crate::ids::ConversationId;
+use crate::protocol::agent::{AgentServerFrame, Unassigned};
+use crate::protocol::customer::{Sender, State};
+use crate::protocol::encode;
+use crate::queue::{preview, Holding, Waiting, PICKUPS_KEPT};
+
+impl Core {
+    /// Runs the timers that came due.
+    pub(super) async fn tick(&self) -> Result<(), ConversationError> {
+        let now = now_ms();
+        let due = self.queue.due(now, |c| self.fanout.customer_connected(c));
+        for (id, waited) in &due.unpicked {
+            let frame = AgentServerFrame::Alert {
+                conversation_id: id.clone(),
+                message: format!(
+                    "waiting for {waited} s and nobody has picked it up; its priority was raised"
+                ),
+                waiting_seconds: *waited,
+            };
+            self.fanout.to_all_agents(encode(&frame));
+        }
+        let mut failed = Ok(());
+        for id in &due.unanswered {
+            if let Err(e) = self.take_back(id, Unassigned::NoReply).await {
+                failed = Err(e);
+            }
+        }
+        for id in &due.deserted {
+            if let Err(e) = self.take_back(id, Unassigned::Disconnected).await {
+                failed = Err(e);
+            }
+        }
+        for id in &due.abandoned {
+            if let Err(e) = self.abandon(id).await {
+                failed = Err(e);
+            }
+        }
+        self.admission.forget_idle(now);
+        if !due.is_empty() {
+            self.tell_queue_changes();
+            self.dispatch().await?;
+        }
+        failed
+    }
+
+    /// Takes a conversation back from its holder into the queue. One who did not reply is not
+    /// assigned it again automatically.
+    async fn take_back(
+        &self,
+        id: &ConversationId,
+        why: Unassigned,
+    ) -> Result<(), ConversationError> {
+        let Some(holding) = self.queue.release(id) else {
+            return Ok(());
+        };
+        tracing::info!(conversation = %id, agent = %holding.agent.email, ?why, "back to the queue");
+        let frame = AgentServerFrame::Unassigned {
+            conversation_id: id.clone(),
+            reason: why,
+        };
+        self.to_agent(&holding.agent.id, &frame);
+        let mut entry = holding.entry;
+        if why == Unassigned::NoReply {
+            entry.declined.insert(holding.agent.id.clone());
+        }
+        self.requeue(entry).await
+    }
+
+    /// A queued conversation whose customer has been gone too long leaves the queue and goes back
+    /// to the bot; the customer reads why when they return.
+    async fn abandon(&self, id: &ConversationId) -> Result<(), ConversationError> {
+        let Some(entry) = self.queue.abandon(id) else {
+            return Ok(());
+        };
+        let _guard = self.lock(id).await;
+        let now = now_ms();
+        self.store.handoff_abandoned(entry.handoff_id, now).await?;
+        self.store.set_state(id, State::Bot.as_str(), now).await?;
+        self.append_status(id, status(State::Bot)).await?;
+        let text = "Nobody could take this conversation while you were away, so I'm back. Ask for a person again whenever you like.";
+        self.append_message(id, message(Sender::System, text), None)
+            .await?;
+        tracing::info!(conversation = %id, "left the queue: the customer is gone");
+        Ok(())
+    }
+
+    /// After a restart, puts every conversation that was waiting for a person back in the queue
+    /// and every one an agent held back with that agent (a held conversation whose agent account
+    /// is gone waits in the queue again). Returns `(queued, held)`.
+    pub(super) async fn restore(&self) -> Result<(usize, usize), ConversationError> {
+        let store = &self.store;
+        let default_team = &self.queue.settings().default_team;
+        let now = now_ms();
+        let (mut queued, mut held) = (Vec::new(), Vec::new());
+        for (h, state) in store.open_handoffs().await? {
+            let id = ConversationId::from(h.conversation_id);
+            let reasons: Vec<Reason> = serde_json::from_value(h.reasons).unwrap_or_default();
+            let customer = store
+                .conversation_summary(&id)
+                .await?
+                .and_then(|c| c.visitor["name"].as_str().map(String::from));
+            let last = store.customer_texts(&id).await?.pop();
+            let entry = Waiting {
+                conversation_id: id.clone(),
+                handoff_id: h.id,
+                team: h.team.unwrap_or_else(|| default_team.clone()),
+                priority: h.priority,
+                reasons,
+                escalated_at: h.escalated_at,
+                customer,
+                preview: last.map(|(_, t)| preview(&t)).unwrap_or_default(),
+                origin: None,
+                declined: Default::default(),
+                alerts: 0,
+                shown_position: 0,
+                customer_away_since: None,
+            };
+            let agent = match &h.agent_id {
+                Some(agent) if state == State::Agent.as_str() => {
+                    accounts::find(store, &agent.as_str().into())
+                        .await
+                        .unwrap_or(None)
+                }
+                _ => None,
+            };
+            match agent {
+                Some(agent) => {
+                    self.fanout.set_holder(&id, Some(agent.id.clone()));
+                    held.push(Holding {
+                        agent,
+                        assigned_at: now,
+                        awaiting_reply_since: Some(now),
+                        responded: h.first_response_at.is_some(),
+                        entry,
+                    })
+                }
+                None => {
+                    if state != State::Queued.as_str() {
+                        store.set_state(&id, State::Queued.as_str(), now).await?;
+                    }
+                    queued.push(entry)
+                }
+            }
+        }
+        let counts = (queued.len(), held.len());
+        let pickups = store.recent_pickup_ms(PICKUPS_KEPT as i64).await?;
+        self.queue.restore(queued, held, pickups, now);
+        Ok(counts)
+    }
+}

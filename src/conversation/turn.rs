@@ -1,0 +1,235 @@
+//! One customer turn after the message is stored: understood once, then answered by whoever owns
+//! the conversation. The bot answers while it owns it, unless the escalation policy hands the
+//! conversation to a person first; otherwise the message waits for a person.
+
+use super::customer::Stored;
+use super::session::Session;
+use super::{message, status, ConversationError, Conversations, Core};
+use crate::bot::{Outcome, Reply};
+use crate::clock::now_ms;
+use crate::escalation::{BotView, Decision, History};
+use crate::ids::ConversationId;
+use crate::nlu::{Analysis, Understanding};
+use crate::protocol::customer::{Sender, ServerFrame, State};
+use crate::store::{Appended, NewBotTurn};
+
+impl Conversations {
+    /// Lets whoever owns the conversation respond to the customer message `stored`. The message is
+    /// understood once (the `Understand` seam); what was understood is stored for the agent's
+    /// view, goes to the escalation policy, and its embedding to the bot's retrieval.
+    pub async fn after_message(
+        &self,
+        session: &Session,
+        stored: &Stored,
+        text: &str,
+    ) -> Result<(), ConversationError> {
+        let core = &self.core;
+        let id = session.conversation();
+        let mut state = stored.state;
+        if state == State::Resolved {
+            state = core.back_to_bot(id).await?;
+        }
+        let analysis = core.understand.understand(text).await;
+        if let Ok(analysis) = &analysis {
+            let signals = serde_json::to_string(&analysis.understanding).unwrap_or_default();
+            core.store
+                .record_turn_signals(id, stored.seq, &signals, now_ms())
+                .await?;
+        }
+        if state != State::Bot {
+            // A person has the chat: it goes on without the models if they failed.
+            if let Err(e) = &analysis {
+                tracing::error!(conversation = %id, "understanding a message failed: {e}");
+            }
+            core.queue.customer_wrote(id, text, now_ms());
+            core.tell_queue_changes();
+            return Ok(());
+        }
+        let analysis = analysis?;
+        let history = core.history(id, stored.seq).await?;
+        let before = core.policy.before_bot(&analysis.understanding, &history);
+        if before.escalate && core.hand_over(session, before.clone()).await? {
+            return Ok(());
+        }
+        core.bot_typing(id, true);
+        let reply = match core.bot.answer(text, &analysis) {
+            Ok(reply) => reply,
+            Err(e) => {
+                core.bot_typing(id, false);
+                return Err(e.into());
+            }
+        };
+        let view = core.bot_view(&reply);
+        let after = core
+            .policy
+            .after_bot(&analysis.understanding, &history, &view);
+        if after.escalate && core.hand_over(session, before.merge(after)).await? {
+            // The bot looked and a person takes over instead: editors see the question among
+            // the gaps, with the article the bot would have answered from, if any.
+            core.bot_typing(id, false);
+            return core
+                .record_turn(id, stored.seq, text, &reply, view.article, true)
+                .await;
+        }
+        core.send_reply(id, stored.seq, text, &reply, &analysis)
+            .await
+    }
+}
+
+impl Core {
+    /// A resolved conversation goes back to the bot with the customer's next message.
+    async fn back_to_bot(&self, id: &ConversationId) -> Result<State, ConversationError> {
+        let _guard = self.lock(id).await;
+        let state = self.state(id).await?;
+        if state != State::Resolved {
+            return Ok(state);
+        }
+        self.store
+            .set_state(id, State::Bot.as_str(), now_ms())
+            .await?;
+        self.append_status(id, status(State::Bot)).await?;
+        Ok(State::Bot)
+    }
+
+    /// Escalates for `decision`; false when the queue is full (the bot answers instead, and the
+    /// customer can still ask for a person).
+    async fn hand_over(
+        &self,
+        session: &Session,
+        decision: Decision,
+    ) -> Result<bool, ConversationError> {
+        let id = session.conversation();
+        match self
+            .escalate(
+                id,
+                decision,
+                session.customer_name(),
+                Some(session.origin()),
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(ConversationError::QueueFull(full)) => {
+                tracing::warn!(conversation = %id, ?full, "the policy would hand over, but the queue is full");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn bot_view<'a>(&self, reply: &'a Reply) -> BotView<'a> {
+        let answered = reply.outcome == Outcome::Answered;
+        BotView {
+            answered,
+            dont_know: reply.outcome == Outcome::DontKnow,
+            confidence: reply.confidence,
+            threshold: self.bot.settings().answer_threshold,
+            article: answered
+                .then(|| reply.candidates.first().map(|c| c.path.as_str()))
+                .flatten(),
+        }
+    }
+
+    /// Stores and sends the bot's reply, unless a person took the conversation meanwhile.
+    async fn send_reply(
+        &self,
+        id: &ConversationId,
+        question_seq: i64,
+        question: &str,
+        reply: &Reply,
+        analysis: &Analysis,
+    ) -> Result<(), ConversationError> {
+        let _guard = self.lock(id).await;
+        if self.state(id).await? != State::Bot {
+            self.bot_typing(id, false);
+            return Ok(());
+        }
+        // The bot's own words, sources and buttons, whatever the outcome: a new outcome needs
+        // nothing here.
+        let mut frame = message(Sender::Bot, &reply.text);
+        frame.sources = reply.sources.clone();
+        frame.quick_replies = reply.quick_replies.clone();
+        let body = |seq| {
+            let frame = crate::protocol::customer::MessageFrame {
+                seq,
+                ..frame.clone()
+            };
+            crate::protocol::to_json(&ServerFrame::Message(frame))
+        };
+        let event = crate::store::NewEvent {
+            sender: Sender::Bot.as_str(),
+            client_id: None,
+            text: Some(&reply.text),
+            body: &body,
+        };
+        let Appended::New { seq, frame, .. } = self.store_frame(id, event).await? else {
+            return Ok(());
+        };
+        let article = self.bot_view(reply).article;
+        self.record_turn(id, seq, question, reply, article, false)
+            .await?;
+        tracing::debug!(conversation = %id, question_seq, outcome = reply.outcome.as_str(), reason = %reply.reason, intent = ?analysis.best_intent, "bot turn");
+        self.publish(id, &frame, None);
+        Ok(())
+    }
+
+    /// Records what the bot did with a question, for the editors' gaps report.
+    async fn record_turn(
+        &self,
+        id: &ConversationId,
+        seq: i64,
+        question: &str,
+        reply: &Reply,
+        article: Option<&str>,
+        handed_off: bool,
+    ) -> Result<(), ConversationError> {
+        let turn = NewBotTurn {
+            seq,
+            question,
+            outcome: reply.outcome.as_str(),
+            confidence: reply.confidence,
+            article,
+            handed_off,
+        };
+        Ok(self.store.record_bot_turn(id, turn, now_ms()).await?)
+    }
+
+    /// Shows (or hides) "the bot is typing" on the conversation's sockets.
+    fn bot_typing(&self, id: &ConversationId, on: bool) {
+        let frame = ServerFrame::Typing {
+            from: Sender::Bot,
+            on,
+        };
+        self.publish_ephemeral(id, &frame, None);
+    }
+
+    /// What the conversation looked like before the customer message at `seq`.
+    async fn history(&self, id: &ConversationId, seq: i64) -> Result<History, ConversationError> {
+        let upsets = self
+            .store
+            .turn_signals_of(id)
+            .await?
+            .into_iter()
+            .filter(|(s, _)| *s < seq)
+            .filter_map(|(_, u)| serde_json::from_value::<Understanding>(u).ok())
+            .map(|u| u.upset)
+            .collect();
+        let turns = self.store.bot_turns_of(id).await?;
+        // Stored outcomes are the bot's names for them (`Outcome::as_str`).
+        let is = |t: &crate::store::BotTurnRow, o: Outcome| t.outcome == o.as_str();
+        let unanswered_streak = turns
+            .iter()
+            .rev()
+            .take_while(|t| is(t, Outcome::DontKnow))
+            .count();
+        let last = turns.last();
+        Ok(History {
+            upsets,
+            unanswered_streak,
+            last_article: last
+                .filter(|t| is(t, Outcome::Answered))
+                .and_then(|t| t.article.clone()),
+            last_helpful: last.and_then(|t| t.helpful),
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! The agent WebSocket at `/ws/agent`: authenticated by `?token=` before the upgrade, or by an
+//! `auth` frame first; its slots are apart from the customers', so no number of customers can
+//! keep an agent out.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::socket::{self, Handler, Timing};
+use super::{ApiError, AppState};
+use crate::accounts::{self, Account, EDITORS_TAKE_NO_CHATS};
+use crate::admission::{Pool, Slot};
+use crate::conversation::{Attendance, ConversationError};
+use crate::fanout::{outbox, Outbox};
+use crate::protocol::agent::{AgentFrame, AgentServerFrame};
+use crate::protocol::{decode, encode, ErrorCode};
+
+/// Largest agent frame accepted (a long reply with a pasted passage fits easily).
+const MAX_AGENT_FRAME: usize = 64 * 1024;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/ws/agent", get(upgrade))
+}
+
+#[derive(Deserialize)]
+struct WsParams {
+    token: Option<String>,
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(p): Query<WsParams>,
+) -> Response {
+    let address = super::client_address(&state, peer, &headers);
+    let agent = match p.token.as_deref() {
+        Some(token) => match accounts::authenticate(&state.store, Some(token)).await {
+            Ok(agent) if !agent.role.takes_conversations() => {
+                return ApiError::forbidden(EDITORS_TAKE_NO_CHATS).into_response()
+            }
+            Ok(agent) => Some(agent),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => None,
+    };
+    let slot = match state.admission.admit(Pool::Agents, address) {
+        Ok(slot) => slot,
+        Err(refusal) => return super::refused(refusal, address),
+    };
+    super::sized(ws, MAX_AGENT_FRAME * 2, 8 * 1024).on_upgrade(move |socket| {
+        let (outbox, inbox) = outbox(state.limits.agent_outbox);
+        let timing = Timing::from(&state.limits);
+        let mut connection = AgentConnection {
+            state,
+            outbox,
+            agent: None,
+            _attendance: None,
+            _slot: slot,
+        };
+        async move {
+            if let Some(agent) = agent {
+                connection.authenticated(agent).await;
+            }
+            socket::run(socket, inbox, connection, timing).await
+        }
+    })
+}
+
+struct AgentConnection {
+    state: AppState,
+    outbox: Outbox,
+    agent: Option<Account>,
+    _attendance: Option<Attendance>,
+    _slot: Slot,
+}
+
+impl Handler for AgentConnection {
+    fn on_text(mut self, text: String) -> Pin<Box<dyn Future<Output = Self> + Send>> {
+        Box::pin(async move {
+            self.handle(&text).await;
+            self
+        })
+    }
+
+    fn on_binary(&mut self) {
+        self.send(AgentServerFrame::error(
+            ErrorCode::BadFrame,
+            "send JSON text frames",
+        ));
+    }
+
+    fn greeted(&self) -> bool {
+        self.agent.is_some()
+    }
+}
+
+impl AgentConnection {
+    fn send(&self, frame: AgentServerFrame) {
+        self.outbox.push(encode(&frame));
+    }
+
+    async fn authenticated(&mut self, agent: Account) {
+        if !agent.role.takes_conversations() {
+            // An editor never counts as an online agent, so no chat is ever assigned to them.
+            return self.send(AgentServerFrame::error(
+                ErrorCode::NotAnAgent,
+                EDITORS_TAKE_NO_CHATS,
+            ));
+        }
+        let desk = &self.state.desk;
+        self._attendance = Some(desk.connect(agent.clone(), &self.outbox));
+        self.agent = Some(agent);
+        // Someone is here now: queued conversations may be assigned.
+        if let Err(e) = desk.dispatch().await {
+            tracing::error!("assigning after an agent connected: {e}");
+        }
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let frame = match decode::<AgentFrame>(text, MAX_AGENT_FRAME) {
+            Ok(frame) => frame,
+            Err(refusal) => {
+                return self.send(AgentServerFrame::error(refusal.code, refusal.message))
+            }
+        };
+        let agent =
+            match (&self.agent, frame) {
+                (_, AgentFrame::Ping { id }) => return self.send(AgentServerFrame::Pong { id }),
+                (None, AgentFrame::Auth { token }) => {
+                    match accounts::authenticate(&self.state.store, Some(&token)).await {
+                        Ok(agent) => self.authenticated(agent).await,
+                        Err(e) => self.send(AgentServerFrame::error(
+                            ErrorCode::Unauthorized,
+                            e.to_string(),
+                        )),
+                    }
+                    return;
+                }
+                (None, _) => return self.send(AgentServerFrame::error(
+                    ErrorCode::Unauthorized,
+                    "send {\"type\":\"auth\",\"token\":…} first (log in at POST /api/agent/login)",
+                )),
+                (Some(_), AgentFrame::Auth { .. }) => {
+                    return self.send(AgentServerFrame::error(
+                        ErrorCode::BadFrame,
+                        "this socket is already authenticated",
+                    ))
+                }
+                (Some(agent), frame) => (agent.clone(), frame),
+            };
+        let (agent, frame) = agent;
+        let claimed = match &frame {
+            AgentFrame::Claim { conversation_id } => Some(conversation_id.clone()),
+            _ => None,
+        };
+        match self.act(&agent, frame).await {
+            Ok(()) => {}
+            Err(ConversationError::Claim(e)) => {
+                let e = ConversationError::Claim(e);
+                self.send(AgentServerFrame::ClaimFailed {
+                    conversation_id: claimed.unwrap_or_else(|| "".into()),
+                    code: e.code(),
+                    message: e.to_string(),
+                })
+            }
+            Err(e) => {
+                if e.is_internal() {
+                    tracing::error!("agent frame failed: {e}");
+                }
+                self.send(AgentServerFrame::error(e.code(), e.public_message()))
+            }
+        }
+    }
+
+    async fn act(&self, agent: &Account, frame: AgentFrame) -> Result<(), ConversationError> {
+        let desk = &self.state.desk;
+        match frame {
+            AgentFrame::Auth { .. } | AgentFrame::Ping { .. } => Ok(()),
+            AgentFrame::Presence { status } => desk.set_presence(&agent.id, status).await,
+            AgentFrame::Claim { conversation_id } => desk.claim(agent, &conversation_id).await,
+            AgentFrame::Message {
+                conversation_id,
+                text,
+                client_id,
+            } => {
+                let text = text.trim();
+                let max = self.state.limits.max_message_chars;
+                if text.is_empty() || text.chars().count() > max {
+                    self.send(AgentServerFrame::error(
+                        ErrorCode::BadFrame,
+                        format!("messages are 1 to {max} characters"),
+                    ));
+                    return Ok(());
+                }
+                desk.message(agent, &conversation_id, text, client_id.as_deref())
+                    .await
+                    .map(|_| ())
+            }
+            AgentFrame::Note {
+                conversation_id,
+                text,
+            } => {
+                let text = text.trim();
+                if text.is_empty() {
+                    self.send(AgentServerFrame::error(
+                        ErrorCode::BadFrame,
+                        "the note is empty",
+                    ));
+                    return Ok(());
+                }
+                desk.note(agent, &conversation_id, text).await
+            }
+            AgentFrame::Typing {
+                conversation_id,
+                on,
+            } => desk.typing(agent, &conversation_id, on),
+            AgentFrame::Transfer {
+                conversation_id,
+                to_agent,
+                to_team,
+                note,
+            } => {
+                desk.transfer(
+                    agent,
+                    &conversation_id,
+                    to_agent.as_ref(),
+                    to_team.as_deref(),
+                    note,
+                )
+                .await
+            }
+            AgentFrame::Resolve { conversation_id } => desk.resolve(agent, &conversation_id).await,
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The queue stays small and nobody's chat is stranded: floods from one address are capped,
+//! agents' queue frames carry changes, chats of an agent who left or stopped replying go back to
+//! the queue, abandoned entries expire, and notes go only on chats the agent holds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app_with, Client, TestApp};
+use serde_json::{json, Value};
+
+fn manual(s: &mut frontdesk::Settings) {
+    s.handoff.auto_assign = false;
+}
+
+/// A customer asks for a person; returns the welcome.
+async fn queued(customer: &mut Client) -> Value {
+    let welcome = customer.hello(None, None).await;
+    customer.send(json!({"type": "request_human"})).await;
+    let status = customer.recv().await;
+    assert_eq!(status["state"], "queued", "{status}");
+    welcome
+}
+
+async fn claimed(app: &TestApp, token: &str) -> (common::AgentClient, Client, String) {
+    let mut agent = app.agent(token).await;
+    let mut customer = app.client().await;
+    let id = queued(&mut customer).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    agent
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    agent.next("assigned").await;
+    // The customer is told a person joined (after the system message about the queue).
+    while customer.recv().await["state"] != "agent" {}
+    (agent, customer, id)
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small() {
+    let app = spawn_app_with(|s| {
+        manual(s);
+        s.limits.queued_per_address = 3;
+        s.limits.new_conversations_per_address_per_minute = 10.0;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let huge = "N".repeat(7_000);
+    let (mut codes, mut queued) = (Vec::new(), 0);
+    let mut flood = Vec::new();
+    for i in 0..20 {
+        let mut c = Client::connect_from(app.port, [127, 0, 0, 9], None)
+            .await
+            .expect("sockets are not what is capped here");
+        c.send(json!({"type": "hello", "visitor": {"name": huge, "page": huge}}))
+            .await;
+        assert_eq!(c.recv().await["type"], "welcome");
+        c.send(json!({"type": "message", "client_id": format!("m{i}"), "text": "PERSON NOW"}))
+            .await;
+        c.send(json!({"type": "request_human"})).await;
+        for frame in c.settle().await {
+            match frame["type"].as_str() {
+                Some("status") if frame["state"] == "queued" => queued += 1,
+                Some("error") => codes.push(frame["code"].as_str().unwrap().to_owned()),
+                _ => {}
+            }
+        }
+        flood.push(c);
+    }
+    assert_eq!(queued, 3, "{codes:?}");
+    let count = |code: &str| codes.iter().filter(|c| *c == code).count();
+    assert_eq!(count("queue_full"), 7, "{codes:?}");
+    // The 11th and later never became conversations at all.
+    assert_eq!(count("too_many_conversations"), 20, "{codes:?}");
+
+    // Someone else still gets through.
+    let mut neighbour = Client::connect_from(app.port, [127, 0, 0, 10], None)
+        .await
+        .unwrap();
+    queued_ok(&mut neighbour).await;
+
+    // The agent's queue: four entries, names cut short, and no frame anywhere near the flood.
+    let queue = sam.wait_queue(|q| q.len() == 4).await;
+    for entry in &queue {
+        if let Some(name) = entry["customer"].as_str() {
+            assert!(name.chars().count() <= 100, "{name}");
+        }
+    }
+    sam.settle().await;
+    let largest = sam.largest_queue_frame;
+    assert!(largest < 2_000, "a queue frame of {largest} bytes");
+    let (_, context) = app
+        .get_as(
+            &format!(
+                "/api/conversations/{}/context",
+                queue[0]["conversation_id"].as_str().unwrap()
+            ),
+            Some(&token),
+        )
+        .await;
+    assert!(
+        context["customer"]["page"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count()
+            <= 500
+    );
+}
+
+async fn queued_ok(customer: &mut Client) {
+    queued(customer).await;
+}
+
+#[tokio::test]
+async fn a_disconnected_agents_chats_go_back_to_the_queue_after_the_grace_period() {
+    let app = spawn_app_with(|s| {
+        manual(s);
+        s.handoff.disconnect_grace_seconds = 0.5;
+    })
+    .await;
+    let (sam_token, kim_token) = (
+        app.agent_token("Sam", &[]).await,
+        app.agent_token("Kim", &[]).await,
+    );
+    let mut kim = app.agent(&kim_token).await;
+    let (sam, mut customer, id) = claimed(&app, &sam_token).await;
+    kim.wait_queue(|q| q.is_empty()).await;
+
+    drop(sam);
+    let queue = kim.wait_queue(|q| !q.is_empty()).await;
+    assert_eq!(queue[0]["conversation_id"], id.as_str());
+    let status = customer.recv().await;
+    assert_eq!(status["state"], "queued", "{status}");
+
+    // Kim takes it, drops off briefly and comes back within the grace: it stays Kim's.
+    kim.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    kim.next("assigned").await;
+    drop(kim);
+    let mut kim = app.agent(&kim_token).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    kim.send(
+        json!({"type": "message", "conversation_id": id, "text": "Still here.", "client_id": "k1"}),
+    )
+    .await;
+    let echo = kim.next_event(|f| f["client_id"] == "k1").await;
+    assert_eq!(echo["author"], "Kim");
+}
+
+#[tokio::test]
+async fn the_reply_timer_runs_for_the_whole_chat_not_just_the_first_reply() {
+    let app = spawn_app_with(|s| {
+        manual(s);
+        s.handoff.reply_timeout_seconds = 0.8;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    let (mut sam, mut customer, id) = claimed(&app, &token).await;
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "Hi, Sam here."}))
+        .await;
+    sam.next_event(|f| f["from"] == "agent").await;
+    // The agent had the last word: no timer runs, however long the customer takes.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let meanwhile = sam.settle().await;
+    assert!(
+        meanwhile.iter().all(|f| f["type"] != "unassigned"),
+        "{meanwhile:?}"
+    );
+    assert_eq!(customer.recv().await["text"], "Hi, Sam here.");
+    customer.settle().await;
+    customer
+        .send(json!({"type": "message", "client_id": "m1", "text": "Hello? Are you there?"}))
+        .await;
+    assert_eq!(sam.next("unassigned").await["reason"], "no_reply");
+    let queue = sam.wait_queue(|q| !q.is_empty()).await;
+    assert_eq!(queue[0]["conversation_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_queued_customer_who_leaves_is_taken_out_of_the_queue_and_told_on_return() {
+    let app = spawn_app_with(|s| {
+        manual(s);
+        s.handoff.abandon_after_seconds = 0.5;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let welcome = queued(&mut customer).await;
+    sam.wait_queue(|q| q.len() == 1).await;
+    customer.close().await;
+    sam.wait_queue(|q| q.is_empty()).await;
+
+    let mut back = app.client().await;
+    let resumed = back.hello(welcome["session"].as_str(), Some(0)).await;
+    assert_eq!(resumed["state"], "bot", "{resumed}");
+    let said = resumed["missed"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        said["text"]
+            .as_str()
+            .unwrap()
+            .contains("while you were away"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn a_note_goes_only_on_a_chat_the_agent_holds() {
+    let app = spawn_app_with(manual).await;
+    let (sam_token, kim_token) = (
+        app.agent_token("Sam", &[]).await,
+        app.agent_token("Kim", &[]).await,
+    );
+    let (mut sam, _customer, id) = claimed(&app, &sam_token).await;
+    let mut kim = app.agent(&kim_token).await;
+    kim.send(json!({"type": "note", "conversation_id": id, "text": "not mine to note"}))
+        .await;
+    let refused = kim.next("error").await;
+    assert_eq!(refused["code"], "not_owner", "{refused}");
+    sam.send(json!({"type": "note", "conversation_id": id, "text": "mine"}))
+        .await;
+    assert_eq!(sam.next("note").await["text"], "mine");
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&sam_token))
+        .await;
+    let notes: Vec<&str> = body["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["mine"]);
+}

@@ -1,0 +1,142 @@
+//! A customer whose socket stops reading: nobody else waits for it, its socket is closed rather
+//! than skipping frames, and after reconnecting it has every frame exactly once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{spawn_app_with, AgentClient, Client};
+use serde_json::{json, Value};
+
+/// A customer asks for a person and `agent` claims the conversation; returns its session and id.
+async fn handed_to(customer: &mut Client, agent: &mut AgentClient) -> (String, String) {
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    agent
+        .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id.as_str()))
+        .await;
+    agent
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    loop {
+        let assigned = agent.next("assigned").await;
+        if assigned["conversation_id"] == id.as_str() {
+            break;
+        }
+    }
+    (welcome["session"].as_str().unwrap().to_owned(), id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_who_stops_reading_delays_no_one_and_misses_nothing_after_resuming() {
+    let app = spawn_app_with(|s| {
+        s.handoff.auto_assign = false;
+        s.limits.customer_outbox = 8;
+        s.limits.agent_outbox = 4096;
+        s.limits.messages_per_second = 1000.0;
+        s.limits.message_burst = 1000.0;
+        s.limits.max_message_chars = 60_000;
+    })
+    .await;
+    let (ann_token, bob_token) = (
+        app.agent_token("Ann", &[]).await,
+        app.agent_token("Bob", &[]).await,
+    );
+    let mut ann = app.agent(&ann_token).await;
+    let mut bob = app.agent(&bob_token).await;
+    // The slow customer's kernel takes only a few kilobytes; the server's may take a few
+    // megabytes before its writes wait, so the messages below are long.
+    let mut slow = Client::connect_from(app.port, [127, 0, 0, 2], Some(4096))
+        .await
+        .unwrap();
+    let (slow_session, slow_id) = handed_to(&mut slow, &mut ann).await;
+    let mut quick = app.client().await;
+    let (_, quick_id) = handed_to(&mut quick, &mut bob).await;
+    quick.settle().await;
+    slow.settle().await;
+
+    // From here on the slow customer reads nothing. Ann writes long messages to them until the
+    // kernel's buffers are full (a few megabytes) and the server's writes to them wait...
+    let long = "x".repeat(50_000);
+    for i in 0..90 {
+        let text = format!("long {i} {long}");
+        ann.send(json!({"type": "message", "conversation_id": slow_id, "text": text}))
+            .await;
+        ann.next_event(|f| f["from"] == "agent").await;
+    }
+    // ...then goes on with short ones, which pile up in the slow customer's outbox until it is
+    // full. Meanwhile Bob writes to the quick customer, who reads each message as it comes.
+    let mut delays = Vec::new();
+    for i in 0..40 {
+        let text = format!("short {i}");
+        ann.send(json!({"type": "message", "conversation_id": slow_id, "text": text}))
+            .await;
+        let text = format!("quick {i}");
+        let started = Instant::now();
+        bob.send(json!({"type": "message", "conversation_id": quick_id, "text": text}))
+            .await;
+        loop {
+            let frame = quick.recv().await;
+            if frame["text"] == text.as_str() {
+                break;
+            }
+        }
+        delays.push(started.elapsed());
+        // Keep the agents' own sockets read, as a console does.
+        ann.drain(Duration::from_millis(1)).await;
+        bob.drain(Duration::from_millis(1)).await;
+    }
+    delays.sort();
+    let worst = *delays.last().unwrap();
+    assert!(
+        worst < Duration::from_millis(50),
+        "another conversation's messages waited up to {worst:?} (median {:?})",
+        delays[delays.len() / 2]
+    );
+
+    // Everything Ann wrote is stored, whatever the slow customer read.
+    ann.settle().await;
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{slow_id}"), Some(&ann_token))
+        .await;
+    let stored: Vec<i64> = body["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["seq"].as_i64().unwrap())
+        .collect();
+    let last = *stored.last().unwrap();
+    assert_eq!(stored, (1..=last).collect::<Vec<_>>());
+
+    // The slow socket was closed for falling behind (not left open with frames skipped). What
+    // it had received is a gap-free run of frames; resuming from the last one brings the rest.
+    let mut seen = Vec::new();
+    let close = loop {
+        match slow.recv_or_close(Duration::from_secs(10)).await {
+            Ok(frame) => {
+                if let Some(seq) = frame["seq"].as_i64() {
+                    seen.push(seq);
+                }
+            }
+            Err(code) => break code,
+        }
+    };
+    assert!(matches!(close, Some(4001) | None), "closed with {close:?}");
+    assert!(
+        seen.len() < stored.len(),
+        "the slow customer read everything?"
+    );
+    let first = *seen.first().unwrap();
+    assert_eq!(seen, (first..first + seen.len() as i64).collect::<Vec<_>>());
+    let last_seen = *seen.last().unwrap();
+    let mut again = app.client().await;
+    let welcome = again.hello(Some(&slow_session), Some(last_seen)).await;
+    let missed: Vec<i64> = welcome["missed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f: &Value| f["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(missed, ((last_seen + 1)..=last).collect::<Vec<_>>());
+}
