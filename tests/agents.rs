@@ -457,8 +457,8 @@ async fn agents_see_who_is_connected_and_when_each_frame_of_a_context_happened()
     customer.send(json!({"type": "request_human"})).await;
     // Claim only once it is queued: a claim that overtakes the hand-off fails (not in the queue).
     loop {
-        let queue = sam.next("queue").await;
-        if queue["entries"].as_array().is_some_and(|e| !e.is_empty()) {
+        let change = sam.next("queue_changed").await;
+        if change["upserted"].as_array().is_some_and(|e| !e.is_empty()) {
             break;
         }
     }
