@@ -37,14 +37,15 @@ fn documented() -> Map {
     map
 }
 
-/// The top-level modules of `src/` (folders and files but `lib.rs` and `main.rs`).
+/// The top-level modules of `src/` (folders and files but `lib.rs`, `main.rs` and `bin/`, whose
+/// programs are clients of the server, not modules of the library).
 fn modules() -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(root().join("src")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let is_module = path.is_dir() || path.extension().is_some_and(|e| e == "rs");
-        if is_module && name != "lib" && name != "main" {
+        if is_module && !["lib", "main", "bin"].contains(&name.as_str()) {
             found.push((name, path));
         }
     }
