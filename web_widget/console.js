@@ -192,7 +192,12 @@
     if (message) { el.loginError.textContent = message; el.loginError.hidden = false; }
     el.loginEmail.focus();
   }
-  el.logout.addEventListener('click', () => logout());
+  // Signing out ends the token on the server too (it stops working everywhere it was copied).
+  el.logout.addEventListener('click', () => {
+    const token = S.token;
+    if (token) fetch('/api/agent/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
+    logout();
+  });
 
   /** Editors look after the knowledge base; they take no conversations and never join the queue. */
   const isEditor = () => !!S.agent && S.agent.role === 'editor';
@@ -222,8 +227,10 @@
       try { f = JSON.parse(e.data); } catch (err) { return; }
       (HANDLERS[f.type] || (() => {}))(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (S.ws !== ws) return;
+      // 4003: the token expired or was revoked (signed out elsewhere, an admin, a new password).
+      if (e.code === 4003) return logout('Your session has ended. Please sign in again.');
       S.connected = false;
       S.ws = null;
       const delay = Math.min(15000, 500 * 2 ** S.retry) * (0.8 + Math.random() * 0.4);
