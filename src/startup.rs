@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::accounts::identity::IdentityVerifier;
 use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role};
 use crate::admission::Admission;
 use crate::bot::Bot;
@@ -123,6 +124,7 @@ impl App {
             conversations,
             desk,
             accounts,
+            identity: IdentityVerifier::new(&settings.identity),
             bot,
             kb,
             store,

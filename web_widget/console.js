@@ -605,7 +605,7 @@
     el.chatName.textContent = customerName(cust);
     el.chatAvatar.textContent = initials(customerName(cust));
     el.chatSub.replaceChildren(h('span.state.' + state, null, state === 'agent' ? 'with you' : state),
-      ' ', [cust.email, ctx.team && 'team ' + ctx.team, cust.locale].filter(Boolean).join(' · '));
+      ' ', [cust.email && (cust.verified ? cust.email : cust.email + ' (unverified)'), ctx.team && 'team ' + ctx.team, cust.locale].filter(Boolean).join(' · '));
     const mine = !!(cur.chat && cur.chat.mine && cur.chat.state === 'agent');
     el.claim.hidden = !cur.preview;
     el.claim.onclick = () => claim(cur.id);
@@ -755,6 +755,8 @@
     const page = safeUrl(cust.page);
     parts.push(section('Customer', h('dl.kv', null,
       h('dt', null, 'Name'), h('dd', null, cust.name || '—'),
+      h('dt', null, 'Identity'), h('dd', null, cust.verified ? 'verified by your site' + (cust.user_id ? ' (id ' + cust.user_id + ')' : '')
+        : 'unverified: the name and email are what the visitor typed'),
       h('dt', null, 'Email'), h('dd', null, cust.email || '—'),
       h('dt', null, 'Page'), h('dd', null, page ? h('a', { href: page, target: '_blank', rel: 'noopener noreferrer' }, cust.page) : (cust.page || '—')),
       h('dt', null, 'Locale'), h('dd', null, cust.locale || '—'))));
@@ -762,7 +764,7 @@
     const prev = ctx.previous_conversations || [];
     parts.push(section('Previous conversations', prev.length ? h('ul.prev', null, prev.map((p) => h('li', null,
       h('div.muted.small', null, day(p.created_at) + ' · ' + p.state), h('div', null, p.summary || '…'))))
-      : h('p.muted.small', null, cust.email ? 'First conversation.' : 'Unknown without an email.')));
+      : h('p.muted.small', null, cust.verified ? 'First conversation.' : 'Only a verified customer is linked to earlier conversations.')));
     el.ctx.replaceChildren(...parts);
   }
 

@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::accounts::identity::IdentityVerifier;
 use crate::accounts::Accounts;
 use crate::admission::{Admission, Refused};
 use crate::bot::Bot;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub limits: Arc<LimitSettings>,
     /// Logins, tokens and their revocation.
     pub accounts: Accounts,
+    /// Checks customers' signed identities.
+    pub identity: IdentityVerifier,
     /// Socket slots and per-address budgets.
     pub admission: Admission,
 }

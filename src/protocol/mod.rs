@@ -111,6 +111,8 @@ pub enum ErrorCode {
     AtCapacity,
     /// The server failed; it has been logged.
     Internal,
+    /// `hello`'s `user_hash` does not sign its `user_id` (or email): the identity is refused.
+    IdentityRefused,
 }
 
 impl ErrorCode {
@@ -138,6 +140,7 @@ impl ErrorCode {
             ErrorCode::NotQueued => "not_queued",
             ErrorCode::AtCapacity => "at_capacity",
             ErrorCode::Internal => "internal",
+            ErrorCode::IdentityRefused => "identity_refused",
         }
     }
 }

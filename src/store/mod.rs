@@ -13,6 +13,7 @@ use sqlx::{Row, SqlitePool};
 
 mod agents;
 mod history;
+mod identity;
 mod reports;
 mod tokens;
 pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
