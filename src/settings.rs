@@ -71,12 +71,28 @@ impl Default for ServerSettings {
 pub struct StoreSettings {
     /// Database URL. `sqlite://path/to/file.db` (created if missing) is the embedded default.
     pub url: String,
+    /// `full`: every acknowledged message is on disk (SQLite `synchronous=FULL`), so it survives
+    /// a power loss or an OS crash. `normal`: faster, survives a crash of the server process but
+    /// may lose the last acknowledged messages to a power loss (docs/BENCHMARKS.md has the cost).
+    pub durability: StoreDurability,
+}
+
+/// See [`StoreSettings::durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreDurability {
+    /// Every commit synced to disk.
+    #[default]
+    Full,
+    /// Synced at checkpoints only.
+    Normal,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             url: "sqlite://data/frontdesk.db".into(),
+            durability: StoreDurability::Full,
         }
     }
 }

@@ -18,8 +18,8 @@ use crate::http::{app, AppState};
 use crate::kb::{KnowledgeBase, Watcher};
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 use crate::queue::{Caps, Queue};
-use crate::settings::Settings;
-use crate::store::Store;
+use crate::settings::{Settings, StoreDurability};
+use crate::store::{Durability, Store};
 
 /// A built server, listening, not yet serving.
 pub struct App {
@@ -77,7 +77,11 @@ impl App {
         cache: EmbeddingCache,
         understand: Option<Arc<dyn Understand>>,
     ) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.store.url)
+        let durability = match settings.store.durability {
+            StoreDurability::Full => Durability::Full,
+            StoreDurability::Normal => Durability::Normal,
+        };
+        let store = Store::connect_with(&settings.store.url, durability)
             .await
             .context("opening the store")?;
         let nlu = open_nlu(&settings, encoder.clone(), cache.clone()).await?;

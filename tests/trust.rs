@@ -286,3 +286,95 @@ async fn the_command_lines_passwd_and_disable_reach_a_running_servers_sockets() 
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_resolve_interrupted_between_its_statements_is_recovered_by_a_restart() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let session = welcome["session"].as_str().unwrap().to_owned();
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    sam.next("assigned").await;
+    let seen = customer.settle().await;
+    let last_seq = seen.iter().filter_map(|f| f["seq"].as_i64()).max().unwrap();
+
+    // Resolving is one transaction now, so a crash leaves all of it or nothing. A server that
+    // resolved in several statements could be killed after the first (the hand-off marked
+    // resolved, the conversation still held): write exactly that, as the crash left it.
+    let db = sqlx::SqlitePool::connect(&app.database_url())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE handoffs SET resolved_at = 1 WHERE conversation_id = $1")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    drop((sam, customer));
+
+    let app = app.restart().await;
+    // The restart finished the resolve: the customer sees it and is asked for a rating...
+    let mut customer = app.client().await;
+    let welcome = customer.hello(Some(&session), Some(last_seq)).await;
+    assert_eq!(welcome["state"], "resolved", "{welcome}");
+    let missed: Vec<&str> = welcome["missed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["type"].as_str())
+        .collect();
+    assert_eq!(missed, ["status", "csat_request"], "{welcome}");
+    // ...and can go on writing (to the bot); nothing waits for a person.
+    customer
+        .send(
+            json!({"type": "message", "client_id": "after", "text": "How do I reset my password?"}),
+        )
+        .await;
+    let frames = customer.settle().await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["type"] == "status" && f["state"] == "bot"),
+        "{frames:?}"
+    );
+    assert!(frames.iter().any(|f| f["from"] == "bot"), "{frames:?}");
+    let (status, body) = app
+        .get_as("/api/conversations?state=agent", Some(&token))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["conversations"], json!([]));
+}
+
+#[tokio::test]
+async fn resolving_stores_the_hand_off_the_state_and_both_frames_together() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let id = customer.hello(None, None).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    sam.next("assigned").await;
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    sam.next("unassigned").await;
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&token))
+        .await;
+    assert_eq!(body["state"], "resolved");
+    assert!(body["handoffs"][0]["resolved_at"].as_i64().is_some());
+    let kinds: Vec<&str> = body["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(2)
+        .filter_map(|f| f["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["csat_request", "status"]);
+}

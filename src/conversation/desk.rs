@@ -11,7 +11,7 @@ use crate::fanout::{AgentSeat, Outbox};
 use crate::ids::{AgentId, ConversationId};
 use crate::protocol::agent::{AgentPresence, AgentServerFrame, AssignedBy, Unassigned};
 use crate::protocol::context::ContextPacket;
-use crate::protocol::customer::{Sender, ServerFrame, State};
+use crate::protocol::customer::{Sender, ServerFrame, State, StatusFrame};
 use crate::protocol::{encode, to_json};
 use crate::queue::{Holding, Presence, StaffGuard};
 use crate::store::{Appended, NewEvent};
@@ -249,30 +249,7 @@ impl Desk {
         let core = &self.core;
         {
             let _guard = core.lock(id).await;
-            let now = now_ms();
-            core.store
-                .handoff_resolved(holding.entry.handoff_id, now)
-                .await?;
-            core.store
-                .set_state(id, State::Resolved.as_str(), now)
-                .await?;
-            // The holder still sees these two frames: it is released only after them.
-            core.append_status(id, status(State::Resolved)).await?;
-            let text =
-                "How did we do? Rate this conversation from 1 to 5, and tell us more if you like.";
-            let csat = |seq| {
-                to_json(&ServerFrame::CsatRequest {
-                    seq,
-                    text: text.to_owned(),
-                })
-            };
-            let event = NewEvent {
-                sender: Sender::System.as_str(),
-                client_id: None,
-                text: None,
-                body: &csat,
-            };
-            core.append(id, event, None).await?;
+            core.finish_resolve(id, holding.entry.handoff_id).await?;
             core.queue.release(id);
             core.fanout.set_holder(id, None);
         }
@@ -286,9 +263,67 @@ impl Desk {
     }
 
     /// After a restart, puts the queue and the agents' conversations back. Returns `(queued,
-    /// held)`.
+    /// held)`. Resolutions a crash interrupted (in a version that resolved in several
+    /// statements) are finished first.
     pub async fn restore(&self) -> Result<(usize, usize), ConversationError> {
-        self.core.restore().await
+        let core = &self.core;
+        for id in core.store.stranded_resolutions().await? {
+            let id = ConversationId::from(id);
+            let Some(handoff) = core.store.handoffs_of(&id).await?.pop() else {
+                continue;
+            };
+            let _guard = core.lock(&id).await;
+            core.finish_resolve(&id, handoff.id).await?;
+            tracing::warn!(conversation = %id, "an interrupted resolve was finished");
+        }
+        core.restore().await
+    }
+}
+
+impl Core {
+    /// Stores a resolution in one transaction (hand-off, state, the `resolved` status and the
+    /// rating request) and shows the two frames; the caller holds the conversation's lock.
+    async fn finish_resolve(
+        &self,
+        id: &ConversationId,
+        handoff: i64,
+    ) -> Result<(), ConversationError> {
+        let resolved = status(State::Resolved);
+        let status_body = |seq| {
+            to_json(&ServerFrame::Status(StatusFrame {
+                seq,
+                ..resolved.clone()
+            }))
+        };
+        let text =
+            "How did we do? Rate this conversation from 1 to 5, and tell us more if you like.";
+        let csat = |seq| {
+            to_json(&ServerFrame::CsatRequest {
+                seq,
+                text: text.to_owned(),
+            })
+        };
+        let events = [
+            NewEvent {
+                sender: Sender::System.as_str(),
+                client_id: None,
+                text: None,
+                body: &status_body,
+            },
+            NewEvent {
+                sender: Sender::System.as_str(),
+                client_id: None,
+                text: None,
+                body: &csat,
+            },
+        ];
+        // The holder still sees these two frames: it is released only after them.
+        for appended in self.store.resolve(id, handoff, &events, now_ms()).await? {
+            if let Appended::New { frame, .. } = appended {
+                self.publish(id, &frame, None);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -257,16 +257,6 @@ impl Store {
         Ok(())
     }
 
-    /// The hand-off was resolved.
-    pub async fn handoff_resolved(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE handoffs SET resolved_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Stores the customer's rating of the hand-off.
     pub async fn handoff_rated(
         &self,

@@ -20,6 +20,17 @@ pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
 pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;
 
+/// How hard a commit tries to reach the disk (`store.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is on disk before it is acknowledged.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: safe against kill -9, not against power loss.
+    Normal,
+}
+
 /// What can go wrong storing or loading.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -108,8 +119,16 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `url` (creating the SQLite file and its folder if needed) and migrates it.
+    /// Connects to `url` (creating the SQLite file and its folder if needed) and migrates it,
+    /// with `synchronous=NORMAL` (see [`Store::connect_with`]).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, Durability::Normal).await
+    }
+
+    /// Connects with the given durability: `Full` syncs the write-ahead log at every commit, so
+    /// what was acknowledged survives a power loss or an OS crash; `Normal` survives a crash of
+    /// the process (kill -9) but may lose the last commits to a power loss.
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
         let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -127,7 +146,10 @@ impl Store {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -242,35 +264,52 @@ impl Store {
             }
         }
         let mut tx = self.pool.begin().await?;
-        // Writing first takes SQLite's write lock at once, so concurrent appends queue instead of
-        // failing with a stale read snapshot.
-        let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
-        )
-        .bind(conversation)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (seq, state): (i64, String) = (row.get(0), row.get(1));
-        let body = (event.body)(seq);
-        sqlx::query(
-            "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(conversation)
-        .bind(seq)
-        .bind(event.sender)
-        .bind(event.client_id)
-        .bind(event.text)
-        .bind(&body)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let appended = append_in(&mut tx, conversation, &event, now).await?;
         tx.commit().await?;
-        Ok(Appended::New {
-            seq,
-            frame: body.into(),
-            state,
-        })
+        Ok(appended)
+    }
+
+    /// Resolves a conversation in one transaction: the hand-off's `resolved_at`, the state
+    /// `resolved`, and `events` (the status and rating request) appended; so a crash at any
+    /// point leaves either all of it or none (the chat still held, which a restart restores).
+    /// Returns what was appended, in order.
+    pub async fn resolve(
+        &self,
+        conversation: &str,
+        handoff: i64,
+        events: &[NewEvent<'_>],
+        now: i64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE conversations SET state = 'resolved', updated_at = $2 WHERE id = $1")
+            .bind(conversation)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE handoffs SET resolved_at = $2 WHERE id = $1")
+            .bind(handoff)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut appended = Vec::with_capacity(events.len());
+        for event in events {
+            appended.push(append_in(&mut tx, conversation, event, now).await?);
+        }
+        tx.commit().await?;
+        Ok(appended)
+    }
+
+    /// Conversations a person holds or waits for (`queued`/`agent`) whose latest hand-off is
+    /// resolved: what a crash in the middle of an older, non-transactional resolve left.
+    pub async fn stranded_resolutions(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id FROM conversations c JOIN handoffs h ON h.conversation_id = c.id
+             WHERE c.state IN ('queued', 'agent') AND h.resolved_at IS NOT NULL
+               AND h.id = (SELECT MAX(l.id) FROM handoffs l WHERE l.conversation_id = c.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 
     /// The frames after `seq`, in order, as stored (JSON text).
@@ -390,4 +429,41 @@ impl Store {
                 .await?;
         Ok(row.map(|r| r.get("helpful")))
     }
+}
+
+/// Appends one frame inside a transaction: the next `seq`, then the event.
+async fn append_in(
+    tx: &mut sqlx::SqliteConnection,
+    conversation: &str,
+    event: &NewEvent<'_>,
+    now: i64,
+) -> Result<Appended, StoreError> {
+    // Writing first takes SQLite's write lock at once, so concurrent appends queue instead of
+    // failing with a stale read snapshot.
+    let row = sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
+    )
+    .bind(conversation)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (seq, state): (i64, String) = (row.get(0), row.get(1));
+    let body = (event.body)(seq);
+    sqlx::query(
+        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(conversation)
+    .bind(seq)
+    .bind(event.sender)
+    .bind(event.client_id)
+    .bind(event.text)
+    .bind(&body)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(Appended::New {
+        seq,
+        frame: body.into(),
+        state,
+    })
 }

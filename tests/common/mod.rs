@@ -130,6 +130,11 @@ impl TestApp {
         agent
     }
 
+    /// The store's URL (`sqlite://…`), for a test that edits it as a crash would have left it.
+    pub fn database_url(&self) -> String {
+        self.settings.store.url.clone()
+    }
+
     /// GET with a bearer token.
     pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut request = reqwest::Client::new().get(self.http(path));
