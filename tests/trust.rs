@@ -378,3 +378,102 @@ async fn resolving_stores_the_hand_off_the_state_and_both_frames_together() {
         .collect();
     assert_eq!(kinds, ["csat_request", "status"]);
 }
+
+#[tokio::test]
+async fn a_flood_of_leave_email_is_capped_and_real_tickets_stay_visible() {
+    let app = spawn_app_with(|s| {
+        s.limits.messages_per_second = 1000.0;
+        s.limits.message_burst = 1000.0;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    // A real customer leaves an email first.
+    let mut real = app.client().await;
+    real.hello(None, None).await;
+    real.send(
+        json!({"type": "leave_email", "email": "ana@example.com", "message": "about my refund"}),
+    )
+    .await;
+    assert_eq!(real.recv().await["type"], "email_ack");
+
+    // A spammer floods leave_email from one conversation: it stays one ticket.
+    let mut spam = app.client().await;
+    spam.hello(None, None).await;
+    for i in 0..300 {
+        spam.send(
+            json!({"type": "leave_email", "email": format!("spam{i}@example.com"),
+            "message": "x".repeat(3_000)}),
+        )
+        .await;
+    }
+    let acks = spam.settle().await;
+    assert!(acks.iter().all(|f| f["type"] == "email_ack"), "{acks:?}");
+    let (status, body) = app.get_as("/api/tickets?status=open", Some(&token)).await;
+    assert_eq!(status, 200);
+    let tickets = body["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 2, "one ticket per conversation: {body}");
+    assert_eq!(tickets[0]["email"], "spam299@example.com");
+    assert_eq!(
+        tickets[0]["message"].as_str().unwrap().chars().count(),
+        2_000
+    );
+    assert_eq!(tickets[1]["email"], "ana@example.com");
+
+    // Paging and status: close the spam, and the open list is the real ticket.
+    let spam_id = tickets[0]["id"].as_i64().unwrap();
+    let closed = reqwest::Client::new()
+        .post(app.http(&format!("/api/tickets/{spam_id}")))
+        .bearer_auth(&token)
+        .json(&json!({"status": "closed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status().as_u16(), 200);
+    let (_, open) = app.get_as("/api/tickets?status=open", Some(&token)).await;
+    assert_eq!(open["tickets"].as_array().unwrap().len(), 1);
+    assert_eq!(open["tickets"][0]["email"], "ana@example.com");
+    let (_, first) = app.get_as("/api/tickets?limit=1", Some(&token)).await;
+    let next = first["next_before"].as_i64().expect("a next page");
+    let (_, second) = app
+        .get_as(&format!("/api/tickets?limit=1&before={next}"), Some(&token))
+        .await;
+    assert_eq!(second["tickets"][0]["email"], "ana@example.com");
+    let (status, _) = app.get_as("/api/tickets?status=maybe", Some(&token)).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_resolution_is_rated_once() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let id = customer.hello(None, None).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    sam.next("assigned").await;
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    sam.next("unassigned").await;
+    customer.settle().await;
+    customer
+        .send(json!({"type": "rate", "score": 5, "comment": "great"}))
+        .await;
+    assert_eq!(customer.recv().await["type"], "rate_ack");
+    assert_eq!(sam.next("rated").await["score"], 5);
+    for _ in 0..5 {
+        customer
+            .send(json!({"type": "rate", "score": 1, "comment": "spam spam"}))
+            .await;
+        assert_eq!(customer.recv().await["code"], "already_rated");
+    }
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&token))
+        .await;
+    assert_eq!(body["handoffs"][0]["csat_score"], 5);
+    // The agent was told once.
+    let more = sam.settle().await;
+    assert!(!more.iter().any(|f| f["type"] == "rated"), "{more:?}");
+}

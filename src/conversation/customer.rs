@@ -20,6 +20,9 @@ pub struct Stored {
     pub state: State,
 }
 
+/// Longest rating comment or ticket message kept, in characters.
+const MAX_COMMENT_CHARS: usize = 2_000;
+
 impl Conversations {
     /// Stores a customer message (once per `client_id`) and shows it on the conversation's other
     /// sockets and to its agent: the store append is the only wait. The caller acknowledges it,
@@ -136,8 +139,13 @@ impl Conversations {
         let Some(last) = handoffs.iter().rev().find(|h| h.resolved_at.is_some()) else {
             return Err(ConversationError::NotResolved);
         };
-        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
-        core.store.handoff_rated(last.id, score, comment).await?;
+        let comment = comment
+            .map(|c| c.trim().chars().take(MAX_COMMENT_CHARS).collect::<String>())
+            .filter(|c| !c.is_empty());
+        let comment = comment.as_deref();
+        if !core.store.handoff_rated(last.id, score, comment).await? {
+            return Err(ConversationError::AlreadyRated);
+        }
         if let Some(agent) = &last.agent_id {
             let frame = AgentServerFrame::Rated {
                 conversation_id: id.clone(),
@@ -149,7 +157,8 @@ impl Conversations {
         Ok(())
     }
 
-    /// The customer leaves an email for follow-up: stored as an open ticket. Returns its id.
+    /// The customer leaves an email for follow-up: stored as the conversation's one open
+    /// ticket (leaving another corrects it). Returns its id.
     pub async fn leave_email(
         &self,
         session: &mut Session,
@@ -168,9 +177,10 @@ impl Conversations {
         let core = &self.core;
         let id = session.conversation();
         let team = core.store.handoffs_of(id).await?.pop().and_then(|h| h.team);
+        let message: String = message.trim().chars().take(MAX_COMMENT_CHARS).collect();
         let ticket = core
             .store
-            .create_ticket(id, email, message.trim(), team.as_deref(), now_ms())
+            .create_ticket(id, email, &message, team.as_deref(), now_ms())
             .await?;
         tracing::info!(conversation = %id, ticket, "ticket left for follow-up");
         Ok(ticket)

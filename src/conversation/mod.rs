@@ -74,6 +74,9 @@ pub enum ConversationError {
     /// A rating before any person resolved the conversation.
     #[error("there is nothing to rate yet: a person has not resolved this conversation")]
     NotResolved,
+    /// This resolution was rated already.
+    #[error("you rated this conversation already; thank you")]
+    AlreadyRated,
     /// Not an email address.
     #[error("that does not look like an email address; check it and send again")]
     BadEmail,
@@ -104,6 +107,7 @@ impl ConversationError {
             E::UnknownAgent => ErrorCode::UnknownAgent,
             E::BadRating => ErrorCode::BadFrame,
             E::NotResolved => ErrorCode::NotResolved,
+            E::AlreadyRated => ErrorCode::AlreadyRated,
             E::BadEmail => ErrorCode::BadEmail,
             E::QueueFull(_) => ErrorCode::QueueFull,
             E::TooManyConversations { .. } => ErrorCode::TooManyConversations,

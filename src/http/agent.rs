@@ -27,6 +27,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/conversations/{id}", get(transcript))
         .route("/api/conversations/{id}/context", get(context))
         .route("/api/tickets", get(tickets))
+        .route("/api/tickets/{id}", post(update_ticket))
         .route("/api/agents", get(agents))
 }
 
@@ -188,8 +189,57 @@ async fn context(
     Ok(Json(state.desk.context(&ConversationId::from(id)).await?))
 }
 
-async fn tickets(_: AgentAccount, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "tickets": state.store.tickets(500).await? })))
+#[derive(Deserialize)]
+struct TicketParams {
+    status: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Tickets newest first, a page at a time: `?status=open|closed`, `?before=<id>` (the
+/// `next_before` of the previous page), `?limit=` (1–500, 100 by default).
+async fn tickets(
+    _: AgentAccount,
+    State(state): State<AppState>,
+    Query(p): Query<TicketParams>,
+) -> Result<Json<Value>, ApiError> {
+    let status = p.status.as_deref().map(ticket_status).transpose()?;
+    let limit = p.limit.unwrap_or(100).clamp(1, 500);
+    let page = state.store.tickets_page(status, p.before, limit).await?;
+    let next_before = (page.len() as i64 == limit)
+        .then(|| page.last().map(|t| t.id))
+        .flatten();
+    Ok(Json(json!({ "tickets": page, "next_before": next_before })))
+}
+
+#[derive(Deserialize)]
+struct TicketUpdate {
+    status: String,
+}
+
+/// An agent marks a ticket `closed` (followed up) or `open` again.
+async fn update_ticket(
+    _: AgentAccount,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<TicketUpdate>,
+) -> Result<Json<Value>, ApiError> {
+    let status = ticket_status(&body.status)?;
+    if !state.store.set_ticket_status(id, status).await? {
+        return Err(ApiError::not_found("there is no such ticket"));
+    }
+    Ok(Json(json!({ "id": id, "status": status })))
+}
+
+fn ticket_status(s: &str) -> Result<&'static str, ApiError> {
+    match s {
+        "open" => Ok("open"),
+        "closed" => Ok("closed"),
+        _ => Err(ApiError::bad_request(
+            "bad_status",
+            "a ticket's status is `open` or `closed`",
+        )),
+    }
 }
 
 /// The agents connected now (online or away), e.g. to pick whom to transfer a conversation to.

@@ -111,6 +111,8 @@ pub enum ErrorCode {
     AtCapacity,
     /// The server failed; it has been logged.
     Internal,
+    /// A `rate` for a resolution that was rated already (one rating per resolution).
+    AlreadyRated,
     /// `hello`'s `user_hash` does not sign its `user_id` (or email): the identity is refused.
     IdentityRefused,
 }
@@ -141,6 +143,7 @@ impl ErrorCode {
             ErrorCode::AtCapacity => "at_capacity",
             ErrorCode::Internal => "internal",
             ErrorCode::IdentityRefused => "identity_refused",
+            ErrorCode::AlreadyRated => "already_rated",
         }
     }
 }

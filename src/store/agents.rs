@@ -257,20 +257,23 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the customer's rating of the hand-off.
+    /// Stores the customer's rating of the hand-off; false if it was rated already (one rating
+    /// per resolution).
     pub async fn handoff_rated(
         &self,
         id: i64,
         score: i64,
         comment: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE handoffs SET csat_score = $2, csat_comment = $3 WHERE id = $1")
-            .bind(id)
-            .bind(score)
-            .bind(comment)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE handoffs SET csat_score = $2, csat_comment = $3 WHERE id = $1 AND csat_score IS NULL",
+        )
+        .bind(id)
+        .bind(score)
+        .bind(comment)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Every hand-off of a conversation, oldest first.

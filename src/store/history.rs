@@ -223,37 +223,70 @@ impl Store {
         team: Option<&str>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO tickets (conversation_id, email, message, team, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        // One open ticket per conversation: leaving an email again corrects it, and a flood of
+        // them from one chat is still one ticket.
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE tickets SET email = $2, message = $3, created_at = $4
+             WHERE conversation_id = $1 AND status = 'open' RETURNING id",
         )
         .bind(conversation)
         .bind(email)
         .bind(message)
-        .bind(team)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.get(0))
+        let id = match updated {
+            Some(row) => row.get(0),
+            None => sqlx::query(
+                "INSERT INTO tickets (conversation_id, email, message, team, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(conversation)
+            .bind(email)
+            .bind(message)
+            .bind(team)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0),
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A page of tickets, newest first: those with `status` (any if `None`) and an id below
+    /// `before` (the last id of the previous page).
+    pub async fn tickets_page(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<TicketRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM tickets WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(status)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(ticket_row).collect())
+    }
+
+    /// Sets a ticket's status; false if there is no such ticket.
+    pub async fn set_ticket_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tickets SET status = $2 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Tickets, newest first.
     pub async fn tickets(&self, limit: i64) -> Result<Vec<TicketRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM tickets ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| TicketRow {
-                id: r.get("id"),
-                conversation_id: r.get("conversation_id"),
-                email: r.get("email"),
-                message: r.get("message"),
-                team: r.get("team"),
-                status: r.get("status"),
-                created_at: r.get("created_at"),
-            })
-            .collect())
+        self.tickets_page(None, None, limit).await
     }
 }
 
@@ -264,5 +297,17 @@ pub(super) fn summary_row(r: &sqlx::sqlite::SqliteRow) -> ConversationSummaryRow
         visitor: serde_json::from_str(r.get::<&str, _>("visitor")).unwrap_or_default(),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
+    }
+}
+
+fn ticket_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
+    TicketRow {
+        id: r.get("id"),
+        conversation_id: r.get("conversation_id"),
+        email: r.get("email"),
+        message: r.get("message"),
+        team: r.get("team"),
+        status: r.get("status"),
+        created_at: r.get("created_at"),
     }
 }
