@@ -1,7 +1,6 @@
 //! Building and running the server: the one place that wires the modules together. Tests use it
 //! exactly as `frontdesk serve` does, on port 0.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -16,6 +15,7 @@ use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
 use crate::http::{app, AppState};
 use crate::kb::{KnowledgeBase, Watcher};
+use crate::metrics::Metrics;
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 use crate::queue::{Caps, Queue};
 use crate::settings::{Settings, StoreDurability};
@@ -84,6 +84,11 @@ impl App {
         let store = Store::connect_with(&settings.store.url, durability)
             .await
             .context("opening the store")?;
+        let metrics = Metrics::new();
+        encoder
+            .collectors()
+            .into_iter()
+            .for_each(|c| metrics.register(c));
         let nlu = open_nlu(&settings, encoder.clone(), cache.clone()).await?;
         let kb = open_kb(&settings, encoder, cache).await?;
         let watcher = if settings.kb.watch {
@@ -114,6 +119,7 @@ impl App {
             fanout: Fanout::default(),
             admission: admission.clone(),
             queue_snapshot_entries: limits.queue_snapshot_entries,
+            metrics: metrics.clone(),
         });
         let (queued, held) = desk
             .restore()
@@ -134,6 +140,7 @@ impl App {
             store,
             limits: Arc::new(settings.limits.clone()),
             admission,
+            metrics,
         };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).await.with_context(|| {
@@ -161,12 +168,7 @@ impl App {
 
     /// Serves until Ctrl-C or SIGTERM, then stops accepting and lets open requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        crate::http::serve(self.listener, self.router, shutdown_signal()).await
     }
 }
 

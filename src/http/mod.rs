@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod chat;
 mod error;
+mod metrics;
 mod pages;
 mod socket;
 
@@ -25,6 +26,7 @@ use crate::admission::{Admission, Refused};
 use crate::bot::Bot;
 use crate::conversation::{Conversations, Desk};
 use crate::kb::KnowledgeBase;
+use crate::metrics::Metrics;
 use crate::settings::LimitSettings;
 use crate::store::Store;
 
@@ -51,6 +53,8 @@ pub struct AppState {
     pub identity: IdentityVerifier,
     /// Socket slots and per-address budgets.
     pub admission: Admission,
+    /// What operators scrape at `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// All routes. Serve them with `into_make_service_with_connect_info::<SocketAddr>()`: the
@@ -62,8 +66,29 @@ pub fn app(state: AppState) -> Router {
         .merge(agent::router())
         .merge(agent_socket::router())
         .merge(pages::router())
+        .merge(metrics::router())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Every accepted socket gets `TCP_NODELAY`: a frame is written as soon as it is ready instead of
+/// waiting (up to the client's delayed ACK, about 40 ms) behind the previous one.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("could not set TCP_NODELAY on a socket: {e}");
+        }
+    });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says it is.

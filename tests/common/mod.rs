@@ -202,6 +202,17 @@ pub async fn spawn_app_understanding(
     spawn_in_with(kb, adjust, Some(understand)).await
 }
 
+/// The server with a copy of the demo knowledge base, adjusted settings, and `understand` as the
+/// language-understanding seam.
+pub async fn spawn_app_with_seam(
+    adjust: impl FnOnce(&mut Settings),
+    understand: Arc<dyn Understand>,
+) -> TestApp {
+    let kb = tempfile::tempdir().expect("temp dir");
+    copy_dir(&root().join("knowledge_base"), kb.path());
+    spawn_in_with(kb, adjust, Some(understand)).await
+}
+
 /// The settings every test server starts from: port 0, the store and caches in `data`, the
 /// knowledge base in `kb`, the committed language models.
 pub fn test_settings(kb: &Path, data: &Path) -> Settings {
