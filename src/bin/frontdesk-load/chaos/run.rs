@@ -129,7 +129,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         settings: settings(&args, seed, n, specs.len()),
         notes: vec![format!(
             "repeat with: frontdesk-load chaos --seed {seed} --disconnects {} --conversations {n} --agents {} --rate {} --every-ms {} --kills {} --stalls {} --stall-ms {} --flood {}",
-            args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood
+            args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood()
         )],
         results,
         server: serde_json::Value::Null,
@@ -181,7 +181,7 @@ fn settings(args: &ChaosArgs, seed: u64, conversations: usize, agents: usize) ->
     json!({
         "disconnects": args.disconnects(), "conversations": conversations, "agents": agents,
         "rate": args.rate, "every_ms": args.every_ms, "kills": args.kills, "seed": seed,
-        "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood,
+        "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood(),
         "server_env": CHAOS_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
@@ -365,10 +365,10 @@ fn stall(
     let Some(h) = holder else { return };
     eprintln!(
         "chaos: customer {i} stops reading (until the flood is acknowledged, {} ms at most) while its agent sends {} long messages",
-        args.stall_ms, args.flood
+        args.stall_ms, args.flood()
     );
     let _ = customers[i].send(Cmd::Stall(Duration::from_millis(args.stall_ms)));
-    let _ = agents[h].send(AgentCmd::Flood(id, args.flood));
+    let _ = agents[h].send(AgentCmd::Flood(id, args.flood()));
 }
 
 /// Waits until nothing is unacknowledged, making clients whose pending messages made no progress
