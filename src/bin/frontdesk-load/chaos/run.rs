@@ -476,6 +476,10 @@ fn print(report: &Report<ChaosResults>) {
             v.resent.to_string(),
         ),
         ("never acknowledged", v.unacknowledged.to_string()),
+        (
+            "of them stored after the last frame a side got",
+            v.stored_after_the_end.to_string(),
+        ),
         ("frames stored", v.stored_frames.to_string()),
         (
             "frames agents read back (missed live)",
