@@ -104,7 +104,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         forced.0 + forced.1,
         kills.len()
     );
-    let drain_resyncs = drain(&conversations, &customers, &agents).await;
+    let mut drain_resyncs = drain(&conversations, &customers, &agents).await;
+    drain_resyncs += catch_up(&server, &specs[0], &conversations, &customers).await?;
     for tx in &customers {
         let _ = tx.send(Cmd::Stop);
     }
@@ -409,6 +410,48 @@ async fn drain(
     // Let the last frames arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
     resyncs
+}
+
+/// Makes customers that have not received their conversation's last stored frame resume (a
+/// socket closed as too slow at the end, a resume cut short), until all have or 20 s passed;
+/// returns how many resumes it asked for.
+async fn catch_up(
+    server: &Server,
+    agent: &AgentSpec,
+    conversations: &Conversations,
+    customers: &[UnboundedSender<Cmd>],
+) -> anyhow::Result<usize> {
+    let http = reqwest::Client::new();
+    let token = ws::login(&http, &server.url(""), &agent.email, PASSWORD).await?;
+    let mut asked = 0;
+    for _ in 0..10 {
+        let mut behind = 0;
+        for (i, ledger) in conversations.iter().enumerate() {
+            let (id, high) = {
+                let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                (l.id.clone(), l.customer_view.high)
+            };
+            let url = server.url(&format!("/api/conversations/{id}"));
+            let body = ws::get_json(&http, &url, &token).await?;
+            let last = body["transcript"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["seq"].as_i64())
+                .max()
+                .unwrap_or(0);
+            if last > high {
+                behind += 1;
+                let _ = customers[i].send(Cmd::Drop { reset: false });
+            }
+        }
+        if behind == 0 {
+            break;
+        }
+        asked += behind;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(asked)
 }
 
 async fn verify(
