@@ -40,9 +40,10 @@ bench-load: setup
 	cargo build --release --bins
 	./scripts/bench-load.sh
 
-## The short chaos run CI can afford (under two minutes once built): 300 forced disconnects of
-## customers and agents and a kill -9 of the server; fails unless every acknowledged message
-## arrived exactly once, in order, on both sides, and nothing was stored twice.
+## The short chaos run CI runs (about two minutes once built): 300 forced disconnects of customers
+## and agents, a kill -9 of the server, and a customer that stops reading while its agent sends it
+## 1,000 long messages; fails unless every acknowledged message arrived exactly once, in order, on
+## both sides, and nothing was stored twice.
 chaos-quick: setup
 	cargo build --bin frontdesk --bin frontdesk-load
 	target/debug/frontdesk-load chaos --short --server-bin target/debug/frontdesk

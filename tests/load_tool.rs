@@ -56,3 +56,30 @@ fn a_server_setting_that_is_not_one_is_refused_with_what_to_write() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("FRONTDESK_SECTION__KEY=VALUE"), "{stderr}");
 }
+
+/// Against the real (debug) server: the report carries what the server measured itself, read
+/// from its `/metrics` around the step, and it matches what the clients sent.
+#[test]
+fn the_relay_profile_reads_the_server_s_own_figures() {
+    let output = Command::new(env!("CARGO_BIN_EXE_frontdesk-load"))
+        .args(["relay", "--target", "frontdesk", "--direction", "a2c"])
+        .args(["--conversations", "4", "--agents", "2", "--rates", "20"])
+        .args(["--seconds", "1", "--warmup", "0", "--json"])
+        .args(["--server-bin", env!("CARGO_BIN_EXE_frontdesk")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("frontdesk-load runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let sent = report["results"][0]["median"]["sent"].as_f64().unwrap();
+    let server = &report["server"]["frontdesk @ 20/s"][0];
+    assert_eq!(server["messages"].as_f64(), Some(sent), "{report}");
+    assert!(
+        server["store_append_p99_ms"].as_f64().unwrap() > 0.0,
+        "{server}"
+    );
+}

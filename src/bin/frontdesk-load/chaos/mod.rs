@@ -56,9 +56,11 @@ pub struct ChaosArgs {
     /// ms at most.
     #[arg(long, default_value_t = 20000)]
     stall_ms: u64,
-    /// Long messages (3,500 characters) the agent sends a stalled customer.
-    #[arg(long, default_value_t = 6000)]
-    flood: usize,
+    /// Long messages (3,500 characters) the agent sends a stalled customer (default 6000; 1000
+    /// with --short: the customer's outbox, 32 frames, overflows after a few dozen either way,
+    /// and a debug server on a busy machine works through 1000 within the drain).
+    #[arg(long)]
+    flood: Option<usize>,
     /// Seed of the random choices (printed, to repeat a run exactly as far as timing allows).
     #[arg(long)]
     seed: Option<u64>,
@@ -72,6 +74,10 @@ impl ChaosArgs {
 
     fn stalls(&self) -> usize {
         self.stalls.unwrap_or(if self.short { 1 } else { 3 })
+    }
+
+    fn flood(&self) -> usize {
+        self.flood.unwrap_or(if self.short { 1000 } else { 6000 })
     }
 
     fn conversations(&self) -> usize {

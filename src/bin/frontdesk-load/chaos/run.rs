@@ -104,7 +104,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         forced.0 + forced.1,
         kills.len()
     );
-    let drain_resyncs = drain(&conversations, &customers, &agents).await;
+    let mut drain_resyncs = drain(&conversations, &customers, &agents).await;
+    drain_resyncs += catch_up(&server, &specs[0], &conversations, &customers).await?;
     for tx in &customers {
         let _ = tx.send(Cmd::Stop);
     }
@@ -129,7 +130,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         settings: settings(&args, seed, n, specs.len()),
         notes: vec![format!(
             "repeat with: frontdesk-load chaos --seed {seed} --disconnects {} --conversations {n} --agents {} --rate {} --every-ms {} --kills {} --stalls {} --stall-ms {} --flood {}",
-            args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood
+            args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood()
         )],
         results,
         server: serde_json::Value::Null,
@@ -181,7 +182,7 @@ fn settings(args: &ChaosArgs, seed: u64, conversations: usize, agents: usize) ->
     json!({
         "disconnects": args.disconnects(), "conversations": conversations, "agents": agents,
         "rate": args.rate, "every_ms": args.every_ms, "kills": args.kills, "seed": seed,
-        "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood,
+        "stalls": args.stalls(), "stall_ms": args.stall_ms, "flood": args.flood(),
         "server_env": CHAOS_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
@@ -365,10 +366,10 @@ fn stall(
     let Some(h) = holder else { return };
     eprintln!(
         "chaos: customer {i} stops reading (until the flood is acknowledged, {} ms at most) while its agent sends {} long messages",
-        args.stall_ms, args.flood
+        args.stall_ms, args.flood()
     );
     let _ = customers[i].send(Cmd::Stall(Duration::from_millis(args.stall_ms)));
-    let _ = agents[h].send(AgentCmd::Flood(id, args.flood));
+    let _ = agents[h].send(AgentCmd::Flood(id, args.flood()));
 }
 
 /// Waits until nothing is unacknowledged, making clients whose pending messages made no progress
@@ -409,6 +410,48 @@ async fn drain(
     // Let the last frames arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
     resyncs
+}
+
+/// Makes customers that have not received their conversation's last stored frame resume (a
+/// socket closed as too slow at the end, a resume cut short), until all have or 20 s passed;
+/// returns how many resumes it asked for.
+async fn catch_up(
+    server: &Server,
+    agent: &AgentSpec,
+    conversations: &Conversations,
+    customers: &[UnboundedSender<Cmd>],
+) -> anyhow::Result<usize> {
+    let http = reqwest::Client::new();
+    let token = ws::login(&http, &server.url(""), &agent.email, PASSWORD).await?;
+    let mut asked = 0;
+    for _ in 0..10 {
+        let mut behind = 0;
+        for (i, ledger) in conversations.iter().enumerate() {
+            let (id, high) = {
+                let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+                (l.id.clone(), l.customer_view.high)
+            };
+            let url = server.url(&format!("/api/conversations/{id}"));
+            let body = ws::get_json(&http, &url, &token).await?;
+            let last = body["transcript"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["seq"].as_i64())
+                .max()
+                .unwrap_or(0);
+            if last > high {
+                behind += 1;
+                let _ = customers[i].send(Cmd::Drop { reset: false });
+            }
+        }
+        if behind == 0 {
+            break;
+        }
+        asked += behind;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(asked)
 }
 
 async fn verify(
@@ -476,6 +519,10 @@ fn print(report: &Report<ChaosResults>) {
             v.resent.to_string(),
         ),
         ("never acknowledged", v.unacknowledged.to_string()),
+        (
+            "of them stored after the last frame a side got",
+            v.stored_after_the_end.to_string(),
+        ),
         ("frames stored", v.stored_frames.to_string()),
         (
             "frames agents read back (missed live)",

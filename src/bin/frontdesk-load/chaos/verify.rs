@@ -28,6 +28,10 @@ pub struct Verdict {
     pub resent: usize,
     /// Frames the agents had to read back (missed live while away).
     pub agent_read_back: usize,
+    /// Messages never acknowledged to their sender and stored at the very end, after the last
+    /// frame a side received (the server was still working through a backlog of re-sent messages
+    /// when the clients stopped): not required to arrive, like every unacknowledged message.
+    pub stored_after_the_end: usize,
     /// Each failure, in words.
     pub failures: Vec<String>,
     /// Failures by kind.
@@ -85,7 +89,10 @@ impl Verdict {
             ("customer", &ledger.customer_view),
             ("agent", &ledger.agent_view),
         ] {
-            let missing = view.missing(expected.clone());
+            let mut missing = view.missing(expected.clone());
+            let late = late_unacknowledged(ledger, transcript, &missing, view.high);
+            self.stored_after_the_end += late.len();
+            missing.retain(|s| !late.contains(s));
             if !missing.is_empty() {
                 let senders: BTreeMap<&str, usize> = transcript
                     .iter()
@@ -186,6 +193,40 @@ impl Verdict {
     }
 }
 
+/// Of the `missing` seqs, those that are a tail (after `high`, the last seq the side received)
+/// made only of messages their sender never had acknowledged; empty if any other frame is among
+/// them (then every missing seq counts).
+fn late_unacknowledged(
+    ledger: &Ledger,
+    transcript: &[Value],
+    missing: &[i64],
+    high: i64,
+) -> Vec<i64> {
+    let pending = |from: &str, cid: &str| {
+        let outbox = match from {
+            "customer" => &ledger.customer,
+            "agent" => &ledger.agent,
+            _ => return false,
+        };
+        outbox.pending.iter().any(|p| p.client_id == cid)
+    };
+    let all_late = missing.iter().all(|seq| {
+        *seq > high
+            && transcript.iter().any(|f| {
+                f["seq"].as_i64() == Some(*seq)
+                    && pending(
+                        f["from"].as_str().unwrap_or_default(),
+                        f["client_id"].as_str().unwrap_or_default(),
+                    )
+            })
+    });
+    if all_late {
+        missing.to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +264,30 @@ mod tests {
         assert_eq!(
             (v.customer_acked, v.agent_acked, v.agent_read_back),
             (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn an_unacknowledged_message_stored_at_the_very_end_need_not_arrive() {
+        let mut l = complete();
+        let late = l.agent.write("a");
+        let mut t = transcript();
+        t.push(json!({"seq": 4, "type": "message", "from": "agent", "client_id": late.client_id}));
+        let mut v = Verdict::default();
+        v.check(&l, &t);
+        assert!(v.passed(), "{:?}", v.failures);
+        assert_eq!(v.stored_after_the_end, 2, "neither side got it");
+        // Before a frame the customer did get, it is a gap: that fails.
+        t.push(json!({"seq": 5, "type": "status", "state": "agent"}));
+        l.customer_frame(&json!({"seq": 5}));
+        l.agent_frame(&json!({"seq": 5}));
+        let mut v = Verdict::default();
+        v.check(&l, &t);
+        assert_eq!(
+            v.failure_counts.get("not_delivered"),
+            Some(&2),
+            "{:?}",
+            v.failures
         );
     }
 
