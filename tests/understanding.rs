@@ -20,10 +20,16 @@ async fn explain(app: &common::TestApp, q: &str) -> Value {
     body
 }
 
-/// The upset score and the threshold at which the escalation policy hands the chat to a person.
+/// How much the message needs a person (upset + urgent + asking for one) and the threshold at
+/// which the escalation policy hands the chat over.
 fn upset(body: &Value) -> (f64, f64) {
     let threshold = frontdesk::settings::EscalationSettings::default().upset_threshold as f64;
-    (body["understanding"]["upset"].as_f64().unwrap(), threshold)
+    let u = &body["understanding"];
+    let need = ["upset", "urgent", "asks_for_person"]
+        .iter()
+        .map(|k| u[*k].as_f64().unwrap_or(0.0))
+        .sum::<f64>();
+    (need, threshold)
 }
 
 #[tokio::test]
