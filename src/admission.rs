@@ -124,6 +124,11 @@ impl Admission {
         })
     }
 
+    /// Sockets open in `pool` now.
+    pub fn open(&self, pool: Pool) -> usize {
+        self.inner.counter(pool).load(Ordering::Acquire)
+    }
+
     /// Takes a socket slot from `pool` for `address`, or says why not.
     pub fn admit(&self, pool: Pool, address: IpAddr) -> Result<Slot, Refused> {
         let inner = &self.inner;

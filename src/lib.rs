@@ -17,6 +17,7 @@
 //! - [`fanout`]: who receives which frames; each socket's bounded outbox.
 //! - [`admission`]: socket slots (customers and agents apart), per-address limits.
 //! - [`conversation`]: the state machine bot → queued → agent → resolved, the sequenced log.
+//! - [`metrics`]: what operators scrape at `/metrics` (Prometheus text), one registry per server.
 //! - [`reports`]: what editors read: the questions the knowledge base did not answer, grouped.
 //! - [`eval`]: the benchmarks behind `frontdesk eval`.
 //! - [`http`]: axum routes, the only module that knows axum.
@@ -35,6 +36,7 @@ pub mod fanout;
 pub mod http;
 pub mod ids;
 pub mod kb;
+pub mod metrics;
 pub mod nlu;
 pub mod protocol;
 pub mod queue;

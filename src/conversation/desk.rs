@@ -34,6 +34,11 @@ impl Desk {
         Self { core }
     }
 
+    /// Conversations waiting in the queue now.
+    pub fn queue_length(&self) -> usize {
+        self.core.queue.snapshot(0).1
+    }
+
     /// Registers an agent's socket and queues `ready` and the queue on it. Call
     /// [`Desk::dispatch`] afterwards: someone is here to take conversations now.
     pub fn connect(&self, account: Account, outbox: &Outbox) -> Attendance {

@@ -68,6 +68,11 @@ impl Core {
             let mut note = message(Sender::System, text);
             note.quick_replies = quick;
             self.append_message(id, note, None).await?;
+            for reason in &decision.reasons {
+                let kind = serde_json::to_value(reason.kind).unwrap_or_default();
+                let kind = kind.as_str().unwrap_or("other");
+                self.metrics.escalations.with_label_values(&[kind]).inc();
+            }
             tracing::info!(conversation = %id, team, reasons = ?decision.reasons, "escalated");
         }
         self.dispatch().await
@@ -178,6 +183,8 @@ impl Core {
             };
             self.append_status(id, joined).await?;
         }
+        let waited = (now - entry.escalated_at).max(0) as f64 / 1000.0;
+        self.metrics.queue_wait_seconds.observe(waited);
         tracing::info!(conversation = %id, agent = %agent.email, ?by, "assigned");
         Ok(())
     }

@@ -27,6 +27,7 @@ use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
 use crate::ids::{AgentId, ConversationId};
 use crate::kb::KbError;
+use crate::metrics::Metrics;
 use crate::nlu::NluError;
 use crate::protocol::agent::AgentServerFrame;
 use crate::protocol::customer::{MessageFrame, Sender, ServerFrame, State, StatusFrame};
@@ -38,6 +39,12 @@ pub use context::summarise;
 pub use customer::Stored;
 pub use desk::{Attendance, Desk};
 pub use session::{Hello, Session};
+pub use turn::Asked;
+
+/// Customer turns at work on the models and the bot at once. A bot turn waits for a place (each
+/// customer's own rate limit bounds how many wait); a message to a person is not understood when
+/// none is free (the upset signal in the agent's view is best effort, the relay never waits).
+pub const TURNS_IN_FLIGHT: usize = 256;
 
 /// What can go wrong handling a customer's or an agent's frame.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +150,9 @@ pub(crate) struct Core {
     admission: Admission,
     locks: Box<[tokio::sync::Mutex<()>]>,
     queue_snapshot_entries: usize,
+    metrics: Metrics,
+    /// Customer turns at work on the models and the bot ([`TURNS_IN_FLIGHT`]).
+    turns: tokio::sync::Semaphore,
 }
 
 /// The parts a [`Core`] is built from.
@@ -163,6 +173,8 @@ pub struct Parts {
     pub admission: Admission,
     /// Queue entries sent to a console when it connects.
     pub queue_snapshot_entries: usize,
+    /// What operators scrape.
+    pub metrics: Metrics,
 }
 
 /// The customers' side of conversations; clone it freely.
@@ -186,6 +198,8 @@ impl Conversations {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             queue_snapshot_entries: parts.queue_snapshot_entries,
+            metrics: parts.metrics,
+            turns: tokio::sync::Semaphore::new(TURNS_IN_FLIGHT),
         });
         (Conversations { core: core.clone() }, Desk::from_core(core))
     }
@@ -223,10 +237,16 @@ impl Core {
         conversation: &ConversationId,
         event: NewEvent<'_>,
     ) -> Result<Appended, ConversationError> {
-        Ok(self
+        let started = std::time::Instant::now();
+        let appended = self
             .store
             .append(conversation, event, crate::clock::now_ms())
-            .await?)
+            .await;
+        self.metrics
+            .store_seconds
+            .with_label_values(&["append"])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(appended?)
     }
 
     /// Stores a frame and shows it on the conversation's sockets (but `except`) and to its agent.
@@ -311,7 +331,12 @@ impl Core {
             text: Some(&message.text),
             body: &body,
         };
-        self.append(conversation, event, except).await
+        let appended = self.append(conversation, event, except).await?;
+        if let Appended::New { .. } = appended {
+            let from = message.from.as_str();
+            self.metrics.relayed.with_label_values(&[from]).inc();
+        }
+        Ok(appended)
     }
 }
 

@@ -2,6 +2,8 @@
 //! the conversation. The bot answers while it owns it, unless the escalation policy hands the
 //! conversation to a person first; otherwise the message waits for a person.
 
+use std::net::IpAddr;
+
 use super::customer::Stored;
 use super::session::Session;
 use super::{message, status, ConversationError, Conversations, Core};
@@ -13,23 +15,83 @@ use crate::nlu::{Analysis, Understanding};
 use crate::protocol::customer::{Sender, ServerFrame, State};
 use crate::store::{Appended, NewBotTurn};
 
+/// A stored customer message waiting for its turn, with what the turn needs of the socket's
+/// session, owned: the turn runs apart from the socket that read the message, so the socket goes
+/// on reading and relaying while the models and the bot work.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    id: ConversationId,
+    customer: Option<String>,
+    origin: IpAddr,
+    stored: Stored,
+    text: String,
+}
+
+impl Asked {
+    /// The message `stored` (its `text`) from the customer of `session`.
+    pub fn new(session: &Session, stored: &Stored, text: &str) -> Self {
+        Self {
+            id: session.conversation().clone(),
+            customer: session.customer_name().map(String::from),
+            origin: session.origin(),
+            stored: stored.clone(),
+            text: text.to_owned(),
+        }
+    }
+
+    /// The conversation.
+    pub fn conversation(&self) -> &ConversationId {
+        &self.id
+    }
+}
+
 impl Conversations {
-    /// Lets whoever owns the conversation respond to the customer message `stored`. The message is
-    /// understood once (the `Understand` seam); what was understood is stored for the agent's
+    /// Lets whoever owns the conversation respond to the customer message `asked`. The message
+    /// is understood once (the `Understand` seam); what was understood is stored for the agent's
     /// view, goes to the escalation policy, and its embedding to the bot's retrieval.
-    pub async fn after_message(
-        &self,
-        session: &Session,
-        stored: &Stored,
-        text: &str,
-    ) -> Result<(), ConversationError> {
+    ///
+    /// While a person holds the chat the bot stays silent, and the understanding (the upset
+    /// signal in the agent's view) is best effort: when [`TURNS_IN_FLIGHT`] turns are already
+    /// waiting on the models it is skipped rather than queued, so a busy desk never builds up a
+    /// backlog behind the encoder.
+    pub async fn after_message(&self, asked: Asked) -> Result<(), ConversationError> {
+        let metrics = &self.core.metrics;
+        let started = std::time::Instant::now();
+        metrics.turns_in_flight.inc();
+        let done = self.turn(&asked).await;
+        metrics.turns_in_flight.dec();
+        let outcome = *done.as_ref().unwrap_or(&"failed");
+        metrics.turn(outcome, started.elapsed().as_secs_f64());
+        done.map(|_| ())
+    }
+
+    /// The turn itself; says what came of it (for the metrics).
+    async fn turn(&self, asked: &Asked) -> Result<&'static str, ConversationError> {
         let core = &self.core;
-        let id = session.conversation();
+        let Asked {
+            id, stored, text, ..
+        } = asked;
         let mut state = stored.state;
         if state == State::Resolved {
             state = core.back_to_bot(id).await?;
         }
+        let _permit = if state == State::Bot {
+            core.turns.acquire().await.ok()
+        } else {
+            core.queue.customer_wrote(id, text, now_ms());
+            core.tell_queue_changes();
+            match core.turns.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::debug!(conversation = %id, "busy: no understanding for a message to a person");
+                    return Ok("skipped");
+                }
+            }
+        };
+        let understanding = std::time::Instant::now();
         let analysis = core.understand.understand(text).await;
+        let seconds = understanding.elapsed().as_secs_f64();
+        core.metrics.understand_seconds.observe(seconds);
         if let Ok(analysis) = &analysis {
             let signals = serde_json::to_string(&analysis.understanding).unwrap_or_default();
             core.store
@@ -41,38 +103,37 @@ impl Conversations {
             if let Err(e) = &analysis {
                 tracing::error!(conversation = %id, "understanding a message failed: {e}");
             }
-            core.queue.customer_wrote(id, text, now_ms());
-            core.tell_queue_changes();
-            return Ok(());
+            return Ok("to_person");
         }
         let analysis = analysis?;
         let history = core.history(id, stored.seq).await?;
         let before = core.policy.before_bot(&analysis.understanding, &history);
-        if before.escalate && core.hand_over(session, before.clone()).await? {
-            return Ok(());
+        if before.escalate && core.hand_over(asked, before.clone()).await? {
+            return Ok("escalated");
         }
         core.bot_typing(id, true);
-        let reply = match core.bot.answer(text, &analysis) {
+        let reply = match core.answer(text, &analysis).await {
             Ok(reply) => reply,
             Err(e) => {
                 core.bot_typing(id, false);
-                return Err(e.into());
+                return Err(e);
             }
         };
         let view = core.bot_view(&reply);
         let after = core
             .policy
             .after_bot(&analysis.understanding, &history, &view);
-        if after.escalate && core.hand_over(session, before.merge(after)).await? {
+        if after.escalate && core.hand_over(asked, before.merge(after)).await? {
             // The bot looked and a person takes over instead: editors see the question among
             // the gaps, with the article the bot would have answered from, if any.
             core.bot_typing(id, false);
-            return core
-                .record_turn(id, stored.seq, text, &reply, view.article, true)
-                .await;
+            core.record_turn(id, stored.seq, text, &reply, view.article, true)
+                .await?;
+            return Ok("escalated");
         }
         core.send_reply(id, stored.seq, text, &reply, &analysis)
-            .await
+            .await?;
+        Ok(reply.outcome.as_str())
     }
 }
 
@@ -95,17 +156,12 @@ impl Core {
     /// customer can still ask for a person).
     async fn hand_over(
         &self,
-        session: &Session,
+        asked: &Asked,
         decision: Decision,
     ) -> Result<bool, ConversationError> {
-        let id = session.conversation();
+        let id = &asked.id;
         match self
-            .escalate(
-                id,
-                decision,
-                session.customer_name(),
-                Some(session.origin()),
-            )
+            .escalate(id, decision, asked.customer.as_deref(), Some(asked.origin))
             .await
         {
             Ok(()) => Ok(true),
@@ -114,6 +170,22 @@ impl Core {
                 Ok(false)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The bot's answer, worked out on the blocking pool: retrieval (tantivy, and scoring every
+    /// section's embedding) is CPU work that would otherwise hold up a runtime thread and with it
+    /// the sockets it serves.
+    async fn answer(&self, text: &str, analysis: &Analysis) -> Result<Reply, ConversationError> {
+        let bot = self.bot.clone();
+        let (text, analysis) = (text.to_owned(), analysis.clone());
+        match tokio::task::spawn_blocking(move || bot.answer(&text, &analysis)).await {
+            Ok(reply) => Ok(reply?),
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => Err(ConversationError::Nlu(crate::nlu::NluError::Stopped)),
+            },
         }
     }
 
@@ -165,6 +237,7 @@ impl Core {
         let Appended::New { seq, frame, .. } = self.store_frame(id, event).await? else {
             return Ok(());
         };
+        self.metrics.relayed.with_label_values(&["bot"]).inc();
         let article = self.bot_view(reply).article;
         self.record_turn(id, seq, question, reply, article, false)
             .await?;

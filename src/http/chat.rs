@@ -13,11 +13,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use tokio::task::JoinHandle;
 
 use super::socket::{self, Handler, Timing};
 use super::AppState;
+use crate::accounts::identity::IdentityVerifier;
 use crate::admission::{Pool, Slot};
-use crate::conversation::{ConversationError, Conversations, Hello, Session};
+use crate::conversation::{Asked, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
 use crate::protocol::{decode, encode, ErrorCode, Refusal};
@@ -54,12 +56,16 @@ async fn upgrade(
 /// One customer socket's state: kept small, as it lives as long as the socket.
 struct Connection {
     conversations: Conversations,
+    identity: IdentityVerifier,
     limits: Arc<LimitSettings>,
     outbox: Outbox,
     session: Option<Session>,
     messages: TokenBucket,
     frames: TokenBucket,
     slot: Slot,
+    /// The last customer turn handed off (the next one starts when it is done, so turns keep
+    /// the order of the messages).
+    turn: Option<JoinHandle<()>>,
 }
 
 impl Handler for Connection {
@@ -92,12 +98,14 @@ impl Connection {
         );
         Self {
             conversations: state.conversations,
+            identity: state.identity,
             limits,
             outbox,
             session: None,
             messages,
             frames,
             slot,
+            turn: None,
         }
     }
 
@@ -131,12 +139,30 @@ impl Connection {
                 session,
                 last_seq,
                 visitor,
+                user_id,
+                user_hash,
                 ..
-            } => Hello {
-                session,
-                last_seq,
-                visitor,
-            },
+            } => {
+                let verified = self.identity.verify(
+                    user_id.as_deref(),
+                    visitor.email.as_deref(),
+                    user_hash.as_deref(),
+                );
+                let customer = match verified {
+                    Ok(customer) => customer,
+                    Err(e) => {
+                        let refused = Refusal::new(ErrorCode::IdentityRefused, e.to_string());
+                        return self.refuse(refused, None);
+                    }
+                };
+                Hello {
+                    session,
+                    last_seq,
+                    visitor,
+                    user_id: customer.as_ref().and(user_id),
+                    customer,
+                }
+            }
             ClientFrame::Ping { id } => return self.send(ServerFrame::Pong { id }),
             other => return self.in_session(other).await,
         };
@@ -247,10 +273,22 @@ impl Connection {
         let Some(session) = self.session.as_ref() else {
             return;
         };
-        if let Err(e) = conversations.after_message(session, &stored, text).await {
-            tracing::error!(conversation = %session.conversation(), "the bot could not answer: {e}");
-            self.send(ServerFrame::error(ErrorCode::Unavailable, "the assistant could not answer just now; your message is saved, please try again or ask for a person"));
-        }
+        // The turn (the models, the bot) runs in a task of its own, so this socket reads its
+        // next frame at once: what the customer writes reaches the agent without waiting on it.
+        let asked = Asked::new(session, &stored, text);
+        let previous = self.turn.take();
+        let outbox = self.outbox.clone();
+        self.turn = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            let id = asked.conversation().clone();
+            if let Err(e) = conversations.after_message(asked).await {
+                tracing::error!(conversation = %id, "the bot could not answer: {e}");
+                let sorry = ServerFrame::error(ErrorCode::Unavailable, "the assistant could not answer just now; your message is saved, please try again or ask for a person");
+                outbox.push(encode(&sorry));
+            }
+        }));
     }
 
     fn failed(&self, e: ConversationError, client_id: Option<&str>) {

@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod chat;
 mod error;
+mod metrics;
 mod pages;
 mod socket;
 
@@ -19,11 +20,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::accounts::identity::IdentityVerifier;
+use crate::accounts::Accounts;
 use crate::admission::{Admission, Refused};
 use crate::bot::Bot;
 use crate::conversation::{Conversations, Desk};
 use crate::kb::KnowledgeBase;
-use crate::settings::{AgentSettings, LimitSettings};
+use crate::metrics::Metrics;
+use crate::settings::LimitSettings;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -43,10 +47,14 @@ pub struct AppState {
     pub store: Store,
     /// Limits on what clients may send and hold.
     pub limits: Arc<LimitSettings>,
-    /// Agent login settings.
-    pub agents: Arc<AgentSettings>,
+    /// Logins, tokens and their revocation.
+    pub accounts: Accounts,
+    /// Checks customers' signed identities.
+    pub identity: IdentityVerifier,
     /// Socket slots and per-address budgets.
     pub admission: Admission,
+    /// What operators scrape at `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// All routes. Serve them with `into_make_service_with_connect_info::<SocketAddr>()`: the
@@ -58,8 +66,29 @@ pub fn app(state: AppState) -> Router {
         .merge(agent::router())
         .merge(agent_socket::router())
         .merge(pages::router())
+        .merge(metrics::router())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Every accepted socket gets `TCP_NODELAY`: a frame is written as soon as it is ready instead of
+/// waiting (up to the client's delayed ACK, about 40 ms) behind the previous one.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("could not set TCP_NODELAY on a socket: {e}");
+        }
+    });
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says it is.

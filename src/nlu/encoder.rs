@@ -28,6 +28,36 @@ struct Job {
 #[derive(Clone)]
 pub struct Encoder {
     jobs: mpsc::Sender<Job>,
+    load: Load,
+}
+
+/// What the worker reports of its load, for the server's metrics.
+#[derive(Clone)]
+struct Load {
+    /// Texts sent and not yet taken up by the worker.
+    queued: prometheus::IntGauge,
+    /// Texts encoded together.
+    batches: prometheus::Histogram,
+}
+
+impl Load {
+    fn new() -> Self {
+        Self {
+            queued: prometheus::IntGauge::new(
+                "frontdesk_encoder_queue_depth",
+                "Texts waiting for the sentence encoder",
+            )
+            .expect("a valid metric name"),
+            batches: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "frontdesk_encoder_batch_size",
+                    "Texts the sentence encoder encoded together",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            )
+            .expect("valid histogram options"),
+        }
+    }
 }
 
 impl Encoder {
@@ -43,6 +73,8 @@ impl Encoder {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let threads = settings.threads;
         let max_batch = settings.max_batch.max(1);
+        let load = Load::new();
+        let worker_load = load.clone();
         std::thread::Builder::new()
             .name("encoder".into())
             .spawn(move || {
@@ -52,7 +84,7 @@ impl Encoder {
                 match load_model(&dir) {
                     Ok(model) => {
                         let _ = ready_tx.send(Ok(()));
-                        serve(model, queue, max_batch);
+                        serve(model, queue, max_batch, &worker_load);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -61,7 +93,15 @@ impl Encoder {
             })
             .map_err(|e| NluError::Model(format!("could not start the encoder thread: {e}")))?;
         ready_rx.recv().map_err(|_| NluError::Stopped)??;
-        Ok(Self { jobs })
+        Ok(Self { jobs, load })
+    }
+
+    /// The encoder's queue depth and batch sizes, for the server's metrics.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.load.queued.clone()),
+            Box::new(self.load.batches.clone()),
+        ]
     }
 
     /// Encodes `texts`, waiting for a place in the queue when it is full.
@@ -70,10 +110,12 @@ impl Encoder {
             return Ok(Vec::new());
         }
         let (reply, result) = oneshot::channel();
-        self.jobs
-            .send(Job { texts, reply })
-            .await
-            .map_err(|_| NluError::Stopped)?;
+        let count = texts.len() as i64;
+        self.load.queued.add(count);
+        if self.jobs.send(Job { texts, reply }).await.is_err() {
+            self.load.queued.sub(count);
+            return Err(NluError::Stopped);
+        }
         result.await.map_err(|_| NluError::Stopped)?
     }
 
@@ -89,9 +131,12 @@ impl Encoder {
             return Ok(Vec::new());
         }
         let (reply, result) = oneshot::channel();
-        self.jobs
-            .blocking_send(Job { texts, reply })
-            .map_err(|_| NluError::Stopped)?;
+        let count = texts.len() as i64;
+        self.load.queued.add(count);
+        if self.jobs.blocking_send(Job { texts, reply }).is_err() {
+            self.load.queued.sub(count);
+            return Err(NluError::Stopped);
+        }
         result.blocking_recv().map_err(|_| NluError::Stopped)?
     }
 }
@@ -120,7 +165,12 @@ fn load_model(dir: &Path) -> Result<SentenceEmbeddingsModel, NluError> {
 
 /// The worker loop: take one job, then whatever else is already waiting, up to `max_batch` texts,
 /// and encode them together.
-fn serve(model: SentenceEmbeddingsModel, mut queue: mpsc::Receiver<Job>, max_batch: usize) {
+fn serve(
+    model: SentenceEmbeddingsModel,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    load: &Load,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut jobs = vec![first];
         let mut count = jobs[0].texts.len();
@@ -133,6 +183,8 @@ fn serve(model: SentenceEmbeddingsModel, mut queue: mpsc::Receiver<Job>, max_bat
                 Err(_) => break,
             }
         }
+        load.queued.sub(count as i64);
+        load.batches.observe(count as f64);
         let texts: Vec<&str> = jobs
             .iter()
             .flat_map(|j| j.texts.iter().map(String::as_str))

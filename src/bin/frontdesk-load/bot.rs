@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::questions::Questions;
 use crate::report::{latency_table, LatencyRow, Machine, Report};
 use crate::schedule::{self, Step};
+use crate::scrape::{self, ServerSide};
 use crate::server::Server;
 use crate::stats::{Recorder, Summary};
 use crate::ws::{self, SourceAddrs};
@@ -51,6 +52,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
     let questions = Arc::new(Questions::from_kb(&args.common.kb)?);
     let mut runs: BTreeMap<u64, Vec<Summary>> = BTreeMap::new();
     let mut escalated = 0;
+    let mut server_side = ServerSide::default();
     for run in 0..args.common.runs {
         eprintln!("bot: run {} of {}", run + 1, args.common.runs);
         let env: Vec<(&str, String)> = BOT_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
@@ -64,8 +66,9 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
                 rate,
                 duration: Duration::from_secs_f64(seconds),
             };
-            let (summary, escalations) =
-                offer(&server, &args, step, questions.clone(), asked).await?;
+            let stepping = offer(&server, &args, step, questions.clone(), asked);
+            let (done, figures) = scrape::around(&server, stepping).await;
+            let (summary, escalations) = done?;
             asked += step.count() as usize;
             if keep {
                 eprintln!(
@@ -73,6 +76,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
                     summary.p50_ms, summary.p99_ms, summary.lost
                 );
                 escalated += escalations;
+                server_side.add(format!("bot turn @ {rate}/s"), figures);
                 runs.entry(rate as u64).or_default().push(summary);
             }
         }
@@ -97,8 +101,12 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
             format!("turns handed to a person instead of answered, all runs: {escalated}"),
         ],
         results: rows,
+        server: server_side.to_json(),
     };
-    report.emit(&args.common, |r| latency_table(&r.results))?;
+    report.emit(&args.common, |r| {
+        latency_table(&r.results);
+        server_side.print();
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

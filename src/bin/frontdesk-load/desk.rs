@@ -181,6 +181,7 @@ pub async fn run(args: DeskArgs) -> anyhow::Result<ExitCode> {
             "offered/achieved columns are per second of the run; `lost` = requests with no answer".into(),
         ],
         results: DeskResults { latencies, counts },
+        server: serde_json::Value::Null,
     };
     report.emit(&args.common, |r| {
         latency_table(&r.results.latencies);

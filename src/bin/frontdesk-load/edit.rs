@@ -100,6 +100,7 @@ pub async fn run(args: EditArgs) -> anyhow::Result<ExitCode> {
             "a new section is appended to the first article; the question is its first sentence; polled with one question per new conversation (each poll is a full bot turn, so the figure includes up to one turn)".into(),
         ],
         results,
+        server: serde_json::Value::Null,
     };
     report.emit(&args.common, |r| {
         let mut t = Table::new(&["edits", "failed", "p50 ms", "p90 ms", "max ms"]);

@@ -110,6 +110,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<ExitCode> {
             "kib_per_socket: least-squares slope of server RSS over the steps".into(),
         ],
         results: IdleResults { points, kib_per_socket, runs },
+        server: serde_json::Value::Null,
     };
     report.emit(&args.common, print)?;
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,7 @@ mod questions;
 mod relay;
 mod report;
 mod schedule;
+mod scrape;
 mod server;
 mod stats;
 mod ws;

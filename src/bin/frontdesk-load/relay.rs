@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::pairs::{Rig, Way};
 use crate::report::{latency_table, LatencyRow, Machine, Report};
 use crate::schedule::{self, Step};
+use crate::scrape::{self, ServerFigures, ServerSide};
 use crate::server::{AgentSpec, FloorProcess, Server};
 use crate::stats::Summary;
 use crate::Common;
@@ -97,13 +98,14 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
     // (label, rate) → one summary per run.
     let mut runs: BTreeMap<(String, u64), Vec<Summary>> = BTreeMap::new();
     let mut floor_ratios: BTreeMap<(String, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut server_side = ServerSide::default();
     for run in 0..args.common.runs {
         eprintln!("relay: run {} of {}", run + 1, args.common.runs);
         let mut floor = BTreeMap::new();
         if args.target != Target::Frontdesk {
             let process = FloorProcess::start().await?;
             let rig = crate::pairs::floor(&process, args.conversations).await?;
-            for (way, rate, s) in sweep(&args, &rig).await {
+            for (way, rate, s, _) in sweep(&args, &rig, None).await {
                 floor.insert((way == Way::ToCustomer, rate as u64), s.clone());
                 runs.entry((label("floor", way), rate as u64))
                     .or_default()
@@ -117,7 +119,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
                 RELAY_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
             let server = Server::start(&args.common, &env, &agents).await?;
             let rig = crate::pairs::frontdesk(&server, &agents, args.conversations).await?;
-            for (way, rate, s) in sweep(&args, &rig).await {
+            for (way, rate, s, figures) in sweep(&args, &rig, Some(&server)).await {
+                if figures.is_some() {
+                    server_side.add(format!("frontdesk @ {rate}/s"), figures);
+                }
                 let key = (label("frontdesk", way), rate as u64);
                 if let Some(f) = floor.get(&(way == Way::ToCustomer, rate as u64)) {
                     floor_ratios
@@ -158,13 +163,22 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
             "customer rate limits lifted through FRONTDESK_LIMITS__* (see settings)".into(),
         ],
         results: rows,
+        server: server_side.to_json(),
     };
-    report.emit(&args.common, |r| latency_table(&r.results))?;
+    report.emit(&args.common, |r| {
+        latency_table(&r.results);
+        server_side.print();
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Offers each rate in turn (after a warm-up); one summary per way and rate.
-async fn sweep(args: &RelayArgs, rig: &Rig) -> Vec<(Way, f64, Summary)> {
+/// Offers each rate in turn (after a warm-up); one summary per way and rate, and with a
+/// `server`, what it measured over the step (given with the step's first way).
+async fn sweep(
+    args: &RelayArgs,
+    rig: &Rig,
+    server: Option<&Server>,
+) -> Vec<(Way, f64, Summary, Option<ServerFigures>)> {
     let ways = args.direction.ways();
     let mut out = Vec::new();
     let lowest = args.rates.iter().copied().fold(f64::INFINITY, f64::min);
@@ -178,14 +192,18 @@ async fn sweep(args: &RelayArgs, rig: &Rig) -> Vec<(Way, f64, Summary)> {
             rate,
             duration: Duration::from_secs_f64(seconds),
         };
-        let results = offer(rig, ways, id as u64, step).await;
+        let stepping = offer(rig, ways, id as u64, step);
+        let (results, mut figures) = match server {
+            Some(server) => scrape::around(server, stepping).await,
+            None => (stepping.await, None),
+        };
         if keep {
             for (way, s) in results {
                 eprintln!(
                     "  {rate:>6.0}/s {:?}: p50 {:.2} ms, p99 {:.2} ms, lost {}",
                     way, s.p50_ms, s.p99_ms, s.lost
                 );
-                out.push((way, rate, s));
+                out.push((way, rate, s, figures.take()));
             }
         }
     }

@@ -102,6 +102,9 @@ pub struct Report<T: Serialize> {
     pub notes: Vec<String>,
     /// The figures.
     pub results: T,
+    /// What the server measured itself (its `/metrics`), by step; `null` when not read.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub server: Value,
 }
 
 impl<T: Serialize> Report<T> {

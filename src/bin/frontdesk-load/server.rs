@@ -12,6 +12,8 @@ use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
 
 use crate::report::absolute;
+use crate::scrape::Scrape;
+use crate::ws;
 use crate::Common;
 
 /// How long a server may take to answer `/api/health` after starting (the first start on a new
@@ -31,6 +33,9 @@ pub struct AgentSpec {
 
 /// The password of every account the tool creates.
 pub const PASSWORD: &str = "load-test-password";
+
+/// The account the tool reads `/metrics` with (it never connects a console, so it takes no chat).
+const METRICS_EMAIL: &str = "metrics@load.test";
 
 impl AgentSpec {
     /// `count` agents named `Agent 1…`, each taking `max_chats` chats.
@@ -54,6 +59,8 @@ pub struct Server {
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     starts: usize,
+    /// The metrics account's token, once logged in.
+    token: tokio::sync::OnceCell<String>,
 }
 
 impl Server {
@@ -106,6 +113,20 @@ impl Server {
                 cache.join("embeddings.cache").display().to_string(),
             ),
             ("FRONTDESK_AGENTS__DEMO_AGENT".into(), "false".into()),
+            // Every client of the tool comes from a few loopback addresses: the per-address
+            // caps (abuse limits, not capacity) would refuse them and hide every figure.
+            (
+                "FRONTDESK_LIMITS__SOCKETS_PER_ADDRESS".into(),
+                "1000000".into(),
+            ),
+            (
+                "FRONTDESK_LIMITS__QUEUED_PER_ADDRESS".into(),
+                "1000000".into(),
+            ),
+            (
+                "FRONTDESK_LIMITS__NEW_CONVERSATIONS_PER_ADDRESS_PER_MINUTE".into(),
+                "1000000".into(),
+            ),
             ("RUST_LOG".into(), "warn".into()),
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
@@ -118,8 +139,14 @@ impl Server {
             env: all,
             dir,
             starts: 0,
+            token: tokio::sync::OnceCell::new(),
         };
-        for agent in agents {
+        let reader = AgentSpec {
+            name: "Metrics reader".into(),
+            email: METRICS_EMAIL.into(),
+            max_chats: 1,
+        };
+        for agent in agents.iter().chain([&reader]) {
             server.add_agent(agent).await?;
         }
         server.spawn().await?;
@@ -155,6 +182,28 @@ impl Server {
             );
         }
         Ok(())
+    }
+
+    /// The server's own figures now (`/metrics`, as the metrics account).
+    pub async fn scrape(&self) -> anyhow::Result<Scrape> {
+        let http = reqwest::Client::new();
+        let base = self.url("");
+        let token = self
+            .token
+            .get_or_try_init(|| ws::login(&http, &base, METRICS_EMAIL, PASSWORD))
+            .await?;
+        let response = http
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("GET /metrics")?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("GET /metrics: {status} {text}");
+        }
+        Ok(Scrape::parse(&text))
     }
 
     async fn spawn(&mut self) -> anyhow::Result<Duration> {

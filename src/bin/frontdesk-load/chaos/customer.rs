@@ -68,6 +68,9 @@ impl Customer {
             if v["type"] == "status" && v["state"] == "agent" {
                 return sink.reunite(stream).context("reuniting the socket");
             }
+            if v["type"] == "error" {
+                bail!("the server refused the request for a person: {v}");
+            }
         }
     }
 

@@ -132,6 +132,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             args.disconnects(), specs.len(), args.rate, args.every_ms, args.kills, args.stalls(), args.stall_ms, args.flood
         )],
         results,
+        server: serde_json::Value::Null,
     };
     report.emit(&args.common, print)?;
     println!("{}", if passed { "PASSED" } else { "FAILED" });

@@ -87,9 +87,17 @@ impl Verdict {
         ] {
             let missing = view.missing(expected.clone());
             if !missing.is_empty() {
+                let senders: BTreeMap<&str, usize> = transcript
+                    .iter()
+                    .filter(|f| f["seq"].as_i64().is_some_and(|s| missing.contains(&s)))
+                    .fold(BTreeMap::new(), |mut m, f| {
+                        *m.entry(f["from"].as_str().unwrap_or("status")).or_default() += 1;
+                        m
+                    });
+                let got_after = view.delivered.range(missing[0]..).next().map(|(s, _)| *s);
                 self.fail(
                     "not_delivered",
-                    format!("{id}: the {who} never got seqs {missing:?}"),
+                    format!("{id}: the {who} never got seqs {missing:?} (from {senders:?}; the first seq it got after them: {got_after:?}; highest {})", view.high),
                 );
             }
             let twice = view.duplicates();

@@ -1,0 +1,248 @@
+//! The server's own figures, read from its `/metrics` (Prometheus text) before and after a step,
+//! so a report shows what the server measured next to what the clients saw: how long a turn
+//! spent inside the server and in the encoder, how the encoder batched, how long stores took.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::server::Server;
+
+/// Runs `step` between two scrapes of the server's `/metrics`; the figures are `None` (with a
+/// warning) when a scrape failed.
+pub async fn around<F: Future>(server: &Server, step: F) -> (F::Output, Option<ServerFigures>) {
+    let before = server.scrape().await;
+    let out = step.await;
+    let after = server.scrape().await;
+    match (before, after) {
+        (Ok(b), Ok(a)) => (out, Some(ServerFigures::between(&b, &a))),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("  could not read the server's /metrics: {e:#}");
+            (out, None)
+        }
+    }
+}
+
+/// The server's figures for each step (by its label), one per run.
+#[derive(Debug, Default, Serialize)]
+pub struct ServerSide(BTreeMap<String, Vec<ServerFigures>>);
+
+impl ServerSide {
+    /// Adds one run's figures for `step` and prints them.
+    pub fn add(&mut self, step: String, figures: Option<ServerFigures>) {
+        if let Some(f) = figures {
+            eprintln!("    {}", f.line());
+            self.0.entry(step).or_default().push(f);
+        }
+    }
+
+    /// As JSON for the report (`null` when nothing was read).
+    pub fn to_json(&self) -> serde_json::Value {
+        if self.0.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::to_value(&self.0).unwrap_or_default()
+        }
+    }
+
+    /// Prints each step's figures, run by run, under the clients' table.
+    pub fn print(&self) {
+        if self.0.is_empty() {
+            return;
+        }
+        println!("what the server measured (its /metrics, the difference over each step):");
+        for (step, runs) in &self.0 {
+            for f in runs {
+                println!("  {step}: {}", f.line());
+            }
+        }
+    }
+}
+
+/// One scrape: every sample by its rendered name and labels (`name{label="v"}`).
+#[derive(Debug, Clone, Default)]
+pub struct Scrape(BTreeMap<String, f64>);
+
+impl Scrape {
+    /// Parses Prometheus' text format (comments skipped, unparsable lines ignored).
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                Some((key.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect();
+        Self(samples)
+    }
+
+    fn get(&self, key: &str) -> f64 {
+        self.0.get(key).copied().unwrap_or(0.0)
+    }
+
+    /// The sum over every labelled sample of `name`.
+    fn total(&self, name: &str) -> f64 {
+        let prefix = format!("{name}{{");
+        self.0
+            .iter()
+            .filter(|(k, _)| k.as_str() == name || k.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// `name`'s histogram buckets with `labels` (e.g. `op="append",`): (upper bound, count).
+    fn buckets(&self, name: &str, labels: &str) -> Vec<(f64, f64)> {
+        let prefix = format!("{name}_bucket{{{labels}le=\"");
+        let mut b: Vec<(f64, f64)> = self
+            .0
+            .iter()
+            .filter_map(|(k, v)| {
+                let bound = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                let bound = if bound == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    bound.parse().ok()?
+                };
+                Some((bound, *v))
+            })
+            .collect();
+        b.sort_by(|x, y| x.0.total_cmp(&y.0));
+        b
+    }
+}
+
+/// What the server measured over one step (the difference of two scrapes).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerFigures {
+    /// Customer turns finished.
+    pub turns: f64,
+    /// A turn inside the server: stored question → answer sent (ms, from histogram buckets).
+    pub turn_p50_ms: Option<f64>,
+    /// Same, 99th percentile.
+    pub turn_p99_ms: Option<f64>,
+    /// Of a turn, the understanding seam (waiting for the encoder and encoding), p50 ms.
+    pub understand_p50_ms: Option<f64>,
+    /// Same, 99th percentile.
+    pub understand_p99_ms: Option<f64>,
+    /// Encoder batches run.
+    pub encoder_batches: f64,
+    /// Texts per batch, on average.
+    pub encoder_mean_batch: Option<f64>,
+    /// Messages stored and relayed (every sender).
+    pub messages: f64,
+    /// A message's store append, p99 ms.
+    pub store_append_p99_ms: Option<f64>,
+    /// Escalations (every reason).
+    pub escalations: f64,
+}
+
+impl ServerFigures {
+    /// The figures between `before` and `after`.
+    pub fn between(before: &Scrape, after: &Scrape) -> Self {
+        let d = |key: &str| after.get(key) - before.get(key);
+        let total = |name: &str| after.total(name) - before.total(name);
+        let q = |name: &str, labels: &str, q: f64| {
+            quantile(
+                &before.buckets(name, labels),
+                &after.buckets(name, labels),
+                q,
+            )
+            .map(|s| s * 1000.0)
+        };
+        let batches = d("frontdesk_encoder_batch_size_count");
+        let texts = d("frontdesk_encoder_batch_size_sum");
+        Self {
+            turns: d("frontdesk_turn_seconds_count"),
+            turn_p50_ms: q("frontdesk_turn_seconds", "", 0.5),
+            turn_p99_ms: q("frontdesk_turn_seconds", "", 0.99),
+            understand_p50_ms: q("frontdesk_understand_seconds", "", 0.5),
+            understand_p99_ms: q("frontdesk_understand_seconds", "", 0.99),
+            encoder_batches: batches,
+            encoder_mean_batch: (batches > 0.0).then(|| texts / batches),
+            messages: total("frontdesk_messages_total"),
+            store_append_p99_ms: q("frontdesk_store_seconds", "op=\"append\",", 0.99),
+            escalations: total("frontdesk_escalations_total"),
+        }
+    }
+
+    /// One line for the console.
+    pub fn line(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+        format!(
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms), {} encoder batches of {} on average, {} messages (store append p99 {} ms), {} escalations",
+            self.turns,
+            ms(self.turn_p50_ms),
+            ms(self.turn_p99_ms),
+            ms(self.understand_p50_ms),
+            ms(self.understand_p99_ms),
+            self.encoder_batches,
+            self.encoder_mean_batch.map_or("–".into(), |v| format!("{v:.1}")),
+            self.messages,
+            ms(self.store_append_p99_ms),
+            self.escalations,
+        )
+    }
+}
+
+/// The `q` quantile of what was observed between two scrapes of one histogram, interpolated
+/// linearly within its bucket (as Prometheus' `histogram_quantile` does); `None` if nothing was.
+fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(bound, n)| {
+            let was = before
+                .iter()
+                .find(|(b, _)| b == bound)
+                .map_or(0.0, |(_, n)| *n);
+            (*bound, n - was)
+        })
+        .collect();
+    let total = counts.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(bound, cumulative) in &counts {
+        if cumulative >= rank {
+            if bound.is_infinite() {
+                return Some(lower.0);
+            }
+            let within = (rank - lower.1) / (cumulative - lower.1).max(f64::MIN_POSITIVE);
+            return Some(lower.0 + (bound - lower.0) * within.clamp(0.0, 1.0));
+        }
+        lower = (bound, cumulative);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = "# TYPE frontdesk_turn_seconds histogram\n\
+        frontdesk_turn_seconds_bucket{le=\"0.01\"} 10\n\
+        frontdesk_turn_seconds_bucket{le=\"0.1\"} 10\n\
+        frontdesk_turn_seconds_bucket{le=\"+Inf\"} 10\n\
+        frontdesk_turn_seconds_count 10\n\
+        frontdesk_messages_total{from=\"bot\"} 4\n";
+    const AFTER: &str = "frontdesk_turn_seconds_bucket{le=\"0.01\"} 10\n\
+        frontdesk_turn_seconds_bucket{le=\"0.1\"} 110\n\
+        frontdesk_turn_seconds_bucket{le=\"+Inf\"} 110\n\
+        frontdesk_turn_seconds_count 110\n\
+        frontdesk_messages_total{from=\"bot\"} 104\n\
+        frontdesk_messages_total{from=\"customer\"} 100\n";
+
+    #[test]
+    fn figures_are_the_step_s_own() {
+        let f = ServerFigures::between(&Scrape::parse(BEFORE), &Scrape::parse(AFTER));
+        assert_eq!(f.turns, 100.0);
+        assert_eq!(f.messages, 200.0);
+        // All 100 new turns fell between 10 and 100 ms: the median is halfway.
+        let p50 = f.turn_p50_ms.unwrap();
+        assert!((p50 - 55.0).abs() < 1e-6, "{p50}");
+        assert_eq!(f.understand_p50_ms, None);
+    }
+}
