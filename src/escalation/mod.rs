@@ -528,7 +528,7 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.81));
+        assert_eq!(d.reasons[0].threshold, Some(0.90));
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
@@ -676,19 +676,19 @@ mod tests {
         let policy = Policy::default();
         let urgent = Understanding {
             upset: 0.2,
-            urgent: 0.7,
+            urgent: 0.75,
             ..Default::default()
         };
         let d = policy.before_bot(&urgent, &History::default());
         assert_eq!(kinds(&d), [ReasonKind::Urgent]);
-        assert!(d.reasons[0].detail.contains("urgent 0.70"));
+        assert!(d.reasons[0].detail.contains("urgent 0.75"));
         let soft_ask = Understanding {
             asks_for_person: 0.5,
             ..Default::default()
         };
         assert!(!policy.before_bot(&soft_ask, &History::default()).escalate);
         let again = History {
-            person_asks: vec![0.1, 0.45],
+            person_asks: vec![0.1, 0.5],
             ..Default::default()
         };
         assert_eq!(

@@ -215,6 +215,19 @@ const CUES: &[(&str, &[&str])] = &[
 /// names of those present.
 pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
     let (mut features, mut names) = cue_features(text);
+    // Words in capitals for emphasis ("I ALREADY did"), not acronyms: two or more words of at
+    // least four letters, or one of at least five.
+    let loud: Vec<usize> = text
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().all(char::is_uppercase))
+        .map(|w| w.chars().count())
+        .filter(|&n| n >= 4)
+        .collect();
+    let emphasis = loud.len() >= 2 || loud.iter().any(|&n| n >= 5);
+    features.push(if emphasis { 1.0 } else { 0.0 });
+    if emphasis && !names.iter().any(|n| n == "shouting") {
+        names.push("capitals for emphasis".to_owned());
+    }
     let lower = format!("{} ", text.to_lowercase());
     for (name, phrases) in CUES {
         let on = phrases.iter().any(|p| lower.contains(p));
