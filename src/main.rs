@@ -54,6 +54,10 @@ enum Command {
         /// Also retrain the upset detector from the GoEmotions data in --data.
         #[arg(long)]
         upset: bool,
+        /// Retrain only the support-signal model (upset, urgent, asking for a person) from
+        /// models/support_messages.yaml, not the intents.
+        #[arg(long)]
+        signals: bool,
         /// Folder holding the benchmark data sets (for --upset).
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
@@ -95,6 +99,9 @@ enum Benchmark {
     Intents,
     /// The demo knowledge base's held-out questions: answer or "I don't know".
     DemoAnswers,
+    /// Upset, urgent and asking for a person: the dev part of models/support_messages.yaml and
+    /// the blind set tests/questions/support.yaml, escalated as the product decides.
+    Support,
 }
 
 #[derive(Subcommand)]
@@ -178,7 +185,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kb {
             command: KbCommand::Lint { dir },
         } => lint(&dir.unwrap_or(settings.kb.dir)),
-        Command::Train { upset, data } => train(settings, upset, data).await,
+        Command::Train {
+            upset,
+            signals,
+            data,
+        } => train(settings, upset, signals, data).await,
         Command::Ask { question } => ask(settings, &question).await,
         Command::Eval {
             data,
@@ -360,11 +371,32 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn train(settings: Settings, upset: bool, data: PathBuf) -> anyhow::Result<ExitCode> {
+async fn train(
+    settings: Settings,
+    upset: bool,
+    signals: bool,
+    data: PathBuf,
+) -> anyhow::Result<ExitCode> {
     let nlu = settings.nlu.clone();
     let cache_path = settings.kb.embedding_cache.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let encoder = Encoder::load(&nlu)?;
+        if signals {
+            let eval_cache = EmbeddingCache::open(std::path::Path::new(EVAL_CACHE))?;
+            let upset = UpsetModel::load(&nlu.upset_model)?;
+            let set = support_messages_file(&nlu);
+            let (model, (recall, false_alarms)) =
+                frontdesk::eval::train_signals(&set, &upset, &encoder, &eval_cache)?;
+            model.save(&nlu.signals_model)?;
+            println!(
+                "signals: threshold {:.2} (dev: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",
+                model.threshold,
+                recall * 100.0,
+                false_alarms * 100.0,
+                nlu.signals_model.display()
+            );
+            return Ok(());
+        }
         let cache = EmbeddingCache::open(&cache_path)?;
         let set = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?;
         let model = IntentModel::train(&set, &encoder, &cache, progress_bar("training intents"))?;
@@ -417,6 +449,11 @@ async fn train(settings: Settings, upset: bool, data: PathBuf) -> anyhow::Result
     })
     .await??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The support-signal model's messages, next to the model.
+fn support_messages_file(nlu: &frontdesk::settings::NluSettings) -> PathBuf {
+    nlu.signals_model.with_file_name("support_messages.yaml")
 }
 
 /// The upset detector's support-chat examples and its held-out set, next to the model.
@@ -649,6 +686,65 @@ async fn eval(
             report.test.hybrid.recall_at_1 - report.test.bm25.recall_at_1,
             0.05,
         );
+    }
+    if run(Benchmark::Support) {
+        let n = settings.nlu.clone();
+        let (e, c, policy) = (
+            encoder.clone(),
+            cache.clone(),
+            frontdesk::escalation::Policy::new(settings.escalation.clone()),
+        );
+        let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let kb_cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
+            let intents = frontdesk::nlu::load_or_train_intents(&n, &e, &kb_cache)?;
+            let nlu =
+                frontdesk::nlu::Nlu::from_models(e, intents, UpsetModel::load(&n.upset_model)?)
+                    .with_signals(frontdesk::nlu::signals::SignalModel::load(
+                        &n.signals_model,
+                    )?);
+            let mut reports = vec![frontdesk::eval::support_set(
+                &support_messages_file(&n),
+                true,
+                &nlu,
+                &policy,
+                &c,
+            )?];
+            let blind = PathBuf::from("tests/questions/support.yaml");
+            if blind.is_file() {
+                reports.push(frontdesk::eval::support_set(
+                    &blind, false, &nlu, &policy, &c,
+                )?);
+            }
+            Ok(reports)
+        })
+        .await??;
+        for r in &reports {
+            println!("\nSupport messages {} — sha256 {}", r.name, &r.sha256[..12]);
+            println!(
+                "  escalated: {} of {} upset/urgent/asking for a person; {} of {} calm",
+                pct(r.recall),
+                r.messages.0,
+                pct(r.false_alarms),
+                r.messages.1
+            );
+            println!(
+                "  per kind (escalated/messages): {}",
+                r.per_kind
+                    .iter()
+                    .map(|(k, n, e)| format!("{k} {e}/{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for m in &r.mistakes {
+                println!("  {m}");
+            }
+            floor("support messages escalated", r.recall, 0.8);
+            floor(
+                "calm support messages kept by the bot",
+                1.0 - r.false_alarms,
+                0.9,
+            );
+        }
     }
     if run(Benchmark::DemoAnswers) {
         let questions = PathBuf::from("models/kb_questions_heldout.yaml");

@@ -147,6 +147,9 @@ pub struct NluSettings {
     pub intent_model: PathBuf,
     /// The trained upset detector (committed; `frontdesk train --upset` rebuilds it).
     pub upset_model: PathBuf,
+    /// The trained support-signal model: upset, urgent, asking for a person (committed;
+    /// `frontdesk train --signals` rebuilds it from models/support_messages.yaml).
+    pub signals_model: PathBuf,
     /// Retrain at start-up when the intent examples changed since the model was trained (else
     /// refuse to start).
     pub retrain_stale: bool,
@@ -163,6 +166,7 @@ impl Default for NluSettings {
             out_of_scope_examples: "models/out_of_scope.yaml".into(),
             intent_model: "models/intents.model.json".into(),
             upset_model: "models/upset.json".into(),
+            signals_model: "models/signals.json".into(),
             retrain_stale: true,
         }
     }
@@ -265,7 +269,10 @@ impl Default for LimitSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EscalationSettings {
-    /// Upset score (0–1) at or above which a message goes to a person.
+    /// A message goes to a person when upset, urgent and asking for a person, summed
+    /// (`Understanding::needs_person`, 0–1), reach this. The default is the threshold chosen on
+    /// the support set's dev part (`models/signals.json`, manifest `threshold`); half of it counts
+    /// as "impatient" for the conversation-level checks.
     pub upset_threshold: f32,
     /// Upset rising over `rising_turns` customer turns by at least this much in total escalates...
     pub upset_rise: f32,
@@ -276,7 +283,9 @@ pub struct EscalationSettings {
     /// Least intent confidence for an intent to count (a person asked for, a sensitive topic).
     pub intent_confidence: f32,
     /// Consecutive turns the bot could not answer (out of scope or no confident passage) before a
-    /// person takes over; the first is answered with "I don't know" and the offer of a person.
+    /// person takes over, each answered with "I don't know" and the offer of a person (two when
+    /// the customer is impatient); also the number of failed bot answers after which an
+    /// impatient customer goes to a person.
     pub unanswered_turns: usize,
     /// "That didn't help" verdicts in one conversation before a person takes over.
     pub negative_feedback: usize,
@@ -289,12 +298,12 @@ pub struct EscalationSettings {
 impl Default for EscalationSettings {
     fn default() -> Self {
         Self {
-            upset_threshold: 0.55,
+            upset_threshold: 0.90,
             upset_rise: 0.3,
             upset_rising_floor: 0.4,
             rising_turns: 3,
             intent_confidence: 0.5,
-            unanswered_turns: 2,
+            unanswered_turns: 3,
             negative_feedback: 2,
             upset_priority: 2,
             sensitive_priority: 2,

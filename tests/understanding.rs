@@ -20,10 +20,16 @@ async fn explain(app: &common::TestApp, q: &str) -> Value {
     body
 }
 
-/// The upset score and the threshold at which the escalation policy hands the chat to a person.
+/// How much the message needs a person (upset + urgent + asking for one) and the threshold at
+/// which the escalation policy hands the chat over.
 fn upset(body: &Value) -> (f64, f64) {
     let threshold = frontdesk::settings::EscalationSettings::default().upset_threshold as f64;
-    (body["understanding"]["upset"].as_f64().unwrap(), threshold)
+    let u = &body["understanding"];
+    let need = ["upset", "urgent", "asks_for_person"]
+        .iter()
+        .map(|k| u[*k].as_f64().unwrap_or(0.0))
+        .sum::<f64>();
+    (need, threshold)
 }
 
 #[tokio::test]
@@ -166,4 +172,147 @@ async fn a_setting_that_names_an_intent_the_intents_file_lacks_stops_the_start_w
         error.contains("bot.small_talk uses the intent `wave`") && error.contains("greeting"),
         "{error}"
     );
+}
+
+/// The customer's frames after a message, up to the bot's reply or the hand-off (`status`).
+async fn outcome(customer: &mut common::Client, id: &str, text: &str) -> Value {
+    customer
+        .send(serde_json::json!({"type": "message", "client_id": id, "text": text}))
+        .await;
+    let ack = customer.recv().await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    loop {
+        let frame = customer.recv().await;
+        match frame["type"].as_str() {
+            Some("status") | Some("message") => return frame,
+            _ => continue,
+        }
+    }
+}
+
+/// Each message (issue 14's examples, as customers wrote them; none is in the training set)
+/// reaches a person in a conversation of its own.
+async fn each_reaches_a_person(app: &common::TestApp, messages: &[&str]) {
+    for (i, text) in messages.iter().enumerate() {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("m{i}"), text).await;
+        assert_eq!(
+            frame["type"], "status",
+            "{text:?} was answered by the bot: {frame}"
+        );
+        assert_eq!(frame["state"], "queued", "{text:?}: {frame}");
+        let why = explain(app, text).await;
+        let reasons = why["decision"]["reasons"].to_string();
+        assert!(
+            ["upset", "urgent", "human_request"]
+                .iter()
+                .any(|k| reasons.contains(&format!("\"kind\":\"{k}\""))),
+            "{text:?}: {reasons}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket() {
+    // Every test customer comes from 127.0.0.1: let all five wait in the queue.
+    let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;
+    each_reaches_a_person(
+        &app,
+        &[
+            "this is ridiculous, my brewer has shown E31 for a week and nobody helps me",
+            "there's a payment from you on my credit card that i never agreed to. i'll dispute it with my card company if i don't hear back today",
+            "this is absurd. fourth email about this. the graphs have been empty for days and no one answers",
+            "I ALREADY reinstalled the script. I ALREADY checked the domain. STILL zero visitors. stop linking me the same page",
+            "is there a real human I could speak to",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_calm_question_sharing_their_words_stays_with_the_bot() {
+    let app = spawn_app().await;
+    for (i, text) in [
+        "I was charged twice for one order, can you check?",
+        "thanks, that fixed it",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("c{i}"), text).await;
+        assert_eq!(
+            frame["type"], "message",
+            "{text:?} was handed over: {frame}"
+        );
+        assert_eq!(frame["from"], "bot", "{text:?}: {frame}");
+    }
+}
+
+#[tokio::test]
+async fn a_sarcastic_thank_you_is_not_answered_as_small_talk() {
+    let app = spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let frame = outcome(
+        &mut customer,
+        "s1",
+        "oh wonderful, thanks so much for the help. my order is still lost",
+    )
+    .await;
+    let small_talk = frontdesk::settings::BotSettings::default().small_talk;
+    assert!(
+        !small_talk.values().any(|t| frame["text"] == *t.as_str()),
+        "{frame}"
+    );
+}
+
+#[tokio::test]
+async fn on_the_plausible_docs_upset_customers_reach_a_person_and_sensitive_how_tos_are_answered() {
+    let Some(docs) = common::shared_data(
+        "on_the_plausible_docs_upset_customers_reach_a_person_and_sensitive_how_tos_are_answered",
+        "plausible_docs/docs",
+    ) else {
+        return;
+    };
+    let app = spawn_app_with(move |s| {
+        s.kb.dir = docs;
+        s.limits.queued_per_address = 10;
+    })
+    .await;
+    each_reaches_a_person(
+        &app,
+        &[
+            "this is absurd. fourth email about this. the graphs have been empty for days and no one answers",
+            "I ALREADY reinstalled the script. I ALREADY checked the domain. STILL zero visitors. stop linking me the same page",
+            "there's a payment from you on my credit card that i never agreed to. i'll dispute it with my card company if i don't hear back today",
+        ],
+    )
+    .await;
+    // Calm how-to questions on an access topic the help centre answers: answered, with the offer
+    // of a person, not handed over because the topic sounds like security.
+    for (i, text) in [
+        "a colleague left the company, how do i remove their access to our dashboards",
+        "can i see a log of who changed our site settings",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("h{i}"), text).await;
+        assert_eq!(
+            frame["type"], "message",
+            "{text:?} was handed over: {frame}"
+        );
+        assert_eq!(frame["from"], "bot", "{text:?}: {frame}");
+        let why = explain(&app, text).await;
+        assert!(
+            !why["decision"]["escalate"].as_bool().unwrap_or(true),
+            "{text:?}: {}",
+            why["decision"]
+        );
+    }
 }

@@ -145,8 +145,8 @@ pub(crate) fn decide(
         .first()
         .is_some_and(|best| best.similarity >= threshold);
     // A greeting or a thank-you is answered in kind, unless it also asks something the knowledge
-    // base answers well.
-    if !confident {
+    // base answers well, or it is not meant kindly ("wow, thanks for nothing").
+    if !confident && understood.upset < 0.5 {
         let small_talk = understood
             .intent
             .as_ref()

@@ -278,14 +278,13 @@ impl Core {
 
     /// What the conversation looked like before the customer message at `seq`.
     async fn history(&self, id: &ConversationId, seq: i64) -> Result<History, ConversationError> {
-        let upsets = self
+        let earlier: Vec<Understanding> = self
             .store
             .turn_signals_of(id)
             .await?
             .into_iter()
             .filter(|(s, _)| *s < seq)
             .filter_map(|(_, u)| serde_json::from_value::<Understanding>(u).ok())
-            .map(|u| u.upset)
             .collect();
         let turns = self.store.bot_turns_of(id).await?;
         // Stored outcomes are the bot's names for them (`Outcome::as_str`).
@@ -295,9 +294,15 @@ impl Core {
             .rev()
             .take_while(|t| is(t, Outcome::DontKnow))
             .count();
+        let failed_answers = turns
+            .iter()
+            .filter(|t| is(t, Outcome::DontKnow) || t.helpful == Some(false))
+            .count();
         let last = turns.last();
         Ok(History {
-            upsets,
+            upsets: earlier.iter().map(|u| u.upset).collect(),
+            person_asks: earlier.iter().map(|u| u.asks_for_person).collect(),
+            failed_answers,
             unanswered_streak,
             last_article: last
                 .filter(|t| is(t, Outcome::Answered))

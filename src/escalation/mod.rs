@@ -90,6 +90,10 @@ pub enum ReasonKind {
     HumanRequest,
     /// Upset above the threshold.
     Upset,
+    /// Urgent: a deadline, something down right now.
+    Urgent,
+    /// Bot answers failed turn after turn and the customer is losing patience.
+    RepeatedFailure,
     /// Upset rising over the last turns.
     UpsetRising,
     /// An intent configured to always reach a person.
@@ -180,6 +184,11 @@ impl Decision {
 pub struct History {
     /// Upset scores of the earlier customer turns, oldest first.
     pub upsets: Vec<f32>,
+    /// How much each earlier customer turn asked for a person (`asks_for_person`), oldest first.
+    pub person_asks: Vec<f32>,
+    /// Bot turns of this conversation that did not help: "I don't know", or an answer marked
+    /// not helpful.
+    pub failed_answers: usize,
     /// Bot turns just before this one that ended without an answer (`dont_know`), in a row.
     pub unanswered_streak: usize,
     /// The article the bot answered the previous question with, if it answered.
@@ -239,7 +248,18 @@ impl Policy {
                     Some(s.intent_confidence),
                 ));
             }
-            if intent.always_human && confident {
+            // A calm how-to question on a sensitive topic is the knowledge base's to answer
+            // first (with the offer of a person); `after_bot` hands it over if it cannot.
+            let deferred = intent.always_human
+                && confident
+                && u.how_to
+                && u.needs_person() < s.upset_threshold / 2.0;
+            if deferred {
+                d.checked.push(format!(
+                    "intent {} always goes to a person, but this is a calm how-to question: the bot answers it if the knowledge base can",
+                    intent.name
+                ));
+            } else if intent.always_human && confident {
                 d.push(Reason::new(
                     ReasonKind::Sensitive,
                     format!(
@@ -261,52 +281,109 @@ impl Policy {
         } else {
             d.checked.push("no intent recognised".into());
         }
+        self.check_signals(u, history, &mut d);
+        d
+    }
+
+    /// Upset, urgent or asking for a person (this message, or rising over the conversation);
+    /// asking again; answers failing while patience runs out.
+    fn check_signals(&self, u: &Understanding, history: &History, d: &mut Decision) {
+        let s = &self.settings;
         let cues = if u.upset_cues.is_empty() {
             String::new()
         } else {
             format!(" ({})", u.upset_cues.join(", "))
         };
-        if u.upset >= s.upset_threshold {
-            d.push(Reason::new(
-                ReasonKind::Upset,
-                format!(
-                    "upset {:.2} ≥ threshold {:.2}{cues}",
-                    u.upset, s.upset_threshold
-                ),
-                Some(u.upset),
-                Some(s.upset_threshold),
-            ));
-            d.priority += s.upset_priority;
-        } else {
-            d.checked.push(format!(
-                "upset {:.2} < threshold {:.2}",
-                u.upset, s.upset_threshold
-            ));
-            let turns = s.rising_turns.max(2);
-            let mut recent: Vec<f32> = history.upsets.clone();
-            recent.push(u.upset);
-            let window = &recent[recent.len().saturating_sub(turns)..];
-            let rising = window.len() == turns && window.windows(2).all(|w| w[1] > w[0]);
-            let rise = window.last().unwrap_or(&0.0) - window.first().unwrap_or(&0.0);
-            if rising && rise >= s.upset_rise && u.upset >= s.upset_rising_floor {
+        let need = u.needs_person();
+        let parts = [
+            (ReasonKind::Upset, "upset", u.upset),
+            (ReasonKind::Urgent, "urgent", u.urgent),
+            (
+                ReasonKind::HumanRequest,
+                "asks for a person",
+                u.asks_for_person,
+            ),
+        ];
+        let (kind, what, value) = parts
+            .iter()
+            .copied()
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .unwrap_or(parts[0]);
+        let summary = format!(
+            "needs a person {need:.2} (upset {:.2}, urgent {:.2}, asks for a person {:.2}){cues}",
+            u.upset, u.urgent, u.asks_for_person
+        );
+        if need >= s.upset_threshold {
+            if !d.reasons.iter().any(|r| r.kind == kind) {
                 d.push(Reason::new(
-                    ReasonKind::UpsetRising,
+                    kind,
                     format!(
-                        "upset rising over {turns} turns ({}), up {rise:.2} ≥ {:.2}",
-                        window
-                            .iter()
-                            .map(|x| format!("{x:.2}"))
-                            .collect::<Vec<_>>()
-                            .join(" → "),
-                        s.upset_rise
+                        "{what} {value:.2}: {summary} ≥ threshold {:.2}",
+                        s.upset_threshold
                     ),
-                    Some(rise),
-                    Some(s.upset_rise),
+                    Some(need),
+                    Some(s.upset_threshold),
                 ));
+            }
+            if kind != ReasonKind::HumanRequest {
                 d.priority += s.upset_priority;
             }
+            return;
         }
-        d
+        d.checked
+            .push(format!("{summary} < threshold {:.2}", s.upset_threshold));
+        // Asked for a person before, and again now, each time too softly to pass on its own.
+        let soft = s.upset_threshold / 2.0;
+        let earlier_ask = history.person_asks.iter().copied().fold(0.0, f32::max);
+        if u.asks_for_person >= soft && earlier_ask >= soft {
+            d.push(Reason::new(
+                ReasonKind::HumanRequest,
+                format!(
+                    "asked for a person again ({:.2}, earlier {earlier_ask:.2}; each ≥ {soft:.2})",
+                    u.asks_for_person
+                ),
+                Some(u.asks_for_person),
+                Some(soft),
+            ));
+            return;
+        }
+        // Answers keep failing and the customer's patience is going.
+        if history.failed_answers >= s.unanswered_turns.max(1) && need >= soft {
+            d.push(Reason::new(
+                ReasonKind::RepeatedFailure,
+                format!(
+                    "{} bot answers did not help and the customer is losing patience ({summary} ≥ {soft:.2})",
+                    history.failed_answers
+                ),
+                Some(need),
+                Some(soft),
+            ));
+            d.priority += s.upset_priority;
+            return;
+        }
+        let turns = s.rising_turns.max(2);
+        let mut recent: Vec<f32> = history.upsets.clone();
+        recent.push(u.upset);
+        let window = &recent[recent.len().saturating_sub(turns)..];
+        let rising = window.len() == turns && window.windows(2).all(|w| w[1] > w[0]);
+        let rise = window.last().unwrap_or(&0.0) - window.first().unwrap_or(&0.0);
+        if rising && rise >= s.upset_rise && u.upset >= s.upset_rising_floor {
+            d.push(Reason::new(
+                ReasonKind::UpsetRising,
+                format!(
+                    "upset rising over {turns} turns ({}), up {rise:.2} ≥ {:.2}",
+                    window
+                        .iter()
+                        .map(|x| format!("{x:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(" → "),
+                    s.upset_rise
+                ),
+                Some(rise),
+                Some(s.upset_rise),
+            ));
+            d.priority += s.upset_priority;
+        }
     }
 
     /// Checks made once the bot has looked for an answer: turn after turn without one, or the same
@@ -314,6 +391,27 @@ impl Policy {
     pub fn after_bot(&self, u: &Understanding, history: &History, bot: &BotView<'_>) -> Decision {
         let s = &self.settings;
         let mut d = Decision::default();
+        // A sensitive how-to question `before_bot` let through: answered, or handed over.
+        if let Some(intent) = u
+            .intent
+            .as_ref()
+            .filter(|i| i.always_human && i.confidence >= s.intent_confidence && u.how_to)
+        {
+            if !bot.answered {
+                d.team = intent.team.clone();
+                d.push(Reason::new(
+                    ReasonKind::Sensitive,
+                    format!(
+                        "intent {} always goes to a person (confidence {:.2} ≥ {:.2}); the knowledge base did not answer the question",
+                        intent.name, intent.confidence, s.intent_confidence
+                    ),
+                    Some(intent.confidence),
+                    Some(s.intent_confidence),
+                ));
+                d.priority += s.sensitive_priority;
+                return d;
+            }
+        }
         if bot.dont_know {
             let streak = history.unanswered_streak + 1;
             let needed = s.unanswered_turns.max(1);
@@ -322,8 +420,13 @@ impl Policy {
             } else {
                 (ReasonKind::NoAnswer, "no confident passage")
             };
+            // Sooner when the customer is getting impatient: two in a row then.
+            let soft = s.upset_threshold / 2.0;
+            let impatient = u.needs_person() >= soft;
+            let needed = if impatient { needed.min(2) } else { needed };
             let detail = format!(
-                "{what} {streak} turn(s) in a row (need {needed}); best passage confidence {:.2} < {:.2}",
+                "{what} {streak} turn(s) in a row (need {needed}{}); best passage confidence {:.2} < {:.2}",
+                if impatient { ", customer impatient" } else { "" },
                 bot.confidence, bot.threshold
             );
             if streak >= needed {
@@ -425,7 +528,7 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.55));
+        assert_eq!(d.reasons[0].threshold, Some(0.90));
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
@@ -472,7 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn the_second_unanswered_turn_in_a_row_escalates_and_the_first_does_not() {
+    fn the_third_unanswered_turn_in_a_row_escalates_and_the_second_does_not() {
         let policy = Policy::default();
         let bot = BotView {
             answered: false,
@@ -486,8 +589,13 @@ mod tests {
             ..Default::default()
         };
         assert!(!policy.after_bot(&u, &History::default(), &bot).escalate);
-        let history = History {
+        let second = History {
             unanswered_streak: 1,
+            ..Default::default()
+        };
+        assert!(!policy.after_bot(&u, &second, &bot).escalate);
+        let history = History {
+            unanswered_streak: 2,
             ..Default::default()
         };
         let d = policy.after_bot(&u, &history, &bot);
@@ -529,5 +637,100 @@ mod tests {
             kinds(&policy.on_feedback(2)),
             [ReasonKind::NegativeFeedback]
         );
+    }
+
+    #[test]
+    fn a_calm_how_to_question_on_a_sensitive_topic_is_answered_when_the_base_can() {
+        let policy = Policy::default();
+        let mut u = intent("security", 0.87, "accounts", true);
+        u.how_to = true;
+        assert!(!policy.before_bot(&u, &History::default()).escalate);
+        let answered = BotView {
+            answered: true,
+            dont_know: false,
+            confidence: 0.7,
+            threshold: 0.5,
+            article: Some("users-roles.md"),
+        };
+        assert!(
+            !policy
+                .after_bot(&u, &History::default(), &answered)
+                .escalate
+        );
+        let unanswered = BotView {
+            answered: false,
+            dont_know: true,
+            article: None,
+            ..answered
+        };
+        let d = policy.after_bot(&u, &History::default(), &unanswered);
+        assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
+        assert_eq!(d.team.as_deref(), Some("accounts"));
+        // Not a how-to question, or said in anger: a person at once.
+        u.how_to = false;
+        assert!(policy.before_bot(&u, &History::default()).escalate);
+    }
+
+    #[test]
+    fn urgency_and_asking_for_a_person_count_with_upset() {
+        let policy = Policy::default();
+        let urgent = Understanding {
+            upset: 0.2,
+            urgent: 0.75,
+            ..Default::default()
+        };
+        let d = policy.before_bot(&urgent, &History::default());
+        assert_eq!(kinds(&d), [ReasonKind::Urgent]);
+        assert!(d.reasons[0].detail.contains("urgent 0.75"));
+        let soft_ask = Understanding {
+            asks_for_person: 0.5,
+            ..Default::default()
+        };
+        assert!(!policy.before_bot(&soft_ask, &History::default()).escalate);
+        let again = History {
+            person_asks: vec![0.1, 0.5],
+            ..Default::default()
+        };
+        assert_eq!(
+            kinds(&policy.before_bot(&soft_ask, &again)),
+            [ReasonKind::HumanRequest]
+        );
+    }
+
+    #[test]
+    fn unanswered_turns_hand_over_sooner_only_when_the_customer_is_impatient() {
+        let policy = Policy::default();
+        let bot = BotView {
+            answered: false,
+            dont_know: true,
+            confidence: 0.2,
+            threshold: 0.5,
+            article: None,
+        };
+        let second = History {
+            unanswered_streak: 1,
+            ..Default::default()
+        };
+        let calm = Understanding::default();
+        assert!(!policy.after_bot(&calm, &second, &bot).escalate);
+        let third = History {
+            unanswered_streak: 2,
+            ..Default::default()
+        };
+        assert!(policy.after_bot(&calm, &third, &bot).escalate);
+        let impatient = Understanding {
+            upset: 0.5,
+            ..Default::default()
+        };
+        assert!(policy.after_bot(&impatient, &second, &bot).escalate);
+        let failing = History {
+            failed_answers: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            kinds(&policy.before_bot(&impatient, &failing)),
+            [ReasonKind::RepeatedFailure]
+        );
+        assert!(!policy.before_bot(&calm, &failing).escalate);
     }
 }

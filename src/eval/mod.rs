@@ -5,6 +5,7 @@ mod answering;
 mod classify;
 pub mod data;
 mod stackfaq;
+mod support;
 
 pub use classify::{
     banking77, clinc150, demo_intents, goemotions, DemoIntentReport, IntentReport, OosReport,
@@ -13,6 +14,7 @@ pub use classify::{
 
 pub use answering::{demo_answers, AnswerScores, AnsweringReport, DemoAnswersReport};
 pub use stackfaq::{stackfaq, RetrievalScores, StackFaqReport};
+pub use support::{support_set, train_signals, SupportReport, MAX_FALSE_ALARMS};
 
 /// Rank metrics of one retrieval method over a set of queries.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

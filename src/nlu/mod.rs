@@ -7,6 +7,7 @@ mod cache;
 mod encoder;
 pub mod head;
 pub mod intents;
+pub mod signals;
 mod understand;
 pub mod upset;
 
@@ -60,11 +61,32 @@ pub struct Understanding {
     pub intent: Option<IntentMatch>,
     /// The message fits none of the intents.
     pub out_of_scope: bool,
-    /// Probability that the customer is upset (0 to 1).
+    /// Probability that the customer is upset (0 to 1): frustration, sarcasm, a threat, a repeat
+    /// contact, as support customers write them (the support-signal model; the GoEmotions score
+    /// alone when that model is not loaded).
     pub upset: f32,
-    /// Surface cues that raised the upset score ("all caps", "repeated punctuation", ...).
+    /// Surface cues present ("shouting", "repeat contact", "threat", "deadline", ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upset_cues: Vec<String>,
+    /// Probability that the matter is urgent: a deadline, something down right now (0 to 1).
+    #[serde(default)]
+    pub urgent: f32,
+    /// Probability that the customer asks for a person, plainly or not ("anyone on your team
+    /// around?") (0 to 1).
+    #[serde(default)]
+    pub asks_for_person: f32,
+    /// The message asks how to do something or whether something can be done ("how do i remove
+    /// a colleague's access", "can i see a log of…"): a question the knowledge base may answer,
+    /// even on a topic that otherwise goes to a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub how_to: bool,
+}
+
+impl Understanding {
+    /// Probability that this message needs a person: upset, urgent or asking for one.
+    pub fn needs_person(&self) -> f32 {
+        (self.upset + self.urgent + self.asks_for_person).min(1.0)
+    }
 }
 
 /// An intent and how sure the classifier is, with the intent's policy fields from the intents file.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::intents::{IntentModel, IntentSet, IntentVerdict};
+use super::signals::SignalModel;
 use super::upset::UpsetModel;
 use super::{Embedding, EmbeddingCache, Encoder, NluError, Understanding};
 use crate::settings::NluSettings;
@@ -14,6 +15,7 @@ pub struct Nlu {
     encoder: Encoder,
     intents: Arc<IntentModel>,
     upset: Arc<UpsetModel>,
+    signals: Option<Arc<SignalModel>>,
 }
 
 /// Everything understood of one message, with the intent classifier's explanation.
@@ -38,7 +40,8 @@ impl Nlu {
     ) -> Result<Self, NluError> {
         let intents = load_or_train_intents(settings, &encoder, cache)?;
         let upset = UpsetModel::load(&settings.upset_model)?;
-        Ok(Self::from_models(encoder, intents, upset))
+        let signals = SignalModel::load(&settings.signals_model)?;
+        Ok(Self::from_models(encoder, intents, upset).with_signals(signals))
     }
 
     /// Builds the handle from models in hand (tests, `eval`).
@@ -47,7 +50,20 @@ impl Nlu {
             encoder,
             intents: Arc::new(intents),
             upset: Arc::new(upset),
+            signals: None,
         }
+    }
+
+    /// Adds the support-signal model (upset, urgent, asking for a person as support customers
+    /// write them); without it, `upset` is the GoEmotions score and the other two are 0.
+    pub fn with_signals(mut self, signals: SignalModel) -> Self {
+        self.signals = Some(Arc::new(signals));
+        self
+    }
+
+    /// The support-signal model, if loaded.
+    pub fn signal_model(&self) -> Option<&SignalModel> {
+        self.signals.as_deref()
     }
 
     /// The sentence encoder.
@@ -79,13 +95,23 @@ impl Nlu {
             out_of_scope,
             best,
         } = self.intents.classify(&embedding);
-        let (upset, upset_cues) = self.upset.score(text, &embedding);
+        let (goemotions, cues) = self.upset.score(text, &embedding);
+        let (upset, upset_cues, urgent, asks_for_person) = match &self.signals {
+            Some(model) => {
+                let s = model.score(text, &embedding, goemotions);
+                (s.upset, s.cues, s.urgent, s.person)
+            }
+            None => (goemotions, cues, 0.0, 0.0),
+        };
         Analysis {
             understanding: Understanding {
                 intent,
                 out_of_scope,
                 upset,
                 upset_cues,
+                urgent,
+                asks_for_person,
+                how_to: super::signals::asks_how_to(text),
             },
             best_intent: best,
             embedding,

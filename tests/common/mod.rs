@@ -226,6 +226,7 @@ pub fn test_settings(kb: &Path, data: &Path) -> Settings {
     settings.nlu.out_of_scope_examples = root().join("models/out_of_scope.yaml");
     settings.nlu.intent_model = root().join("models/intents.model.json");
     settings.nlu.upset_model = root().join("models/upset.json");
+    settings.nlu.signals_model = root().join("models/signals.json");
     // The committed intent model must match the committed examples: run `frontdesk train`.
     settings.nlu.retrain_stale = false;
     settings
