@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         NewAccount {
             name: "Bench".into(),
             email: "bench@example.com".into(),
-            password: "bench-pw".into(),
+            password: "bench-password".into(),
             role: Role::Agent,
             teams: Vec::new(),
             max_chats: 10,
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let login: Value = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/agent/login"))
-        .json(&json!({"email": "bench@example.com", "password": "bench-pw"}))
+        .json(&json!({"email": "bench@example.com", "password": "bench-password"}))
         .send()
         .await?
         .json()

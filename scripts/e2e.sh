@@ -16,13 +16,21 @@ cd "$repo"
 say() { printf 'e2e: %s\n' "$*" >&2; }
 started=$SECONDS
 
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+apt_install() {
+    say "installing Debian's $* package(s) (once)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$CHROMIUM" ]; then
-    say "installing Debian's chromium package (once)"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
+fi
+# The tests run under `node --test` (Node 18 or later; Debian 12's nodejs is 18).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install nodejs npm
 fi
 
 # npm ci only when node_modules is missing or older than the lock file (it wipes node_modules).
@@ -97,7 +105,11 @@ fi
 say "server ready on port $port after $((SECONDS - started)) s; running the browser tests"
 
 status=0
-(cd tests/e2e && FRONTDESK_URL="http://127.0.0.1:$port" FRONTDESK_E2E_KB="$work/kb" node --test --test-concurrency=1 "$@" ./*.test.js) ||
+# One test file at a time (they share one server); Node 18 has no flag for it and runs one file at a
+# time on two cores anyway.
+concurrency=()
+if [ "$(node -p 'parseInt(process.versions.node)')" -ge 20 ]; then concurrency=(--test-concurrency=1); fi
+(cd tests/e2e && FRONTDESK_URL="http://127.0.0.1:$port" FRONTDESK_E2E_KB="$work/kb" node --test "${concurrency[@]}" "$@" ./*.test.js) ||
     status=$?
 if [ "$status" -ne 0 ]; then
     say "tests failed; the server's log ends with:"

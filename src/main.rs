@@ -130,6 +130,23 @@ enum AgentCommand {
         #[arg(long)]
         max_chats: Option<i64>,
     },
+    /// Give an account a new password (at least 12 characters, not the email); every token of
+    /// the account is revoked and a running server closes its sockets within seconds.
+    Passwd {
+        /// The account's login email.
+        #[arg(long)]
+        email: String,
+        /// The new password (or set FRONTDESK_AGENT_PASSWORD).
+        #[arg(long, env = "FRONTDESK_AGENT_PASSWORD")]
+        password: String,
+    },
+    /// Disable an account: it can no longer log in, its tokens are revoked, and a running
+    /// server closes its sockets within seconds. Its conversations and notes stay.
+    Disable {
+        /// The account's login email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,6 +211,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             check,
             ..
         } => eval(settings, data, limit, only, cache, check).await,
+        Command::Agent {
+            command: AgentCommand::Passwd { email, password },
+        } => {
+            let store = frontdesk::store::Store::connect(&settings.store.url).await?;
+            frontdesk::accounts::set_password(&store, &email, &password).await?;
+            println!("new password set for {email}; its tokens are revoked (sign in again)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent {
+            command: AgentCommand::Disable { email },
+        } => {
+            let store = frontdesk::store::Store::connect(&settings.store.url).await?;
+            frontdesk::accounts::disable(&store, &email).await?;
+            println!("{email} is disabled: it can no longer sign in, and its tokens are revoked");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Agent {
             command:
                 AgentCommand::Add {

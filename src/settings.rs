@@ -29,6 +29,8 @@ pub struct Settings {
     pub handoff: HandoffSettings,
     /// Agent accounts and login tokens.
     pub agents: AgentSettings,
+    /// Verified customer identity (signed by the operator's backend).
+    pub identity: IdentitySettings,
 }
 
 /// Where the server listens.
@@ -376,8 +378,21 @@ pub struct AgentSettings {
     /// How long a login token lasts, in seconds.
     pub token_ttl_seconds: f64,
     /// `serve` creates the accounts demo@example.com (admin, every team) and editor@example.com
-    /// (editor), both with password `demo`, if they do not exist. For trying frontdesk out only.
+    /// (editor), both with password `demo`, if they do not exist. For trying frontdesk out only:
+    /// when it is off, `serve` disables them and revokes their tokens.
     pub demo_agent: bool,
+    /// Login attempts one account may have in a burst; then one more per
+    /// `login_account_backoff_seconds` (answered `429` with `Retry-After` meanwhile).
+    pub login_attempts_per_account: u32,
+    /// Seconds for one more login attempt to an account once its burst is used.
+    pub login_account_backoff_seconds: f64,
+    /// Login attempts one client address may have in a burst, whatever the accounts.
+    pub login_attempts_per_address: u32,
+    /// Seconds for one more login attempt from an address once its burst is used.
+    pub login_address_backoff_seconds: f64,
+    /// Passwords checked at once (argon2 takes ~19 MiB and a core for a fraction of a second);
+    /// a login that finds them all busy for two seconds is answered `503` with `Retry-After`.
+    pub password_hashing_threads: usize,
 }
 
 impl Default for AgentSettings {
@@ -385,7 +400,47 @@ impl Default for AgentSettings {
         Self {
             token_ttl_seconds: 12.0 * 3600.0,
             demo_agent: false,
+            login_attempts_per_account: 5,
+            login_account_backoff_seconds: 30.0,
+            login_attempts_per_address: 30,
+            login_address_backoff_seconds: 2.0,
+            password_hashing_threads: 2,
         }
+    }
+}
+
+/// Verified customer identity: the operator's backend signs each logged-in customer's id (or
+/// email) with this secret, and the widget passes the signature as `user_hash` (see the README).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct IdentitySettings {
+    /// The HMAC-SHA256 key shared with the operator's backend (a long random string; set it with
+    /// `FRONTDESK_IDENTITY__SECRET`). Unset: every customer is unverified, and no two
+    /// conversations are linked.
+    pub secret: Option<Secret>,
+}
+
+/// A secret setting: never printed (`Debug` shows `***`).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
     }
 }
 

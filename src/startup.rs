@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::accounts::{self, AuthError, NewAccount, Role};
+use crate::accounts::identity::IdentityVerifier;
+use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role};
 use crate::admission::Admission;
 use crate::bot::Bot;
 use crate::conversation::{Conversations, Desk, Parts};
@@ -27,6 +28,7 @@ pub struct App {
     state: AppState,
     _watcher: Option<Watcher>,
     _timers: AbortOnDrop,
+    _sweeper: AbortOnDrop,
 }
 
 /// Stops a background task when the server that started it stops.
@@ -90,9 +92,8 @@ impl App {
         };
         let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
         let bot = Bot::new(kb.clone(), nlu, settings.bot.clone());
-        if settings.agents.demo_agent {
-            demo_accounts(&store).await?;
-        }
+        let accounts = Accounts::new(store.clone(), &settings.agents);
+        demo_accounts(&store, &accounts, settings.agents.demo_agent).await?;
         let admission =
             Admission::new(&settings.server, &settings.limits).map_err(anyhow::Error::msg)?;
         let limits = &settings.limits;
@@ -118,10 +119,12 @@ impl App {
             tracing::info!(queued, held, "hand-offs restored from the store");
         }
         let timers = spawn_timers(&desk, &settings);
+        let sweeper = spawn_sweeper(&accounts);
         let state = AppState {
             conversations,
             desk,
-            agents: Arc::new(settings.agents.clone()),
+            accounts,
+            identity: IdentityVerifier::new(&settings.identity),
             bot,
             kb,
             store,
@@ -138,6 +141,7 @@ impl App {
             state,
             _watcher: watcher,
             _timers: timers,
+            _sweeper: sweeper,
         })
     }
 
@@ -257,9 +261,47 @@ fn spawn_timers(desk: &Desk, settings: &Settings) -> AbortOnDrop {
     }))
 }
 
-/// Creates the demo accounts unless they exist: demo@example.com / `demo` (admin, all teams) and
-/// editor@example.com / `demo` (editor: the knowledge base view only).
-async fn demo_accounts(store: &Store) -> anyhow::Result<()> {
+/// Every few seconds: closes the sockets of tokens revoked by the command line, deletes expired
+/// tokens, forgets idle login throttles.
+fn spawn_sweeper(accounts: &Accounts) -> AbortOnDrop {
+    let accounts = accounts.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(SWEEP_SECONDS));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match accounts.sweep().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "expired login tokens deleted"),
+                Err(e) => tracing::error!("sweeping login tokens: {e}"),
+            }
+        }
+    }))
+}
+
+/// How often [`spawn_sweeper`] runs.
+const SWEEP_SECONDS: u64 = 5;
+
+/// With `agents.demo_agent` on: creates (or enables again) the demo accounts demo@example.com
+/// (admin, all teams) and editor@example.com (editor), password `demo`, and warns loudly. With it
+/// off: disables every demo account and revokes its tokens, so a server once started with
+/// `make run` keeps no public admin.
+async fn demo_accounts(store: &Store, accounts: &Accounts, on: bool) -> anyhow::Result<()> {
+    if !on {
+        let disabled = accounts::disable_demo_accounts(store)
+            .await
+            .context("disabling the demo accounts")?;
+        if !disabled.is_empty() {
+            tracing::warn!(
+                accounts = disabled.len(),
+                "agents.demo_agent is off: the demo accounts are disabled and their tokens revoked"
+            );
+        }
+        for id in disabled {
+            accounts.announce(Revoked::Agent(id));
+        }
+        return Ok(());
+    }
     for (name, email, role) in [
         ("Demo", "demo@example.com", Role::Admin),
         ("Demo Editor", "editor@example.com", Role::Editor),
@@ -272,13 +314,22 @@ async fn demo_accounts(store: &Store) -> anyhow::Result<()> {
             teams: Vec::new(),
             max_chats: 5,
         };
-        let role = role.as_str();
-        match accounts::create(store, account).await {
-            Ok(_) => tracing::warn!("created the demo {role} {email} / demo: for trying out only"),
-            Err(AuthError::EmailTaken(_)) => {}
-            Err(e) => return Err(e).with_context(|| format!("creating the demo {role} {email}")),
+        match accounts::create_demo(store, account).await {
+            Ok(_) | Err(AuthError::EmailTaken(_)) => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating the demo {} {email}", role.as_str()))
+            }
         }
     }
+    accounts::enable_demo_accounts(store).await?;
+    tracing::warn!(
+        "\n\n  DEMO ACCOUNTS ARE ON (agents.demo_agent): demo@example.com (admin) and \
+         editor@example.com sign in with the password `demo`.\n  Anyone who can reach this server \
+         can sign in as them. For trying frontdesk out only: turn agents.demo_agent off \
+         (`make run DEMO_AGENT=false`) before real customers or real data arrive; the next start \
+         disables them.\n"
+    );
     Ok(())
 }
 

@@ -51,6 +51,7 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
     let huge = "N".repeat(7_000);
     let (mut codes, mut queued) = (Vec::new(), 0);
     let mut flood = Vec::new();
+    let started = std::time::Instant::now();
     for i in 0..20 {
         let mut c = Client::connect_from(app.port, [127, 0, 0, 9], None)
             .await
@@ -72,9 +73,17 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
     }
     assert_eq!(queued, 3, "{codes:?}");
     let count = |code: &str| codes.iter().filter(|c| *c == code).count();
-    assert_eq!(count("queue_full"), 7, "{codes:?}");
-    // The 11th and later never became conversations at all.
-    assert_eq!(count("too_many_conversations"), 20, "{codes:?}");
+    // Ten conversations a minute: the first ten became conversations, plus one for every six
+    // seconds the flood took on a slow machine (the budget refills); the rest never did.
+    let refilled = (started.elapsed().as_secs_f64() / 6.0).floor() as usize;
+    let refused = count("too_many_conversations") / 2;
+    let started_conversations = 20 - refused;
+    assert!(
+        (10..=10 + refilled).contains(&started_conversations),
+        "{started_conversations} conversations started ({refilled} refills): {codes:?}"
+    );
+    // Every conversation past the third was refused a place in the queue.
+    assert_eq!(count("queue_full"), started_conversations - 3, "{codes:?}");
 
     // Someone else still gets through.
     let mut neighbour = Client::connect_from(app.port, [127, 0, 0, 10], None)

@@ -192,7 +192,12 @@
     if (message) { el.loginError.textContent = message; el.loginError.hidden = false; }
     el.loginEmail.focus();
   }
-  el.logout.addEventListener('click', () => logout());
+  // Signing out ends the token on the server too (it stops working everywhere it was copied).
+  el.logout.addEventListener('click', () => {
+    const token = S.token;
+    if (token) fetch('/api/agent/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
+    logout();
+  });
 
   /** Editors look after the knowledge base; they take no conversations and never join the queue. */
   const isEditor = () => !!S.agent && S.agent.role === 'editor';
@@ -222,8 +227,10 @@
       try { f = JSON.parse(e.data); } catch (err) { return; }
       (HANDLERS[f.type] || (() => {}))(f);
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (S.ws !== ws) return;
+      // 4003: the token expired or was revoked (signed out elsewhere, an admin, a new password).
+      if (e.code === 4003) return logout('Your session has ended. Please sign in again.');
       S.connected = false;
       S.ws = null;
       const delay = Math.min(15000, 500 * 2 ** S.retry) * (0.8 + Math.random() * 0.4);
@@ -598,7 +605,7 @@
     el.chatName.textContent = customerName(cust);
     el.chatAvatar.textContent = initials(customerName(cust));
     el.chatSub.replaceChildren(h('span.state.' + state, null, state === 'agent' ? 'with you' : state),
-      ' ', [cust.email, ctx.team && 'team ' + ctx.team, cust.locale].filter(Boolean).join(' · '));
+      ' ', [cust.email && (cust.verified ? cust.email : cust.email + ' (unverified)'), ctx.team && 'team ' + ctx.team, cust.locale].filter(Boolean).join(' · '));
     const mine = !!(cur.chat && cur.chat.mine && cur.chat.state === 'agent');
     el.claim.hidden = !cur.preview;
     el.claim.onclick = () => claim(cur.id);
@@ -748,6 +755,8 @@
     const page = safeUrl(cust.page);
     parts.push(section('Customer', h('dl.kv', null,
       h('dt', null, 'Name'), h('dd', null, cust.name || '—'),
+      h('dt', null, 'Identity'), h('dd', null, cust.verified ? 'verified by your site' + (cust.user_id ? ' (id ' + cust.user_id + ')' : '')
+        : 'unverified: the name and email are what the visitor typed'),
       h('dt', null, 'Email'), h('dd', null, cust.email || '—'),
       h('dt', null, 'Page'), h('dd', null, page ? h('a', { href: page, target: '_blank', rel: 'noopener noreferrer' }, cust.page) : (cust.page || '—')),
       h('dt', null, 'Locale'), h('dd', null, cust.locale || '—'))));
@@ -755,7 +764,7 @@
     const prev = ctx.previous_conversations || [];
     parts.push(section('Previous conversations', prev.length ? h('ul.prev', null, prev.map((p) => h('li', null,
       h('div.muted.small', null, day(p.created_at) + ' · ' + p.state), h('div', null, p.summary || '…'))))
-      : h('p.muted.small', null, cust.email ? 'First conversation.' : 'Unknown without an email.')));
+      : h('p.muted.small', null, cust.verified ? 'First conversation.' : 'Only a verified customer is linked to earlier conversations.')));
     el.ctx.replaceChildren(...parts);
   }
 

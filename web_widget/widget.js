@@ -1064,7 +1064,10 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       const visitor = { page: location.href, locale: data.lang || navigator.language };
       if (data.name) visitor.name = data.name;
       if (data.email) visitor.email = data.email;
-      sock.send(JSON.stringify({ type: 'hello', protocol: 1, session: load('session') || undefined, last_seq: lastSeq, visitor }));
+      // A logged-in customer's identity, signed by the operator's backend (data-user-id,
+      // data-user-hash): the same history on every device, and earlier conversations linked.
+      const identity = data.userHash ? { user_id: data.userId || undefined, user_hash: data.userHash } : {};
+      sock.send(JSON.stringify({ type: 'hello', protocol: 1, session: load('session') || undefined, last_seq: lastSeq, visitor, ...identity }));
     };
     sock.onmessage = (ev) => {
       if (ws !== sock) return;

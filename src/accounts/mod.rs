@@ -4,7 +4,13 @@
 //!
 //! The store keeps rows as text; this module is where a row becomes a typed [`Account`].
 
+pub mod identity;
+mod login;
+mod sessions;
 pub mod token;
+
+pub use login::Gate;
+pub use sessions::{Accounts, Revoked, Session};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
@@ -123,6 +129,21 @@ pub enum AuthError {
     /// The account details are not usable.
     #[error("{0}")]
     Invalid(String),
+    /// Too many login attempts for this account or from this address.
+    #[error("too many login attempts; wait {retry_after} seconds and try again")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Every password-hashing thread is busy (a login flood): come back shortly.
+    #[error("the server is busy checking passwords; try again in {retry_after} seconds")]
+    Busy {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// No account has this email.
+    #[error("no account has the email {0}; see `frontdesk agent add`")]
+    NoSuchAccount(String),
     /// Storing or loading failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -166,11 +187,78 @@ pub async fn create(store: &Store, new: NewAccount) -> Result<Account, AuthError
             "give a name and a valid email (--name Sam --email sam@example.com)".into(),
         ));
     }
-    if new.password.len() < 4 {
+    check_password(&new.password, &new.email)?;
+    insert(store, new).await
+}
+
+/// Creates a demo account (`agents.demo_agent`), whose password may be `demo`: it exists only
+/// while the setting is on (see [`disable_demo_accounts`]).
+pub async fn create_demo(store: &Store, new: NewAccount) -> Result<Account, AuthError> {
+    let account = insert(store, new).await?;
+    store.mark_demo(&account.id).await?;
+    Ok(account)
+}
+
+/// Disables every demo account and revokes its tokens; their ids.
+pub async fn disable_demo_accounts(store: &Store) -> Result<Vec<AgentId>, AuthError> {
+    let ids = store.disable_demo_agents(now_ms()).await?;
+    Ok(ids.into_iter().map(AgentId::from).collect())
+}
+
+/// Enables the demo accounts again; how many exist.
+pub async fn enable_demo_accounts(store: &Store) -> Result<u64, AuthError> {
+    Ok(store.enable_demo_agents().await?)
+}
+
+/// Shortest password an account may have.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// The password policy: at least [`MIN_PASSWORD_CHARS`] characters, and not the email (nor its
+/// part before the `@`).
+pub fn check_password(password: &str, email: &str) -> Result<(), AuthError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AuthError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters; a few unrelated \
+             words make a long one that is easy to remember"
+        )));
+    }
+    let email = email.trim().to_lowercase();
+    let local = email.split('@').next().unwrap_or_default();
+    let lowered = password.to_lowercase();
+    if lowered == email || lowered == local {
         return Err(AuthError::Invalid(
-            "the password must have at least 4 characters".into(),
+            "the password must not be the email address; choose another".into(),
         ));
     }
+    Ok(())
+}
+
+/// Gives the account with `email` a new password (the policy applies) and revokes its tokens;
+/// a running server closes its sockets within seconds.
+pub async fn set_password(store: &Store, email: &str, password: &str) -> Result<(), AuthError> {
+    let email = email.trim().to_lowercase();
+    check_password(password, &email)?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AuthError::Invalid(e.to_string()))??;
+    match store.set_password(&email, &hash, now_ms()).await? {
+        Some(_) => Ok(()),
+        None => Err(AuthError::NoSuchAccount(email)),
+    }
+}
+
+/// Disables the account with `email`: it can no longer log in, its tokens are revoked, and a
+/// running server closes its sockets within seconds.
+pub async fn disable(store: &Store, email: &str) -> Result<(), AuthError> {
+    let email = email.trim().to_lowercase();
+    match store.disable_agent(&email, now_ms()).await? {
+        Some(_) => Ok(()),
+        None => Err(AuthError::NoSuchAccount(email)),
+    }
+}
+
+async fn insert(store: &Store, new: NewAccount) -> Result<Account, AuthError> {
     let password = new.password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -192,54 +280,11 @@ pub async fn create(store: &Store, new: NewAccount) -> Result<Account, AuthError
     Ok(account)
 }
 
-/// Checks the password and issues a token valid for `ttl_ms`.
-pub async fn login(
-    store: &Store,
-    email: &str,
-    password: &str,
-    ttl_ms: i64,
-) -> Result<Login, AuthError> {
-    let Some((row, hash)) = store.agent_by_email(&email.trim().to_lowercase()).await? else {
-        return Err(AuthError::BadCredentials);
-    };
-    let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        return Err(AuthError::BadCredentials);
-    }
-    let agent = Account::from_row(row)?;
-    let token = token::new_token();
-    let now = now_ms();
-    let expires_at = now + ttl_ms;
-    store
-        .insert_agent_token(&token::hash(&token), &agent.id, expires_at, now)
-        .await?;
-    Ok(Login {
-        token,
-        expires_at,
-        agent,
-    })
-}
-
-/// The account a login token belongs to.
-pub async fn authenticate(store: &Store, token: Option<&str>) -> Result<Account, AuthError> {
-    let token = token.map(str::trim).filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        return Err(AuthError::Missing);
-    };
-    match lookup(store, token).await? {
-        Some(account) => Ok(account),
-        None => Err(AuthError::Expired),
-    }
-}
-
 /// The account of a login token, or `None` when the token is no login token (perhaps a customer's
-/// session token); an expired login token is an error.
+/// session token, or a revoked one).
 pub async fn lookup(store: &Store, token: &str) -> Result<Option<Account>, AuthError> {
     match store.agent_by_token(&token::hash(token), now_ms()).await? {
-        TokenLookup::Valid(row) => Ok(Some(Account::from_row(row)?)),
+        TokenLookup::Valid(row, _) => Ok(Some(Account::from_row(row)?)),
         TokenLookup::Expired => Err(AuthError::Expired),
         TokenLookup::Unknown => Ok(None),
     }
@@ -278,6 +323,14 @@ mod tests {
         assert!(hash.starts_with("$argon2"));
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong horse", &hash));
+    }
+
+    #[test]
+    fn passwords_are_long_and_not_the_email() {
+        assert!(check_password("short", "sam@example.com").is_err());
+        assert!(check_password("sam@example.com", "Sam@Example.com").is_err());
+        assert!(check_password("SamSamSamSam", "samsamsamsam@example.com").is_err());
+        assert!(check_password("correct horse battery", "sam@example.com").is_ok());
     }
 
     #[test]

@@ -52,9 +52,12 @@ impl Core {
             .collect();
         let articles = self.articles_shown(id, &transcript).await?;
         let customer: Visitor = serde_json::from_value(row.visitor.clone()).unwrap_or_default();
-        let previous = self
-            .previous_conversations(id, customer.email.as_deref())
-            .await?;
+        let previous = if customer.verified {
+            self.previous_conversations(id).await?
+        } else {
+            // What an unverified page claims (an email) links nothing: anyone can type anyone's.
+            Vec::new()
+        };
         let notes = store
             .notes_of(id)
             .await?
@@ -125,17 +128,16 @@ impl Core {
             .collect())
     }
 
-    /// The customer's earlier conversations, found by their email.
+    /// The verified customer's earlier conversations (by the identity the operator signed).
     async fn previous_conversations(
         &self,
         id: &ConversationId,
-        email: Option<&str>,
     ) -> Result<Vec<PreviousConversation>, ConversationError> {
-        let Some(email) = email else {
+        let Some(key) = self.store.customer_of(id).await? else {
             return Ok(Vec::new());
         };
         let mut previous = Vec::new();
-        for c in self.store.conversations_of_email(email, id, 5).await? {
+        for c in self.store.conversations_of_customer(&key, id, 5).await? {
             let texts = self.store.customer_texts(&c.id).await?;
             previous.push(PreviousConversation {
                 id: c.id.into(),

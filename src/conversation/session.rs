@@ -26,6 +26,11 @@ pub struct Hello {
     pub last_seq: Option<i64>,
     /// What the widget knows of the customer.
     pub visitor: Visitor,
+    /// The customer's verified identity (`id:…` or `email:…`, checked by the caller against the
+    /// operator's signature); `None` for an unverified visitor.
+    pub customer: Option<String>,
+    /// The operator's id of the customer, when verified.
+    pub user_id: Option<String>,
 }
 
 /// A customer socket's place in its conversation; leaves the conversation's audience when
@@ -34,6 +39,7 @@ pub struct Session {
     id: ConversationId,
     token_hash: String,
     visitor: Visitor,
+    customer: Option<String>,
     origin: IpAddr,
     stored: bool,
     seat: CustomerSeat,
@@ -93,8 +99,42 @@ impl Conversations {
         outbox: &Outbox,
     ) -> Result<Session, ConversationError> {
         let core = &self.core;
-        let visitor = hello.visitor.truncated();
+        let mut visitor = hello.visitor.truncated();
+        visitor.verified = hello.customer.is_some();
+        if visitor.verified {
+            visitor.user_id = hello.user_id.map(|u| u.trim().chars().take(200).collect());
+        }
+        let customer = hello.customer;
         let last_seq = hello.last_seq.unwrap_or(0).max(0);
+        // A verified customer has one history on every device: the conversation they have open
+        // (one that was resolved is linked to the next as a previous conversation instead).
+        if let Some(key) = &customer {
+            if let Some(latest) = core.store.open_conversation_of(key).await? {
+                let id = ConversationId::from(latest);
+                let own = match hello.session.as_deref() {
+                    Some(t) => core.store.conversation_by_session(&token::hash(t)).await?,
+                    None => None,
+                };
+                let resumed = own.is_some_and(|row| *row.id == *id);
+                let token = token::new_token();
+                let _guard = core.lock(&id).await;
+                let seat = core.fanout.seat_customer(&id, outbox.clone());
+                let session = Session {
+                    id,
+                    token_hash: token::hash(&token),
+                    visitor,
+                    customer,
+                    origin,
+                    stored: true,
+                    seat,
+                };
+                // Another device's conversation: everything, from the start.
+                let from = if resumed { last_seq } else { 0 };
+                return core
+                    .welcome_verified(session, &token, from, resumed, outbox)
+                    .await;
+            }
+        }
         if let Some(token) = hello.session.as_deref().filter(|t| !t.is_empty()) {
             let token_hash = token::hash(token);
             let known = core.store.conversation_by_session(&token_hash).await?;
@@ -112,6 +152,7 @@ impl Conversations {
                     id,
                     token_hash,
                     visitor,
+                    customer,
                     origin,
                     stored: false,
                     seat,
@@ -126,6 +167,7 @@ impl Conversations {
             id,
             token_hash: token::hash(&token),
             visitor,
+            customer,
             origin,
             stored: false,
             seat,
@@ -165,6 +207,9 @@ impl Conversations {
             core.store
                 .create_conversation(&session.id, &session.token_hash, &visitor, now)
                 .await?;
+            if let Some(key) = &session.customer {
+                core.store.set_customer(&session.id, key).await?;
+            }
         }
         session.stored = true;
         Ok(())
@@ -172,6 +217,36 @@ impl Conversations {
 }
 
 impl Core {
+    /// Queues `welcome` for a verified customer's latest conversation, reached by identity
+    /// rather than by this device's session token (the caller holds its lock and has seated the
+    /// socket); `resumed` is false when it is not the conversation this device had, so the
+    /// widget redraws it from the frames in `missed`.
+    async fn welcome_verified(
+        &self,
+        session: Session,
+        token: &str,
+        last_seq: i64,
+        resumed: bool,
+        outbox: &Outbox,
+    ) -> Result<Session, ConversationError> {
+        let row = self.store.conversation_by_id(&session.id).await?;
+        let missed = self.store.events_after(&session.id, last_seq).await?;
+        let (state, stored_seq) = row
+            .map(|r| (State::parse(&r.state), r.last_seq))
+            .unwrap_or((State::Bot, 0));
+        let welcome = ServerFrame::Welcome {
+            protocol: PROTOCOL_VERSION,
+            session: token.to_owned(),
+            conversation_id: session.id.clone(),
+            resumed,
+            state,
+            last_seq: stored_seq,
+            missed: missed.into_iter().map(StoredFrame).collect(),
+        };
+        outbox.push(encode(&welcome));
+        Ok(session)
+    }
+
     /// Queues `welcome` for a session whose conversation may be stored (the caller holds its
     /// lock and has seated the socket).
     async fn welcome(

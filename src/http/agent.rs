@@ -2,22 +2,26 @@
 //! tickets, who is online. Every route but login needs an agent's token; a customer may read
 //! their own conversation with their session token. (The agent WebSocket is `agent_socket`.)
 
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{bearer, AgentAccount};
+use super::auth::{bearer, AdminAccount, AgentAccount, Authed};
 use super::{ApiError, AppState};
 use crate::accounts::{self, token, AuthError, EDITORS_TAKE_NO_CHATS};
-use crate::ids::ConversationId;
+use crate::ids::{AgentId, ConversationId};
 use crate::protocol::context::ContextPacket;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/agent/login", post(login))
+        .route("/api/agent/logout", post(logout))
+        .route("/api/agents/{id}/revoke", post(revoke_all))
         .route("/api/conversations", get(list))
         .route("/api/conversations/search", get(search))
         .route("/api/conversations/{id}", get(transcript))
@@ -32,13 +36,48 @@ struct LoginBody {
     password: String,
 }
 
+/// Throttled per account and per address (`429` with `Retry-After`); `503` when every
+/// password-hashing thread is busy.
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let ttl = (state.agents.token_ttl_seconds * 1000.0) as i64;
-    let login = accounts::login(&state.store, &body.email, &body.password, ttl).await?;
+    let address = super::client_address(&state, peer, &headers);
+    let login = state
+        .accounts
+        .login(&body.email, &body.password, address)
+        .await?;
     Ok(Json(serde_json::to_value(login).unwrap_or_default()))
+}
+
+/// Ends this token's session: it stops working at once and its open sockets close.
+async fn logout(
+    Authed(session): Authed,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers).unwrap_or_default();
+    state.accounts.logout(token).await?;
+    tracing::info!(agent = %session.account.email, "logged out");
+    Ok(Json(json!({ "logged_out": true })))
+}
+
+/// An admin revokes every token of an account (a lost laptop, someone who left): its sessions
+/// end at once and its open sockets close.
+async fn revoke_all(
+    AdminAccount(admin): AdminAccount,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = AgentId::from(id);
+    if accounts::find(&state.store, &id).await?.is_none() {
+        return Err(ApiError::not_found("there is no account with this id"));
+    }
+    let revoked = state.accounts.revoke_all(&id).await?;
+    tracing::warn!(by = %admin.email, agent = %id, revoked, "every token of an account revoked");
+    Ok(Json(json!({ "revoked": revoked })))
 }
 
 #[derive(Deserialize)]

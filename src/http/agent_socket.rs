@@ -1,6 +1,7 @@
 //! The agent WebSocket at `/ws/agent`: authenticated by `?token=` before the upgrade, or by an
 //! `auth` frame first; its slots are apart from the customers', so no number of customers can
-//! keep an agent out.
+//! keep an agent out. The socket lives only as long as its token: when the token expires or is
+//! revoked (the accounts' [`Revoked`] broadcast) it is closed with 4003 (`logged_out`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,12 +17,13 @@ use serde::Deserialize;
 
 use super::socket::{self, Handler, Timing};
 use super::{ApiError, AppState};
-use crate::accounts::{self, Account, EDITORS_TAKE_NO_CHATS};
+use crate::accounts::{Account, Accounts, Revoked, Session, EDITORS_TAKE_NO_CHATS};
 use crate::admission::{Pool, Slot};
 use crate::conversation::{Attendance, ConversationError};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::agent::{AgentFrame, AgentServerFrame};
-use crate::protocol::{decode, encode, ErrorCode};
+use crate::protocol::{decode, encode, CloseCode, ErrorCode};
+use tokio::sync::{broadcast, oneshot};
 
 /// Largest agent frame accepted (a long reply with a pasted passage fits easily).
 const MAX_AGENT_FRAME: usize = 64 * 1024;
@@ -43,12 +45,14 @@ async fn upgrade(
     Query(p): Query<WsParams>,
 ) -> Response {
     let address = super::client_address(&state, peer, &headers);
-    let agent = match p.token.as_deref() {
-        Some(token) => match accounts::authenticate(&state.store, Some(token)).await {
-            Ok(agent) if !agent.role.takes_conversations() => {
+    // Subscribed before the token is checked, so no revocation falls between the two.
+    let revocations = state.accounts.revocations();
+    let session = match p.token.as_deref() {
+        Some(token) => match state.accounts.session(Some(token)).await {
+            Ok(s) if !s.account.role.takes_conversations() => {
                 return ApiError::forbidden(EDITORS_TAKE_NO_CHATS).into_response()
             }
-            Ok(agent) => Some(agent),
+            Ok(s) => Some(s),
             Err(e) => return ApiError::from(e).into_response(),
         },
         None => None,
@@ -60,18 +64,27 @@ async fn upgrade(
     super::sized(ws, MAX_AGENT_FRAME * 2, 8 * 1024).on_upgrade(move |socket| {
         let (outbox, inbox) = outbox(state.limits.agent_outbox);
         let timing = Timing::from(&state.limits);
+        let (ended, stop) = oneshot::channel();
         let mut connection = AgentConnection {
             state,
             outbox,
             agent: None,
+            ended: Some(ended),
             _attendance: None,
             _slot: slot,
         };
         async move {
-            if let Some(agent) = agent {
-                connection.authenticated(agent).await;
+            if let Some(session) = session {
+                connection.authenticated(session, revocations).await;
             }
-            socket::run(socket, inbox, connection, timing).await
+            let stop = async move {
+                match stop.await {
+                    Ok(code) => code,
+                    // The connection is gone without its session ending: nothing to stop.
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            socket::run_until(socket, inbox, connection, timing, stop).await
         }
     })
 }
@@ -80,6 +93,8 @@ struct AgentConnection {
     state: AppState,
     outbox: Outbox,
     agent: Option<Account>,
+    /// Told when the session ends (the token expired or was revoked): the socket closes.
+    ended: Option<oneshot::Sender<CloseCode>>,
     _attendance: Option<Attendance>,
     _slot: Slot,
 }
@@ -109,13 +124,18 @@ impl AgentConnection {
         self.outbox.push(encode(&frame));
     }
 
-    async fn authenticated(&mut self, agent: Account) {
+    async fn authenticated(&mut self, session: Session, revocations: broadcast::Receiver<Revoked>) {
+        let agent = session.account.clone();
         if !agent.role.takes_conversations() {
             // An editor never counts as an online agent, so no chat is ever assigned to them.
             return self.send(AgentServerFrame::error(
                 ErrorCode::NotAnAgent,
                 EDITORS_TAKE_NO_CHATS,
             ));
+        }
+        if let Some(ended) = self.ended.take() {
+            let accounts = self.state.accounts.clone();
+            tokio::spawn(watch_session(accounts, session, revocations, ended));
         }
         let desk = &self.state.desk;
         self._attendance = Some(desk.connect(agent.clone(), &self.outbox));
@@ -137,8 +157,9 @@ impl AgentConnection {
             match (&self.agent, frame) {
                 (_, AgentFrame::Ping { id }) => return self.send(AgentServerFrame::Pong { id }),
                 (None, AgentFrame::Auth { token }) => {
-                    match accounts::authenticate(&self.state.store, Some(&token)).await {
-                        Ok(agent) => self.authenticated(agent).await,
+                    let revocations = self.state.accounts.revocations();
+                    match self.state.accounts.session(Some(&token)).await {
+                        Ok(session) => self.authenticated(session, revocations).await,
                         Err(e) => self.send(AgentServerFrame::error(
                             ErrorCode::Unauthorized,
                             e.to_string(),
@@ -242,4 +263,35 @@ impl AgentConnection {
             AgentFrame::Resolve { conversation_id } => desk.resolve(agent, &conversation_id).await,
         }
     }
+}
+
+/// Waits until the session ends — its token expires, or a revocation names it — and tells the
+/// socket to close; returns early when the socket is gone first.
+async fn watch_session(
+    accounts: Accounts,
+    session: Session,
+    mut revocations: broadcast::Receiver<Revoked>,
+    mut ended: oneshot::Sender<CloseCode>,
+) {
+    let expiry = tokio::time::sleep(session.remaining());
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            _ = ended.closed() => return,
+            _ = &mut expiry => break,
+            revoked = revocations.recv() => match revoked {
+                Ok(revoked) if session.ended_by(&revoked) => break,
+                Ok(_) => {}
+                // Revocations were missed: ask the store whether this token still holds.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !accounts.is_live(&session).await {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+    tracing::info!(agent = %session.account.email, "session ended: closing the agent's socket");
+    let _ = ended.send(CloseCode::LoggedOut);
 }

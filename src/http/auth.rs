@@ -33,9 +33,36 @@ impl FromRequestParts<AppState> for Account {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(
-            accounts::authenticate(&state.store, bearer(&parts.headers)).await?,
-        ))
+        let Authed(session) = Authed::from_request_parts(parts, state).await?;
+        Ok(Self(session.account))
+    }
+}
+
+/// A logged-in session (any role): the account and its token's life.
+pub(super) struct Authed(pub accounts::Session);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(state.accounts.session(bearer(&parts.headers)).await?))
+    }
+}
+
+/// An admin's account; other roles get `403`.
+pub(super) struct AdminAccount(#[allow(dead_code)] pub accounts::Account);
+
+impl FromRequestParts<AppState> for AdminAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Account(account) = Account::from_request_parts(parts, state).await?;
+        if account.role != accounts::Role::Admin {
+            return Err(ApiError::forbidden(
+                "only an admin may do this; ask one, or use `frontdesk agent` on the server",
+            ));
+        }
+        Ok(Self(account))
     }
 }
 

@@ -16,6 +16,7 @@ use axum::Router;
 
 use super::socket::{self, Handler, Timing};
 use super::AppState;
+use crate::accounts::identity::IdentityVerifier;
 use crate::admission::{Pool, Slot};
 use crate::conversation::{ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
@@ -54,6 +55,7 @@ async fn upgrade(
 /// One customer socket's state: kept small, as it lives as long as the socket.
 struct Connection {
     conversations: Conversations,
+    identity: IdentityVerifier,
     limits: Arc<LimitSettings>,
     outbox: Outbox,
     session: Option<Session>,
@@ -92,6 +94,7 @@ impl Connection {
         );
         Self {
             conversations: state.conversations,
+            identity: state.identity,
             limits,
             outbox,
             session: None,
@@ -131,12 +134,30 @@ impl Connection {
                 session,
                 last_seq,
                 visitor,
+                user_id,
+                user_hash,
                 ..
-            } => Hello {
-                session,
-                last_seq,
-                visitor,
-            },
+            } => {
+                let verified = self.identity.verify(
+                    user_id.as_deref(),
+                    visitor.email.as_deref(),
+                    user_hash.as_deref(),
+                );
+                let customer = match verified {
+                    Ok(customer) => customer,
+                    Err(e) => {
+                        let refused = Refusal::new(ErrorCode::IdentityRefused, e.to_string());
+                        return self.refuse(refused, None);
+                    }
+                };
+                Hello {
+                    session,
+                    last_seq,
+                    visitor,
+                    user_id: customer.as_ref().and(user_id),
+                    customer,
+                }
+            }
             ClientFrame::Ping { id } => return self.send(ServerFrame::Pong { id }),
             other => return self.in_session(other).await,
         };

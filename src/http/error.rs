@@ -17,6 +17,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -26,6 +27,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -35,6 +37,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl ApiError {
             status: StatusCode::UNAUTHORIZED,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -53,6 +57,7 @@ impl ApiError {
             status: StatusCode::FORBIDDEN,
             code: "forbidden",
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -62,6 +67,7 @@ impl ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
             message: "something went wrong on the server; it has been logged".into(),
+            retry_after: None,
         }
     }
 }
@@ -70,6 +76,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "code": self.code, "message": self.message });
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750: say which scheme would be accepted.
             response.headers_mut().insert(
@@ -114,6 +125,7 @@ impl From<ConversationError> for ApiError {
             status,
             code: code.as_str(),
             message: e.public_message(),
+            retry_after: None,
         }
     }
 }
@@ -128,8 +140,22 @@ impl From<AuthError> for ApiError {
                 status: StatusCode::CONFLICT,
                 code: "email_taken",
                 message: e.to_string(),
+                retry_after: None,
             },
             AuthError::Invalid(_) => Self::bad_request("invalid", e.to_string()),
+            AuthError::NoSuchAccount(_) => Self::not_found(e.to_string()),
+            AuthError::Throttled { retry_after } => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "too_many_attempts",
+                message: e.to_string(),
+                retry_after: Some(retry_after),
+            },
+            AuthError::Busy { retry_after } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "busy",
+                message: e.to_string(),
+                retry_after: Some(retry_after),
+            },
             AuthError::Store(e) => Self::internal(&e),
         }
     }

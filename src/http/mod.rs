@@ -19,11 +19,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::accounts::identity::IdentityVerifier;
+use crate::accounts::Accounts;
 use crate::admission::{Admission, Refused};
 use crate::bot::Bot;
 use crate::conversation::{Conversations, Desk};
 use crate::kb::KnowledgeBase;
-use crate::settings::{AgentSettings, LimitSettings};
+use crate::settings::LimitSettings;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -43,8 +45,10 @@ pub struct AppState {
     pub store: Store,
     /// Limits on what clients may send and hold.
     pub limits: Arc<LimitSettings>,
-    /// Agent login settings.
-    pub agents: Arc<AgentSettings>,
+    /// Logins, tokens and their revocation.
+    pub accounts: Accounts,
+    /// Checks customers' signed identities.
+    pub identity: IdentityVerifier,
     /// Socket slots and per-address budgets.
     pub admission: Admission,
 }

@@ -57,12 +57,20 @@ impl Timing {
 }
 
 /// Serves a socket until the client leaves, its outbox overflows, or a deadline passes.
-pub(super) async fn run<H: Handler>(
+pub(super) async fn run<H: Handler>(socket: WebSocket, inbox: Inbox, handler: H, timing: Timing) {
+    run_until(socket, inbox, handler, timing, std::future::pending()).await
+}
+
+/// As [`run`], and closes the socket with the code `stop` resolves to (an agent's token was
+/// revoked or expired).
+pub(super) async fn run_until<H: Handler>(
     mut socket: WebSocket,
     mut inbox: Inbox,
     handler: H,
     timing: Timing,
+    stop: impl Future<Output = CloseCode>,
 ) {
+    tokio::pin!(stop);
     let mut watch = Watch::new(handler.greeted());
     let mut idle: Option<H> = Some(handler);
     let mut busy: Option<JoinHandle<H>> = None;
@@ -71,6 +79,7 @@ pub(super) async fn run<H: Handler>(
         tokio::select! {
             biased;
             _ = alarm.rung() => break Some(CloseCode::TooSlow),
+            code = &mut stop => break Some(code),
             frame = inbox.recv() => {
                 let Some(frame) = frame else { break None };
                 if let Err(close) = write(&mut socket, &mut inbox, &alarm, frame, timing.idle).await {

@@ -37,7 +37,7 @@ pub struct ContextPacket {
     pub transcript: Vec<TimedFrame>,
     /// Private notes.
     pub notes: Vec<Note>,
-    /// The customer's earlier conversations (by email).
+    /// The customer's earlier conversations, only when the operator verified who they are.
     pub previous_conversations: Vec<PreviousConversation>,
 }
 

@@ -22,6 +22,14 @@ pub enum ClientFrame {
         /// What the widget knows of the customer.
         #[serde(default)]
         visitor: Visitor,
+        /// The operator's id of a logged-in customer (signed by `user_hash`).
+        #[serde(default)]
+        user_id: Option<String>,
+        /// HMAC-SHA256 (hex) of `user_id` (or, without one, of `visitor.email`) with the
+        /// server's `identity.secret`, computed by the operator's backend: proves who the
+        /// customer is. A wrong one is refused (`identity_refused`).
+        #[serde(default)]
+        user_hash: Option<String>,
         /// Protocol version the widget speaks.
         #[serde(default)]
         protocol: Option<u32>,
@@ -119,6 +127,13 @@ pub struct Visitor {
     /// Browser language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// The operator's id of the customer, when signed (verified) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Whether the operator's backend signed who this is (`user_hash`); set by the server only.
+    /// An unverified email is what the page claims, and links no other conversation.
+    #[serde(default)]
+    pub verified: bool,
 }
 
 impl Visitor {
@@ -149,6 +164,9 @@ impl Visitor {
             email: cut(self.email, Self::MAX_EMAIL),
             page: cut(self.page, Self::MAX_PAGE),
             locale: cut(self.locale, Self::MAX_LOCALE),
+            // Only the server says who is verified (`Conversations::open`).
+            user_id: None,
+            verified: false,
         }
     }
 }
@@ -378,8 +396,12 @@ mod tests {
             email: Some("  ".into()),
             page: Some("https://shop.example/".into()),
             locale: None,
+            user_id: Some("42".into()),
+            verified: true,
         }
         .truncated();
+        // Only the server says who is verified.
+        assert!(!v.verified && v.user_id.is_none());
         assert_eq!(v.name.unwrap().chars().count(), Visitor::MAX_NAME);
         assert_eq!(v.email, None);
         assert_eq!(v.page.as_deref(), Some("https://shop.example/"));

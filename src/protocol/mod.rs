@@ -30,6 +30,9 @@ pub enum CloseCode {
     TooSlow,
     /// 4002: nothing heard from the client (not even a pong) for `limits.idle_timeout_seconds`.
     IdleTimeout,
+    /// 4003: the agent's login token expired or was revoked (logout, an admin, a new
+    /// password); log in again.
+    LoggedOut,
     /// 1011: the server failed handling a frame; reconnect.
     InternalError,
 }
@@ -41,6 +44,7 @@ impl CloseCode {
             CloseCode::HelloTimeout => 4000,
             CloseCode::TooSlow => 4001,
             CloseCode::IdleTimeout => 4002,
+            CloseCode::LoggedOut => 4003,
             CloseCode::InternalError => 1011,
         }
     }
@@ -53,6 +57,9 @@ impl CloseCode {
                 "too_slow: frames were not read in time; reconnect and resume from last_seq"
             }
             CloseCode::IdleTimeout => "idle_timeout: nothing heard from the client; reconnect",
+            CloseCode::LoggedOut => {
+                "logged_out: the login token expired or was revoked; log in again"
+            }
             CloseCode::InternalError => "internal_error: reconnect",
         }
     }
@@ -104,6 +111,8 @@ pub enum ErrorCode {
     AtCapacity,
     /// The server failed; it has been logged.
     Internal,
+    /// `hello`'s `user_hash` does not sign its `user_id` (or email): the identity is refused.
+    IdentityRefused,
 }
 
 impl ErrorCode {
@@ -131,6 +140,7 @@ impl ErrorCode {
             ErrorCode::NotQueued => "not_queued",
             ErrorCode::AtCapacity => "at_capacity",
             ErrorCode::Internal => "internal",
+            ErrorCode::IdentityRefused => "identity_refused",
         }
     }
 }

@@ -25,11 +25,11 @@ pub struct AgentRow {
 /// What a login token is worth.
 #[derive(Debug, Clone)]
 pub enum TokenLookup {
-    /// Valid: this agent.
-    Valid(AgentRow),
+    /// Valid: this agent, until this time (Unix ms).
+    Valid(AgentRow, i64),
     /// It was valid until it expired.
     Expired,
-    /// Never issued (or deleted).
+    /// Never issued, revoked, or its account is disabled.
     Unknown,
 }
 
@@ -131,12 +131,12 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// An agent and their password hash, by login email.
+    /// An enabled agent and their password hash, by login email.
     pub async fn agent_by_email(
         &self,
         email: &str,
     ) -> Result<Option<(AgentRow, String)>, StoreError> {
-        let row = sqlx::query("SELECT * FROM agents WHERE email = $1")
+        let row = sqlx::query("SELECT * FROM agents WHERE email = $1 AND disabled_at IS NULL")
             .bind(email)
             .fetch_optional(&self.pool)
             .await?;
@@ -177,7 +177,8 @@ impl Store {
         now: i64,
     ) -> Result<TokenLookup, StoreError> {
         let row = sqlx::query(
-            "SELECT a.*, t.expires_at FROM agent_tokens t JOIN agents a ON a.id = t.agent_id WHERE t.token_hash = $1",
+            "SELECT a.*, t.expires_at FROM agent_tokens t JOIN agents a ON a.id = t.agent_id
+             WHERE t.token_hash = $1 AND a.disabled_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -185,7 +186,7 @@ impl Store {
         Ok(match row {
             None => TokenLookup::Unknown,
             Some(r) if r.get::<i64, _>("expires_at") <= now => TokenLookup::Expired,
-            Some(r) => TokenLookup::Valid(agent_row(&r)),
+            Some(r) => TokenLookup::Valid(agent_row(&r), r.get("expires_at")),
         })
     }
 

@@ -1,7 +1,6 @@
 //! Persistence of what a conversation was: what was understood of each turn, the bot's turns
 //! with the customer's verdicts, the customer's words, summaries, lists and search, and tickets.
-//! Same rules as the rest of the store: `$N` placeholders, portable SQL (except `json_extract`
-//! for the customer's email, which Postgres spells `->>`).
+//! Same rules as the rest of the store: `$N` placeholders, portable SQL.
 
 use sqlx::Row;
 
@@ -170,25 +169,6 @@ impl Store {
         Ok(rows.iter().map(summary_row).collect())
     }
 
-    /// Earlier conversations of the customer with this email, newest first.
-    pub async fn conversations_of_email(
-        &self,
-        email: &str,
-        except: &str,
-        limit: i64,
-    ) -> Result<Vec<ConversationSummaryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations
-             WHERE json_extract(visitor, '$.email') = $1 AND id <> $2 ORDER BY created_at DESC LIMIT $3",
-        )
-        .bind(email)
-        .bind(except)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(summary_row).collect())
-    }
-
     /// Messages containing `q` (case-insensitive), newest first: `(conversation, seq, sender, text)`.
     pub async fn search_messages(
         &self,
@@ -277,7 +257,7 @@ impl Store {
     }
 }
 
-fn summary_row(r: &sqlx::sqlite::SqliteRow) -> ConversationSummaryRow {
+pub(super) fn summary_row(r: &sqlx::sqlite::SqliteRow) -> ConversationSummaryRow {
     ConversationSummaryRow {
         id: r.get("id"),
         state: r.get("state"),

@@ -13,7 +13,9 @@ use sqlx::{Row, SqlitePool};
 
 mod agents;
 mod history;
+mod identity;
 mod reports;
+mod tokens;
 pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
 pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;

@@ -72,6 +72,7 @@ pub fn nlu() -> (Encoder, EmbeddingCache) {
 pub struct TestApp {
     pub port: u16,
     pub store: frontdesk::store::Store,
+    pub accounts: frontdesk::accounts::Accounts,
     pub kb_dir: PathBuf,
     settings: Settings,
     understand: Option<Arc<dyn Understand>>,
@@ -103,7 +104,7 @@ impl TestApp {
             NewAccount {
                 name: name.into(),
                 email: email.clone(),
-                password: "secret-pw".into(),
+                password: "secret-password".into(),
                 role: role.parse().expect("a known role"),
                 teams: teams.iter().map(|t| t.to_string()).collect(),
                 max_chats: 3,
@@ -113,7 +114,7 @@ impl TestApp {
         .expect("agent created");
         let response = reqwest::Client::new()
             .post(self.http("/api/agent/login"))
-            .json(&json!({"email": email, "password": "secret-pw"}))
+            .json(&json!({"email": email, "password": "secret-password"}))
             .send()
             .await
             .expect("login");
@@ -245,10 +246,12 @@ async fn start(
     .expect("the app builds");
     let port = app.port();
     let store = app.state().store.clone();
+    let accounts = app.state().accounts.clone();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
         store,
+        accounts,
         kb_dir: kb.path().to_owned(),
         settings,
         understand,
@@ -264,8 +267,15 @@ impl TestApp {
     /// same store and knowledge base, on a new port: what an operator's restart does. Close the
     /// clients first; open sockets of the old server are not closed by this.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// As [`TestApp::restart`], with the settings changed first (an operator's edit of the
+    /// configuration before the restart).
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         self.server.abort();
         let _ = self.server.await;
+        adjust(&mut self.settings);
         let mut app = start(self.settings, self.understand, self._kb, self._data).await;
         app.editor = self.editor; // the account and its token live in the store
         app

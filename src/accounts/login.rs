@@ -1,0 +1,189 @@
+//! Logging in without helping an attacker: throttles per account and per client address (GCRA
+//! buckets from `governor`: a burst, then one attempt per back-off period, the wait told as
+//! `Retry-After`), the same argon2 work whether or not the email belongs to an account (a dummy
+//! hash stands in), and a bounded pool for password hashing, so a flood of logins cannot take the
+//! CPU and memory every conversation needs (argon2 uses ~19 MiB per hash).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+
+use super::{hash_password, verify_password, AuthError};
+use crate::settings::AgentSettings;
+
+/// Longest a login waits for a free hashing thread before it is told to come back.
+const HASHING_WAIT: Duration = Duration::from_secs(2);
+
+/// Login throttles and the hashing pool; cheap to clone.
+#[derive(Clone)]
+pub struct Gate(Arc<Inner>);
+
+struct Inner {
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    hashing: Semaphore,
+    clock: DefaultClock,
+    verifications: AtomicU64,
+}
+
+fn quota(burst: u32, period_seconds: f64) -> Quota {
+    let period = Duration::from_secs_f64(period_seconds.clamp(0.001, 86_400.0));
+    Quota::with_period(period)
+        .expect("a positive period")
+        .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"))
+}
+
+impl Gate {
+    /// Throttles and a hashing pool as `settings` say.
+    pub fn new(settings: &AgentSettings) -> Self {
+        Self(Arc::new(Inner {
+            per_account: RateLimiter::keyed(quota(
+                settings.login_attempts_per_account,
+                settings.login_account_backoff_seconds,
+            )),
+            per_address: RateLimiter::keyed(quota(
+                settings.login_attempts_per_address,
+                settings.login_address_backoff_seconds,
+            )),
+            hashing: Semaphore::new(settings.password_hashing_threads.max(1)),
+            clock: DefaultClock::default(),
+            verifications: AtomicU64::new(0),
+        }))
+    }
+
+    /// Counts one login attempt for `email` from `address`; refused while either has used up
+    /// its attempts, with the seconds to wait.
+    pub fn attempt(&self, email: &str, address: IpAddr) -> Result<(), AuthError> {
+        let inner = &self.0;
+        let now = inner.clock.now();
+        let wait = |not_until: governor::NotUntil<_>| AuthError::Throttled {
+            retry_after: (not_until.wait_time_from(now).as_secs_f64().ceil() as u64).max(1),
+        };
+        inner.per_address.check_key(&address).map_err(wait)?;
+        let key: String = email.chars().take(254).collect();
+        inner.per_account.check_key(&key).map_err(wait)
+    }
+
+    /// Checks `password` against `hash`, or against a dummy hash when there is no account, so
+    /// an unknown email costs the same argon2 work as a known one; on a free hashing thread, or
+    /// `Busy` when none frees up within two seconds.
+    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, AuthError> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| dummy_hash().to_owned());
+        self.0.verifications.fetch_add(1, Ordering::Relaxed);
+        let ok = self
+            .on_hashing_thread({
+                let password = password.to_owned();
+                move || verify_password(&password, &hash)
+            })
+            .await?;
+        Ok(ok && known)
+    }
+
+    /// Hashes a new password on the hashing pool.
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let password = password.to_owned();
+        self.on_hashing_thread(move || hash_password(&password))
+            .await?
+    }
+
+    async fn on_hashing_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let permit = tokio::time::timeout(HASHING_WAIT, self.0.hashing.acquire())
+            .await
+            .map_err(|_| AuthError::Busy { retry_after: 2 })?
+            .map_err(|_| AuthError::Busy { retry_after: 2 })?;
+        let done = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Invalid(format!("password hashing failed: {e}")));
+        drop(permit);
+        done
+    }
+
+    /// Password verifications run so far (known and unknown emails alike).
+    pub fn verifications(&self) -> u64 {
+        self.0.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the throttles' state of keys that are back to a full bucket (bounds memory).
+    pub fn forget_idle(&self) {
+        self.0.per_account.retain_recent();
+        self.0.per_address.retain_recent();
+        self.0.per_account.shrink_to_fit();
+        self.0.per_address.shrink_to_fit();
+    }
+}
+
+/// A hash of a random password with the same parameters as every real one.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        hash_password(&super::token::new_token()).expect("hashing a random password works")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AgentSettings {
+        AgentSettings {
+            login_attempts_per_account: 3,
+            login_account_backoff_seconds: 60.0,
+            login_attempts_per_address: 5,
+            login_address_backoff_seconds: 60.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_account_gets_its_burst_then_waits_whatever_the_address() {
+        let gate = Gate::new(&settings());
+        for i in 0..3 {
+            let from = IpAddr::from([10, 0, 0, i]);
+            gate.attempt("sam@example.com", from).unwrap();
+        }
+        match gate.attempt("sam@example.com", IpAddr::from([10, 0, 0, 9])) {
+            Err(AuthError::Throttled { retry_after }) => assert!((1..=60).contains(&retry_after)),
+            other => panic!("expected a throttle, got {other:?}"),
+        }
+        // Another account is not held up by Sam's.
+        gate.attempt("kim@example.com", IpAddr::from([10, 0, 0, 9]))
+            .unwrap();
+    }
+
+    #[test]
+    fn an_address_gets_its_burst_across_accounts() {
+        let gate = Gate::new(&settings());
+        let from = IpAddr::from([10, 0, 0, 1]);
+        for i in 0..5 {
+            gate.attempt(&format!("a{i}@example.com"), from).unwrap();
+        }
+        assert!(matches!(
+            gate.attempt("new@example.com", from),
+            Err(AuthError::Throttled { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_email_runs_the_same_verification_and_never_succeeds() {
+        let gate = Gate::new(&settings());
+        let real = gate.hash("correct horse battery").await.unwrap();
+        assert!(gate
+            .verify("correct horse battery", Some(real.clone()))
+            .await
+            .unwrap());
+        assert!(!gate.verify("wrong", Some(real)).await.unwrap());
+        // The dummy hash is a real argon2 hash with the same parameters: the work is the same.
+        assert!(dummy_hash().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(!gate.verify("correct horse battery", None).await.unwrap());
+    }
+}

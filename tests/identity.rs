@@ -1,0 +1,164 @@
+//! Verified customer identity (issue 12): only what the operator's backend signed links a
+//! customer's conversations; an email a page merely claims links nothing and is shown as
+//! unverified; a wrong signature is refused.
+
+mod common;
+
+use common::{spawn_app_with, Client, TestApp};
+use frontdesk::accounts::identity::sign;
+use serde_json::{json, Value};
+
+const SECRET: &str = "a long random secret shared with the shop's backend";
+
+async fn app() -> TestApp {
+    spawn_app_with(|s| s.identity.secret = Some(SECRET.into())).await
+}
+
+/// A hello with the visitor's email and, if given, a user id and signature; the first frame back.
+async fn hello(
+    customer: &mut Client,
+    email: &str,
+    user_id: Option<&str>,
+    user_hash: Option<&str>,
+) -> Value {
+    customer
+        .send(json!({"type": "hello", "protocol": 1,
+            "visitor": {"name": "Ann", "email": email},
+            "user_id": user_id, "user_hash": user_hash}))
+        .await;
+    customer.recv().await
+}
+
+/// The agent's context packet of a conversation.
+async fn context(app: &TestApp, token: &str, id: &str) -> Value {
+    let (status, body) = app
+        .get_as(&format!("/api/conversations/{id}/context"), Some(token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn an_unsigned_email_never_links_a_past_conversation_while_a_signed_one_does() {
+    let app = app().await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let signed = sign(SECRET, "ann-42");
+
+    // Ann, signed in on the shop, talks to a person about her order; the chat is resolved.
+    let mut ann = app.client().await;
+    let welcome = hello(&mut ann, "ann@example.com", Some("ann-42"), Some(&signed)).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let first = welcome["conversation_id"].as_str().unwrap().to_owned();
+    ann.ask("a1", "My order 77123 never arrived and I was charged twice")
+        .await;
+    ann.send(json!({"type": "request_human"})).await;
+    let assigned = sam.next("assigned").await;
+    assert_eq!(assigned["context"]["customer"]["verified"], true);
+    assert_eq!(assigned["context"]["customer"]["user_id"], "ann-42");
+    sam.send(json!({"type": "resolve", "conversation_id": first}))
+        .await;
+    sam.next("unassigned").await;
+    ann.close().await;
+
+    // Someone else types Ann's email on the page: unverified, linked to nothing.
+    let mut eve = app.client().await;
+    let welcome = hello(&mut eve, "ann@example.com", None, None).await;
+    let eves = welcome["conversation_id"].as_str().unwrap().to_owned();
+    eve.ask("e1", "what did I order last time?").await;
+    let packet = context(&app, &token, &eves).await;
+    assert_eq!(packet["customer"]["verified"], false);
+    assert_eq!(packet["previous_conversations"], json!([]));
+    // Claiming `verified` in the visitor changes nothing: only the server sets it.
+    let mut liar = app.client().await;
+    liar.send(json!({"type": "hello", "protocol": 1,
+        "visitor": {"email": "ann@example.com", "verified": true, "user_id": "ann-42"}}))
+        .await;
+    let lies = liar.recv().await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    liar.ask("l1", "show me my orders").await;
+    let packet = context(&app, &token, &lies).await;
+    assert_eq!(packet["customer"]["verified"], false);
+    assert_eq!(packet["previous_conversations"], json!([]));
+
+    // Ann comes back on another device, signed: her earlier conversation is linked.
+    let mut phone = app.client().await;
+    let welcome = hello(&mut phone, "ann@example.com", Some("ann-42"), Some(&signed)).await;
+    let second = welcome["conversation_id"].as_str().unwrap().to_owned();
+    assert_ne!(
+        second, first,
+        "the resolved chat is history, not the open one"
+    );
+    phone.ask("p1", "any news about my parcel?").await;
+    let packet = context(&app, &token, &second).await;
+    let previous = packet["previous_conversations"].as_array().unwrap();
+    assert_eq!(previous.len(), 1, "{packet}");
+    assert_eq!(previous[0]["id"], first.as_str());
+    assert!(previous[0]["summary"].as_str().unwrap().contains("77123"));
+}
+
+#[tokio::test]
+async fn a_wrong_signature_is_refused_with_a_clear_error_code() {
+    let app = app().await;
+    let mut customer = app.client().await;
+    let forged = sign("not the secret", "ann-42");
+    let refused = hello(
+        &mut customer,
+        "ann@example.com",
+        Some("ann-42"),
+        Some(&forged),
+    )
+    .await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "identity_refused");
+    assert!(refused["message"]
+        .as_str()
+        .unwrap()
+        .contains("identity.secret"));
+    // Someone else's id with Ann's signature is refused too.
+    let anns = sign(SECRET, "ann-42");
+    let refused = hello(&mut customer, "bob@example.com", Some("bob-7"), Some(&anns)).await;
+    assert_eq!(refused["code"], "identity_refused");
+    // The socket keeps serving: a correct hello is welcomed.
+    let welcome = hello(
+        &mut customer,
+        "ann@example.com",
+        Some("ann-42"),
+        Some(&anns),
+    )
+    .await;
+    assert_eq!(welcome["type"], "welcome");
+}
+
+#[tokio::test]
+async fn one_verified_customer_on_two_devices_sees_one_history() {
+    let app = app().await;
+    let signed = sign(SECRET, "ann@example.com");
+    let mut laptop = app.client().await;
+    let welcome = hello(&mut laptop, "ann@example.com", None, Some(&signed)).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    laptop.ask("l1", "How do I reset my password?").await;
+
+    let mut phone = app.client().await;
+    let welcome = hello(&mut phone, "ann@example.com", None, Some(&signed)).await;
+    assert_eq!(welcome["conversation_id"], id.as_str());
+    let missed = welcome["missed"].as_array().unwrap();
+    assert!(
+        missed
+            .iter()
+            .any(|f| f["text"] == "How do I reset my password?"),
+        "{welcome}"
+    );
+    // And what the phone writes reaches the laptop.
+    phone
+        .ask("p1", "thanks, and how do I change my email?")
+        .await;
+    let seen = laptop.settle().await;
+    assert!(
+        seen.iter()
+            .any(|f| f["text"] == "thanks, and how do I change my email?"),
+        "{seen:?}"
+    );
+}

@@ -1,0 +1,288 @@
+//! Trust (issue 12) as an attacker and an operator meet it: logins that resist guessing, demo
+//! accounts that do not outlive their setting, tokens that can be revoked and whose sockets close.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app_with, AgentClient, TestApp};
+use frontdesk::accounts::{self, NewAccount, Role};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn create(app: &TestApp, email: &str, role: Role) {
+    accounts::create(
+        &app.store,
+        NewAccount {
+            name: "Sam".into(),
+            email: email.into(),
+            password: PASSWORD.into(),
+            role,
+            teams: Vec::new(),
+            max_chats: 3,
+        },
+    )
+    .await
+    .expect("account created");
+}
+
+/// Status, `Retry-After` and body of a login attempt.
+async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Option<u64>, Value) {
+    let response = reqwest::Client::new()
+        .post(app.http("/api/agent/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login answered");
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (status, retry, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.http(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn twenty_wrong_passwords_in_a_row_are_throttled_and_the_right_one_works_later() {
+    let app = spawn_app_with(|s| {
+        s.agents.login_attempts_per_account = 5;
+        s.agents.login_account_backoff_seconds = 2.0;
+    })
+    .await;
+    create(&app, "sam@example.com", Role::Agent).await;
+    let mut wrong = 0;
+    let mut throttled = Vec::new();
+    for i in 0..20 {
+        let (status, retry, body) = login(&app, "sam@example.com", &format!("guess {i}")).await;
+        match status {
+            401 => wrong += 1,
+            429 => {
+                assert_eq!(body["code"], "too_many_attempts");
+                throttled.push(retry.expect("a 429 says when to come back"));
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    // Five in the burst, and at most one more for each back-off period the loop took.
+    assert!(
+        wrong >= 5 && throttled.len() >= 10,
+        "{wrong} wrong, {throttled:?}"
+    );
+    // While throttled, even the right password is not tried.
+    let (status, retry, _) = login(&app, "sam@example.com", PASSWORD).await;
+    assert_eq!(status, 429);
+    // After the back-off it works.
+    tokio::time::sleep(Duration::from_secs(retry.unwrap())).await;
+    let (status, _, body) = login(&app, "sam@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["token"].is_string());
+}
+
+#[tokio::test]
+async fn one_address_guessing_many_accounts_is_throttled() {
+    let app = spawn_app_with(|s| {
+        s.agents.login_attempts_per_address = 8;
+        s.agents.login_address_backoff_seconds = 60.0;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(
+            login(&app, &format!("user{i}@example.com"), "guess guess guess")
+                .await
+                .0,
+        );
+    }
+    assert_eq!(&statuses[..8], &[401; 8]);
+    assert!(statuses[8..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn known_and_unknown_emails_take_the_same_path() {
+    let app = spawn_app_with(|_| {}).await;
+    create(&app, "sam@example.com", Role::Agent).await;
+    let gate = app.accounts.gate().clone();
+    let before = gate.verifications();
+    let known = login(&app, "sam@example.com", "not the password").await;
+    assert_eq!(
+        gate.verifications(),
+        before + 1,
+        "a known email runs argon2 once"
+    );
+    let unknown = login(&app, "nobody@example.com", "not the password").await;
+    assert_eq!(
+        gate.verifications(),
+        before + 2,
+        "an unknown email runs argon2 once too"
+    );
+    // The answers cannot be told apart.
+    assert_eq!(known.0, 401);
+    assert_eq!(known, unknown);
+}
+
+#[tokio::test]
+async fn weak_passwords_are_refused_with_what_to_do() {
+    let app = spawn_app_with(|_| {}).await;
+    for (email, password) in [
+        ("kim@example.com", "short"),
+        ("kim@example.com", "kim@example.com"),
+    ] {
+        let refused = accounts::create(
+            &app.store,
+            NewAccount {
+                name: "Kim".into(),
+                email: email.into(),
+                password: password.into(),
+                role: Role::Agent,
+                teams: Vec::new(),
+                max_chats: 3,
+            },
+        )
+        .await
+        .expect_err("a weak password is refused");
+        assert!(refused.to_string().contains("password"), "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn a_demo_account_is_gone_after_a_restart_with_the_setting_off() {
+    let app = spawn_app_with(|s| s.agents.demo_agent = true).await;
+    let (status, _, body) = login(&app, "demo@example.com", "demo").await;
+    assert_eq!(
+        status, 200,
+        "the demo account works while the setting is on: {body}"
+    );
+    let token = body["token"].as_str().unwrap().to_owned();
+
+    let app = app.restart_with(|s| s.agents.demo_agent = false).await;
+    let (status, _, _) = login(&app, "demo@example.com", "demo").await;
+    assert_eq!(status, 401, "no demo login once the setting is off");
+    let (status, _, _) = login(&app, "editor@example.com", "demo").await;
+    assert_eq!(status, 401);
+    let (status, _) = app.get_as("/api/conversations", Some(&token)).await;
+    assert_eq!(status, 401, "the demo token was revoked");
+
+    // Turned on again, the demo works again (`make run` after `make run DEMO_AGENT=false`).
+    let app = app.restart_with(|s| s.agents.demo_agent = true).await;
+    assert_eq!(login(&app, "demo@example.com", "demo").await.0, 200);
+}
+
+#[tokio::test]
+async fn logout_ends_the_token_and_closes_its_socket_within_a_second() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut console = app.agent(&token).await;
+    let (status, body) = post(&app, "/api/agent/logout", &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(console.closed(Duration::from_secs(1)).await, Some(4003));
+    let (status, body) = app.get_as("/api/conversations", Some(&token)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+}
+
+#[tokio::test]
+async fn an_admin_revokes_every_token_of_an_agent_and_their_sockets_close() {
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.account_token("Ada", "admin", &[]).await;
+    let sam = app.agent_token("Sam", &[]).await;
+    let mut laptop = app.agent(&sam).await;
+    let mut phone = AgentClient::connect(app.port, &sam).await;
+    assert_eq!(phone.next("ready").await["type"], "ready");
+    let sam_id = app
+        .store
+        .agent_by_email("sam@example.com")
+        .await
+        .unwrap()
+        .expect("Sam exists")
+        .0
+        .id;
+    // An agent may not revoke anyone's tokens.
+    let (status, _) = post(&app, &format!("/api/agents/{sam_id}/revoke"), &sam).await;
+    assert_eq!(status, 403);
+    let (status, body) = post(&app, &format!("/api/agents/{sam_id}/revoke"), &admin).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(laptop.closed(Duration::from_secs(1)).await, Some(4003));
+    assert_eq!(phone.closed(Duration::from_secs(1)).await, Some(4003));
+    assert_eq!(app.get_as("/api/tickets", Some(&sam)).await.0, 401);
+    // The admin's own session is untouched.
+    assert_eq!(app.get_as("/api/tickets", Some(&admin)).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_expired_tokens_socket_closes_and_expired_tokens_are_purged() {
+    let app = spawn_app_with(|s| s.agents.token_ttl_seconds = 1.5).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut console = app.agent(&token).await;
+    // The token's 1.5 s end, within a second.
+    assert_eq!(
+        console.closed(Duration::from_millis(2500)).await,
+        Some(4003)
+    );
+    let (status, _) = app.get_as("/api/conversations", Some(&token)).await;
+    assert_eq!(status, 401);
+    let session_id = {
+        let account = app
+            .store
+            .agent_by_email("sam@example.com")
+            .await
+            .unwrap()
+            .expect("Sam exists")
+            .0;
+        account.id
+    };
+    assert_eq!(app.store.agent_token_count(&session_id).await.unwrap(), 1);
+    app.accounts.sweep().await.unwrap();
+    assert_eq!(app.store.agent_token_count(&session_id).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_command_lines_passwd_and_disable_reach_a_running_servers_sockets() {
+    let app = spawn_app_with(|_| {}).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut console = app.agent(&token).await;
+    // What `frontdesk agent passwd` does, on the same store (another process in production).
+    let weak = accounts::set_password(&app.store, "sam@example.com", "tiny").await;
+    assert!(weak.is_err(), "the policy applies to new passwords too");
+    accounts::set_password(&app.store, "sam@example.com", "a brand new passphrase")
+        .await
+        .unwrap();
+    // The server's sweep (every 5 s) notices and closes the socket.
+    assert_eq!(console.closed(Duration::from_secs(7)).await, Some(4003));
+    assert_eq!(
+        login(&app, "sam@example.com", "secret-password").await.0,
+        401
+    );
+    let (status, _, body) = login(&app, "sam@example.com", "a brand new passphrase").await;
+    assert_eq!(status, 200);
+    let token = body["token"].as_str().unwrap().to_owned();
+    let mut console = app.agent(&token).await;
+
+    // `frontdesk agent disable`.
+    accounts::disable(&app.store, "sam@example.com")
+        .await
+        .unwrap();
+    assert_eq!(console.closed(Duration::from_secs(7)).await, Some(4003));
+    assert_eq!(
+        login(&app, "sam@example.com", "a brand new passphrase")
+            .await
+            .0,
+        401
+    );
+    assert!(accounts::disable(&app.store, "nobody@example.com")
+        .await
+        .is_err());
+}
