@@ -214,7 +214,11 @@ pub(crate) fn decide(
     }
     let rival = options
         .get(1)
+        .copied()
         .filter(|r| best.similarity - r.similarity < settings.clarify_margin);
+    // Which section of each article: its passages scored with their own heading too, so "export
+    // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
+    let options: Vec<&Passage> = options.iter().map(|o| section_of(o, &candidates)).collect();
     let direct = options.len() == 1
         || (confidence >= threshold && (rival.is_none() || confidence >= settings.clarify_below));
     if !direct {
@@ -233,6 +237,7 @@ pub(crate) fn decide(
         );
         return choices(&options, confidence, reason, settings, candidates.clone());
     }
+    let best = options[0];
     let reason = format!(
         "\"{}\" in \"{}\" has confidence {confidence:.2} on this knowledge base (similarity {:.2}; answer threshold {threshold:.2}); keyword rank {}, semantic rank {}",
         heading(best),
@@ -260,6 +265,20 @@ pub(crate) fn decide(
         intent_guess: Default::default(),
     }
 }
+
+/// The passage of `best`'s article that fits the question best by its text and its own heading
+/// together (only passages almost as similar as `best` compete).
+fn section_of<'a>(best: &'a Passage, candidates: &'a [Passage]) -> &'a Passage {
+    let score = |p: &Passage| p.similarity + p.heading_similarity;
+    candidates
+        .iter()
+        .filter(|p| p.path == best.path && best.similarity - p.similarity <= SECTION_WINDOW)
+        .fold(best, |a, p| if score(p) > score(a) { p } else { a })
+}
+
+/// How much less similar than an article's best passage another of its sections may be and still
+/// be quoted for fitting the question's words with its heading.
+const SECTION_WINDOW: f32 = 0.08;
 
 /// "Which of these is it?": a button per article with a line from each.
 fn choices(
@@ -377,6 +396,7 @@ mod tests {
             bm25_rank: None,
             semantic_rank: 1,
             fused,
+            heading_similarity: 0.0,
         }
     }
 
@@ -485,6 +505,28 @@ mod tests {
             &raw(),
         );
         assert_eq!(reply.outcome, Outcome::Answered);
+    }
+
+    #[test]
+    fn the_section_whose_heading_fits_the_question_is_quoted() {
+        // "export my stats as csv": the Stats API section mentions CSV and scores a little
+        // higher, but the CSV export section's heading is what the question asks about.
+        let mut api = passage("export.md", 0.90, 0.95);
+        api.heading_path = vec!["Use the stats API".into()];
+        api.heading_similarity = 0.30;
+        let mut csv = passage("export.md", 0.86, 0.90);
+        csv.heading_path = vec!["CSV export".into()];
+        csv.heading_similarity = 0.70;
+        csv.text = "Export a ZIP of CSV files from the dashboard.".into();
+        let reply = decide(
+            &BotSettings::default(),
+            vec![api, csv],
+            &Understanding::default(),
+            &raw(),
+        );
+        assert_eq!(reply.outcome, Outcome::Answered);
+        assert_eq!(reply.text, "Export a ZIP of CSV files from the dashboard.");
+        assert_eq!(reply.sources[0].section.as_deref(), Some("CSV export"));
     }
 
     #[test]

@@ -107,6 +107,12 @@ impl QuestionSet {
             )
         })?;
         set.sha256 = hex::encode(Sha256::digest(&bytes));
+        anyhow::ensure!(
+            !set.questions.is_empty() || !set.conversations.is_empty(),
+            "{} has no `questions` or `conversations` to play against a knowledge base (a \
+             support-message set with `messages` is not played here)",
+            path.display()
+        );
         for q in &set.questions {
             anyhow::ensure!(
                 q.expect != Expect::Answer || !q.pages.is_empty(),

@@ -80,6 +80,9 @@ pub struct Passage {
     /// The score results are ordered by: similarity plus the keyword weight times the BM25 score
     /// relative to the query's best.
     pub fused: f32,
+    /// Similarity between the question and the section's own heading alone (the title for the
+    /// introduction): which section of an article the question is about.
+    pub heading_similarity: f32,
 }
 
 /// Summary of one article, for listings.
@@ -150,16 +153,20 @@ struct Indexed {
     embeddings: Vec<Embedding>,
     /// The title alone: help-centre titles are often the very question customers ask.
     title_embedding: Embedding,
-    /// Each heading alone: questions the editors wrote, asked of the other articles to calibrate.
+    /// Each section's own heading alone (the title for the introduction), one per section: the
+    /// editors' questions, asked of the other articles to calibrate, and what tells which section
+    /// of an article a question is about.
     heading_embeddings: Vec<Embedding>,
 }
 
-/// The headings of an article that serve as its self-questions.
+/// Each section's own heading (the title for the introduction).
 fn headings(article: &Article) -> impl Iterator<Item = String> + '_ {
-    article
-        .sections
-        .iter()
-        .filter_map(|s| s.heading_path.last().cloned())
+    article.sections.iter().map(|s| {
+        s.heading_path
+            .last()
+            .cloned()
+            .unwrap_or_else(|| article.title.clone())
+    })
 }
 
 /// Candidates taken from each of the two searches before fusing.
@@ -322,7 +329,14 @@ impl KnowledgeBase {
                     title: &i.title_embedding,
                     sections: &i.embeddings,
                     questions: std::iter::once(&*i.title_embedding)
-                        .chain(i.heading_embeddings.iter().map(|e| &**e))
+                        .chain(
+                            i.article
+                                .sections
+                                .iter()
+                                .zip(&i.heading_embeddings)
+                                .filter(|(s, _)| !s.heading_path.is_empty())
+                                .map(|(_, e)| &**e),
+                        )
                         .collect(),
                 })
                 .collect();
@@ -433,6 +447,19 @@ impl KnowledgeBase {
             entry.fused += keyword_weight * hit.score / best_bm25;
         }
         let mut results: Vec<Passage> = fused.into_values().collect();
+        for p in &mut results {
+            let heading = state.articles.get(&p.path).and_then(|a| {
+                let i = a
+                    .article
+                    .sections
+                    .iter()
+                    .position(|s| s.anchor == p.anchor)?;
+                a.heading_embeddings.get(i)
+            });
+            if let Some(h) = heading {
+                p.heading_similarity = cosine(query_vec, h);
+            }
+        }
         results.sort_by(|a, b| {
             b.fused
                 .total_cmp(&a.fused)
@@ -530,6 +557,7 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
         bm25_rank: None,
         semantic_rank: 0,
         fused: 0.0,
+        heading_similarity: 0.0,
     })
 }
 
