@@ -87,6 +87,16 @@ enum Command {
         /// train on a fifth to a twelfth of the data, so they are lower than the full run's).
         #[arg(long)]
         check: bool,
+        /// Play the question set FILE (docs/EVALUATION.md) against the knowledge base in --kb,
+        /// served by the real server in process, over the customer socket; prints the table.
+        #[arg(long, value_name = "FILE")]
+        questions: Option<PathBuf>,
+        /// The knowledge-base folder the question set is about (default: kb.dir from the settings).
+        #[arg(long, value_name = "DIR")]
+        kb: Option<PathBuf>,
+        /// With --questions: also list every question the bot got wrong.
+        #[arg(long)]
+        mistakes: bool,
     },
 }
 
@@ -197,6 +207,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             only,
             cache,
             check,
+            questions: Some(questions),
+            kb,
+            mistakes,
+        } => {
+            let _ = (data, limit, only, cache, check);
+            eval_questions(settings, &questions, kb, mistakes).await
+        }
+        Command::Eval {
+            data,
+            limit,
+            only,
+            cache,
+            check,
+            ..
         } => eval(settings, data, limit, only, cache, check).await,
         Command::Agent {
             command: AgentCommand::Passwd { email, password },
@@ -774,6 +798,33 @@ async fn eval(
     if check && !below.is_empty() {
         println!("\nbelow the floor:\n  {}", below.join("\n  "));
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `frontdesk eval --questions FILE --kb DIR`: the question set played against DIR over the
+/// customer socket.
+async fn eval_questions(
+    settings: Settings,
+    questions: &std::path::Path,
+    kb: Option<PathBuf>,
+    mistakes: bool,
+) -> anyhow::Result<ExitCode> {
+    let set = frontdesk::eval::QuestionSet::load(questions)?;
+    let kb_dir = kb.unwrap_or_else(|| settings.kb.dir.clone());
+    let nlu = settings.nlu.clone();
+    let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
+    let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
+    let report = frontdesk::eval::play_questions(settings, &kb_dir, &set, encoder, cache).await?;
+    print!(
+        "{}",
+        frontdesk::eval::question_table(&report, questions, &kb_dir)
+    );
+    if mistakes && !report.mistakes.is_empty() {
+        println!("\nmistakes ({}):", report.mistakes.len());
+        for m in &report.mistakes {
+            println!("  {m}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -176,12 +176,24 @@ impl Default for NluSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BotSettings {
-    /// Least confidence (0–1) of the best passage for the bot to answer with it.
+    /// Least confidence (0–1) of the best passage for the bot to answer with it directly. The
+    /// confidence is calibrated on the knowledge base being served: the share of the base's own
+    /// titles and headings, each asked with its article held out, that the passage's similarity
+    /// beats (docs/EVALUATION.md); so one setting holds on any help centre.
     pub answer_threshold: f32,
-    /// When the best two articles' scores are closer than this, the bot asks which one is meant...
+    /// Least confidence for an article to be offered among choices ("Which of these is it?");
+    /// below it for the best passage, the bot says it does not know.
+    pub choices_threshold: f32,
+    /// A runner-up article closer than this in similarity makes a confident match a choice...
     pub clarify_margin: f32,
-    /// ...unless the best passage's confidence is at least this: a strong match is answered directly.
+    /// ...unless the best passage's confidence is at least this.
     pub clarify_below: f32,
+    /// Other articles are offered only within this similarity of the best one.
+    pub choices_window: f32,
+    /// Most articles offered at once.
+    pub max_choices: usize,
+    /// Longest line quoted from each offered article, in characters.
+    pub choice_line_chars: usize,
     /// Longest passage quoted in an answer, in characters; the article link has the rest.
     pub max_passage_chars: usize,
     /// What the bot says to an intent that needs no article (greeting, thanks), by intent name.
@@ -191,9 +203,13 @@ pub struct BotSettings {
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.50,
-            clarify_margin: 0.02,
-            clarify_below: 0.55,
+            answer_threshold: 0.85,
+            choices_threshold: 0.55,
+            clarify_margin: 0.03,
+            clarify_below: 0.97,
+            choices_window: 0.10,
+            max_choices: 3,
+            choice_line_chars: 120,
             max_passage_chars: 600,
             small_talk: [
                 ("greeting", "Hi! What can I help you with? Ask me anything, or ask for a person at any time."),

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kb::{KbError, KnowledgeBase, Passage};
+use crate::kb::{Calibration, KbError, KnowledgeBase, Passage};
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
 
@@ -81,6 +81,9 @@ pub struct Reply {
     pub intent_guess: (String, f32),
 }
 
+/// Passages the decision looks at: enough to find a few articles that fit.
+const CANDIDATES: usize = 10;
+
 /// The bot. Cheap to clone.
 #[derive(Clone)]
 pub struct Bot {
@@ -117,10 +120,19 @@ impl Bot {
 
     /// Decides how to answer a question already understood (no second encoder call).
     pub fn answer(&self, question: &str, analysis: &Analysis) -> Result<Reply, KbError> {
-        let candidates =
-            self.kb
-                .search_with(question, &analysis.embedding, 5, self.kb.keyword_weight())?;
-        let mut reply = decide(&self.settings, candidates, &analysis.understanding);
+        let candidates = self.kb.search_with(
+            question,
+            &analysis.embedding,
+            CANDIDATES,
+            self.kb.keyword_weight(),
+        )?;
+        let calibration = self.kb.calibration();
+        let mut reply = decide(
+            &self.settings,
+            candidates,
+            &analysis.understanding,
+            &calibration,
+        );
         reply.understanding = analysis.understanding.clone();
         reply.intent_guess = analysis.best_intent.clone();
         Ok(reply)
@@ -133,20 +145,26 @@ impl Bot {
     }
 }
 
-/// The policy itself: what to do given the passages found, best first, and what was understood
-/// of the question.
+/// The policy itself: what to do given the passages found, best first, what was understood of
+/// the question, and how well this base's articles match questions they do not answer.
+///
+/// The best passage's similarity becomes a confidence through the base's [`Calibration`] (the
+/// share of the base's own held-out questions it beats), so the same thresholds hold on any help
+/// centre. A confident best passage with no close rival from another article is answered; a
+/// middling one, or one with close rivals, is offered among up to `max_choices` articles that fit
+/// ("Which of these is it?"); "I don't know" is for questions nothing fits.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
     understood: &Understanding,
+    calibration: &Calibration,
 ) -> Reply {
     let threshold = settings.answer_threshold;
-    let confident = candidates
-        .first()
-        .is_some_and(|best| best.similarity >= threshold);
+    let confidence_of = |p: &Passage| calibration.confidence(p.similarity);
+    let confidence = candidates.first().map_or(0.0, confidence_of);
     // A greeting or a thank-you is answered in kind, unless it also asks something the knowledge
     // base answers well, or it is not meant kindly ("wow, thanks for nothing").
-    if !confident && understood.upset < 0.5 {
+    if confidence < threshold && understood.upset < 0.5 {
         let small_talk = understood
             .intent
             .as_ref()
@@ -171,64 +189,63 @@ pub(crate) fn decide(
     let Some(best) = candidates.first() else {
         return dont_know(0.0, "the knowledge base is empty".into(), candidates);
     };
-    let confidence = best.similarity;
-    if confidence < threshold {
+    if confidence < settings.choices_threshold {
         let reason = format!(
-                "the best passage (\"{}\" in {}) has confidence {confidence:.2}, below the answer threshold {threshold:.2}",
-                heading(best),
-                best.title
-            );
-        return dont_know(confidence, reason, candidates);
-    }
-    // A close runner-up from another article means the question is ambiguous.
-    // A close runner-up from another article makes a middling match ambiguous; a strong match is
-    // answered directly even when related articles come close.
-    let rival = candidates.iter().skip(1).find(|p| {
-        confidence < settings.clarify_below
-            && p.path != best.path
-            && p.similarity >= threshold
-            && best.fused - p.fused < settings.clarify_margin
-    });
-    if let Some(rival) = rival {
-        let reason = format!(
-                "\"{}\" ({confidence:.2}) and \"{}\" ({:.2}) score within the clarify margin {:.2}, and the best is below {:.2}",
-                best.title,
-                rival.title,
-                rival.similarity,
-                settings.clarify_margin,
-                settings.clarify_below
-            );
-        let options = [best, rival];
-        return Reply {
-            outcome: Outcome::Clarify,
-            text: format!(
-                "I can help with that. Which of these do you mean: \"{}\" or \"{}\"?",
-                best.title, rival.title
-            ),
-            sources: options.iter().map(|p| source(p)).collect(),
-            quick_replies: options
-                .iter()
-                .map(|p| QuickReply {
-                    label: p.title.clone(),
-                    action: "send".into(),
-                    text: Some(p.title.clone()),
-                })
-                .chain([talk_to_person()])
-                .collect(),
-            confidence,
-            reason,
-            candidates,
-            understanding: Understanding::default(),
-            intent_guess: Default::default(),
-        };
-    }
-    let reason = format!(
-            "\"{}\" in \"{}\" has confidence {confidence:.2} (threshold {threshold:.2}); keyword rank {}, semantic rank {}",
+            "the best passage (\"{}\" in {}) has similarity {:.2}, confidence {confidence:.2} on this knowledge base: below {:.2}, the least to offer it",
             heading(best),
             best.title,
-            best.bm25_rank.map_or("-".into(), |r| r.to_string()),
-            best.semantic_rank
+            best.similarity,
+            settings.choices_threshold
         );
+        return dont_know(confidence, reason, candidates);
+    }
+    // The best passage of each other article that fits well enough to be offered.
+    let mut options: Vec<&Passage> = vec![best];
+    for p in &candidates[1..] {
+        if options.len() >= settings.max_choices.max(1) {
+            break;
+        }
+        if options.iter().all(|o| o.path != p.path)
+            && confidence_of(p) >= settings.choices_threshold
+            && best.similarity - p.similarity <= settings.choices_window
+        {
+            options.push(p);
+        }
+    }
+    let rival = options
+        .get(1)
+        .copied()
+        .filter(|r| best.similarity - r.similarity < settings.clarify_margin);
+    // Which section of each article: its passages scored with their own heading too, so "export
+    // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
+    let options: Vec<&Passage> = options.iter().map(|o| section_of(o, &candidates)).collect();
+    let direct = options.len() == 1
+        || (confidence >= threshold && (rival.is_none() || confidence >= settings.clarify_below));
+    if !direct {
+        let reason = format!(
+            "\"{}\" has confidence {confidence:.2} (similarity {:.2}); {} other article{} fit{}: {}",
+            best.title,
+            best.similarity,
+            options.len() - 1,
+            if options.len() == 2 { "" } else { "s" },
+            if options.len() == 2 { "s" } else { "" },
+            options[1..]
+                .iter()
+                .map(|p| format!("\"{}\" ({:.2})", p.title, p.similarity))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return choices(&options, confidence, reason, settings, candidates.clone());
+    }
+    let best = options[0];
+    let reason = format!(
+        "\"{}\" in \"{}\" has confidence {confidence:.2} on this knowledge base (similarity {:.2}; answer threshold {threshold:.2}); keyword rank {}, semantic rank {}",
+        heading(best),
+        best.title,
+        best.similarity,
+        best.bm25_rank.map_or("-".into(), |r| r.to_string()),
+        best.semantic_rank
+    );
     Reply {
         outcome: Outcome::Answered,
         text: excerpt(&best.text, settings.max_passage_chars),
@@ -246,6 +263,67 @@ pub(crate) fn decide(
         candidates,
         understanding: Understanding::default(),
         intent_guess: Default::default(),
+    }
+}
+
+/// The passage of `best`'s article that fits the question best by its text and its own heading
+/// together (only passages almost as similar as `best` compete).
+fn section_of<'a>(best: &'a Passage, candidates: &'a [Passage]) -> &'a Passage {
+    let score = |p: &Passage| p.similarity + p.heading_similarity;
+    candidates
+        .iter()
+        .filter(|p| p.path == best.path && best.similarity - p.similarity <= SECTION_WINDOW)
+        .fold(best, |a, p| if score(p) > score(a) { p } else { a })
+}
+
+/// How much less similar than an article's best passage another of its sections may be and still
+/// be quoted for fitting the question's words with its heading.
+const SECTION_WINDOW: f32 = 0.08;
+
+/// "Which of these is it?": a button per article with a line from each.
+fn choices(
+    options: &[&Passage],
+    confidence: f32,
+    reason: String,
+    settings: &BotSettings,
+    candidates: Vec<Passage>,
+) -> Reply {
+    let mut text = String::from("Which of these is it?");
+    for p in options {
+        text.push_str("\n• ");
+        text.push_str(&option_label(p));
+        let line = excerpt(&p.text, settings.choice_line_chars);
+        if !line.is_empty() {
+            text.push_str(" — ");
+            text.push_str(&line);
+        }
+    }
+    Reply {
+        outcome: Outcome::Clarify,
+        text,
+        sources: options.iter().map(|p| source(p)).collect(),
+        quick_replies: options
+            .iter()
+            .map(|p| QuickReply {
+                label: option_label(p),
+                action: "send".into(),
+                text: Some(option_label(p)),
+            })
+            .chain([talk_to_person()])
+            .collect(),
+        confidence,
+        reason,
+        candidates,
+        understanding: Understanding::default(),
+        intent_guess: Default::default(),
+    }
+}
+
+/// An option's name: the article's title, and the section's heading when it is not the intro.
+fn option_label(p: &Passage) -> String {
+    match p.heading_path.last() {
+        Some(h) if !h.eq_ignore_ascii_case(&p.title) => format!("{}: {h}", p.title),
+        _ => p.title.clone(),
     }
 }
 
@@ -318,7 +396,13 @@ mod tests {
             bm25_rank: None,
             semantic_rank: 1,
             fused,
+            heading_similarity: 0.0,
         }
+    }
+
+    /// No measured calibration: the confidence is the similarity itself.
+    fn raw() -> Calibration {
+        Calibration::default()
     }
 
     #[test]
@@ -326,10 +410,11 @@ mod tests {
         let reply = decide(
             &BotSettings::default(),
             vec![
-                passage("refunds.md", 0.7, 0.8),
-                passage("returns.md", 0.69, 0.79),
+                passage("refunds.md", 0.9, 0.95),
+                passage("returns.md", 0.7, 0.75),
             ],
             &Understanding::default(),
+            &raw(),
         );
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "How refunds.md works.");
@@ -343,19 +428,31 @@ mod tests {
     }
 
     #[test]
-    fn a_middling_match_with_an_equal_rival_article_asks_which_one() {
+    fn a_middling_match_with_rival_articles_offers_them_to_choose_from() {
         let reply = decide(
             &BotSettings::default(),
             vec![
-                passage("refunds.md", 0.53, 0.60),
-                passage("refunds.md", 0.52, 0.595),
-                passage("returns.md", 0.52, 0.59),
+                passage("refunds.md", 0.63, 0.70),
+                passage("refunds.md", 0.62, 0.69),
+                passage("returns.md", 0.60, 0.66),
+                passage("warranty.md", 0.58, 0.64),
+                passage("shipping.md", 0.40, 0.45),
             ],
             &Understanding::default(),
+            &raw(),
         );
         assert_eq!(reply.outcome, Outcome::Clarify);
-        assert_eq!(reply.sources.len(), 2);
-        assert_eq!(reply.quick_replies[1].text.as_deref(), Some("returns"));
+        assert!(
+            reply.text.starts_with("Which of these is it?"),
+            "{}",
+            reply.text
+        );
+        let offered: Vec<_> = reply.sources.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(offered, ["refunds", "returns", "warranty"]);
+        assert_eq!(
+            reply.quick_replies.last().map(|q| q.action.as_str()),
+            Some("request_human")
+        );
     }
 
     #[test]
@@ -364,6 +461,7 @@ mod tests {
             &BotSettings::default(),
             vec![passage("refunds.md", 0.2, 0.4)],
             &Understanding::default(),
+            &raw(),
         );
         assert_eq!(reply.outcome, Outcome::DontKnow);
         assert!(reply.sources.is_empty());
@@ -372,7 +470,8 @@ mod tests {
             decide(
                 &BotSettings::default(),
                 Vec::new(),
-                &Understanding::default()
+                &Understanding::default(),
+                &raw()
             )
             .outcome,
             Outcome::DontKnow
@@ -391,11 +490,43 @@ mod tests {
             ..Default::default()
         };
         let settings = BotSettings::default();
-        let reply = decide(&settings, vec![passage("refunds.md", 0.1, 0.1)], &hello);
+        let reply = decide(
+            &settings,
+            vec![passage("refunds.md", 0.1, 0.1)],
+            &hello,
+            &raw(),
+        );
         assert_eq!(reply.outcome, Outcome::SmallTalk);
         assert_eq!(reply.text, settings.small_talk["greeting"]);
-        let reply = decide(&settings, vec![passage("refunds.md", 0.7, 0.8)], &hello);
+        let reply = decide(
+            &settings,
+            vec![passage("refunds.md", 0.9, 0.95)],
+            &hello,
+            &raw(),
+        );
         assert_eq!(reply.outcome, Outcome::Answered);
+    }
+
+    #[test]
+    fn the_section_whose_heading_fits_the_question_is_quoted() {
+        // "export my stats as csv": the Stats API section mentions CSV and scores a little
+        // higher, but the CSV export section's heading is what the question asks about.
+        let mut api = passage("export.md", 0.90, 0.95);
+        api.heading_path = vec!["Use the stats API".into()];
+        api.heading_similarity = 0.30;
+        let mut csv = passage("export.md", 0.86, 0.90);
+        csv.heading_path = vec!["CSV export".into()];
+        csv.heading_similarity = 0.70;
+        csv.text = "Export a ZIP of CSV files from the dashboard.".into();
+        let reply = decide(
+            &BotSettings::default(),
+            vec![api, csv],
+            &Understanding::default(),
+            &raw(),
+        );
+        assert_eq!(reply.outcome, Outcome::Answered);
+        assert_eq!(reply.text, "Export a ZIP of CSV files from the dashboard.");
+        assert_eq!(reply.sources[0].section.as_deref(), Some("CSV export"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::bot::{decide, Outcome};
-use crate::kb::{KnowledgeBase, Passage};
+use crate::kb::{Calibration, KnowledgeBase, Passage};
 use crate::nlu::{EmbeddingCache, Encoder, Understanding};
 use crate::settings::BotSettings;
 
@@ -58,22 +58,35 @@ pub(crate) struct Asked {
     pub target: Option<String>,
 }
 
+/// The shipped bot settings with `threshold` as the least calibrated confidence to answer or
+/// offer choices (and to answer directly, if the shipped answer threshold is lower).
+pub(crate) fn settings_at(threshold: f32) -> BotSettings {
+    let shipped = BotSettings::default();
+    BotSettings {
+        choices_threshold: threshold,
+        answer_threshold: shipped.answer_threshold.max(threshold),
+        ..shipped
+    }
+}
+
 /// Thresholds tried for the answer threshold.
 pub(crate) fn answer_thresholds() -> impl Iterator<Item = f32> {
     (20..=80).map(|i| i as f32 / 100.0)
 }
 
-/// Scores the bot's decision at `threshold` (other bot settings as shipped).
-pub(crate) fn answer_scores(asked: &[Asked], threshold: f32) -> AnswerScores {
-    let settings = BotSettings {
-        answer_threshold: threshold,
-        ..BotSettings::default()
-    };
+/// Scores the bot's decision at `threshold` (see [`settings_at`]), confidences calibrated by
+/// `calibration`.
+pub(crate) fn answer_scores(
+    asked: &[Asked],
+    threshold: f32,
+    calibration: &Calibration,
+) -> AnswerScores {
+    let settings = settings_at(threshold);
     let none = Understanding::default();
     let (mut right, mut wrong, mut abstained, mut wrong_missing) = (0, 0, 0, 0);
     let (mut answerable, mut unanswerable) = (0, 0);
     for a in asked {
-        let reply = decide(&settings, a.candidates.clone(), &none);
+        let reply = decide(&settings, a.candidates.clone(), &none, calibration);
         let answered = matches!(reply.outcome, Outcome::Answered | Outcome::Clarify);
         match &a.target {
             Some(target) => {
@@ -180,13 +193,14 @@ pub fn demo_answers(
         .zip(&vecs)
         .map(|(q, v)| {
             Ok(Asked {
-                candidates: kb.search_with(&q.q, v, 5, keyword_weight)?,
+                candidates: kb.search_with(&q.q, v, 10, keyword_weight)?,
                 target: (q.article != "none").then(|| q.article.clone()),
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let calibration = kb.calibration();
     let settings = BotSettings::default();
-    let threshold = settings.answer_threshold;
+    let threshold = settings.choices_threshold;
     let none = Understanding::default();
     let mistakes = file
         .questions
@@ -194,9 +208,9 @@ pub fn demo_answers(
         .zip(&asked)
         .filter_map(|(q, a)| {
             let one = std::slice::from_ref(a);
-            let scores = answer_scores(one, threshold);
+            let scores = answer_scores(one, threshold, &calibration);
             (scores.decision_accuracy < 1.0).then(|| {
-                let reply = decide(&settings, a.candidates.clone(), &none);
+                let reply = decide(&settings, a.candidates.clone(), &none, &calibration);
                 let did = match reply.outcome {
                     Outcome::Answered | Outcome::Clarify => format!(
                         "{:?} with {} ({:.2})",
@@ -211,10 +225,10 @@ pub fn demo_answers(
         })
         .collect();
     Ok(DemoAnswersReport {
-        at_default: answer_scores(&asked, threshold),
+        at_default: answer_scores(&asked, threshold, &calibration),
         default_threshold: threshold,
         sweep: answer_thresholds()
-            .map(|t| (t, answer_scores(&asked, t).decision_accuracy))
+            .map(|t| (t, answer_scores(&asked, t, &calibration).decision_accuracy))
             .collect(),
         mistakes,
     })

@@ -4,6 +4,9 @@
 mod answering;
 mod classify;
 pub mod data;
+mod play;
+mod questions;
+mod score;
 mod stackfaq;
 mod support;
 
@@ -13,6 +16,12 @@ pub use classify::{
 };
 
 pub use answering::{demo_answers, AnswerScores, AnsweringReport, DemoAnswersReport};
+pub use play::{Did, Stage};
+pub use questions::{Conversation, Expect, Holder, Question, QuestionSet, Turn};
+pub use score::{
+    run as play_questions, table as question_table, AnswerTally, ConversationTally, RefuseTally,
+    SetReport,
+};
 pub use stackfaq::{stackfaq, RetrievalScores, StackFaqReport};
 pub use support::{support_set, train_signals, SupportReport, MAX_FALSE_ALARMS};
 

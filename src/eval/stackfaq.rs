@@ -209,23 +209,29 @@ pub fn stackfaq(
             for ((q, target), v) in qs.iter().zip(vecs) {
                 let found = kb.search_with(q, v, 20, keyword_weight)?;
                 asked.push(Asked {
-                    candidates: found.iter().take(5).cloned().collect(),
+                    candidates: found.iter().take(10).cloned().collect(),
                     target: Some(target.clone()),
                 });
                 asked.push(Asked {
                     candidates: found
                         .into_iter()
                         .filter(|p| &p.path != target)
-                        .take(5)
+                        .take(10)
                         .collect(),
                     target: None,
                 });
             }
             Ok(asked)
         };
+    let calibration = kb.calibration();
     let dev_asked = ask(&dev, &dev_vecs)?;
     let answer_sweep: Vec<(f32, f64)> = answer_thresholds()
-        .map(|t| (t, answer_scores(&dev_asked, t).decision_accuracy))
+        .map(|t| {
+            (
+                t,
+                answer_scores(&dev_asked, t, &calibration).decision_accuracy,
+            )
+        })
         .collect();
     let chosen_threshold = answer_sweep
         .iter()
@@ -233,13 +239,13 @@ pub fn stackfaq(
         .map(|b| b.0)
         .expect("the sweep tries at least one threshold");
     let test_asked = ask(&test, &test_vecs)?;
-    let default_threshold = BotSettings::default().answer_threshold;
+    let default_threshold = BotSettings::default().choices_threshold;
     let answering = AnsweringReport {
         chosen_threshold,
         default_threshold,
         dev_sweep: answer_sweep,
-        test_chosen: answer_scores(&test_asked, chosen_threshold),
-        test_default: answer_scores(&test_asked, default_threshold),
+        test_chosen: answer_scores(&test_asked, chosen_threshold, &calibration),
+        test_default: answer_scores(&test_asked, default_threshold, &calibration),
     };
 
     let test_scores = scores(&test, &test_vecs)?;

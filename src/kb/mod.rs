@@ -7,6 +7,7 @@
 //! content changed, so the file watcher can call it on any change.
 
 mod article;
+mod calibrate;
 mod index;
 mod lint;
 mod watch;
@@ -19,6 +20,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 pub use article::{parse, render_html, slugify, Article, Section};
+pub use calibrate::Calibration;
 pub use lint::{lint, Finding, Severity};
 pub use watch::Watcher;
 
@@ -78,6 +80,9 @@ pub struct Passage {
     /// The score results are ordered by: similarity plus the keyword weight times the BM25 score
     /// relative to the query's best.
     pub fused: f32,
+    /// Similarity between the question and the section's own heading alone (the title for the
+    /// introduction): which section of an article the question is about.
+    pub heading_similarity: f32,
 }
 
 /// Summary of one article, for listings.
@@ -136,6 +141,10 @@ struct Inner {
 struct State {
     articles: BTreeMap<String, Indexed>,
     problems: BTreeMap<String, String>,
+    /// How well articles match questions they do not answer (see [`Calibration`]).
+    calibration: Arc<Calibration>,
+    /// Bumped by every sync that changed articles; a recalibration of an older one is dropped.
+    generation: u64,
 }
 
 struct Indexed {
@@ -144,6 +153,20 @@ struct Indexed {
     embeddings: Vec<Embedding>,
     /// The title alone: help-centre titles are often the very question customers ask.
     title_embedding: Embedding,
+    /// Each section's own heading alone (the title for the introduction), one per section: the
+    /// editors' questions, asked of the other articles to calibrate, and what tells which section
+    /// of an article a question is about.
+    heading_embeddings: Vec<Embedding>,
+}
+
+/// Each section's own heading (the title for the introduction).
+fn headings(article: &Article) -> impl Iterator<Item = String> + '_ {
+    article.sections.iter().map(|s| {
+        s.heading_path
+            .last()
+            .cloned()
+            .unwrap_or_else(|| article.title.clone())
+    })
 }
 
 /// Candidates taken from each of the two searches before fusing.
@@ -171,7 +194,7 @@ impl KnowledgeBase {
                 sync_lock: std::sync::Mutex::new(()),
             }),
         };
-        let report = kb.sync()?;
+        let report = kb.sync_inner(false)?;
         Ok((kb, report))
     }
 
@@ -183,7 +206,13 @@ impl KnowledgeBase {
     /// Brings the index in line with the folder: new and changed files are (re)indexed, deleted ones
     /// removed, untouched ones left alone. A file that fails to parse is reported and its previous
     /// version, if any, keeps serving.
+    /// The knowledge base's calibration is measured again in the background (well under a second
+    /// for a few hundred articles); until then the previous one serves.
     pub fn sync(&self) -> Result<SyncReport, KbError> {
+        self.sync_inner(true)
+    }
+
+    fn sync_inner(&self, calibrate_in_background: bool) -> Result<SyncReport, KbError> {
         let _one_at_a_time = self
             .inner
             .sync_lock
@@ -235,6 +264,7 @@ impl KnowledgeBase {
                     .iter()
                     .map(|s| embedding_text(a, s))
                     .chain([a.title.clone()])
+                    .chain(headings(a))
             })
             .collect();
         let (mut vectors, embedded) = self
@@ -245,6 +275,7 @@ impl KnowledgeBase {
 
         let mut upserts = Vec::new();
         for (path, hash, article) in changed.into_iter().rev() {
+            let heading_embeddings = vectors.split_off(vectors.len() - headings(&article).count());
             let mut embeddings = vectors.split_off(vectors.len() - article.sections.len() - 1);
             let title_embedding = embeddings.pop().expect("the title was embedded");
             upserts.push(Indexed {
@@ -252,6 +283,7 @@ impl KnowledgeBase {
                 article,
                 embeddings,
                 title_embedding,
+                heading_embeddings,
             });
             report.indexed.push(path);
         }
@@ -273,10 +305,53 @@ impl KnowledgeBase {
                 state.articles.insert(indexed.article.path.clone(), indexed);
             }
             state.problems = problems.clone();
+            state.generation += 1;
+        }
+        if calibrate_in_background {
+            let kb = self.clone();
+            std::thread::spawn(move || kb.recalibrate());
+        } else {
+            self.recalibrate();
         }
         report.removed = removed;
         report.problems = problems.into_values().collect();
         Ok(report)
+    }
+
+    /// Measures the calibration on the articles as they are now (see [`Calibration`]).
+    fn recalibrate(&self) {
+        let (generation, calibration) = {
+            let state = self.read();
+            let articles: Vec<calibrate::ArticleVectors> = state
+                .articles
+                .values()
+                .map(|i| calibrate::ArticleVectors {
+                    title: &i.title_embedding,
+                    sections: &i.embeddings,
+                    questions: std::iter::once(&*i.title_embedding)
+                        .chain(
+                            i.article
+                                .sections
+                                .iter()
+                                .zip(&i.heading_embeddings)
+                                .filter(|(s, _)| !s.heading_path.is_empty())
+                                .map(|(_, e)| &**e),
+                        )
+                        .collect(),
+                })
+                .collect();
+            (state.generation, Calibration::measure(&articles))
+        };
+        let mut state = self.write();
+        if state.generation == generation {
+            state.calibration = Arc::new(calibration);
+        }
+    }
+
+    /// How well articles of this base match questions they do not answer: turns a passage's
+    /// similarity into a confidence that means the same on any base.
+    pub fn calibration(&self) -> Arc<Calibration> {
+        self.read().calibration.clone()
     }
 
     /// Best passages for `query`, best first (see [`KnowledgeBase::search_with`]).
@@ -372,6 +447,19 @@ impl KnowledgeBase {
             entry.fused += keyword_weight * hit.score / best_bm25;
         }
         let mut results: Vec<Passage> = fused.into_values().collect();
+        for p in &mut results {
+            let heading = state.articles.get(&p.path).and_then(|a| {
+                let i = a
+                    .article
+                    .sections
+                    .iter()
+                    .position(|s| s.anchor == p.anchor)?;
+                a.heading_embeddings.get(i)
+            });
+            if let Some(h) = heading {
+                p.heading_similarity = cosine(query_vec, h);
+            }
+        }
         results.sort_by(|a, b| {
             b.fused
                 .total_cmp(&a.fused)
@@ -469,6 +557,7 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
         bm25_rank: None,
         semantic_rank: 0,
         fused: 0.0,
+        heading_similarity: 0.0,
     })
 }
 
