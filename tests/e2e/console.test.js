@@ -169,7 +169,8 @@ test('handoff: article answer, queue, claim with context, typing both ways, priv
 test('offline: the agent writes while the customer has no network; each message arrives once, in order', async () => {
   const parts = await customerAndAgent('Otto Brandt');
   const { customer, w, agent } = parts;
-  await send(customer.page, 'hello, is anyone there?');
+  // ("is anyone there?" would be heard as asking for a person and go straight to the queue.)
+  await send(customer.page, 'hello, how do i descale my brewer?');
   await w.bot.first().waitFor();
   await handOver(parts);
   await w.log.locator('.note', { hasText: 'Demo joined the chat' }).waitFor();

@@ -133,14 +133,14 @@ test('keyboard: Enter sends, Shift+Enter makes a new line, Escape closes', async
   assert.equal(await active(), '', 'the text box has focus once the chat opens'); // the textarea has no class
   assert.equal(await w.launcher.getAttribute('aria-expanded'), 'true');
   await waitFor(page, () => isOnline(page), 'the widget connects');
-  await page.keyboard.type('line one');
+  await page.keyboard.type('how do i descale');
   await page.keyboard.press('Shift+Enter');
-  await page.keyboard.type('line two');
-  assert.equal(await w.input.inputValue(), 'line one\nline two');
+  await page.keyboard.type('my brewer');
+  assert.equal(await w.input.inputValue(), 'how do i descale\nmy brewer');
   assert.equal(await w.customer.count(), 0);
   await page.keyboard.press('Enter');
   await waitFor(page, async () => (await customerMessages(page))[0]?.state === 'sent', 'the message is sent');
-  assert.equal((await customerMessages(page))[0].text, 'line one\nline two');
+  assert.equal((await customerMessages(page))[0].text, 'how do i descale\nmy brewer');
   assert.equal(await w.input.inputValue(), '');
   await w.bot.first().waitFor(); // the answer is in before the chat closes (else it counts as unread)
   await page.keyboard.press('Escape');
@@ -158,7 +158,7 @@ test('at 360 px the widget fills the screen without sideways scrolling', async (
   const w = await openChat(page);
   await send(page, 'I was charged twice for one order');
   await w.bot.last().waitFor();
-  await send(page, 'averyveryveryveryveryveryverylongwordwithoutanyspacesatalltotestwrapping');
+  await send(page, 'where is my order averyveryveryveryveryveryverylongwordwithoutanyspacesatalltotestwrapping');
   await waitFor(page, async () => (await customerMessages(page))[1]?.state === 'sent', 'the second message is sent');
   await w.bot.nth(1).waitFor();
   const box = await w.panel.boundingBox();
