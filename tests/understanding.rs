@@ -196,6 +196,32 @@ async fn outcome(customer: &mut common::Client, id: &str, text: &str) -> Value {
     }
 }
 
+/// Each message, in a conversation of its own, is answered by the bot, not handed over.
+async fn each_stays_with_the_bot(app: &common::TestApp, messages: &[&str]) {
+    for (i, text) in messages.iter().enumerate() {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("b{i}"), text).await;
+        assert_eq!(
+            frame["type"], "message",
+            "{text:?} was handed over: {frame}"
+        );
+        assert_eq!(frame["from"], "bot", "{text:?}: {frame}");
+    }
+}
+
+/// A server on the Plausible help centre, or None (with a printed reason) without ../shared.
+async fn plausible_app(test: &str) -> Option<common::TestApp> {
+    let docs = common::shared_data(test, "plausible_docs/docs")?;
+    Some(
+        spawn_app_with(move |s| {
+            s.kb.dir = docs;
+            s.limits.queued_per_address = 10;
+        })
+        .await,
+    )
+}
+
 /// Each message (issue 14's examples, as customers wrote them; none is in the training set)
 /// reaches a person in a conversation of its own.
 async fn each_reaches_a_person(app: &common::TestApp, messages: &[&str]) {
@@ -239,22 +265,14 @@ async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket()
 #[tokio::test]
 async fn a_calm_question_sharing_their_words_stays_with_the_bot() {
     let app = spawn_app().await;
-    for (i, text) in [
-        "I was charged twice for one order, can you check?",
-        "thanks, that fixed it",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let mut customer = app.client().await;
-        customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("c{i}"), text).await;
-        assert_eq!(
-            frame["type"], "message",
-            "{text:?} was handed over: {frame}"
-        );
-        assert_eq!(frame["from"], "bot", "{text:?}: {frame}");
-    }
+    each_stays_with_the_bot(
+        &app,
+        &[
+            "I was charged twice for one order, can you check?",
+            "thanks, that fixed it",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -277,17 +295,10 @@ async fn a_sarcastic_thank_you_is_not_answered_as_small_talk() {
 
 #[tokio::test]
 async fn on_the_plausible_docs_upset_customers_reach_a_person() {
-    let Some(docs) = common::shared_data(
-        "on_the_plausible_docs_upset_customers_reach_a_person",
-        "plausible_docs/docs",
-    ) else {
+    let Some(app) = plausible_app("on_the_plausible_docs_upset_customers_reach_a_person").await
+    else {
         return;
     };
-    let app = spawn_app_with(move |s| {
-        s.kb.dir = docs;
-        s.limits.queued_per_address = 10;
-    })
-    .await;
     each_reaches_a_person(
         &app,
         &[
@@ -305,34 +316,18 @@ async fn on_the_plausible_docs_upset_customers_reach_a_person() {
 #[tokio::test]
 #[ignore = "issue 14: the calibrated decision declines these on the Plausible docs"]
 async fn on_the_plausible_docs_sensitive_how_tos_are_answered() {
-    let Some(docs) = common::shared_data(
-        "on_the_plausible_docs_sensitive_how_tos_are_answered",
-        "plausible_docs/docs",
-    ) else {
+    let Some(app) = plausible_app("on_the_plausible_docs_sensitive_how_tos_are_answered").await
+    else {
         return;
     };
-    let app = spawn_app_with(move |s| {
-        s.kb.dir = docs;
-        s.limits.queued_per_address = 10;
-    })
-    .await;
     // Calm how-to questions on an access topic the help centre answers: answered, with the offer
     // of a person, not handed over because the topic sounds like security.
-    for (i, text) in [
+    let questions = [
         "a colleague left the company, how do i remove their access to our dashboards",
         "can i see a log of who changed our site settings",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let mut customer = app.client().await;
-        customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("h{i}"), text).await;
-        assert_eq!(
-            frame["type"], "message",
-            "{text:?} was handed over: {frame}"
-        );
-        assert_eq!(frame["from"], "bot", "{text:?}: {frame}");
+    ];
+    each_stays_with_the_bot(&app, &questions).await;
+    for text in questions {
         let why = explain(&app, text).await;
         assert!(
             !why["decision"]["escalate"].as_bool().unwrap_or(true),

@@ -65,14 +65,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let id: Option<String> = row.map(|r| r.get("id"));
-        if let Some(id) = &id {
-            sqlx::query("DELETE FROM agent_tokens WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(id)
+        delete_tokens_and_commit(tx, id).await
     }
 
     /// Disables an account (it can no longer log in) and deletes its tokens, in one
@@ -88,14 +81,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let id: Option<String> = row.map(|r| r.get("id"));
-        if let Some(id) = &id {
-            sqlx::query("DELETE FROM agent_tokens WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(id)
+        delete_tokens_and_commit(tx, id).await
     }
 
     /// Deletes one login token (by its hash); the agent it belonged to, if it existed.
@@ -150,4 +136,20 @@ impl Store {
             .await?;
         Ok(row.get(0))
     }
+}
+
+/// Deletes the tokens of the account `id` (if an account was changed) and commits `tx`: the last
+/// step of every change that must log an account out.
+async fn delete_tokens_and_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: Option<String>,
+) -> Result<Option<String>, StoreError> {
+    if let Some(id) = &id {
+        sqlx::query("DELETE FROM agent_tokens WHERE agent_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
 }
