@@ -286,3 +286,27 @@ async fn two_tabs_of_one_conversation_both_see_every_message() {
     let answer = tab2.recv().await;
     assert_eq!(answer["from"], "bot");
 }
+
+#[tokio::test]
+async fn a_ping_is_answered_after_the_bot_has_replied_to_every_message_before_it() {
+    // The customer turn runs in a task of its own; the pong must still wait for it, or a client
+    // that waits for the pong (the widget's resume, the eval command) misses the reply.
+    let app = spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    for (id, text) in [
+        ("c1", "How long does shipping to Canada take?"),
+        ("c2", "Which countries do you ship to?"),
+    ] {
+        customer
+            .send(json!({"type": "message", "client_id": id, "text": text}))
+            .await;
+    }
+    let frames = customer.settle().await;
+    // Each turn ends in a bot message (an answer) or a change of owner (a hand-off).
+    let turns_ended = frames
+        .iter()
+        .filter(|f| (f["type"] == "message" && f["from"] == "bot") || f["type"] == "status")
+        .count();
+    assert_eq!(turns_ended, 2, "{frames:?}");
+}

@@ -163,7 +163,7 @@ impl Connection {
                     customer,
                 }
             }
-            ClientFrame::Ping { id } => return self.send(ServerFrame::Pong { id }),
+            ClientFrame::Ping { id } => return self.pong(id),
             other => return self.in_session(other).await,
         };
         if self.session.is_some() {
@@ -288,6 +288,20 @@ impl Connection {
                 let sorry = ServerFrame::error(ErrorCode::Unavailable, "the assistant could not answer just now; your message is saved, please try again or ask for a person");
                 outbox.push(encode(&sorry));
             }
+        }));
+    }
+
+    /// Answers a ping once everything sent before it has been handled, the customer turn running
+    /// in its own task included (the protocol's promise: a client that waits for the `pong` has
+    /// seen the bot's reply to every message it sent before the ping).
+    fn pong(&mut self, id: Option<serde_json::Value>) {
+        let Some(previous) = self.turn.take() else {
+            return self.send(ServerFrame::Pong { id });
+        };
+        let outbox = self.outbox.clone();
+        self.turn = Some(tokio::spawn(async move {
+            let _ = previous.await;
+            outbox.push(encode(&ServerFrame::Pong { id }));
         }));
     }
 
