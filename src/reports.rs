@@ -1,4 +1,5 @@
-//! Reports for content editors: what customers asked that the knowledge base did not answer.
+//! Reports for content editors: what customers asked that the knowledge base did not answer, and
+//! the questions that needed a choice ("Which of these is it?") with what customers picked.
 //!
 //! The store keeps every such question ([`GapRow`]); editors want to know which to write for first,
 //! so the report groups the same question asked again (compared case-, punctuation- and
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::kb::KnowledgeBase;
-use crate::store::{GapRow, Store, StoreError};
+use crate::store::{ChoiceRow, GapRow, Store, StoreError};
 
 /// How many stored questions one report reads at most (the newest); older ones are left out and
 /// the report says so.
@@ -29,6 +30,46 @@ pub struct GapReport {
     pub questions: Vec<GapQuestion>,
     /// Each time on its own, newest first.
     pub gaps: Vec<GapRow>,
+    /// Questions that needed a choice, grouped like `questions`, most recently asked first: the
+    /// articles offered and which ones customers picked. A question customers keep answering
+    /// with the same pick wants that article's title (or its text) to say what they asked.
+    pub choices: Vec<ChoiceQuestion>,
+}
+
+/// One question that was answered with choices, however often it was asked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChoiceQuestion {
+    /// The question as it was last asked.
+    pub question: String,
+    /// How many times choices were offered for it.
+    pub count: usize,
+    /// The options offered (over every time), most picked first.
+    pub options: Vec<ChoiceOption>,
+    /// How many times the customer pressed "None of these".
+    pub none: usize,
+    /// How many times no button was pressed.
+    pub unanswered: usize,
+    /// When it was last asked (Unix ms).
+    pub last_at: i64,
+    /// The conversation it was last asked in.
+    pub conversation_id: String,
+}
+
+/// One option offered for a question, and how often customers picked it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChoiceOption {
+    /// The passage (`path#anchor`).
+    pub passage: String,
+    /// The article's path.
+    pub article: String,
+    /// What its button said (the last time it was offered).
+    pub label: String,
+    /// The article's title now, if it is still in the knowledge base.
+    pub article_title: Option<String>,
+    /// How many times it was offered.
+    pub offered: usize,
+    /// How many times it was picked.
+    pub picked: usize,
 }
 
 /// One question, however often it was asked.
@@ -72,13 +113,74 @@ pub async fn gaps(
     for q in &mut questions {
         q.article_title = q.article.as_deref().and_then(|path| kb.title(path));
     }
+    let mut choices = group_choices(&store.choices_since(since, SCAN_LIMIT).await?);
+    choices.truncate(limit);
+    for option in choices.iter_mut().flat_map(|c| c.options.iter_mut()) {
+        option.article_title = kb.title(&option.article);
+    }
     Ok(GapReport {
         since,
         asked: rows.len(),
         truncated: rows.len() as i64 >= SCAN_LIMIT,
         questions,
         gaps: rows.into_iter().take(limit).collect(),
+        choices,
     })
+}
+
+/// Groups the choices offered for questions that read the same once normalised; `rows` and the
+/// result newest first, each question's options most picked first (then in the order offered).
+pub fn group_choices(rows: &[ChoiceRow]) -> Vec<ChoiceQuestion> {
+    let mut groups: Vec<ChoiceQuestion> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for row in rows {
+        let i = *index.entry(normalise(&row.question)).or_insert_with(|| {
+            groups.push(ChoiceQuestion {
+                question: row.question.clone(),
+                count: 0,
+                options: Vec::new(),
+                none: 0,
+                unanswered: 0,
+                last_at: row.at,
+                conversation_id: row.conversation_id.clone(),
+            });
+            groups.len() - 1
+        });
+        let g = &mut groups[i];
+        g.count += 1;
+        match (&row.picked, row.answered) {
+            (_, false) => g.unanswered += 1,
+            (None, true) => g.none += 1,
+            (Some(_), true) => {}
+        }
+        for offered in &row.options {
+            let at = match g.options.iter().position(|o| o.passage == offered.passage) {
+                Some(at) => at,
+                None => {
+                    let article = offered.passage.split('#').next().unwrap_or_default();
+                    g.options.push(ChoiceOption {
+                        passage: offered.passage.clone(),
+                        article: article.to_owned(),
+                        label: offered.label.clone(),
+                        article_title: None,
+                        offered: 0,
+                        picked: 0,
+                    });
+                    g.options.len() - 1
+                }
+            };
+            let option = &mut g.options[at];
+            option.offered += 1;
+            if row.answered && row.picked.as_deref() == Some(offered.passage.as_str()) {
+                option.picked += 1;
+            }
+        }
+    }
+    for g in &mut groups {
+        // Stable: equal counts keep the order offered.
+        g.options.sort_by_key(|o| std::cmp::Reverse(o.picked));
+    }
+    groups
 }
 
 /// Groups questions that read the same once normalised; `rows` and the result newest first.
@@ -174,6 +276,43 @@ mod tests {
             groups[1].article.as_deref(),
             Some("billing/charged-twice.md")
         );
+    }
+
+    fn offered(question: &str, picked: Option<Option<&str>>, at: i64) -> ChoiceRow {
+        let option = |passage: &str| crate::store::OfferedOption {
+            passage: passage.into(),
+            label: passage.into(),
+        };
+        ChoiceRow {
+            conversation_id: format!("c{at}"),
+            seq: 2,
+            question: question.into(),
+            options: vec![option("billing.md#cards"), option("plans.md")],
+            answered: picked.is_some(),
+            picked: picked.flatten().map(String::from),
+            at,
+        }
+    }
+
+    #[test]
+    fn choices_for_the_same_question_count_what_customers_picked() {
+        let rows = [
+            offered("How do I pay?", Some(Some("plans.md")), 4),
+            offered("how do i pay", Some(Some("plans.md")), 3),
+            offered("How do I pay", Some(None), 2),
+            offered("how do I pay?!", None, 1),
+        ];
+        let groups = group_choices(&rows);
+        assert_eq!(groups.len(), 1);
+        let g = &groups[0];
+        assert_eq!(g.question, "How do I pay?", "as last asked");
+        assert_eq!((g.count, g.none, g.unanswered, g.last_at), (4, 1, 1, 4));
+        let picks: Vec<_> = g
+            .options
+            .iter()
+            .map(|o| (o.article.as_str(), o.offered, o.picked))
+            .collect();
+        assert_eq!(picks, [("plans.md", 4, 2), ("billing.md", 4, 0)]);
     }
 
     #[test]

@@ -56,7 +56,38 @@ pub struct QuickReply {
     /// Text to send, for `send`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// On the buttons of a "Which of these is it?" message: the option this button stands for.
+    /// A widget that knows it sends the `text` as a message with a `choice` (answered with
+    /// exactly that passage); one that does not sends the `text` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<ChoiceButton>,
 }
+
+/// What a choice button stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChoiceButton {
+    /// The passage ([`passage_id`]: `path#anchor`, or the path alone for an introduction);
+    /// absent on "None of these".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passage: Option<String>,
+    /// A line from the passage, to show under the title.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub line: String,
+}
+
+/// A passage's stable name on the wire and in the store: the article's path and the section's
+/// anchor, `billing/charged-twice.md#how-to-get-the-money-back` (the path alone for the
+/// introduction).
+pub fn passage_id(path: &str, anchor: &str) -> String {
+    if anchor.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}#{anchor}")
+    }
+}
+
+/// What "None of these" says on its button.
+pub const NONE_OF_THESE: &str = "None of these";
 
 /// The bot's reply to one question, with why.
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +167,62 @@ impl Bot {
         reply.understanding = analysis.understanding.clone();
         reply.intent_guess = analysis.best_intent.clone();
         Ok(reply)
+    }
+
+    /// Answers with the passage the customer chose among those a "Which of these is it?" message
+    /// offered (`passage`, a [`passage_id`]): exactly that passage, with no new retrieval. A
+    /// passage the knowledge base no longer has (its article was edited or removed since) gets
+    /// "that article changed"; `None` ("None of these") an invitation to rephrase or ask for a
+    /// person.
+    pub fn answer_chosen(&self, passage: Option<&str>) -> Reply {
+        let Some(id) = passage else {
+            return Reply {
+                text: "Sorry that none of those fit. Could you tell me a bit more, in other words? Or I can connect you with a person.".into(),
+                ..dont_know(0.0, "the customer chose none of the articles offered".into(), Vec::new())
+            };
+        };
+        let Some(chosen) = self.passage(id) else {
+            return Reply {
+                text: "That article has changed since I offered it. Please ask your question again, or I can connect you with a person.".into(),
+                ..dont_know(0.0, format!("the customer chose \"{id}\", which is no longer in the knowledge base"), Vec::new())
+            };
+        };
+        Reply {
+            outcome: Outcome::Answered,
+            text: excerpt(&chosen.text, self.settings.max_passage_chars),
+            sources: vec![source(&chosen)],
+            quick_replies: vec![helped(), talk_to_person()],
+            confidence: 1.0,
+            reason: format!(
+                "the customer chose \"{}\" in \"{}\" among the articles offered",
+                heading(&chosen),
+                chosen.title
+            ),
+            candidates: vec![chosen],
+            understanding: Understanding::default(),
+            intent_guess: Default::default(),
+        }
+    }
+
+    /// The passage named `id` ([`passage_id`]) as the knowledge base has it now.
+    fn passage(&self, id: &str) -> Option<Passage> {
+        let (path, anchor) = id.split_once('#').unwrap_or((id, ""));
+        let article = self.kb.article(path)?;
+        let section = article.sections.iter().find(|s| s.anchor == anchor)?;
+        Some(Passage {
+            path: article.path.clone(),
+            title: article.title.clone(),
+            heading_path: section.heading_path.clone(),
+            anchor: section.anchor.clone(),
+            link: crate::kb::link(&article, section),
+            text: section.text.clone(),
+            similarity: 1.0,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 0,
+            fused: 0.0,
+            heading_similarity: 0.0,
+        })
     }
 
     /// Understands `question` and decides how to answer it.
@@ -250,14 +337,7 @@ pub(crate) fn decide(
         outcome: Outcome::Answered,
         text: excerpt(&best.text, settings.max_passage_chars),
         sources: vec![source(best)],
-        quick_replies: vec![
-            QuickReply {
-                label: "That helped".into(),
-                action: "helpful".into(),
-                text: None,
-            },
-            talk_to_person(),
-        ],
+        quick_replies: vec![helped(), talk_to_person()],
         confidence,
         reason,
         candidates,
@@ -308,8 +388,23 @@ fn choices(
                 label: option_label(p),
                 action: "send".into(),
                 text: Some(option_label(p)),
+                choice: Some(ChoiceButton {
+                    passage: Some(passage_id(&p.path, &p.anchor)),
+                    line: excerpt(&p.text, settings.choice_line_chars),
+                }),
             })
-            .chain([talk_to_person()])
+            .chain([
+                QuickReply {
+                    label: NONE_OF_THESE.into(),
+                    action: "send".into(),
+                    text: Some(NONE_OF_THESE.into()),
+                    choice: Some(ChoiceButton {
+                        passage: None,
+                        line: String::new(),
+                    }),
+                },
+                talk_to_person(),
+            ])
             .collect(),
         confidence,
         reason,
@@ -342,11 +437,21 @@ fn dont_know(confidence: f32, reason: String, candidates: Vec<Passage>) -> Reply
     }
 }
 
+fn helped() -> QuickReply {
+    QuickReply {
+        label: "That helped".into(),
+        action: "helpful".into(),
+        text: None,
+        choice: None,
+    }
+}
+
 fn talk_to_person() -> QuickReply {
     QuickReply {
         label: "Talk to a person".into(),
         action: "request_human".into(),
         text: None,
+        choice: None,
     }
 }
 
@@ -449,6 +554,21 @@ mod tests {
         );
         let offered: Vec<_> = reply.sources.iter().map(|s| s.title.as_str()).collect();
         assert_eq!(offered, ["refunds", "returns", "warranty"]);
+        // Each button names the passage it stands for; "None of these" names none.
+        let buttons: Vec<_> = reply
+            .quick_replies
+            .iter()
+            .filter_map(|q| q.choice.as_ref().map(|c| c.passage.as_deref()))
+            .collect();
+        assert_eq!(
+            buttons,
+            [
+                Some("refunds.md#steps"),
+                Some("returns.md#steps"),
+                Some("warranty.md#steps"),
+                None
+            ]
+        );
         assert_eq!(
             reply.quick_replies.last().map(|q| q.action.as_str()),
             Some("request_human")

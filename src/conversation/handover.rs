@@ -263,5 +263,6 @@ fn leave_email_reply() -> QuickReply {
         label: "Leave my email".into(),
         action: "leave_email".into(),
         text: None,
+        choice: None,
     }
 }

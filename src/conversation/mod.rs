@@ -8,9 +8,10 @@
 //! saw gets exactly what it missed. Sending never waits on a socket ([`crate::fanout`]).
 //!
 //! Two handles share one [`Core`]: [`Conversations`] (what customers do: `session`, `customer`,
-//! `turn`) and [`Desk`] (what agents do: `desk`); `handover` moves conversations between the bot,
+//! `turn`, `choice`) and [`Desk`] (what agents do: `desk`); `handover` moves conversations between the bot,
 //! the queue and agents, `timers` runs what comes due, `context` builds the context packet.
 
+mod choice;
 mod context;
 mod customer;
 mod desk;
@@ -35,6 +36,7 @@ use crate::protocol::{encode, to_json, ErrorCode, Outbound, StoredFrame};
 use crate::queue::{ClaimError, Queue, QueueFull};
 use crate::store::{Appended, NewEvent, Store, StoreError};
 
+pub use choice::Chosen;
 pub use context::summarise;
 pub use customer::Stored;
 pub use desk::{Attendance, Desk};
@@ -61,6 +63,17 @@ pub enum ConversationError {
     /// Feedback named a message that is not a bot answer in this conversation.
     #[error("there is no bot answer with sequence number {0} in this conversation")]
     UnknownMessage(i64),
+    /// A choice named a message that offered no choices in this conversation.
+    #[error("there is no bot message offering choices with sequence number {0} in this conversation; write your question instead")]
+    NoChoices(i64),
+    /// A choice of a passage the message did not offer.
+    #[error("the message {seq} did not offer \"{passage}\"; press one of its buttons, or write your question")]
+    NotOffered {
+        /// The message.
+        seq: i64,
+        /// The passage named (cut to 200 characters).
+        passage: String,
+    },
     /// A claim lost or was refused.
     #[error("{}", .0.message())]
     Claim(ClaimError),
@@ -105,7 +118,8 @@ impl ConversationError {
         match self {
             E::Store(StoreError::ClientIdTaken(_)) => ErrorCode::BadFrame,
             E::Store(_) | E::Kb(_) | E::Nlu(_) => ErrorCode::Unavailable,
-            E::UnknownMessage(_) => ErrorCode::UnknownMessage,
+            E::UnknownMessage(_) | E::NoChoices(_) => ErrorCode::UnknownMessage,
+            E::NotOffered { .. } => ErrorCode::NotOffered,
             E::Claim(ClaimError::AlreadyClaimed) => ErrorCode::AlreadyClaimed,
             E::Claim(ClaimError::NotQueued) => ErrorCode::NotQueued,
             E::Claim(ClaimError::AtCapacity) => ErrorCode::AtCapacity,

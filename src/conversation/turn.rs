@@ -13,7 +13,7 @@ use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
 use crate::nlu::{Analysis, Understanding};
 use crate::protocol::customer::{Sender, ServerFrame, State};
-use crate::store::{Appended, NewBotTurn};
+use crate::store::{Appended, NewBotTurn, OfferedOption};
 
 /// A stored customer message waiting for its turn, with what the turn needs of the socket's
 /// session, owned: the turn runs apart from the socket that read the message, so the socket goes
@@ -42,6 +42,11 @@ impl Asked {
     /// The conversation.
     pub fn conversation(&self) -> &ConversationId {
         &self.id
+    }
+
+    /// The stored message.
+    pub(super) fn stored(&self) -> &Stored {
+        &self.stored
     }
 }
 
@@ -131,15 +136,17 @@ impl Conversations {
                 .await?;
             return Ok("escalated");
         }
-        core.send_reply(id, stored.seq, text, &reply, &analysis)
-            .await?;
+        core.send_reply(id, stored.seq, text, &reply).await?;
         Ok(reply.outcome.as_str())
     }
 }
 
 impl Core {
     /// A resolved conversation goes back to the bot with the customer's next message.
-    async fn back_to_bot(&self, id: &ConversationId) -> Result<State, ConversationError> {
+    pub(super) async fn back_to_bot(
+        &self,
+        id: &ConversationId,
+    ) -> Result<State, ConversationError> {
         let _guard = self.lock(id).await;
         let state = self.state(id).await?;
         if state != State::Resolved {
@@ -203,13 +210,12 @@ impl Core {
     }
 
     /// Stores and sends the bot's reply, unless a person took the conversation meanwhile.
-    async fn send_reply(
+    pub(super) async fn send_reply(
         &self,
         id: &ConversationId,
         question_seq: i64,
         question: &str,
         reply: &Reply,
-        analysis: &Analysis,
     ) -> Result<(), ConversationError> {
         let _guard = self.lock(id).await;
         if self.state(id).await? != State::Bot {
@@ -241,7 +247,25 @@ impl Core {
         let article = self.bot_view(reply).article;
         self.record_turn(id, seq, question, reply, article, false)
             .await?;
-        tracing::debug!(conversation = %id, question_seq, outcome = reply.outcome.as_str(), reason = %reply.reason, intent = ?analysis.best_intent, "bot turn");
+        if reply.outcome == Outcome::Clarify {
+            // The options its buttons stand for: what a choice is checked against, and what
+            // editors see customers pick.
+            let options: Vec<OfferedOption> = reply
+                .quick_replies
+                .iter()
+                .filter_map(|q| {
+                    let passage = q.choice.as_ref()?.passage.clone()?;
+                    Some(OfferedOption {
+                        passage,
+                        label: q.label.clone(),
+                    })
+                })
+                .collect();
+            self.store
+                .record_choices_offered(id, seq, question, &options, now_ms())
+                .await?;
+        }
+        tracing::debug!(conversation = %id, question_seq, outcome = reply.outcome.as_str(), reason = %reply.reason, intent = ?reply.intent_guess, "bot turn");
         self.publish(id, &frame, None);
         Ok(())
     }
@@ -268,7 +292,7 @@ impl Core {
     }
 
     /// Shows (or hides) "the bot is typing" on the conversation's sockets.
-    fn bot_typing(&self, id: &ConversationId, on: bool) {
+    pub(super) fn bot_typing(&self, id: &ConversationId, on: bool) {
         let frame = ServerFrame::Typing {
             from: Sender::Bot,
             on,

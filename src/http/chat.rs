@@ -19,9 +19,9 @@ use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::accounts::identity::IdentityVerifier;
 use crate::admission::{Pool, Slot};
-use crate::conversation::{Asked, ConversationError, Conversations, Hello, Session};
+use crate::conversation::{Asked, Chosen, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
-use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
+use crate::protocol::customer::{check_message, Choice, ClientFrame, ServerFrame};
 use crate::protocol::{decode, encode, ErrorCode, Refusal};
 use crate::settings::LimitSettings;
 
@@ -186,8 +186,13 @@ impl Connection {
             let first = Refusal::new(ErrorCode::HelloFirst, "send a hello frame first");
             return self.refuse(first, None);
         }
-        if let ClientFrame::Message { client_id, text } = frame {
-            return self.message(&client_id, &text).await;
+        if let ClientFrame::Message {
+            client_id,
+            text,
+            choice,
+        } = frame
+        {
+            return self.message(&client_id, &text, choice).await;
         }
         match self.act(frame).await {
             Ok(Some(answer)) => self.send(answer),
@@ -242,7 +247,9 @@ impl Connection {
         })
     }
 
-    async fn message(&mut self, client_id: &str, text: &str) {
+    /// A customer message; with a `choice`, a choice button pressed (checked against what the
+    /// message it names offered, stored with the option's label, answered with that passage).
+    async fn message(&mut self, client_id: &str, text: &str, choice: Option<Choice>) {
         let text = match check_message(client_id, text, self.limits.max_message_chars) {
             Ok(text) => text,
             Err(refusal) => return self.refuse(refusal, Some(client_id)),
@@ -254,10 +261,20 @@ impl Connection {
             );
             return self.refuse(wait, Some(client_id));
         }
+        let conversations = self.conversations.clone();
+        let chosen = match (&choice, self.session.as_ref()) {
+            (Some(choice), Some(session)) => {
+                match conversations.check_choice(session, choice).await {
+                    Ok(chosen) => Some(chosen),
+                    Err(e) => return self.failed(e, Some(client_id)),
+                }
+            }
+            _ => None,
+        };
+        let text = chosen.as_ref().map_or(text, Chosen::label);
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let conversations = self.conversations.clone();
         let stored = match conversations.message(session, client_id, text).await {
             Ok(stored) => stored,
             Err(e) => return self.failed(e, Some(client_id)),
@@ -283,7 +300,11 @@ impl Connection {
                 let _ = previous.await;
             }
             let id = asked.conversation().clone();
-            if let Err(e) = conversations.after_message(asked).await {
+            let done = match chosen {
+                Some(chosen) => conversations.after_choice(asked, chosen).await,
+                None => conversations.after_message(asked).await,
+            };
+            if let Err(e) = done {
                 tracing::error!(conversation = %id, "the bot could not answer: {e}");
                 let sorry = ServerFrame::error(ErrorCode::Unavailable, "the assistant could not answer just now; your message is saved, please try again or ask for a person");
                 outbox.push(encode(&sorry));

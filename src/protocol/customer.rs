@@ -38,8 +38,13 @@ pub enum ClientFrame {
     Message {
         /// Unique per message, chosen by the widget.
         client_id: String,
-        /// What the customer wrote.
+        /// What the customer wrote; for a `choice`, the button's label (the option's label as
+        /// offered is what is stored and shown).
         text: String,
+        /// The customer pressed a choice button of a "Which of these is it?" message: the bot
+        /// answers with exactly that passage.
+        #[serde(default)]
+        choice: Option<Choice>,
     },
     /// The customer is (or stopped) typing.
     Typing {
@@ -77,6 +82,17 @@ pub enum ClientFrame {
         #[serde(default)]
         id: Option<serde_json::Value>,
     },
+}
+
+/// A choice among the passages a bot message offered (its `choice` quick replies).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    /// Sequence number of the bot message that offered the choices.
+    pub seq: i64,
+    /// The passage chosen, as its button named it; `null` (or absent) for "None of these".
+    #[serde(default)]
+    pub passage: Option<String>,
 }
 
 /// Longest `client_id` accepted.
@@ -421,6 +437,20 @@ mod tests {
         assert_eq!(v["type"], "status");
         assert_eq!(v["state"], "queued");
         assert!(v.get("eta_seconds").is_none());
+        let chose: ClientFrame = serde_json::from_str(
+            r#"{"type":"message","client_id":"c1","text":"Billing","choice":{"seq":4,"passage":"billing.md#cards"}}"#,
+        )
+        .unwrap();
+        let ClientFrame::Message { choice, .. } = chose else {
+            panic!("{chose:?}")
+        };
+        assert_eq!(
+            choice,
+            Some(Choice {
+                seq: 4,
+                passage: Some("billing.md#cards".into())
+            })
+        );
         let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping","id":7}"#).unwrap();
         assert_eq!(ping, ClientFrame::Ping { id: Some(7.into()) });
     }

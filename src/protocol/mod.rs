@@ -113,6 +113,8 @@ pub enum ErrorCode {
     Internal,
     /// A `rate` for a resolution that was rated already (one rating per resolution).
     AlreadyRated,
+    /// A choice of a passage the bot message did not offer.
+    NotOffered,
     /// `hello`'s `user_hash` does not sign its `user_id` (or email): the identity is refused.
     IdentityRefused,
 }
@@ -144,6 +146,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::IdentityRefused => "identity_refused",
             ErrorCode::AlreadyRated => "already_rated",
+            ErrorCode::NotOffered => "not_offered",
         }
     }
 }

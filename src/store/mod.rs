@@ -1,6 +1,7 @@
 //! Persistence: conversations and their sequenced frames, bot turns and feedback; the human side
 //! (`agents`: accounts, tokens, hand-offs, notes); what a conversation was (`history`: turn
-//! signals, bot turns, summaries, search, tickets); what editors read (`reports`).
+//! signals, bot turns, summaries, search, tickets); what editors read (`reports`, `choices`: the
+//! choices the bot offered and what customers picked).
 //!
 //! SQLite (through sqlx, WAL mode) is the embedded default. Statements use `$N` placeholders and
 //! portable SQL so a Postgres backend can be added behind the same methods.
@@ -12,11 +13,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 mod agents;
+mod choices;
 mod history;
 mod identity;
 mod reports;
 mod tokens;
 pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
+pub use choices::{ChoiceRow, OfferedOption};
 pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;
 

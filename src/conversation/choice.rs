@@ -1,0 +1,111 @@
+//! A choice button pressed under "Which of these is it?": checked against the options that
+//! message offered (stored when it was sent), stored as the customer's message with the option's
+//! label, recorded for editors (what customers picked), and answered with exactly that passage —
+//! no new retrieval, so the answer is the one the button promised.
+
+use super::turn::Asked;
+use super::{ConversationError, Conversations};
+use crate::bot::NONE_OF_THESE;
+use crate::clock::now_ms;
+use crate::protocol::customer::{Choice, State};
+use crate::protocol::cut;
+
+use super::session::Session;
+
+/// A checked choice: the option offered under the bot message `offer_seq`.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    offer_seq: i64,
+    passage: Option<String>,
+    label: String,
+    question: String,
+}
+
+impl Chosen {
+    /// What the button said: stored and shown as the customer's message.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl Conversations {
+    /// Checks that the bot message `choice.seq` of this conversation offered choices, and among
+    /// them `choice.passage` (none: "None of these"). Nothing is stored yet.
+    pub async fn check_choice(
+        &self,
+        session: &Session,
+        choice: &Choice,
+    ) -> Result<Chosen, ConversationError> {
+        let id = session.conversation();
+        let offered = if session.is_stored() {
+            self.core.store.choices_offered(id, choice.seq).await?
+        } else {
+            None
+        };
+        let Some(offered) = offered else {
+            return Err(ConversationError::NoChoices(choice.seq));
+        };
+        let label = match &choice.passage {
+            None => NONE_OF_THESE.to_owned(),
+            Some(passage) => offered
+                .options
+                .iter()
+                .find(|o| &o.passage == passage)
+                .map(|o| o.label.clone())
+                .ok_or_else(|| ConversationError::NotOffered {
+                    seq: choice.seq,
+                    passage: cut(passage, 200).to_owned(),
+                })?,
+        };
+        Ok(Chosen {
+            offer_seq: choice.seq,
+            passage: choice.passage.clone(),
+            label,
+            question: offered.question,
+        })
+    }
+
+    /// The turn after a choice was stored as the customer's message `asked`: the pick is
+    /// recorded, and while the bot owns the conversation it answers with the chosen passage
+    /// (a person who holds it sees the message, as any other).
+    pub async fn after_choice(
+        &self,
+        asked: Asked,
+        chosen: Chosen,
+    ) -> Result<(), ConversationError> {
+        let metrics = &self.core.metrics;
+        let started = std::time::Instant::now();
+        metrics.turns_in_flight.inc();
+        let done = self.choose(&asked, &chosen).await;
+        metrics.turns_in_flight.dec();
+        let outcome = *done.as_ref().unwrap_or(&"failed");
+        metrics.turn(outcome, started.elapsed().as_secs_f64());
+        done.map(|_| ())
+    }
+
+    async fn choose(
+        &self,
+        asked: &Asked,
+        chosen: &Chosen,
+    ) -> Result<&'static str, ConversationError> {
+        let core = &self.core;
+        let id = asked.conversation();
+        core.store
+            .record_choice_picked(id, chosen.offer_seq, chosen.passage.as_deref(), now_ms())
+            .await?;
+        let mut state = asked.stored().state;
+        if state == State::Resolved {
+            state = core.back_to_bot(id).await?;
+        }
+        if state != State::Bot {
+            core.queue.customer_wrote(id, chosen.label(), now_ms());
+            core.tell_queue_changes();
+            return Ok("to_person");
+        }
+        core.bot_typing(id, true);
+        let reply = core.bot.answer_chosen(chosen.passage.as_deref());
+        core.send_reply(id, asked.stored().seq, &chosen.question, &reply)
+            .await?;
+        Ok(reply.outcome.as_str())
+    }
+}

@@ -1,0 +1,131 @@
+//! The choices the bot offered ("Which of these is it?") and what customers picked: what makes a
+//! choice button answer deterministically (the options offered are checked here) and what editors
+//! read in the gaps report. Same rules as the rest of the store: `$N` placeholders, portable SQL.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// One option of a choice message, as offered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OfferedOption {
+    /// The passage (`path#anchor`, the path alone for an introduction).
+    pub passage: String,
+    /// What its button said.
+    pub label: String,
+}
+
+/// A choice message as stored, with what was picked.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChoiceRow {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The bot message that offered the options.
+    pub seq: i64,
+    /// What the customer had asked.
+    pub question: String,
+    /// The options, in the order offered.
+    pub options: Vec<OfferedOption>,
+    /// Whether a button was pressed.
+    pub answered: bool,
+    /// The passage picked last (`None` with `answered`: "None of these").
+    pub picked: Option<String>,
+    /// When the options were offered, in Unix milliseconds.
+    pub at: i64,
+}
+
+impl Store {
+    /// Records that the bot message `seq` offered `options` for `question`.
+    pub async fn record_choices_offered(
+        &self,
+        conversation: &str,
+        seq: i64,
+        question: &str,
+        options: &[OfferedOption],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let options = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO choices (conversation_id, seq, question, options, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (conversation_id, seq) DO NOTHING",
+        )
+        .bind(conversation)
+        .bind(seq)
+        .bind(question)
+        .bind(options)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The choice message at `seq` of the conversation, if the bot offered choices there.
+    pub async fn choices_offered(
+        &self,
+        conversation: &str,
+        seq: i64,
+    ) -> Result<Option<ChoiceRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT conversation_id, seq, question, options, picked, picked_at, created_at
+             FROM choices WHERE conversation_id = $1 AND seq = $2",
+        )
+        .bind(conversation)
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(choice_row))
+    }
+
+    /// Records that the customer pressed the button for `picked` (`None`: "None of these") under
+    /// the choice message `seq`; the last press counts.
+    pub async fn record_choice_picked(
+        &self,
+        conversation: &str,
+        seq: i64,
+        picked: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE choices SET picked = $3, picked_at = $4, picks = picks + 1
+             WHERE conversation_id = $1 AND seq = $2",
+        )
+        .bind(conversation)
+        .bind(seq)
+        .bind(picked)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Choice messages sent at or after `since` (Unix ms), newest first, at most `limit`.
+    pub async fn choices_since(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<ChoiceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT conversation_id, seq, question, options, picked, picked_at, created_at
+             FROM choices WHERE created_at >= $1
+             ORDER BY created_at DESC, seq DESC LIMIT $2",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(choice_row).collect())
+    }
+}
+
+fn choice_row(r: &sqlx::sqlite::SqliteRow) -> ChoiceRow {
+    let options: String = r.get("options");
+    ChoiceRow {
+        conversation_id: r.get("conversation_id"),
+        seq: r.get("seq"),
+        question: r.get("question"),
+        options: serde_json::from_str(&options).unwrap_or_default(),
+        answered: r.get::<Option<i64>, _>("picked_at").is_some(),
+        picked: r.get("picked"),
+        at: r.get("created_at"),
+    }
+}
