@@ -44,7 +44,7 @@
   const el = {};
   for (const id of ['app', 'view-conversations', 'view-editors', 'editors', 'ed-problems', 'ed-problem-count',
     'ed-kb-status', 'ed-problem-list', 'ed-range', 'ed-sort', 'ed-refresh', 'ed-gaps-status', 'ed-gaps',
-    'ed-gaps-body', 'ed-try-form', 'ed-try-q', 'ed-try-result', 'ed-try-status']) el[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = $(id);
+    'ed-gaps-body', 'ed-choices-body', 'ed-try-form', 'ed-try-q', 'ed-try-result', 'ed-try-status']) el[id.replace(/-(\w)/g, (_, c) => c.toUpperCase())] = $(id);
 
   el.edRange.value = E.range;
   if (el.edRange.value !== E.range) el.edRange.value = E.range = '30';
@@ -185,9 +185,10 @@
     const questions = report.questions.slice();
     if (E.sort === 'count') questions.sort((a, b) => b.count - a.count || b.last_at - a.last_at);
     // Rebuilt only when something changed, so a poll does not move the keyboard focus.
-    const shown = E.sort + JSON.stringify(questions);
+    const shown = E.sort + JSON.stringify(questions) + JSON.stringify(report.choices || []);
     if (shown === E.reportShown) { tickTimes(); return; }
     E.reportShown = shown;
+    renderChoices();
     const focused = document.activeElement && el.edGapsBody.contains(document.activeElement)
       ? document.activeElement.closest('tr').dataset.question : null;
     el.edGapsBody.replaceChildren(...(questions.length ? questions.map(gapRow)
@@ -196,6 +197,36 @@
       const again = [...el.edGapsBody.querySelectorAll('tr')].find((tr) => tr.dataset.question === focused);
       if (again) again.querySelector('button').focus();
     }
+  }
+
+  // ---- rendering: questions that needed a choice ----------------------------------------------
+  function renderChoices() {
+    const report = E.report;
+    if (!report) return;
+    const choices = (report.choices || []).slice();
+    if (E.sort === 'count') choices.sort((a, b) => b.count - a.count || b.last_at - a.last_at);
+    el.edChoicesBody.replaceChildren(...(choices.length ? choices.map(choiceRow)
+      : [h('tr.none', null, h('td', { colspan: 5 }, 'No question needed a choice' + (E.range === '0' ? ' yet.' : ' in this period.')))]));
+  }
+
+  function choiceRow(c) {
+    const href = (article) => safeUrl('/kb/' + article.split('/').map(encodeURIComponent).join('/'));
+    const section = (o) => { const i = o.label.indexOf(': '); return i < 0 ? '' : o.label.slice(i + 2); };
+    const notPicked = [c.none ? 'None of these ' + times(c.none) : null, c.unanswered ? 'no button ' + times(c.unanswered) : null]
+      .filter(Boolean).join(', ');
+    return h('tr', { dataset: { question: c.question } },
+      h('td.q', { 'data-label': 'Question' }, h('span.qtext', null, c.question)),
+      h('td', { 'data-label': 'Articles offered' }, h('ul.picks', null, c.options.map((o) => {
+        const link = href(o.article);
+        const name = (o.article_title || o.article) + (section(o) ? ' › ' + section(o) : '');
+        return h('li', { dataset: { passage: o.passage } },
+          h('span.badge.picked' + (o.picked ? '' : '.zero'), { title: 'Offered ' + times(o.offered) }, 'picked ' + o.picked + '×'),
+          link ? h('a', { href: link, target: '_blank', rel: 'noopener noreferrer' }, name) : name,
+          o.article_title ? null : h('span.muted.small', null, '(no longer in the knowledge base)'));
+      }))),
+      h('td', { 'data-label': 'Not picked' }, notPicked ? notPicked : h('span.muted', null, '–')),
+      h('td.num', { 'data-label': 'Asked' }, times(c.count)),
+      h('td', { 'data-label': 'Last asked' }, h('time.when', { datetime: new Date(c.last_at).toISOString(), title: new Date(c.last_at).toLocaleString(), dataset: { at: String(c.last_at) } }, relative(c.last_at))));
   }
 
   function summary(report) {
@@ -241,7 +272,9 @@
     return C.day(ms);
   }
   function tickTimes() {
-    for (const t of el.edGapsBody.querySelectorAll('time.when')) t.textContent = relative(Number(t.dataset.at));
+    for (const body of [el.edGapsBody, el.edChoicesBody]) {
+      for (const t of body.querySelectorAll('time.when')) t.textContent = relative(Number(t.dataset.at));
+    }
   }
 
   // ---- trying a question ---------------------------------------------------------------------

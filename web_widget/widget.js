@@ -383,6 +383,14 @@ code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;backgrou
 .chips{display:flex;flex-wrap:wrap;gap:6px}
 .chip{border:1.5px solid var(--bi);color:var(--bi);background:#fff;border-radius:999px;padding:6px 12px;font-size:13.5px;font-weight:600;line-height:1.2}
 .chip:hover{background:var(--bl)}
+.choices{display:grid;gap:6px;align-self:stretch;width:100%}
+.choice{display:grid;gap:2px;text-align:left;border:1.5px solid var(--ln);background:#fff;border-radius:12px;padding:8px 12px;font-size:13.5px;color:#1b2327;line-height:1.3}
+.choice b{color:var(--bi);font-weight:650}
+.choice .sec{font-weight:600}
+.choice .line{color:var(--mu);font-size:12.5px;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden}
+.choice:hover,.choice[aria-pressed=true]{border-color:var(--bi);background:var(--bl)}
+.choice.none{padding:6px 12px}
+.choice.none b{color:#1b2327;font-weight:600}
 .fd[data-state=queued] [data-action=request_human],.fd[data-state=agent] [data-action=request_human]{display:none}
 .fb{display:flex;flex-wrap:wrap;align-items:center;gap:6px;font-size:12.5px;color:var(--mu);padding:0 4px}
 .fb button{display:inline-flex;gap:4px;align-items:center;border:1px solid var(--ln);background:#fff;border-radius:999px;padding:3px 10px;font-size:12.5px;color:#1b2327}
@@ -596,12 +604,15 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   }
   function transmit(p) {
     if (p.failed) return;
-    if (sendFrame({ type: 'message', client_id: p.id, text: p.text })) armWatchdog();
+    const frame = { type: 'message', client_id: p.id, text: p.text };
+    if (p.choice) frame.choice = p.choice; // a choice button: answered with exactly that passage
+    if (sendFrame(frame)) armWatchdog();
   }
-  function sendMessage(text) {
+  function sendMessage(text, choice) {
     text = String(text || '').trim();
     if (!text) return;
     const p = { id: newId(), text, failed: false, tries: 0 };
+    if (choice) p.choice = choice;
     pending.push(p);
     savePending();
     showPending(p);
@@ -716,6 +727,34 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     return row;
   }
   const thanksRow = () => h('div', 'fb', t('thanks'));
+  // "Which of these is it?": one button per article (its title and a line of it), then "None of
+  // these". A press sends the label as the customer's message with the choice, which the server
+  // answers with exactly that passage; the buttons stay, the pressed one marked.
+  const isChoice = (r) => r.action === 'send' && r.choice && typeof r.choice === 'object';
+  function choiceList(f, replies) {
+    const list = h('div', 'choices');
+    list.setAttribute('role', 'group');
+    for (const r of replies) {
+      const passage = typeof r.choice.passage === 'string' ? r.choice.passage : null;
+      const label = String(r.label || r.text || '');
+      const b = btn(null, 'choice' + (passage ? '' : ' none'), () => {
+        sendMessage(label, { seq: f.seq, passage });
+        for (const x of list.children) x.setAttribute('aria-pressed', String(x === b));
+        for (const x of history) if (x.seq === f.seq) x.chosen = passage || ''; // survives reloads
+        saveHistory();
+        el.input.focus();
+      });
+      b.dataset.action = 'choose';
+      if (passage) b.dataset.passage = passage;
+      const [title, section] = label.split(/: (.*)/s);
+      b.append(h('b', null, title));
+      if (section) b.append(h('span', 'sec', section));
+      if (r.choice.line) b.append(h('span', 'line', String(r.choice.line)));
+      if (typeof f.chosen === 'string') b.setAttribute('aria-pressed', String(f.chosen === (passage || '')));
+      list.append(b);
+    }
+    return list;
+  }
   function quickReplies(replies) {
     const row = h('div', 'chips');
     for (const r of replies) {
@@ -750,13 +789,17 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       const sources = Array.isArray(f.sources) ? f.sources : [];
       const linkBase = sources.length ? safeUrl(sources[0].url) || base : base;
       const author = f.from === 'bot' ? t('bot') : String(f.author || t('agent'));
-      const node = messageNode(f.from, author, String(f.text || ''), linkBase);
-      if (sources.length) renderSources(node._bubble, sources);
       const replies = (Array.isArray(f.quick_replies) ? f.quick_replies : []).filter((r) => r && typeof r === 'object');
-      const chips = quickReplies(replies.filter((r) => !isFeedback(r)));
-      if (f.from === 'bot' && typeof f.seq === 'number' && (sources.length || replies.some(isFeedback))) {
+      const choices = typeof f.seq === 'number' ? replies.filter(isChoice) : [];
+      // With choice buttons the text's list of options is what the buttons show: its first line.
+      const text = String(f.text || '');
+      const node = messageNode(f.from, author, choices.length ? text.split('\n')[0] : text, linkBase);
+      if (sources.length && !choices.length) renderSources(node._bubble, sources);
+      const chips = quickReplies(replies.filter((r) => !isFeedback(r) && !(choices.length && isChoice(r))));
+      if (f.from === 'bot' && typeof f.seq === 'number' && !choices.length && (sources.length || replies.some(isFeedback))) {
         node.append(f.feedback_given ? thanksRow() : feedbackRow(f));
       }
+      if (choices.length) node.append(choiceList(f, choices));
       if (chips) node.append(chips);
       place(node, seq);
       hideTyping();
