@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 /// Demo questions that fit more than one article.
 const QUESTIONS: [&str; 4] = [
     "cleaning the machine",
-    "the brewer is broken",
-    "my coffee and the app",
-    "problem with my order",
+    "how do I clean my brewer",
+    "my delivery and my subscription",
+    "coffee order problem",
 ];
 
 async fn spawn() -> TestApp {
@@ -312,4 +312,54 @@ async fn a_choice_whose_article_was_removed_says_so() {
         "{reply}"
     );
     assert_eq!(reply["quick_replies"][0]["action"], "request_human");
+}
+
+#[tokio::test]
+async fn a_choice_while_waiting_for_a_person_is_their_message_not_the_bots() {
+    let app = spawn().await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let (question, offer) = ask_for_choices(&mut customer).await;
+    let (label, passage) = options(&offer)[0].clone();
+    customer.send(json!({"type": "request_human"})).await;
+    let queued = customer.settle().await;
+    assert!(
+        queued
+            .iter()
+            .any(|f| f["type"] == "status" && f["state"] == "queued"),
+        "{queued:?}"
+    );
+
+    customer
+        .send(choose("later", &label, &offer["seq"], Some(&passage)))
+        .await;
+    let frames = customer.settle().await;
+    assert_eq!(frames.len(), 1, "only the ack: {frames:?}");
+    assert_eq!(frames[0]["type"], "ack");
+
+    // The person reads the pick as the customer's message; editors see it too.
+    let id = welcome["conversation_id"].as_str().unwrap();
+    let last: Value = app
+        .store
+        .events_after(id, 0)
+        .await
+        .unwrap()
+        .last()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .unwrap();
+    assert_eq!(
+        (last["from"].as_str(), last["text"].as_str()),
+        (Some("customer"), Some(label.as_str())),
+        "{last}"
+    );
+    let (_, report) = app.api("/api/reports/gaps").await;
+    let asked = &report["choices"][0];
+    assert_eq!(asked["question"], question.as_str(), "{report}");
+    let picked = asked["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["passage"] == passage.as_str())
+        .unwrap();
+    assert_eq!(picked["picked"], 1, "{asked}");
 }

@@ -11,7 +11,7 @@ after(async () => { await browser?.close(); });
 
 // Demo questions that fit more than one article about equally; the first that gets choices is used
 // ("cleaning the machine": the milk frother's monthly clean and the brewer's set-up).
-const QUESTIONS = ['cleaning the machine', 'the brewer is broken', 'problem with my order'];
+const QUESTIONS = ['cleaning the machine', 'how do I clean my brewer', 'my delivery and my subscription', 'coffee order problem'];
 
 test('the bot offers articles as buttons and a click answers with that article', async () => {
   const { page, frames, errors, context } = await newPage(browser, { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
