@@ -363,3 +363,39 @@ async fn a_choice_while_waiting_for_a_person_is_their_message_not_the_bots() {
         .unwrap();
     assert_eq!(picked["picked"], 1, "{asked}");
 }
+
+#[tokio::test]
+async fn choices_count_against_the_message_rate() {
+    let app = spawn_app_with(|s| {
+        s.bot.answer_threshold = 2.0;
+        s.bot.choices_threshold = 0.0;
+        s.bot.choices_window = 1.0;
+        s.limits.messages_per_second = 0.01;
+        s.limits.message_burst = 6.0;
+    })
+    .await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, offer) = ask_for_choices(&mut customer).await;
+    let (label, passage) = options(&offer)[0].clone();
+    let mut refused = None;
+    for i in 0..8 {
+        customer
+            .send(choose(
+                &format!("c{i}"),
+                &label,
+                &offer["seq"],
+                Some(&passage),
+            ))
+            .await;
+        let frames = customer.settle().await;
+        if let Some(error) = frames.iter().find(|f| f["type"] == "error") {
+            refused = Some(error.clone());
+            break;
+        }
+        assert_eq!(frames[0]["type"], "ack", "{frames:?}");
+    }
+    let refused = refused.expect("a burst of choices is refused like a burst of messages");
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert!(customer.settle().await.is_empty(), "the socket stays open");
+}

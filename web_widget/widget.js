@@ -734,6 +734,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   function choiceList(f, replies) {
     const list = h('div', 'choices');
     list.setAttribute('role', 'group');
+    list.setAttribute('aria-label', String(f.text || '').split('\n')[0]);
     for (const r of replies) {
       const passage = typeof r.choice.passage === 'string' ? r.choice.passage : null;
       const label = String(r.label || r.text || '');
