@@ -153,6 +153,18 @@ async fn a_choice_answers_with_its_passage_and_editors_see_what_was_picked() {
     assert_eq!(missed[0]["client_id"], "pick");
     assert_eq!(missed[1]["seq"], answer["seq"]);
 
+    // The same press sent again (a widget that did not see its ack) is stored, answered and
+    // counted once.
+    customer
+        .send(choose("pick", &label, &offer["seq"], Some(&passage)))
+        .await;
+    let again = customer.settle().await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(
+        (again[0]["type"].as_str(), again[0]["duplicate"].as_bool()),
+        (Some("ack"), Some(true))
+    );
+
     // "That helped" works on the chosen answer as on any other.
     customer
         .send(json!({"type": "feedback", "seq": answer["seq"], "helpful": true}))
