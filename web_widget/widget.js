@@ -731,13 +731,17 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   // these". A press sends the label as the customer's message with the choice, which the server
   // answers with exactly that passage; the buttons stay, the pressed one marked.
   const isChoice = (r) => r.action === 'send' && r.choice && typeof r.choice === 'object';
-  function choiceList(f, replies) {
+  function choiceList(f, replies, sources) {
     const list = h('div', 'choices');
     list.setAttribute('role', 'group');
     list.setAttribute('aria-label', String(f.text || '').split('\n')[0]);
+    let i = 0;
     for (const r of replies) {
       const passage = typeof r.choice.passage === 'string' ? r.choice.passage : null;
       const label = String(r.label || r.text || '');
+      // The sources list the offered articles in the order of their buttons.
+      const source = passage && sources[i] && typeof sources[i] === 'object' ? sources[i] : null;
+      if (passage) i++;
       const b = btn(null, 'choice' + (passage ? '' : ' none'), () => {
         sendMessage(label, { seq: f.seq, passage });
         for (const x of list.children) x.setAttribute('aria-pressed', String(x === b));
@@ -747,9 +751,10 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       });
       b.dataset.action = 'choose';
       if (passage) b.dataset.passage = passage;
-      const [title, section] = label.split(/: (.*)/s);
+      const [title, section] = source && source.title ? [String(source.title), source.section ? String(source.section) : '']
+        : label.split(/: (.*)/s);
       b.append(h('b', null, title));
-      if (section) b.append(h('span', 'sec', section));
+      if (section && section !== title) b.append(h('span', 'sec', section));
       if (r.choice.line) b.append(h('span', 'line', String(r.choice.line)));
       if (typeof f.chosen === 'string') b.setAttribute('aria-pressed', String(f.chosen === (passage || '')));
       list.append(b);
@@ -800,7 +805,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       if (f.from === 'bot' && typeof f.seq === 'number' && !choices.length && (sources.length || replies.some(isFeedback))) {
         node.append(f.feedback_given ? thanksRow() : feedbackRow(f));
       }
-      if (choices.length) node.append(choiceList(f, choices));
+      if (choices.length) node.append(choiceList(f, choices, sources));
       if (chips) node.append(chips);
       place(node, seq);
       hideTyping();

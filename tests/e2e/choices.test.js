@@ -2,8 +2,10 @@
 // knowledge base: the bot offers articles as buttons (title and a line each), a click answers with
 // exactly that article, and the editors' gaps report shows what was picked. On a phone's width.
 import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { customerMessages, editorLogin, launch, newPage, openChat, screenshot, send, waitFor } from './helpers.js';
+import { SERVER, customerMessages, editorLogin, launch, newPage, openChat, screenshot, send, waitFor } from './helpers.js';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -13,13 +15,37 @@ after(async () => { await browser?.close(); });
 // ("cleaning the machine": the milk frother's monthly clean and the brewer's set-up).
 const QUESTIONS = ['cleaning the machine', 'how do I clean my brewer', 'my delivery and my subscription', 'coffee order problem'];
 
-test('the bot offers articles as buttons and a click answers with that article', async () => {
+// If the bot's decision has moved so that none of them does, two articles that fit one question
+// equally (switching the cup warmer on, and off) are added to the served copy of the base
+// (FRONTDESK_E2E_KB, watched) for this test and removed after it.
+const TWINS = {
+  'cup-warmer-on.md': '---\ntitle: "Cup warmer: switch it on"\n---\n\nThe cup warmer on top of your Tidewater Brewer heats the plate your cups stand on. To switch the cup warmer on, hold the cup button for two seconds: the cup light turns orange.\n',
+  'cup-warmer-off.md': '---\ntitle: "Cup warmer: switch it off"\n---\n\nThe cup warmer on top of your Tidewater Brewer heats the plate your cups stand on. To switch the cup warmer off, hold the cup button for two seconds again: the cup light goes out. It also switches itself off after 30 minutes.\n',
+};
+const TWIN_QUESTION = 'the cup warmer on my brewer';
+const articles = async () => (await (await fetch(SERVER + '/api/health')).json()).articles;
+async function addTwins(t, page) {
+  const kb = process.env.FRONTDESK_E2E_KB;
+  if (!kb) return false;
+  const dir = join(kb, 'e2e-choices');
+  const before = await articles();
+  mkdirSync(dir, { recursive: true });
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [name, text] of Object.entries(TWINS)) writeFileSync(join(dir, name), text);
+  await waitFor(page, async () => (await articles()) >= before + 2, 'the watcher indexes the two articles');
+  return true;
+}
+
+test('the bot offers articles as buttons and a click answers with that article', async (t) => {
   const { page, frames, errors, context } = await newPage(browser, { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
   const w = await openChat(page);
 
   let offer = null;
   let question;
-  for (question of QUESTIONS) {
+  const questions = [...QUESTIONS];
+  for (let i = 0; i < questions.length; i++) {
+    question = questions[i];
+    if (question === TWIN_QUESTION && !(await addTwins(t, page))) break;
     const before = await w.bot.count();
     await send(page, question);
     await waitFor(page, async () => (await w.bot.count()) > before, `the bot answers "${question}"`);
@@ -28,8 +54,9 @@ test('the bot offers articles as buttons and a click answers with that article',
       offer = w.w(`.msg.bot[data-seq="${await last.getAttribute('data-seq')}"]`); // this one, not the last
       break;
     }
+    if (i === questions.length - 1 && question !== TWIN_QUESTION) questions.push(TWIN_QUESTION);
   }
-  assert.ok(offer, `none of ${QUESTIONS.join(', ')} got choices`);
+  assert.ok(offer, `none of ${questions.join(', ')} got choices`);
 
   // One button per article, with its title and a line, then "None of these"; no feedback row.
   const buttons = offer.locator('.choice[data-passage]');
