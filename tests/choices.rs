@@ -151,6 +151,10 @@ async fn a_choice_answers_with_its_passage_and_editors_see_what_was_picked() {
     assert_eq!(missed[0]["from"], "customer", "{resumed}");
     assert_eq!(missed[0]["text"], label.as_str());
     assert_eq!(missed[0]["client_id"], "pick");
+    assert_eq!(
+        missed[0]["choice"],
+        json!({"seq": offer["seq"], "passage": passage})
+    );
     assert_eq!(missed[1]["seq"], answer["seq"]);
 
     // The same press sent again (a widget that did not see its ack) is stored, answered and

@@ -667,6 +667,9 @@
       const node = h('div.msg.' + f.from, { dataset: { seq: f.seq } },
         h('div.meta', null, h('b', null, who), at ? h('span', null, clock(at)) : null),
         h('div.bubble', null, f.text));
+      if (f.from === 'customer' && f.choice && typeof f.choice === 'object') {
+        node.append(h('div.chose', null, f.choice.passage ? 'Picked from the bot’s choices' : 'None of the bot’s choices fit'));
+      }
       if (f.sources && f.sources.length) {
         const a = articles.get(f.seq);
         node.append(h('div.sources', null, f.sources.map((s) => {

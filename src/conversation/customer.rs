@@ -4,7 +4,7 @@ use super::{message, ConversationError, Conversations};
 use crate::clock::now_ms;
 use crate::escalation::{Decision, Reason};
 use crate::protocol::agent::AgentServerFrame;
-use crate::protocol::customer::{Sender, ServerFrame, State};
+use crate::protocol::customer::{Choice, Sender, ServerFrame, State};
 use crate::store::Appended;
 
 use super::session::Session;
@@ -26,12 +26,14 @@ const MAX_COMMENT_CHARS: usize = 2_000;
 impl Conversations {
     /// Stores a customer message (once per `client_id`) and shows it on the conversation's other
     /// sockets and to its agent: the store append is the only wait. The caller acknowledges it,
-    /// then calls [`Conversations::after_message`].
+    /// then calls [`Conversations::after_message`] (or, for a `choice` checked by
+    /// [`Conversations::check_choice`], [`Conversations::after_choice`]).
     pub async fn message(
         &self,
         session: &mut Session,
         client_id: &str,
         text: &str,
+        choice: Option<Choice>,
     ) -> Result<Stored, ConversationError> {
         self.ensure_stored(session).await?;
         let core = &self.core;
@@ -39,6 +41,7 @@ impl Conversations {
         let _guard = core.lock(id).await;
         let mut frame = message(Sender::Customer, text);
         frame.client_id = Some(client_id.to_owned());
+        frame.choice = choice;
         Ok(
             match core
                 .append_message(id, frame, Some(session.socket()))

@@ -387,5 +387,6 @@ fn message(from: Sender, text: &str) -> MessageFrame {
         client_id: None,
         sources: Vec::new(),
         quick_replies: Vec::new(),
+        choice: None,
     }
 }

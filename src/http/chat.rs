@@ -275,7 +275,11 @@ impl Connection {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let stored = match conversations.message(session, client_id, text).await {
+        let choice = chosen.as_ref().and(choice);
+        let stored = match conversations
+            .message(session, client_id, text, choice)
+            .await
+        {
             Ok(stored) => stored,
             Err(e) => return self.failed(e, Some(client_id)),
         };

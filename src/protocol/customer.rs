@@ -84,14 +84,15 @@ pub enum ClientFrame {
     },
 }
 
-/// A choice among the passages a bot message offered (its `choice` quick replies).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A choice among the passages a bot message offered (its `choice` quick replies); the
+/// customer's stored message carries it too, so agents see it was a button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Choice {
     /// Sequence number of the bot message that offered the choices.
     pub seq: i64,
     /// The passage chosen, as its button named it; `null` (or absent) for "None of these".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passage: Option<String>,
 }
 
@@ -270,6 +271,9 @@ pub struct MessageFrame {
     /// Buttons to show under the message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<QuickReply>,
+    /// On a customer's message: the choice button it was (its `text` is the option's label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<Choice>,
 }
 
 /// A change of owner, as sent to customers (sequenced).
