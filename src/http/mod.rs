@@ -67,8 +67,19 @@ pub fn app(state: AppState) -> Router {
         .merge(agent_socket::router())
         .merge(pages::router())
         .merge(metrics::router())
+        .layer(axum::middleware::map_response(no_sniffing))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every response says what it is, and browsers do not guess otherwise (a JSON body is never run
+/// as a script or shown as a page).
+async fn no_sniffing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
