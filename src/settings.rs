@@ -228,6 +228,11 @@ impl Default for BotSettings {
 pub struct LimitSettings {
     /// Largest frame accepted, in bytes; larger ones get an `error` frame.
     pub max_frame_bytes: usize,
+    /// Largest frame (or fragmented message) a socket may send before it has introduced itself
+    /// (`hello` on `/ws/chat`, an accepted `auth` on `/ws/agent`), in bytes; a larger one closes
+    /// the socket (1009) before its payload is read. Keeps what unauthenticated sockets can make
+    /// the server buffer small.
+    pub max_frame_bytes_before_greeting: usize,
     /// Longest message text, in characters.
     pub max_message_chars: usize,
     /// Sustained messages per second per connection.
@@ -263,6 +268,7 @@ impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             max_frame_bytes: 16 * 1024,
+            max_frame_bytes_before_greeting: 16 * 1024,
             max_message_chars: 4_000,
             messages_per_second: 1.0,
             message_burst: 5.0,

@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::spawn_app_with_files;
+use serde_json::json;
 
 const ARTICLE: &str = "---\ntitle: Returns\n---\n\n# Returns {#top onclick=alert(1)}\n\n\
     Click [here](javascript:alert(1)) or [there](JAVASCRIPT:alert(2)) or <vbscript:msgbox(1)>.\n\n\
@@ -80,4 +83,99 @@ async fn every_kind_of_page_carries_a_strict_policy() {
     // JSON answers are never sniffed either.
     let health = reqwest::get(app.http("/api/health")).await.unwrap();
     assert_eq!(health.headers()["x-content-type-options"], "nosniff");
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(port: u16, path: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}"))
+        .await
+        .expect("the WebSocket connects");
+    ws
+}
+
+/// The next text frame as JSON, or the close frame's code and reason.
+async fn next(ws: &mut Ws) -> Result<serde_json::Value, (u16, String)> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer in time");
+        match message {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return Err((u16::from(frame.code), frame.reason.to_string()))
+            }
+            Some(Ok(Message::Close(None))) => return Err((0, String::new())),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err((0, format!("dropped without a close frame: {e}"))),
+            None => return Err((0, "dropped without a close frame".into())),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, frame: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        frame.to_string().into(),
+    ))
+    .await
+    .expect("sent");
+}
+
+#[tokio::test]
+async fn a_large_frame_before_auth_is_closed_at_once_and_the_server_serves_others() {
+    let app = spawn_app_with_files(&[("a.md", "# A\n\nText.\n")]).await;
+    let token = app.agent_token("Sam", &[]).await;
+    // 1 MiB before auth: closed with 1009 and the limit, long before the hello timeout.
+    let mut agent = open(app.port, "/ws/agent").await;
+    let started = std::time::Instant::now();
+    send(
+        &mut agent,
+        json!({"type": "ping", "id": "x".repeat(1 << 20)}),
+    )
+    .await;
+    let (code, reason) = next(&mut agent).await.unwrap_err();
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("before hello/auth"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // A customer's first frame is held to the same limit.
+    let mut customer = open(app.port, "/ws/chat").await;
+    send(
+        &mut customer,
+        json!({"type": "hello", "visitor": {"name": "x".repeat(64 * 1024)}}),
+    )
+    .await;
+    assert_eq!(next(&mut customer).await.unwrap_err().0, 1009);
+
+    // Others are served; once auth is accepted (`ready`), the socket's normal limit holds.
+    let mut agent = open(app.port, "/ws/agent").await;
+    send(&mut agent, json!({"type": "auth", "token": token})).await;
+    assert_eq!(next(&mut agent).await.unwrap()["type"], "ready");
+    let big = "y".repeat(40 * 1024);
+    send(&mut agent, json!({"type": "ping", "id": big})).await;
+    loop {
+        let frame = next(&mut agent).await.expect("the socket stays open");
+        if frame["type"] == "pong" {
+            assert_eq!(frame["id"], big.as_str());
+            break;
+        }
+    }
+    let mut customer = open(app.port, "/ws/chat").await;
+    send(&mut customer, json!({"type": "hello"})).await;
+    assert_eq!(next(&mut customer).await.unwrap()["type"], "welcome");
+    // After hello, an oversized frame is an error frame, not the end of the socket.
+    send(
+        &mut customer,
+        json!({"type": "ping", "id": "z".repeat(64 * 1024)}),
+    )
+    .await;
+    let error = next(&mut customer).await.expect("an error frame");
+    assert_eq!(error["code"], "frame_too_large", "{error}");
 }

@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -34,7 +33,7 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn upgrade(
-    ws: WebSocketUpgrade,
+    ws: super::upgrade::Upgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -45,7 +44,8 @@ async fn upgrade(
         Err(refusal) => return super::refused(refusal, address),
     };
     let hard = HARD_FRAME_LIMIT.max(state.limits.max_frame_bytes * 2);
-    super::sized(ws, hard, 0).on_upgrade(move |socket| {
+    let gate = state.limits.max_frame_bytes_before_greeting;
+    ws.on_upgrade(super::sized(hard, 0), gate, move |socket| {
         let (outbox, inbox) = outbox(state.limits.customer_outbox);
         let timing = Timing::from(&state.limits);
         let connection = Connection::new(state, outbox, slot);

@@ -11,14 +11,15 @@ mod error;
 mod metrics;
 mod pages;
 mod socket;
+mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::accounts::identity::IdentityVerifier;
 use crate::accounts::Accounts;
@@ -111,11 +112,12 @@ fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Ip
 /// Socket buffers: small, so an idle socket costs little (frames larger than the read buffer are
 /// read in several steps). What waits to be written is bounded by the outbox, in frames; a frame
 /// itself may be large (a `welcome` with many missed frames).
-fn sized(ws: WebSocketUpgrade, max_frame: usize, write_buffer: usize) -> WebSocketUpgrade {
-    ws.read_buffer_size(2 * 1024)
+fn sized(max_frame: usize, write_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(write_buffer)
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame))
 }
 
 /// A refused upgrade: `503` when the server's sockets are all taken, `429` when this address has
