@@ -44,6 +44,8 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
         manual(s);
         s.limits.queued_per_address = 3;
         s.limits.new_conversations_per_address_per_minute = 10.0;
+        // The queue's own caps are what is tested here, not the hand-off requests' budget.
+        s.limits.handoff_requests_per_address_per_minute = 1000.0;
     })
     .await;
     let token = app.agent_token("Sam", &[]).await;
@@ -248,4 +250,61 @@ async fn a_note_goes_only_on_a_chat_the_agent_holds() {
         .map(|n| n["text"].as_str().unwrap())
         .collect();
     assert_eq!(notes, ["mine"]);
+}
+
+#[tokio::test]
+async fn one_address_with_many_sockets_files_only_so_many_tickets_and_hand_offs_a_minute() {
+    let app = spawn_app_with(|s| {
+        manual(s);
+        s.limits.tickets_per_address_per_minute = 3.0;
+        s.limits.handoff_requests_per_address_per_minute = 2.0;
+        s.limits.queued_per_address = 10;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    let (mut acks, mut refused, mut queued, mut sockets) = (0, Vec::new(), 0, Vec::new());
+    for i in 0..6 {
+        // A fresh socket and conversation each time: the budget is the address's, not the socket's.
+        let mut c = Client::connect_from(app.port, [127, 0, 0, 7], None)
+            .await
+            .unwrap();
+        c.hello(None, None).await;
+        c.send(json!({"type": "leave_email", "email": format!("spam{i}@example.com")}))
+            .await;
+        c.send(json!({"type": "request_human"})).await;
+        for frame in c.settle().await {
+            match frame["type"].as_str() {
+                Some("email_ack") => acks += 1,
+                Some("status") if frame["state"] == "queued" => queued += 1,
+                Some("error") => refused.push(frame),
+                _ => {}
+            }
+        }
+        sockets.push(c);
+    }
+    assert_eq!(acks, 3, "{refused:?}");
+    assert_eq!(queued, 2, "{refused:?}");
+    assert_eq!(refused.len(), 3 + 4, "{refused:?}");
+    for error in &refused {
+        assert_eq!(error["code"], "rate_limited", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("try again in"),
+            "{error}"
+        );
+    }
+    let (_, body) = app.get_as("/api/tickets?status=open", Some(&token)).await;
+    assert_eq!(body["tickets"].as_array().unwrap().len(), 3, "{body}");
+
+    // Another address is not affected, and the refused customers' conversations go on.
+    let mut other = Client::connect_from(app.port, [127, 0, 0, 8], None)
+        .await
+        .unwrap();
+    other.hello(None, None).await;
+    other
+        .send(json!({"type": "leave_email", "email": "ana@example.com"}))
+        .await;
+    assert_eq!(other.recv().await["type"], "email_ack");
+    let last = sockets.last_mut().unwrap();
+    let (ack, _) = last.ask("m1", "how do I reset my password?").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
 }

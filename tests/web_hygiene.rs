@@ -179,3 +179,96 @@ async fn a_large_frame_before_auth_is_closed_at_once_and_the_server_serves_other
     let error = next(&mut customer).await.expect("an error frame");
     assert_eq!(error["code"], "frame_too_large", "{error}");
 }
+
+/// Writes `bytes` a byte at a time, `gap` apart, until the server closes the connection; how long
+/// that took (or None when every byte went through).
+async fn dribble(tcp: &mut tokio::net::TcpStream, bytes: &[u8], gap: Duration) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut answer = [0u8; 1024];
+    for byte in bytes {
+        if tcp.write_all(&[*byte]).await.is_err() {
+            return Some(started.elapsed());
+        }
+        // Closed by the server: a read returns 0 (or an answer, then 0) at once.
+        if let Ok(read) = tokio::time::timeout(gap, tcp.read(&mut answer)).await {
+            if matches!(read, Ok(0) | Err(_)) {
+                return Some(started.elapsed());
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_client_dribbling_its_request_is_cut_off_and_others_are_served() {
+    let app = common::spawn_app_with(|s| {
+        s.server.header_timeout_seconds = 1.0;
+        s.server.request_timeout_seconds = 2.0;
+    })
+    .await;
+    let address = format!("127.0.0.1:{}", app.port);
+    // A WebSocket opened before, and used after, the deadlines stays up.
+    let mut customer = open(app.port, "/ws/chat").await;
+    send(&mut customer, json!({"type": "hello"})).await;
+    assert_eq!(next(&mut customer).await.unwrap()["type"], "welcome");
+
+    // Headers a byte every 300 ms: cut off after the header deadline (1 s), well before the
+    // request is complete.
+    let request = b"GET /api/health HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\n\r\n";
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let cut = dribble(&mut slow, request, Duration::from_millis(300))
+        .await
+        .expect("the slow client is cut off");
+    assert!(cut < Duration::from_secs(4), "{cut:?}");
+
+    // A body dribbled after quick headers: 408 with what to do, after the request deadline.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = "POST /api/agent/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n";
+    {
+        use tokio::io::AsyncWriteExt;
+        slow.write_all(head.as_bytes()).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let body = vec![b' '; 400];
+    let answered = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut answer = Vec::new();
+        for byte in &body {
+            if slow.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await
+            {
+                answer.extend_from_slice(&buf[..n]);
+                if n == 0 || answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Meanwhile, and after, others are served at once.
+    let health = reqwest::get(app.http("/api/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let (_, body) = app.get("/api/health").await;
+    assert!(body.is_object(), "{body}");
+    send(&mut customer, json!({"type": "ping", "id": 7})).await;
+    loop {
+        let frame = next(&mut customer)
+            .await
+            .expect("the WebSocket outlives the deadlines");
+        if frame["type"] == "pong" {
+            break;
+        }
+    }
+}

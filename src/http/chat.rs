@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::accounts::identity::IdentityVerifier;
-use crate::admission::{Pool, Slot};
+use crate::admission::{Action, Admission, Pool, Slot};
 use crate::conversation::{Asked, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
@@ -57,6 +57,7 @@ async fn upgrade(
 struct Connection {
     conversations: Conversations,
     identity: IdentityVerifier,
+    admission: Admission,
     limits: Arc<LimitSettings>,
     outbox: Outbox,
     session: Option<Session>,
@@ -99,6 +100,7 @@ impl Connection {
         Self {
             conversations: state.conversations,
             identity: state.identity,
+            admission: state.admission,
             limits,
             outbox,
             session: None,
@@ -225,6 +227,7 @@ impl Connection {
                     let long = format!("the message is limited to {max} characters");
                     return Err(Refusal::new(ErrorCode::MessageTooLong, long).into());
                 }
+                per_address(&self.admission, self.slot.address(), Action::LeaveEmail)?;
                 let ticket_id = conversations.leave_email(session, &email, &message).await?;
                 Some(ServerFrame::EmailAck { ticket_id })
             }
@@ -233,6 +236,7 @@ impl Connection {
                     let wait = "wait a moment and ask again";
                     return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
                 }
+                per_address(&self.admission, self.slot.address(), Action::RequestHuman)?;
                 conversations.request_human(session).await?;
                 None
             }
@@ -311,6 +315,21 @@ impl Connection {
         }
         self.refuse(Refusal::new(e.code(), e.public_message()), client_id);
     }
+}
+
+/// Counts `action` against `address`'s budget across all its sockets.
+fn per_address(admission: &Admission, address: IpAddr, action: Action) -> Result<(), Refusal> {
+    admission.action(action, address).map_err(|refused| {
+        let what = match action {
+            Action::RequestHuman => "requests for a person",
+            Action::LeaveEmail => "messages left",
+        };
+        let wait = refused.retry_after();
+        Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many {what} from your network; try again in {wait} s"),
+        )
+    })
 }
 
 /// Why a frame was not done.

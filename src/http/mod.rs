@@ -10,6 +10,7 @@ mod chat;
 mod error;
 mod metrics;
 mod pages;
+mod serve;
 mod socket;
 mod upgrade;
 
@@ -32,6 +33,7 @@ use crate::settings::LimitSettings;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use serve::{serve, Deadlines};
 
 /// Cheap handles to everything a request may need.
 #[derive(Clone)]
@@ -81,26 +83,6 @@ async fn no_sniffing(mut response: Response) -> Response {
         .entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
     response
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
-/// Every accepted socket gets `TCP_NODELAY`: a frame is written as soon as it is ready instead of
-/// waiting (up to the client's delayed ACK, about 40 ms) behind the previous one.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("could not set TCP_NODELAY on a socket: {e}");
-        }
-    });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says it is.
