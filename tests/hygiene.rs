@@ -1,13 +1,20 @@
 //! The queue stays small and nobody's chat is stranded: floods from one address are capped,
 //! agents' queue frames carry changes, chats of an agent who left or stopped replying go back to
-//! the queue, abandoned entries expire, and notes go only on chats the agent holds.
+//! the queue, abandoned entries expire, notes go only on chats the agent holds, and a bot turn
+//! that finishes late never hands over a chat that went to a person under it.
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{spawn_app_with, Client, TestApp};
+use common::{nlu, spawn_app_with, spawn_app_with_seam, Client, TestApp};
+use frontdesk::escalation::{Scripted, Understand};
+use frontdesk::nlu::{Analysis, NluError, Understanding};
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 fn manual(s: &mut frontdesk::Settings) {
     s.handoff.auto_assign = false;
@@ -307,4 +314,87 @@ async fn one_address_with_many_sockets_files_only_so_many_tickets_and_hand_offs_
     let last = sockets.last_mut().unwrap();
     let (ack, _) = last.ask("m1", "how do I reset my password?").await;
     assert_eq!(ack["type"], "ack", "{ack}");
+}
+
+/// Understanding that waits for a permit on messages containing "furious" (and finds them upset
+/// enough to hand over): a bot turn held in flight for as long as the test likes.
+struct SlowFury {
+    gate: Arc<Semaphore>,
+    inner: Scripted<fn(&str) -> Understanding>,
+}
+
+fn fury(text: &str) -> Understanding {
+    let mut u = Understanding::default();
+    if text.contains("furious") {
+        u.upset = 0.99;
+        u.upset_cues = vec!["angry word".into()];
+    }
+    u
+}
+
+impl Understand for SlowFury {
+    fn understand<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        Box::pin(async move {
+            if text.contains("furious") {
+                self.gate.acquire().await.expect("open gate").forget();
+            }
+            self.inner.understand(text).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_turn_that_finishes_after_a_person_resolved_the_chat_does_not_requeue_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let seam = SlowFury {
+        gate: gate.clone(),
+        inner: Scripted::new(nlu().0, fury as fn(&str) -> Understanding),
+    };
+    let app = spawn_app_with_seam(manual, Arc::new(seam)).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let id = customer.hello(None, None).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The turn of an upset message is in flight (held in the models)...
+    customer
+        .send(json!({"type": "message", "client_id": "m1", "text": "I am furious"}))
+        .await;
+    assert_eq!(customer.recv().await["type"], "ack");
+    // ...while the customer asks for a person, Sam claims the chat and resolves it.
+    customer.send(json!({"type": "request_human"})).await;
+    while customer.recv().await["state"] != "queued" {}
+    sam.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    sam.next("assigned").await;
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    while customer.recv().await["state"] != "resolved" {}
+    sam.settle().await;
+
+    // The turn finishes now; its policy says "hand over", but the chat is not the bot's any more.
+    gate.add_permits(1);
+    // `settle` waits for the pong, which comes once the turn is done.
+    let after = customer.settle().await;
+    assert!(
+        after.iter().all(|f| f["type"] != "status"),
+        "nothing changes for the customer: {after:?}"
+    );
+    let queue = sam.settle().await;
+    assert!(
+        queue.iter().all(|f| f["type"] != "queue_changed"
+            || f["upserted"].as_array().is_none_or(|u| u.is_empty())),
+        "nothing is queued again: {queue:?}"
+    );
+    assert!(sam.queue().is_empty(), "{:?}", sam.queue());
+
+    // The customer can still ask for a person again, as before.
+    customer.send(json!({"type": "request_human"})).await;
+    while customer.recv().await["state"] != "queued" {}
 }
