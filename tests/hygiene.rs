@@ -348,6 +348,17 @@ impl Understand for SlowFury {
 
 #[tokio::test]
 async fn a_turn_that_finishes_after_a_person_resolved_the_chat_does_not_requeue_it() {
+    late_turn(false).await;
+}
+
+/// As above, when the chat went back to the bot meanwhile (the customer wrote from a second tab
+/// after the resolution): the state is `bot` again, but not since the late turn began.
+#[tokio::test]
+async fn a_late_turn_does_not_requeue_a_chat_that_went_back_to_the_bot_after_a_hand_off() {
+    late_turn(true).await;
+}
+
+async fn late_turn(back_to_bot: bool) {
     let gate = Arc::new(Semaphore::new(0));
     let seam = SlowFury {
         gate: gate.clone(),
@@ -357,10 +368,9 @@ async fn a_turn_that_finishes_after_a_person_resolved_the_chat_does_not_requeue_
     let token = app.agent_token("Sam", &[]).await;
     let mut sam = app.agent(&token).await;
     let mut customer = app.client().await;
-    let id = customer.hello(None, None).await["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
 
     // The turn of an upset message is in flight (held in the models)...
     customer
@@ -376,15 +386,29 @@ async fn a_turn_that_finishes_after_a_person_resolved_the_chat_does_not_requeue_
     sam.send(json!({"type": "resolve", "conversation_id": id}))
         .await;
     while customer.recv().await["state"] != "resolved" {}
+    if back_to_bot {
+        let mut tab = app.client().await;
+        tab.hello(Some(&session), None).await;
+        tab.send(json!({"type": "message", "client_id": "t1", "text": "one more thing: how do I reset my password?"}))
+            .await;
+        let frames = tab.settle().await;
+        assert!(
+            frames.iter().any(|f| f["state"] == "bot") && frames.iter().any(|f| f["from"] == "bot"),
+            "back with the bot, which answers: {frames:?}"
+        );
+    }
     sam.settle().await;
 
-    // The turn finishes now; its policy says "hand over", but the chat is not the bot's any more.
+    // The turn finishes now; its policy says "hand over", but the bot has not owned the chat all
+    // along since the message.
     gate.add_permits(1);
     // `settle` waits for the pong, which comes once the turn is done.
     let after = customer.settle().await;
     assert!(
-        after.iter().all(|f| f["type"] != "status"),
-        "nothing changes for the customer: {after:?}"
+        after
+            .iter()
+            .all(|f| f["state"] != "queued" && f["from"] != "system"),
+        "the customer is not queued again: {after:?}"
     );
     let queue = sam.settle().await;
     assert!(
