@@ -113,9 +113,27 @@ impl Slot {
     pub fn address(&self) -> IpAddr {
         self.address
     }
+
+    /// Counts `action` against the budget of the slot's address (see [`Admission::action`]).
+    pub fn action(&self, action: Action) -> Result<(), Refused> {
+        self.inner.action(action, self.address)
+    }
 }
 
 impl Inner {
+    fn action(&self, action: Action, address: IpAddr) -> Result<(), Refused> {
+        let limiter = match action {
+            Action::RequestHuman => &self.handoffs,
+            Action::LeaveEmail => &self.tickets,
+        };
+        limiter.check_key(&address).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Refused::TooManyFromAddress {
+                retry_after: (wait.as_secs_f64().ceil() as u32).clamp(1, 3600),
+            }
+        })
+    }
+
     fn counter(&self, pool: Pool) -> &AtomicUsize {
         match pool {
             Pool::Customers => &self.customers,
@@ -211,16 +229,7 @@ impl Admission {
     /// Counts `action` from `address`, or refuses it with the seconds to wait when the address
     /// has done it as often as it may lately.
     pub fn action(&self, action: Action, address: IpAddr) -> Result<(), Refused> {
-        let limiter = match action {
-            Action::RequestHuman => &self.inner.handoffs,
-            Action::LeaveEmail => &self.inner.tickets,
-        };
-        limiter.check_key(&address).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.inner.clock.now());
-            Refused::TooManyFromAddress {
-                retry_after: (wait.as_secs_f64().ceil() as u32).clamp(1, 3600),
-            }
-        })
+        self.inner.action(action, address)
     }
 
     /// Forgets the budgets of addresses that are back to full (run now and then).

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::accounts::identity::IdentityVerifier;
-use crate::admission::{Action, Admission, Pool, Slot};
+use crate::admission::{Action, Pool, Slot};
 use crate::conversation::{Asked, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
@@ -57,7 +57,6 @@ async fn upgrade(
 struct Connection {
     conversations: Conversations,
     identity: IdentityVerifier,
-    admission: Admission,
     limits: Arc<LimitSettings>,
     outbox: Outbox,
     session: Option<Session>,
@@ -100,7 +99,6 @@ impl Connection {
         Self {
             conversations: state.conversations,
             identity: state.identity,
-            admission: state.admission,
             limits,
             outbox,
             session: None,
@@ -227,7 +225,7 @@ impl Connection {
                     let long = format!("the message is limited to {max} characters");
                     return Err(Refusal::new(ErrorCode::MessageTooLong, long).into());
                 }
-                per_address(&self.admission, self.slot.address(), Action::LeaveEmail)?;
+                per_address(&self.slot, Action::LeaveEmail)?;
                 let ticket_id = conversations.leave_email(session, &email, &message).await?;
                 Some(ServerFrame::EmailAck { ticket_id })
             }
@@ -236,7 +234,7 @@ impl Connection {
                     let wait = "wait a moment and ask again";
                     return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
                 }
-                per_address(&self.admission, self.slot.address(), Action::RequestHuman)?;
+                per_address(&self.slot, Action::RequestHuman)?;
                 conversations.request_human(session).await?;
                 None
             }
@@ -317,9 +315,9 @@ impl Connection {
     }
 }
 
-/// Counts `action` against `address`'s budget across all its sockets.
-fn per_address(admission: &Admission, address: IpAddr, action: Action) -> Result<(), Refusal> {
-    admission.action(action, address).map_err(|refused| {
+/// Counts `action` against the budget of the socket's address, across all its sockets.
+fn per_address(slot: &Slot, action: Action) -> Result<(), Refusal> {
+    slot.action(action).map_err(|refused| {
         let what = match action {
             Action::RequestHuman => "requests for a person",
             Action::LeaveEmail => "messages left",
