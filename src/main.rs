@@ -97,6 +97,10 @@ enum Command {
         /// With --questions: also list every question the bot got wrong.
         #[arg(long)]
         mistakes: bool,
+        /// Also measure the frozen blind sets (tests/questions/support.yaml for `support`). Only
+        /// for the final report: a figure seen while tuning no longer measures anything.
+        #[arg(long)]
+        blind: bool,
     },
 }
 
@@ -109,8 +113,9 @@ enum Benchmark {
     Intents,
     /// The demo knowledge base's held-out questions: answer or "I don't know".
     DemoAnswers,
-    /// Upset, urgent and asking for a person: the dev part of models/support_messages.yaml and
-    /// the blind set tests/questions/support.yaml, escalated as the product decides.
+    /// Upset, urgent and asking for a person: the dev part of models/support_messages.yaml,
+    /// escalated as the product decides (with --blind, the blind set tests/questions/support.yaml
+    /// too).
     Support,
 }
 
@@ -210,8 +215,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             questions: Some(questions),
             kb,
             mistakes,
+            blind,
         } => {
-            let _ = (data, limit, only, cache, check);
+            let _ = (data, limit, only, cache, check, blind);
             eval_questions(settings, &questions, kb, mistakes).await
         }
         Command::Eval {
@@ -220,8 +226,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             only,
             cache,
             check,
+            blind,
             ..
-        } => eval(settings, data, limit, only, cache, check).await,
+        } => eval(settings, data, limit, only, cache, check, blind).await,
         Command::Agent {
             command: AgentCommand::Passwd { email, password },
         } => {
@@ -495,6 +502,7 @@ async fn eval(
     only: Vec<Benchmark>,
     cache: PathBuf,
     check: bool,
+    blind: bool,
 ) -> anyhow::Result<ExitCode> {
     let run = |b| only.is_empty() || only.contains(&b);
     let mut below = Vec::new();
@@ -733,10 +741,10 @@ async fn eval(
                 &policy,
                 &c,
             )?];
-            let blind = PathBuf::from("tests/questions/support.yaml");
-            if blind.is_file() {
+            let blind_set = PathBuf::from("tests/questions/support.yaml");
+            if blind && blind_set.is_file() {
                 reports.push(frontdesk::eval::support_set(
-                    &blind, false, &nlu, &policy, &c,
+                    &blind_set, false, &nlu, &policy, &c,
                 )?);
             }
             Ok(reports)
@@ -762,7 +770,7 @@ async fn eval(
             for m in &r.mistakes {
                 println!("  {m}");
             }
-            // Loose: the blind held-out set measured 74.3 (docs/EVALUATION.md).
+            // Loose: the dev part and the blind set (--blind) measured above 74 (docs/EVALUATION.md).
             floor("support messages escalated", r.recall, 0.7);
             floor(
                 "calm support messages kept by the bot",
