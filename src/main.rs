@@ -409,6 +409,7 @@ async fn train(
     data: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     let nlu = settings.nlu.clone();
+    let kb_dir = settings.kb.dir.clone();
     let cache_path = settings.kb.embedding_cache.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let encoder = Encoder::load(&nlu)?;
@@ -429,20 +430,45 @@ async fn train(
             return Ok(());
         }
         let cache = EmbeddingCache::open(&cache_path)?;
-        let set = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?;
-        let model = IntentModel::train(&set, &encoder, &cache, progress_bar("training intents"))?;
-        model.save(&nlu.intent_model)?;
-        let cv = &model.manifest.cross_validation;
-        println!(
-            "intents: {} intents, {} examples; {}-fold cross-validation: accuracy {:.1}%, out-of-scope recall {:.1}% (threshold {:.2})",
-            set.intents.len(),
-            model.manifest.examples.iter().map(|(_, n)| n).sum::<usize>(),
-            cv.folds,
-            cv.accuracy * 100.0,
-            cv.out_of_scope_recall * 100.0,
-            model.threshold
-        );
-        println!("saved {}", nlu.intent_model.display());
+        // The general intents, and the served knowledge base's own on top when it has any.
+        let served = nlu.for_knowledge_base(&kb_dir);
+        let mut runs = vec![nlu.clone()];
+        if served.extra_intents.is_some() {
+            runs.push(served);
+        }
+        for run in runs {
+            let set = IntentSet::load_with(
+                &run.intents,
+                run.extra_intents.as_deref(),
+                &run.out_of_scope_examples,
+            )?;
+            let model =
+                IntentModel::train(&set, &encoder, &cache, progress_bar("training intents"))?;
+            model.save(&run.intent_model)?;
+            let cv = &model.manifest.cross_validation;
+            println!(
+                "intents{}: {} intents, {} examples; {}-fold cross-validation: accuracy {:.1}%, out-of-scope recall {:.1}% (threshold {:.2})",
+                run.extra_intents
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" (with {})", e.display())),
+                set.intents.len(),
+                model.manifest.examples.iter().map(|(_, n)| n).sum::<usize>(),
+                cv.folds,
+                cv.accuracy * 100.0,
+                cv.out_of_scope_recall * 100.0,
+                model.threshold
+            );
+            for (name, t, recall) in &cv.confident_at {
+                if set.intents.iter().any(|i| &i.name == name && i.always_human) {
+                    println!(
+                        "  {name} (always human) hands over from probability {t:.2}: {:.0}% precision out of fold there, {:.1}% of its examples",
+                        frontdesk::nlu::intents::POLICY_PRECISION * 100.0,
+                        recall * 100.0
+                    );
+                }
+            }
+            println!("saved {}", run.intent_model.display());
+        }
         if upset {
             let eval_cache = EmbeddingCache::open(std::path::Path::new(EVAL_CACHE))?;
             let (support, heldout) = upset_files(&nlu);
@@ -609,7 +635,7 @@ async fn eval(
             data.clone(),
             encoder.clone(),
             cache.clone(),
-            settings.nlu.clone(),
+            settings.nlu.for_knowledge_base(&settings.kb.dir),
         );
         let heldout = n.intents.with_file_name("intents_heldout.yaml");
         let r = tokio::task::spawn_blocking(move || {
@@ -617,7 +643,7 @@ async fn eval(
         })
         .await??;
         println!(
-            "\nDemo intents (models/intents.yaml; {} held-out phrasings never trained on)",
+            "\nDemo intents (models/intents.yaml + knowledge_base/.frontdesk/intents.yaml; {} held-out phrasings never trained on)",
             r.heldout
         );
         println!(
@@ -720,7 +746,7 @@ async fn eval(
         );
     }
     if run(Benchmark::Support) {
-        let n = settings.nlu.clone();
+        let n = settings.nlu.for_knowledge_base(&settings.kb.dir);
         let (e, c, policy) = (
             encoder.clone(),
             cache.clone(),

@@ -391,13 +391,14 @@ impl Policy {
     pub fn after_bot(&self, u: &Understanding, history: &History, bot: &BotView<'_>) -> Decision {
         let s = &self.settings;
         let mut d = Decision::default();
-        // A sensitive how-to question `before_bot` let through: answered, or handed over.
+        // A sensitive how-to question `before_bot` let through: answered (or articles offered to
+        // choose from, with the offer of a person), or handed over when nothing fits.
         if let Some(intent) = u
             .intent
             .as_ref()
             .filter(|i| i.always_human && i.confidence >= s.intent_confidence && u.how_to)
         {
-            if !bot.answered {
+            if bot.dont_know {
                 d.team = intent.team.clone();
                 d.push(Reason::new(
                     ReasonKind::Sensitive,
@@ -528,7 +529,7 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.90));
+        assert_eq!(d.reasons[0].threshold, Some(0.58));
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
@@ -657,11 +658,17 @@ mod tests {
                 .after_bot(&u, &History::default(), &answered)
                 .escalate
         );
-        let unanswered = BotView {
+        // Articles offered to choose from: the customer picks one, or presses "Talk to a person".
+        let choices = BotView {
             answered: false,
-            dont_know: true,
+            dont_know: false,
             article: None,
             ..answered
+        };
+        assert!(!policy.after_bot(&u, &History::default(), &choices).escalate);
+        let unanswered = BotView {
+            dont_know: true,
+            ..choices
         };
         let d = policy.after_bot(&u, &History::default(), &unanswered);
         assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
@@ -695,6 +702,31 @@ mod tests {
             kinds(&policy.before_bot(&soft_ask, &again)),
             [ReasonKind::HumanRequest]
         );
+    }
+
+    #[test]
+    fn three_middling_readings_do_not_add_up_to_one_clear_one() {
+        let policy = Policy::default();
+        // Softly upset, a little urgent, perhaps wanting a person: calm enough for the bot.
+        let middling = Understanding {
+            upset: 0.35,
+            urgent: 0.30,
+            asks_for_person: 0.26,
+            ..Default::default()
+        };
+        let d = policy.before_bot(&middling, &History::default());
+        assert!(!d.escalate, "{d:?}");
+        assert!(d.checked.iter().any(|c| c.contains("needs a person 0.35")));
+        // One clear reading is enough, whichever it is.
+        for (upset, urgent, asks) in [(0.7, 0.0, 0.0), (0.0, 0.7, 0.0), (0.0, 0.0, 0.7)] {
+            let clear = Understanding {
+                upset,
+                urgent,
+                asks_for_person: asks,
+                ..Default::default()
+            };
+            assert!(policy.before_bot(&clear, &History::default()).escalate);
+        }
     }
 
     #[test]

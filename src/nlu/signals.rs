@@ -305,9 +305,10 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Probability that the message needs a person (1 − calm).
+    /// How much the message needs a person: the strongest of the three readings (see
+    /// [`Understanding::needs_person`](super::Understanding::needs_person)).
     pub fn needs_person(&self) -> f32 {
-        self.upset + self.urgent + self.person
+        self.upset.max(self.urgent).max(self.person)
     }
 }
 
