@@ -237,7 +237,11 @@ impl Policy {
         if let Some(intent) = &u.intent {
             d.team = intent.team.clone();
             let confident = intent.confidence >= s.intent_confidence;
-            if intent.name == HUMAN_REQUEST_INTENT && confident {
+            // `always_human` arrives set only when the classifier is confident of the intent for
+            // this message (its calibrated threshold); for human_request it means the request is
+            // passed on.
+            let asks = intent.name == HUMAN_REQUEST_INTENT;
+            if asks && intent.always_human && confident {
                 d.push(Reason::new(
                     ReasonKind::HumanRequest,
                     format!(
@@ -248,18 +252,17 @@ impl Policy {
                     Some(s.intent_confidence),
                 ));
             }
+            let sensitive = intent.always_human && !asks;
             // A calm how-to question on a sensitive topic is the knowledge base's to answer
             // first (with the offer of a person); `after_bot` hands it over if it cannot.
-            let deferred = intent.always_human
-                && confident
-                && u.how_to
-                && u.needs_person() < s.upset_threshold / 2.0;
+            let deferred =
+                sensitive && confident && u.how_to && u.needs_person() < s.upset_threshold / 2.0;
             if deferred {
                 d.checked.push(format!(
                     "intent {} always goes to a person, but this is a calm how-to question: the bot answers it if the knowledge base can",
                     intent.name
                 ));
-            } else if intent.always_human && confident {
+            } else if sensitive && confident {
                 d.push(Reason::new(
                     ReasonKind::Sensitive,
                     format!(
@@ -393,11 +396,12 @@ impl Policy {
         let mut d = Decision::default();
         // A sensitive how-to question `before_bot` let through: answered (or articles offered to
         // choose from, with the offer of a person), or handed over when nothing fits.
-        if let Some(intent) = u
-            .intent
-            .as_ref()
-            .filter(|i| i.always_human && i.confidence >= s.intent_confidence && u.how_to)
-        {
+        if let Some(intent) = u.intent.as_ref().filter(|i| {
+            i.always_human
+                && i.name != HUMAN_REQUEST_INTENT
+                && i.confidence >= s.intent_confidence
+                && u.how_to
+        }) {
             if bot.dont_know {
                 d.team = intent.team.clone();
                 d.push(Reason::new(
@@ -569,10 +573,23 @@ mod tests {
             "a guess below the confidence bar is not enough"
         );
         let asked = policy.before_bot(
-            &intent("human_request", 0.8, "general", false),
+            &intent("human_request", 0.8, "general", true),
             &History::default(),
         );
         assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
+        // The classifier was not confident enough of it for this message (always_human unset).
+        let unsure = policy.before_bot(
+            &intent("human_request", 0.6, "general", false),
+            &History::default(),
+        );
+        assert!(!unsure.escalate);
+        // "How can I talk to a person?" is a request, not a how-to question to answer first.
+        let mut how = intent("human_request", 0.9, "general", true);
+        how.how_to = true;
+        assert_eq!(
+            kinds(&policy.before_bot(&how, &History::default())),
+            [ReasonKind::HumanRequest]
+        );
     }
 
     #[test]
