@@ -417,8 +417,10 @@ async fn train(
             let eval_cache = EmbeddingCache::open(std::path::Path::new(EVAL_CACHE))?;
             let upset = UpsetModel::load(&nlu.upset_model)?;
             let set = support_messages_file(&nlu);
+            // Messages about nothing of ours (trivia, weather) are calm: they train as such.
+            let calm = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?.out_of_scope;
             let (model, (recall, false_alarms)) =
-                frontdesk::eval::train_signals(&set, &upset, &encoder, &eval_cache)?;
+                frontdesk::eval::train_signals(&set, &calm, &upset, &encoder, &eval_cache)?;
             model.save(&nlu.signals_model)?;
             println!(
                 "signals: threshold {:.2} (dev: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",

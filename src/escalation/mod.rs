@@ -533,7 +533,7 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.62));
+        assert_eq!(d.reasons[0].threshold, Some(0.61));
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
