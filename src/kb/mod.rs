@@ -8,6 +8,7 @@
 
 mod article;
 mod calibrate;
+mod html;
 mod index;
 mod lint;
 mod watch;
@@ -19,8 +20,9 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-pub use article::{parse, render_html, slugify, Article, Section};
+pub use article::{parse, slugify, Article, Section};
 pub use calibrate::Calibration;
+pub use html::render_html;
 pub use lint::{lint, Finding, Severity};
 pub use watch::Watcher;
 
