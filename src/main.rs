@@ -830,7 +830,12 @@ async fn eval_questions(
             frontdesk::eval::dump_features(&kb_dir, &set, &encoder, &cache, &out).map(|n| (n, out))
         })
         .await??;
-        println!("{} questions' candidates written to {}", n.0, n.1.display());
+        let ((n, judging), out) = n;
+        println!(
+            "{n} questions' candidates written to {}; judging one question's candidates (features and rerank) took {:.0} µs on average in this build",
+            out.display(),
+            judging.as_secs_f64() * 1e6
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;

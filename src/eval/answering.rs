@@ -253,14 +253,16 @@ pub fn demo_answers(
 /// `frontdesk eval --kb DIR --questions FILE --dump OUT`: for every question of the set the base
 /// should answer or decline, the articles among the bot's top passages with their answerability
 /// features (`kb::FEATURES`) and whether each is one of the question's pages, one JSON object per
-/// line, so decisions can be fitted and compared offline in seconds. Returns the questions written.
+/// line, so decisions can be fitted and compared offline in seconds. Returns the questions written
+/// and the mean time the shipped model took to judge one question's candidates (features and
+/// rerank; this build, one thread).
 pub fn dump_features(
     kb_dir: &Path,
     set: &super::QuestionSet,
     encoder: &Encoder,
     cache: &EmbeddingCache,
     out: &Path,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, std::time::Duration)> {
     use std::io::Write;
     let (kb, report) = KnowledgeBase::open(kb_dir, encoder.clone(), cache.clone())
         .with_context(|| format!("opening the knowledge base {}", kb_dir.display()))?;
@@ -278,8 +280,13 @@ pub fn dump_features(
     let lexicon = kb.lexicon();
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut file = std::io::BufWriter::new(file);
+    let mut judging = std::time::Duration::ZERO;
     for (q, v) in asked.iter().zip(&vectors) {
         let candidates = kb.search_with(&q.text, v, crate::bot::CANDIDATES, kb.keyword_weight())?;
+        let started = std::time::Instant::now();
+        std::hint::black_box(Model::shipped().judge(&q.text, &candidates, &calibration, &lexicon));
+        judging += started.elapsed();
+        // In the search's order, as the fitting script expects (it measures the rerank itself).
         let judged =
             crate::kb::answerability_features(&q.text, &candidates, &calibration, &lexicon);
         let line = serde_json::json!({
@@ -295,5 +302,5 @@ pub fn dump_features(
         writeln!(file, "{line}")?;
     }
     file.flush()?;
-    Ok(asked.len())
+    Ok((asked.len(), judging / asked.len().max(1) as u32))
 }
