@@ -40,21 +40,27 @@ def load(paths):
 
 
 def rows(qs, use):
-    X, y = [], []
+    X, y, w = [], [], []
+    per_set = {}
+    for q in qs:
+        per_set[q["set"].split("-")[0]] = per_set.get(q["set"].split("-")[0], 0) + 1
     for q in qs:
         for c in q["candidates"]:
             X.append([c["features"][i] for i in use])
             y.append(1 if c["right"] else 0)
-    return np.array(X), np.array(y)
+            w.append(1.0 / per_set[q["set"].split("-")[0]])
+    w = np.array(w)
+    return np.array(X), np.array(y), w * len(w) / w.sum()
 
 
 class Model:
-    def __init__(self, qs, use, C):
+    def __init__(self, qs, use, C, balance):
         self.use = use
-        X, y = rows(qs, use)
+        X, y, w = rows(qs, use)
         self.mean = X.mean(axis=0)
         self.scale = X.std(axis=0) + 1e-6
-        self.lr = LogisticRegression(C=C, max_iter=2000).fit((X - self.mean) / self.scale, y)
+        self.lr = LogisticRegression(C=C, max_iter=2000).fit(
+            (X - self.mean) / self.scale, y, sample_weight=w if balance else None)
 
     def judge(self, q):
         X = np.array([[c["features"][i] for i in self.use] for c in q["candidates"]])
@@ -76,7 +82,12 @@ def decide(judged, t):
     return "choices", [o[1] for o in options]
 
 
-def thresholds(model, qs):
+def thresholds(model, qs, balance=False):
+    if balance:
+        # Each base (StackFAQ, demo, ...) counts alike: the mean of its own thresholds.
+        bases = sorted({q["set"].split("-")[0] for q in qs})
+        per = [thresholds(model, [q for q in qs if q["set"].split("-")[0] == b]) for b in bases]
+        return {k: float(np.mean([t[k] for t in per])) for k in per[0]}
     tops = [(model.judge(q), q["answerable"]) for q in qs]
     unans = sorted(j[0][0] if j else 0.0 for j, a in tops if not a)
     choices = float(unans[int(np.ceil(0.92 * len(unans))) - 1]) + 1e-4 if unans else 0.5
@@ -127,11 +138,13 @@ def main():
     ap.add_argument("--drop", nargs="*", default=[], help="features left out")
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--write")
+    ap.add_argument("--balance", action="store_true",
+                    help="each base weighs alike in the fit and the thresholds")
     a = ap.parse_args()
     use = [i for i, f in enumerate(FEATURES) if f not in a.drop]
     fit = load(a.fit)
-    model = Model(fit, use, a.C)
-    t = thresholds(model, fit)
+    model = Model(fit, use, a.C, a.balance)
+    t = thresholds(model, fit, a.balance)
     print("fitted on", ", ".join(a.fit), "| thresholds",
           {k: round(v, 3) for k, v in t.items()})
     print(f"  {'set':<40} {'n':>4} {'right':>6} {'first':>6} {'choice':>6} {'declnd':>6}"
