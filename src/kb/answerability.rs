@@ -42,6 +42,9 @@ pub struct Lexicon {
     sections: usize,
     df: HashMap<String, u32>,
     articles: HashMap<String, HashSet<String>>,
+    /// Each section's words with its article's title and its headings, by (path, anchor), so a
+    /// turn does not tokenise its passages.
+    passages: HashMap<(String, String), HashSet<String>>,
 }
 
 impl Lexicon {
@@ -59,7 +62,11 @@ impl Lexicon {
                 for w in &in_section {
                     *lexicon.df.entry(w.clone()).or_default() += 1;
                 }
-                in_article.extend(in_section);
+                in_article.extend(in_section.iter().cloned());
+                in_section.extend(words(&article.title));
+                lexicon
+                    .passages
+                    .insert((article.path.clone(), section.anchor.clone()), in_section);
             }
             lexicon.articles.insert(article.path.clone(), in_article);
         }
@@ -91,20 +98,28 @@ const STOP_WORDS: &[&str] = &[
 /// The content words of `text`: lower case, without stop words, crudely stemmed (plural `s`,
 /// `ing`, `ed`), so "exporting stats" and "export stat" share both.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    static STOP: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let stop = STOP.get_or_init(|| STOP_WORDS.iter().copied().collect());
     text.split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .map(|w| w.trim_matches('\'').to_lowercase().replace('\'', ""))
-        .filter(|w| w.chars().count() >= 2 && !STOP_WORDS.contains(&w.as_str()))
-        .map(|w| stem(&w))
+        .map(|w| {
+            let mut w = w.trim_matches('\'').to_lowercase();
+            w.retain(|c| c != '\'');
+            w
+        })
+        .filter(move |w| w.len() >= 2 && !stop.contains(w.as_str()))
+        .map(stem)
 }
 
-fn stem(word: &str) -> String {
+fn stem(mut word: String) -> String {
     let n = word.len();
     for (suffix, keep) in [("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")] {
         if n > suffix.len() + 3 && word.ends_with(suffix) && !word.ends_with("ss") {
-            return format!("{}{keep}", &word[..n - suffix.len()]);
+            word.truncate(n - suffix.len());
+            word.push_str(keep);
+            return word;
         }
     }
-    word.to_owned()
+    word
 }
 
 /// Passages the bot looks at (`bot::CANDIDATES`): the share of them an article holds is a feature,
@@ -198,10 +213,22 @@ pub fn features(
                 .iter()
                 .map(|(_, p)| p.heading_similarity)
                 .fold(f32::NEG_INFINITY, f32::max);
-            let passage_words: HashSet<String> = words(&best.text)
-                .chain(words(&best.title))
-                .chain(best.heading_path.iter().flat_map(|h| words(h)))
-                .collect();
+            let tokenised;
+            let passage_words = match lexicon
+                .passages
+                .get(&(best.path.clone(), best.anchor.clone()))
+            {
+                Some(set) => set,
+                // A section added since the lexicon was built (it is rebuilt in the background
+                // after every edit).
+                None => {
+                    tokenised = words(&best.text)
+                        .chain(words(&best.title))
+                        .chain(best.heading_path.iter().flat_map(|h| words(h)))
+                        .collect::<HashSet<String>>();
+                    &tokenised
+                }
+            };
             let passage_coverage = coverage(&|w| passage_words.contains(w));
             let article_coverage = match lexicon.articles.get(*path) {
                 Some(set) => coverage(&|w| set.contains(w) || passage_words.contains(w)),
