@@ -43,8 +43,9 @@ pub struct Lexicon {
     df: HashMap<String, u32>,
     articles: HashMap<String, HashSet<String>>,
     /// Each section's words with its article's title and its headings, by (path, anchor), so a
-    /// turn does not tokenise its passages.
-    passages: HashMap<(String, String), HashSet<String>>,
+    /// turn does not tokenise its passages (None: two sections share the anchor, so the turn
+    /// tokenises the one it has).
+    passages: HashMap<(String, String), Option<HashSet<String>>>,
 }
 
 impl Lexicon {
@@ -66,7 +67,9 @@ impl Lexicon {
                 in_section.extend(words(&article.title));
                 lexicon
                     .passages
-                    .insert((article.path.clone(), section.anchor.clone()), in_section);
+                    .entry((article.path.clone(), section.anchor.clone()))
+                    .and_modify(|twice| *twice = None)
+                    .or_insert(Some(in_section));
             }
             lexicon.articles.insert(article.path.clone(), in_article);
         }
@@ -218,10 +221,10 @@ pub fn features(
                 .passages
                 .get(&(best.path.clone(), best.anchor.clone()))
             {
-                Some(set) => set,
+                Some(Some(set)) => set,
                 // A section added since the lexicon was built (it is rebuilt in the background
-                // after every edit).
-                None => {
+                // after every edit), or one of two with the same anchor.
+                _ => {
                     tokenised = words(&best.text)
                         .chain(words(&best.title))
                         .chain(best.heading_path.iter().flat_map(|h| words(h)))
@@ -385,5 +388,37 @@ mod tests {
         let base = FEATURES.iter().position(|f| *f == "base_coverage").unwrap();
         assert_eq!(known[0].features[base], 1.0);
         assert_eq!(unknown[0].features[base], 0.0);
+    }
+
+    #[test]
+    fn two_sections_with_one_anchor_each_count_their_own_words() {
+        let article = super::super::parse(
+            "setup.md",
+            "# Setup\n\n## Steps\n\nInstall the wordpress plugin.\n\n## Steps\n\nPaste the snippet into shopify.\n",
+        )
+        .unwrap();
+        let lexicon = Lexicon::build([&article].into_iter());
+        let second = &article.sections[2];
+        assert_eq!(second.anchor, article.sections[1].anchor);
+        let passage = Passage {
+            path: "setup.md".into(),
+            title: "Setup".into(),
+            heading_path: second.heading_path.clone(),
+            anchor: second.anchor.clone(),
+            link: "/kb/setup.md#steps".into(),
+            text: second.text.clone(),
+            similarity: 0.5,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 1,
+            fused: 0.5,
+            heading_similarity: 0.3,
+        };
+        let f = features("shopify", &[passage], &Calibration::default(), &lexicon);
+        let covered = FEATURES
+            .iter()
+            .position(|f| *f == "passage_coverage")
+            .unwrap();
+        assert_eq!(f[0].features[covered], 1.0);
     }
 }
