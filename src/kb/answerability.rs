@@ -398,27 +398,34 @@ mod tests {
         )
         .unwrap();
         let lexicon = Lexicon::build([&article].into_iter());
-        let second = &article.sections[2];
-        assert_eq!(second.anchor, article.sections[1].anchor);
-        let passage = Passage {
-            path: "setup.md".into(),
-            title: "Setup".into(),
-            heading_path: second.heading_path.clone(),
-            anchor: second.anchor.clone(),
-            link: "/kb/setup.md#steps".into(),
-            text: second.text.clone(),
-            similarity: 0.5,
-            bm25: None,
-            bm25_rank: None,
-            semantic_rank: 1,
-            fused: 0.5,
-            heading_similarity: 0.3,
-        };
-        let f = features("shopify", &[passage], &Calibration::default(), &lexicon);
+        let n = article.sections.len();
+        assert_eq!(
+            article.sections[n - 1].anchor,
+            article.sections[n - 2].anchor
+        );
         let covered = FEATURES
             .iter()
             .position(|f| *f == "passage_coverage")
             .unwrap();
-        assert_eq!(f[0].features[covered], 1.0);
+        for (section, word) in [(n - 2, "wordpress"), (n - 1, "shopify")] {
+            let s = &article.sections[section];
+            assert!(s.text.contains(word), "{:?}", article.sections);
+            let passage = Passage {
+                path: "setup.md".into(),
+                title: "Setup".into(),
+                heading_path: s.heading_path.clone(),
+                anchor: s.anchor.clone(),
+                link: "/kb/setup.md#steps".into(),
+                text: s.text.clone(),
+                similarity: 0.5,
+                bm25: None,
+                bm25_rank: None,
+                semantic_rank: 1,
+                fused: 0.5,
+                heading_similarity: 0.3,
+            };
+            let f = features(word, &[passage], &Calibration::default(), &lexicon);
+            assert_eq!(f[0].features[covered], 1.0, "{word}");
+        }
     }
 }
