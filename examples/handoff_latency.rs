@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     settings.kb.embedding_cache = "target/test-embeddings.cache".into();
     // Every customer of the run comes from 127.0.0.1.
     settings.limits.new_conversations_per_address_per_minute = 1e9;
+    settings.limits.handoff_requests_per_address_per_minute = 1e9;
     let nlu = settings.nlu.clone();
     let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
     let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;

@@ -4,7 +4,7 @@
 //! `Retry-After` instead of accepting a socket it cannot serve. Customers and agents have separate
 //! pools: no number of customers (or silent sockets pretending to be customers) can take an
 //! agent's slot. Each client address may hold only so many sockets, and start only so many
-//! conversations a minute. The client address is the TCP peer's, or, when the peer is a trusted
+//! conversations, ask for a person and leave tickets only so often (across all its sockets). The client address is the TCP peer's, or, when the peer is a trusted
 //! proxy (`server.trusted_proxies`), the last untrusted address of its `X-Forwarded-For`.
 
 use std::net::IpAddr;
@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::settings::{LimitSettings, ServerSettings};
 
@@ -50,6 +52,15 @@ impl Refused {
     }
 }
 
+/// A customer action that is limited per client address, across all of its sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `request_human`: `limits.handoff_requests_per_address_per_minute`.
+    RequestHuman,
+    /// `leave_email` (a ticket): `limits.tickets_per_address_per_minute`.
+    LeaveEmail,
+}
+
 /// Handle to admission control; clone it freely.
 #[derive(Clone)]
 pub struct Admission {
@@ -65,7 +76,19 @@ struct Inner {
     conversations_per_minute: f64,
     sockets: DashMap<IpAddr, usize>,
     budgets: DashMap<IpAddr, Bucket>,
+    handoffs: DefaultKeyedRateLimiter<IpAddr>,
+    tickets: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
     trusted: Vec<Cidr>,
+}
+
+/// `per_minute` a minute, all of them at once in a burst.
+fn per_minute(per_minute: f64) -> Quota {
+    let per_minute = per_minute.clamp(1.0 / 1440.0, 1_000_000.0);
+    let burst = std::num::NonZeroU32::new(per_minute.ceil() as u32).expect("at least 1");
+    Quota::with_period(std::time::Duration::from_secs_f64(60.0 / per_minute))
+        .expect("a positive period")
+        .allow_burst(burst)
 }
 
 /// A socket's place: released when dropped.
@@ -90,9 +113,27 @@ impl Slot {
     pub fn address(&self) -> IpAddr {
         self.address
     }
+
+    /// Counts `action` against the budget of the slot's address (see [`Admission::action`]).
+    pub fn action(&self, action: Action) -> Result<(), Refused> {
+        self.inner.action(action, self.address)
+    }
 }
 
 impl Inner {
+    fn action(&self, action: Action, address: IpAddr) -> Result<(), Refused> {
+        let limiter = match action {
+            Action::RequestHuman => &self.handoffs,
+            Action::LeaveEmail => &self.tickets,
+        };
+        limiter.check_key(&address).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Refused::TooManyFromAddress {
+                retry_after: (wait.as_secs_f64().ceil() as u32).clamp(1, 3600),
+            }
+        })
+    }
+
     fn counter(&self, pool: Pool) -> &AtomicUsize {
         match pool {
             Pool::Customers => &self.customers,
@@ -119,6 +160,11 @@ impl Admission {
                 conversations_per_minute: limits.new_conversations_per_address_per_minute,
                 sockets: DashMap::new(),
                 budgets: DashMap::new(),
+                handoffs: RateLimiter::keyed(per_minute(
+                    limits.handoff_requests_per_address_per_minute,
+                )),
+                tickets: RateLimiter::keyed(per_minute(limits.tickets_per_address_per_minute)),
+                clock: DefaultClock::default(),
                 trusted,
             }),
         })
@@ -180,13 +226,23 @@ impl Admission {
         }
     }
 
-    /// Forgets the conversation budgets of addresses that are back to full (run now and then).
+    /// Counts `action` from `address`, or refuses it with the seconds to wait when the address
+    /// has done it as often as it may lately.
+    pub fn action(&self, action: Action, address: IpAddr) -> Result<(), Refused> {
+        self.inner.action(action, address)
+    }
+
+    /// Forgets the budgets of addresses that are back to full (run now and then).
     pub fn forget_idle(&self, now_ms: i64) {
         let rate = self.inner.conversations_per_minute;
         self.inner.budgets.retain(|_, b| {
             b.refill(rate, now_ms);
             b.tokens < rate
         });
+        for limiter in [&self.inner.handoffs, &self.inner.tickets] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 
     /// The client's address: the TCP peer's, or for a trusted proxy the last address in
@@ -352,6 +408,25 @@ mod tests {
         );
         a.forget_idle(10 * 60_000);
         assert!(a.inner.budgets.is_empty());
+    }
+
+    #[test]
+    fn hand_off_requests_and_tickets_are_counted_per_address_apart() {
+        let a = admission(|_, l| {
+            l.tickets_per_address_per_minute = 2.0;
+            l.handoff_requests_per_address_per_minute = 1.0;
+        });
+        let home = ip("10.0.0.1");
+        assert!(a.action(Action::LeaveEmail, home).is_ok());
+        assert!(a.action(Action::LeaveEmail, home).is_ok());
+        let Err(Refused::TooManyFromAddress { retry_after }) = a.action(Action::LeaveEmail, home)
+        else {
+            panic!("a third ticket within the minute is refused");
+        };
+        assert!((1..=30).contains(&retry_after), "{retry_after}");
+        assert!(a.action(Action::LeaveEmail, ip("10.0.0.2")).is_ok());
+        assert!(a.action(Action::RequestHuman, home).is_ok(), "apart");
+        assert!(a.action(Action::RequestHuman, home).is_err());
     }
 
     #[test]

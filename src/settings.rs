@@ -51,6 +51,12 @@ pub struct ServerSettings {
     /// the client. Behind a proxy, list it here: otherwise every customer has the proxy's address
     /// and the per-address limits count them all as one.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a client has to send a request's headers, and the most a kept-alive connection
+    /// waits for its next request; then the connection is closed (slow clients cannot hold it).
+    pub header_timeout_seconds: f64,
+    /// Seconds a request has to arrive whole and be answered; then `408 request_timeout`.
+    /// An upgraded WebSocket is not a request any more: it lives by the `limits` deadlines.
+    pub request_timeout_seconds: f64,
 }
 
 impl Default for ServerSettings {
@@ -61,6 +67,8 @@ impl Default for ServerSettings {
             max_connections: 10_000,
             max_agent_connections: 500,
             trusted_proxies: Vec::new(),
+            header_timeout_seconds: 10.0,
+            request_timeout_seconds: 30.0,
         }
     }
 }
@@ -223,6 +231,11 @@ impl Default for BotSettings {
 pub struct LimitSettings {
     /// Largest frame accepted, in bytes; larger ones get an `error` frame.
     pub max_frame_bytes: usize,
+    /// Largest frame (or fragmented message) a socket may send before it has introduced itself
+    /// (`hello` on `/ws/chat`, an accepted `auth` on `/ws/agent`), in bytes; a larger one closes
+    /// the socket (1009) before its payload is read. Keeps what unauthenticated sockets can make
+    /// the server buffer small.
+    pub max_frame_bytes_before_greeting: usize,
     /// Longest message text, in characters.
     pub max_message_chars: usize,
     /// Sustained messages per second per connection.
@@ -245,6 +258,12 @@ pub struct LimitSettings {
     pub sockets_per_address: usize,
     /// New conversations one client address may start per minute (in a burst, as many).
     pub new_conversations_per_address_per_minute: f64,
+    /// `request_human` frames one client address may send per minute, across all its sockets
+    /// (in a burst, as many); beyond, `rate_limited`.
+    pub handoff_requests_per_address_per_minute: f64,
+    /// Tickets (`leave_email`) one client address may leave per minute, across all its sockets
+    /// (in a burst, as many); beyond, `rate_limited`.
+    pub tickets_per_address_per_minute: f64,
     /// Conversations waiting in the queue at once; beyond it a hand-off is refused (`queue_full`).
     pub max_queued: usize,
     /// Conversations from one client address waiting in the queue at once.
@@ -258,6 +277,7 @@ impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             max_frame_bytes: 16 * 1024,
+            max_frame_bytes_before_greeting: 16 * 1024,
             max_message_chars: 4_000,
             messages_per_second: 1.0,
             message_burst: 5.0,
@@ -268,6 +288,8 @@ impl Default for LimitSettings {
             agent_outbox: 256,
             sockets_per_address: 32,
             new_conversations_per_address_per_minute: 20.0,
+            handoff_requests_per_address_per_minute: 6.0,
+            tickets_per_address_per_minute: 3.0,
             max_queued: 1_000,
             queued_per_address: 3,
             queue_snapshot_entries: 100,

@@ -13,7 +13,7 @@ use crate::bot::Bot;
 use crate::conversation::{Conversations, Desk, Parts};
 use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
-use crate::http::{app, AppState};
+use crate::http::{app, AppState, Deadlines};
 use crate::kb::{KnowledgeBase, Watcher};
 use crate::metrics::Metrics;
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
@@ -25,6 +25,7 @@ use crate::store::{Durability, Store};
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
+    deadlines: Deadlines,
     state: AppState,
     _watcher: Option<Watcher>,
     _timers: AbortOnDrop,
@@ -149,6 +150,7 @@ impl App {
         Ok(Self {
             listener,
             router: app(state.clone()),
+            deadlines: Deadlines::from(&settings.server),
             state,
             _watcher: watcher,
             _timers: timers,
@@ -168,7 +170,13 @@ impl App {
 
     /// Serves until Ctrl-C or SIGTERM, then stops accepting and lets open requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        crate::http::serve(self.listener, self.router, shutdown_signal()).await
+        crate::http::serve(
+            self.listener,
+            self.router,
+            self.deadlines,
+            shutdown_signal(),
+        )
+        .await
     }
 }
 

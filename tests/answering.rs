@@ -70,7 +70,8 @@ async fn on_the_plausible_docs_the_right_page_is_cited_first_or_among_choices() 
 
 #[tokio::test]
 async fn on_the_plausible_docs_csv_export_cites_the_export_page_not_the_api() {
-    let Some(app) = plausible_app("on_the_plausible_docs_csv_export_cites_the_export_page_not_the_api").await
+    let Some(app) =
+        plausible_app("on_the_plausible_docs_csv_export_cites_the_export_page_not_the_api").await
     else {
         return;
     };

@@ -1,13 +1,20 @@
 //! The queue stays small and nobody's chat is stranded: floods from one address are capped,
 //! agents' queue frames carry changes, chats of an agent who left or stopped replying go back to
-//! the queue, abandoned entries expire, and notes go only on chats the agent holds.
+//! the queue, abandoned entries expire, notes go only on chats the agent holds, and a bot turn
+//! that finishes late never hands over a chat that went to a person under it.
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{spawn_app_with, Client, TestApp};
+use common::{nlu, spawn_app_with, spawn_app_with_seam, Client, TestApp};
+use frontdesk::escalation::{Scripted, Understand};
+use frontdesk::nlu::{Analysis, NluError, Understanding};
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 fn manual(s: &mut frontdesk::Settings) {
     s.handoff.auto_assign = false;
@@ -44,6 +51,8 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
         manual(s);
         s.limits.queued_per_address = 3;
         s.limits.new_conversations_per_address_per_minute = 10.0;
+        // The queue's own caps are what is tested here, not the hand-off requests' budget.
+        s.limits.handoff_requests_per_address_per_minute = 1000.0;
     })
     .await;
     let token = app.agent_token("Sam", &[]).await;
@@ -248,4 +257,168 @@ async fn a_note_goes_only_on_a_chat_the_agent_holds() {
         .map(|n| n["text"].as_str().unwrap())
         .collect();
     assert_eq!(notes, ["mine"]);
+}
+
+#[tokio::test]
+async fn one_address_with_many_sockets_files_only_so_many_tickets_and_hand_offs_a_minute() {
+    let app = spawn_app_with(|s| {
+        manual(s);
+        s.limits.tickets_per_address_per_minute = 3.0;
+        s.limits.handoff_requests_per_address_per_minute = 2.0;
+        s.limits.queued_per_address = 10;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    let (mut acks, mut refused, mut queued, mut sockets) = (0, Vec::new(), 0, Vec::new());
+    for i in 0..6 {
+        // A fresh socket and conversation each time: the budget is the address's, not the socket's.
+        let mut c = Client::connect_from(app.port, [127, 0, 0, 7], None)
+            .await
+            .unwrap();
+        c.hello(None, None).await;
+        c.send(json!({"type": "leave_email", "email": format!("spam{i}@example.com")}))
+            .await;
+        c.send(json!({"type": "request_human"})).await;
+        for frame in c.settle().await {
+            match frame["type"].as_str() {
+                Some("email_ack") => acks += 1,
+                Some("status") if frame["state"] == "queued" => queued += 1,
+                Some("error") => refused.push(frame),
+                _ => {}
+            }
+        }
+        sockets.push(c);
+    }
+    assert_eq!(acks, 3, "{refused:?}");
+    assert_eq!(queued, 2, "{refused:?}");
+    assert_eq!(refused.len(), 3 + 4, "{refused:?}");
+    for error in &refused {
+        assert_eq!(error["code"], "rate_limited", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("try again in"),
+            "{error}"
+        );
+    }
+    let (_, body) = app.get_as("/api/tickets?status=open", Some(&token)).await;
+    assert_eq!(body["tickets"].as_array().unwrap().len(), 3, "{body}");
+
+    // Another address is not affected, and the refused customers' conversations go on.
+    let mut other = Client::connect_from(app.port, [127, 0, 0, 8], None)
+        .await
+        .unwrap();
+    other.hello(None, None).await;
+    other
+        .send(json!({"type": "leave_email", "email": "ana@example.com"}))
+        .await;
+    assert_eq!(other.recv().await["type"], "email_ack");
+    let last = sockets.last_mut().unwrap();
+    let (ack, _) = last.ask("m1", "how do I reset my password?").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+}
+
+/// Understanding that waits for a permit on messages containing "furious" (and finds them upset
+/// enough to hand over): a bot turn held in flight for as long as the test likes.
+struct SlowFury {
+    gate: Arc<Semaphore>,
+    inner: Scripted<fn(&str) -> Understanding>,
+}
+
+fn fury(text: &str) -> Understanding {
+    let mut u = Understanding::default();
+    if text.contains("furious") {
+        u.upset = 0.99;
+        u.upset_cues = vec!["angry word".into()];
+    }
+    u
+}
+
+impl Understand for SlowFury {
+    fn understand<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        Box::pin(async move {
+            if text.contains("furious") {
+                self.gate.acquire().await.expect("open gate").forget();
+            }
+            self.inner.understand(text).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_turn_that_finishes_after_a_person_resolved_the_chat_does_not_requeue_it() {
+    late_turn(false).await;
+}
+
+/// As above, when the chat went back to the bot meanwhile (the customer wrote from a second tab
+/// after the resolution): the state is `bot` again, but not since the late turn began.
+#[tokio::test]
+async fn a_late_turn_does_not_requeue_a_chat_that_went_back_to_the_bot_after_a_hand_off() {
+    late_turn(true).await;
+}
+
+async fn late_turn(back_to_bot: bool) {
+    let gate = Arc::new(Semaphore::new(0));
+    let seam = SlowFury {
+        gate: gate.clone(),
+        inner: Scripted::new(nlu().0, fury as fn(&str) -> Understanding),
+    };
+    let app = spawn_app_with_seam(manual, Arc::new(seam)).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
+
+    // The turn of an upset message is in flight (held in the models)...
+    customer
+        .send(json!({"type": "message", "client_id": "m1", "text": "I am furious"}))
+        .await;
+    assert_eq!(customer.recv().await["type"], "ack");
+    // ...while the customer asks for a person, Sam claims the chat and resolves it.
+    customer.send(json!({"type": "request_human"})).await;
+    while customer.recv().await["state"] != "queued" {}
+    sam.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    sam.next("assigned").await;
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    while customer.recv().await["state"] != "resolved" {}
+    if back_to_bot {
+        let mut tab = app.client().await;
+        tab.hello(Some(&session), None).await;
+        tab.send(json!({"type": "message", "client_id": "t1", "text": "one more thing: how do I reset my password?"}))
+            .await;
+        let frames = tab.settle().await;
+        assert!(
+            frames.iter().any(|f| f["state"] == "bot") && frames.iter().any(|f| f["from"] == "bot"),
+            "back with the bot, which answers: {frames:?}"
+        );
+    }
+    sam.settle().await;
+
+    // The turn finishes now; its policy says "hand over", but the bot has not owned the chat all
+    // along since the message.
+    gate.add_permits(1);
+    // `settle` waits for the pong, which comes once the turn is done.
+    let after = customer.settle().await;
+    assert!(
+        after
+            .iter()
+            .all(|f| f["state"] != "queued" && f["from"] != "system"),
+        "the customer is not queued again: {after:?}"
+    );
+    let queue = sam.settle().await;
+    assert!(
+        queue.iter().all(|f| f["type"] != "queue_changed"
+            || f["upserted"].as_array().is_none_or(|u| u.is_empty())),
+        "nothing is queued again: {queue:?}"
+    );
+    assert!(sam.queue().is_empty(), "{:?}", sam.queue());
+
+    // The customer can still ask for a person again, as before.
+    customer.send(json!({"type": "request_human"})).await;
+    while customer.recv().await["state"] != "queued" {}
 }

@@ -1,5 +1,6 @@
 //! What customers do: write, type, give feedback, ask for a person, rate, leave an email.
 
+use super::handover::Asker;
 use super::{message, ConversationError, Conversations};
 use crate::clock::now_ms;
 use crate::escalation::{Decision, Reason};
@@ -81,8 +82,9 @@ impl Conversations {
         if !session.is_stored() || core.store.sender_of(id, seq).await?.as_deref() != Some("bot") {
             return Err(ConversationError::UnknownMessage(seq));
         }
+        let verdict_at = now_ms();
         core.store
-            .record_feedback(id, seq, helpful, now_ms())
+            .record_feedback(id, seq, helpful, verdict_at)
             .await?;
         if !helpful && core.state(id).await? == State::Bot {
             let turns = core.store.bot_turns_of(id).await?;
@@ -94,6 +96,7 @@ impl Conversations {
                     decision,
                     session.customer_name(),
                     Some(session.origin()),
+                    Asker::BotSince(verdict_at),
                 )
                 .await?;
             }
@@ -115,6 +118,7 @@ impl Conversations {
                 decision,
                 session.customer_name(),
                 Some(session.origin()),
+                Asker::Customer,
             )
             .await
     }

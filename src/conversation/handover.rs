@@ -15,22 +15,38 @@ use crate::protocol::customer::{Sender, ServerFrame, State, StatusFrame};
 use crate::protocol::encode;
 use crate::queue::{preview, Unavailable, Waiting};
 
+/// Who asks for a hand-off, and so from which states it may happen.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Asker {
+    /// The customer (`request_human`): from the bot, or from a resolved chat (they want a person
+    /// again).
+    Customer,
+    /// The bot's own judgement of a turn (or a verdict) that began at this time (Unix ms): only
+    /// while the bot has owned the conversation all along since then. A turn still working when
+    /// the chat went to a person (and perhaps was resolved) must not hand it over again.
+    BotSince(i64),
+}
+
 impl Core {
     /// Hands a conversation the bot owns to the queue, for the reasons in `decision`. The customer
     /// sees `status{queued, position, eta}` and a system message (with the offer to leave an email
     /// when nobody can take it now); agents see the queue change, and the least-loaded available
     /// agent of the team is assigned when automatic assignment is on. Refused when the queue is
-    /// full (overall, or for the customer's address); then nothing changes.
+    /// full (overall, or for the customer's address); then nothing changes. Nothing happens either
+    /// when the conversation is not in a state `asker` may hand over from (checked under the
+    /// conversation's lock, so nothing changes owner between the check and the hand-off).
     pub(super) async fn escalate(
         &self,
         id: &ConversationId,
         decision: Decision,
         customer: Option<&str>,
         origin: Option<IpAddr>,
+        asker: Asker,
     ) -> Result<(), ConversationError> {
         {
             let _guard = self.lock(id).await;
-            if !matches!(self.state(id).await?, State::Bot | State::Resolved) {
+            if !self.may_hand_over(id, asker).await? {
+                tracing::debug!(conversation = %id, ?asker, "no hand-off: the conversation changed owner meanwhile");
                 return Ok(());
             }
             let now = now_ms();
@@ -76,6 +92,28 @@ impl Core {
             tracing::info!(conversation = %id, team, reasons = ?decision.reasons, "escalated");
         }
         self.dispatch().await
+    }
+
+    /// Whether `asker` may hand the conversation over now (the caller holds its lock).
+    async fn may_hand_over(
+        &self,
+        id: &ConversationId,
+        asker: Asker,
+    ) -> Result<bool, ConversationError> {
+        let state = self.state(id).await?;
+        Ok(match asker {
+            Asker::Customer => matches!(state, State::Bot | State::Resolved),
+            // Back with the bot, but after a hand-off that began since: not the owner it was.
+            Asker::BotSince(since) => {
+                state == State::Bot
+                    && self
+                        .store
+                        .handoffs_of(id)
+                        .await?
+                        .last()
+                        .is_none_or(|h| h.escalated_at < since)
+            }
+        })
     }
 
     /// Records the hand-off and puts the entry in the queue, within its bounds. The bounds are

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::customer::Stored;
+use super::handover::Asker;
 use super::session::Session;
 use super::{message, status, ConversationError, Conversations, Core};
 use crate::bot::{Outcome, Reply};
@@ -25,6 +26,9 @@ pub struct Asked {
     origin: IpAddr,
     stored: Stored,
     text: String,
+    /// When the message was stored (Unix ms): the turn may hand the conversation over only if the
+    /// bot has owned it since.
+    at: i64,
 }
 
 impl Asked {
@@ -36,6 +40,7 @@ impl Asked {
             origin: session.origin(),
             stored: stored.clone(),
             text: text.to_owned(),
+            at: now_ms(),
         }
     }
 
@@ -161,7 +166,13 @@ impl Core {
     ) -> Result<bool, ConversationError> {
         let id = &asked.id;
         match self
-            .escalate(id, decision, asked.customer.as_deref(), Some(asked.origin))
+            .escalate(
+                id,
+                decision,
+                asked.customer.as_deref(),
+                Some(asked.origin),
+                Asker::BotSince(asked.at),
+            )
             .await
         {
             Ok(()) => Ok(true),

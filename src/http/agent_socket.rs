@@ -7,7 +7,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -38,7 +37,7 @@ struct WsParams {
 }
 
 async fn upgrade(
-    ws: WebSocketUpgrade,
+    ws: super::upgrade::Upgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -61,7 +60,9 @@ async fn upgrade(
         Ok(slot) => slot,
         Err(refusal) => return super::refused(refusal, address),
     };
-    super::sized(ws, MAX_AGENT_FRAME * 2, 8 * 1024).on_upgrade(move |socket| {
+    let config = super::sized(MAX_AGENT_FRAME * 2, 8 * 1024);
+    let gate = state.limits.max_frame_bytes_before_greeting;
+    ws.on_upgrade(config, gate, move |socket| {
         let (outbox, inbox) = outbox(state.limits.agent_outbox);
         let timing = Timing::from(&state.limits);
         let (ended, stop) = oneshot::channel();

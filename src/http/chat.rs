@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -18,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::accounts::identity::IdentityVerifier;
-use crate::admission::{Pool, Slot};
+use crate::admission::{Action, Pool, Slot};
 use crate::conversation::{Asked, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, ClientFrame, ServerFrame};
@@ -34,7 +33,7 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn upgrade(
-    ws: WebSocketUpgrade,
+    ws: super::upgrade::Upgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -45,7 +44,8 @@ async fn upgrade(
         Err(refusal) => return super::refused(refusal, address),
     };
     let hard = HARD_FRAME_LIMIT.max(state.limits.max_frame_bytes * 2);
-    super::sized(ws, hard, 0).on_upgrade(move |socket| {
+    let gate = state.limits.max_frame_bytes_before_greeting;
+    ws.on_upgrade(super::sized(hard, 0), gate, move |socket| {
         let (outbox, inbox) = outbox(state.limits.customer_outbox);
         let timing = Timing::from(&state.limits);
         let connection = Connection::new(state, outbox, slot);
@@ -225,6 +225,7 @@ impl Connection {
                     let long = format!("the message is limited to {max} characters");
                     return Err(Refusal::new(ErrorCode::MessageTooLong, long).into());
                 }
+                per_address(&self.slot, Action::LeaveEmail)?;
                 let ticket_id = conversations.leave_email(session, &email, &message).await?;
                 Some(ServerFrame::EmailAck { ticket_id })
             }
@@ -233,6 +234,7 @@ impl Connection {
                     let wait = "wait a moment and ask again";
                     return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
                 }
+                per_address(&self.slot, Action::RequestHuman)?;
                 conversations.request_human(session).await?;
                 None
             }
@@ -311,6 +313,21 @@ impl Connection {
         }
         self.refuse(Refusal::new(e.code(), e.public_message()), client_id);
     }
+}
+
+/// Counts `action` against the budget of the socket's address, across all its sockets.
+fn per_address(slot: &Slot, action: Action) -> Result<(), Refusal> {
+    slot.action(action).map_err(|refused| {
+        let what = match action {
+            Action::RequestHuman => "requests for a person",
+            Action::LeaveEmail => "messages left",
+        };
+        let wait = refused.retry_after();
+        Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many {what} from your network; try again in {wait} s"),
+        )
+    })
 }
 
 /// Why a frame was not done.

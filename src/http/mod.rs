@@ -10,15 +10,17 @@ mod chat;
 mod error;
 mod metrics;
 mod pages;
+mod serve;
 mod socket;
+mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::accounts::identity::IdentityVerifier;
 use crate::accounts::Accounts;
@@ -31,6 +33,7 @@ use crate::settings::LimitSettings;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use serve::{serve, Deadlines};
 
 /// Cheap handles to everything a request may need.
 #[derive(Clone)]
@@ -67,28 +70,19 @@ pub fn app(state: AppState) -> Router {
         .merge(agent_socket::router())
         .merge(pages::router())
         .merge(metrics::router())
+        .layer(axum::middleware::map_response(no_sniffing))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
-/// Every accepted socket gets `TCP_NODELAY`: a frame is written as soon as it is ready instead of
-/// waiting (up to the client's delayed ACK, about 40 ms) behind the previous one.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("could not set TCP_NODELAY on a socket: {e}");
-        }
-    });
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// Every response says what it is, and browsers do not guess otherwise (a JSON body is never run
+/// as a script or shown as a page).
+async fn no_sniffing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says it is.
@@ -100,11 +94,12 @@ fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Ip
 /// Socket buffers: small, so an idle socket costs little (frames larger than the read buffer are
 /// read in several steps). What waits to be written is bounded by the outbox, in frames; a frame
 /// itself may be large (a `welcome` with many missed frames).
-fn sized(ws: WebSocketUpgrade, max_frame: usize, write_buffer: usize) -> WebSocketUpgrade {
-    ws.read_buffer_size(2 * 1024)
+fn sized(max_frame: usize, write_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(write_buffer)
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
+        .max_message_size(Some(max_frame))
+        .max_frame_size(Some(max_frame))
 }
 
 /// A refused upgrade: `503` when the server's sockets are all taken, `429` when this address has

@@ -29,9 +29,82 @@ const CONSOLE_CSS: &str = include_str!("../../web_widget/console.css");
 const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The styles of an article page, allowed by their hash (no other style, and no script at all).
+const ARTICLE_STYLE: &str = "body{font:16px/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;\
+     padding:0 1rem;color:#1d2430}code{background:#f1f3f6;padding:0 .2em;border-radius:3px}a{color:#1a5fb4}\
+     img{max-width:100%}";
+
+/// Article pages show the operator's markdown on the console's origin (where an agent's token
+/// lives): no script runs at all, images come from here or https, and nothing may frame them.
+fn article_csp() -> &'static HeaderValue {
+    static CSP: OnceLock<HeaderValue> = OnceLock::new();
+    CSP.get_or_init(|| {
+        csp(&format!(
+            "default-src 'none'; style-src {}; img-src 'self' https:; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+            style_hash(ARTICLE_STYLE)
+        ))
+    })
+}
+
+/// The demo page runs the widget from here and its own inline styles (by hash). The widget is a
+/// script on the operator's page, not a frame, so no page of ours needs to be framed.
+fn demo_csp() -> &'static HeaderValue {
+    static CSP: OnceLock<HeaderValue> = OnceLock::new();
+    CSP.get_or_init(|| {
+        let styles: Vec<String> = inline_styles(DEMO_PAGE).map(style_hash).collect();
+        csp(&format!(
+            "default-src 'none'; script-src 'self'; style-src 'self' {}; connect-src 'self'; \
+             img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            styles.join(" ")
+        ))
+    })
+}
+
+fn csp(policy: &str) -> HeaderValue {
+    HeaderValue::from_str(policy).expect("a policy is a valid header value")
+}
+
+/// `'sha256-…'`: the CSP source that allows exactly this `<style>` element's content.
+fn style_hash(css: &str) -> String {
+    use base64::Engine;
+    let digest = Sha256::digest(css.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The contents of a page's `<style>` elements.
+fn inline_styles(page: &str) -> impl Iterator<Item = &str> {
+    page.split("<style>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</style>").map(|(css, _)| css))
+}
+
+/// Headers every HTML page carries: its policy, no MIME sniffing, no address leaking to other
+/// sites, and no framing (for browsers without `frame-ancestors`).
+fn page_headers(policy: HeaderValue) -> [(header::HeaderName, HeaderValue); 4] {
+    [
+        (header::CONTENT_SECURITY_POLICY, policy),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    ]
+}
+
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Html(DEMO_PAGE) }))
+        .route(
+            "/",
+            get(|| async { (page_headers(demo_csp().clone()), Html(DEMO_PAGE)) }),
+        )
         .route("/widget.js", get(widget))
         .route("/console", get(console_page))
         .route(
@@ -99,18 +172,8 @@ async fn widget(headers: HeaderMap) -> Response {
 
 async fn console_page() -> Response {
     (
-        [
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CONSOLE_CSP),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            ),
-            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        ],
+        page_headers(HeaderValue::from_static(CONSOLE_CSP)),
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
         Html(CONSOLE_PAGE),
     )
         .into_response()
@@ -150,12 +213,12 @@ async fn article(
     let body =
         crate::kb::render_html(&path, &source).map_err(|e| ApiError::not_found(e.to_string()))?;
     let title = escape(&article.title);
-    Ok(Html(format!(
+    let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title}</title><style>body{{font:16px/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1d2430}}\
-         code{{background:#f1f3f6;padding:0 .2em;border-radius:3px}}a{{color:#1a5fb4}}</style></head>\
+         <title>{title}</title><style>{ARTICLE_STYLE}</style></head>\
          <body><p><a href=\"/\">Help centre</a></p><h1>{title}</h1>{body}</body></html>"
-    )))
+    );
+    Ok((page_headers(article_csp().clone()), Html(page)))
 }
 
 fn escape(s: &str) -> String {

@@ -11,10 +11,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::upgrade::{Socket as WebSocket, TooLargeBeforeGreeting};
 
 use crate::fanout::{Alarm, Inbox};
 use crate::protocol::CloseCode;
@@ -72,40 +77,48 @@ pub(super) async fn run_until<H: Handler>(
 ) {
     tokio::pin!(stop);
     let mut watch = Watch::new(handler.greeted());
+    if watch.greeted {
+        socket.get_mut().open();
+    }
     let mut idle: Option<H> = Some(handler);
     let mut busy: Option<JoinHandle<H>> = None;
     let alarm = inbox.alarm();
     let close = loop {
         tokio::select! {
             biased;
-            _ = alarm.rung() => break Some(CloseCode::TooSlow),
-            code = &mut stop => break Some(code),
+            _ = alarm.rung() => break Some(Close::Code(CloseCode::TooSlow)),
+            code = &mut stop => break Some(Close::Code(code)),
             frame = inbox.recv() => {
                 let Some(frame) = frame else { break None };
                 if let Err(close) = write(&mut socket, &mut inbox, &alarm, frame, timing.idle).await {
-                    break close;
+                    break close.map(Close::Code);
                 }
             }
             done = join(&mut busy), if busy.is_some() => {
                 busy = None;
-                let Some(h) = done else { break Some(CloseCode::InternalError) };
+                let Some(h) = done else { break Some(Close::Code(CloseCode::InternalError)) };
+                if h.greeted() && !watch.greeted {
+                    // The pre-greeting size limit is lifted: the socket's own limits hold.
+                    socket.get_mut().open();
+                }
                 watch.greeted = h.greeted();
                 idle = Some(h);
             }
-            incoming = socket.recv(), if idle.is_some() => {
+            incoming = socket.next(), if idle.is_some() => {
                 watch.heard();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
                         busy = idle.take().map(|h| tokio::spawn(h.on_text(text.to_string())));
                     }
                     Some(Ok(Message::Binary(_))) => idle.iter_mut().for_each(|h| h.on_binary()),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Err(e)) => break too_large(&e),
+                    Some(Ok(Message::Close(_))) | None => break None,
                 }
             }
             _ = sleep_until(watch.deadline(&timing)), if idle.is_some() => {
                 if let Err(close) = watch.expired() {
-                    break Some(close);
+                    break Some(Close::Code(close));
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break None;
@@ -113,16 +126,44 @@ pub(super) async fn run_until<H: Handler>(
             }
         }
     };
-    if let Some(code) = close {
-        let frame = CloseFrame {
-            code: code.code(),
-            reason: code.reason().into(),
+    if let Some(close) = close {
+        let frame = match close {
+            Close::Code(code) => CloseFrame {
+                code: WsCloseCode::from(code.code()),
+                reason: code.reason().into(),
+            },
+            Close::TooLarge(reason) => CloseFrame {
+                code: WsCloseCode::Size,
+                reason: reason.into(),
+            },
         };
         let closing = socket.send(Message::Close(Some(frame)));
         let _ = timeout(Duration::from_secs(1), closing).await;
     }
     // A frame still being handled finishes on its own (its effects on the conversation
     // complete); what it sends this socket goes nowhere.
+}
+
+/// Why the server closes a socket.
+enum Close {
+    /// One of the protocol's codes.
+    Code(CloseCode),
+    /// A frame or message above the limit (1009), and what the limit is.
+    TooLarge(String),
+}
+
+/// A read that failed because a frame was too large closes with 1009 and the limit (the client
+/// learns what to change); any other failure is a broken connection, closed without a word.
+fn too_large(e: &WsError) -> Option<Close> {
+    if let Some(refused) = TooLargeBeforeGreeting::find(e) {
+        return Some(Close::TooLarge(refused.to_string()));
+    }
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }) => Some(Close::TooLarge(
+            format!("frames are limited to {max_size} bytes"),
+        )),
+        _ => None,
+    }
 }
 
 /// The socket's deadlines: to say hello, to be pinged, to be closed as idle.

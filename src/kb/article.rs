@@ -93,6 +93,12 @@ pub fn parse(path: &str, source: &str) -> Result<Article, KbError> {
     Ok(article)
 }
 
+/// The markdown after the front matter, without MDX imports and JSX (for rendering to HTML).
+pub(super) fn prose_markdown(path: &str, source: &str) -> Result<String, KbError> {
+    let (_, body) = split_front_matter(path, source)?;
+    Ok(strip_mdx(body))
+}
+
 fn split_front_matter<'a>(path: &str, source: &'a str) -> Result<(FrontMatter, &'a str), KbError> {
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let Some(rest) = source
@@ -342,21 +348,6 @@ pub fn slugify(heading: &str) -> String {
         }
     }
     slug.trim_matches('-').to_owned()
-}
-
-/// The article's body as HTML for the server's own article pages. Raw HTML and JSX in the source
-/// are dropped, so nothing an editor pastes can run in a reader's browser.
-pub fn render_html(path: &str, source: &str) -> Result<String, KbError> {
-    let (_, body) = split_front_matter(path, source)?;
-    let body = strip_mdx(body);
-    let events = Parser::new_ext(
-        &body,
-        Options::ENABLE_TABLES | Options::ENABLE_HEADING_ATTRIBUTES,
-    )
-    .filter(|e| !matches!(e, Event::Html(_) | Event::InlineHtml(_)));
-    let mut html = String::with_capacity(body.len() * 2);
-    pulldown_cmark::html::push_html(&mut html, events);
-    Ok(html)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod answerability;
 mod article;
 mod calibrate;
+mod html;
 mod index;
 mod lint;
 mod watch;
@@ -23,8 +24,9 @@ use sha2::{Digest, Sha256};
 pub use answerability::{
     features as answerability_features, words, Judged, Lexicon, Model, FEATURES,
 };
-pub use article::{parse, render_html, slugify, Article, Section};
+pub use article::{parse, slugify, Article, Section};
 pub use calibrate::Calibration;
+pub use html::render_html;
 pub use lint::{lint, Finding, Severity};
 pub use watch::Watcher;
 

@@ -127,6 +127,14 @@ impl Server {
                 "FRONTDESK_LIMITS__NEW_CONVERSATIONS_PER_ADDRESS_PER_MINUTE".into(),
                 "1000000".into(),
             ),
+            (
+                "FRONTDESK_LIMITS__HANDOFF_REQUESTS_PER_ADDRESS_PER_MINUTE".into(),
+                "1000000".into(),
+            ),
+            (
+                "FRONTDESK_LIMITS__TICKETS_PER_ADDRESS_PER_MINUTE".into(),
+                "1000000".into(),
+            ),
             ("RUST_LOG".into(), "warn".into()),
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
