@@ -147,8 +147,13 @@ pub struct NluSettings {
     pub max_batch: usize,
     /// Most encode requests waiting; callers beyond it wait (backpressure).
     pub queue_capacity: usize,
-    /// The intents and their example phrasings (edited by people).
+    /// The general support intents and their example phrasings (edited by people).
     pub intents: PathBuf,
+    /// A help centre's own intents, added to the general ones (a name the general file has adds
+    /// phrasings to it). Unset: `<kb.dir>/.frontdesk/intents.yaml` when the served knowledge base
+    /// has one (the demo shop's order_status and shipping live there). The model trained on the
+    /// combination is kept beside this file (`intents.model.json`), not in `intent_model`.
+    pub extra_intents: Option<PathBuf>,
     /// Example messages that fit none of the intents.
     pub out_of_scope_examples: PathBuf,
     /// The trained intent classifier (written by `frontdesk train`).
@@ -163,6 +168,26 @@ pub struct NluSettings {
     pub retrain_stale: bool,
 }
 
+/// Folder of a knowledge base that holds its own settings (not articles: the loader skips it).
+pub const KB_SETTINGS_DIR: &str = ".frontdesk";
+
+impl NluSettings {
+    /// These settings for serving the knowledge base in `kb_dir`: its own intents
+    /// (`extra_intents`, or `<kb_dir>/.frontdesk/intents.yaml` when that exists) join the general
+    /// ones, and the intent model is the one trained on both, kept beside the extra file.
+    pub fn for_knowledge_base(&self, kb_dir: &std::path::Path) -> Self {
+        let mut s = self.clone();
+        let own = kb_dir.join(KB_SETTINGS_DIR).join("intents.yaml");
+        if s.extra_intents.is_none() && own.is_file() {
+            s.extra_intents = Some(own);
+        }
+        if let Some(extra) = &s.extra_intents {
+            s.intent_model = extra.with_file_name("intents.model.json");
+        }
+        s
+    }
+}
+
 impl Default for NluSettings {
     fn default() -> Self {
         Self {
@@ -171,6 +196,7 @@ impl Default for NluSettings {
             max_batch: 32,
             queue_capacity: 256,
             intents: "models/intents.yaml".into(),
+            extra_intents: None,
             out_of_scope_examples: "models/out_of_scope.yaml".into(),
             intent_model: "models/intents.model.json".into(),
             upset_model: "models/upset.json".into(),
@@ -302,8 +328,8 @@ impl Default for LimitSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EscalationSettings {
-    /// A message goes to a person when upset, urgent and asking for a person, summed
-    /// (`Understanding::needs_person`, 0–1), reach this. The default is the threshold chosen on
+    /// A message goes to a person when the strongest of upset, urgent and asking for a person
+    /// (`Understanding::needs_person`, 0–1) reaches this. The default is the threshold chosen on
     /// the support set's dev part (`models/signals.json`, manifest `threshold`); half of it counts
     /// as "impatient" for the conversation-level checks.
     pub upset_threshold: f32,
@@ -331,7 +357,7 @@ pub struct EscalationSettings {
 impl Default for EscalationSettings {
     fn default() -> Self {
         Self {
-            upset_threshold: 0.90,
+            upset_threshold: 0.61,
             upset_rise: 0.3,
             upset_rising_floor: 0.4,
             rising_turns: 3,

@@ -229,13 +229,21 @@ fn check_intent_names(settings: &Settings, nlu: &Nlu) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the intent and upset models (retraining a stale intent model first; blocking work).
+/// Loads the intent and upset models (retraining a stale intent model first; blocking work). The
+/// intents are the general ones plus the served knowledge base's own, if it has any
+/// ([`NluSettings::for_knowledge_base`](crate::settings::NluSettings::for_knowledge_base)).
 pub async fn open_nlu(
     settings: &Settings,
     encoder: Encoder,
     cache: EmbeddingCache,
 ) -> anyhow::Result<Nlu> {
-    let nlu_settings = settings.nlu.clone();
+    let nlu_settings = settings.nlu.for_knowledge_base(&settings.kb.dir);
+    if let Some(extra) = &nlu_settings.extra_intents {
+        tracing::info!(
+            "the knowledge base's own intents in {} join the general ones",
+            extra.display()
+        );
+    }
     let nlu =
         tokio::task::spawn_blocking(move || Nlu::open(&nlu_settings, encoder, &cache)).await??;
     check_intent_names(settings, &nlu)?;

@@ -20,15 +20,15 @@ async fn explain(app: &common::TestApp, q: &str) -> Value {
     body
 }
 
-/// How much the message needs a person (upset + urgent + asking for one) and the threshold at
-/// which the escalation policy hands the chat over.
+/// How much the message needs a person (the strongest of upset, urgent and asking for one) and
+/// the threshold at which the escalation policy hands the chat over.
 fn upset(body: &Value) -> (f64, f64) {
     let threshold = frontdesk::settings::EscalationSettings::default().upset_threshold as f64;
     let u = &body["understanding"];
     let need = ["upset", "urgent", "asks_for_person"]
         .iter()
         .map(|k| u[*k].as_f64().unwrap_or(0.0))
-        .sum::<f64>();
+        .fold(0.0, f64::max);
     (need, threshold)
 }
 
@@ -133,32 +133,67 @@ async fn a_greeting_is_answered_in_kind_over_the_socket() {
 
 #[tokio::test]
 async fn a_stale_intent_model_is_retrained_at_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let intents = dir.path().join("intents.yaml");
-    let text = std::fs::read_to_string(root().join("models/intents.yaml")).unwrap();
-    // An editor adds a phrasing: the committed model no longer matches.
-    let text = text.replacen(
-        "      - \"hello there\"\n",
-        "      - \"hello there\"\n      - \"ahoy there\"\n",
-        1,
-    );
-    std::fs::write(&intents, text).unwrap();
-    let model = dir.path().join("intents.model.json");
-    std::fs::copy(root().join("models/intents.model.json"), &model).unwrap();
-    let before = std::fs::read_to_string(&model).unwrap();
-    let (i, m) = (intents.clone(), model.clone());
+    // An editor adds a phrasing to the demo shop's own intents, beside its articles: the model
+    // trained on the general and the shop's intents no longer matches, and is retrained.
+    let edited = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = edited.clone();
     let app = spawn_app_with(move |s| {
-        s.nlu.intents = i;
-        s.nlu.intent_model = m;
+        let own = s.kb.dir.join(".frontdesk/intents.yaml");
+        let text = std::fs::read_to_string(&own).unwrap();
+        let text = text.replacen(
+            "      - \"hey tidewater\"\n",
+            "      - \"hey tidewater\"\n      - \"ahoy there\"\n",
+            1,
+        );
+        std::fs::write(&own, text).unwrap();
+        let model = s.kb.dir.join(".frontdesk/intents.model.json");
+        *seen.lock().unwrap() = Some((model.clone(), std::fs::read_to_string(&model).unwrap()));
         s.nlu.retrain_stale = true;
     })
     .await;
+    let (model, before) = edited.lock().unwrap().take().unwrap();
     let after = std::fs::read_to_string(&model).unwrap();
     assert_ne!(before, after, "the model was not retrained");
     let saved: Value = serde_json::from_str(&after).unwrap();
-    assert_eq!(saved["manifest"]["examples"][0][1], 28, "greeting examples");
+    let general: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("models/intents.model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        saved["manifest"]["examples"][0][1].as_u64().unwrap(),
+        general["manifest"]["examples"][0][1].as_u64().unwrap() + 2,
+        "greeting: the general phrasings, the shop's one and the new one"
+    );
     let body = explain(&app, "hi, good morning").await;
     assert_eq!(body["reply"]["understanding"]["intent"]["name"], "greeting");
+}
+
+#[tokio::test]
+async fn a_help_centre_gets_the_general_intents_and_the_demo_shop_keeps_its_own() {
+    let message = "where is my order? it should have arrived by now";
+    let shop = spawn_app().await;
+    let body = explain(&shop, message).await;
+    assert_eq!(
+        body["reply"]["understanding"]["intent"]["name"], "order_status",
+        "{body}"
+    );
+    // Another help centre, with no intents of its own: the shop's are not carried into it.
+    let other = common::spawn_app_with_files(&[(
+        "tracking.md",
+        "# Tracking\n\nAdd the script to your site to count visitors.",
+    )])
+    .await;
+    let body = explain(&other, message).await;
+    let intent = body["reply"]["understanding"]["intent"]["name"].as_str();
+    assert!(
+        !matches!(intent, Some("order_status" | "shipping")),
+        "{body}"
+    );
+    let body = explain(&other, "I want to cancel my subscription").await;
+    assert_eq!(
+        body["reply"]["understanding"]["intent"]["name"], "cancel_subscription",
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -277,20 +312,24 @@ async fn a_calm_question_sharing_their_words_stays_with_the_bot() {
 
 #[tokio::test]
 async fn a_sarcastic_thank_you_is_not_answered_as_small_talk() {
-    let app = spawn_app().await;
-    let mut customer = app.client().await;
-    customer.hello(None, None).await;
-    let frame = outcome(
-        &mut customer,
-        "s1",
-        "oh wonderful, thanks so much for the help. my order is still lost",
-    )
-    .await;
+    let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;
     let small_talk = frontdesk::settings::BotSettings::default().small_talk;
-    assert!(
-        !small_talk.values().any(|t| frame["text"] == *t.as_str()),
-        "{frame}"
-    );
+    for (i, text) in [
+        "oh wonderful, thanks so much for the help. my order is still lost",
+        "wow, great service, thanks for nothing",
+    ]
+    .iter()
+    .enumerate()
+    {
+        // Each in a conversation of its own: handed over, or answered, but never "You're welcome!".
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("s{i}"), text).await;
+        assert!(
+            !small_talk.values().any(|t| frame["text"] == *t.as_str()),
+            "{text:?}: {frame}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -310,23 +349,30 @@ async fn on_the_plausible_docs_upset_customers_reach_a_person() {
     .await;
 }
 
-/// Fails on main today: the calibrated decision declines these two on the Plausible docs (the
-/// right passage is found but not confidently), and a declined question on an always-human topic is
-/// handed over. Kept, ignored, as the open part of issue 14 (intents that travel).
+/// Calm how-to questions on an access topic the help centre answers: kept by the bot, with the
+/// offer of a person, not handed over because the topic sounds like security.
 #[tokio::test]
-#[ignore = "issue 14: the calibrated decision declines these on the Plausible docs"]
 async fn on_the_plausible_docs_sensitive_how_tos_are_answered() {
     let Some(app) = plausible_app("on_the_plausible_docs_sensitive_how_tos_are_answered").await
     else {
         return;
     };
-    // Calm how-to questions on an access topic the help centre answers: answered, with the offer
-    // of a person, not handed over because the topic sounds like security.
     let questions = [
         "a colleague left the company, how do i remove their access to our dashboards",
         "can i see a log of who changed our site settings",
     ];
-    each_stays_with_the_bot(&app, &questions).await;
+    for (i, text) in questions.iter().enumerate() {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("h{i}"), text).await;
+        assert_eq!(frame["from"], "bot", "{text:?} was handed over: {frame}");
+        assert!(
+            frame["quick_replies"]
+                .as_array()
+                .is_some_and(|q| q.iter().any(|b| b["action"] == "request_human")),
+            "{text:?}: no offer of a person in {frame}"
+        );
+    }
     for text in questions {
         let why = explain(&app, text).await;
         assert!(

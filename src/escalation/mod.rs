@@ -237,7 +237,11 @@ impl Policy {
         if let Some(intent) = &u.intent {
             d.team = intent.team.clone();
             let confident = intent.confidence >= s.intent_confidence;
-            if intent.name == HUMAN_REQUEST_INTENT && confident {
+            // `always_human` arrives set only when the classifier is confident of the intent for
+            // this message (its calibrated threshold); for human_request it means the request is
+            // passed on.
+            let asks = intent.name == HUMAN_REQUEST_INTENT;
+            if asks && intent.always_human && confident {
                 d.push(Reason::new(
                     ReasonKind::HumanRequest,
                     format!(
@@ -248,18 +252,17 @@ impl Policy {
                     Some(s.intent_confidence),
                 ));
             }
+            let sensitive = intent.always_human && !asks;
             // A calm how-to question on a sensitive topic is the knowledge base's to answer
             // first (with the offer of a person); `after_bot` hands it over if it cannot.
-            let deferred = intent.always_human
-                && confident
-                && u.how_to
-                && u.needs_person() < s.upset_threshold / 2.0;
+            let deferred =
+                sensitive && confident && u.how_to && u.needs_person() < s.upset_threshold / 2.0;
             if deferred {
                 d.checked.push(format!(
                     "intent {} always goes to a person, but this is a calm how-to question: the bot answers it if the knowledge base can",
                     intent.name
                 ));
-            } else if intent.always_human && confident {
+            } else if sensitive && confident {
                 d.push(Reason::new(
                     ReasonKind::Sensitive,
                     format!(
@@ -391,13 +394,15 @@ impl Policy {
     pub fn after_bot(&self, u: &Understanding, history: &History, bot: &BotView<'_>) -> Decision {
         let s = &self.settings;
         let mut d = Decision::default();
-        // A sensitive how-to question `before_bot` let through: answered, or handed over.
-        if let Some(intent) = u
-            .intent
-            .as_ref()
-            .filter(|i| i.always_human && i.confidence >= s.intent_confidence && u.how_to)
-        {
-            if !bot.answered {
+        // A sensitive how-to question `before_bot` let through: answered (or articles offered to
+        // choose from, with the offer of a person), or handed over when nothing fits.
+        if let Some(intent) = u.intent.as_ref().filter(|i| {
+            i.always_human
+                && i.name != HUMAN_REQUEST_INTENT
+                && i.confidence >= s.intent_confidence
+                && u.how_to
+        }) {
+            if bot.dont_know {
                 d.team = intent.team.clone();
                 d.push(Reason::new(
                     ReasonKind::Sensitive,
@@ -528,7 +533,7 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.90));
+        assert_eq!(d.reasons[0].threshold, Some(0.61));
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
@@ -568,10 +573,23 @@ mod tests {
             "a guess below the confidence bar is not enough"
         );
         let asked = policy.before_bot(
-            &intent("human_request", 0.8, "general", false),
+            &intent("human_request", 0.8, "general", true),
             &History::default(),
         );
         assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
+        // The classifier was not confident enough of it for this message (always_human unset).
+        let unsure = policy.before_bot(
+            &intent("human_request", 0.6, "general", false),
+            &History::default(),
+        );
+        assert!(!unsure.escalate);
+        // "How can I talk to a person?" is a request, not a how-to question to answer first.
+        let mut how = intent("human_request", 0.9, "general", true);
+        how.how_to = true;
+        assert_eq!(
+            kinds(&policy.before_bot(&how, &History::default())),
+            [ReasonKind::HumanRequest]
+        );
     }
 
     #[test]
@@ -657,11 +675,17 @@ mod tests {
                 .after_bot(&u, &History::default(), &answered)
                 .escalate
         );
-        let unanswered = BotView {
+        // Articles offered to choose from: the customer picks one, or presses "Talk to a person".
+        let choices = BotView {
             answered: false,
-            dont_know: true,
+            dont_know: false,
             article: None,
             ..answered
+        };
+        assert!(!policy.after_bot(&u, &History::default(), &choices).escalate);
+        let unanswered = BotView {
+            dont_know: true,
+            ..choices
         };
         let d = policy.after_bot(&u, &History::default(), &unanswered);
         assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
@@ -695,6 +719,31 @@ mod tests {
             kinds(&policy.before_bot(&soft_ask, &again)),
             [ReasonKind::HumanRequest]
         );
+    }
+
+    #[test]
+    fn three_middling_readings_do_not_add_up_to_one_clear_one() {
+        let policy = Policy::default();
+        // Softly upset, a little urgent, perhaps wanting a person: calm enough for the bot.
+        let middling = Understanding {
+            upset: 0.35,
+            urgent: 0.30,
+            asks_for_person: 0.26,
+            ..Default::default()
+        };
+        let d = policy.before_bot(&middling, &History::default());
+        assert!(!d.escalate, "{d:?}");
+        assert!(d.checked.iter().any(|c| c.contains("needs a person 0.35")));
+        // One clear reading is enough, whichever it is.
+        for (upset, urgent, asks) in [(0.7, 0.0, 0.0), (0.0, 0.7, 0.0), (0.0, 0.0, 0.7)] {
+            let clear = Understanding {
+                upset,
+                urgent,
+                asks_for_person: asks,
+                ..Default::default()
+            };
+            assert!(policy.before_bot(&clear, &History::default()).escalate);
+        }
     }
 
     #[test]

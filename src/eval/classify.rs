@@ -440,7 +440,11 @@ pub fn demo_intents(
     limit: Option<usize>,
 ) -> anyhow::Result<DemoIntentReport> {
     use crate::nlu::intents::{IntentModel, IntentSet};
-    let set = IntentSet::load(&settings.intents, &settings.out_of_scope_examples)?;
+    let set = IntentSet::load_with(
+        &settings.intents,
+        settings.extra_intents.as_deref(),
+        &settings.out_of_scope_examples,
+    )?;
     let model = IntentModel::train(&set, encoder, cache, |_, _, _| {})?;
     #[derive(serde::Deserialize)]
     struct Heldout {

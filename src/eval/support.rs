@@ -35,15 +35,28 @@ pub struct SupportReport {
     pub mistakes: Vec<String>,
 }
 
-/// Trains the support-signal model on the train part of `set` and chooses its threshold on the
-/// dev part; returns the model (manifest filled) and its dev figures (the model alone).
+/// Trains the support-signal model on the train part of `set` plus `calm_extra` (messages that are
+/// calm by definition: the intents' out-of-scope examples, trivia and weather) and chooses its
+/// threshold on the dev part of `set`; returns the model (manifest filled) and its dev figures
+/// (the model alone).
 pub fn train_signals(
     set_path: &Path,
+    calm_extra: &[String],
     upset: &UpsetModel,
     encoder: &Encoder,
     cache: &EmbeddingCache,
 ) -> anyhow::Result<(SignalModel, (f64, f64))> {
-    let set = SupportSet::load(set_path)?;
+    let mut set = SupportSet::load(set_path)?;
+    let own = set.messages.len();
+    set.messages.extend(
+        calm_extra
+            .iter()
+            .map(|text| crate::nlu::signals::SupportMessage {
+                text: text.clone(),
+                escalate: false,
+                kind: None,
+            }),
+    );
     let texts: Vec<String> = set.messages.iter().map(|m| m.text.clone()).collect();
     let x = data::embed(encoder, cache, "support messages", &texts)?;
     let goemotions: Vec<f32> = texts
@@ -52,7 +65,7 @@ pub fn train_signals(
         .map(|(t, e)| upset.score(t, e).0)
         .collect();
     let (train, dev): (Vec<usize>, Vec<usize>) =
-        (0..texts.len()).partition(|&i| !SupportSet::is_dev(i));
+        (0..texts.len()).partition(|&i| i >= own || !SupportSet::is_dev(i));
     let pick = |idx: &[usize]| {
         (
             idx.iter().map(|&i| &set.messages[i]).collect::<Vec<_>>(),
@@ -82,11 +95,19 @@ pub fn train_signals(
             false_alarms * 100.0
         );
         sweep.push((name, model.threshold, recall, false_alarms));
-        if best.as_ref().is_none_or(|(r, _, _)| recall > *r) {
+        // A head whose every threshold flags too many calm messages is not a candidate.
+        let feasible = false_alarms <= MAX_FALSE_ALARMS;
+        if feasible && best.as_ref().is_none_or(|(r, _, _)| recall > *r) {
             best = Some((recall, model, options));
         }
     }
-    let (_, mut model, options) = best.expect("at least one candidate");
+    let (_, mut model, options) = best.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no head keeps calm dev messages flagged at or under {:.0}%: add calm messages to {}",
+            MAX_FALSE_ALARMS * 100.0,
+            set_path.display()
+        )
+    })?;
     let scores: Vec<f32> = dm
         .iter()
         .zip(&dx)
@@ -95,7 +116,7 @@ pub fn train_signals(
         .collect();
     let dev_rates = rates(&scores, &gold, model.threshold);
     model.manifest = serde_json::json!({
-        "data": format!("{} ({} messages; trained on {}, thresholds on the dev part: {})", set_path.display(), texts.len(), train.len(), dev.len()),
+        "data": format!("{} ({own} messages; trained on {} with {} calm out-of-scope examples, thresholds on the dev part: {})", set_path.display(), train.len(), calm_extra.len(), dev.len()),
         "sha256": sha256_file(set_path)?,
         "classes": crate::nlu::signals::CLASSES,
         "input": "all-MiniLM-L6-v2 embedding + support cues + GoEmotions upset score (models/upset.json)",

@@ -1,5 +1,8 @@
 //! Intents: what a customer wants, learned from example phrasings that editors keep in
-//! `models/intents.yaml`, plus "none of them" learned from `models/out_of_scope.yaml`.
+//! `models/intents.yaml` (general support intents every help centre gets), a help centre's own
+//! intents beside its articles (`<kb.dir>/.frontdesk/intents.yaml`, see
+//! [`NluSettings::for_knowledge_base`](crate::settings::NluSettings::for_knowledge_base)), plus
+//! "none of them" learned from `models/out_of_scope.yaml`.
 //!
 //! `frontdesk train` fits a head on the sentence embeddings of the examples and saves it with a
 //! manifest (`models/intents.model.json`): the hash of the files it learned from, the options, and
@@ -21,7 +24,11 @@ use super::{Embedding, EmbeddingCache, Encoder, IntentMatch, NluError};
 pub const OUT_OF_SCOPE: &str = "out_of_scope";
 
 /// Bumped when training changes in a way that makes old models stale.
-const TRAINER_VERSION: &str = "intents-v1";
+const TRAINER_VERSION: &str = "intents-v2";
+
+/// Least out-of-fold precision of an intent at its calibrated threshold: an always-human intent
+/// hands a conversation over only from there.
+pub const POLICY_PRECISION: f64 = 0.9;
 
 /// Folds of the cross-validation that chooses the threshold.
 const FOLDS: usize = 5;
@@ -70,11 +77,24 @@ pub struct IntentSet {
     pub data_hash: String,
     /// The intents file.
     pub path: PathBuf,
+    /// The help centre's own intents file, if any.
+    pub extra: Option<PathBuf>,
 }
 
 impl IntentSet {
     /// Reads and checks the intents file and the out-of-scope examples file.
     pub fn load(intents: &Path, out_of_scope: &Path) -> Result<Self, NluError> {
+        Self::load_with(intents, None, out_of_scope)
+    }
+
+    /// Reads and checks the general intents file, a help centre's own intents (`extra`: a new name
+    /// is a new intent, a name the general file has adds its phrasings to that intent, whose team
+    /// and policy stay those of the general file) and the out-of-scope examples file.
+    pub fn load_with(
+        intents: &Path,
+        extra: Option<&Path>,
+        out_of_scope: &Path,
+    ) -> Result<Self, NluError> {
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|e| NluError::Intents {
                 path: p.display().to_string(),
@@ -85,26 +105,45 @@ impl IntentSet {
             path: p.display().to_string(),
             message,
         };
+        let parse = |p: &Path, text: &str| -> Result<Vec<Intent>, NluError> {
+            let file: IntentsFile =
+                serde_yaml::from_str(text).map_err(|e| bad(p, format!("is not valid: {e}")))?;
+            let mut names = HashSet::new();
+            for intent in &file.intents {
+                if intent.name.trim().is_empty() || intent.name == OUT_OF_SCOPE {
+                    return Err(bad(
+                        p,
+                        format!("an intent may not be named {:?}", intent.name),
+                    ));
+                }
+                if !names.insert(intent.name.as_str()) {
+                    return Err(bad(
+                        p,
+                        format!("the intent {} is defined twice", intent.name),
+                    ));
+                }
+            }
+            Ok(file.intents)
+        };
         let intents_text = read(intents)?;
         let oos_text = read(out_of_scope)?;
-        let file: IntentsFile = serde_yaml::from_str(&intents_text)
-            .map_err(|e| bad(intents, format!("is not valid: {e}")))?;
+        let mut all = parse(intents, &intents_text)?;
+        let extra_text = match extra {
+            Some(path) => {
+                let text = read(path)?;
+                for intent in parse(path, &text)? {
+                    match all.iter_mut().find(|i| i.name == intent.name) {
+                        Some(general) => general.examples.extend(intent.examples),
+                        None => all.push(intent),
+                    }
+                }
+                text
+            }
+            None => String::new(),
+        };
         let oos: OutOfScopeFile = serde_yaml::from_str(&oos_text)
             .map_err(|e| bad(out_of_scope, format!("is not valid: {e}")))?;
-        let mut names = HashSet::new();
-        for intent in &file.intents {
-            if intent.name.trim().is_empty() || intent.name == OUT_OF_SCOPE {
-                return Err(bad(
-                    intents,
-                    format!("an intent may not be named {:?}", intent.name),
-                ));
-            }
-            if !names.insert(intent.name.as_str()) {
-                return Err(bad(
-                    intents,
-                    format!("the intent {} is defined twice", intent.name),
-                ));
-            }
+        for intent in &all {
             let examples = intent
                 .examples
                 .iter()
@@ -112,7 +151,7 @@ impl IntentSet {
                 .count();
             if examples < FOLDS {
                 return Err(bad(
-                    intents,
+                    extra.filter(|_| !intents_text.contains(&format!("name: {}", intent.name))).unwrap_or(intents),
                     format!(
                         "the intent {} has {examples} examples; give it at least {FOLDS} (10–30 is best)",
                         intent.name
@@ -120,7 +159,7 @@ impl IntentSet {
                 ));
             }
         }
-        if file.intents.len() < 2 {
+        if all.len() < 2 {
             return Err(bad(intents, "needs at least two intents".into()));
         }
         if oos.examples.len() < FOLDS {
@@ -130,15 +169,16 @@ impl IntentSet {
             ));
         }
         let mut h = Sha256::new();
-        for part in [TRAINER_VERSION, &intents_text, &oos_text] {
+        for part in [TRAINER_VERSION, &intents_text, &extra_text, &oos_text] {
             h.update(part.as_bytes());
             h.update([0]);
         }
         Ok(Self {
-            intents: file.intents,
+            intents: all,
             out_of_scope: oos.examples,
             data_hash: hex::encode(h.finalize()),
             path: intents.to_owned(),
+            extra: extra.map(Path::to_owned),
         })
     }
 
@@ -169,6 +209,10 @@ pub struct CrossValidation {
     pub accuracy: f64,
     /// Out-of-fold share of out-of-scope examples rejected at the chosen threshold.
     pub out_of_scope_recall: f64,
+    /// Per intent: the least probability at which its out-of-fold guesses are right at least
+    /// [`POLICY_PRECISION`] of the time, and the share of its examples recognised from there.
+    #[serde(default)]
+    pub confident_at: Vec<(String, f32, f64)>,
 }
 
 /// Where a model came from.
@@ -206,6 +250,10 @@ struct Policy {
     name: String,
     team: Option<String>,
     always_human: bool,
+    /// An always-human intent hands over only from this probability (calibrated: see
+    /// [`CrossValidation::confident_at`]).
+    #[serde(default)]
+    confident_at: f32,
 }
 
 /// The classifier's verdict on one message.
@@ -289,6 +337,15 @@ impl IntentModel {
         }
         let threshold = best.1;
         let (accuracy, out_of_scope_recall) = score(threshold);
+        let confident_at: Vec<(String, f32, f64)> = set
+            .intents
+            .iter()
+            .enumerate()
+            .map(|(c, intent)| {
+                let (t, recall) = confident_threshold(&held_out, &labels, c, threshold);
+                (intent.name.clone(), t, recall)
+            })
+            .collect();
         progress(FOLDS + 1, steps, "training the final model");
         let all: Vec<usize> = (0..texts.len()).collect();
         let head = fit(&vectors, &labels, &all, &classes, &options)?;
@@ -303,10 +360,12 @@ impl IntentModel {
             policies: set
                 .intents
                 .iter()
-                .map(|i| Policy {
+                .zip(&confident_at)
+                .map(|(i, (_, t, _))| Policy {
                     name: i.name.clone(),
                     team: i.team.clone(),
                     always_human: i.always_human,
+                    confident_at: *t,
                 })
                 .collect(),
             threshold,
@@ -320,6 +379,7 @@ impl IntentModel {
                     folds: FOLDS,
                     accuracy,
                     out_of_scope_recall,
+                    confident_at,
                 },
                 trained_at: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -351,7 +411,8 @@ impl IntentModel {
                 name: policy.name.clone(),
                 confidence: p,
                 team: policy.team.clone(),
-                always_human: policy.always_human,
+                // The policy acts only when the classifier is sure enough of it for this message.
+                always_human: policy.always_human && p >= policy.confident_at,
             }),
             out_of_scope: false,
             best,
@@ -393,6 +454,32 @@ fn fit(
     Head::train(&inputs, &y, classes.to_vec(), options)
 }
 
+/// The least probability (at or above `floor`, in steps of 0.01) from which the out-of-fold
+/// guesses of class `c` are right at least [`POLICY_PRECISION`] of the time, and the share of the
+/// class's examples guessed from there; (1.0, 0.0) when no threshold is that precise.
+fn confident_threshold(
+    held_out: &[(usize, f32)],
+    labels: &[usize],
+    c: usize,
+    floor: f32,
+) -> (f32, f64) {
+    let total = labels.iter().filter(|&&l| l == c).count().max(1) as f64;
+    for step in 0..=100 {
+        let t = (step as f32 / 100.0).max(floor);
+        let (mut right, mut guessed) = (0usize, 0usize);
+        for (&(class, p), &label) in held_out.iter().zip(labels) {
+            if class == c && p >= t {
+                guessed += 1;
+                right += usize::from(label == c);
+            }
+        }
+        if guessed > 0 && right as f64 / guessed as f64 >= POLICY_PRECISION {
+            return (t, right as f64 / total);
+        }
+    }
+    (1.0, 0.0)
+}
+
 /// The most likely class, and the probability of the best in-scope class (0 when out of scope
 /// wins outright).
 fn guess(head: &Head, x: &[f32], oos: usize) -> (usize, f32) {
@@ -415,6 +502,58 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn an_intent_is_confident_from_where_its_guesses_are_right_nine_times_in_ten() {
+        // Class 0 guessed for ten examples: right above 0.6, wrong below.
+        let mut held_out = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..10 {
+            let p = 0.3 + i as f32 * 0.07;
+            held_out.push((0, p));
+            labels.push(if p >= 0.6 { 0 } else { 1 });
+        }
+        let (t, recall) = confident_threshold(&held_out, &labels, 0, 0.2);
+        assert!(t > 0.5 && t <= 0.6, "{t}");
+        assert!((recall - 1.0).abs() < 1e-9);
+        // Never right: never confident.
+        assert_eq!(confident_threshold(&held_out, &labels, 2, 0.2), (1.0, 0.0));
+    }
+
+    #[test]
+    fn a_help_centres_own_intents_add_to_the_general_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let oos = write(dir.path(), "oos.yaml", "examples: [a, b, c, d, e]\n");
+        let general = write(
+            dir.path(),
+            "general.yaml",
+            "intents:\n  - name: a\n    examples: [1, 2, 3, 4, 5]\n  - name: b\n    team: billing\n    always_human: true\n    examples: [6, 7, 8, 9, 10]\n",
+        );
+        let own = write(
+            dir.path(),
+            "own.yaml",
+            "intents:\n  - name: b\n    examples: [11]\n  - name: shipping\n    team: orders\n    examples: [12, 13, 14, 15, 16]\n",
+        );
+        let alone = IntentSet::load(&general, &oos).unwrap();
+        let set = IntentSet::load_with(&general, Some(&own), &oos).unwrap();
+        let names: Vec<&str> = set.intents.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "shipping"]);
+        assert_eq!(set.intents[1].examples.len(), 6);
+        assert!(
+            set.intents[1].always_human,
+            "the general file's policy stays"
+        );
+        assert_ne!(set.data_hash, alone.data_hash);
+        let few = write(
+            dir.path(),
+            "few.yaml",
+            "intents:\n  - name: returns\n    examples: [1, 2]\n",
+        );
+        let err = IntentSet::load_with(&general, Some(&few), &oos)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("few.yaml") && err.contains("returns"), "{err}");
     }
 
     #[test]

@@ -83,9 +83,11 @@ pub struct Understanding {
 }
 
 impl Understanding {
-    /// Probability that this message needs a person: upset, urgent or asking for one.
+    /// How much this message needs a person: the strongest of upset, urgent and asking for one.
+    /// Not their sum: three middling readings ("a bit annoyed", "soonish", "maybe a person") do
+    /// not add up to one clear one.
     pub fn needs_person(&self) -> f32 {
-        (self.upset + self.urgent + self.asks_for_person).min(1.0)
+        self.upset.max(self.urgent).max(self.asks_for_person)
     }
 }
 

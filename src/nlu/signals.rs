@@ -305,9 +305,10 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Probability that the message needs a person (1 − calm).
+    /// How much the message needs a person: the strongest of the three readings (see
+    /// [`Understanding::needs_person`](super::Understanding::needs_person)).
     pub fn needs_person(&self) -> f32 {
-        self.upset + self.urgent + self.person
+        self.upset.max(self.urgent).max(self.person)
     }
 }
 
@@ -424,6 +425,24 @@ impl SignalModel {
                     hidden: 64,
                     epochs: 150,
                     label_smoothing: 0.1,
+                    ..base.clone()
+                },
+            ),
+            (
+                "MLP 64, 150 epochs",
+                TrainOptions {
+                    hidden: 64,
+                    epochs: 150,
+                    ..base.clone()
+                },
+            ),
+            (
+                "MLP 128, label smoothing 0.1, weight decay 0.01",
+                TrainOptions {
+                    hidden: 128,
+                    epochs: 150,
+                    label_smoothing: 0.1,
+                    weight_decay: 1e-2,
                     ..base
                 },
             ),
@@ -479,7 +498,7 @@ impl SignalModel {
     /// at most `max_false_alarms` of the calm ones are flagged; returns (recall, false alarms).
     pub fn fit_threshold(&mut self, scores: &[f32], escalate: &[bool], max_false_alarms: f64) {
         let mut best = (f64::NEG_INFINITY, 0.5);
-        for step in 5..96 {
+        for step in 5..100 {
             let t = step as f32 / 100.0;
             let (recall, false_alarms) = rates(scores, escalate, t);
             // Ties go to the higher threshold (fewer false alarms on unseen data).

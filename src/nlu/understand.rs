@@ -126,7 +126,11 @@ pub fn load_or_train_intents(
     encoder: &Encoder,
     cache: &EmbeddingCache,
 ) -> Result<IntentModel, NluError> {
-    let set = IntentSet::load(&settings.intents, &settings.out_of_scope_examples)?;
+    let set = IntentSet::load_with(
+        &settings.intents,
+        settings.extra_intents.as_deref(),
+        &settings.out_of_scope_examples,
+    )?;
     let path = &settings.intent_model;
     let why = if path.is_file() {
         let model = IntentModel::load(path)?;
@@ -134,8 +138,12 @@ pub fn load_or_train_intents(
             return Ok(model);
         }
         format!(
-            "{} changed since the intent model {} was trained",
+            "{}{} changed since the intent model {} was trained",
             settings.intents.display(),
+            settings
+                .extra_intents
+                .as_ref()
+                .map_or(String::new(), |e| format!(" or {}", e.display())),
             path.display()
         )
     } else {
