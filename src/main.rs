@@ -97,6 +97,11 @@ enum Command {
         /// With --questions: also list every question the bot got wrong.
         #[arg(long)]
         mistakes: bool,
+        /// With --questions: instead of playing the set, write each answerable or unanswerable
+        /// question's candidate articles with their answerability features and labels to FILE
+        /// (JSON lines), for fitting the decision offline (docs/EVALUATION.md).
+        #[arg(long, value_name = "FILE", requires = "questions")]
+        dump: Option<PathBuf>,
         /// Also measure the frozen blind sets (tests/questions/support.yaml for `support`). Only
         /// for the final report: a figure seen while tuning no longer measures anything.
         #[arg(long)]
@@ -215,10 +220,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             questions: Some(questions),
             kb,
             mistakes,
+            dump,
             blind,
         } => {
-            let _ = (data, limit, only, cache, check, blind);
-            eval_questions(settings, &questions, kb, mistakes).await
+            let _ = (data, limit, only, check, blind);
+            eval_questions(settings, &questions, kb, mistakes, dump.map(|d| (d, cache))).await
         }
         Command::Eval {
             data,
@@ -847,11 +853,28 @@ async fn eval_questions(
     questions: &std::path::Path,
     kb: Option<PathBuf>,
     mistakes: bool,
+    dump: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<ExitCode> {
     let set = frontdesk::eval::QuestionSet::load(questions)?;
     let kb_dir = kb.unwrap_or_else(|| settings.kb.dir.clone());
     let nlu = settings.nlu.clone();
     let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
+    if let Some((out, eval_cache)) = dump {
+        // The questions (and the base's sections) go in the eval's cache: StackFAQ's queries
+        // are already there.
+        let cache = EmbeddingCache::open(&eval_cache)?;
+        let n = tokio::task::spawn_blocking(move || {
+            frontdesk::eval::dump_features(&kb_dir, &set, &encoder, &cache, &out).map(|n| (n, out))
+        })
+        .await??;
+        let ((n, judging), out) = n;
+        println!(
+            "{n} questions' candidates written to {}; judging one question's candidates (features and rerank) took {:.0} µs on average in this build",
+            out.display(),
+            judging.as_secs_f64() * 1e6
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
     let report = frontdesk::eval::play_questions(settings, &kb_dir, &set, encoder, cache).await?;
     print!(

@@ -210,20 +210,17 @@ impl Default for NluSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BotSettings {
-    /// Least confidence (0–1) of the best passage for the bot to answer with it directly. The
-    /// confidence is calibrated on the knowledge base being served: the share of the base's own
-    /// titles and headings, each asked with its article held out, that the passage's similarity
-    /// beats (docs/EVALUATION.md); so one setting holds on any help centre.
+    /// Least probability (0–1) that the best article answers the question, by the answerability
+    /// model (`models/answerability.json`, docs/EVALUATION.md), for the bot to count it as an
+    /// answer: below it a greeting is answered in kind, and the hand-off policy counts the reply
+    /// as unsure. The default is the model's own, chosen with it on its training data.
     pub answer_threshold: f32,
-    /// Least confidence for an article to be offered among choices ("Which of these is it?");
-    /// below it for the best passage, the bot says it does not know.
+    /// Least probability of the best article for the bot to answer or offer choices; below it,
+    /// it says it does not know.
     pub choices_threshold: f32,
-    /// A runner-up article closer than this in similarity makes a confident match a choice...
-    pub clarify_margin: f32,
-    /// ...unless the best passage's confidence is at least this.
-    pub clarify_below: f32,
-    /// Other articles are offered only within this similarity of the best one.
-    pub choices_window: f32,
+    /// Least probability for a second or third article to be offered beside the best one
+    /// ("Which of these is it?"); when no other article reaches it, the best one is answered.
+    pub option_threshold: f32,
     /// Most articles offered at once.
     pub max_choices: usize,
     /// Longest line quoted from each offered article, in characters.
@@ -237,11 +234,9 @@ pub struct BotSettings {
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.85,
-            choices_threshold: 0.55,
-            clarify_margin: 0.03,
-            clarify_below: 0.97,
-            choices_window: 0.10,
+            answer_threshold: 0.48,
+            choices_threshold: 0.48,
+            option_threshold: 0.24,
             max_choices: 3,
             choice_line_chars: 120,
             max_passage_chars: 600,

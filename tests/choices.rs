@@ -3,8 +3,8 @@
 //! retrieval), the click is stored and shown in the editors' gaps report, and a bad choice gets a
 //! clear error while the socket stays open.
 //!
-//! The server here offers choices whenever two articles fit at all (no answer is direct when
-//! another article is close enough to be offered), so the tests do not depend on where the bot's
+//! The server here offers choices whenever two articles fit at all (`bot.option_threshold` 0:
+//! every other article found is offered beside the best), so the tests do not depend on where the bot's
 //! decision draws its lines today; and they take the first of a few demo questions that gets
 //! choices (the first, "cleaning the machine", matches the milk frother's cleaning and the
 //! brewer's set-up about equally).
@@ -26,9 +26,8 @@ const QUESTIONS: [&str; 4] = [
 
 async fn spawn() -> TestApp {
     spawn_app_with(|s| {
-        s.bot.answer_threshold = 2.0;
         s.bot.choices_threshold = 0.0;
-        s.bot.choices_window = 1.0;
+        s.bot.option_threshold = 0.0;
     })
     .await
 }
@@ -383,9 +382,8 @@ async fn a_choice_while_waiting_for_a_person_is_their_message_not_the_bots() {
 #[tokio::test]
 async fn choices_count_against_the_message_rate() {
     let app = spawn_app_with(|s| {
-        s.bot.answer_threshold = 2.0;
         s.bot.choices_threshold = 0.0;
-        s.bot.choices_window = 1.0;
+        s.bot.option_threshold = 0.0;
         s.limits.messages_per_second = 0.01;
         s.limits.message_burst = 6.0;
     })

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kb::{Calibration, KbError, KnowledgeBase, Passage};
+use crate::kb::{Judged, KbError, KnowledgeBase, Model, Passage};
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
 
@@ -100,7 +100,8 @@ pub struct Reply {
     pub sources: Vec<Source>,
     /// Buttons under the message.
     pub quick_replies: Vec<QuickReply>,
-    /// Confidence of the best passage (its similarity to the question).
+    /// Confidence: the answerability model's probability that the best article answers the
+    /// question.
     pub confidence: f32,
     /// Why, in a sentence an editor understands.
     pub reason: String,
@@ -113,7 +114,7 @@ pub struct Reply {
 }
 
 /// Passages the decision looks at: enough to find a few articles that fit.
-const CANDIDATES: usize = 10;
+pub(crate) const CANDIDATES: usize = 10;
 
 /// The bot. Cheap to clone.
 #[derive(Clone)]
@@ -157,13 +158,13 @@ impl Bot {
             CANDIDATES,
             self.kb.keyword_weight(),
         )?;
-        let calibration = self.kb.calibration();
-        let mut reply = decide(
-            &self.settings,
-            candidates,
-            &analysis.understanding,
-            &calibration,
+        let judged = Model::shipped().judge(
+            question,
+            &candidates,
+            &self.kb.calibration(),
+            &self.kb.lexicon(),
         );
+        let mut reply = decide(&self.settings, candidates, &judged, &analysis.understanding);
         reply.understanding = analysis.understanding.clone();
         reply.intent_guess = analysis.best_intent.clone();
         Ok(reply)
@@ -232,23 +233,22 @@ impl Bot {
     }
 }
 
-/// The policy itself: what to do given the passages found, best first, what was understood of
-/// the question, and how well this base's articles match questions they do not answer.
+/// The policy itself: what to do given the passages found, best first, each of their articles
+/// judged by the answerability model ([`crate::kb::Model::judge`], most probable first), and what
+/// was understood of the question.
 ///
-/// The best passage's similarity becomes a confidence through the base's [`Calibration`] (the
-/// share of the base's own held-out questions it beats), so the same thresholds hold on any help
-/// centre. A confident best passage with no close rival from another article is answered; a
-/// middling one, or one with close rivals, is offered among up to `max_choices` articles that fit
-/// ("Which of these is it?"); "I don't know" is for questions nothing fits.
+/// The best article's probability of answering the question is the confidence. Below
+/// `choices_threshold` nothing fits: "I don't know". Otherwise every other article at least
+/// `option_threshold` probable is offered beside it ("Which of these is it?", up to
+/// `max_choices`); with none, the best one is answered directly.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
+    judged: &[Judged],
     understood: &Understanding,
-    calibration: &Calibration,
 ) -> Reply {
     let threshold = settings.answer_threshold;
-    let confidence_of = |p: &Passage| calibration.confidence(p.similarity);
-    let confidence = candidates.first().map_or(0.0, confidence_of);
+    let confidence = judged.first().map_or(0.0, |j| j.probability);
     // A greeting or a thank-you is answered in kind, unless it also asks something the knowledge
     // base answers well, or it is not meant kindly ("wow, thanks for nothing").
     if confidence < threshold && understood.upset < 0.5 {
@@ -264,7 +264,7 @@ pub(crate) fn decide(
                 quick_replies: Vec::new(),
                 confidence: intent.confidence,
                 reason: format!(
-                    "the message is \"{}\" (probability {:.2}) and no passage reaches the answer threshold {threshold:.2}",
+                    "the message is \"{}\" (probability {:.2}) and no article reaches the answer threshold {threshold:.2}",
                     intent.name, intent.confidence
                 ),
                 candidates,
@@ -273,52 +273,46 @@ pub(crate) fn decide(
             };
         }
     }
-    let Some(best) = candidates.first() else {
+    let Some(top) = judged.first().filter(|j| j.passage < candidates.len()) else {
         return dont_know(0.0, "the knowledge base is empty".into(), candidates);
     };
+    let best = &candidates[top.passage];
     if confidence < settings.choices_threshold {
         let reason = format!(
-            "the best passage (\"{}\" in {}) has similarity {:.2}, confidence {confidence:.2} on this knowledge base: below {:.2}, the least to offer it",
-            heading(best),
+            "the most probable article, \"{}\" (\"{}\", similarity {:.2}), answers the question with probability {confidence:.2}: below {:.2}, the least to offer it",
             best.title,
+            heading(best),
             best.similarity,
             settings.choices_threshold
         );
         return dont_know(confidence, reason, candidates);
     }
-    // The best passage of each other article that fits well enough to be offered.
-    let mut options: Vec<&Passage> = vec![best];
-    for p in &candidates[1..] {
-        if options.len() >= settings.max_choices.max(1) {
-            break;
-        }
-        if options.iter().all(|o| o.path != p.path)
-            && confidence_of(p) >= settings.choices_threshold
-            && best.similarity - p.similarity <= settings.choices_window
-        {
-            options.push(p);
-        }
-    }
-    let rival = options
-        .get(1)
-        .copied()
-        .filter(|r| best.similarity - r.similarity < settings.clarify_margin);
+    // The other articles probable enough to be offered beside the best one.
+    let offered: Vec<&Judged> =
+        std::iter::once(top)
+            .chain(judged[1..].iter().filter(|j| {
+                j.probability >= settings.option_threshold && j.passage < candidates.len()
+            }))
+            .take(settings.max_choices.max(1))
+            .collect();
     // Which section of each article: its passages scored with their own heading too, so "export
     // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
-    let options: Vec<&Passage> = options.iter().map(|o| section_of(o, &candidates)).collect();
-    let direct = options.len() == 1
-        || (confidence >= threshold && (rival.is_none() || confidence >= settings.clarify_below));
-    if !direct {
+    let options: Vec<&Passage> = offered
+        .iter()
+        .map(|j| section_of(&candidates[j.passage], &candidates))
+        .collect();
+    if options.len() > 1 {
         let reason = format!(
-            "\"{}\" has confidence {confidence:.2} (similarity {:.2}); {} other article{} fit{}: {}",
+            "\"{}\" answers with probability {confidence:.2} (similarity {:.2}); {} other article{} fit{}: {}",
             best.title,
             best.similarity,
             options.len() - 1,
             if options.len() == 2 { "" } else { "s" },
             if options.len() == 2 { "s" } else { "" },
-            options[1..]
+            offered[1..]
                 .iter()
-                .map(|p| format!("\"{}\" ({:.2})", p.title, p.similarity))
+                .zip(&options[1..])
+                .map(|(j, p)| format!("\"{}\" ({:.2})", p.title, j.probability))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -326,10 +320,11 @@ pub(crate) fn decide(
     }
     let best = options[0];
     let reason = format!(
-        "\"{}\" in \"{}\" has confidence {confidence:.2} on this knowledge base (similarity {:.2}; answer threshold {threshold:.2}); keyword rank {}, semantic rank {}",
+        "\"{}\" in \"{}\" answers with probability {confidence:.2} (similarity {:.2}; no other article above {:.2}); keyword rank {}, semantic rank {}",
         heading(best),
         best.title,
         best.similarity,
+        settings.option_threshold,
         best.bm25_rank.map_or("-".into(), |r| r.to_string()),
         best.semantic_rank
     );
@@ -505,25 +500,44 @@ mod tests {
         }
     }
 
-    /// No measured calibration: the confidence is the similarity itself.
-    fn raw() -> Calibration {
-        Calibration::default()
+    /// The candidates' articles judged with the given probabilities, most probable first.
+    fn judged(candidates: &[Passage], probabilities: &[(&str, f32)]) -> Vec<Judged> {
+        let mut judged: Vec<Judged> = probabilities
+            .iter()
+            .map(|(path, p)| Judged {
+                path: (*path).into(),
+                passage: candidates.iter().position(|c| c.path == *path).unwrap(),
+                features: Vec::new(),
+                probability: *p,
+            })
+            .collect();
+        judged.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        judged
+    }
+
+    fn decide_with(candidates: Vec<Passage>, probabilities: &[(&str, f32)]) -> Reply {
+        let j = judged(&candidates, probabilities);
+        decide(
+            &BotSettings::default(),
+            candidates,
+            &j,
+            &Understanding::default(),
+        )
     }
 
     #[test]
-    fn a_confident_match_is_answered_with_its_source_and_quick_replies() {
-        let reply = decide(
-            &BotSettings::default(),
+    fn one_probable_article_is_answered_with_its_source_and_quick_replies() {
+        let reply = decide_with(
             vec![
                 passage("refunds.md", 0.9, 0.95),
                 passage("returns.md", 0.7, 0.75),
             ],
-            &Understanding::default(),
-            &raw(),
+            &[("refunds.md", 0.9), ("returns.md", 0.1)],
         );
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "How refunds.md works.");
         assert_eq!(reply.sources[0].url, "/kb/refunds.md#steps");
+        assert!((reply.confidence - 0.9).abs() < 1e-6);
         let actions: Vec<_> = reply
             .quick_replies
             .iter()
@@ -533,18 +547,38 @@ mod tests {
     }
 
     #[test]
-    fn a_middling_match_with_rival_articles_offers_them_to_choose_from() {
-        let reply = decide(
-            &BotSettings::default(),
+    fn the_rerank_decides_which_article_is_answered() {
+        // The search put returns.md first, the model finds refunds.md far more probable.
+        let reply = decide_with(
+            vec![
+                passage("returns.md", 0.62, 0.70),
+                passage("refunds.md", 0.60, 0.66),
+            ],
+            &[("returns.md", 0.05), ("refunds.md", 0.8)],
+        );
+        assert_eq!(reply.outcome, Outcome::Answered);
+        assert_eq!(reply.sources[0].title, "refunds");
+    }
+
+    #[test]
+    fn several_probable_articles_are_offered_to_choose_from() {
+        let settings = BotSettings::default();
+        let reply = decide_with(
             vec![
                 passage("refunds.md", 0.63, 0.70),
                 passage("refunds.md", 0.62, 0.69),
                 passage("returns.md", 0.60, 0.66),
                 passage("warranty.md", 0.58, 0.64),
-                passage("shipping.md", 0.40, 0.45),
+                passage("shipping.md", 0.55, 0.60),
+                passage("account.md", 0.40, 0.45),
             ],
-            &Understanding::default(),
-            &raw(),
+            &[
+                ("refunds.md", settings.choices_threshold + 0.05),
+                ("returns.md", settings.option_threshold + 0.1),
+                ("warranty.md", settings.option_threshold + 0.05),
+                ("shipping.md", settings.option_threshold + 0.01),
+                ("account.md", settings.option_threshold - 0.01),
+            ],
         );
         assert_eq!(reply.outcome, Outcome::Clarify);
         assert!(
@@ -553,7 +587,11 @@ mod tests {
             reply.text
         );
         let offered: Vec<_> = reply.sources.iter().map(|s| s.title.as_str()).collect();
-        assert_eq!(offered, ["refunds", "returns", "warranty"]);
+        assert_eq!(
+            offered,
+            ["refunds", "returns", "warranty"],
+            "most probable first, at most three"
+        );
         // Each button names the passage it stands for; "None of these" names none.
         let buttons: Vec<_> = reply
             .quick_replies
@@ -576,26 +614,80 @@ mod tests {
     }
 
     #[test]
-    fn a_weak_match_gets_an_honest_dont_know_and_the_offer_of_a_person() {
-        let reply = decide(
-            &BotSettings::default(),
-            vec![passage("refunds.md", 0.2, 0.4)],
-            &Understanding::default(),
-            &raw(),
+    fn an_improbable_best_article_gets_an_honest_dont_know_and_the_offer_of_a_person() {
+        let settings = BotSettings::default();
+        let reply = decide_with(
+            vec![
+                passage("refunds.md", 0.6, 0.7),
+                passage("returns.md", 0.5, 0.6),
+            ],
+            &[
+                ("refunds.md", settings.choices_threshold - 0.01),
+                ("returns.md", settings.option_threshold + 0.1),
+            ],
         );
         assert_eq!(reply.outcome, Outcome::DontKnow);
         assert!(reply.sources.is_empty());
         assert_eq!(reply.quick_replies[0].action, "request_human");
-        assert_eq!(
-            decide(
-                &BotSettings::default(),
-                Vec::new(),
-                &Understanding::default(),
-                &raw()
-            )
-            .outcome,
-            Outcome::DontKnow
+        assert_eq!(decide_with(Vec::new(), &[]).outcome, Outcome::DontKnow);
+    }
+
+    #[test]
+    fn the_shipped_model_prefers_a_close_keyword_backed_match_to_a_weak_one() {
+        let mut strong = passage("billing.md", 0.72, 0.82);
+        strong.bm25 = Some(8.0);
+        strong.bm25_rank = Some(1);
+        strong.heading_similarity = 0.6;
+        strong.text = "We accept credit cards and PayPal for every plan.".into();
+        let weak = passage("privacy.md", 0.31, 0.31);
+        let lexicon = crate::kb::Lexicon::default();
+        let calibration = crate::kb::Calibration::default();
+        let question = "do you accept paypal";
+        let both = Model::shipped().judge(
+            question,
+            &[strong.clone(), weak.clone()],
+            &calibration,
+            &lexicon,
         );
+        assert_eq!(both[0].path, "billing.md");
+        let settings = BotSettings::default();
+        assert!(
+            both[0].probability >= settings.choices_threshold,
+            "{both:?}"
+        );
+        let reply = decide(
+            &settings,
+            vec![strong, weak.clone()],
+            &both,
+            &Understanding::default(),
+        );
+        assert_eq!(reply.outcome, Outcome::Answered);
+        // Only weak, keyword-less matches, none ahead of the others: nothing fits.
+        let weak_ones = vec![
+            weak.clone(),
+            passage("cookies.md", 0.30, 0.30),
+            passage("security.md", 0.29, 0.29),
+        ];
+        let alone = Model::shipped().judge(
+            "do you have an iphone app",
+            &weak_ones,
+            &calibration,
+            &lexicon,
+        );
+        let reply = decide(&settings, weak_ones, &alone, &Understanding::default());
+        // And a base of one article does not make its only match a confident one.
+        let only =
+            Model::shipped().judge("do you have an iphone app", &[weak], &calibration, &lexicon);
+        assert!(only[0].probability < settings.choices_threshold, "{only:?}");
+        assert_eq!(reply.outcome, Outcome::DontKnow, "{alone:?}");
+    }
+
+    #[test]
+    fn the_default_thresholds_are_the_models() {
+        let (settings, model) = (BotSettings::default(), Model::shipped());
+        assert!((settings.answer_threshold - model.answer_threshold).abs() < 0.01);
+        assert!((settings.choices_threshold - model.choices_threshold).abs() < 0.01);
+        assert!((settings.option_threshold - model.option_threshold).abs() < 0.01);
     }
 
     #[test]
@@ -610,20 +702,13 @@ mod tests {
             ..Default::default()
         };
         let settings = BotSettings::default();
-        let reply = decide(
-            &settings,
-            vec![passage("refunds.md", 0.1, 0.1)],
-            &hello,
-            &raw(),
-        );
+        let candidates = vec![passage("refunds.md", 0.1, 0.1)];
+        let low = judged(&candidates, &[("refunds.md", 0.05)]);
+        let reply = decide(&settings, candidates.clone(), &low, &hello);
         assert_eq!(reply.outcome, Outcome::SmallTalk);
         assert_eq!(reply.text, settings.small_talk["greeting"]);
-        let reply = decide(
-            &settings,
-            vec![passage("refunds.md", 0.9, 0.95)],
-            &hello,
-            &raw(),
-        );
+        let high = judged(&candidates, &[("refunds.md", 0.95)]);
+        let reply = decide(&settings, candidates, &high, &hello);
         assert_eq!(reply.outcome, Outcome::Answered);
     }
 
@@ -638,12 +723,7 @@ mod tests {
         csv.heading_path = vec!["CSV export".into()];
         csv.heading_similarity = 0.70;
         csv.text = "Export a ZIP of CSV files from the dashboard.".into();
-        let reply = decide(
-            &BotSettings::default(),
-            vec![api, csv],
-            &Understanding::default(),
-            &raw(),
-        );
+        let reply = decide_with(vec![api, csv], &[("export.md", 0.9)]);
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "Export a ZIP of CSV files from the dashboard.");
         assert_eq!(reply.sources[0].section.as_deref(), Some("CSV export"));

@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::bot::{decide, Outcome};
-use crate::kb::{Calibration, KnowledgeBase, Passage};
+use crate::kb::{Judged, KnowledgeBase, Model, Passage};
 use crate::nlu::{EmbeddingCache, Encoder, Understanding};
 use crate::settings::BotSettings;
 
@@ -55,7 +55,26 @@ pub struct AnswerScores {
 /// answers it (None: no article does).
 pub(crate) struct Asked {
     pub candidates: Vec<Passage>,
+    pub judged: Vec<Judged>,
     pub target: Option<String>,
+}
+
+impl Asked {
+    /// `question`'s candidates judged by the shipped answerability model on `kb`.
+    pub fn new(
+        question: &str,
+        candidates: Vec<Passage>,
+        target: Option<String>,
+        kb: &KnowledgeBase,
+    ) -> Self {
+        let judged =
+            Model::shipped().judge(question, &candidates, &kb.calibration(), &kb.lexicon());
+        Self {
+            candidates,
+            judged,
+            target,
+        }
+    }
 }
 
 /// The shipped bot settings with `threshold` as the least calibrated confidence to answer or
@@ -65,6 +84,7 @@ pub(crate) fn settings_at(threshold: f32) -> BotSettings {
     BotSettings {
         choices_threshold: threshold,
         answer_threshold: shipped.answer_threshold.max(threshold),
+        option_threshold: shipped.option_threshold.min(threshold),
         ..shipped
     }
 }
@@ -74,19 +94,14 @@ pub(crate) fn answer_thresholds() -> impl Iterator<Item = f32> {
     (20..=80).map(|i| i as f32 / 100.0)
 }
 
-/// Scores the bot's decision at `threshold` (see [`settings_at`]), confidences calibrated by
-/// `calibration`.
-pub(crate) fn answer_scores(
-    asked: &[Asked],
-    threshold: f32,
-    calibration: &Calibration,
-) -> AnswerScores {
+/// Scores the bot's decision at `threshold` (see [`settings_at`]).
+pub(crate) fn answer_scores(asked: &[Asked], threshold: f32) -> AnswerScores {
     let settings = settings_at(threshold);
     let none = Understanding::default();
     let (mut right, mut wrong, mut abstained, mut wrong_missing) = (0, 0, 0, 0);
     let (mut answerable, mut unanswerable) = (0, 0);
     for a in asked {
-        let reply = decide(&settings, a.candidates.clone(), &none, calibration);
+        let reply = decide(&settings, a.candidates.clone(), &a.judged, &none);
         let answered = matches!(reply.outcome, Outcome::Answered | Outcome::Clarify);
         match &a.target {
             Some(target) => {
@@ -192,13 +207,14 @@ pub fn demo_answers(
         .iter()
         .zip(&vecs)
         .map(|(q, v)| {
-            Ok(Asked {
-                candidates: kb.search_with(&q.q, v, 10, keyword_weight)?,
-                target: (q.article != "none").then(|| q.article.clone()),
-            })
+            Ok(Asked::new(
+                &q.q,
+                kb.search_with(&q.q, v, 10, keyword_weight)?,
+                (q.article != "none").then(|| q.article.clone()),
+                &kb,
+            ))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let calibration = kb.calibration();
     let settings = BotSettings::default();
     let threshold = settings.choices_threshold;
     let none = Understanding::default();
@@ -208,9 +224,9 @@ pub fn demo_answers(
         .zip(&asked)
         .filter_map(|(q, a)| {
             let one = std::slice::from_ref(a);
-            let scores = answer_scores(one, threshold, &calibration);
+            let scores = answer_scores(one, threshold);
             (scores.decision_accuracy < 1.0).then(|| {
-                let reply = decide(&settings, a.candidates.clone(), &none, &calibration);
+                let reply = decide(&settings, a.candidates.clone(), &a.judged, &none);
                 let did = match reply.outcome {
                     Outcome::Answered | Outcome::Clarify => format!(
                         "{:?} with {} ({:.2})",
@@ -225,11 +241,66 @@ pub fn demo_answers(
         })
         .collect();
     Ok(DemoAnswersReport {
-        at_default: answer_scores(&asked, threshold, &calibration),
+        at_default: answer_scores(&asked, threshold),
         default_threshold: threshold,
         sweep: answer_thresholds()
-            .map(|t| (t, answer_scores(&asked, t, &calibration).decision_accuracy))
+            .map(|t| (t, answer_scores(&asked, t).decision_accuracy))
             .collect(),
         mistakes,
     })
+}
+
+/// `frontdesk eval --kb DIR --questions FILE --dump OUT`: for every question of the set the base
+/// should answer or decline, the articles among the bot's top passages with their answerability
+/// features (`kb::FEATURES`) and whether each is one of the question's pages, one JSON object per
+/// line, so decisions can be fitted and compared offline in seconds. Returns the questions written
+/// and the mean time the shipped model took to judge one question's candidates (features and
+/// rerank; this build, one thread).
+pub fn dump_features(
+    kb_dir: &Path,
+    set: &super::QuestionSet,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+    out: &Path,
+) -> anyhow::Result<(usize, std::time::Duration)> {
+    use std::io::Write;
+    let (kb, report) = KnowledgeBase::open(kb_dir, encoder.clone(), cache.clone())
+        .with_context(|| format!("opening the knowledge base {}", kb_dir.display()))?;
+    if !report.problems.is_empty() {
+        eprintln!("articles that failed to load: {:?}", report.problems);
+    }
+    let asked: Vec<&super::Question> = set
+        .questions
+        .iter()
+        .filter(|q| matches!(q.expect, super::Expect::Answer | super::Expect::Decline))
+        .collect();
+    let texts: Vec<String> = asked.iter().map(|q| q.text.clone()).collect();
+    let vectors = super::data::embed(encoder, cache, "questions", &texts)?;
+    let calibration = kb.calibration();
+    let lexicon = kb.lexicon();
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut file = std::io::BufWriter::new(file);
+    let mut judging = std::time::Duration::ZERO;
+    for (q, v) in asked.iter().zip(&vectors) {
+        let candidates = kb.search_with(&q.text, v, crate::bot::CANDIDATES, kb.keyword_weight())?;
+        let started = std::time::Instant::now();
+        std::hint::black_box(Model::shipped().judge(&q.text, &candidates, &calibration, &lexicon));
+        judging += started.elapsed();
+        // In the search's order, as the fitting script expects (it measures the rerank itself).
+        let judged =
+            crate::kb::answerability_features(&q.text, &candidates, &calibration, &lexicon);
+        let line = serde_json::json!({
+            "set": set.name,
+            "text": q.text,
+            "answerable": q.expect == super::Expect::Answer,
+            "candidates": judged.iter().map(|j| serde_json::json!({
+                "path": j.path,
+                "right": q.pages.contains(&j.path),
+                "features": j.features,
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(file, "{line}")?;
+    }
+    file.flush()?;
+    Ok((asked.len(), judging / asked.len().max(1) as u32))
 }

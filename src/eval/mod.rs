@@ -15,7 +15,9 @@ pub use classify::{
     UpsetReport,
 };
 
-pub use answering::{demo_answers, AnswerScores, AnsweringReport, DemoAnswersReport};
+pub use answering::{
+    demo_answers, dump_features, AnswerScores, AnsweringReport, DemoAnswersReport,
+};
 pub use play::{Did, Stage};
 pub use questions::{Conversation, Expect, Holder, Question, QuestionSet, Turn};
 pub use score::{

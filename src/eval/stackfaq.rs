@@ -208,30 +208,20 @@ pub fn stackfaq(
             let mut asked = Vec::new();
             for ((q, target), v) in qs.iter().zip(vecs) {
                 let found = kb.search_with(q, v, 20, keyword_weight)?;
-                asked.push(Asked {
-                    candidates: found.iter().take(10).cloned().collect(),
-                    target: Some(target.clone()),
-                });
-                asked.push(Asked {
-                    candidates: found
-                        .into_iter()
-                        .filter(|p| &p.path != target)
-                        .take(10)
-                        .collect(),
-                    target: None,
-                });
+                let present = found.iter().take(10).cloned().collect();
+                asked.push(Asked::new(q, present, Some(target.clone()), &kb));
+                let missing = found
+                    .into_iter()
+                    .filter(|p| &p.path != target)
+                    .take(10)
+                    .collect();
+                asked.push(Asked::new(q, missing, None, &kb));
             }
             Ok(asked)
         };
-    let calibration = kb.calibration();
     let dev_asked = ask(&dev, &dev_vecs)?;
     let answer_sweep: Vec<(f32, f64)> = answer_thresholds()
-        .map(|t| {
-            (
-                t,
-                answer_scores(&dev_asked, t, &calibration).decision_accuracy,
-            )
-        })
+        .map(|t| (t, answer_scores(&dev_asked, t).decision_accuracy))
         .collect();
     let chosen_threshold = answer_sweep
         .iter()
@@ -244,8 +234,8 @@ pub fn stackfaq(
         chosen_threshold,
         default_threshold,
         dev_sweep: answer_sweep,
-        test_chosen: answer_scores(&test_asked, chosen_threshold, &calibration),
-        test_default: answer_scores(&test_asked, default_threshold, &calibration),
+        test_chosen: answer_scores(&test_asked, chosen_threshold),
+        test_default: answer_scores(&test_asked, default_threshold),
     };
 
     let test_scores = scores(&test, &test_vecs)?;

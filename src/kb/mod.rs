@@ -6,6 +6,7 @@
 //! [`KnowledgeBase::sync`] compares the folder with what is indexed and re-indexes only files whose
 //! content changed, so the file watcher can call it on any change.
 
+mod answerability;
 mod article;
 mod calibrate;
 mod html;
@@ -20,6 +21,9 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+pub use answerability::{
+    features as answerability_features, words, Judged, Lexicon, Model, FEATURES,
+};
 pub use article::{parse, slugify, Article, Section};
 pub use calibrate::Calibration;
 pub use html::render_html;
@@ -145,6 +149,8 @@ struct State {
     problems: BTreeMap<String, String>,
     /// How well articles match questions they do not answer (see [`Calibration`]).
     calibration: Arc<Calibration>,
+    /// The base's words, for the answerability features (see [`Lexicon`]).
+    lexicon: Arc<Lexicon>,
     /// Bumped by every sync that changed articles; a recalibration of an older one is dropped.
     generation: u64,
 }
@@ -322,7 +328,7 @@ impl KnowledgeBase {
 
     /// Measures the calibration on the articles as they are now (see [`Calibration`]).
     fn recalibrate(&self) {
-        let (generation, calibration) = {
+        let (generation, calibration, lexicon) = {
             let state = self.read();
             let articles: Vec<calibrate::ArticleVectors> = state
                 .articles
@@ -342,11 +348,13 @@ impl KnowledgeBase {
                         .collect(),
                 })
                 .collect();
-            (state.generation, Calibration::measure(&articles))
+            let lexicon = Lexicon::build(state.articles.values().map(|i| &i.article));
+            (state.generation, Calibration::measure(&articles), lexicon)
         };
         let mut state = self.write();
         if state.generation == generation {
             state.calibration = Arc::new(calibration);
+            state.lexicon = Arc::new(lexicon);
         }
     }
 
@@ -354,6 +362,11 @@ impl KnowledgeBase {
     /// similarity into a confidence that means the same on any base.
     pub fn calibration(&self) -> Arc<Calibration> {
         self.read().calibration.clone()
+    }
+
+    /// The words of this base, as of the last calibration (see [`Lexicon`]).
+    pub fn lexicon(&self) -> Arc<Lexicon> {
+        self.read().lexicon.clone()
     }
 
     /// Best passages for `query`, best first (see [`KnowledgeBase::search_with`]).

@@ -163,7 +163,8 @@ pub struct Stats {
     pub errors: Counter,
     /// Connection attempts that failed (the server down, handshakes timing out).
     pub failed_attempts: Counter,
-    /// The first error frames and failures, for the report.
+    /// The first ten error frames and failures and the ten latest, for the report (a failure at
+    /// the end of a run is the one that explains a verdict).
     pub samples: Mutex<Vec<String>>,
 }
 
@@ -182,9 +183,10 @@ impl Stats {
 
     fn sample(&self, line: String) {
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-        if samples.len() < 20 {
-            samples.push(line);
+        if samples.len() >= 20 {
+            samples.remove(10);
         }
+        samples.push(line);
     }
 
     /// How long to wait before trying to connect again: 100–400 ms.

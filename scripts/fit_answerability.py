@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Fits the bot's answer decision (src/kb/answerability.rs) on feature dumps and scores it.
+
+    frontdesk eval --kb DIR --questions FILE --dump OUT.jsonl     # one dump per base / set
+    python3 scripts/fit_answerability.py --fit A.jsonl B.jsonl --report C.jsonl [--write models/answerability.json]
+
+A logistic regression on every candidate article (label: it is one of the question's pages) gives
+the probability that an article answers the question. The thresholds are chosen on the fitting
+data only, by rules fixed in advance:
+  - choices_threshold: the lowest probability of the best article at which at least 92% of the
+    fitting data's unanswerable questions are declined (the goal is 90%, with room to spare);
+  - answer_threshold: the lowest at which the best article is right for at least 98% of the
+    answerable questions answered directly;
+  - option_threshold: half the choices threshold: a second or third article at least this
+    probable is offered beside the best one ("Which of these is it?"), generously, since the
+    customer picks; with none, the best one is answered directly.
+Each --report file is scored as the bot decides (src/bot/mod.rs `decide`): right page first or
+among the choices, declined; and retrieval's right-page@1 before and after the rerank.
+"""
+import argparse
+import json
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+FEATURES = [
+    "similarity", "percentile", "gap_to_best", "margin", "inverse_rank", "keyword_score",
+    "inverse_keyword_rank", "heading_similarity", "passage_coverage", "article_coverage",
+    "base_coverage", "question_words", "passages_found", "similarity_x_article_coverage",
+]
+MAX_CHOICES = 3
+
+
+def load(paths):
+    qs = []
+    for p in paths:
+        for line in open(p):
+            qs.append(json.loads(line))
+    return qs
+
+
+def rows(qs, use):
+    X, y, w = [], [], []
+    per_set = {}
+    for q in qs:
+        per_set[q["set"].split("-")[0]] = per_set.get(q["set"].split("-")[0], 0) + 1
+    for q in qs:
+        for c in q["candidates"]:
+            X.append([c["features"][i] for i in use])
+            y.append(1 if c["right"] else 0)
+            w.append(1.0 / per_set[q["set"].split("-")[0]])
+    w = np.array(w)
+    return np.array(X), np.array(y), w * len(w) / w.sum()
+
+
+class Model:
+    def __init__(self, qs, use, C, balance):
+        self.use = use
+        X, y, w = rows(qs, use)
+        self.mean = X.mean(axis=0)
+        self.scale = X.std(axis=0) + 1e-6
+        self.lr = LogisticRegression(C=C, max_iter=2000).fit(
+            (X - self.mean) / self.scale, y, sample_weight=w if balance else None)
+
+    def judge(self, q):
+        X = np.array([[c["features"][i] for i in self.use] for c in q["candidates"]])
+        if len(X) == 0:
+            return []
+        p = self.lr.predict_proba((X - self.mean) / self.scale)[:, 1]
+        order = np.argsort(-p, kind="stable")
+        return [(p[i], q["candidates"][i]["right"]) for i in order]
+
+
+def decide(judged, t):
+    """What the bot does: ('decline'|'answer'|'choices', [right flags of what it offers])."""
+    if not judged or judged[0][0] < t["choices_threshold"]:
+        return "decline", []
+    options = [judged[0]] + [j for j in judged[1:] if j[0] >= t["option_threshold"]]
+    options = options[:MAX_CHOICES]
+    if len(options) == 1:
+        return "answer", [judged[0][1]]
+    return "choices", [o[1] for o in options]
+
+
+def thresholds(model, qs, balance=False):
+    if balance:
+        # Each base (StackFAQ, demo, ...) counts alike: the mean of its own thresholds.
+        bases = sorted({q["set"].split("-")[0] for q in qs})
+        per = [thresholds(model, [q for q in qs if q["set"].split("-")[0] == b]) for b in bases]
+        return {k: float(np.mean([t[k] for t in per])) for k in per[0]}
+    tops = [(model.judge(q), q["answerable"]) for q in qs]
+    unans = sorted(j[0][0] if j else 0.0 for j, a in tops if not a)
+    choices = float(unans[int(np.ceil(0.92 * len(unans))) - 1]) + 1e-4 if unans else 0.5
+    ans = [(j[0][0], j[0][1]) for j, a in tops if a and j]
+    answer = 1.0
+    for t in np.arange(0.05, 1.0, 0.01):
+        hit = [r for p, r in ans if p >= t]
+        if len(hit) >= 10 and np.mean(hit) >= 0.98:
+            answer = float(t)
+            break
+    answer = max(answer, choices)
+    return {"choices_threshold": choices, "answer_threshold": answer,
+            "option_threshold": choices / 2}
+
+
+def score(model, qs, t):
+    n_a = n_u = 0
+    first = chosen = declined_a = declined_u = 0
+    before = after = 0
+    for q in qs:
+        judged = model.judge(q)
+        action, offered = decide(judged, t)
+        if q["answerable"]:
+            n_a += 1
+            cands = q["candidates"]
+            before += bool(cands) and cands[0]["right"]
+            after += bool(judged) and judged[0][1]
+            if action == "decline":
+                declined_a += 1
+            elif action == "answer" and offered[0]:
+                first += 1
+            elif action == "choices" and any(offered):
+                chosen += 1
+        else:
+            n_u += 1
+            declined_u += action == "decline"
+    pct = lambda a, b: 100.0 * a / b if b else float("nan")
+    return {"answerable": n_a, "right": pct(first + chosen, n_a), "first": pct(first, n_a),
+            "choices": pct(chosen, n_a), "declined": pct(declined_a, n_a),
+            "unanswerable": n_u, "unanswerable_declined": pct(declined_u, n_u),
+            "at1_before": pct(before, n_a), "at1_after": pct(after, n_a)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fit", nargs="+", required=True)
+    ap.add_argument("--report", nargs="*", default=[])
+    ap.add_argument("--drop", nargs="*", default=[], help="features left out")
+    ap.add_argument("--C", type=float, default=1.0)
+    ap.add_argument("--write")
+    ap.add_argument("--balance", action="store_true",
+                    help="each base weighs alike in the fit and the thresholds")
+    a = ap.parse_args()
+    use = [i for i, f in enumerate(FEATURES) if f not in a.drop]
+    fit = load(a.fit)
+    model = Model(fit, use, a.C, a.balance)
+    t = thresholds(model, fit, a.balance)
+    print("fitted on", ", ".join(a.fit), "| thresholds",
+          {k: round(v, 3) for k, v in t.items()})
+    print(f"  {'set':<40} {'n':>4} {'right':>6} {'first':>6} {'choice':>6} {'declnd':>6}"
+          f" {'n-un':>5} {'un-dec':>6} {'@1 bef':>6} {'@1 aft':>6}")
+    for r in [a.fit] + [[p] for p in a.report]:
+        s = score(model, load(r), t)
+        name = "(fitting data)" if r is a.fit else r[0]
+        print(f"  {name[-40:]:<40} {s['answerable']:>4} {s['right']:>6.1f} {s['first']:>6.1f}"
+              f" {s['choices']:>6.1f} {s['declined']:>6.1f} {s['unanswerable']:>5}"
+              f" {s['unanswerable_declined']:>6.1f} {s['at1_before']:>6.1f} {s['at1_after']:>6.1f}")
+    if a.write:
+        w = np.zeros(len(FEATURES))
+        mean = np.zeros(len(FEATURES))
+        scale = np.ones(len(FEATURES))
+        for k, i in enumerate(use):
+            w[i] = model.lr.coef_[0][k]
+            mean[i] = model.mean[k]
+            scale[i] = model.scale[k]
+        out = {"features": FEATURES, "mean": mean.tolist(), "scale": scale.tolist(),
+               "weights": w.tolist(), "bias": float(model.lr.intercept_[0]), **t,
+               "fitted_on": " ".join(p.split("/")[-1] for p in a.fit)}
+        json.dump(out, open(a.write, "w"), indent=1)
+        print("written", a.write)
+
+
+if __name__ == "__main__":
+    main()

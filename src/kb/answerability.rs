@@ -1,0 +1,431 @@
+//! Does an article of this knowledge base answer the question, and which one? A small logistic
+//! model over features that mean the same on any help centre, fitted offline on data that does not
+//! include the bases it is reported on (docs/EVALUATION.md, `models/answerability.json`).
+//!
+//! The retrieval's top passages are grouped by article; each article is described by how similar
+//! its best passage is (raw and as this base's [`Calibration`] percentile), how far it leads or
+//! trails the other articles, whether keyword search agrees, how well its headings fit, and how many
+//! of the question's content words — weighted by how rare they are in this base — the passage, the
+//! article and the whole base contain: a question the base cannot answer often uses words the base
+//! never uses. The model's probability that the article answers the question both reranks the
+//! articles and is the confidence the bot decides on.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use super::{Article, Calibration, Passage};
+
+/// The features, in the order the model's weights use.
+pub const FEATURES: [&str; 14] = [
+    "similarity",
+    "percentile",
+    "gap_to_best",
+    "margin",
+    "inverse_rank",
+    "keyword_score",
+    "inverse_keyword_rank",
+    "heading_similarity",
+    "passage_coverage",
+    "article_coverage",
+    "base_coverage",
+    "question_words",
+    "passages_found",
+    "similarity_x_article_coverage",
+];
+
+/// How often each content word occurs in this base (sections containing it) and which words each
+/// article uses: built with the calibration, in the background after an edit.
+#[derive(Debug, Default)]
+pub struct Lexicon {
+    sections: usize,
+    df: HashMap<String, u32>,
+    articles: HashMap<String, HashSet<String>>,
+    /// Each section's words with its article's title and its headings, by (path, anchor), so a
+    /// turn does not tokenise its passages (None: two sections share the anchor, so the turn
+    /// tokenises the one it has).
+    passages: HashMap<(String, String), Option<HashSet<String>>>,
+}
+
+impl Lexicon {
+    /// The words of `articles` (titles, headings and text).
+    pub(crate) fn build<'a>(articles: impl Iterator<Item = &'a Article>) -> Self {
+        let mut lexicon = Self::default();
+        for article in articles {
+            let mut in_article: HashSet<String> = words(&article.title).collect();
+            for section in &article.sections {
+                lexicon.sections += 1;
+                let mut in_section: HashSet<String> = words(&section.text).collect();
+                for h in &section.heading_path {
+                    in_section.extend(words(h));
+                }
+                for w in &in_section {
+                    *lexicon.df.entry(w.clone()).or_default() += 1;
+                }
+                in_article.extend(in_section.iter().cloned());
+                in_section.extend(words(&article.title));
+                lexicon
+                    .passages
+                    .entry((article.path.clone(), section.anchor.clone()))
+                    .and_modify(|twice| *twice = None)
+                    .or_insert(Some(in_section));
+            }
+            lexicon.articles.insert(article.path.clone(), in_article);
+        }
+        lexicon
+    }
+
+    /// How much a word tells: rare words more, words the base never uses most.
+    fn idf(&self, word: &str) -> f32 {
+        let n = self.sections.max(1) as f32;
+        let df = self.df.get(word).copied().unwrap_or(0) as f32;
+        (1.0 + n / (1.0 + df)).ln()
+    }
+}
+
+/// Words short and common enough to say nothing about what a question is about.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "anyone", "are", "as", "at",
+    "be", "because", "been", "before", "but", "by", "can", "could", "did", "do", "does", "doesnt",
+    "dont", "for", "from", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hi",
+    "him", "his", "how", "i", "if", "im", "in", "into", "is", "it", "its", "ive", "just", "me",
+    "my", "need", "no", "not", "now", "of", "on", "one", "or", "our", "out", "please", "she", "so",
+    "some", "still", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+    "to", "up", "us", "want", "was", "we", "were", "what", "when", "where", "which", "who", "why",
+    "will", "with", "would", "you", "your", "yours", "hello", "thanks", "thank", "there", "way",
+    "should", "than", "too", "very", "much", "many", "more", "most", "only", "own", "same", "such",
+    "other", "again", "yes", "ok", "okay", "pls",
+];
+
+/// The content words of `text`: lower case, without stop words, crudely stemmed (plural `s`,
+/// `ing`, `ed`), so "exporting stats" and "export stat" share both.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    static STOP: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let stop = STOP.get_or_init(|| STOP_WORDS.iter().copied().collect());
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| {
+            let mut w = w.trim_matches('\'').to_lowercase();
+            w.retain(|c| c != '\'');
+            w
+        })
+        .filter(move |w| w.len() >= 2 && !stop.contains(w.as_str()))
+        .map(stem)
+}
+
+fn stem(mut word: String) -> String {
+    let n = word.len();
+    for (suffix, keep) in [("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")] {
+        if n > suffix.len() + 3 && word.ends_with(suffix) && !word.ends_with("ss") {
+            word.truncate(n - suffix.len());
+            word.push_str(keep);
+            return word;
+        }
+    }
+    word
+}
+
+/// Passages the bot looks at (`bot::CANDIDATES`): the share of them an article holds is a feature,
+/// measured against this many even when the base has fewer sections.
+const PASSAGES: usize = 10;
+
+/// One article among the candidates, with its best passage and its features.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The article's path.
+    pub path: String,
+    /// Index of its best passage in the candidates.
+    pub passage: usize,
+    /// The features, in [`FEATURES`] order.
+    pub features: Vec<f32>,
+    /// The model's probability that this article answers the question.
+    pub probability: f32,
+}
+
+/// The features of every article among `candidates` (best first, as the search ranked them),
+/// in the order of their first passage; probabilities are left at 0.
+pub fn features(
+    question: &str,
+    candidates: &[Passage],
+    calibration: &Calibration,
+    lexicon: &Lexicon,
+) -> Vec<Judged> {
+    let q_words: Vec<String> = {
+        let mut seen = HashSet::new();
+        words(question).filter(|w| seen.insert(w.clone())).collect()
+    };
+    let idf: Vec<f32> = q_words.iter().map(|w| lexicon.idf(w)).collect();
+    let total: f32 = idf.iter().sum();
+    let coverage = |has: &dyn Fn(&str) -> bool| -> f32 {
+        if total <= 0.0 {
+            return 0.0;
+        }
+        q_words
+            .iter()
+            .zip(&idf)
+            .filter(|(w, _)| has(w))
+            .map(|(_, i)| i)
+            .sum::<f32>()
+            / total
+    };
+    let base_coverage = coverage(&|w| lexicon.df.contains_key(w));
+    let best_similarity = candidates
+        .iter()
+        .map(|p| p.similarity)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let best_bm25 = candidates
+        .iter()
+        .filter_map(|p| p.bm25)
+        .fold(0.0f32, f32::max);
+
+    let mut order: Vec<&str> = Vec::new();
+    for p in candidates {
+        if !order.contains(&p.path.as_str()) {
+            order.push(&p.path);
+        }
+    }
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank, path)| {
+            let own: Vec<(usize, &Passage)> = candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.path == *path)
+                .collect();
+            let (index, best) = own
+                .iter()
+                .copied()
+                .max_by(|a, b| a.1.similarity.total_cmp(&b.1.similarity))
+                .expect("every article in the order has a passage");
+            let similarity = best.similarity;
+            let others = candidates
+                .iter()
+                .filter(|p| p.path != *path)
+                .map(|p| p.similarity)
+                .fold(f32::NEG_INFINITY, f32::max);
+            // With no other article to compare (a base of one), no lead is claimed.
+            let margin = if others.is_finite() {
+                similarity - others
+            } else {
+                0.0
+            };
+            let keyword = own.iter().filter_map(|(_, p)| p.bm25).fold(0.0, f32::max);
+            let keyword_rank = own.iter().filter_map(|(_, p)| p.bm25_rank).min();
+            let heading = own
+                .iter()
+                .map(|(_, p)| p.heading_similarity)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let tokenised;
+            let passage_words = match lexicon
+                .passages
+                .get(&(best.path.clone(), best.anchor.clone()))
+            {
+                Some(Some(set)) => set,
+                // A section added since the lexicon was built (it is rebuilt in the background
+                // after every edit), or one of two with the same anchor.
+                _ => {
+                    tokenised = words(&best.text)
+                        .chain(words(&best.title))
+                        .chain(best.heading_path.iter().flat_map(|h| words(h)))
+                        .collect::<HashSet<String>>();
+                    &tokenised
+                }
+            };
+            let passage_coverage = coverage(&|w| passage_words.contains(w));
+            let article_coverage = match lexicon.articles.get(*path) {
+                Some(set) => coverage(&|w| set.contains(w) || passage_words.contains(w)),
+                None => passage_coverage,
+            };
+            let features = vec![
+                similarity,
+                calibration.confidence(similarity),
+                best_similarity - similarity,
+                margin,
+                1.0 / (rank + 1) as f32,
+                if best_bm25 > 0.0 {
+                    keyword / best_bm25
+                } else {
+                    0.0
+                },
+                keyword_rank.map_or(0.0, |r| 1.0 / r as f32),
+                heading,
+                passage_coverage,
+                article_coverage,
+                base_coverage,
+                (1.0 + q_words.len() as f32).ln(),
+                own.len() as f32 / PASSAGES as f32,
+                similarity * article_coverage,
+            ];
+            Judged {
+                path: (*path).to_owned(),
+                passage: index,
+                features,
+                probability: 0.0,
+            }
+        })
+        .collect()
+}
+
+/// The fitted model: standardised features, one logistic unit, and the decision thresholds chosen
+/// with it (on the training data only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Model {
+    /// Feature names, which must be [`FEATURES`].
+    pub features: Vec<String>,
+    /// Subtracted from each feature...
+    pub mean: Vec<f32>,
+    /// ...then divided by this.
+    pub scale: Vec<f32>,
+    /// Weight of each standardised feature.
+    pub weights: Vec<f32>,
+    /// The intercept.
+    pub bias: f32,
+    /// Least probability to answer directly (the default of `bot.answer_threshold`).
+    pub answer_threshold: f32,
+    /// Least probability of the best article to offer anything (the default of
+    /// `bot.choices_threshold`).
+    pub choices_threshold: f32,
+    /// Least probability for a second or third article to be offered beside the best.
+    pub option_threshold: f32,
+    /// What it was fitted on.
+    pub fitted_on: String,
+}
+
+impl Model {
+    /// The model shipped in `models/answerability.json`.
+    pub fn shipped() -> &'static Model {
+        static MODEL: OnceLock<Model> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            let model: Model =
+                serde_json::from_str(include_str!("../../models/answerability.json"))
+                    .expect("models/answerability.json is valid (checked by a unit test)");
+            model
+        })
+    }
+
+    /// The probability that an article with `features` answers the question.
+    pub fn probability(&self, features: &[f32]) -> f32 {
+        let z: f32 = features
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.scale)
+            .zip(&self.weights)
+            .map(|(((x, m), s), w)| w * (x - m) / s)
+            .sum::<f32>()
+            + self.bias;
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Every article among `candidates` with its probability, most probable first: the rerank.
+    pub fn judge(
+        &self,
+        question: &str,
+        candidates: &[Passage],
+        calibration: &Calibration,
+        lexicon: &Lexicon,
+    ) -> Vec<Judged> {
+        let mut judged = features(question, candidates, calibration, lexicon);
+        for j in &mut judged {
+            j.probability = self.probability(&j.features);
+        }
+        judged.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        judged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_model_matches_the_features() {
+        let m = Model::shipped();
+        assert_eq!(m.features, FEATURES);
+        assert_eq!(m.mean.len(), FEATURES.len());
+        assert_eq!(m.scale.len(), FEATURES.len());
+        assert_eq!(m.weights.len(), FEATURES.len());
+        assert!(m.scale.iter().all(|s| *s > 0.0));
+        assert!(m.choices_threshold <= m.answer_threshold);
+    }
+
+    #[test]
+    fn content_words_are_stemmed_and_stop_words_dropped() {
+        let w: Vec<String> = words("How do I export my stats as CSV files? Exporting!").collect();
+        assert_eq!(w, ["export", "stat", "csv", "file", "export"]);
+    }
+
+    #[test]
+    fn words_the_base_never_uses_lower_its_coverage() {
+        let article = super::super::parse(
+            "billing.md",
+            "# Billing\n\nWe accept credit cards and PayPal.\n\n## Invoices\n\nDownload invoices from settings.\n",
+        )
+        .unwrap();
+        let lexicon = Lexicon::build([&article].into_iter());
+        let passage = Passage {
+            path: "billing.md".into(),
+            title: "Billing".into(),
+            heading_path: vec![],
+            anchor: String::new(),
+            link: "/kb/billing.md".into(),
+            text: "We accept credit cards and PayPal.".into(),
+            similarity: 0.5,
+            bm25: Some(2.0),
+            bm25_rank: Some(1),
+            semantic_rank: 1,
+            fused: 0.6,
+            heading_similarity: 0.3,
+        };
+        let cal = Calibration::default();
+        let known = features(
+            "do you accept paypal",
+            std::slice::from_ref(&passage),
+            &cal,
+            &lexicon,
+        );
+        let unknown = features("iphone app push notifications", &[passage], &cal, &lexicon);
+        let base = FEATURES.iter().position(|f| *f == "base_coverage").unwrap();
+        assert_eq!(known[0].features[base], 1.0);
+        assert_eq!(unknown[0].features[base], 0.0);
+    }
+
+    #[test]
+    fn two_sections_with_one_anchor_each_count_their_own_words() {
+        let article = super::super::parse(
+            "setup.md",
+            "# Setup\n\n## Steps\n\nInstall the wordpress plugin.\n\n## Steps\n\nPaste the snippet into shopify.\n",
+        )
+        .unwrap();
+        let lexicon = Lexicon::build([&article].into_iter());
+        let n = article.sections.len();
+        assert_eq!(
+            article.sections[n - 1].anchor,
+            article.sections[n - 2].anchor
+        );
+        let covered = FEATURES
+            .iter()
+            .position(|f| *f == "passage_coverage")
+            .unwrap();
+        for (section, word) in [(n - 2, "wordpress"), (n - 1, "shopify")] {
+            let s = &article.sections[section];
+            assert!(s.text.contains(word), "{:?}", article.sections);
+            let passage = Passage {
+                path: "setup.md".into(),
+                title: "Setup".into(),
+                heading_path: s.heading_path.clone(),
+                anchor: s.anchor.clone(),
+                link: "/kb/setup.md#steps".into(),
+                text: s.text.clone(),
+                similarity: 0.5,
+                bm25: None,
+                bm25_rank: None,
+                semantic_rank: 1,
+                fused: 0.5,
+                heading_similarity: 0.3,
+            };
+            let f = features(word, &[passage], &Calibration::default(), &lexicon);
+            assert_eq!(f[0].features[covered], 1.0, "{word}");
+        }
+    }
+}
