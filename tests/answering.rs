@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::spawn_app_with;
+use common::spawn_plausible_app;
 use serde_json::Value;
 
 async fn plausible_app(test: &str) -> Option<common::TestApp> {
-    let docs = common::shared_data(test, "plausible_docs/docs")?;
-    Some(spawn_app_with(move |s| s.kb.dir = docs).await)
+    spawn_plausible_app(test, |_| {}).await
 }
 
 /// The bot's reply to `text`, asked as the first message of a conversation of its own.

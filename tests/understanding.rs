@@ -247,14 +247,7 @@ async fn each_stays_with_the_bot(app: &common::TestApp, messages: &[&str]) {
 
 /// A server on the Plausible help centre, or None (with a printed reason) without ../shared.
 async fn plausible_app(test: &str) -> Option<common::TestApp> {
-    let docs = common::shared_data(test, "plausible_docs/docs")?;
-    Some(
-        spawn_app_with(move |s| {
-            s.kb.dir = docs;
-            s.limits.queued_per_address = 10;
-        })
-        .await,
-    )
+    common::spawn_plausible_app(test, |s| s.limits.queued_per_address = 10).await
 }
 
 /// Each message (issue 14's examples, as customers wrote them; none is in the training set)

@@ -41,6 +41,22 @@ pub fn shared_data(test: &str, rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// The server on the Plausible help centre of ../shared/data, its settings adjusted by `adjust`, or
+/// `None` (the skip said, see [`shared_data`]) in a clone without the data.
+pub async fn spawn_plausible_app(
+    test: &str,
+    adjust: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    let docs = shared_data(test, "plausible_docs/docs")?;
+    Some(
+        spawn_app_with(move |s| {
+            s.kb.dir = docs;
+            adjust(s);
+        })
+        .await,
+    )
+}
+
 /// One encoder and one embedding cache for every test in the process (the model is loaded once,
 /// and the demo base is embedded once, before any test uses it).
 pub fn nlu() -> (Encoder, EmbeddingCache) {
