@@ -23,6 +23,7 @@ fn rules(text: &str) -> Understanding {
             confidence: 0.9,
             team: Some("billing".into()),
             always_human: true,
+            confident_at: 0.5,
         });
     }
     u

@@ -698,6 +698,7 @@ mod tests {
                 confidence: 0.9,
                 team: None,
                 always_human: false,
+                confident_at: 0.0,
             }),
             ..Default::default()
         };

@@ -246,10 +246,11 @@ impl Policy {
                     ReasonKind::HumanRequest,
                     format!(
                         "asked for a person (intent human_request, confidence {:.2} ≥ {:.2})",
-                        intent.confidence, s.intent_confidence
+                        intent.confidence,
+                        intent.confident_at.max(s.intent_confidence)
                     ),
                     Some(intent.confidence),
-                    Some(s.intent_confidence),
+                    Some(intent.confident_at.max(s.intent_confidence)),
                 ));
             }
             let sensitive = intent.always_human && !asks;
@@ -267,10 +268,12 @@ impl Policy {
                     ReasonKind::Sensitive,
                     format!(
                         "intent {} always goes to a person (confidence {:.2} ≥ {:.2})",
-                        intent.name, intent.confidence, s.intent_confidence
+                        intent.name,
+                        intent.confidence,
+                        intent.confident_at.max(s.intent_confidence)
                     ),
                     Some(intent.confidence),
-                    Some(s.intent_confidence),
+                    Some(intent.confident_at.max(s.intent_confidence)),
                 ));
                 d.priority += s.sensitive_priority;
             }
@@ -408,10 +411,12 @@ impl Policy {
                     ReasonKind::Sensitive,
                     format!(
                         "intent {} always goes to a person (confidence {:.2} ≥ {:.2}); the knowledge base did not answer the question",
-                        intent.name, intent.confidence, s.intent_confidence
+                        intent.name,
+                        intent.confidence,
+                        intent.confident_at.max(s.intent_confidence)
                     ),
                     Some(intent.confidence),
-                    Some(s.intent_confidence),
+                    Some(intent.confident_at.max(s.intent_confidence)),
                 ));
                 d.priority += s.sensitive_priority;
                 return d;
@@ -512,6 +517,7 @@ mod tests {
                 confidence,
                 team: Some(team.into()),
                 always_human,
+                confident_at: 0.5,
             }),
             ..Default::default()
         }
@@ -558,6 +564,20 @@ mod tests {
             ..Default::default()
         };
         assert!(!policy.before_bot(&u, &flat).escalate);
+    }
+
+    #[test]
+    fn a_sensitive_hand_off_shows_the_intents_own_calibrated_threshold() {
+        // The agent reads why the chat came over: the bar the intent passed is its calibrated
+        // one, not the floor every intent shares.
+        let mut u = intent("refund", 0.9, "billing", true);
+        if let Some(i) = u.intent.as_mut() {
+            i.confident_at = 0.8;
+        }
+        let d = Policy::default().before_bot(&u, &History::default());
+        let reason = &d.reasons[0];
+        assert_eq!(reason.threshold, Some(0.8));
+        assert!(reason.detail.contains("≥ 0.80"), "{}", reason.detail);
     }
 
     #[test]

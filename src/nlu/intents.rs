@@ -413,6 +413,7 @@ impl IntentModel {
                 team: policy.team.clone(),
                 // The policy acts only when the classifier is sure enough of it for this message.
                 always_human: policy.always_human && p >= policy.confident_at,
+                confident_at: policy.confident_at,
             }),
             out_of_scope: false,
             best,

@@ -104,4 +104,9 @@ pub struct IntentMatch {
     /// Conversations with this intent always go to a person.
     #[serde(default)]
     pub always_human: bool,
+    /// The least probability at which the classifier is sure enough of this intent for its
+    /// always-human policy to act (calibrated when training; 0 for an intent without one): what an
+    /// agent is shown as the threshold a sensitive hand-off passed.
+    #[serde(default)]
+    pub confident_at: f32,
 }
