@@ -55,7 +55,8 @@ enum Command {
         #[arg(long)]
         upset: bool,
         /// Retrain only the support-signal model (upset, urgent, asking for a person) from
-        /// models/support_messages.yaml, not the intents.
+        /// models/support_messages.yaml and models/support_domains.yaml (head and threshold chosen
+        /// leaving one domain out at a time), not the intents.
         #[arg(long)]
         signals: bool,
         /// Folder holding the benchmark data sets (for --upset).
@@ -118,7 +119,7 @@ enum Benchmark {
     Intents,
     /// The demo knowledge base's held-out questions: answer or "I don't know".
     DemoAnswers,
-    /// Upset, urgent and asking for a person: the dev part of models/support_messages.yaml,
+    /// Upset, urgent and asking for a person: models/support_dev.yaml (domains never trained on),
     /// escalated as the product decides (with --blind, the blind set tests/questions/support.yaml
     /// too).
     Support,
@@ -422,19 +423,42 @@ async fn train(
         if signals {
             let eval_cache = EmbeddingCache::open(std::path::Path::new(EVAL_CACHE))?;
             let upset = UpsetModel::load(&nlu.upset_model)?;
-            let set = support_messages_file(&nlu);
+            let (sets, dev) = support_message_files(&nlu);
+            let sets: Vec<&std::path::Path> = sets.iter().map(PathBuf::as_path).collect();
             // Messages about nothing of ours (trivia, weather) are calm: they train as such.
             let calm = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?.out_of_scope;
-            let (model, (recall, false_alarms)) =
-                frontdesk::eval::train_signals(&set, &calm, &upset, &encoder, &eval_cache)?;
+            let (model, report) = frontdesk::eval::train_signals(
+                &sets,
+                Some(&dev),
+                &calm,
+                &upset,
+                &encoder,
+                &eval_cache,
+            )?;
             model.save(&nlu.signals_model)?;
+            let (recall, false_alarms) = report.cross_validation;
             println!(
-                "signals: threshold {:.2} (dev: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",
+                "signals: threshold {:.2} (leave-one-domain-out: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",
                 model.threshold,
                 recall * 100.0,
                 false_alarms * 100.0,
                 nlu.signals_model.display()
             );
+            for (domain, esc, calm, r, f) in &report.per_domain {
+                println!(
+                    "  held out {domain} ({esc} escalating, {calm} calm): {:.1}% flagged, {:.1}% of calm",
+                    r * 100.0,
+                    f * 100.0
+                );
+            }
+            if let Some((esc, calm, r, f)) = report.dev {
+                println!(
+                    "  dev {} ({esc} escalating, {calm} calm; never trained on): {:.1}% flagged, {:.1}% of calm (the model alone; `eval --only support` as the product decides)",
+                    dev.display(),
+                    r * 100.0,
+                    f * 100.0
+                );
+            }
             return Ok(());
         }
         let cache = EmbeddingCache::open(&cache_path)?;
@@ -516,9 +540,14 @@ async fn train(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The support-signal model's messages, next to the model.
-fn support_messages_file(nlu: &frontdesk::settings::NluSettings) -> PathBuf {
-    nlu.signals_model.with_file_name("support_messages.yaml")
+/// The support-signal model's training messages and its held-out dev set (other domains), next to
+/// the model.
+fn support_message_files(nlu: &frontdesk::settings::NluSettings) -> (Vec<PathBuf>, PathBuf) {
+    let file = |name: &str| nlu.signals_model.with_file_name(name);
+    (
+        vec![file("support_messages.yaml"), file("support_domains.yaml")],
+        file("support_dev.yaml"),
+    )
 }
 
 /// The upset detector's support-chat examples and its held-out set, next to the model.
@@ -770,17 +799,14 @@ async fn eval(
                         &n.signals_model,
                     )?);
             let mut reports = vec![frontdesk::eval::support_set(
-                &support_messages_file(&n),
-                true,
+                &support_message_files(&n).1,
                 &nlu,
                 &policy,
                 &c,
             )?];
             let blind_set = PathBuf::from("tests/questions/support.yaml");
             if blind && blind_set.is_file() {
-                reports.push(frontdesk::eval::support_set(
-                    &blind_set, false, &nlu, &policy, &c,
-                )?);
+                reports.push(frontdesk::eval::support_set(&blind_set, &nlu, &policy, &c)?);
             }
             Ok(reports)
         })

@@ -357,7 +357,7 @@ pub struct EscalationSettings {
 impl Default for EscalationSettings {
     fn default() -> Self {
         Self {
-            upset_threshold: 0.61,
+            upset_threshold: 0.80,
             upset_rise: 0.3,
             upset_rising_floor: 0.4,
             rising_turns: 3,

@@ -375,3 +375,88 @@ async fn on_the_plausible_docs_sensitive_how_tos_are_answered() {
         );
     }
 }
+
+/// A stand-in for the models whose readings the message itself states ("upset=0.25 person=0.4"),
+/// so a conversation can be given any course of readings over the real socket.
+fn stated(text: &str) -> frontdesk::nlu::Understanding {
+    let mut u = frontdesk::nlu::Understanding::default();
+    for word in text.split_whitespace() {
+        if let Some((name, value)) = word.split_once('=') {
+            let Ok(v) = value.parse::<f32>() else {
+                continue;
+            };
+            match name {
+                "upset" => u.upset = v,
+                "urgent" => u.urgent = v,
+                "person" => u.asks_for_person = v,
+                _ => {}
+            }
+        }
+    }
+    u
+}
+
+/// Sends `turns` in one conversation: every turn but the last is answered by the bot; the last
+/// hands the conversation over, and the agents' queue shows why.
+async fn handed_over_on_the_last_turn(turns: &[String]) -> Value {
+    // Not assigned on its own: the hand-off waits in the queue, where the agent reads why.
+    let app = common::spawn_app_understanding(|s| s.handoff.auto_assign = false, stated).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (last, earlier) = turns.split_last().unwrap();
+    for (i, text) in earlier.iter().enumerate() {
+        let frame = outcome(&mut customer, &format!("t{i}"), text).await;
+        assert_eq!(
+            (frame["type"].as_str(), frame["from"].as_str()),
+            (Some("message"), Some("bot")),
+            "turn {i} {text:?} was handed over already: {frame}"
+        );
+    }
+    let frame = outcome(&mut customer, "last", last).await;
+    assert_eq!(
+        (frame["type"].as_str(), frame["state"].as_str()),
+        (Some("status"), Some("queued")),
+        "{last:?} was not handed over: {frame}"
+    );
+    let queue = sam.wait_queue(|q| !q.is_empty()).await;
+    queue[0]["reasons"][0].clone()
+}
+
+#[tokio::test]
+async fn upset_rising_over_three_turns_hands_the_chat_over_though_no_turn_passes_alone() {
+    let s = frontdesk::settings::EscalationSettings::default();
+    // Each reading under the threshold; together they rise by more than `upset_rise`.
+    let readings = [0.1, 0.3, 0.7].map(|f| f * s.upset_threshold);
+    assert!(readings[2] - readings[0] >= s.upset_rise && readings[2] >= s.upset_rising_floor);
+    let questions = [
+        "how do i descale the brewer",
+        "what grind size for espresso",
+        "how do i track my order",
+    ];
+    let turns: Vec<String> = questions
+        .iter()
+        .zip(readings)
+        .map(|(q, r)| format!("{q} upset={r:.3}"))
+        .collect();
+    let reason = handed_over_on_the_last_turn(&turns).await;
+    assert_eq!(reason["kind"], "upset_rising", "{reason}");
+}
+
+#[tokio::test]
+async fn a_soft_ask_for_a_person_made_twice_is_heard_the_second_time() {
+    let s = frontdesk::settings::EscalationSettings::default();
+    // Each ask above half the threshold and under the threshold: too soft alone.
+    let soft = 0.6 * s.upset_threshold;
+    let turns = [
+        format!("how do i descale the brewer person={soft:.3}"),
+        format!("what grind size for espresso person={soft:.3}"),
+    ];
+    let reason = handed_over_on_the_last_turn(&turns).await;
+    assert_eq!(reason["kind"], "human_request", "{reason}");
+    assert!(
+        reason["detail"].as_str().unwrap_or("").contains("again"),
+        "{reason}"
+    );
+}

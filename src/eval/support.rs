@@ -1,6 +1,7 @@
 //! Upset, urgent and asking for a person, as support customers write: training the support-signal
-//! model on `models/support_messages.yaml` (three in four messages; thresholds on the fourth), and
-//! measuring any support-message file the way the product decides — the full understanding
+//! model on `models/support_messages.yaml` and `models/support_domains.yaml` (head and threshold
+//! chosen by leave-one-domain-out cross-validation; `models/support_dev.yaml`, other domains, only
+//! measured), and measuring any support-message file the way the product decides — the full understanding
 //! (intents, upset, signals) and the escalation policy's checks on a first message (always-human
 //! intents aside: they are a knowledge base's policy, not a reading of the customer).
 
@@ -9,11 +10,11 @@ use std::path::Path;
 use super::data;
 use crate::escalation::{History, Policy};
 use crate::nlu::head::TrainOptions;
-use crate::nlu::signals::{rates, SignalModel, SupportSet};
+use crate::nlu::signals::{choose_threshold, rates, SignalModel, SupportMessage, SupportSet};
 use crate::nlu::upset::UpsetModel;
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 
-/// Most calm dev messages the chosen threshold may flag.
+/// Most calm messages (out of fold) the chosen threshold may flag.
 pub const MAX_FALSE_ALARMS: f64 = 0.05;
 
 /// What a support-message set gave.
@@ -35,117 +36,212 @@ pub struct SupportReport {
     pub mistakes: Vec<String>,
 }
 
-/// Trains the support-signal model on the train part of `set` plus `calm_extra` (messages that are
-/// calm by definition: the intents' out-of-scope examples, trivia and weather) and chooses its
-/// threshold on the dev part of `set`; returns the model (manifest filled) and its dev figures
-/// (the model alone).
+/// How the support-signal model was chosen: out-of-fold figures of the cross-validation across
+/// domains, per domain, and the held-out dev set (the model alone).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignalTraining {
+    /// Messages trained on (own sets, calm extras).
+    pub messages: (usize, usize),
+    /// Every head tried: (name, threshold, out-of-fold recall, out-of-fold false alarms).
+    pub sweep: Vec<(String, f32, f64, f64)>,
+    /// The chosen head's out-of-fold (recall, false alarms) at its threshold.
+    pub cross_validation: (f64, f64),
+    /// The chosen head's out-of-fold figures per held-out domain: (domain, escalating, calm,
+    /// recall, false alarms).
+    pub per_domain: Vec<(String, usize, usize, f64, f64)>,
+    /// The final model (trained on every training message) on the dev set: (escalating, calm,
+    /// recall, false alarms); None when there is no dev set.
+    pub dev: Option<(usize, usize, f64, f64)>,
+}
+
+/// One message with what the head reads besides its text.
+struct Row<'a> {
+    message: &'a SupportMessage,
+    embedding: std::sync::Arc<[f32]>,
+    goemotions: f32,
+    group: String,
+}
+
+fn embed_rows<'a>(
+    set: &'a SupportSet,
+    upset: &UpsetModel,
+    encoder: &Encoder,
+    cache: &EmbeddingCache,
+) -> anyhow::Result<Vec<Row<'a>>> {
+    let texts: Vec<String> = set.messages.iter().map(|m| m.text.clone()).collect();
+    let x = data::embed(encoder, cache, "support messages", &texts)?;
+    Ok(set
+        .messages
+        .iter()
+        .zip(x)
+        .enumerate()
+        .map(|(i, (m, e))| Row {
+            goemotions: upset.score(&m.text, &e).0,
+            message: m,
+            embedding: e,
+            group: set.group(i),
+        })
+        .collect())
+}
+
+fn train_on(rows: &[&Row], options: &TrainOptions) -> anyhow::Result<SignalModel> {
+    let messages: Vec<&SupportMessage> = rows.iter().map(|r| r.message).collect();
+    let x: Vec<&[f32]> = rows.iter().map(|r| &r.embedding[..]).collect();
+    let g: Vec<f32> = rows.iter().map(|r| r.goemotions).collect();
+    Ok(SignalModel::train(&messages, &x, &g, options)?)
+}
+
+fn needs_person(model: &SignalModel, row: &Row) -> f32 {
+    model
+        .score(&row.message.text, &row.embedding, row.goemotions)
+        .needs_person()
+}
+
+/// Trains the support-signal model on the messages of `sets` plus `calm_extra` (messages that are
+/// calm by definition: the intents' out-of-scope examples, trivia and weather).
+///
+/// The head and the threshold are chosen by leave-one-domain-out cross-validation: each domain
+/// (a message's `domain`, or its file's name) is scored by a model trained on all the others, and
+/// the threshold is the one with the most recall over all those out-of-fold scores while at most
+/// [`MAX_FALSE_ALARMS`] of the calm ones are flagged. The final model trains on everything. `dev_path`
+/// (a set of other domains, never trained on) is only measured.
 pub fn train_signals(
-    set_path: &Path,
+    sets: &[&Path],
+    dev_path: Option<&Path>,
     calm_extra: &[String],
     upset: &UpsetModel,
     encoder: &Encoder,
     cache: &EmbeddingCache,
-) -> anyhow::Result<(SignalModel, (f64, f64))> {
-    let mut set = SupportSet::load(set_path)?;
-    let own = set.messages.len();
-    set.messages.extend(
-        calm_extra
+) -> anyhow::Result<(SignalModel, SignalTraining)> {
+    let mut loaded = Vec::new();
+    for path in sets {
+        loaded.push(SupportSet::load(path)?);
+    }
+    let extra = SupportSet {
+        name: "out-of-scope".into(),
+        messages: calm_extra
             .iter()
-            .map(|text| crate::nlu::signals::SupportMessage {
+            .map(|text| SupportMessage {
                 text: text.clone(),
                 escalate: false,
                 kind: None,
-            }),
-    );
-    let texts: Vec<String> = set.messages.iter().map(|m| m.text.clone()).collect();
-    let x = data::embed(encoder, cache, "support messages", &texts)?;
-    let goemotions: Vec<f32> = texts
-        .iter()
-        .zip(&x)
-        .map(|(t, e)| upset.score(t, e).0)
-        .collect();
-    let (train, dev): (Vec<usize>, Vec<usize>) =
-        (0..texts.len()).partition(|&i| i >= own || !SupportSet::is_dev(i));
-    let pick = |idx: &[usize]| {
-        (
-            idx.iter().map(|&i| &set.messages[i]).collect::<Vec<_>>(),
-            idx.iter().map(|&i| x[i].clone()).collect::<Vec<_>>(),
-            idx.iter().map(|&i| goemotions[i]).collect::<Vec<_>>(),
-        )
+                domain: None,
+            })
+            .collect(),
     };
-    let (tm, tx, tg) = pick(&train);
-    let (dm, dx, dg) = pick(&dev);
-    let gold: Vec<bool> = dm.iter().map(|m| m.escalate).collect();
+    let mut rows = Vec::new();
+    for set in &loaded {
+        rows.extend(embed_rows(set, upset, encoder, cache)?);
+    }
+    let own = rows.len();
+    let extra_rows = embed_rows(&extra, upset, encoder, cache)?;
+    let mut groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
+    groups.sort();
+    groups.dedup();
+    if groups.len() < 2 {
+        anyhow::bail!(
+            "the support messages come from one domain only ({groups:?}): cross-validation across domains needs at least two; give messages a `domain`"
+        );
+    }
+    let gold: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
     let mut sweep = Vec::new();
-    let mut best: Option<(f64, SignalModel, TrainOptions)> = None;
+    let mut best: Option<(f64, f32, TrainOptions, Vec<f32>)> = None;
     for (name, options) in SignalModel::candidates() {
-        let mut model = SignalModel::train(&tm, &tx, &tg, &options)?;
-        let scores: Vec<f32> = dm
-            .iter()
-            .zip(&dx)
-            .zip(&dg)
-            .map(|((m, e), &g)| model.score(&m.text, e, g).needs_person())
-            .collect();
-        model.fit_threshold(&scores, &gold, MAX_FALSE_ALARMS);
-        let (recall, false_alarms) = rates(&scores, &gold, model.threshold);
+        let mut oof = vec![0f32; own];
+        for group in &groups {
+            let train: Vec<&Row> = rows
+                .iter()
+                .filter(|r| &r.group != group)
+                .chain(&extra_rows)
+                .collect();
+            let model = train_on(&train, &options)?;
+            for (i, r) in rows.iter().enumerate() {
+                if &r.group == group {
+                    oof[i] = needs_person(&model, r);
+                }
+            }
+        }
+        let threshold = choose_threshold(&oof, &gold, MAX_FALSE_ALARMS);
+        let (recall, false_alarms) = rates(&oof, &gold, threshold);
         eprintln!(
-            "  {name}: threshold {:.2}, dev recall {:.1}%, false alarms {:.1}%",
-            model.threshold,
+            "  {name}: threshold {threshold:.2}, out-of-fold recall {:.1}%, false alarms {:.1}%",
             recall * 100.0,
             false_alarms * 100.0
         );
-        sweep.push((name, model.threshold, recall, false_alarms));
+        sweep.push((name.to_owned(), threshold, recall, false_alarms));
         // A head whose every threshold flags too many calm messages is not a candidate.
         let feasible = false_alarms <= MAX_FALSE_ALARMS;
-        if feasible && best.as_ref().is_none_or(|(r, _, _)| recall > *r) {
-            best = Some((recall, model, options));
+        if feasible && best.as_ref().is_none_or(|(r, ..)| recall > *r) {
+            best = Some((recall, threshold, options, oof));
         }
     }
-    let (_, mut model, options) = best.ok_or_else(|| {
+    let (_, threshold, options, oof) = best.ok_or_else(|| {
         anyhow::anyhow!(
-            "no head keeps calm dev messages flagged at or under {:.0}%: add calm messages to {}",
-            MAX_FALSE_ALARMS * 100.0,
-            set_path.display()
+            "no head keeps calm messages flagged at or under {:.0}% out of fold: add calm messages that share the escalating ones' words",
+            MAX_FALSE_ALARMS * 100.0
         )
     })?;
-    let scores: Vec<f32> = dm
+    let cross_validation = rates(&oof, &gold, threshold);
+    let per_domain = groups
         .iter()
-        .zip(&dx)
-        .zip(&dg)
-        .map(|((m, e), &g)| model.score(&m.text, e, g).needs_person())
+        .map(|g| {
+            let idx: Vec<usize> = (0..own).filter(|&i| &rows[i].group == g).collect();
+            let s: Vec<f32> = idx.iter().map(|&i| oof[i]).collect();
+            let e: Vec<bool> = idx.iter().map(|&i| gold[i]).collect();
+            let (r, f) = rates(&s, &e, threshold);
+            let n_esc = e.iter().filter(|&&x| x).count();
+            (g.clone(), n_esc, e.len() - n_esc, r, f)
+        })
         .collect();
-    let dev_rates = rates(&scores, &gold, model.threshold);
+    let all: Vec<&Row> = rows.iter().chain(&extra_rows).collect();
+    let mut model = train_on(&all, &options)?;
+    model.threshold = threshold;
+    let dev = match dev_path {
+        Some(path) => {
+            let set = SupportSet::load(path)?;
+            let dev_rows = embed_rows(&set, upset, encoder, cache)?;
+            let s: Vec<f32> = dev_rows.iter().map(|r| needs_person(&model, r)).collect();
+            let e: Vec<bool> = dev_rows.iter().map(|r| r.message.escalate).collect();
+            let (r, f) = rates(&s, &e, threshold);
+            let n_esc = e.iter().filter(|&&x| x).count();
+            Some((n_esc, e.len() - n_esc, r, f))
+        }
+        None => None,
+    };
+    let report = SignalTraining {
+        messages: (own, extra_rows.len()),
+        sweep,
+        cross_validation,
+        per_domain,
+        dev,
+    };
+    let mut hashes = serde_json::Map::new();
+    for path in sets.iter().copied().chain(dev_path) {
+        hashes.insert(path.display().to_string(), sha256_file(path)?.into());
+    }
     model.manifest = serde_json::json!({
-        "data": format!("{} ({own} messages; trained on {} with {} calm out-of-scope examples, thresholds on the dev part: {})", set_path.display(), train.len(), calm_extra.len(), dev.len()),
-        "sha256": sha256_file(set_path)?,
+        "data": format!("{} ({own} messages) + {} calm out-of-scope examples", sets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "), extra_rows.len()),
+        "sha256": hashes,
         "classes": crate::nlu::signals::CLASSES,
         "input": "all-MiniLM-L6-v2 embedding + support cues + GoEmotions upset score (models/upset.json)",
         "options": options,
-        "dev_sweep": sweep,
         "threshold": model.threshold,
-        "threshold_chosen_on": format!("dev part: most recall with at most {:.0}% of calm messages flagged", MAX_FALSE_ALARMS * 100.0),
-        "dev": { "recall": dev_rates.0, "false_alarms": dev_rates.1 },
+        "threshold_chosen_on": format!("leave-one-domain-out cross-validation over {groups:?}: most out-of-fold recall with at most {:.0}% of calm messages flagged", MAX_FALSE_ALARMS * 100.0),
+        "cross_validation": report,
     });
-    Ok((model, dev_rates))
+    Ok((model, report))
 }
 
-/// Measures a support-message file (the dev part only when `dev_only`) as the product decides on
-/// a first message: `nlu` understands it, `policy` checks it before the bot would answer.
+/// Measures a support-message file as the product decides on a first message: `nlu` understands
+/// it, `policy` checks it before the bot would answer.
 pub fn support_set(
     path: &Path,
-    dev_only: bool,
     nlu: &Nlu,
     policy: &Policy,
     cache: &EmbeddingCache,
 ) -> anyhow::Result<SupportReport> {
     let set = SupportSet::load(path)?;
-    let messages: Vec<_> = set
-        .messages
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !dev_only || SupportSet::is_dev(*i))
-        .map(|(_, m)| m)
-        .collect();
+    let messages: Vec<_> = set.messages.iter().collect();
     let texts: Vec<String> = messages.iter().map(|m| m.text.clone()).collect();
     let x = data::embed(nlu.encoder(), cache, "support messages", &texts)?;
     let mut per_kind: Vec<(String, usize, usize)> = Vec::new();
@@ -194,12 +290,7 @@ pub fn support_set(
     }
     per_kind.sort();
     Ok(SupportReport {
-        name: format!(
-            "{} ({}{})",
-            set.name,
-            path.display(),
-            if dev_only { ", dev part" } else { "" }
-        ),
+        name: format!("{} ({})", set.name, path.display()),
         sha256: sha256_file(path)?,
         messages: (esc, calm),
         recall: hit as f64 / esc.max(1) as f64,

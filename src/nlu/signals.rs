@@ -7,7 +7,8 @@
 //! model is a small softmax head over four classes (calm, upset, urgent, person) trained on our own
 //! support set (`models/support_messages.yaml`), whose input is the sentence embedding, surface
 //! cues of support chats (repeat contact, threats, deadlines, "nobody answers", sarcasm, asking
-//! for someone) and the GoEmotions upset score. Its thresholds are chosen on the set's dev part.
+//! for someone) and the GoEmotions upset score. Its head and threshold are chosen by
+//! cross-validation across the domains the messages were written for (`models/support_domains.yaml`).
 
 use std::path::Path;
 
@@ -246,6 +247,73 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
     (features, names)
 }
 
+/// Phrases of a calm request: asking us to check something, patience, thanks, a matter resolved.
+/// Messages with them share the escalating ones' words ("charged twice, could you check?"), so
+/// the head reads them as inputs too (never shown as cues: they argue for the bot).
+const CALM: &[(&str, &[&str])] = &[
+    (
+        "asks us to check",
+        &[
+            "could you check",
+            "can you check",
+            "could you take a look",
+            "can you take a look",
+            "could you look",
+            "can you look",
+            "could you have a look",
+            "can you have a look",
+            "please check",
+            "can one be refunded",
+        ],
+    ),
+    (
+        "patient",
+        &[
+            "no rush",
+            "no stress",
+            "no worries",
+            "no problem",
+            "when you have a moment",
+            "when you get a chance",
+            "just letting you know",
+            "just wanted to",
+            "not your fault",
+            "not a big deal",
+            "minor thing",
+        ],
+    ),
+    (
+        "resolved",
+        &[
+            "thanks, ",
+            "thank you, ",
+            "thanks!",
+            "thank you!",
+            "fixed it",
+            "solved",
+            "sorted",
+            "works now",
+            "working again",
+            "all good",
+            "found it",
+            "came through",
+            "arrived, ",
+        ],
+    ),
+];
+
+/// The calm-request features of `text` (0/1, in the order of [`CALM`]), plus whether it asks how
+/// to do something.
+fn calm_features(text: &str) -> Vec<f32> {
+    let lower = format!("{} ", text.to_lowercase());
+    let mut v: Vec<f32> = CALM
+        .iter()
+        .map(|(_, phrases)| f32::from(u8::from(phrases.iter().any(|p| lower.contains(p)))))
+        .collect();
+    v.push(f32::from(u8::from(asks_how_to(text))));
+    v
+}
+
 /// Openings of a question about how to do something, or whether it can be done.
 const HOW_TO: &[&str] = &[
     "how do",
@@ -316,8 +384,9 @@ impl Signals {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalModel {
     head: Head,
-    /// `needs_person` at or above this means a person should take the message (chosen on the
-    /// support set's dev part: the most recall with at most 5% of calm messages flagged).
+    /// `needs_person` at or above this means a person should take the message (chosen by
+    /// leave-one-domain-out cross-validation: the most recall with at most 5% of calm messages
+    /// flagged out of fold).
     pub threshold: f32,
     /// Where the model came from: data, options, scores.
     #[serde(default)]
@@ -331,9 +400,14 @@ pub struct SupportMessage {
     pub text: String,
     /// Whether it must reach a person.
     pub escalate: bool,
-    /// upset | urgent | human | threat | sarcasm | repeat (escalating ones).
+    /// upset | urgent | human | threat | sarcasm | repeat | firm (escalating ones; firm: a polite
+    /// but firm complaint).
     #[serde(default)]
     pub kind: Option<String>,
+    /// The kind of business it was written for (saas, shop, banking, ...): training holds out one
+    /// domain at a time to choose the head and the threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 impl SupportMessage {
@@ -380,9 +454,12 @@ impl SupportSet {
         Ok(set)
     }
 
-    /// Whether message `i` belongs to the dev part (one in four).
-    pub fn is_dev(i: usize) -> bool {
-        i % 4 == 3
+    /// The cross-validation group of message `i`: its domain, or the set's name when it has none.
+    pub fn group(&self, i: usize) -> String {
+        self.messages[i]
+            .domain
+            .clone()
+            .unwrap_or_else(|| self.name.clone())
     }
 }
 
@@ -398,40 +475,25 @@ impl SignalModel {
         }
     }
 
-    /// Head configurations tried; the one with the most dev recall (at most 5% false alarms)
-    /// is kept.
+    /// Head configurations tried; the one with the most recall out of fold (at most 5% false
+    /// alarms) is kept.
     pub fn candidates() -> Vec<(&'static str, TrainOptions)> {
+        // Linear heads were dropped on 2026-12-03: leaving one domain out they flagged 49–60 % of
+        // the escalating messages at 5 % of calm ones, the MLPs 63–68 % (docs/EVALUATION.md).
         let base = Self::options();
         vec![
-            ("linear, 300 epochs", base.clone()),
-            (
-                "linear, 60 epochs, weight decay 0.01",
-                TrainOptions {
-                    epochs: 60,
-                    weight_decay: 1e-2,
-                    ..base.clone()
-                },
-            ),
-            (
-                "linear, label smoothing 0.2",
-                TrainOptions {
-                    label_smoothing: 0.2,
-                    ..base.clone()
-                },
-            ),
-            (
-                "MLP 64, label smoothing 0.1",
-                TrainOptions {
-                    hidden: 64,
-                    epochs: 150,
-                    label_smoothing: 0.1,
-                    ..base.clone()
-                },
-            ),
             (
                 "MLP 64, 150 epochs",
                 TrainOptions {
                     hidden: 64,
+                    epochs: 150,
+                    ..base.clone()
+                },
+            ),
+            (
+                "MLP 128, 150 epochs",
+                TrainOptions {
+                    hidden: 128,
                     epochs: 150,
                     ..base.clone()
                 },
@@ -453,6 +515,7 @@ impl SignalModel {
     fn input(embedding: &[f32], text: &str, goemotions_upset: f32) -> Vec<f32> {
         let mut v = embedding.to_vec();
         v.extend(support_cues(text).0);
+        v.extend(calm_features(text));
         v.push(goemotions_upset);
         v
     }
@@ -497,16 +560,7 @@ impl SignalModel {
     /// Chooses the threshold on `needs_person` with the most recall of escalating messages while
     /// at most `max_false_alarms` of the calm ones are flagged; returns (recall, false alarms).
     pub fn fit_threshold(&mut self, scores: &[f32], escalate: &[bool], max_false_alarms: f64) {
-        let mut best = (f64::NEG_INFINITY, 0.5);
-        for step in 5..100 {
-            let t = step as f32 / 100.0;
-            let (recall, false_alarms) = rates(scores, escalate, t);
-            // Ties go to the higher threshold (fewer false alarms on unseen data).
-            if false_alarms <= max_false_alarms && recall >= best.0 {
-                best = (recall, t);
-            }
-        }
-        self.threshold = best.1;
+        self.threshold = choose_threshold(scores, escalate, max_false_alarms);
     }
 
     /// Loads a model saved by [`SignalModel::save`].
@@ -529,6 +583,21 @@ impl SignalModel {
     pub fn save(&self, path: &Path) -> Result<(), NluError> {
         write_json(path, self)
     }
+}
+
+/// The threshold on `needs_person` with the most recall of escalating messages while at most
+/// `max_false_alarms` of the calm ones reach it (ties go to the higher threshold: fewer false
+/// alarms on unseen data).
+pub fn choose_threshold(scores: &[f32], escalate: &[bool], max_false_alarms: f64) -> f32 {
+    let mut best = (f64::NEG_INFINITY, 0.5);
+    for step in 5..100 {
+        let t = step as f32 / 100.0;
+        let (recall, false_alarms) = rates(scores, escalate, t);
+        if false_alarms <= max_false_alarms && recall >= best.0 {
+            best = (recall, t);
+        }
+    }
+    best.1
 }
 
 /// Share of escalating messages at or above `t`, and share of calm ones at or above it.
@@ -598,5 +667,53 @@ mod tests {
         let (recall, false_alarms) = rates(&scores, &escalate, model.threshold);
         assert_eq!(false_alarms, 0.0);
         assert!((recall - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn calm_requests_are_read_as_such_and_never_shown_as_cues() {
+        let text = "I think I was charged twice, could you check? no rush";
+        assert_eq!(calm_features(text), [1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(calm_features("thanks, that fixed it"), [0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(calm_features("how do I cancel"), [0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(calm_features("STOP SENDING ME THE FAQ"), [0.0; 4]);
+        assert!(support_cues(text).1.is_empty());
+    }
+
+    /// The dev set measures transfer only if none of its domains is trained on.
+    #[test]
+    fn the_dev_set_comes_from_domains_the_training_messages_do_not() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let train = SupportSet::load(&models.join("support_domains.yaml")).unwrap();
+        let dev = SupportSet::load(&models.join("support_dev.yaml")).unwrap();
+        let domains = |set: &SupportSet| -> std::collections::BTreeSet<String> {
+            (0..set.messages.len()).map(|i| set.group(i)).collect()
+        };
+        let (trained, held) = (domains(&train), domains(&dev));
+        assert!(trained.len() >= 4, "{trained:?}");
+        assert!(held.len() >= 2, "{held:?}");
+        assert!(trained.is_disjoint(&held), "{trained:?} and {held:?}");
+        for set in [&train, &dev] {
+            assert!(set.messages.iter().all(|m| m.domain.is_some()));
+            let calm = set.messages.iter().filter(|m| !m.escalate).count();
+            assert!(
+                calm * 2 >= set.messages.len(),
+                "{}: calm ones at least half",
+                set.name
+            );
+        }
+        let own = SupportSet::load(&models.join("support_messages.yaml")).unwrap();
+        let texts: std::collections::HashSet<&str> = own
+            .messages
+            .iter()
+            .chain(&train.messages)
+            .map(|m| m.text.as_str())
+            .collect();
+        for m in &dev.messages {
+            assert!(
+                !texts.contains(m.text.as_str()),
+                "{:?} is trained on",
+                m.text
+            );
+        }
     }
 }
