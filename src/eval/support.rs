@@ -84,11 +84,11 @@ fn embed_rows<'a>(
         .collect())
 }
 
-fn train_on(rows: &[&Row], options: &TrainOptions) -> anyhow::Result<SignalModel> {
+fn train_on(rows: &[&Row], options: &TrainOptions, members: usize) -> anyhow::Result<SignalModel> {
     let messages: Vec<&SupportMessage> = rows.iter().map(|r| r.message).collect();
     let x: Vec<&[f32]> = rows.iter().map(|r| &r.embedding[..]).collect();
     let g: Vec<f32> = rows.iter().map(|r| r.goemotions).collect();
-    Ok(SignalModel::train(&messages, &x, &g, options)?)
+    Ok(SignalModel::train(&messages, &x, &g, options, members)?)
 }
 
 fn needs_person(model: &SignalModel, row: &Row) -> f32 {
@@ -145,8 +145,8 @@ pub fn train_signals(
     }
     let gold: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
     let mut sweep = Vec::new();
-    let mut best: Option<(f64, f32, TrainOptions, Vec<f32>)> = None;
-    for (name, options) in SignalModel::candidates() {
+    let mut best: Option<(f64, f32, (TrainOptions, usize), Vec<f32>)> = None;
+    for (name, options, members) in SignalModel::candidates() {
         let mut oof = vec![0f32; own];
         for group in &groups {
             let train: Vec<&Row> = rows
@@ -154,7 +154,7 @@ pub fn train_signals(
                 .filter(|r| &r.group != group)
                 .chain(&extra_rows)
                 .collect();
-            let model = train_on(&train, &options)?;
+            let model = train_on(&train, &options, members)?;
             for (i, r) in rows.iter().enumerate() {
                 if &r.group == group {
                     oof[i] = needs_person(&model, r);
@@ -172,10 +172,10 @@ pub fn train_signals(
         // A head whose every threshold flags too many calm messages is not a candidate.
         let feasible = false_alarms <= MAX_FALSE_ALARMS;
         if feasible && best.as_ref().is_none_or(|(r, ..)| recall > *r) {
-            best = Some((recall, threshold, options, oof));
+            best = Some((recall, threshold, (options, members), oof));
         }
     }
-    let (_, threshold, options, oof) = best.ok_or_else(|| {
+    let (_, threshold, (options, members), oof) = best.ok_or_else(|| {
         anyhow::anyhow!(
             "no head keeps calm messages flagged at or under {:.0}% out of fold: add calm messages that share the escalating ones' words",
             MAX_FALSE_ALARMS * 100.0
@@ -194,7 +194,7 @@ pub fn train_signals(
         })
         .collect();
     let all: Vec<&Row> = rows.iter().chain(&extra_rows).collect();
-    let mut model = train_on(&all, &options)?;
+    let mut model = train_on(&all, &options, members)?;
     model.threshold = threshold;
     let dev = match dev_path {
         Some(path) => {
@@ -225,6 +225,7 @@ pub fn train_signals(
         "classes": crate::nlu::signals::CLASSES,
         "input": "all-MiniLM-L6-v2 embedding + support cues + GoEmotions upset score (models/upset.json)",
         "options": options,
+        "heads_averaged": members,
         "threshold": model.threshold,
         "threshold_chosen_on": format!("leave-one-domain-out cross-validation over {groups:?}: most out-of-fold recall with at most {:.0}% of calm messages flagged", MAX_FALSE_ALARMS * 100.0),
         "cross_validation": report,
