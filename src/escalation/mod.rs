@@ -539,7 +539,10 @@ mod tests {
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
-        assert_eq!(d.reasons[0].threshold, Some(0.61));
+        assert_eq!(
+            d.reasons[0].threshold,
+            Some(EscalationSettings::default().upset_threshold)
+        );
         assert!(d.reasons[0].detail.contains("all caps"));
         assert!(d.priority > 0);
     }
@@ -720,12 +723,12 @@ mod tests {
         let policy = Policy::default();
         let urgent = Understanding {
             upset: 0.2,
-            urgent: 0.75,
+            urgent: 0.85,
             ..Default::default()
         };
         let d = policy.before_bot(&urgent, &History::default());
         assert_eq!(kinds(&d), [ReasonKind::Urgent]);
-        assert!(d.reasons[0].detail.contains("urgent 0.75"));
+        assert!(d.reasons[0].detail.contains("urgent 0.85"));
         let soft_ask = Understanding {
             asks_for_person: 0.5,
             ..Default::default()
@@ -755,7 +758,7 @@ mod tests {
         assert!(!d.escalate, "{d:?}");
         assert!(d.checked.iter().any(|c| c.contains("needs a person 0.35")));
         // One clear reading is enough, whichever it is.
-        for (upset, urgent, asks) in [(0.7, 0.0, 0.0), (0.0, 0.7, 0.0), (0.0, 0.0, 0.7)] {
+        for (upset, urgent, asks) in [(0.85, 0.0, 0.0), (0.0, 0.85, 0.0), (0.0, 0.0, 0.85)] {
             let clear = Understanding {
                 upset,
                 urgent,

@@ -145,7 +145,9 @@ pub fn train_signals(
     }
     let gold: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
     let mut sweep = Vec::new();
-    let mut best: Option<(f64, f32, (TrainOptions, usize), Vec<f32>)> = None;
+    // (out-of-fold recall, threshold, (options, heads averaged), out-of-fold scores)
+    type Chosen = (f64, f32, (TrainOptions, usize), Vec<f32>);
+    let mut best: Option<Chosen> = None;
     for (name, options, members) in SignalModel::candidates() {
         let mut oof = vec![0f32; own];
         for group in &groups {
