@@ -15,10 +15,12 @@ DEMO_AGENT ?= true
 run: setup
 	FRONTDESK_AGENTS__DEMO_AGENT=$(DEMO_AGENT) cargo run --release -- serve
 
-## Run every test: unit and integration (the real server on port 0), then the widget and the agent
-## console in headless Chromium against the real server binary (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
+## Run every test: unit and integration (the real server on port 0; tests/postgres.rs against a
+## throwaway Postgres that scripts/with-postgres.sh installs if missing and starts on a loopback port),
+## then the widget and the agent console in headless Chromium against the real server binary
+## (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
 test: setup
-	cargo test --all-targets
+	./scripts/with-postgres.sh cargo test --all-targets
 	./scripts/e2e.sh
 
 ## Formatting and lints, as CI checks them.
