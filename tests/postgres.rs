@@ -320,6 +320,40 @@ async fn exercise(store: &Store) -> Vec<String> {
         .await
         .unwrap());
     note!(store.choices_since(0, 10).await.unwrap());
+
+    // The NUL character, which Postgres cannot hold in text: stored alike on both engines.
+    let nul = "a NUL \0 inside";
+    note!(store
+        .create_conversation("c3", "s3", "{}", 6_000)
+        .await
+        .unwrap());
+    note!(store
+        .append("c3", event("customer", Some("n\0"), Some(nul)), 6_001)
+        .await
+        .unwrap());
+    note!(store
+        .append("c3", event("customer", Some("n\0"), Some(nul)), 6_002)
+        .await
+        .unwrap());
+    note!(store.search_messages("nul \0", 10).await.unwrap());
+    note!(store
+        .record_bot_turn(
+            "c3",
+            NewBotTurn {
+                seq: 1,
+                question: nul,
+                ..turn
+            },
+            6_003
+        )
+        .await
+        .unwrap());
+    note!(store
+        .insert_note("c3", "a1", "S\0m", nul, 6_004)
+        .await
+        .unwrap());
+    note!(store.notes_of("c3").await.unwrap());
+    note!(store.agent_by_email("sam\0@example.com").await.unwrap());
     log
 }
 
@@ -735,7 +769,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("into the postgres store"), "{stdout}");
-    assert!(stdout.contains("events  5 rows"), "{stdout}");
+    assert!(stdout.contains("events  6 rows"), "{stdout}");
 
     let pg = Store::connect(&pg_url).await.unwrap();
     let (before, after) = (read_back(&sqlite).await, read_back(&pg).await);

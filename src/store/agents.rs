@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Columns, Store, StoreError};
+use super::{nul_free, Columns, Store, StoreError};
 
 /// An agent account as stored (without the password hash).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -140,7 +140,7 @@ impl Store {
     ) -> Result<Option<(AgentRow, String)>, StoreError> {
         on!(&self.pool, pool => {
             let row = sqlx::query("SELECT * FROM agents WHERE email = $1 AND disabled_at IS NULL")
-                .bind(email)
+                .bind(nul_free(email))
                 .fetch_optional(pool)
                 .await?;
             Ok(row.map(|r| (agent_row(&r), r.get("password_hash"))))
@@ -378,8 +378,8 @@ impl Store {
             sqlx::query("INSERT INTO notes (conversation_id, agent_id, agent_name, text, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(conversation)
                 .bind(agent_id)
-                .bind(agent_name)
-                .bind(text)
+                .bind(nul_free(agent_name))
+                .bind(nul_free(text))
                 .bind(now)
                 .execute(pool)
                 .await?;

@@ -50,7 +50,7 @@ impl Store {
             )
             .bind(conversation)
             .bind(seq)
-            .bind(question)
+            .bind(super::nul_free(question))
             .bind(options)
             .bind(now)
             .execute(pool)

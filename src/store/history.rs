@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Columns, Store, StoreError};
+use super::{nul_free, Columns, Store, StoreError};
 
 /// A bot turn with the customer's verdict on it.
 #[derive(Debug, Clone)]
@@ -196,7 +196,7 @@ impl Store {
                 "SELECT conversation_id, seq, sender, text FROM events
                  WHERE text IS NOT NULL AND LOWER(text) LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT $2",
             )
-            .bind(pattern)
+            .bind(nul_free(&pattern))
             .bind(limit)
             .fetch_all(pool)
             .await?;
@@ -248,8 +248,8 @@ impl Store {
                  WHERE conversation_id = $1 AND status = 'open' RETURNING id",
             )
             .bind(conversation)
-            .bind(email)
-            .bind(message)
+            .bind(nul_free(email))
+            .bind(nul_free(message))
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
@@ -259,8 +259,8 @@ impl Store {
                     "INSERT INTO tickets (conversation_id, email, message, team, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
                 .bind(conversation)
-                .bind(email)
-                .bind(message)
+                .bind(nul_free(email))
+                .bind(nul_free(message))
                 .bind(team)
                 .bind(now)
                 .fetch_one(&mut *tx)

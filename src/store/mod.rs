@@ -182,7 +182,7 @@ macro_rules! append_in {
                 "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
             )
             .bind(conversation)
-            .bind(client_id)
+            .bind(nul_free(client_id))
             .fetch_optional(&mut *$tx)
             .await?
             .map(|row| (row.get::<i64, _>("seq"), row.get::<String, _>("sender"), client_id)),
@@ -201,8 +201,8 @@ macro_rules! append_in {
                 .bind(conversation)
                 .bind(seq)
                 .bind(event.sender)
-                .bind(event.client_id)
-                .bind(event.text)
+                .bind(event.client_id.map(nul_free))
+                .bind(event.text.map(nul_free))
                 .bind(&body)
                 .bind(now)
                 .execute(&mut *$tx)
@@ -482,7 +482,7 @@ impl Store {
             )
             .bind(conversation)
             .bind(turn.seq)
-            .bind(turn.question)
+            .bind(nul_free(turn.question))
             .bind(turn.outcome)
             .bind(turn.confidence)
             .bind(turn.article)
@@ -528,6 +528,19 @@ impl Store {
                     .await?;
             Ok(row.map(|r| r.get("helpful")))
         })
+    }
+}
+
+/// Free text as stored: U+0000 becomes U+FFFD. Postgres cannot hold the NUL character in text at
+/// all (the statement fails), so on both engines the words customers and agents type (messages,
+/// client ids, questions, notes, tickets, a login email, a search) are stored and searched without
+/// it: a message with a NUL is acknowledged as on SQLite before, not refused with an internal
+/// error. Frames keep it: their JSON escapes it (`\u0000`).
+fn nul_free(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
     }
 }
 
