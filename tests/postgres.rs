@@ -807,3 +807,19 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
     );
     assert_eq!(pg.handoffs_of("c1").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_postgres_that_cannot_be_reached_is_named_without_its_password_and_says_what_to_check() {
+    // Port 1 on loopback: nothing listens there. Needs no Postgres, so it runs everywhere.
+    let refused = Store::connect("postgres://frontdesk:hunter2@127.0.0.1:1/frontdesk")
+        .await
+        .err()
+        .expect("nothing listens on port 1")
+        .to_string();
+    assert!(refused.contains("127.0.0.1:1"), "{refused}");
+    assert!(refused.contains("check store.url"), "{refused}");
+    assert!(
+        !refused.contains("hunter2"),
+        "the password is printed: {refused}"
+    );
+}
