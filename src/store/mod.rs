@@ -177,6 +177,10 @@ macro_rules! append_in {
         .fetch_one(&mut *$tx)
         .await?;
         let (seq, state): (i64, String) = (row.get(0), row.get(1));
+        // A statement of its own, after the lock: in Postgres (read committed) each statement
+        // sees what was committed when it began, so a copy of this message that another node
+        // committed while this one waited for the row is seen here, and would not be by a
+        // subquery of the `UPDATE`.
         let stored = match event.client_id {
             Some(client_id) => sqlx::query(
                 "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
