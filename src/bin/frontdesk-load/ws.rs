@@ -211,7 +211,8 @@ pub async fn login(
 /// GET `path` with a bearer token; the JSON body of a 2xx answer.
 pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
     // A kept-alive connection the server closed as idle just as the request went out fails
-    // without an answer: a GET is safe to send again, on a new connection.
+    // without an answer, and a server too busy to answer in time says 408: a GET is safe to
+    // send again (a failed connection is not reused).
     let mut tries = 0;
     let response = loop {
         tries += 1;

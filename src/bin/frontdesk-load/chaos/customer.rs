@@ -206,9 +206,11 @@ impl Customer {
             );
             l.customer_event(event);
         }
-        let pending: Vec<Pending> = match self.stats.stopping() {
-            true => Vec::new(),
-            false => self.ledger().customer.pending.clone(),
+        // Once the run stops, what is sent again would be stored after the agent stopped reading.
+        let pending: Vec<Pending> = if self.stats.stopping() {
+            Vec::new()
+        } else {
+            self.ledger().customer.pending.clone()
         };
         for p in &pending {
             ws::send(&mut sink, &message(p)).await?;
