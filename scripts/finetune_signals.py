@@ -12,12 +12,16 @@ The word embeddings stay frozen (the exported layers then fit in fp16 under 25 M
 GoEmotions test F1 (threshold chosen on dev), the support figures on the held-out domains and on
 models/support_dev.yaml (other domains, never trained on), and the encoding cost per message.
 
-Set-up (outside the repository; the CPU torch 2.4 of scripts/setup.sh is reused):
+Set-up (outside the repository; the torch 2.4 of scripts/setup.sh is reused):
   python3 -m venv /tmp/signals-ft/venv
   echo ~/.cache/frontdesk/venv-torch-2.4.0/lib/python3.11/site-packages \
       > /tmp/signals-ft/venv/lib/python3.11/site-packages/shared-torch.pth
   /tmp/signals-ft/venv/bin/pip install typing_extensions sympy networkx jinja2 filelock fsspec \
       numpy transformers==4.44.2
+Python's `import torch` of that wheel also loads the CUDA libraries setup.sh leaves out (cublas,
+cudnn, cufft, curand, cusparse, nccl, nvtx; about 2.7 GB): install the nvidia-*-cu12 wheels
+torch 2.4.0 names (`pip install --no-deps`) into the venv and put their `lib/` folders, with
+setup.sh's cuda_runtime and cuda_cupti, on LD_LIBRARY_PATH. No GPU is used.
 Run (from the repository root, about 25 minutes on 2 cores):
   nice -n 19 /tmp/signals-ft/venv/bin/python scripts/finetune_signals.py --out /tmp/signals-ft/model
 """
