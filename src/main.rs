@@ -10,6 +10,7 @@ use frontdesk::kb::{self, Severity};
 use frontdesk::nlu::intents::{IntentModel, IntentSet};
 use frontdesk::nlu::upset::UpsetModel;
 use frontdesk::nlu::{progress_bar, EmbeddingCache, Encoder};
+use frontdesk::store::Store;
 
 /// Where `eval` (and `train --upset`) keep the benchmark texts' embeddings.
 const EVAL_CACHE: &str = "data/eval-embeddings.cache";
@@ -66,6 +67,11 @@ enum Command {
     Agent {
         #[command(subcommand)]
         command: AgentCommand,
+    },
+    /// The store: move it to another database.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Measure answer quality on the public benchmarks (see docs/EVALUATION.md).
     Eval {
@@ -167,6 +173,22 @@ enum AgentCommand {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every conversation, account and report row of the store (store.url, or --from) into
+    /// an empty database, e.g. the Postgres several nodes will share; then point store.url at it.
+    /// Stop the server first: what it writes during the copy may be missed.
+    Migrate {
+        /// The database to copy into: postgres://user:password@host:port/database (it must exist
+        /// and hold no frontdesk data; its tables are created).
+        #[arg(long)]
+        to: String,
+        /// The store to copy from (default: store.url from the settings).
+        #[arg(long)]
+        from: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum KbCommand {
     /// Check every article: front matter, empty sections, duplicate titles, broken links.
     Lint {
@@ -235,6 +257,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             blind,
             ..
         } => eval(settings, data, limit, only, cache, check, blind).await,
+        Command::Store {
+            command: StoreCommand::Migrate { to, from },
+        } => {
+            let from = from.unwrap_or(settings.store.url);
+            let source = Store::connect(&from)
+                .await
+                .context("opening the store to copy")?;
+            let target = Store::connect(&to)
+                .await
+                .context("opening the store to copy into")?;
+            let copied = source.copy_to(&target).await?;
+            for (table, rows) in &copied.tables {
+                println!("{table:>14}  {rows} rows");
+            }
+            println!(
+                "copied {} rows from the {} store into the {} store; set store.url to the new one",
+                copied.rows(),
+                source.engine(),
+                target.engine()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Agent {
             command: AgentCommand::Passwd { email, password },
         } => {

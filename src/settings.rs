@@ -73,15 +73,20 @@ impl Default for ServerSettings {
     }
 }
 
-/// Where conversations are stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Where conversations are stored. Its `Debug` leaves out the URL's password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreSettings {
-    /// Database URL. `sqlite://path/to/file.db` (created if missing) is the embedded default.
+    /// Database URL. `sqlite://path/to/file.db` (created if missing) is the embedded default;
+    /// `postgres://user:password@host:5432/database` stores in Postgres (the database must exist;
+    /// frontdesk creates its tables), which several nodes can share. The password is never
+    /// printed.
     pub url: String,
-    /// `full`: every acknowledged message is on disk (SQLite `synchronous=FULL`), so it survives
-    /// a power loss or an OS crash. `normal`: faster, survives a crash of the server process but
-    /// may lose the last acknowledged messages to a power loss (docs/BENCHMARKS.md has the cost).
+    /// `full`: every acknowledged message is on disk (SQLite `synchronous=FULL`; on Postgres the
+    /// server's own setting, `synchronous_commit=on` by default), so it survives a power loss or
+    /// an OS crash. `normal`: faster, survives a crash of the server process but may lose the
+    /// last acknowledged messages to a power loss (SQLite `synchronous=NORMAL`; Postgres
+    /// `synchronous_commit=off`; docs/BENCHMARKS.md has the cost on SQLite).
     pub durability: StoreDurability,
 }
 
@@ -94,6 +99,22 @@ pub enum StoreDurability {
     Full,
     /// Synced at checkpoints only.
     Normal,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match url::Url::parse(&self.url) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("StoreSettings")
+            .field("url", &url)
+            .field("durability", &self.durability)
+            .finish()
+    }
 }
 
 impl Default for StoreSettings {
@@ -568,6 +589,25 @@ mod tests {
             assert_eq!(settings.server.port, 9100);
             assert_eq!(settings.server.host, "0.0.0.0");
             assert_eq!(settings.kb.dir, PathBuf::from("knowledge_base"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_postgres_url_is_read_from_the_environment_and_its_password_never_printed() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "FRONTDESK_STORE__URL",
+                "postgres://frontdesk:hunter2@db.internal:5432/frontdesk",
+            );
+            let settings = Settings::load(Some(Path::new("none.toml"))).map_err(|e| *e)?;
+            assert_eq!(
+                settings.store.url,
+                "postgres://frontdesk:hunter2@db.internal:5432/frontdesk"
+            );
+            let printed = format!("{settings:?}");
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(printed.contains("postgres://frontdesk:***@db.internal:5432/frontdesk"));
             Ok(())
         });
     }

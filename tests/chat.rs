@@ -310,3 +310,78 @@ async fn a_ping_is_answered_after_the_bot_has_replied_to_every_message_before_it
         .count();
     assert_eq!(turns_ended, 2, "{frames:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_both_sides_write_at_once_the_customer_gets_every_seq_once_in_order_its_acks_included(
+) {
+    let app = spawn_app_with(|s| {
+        s.handoff.auto_assign = false;
+        s.limits.messages_per_second = 1000.0;
+        s.limits.message_burst = 1000.0;
+        s.limits.customer_outbox = 4096;
+        s.limits.agent_outbox = 4096;
+    })
+    .await;
+    let token = app.agent_token("Ann", &[]).await;
+    let mut ann = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    ann.wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id.as_str()))
+        .await;
+    ann.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    // Every seq the customer is shown, in the order it arrives: frames, and its own messages'
+    // acks (the server does not echo them to the socket they came from).
+    let mut seen = Vec::new();
+    loop {
+        let f = customer.recv().await;
+        seen.extend(f["seq"].as_i64());
+        if f["type"] == "status" && f["state"] == "agent" {
+            break;
+        }
+    }
+
+    // Both write at once, neither waiting for the other: the customer's acks and Ann's messages
+    // are numbered from the same counter in whatever order the server takes them.
+    const N: usize = 120;
+    let customer_side = async {
+        for i in 0..N {
+            let frame = json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")});
+            customer.send(frame).await;
+        }
+        let (mut acks, mut replies) = (0, 0);
+        while acks < N || replies < N {
+            let f = customer.recv().await;
+            seen.extend(f["seq"].as_i64());
+            match (f["type"].as_str(), f["from"].as_str()) {
+                (Some("ack"), _) => acks += 1,
+                (Some("message"), Some("agent")) => replies += 1,
+                _ => {}
+            }
+        }
+    };
+    let agent_side = async {
+        for i in 0..N {
+            let frame = json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": format!("agent {i}")});
+            ann.send(frame).await;
+        }
+    };
+    tokio::join!(customer_side, agent_side);
+
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&token))
+        .await;
+    let stored: Vec<i64> = body["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["seq"].as_i64())
+        .collect();
+    assert_eq!(stored.len(), 2 * N + 3, "{:?}", body["transcript"]);
+    assert_eq!(
+        seen, stored,
+        "the customer's view (acks included) is the stored log, each seq once and in order"
+    );
+}

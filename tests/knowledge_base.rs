@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{nlu, root, spawn_app, spawn_app_with_files};
 use frontdesk::kb::{self, KnowledgeBase, Severity};
-use frontdesk::nlu::{cosine, EmbeddingCache};
+use frontdesk::nlu::cosine;
 use serde_json::Value;
 
 const BREWER: &str = "---\ntitle: Descale your brewer\ntags: [brewer]\n---\n\n## How often\n\nDescale the brewer every eight weeks with Tidewater descaler.\n";
@@ -172,9 +172,8 @@ async fn the_real_plausible_help_centre_is_ingested_without_errors() {
     ) else {
         return;
     };
-    let (encoder, _) = nlu();
-    let cache =
-        EmbeddingCache::open(&root().join("target/test-plausible-embeddings.cache")).unwrap();
+    // The tests' shared cache: the Plausible tests of other files find these sections encoded.
+    let (encoder, cache) = nlu();
     let (kb, report) =
         tokio::task::spawn_blocking(move || KnowledgeBase::open(&docs, encoder, cache).unwrap())
             .await

@@ -87,11 +87,14 @@ async fn a_customer_who_stops_reading_delays_no_one_and_misses_nothing_after_res
         ann.drain(Duration::from_millis(1)).await;
         bob.drain(Duration::from_millis(1)).await;
     }
+    // Not a speed check (latency is measured by `frontdesk-load`, not in tests): a server that
+    // waited on the slow socket would hold Bob's messages until it gave up on it, seconds later.
     delays.sort();
     let worst = *delays.last().unwrap();
     assert!(
-        worst < Duration::from_millis(50),
-        "another conversation's messages waited up to {worst:?} (median {:?})",
+        worst < Duration::from_secs(2),
+        "another conversation's messages were held behind the slow reader: up to {worst:?} \
+         (median {:?})",
         delays[delays.len() / 2]
     );
 

@@ -4,8 +4,10 @@ use super::handover::Asker;
 use super::{message, ConversationError, Conversations};
 use crate::clock::now_ms;
 use crate::escalation::{Decision, Reason};
+use crate::fanout::Outbox;
 use crate::protocol::agent::AgentServerFrame;
 use crate::protocol::customer::{Choice, Sender, ServerFrame, State};
+use crate::protocol::encode;
 use crate::store::Appended;
 
 use super::session::Session;
@@ -25,9 +27,12 @@ pub struct Stored {
 const MAX_COMMENT_CHARS: usize = 2_000;
 
 impl Conversations {
-    /// Stores a customer message (once per `client_id`) and shows it on the conversation's other
-    /// sockets and to its agent: the store append is the only wait. The caller acknowledges it,
-    /// then calls [`Conversations::after_message`] (or, for a `choice` checked by
+    /// Stores a customer message (once per `client_id`), shows it on the conversation's other
+    /// sockets and to its agent, and queues its `ack` on `socket` (the sender's outbox): the
+    /// store append is the only wait. The `ack` is queued before the conversation's lock is let
+    /// go, so no later frame (an agent's reply stored a moment after) reaches the sender before
+    /// it: the sender sees every `seq` in order, its own included. The caller then calls
+    /// [`Conversations::after_message`] (or, for a `choice` checked by
     /// [`Conversations::check_choice`], [`Conversations::after_choice`]).
     pub async fn message(
         &self,
@@ -35,6 +40,7 @@ impl Conversations {
         client_id: &str,
         text: &str,
         choice: Option<Choice>,
+        socket: &Outbox,
     ) -> Result<Stored, ConversationError> {
         self.ensure_stored(session).await?;
         let core = &self.core;
@@ -43,23 +49,27 @@ impl Conversations {
         let mut frame = message(Sender::Customer, text);
         frame.client_id = Some(client_id.to_owned());
         frame.choice = choice;
-        Ok(
-            match core
-                .append_message(id, frame, Some(session.socket()))
-                .await?
-            {
-                Appended::New { seq, state, .. } => Stored {
-                    seq,
-                    duplicate: false,
-                    state: State::parse(&state),
-                },
-                Appended::Duplicate { seq } => Stored {
-                    seq,
-                    duplicate: true,
-                    state: State::Bot,
-                },
+        let stored = match core
+            .append_message(id, frame, Some(session.socket()))
+            .await?
+        {
+            Appended::New { seq, state, .. } => Stored {
+                seq,
+                duplicate: false,
+                state: State::parse(&state),
             },
-        )
+            Appended::Duplicate { seq } => Stored {
+                seq,
+                duplicate: true,
+                state: State::Bot,
+            },
+        };
+        socket.push(encode(&ServerFrame::Ack {
+            client_id: client_id.to_owned(),
+            seq: stored.seq,
+            duplicate: stored.duplicate,
+        }));
+        Ok(stored)
     }
 
     /// Shows "customer is typing" to the conversation's other sockets and its agent.

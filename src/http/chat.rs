@@ -278,18 +278,14 @@ impl Connection {
             return;
         };
         let choice = chosen.as_ref().and(choice);
+        // Stored, shown to the others and acknowledged on this socket.
         let stored = match conversations
-            .message(session, client_id, text, choice)
+            .message(session, client_id, text, choice, &self.outbox)
             .await
         {
             Ok(stored) => stored,
             Err(e) => return self.failed(e, Some(client_id)),
         };
-        self.send(ServerFrame::Ack {
-            client_id: client_id.to_owned(),
-            seq: stored.seq,
-            duplicate: stored.duplicate,
-        });
         if stored.duplicate {
             return;
         }

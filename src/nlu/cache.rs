@@ -20,6 +20,10 @@ const MODEL_TAG: &[u8] = b"all-MiniLM-L6-v2\0";
 #[derive(Clone)]
 pub struct EmbeddingCache {
     inner: Arc<Mutex<Inner>>,
+    /// Held while texts missing from the cache are encoded, so that two indexers of the same base
+    /// (two nodes' worth of start-up in one process, a re-index racing the first) encode each text
+    /// once: the second finds the first one's vectors.
+    filling: Arc<Mutex<()>>,
 }
 
 struct Inner {
@@ -67,6 +71,7 @@ impl EmbeddingCache {
                 file: Some(file),
                 vectors,
             })),
+            filling: Arc::default(),
         })
     }
 
@@ -78,6 +83,7 @@ impl EmbeddingCache {
                 file: None,
                 vectors: HashMap::new(),
             })),
+            filling: Arc::default(),
         }
     }
 
@@ -99,6 +105,7 @@ impl EmbeddingCache {
         texts: &[String],
     ) -> Result<(Vec<Embedding>, usize), NluError> {
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| key(t)).collect();
+        let _filling = self.filling.lock().unwrap_or_else(|e| e.into_inner());
         let missing: Vec<usize> = {
             let inner = self.lock();
             (0..texts.len())

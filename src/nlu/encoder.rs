@@ -1,5 +1,10 @@
 //! The sentence encoder: one worker thread owns the model and encodes requests in batches, because
 //! one batch of 32 sentences costs about as much as three sentences one at a time.
+//!
+//! Requests come in two kinds. A customer's message ([`Encoder::embed`]) is waited on by someone in
+//! a chat; indexing a knowledge base or a benchmark ([`Encoder::embed_blocking`]) may send thousands
+//! of texts at once. The worker encodes bulk work one batch at a time and, between batches, takes
+//! every waiting message first, so a re-index of a large help centre never stalls the chats.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +27,8 @@ type Reply = oneshot::Sender<Result<Vec<Embedding>, NluError>>;
 struct Job {
     texts: Vec<String>,
     reply: Reply,
+    /// Indexing work: encoded between customers' messages, never ahead of them.
+    bulk: bool,
 }
 
 /// Cheap handle to the encoder worker; clone it freely.
@@ -104,6 +111,11 @@ impl Encoder {
         ]
     }
 
+    /// Texts sent to the encoder and not encoded yet.
+    pub fn waiting(&self) -> i64 {
+        self.load.queued.get()
+    }
+
     /// Encodes `texts`, waiting for a place in the queue when it is full.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, NluError> {
         if texts.is_empty() {
@@ -112,7 +124,12 @@ impl Encoder {
         let (reply, result) = oneshot::channel();
         let count = texts.len() as i64;
         self.load.queued.add(count);
-        if self.jobs.send(Job { texts, reply }).await.is_err() {
+        let job = Job {
+            texts,
+            reply,
+            bulk: false,
+        };
+        if self.jobs.send(job).await.is_err() {
             self.load.queued.sub(count);
             return Err(NluError::Stopped);
         }
@@ -125,7 +142,9 @@ impl Encoder {
         v.pop().ok_or(NluError::Stopped)
     }
 
-    /// Like [`Encoder::embed`], for threads outside the async runtime (file watcher, start-up).
+    /// Like [`Encoder::embed`], for bulk work on threads outside the async runtime (indexing at
+    /// start-up and after an edit, training, benchmarks): encoded a batch at a time, after any
+    /// customer's message that is waiting.
     pub fn embed_blocking(&self, texts: Vec<String>) -> Result<Vec<Embedding>, NluError> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -133,7 +152,12 @@ impl Encoder {
         let (reply, result) = oneshot::channel();
         let count = texts.len() as i64;
         self.load.queued.add(count);
-        if self.jobs.blocking_send(Job { texts, reply }).is_err() {
+        let job = Job {
+            texts,
+            reply,
+            bulk: true,
+        };
+        if self.jobs.blocking_send(job).is_err() {
             self.load.queued.sub(count);
             return Err(NluError::Stopped);
         }
@@ -163,52 +187,122 @@ fn load_model(dir: &Path) -> Result<SentenceEmbeddingsModel, NluError> {
     SentenceEmbeddingsModel::new(config).map_err(|e| NluError::Model(e.to_string()))
 }
 
-/// The worker loop: take one job, then whatever else is already waiting, up to `max_batch` texts,
-/// and encode them together.
+/// A bulk job being encoded a batch at a time.
+struct Bulk {
+    job: Job,
+    done: Vec<Embedding>,
+}
+
+/// The worker loop. Each round it takes what is waiting in the channel (customers' messages up to a
+/// batch; bulk jobs are set aside in arrival order), then encodes either the waiting messages
+/// together or, when there are none, the next batch of the oldest bulk job.
 fn serve(
     model: SentenceEmbeddingsModel,
     mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
     load: &Load,
 ) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut jobs = vec![first];
-        let mut count = jobs[0].texts.len();
-        while count < max_batch {
+    let mut urgent: Vec<Job> = Vec::new();
+    let mut bulk: std::collections::VecDeque<Bulk> = std::collections::VecDeque::new();
+    loop {
+        if urgent.is_empty() && bulk.is_empty() {
+            match queue.blocking_recv() {
+                Some(job) => take(job, &mut urgent, &mut bulk),
+                None => return,
+            }
+        }
+        // Every bulk caller waits for its reply, so at most one bulk job per indexing thread is
+        // ever set aside here; messages beyond a batch stay in the (bounded) channel.
+        while urgent.iter().map(|j| j.texts.len()).sum::<usize>() < max_batch {
             match queue.try_recv() {
-                Ok(job) => {
-                    count += job.texts.len();
-                    jobs.push(job);
-                }
+                Ok(job) => take(job, &mut urgent, &mut bulk),
                 Err(_) => break,
             }
         }
-        load.queued.sub(count as i64);
-        load.batches.observe(count as f64);
-        let texts: Vec<&str> = jobs
-            .iter()
-            .flat_map(|j| j.texts.iter().map(String::as_str))
-            .collect();
-        let mut encoded = Vec::with_capacity(texts.len());
-        let mut failure = None;
-        for chunk in texts.chunks(max_batch) {
-            match model.encode(chunk) {
-                Ok(vectors) => encoded.extend(vectors.into_iter().map(normalize)),
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    break;
+        if !urgent.is_empty() {
+            encode_messages(&model, std::mem::take(&mut urgent), max_batch, load);
+        } else if let Some(current) = bulk.front_mut() {
+            let from = current.done.len();
+            let to = (from + max_batch).min(current.job.texts.len());
+            let texts: Vec<&str> = current.job.texts[from..to]
+                .iter()
+                .map(String::as_str)
+                .collect();
+            let result = encode(&model, &texts, load);
+            let encoded = texts.len();
+            let finished = match result {
+                Ok(vectors) => {
+                    current.done.extend(vectors);
+                    current.done.len() == current.job.texts.len()
                 }
+                Err(e) => {
+                    let failed = bulk.pop_front().expect("the current bulk job");
+                    let left = failed.job.texts.len() - failed.done.len() - encoded;
+                    load.queued.sub(left as i64);
+                    let _ = failed.job.reply.send(Err(NluError::Model(e)));
+                    continue;
+                }
+            };
+            if finished {
+                let Bulk { job, done } = bulk.pop_front().expect("the current bulk job");
+                let _ = job.reply.send(Ok(done));
             }
         }
-        let mut encoded = encoded.into_iter();
-        for job in jobs {
-            let result = match &failure {
-                Some(e) => Err(NluError::Model(e.clone())),
-                None => Ok(encoded.by_ref().take(job.texts.len()).collect()),
-            };
-            let _ = job.reply.send(result);
+    }
+}
+
+fn take(job: Job, urgent: &mut Vec<Job>, bulk: &mut std::collections::VecDeque<Bulk>) {
+    if job.bulk {
+        bulk.push_back(Bulk {
+            done: Vec::with_capacity(job.texts.len()),
+            job,
+        });
+    } else {
+        urgent.push(job);
+    }
+}
+
+/// Encodes waiting customers' messages together and answers each.
+fn encode_messages(model: &SentenceEmbeddingsModel, jobs: Vec<Job>, max_batch: usize, load: &Load) {
+    let texts: Vec<&str> = jobs
+        .iter()
+        .flat_map(|j| j.texts.iter().map(String::as_str))
+        .collect();
+    let mut encoded = Vec::with_capacity(texts.len());
+    let mut failure = None;
+    for (i, chunk) in texts.chunks(max_batch).enumerate() {
+        match encode(model, chunk, load) {
+            Ok(vectors) => encoded.extend(vectors),
+            Err(e) => {
+                let left = texts.len() - i * max_batch - chunk.len();
+                load.queued.sub(left as i64);
+                failure = Some(e);
+                break;
+            }
         }
     }
+    let mut encoded = encoded.into_iter();
+    for job in jobs {
+        let result = match &failure {
+            Some(e) => Err(NluError::Model(e.clone())),
+            None => Ok(encoded.by_ref().take(job.texts.len()).collect()),
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+/// One forward pass over at most a batch of texts, counted in the worker's metrics.
+fn encode(
+    model: &SentenceEmbeddingsModel,
+    texts: &[&str],
+    load: &Load,
+) -> Result<Vec<Embedding>, String> {
+    load.queued.sub(texts.len() as i64);
+    load.batches.observe(texts.len() as f64);
+    model
+        .encode(texts)
+        .map(|vectors| vectors.into_iter().map(normalize).collect())
+        .map_err(|e| e.to_string())
 }
 
 fn normalize(mut v: Vec<f32>) -> Embedding {

@@ -2,9 +2,7 @@
 //! choice button answer deterministically (the options offered are checked here) and what editors
 //! read in the gaps report. Same rules as the rest of the store: `$N` placeholders, portable SQL.
 
-use sqlx::Row;
-
-use super::{Store, StoreError};
+use super::{Columns, Store, StoreError};
 
 /// One option of a choice message, as offered.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,19 +42,21 @@ impl Store {
         options: &[OfferedOption],
         now: i64,
     ) -> Result<(), StoreError> {
-        let options = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT INTO choices (conversation_id, seq, question, options, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (conversation_id, seq) DO NOTHING",
-        )
-        .bind(conversation)
-        .bind(seq)
-        .bind(question)
-        .bind(options)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            let options = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "INSERT INTO choices (conversation_id, seq, question, options, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (conversation_id, seq) DO NOTHING",
+            )
+            .bind(conversation)
+            .bind(seq)
+            .bind(super::nul_free(question))
+            .bind(options)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The choice message at `seq` of the conversation, if the bot offered choices there.
@@ -65,15 +65,17 @@ impl Store {
         conversation: &str,
         seq: i64,
     ) -> Result<Option<ChoiceRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT conversation_id, seq, question, options, picked, picked_at, created_at
-             FROM choices WHERE conversation_id = $1 AND seq = $2",
-        )
-        .bind(conversation)
-        .bind(seq)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(choice_row))
+        on!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT conversation_id, seq, question, options, picked, picked_at, created_at
+                 FROM choices WHERE conversation_id = $1 AND seq = $2",
+            )
+            .bind(conversation)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.as_ref().map(choice_row))
+        })
     }
 
     /// Records that the customer pressed the button for `picked` (`None`: "None of these") under
@@ -85,17 +87,19 @@ impl Store {
         picked: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE choices SET picked = $3, picked_at = $4, picks = picks + 1
-             WHERE conversation_id = $1 AND seq = $2",
-        )
-        .bind(conversation)
-        .bind(seq)
-        .bind(picked)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE choices SET picked = $3, picked_at = $4, picks = picks + 1
+                 WHERE conversation_id = $1 AND seq = $2",
+            )
+            .bind(conversation)
+            .bind(seq)
+            .bind(picked)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Choice messages sent at or after `since` (Unix ms), newest first, at most `limit`.
@@ -104,28 +108,29 @@ impl Store {
         since: i64,
         limit: i64,
     ) -> Result<Vec<ChoiceRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT conversation_id, seq, question, options, picked, picked_at, created_at
-             FROM choices WHERE created_at >= $1
-             ORDER BY created_at DESC, seq DESC LIMIT $2",
-        )
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(choice_row).collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT conversation_id, seq, question, options, picked, picked_at, created_at
+                 FROM choices WHERE created_at >= $1
+                 ORDER BY created_at DESC, seq DESC LIMIT $2",
+            )
+            .bind(since)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(choice_row).collect())
+        })
     }
 }
 
-fn choice_row(r: &sqlx::sqlite::SqliteRow) -> ChoiceRow {
-    let options: String = r.get("options");
+fn choice_row(r: &impl Columns) -> ChoiceRow {
     ChoiceRow {
-        conversation_id: r.get("conversation_id"),
-        seq: r.get("seq"),
-        question: r.get("question"),
-        options: serde_json::from_str(&options).unwrap_or_default(),
-        answered: r.get::<Option<i64>, _>("picked_at").is_some(),
-        picked: r.get("picked"),
-        at: r.get("created_at"),
+        conversation_id: r.text("conversation_id"),
+        seq: r.int("seq"),
+        question: r.text("question"),
+        options: serde_json::from_str(&r.text("options")).unwrap_or_default(),
+        answered: r.opt_int("picked_at").is_some(),
+        picked: r.opt_text("picked"),
+        at: r.int("created_at"),
     }
 }

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{nul_free, Columns, Store, StoreError};
 
 /// A bot turn with the customer's verdict on it.
 #[derive(Debug, Clone)]
@@ -68,14 +68,16 @@ impl Store {
         understanding: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING")
-            .bind(conversation)
-            .bind(seq)
-            .bind(understanding)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            sqlx::query("INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING")
+                .bind(conversation)
+                .bind(seq)
+                .bind(understanding)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// What was understood of each customer message, by `seq`, oldest first.
@@ -83,45 +85,49 @@ impl Store {
         &self,
         conversation: &str,
     ) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, understanding FROM turn_signals WHERE conversation_id = $1 ORDER BY seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("seq"),
-                    serde_json::from_str(r.get::<&str, _>("understanding")).unwrap_or_default(),
-                )
-            })
-            .collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT seq, understanding FROM turn_signals WHERE conversation_id = $1 ORDER BY seq",
+            )
+            .bind(conversation)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get("seq"),
+                        serde_json::from_str(r.get::<&str, _>("understanding")).unwrap_or_default(),
+                    )
+                })
+                .collect())
+        })
     }
 
     /// The bot's turns in a conversation with the customer's verdicts, oldest first.
     pub async fn bot_turns_of(&self, conversation: &str) -> Result<Vec<BotTurnRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.seq, t.question, t.outcome, t.confidence, t.article, t.handed_off, f.helpful FROM bot_turns t
-             LEFT JOIN feedback f ON f.conversation_id = t.conversation_id AND f.seq = t.seq
-             WHERE t.conversation_id = $1 ORDER BY t.seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| BotTurnRow {
-                seq: r.get("seq"),
-                question: r.get("question"),
-                outcome: r.get("outcome"),
-                confidence: r.get("confidence"),
-                article: r.get("article"),
-                handed_off: r.get("handed_off"),
-                helpful: r.get("helpful"),
-            })
-            .collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT t.seq, t.question, t.outcome, t.confidence, t.article, t.handed_off, f.helpful FROM bot_turns t
+                 LEFT JOIN feedback f ON f.conversation_id = t.conversation_id AND f.seq = t.seq
+                 WHERE t.conversation_id = $1 ORDER BY t.seq",
+            )
+            .bind(conversation)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| BotTurnRow {
+                    seq: r.get("seq"),
+                    question: r.get("question"),
+                    outcome: r.get("outcome"),
+                    confidence: r.get("confidence"),
+                    article: r.get("article"),
+                    handed_off: r.get("handed_off"),
+                    helpful: r.get("helpful"),
+                })
+                .collect())
+        })
     }
 
     /// The customer's messages, `(seq, text)`, oldest first.
@@ -129,13 +135,15 @@ impl Store {
         &self,
         conversation: &str,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, text FROM events WHERE conversation_id = $1 AND sender = 'customer' AND text IS NOT NULL ORDER BY seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get("seq"), r.get("text"))).collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT seq, text FROM events WHERE conversation_id = $1 AND sender = 'customer' AND text IS NOT NULL ORDER BY seq",
+            )
+            .bind(conversation)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| (r.get("seq"), r.get("text"))).collect())
+        })
     }
 
     /// One conversation, for lists and the context packet.
@@ -143,13 +151,15 @@ impl Store {
         &self,
         conversation: &str,
     ) -> Result<Option<ConversationSummaryRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations WHERE id = $1",
-        )
-        .bind(conversation)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(summary_row))
+        on!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT id, state, visitor, created_at, updated_at FROM conversations WHERE id = $1",
+            )
+            .bind(conversation)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.as_ref().map(summary_row))
+        })
     }
 
     /// Conversations, newest first, optionally only those in `state`.
@@ -158,15 +168,17 @@ impl Store {
         state: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ConversationSummaryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations
-             WHERE $1 IS NULL OR state = $1 ORDER BY updated_at DESC LIMIT $2",
-        )
-        .bind(state)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(summary_row).collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT id, state, visitor, created_at, updated_at FROM conversations
+                 WHERE $1 IS NULL OR state = $1 ORDER BY updated_at DESC LIMIT $2",
+            )
+            .bind(state)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(summary_row).collect())
+        })
     }
 
     /// Messages containing `q` (case-insensitive), newest first: `(conversation, seq, sender, text)`.
@@ -175,29 +187,31 @@ impl Store {
         q: &str,
         limit: i64,
     ) -> Result<Vec<(String, i64, String, String)>, StoreError> {
-        let pattern = format!(
-            "%{}%",
-            q.to_lowercase().replace('%', "\\%").replace('_', "\\_")
-        );
-        let rows = sqlx::query(
-            "SELECT conversation_id, seq, sender, text FROM events
-             WHERE text IS NOT NULL AND LOWER(text) LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT $2",
-        )
-        .bind(pattern)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get("conversation_id"),
-                    r.get("seq"),
-                    r.get("sender"),
-                    r.get("text"),
-                )
-            })
-            .collect())
+        on!(&self.pool, pool => {
+            let pattern = format!(
+                "%{}%",
+                q.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+            );
+            let rows = sqlx::query(
+                "SELECT conversation_id, seq, sender, text FROM events
+                 WHERE text IS NOT NULL AND LOWER(text) LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT $2",
+            )
+            .bind(nul_free(&pattern))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get("conversation_id"),
+                        r.get("seq"),
+                        r.get("sender"),
+                        r.get("text"),
+                    )
+                })
+                .collect())
+        })
     }
 
     /// Whether the session token (by its hash) is the one of this conversation.
@@ -206,12 +220,14 @@ impl Store {
         conversation: &str,
         session_hash: &str,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND session_hash = $2")
-            .bind(conversation)
-            .bind(session_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+        on!(&self.pool, pool => {
+            let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND session_hash = $2")
+                .bind(conversation)
+                .bind(session_hash)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.is_some())
+        })
     }
 
     /// Stores an open ticket; returns its id.
@@ -223,35 +239,37 @@ impl Store {
         team: Option<&str>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        // One open ticket per conversation: leaving an email again corrects it, and a flood of
-        // them from one chat is still one ticket.
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE tickets SET email = $2, message = $3, created_at = $4
-             WHERE conversation_id = $1 AND status = 'open' RETURNING id",
-        )
-        .bind(conversation)
-        .bind(email)
-        .bind(message)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let id = match updated {
-            Some(row) => row.get(0),
-            None => sqlx::query(
-                "INSERT INTO tickets (conversation_id, email, message, team, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        on!(&self.pool, pool => {
+            // One open ticket per conversation: leaving an email again corrects it, and a flood of
+            // them from one chat is still one ticket.
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE tickets SET email = $2, message = $3, created_at = $4
+                 WHERE conversation_id = $1 AND status = 'open' RETURNING id",
             )
             .bind(conversation)
-            .bind(email)
-            .bind(message)
-            .bind(team)
+            .bind(nul_free(email))
+            .bind(nul_free(message))
             .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0),
-        };
-        tx.commit().await?;
-        Ok(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let id = match updated {
+                Some(row) => row.get(0),
+                None => sqlx::query(
+                    "INSERT INTO tickets (conversation_id, email, message, team, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(conversation)
+                .bind(nul_free(email))
+                .bind(nul_free(message))
+                .bind(team)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0),
+            };
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     /// A page of tickets, newest first: those with `status` (any if `None`) and an id below
@@ -262,26 +280,30 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<TicketRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM tickets WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2)
-             ORDER BY id DESC LIMIT $3",
-        )
-        .bind(status)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(ticket_row).collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT * FROM tickets WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2)
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(status)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(ticket_row).collect())
+        })
     }
 
     /// Sets a ticket's status; false if there is no such ticket.
     pub async fn set_ticket_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE tickets SET status = $2 WHERE id = $1")
-            .bind(id)
-            .bind(status)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        on!(&self.pool, pool => {
+            let done = sqlx::query("UPDATE tickets SET status = $2 WHERE id = $1")
+                .bind(id)
+                .bind(status)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Tickets, newest first.
@@ -290,24 +312,24 @@ impl Store {
     }
 }
 
-pub(super) fn summary_row(r: &sqlx::sqlite::SqliteRow) -> ConversationSummaryRow {
+pub(super) fn summary_row(r: &impl Columns) -> ConversationSummaryRow {
     ConversationSummaryRow {
-        id: r.get("id"),
-        state: r.get("state"),
-        visitor: serde_json::from_str(r.get::<&str, _>("visitor")).unwrap_or_default(),
-        created_at: r.get("created_at"),
-        updated_at: r.get("updated_at"),
+        id: r.text("id"),
+        state: r.text("state"),
+        visitor: serde_json::from_str(&r.text("visitor")).unwrap_or_default(),
+        created_at: r.int("created_at"),
+        updated_at: r.int("updated_at"),
     }
 }
 
-fn ticket_row(r: &sqlx::sqlite::SqliteRow) -> TicketRow {
+fn ticket_row(r: &impl Columns) -> TicketRow {
     TicketRow {
-        id: r.get("id"),
-        conversation_id: r.get("conversation_id"),
-        email: r.get("email"),
-        message: r.get("message"),
-        team: r.get("team"),
-        status: r.get("status"),
-        created_at: r.get("created_at"),
+        id: r.int("id"),
+        conversation_id: r.text("conversation_id"),
+        email: r.text("email"),
+        message: r.text("message"),
+        team: r.opt_text("team"),
+        status: r.text("status"),
+        created_at: r.int("created_at"),
     }
 }

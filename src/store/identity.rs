@@ -10,33 +10,39 @@ use super::{ConversationRow, ConversationSummaryRow, Store, StoreError};
 impl Store {
     /// Records the verified customer a conversation belongs to.
     pub async fn set_customer(&self, conversation: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE conversations SET customer_key = $2 WHERE id = $1")
-            .bind(conversation)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            sqlx::query("UPDATE conversations SET customer_key = $2 WHERE id = $1")
+                .bind(conversation)
+                .bind(key)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The verified customer of a conversation, if it has one.
     pub async fn customer_of(&self, conversation: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT customer_key FROM conversations WHERE id = $1")
-            .bind(conversation)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|r| r.get("customer_key")))
+        on!(&self.pool, pool => {
+            let row = sqlx::query("SELECT customer_key FROM conversations WHERE id = $1")
+                .bind(conversation)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.and_then(|r| r.get("customer_key")))
+        })
     }
 
     /// The newest conversation of a verified customer that is not resolved.
     pub async fn open_conversation_of(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id FROM conversations WHERE customer_key = $1 AND state <> 'resolved'
-             ORDER BY created_at DESC, id LIMIT 1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get("id")))
+        on!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT id FROM conversations WHERE customer_key = $1 AND state <> 'resolved'
+                 ORDER BY created_at DESC, id LIMIT 1",
+            )
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| r.get("id")))
+        })
     }
 
     /// A conversation's owner and last sequence number, by id.
@@ -44,15 +50,17 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<ConversationRow>, StoreError> {
-        let row = sqlx::query("SELECT id, state, last_seq FROM conversations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| ConversationRow {
-            id: r.get("id"),
-            state: r.get("state"),
-            last_seq: r.get("last_seq"),
-        }))
+        on!(&self.pool, pool => {
+            let row = sqlx::query("SELECT id, state, last_seq FROM conversations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| ConversationRow {
+                id: r.get("id"),
+                state: r.get("state"),
+                last_seq: r.get("last_seq"),
+            }))
+        })
     }
 
     /// Earlier conversations of a verified customer, newest first.
@@ -62,15 +70,17 @@ impl Store {
         except: &str,
         limit: i64,
     ) -> Result<Vec<ConversationSummaryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, state, visitor, created_at, updated_at FROM conversations
-             WHERE customer_key = $1 AND id <> $2 ORDER BY created_at DESC LIMIT $3",
-        )
-        .bind(key)
-        .bind(except)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(summary_row).collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT id, state, visitor, created_at, updated_at FROM conversations
+                 WHERE customer_key = $1 AND id <> $2 ORDER BY created_at DESC LIMIT $3",
+            )
+            .bind(key)
+            .bind(except)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(summary_row).collect())
+        })
     }
 }

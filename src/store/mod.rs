@@ -3,23 +3,46 @@
 //! signals, bot turns, summaries, search, tickets); what editors read (`reports`, `choices`: the
 //! choices the bot offered and what customers picked).
 //!
-//! SQLite (through sqlx, WAL mode) is the embedded default. Statements use `$N` placeholders and
-//! portable SQL so a Postgres backend can be added behind the same methods.
+//! Two engines behind the same methods: SQLite (through sqlx, WAL mode) is the embedded default,
+//! Postgres is chosen by a `postgres://` URL (several nodes share it). Every statement is written
+//! once, with `$N` placeholders and SQL both engines run; [`on!`] compiles it for each engine's
+//! pool or transaction. Only the schema differs (`migrations/` for SQLite, `migrations/postgres/`
+//! with the same versions), and how a connection is opened (`connect.rs`).
 
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{PgPool, Row, SqlitePool};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+/// One of each engine's handles (a pool, a transaction); `on!` runs the same code on either.
+#[derive(Clone)]
+enum Engine<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// `on!(handle, h => body)`: `body` with `h` bound to the SQLite or the Postgres handle inside
+/// an `Engine`. The body is written once and compiled for each engine, so a statement cannot
+/// differ between them by accident.
+macro_rules! on {
+    ($engine:expr, $h:ident => $body:expr) => {
+        match $engine {
+            $crate::store::Engine::Sqlite($h) => $body,
+            $crate::store::Engine::Postgres($h) => $body,
+        }
+    };
+}
 
 mod agents;
 mod choices;
+mod connect;
+mod copy;
 mod history;
 mod identity;
 mod reports;
 mod tokens;
 pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
 pub use choices::{ChoiceRow, OfferedOption};
+pub use copy::Copied;
 pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;
 
@@ -27,10 +50,13 @@ pub use reports::GapRow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
-    /// `synchronous=FULL`: every commit is on disk before it is acknowledged.
+    /// Every commit is on disk before it is acknowledged (SQLite `synchronous=FULL`; Postgres
+    /// as the server is configured, `synchronous_commit=on` by default).
     #[default]
     Full,
-    /// `synchronous=NORMAL`: safe against kill -9, not against power loss.
+    /// Safe against kill -9 of frontdesk, not against power loss (SQLite `synchronous=NORMAL`;
+    /// Postgres `synchronous_commit=off` for frontdesk's connections: a crash of Postgres itself
+    /// may lose the last fraction of a second of commits).
     Normal,
 }
 
@@ -38,14 +64,27 @@ pub enum Durability {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is not one frontdesk can use.
-    #[error("unsupported database URL `{0}`: use sqlite://path/to/file.db")]
+    #[error(
+        "unsupported database URL `{0}`: use sqlite://path/to/file.db or postgres://user:password@host:port/database"
+    )]
     UnsupportedUrl(String),
+    /// The Postgres server could not be reached or refused frontdesk.
+    #[error("cannot open the Postgres store at {url}: {source}; check store.url and that the server is running and accepts this user")]
+    Unreachable {
+        /// The URL without its password.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}; is the database from a newer frontdesk?")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `store migrate` was pointed at a store that holds data already.
+    #[error("the target store holds {0} conversations and accounts already; migrate into an empty database (create a new one, or drop frontdesk's tables there)")]
+    TargetNotEmpty(i64),
     /// The folder for the database file could not be created.
     #[error("cannot create the folder for the database ({0}); check store.url")]
     Folder(std::io::Error),
@@ -118,49 +157,93 @@ pub struct NewBotTurn<'a> {
 /// Handle to the database; clone it freely.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Engine<SqlitePool, PgPool>,
+}
+
+/// `append_in!(connection, conversation, &NewEvent, now)`, inside a transaction: takes the
+/// conversation's next `seq` (the `UPDATE` comes first: it locks the conversation's row in
+/// Postgres and takes SQLite's write lock at once, so concurrent appends queue instead of
+/// failing with a stale read snapshot), finds a message of the same client id stored before
+/// (then the caller must not commit), or stores the event. A macro so the one text serves both
+/// engines' connections. Evaluates to an `Appended`; `?` returns the `StoreError`.
+macro_rules! append_in {
+    ($tx:expr, $conversation:expr, $event:expr, $now:expr) => {{
+        let (conversation, event, now): (&str, &NewEvent<'_>, i64) = ($conversation, $event, $now);
+        let row = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
+        )
+        .bind(conversation)
+        .bind(now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        let (seq, state): (i64, String) = (row.get(0), row.get(1));
+        // A statement of its own, after the lock: in Postgres (read committed) each statement
+        // sees what was committed when it began, so a copy of this message that another node
+        // committed while this one waited for the row is seen here, and would not be by a
+        // subquery of the `UPDATE`.
+        let stored = match event.client_id {
+            Some(client_id) => sqlx::query(
+                "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
+            )
+            .bind(conversation)
+            .bind(nul_free(client_id))
+            .fetch_optional(&mut *$tx)
+            .await?
+            .map(|row| (row.get::<i64, _>("seq"), row.get::<String, _>("sender"), client_id)),
+            None => None,
+        };
+        match stored {
+            Some((_, sender, client_id)) if sender != event.sender => {
+                return Err(StoreError::ClientIdTaken(client_id.to_owned()));
+            }
+            Some((seq, _, _)) => Appended::Duplicate { seq },
+            None => {
+                let body = (event.body)(seq);
+                sqlx::query(
+                    "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(conversation)
+                .bind(seq)
+                .bind(event.sender)
+                .bind(event.client_id.map(nul_free))
+                .bind(event.text.map(nul_free))
+                .bind(&body)
+                .bind(now)
+                .execute(&mut *$tx)
+                .await?;
+                Appended::New {
+                    seq,
+                    frame: body.into(),
+                    state,
+                }
+            }
+        }
+    }};
 }
 
 impl Store {
-    /// Connects to `url` (creating the SQLite file and its folder if needed) and migrates it,
-    /// with `synchronous=NORMAL` (see [`Store::connect_with`]).
+    /// Connects to `url` (creating a SQLite file and its folder if needed) and migrates it,
+    /// with [`Durability::Normal`] (see [`Store::connect_with`]).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, Durability::Normal).await
     }
 
-    /// Connects with the given durability: `Full` syncs the write-ahead log at every commit, so
-    /// what was acknowledged survives a power loss or an OS crash; `Normal` survives a crash of
-    /// the process (kill -9) but may lose the last commits to a power loss.
+    /// Connects with the given durability and brings the schema up to date: `sqlite://path`
+    /// (the file and its folder are created if missing) or `postgres://…` (the database must
+    /// exist; frontdesk creates its tables). `Full` makes every commit durable before it is
+    /// acknowledged, so it survives a power loss or an OS crash; `Normal` survives a crash of the
+    /// process (kill -9) but may lose the last commits to a power loss.
     pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
-        let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        };
-        if let Some(parent) = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            if !path.starts_with(':') {
-                std::fs::create_dir_all(parent).map_err(StoreError::Folder)?;
-            }
-        }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match durability {
-                Durability::Full => SqliteSynchronous::Full,
-                Durability::Normal => SqliteSynchronous::Normal,
-            })
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        let pool = connect::open(url, durability).await?;
         Ok(Self { pool })
+    }
+
+    /// Which engine holds the store: `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
+        }
     }
 
     /// Creates a conversation unless it exists; true if this call created it.
@@ -171,26 +254,30 @@ impl Store {
         visitor: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO conversations (id, session_hash, visitor, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(session_hash)
-        .bind(visitor)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        on!(&self.pool, pool => {
+            let done = sqlx::query(
+                "INSERT INTO conversations (id, session_hash, visitor, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(session_hash)
+            .bind(visitor)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Whether a conversation is stored.
     pub async fn conversation_exists(&self, id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+        on!(&self.pool, pool => {
+            let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.is_some())
+        })
     }
 
     /// The conversation a session token (by its hash) belongs to.
@@ -198,16 +285,18 @@ impl Store {
         &self,
         session_hash: &str,
     ) -> Result<Option<ConversationRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, state, last_seq FROM conversations WHERE session_hash = $1")
-                .bind(session_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| ConversationRow {
-            id: r.get("id"),
-            state: r.get("state"),
-            last_seq: r.get("last_seq"),
-        }))
+        on!(&self.pool, pool => {
+            let row =
+                sqlx::query("SELECT id, state, last_seq FROM conversations WHERE session_hash = $1")
+                    .bind(session_hash)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map(|r| ConversationRow {
+                id: r.get("id"),
+                state: r.get("state"),
+                last_seq: r.get("last_seq"),
+            }))
+        })
     }
 
     /// Who owns a conversation, if it exists.
@@ -215,11 +304,13 @@ impl Store {
         &self,
         conversation: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT state FROM conversations WHERE id = $1")
-            .bind(conversation)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get("state")))
+        on!(&self.pool, pool => {
+            let row = sqlx::query("SELECT state FROM conversations WHERE id = $1")
+                .bind(conversation)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| r.get("state")))
+        })
     }
 
     /// The sequence number already given to a message from `sender` with this client id, if any.
@@ -229,47 +320,39 @@ impl Store {
         sender: &str,
         client_id: &str,
     ) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "SELECT seq FROM events WHERE conversation_id = $1 AND sender = $2 AND client_id = $3",
-        )
-        .bind(conversation)
-        .bind(sender)
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.get("seq")))
+        on!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT seq FROM events WHERE conversation_id = $1 AND sender = $2 AND client_id = $3",
+            )
+            .bind(conversation)
+            .bind(sender)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| r.get("seq")))
+        })
     }
 
     /// Appends a frame with the conversation's next sequence number, unless its client id is
-    /// stored already (a re-send: then nothing is written). Callers serialise appends per
-    /// conversation.
+    /// stored already (a re-send: then nothing is written). Appends to one conversation are
+    /// serialised by its row (locked by the first statement, until the commit), so on several
+    /// nodes sharing a Postgres store, too, each frame gets the next number once and a re-sent
+    /// message is found however the two copies race.
     pub async fn append(
         &self,
         conversation: &str,
         event: NewEvent<'_>,
         now: i64,
     ) -> Result<Appended, StoreError> {
-        if let Some(client_id) = event.client_id {
-            let stored = sqlx::query(
-                "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
-            )
-            .bind(conversation)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(row) = stored {
-                if row.get::<&str, _>("sender") != event.sender {
-                    return Err(StoreError::ClientIdTaken(client_id.to_owned()));
-                }
-                return Ok(Appended::Duplicate {
-                    seq: row.get("seq"),
-                });
+        on!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            let appended = append_in!(&mut *tx, conversation, &event, now);
+            // A duplicate rolls back (the dropped transaction): its number was not used.
+            if matches!(appended, Appended::New { .. }) {
+                tx.commit().await?;
             }
-        }
-        let mut tx = self.pool.begin().await?;
-        let appended = append_in(&mut tx, conversation, &event, now).await?;
-        tx.commit().await?;
-        Ok(appended)
+            Ok(appended)
+        })
     }
 
     /// Resolves a conversation in one transaction: the hand-off's `resolved_at`, the state
@@ -283,36 +366,40 @@ impl Store {
         events: &[NewEvent<'_>],
         now: i64,
     ) -> Result<Vec<Appended>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE conversations SET state = 'resolved', updated_at = $2 WHERE id = $1")
-            .bind(conversation)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE handoffs SET resolved_at = $2 WHERE id = $1")
-            .bind(handoff)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let mut appended = Vec::with_capacity(events.len());
-        for event in events {
-            appended.push(append_in(&mut tx, conversation, event, now).await?);
-        }
-        tx.commit().await?;
-        Ok(appended)
+        on!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE conversations SET state = 'resolved', updated_at = $2 WHERE id = $1")
+                .bind(conversation)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE handoffs SET resolved_at = $2 WHERE id = $1")
+                .bind(handoff)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let mut appended = Vec::with_capacity(events.len());
+            for event in events {
+                appended.push(append_in!(&mut *tx, conversation, event, now));
+            }
+            tx.commit().await?;
+            Ok(appended)
+        })
     }
 
     /// Conversations a person holds or waits for (`queued`/`agent`) whose latest hand-off is
     /// resolved: what a crash in the middle of an older, non-transactional resolve left.
     pub async fn stranded_resolutions(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id FROM conversations c JOIN handoffs h ON h.conversation_id = c.id
-             WHERE c.state IN ('queued', 'agent') AND h.resolved_at IS NOT NULL
-               AND h.id = (SELECT MAX(l.id) FROM handoffs l WHERE l.conversation_id = c.id)",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| r.get("id")).collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT c.id FROM conversations c JOIN handoffs h ON h.conversation_id = c.id
+                 WHERE c.state IN ('queued', 'agent') AND h.resolved_at IS NOT NULL
+                   AND h.id = (SELECT MAX(l.id) FROM handoffs l WHERE l.conversation_id = c.id)",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| r.get("id")).collect())
+        })
     }
 
     /// The frames after `seq`, in order, as stored (JSON text).
@@ -321,31 +408,35 @@ impl Store {
         conversation: &str,
         seq: i64,
     ) -> Result<Vec<std::sync::Arc<str>>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT body FROM events WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
-        )
-        .bind(conversation)
-        .bind(seq)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| std::sync::Arc::from(r.get::<&str, _>("body")))
-            .collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT body FROM events WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
+            )
+            .bind(conversation)
+            .bind(seq)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| std::sync::Arc::from(r.get::<&str, _>("body")))
+                .collect())
+        })
     }
 
     /// Every frame of a conversation with when it was stored (Unix ms), in order.
     pub async fn timed_events(&self, conversation: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT body, created_at FROM events WHERE conversation_id = $1 ORDER BY seq",
-        )
-        .bind(conversation)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>("body"), r.get::<i64, _>("created_at")))
-            .collect())
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT body, created_at FROM events WHERE conversation_id = $1 ORDER BY seq",
+            )
+            .bind(conversation)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<String, _>("body"), r.get::<i64, _>("created_at")))
+                .collect())
+        })
     }
 
     /// The sender of the frame at `seq`, if there is one.
@@ -354,12 +445,14 @@ impl Store {
         conversation: &str,
         seq: i64,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT sender FROM events WHERE conversation_id = $1 AND seq = $2")
-            .bind(conversation)
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get("sender")))
+        on!(&self.pool, pool => {
+            let row = sqlx::query("SELECT sender FROM events WHERE conversation_id = $1 AND seq = $2")
+                .bind(conversation)
+                .bind(seq)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| r.get("sender")))
+        })
     }
 
     /// Changes who owns a conversation.
@@ -369,13 +462,15 @@ impl Store {
         state: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE conversations SET state = $2, updated_at = $3 WHERE id = $1")
-            .bind(conversation)
-            .bind(state)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            sqlx::query("UPDATE conversations SET state = $2, updated_at = $3 WHERE id = $1")
+                .bind(conversation)
+                .bind(state)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Records what the bot did with a question.
@@ -385,20 +480,22 @@ impl Store {
         turn: NewBotTurn<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(conversation)
-        .bind(turn.seq)
-        .bind(turn.question)
-        .bind(turn.outcome)
-        .bind(turn.confidence)
-        .bind(turn.article)
-        .bind(turn.handed_off)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            sqlx::query(
+                "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(conversation)
+            .bind(turn.seq)
+            .bind(nul_free(turn.question))
+            .bind(turn.outcome)
+            .bind(turn.confidence)
+            .bind(turn.article)
+            .bind(turn.handed_off)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Stores (or replaces) the customer's verdict on the answer at `seq`.
@@ -409,64 +506,73 @@ impl Store {
         helpful: bool,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO feedback (conversation_id, seq, helpful, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (conversation_id, seq) DO UPDATE SET helpful = excluded.helpful, created_at = excluded.created_at",
-        )
-        .bind(conversation)
-        .bind(seq)
-        .bind(helpful)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        on!(&self.pool, pool => {
+            sqlx::query(
+                "INSERT INTO feedback (conversation_id, seq, helpful, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (conversation_id, seq) DO UPDATE SET helpful = excluded.helpful, created_at = excluded.created_at",
+            )
+            .bind(conversation)
+            .bind(seq)
+            .bind(helpful)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The feedback given on the answer at `seq`, if any.
     pub async fn feedback(&self, conversation: &str, seq: i64) -> Result<Option<bool>, StoreError> {
-        let row =
-            sqlx::query("SELECT helpful FROM feedback WHERE conversation_id = $1 AND seq = $2")
-                .bind(conversation)
-                .bind(seq)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| r.get("helpful")))
+        on!(&self.pool, pool => {
+            let row =
+                sqlx::query("SELECT helpful FROM feedback WHERE conversation_id = $1 AND seq = $2")
+                    .bind(conversation)
+                    .bind(seq)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map(|r| r.get("helpful")))
+        })
     }
 }
 
-/// Appends one frame inside a transaction: the next `seq`, then the event.
-async fn append_in(
-    tx: &mut sqlx::SqliteConnection,
-    conversation: &str,
-    event: &NewEvent<'_>,
-    now: i64,
-) -> Result<Appended, StoreError> {
-    // Writing first takes SQLite's write lock at once, so concurrent appends queue instead of
-    // failing with a stale read snapshot.
-    let row = sqlx::query(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
-    )
-    .bind(conversation)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (seq, state): (i64, String) = (row.get(0), row.get(1));
-    let body = (event.body)(seq);
-    sqlx::query(
-        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(conversation)
-    .bind(seq)
-    .bind(event.sender)
-    .bind(event.client_id)
-    .bind(event.text)
-    .bind(&body)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(Appended::New {
-        seq,
-        frame: body.into(),
-        state,
-    })
+/// Free text as stored: U+0000 becomes U+FFFD. Postgres cannot hold the NUL character in text at
+/// all (the statement fails), so on both engines the words customers and agents type (messages,
+/// client ids, questions, notes, tickets, a login email, a search) are stored and searched without
+/// it: a message with a NUL is acknowledged as on SQLite before, not refused with an internal
+/// error. Frames keep it: their JSON escapes it (`\u0000`).
+fn nul_free(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
 }
+
+/// Typed reads of a column, the same on either engine's row (for the helpers that turn a row
+/// into one of the store's types).
+trait Columns {
+    fn text(&self, column: &str) -> String;
+    fn opt_text(&self, column: &str) -> Option<String>;
+    fn int(&self, column: &str) -> i64;
+    fn opt_int(&self, column: &str) -> Option<i64>;
+}
+
+macro_rules! columns {
+    ($($row:ty),*) => {$(
+        impl Columns for $row {
+            fn text(&self, column: &str) -> String {
+                self.get(column)
+            }
+            fn opt_text(&self, column: &str) -> Option<String> {
+                self.get(column)
+            }
+            fn int(&self, column: &str) -> i64 {
+                self.get(column)
+            }
+            fn opt_int(&self, column: &str) -> Option<i64> {
+                self.get(column)
+            }
+        }
+    )*};
+}
+columns!(SqliteRow, PgRow);

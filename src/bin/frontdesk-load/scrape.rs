@@ -78,6 +78,12 @@ impl Scrape {
         Self(samples)
     }
 
+    /// Store appends the server has made (duplicates of re-sent messages included): unchanged
+    /// between two scrapes, the server stored nothing meanwhile.
+    pub fn appends(&self) -> f64 {
+        self.get("frontdesk_store_seconds_count{op=\"append\"}")
+    }
+
     fn get(&self, key: &str) -> f64 {
         self.0.get(key).copied().unwrap_or(0.0)
     }

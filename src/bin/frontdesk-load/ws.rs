@@ -210,12 +210,25 @@ pub async fn login(
 
 /// GET `path` with a bearer token; the JSON body of a 2xx answer.
 pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
-    let response = http
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
+    // A kept-alive connection the server closed as idle just as the request went out fails
+    // without an answer, and a server too busy to answer in time says 408: a GET is safe to
+    // send again (a failed connection is not reused).
+    let mut tries = 0;
+    let response = loop {
+        tries += 1;
+        match http.get(url).bearer_auth(token).send().await {
+            Ok(response)
+                if response.status() == reqwest::StatusCode::REQUEST_TIMEOUT && tries < 3 =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(response) => break response,
+            Err(e) if tries < 3 && (e.is_request() || e.is_connect()) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("GET {url}")),
+        }
+    };
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

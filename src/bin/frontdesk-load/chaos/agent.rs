@@ -54,6 +54,9 @@ impl Agent {
             if let Some(ready) = self.ready.take() {
                 let _ = ready.send(());
             }
+            if self.stats.stopping() {
+                return;
+            }
             let (sink, mut stream) = ws.split();
             let writer = ws::Writer::spawn(sink);
             for (conversation, p) in self.pending() {

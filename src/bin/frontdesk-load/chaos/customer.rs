@@ -84,17 +84,23 @@ impl Customer {
                 None => match self.resume().await {
                     Ok(ws) => ws,
                     Err(e) => {
+                        self.ledger()
+                            .customer_event(format!("resume failed: {e:#}"));
                         self.stats.note_failure("customer resume", &e);
                         tokio::time::sleep(self.stats.backoff()).await;
                         continue;
                     }
                 },
             };
+            self.ledger().customer_live = true;
             let (mut sink, mut stream) = ws.split();
             loop {
                 tokio::select! {
                     cmd = commands.recv() => match cmd {
-                        None | Some(Cmd::Stop) => return,
+                        None | Some(Cmd::Stop) => {
+                            self.ledger().customer_stopped = Some(std::time::Instant::now());
+                            return;
+                        }
                         Some(Cmd::Write) => {
                             let prefix = format!("c{}", self.ledger().number);
                             let p = self.ledger().customer.write(&prefix);
@@ -110,6 +116,8 @@ impl Customer {
                             if let Ok(ws) = sink.reunite(stream) {
                                 ws::drop_abruptly(ws, reset);
                             }
+                            let high = self.ledger().customer_view.high;
+                            self.ledger().customer_event(format!("dropped by the tool at seq {high}"));
                             self.stats.customer_drops.inc();
                             let pause = rand::thread_rng().gen_range(0..300);
                             tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -117,14 +125,27 @@ impl Customer {
                         }
                     },
                     frame = stream.next() => match frame {
-                        Some(Ok(msg)) => if let Some(v) = ws::parse(&msg) { self.on_frame(&v) },
-                        _ => {
+                        Some(Ok(msg)) => match ws::parse(&msg) {
+                            Some(v) => self.on_frame(&v),
+                            None => if let tokio_tungstenite::tungstenite::Message::Close(close) = &msg {
+                                let high = self.ledger().customer_view.high;
+                                self.ledger().customer_event(format!("closed by the server at seq {high}: {close:?}"));
+                            },
+                        },
+                        end => {
+                            let high = self.ledger().customer_view.high;
+                            let why = match end {
+                                Some(Err(e)) => e.to_string(),
+                                _ => "end of stream".into(),
+                            };
+                            self.ledger().customer_event(format!("connection lost at seq {high}: {why}"));
                             self.stats.closed_by_server.inc();
                             break;
                         }
                     },
                 }
             }
+            self.ledger().customer_live = false;
         }
     }
 
@@ -168,7 +189,29 @@ impl Customer {
             bail!("the session did not resume its conversation: {welcome}");
         }
         self.on_frame(&welcome);
-        let pending: Vec<Pending> = self.ledger().customer.pending.clone();
+        {
+            let mut l = self.ledger();
+            let missed: Vec<i64> = welcome["missed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["seq"].as_i64())
+                .collect();
+            let event = format!(
+                "resumed from seq {last_seq}: welcome.last_seq {}, missed {} ({:?}..={:?})",
+                welcome["last_seq"],
+                missed.len(),
+                missed.first(),
+                missed.last()
+            );
+            l.customer_event(event);
+        }
+        // Once the run stops, what is sent again would be stored after the agent stopped reading.
+        let pending: Vec<Pending> = if self.stats.stopping() {
+            Vec::new()
+        } else {
+            self.ledger().customer.pending.clone()
+        };
         for p in &pending {
             ws::send(&mut sink, &message(p)).await?;
         }

@@ -8,7 +8,9 @@
 //! the console does (the context packet of `assigned`, the transcript after reconnecting): those
 //! fill gaps but never count as a second delivery. A `seq` arriving live twice is a duplicate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -30,6 +32,8 @@ pub struct Outbox {
     pub pending: Vec<Pending>,
     /// Acknowledged: client id → seq.
     pub acked: BTreeMap<String, i64>,
+    /// When each acknowledged message was acknowledged.
+    pub acked_at: BTreeMap<String, Instant>,
     /// Client ids in the order written.
     pub order: Vec<String>,
     /// Times a pending message was sent again after a reconnect.
@@ -64,6 +68,7 @@ impl Outbox {
         if let Some(i) = self.pending.iter().position(|p| p.client_id == client_id) {
             self.pending.remove(i);
             self.acked.insert(client_id.to_owned(), seq);
+            self.acked_at.insert(client_id.to_owned(), Instant::now());
         }
     }
 }
@@ -136,9 +141,31 @@ pub struct Ledger {
     pub customer_view: View,
     /// What the agents received.
     pub agent_view: View,
+    /// The customer's latest connection events (resumes, closes, failures), for a failure's
+    /// report: what happened to the socket that missed frames.
+    pub customer_trail: VecDeque<String>,
+    /// When the customer's client was stopped (it reads nothing after).
+    pub customer_stopped: Option<Instant>,
+    /// Whether the customer's client has a socket open now (as far as it knows).
+    pub customer_live: bool,
+    /// Set when the server, quiet for seconds, had not sent frames it stored to the customer's
+    /// open socket (the end-of-run catch-up found it behind without the socket being closed):
+    /// a widget cannot know it is behind, so this fails the run even though a resume heals it.
+    pub customer_stuck: Option<String>,
 }
 
+/// Connection events kept per customer.
+const TRAIL: usize = 12;
+
 impl Ledger {
+    /// Notes a customer connection event (the latest [`TRAIL`] are kept).
+    pub fn customer_event(&mut self, event: String) {
+        if self.customer_trail.len() == TRAIL {
+            self.customer_trail.pop_front();
+        }
+        self.customer_trail.push_back(event);
+    }
+
     /// A frame the customer received live or in `missed`.
     pub fn customer_frame(&mut self, frame: &Value) {
         let Some(seq) = frame["seq"].as_i64() else {

@@ -166,9 +166,17 @@ pub struct Stats {
     /// The first ten error frames and failures and the ten latest, for the report (a failure at
     /// the end of a run is the one that explains a verdict).
     pub samples: Mutex<Vec<String>>,
+    /// Set when the run stops its clients: a client reconnecting then sends nothing again (what
+    /// it would send would be stored after the other side stopped reading).
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
+    /// Whether the run is stopping its clients.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// An `error` frame from the server.
     pub fn note_error(&self, who: &str, frame: &Value) {
         self.errors.inc();

@@ -21,8 +21,16 @@ use crate::report::{Machine, Report, Table};
 use crate::server::{AgentSpec, Server, PASSWORD};
 use crate::ws::{self, SourceAddrs};
 
-/// Server settings of a chaos run: no rate limit in the way, no timer moving chats mid-run.
-const CHAOS_ENV: [(&str, &str); 4] = crate::relay::RELAY_ENV;
+/// Server settings of a chaos run: no rate limit in the way, no timer moving chats mid-run, and
+/// time to answer a flooded conversation's transcript (thousands of long messages, read while a
+/// debug server is still busy) before the request deadline.
+const CHAOS_ENV: [(&str, &str); 5] = [
+    crate::relay::RELAY_ENV[0],
+    crate::relay::RELAY_ENV[1],
+    crate::relay::RELAY_ENV[2],
+    crate::relay::RELAY_ENV[3],
+    ("FRONTDESK_SERVER__REQUEST_TIMEOUT_SECONDS", "600"),
+];
 
 /// The counts a chaos run prints.
 #[derive(Debug, Serialize)]
@@ -33,8 +41,12 @@ pub struct ChaosResults {
     pub forced_disconnects: (usize, usize),
     /// Customers that stopped reading while their agent flooded them.
     pub stalls: usize,
-    /// Connections the drain dropped to make clients send what was still unacknowledged.
+    /// Connections the drain dropped to make clients send what was still unacknowledged, and
+    /// the end-of-run catch-up to make clients that were behind resume.
     pub drain_resyncs: usize,
+    /// Seconds after the drain until the server had stored nothing for 3 s (`None`: it was
+    /// still storing five minutes later).
+    pub settled_seconds: Option<f64>,
     /// Times the server was killed with SIGKILL, and how long each restart took to be healthy, ms.
     pub kills: Vec<f64>,
     /// Customer resumes, agent reconnects.
@@ -104,8 +116,13 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         forced.0 + forced.1,
         kills.len()
     );
-    let mut drain_resyncs = drain(&conversations, &customers, &agents).await;
-    drain_resyncs += catch_up(&server, &specs[0], &conversations, &customers).await?;
+    let mut drain_resyncs = drain(&server, &conversations, &customers, &agents).await;
+    let (caught_up, settled) =
+        catch_up(&server, &specs[0], &conversations, &customers, &agents).await?;
+    drain_resyncs += caught_up;
+    stats
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Release);
     for tx in &customers {
         let _ = tx.send(Cmd::Stop);
     }
@@ -118,7 +135,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         seed,
         forced,
         kills,
-        drain_resyncs,
+        (drain_resyncs, settled.map(|d| d.as_secs_f64())),
         chaos_seconds,
         verdict,
     );
@@ -150,7 +167,7 @@ impl ChaosResults {
         seed: u64,
         forced_disconnects: (usize, usize),
         kills: Vec<f64>,
-        drain_resyncs: usize,
+        (drain_resyncs, settled_seconds): (usize, Option<f64>),
         chaos_seconds: f64,
         verdict: Verdict,
     ) -> Self {
@@ -158,6 +175,7 @@ impl ChaosResults {
             seed,
             forced_disconnects,
             drain_resyncs,
+            settled_seconds,
             stalls: stats.stalls.get(),
             kills,
             reconnects: (stats.reconnects.get(), stats.agent_reconnects.get()),
@@ -373,8 +391,12 @@ fn stall(
 }
 
 /// Waits until nothing is unacknowledged, making clients whose pending messages made no progress
-/// in 5 s reconnect (and so send them again); at most 60 s. Returns the reconnects it asked for.
+/// in 5 s reconnect (and so send them again), at most 60 s; returns the reconnects it asked
+/// for. A client is only nudged while the server stored nothing in those 5 s: a server still
+/// working through a backlog (a flood re-sent after a reconnect) is not stuck, and dropping its
+/// clients would only make them send the backlog once more.
 async fn drain(
+    server: &Server,
     conversations: &Conversations,
     customers: &[UnboundedSender<Cmd>],
     agents: &[UnboundedSender<AgentCmd>],
@@ -383,21 +405,31 @@ async fn drain(
     // Pending counts at the last check: a client whose count has not gone down in 5 s is stuck
     // (an error frame, a lost ack) and is made to reconnect; one still working is left alone.
     let mut before: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); conversations.len()];
+    let mut stored = appends(server).await;
     for round in 1..=60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut pending = 0;
+        let check = round % 5 == 0;
+        let server_idle = if check {
+            let now = appends(server).await;
+            let idle = now.is_none() || now == stored;
+            stored = now;
+            idle
+        } else {
+            false
+        };
         for (i, l) in conversations.iter().enumerate() {
             let l = l.lock().unwrap_or_else(|e| e.into_inner());
             let now = (l.customer.pending.len(), l.agent.pending.len());
             pending += now.0 + now.1;
-            if round % 5 != 0 {
+            if !check {
                 continue;
             }
-            if now.0 > 0 && now.0 >= before[i].0 {
+            if stuck(server_idle, before[i].0, now.0) {
                 let _ = customers[i].send(Cmd::Drop { reset: false });
                 resyncs += 1;
             }
-            if let (true, Some(h)) = (now.1 > 0 && now.1 >= before[i].1, l.holder) {
+            if let (true, Some(h)) = (stuck(server_idle, before[i].1, now.1), l.holder) {
                 let _ = agents[h].send(AgentCmd::Drop { reset: false });
                 resyncs += 1;
             }
@@ -407,51 +439,133 @@ async fn drain(
             break;
         }
     }
-    // Let the last frames arrive.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     resyncs
 }
 
-/// Makes customers that have not received their conversation's last stored frame resume (a
-/// socket closed as too slow at the end, a resume cut short), until all have or 20 s passed;
-/// returns how many resumes it asked for.
+/// Whether a client with `now` messages pending (`before` at the last check) is stuck and must
+/// reconnect to send them again: only when the server stored nothing since the last check. While
+/// the server works through a backlog a client's count may stand still; dropping it then makes it
+/// send everything pending once more (a flood of thousands), which only adds to the backlog: the
+/// full chaos run spent its drain that way and stopped its clients while the server was still
+/// storing (and relaying) their messages.
+fn stuck(server_idle: bool, before: usize, now: usize) -> bool {
+    server_idle && now > 0 && now >= before
+}
+
+/// The server's store appends so far (`None` when `/metrics` cannot be read).
+async fn appends(server: &Server) -> Option<f64> {
+    server.scrape().await.ok().map(|s| s.appends())
+}
+
+/// Waits until the server has stored nothing for 3 s (at most `most`): then no frame is on its
+/// way to a client, and what each client holds can be compared with the store. Returns how
+/// long it took, or `None` if the server was still storing at the deadline.
+async fn settle(server: &Server, most: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut quiet = Quiet::new(Duration::from_secs(3), appends(server).await, started);
+    while started.elapsed() < most {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if quiet.observe(appends(server).await, Instant::now()) {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+/// Watches a counter of the server's work for a span with no change.
+struct Quiet {
+    span: Duration,
+    last: Option<f64>,
+    since: Instant,
+}
+
+impl Quiet {
+    fn new(span: Duration, first: Option<f64>, at: Instant) -> Self {
+        Self {
+            span,
+            last: first,
+            since: at,
+        }
+    }
+
+    /// A new reading at `at`; true once the counter has stood still for the whole span (a
+    /// reading that failed never counts as quiet).
+    fn observe(&mut self, now: Option<f64>, at: Instant) -> bool {
+        if now.is_some() && now == self.last {
+            return at.duration_since(self.since) >= self.span;
+        }
+        self.last = now;
+        self.since = at;
+        false
+    }
+}
+
+/// The end of a run: once the server is quiet, makes every customer that has not received its
+/// conversation's last stored frame resume, and every agent that missed a frame of a chat it
+/// holds reconnect (and read back), until none is behind or 10 rounds passed; returns how many
+/// reconnects it asked for and how long the server took to settle the first time. Clients are
+/// only stopped after this: a client stopped while the server is still storing misses what is
+/// stored after, which says nothing about the server.
 async fn catch_up(
     server: &Server,
     agent: &AgentSpec,
     conversations: &Conversations,
     customers: &[UnboundedSender<Cmd>],
-) -> anyhow::Result<usize> {
+    agents: &[UnboundedSender<AgentCmd>],
+) -> anyhow::Result<(usize, Option<Duration>)> {
     let http = reqwest::Client::new();
     let token = ws::login(&http, &server.url(""), &agent.email, PASSWORD).await?;
     let mut asked = 0;
-    for _ in 0..10 {
+    let mut settled = None;
+    for round in 0..10 {
+        // A busy debug server took up to 2 minutes to work through the duplicates of re-sent
+        // floods: allow more than that.
+        let took = settle(server, Duration::from_secs(300)).await;
+        if round == 0 {
+            settled = took;
+        }
         let mut behind = 0;
+        let mut agents_behind = std::collections::BTreeSet::new();
         for (i, ledger) in conversations.iter().enumerate() {
-            let (id, high) = {
-                let l = ledger.lock().unwrap_or_else(|e| e.into_inner());
-                (l.id.clone(), l.customer_view.high)
-            };
+            let id = ledger.lock().unwrap_or_else(|e| e.into_inner()).id.clone();
             let url = server.url(&format!("/api/conversations/{id}"));
             let body = ws::get_json(&http, &url, &token).await?;
-            let last = body["transcript"]
+            let seqs: Vec<i64> = body["transcript"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|f| f["seq"].as_i64())
-                .max()
-                .unwrap_or(0);
+                .collect();
+            let last = seqs.iter().copied().max().unwrap_or(0);
+            let mut l = ledger.lock().unwrap_or_else(|e| e.into_inner());
+            let high = l.customer_view.high;
+            l.customer_event(format!(
+                "catch-up: stored up to seq {last}, customer at {high}"
+            ));
             if last > high {
+                if round == 0 && settled.is_some() && l.customer_live {
+                    l.customer_stuck = Some(format!(
+                        "{id}: the server stored up to seq {last} and was quiet for 3 s, but the customer's open socket had only got seq {high}"
+                    ));
+                }
                 behind += 1;
                 let _ = customers[i].send(Cmd::Drop { reset: false });
             }
+            if let (false, Some(h)) = (l.agent_view.missing(seqs).is_empty(), l.holder) {
+                agents_behind.insert(h);
+            }
         }
-        if behind == 0 {
+        for h in &agents_behind {
+            let _ = agents[*h].send(AgentCmd::Drop { reset: false });
+        }
+        if behind == 0 && agents_behind.is_empty() {
             break;
         }
-        asked += behind;
+        asked += behind + agents_behind.len();
+        // Let them reconnect before the server is watched for quiet again.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    Ok(asked)
+    Ok((asked, settled))
 }
 
 async fn verify(
@@ -528,7 +642,12 @@ fn print(report: &Report<ChaosResults>) {
             "frames agents read back (missed live)",
             v.agent_read_back.to_string(),
         ),
-        ("drain reconnects", r.drain_resyncs.to_string()),
+        ("drain and catch-up reconnects", r.drain_resyncs.to_string()),
+        (
+            "server quiet after the drain (s)",
+            r.settled_seconds
+                .map_or("never (still storing)".into(), |s| format!("{s:.1}")),
+        ),
         ("sessions lost", r.sessions_lost.to_string()),
         ("chats agents lost", r.ownership_lost.to_string()),
         ("error frames", r.error_frames.to_string()),
@@ -547,5 +666,39 @@ fn print(report: &Report<ChaosResults>) {
     }
     for s in &r.samples {
         println!("  seen: {s}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_nudged_only_when_the_server_stored_nothing_meanwhile() {
+        // The server is working through a backlog: a count that stands still is not stuck.
+        assert!(!stuck(false, 6000, 6000));
+        assert!(stuck(true, 6000, 6000));
+        // Progress, or nothing pending: never stuck.
+        assert!(!stuck(true, 6000, 5999));
+        assert!(!stuck(true, 0, 0));
+        // The first check has no count before it (`usize::MAX`): progress by definition.
+        assert!(!stuck(true, usize::MAX, 10));
+    }
+
+    #[test]
+    fn the_server_is_quiet_only_after_a_whole_span_without_an_append() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut q = Quiet::new(Duration::from_secs(3), Some(10.0), t0);
+        assert!(!q.observe(Some(10.0), t0 + 2 * s));
+        // An append restarts the span.
+        assert!(!q.observe(Some(11.0), t0 + 3 * s));
+        assert!(!q.observe(Some(11.0), t0 + 5 * s));
+        assert!(q.observe(Some(11.0), t0 + 6 * s));
+        // A scrape that failed is not quiet, nor is the first good one after it.
+        let mut q = Quiet::new(Duration::from_secs(3), None, t0);
+        assert!(!q.observe(None, t0 + 4 * s));
+        assert!(!q.observe(Some(1.0), t0 + 5 * s));
+        assert!(q.observe(Some(1.0), t0 + 8 * s));
     }
 }

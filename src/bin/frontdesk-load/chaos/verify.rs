@@ -102,9 +102,17 @@ impl Verdict {
                         m
                     });
                 let got_after = view.delivered.range(missing[0]..).next().map(|(s, _)| *s);
+                let trail = match who {
+                    "customer" => format!(
+                        "; {}; its latest connection events: {:?}",
+                        acknowledged_when(ledger, transcript, &missing),
+                        ledger.customer_trail
+                    ),
+                    _ => String::new(),
+                };
                 self.fail(
                     "not_delivered",
-                    format!("{id}: the {who} never got seqs {missing:?} (from {senders:?}; the first seq it got after them: {got_after:?}; highest {})", view.high),
+                    format!("{id}: the {who} never got seqs {missing:?} (from {senders:?}; the first seq it got after them: {got_after:?}; highest {}){trail}", view.high),
                 );
             }
             let twice = view.duplicates();
@@ -120,6 +128,9 @@ impl Verdict {
                     format!("{id}: the {who} got seq {seq} after seq {after}"),
                 );
             }
+        }
+        if let Some(stuck) = &ledger.customer_stuck {
+            self.fail("stuck_socket", stuck.clone());
         }
         self.agent_read_back += ledger.agent_view.recovered.len();
         if let Some(max) = seqs.iter().max() {
@@ -190,6 +201,39 @@ impl Verdict {
                 ),
             );
         }
+    }
+}
+
+/// Of the `missing` seqs, how many were agent messages acknowledged to the agent, and when
+/// relative to the moment the customer's client stopped reading: what tells a frame the server
+/// never sent from one stored while (or after) the run stopped its clients.
+fn acknowledged_when(ledger: &Ledger, transcript: &[Value], missing: &[i64]) -> String {
+    let mut offsets_ms = Vec::new();
+    let mut unacknowledged = 0;
+    for f in transcript {
+        if !f["seq"].as_i64().is_some_and(|s| missing.contains(&s)) || f["from"] != "agent" {
+            continue;
+        }
+        let cid = f["client_id"].as_str().unwrap_or_default();
+        match (ledger.agent.acked_at.get(cid), ledger.customer_stopped) {
+            (Some(at), Some(stopped)) => {
+                let ms = if *at >= stopped {
+                    at.duration_since(stopped).as_secs_f64() * 1000.0
+                } else {
+                    -(stopped.duration_since(*at).as_secs_f64() * 1000.0)
+                };
+                offsets_ms.push(ms.round() as i64);
+            }
+            _ => unacknowledged += 1,
+        }
+    }
+    offsets_ms.sort_unstable();
+    match (offsets_ms.first(), offsets_ms.last()) {
+        (Some(first), Some(last)) => format!(
+            "{} of them acknowledged to the agent, {first} ms to {last} ms after the customer's client stopped (negative: before); {unacknowledged} never acknowledged",
+            offsets_ms.len()
+        ),
+        _ => format!("none of them acknowledged to the agent; {unacknowledged} agent messages never acknowledged"),
     }
 }
 
@@ -317,6 +361,15 @@ mod tests {
             "{:?}",
             v.failures
         );
+    }
+
+    #[test]
+    fn an_open_socket_left_behind_by_a_quiet_server_fails_though_a_resume_healed_it() {
+        let mut l = complete();
+        l.customer_stuck = Some("x: stored up to seq 3, the open socket had seq 2".into());
+        let mut v = Verdict::default();
+        v.check(&l, &transcript());
+        assert_eq!(v.failure_counts.get("stuck_socket"), Some(&1));
     }
 
     #[test]
