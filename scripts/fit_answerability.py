@@ -2,7 +2,12 @@
 """Fits the bot's answer decision (src/kb/answerability.rs) on feature dumps and scores it.
 
     frontdesk eval --kb DIR --questions FILE --dump OUT.jsonl     # one dump per base / set
-    python3 scripts/fit_answerability.py --fit A.jsonl B.jsonl --report C.jsonl [--write models/answerability.json]
+    python3 scripts/fit_answerability.py --fit A.jsonl B.jsonl --report C.jsonl [--write models/answerability-rerank.json]
+    python3 scripts/fit_answerability.py --no-rerank ... [--write models/answerability.json]
+
+Dumps made with the reranker carry its three features after the fourteen others; the model with
+them is models/answerability-rerank.json (bot.rerank.enabled), the one without
+models/answerability.json.
 
 A logistic regression on every candidate article (label: it is one of the question's pages) gives
 the probability that an article answers the question. The thresholds are chosen on the fitting
@@ -28,6 +33,8 @@ FEATURES = [
     "inverse_keyword_rank", "heading_similarity", "passage_coverage", "article_coverage",
     "base_coverage", "question_words", "passages_found", "similarity_x_article_coverage",
 ]
+# What a dump made with the reranker (models/reranker) adds after them (kb::RERANK_FEATURES).
+RERANK_FEATURES = ["rerank_probability", "rerank_inverse_rank", "rerank_margin"]
 MAX_CHOICES = 3
 
 
@@ -37,6 +44,14 @@ def load(paths):
         for line in open(p):
             qs.append(json.loads(line))
     return qs
+
+
+def names(qs):
+    """The dumps' feature names (the first 14 alone in dumps made before the reranker)."""
+    found = {tuple(q.get("feature_names", FEATURES)) for q in qs}
+    if len(found) != 1:
+        raise SystemExit("the dumps were made with different features; dump them again")
+    return list(found.pop())
 
 
 def rows(qs, use):
@@ -136,13 +151,18 @@ def main():
     ap.add_argument("--fit", nargs="+", required=True)
     ap.add_argument("--report", nargs="*", default=[])
     ap.add_argument("--drop", nargs="*", default=[], help="features left out")
+    ap.add_argument("--no-rerank", action="store_true",
+                    help="leave the reranker's features out (fit models/answerability.json)")
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--write")
     ap.add_argument("--balance", action="store_true",
                     help="each base weighs alike in the fit and the thresholds")
     a = ap.parse_args()
-    use = [i for i, f in enumerate(FEATURES) if f not in a.drop]
     fit = load(a.fit)
+    all_names = names(fit)
+    if a.no_rerank:
+        all_names = [f for f in all_names if f not in RERANK_FEATURES]
+    use = [i for i, f in enumerate(all_names) if f not in a.drop]
     model = Model(fit, use, a.C, a.balance)
     t = thresholds(model, fit, a.balance)
     print("fitted on", ", ".join(a.fit), "| thresholds",
@@ -156,14 +176,14 @@ def main():
               f" {s['choices']:>6.1f} {s['declined']:>6.1f} {s['unanswerable']:>5}"
               f" {s['unanswerable_declined']:>6.1f} {s['at1_before']:>6.1f} {s['at1_after']:>6.1f}")
     if a.write:
-        w = np.zeros(len(FEATURES))
-        mean = np.zeros(len(FEATURES))
-        scale = np.ones(len(FEATURES))
+        w = np.zeros(len(all_names))
+        mean = np.zeros(len(all_names))
+        scale = np.ones(len(all_names))
         for k, i in enumerate(use):
             w[i] = model.lr.coef_[0][k]
             mean[i] = model.mean[k]
             scale[i] = model.scale[k]
-        out = {"features": FEATURES, "mean": mean.tolist(), "scale": scale.tolist(),
+        out = {"features": all_names, "mean": mean.tolist(), "scale": scale.tolist(),
                "weights": w.tolist(), "bias": float(model.lr.intercept_[0]), **t,
                "fitted_on": " ".join(p.split("/")[-1] for p in a.fit)}
         json.dump(out, open(a.write, "w"), indent=1)

@@ -365,7 +365,8 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
     let nlu = frontdesk::startup::open_nlu(&settings, encoder.clone(), cache.clone()).await?;
     let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
-    let bot = Bot::new(kb, nlu.clone(), settings.bot.clone());
+    let bot = Bot::new(kb, nlu.clone(), settings.bot.clone())
+        .with_reranker(frontdesk::startup::open_reranker(&settings).await?);
     let reply = bot.reply(question).await?;
     let understanding = reply.understanding.clone();
     // Upset counts for the hand-off above the policy's threshold, not the model's F1-best cut.
@@ -933,15 +934,30 @@ async fn eval_questions(
         // The questions (and the base's sections) go in the eval's cache: StackFAQ's queries
         // are already there.
         let cache = EmbeddingCache::open(&eval_cache)?;
+        // The dump carries the reranker's features whenever its model is there, so that both
+        // decisions (with and without it) can be fitted from one dump.
+        let rerank = settings.bot.rerank.clone();
+        let reranker = if rerank.model_dir.join("config.json").is_file() {
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    frontdesk::kb::Reranker::load(&rerank.model_dir, rerank.top, rerank.max_len)
+                })
+                .await??,
+            )
+        } else {
+            None
+        };
         let n = tokio::task::spawn_blocking(move || {
-            frontdesk::eval::dump_features(&kb_dir, &set, &encoder, &cache, &out).map(|n| (n, out))
+            frontdesk::eval::dump_features(&kb_dir, &set, &encoder, &cache, reranker.as_ref(), &out)
+                .map(|n| (n, out))
         })
         .await??;
-        let ((n, judging), out) = n;
+        let ((n, judging, reranking), out) = n;
         println!(
-            "{n} questions' candidates written to {}; judging one question's candidates (features and rerank) took {:.0} µs on average in this build",
+            "{n} questions' candidates written to {}; judging one question's candidates (features and logistic unit) took {:.0} µs on average in this build, the reranker's rescoring {:.1} ms",
             out.display(),
-            judging.as_secs_f64() * 1e6
+            judging.as_secs_f64() * 1e6,
+            reranking.as_secs_f64() * 1e3
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -250,6 +250,35 @@ pub struct BotSettings {
     pub max_passage_chars: usize,
     /// What the bot says to an intent that needs no article (greeting, thanks), by intent name.
     pub small_talk: std::collections::BTreeMap<String, String>,
+    /// The cross-encoder that rescores the best passages before the decision.
+    pub rerank: RerankSettings,
+}
+
+/// The reranker (`kb::Reranker`): a cross-encoder that reads the question with each of the
+/// retrieval's best passages; its scores join the answer decision's inputs
+/// (`models/answerability-rerank.json` instead of `models/answerability.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RerankSettings {
+    /// Rescore the best passages before deciding (docs/EVALUATION.md has what it buys and costs).
+    pub enabled: bool,
+    /// Folder of the model (config.json, vocab.txt, model*.safetensors).
+    pub model_dir: PathBuf,
+    /// How many of the retrieval's best passages each question has rescored, in one batch.
+    pub top: usize,
+    /// Longest question + passage pair, in tokens; the passage is cut first.
+    pub max_len: usize,
+}
+
+impl Default for RerankSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            model_dir: "models/reranker".into(),
+            top: 5,
+            max_len: 128,
+        }
+    }
 }
 
 impl Default for BotSettings {
@@ -268,6 +297,7 @@ impl Default for BotSettings {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
+            rerank: RerankSettings::default(),
         }
     }
 }

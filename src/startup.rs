@@ -14,7 +14,7 @@ use crate::conversation::{Conversations, Desk, Parts};
 use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
 use crate::http::{app, AppState, Deadlines};
-use crate::kb::{KnowledgeBase, Watcher};
+use crate::kb::{KnowledgeBase, Reranker, Watcher};
 use crate::metrics::Metrics;
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 use crate::queue::{Caps, Queue};
@@ -101,7 +101,8 @@ impl App {
             None
         };
         let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
-        let bot = Bot::new(kb.clone(), nlu, settings.bot.clone());
+        let bot = Bot::new(kb.clone(), nlu, settings.bot.clone())
+            .with_reranker(open_reranker(&settings).await?);
         let accounts = Accounts::new(store.clone(), &settings.agents);
         demo_accounts(&store, &accounts, settings.agents.demo_agent).await?;
         let admission =
@@ -200,6 +201,23 @@ pub async fn open_kb(
         tracing::warn!("knowledge base: {problem} (run `frontdesk kb lint`)");
     }
     Ok(kb)
+}
+
+/// Loads the reranker when `bot.rerank.enabled` (blocking work, so off the async threads).
+pub async fn open_reranker(settings: &Settings) -> anyhow::Result<Option<Reranker>> {
+    let r = settings.bot.rerank.clone();
+    if !r.enabled {
+        return Ok(None);
+    }
+    let reranker =
+        tokio::task::spawn_blocking(move || Reranker::load(&r.model_dir, r.top, r.max_len))
+            .await??;
+    tracing::info!(
+        top = reranker.top(),
+        "reranker loaded from {}",
+        settings.bot.rerank.model_dir.display()
+    );
+    Ok(Some(reranker))
 }
 
 /// Refuses to start when the code or the settings name an intent that the intents file does not

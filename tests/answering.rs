@@ -116,3 +116,65 @@ async fn on_the_plausible_docs_a_question_they_do_not_answer_gets_i_dont_know() 
         "a person is offered: {r}"
     );
 }
+
+/// With `bot.rerank.enabled`, the bot quotes, from the article it answers with, the passage the
+/// cross-encoder scores best among the ones it rescored, whatever the first-stage search's order.
+#[tokio::test]
+async fn with_the_reranker_the_bot_quotes_the_passage_the_reranker_scores_best() {
+    let app = common::spawn_app_with(|s| s.bot.rerank.enabled = true).await;
+    let settings = frontdesk::settings::RerankSettings::default();
+    let reranker = frontdesk::kb::Reranker::load(
+        &common::root().join("models/reranker"),
+        settings.top,
+        settings.max_len,
+    )
+    .expect("models/reranker loads");
+    let question = "if i cancel now will the coffee that is already on its way still arrive";
+    let (status, body) = app
+        .api(&format!("/api/explain?q={}", question.replace(' ', "+")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reply = &body["reply"];
+    let cited = reply["sources"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{question:?} was answered from no article: {reply}"));
+    let candidates: Vec<&Value> = reply["candidates"]
+        .as_array()
+        .expect("the reply lists its candidates")
+        .iter()
+        .take(settings.top)
+        .collect();
+    let texts: Vec<String> = candidates
+        .iter()
+        .map(|p| {
+            let headings: Vec<String> = p["heading_path"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect();
+            frontdesk::kb::passage_text(
+                p["title"].as_str().unwrap_or_default(),
+                &headings,
+                p["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let q = question.to_owned();
+    let scores = tokio::task::spawn_blocking(move || reranker.score_texts(&q, texts))
+        .await
+        .unwrap()
+        .expect("the reranker scores");
+    let page = cited.split('#').next().unwrap_or_default();
+    let best = candidates
+        .iter()
+        .zip(&scores)
+        .filter(|(p, _)| p["link"].as_str().unwrap_or_default().split('#').next() == Some(page))
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(p, _)| p["link"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        best.as_deref(),
+        Some(cited),
+        "scores {scores:?} of {candidates:?}"
+    );
+}

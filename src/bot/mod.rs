@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kb::{Judged, KbError, KnowledgeBase, Model, Passage};
+use crate::kb::{Judged, KbError, KnowledgeBase, Model, Passage, Reranker};
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
 
@@ -122,12 +122,24 @@ pub struct Bot {
     kb: KnowledgeBase,
     nlu: Nlu,
     settings: BotSettings,
+    reranker: Option<Reranker>,
 }
 
 impl Bot {
-    /// A bot that understands with `nlu` and answers from `kb`.
+    /// A bot that understands with `nlu` and answers from `kb`, without the reranker.
     pub fn new(kb: KnowledgeBase, nlu: Nlu, settings: BotSettings) -> Self {
-        Self { kb, nlu, settings }
+        Self {
+            kb,
+            nlu,
+            settings,
+            reranker: None,
+        }
+    }
+
+    /// The same bot, rescoring its best passages with `reranker` before it decides (the decision
+    /// then uses the model fitted with the reranker's scores).
+    pub fn with_reranker(self, reranker: Option<Reranker>) -> Self {
+        Self { reranker, ..self }
     }
 
     /// Its thresholds.
@@ -150,7 +162,8 @@ impl Bot {
         Ok(self.nlu.analyse(text).await?)
     }
 
-    /// Decides how to answer a question already understood (no second encoder call).
+    /// Decides how to answer a question already understood (no second encoder call). CPU work,
+    /// and with the reranker it waits for the reranker's thread: call it off the async runtime.
     pub fn answer(&self, question: &str, analysis: &Analysis) -> Result<Reply, KbError> {
         let candidates = self.kb.search_with(
             question,
@@ -158,12 +171,22 @@ impl Bot {
             CANDIDATES,
             self.kb.keyword_weight(),
         )?;
-        let judged = Model::shipped().judge(
-            question,
-            &candidates,
-            &self.kb.calibration(),
-            &self.kb.lexicon(),
-        );
+        let (calibration, lexicon) = (self.kb.calibration(), self.kb.lexicon());
+        let rescored = self.reranker.as_ref().and_then(|r| {
+            r.score(question, &candidates)
+                .map_err(|e| tracing::warn!("deciding without the reranker: {e}"))
+                .ok()
+        });
+        let judged = match &rescored {
+            Some(scores) => Model::shipped_reranked().judge_reranked(
+                question,
+                &candidates,
+                Some(scores),
+                &calibration,
+                &lexicon,
+            ),
+            None => Model::shipped().judge(question, &candidates, &calibration, &lexicon),
+        };
         let mut reply = decide(&self.settings, candidates, &judged, &analysis.understanding);
         reply.understanding = analysis.understanding.clone();
         reply.intent_guess = analysis.best_intent.clone();
@@ -226,10 +249,18 @@ impl Bot {
         })
     }
 
-    /// Understands `question` and decides how to answer it.
+    /// Understands `question` and decides how to answer it (the decision on the blocking pool).
     pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
         let analysis = self.understand(question).await?;
-        self.answer(question, &analysis)
+        let (bot, question) = (self.clone(), question.to_owned());
+        match tokio::task::spawn_blocking(move || bot.answer(&question, &analysis)).await {
+            Ok(reply) => reply,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => Err(KbError::Nlu(crate::nlu::NluError::Stopped)),
+            },
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::bot::{decide, Outcome};
-use crate::kb::{Judged, KnowledgeBase, Model, Passage};
+use crate::kb::{Judged, KnowledgeBase, Model, Passage, Reranker};
 use crate::nlu::{EmbeddingCache, Encoder, Understanding};
 use crate::settings::BotSettings;
 
@@ -252,17 +252,19 @@ pub fn demo_answers(
 
 /// `frontdesk eval --kb DIR --questions FILE --dump OUT`: for every question of the set the base
 /// should answer or decline, the articles among the bot's top passages with their answerability
-/// features (`kb::FEATURES`) and whether each is one of the question's pages, one JSON object per
-/// line, so decisions can be fitted and compared offline in seconds. Returns the questions written
-/// and the mean time the shipped model took to judge one question's candidates (features and
-/// rerank; this build, one thread).
+/// features (`kb::FEATURES`, then `kb::RERANK_FEATURES` when a `reranker` is given) and whether
+/// each is one of the question's pages, one JSON object per line, so decisions can be fitted and
+/// compared offline in seconds. Returns the questions written, the mean time the shipped model took
+/// to judge one question's candidates (features and logistic unit) and the mean time the reranker
+/// took to rescore them (this build).
 pub fn dump_features(
     kb_dir: &Path,
     set: &super::QuestionSet,
     encoder: &Encoder,
     cache: &EmbeddingCache,
+    reranker: Option<&Reranker>,
     out: &Path,
-) -> anyhow::Result<(usize, std::time::Duration)> {
+) -> anyhow::Result<(usize, std::time::Duration, std::time::Duration)> {
     use std::io::Write;
     let (kb, report) = KnowledgeBase::open(kb_dir, encoder.clone(), cache.clone())
         .with_context(|| format!("opening the knowledge base {}", kb_dir.display()))?;
@@ -278,21 +280,38 @@ pub fn dump_features(
     let vectors = super::data::embed(encoder, cache, "questions", &texts)?;
     let calibration = kb.calibration();
     let lexicon = kb.lexicon();
+    let names: Vec<&str> = crate::kb::FEATURES
+        .iter()
+        .chain(reranker.map_or(&[][..], |_| &crate::kb::RERANK_FEATURES[..]))
+        .copied()
+        .collect();
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut file = std::io::BufWriter::new(file);
     let mut judging = std::time::Duration::ZERO;
+    let mut reranking = std::time::Duration::ZERO;
     for (q, v) in asked.iter().zip(&vectors) {
         let candidates = kb.search_with(&q.text, v, crate::bot::CANDIDATES, kb.keyword_weight())?;
+        let started = std::time::Instant::now();
+        let scores = reranker
+            .map(|r| r.score(&q.text, &candidates))
+            .transpose()?;
+        reranking += started.elapsed();
         let started = std::time::Instant::now();
         std::hint::black_box(Model::shipped().judge(&q.text, &candidates, &calibration, &lexicon));
         judging += started.elapsed();
         // In the search's order, as the fitting script expects (it measures the rerank itself).
-        let judged =
-            crate::kb::answerability_features(&q.text, &candidates, &calibration, &lexicon);
+        let judged = crate::kb::answerability_features_reranked(
+            &q.text,
+            &candidates,
+            scores.as_deref(),
+            &calibration,
+            &lexicon,
+        );
         let line = serde_json::json!({
             "set": set.name,
             "text": q.text,
             "answerable": q.expect == super::Expect::Answer,
+            "feature_names": names,
             "candidates": judged.iter().map(|j| serde_json::json!({
                 "path": j.path,
                 "right": q.pages.contains(&j.path),
@@ -302,5 +321,6 @@ pub fn dump_features(
         writeln!(file, "{line}")?;
     }
     file.flush()?;
-    Ok((asked.len(), judging / asked.len().max(1) as u32))
+    let n = asked.len().max(1) as u32;
+    Ok((asked.len(), judging / n, reranking / n))
 }

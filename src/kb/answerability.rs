@@ -35,6 +35,12 @@ pub const FEATURES: [&str; 14] = [
     "similarity_x_article_coverage",
 ];
 
+/// What the reranker ([`super::Reranker`]) adds, after [`FEATURES`], when it has rescored the top
+/// passages: the article's best cross-encoder probability, the inverse of its rank by that
+/// probability, and its lead over the best other article's.
+pub const RERANK_FEATURES: [&str; 3] =
+    ["rerank_probability", "rerank_inverse_rank", "rerank_margin"];
+
 /// How often each content word occurs in this base (sections containing it) and which words each
 /// article uses: built with the calibration, in the background after an edit.
 #[derive(Debug, Default)]
@@ -150,6 +156,19 @@ pub fn features(
     calibration: &Calibration,
     lexicon: &Lexicon,
 ) -> Vec<Judged> {
+    features_reranked(question, candidates, None, calibration, lexicon)
+}
+
+/// [`features`], followed by the [`RERANK_FEATURES`] when `rerank` holds the reranker's logits of
+/// the first candidates (an article none of whose passages was rescored gets 0 for each). An
+/// article's passage is then the one the reranker prefers among its rescored ones.
+pub fn features_reranked(
+    question: &str,
+    candidates: &[Passage],
+    rerank: Option<&[f32]>,
+    calibration: &Calibration,
+    lexicon: &Lexicon,
+) -> Vec<Judged> {
     let q_words: Vec<String> = {
         let mut seen = HashSet::new();
         words(question).filter(|w| seen.insert(w.clone())).collect()
@@ -184,7 +203,7 @@ pub fn features(
             order.push(&p.path);
         }
     }
-    order
+    let mut judged: Vec<Judged> = order
         .iter()
         .enumerate()
         .map(|(rank, path)| {
@@ -264,7 +283,51 @@ pub fn features(
                 probability: 0.0,
             }
         })
-        .collect()
+        .collect();
+    if let Some(scores) = rerank {
+        add_rerank_features(&mut judged, candidates, scores);
+    }
+    judged
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn add_rerank_features(judged: &mut [Judged], candidates: &[Passage], scores: &[f32]) {
+    // Each article's best rescored passage and its probability (None: none was rescored).
+    let best: Vec<Option<(usize, f32)>> = judged
+        .iter()
+        .map(|j| {
+            candidates
+                .iter()
+                .zip(scores)
+                .enumerate()
+                .filter(|(_, (p, _))| p.path == j.path)
+                .map(|(i, (_, s))| (i, sigmoid(*s)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        })
+        .collect();
+    for (k, j) in judged.iter_mut().enumerate() {
+        let Some((passage, probability)) = best[k] else {
+            j.features.extend([0.0; RERANK_FEATURES.len()]);
+            continue;
+        };
+        j.passage = passage;
+        let ahead = best
+            .iter()
+            .flatten()
+            .filter(|(_, p)| *p > probability)
+            .count();
+        let others = best
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != k)
+            .map(|(_, b)| b.map_or(0.0, |(_, p)| p))
+            .fold(0.0f32, f32::max);
+        j.features
+            .extend([probability, 1.0 / (ahead + 1) as f32, probability - others]);
+    }
 }
 
 /// The fitted model: standardised features, one logistic unit, and the decision thresholds chosen
@@ -293,13 +356,25 @@ pub struct Model {
 }
 
 impl Model {
-    /// The model shipped in `models/answerability.json`.
+    /// The model shipped in `models/answerability.json`, for a bot without the reranker.
     pub fn shipped() -> &'static Model {
         static MODEL: OnceLock<Model> = OnceLock::new();
         MODEL.get_or_init(|| {
             let model: Model =
                 serde_json::from_str(include_str!("../../models/answerability.json"))
                     .expect("models/answerability.json is valid (checked by a unit test)");
+            model
+        })
+    }
+
+    /// The model shipped in `models/answerability-rerank.json`, fitted with the reranker's
+    /// features ([`RERANK_FEATURES`]) after the others.
+    pub fn shipped_reranked() -> &'static Model {
+        static MODEL: OnceLock<Model> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            let model: Model =
+                serde_json::from_str(include_str!("../../models/answerability-rerank.json"))
+                    .expect("models/answerability-rerank.json is valid (checked by a unit test)");
             model
         })
     }
@@ -325,7 +400,20 @@ impl Model {
         calibration: &Calibration,
         lexicon: &Lexicon,
     ) -> Vec<Judged> {
-        let mut judged = features(question, candidates, calibration, lexicon);
+        self.judge_reranked(question, candidates, None, calibration, lexicon)
+    }
+
+    /// [`Model::judge`] with the reranker's logits of the first candidates (`rerank`), for a
+    /// model fitted with the [`RERANK_FEATURES`].
+    pub fn judge_reranked(
+        &self,
+        question: &str,
+        candidates: &[Passage],
+        rerank: Option<&[f32]>,
+        calibration: &Calibration,
+        lexicon: &Lexicon,
+    ) -> Vec<Judged> {
+        let mut judged = features_reranked(question, candidates, rerank, calibration, lexicon);
         for j in &mut judged {
             j.probability = self.probability(&j.features);
         }
@@ -347,6 +435,64 @@ mod tests {
         assert_eq!(m.weights.len(), FEATURES.len());
         assert!(m.scale.iter().all(|s| *s > 0.0));
         assert!(m.choices_threshold <= m.answer_threshold);
+        let r = Model::shipped_reranked();
+        let names: Vec<&str> = FEATURES.iter().chain(&RERANK_FEATURES).copied().collect();
+        assert_eq!(r.features, names);
+        for v in [&r.mean, &r.scale, &r.weights] {
+            assert_eq!(v.len(), names.len());
+        }
+        assert!(r.scale.iter().all(|s| *s > 0.0));
+        assert!(r.choices_threshold <= r.answer_threshold);
+    }
+
+    #[test]
+    fn the_reranker_picks_the_passage_and_ranks_the_articles() {
+        let passage = |path: &str, anchor: &str, similarity: f32| Passage {
+            path: path.into(),
+            title: path.into(),
+            heading_path: vec![anchor.into()],
+            anchor: anchor.into(),
+            link: format!("/kb/{path}#{anchor}"),
+            text: format!("{anchor} text"),
+            similarity,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 1,
+            fused: similarity,
+            heading_similarity: 0.0,
+        };
+        let candidates = [
+            passage("stats.md", "stats-api", 0.6),
+            passage("export.md", "intro", 0.55),
+            passage("stats.md", "csv-export", 0.5),
+            passage("other.md", "far", 0.4),
+        ];
+        let lexicon = Lexicon::default();
+        let cal = Calibration::default();
+        // The reranker scored the first three; the CSV section best.
+        let judged = features_reranked(
+            "export stats as csv",
+            &candidates,
+            Some(&[-1.0, 0.0, 2.0]),
+            &cal,
+            &lexicon,
+        );
+        assert!(judged
+            .iter()
+            .all(|j| j.features.len() == FEATURES.len() + 3));
+        let stats = &judged[0];
+        assert_eq!(stats.path, "stats.md");
+        assert_eq!(stats.passage, 2, "the section the reranker prefers");
+        let n = FEATURES.len();
+        assert!((stats.features[n] - sigmoid(2.0)).abs() < 1e-6);
+        assert_eq!(stats.features[n + 1], 1.0);
+        assert!((stats.features[n + 2] - (sigmoid(2.0) - 0.5)).abs() < 1e-6);
+        let export = &judged[1];
+        assert_eq!(export.features[n + 1], 0.5);
+        assert!(export.features[n + 2] < 0.0);
+        let other = &judged[2];
+        assert_eq!(&other.features[n..], &[0.0, 0.0, 0.0], "not rescored");
+        assert_eq!(other.passage, 3);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod calibrate;
 mod html;
 mod index;
 mod lint;
+mod rerank;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,12 +23,14 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 pub use answerability::{
-    features as answerability_features, words, Judged, Lexicon, Model, FEATURES,
+    features as answerability_features, features_reranked as answerability_features_reranked,
+    words, Judged, Lexicon, Model, FEATURES, RERANK_FEATURES,
 };
 pub use article::{parse, slugify, Article, Section};
 pub use calibrate::Calibration;
 pub use html::render_html;
 pub use lint::{lint, Finding, Severity};
+pub use rerank::{passage_text, Reranker};
 pub use watch::Watcher;
 
 use crate::nlu::{cosine, Embedding, EmbeddingCache, Encoder, NluError};
@@ -58,6 +61,9 @@ pub enum KbError {
     /// Embedding sections or the query failed.
     #[error(transparent)]
     Nlu(#[from] NluError),
+    /// The reranker (`bot.rerank`) could not be loaded or failed.
+    #[error("reranker: {0}")]
+    Reranker(String),
 }
 
 /// A passage found for a query.
