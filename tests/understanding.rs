@@ -303,6 +303,22 @@ async fn a_calm_question_sharing_their_words_stays_with_the_bot() {
     .await;
 }
 
+/// Customers paste tracking links, addresses and reference numbers; the models read them as
+/// words, so a pasted string never makes a calm customer look furious.
+#[tokio::test]
+async fn a_calm_message_with_a_pasted_link_or_reference_stays_with_the_bot() {
+    let app = spawn_app().await;
+    each_stays_with_the_bot(
+        &app,
+        &[
+            "where is my order? https://track.example.com/a8f7s6d5f4g3h2j1k0l9 says nothing",
+            "where is my order averyveryveryveryveryveryverylongwordwithoutanyspacesatall",
+            "my order 8f14e45fceea167a5a36dedd4bea2543 has not arrived, jane.doe+shop@mail.example.org",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_sarcastic_thank_you_is_not_answered_as_small_talk() {
     let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;

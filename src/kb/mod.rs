@@ -377,7 +377,12 @@ impl KnowledgeBase {
 
     /// Best passages for `query`, best first (see [`KnowledgeBase::search_with`]).
     pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>, KbError> {
-        let query_vec = self.inner.encoder.embed_one(query).await?;
+        // Embedded as the bot embeds a customer's message (keywords still match the text as is).
+        let query_vec = self
+            .inner
+            .encoder
+            .embed_one(&crate::nlu::for_models(query))
+            .await?;
         let weight = f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed));
         self.search_with(query, &query_vec, limit, weight)
     }

@@ -10,10 +10,12 @@ pub mod intents;
 pub mod signals;
 mod understand;
 pub mod upset;
+mod words;
 
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, Embedding, Encoder};
 pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
+pub use words::for_models;
 
 /// What can go wrong understanding text.
 #[derive(Debug, thiserror::Error)]

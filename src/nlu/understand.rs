@@ -83,12 +83,16 @@ impl Nlu {
 
     /// Encodes `text` (one encoder call) and understands it. Callers pass the [`Analysis`] on
     /// (to the escalation policy and the bot) rather than analysing the same text again.
+    /// The models read the message's words only: links, addresses and pasted strings are read
+    /// as words (see [`super::for_models`]).
     pub async fn analyse(&self, text: &str) -> Result<Analysis, NluError> {
-        let embedding = self.encoder.embed_one(text).await?;
-        Ok(self.analyse_embedded(text, embedding))
+        let text = super::for_models(text);
+        let embedding = self.encoder.embed_one(&text).await?;
+        Ok(self.analyse_embedded(&text, embedding))
     }
 
-    /// Understands a message already encoded.
+    /// Understands a message already encoded (from [`super::for_models`] of it, as `analyse`
+    /// does, when it may hold links or pasted strings).
     pub fn analyse_embedded(&self, text: &str, embedding: Embedding) -> Analysis {
         let IntentVerdict {
             intent,

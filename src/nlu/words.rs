@@ -1,0 +1,160 @@
+//! What of a customer's message the models read: its words, without the strings that are not
+//! language. Customers paste tracking links, email addresses, order references and error codes;
+//! the sentence encoder and the heads on it were trained on sentences, and a pasted link can swing
+//! them anywhere (a calm "where is my order https://track…" read as furious). Links and email
+//! addresses are read as the words "a link" and "an email address", a very long reference number as
+//! "a reference number", and a very long run of letters (keyboard mashing, a word glued to others)
+//! is left out. The message itself is stored and searched by keyword unchanged.
+
+use std::borrow::Cow;
+
+/// Longer than any word or common reference (a UPS tracking number is 18 characters).
+const LONGEST_WORD: usize = 24;
+
+/// Punctuation that may wrap a pasted string: `(see https://…)`, `"id123",`.
+fn is_wrapping(c: char) -> bool {
+    matches!(
+        c,
+        '(' | ')'
+            | '['
+            | ']'
+            | '<'
+            | '>'
+            | '{'
+            | '}'
+            | '"'
+            | '\''
+            | ','
+            | '.'
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+    )
+}
+
+/// What one whitespace-separated token is read as: `None` to read it as it is, `Some("")` to
+/// leave it out.
+fn replacement(core: &str) -> Option<&'static str> {
+    let lower = core.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www.") {
+        return Some("a link");
+    }
+    if let Some((user, domain)) = core.split_once('@') {
+        if !user.is_empty() && domain.contains('.') && !domain.ends_with('.') {
+            return Some("an email address");
+        }
+    }
+    if core.chars().count() > LONGEST_WORD {
+        return Some(if core.chars().any(|c| c.is_ascii_digit()) {
+            "a reference number"
+        } else {
+            ""
+        });
+    }
+    None
+}
+
+/// The words of `text` as the models should read them (see the module documentation); borrowed
+/// unchanged when there is nothing to replace. A message of nothing but such strings is read as
+/// it is: there is nothing better to read.
+pub fn for_models(text: &str) -> Cow<'_, str> {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let token = &rest[..end];
+        rest = &rest[end..];
+        let core = token.trim_matches(is_wrapping);
+        match replacement(core) {
+            None => out.push_str(token),
+            Some(words) => {
+                changed = true;
+                let at = token.find(core).unwrap_or(0);
+                let before = &token[..at];
+                let after = &token[at + core.len()..];
+                if words.is_empty() {
+                    // Keep the punctuation that ends a sentence, after the word before.
+                    let end = after.trim_start_matches(|c| !matches!(c, '.' | '!' | '?'));
+                    if !end.is_empty() {
+                        out.truncate(out.trim_end().len());
+                        out.push_str(end);
+                    }
+                } else {
+                    out.push_str(before);
+                    out.push_str(words);
+                    out.push_str(after);
+                }
+            }
+        }
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    let tidy = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    if tidy.chars().any(char::is_alphabetic) {
+        Cow::Owned(tidy)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_models;
+
+    #[test]
+    fn sentences_are_read_as_they_are() {
+        for text in [
+            "where is my order 1Z999AA10123456784?",
+            "I ALREADY reinstalled the script!!",
+            "my brewer shows E31",
+            "",
+        ] {
+            assert!(matches!(
+                for_models(text),
+                std::borrow::Cow::Borrowed(t) if t == text
+            ));
+        }
+    }
+
+    #[test]
+    fn links_and_addresses_are_read_as_words() {
+        assert_eq!(
+            for_models("where is my order (https://track.example.com/a8f7s6d5?x=1), thanks"),
+            "where is my order (a link), thanks"
+        );
+        assert_eq!(
+            for_models("my login is Jane.Doe+shop@mail.example.org."),
+            "my login is an email address."
+        );
+        assert_eq!(for_models("see www.example.com/help"), "see a link");
+    }
+
+    #[test]
+    fn long_strings_are_numbers_or_left_out() {
+        assert_eq!(
+            for_models("order ref 8f14e45fceea167a5a36dedd4bea2543 missing"),
+            "order ref a reference number missing"
+        );
+        assert_eq!(
+            for_models("where is my order averyveryveryveryveryverylongwordwithoutspaces"),
+            "where is my order"
+        );
+        assert_eq!(
+            for_models("help asdkjhaskdjhaksjdhkajshdkjashdkjahsd!"),
+            "help!"
+        );
+        // Nothing left to read: the message as it is.
+        assert_eq!(
+            for_models("asdkjhaskdjhaksjdhkajshdkjashdkjahsd"),
+            "asdkjhaskdjhaksjdhkajshdkjashdkjahsd"
+        );
+    }
+}
