@@ -162,7 +162,10 @@ impl Default for KbSettings {
 pub struct NluSettings {
     /// Folder of the sentence-transformers model (written by `scripts/setup.sh`).
     pub model_dir: PathBuf,
-    /// Threads libtorch may use for inference.
+    /// Threads libtorch may use for inference. One by default: on a two-core machine that also runs
+    /// the sockets and the store, a second libtorch thread spins against them and bot turns got
+    /// 3× slower at p50 (docs/BENCHMARKS.md, "libtorch intra-op threads"); raise it on a machine
+    /// with cores to spare.
     pub threads: i32,
     /// Most sentences encoded in one batch.
     pub max_batch: usize,
@@ -213,7 +216,7 @@ impl Default for NluSettings {
     fn default() -> Self {
         Self {
             model_dir: "models/all-MiniLM-L6-v2".into(),
-            threads: 2,
+            threads: 1,
             max_batch: 32,
             queue_capacity: 256,
             intents: "models/intents.yaml".into(),
