@@ -5,6 +5,7 @@
 use super::{message, status, ConversationError, Core};
 use crate::accounts;
 use crate::clock::now_ms;
+use crate::cluster::Signal;
 use crate::escalation::Reason;
 use crate::ids::ConversationId;
 use crate::protocol::agent::{AgentServerFrame, Unassigned};
@@ -83,6 +84,9 @@ impl Core {
         let _guard = self.lock(id).await;
         let now = now_ms();
         self.store.handoff_abandoned(entry.handoff_id, now).await?;
+        self.tell_nodes(|| Signal::Left {
+            conversation: id.clone(),
+        });
         self.store.set_state(id, State::Bot.as_str(), now).await?;
         self.append_status(id, status(State::Bot)).await?;
         let text = "Nobody could take this conversation while you were away, so I'm back. Ask for a person again whenever you like.";
@@ -153,6 +157,10 @@ impl Core {
         let counts = (queued.len(), held.len());
         let pickups = store.recent_pickup_ms(PICKUPS_KEPT as i64).await?;
         self.queue.restore(queued, held, pickups, now);
+        if self.cluster.is_some() {
+            // Another node may be running these already: no timers here for what it restored.
+            self.queue.restored_elsewhere();
+        }
         Ok(counts)
     }
 }

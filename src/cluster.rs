@@ -1,0 +1,334 @@
+//! Several nodes: the Redis link that carries what crosses between them.
+//!
+//! Postgres is the single truth (conversations, every frame with its sequence number, hand-offs
+//! and who holds them: `Store::claim_handoff` decides a claim). What lives in a node's memory is
+//! its sockets and its copy of the queue; Redis tells every node what the others did, on one
+//! pub/sub channel (`cluster.channel`):
+//!
+//! - a frame for a conversation, one agent, every agent, or a conversation's customers: each node
+//!   delivers it to its own sockets of that audience ([`crate::fanout`]);
+//! - who holds a conversation (so the node of the customer's socket sends the agent events);
+//! - queue changes: a conversation joined the queue, was taken by an agent, or left it; each node
+//!   updates its copy and tells its own consoles.
+//!
+//! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
+//! they come back. Publishes leave in the order they were made (one connection, one task), so
+//! the frames of one conversation from one node arrive in order. Nothing is stored in Redis: when
+//! the link drops, every socket of the node is closed with 4004 `reconnect`, and clients resume
+//! from the store with their `last_seq`; a missed publish costs latency, never a message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::accounts::Account;
+use crate::ids::{AgentId, ConversationId};
+use crate::queue::Waiting;
+use crate::settings::redact_url;
+
+/// Signals waiting to be published; past this the link counts as lost (sockets resume).
+const PUBLISH_BACKLOG: usize = 65_536;
+
+/// Signals received and not yet handled by the node.
+const RECEIVE_BACKLOG: usize = 65_536;
+
+/// How long to wait for Redis at start-up and between attempts to reconnect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What one node tells the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "signal", rename_all = "snake_case")]
+pub enum Signal {
+    /// A conversation's frame: for its customer sockets, and as `event` for its holder's.
+    Conversation {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The frame customers get.
+        frame: String,
+        /// The same frame wrapped as the holder's `event`.
+        event: String,
+    },
+    /// A frame for a conversation's customer sockets only.
+    Customers {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The frame.
+        frame: String,
+    },
+    /// A frame for every socket of one agent.
+    Agent {
+        /// The agent.
+        agent: AgentId,
+        /// The frame.
+        frame: String,
+    },
+    /// A frame for every agent's sockets.
+    AllAgents {
+        /// The frame.
+        frame: String,
+    },
+    /// The agent who sees the conversation's frames changed.
+    Holder {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent, or nobody.
+        agent: Option<AgentId>,
+    },
+    /// A conversation joined (or went back to) the queue.
+    Queued {
+        /// Its entry.
+        entry: Waiting,
+    },
+    /// An agent took a conversation (a claim, an assignment, a transfer) and the store agreed.
+    Taken {
+        /// Its entry.
+        entry: Waiting,
+        /// The agent who holds it now.
+        agent: Account,
+    },
+    /// A conversation left the queue and its holder (resolved, or abandoned).
+    Left {
+        /// The conversation.
+        conversation: ConversationId,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: String,
+    #[serde(flatten)]
+    signal: Signal,
+}
+
+/// What the link hands the node: another node's signal, or news of the link itself.
+#[derive(Debug)]
+pub enum Received {
+    /// Another node's signal.
+    Signal(Box<Signal>),
+    /// The link to Redis was lost (or a publish failed): what other nodes did since is unknown,
+    /// so every socket must resume from the store.
+    Lost,
+}
+
+/// Publishes signals; cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    node: Arc<str>,
+    tx: mpsc::Sender<String>,
+    lost: mpsc::Sender<Received>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("node", &self.node).finish()
+    }
+}
+
+impl Bus {
+    /// This node's id on the bus.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Sends a signal to every other node, after the ones sent before it; never waits.
+    pub fn publish(&self, signal: Signal) {
+        let envelope = Envelope {
+            node: self.node.to_string(),
+            signal,
+        };
+        let text = match serde_json::to_string(&envelope) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!("a cluster signal could not be written: {e}");
+                return;
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(text) {
+            tracing::error!(
+                "{PUBLISH_BACKLOG} cluster signals wait for Redis: the link counts as lost"
+            );
+            let _ = self.lost.try_send(Received::Lost);
+        }
+    }
+}
+
+/// Why the link could not be made at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Not a Redis URL.
+    #[error("cluster.redis_url `{url}` is not a Redis URL ({reason}); write redis://host:6379")]
+    BadUrl {
+        /// The URL, its password hidden.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// Redis did not answer.
+    #[error("cannot reach Redis at {url}: {reason}; start it, or correct cluster.redis_url (remove it to run one node on its own)")]
+    Unreachable {
+        /// The URL, its password hidden.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The link's background tasks; they stop when this is dropped.
+pub struct Link {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Connects to Redis (checking it answers), subscribes, and starts publishing. Returns the
+/// publishing handle, what other nodes send (and news of the link), and the tasks' owner.
+pub async fn connect(
+    url: &str,
+    channel: &str,
+) -> Result<(Bus, mpsc::Receiver<Received>, Link), ClusterError> {
+    let channel: Arc<str> = channel.into();
+    let shown = redact_url(url);
+    let client = redis::Client::open(url).map_err(|e| ClusterError::BadUrl {
+        url: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let unreachable = |reason: String| ClusterError::Unreachable {
+        url: shown.clone(),
+        reason,
+    };
+    let publisher =
+        tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+    let subscriber = subscribe(&client, &channel)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let node: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    let (tx, rx) = mpsc::channel(PUBLISH_BACKLOG);
+    let (received_tx, received) = mpsc::channel(RECEIVE_BACKLOG);
+    let bus = Bus {
+        node: node.clone(),
+        tx,
+        lost: received_tx.clone(),
+    };
+    let tasks = vec![
+        tokio::spawn(publish_loop(
+            client.clone(),
+            channel.clone(),
+            publisher,
+            rx,
+            received_tx.clone(),
+        )),
+        tokio::spawn(receive_loop(
+            client,
+            channel.clone(),
+            subscriber,
+            node,
+            received_tx,
+        )),
+    ];
+    tracing::info!(redis = %shown, %channel, node = %bus.node(), "linked to the other nodes through Redis");
+    Ok((bus, received, Link { tasks }))
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer from Redis",
+            ))
+        })??;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// Publishes in order; on a failure tells the node the link is lost and reconnects.
+async fn publish_loop(
+    client: redis::Client,
+    channel: Arc<str>,
+    mut conn: redis::aio::MultiplexedConnection,
+    mut rx: mpsc::Receiver<String>,
+    received: mpsc::Sender<Received>,
+) {
+    while let Some(text) = rx.recv().await {
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&*channel)
+            .arg(&text)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = sent {
+            tracing::error!("publishing to Redis failed: {e}; sockets will resume from the store");
+            let _ = received.send(Received::Lost).await;
+            conn = loop {
+                tokio::time::sleep(RETRY_EVERY).await;
+                match client.get_multiplexed_async_connection().await {
+                    Ok(conn) => break conn,
+                    Err(e) => tracing::warn!("Redis still unreachable: {e}"),
+                }
+            };
+            tracing::info!("publishing to Redis again");
+        }
+    }
+}
+
+/// Hands other nodes' signals to the node; when the subscription ends, says the link is lost
+/// and subscribes again.
+async fn receive_loop(
+    client: redis::Client,
+    channel: Arc<str>,
+    mut pubsub: redis::aio::PubSub,
+    node: Arc<str>,
+    received: mpsc::Sender<Received>,
+) {
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            while let Some(message) = messages.next().await {
+                let Ok(text) = message.get_payload::<String>() else {
+                    continue;
+                };
+                match serde_json::from_str::<Envelope>(&text) {
+                    Ok(envelope) if *envelope.node == *node => {}
+                    Ok(envelope) => {
+                        if received
+                            .send(Received::Signal(Box::new(envelope.signal)))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!("an unreadable cluster signal was ignored: {e}"),
+                }
+            }
+        }
+        tracing::error!("the Redis subscription ended; sockets will resume from the store");
+        if received.send(Received::Lost).await.is_err() {
+            return;
+        }
+        pubsub = loop {
+            tokio::time::sleep(RETRY_EVERY).await;
+            match subscribe(&client, &channel).await {
+                Ok(pubsub) => break pubsub,
+                Err(e) => tracing::warn!("Redis still unreachable: {e}"),
+            }
+        };
+        tracing::info!("listening to the other nodes again");
+    }
+}

@@ -1,0 +1,315 @@
+//! Several nodes (issue 13): three servers on one Postgres database and one Redis, as three
+//! machines behind a load balancer without sticky sessions would be. A customer on node 1 and
+//! their agent on node 2 chat, each message arriving once and in order; two agents on different
+//! nodes claim one chat and exactly one wins; a customer who comes back on node 3 with `last_seq`
+//! misses nothing; a node refuses to start linked to others on a SQLite store.
+//!
+//! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
+//! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
+//! test says it is skipped and passes, unless FRONTDESK_REQUIRE_POSTGRES=1 (CI): then it fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app_with, AgentClient, Client, TestApp};
+use serde_json::{json, Value};
+
+/// The Postgres and Redis to test against, or `None` after saying on the terminal that `test` is
+/// skipped and why.
+fn services(test: &str) -> Option<(String, String)> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    match (var("FRONTDESK_TEST_POSTGRES"), var("FRONTDESK_TEST_REDIS")) {
+        (Some(pg), Some(redis)) => Some((pg, redis)),
+        _ if std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES or FRONTDESK_TEST_REDIS is unset: run the tests under scripts/with-postgres.sh scripts/with-redis.sh (as `make test` does)")
+        }
+        (pg, _) => {
+            use std::io::Write;
+            let missing = if pg.is_none() {
+                "FRONTDESK_TEST_POSTGRES"
+            } else {
+                "FRONTDESK_TEST_REDIS"
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped cluster.rs {test}: {missing} is unset (`make test` starts Postgres and \
+                 Redis with scripts/with-postgres.sh and scripts/with-redis.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// A new, empty database on the server of `admin`; its URL.
+async fn fresh_database(admin: &str) -> String {
+    let name = format!("frontdesk_cluster_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(admin)
+        .await
+        .expect("connect to FRONTDESK_TEST_POSTGRES");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("FRONTDESK_TEST_POSTGRES's user may create databases");
+    pool.close().await;
+    let mut url = url::Url::parse(admin).expect("a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Three nodes on a fresh database and a channel of their own on the Redis (tests run at once),
+/// agents assigned by claim only, customers allowed to type faster than people do.
+async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
+    let url = fresh_database(admin).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let (url, redis, channel) = (url.clone(), redis.to_owned(), channel.clone());
+        nodes.push(
+            spawn_app_with(move |s| {
+                s.store.url = url;
+                s.cluster.redis_url = Some(redis);
+                s.cluster.channel = channel;
+                s.handoff.auto_assign = false;
+                s.limits.message_burst = 50.0;
+            })
+            .await,
+        );
+    }
+    nodes.try_into().ok().expect("three nodes")
+}
+
+/// The next frame of `customer` that `pred` accepts, skipping the others (status, system
+/// messages, typing).
+async fn next_frame(customer: &mut Client, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let frame = customer.recv().await;
+        if pred(&frame) {
+            return frame;
+        }
+    }
+}
+
+/// A customer on `node` who asked for a person; their conversation's id and session.
+async fn queued_customer(node: &TestApp) -> (Client, String, String) {
+    let mut customer = node.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    next_frame(&mut customer, |f| f["state"] == "queued").await;
+    (customer, id, session)
+}
+
+/// `agent` sees `id` in its queue (told by another node), claims it, and is assigned it.
+async fn claim(agent: &mut AgentClient, id: &str) {
+    agent
+        .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
+        .await;
+    agent
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    let assigned = agent.next("assigned").await;
+    assert_eq!(assigned["conversation_id"], id);
+}
+
+/// Frames arriving on the customer's socket within a short quiet time.
+async fn rest_of(customer: &mut Client) -> Vec<Value> {
+    customer.drain(Duration::from_millis(700)).await
+}
+
+#[tokio::test]
+async fn a_customer_on_node_1_and_an_agent_on_node_2_chat_each_message_once_and_in_order() {
+    let Some((pg, redis)) = services("a_customer_on_node_1_and_an_agent_on_node_2_chat") else {
+        return;
+    };
+    let [one, two, _three] = three_nodes(&pg, &redis).await;
+    let token = two.agent_token("Sam", &[]).await;
+    let mut sam = two.agent(&token).await;
+    let (mut customer, id, _) = queued_customer(&one).await;
+    claim(&mut sam, &id).await;
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    assert_eq!(
+        joined["agent"], "Sam",
+        "the widget on node 1 says who joined"
+    );
+
+    // Each side writes several messages before reading: they must arrive in the order written.
+    for i in 0..5 {
+        customer
+            .send(json!({"type": "message", "client_id": format!("m{i}"), "text": format!("customer says {i}")}))
+            .await;
+    }
+    for i in 0..5 {
+        let seen = sam.next_event(|f| f["from"] == "customer").await;
+        assert_eq!(seen["text"], format!("customer says {i}"));
+    }
+    for i in 0..5 {
+        sam.send(json!({"type": "message", "conversation_id": id, "text": format!("agent says {i}"), "client_id": format!("a{i}")}))
+            .await;
+    }
+    let mut last = 0;
+    for i in 0..5 {
+        let from_agent = next_frame(&mut customer, |f| f["from"] == "agent").await;
+        assert_eq!(from_agent["text"], format!("agent says {i}"));
+        let seq = from_agent["seq"].as_i64().unwrap();
+        assert!(seq > last, "sequence numbers rise: {seq} after {last}");
+        last = seq;
+    }
+    // Nothing arrives twice: not on the customer's socket, not on the agent's.
+    let extra = rest_of(&mut customer).await;
+    assert!(
+        extra.iter().all(|f| f["from"] != "agent"),
+        "an agent message arrived twice on node 1: {extra:?}"
+    );
+    let extra = sam.drain(Duration::from_millis(700)).await;
+    assert!(
+        extra.iter().all(|f| f["frame"]["from"] != "customer"),
+        "a customer message arrived twice on node 2: {extra:?}"
+    );
+
+    // The store holds each message once, numbered without a gap.
+    let frames: Vec<Value> = one
+        .store
+        .events_after(&id, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let seqs: Vec<i64> = frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=frames.len() as i64).collect::<Vec<_>>());
+    for i in 0..5 {
+        for text in [format!("customer says {i}"), format!("agent says {i}")] {
+            let copies = frames.iter().filter(|f| f["text"] == text.as_str()).count();
+            assert_eq!(copies, 1, "{text} stored {copies} times");
+        }
+    }
+
+    // The agent resolves on node 2: the customer on node 1 is told, and no console still lists
+    // the chat.
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    next_frame(&mut customer, |f| f["state"] == "resolved").await;
+}
+
+#[tokio::test]
+async fn two_agents_on_different_nodes_claim_one_chat_and_exactly_one_wins() {
+    let Some((pg, redis)) = services("two_agents_on_different_nodes_claim_one_chat") else {
+        return;
+    };
+    let [one, two, three] = three_nodes(&pg, &redis).await;
+    let (t1, t2) = (
+        two.agent_token("Ann", &[]).await,
+        three.agent_token("Bob", &[]).await,
+    );
+    let mut ann = two.agent(&t1).await;
+    let mut bob = three.agent(&t2).await;
+    let (mut customer, id, _) = queued_customer(&one).await;
+    for agent in [&mut ann, &mut bob] {
+        agent
+            .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
+            .await;
+    }
+    let claim = json!({"type": "claim", "conversation_id": id});
+    tokio::join!(ann.send(claim.clone()), bob.send(claim));
+    let outcome = |frames: Vec<Value>| {
+        frames
+            .into_iter()
+            .find(|f| f["type"] == "assigned" || f["type"] == "claim_failed")
+            .expect("an answer to the claim")
+    };
+    let (a, b) = (outcome(ann.settle().await), outcome(bob.settle().await));
+    let mut types = [a["type"].as_str().unwrap(), b["type"].as_str().unwrap()];
+    types.sort();
+    assert_eq!(types, ["assigned", "claim_failed"], "{a} {b}");
+    let (winner, mut loser) = if a["type"] == "assigned" {
+        ("Ann", bob)
+    } else {
+        ("Bob", ann)
+    };
+    // The store says the same, the customer was joined by the winner once, and the loser's queue
+    // no longer lists the chat.
+    let handoffs = one.store.handoffs_of(&id).await.unwrap();
+    let holder = one
+        .store
+        .agent(handoffs[0].agent_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holder.name, winner);
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    assert_eq!(joined["agent"], winner);
+    let again = rest_of(&mut customer).await;
+    assert!(
+        again.iter().all(|f| f["state"] != "agent"),
+        "joined twice: {again:?}"
+    );
+    loser
+        .wait_queue(|q| q.iter().all(|e| e["conversation_id"] != id))
+        .await;
+}
+
+#[tokio::test]
+async fn a_customer_who_comes_back_on_node_3_with_last_seq_misses_nothing() {
+    let Some((pg, redis)) = services("a_customer_who_comes_back_on_node_3") else {
+        return;
+    };
+    let [one, two, three] = three_nodes(&pg, &redis).await;
+    let token = two.agent_token("Sam", &[]).await;
+    let mut sam = two.agent(&token).await;
+    let (mut customer, id, session) = queued_customer(&one).await;
+    claim(&mut sam, &id).await;
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    let last_seq = joined["seq"].as_i64().unwrap();
+    customer.close().await;
+
+    // While the customer is away the agent writes twice; they come back on another node.
+    for i in 0..2 {
+        sam.send(json!({"type": "message", "conversation_id": id, "text": format!("while away {i}"), "client_id": format!("w{i}")}))
+            .await;
+        let text = format!("while away {i}");
+        sam.next_event(|f| f["text"] == text.as_str()).await;
+    }
+    let mut back = three.client().await;
+    let welcome = back.hello(Some(&session), Some(last_seq)).await;
+    assert_eq!(welcome["conversation_id"], id.as_str());
+    let missed: Vec<&str> = welcome["missed"]
+        .as_array()
+        .expect("welcome carries what was missed")
+        .iter()
+        .filter(|f| f["from"] == "agent")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(missed, ["while away 0", "while away 1"]);
+
+    // And the chat carries on between node 3 and node 2, both ways.
+    sam.send(
+        json!({"type": "message", "conversation_id": id, "text": "still here?", "client_id": "s1"}),
+    )
+    .await;
+    let live = next_frame(&mut back, |f| f["from"] == "agent").await;
+    assert_eq!(live["text"], "still here?");
+    back.send(json!({"type": "message", "client_id": "c1", "text": "yes, on another server"}))
+        .await;
+    let seen = sam.next_event(|f| f["from"] == "customer").await;
+    assert_eq!(seen["text"], "yes, on another server");
+}
+
+#[tokio::test]
+async fn a_node_linked_to_others_refuses_a_sqlite_store_and_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(&common::root().join("knowledge_base"), data.path());
+    settings.cluster.redis_url = Some("redis://127.0.0.1:1".into());
+    let (encoder, cache) = common::nlu();
+    let error = frontdesk::startup::App::build_with(settings, encoder, cache)
+        .await
+        .err()
+        .expect("a node linked to others on SQLite does not start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("store.url is not a Postgres database"),
+        "{message}"
+    );
+    assert!(message.contains("remove cluster.redis_url"), "{message}");
+}
