@@ -109,8 +109,9 @@ struct Envelope {
 pub enum Received {
     /// Another node's signal.
     Signal(Box<Signal>),
-    /// The link to Redis was lost (or a publish failed): what other nodes did since is unknown,
-    /// so every socket must resume from the store.
+    /// The link to Redis was lost, or it is back after being lost (or too many signals wait to
+    /// be published): what other nodes did meanwhile is unknown, so every socket must resume
+    /// from the store.
     Lost,
 }
 
@@ -223,13 +224,7 @@ pub async fn connect(
         lost: received_tx.clone(),
     };
     let tasks = vec![
-        tokio::spawn(publish_loop(
-            client.clone(),
-            channel.clone(),
-            publisher,
-            rx,
-            received_tx.clone(),
-        )),
+        tokio::spawn(publish_loop(client.clone(), channel.clone(), publisher, rx)),
         tokio::spawn(receive_loop(
             client,
             channel.clone(),
@@ -258,23 +253,24 @@ async fn subscribe(
     Ok(pubsub)
 }
 
-/// Publishes in order; on a failure tells the node the link is lost and reconnects.
+/// Publishes in order. A publish that fails is sent again once Redis answers, before anything
+/// newer: the other nodes get every signal, late rather than never (their sockets were closed
+/// and resumed meanwhile, and drop what they already have by its sequence number).
 async fn publish_loop(
     client: redis::Client,
     channel: Arc<str>,
     mut conn: redis::aio::MultiplexedConnection,
     mut rx: mpsc::Receiver<String>,
-    received: mpsc::Sender<Received>,
 ) {
     while let Some(text) = rx.recv().await {
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(&*channel)
-            .arg(&text)
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = sent {
-            tracing::error!("publishing to Redis failed: {e}; sockets will resume from the store");
-            let _ = received.send(Received::Lost).await;
+        loop {
+            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(&*channel)
+                .arg(&text)
+                .query_async(&mut conn)
+                .await;
+            let Err(e) = sent else { break };
+            tracing::error!("publishing to Redis failed: {e}; trying again every {RETRY_EVERY:?}");
             conn = loop {
                 tokio::time::sleep(RETRY_EVERY).await;
                 match client.get_multiplexed_async_connection().await {
@@ -330,5 +326,9 @@ async fn receive_loop(
             }
         };
         tracing::info!("listening to the other nodes again");
+        // Sockets that connected while the link was down missed other nodes' frames.
+        if received.send(Received::Lost).await.is_err() {
+            return;
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! machines behind a load balancer without sticky sessions would be. A customer on node 1 and
 //! their agent on node 2 chat, each message arriving once and in order; two agents on different
 //! nodes claim one chat and exactly one wins; a customer who comes back on node 3 with `last_seq`
-//! misses nothing; a node refuses to start linked to others on a SQLite store.
+//! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
+//! the store without losing a message, and live delivery comes back with Redis; a node refuses to
+//! start linked to others on a SQLite store.
 //!
 //! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
 //! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
@@ -13,6 +15,8 @@ mod common;
 use std::time::Duration;
 
 use common::{spawn_app_with, AgentClient, Client, TestApp};
+
+const WAIT: Duration = Duration::from_secs(10);
 use serde_json::{json, Value};
 
 /// The Postgres and Redis to test against, or `None` after saying on the terminal that `test` is
@@ -57,14 +61,11 @@ async fn fresh_database(admin: &str) -> String {
     url.to_string()
 }
 
-/// Three nodes on a fresh database and a channel of their own on the Redis (tests run at once),
-/// agents assigned by claim only, customers allowed to type faster than people do.
-async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
-    let url = fresh_database(admin).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+/// `count` nodes on the fresh database `url`, linked through `redis` on `channel`.
+async fn nodes_on(url: &str, redis: &str, channel: &str, count: usize) -> Vec<TestApp> {
     let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let (url, redis, channel) = (url.clone(), redis.to_owned(), channel.clone());
+    for _ in 0..count {
+        let (url, redis, channel) = (url.to_owned(), redis.to_owned(), channel.to_owned());
         nodes.push(
             spawn_app_with(move |s| {
                 s.store.url = url;
@@ -76,6 +77,15 @@ async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
             .await,
         );
     }
+    nodes
+}
+
+/// Three nodes on a fresh database and a channel of their own on the Redis (tests run at once),
+/// agents assigned by claim only, customers allowed to type faster than people do.
+async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
+    let url = fresh_database(admin).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_on(&url, redis, &channel, 3).await;
     nodes.try_into().ok().expect("three nodes")
 }
 
@@ -294,6 +304,151 @@ async fn a_customer_who_comes_back_on_node_3_with_last_seq_misses_nothing() {
         .await;
     let seen = sam.next_event(|f| f["from"] == "customer").await;
     assert_eq!(seen["text"], "yes, on another server");
+}
+
+/// A Redis of this test's own (it is stopped and started again), on a loopback port.
+struct OwnRedis {
+    bin: std::path::PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    /// `redis-server` from the PATH (scripts/with-redis.sh installs it), started on a free port.
+    async fn start() -> Option<Self> {
+        let bin = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("redis-server"))
+                .find(|p| p.is_file())
+        })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self {
+            bin,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            process: None,
+        };
+        redis.resume().await;
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    async fn resume(&mut self) {
+        let child = tokio::process::Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts");
+        self.process = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not listen on port {}", self.port);
+    }
+
+    /// Kills the server, as a crash or a lost network would take it away.
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            child.kill().await.expect("redis-server killed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost() {
+    let Some((pg, _)) = services("when_redis_goes_away_sockets_resume_from_the_store") else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start().await else {
+        assert_ne!(
+            std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "FRONTDESK_REQUIRE_POSTGRES=1 but redis-server is not on the PATH"
+        );
+        eprintln!("skipped cluster.rs when_redis_goes_away: redis-server is not on the PATH");
+        return;
+    };
+    let url = fresh_database(&pg).await;
+    let nodes = nodes_on(&url, &redis.url(), "frontdesk-test", 2).await;
+    let (one, two) = (&nodes[0], &nodes[1]);
+    let token = two.agent_token("Sam", &[]).await;
+    let mut sam = two.agent(&token).await;
+    let (mut customer, id, session) = queued_customer(one).await;
+    claim(&mut sam, &id).await;
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    let last_seq = joined["seq"].as_i64().unwrap();
+
+    // Redis dies: both nodes close their sockets with `reconnect`.
+    redis.kill().await;
+    assert_eq!(customer.closed(WAIT).await, Some(4004));
+    assert_eq!(sam.closed(WAIT).await, Some(4004));
+
+    // While it is down the agent comes back to node 2 and writes: stored, and shown on node 2.
+    // The customer's tab reconnects to node 1 meanwhile.
+    let mut sam = two.agent(&token).await;
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "during the outage", "client_id": "o1"}))
+        .await;
+    sam.next_event(|f| f["text"] == "during the outage").await;
+    let mut waiting = one.client().await;
+    waiting.hello(Some(&session), Some(last_seq)).await;
+
+    // Redis is back: as each node links again it closes the sockets opened while it could not
+    // hear the others (they may have missed frames)...
+    redis.resume().await;
+    assert_eq!(sam.closed(WAIT).await, Some(4004));
+    assert_eq!(waiting.closed(WAIT).await, Some(4004));
+
+    // ...and they resume: the customer on node 1 gets what the agent wrote on node 2 during the
+    // outage, and the chat goes on live across the nodes. A frame published late may arrive
+    // again: the widget drops a number it has, and so does this test.
+    let mut sam = two.agent(&token).await;
+    let mut back = one.client().await;
+    let welcome = back.hello(Some(&session), Some(last_seq)).await;
+    let mut shown = std::collections::BTreeMap::new();
+    for f in welcome["missed"].as_array().unwrap() {
+        shown.insert(f["seq"].as_i64().unwrap(), f.clone());
+    }
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "after the outage", "client_id": "o2"}))
+        .await;
+    loop {
+        let f = back.recv().await;
+        if let Some(seq) = f["seq"].as_i64() {
+            shown.insert(seq, f.clone());
+        }
+        if f["text"] == "after the outage" {
+            break;
+        }
+    }
+    let from_agent: Vec<&str> = shown
+        .values()
+        .filter(|f| f["from"] == "agent")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(from_agent, ["during the outage", "after the outage"]);
+    let seqs: Vec<i64> = shown.keys().copied().collect();
+    assert_eq!(
+        seqs,
+        (last_seq + 1..=*seqs.last().unwrap()).collect::<Vec<_>>(),
+        "every frame since last_seq, none skipped"
+    );
 }
 
 #[tokio::test]
