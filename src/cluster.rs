@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::accounts::Account;
 use crate::ids::{AgentId, ConversationId};
-use crate::queue::Waiting;
+use crate::queue::{Presence, Waiting};
 use crate::settings::redact_url;
 
 /// Signals waiting to be published; past this the link counts as lost (sockets resume).
@@ -95,11 +95,20 @@ pub enum Signal {
         /// The conversation.
         conversation: ConversationId,
     },
+    /// The agents connected to a node now, with their presence (sent at every change and every
+    /// few seconds; a node that stops sending drops out).
+    Staff {
+        /// The node.
+        node: String,
+        /// Its agents.
+        agents: Vec<(Account, Presence)>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
-    node: String,
+    /// The node that sent it.
+    from: String,
     #[serde(flatten)]
     signal: Signal,
 }
@@ -138,7 +147,7 @@ impl Bus {
     /// Sends a signal to every other node, after the ones sent before it; never waits.
     pub fn publish(&self, signal: Signal) {
         let envelope = Envelope {
-            node: self.node.to_string(),
+            from: self.node.to_string(),
             signal,
         };
         let text = match serde_json::to_string(&envelope) {
@@ -300,7 +309,7 @@ async fn receive_loop(
                     continue;
                 };
                 match serde_json::from_str::<Envelope>(&text) {
-                    Ok(envelope) if *envelope.node == *node => {}
+                    Ok(envelope) if *envelope.from == *node => {}
                     Ok(envelope) => {
                         if received
                             .send(Received::Signal(Box::new(envelope.signal)))
@@ -329,6 +338,92 @@ async fn receive_loop(
         // Sockets that connected while the link was down missed other nodes' frames.
         if received.send(Received::Lost).await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Role;
+
+    fn entry() -> Waiting {
+        Waiting {
+            conversation_id: "c1".into(),
+            handoff_id: 7,
+            team: "billing".into(),
+            priority: 2,
+            reasons: Vec::new(),
+            escalated_at: 1_000,
+            customer: Some("Ada".into()),
+            preview: "where is my refund".into(),
+            origin: Some("10.0.0.9".parse().unwrap()),
+            declined: ["ann".into()].into_iter().collect(),
+            alerts: 1,
+            shown_position: 3,
+            customer_away_since: None,
+        }
+    }
+
+    fn account() -> Account {
+        Account {
+            id: "sam".into(),
+            name: "Sam".into(),
+            email: "sam@example.com".into(),
+            role: Role::Agent,
+            teams: vec!["billing".into()],
+            max_chats: 3,
+        }
+    }
+
+    #[test]
+    fn every_signal_reads_back_as_it_was_sent() {
+        let signals = [
+            Signal::Conversation {
+                conversation: "c1".into(),
+                frame: r#"{"type":"message"}"#.into(),
+                event: r#"{"type":"event"}"#.into(),
+            },
+            Signal::Customers {
+                conversation: "c1".into(),
+                frame: "f".into(),
+            },
+            Signal::Agent {
+                agent: "sam".into(),
+                frame: "f".into(),
+            },
+            Signal::AllAgents { frame: "f".into() },
+            Signal::Holder {
+                conversation: "c1".into(),
+                agent: Some("sam".into()),
+            },
+            Signal::Queued { entry: entry() },
+            Signal::Taken {
+                entry: entry(),
+                agent: account(),
+            },
+            Signal::Left {
+                conversation: "c1".into(),
+            },
+            Signal::Staff {
+                node: "n2".into(),
+                agents: vec![(account(), Presence::Away)],
+            },
+        ];
+        for signal in signals {
+            let text = serde_json::to_string(&Envelope {
+                from: "n1".into(),
+                signal: signal.clone(),
+            })
+            .unwrap();
+            let back: Envelope = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{text} does not read back: {e}"));
+            assert_eq!(back.from, "n1");
+            assert_eq!(
+                format!("{:?}", back.signal),
+                format!("{signal:?}"),
+                "{text}"
+            );
         }
     }
 }

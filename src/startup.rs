@@ -32,7 +32,7 @@ pub struct App {
     _timers: AbortOnDrop,
     _sweeper: AbortOnDrop,
     /// The link to the other nodes and what hands their signals to this one (several nodes).
-    _cluster: Option<(cluster::Link, AbortOnDrop)>,
+    _cluster: Option<(cluster::Link, AbortOnDrop, AbortOnDrop)>,
 }
 
 /// Stops a background task when the server that started it stops.
@@ -116,6 +116,7 @@ impl App {
             max_queued: limits.max_queued.max(1),
             per_address: limits.queued_per_address.max(1),
         };
+        let queue = Queue::new(settings.handoff.clone(), caps);
         let fanout = match &link {
             Some((bus, _, _)) => Fanout::linked(bus.clone()),
             None => Fanout::default(),
@@ -125,7 +126,7 @@ impl App {
             bot: bot.clone(),
             policy: Policy::new(settings.escalation.clone()),
             understand,
-            queue: Queue::new(settings.handoff.clone(), caps),
+            queue: queue.clone(),
             fanout: fanout.clone(),
             admission: admission.clone(),
             queue_snapshot_entries: limits.queue_snapshot_entries,
@@ -141,8 +142,10 @@ impl App {
         }
         let timers = spawn_timers(&desk, &settings);
         let sweeper = spawn_sweeper(&accounts);
-        let cluster =
-            link.map(|(_, received, link)| (link, spawn_receiver(received, fanout, desk.clone())));
+        let cluster = link.map(|(bus, received, link)| {
+            let receiver = spawn_receiver(received, fanout, desk.clone());
+            (link, receiver, spawn_staff_news(bus, queue.clone()))
+        });
         let state = AppState {
             conversations,
             desk,
@@ -363,6 +366,21 @@ fn spawn_receiver(
                     }
                 }
             }
+        }
+    }))
+}
+
+/// Tells the other nodes which agents this node has: at once when they change, and every few
+/// seconds (a node that stops telling drops out of the others' "who is online").
+fn spawn_staff_news(bus: cluster::Bus, queue: Queue) -> AbortOnDrop {
+    let every = std::time::Duration::from_millis(crate::queue::STAFF_EVERY_MS);
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            bus.publish(cluster::Signal::Staff {
+                node: bus.node().to_owned(),
+                agents: queue.staff_here(),
+            });
+            let _ = tokio::time::timeout(every, queue.staff_changed()).await;
         }
     }))
 }

@@ -1,7 +1,8 @@
 //! Several nodes (issue 13): three servers on one Postgres database and one Redis, as three
 //! machines behind a load balancer without sticky sessions would be. A customer on node 1 and
 //! their agent on node 2 chat, each message arriving once and in order; two agents on different
-//! nodes claim one chat and exactly one wins; a customer who comes back on node 3 with `last_seq`
+//! nodes claim one chat and exactly one wins; an agent on one node counts as online on the
+//! others; a customer who comes back on node 3 with `last_seq`
 //! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
 //! the store without losing a message, and live delivery comes back with Redis; a node refuses to
 //! start linked to others on a SQLite store.
@@ -201,6 +202,50 @@ async fn a_customer_on_node_1_and_an_agent_on_node_2_chat_each_message_once_and_
     sam.send(json!({"type": "resolve", "conversation_id": id}))
         .await;
     next_frame(&mut customer, |f| f["state"] == "resolved").await;
+}
+
+#[tokio::test]
+async fn an_agent_on_node_2_counts_as_online_for_a_customer_on_node_1_until_they_leave() {
+    let Some((pg, redis)) = services("an_agent_on_node_2_counts_as_online") else {
+        return;
+    };
+    let [one, two, _three] = three_nodes(&pg, &redis).await;
+    let token = two.agent_token("Sam", &[]).await;
+    let sam = two.agent(&token).await;
+    // Node 1 lists Sam among the agents online (told by node 2 as Sam connected).
+    let listed = |agents: &Value| {
+        agents["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["name"] == "Sam"))
+    };
+    let mut tries = 0;
+    while !listed(&one.get_as("/api/agents", Some(&token)).await.1) {
+        tries += 1;
+        assert!(tries < 100, "node 1 never listed the agent on node 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A customer on node 1 asking for a person is told a person will reply, not "nobody online".
+    let mut customer = one.client().await;
+    customer.hello(None, None).await;
+    customer.send(json!({"type": "request_human"})).await;
+    let queued = next_frame(&mut customer, |f| f["state"] == "queued").await;
+    assert_eq!(queued["agents_available"], true, "{queued}");
+    let note = next_frame(&mut customer, |f| f["from"] == "system").await;
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .contains("A person will reply"),
+        "{note}"
+    );
+    // Sam closes the console: node 1 stops listing them.
+    drop(sam);
+    let mut tries = 0;
+    while listed(&one.get_as("/api/agents", Some(&token)).await.1) {
+        tries += 1;
+        assert!(tries < 100, "node 1 still lists an agent who left node 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -292,6 +292,10 @@ impl Desk {
             }
             Signal::Taken { entry, agent } => core.queue.taken_elsewhere(entry, agent, now_ms()),
             Signal::Left { conversation } => core.queue.left_elsewhere(&conversation),
+            Signal::Staff { node, agents } => {
+                core.queue.staff_elsewhere(node, agents, now_ms());
+                return Ok(());
+            }
             _ => return Ok(()),
         }
         core.tell_queue_changes();

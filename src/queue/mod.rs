@@ -26,6 +26,7 @@ use crate::ids::{AgentId, ConversationId};
 use crate::settings::HandoffSettings;
 
 pub use desk::StaffGuard;
+pub use replica::{STAFF_EVERY_MS, STAFF_HOLDS_MS};
 pub use timers::{within_hours, Due};
 
 /// Recent pickup times kept for the expected wait.
@@ -183,6 +184,9 @@ struct Inner {
     settings: HandoffSettings,
     caps: Caps,
     state: Mutex<State>,
+    /// Rings when this node's agents connect, leave or change presence (several nodes: the
+    /// others are told at once).
+    staff_changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -196,6 +200,8 @@ struct State {
     /// Conversations queued or held through another node (several nodes): that node runs their
     /// timers.
     remote: HashSet<ConversationId>,
+    /// The agents connected to other nodes, by node, as last told, until when it holds (Unix ms).
+    elsewhere: HashMap<String, (Vec<(Account, Presence)>, i64)>,
 }
 
 /// An agent the desk knows: connected, or gone while holding conversations.

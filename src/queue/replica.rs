@@ -4,9 +4,28 @@
 //! others'. Entries that arrive this way are the other node's to time ([`super::Due`] skips them)
 //! until this node queues or takes them itself.
 
-use super::{Queue, Waiting};
+use super::{Presence, Queue, State, Waiting};
 use crate::accounts::Account;
 use crate::ids::ConversationId;
+
+/// How long a node's list of agents holds without news from it (it is sent every
+/// [`STAFF_EVERY_MS`] and at every change): a node that dies drops out of "who is online".
+pub const STAFF_HOLDS_MS: i64 = 15_000;
+
+/// How often a node tells the others which agents it has, with nothing changing.
+pub const STAFF_EVERY_MS: u64 = 5_000;
+
+/// The agents connected to other nodes, as last told and still holding at `now`.
+pub(super) fn online_elsewhere(
+    state: &State,
+    now: i64,
+) -> impl Iterator<Item = (&Account, Presence)> {
+    state
+        .elsewhere
+        .values()
+        .filter(move |(_, until)| *until > now)
+        .flat_map(|(agents, _)| agents.iter().map(|(a, p)| (a, *p)))
+}
 
 impl Queue {
     /// Another node put the conversation in the queue (from the bot, or back from an agent).
@@ -62,5 +81,31 @@ impl Queue {
             .cloned()
             .collect();
         state.remote.extend(all);
+    }
+}
+
+impl Queue {
+    /// The agents connected to this node, with their presence (told to the other nodes).
+    pub fn staff_here(&self) -> Vec<(Account, Presence)> {
+        let state = self.inner.lock();
+        state
+            .staff
+            .values()
+            .filter(|s| s.sockets > 0)
+            .map(|s| (s.account.clone(), s.status))
+            .collect()
+    }
+
+    /// Resolves when this node's agents connected, left, or changed presence since the last
+    /// time (at once if they did).
+    pub async fn staff_changed(&self) {
+        self.inner.staff_changed.notified().await
+    }
+
+    /// Another node says which agents it has now.
+    pub fn staff_elsewhere(&self, node: String, agents: Vec<(Account, Presence)>, now: i64) {
+        let mut state = self.inner.lock();
+        state.elsewhere.retain(|_, (_, until)| *until > now);
+        state.elsewhere.insert(node, (agents, now + STAFF_HOLDS_MS));
     }
 }
