@@ -118,10 +118,12 @@ struct Envelope {
 pub enum Received {
     /// Another node's signal.
     Signal(Box<Signal>),
-    /// The link to Redis was lost, or it is back after being lost (or too many signals wait to
-    /// be published): what other nodes did meanwhile is unknown, so every socket must resume
-    /// from the store.
+    /// The link to Redis was lost (or too many signals wait to be published): what other nodes
+    /// do is unknown, so every socket must resume from the store.
     Lost,
+    /// The link is back after being lost: sockets opened meanwhile must resume too, and the
+    /// copy of the queue be read again from the store.
+    Relinked,
 }
 
 /// Publishes signals; cheap to clone.
@@ -336,7 +338,7 @@ async fn receive_loop(
         };
         tracing::info!("listening to the other nodes again");
         // Sockets that connected while the link was down missed other nodes' frames.
-        if received.send(Received::Lost).await.is_err() {
+        if received.send(Received::Relinked).await.is_err() {
             return;
         }
     }

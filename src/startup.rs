@@ -358,6 +358,12 @@ fn spawn_receiver(
         while let Some(news) = received.recv().await {
             match news {
                 Received::Lost => fanout.close_all(),
+                Received::Relinked => {
+                    fanout.close_all();
+                    if let Err(e) = desk.resync().await {
+                        tracing::error!("reading the queue again after the link came back: {e}");
+                    }
+                }
                 Received::Signal(signal) => {
                     if let Some(queue_change) = fanout.deliver(*signal) {
                         if let Err(e) = desk.apply(queue_change).await {

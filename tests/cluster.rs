@@ -454,6 +454,8 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
     sam.next_event(|f| f["text"] == "during the outage").await;
     let mut waiting = one.client().await;
     waiting.hello(Some(&session), Some(last_seq)).await;
+    // And another customer on node 1 asks for a person: node 2 cannot hear of it yet.
+    let (_other, other_id, _) = queued_customer(one).await;
 
     // Redis is back: as each node links again it closes the sockets opened while it could not
     // hear the others (they may have missed frames)...
@@ -465,6 +467,9 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
     // outage, and the chat goes on live across the nodes. A frame published late may arrive
     // again: the widget drops a number it has, and so does this test.
     let mut sam = two.agent(&token).await;
+    // Node 2's queue has what node 1 queued during the outage.
+    sam.wait_queue(|q| q.iter().any(|e| e["conversation_id"] == other_id))
+        .await;
     let mut back = one.client().await;
     let welcome = back.hello(Some(&session), Some(last_seq)).await;
     let mut shown = std::collections::BTreeMap::new();

@@ -303,6 +303,12 @@ impl Desk {
         Ok(())
     }
 
+    /// Several nodes, the link back after being lost: reads this node's copy of the queue again
+    /// from the store.
+    pub async fn resync(&self) -> Result<(), ConversationError> {
+        self.core.resync().await
+    }
+
     /// Runs the timers that came due (see `timers`).
     pub async fn tick(&self) -> Result<(), ConversationError> {
         self.core.tick().await

@@ -4,7 +4,7 @@
 //! others'. Entries that arrive this way are the other node's to time ([`super::Due`] skips them)
 //! until this node queues or takes them itself.
 
-use super::{Presence, Queue, State, Waiting};
+use super::{Holding, Presence, Queue, State, Waiting};
 use crate::accounts::Account;
 use crate::ids::ConversationId;
 
@@ -107,5 +107,61 @@ impl Queue {
         let mut state = self.inner.lock();
         state.elsewhere.retain(|_, (_, until)| *until > now);
         state.elsewhere.insert(node, (agents, now + STAFF_HOLDS_MS));
+    }
+}
+
+impl Queue {
+    /// Replaces this node's copy of the queue and of who holds what with the store's (after the
+    /// link to the other nodes came back). Entries this node was timing stay its own; the others
+    /// are another node's to time. Agents connected here keep their sockets and presence.
+    pub fn replace(&self, queued: Vec<Waiting>, held: Vec<Holding>, now: i64) {
+        let mut state = self.inner.lock();
+        let before: Vec<ConversationId> = state
+            .queue
+            .keys()
+            .chain(state.holders.keys())
+            .cloned()
+            .collect();
+        let mine: std::collections::HashSet<ConversationId> = before
+            .iter()
+            .filter(|c| !state.remote.contains(*c))
+            .cloned()
+            .collect();
+        for id in &before {
+            state.touch(id);
+        }
+        state.queue.clear();
+        let held_before = std::mem::take(&mut state.holders);
+        state.remote.clear();
+        state.staff.retain(|_, s| s.sockets > 0);
+        for staff in state.staff.values_mut() {
+            staff.chats.clear();
+        }
+        for w in queued {
+            let id = w.conversation_id.clone();
+            state.touch(&id);
+            if !mine.contains(&id) {
+                state.remote.insert(id.clone());
+            }
+            state.queue.insert(id, w);
+        }
+        for mut h in held {
+            let id = h.entry.conversation_id.clone();
+            // The same agent still holds it: its timers go on from where they were.
+            if let Some(old) = held_before.get(&id).filter(|o| o.agent.id == h.agent.id) {
+                h.assigned_at = old.assigned_at;
+                h.awaiting_reply_since = old.awaiting_reply_since;
+                h.responded = old.responded;
+            } else {
+                h.assigned_at = now;
+            }
+            if let Some(staff) = state.staff.get_mut(&h.agent.id) {
+                staff.chats.insert(id.clone());
+            }
+            if !mine.contains(&id) {
+                state.remote.insert(id.clone());
+            }
+            state.holders.insert(id, h);
+        }
     }
 }
