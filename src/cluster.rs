@@ -9,7 +9,11 @@
 //!   delivers it to its own sockets of that audience ([`crate::fanout`]);
 //! - who holds a conversation (so the node of the customer's socket sends the agent events);
 //! - queue changes: a conversation joined the queue, was taken by an agent, or left it; each node
-//!   updates its copy and tells its own consoles.
+//!   updates its copy and tells its own consoles;
+//! - the agents each node has (presence).
+//!
+//! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
+//! conversations per client address), so N nodes do not allow N times as much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
 //! they come back. Publishes leave in the order they were made (one connection, one task), so
@@ -130,8 +134,11 @@ pub enum Received {
 #[derive(Clone)]
 pub struct Bus {
     node: Arc<str>,
+    channel: Arc<str>,
     tx: mpsc::Sender<String>,
     lost: mpsc::Sender<Received>,
+    /// For the budgets every node counts against (a connection of its own).
+    counters: redis::aio::MultiplexedConnection,
 }
 
 impl std::fmt::Debug for Bus {
@@ -144,6 +151,33 @@ impl Bus {
     /// This node's id on the bus.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Counts one more use of the budget `key` in the current window of `window_seconds`, on
+    /// every node together; true while at most `limit` were counted. When Redis does not answer
+    /// the use is let through (each node's own limit still holds) and the failure logged.
+    pub async fn within(&self, key: &str, limit: u32, window_seconds: u64) -> bool {
+        let key = format!("{}:budget:{key}", self.channel);
+        let mut conn = self.counters.clone();
+        let counted: redis::RedisResult<(i64,)> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("EX")
+            .arg(window_seconds.max(1))
+            .arg("NX")
+            .ignore()
+            .incr(&key, 1)
+            .query_async(&mut conn)
+            .await;
+        match counted {
+            Ok((n,)) => n <= i64::from(limit),
+            Err(e) => {
+                tracing::warn!("a shared budget could not be counted in Redis ({e}); this node's own limit applies");
+                true
+            }
+        }
     }
 
     /// Sends a signal to every other node, after the ones sent before it; never waits.
@@ -229,10 +263,16 @@ pub async fn connect(
     let node: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     let (tx, rx) = mpsc::channel(PUBLISH_BACKLOG);
     let (received_tx, received) = mpsc::channel(RECEIVE_BACKLOG);
+    let counters = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     let bus = Bus {
         node: node.clone(),
+        channel: channel.clone(),
         tx,
         lost: received_tx.clone(),
+        counters,
     };
     let tasks = vec![
         tokio::spawn(publish_loop(client.clone(), channel.clone(), publisher, rx)),

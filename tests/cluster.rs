@@ -64,6 +64,17 @@ async fn fresh_database(admin: &str) -> String {
 
 /// `count` nodes on the fresh database `url`, linked through `redis` on `channel`.
 async fn nodes_on(url: &str, redis: &str, channel: &str, count: usize) -> Vec<TestApp> {
+    nodes_with(url, redis, channel, count, |_| {}).await
+}
+
+/// As [`nodes_on`], with the settings changed by `tweak` too.
+async fn nodes_with(
+    url: &str,
+    redis: &str,
+    channel: &str,
+    count: usize,
+    tweak: fn(&mut frontdesk::settings::Settings),
+) -> Vec<TestApp> {
     let mut nodes = Vec::new();
     for _ in 0..count {
         let (url, redis, channel) = (url.to_owned(), redis.to_owned(), channel.to_owned());
@@ -74,6 +85,7 @@ async fn nodes_on(url: &str, redis: &str, channel: &str, count: usize) -> Vec<Te
                 s.cluster.channel = channel;
                 s.handoff.auto_assign = false;
                 s.limits.message_burst = 50.0;
+                tweak(s);
             })
             .await,
         );
@@ -499,6 +511,53 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
         (last_seq + 1..=*seqs.last().unwrap()).collect::<Vec<_>>(),
         "every frame since last_seq, none skipped"
     );
+}
+
+#[tokio::test]
+async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
+    let Some((pg, redis)) = services("new_conversations_from_one_address_are_counted") else {
+        return;
+    };
+    let url = fresh_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.new_conversations_per_address_per_minute = 2.0;
+    })
+    .await;
+    // One conversation per node from one address: each node alone would allow two a minute,
+    // all of them together allow two. (Counted per minute: started again if a minute turns.)
+    for attempt in 0..2 {
+        let minute = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 60
+        };
+        let started = minute();
+        let address = [127, 0, 0, 70 + attempt];
+        let mut outcomes = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let mut c = Client::connect_from(node.port, address, None)
+                .await
+                .unwrap();
+            c.hello(None, None).await;
+            c.send(json!({"type": "message", "client_id": format!("m{i}"), "text": "hello"}))
+                .await;
+            let answer = next_frame(&mut c, |f| f["type"] == "ack" || f["type"] == "error").await;
+            outcomes.push(if answer["type"] == "ack" {
+                "ack".to_owned()
+            } else {
+                answer["code"].as_str().unwrap().to_owned()
+            });
+        }
+        if minute() != started {
+            continue;
+        }
+        assert_eq!(outcomes, ["ack", "ack", "too_many_conversations"]);
+        return;
+    }
+    panic!("a minute turned during both attempts");
 }
 
 #[tokio::test]

@@ -270,6 +270,32 @@ impl Core {
         Ok(won)
     }
 
+    /// With several nodes, counts a new conversation from `origin` against the budget all nodes
+    /// share (`limits.new_conversations_per_address_per_minute` in a minute's window), so a
+    /// client cannot multiply it by spreading over the nodes.
+    async fn within_shared_budget(
+        &self,
+        origin: std::net::IpAddr,
+    ) -> Result<(), ConversationError> {
+        let Some(bus) = &self.cluster else {
+            return Ok(());
+        };
+        let per_minute = self.admission.conversations_per_minute();
+        if per_minute <= 0.0 {
+            return Ok(());
+        }
+        let window = crate::clock::now_ms() / 60_000;
+        let key = format!("conversations:{origin}:{window}");
+        if bus.within(&key, per_minute.ceil() as u32, 60).await {
+            Ok(())
+        } else {
+            let left = 60 - (crate::clock::now_ms() / 1000) % 60;
+            Err(ConversationError::TooManyConversations {
+                retry_after: left.max(1) as u32,
+            })
+        }
+    }
+
     /// The lock that serialises what happens to `conversation`.
     async fn lock(&self, conversation: &ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
         use std::hash::BuildHasher;
