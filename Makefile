@@ -16,11 +16,12 @@ run: setup
 	FRONTDESK_AGENTS__DEMO_AGENT=$(DEMO_AGENT) cargo run --release -- serve
 
 ## Run every test: unit and integration (the real server on port 0; tests/postgres.rs against a
-## throwaway Postgres that scripts/with-postgres.sh installs if missing and starts on a loopback port),
+## throwaway Postgres that scripts/with-postgres.sh installs if missing and starts on a loopback port,
+## tests/cluster.rs's three nodes against it and a throwaway Redis from scripts/with-redis.sh),
 ## then the widget and the agent console in headless Chromium against the real server binary
 ## (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
 test: setup
-	./scripts/with-postgres.sh cargo test --all-targets
+	./scripts/with-postgres.sh ./scripts/with-redis.sh cargo test --all-targets
 	./scripts/e2e.sh
 
 ## Formatting and lints, as CI checks them.

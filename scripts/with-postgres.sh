@@ -27,6 +27,7 @@ unavailable() {
     fi
     say "$1; running without Postgres: the Postgres tests will say they are skipped"
     unset FRONTDESK_TEST_POSTGRES
+    shift
     exec "$@"
 }
 

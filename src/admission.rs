@@ -226,6 +226,11 @@ impl Admission {
         }
     }
 
+    /// New conversations one address may start per minute (`0`: no limit).
+    pub fn conversations_per_minute(&self) -> f64 {
+        self.inner.conversations_per_minute
+    }
+
     /// Counts `action` from `address`, or refuses it with the seconds to wait when the address
     /// has done it as often as it may lately.
     pub fn action(&self, action: Action, address: IpAddr) -> Result<(), Refused> {

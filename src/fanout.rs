@@ -8,6 +8,11 @@
 //!
 //! A conversation's audience is its customer sockets (every tab) and the agent who holds it; an
 //! agent's sockets are every console they have open.
+//!
+//! With several nodes ([`crate::cluster`]) each send is delivered to this node's sockets at once
+//! and published once on the bus; every other node delivers it to its own sockets of the same
+//! audience ([`Fanout::deliver`]). The `*_here` sends are for what each node works out for itself
+//! from its copy of the queue (queue changes, places in the queue): they are not published.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +20,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify};
 
+use crate::cluster::{Bus, Signal};
 use crate::ids::{AgentId, ConversationId};
-use crate::protocol::Outbound;
+use crate::protocol::{CloseCode, Outbound};
 
 /// The sending end of one socket's outbox; cheap to clone.
 #[derive(Clone)]
@@ -26,6 +32,8 @@ struct Link {
     id: u64,
     tx: mpsc::Sender<Outbound>,
     overflowed: AtomicBool,
+    /// Closed because the node lost its link to the others (not because the client was slow).
+    unlinked: AtomicBool,
     close: Notify,
 }
 
@@ -39,6 +47,16 @@ impl Alarm {
             return;
         }
         self.0.close.notified().await
+    }
+
+    /// The close code to send once [`Alarm::rung`]: `too_slow`, or `reconnect` when the node lost
+    /// its link to the other nodes.
+    pub fn close_code(&self) -> CloseCode {
+        if self.0.unlinked.load(Ordering::Acquire) {
+            CloseCode::Reconnect
+        } else {
+            CloseCode::TooSlow
+        }
     }
 }
 
@@ -57,6 +75,7 @@ pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
         id: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed),
         tx,
         overflowed: AtomicBool::new(false),
+        unlinked: AtomicBool::new(false),
         close: Notify::new(),
     });
     (Outbox(link.clone()), Inbox { rx, link })
@@ -86,6 +105,15 @@ impl Outbox {
     pub fn id(&self) -> u64 {
         self.0.id
     }
+
+    /// Tells the socket to close with `reconnect`: frames may have been missed, the client
+    /// resumes from the store.
+    fn unlink(&self) {
+        self.0.unlinked.store(true, Ordering::Release);
+        if !self.0.overflowed.swap(true, Ordering::AcqRel) {
+            self.0.close.notify_one();
+        }
+    }
 }
 
 impl Inbox {
@@ -114,6 +142,8 @@ impl Inbox {
 #[derive(Clone, Default)]
 pub struct Fanout {
     inner: Arc<Inner>,
+    /// The other nodes, when there are any.
+    bus: Option<Bus>,
 }
 
 #[derive(Default)]
@@ -175,6 +205,20 @@ impl CustomerSeat {
 }
 
 impl Fanout {
+    /// A fan-out that also tells the other nodes (through `bus`) what it sends.
+    pub fn linked(bus: Bus) -> Self {
+        Self {
+            inner: Arc::default(),
+            bus: Some(bus),
+        }
+    }
+
+    fn tell_nodes(&self, signal: impl FnOnce() -> Signal) {
+        if let Some(bus) = &self.bus {
+            bus.publish(signal());
+        }
+    }
+
     /// Adds a customer socket to a conversation's audience.
     pub fn seat_customer(&self, conversation: &ConversationId, outbox: Outbox) -> CustomerSeat {
         let socket = outbox.id();
@@ -206,8 +250,16 @@ impl Fanout {
         }
     }
 
-    /// Sets (or clears) the agent who sees the conversation's frames as `event`s.
+    /// Sets (or clears) the agent who sees the conversation's frames as `event`s, on every node.
     pub fn set_holder(&self, conversation: &ConversationId, holder: Option<AgentId>) {
+        self.tell_nodes(|| Signal::Holder {
+            conversation: conversation.clone(),
+            agent: holder.clone(),
+        });
+        self.set_holder_here(conversation, holder);
+    }
+
+    fn set_holder_here(&self, conversation: &ConversationId, holder: Option<AgentId>) {
         match holder {
             Some(agent) => {
                 self.inner
@@ -236,6 +288,27 @@ impl Fanout {
         except: Option<u64>,
         as_event: impl FnOnce() -> Outbound,
     ) {
+        match &self.bus {
+            None => self.to_conversation_here(conversation, frame, except, as_event),
+            Some(bus) => {
+                let event = as_event();
+                self.to_conversation_here(conversation, frame, except, || event.clone());
+                bus.publish(Signal::Conversation {
+                    conversation: conversation.clone(),
+                    frame: frame.to_string(),
+                    event: event.to_string(),
+                });
+            }
+        }
+    }
+
+    fn to_conversation_here(
+        &self,
+        conversation: &ConversationId,
+        frame: &Outbound,
+        except: Option<u64>,
+        as_event: impl FnOnce() -> Outbound,
+    ) {
         let holder = {
             let Some(audience) = self.inner.conversations.get(conversation) else {
                 return;
@@ -246,12 +319,21 @@ impl Fanout {
             audience.holder.clone()
         };
         if let Some(agent) = holder {
-            self.to_agent(&agent, as_event());
+            self.to_agent_here(&agent, as_event());
         }
     }
 
-    /// Sends a frame to the conversation's customer sockets only.
+    /// Sends a frame to the conversation's customer sockets only, on every node.
     pub fn to_customers(&self, conversation: &ConversationId, frame: Outbound) {
+        self.tell_nodes(|| Signal::Customers {
+            conversation: conversation.clone(),
+            frame: frame.to_string(),
+        });
+        self.to_customers_here(conversation, frame);
+    }
+
+    /// Sends a frame to this node's customer sockets of the conversation.
+    pub fn to_customers_here(&self, conversation: &ConversationId, frame: Outbound) {
         if let Some(audience) = self.inner.conversations.get(conversation) {
             for outbox in &audience.customers {
                 outbox.push(frame.clone());
@@ -259,8 +341,16 @@ impl Fanout {
         }
     }
 
-    /// Sends a frame to every socket of one agent.
+    /// Sends a frame to every socket of one agent, on every node.
     pub fn to_agent(&self, agent: &AgentId, frame: Outbound) {
+        self.tell_nodes(|| Signal::Agent {
+            agent: agent.clone(),
+            frame: frame.to_string(),
+        });
+        self.to_agent_here(agent, frame);
+    }
+
+    fn to_agent_here(&self, agent: &AgentId, frame: Outbound) {
         if let Some(outboxes) = self.inner.agents.get(agent) {
             for outbox in outboxes.iter() {
                 outbox.push(frame.clone());
@@ -268,8 +358,16 @@ impl Fanout {
         }
     }
 
-    /// Sends a frame to every connected agent.
+    /// Sends a frame to every connected agent, on every node.
     pub fn to_all_agents(&self, frame: Outbound) {
+        self.tell_nodes(|| Signal::AllAgents {
+            frame: frame.to_string(),
+        });
+        self.to_all_agents_here(frame);
+    }
+
+    /// Sends a frame to every agent connected to this node.
+    pub fn to_all_agents_here(&self, frame: Outbound) {
         for outboxes in self.inner.agents.iter() {
             for outbox in outboxes.iter() {
                 outbox.push(frame.clone());
@@ -277,7 +375,42 @@ impl Fanout {
         }
     }
 
-    /// Whether any customer socket of the conversation is connected.
+    /// Delivers another node's send to this node's sockets. Signals about the queue are not the
+    /// fan-out's: they are handed back.
+    pub fn deliver(&self, signal: Signal) -> Option<Signal> {
+        match signal {
+            Signal::Conversation {
+                conversation,
+                frame,
+                event,
+            } => self.to_conversation_here(&conversation, &frame.into(), None, || event.into()),
+            Signal::Customers {
+                conversation,
+                frame,
+            } => self.to_customers_here(&conversation, frame.into()),
+            Signal::Agent { agent, frame } => self.to_agent_here(&agent, frame.into()),
+            Signal::AllAgents { frame } => self.to_all_agents_here(frame.into()),
+            Signal::Holder {
+                conversation,
+                agent,
+            } => self.set_holder_here(&conversation, agent),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Closes every socket of this node with `reconnect` (the link to the other nodes was lost:
+    /// frames may have been missed). Clients come back and resume from the store.
+    pub fn close_all(&self) {
+        for audience in self.inner.conversations.iter() {
+            audience.customers.iter().for_each(Outbox::unlink);
+        }
+        for outboxes in self.inner.agents.iter() {
+            outboxes.iter().for_each(Outbox::unlink);
+        }
+    }
+
+    /// Whether any customer socket of the conversation is connected to this node.
     pub fn customer_connected(&self, conversation: &ConversationId) -> bool {
         self.inner
             .conversations

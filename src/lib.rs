@@ -14,7 +14,9 @@
 //! - [`accounts`]: who signs in (agents, admins, editors), roles, tokens.
 //! - [`queue`]: the agents' desk in memory: presence, the queue, who holds what, timers.
 //! - [`protocol`]: every frame on the wire, the context packet, error and close codes.
-//! - [`fanout`]: who receives which frames; each socket's bounded outbox.
+//! - [`cluster`]: several nodes: the Redis link that tells every node what the others did.
+//! - [`fanout`]: who receives which frames (here and, through [`cluster`], on other nodes);
+//!   each socket's bounded outbox.
 //! - [`admission`]: socket slots (customers and agents apart), per-address limits.
 //! - [`conversation`]: the state machine bot → queued → agent → resolved, the sequenced log.
 //! - [`metrics`]: what operators scrape at `/metrics` (Prometheus text), one registry per server.
@@ -29,6 +31,7 @@ pub mod accounts;
 pub mod admission;
 pub mod bot;
 pub mod clock;
+pub mod cluster;
 pub mod conversation;
 pub mod escalation;
 pub mod eval;

@@ -31,6 +31,51 @@ pub struct Settings {
     pub agents: AgentSettings,
     /// Verified customer identity (signed by the operator's backend).
     pub identity: IdentitySettings,
+    /// Several nodes sharing one Postgres store and one Redis.
+    pub cluster: ClusterSettings,
+}
+
+/// Several nodes: what crosses between them (README "Running on several machines").
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// `redis://host:6379` (or `rediss://`, `redis://:password@host`): frames, queue changes and
+    /// claims are told to every node through it. Absent: one node, everything in its memory.
+    /// Needs a Postgres `store.url` that every node shares. The password is never printed.
+    pub redis_url: Option<String>,
+    /// The Redis pub/sub channel the nodes talk on: every node of one cluster names the same, two
+    /// clusters sharing one Redis name different ones.
+    pub channel: String,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            channel: "frontdesk:cluster".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.redis_url.as_deref().map(redact_url);
+        f.debug_struct("ClusterSettings")
+            .field("redis_url", &url)
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced by `***`, to print.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Where the server listens.
@@ -103,13 +148,7 @@ pub enum StoreDurability {
 
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = match url::Url::parse(&self.url) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                let _ = parsed.set_password(Some("***"));
-                parsed.to_string()
-            }
-            _ => self.url.clone(),
-        };
+        let url = redact_url(&self.url);
         f.debug_struct("StoreSettings")
             .field("url", &url)
             .field("durability", &self.durability)

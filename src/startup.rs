@@ -10,6 +10,7 @@ use crate::accounts::identity::IdentityVerifier;
 use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role};
 use crate::admission::Admission;
 use crate::bot::Bot;
+use crate::cluster::{self, Received};
 use crate::conversation::{Conversations, Desk, Parts};
 use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
@@ -30,6 +31,8 @@ pub struct App {
     _watcher: Option<Watcher>,
     _timers: AbortOnDrop,
     _sweeper: AbortOnDrop,
+    /// The link to the other nodes and what hands their signals to this one (several nodes).
+    _cluster: Option<(cluster::Link, AbortOnDrop, AbortOnDrop)>,
 }
 
 /// Stops a background task when the server that started it stops.
@@ -82,6 +85,7 @@ impl App {
             StoreDurability::Full => Durability::Full,
             StoreDurability::Normal => Durability::Normal,
         };
+        let link = link_nodes(&settings).await?;
         let store = Store::connect_with(&settings.store.url, durability)
             .await
             .context("opening the store")?;
@@ -112,16 +116,22 @@ impl App {
             max_queued: limits.max_queued.max(1),
             per_address: limits.queued_per_address.max(1),
         };
+        let queue = Queue::new(settings.handoff.clone(), caps);
+        let fanout = match &link {
+            Some((bus, _, _)) => Fanout::linked(bus.clone()),
+            None => Fanout::default(),
+        };
         let (conversations, desk) = Conversations::new(Parts {
             store: store.clone(),
             bot: bot.clone(),
             policy: Policy::new(settings.escalation.clone()),
             understand,
-            queue: Queue::new(settings.handoff.clone(), caps),
-            fanout: Fanout::default(),
+            queue: queue.clone(),
+            fanout: fanout.clone(),
             admission: admission.clone(),
             queue_snapshot_entries: limits.queue_snapshot_entries,
             metrics: metrics.clone(),
+            cluster: link.as_ref().map(|(bus, _, _)| bus.clone()),
         });
         let (queued, held) = desk
             .restore()
@@ -132,6 +142,10 @@ impl App {
         }
         let timers = spawn_timers(&desk, &settings);
         let sweeper = spawn_sweeper(&accounts);
+        let cluster = link.map(|(bus, received, link)| {
+            let receiver = spawn_receiver(received, fanout, desk.clone());
+            (link, receiver, spawn_staff_news(bus, queue.clone()))
+        });
         let state = AppState {
             conversations,
             desk,
@@ -156,6 +170,7 @@ impl App {
             _watcher: watcher,
             _timers: timers,
             _sweeper: sweeper,
+            _cluster: cluster,
         })
     }
 
@@ -297,6 +312,81 @@ fn spawn_timers(desk: &Desk, settings: &Settings) -> AbortOnDrop {
             if let Err(e) = desk.tick().await {
                 tracing::error!("hand-off timers: {e}");
             }
+        }
+    }))
+}
+
+/// With `cluster.redis_url`: checks the store is one the nodes can share, and links this node
+/// to the others through Redis.
+async fn link_nodes(
+    settings: &Settings,
+) -> anyhow::Result<
+    Option<(
+        cluster::Bus,
+        tokio::sync::mpsc::Receiver<Received>,
+        cluster::Link,
+    )>,
+> {
+    let Some(url) = settings
+        .cluster
+        .redis_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(None);
+    };
+    let store = &settings.store.url;
+    anyhow::ensure!(
+        store.starts_with("postgres://") || store.starts_with("postgresql://"),
+        "cluster.redis_url is set, but store.url is not a Postgres database: several nodes must \
+         share one store. Set store.url = \"postgres://…\" on every node (`frontdesk store migrate \
+         --to postgres://…` copies this node's data), or remove cluster.redis_url to run one node"
+    );
+    Ok(Some(
+        cluster::connect(url, &settings.cluster.channel).await?,
+    ))
+}
+
+/// Hands what other nodes did to this node: frames to its sockets, queue changes to its desk;
+/// when the link is lost, closes every socket with `reconnect` so clients resume from the store.
+fn spawn_receiver(
+    mut received: tokio::sync::mpsc::Receiver<Received>,
+    fanout: Fanout,
+    desk: Desk,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        while let Some(news) = received.recv().await {
+            match news {
+                Received::Lost => fanout.close_all(),
+                Received::Relinked => {
+                    fanout.close_all();
+                    if let Err(e) = desk.resync().await {
+                        tracing::error!("reading the queue again after the link came back: {e}");
+                    }
+                }
+                Received::Signal(signal) => {
+                    if let Some(queue_change) = fanout.deliver(*signal) {
+                        if let Err(e) = desk.apply(queue_change).await {
+                            tracing::error!("applying another node's queue change: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// Tells the other nodes which agents this node has: at once when they change, and every few
+/// seconds (a node that stops telling drops out of the others' "who is online").
+fn spawn_staff_news(bus: cluster::Bus, queue: Queue) -> AbortOnDrop {
+    let every = std::time::Duration::from_millis(crate::queue::STAFF_EVERY_MS);
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            bus.publish(cluster::Signal::Staff {
+                node: bus.node().to_owned(),
+                agents: queue.staff_here(),
+            });
+            let _ = tokio::time::timeout(every, queue.staff_changed()).await;
         }
     }))
 }

@@ -67,7 +67,7 @@ impl std::str::FromStr for Role {
 }
 
 /// An account as the rest of the server sees it (never with its password hash).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     /// Id.
     pub id: AgentId,

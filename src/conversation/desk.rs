@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{message, status, ConversationError, Core};
 use crate::accounts::Account;
 use crate::clock::now_ms;
+use crate::cluster::Signal;
 use crate::escalation::{Reason, ReasonKind};
 use crate::fanout::{AgentSeat, Outbox};
 use crate::ids::{AgentId, ConversationId};
@@ -105,6 +106,16 @@ impl Desk {
             .queue
             .claim(id, agent, now_ms())
             .map_err(ConversationError::Claim)?;
+        let won = core.store_claim(&entry, agent).await;
+        if !matches!(won, Ok(true)) {
+            if won.is_err() {
+                core.queue.claim_lost(id);
+            }
+            core.tell_queue_changes();
+            return Err(won.err().unwrap_or(ConversationError::Claim(
+                crate::queue::ClaimError::AlreadyClaimed,
+            )));
+        }
         let assigned = core.assigned(&entry, agent, AssignedBy::Claim, None).await;
         core.tell_queue_changes();
         core.tell_positions();
@@ -222,6 +233,10 @@ impl Desk {
                 .queue
                 .hand_over(id, to, now_ms())
                 .ok_or(ConversationError::UnknownAgent)?;
+            core.tell_nodes(|| Signal::Taken {
+                entry: entry.clone(),
+                agent: target.clone(),
+            });
             self.unassigned(&agent.id, id, Unassigned::Transferred);
             return core
                 .assigned(&entry, &target, AssignedBy::Transfer, note)
@@ -257,9 +272,41 @@ impl Desk {
             core.finish_resolve(id, holding.entry.handoff_id).await?;
             core.queue.release(id);
             core.fanout.set_holder(id, None);
+            core.tell_nodes(|| Signal::Left {
+                conversation: id.clone(),
+            });
         }
         self.unassigned(&agent.id, id, Unassigned::Resolved);
         core.dispatch().await
+    }
+
+    /// Applies what another node did to the queue (see [`crate::cluster`]): this node's copy
+    /// changes, its consoles see the queue change, and its agents may be assigned what joined.
+    /// Signals for sockets are the fan-out's ([`crate::fanout::Fanout::deliver`]).
+    pub async fn apply(&self, signal: Signal) -> Result<(), ConversationError> {
+        let core = &self.core;
+        match signal {
+            Signal::Queued { entry } => {
+                core.queue.queued_elsewhere(entry);
+                return core.dispatch().await;
+            }
+            Signal::Taken { entry, agent } => core.queue.taken_elsewhere(entry, agent, now_ms()),
+            Signal::Left { conversation } => core.queue.left_elsewhere(&conversation),
+            Signal::Staff { node, agents } => {
+                core.queue.staff_elsewhere(node, agents, now_ms());
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+        core.tell_queue_changes();
+        core.tell_positions();
+        Ok(())
+    }
+
+    /// Several nodes, the link back after being lost: reads this node's copy of the queue again
+    /// from the store.
+    pub async fn resync(&self) -> Result<(), ConversationError> {
+        self.core.resync().await
     }
 
     /// Runs the timers that came due (see `timers`).

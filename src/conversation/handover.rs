@@ -8,6 +8,7 @@ use super::{message, status, ConversationError, Core};
 use crate::accounts::Account;
 use crate::bot::QuickReply;
 use crate::clock::now_ms;
+use crate::cluster::Signal;
 use crate::escalation::Decision;
 use crate::ids::ConversationId;
 use crate::protocol::agent::{AgentServerFrame, AssignedBy, QueueEntry};
@@ -140,9 +141,13 @@ impl Core {
             )
             .await?;
         let handoff_id = entry.handoff_id;
+        let told = self.cluster.is_some().then(|| entry.clone());
         if let Err(full) = self.queue.enqueue(entry) {
             self.store.handoff_abandoned(handoff_id, now_ms()).await?;
             return Err(ConversationError::QueueFull(full));
+        }
+        if let Some(entry) = told {
+            self.tell_nodes(|| Signal::Queued { entry });
         }
         Ok(())
     }
@@ -172,6 +177,15 @@ impl Core {
     pub(super) async fn dispatch(&self) -> Result<(), ConversationError> {
         let mut failed = Ok(());
         for (entry, agent) in self.queue.dispatch(now_ms()) {
+            match self.store_claim(&entry, &agent).await {
+                Ok(true) => {}
+                Ok(false) => continue, // an agent on another node took it
+                Err(e) => {
+                    self.queue.claim_lost(&entry.conversation_id);
+                    failed = Err(e);
+                    continue;
+                }
+            }
             if let Err(e) = self.assigned(&entry, &agent, AssignedBy::Auto, None).await {
                 tracing::error!(conversation = %entry.conversation_id, "announcing an assignment: {e}");
                 failed = Err(e);
@@ -244,6 +258,9 @@ impl Core {
             .await?;
         let team = entry.team.clone();
         self.fanout.set_holder(&id, None);
+        self.tell_nodes(|| Signal::Queued {
+            entry: entry.clone(),
+        });
         self.queue.put_back(entry);
         self.store
             .set_state(&id, State::Queued.as_str(), now)
@@ -267,7 +284,8 @@ impl Core {
                 removed: changes.removed.clone(),
                 total: changes.total,
             };
-            self.fanout.to_all_agents(encode(&frame));
+            // Each node tells its own consoles, from its own copy of the queue.
+            self.fanout.to_all_agents_here(encode(&frame));
         });
     }
 
@@ -278,7 +296,7 @@ impl Core {
                 queue_position,
                 eta_seconds,
             };
-            self.fanout.to_customers(&id, encode(&frame));
+            self.fanout.to_customers_here(&id, encode(&frame));
         }
     }
 

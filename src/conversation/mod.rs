@@ -22,8 +22,10 @@ mod turn;
 
 use std::sync::Arc;
 
+use crate::accounts::Account;
 use crate::admission::Admission;
 use crate::bot::Bot;
+use crate::cluster::{Bus, Signal};
 use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
 use crate::ids::{AgentId, ConversationId};
@@ -33,7 +35,7 @@ use crate::nlu::NluError;
 use crate::protocol::agent::AgentServerFrame;
 use crate::protocol::customer::{MessageFrame, Sender, ServerFrame, State, StatusFrame};
 use crate::protocol::{encode, to_json, ErrorCode, Outbound, StoredFrame};
-use crate::queue::{ClaimError, Queue, QueueFull};
+use crate::queue::{ClaimError, Queue, QueueFull, Waiting};
 use crate::store::{Appended, NewEvent, Store, StoreError};
 
 pub use choice::Chosen;
@@ -171,6 +173,9 @@ pub(crate) struct Core {
     metrics: Metrics,
     /// Customer turns at work on the models and the bot ([`TURNS_IN_FLIGHT`]).
     turns: tokio::sync::Semaphore,
+    /// The other nodes, when there are any: queue changes go to them, and the store decides
+    /// claims.
+    cluster: Option<Bus>,
 }
 
 /// The parts a [`Core`] is built from.
@@ -193,6 +198,8 @@ pub struct Parts {
     pub queue_snapshot_entries: usize,
     /// What operators scrape.
     pub metrics: Metrics,
+    /// The other nodes (`cluster.redis_url`), or `None` for a node on its own.
+    pub cluster: Option<Bus>,
 }
 
 /// The customers' side of conversations; clone it freely.
@@ -218,6 +225,7 @@ impl Conversations {
             queue_snapshot_entries: parts.queue_snapshot_entries,
             metrics: parts.metrics,
             turns: tokio::sync::Semaphore::new(TURNS_IN_FLIGHT),
+            cluster: parts.cluster,
         });
         (Conversations { core: core.clone() }, Desk::from_core(core))
     }
@@ -229,6 +237,65 @@ impl Conversations {
 }
 
 impl Core {
+    /// Tells the other nodes (if any) what changed in the queue.
+    fn tell_nodes(&self, signal: impl FnOnce() -> Signal) {
+        if let Some(bus) = &self.cluster {
+            bus.publish(signal());
+        }
+    }
+
+    /// With several nodes, asks the store whether `agent` may take the hand-off of `entry`: of
+    /// any number of claims, on any nodes, exactly one is told yes. A node on its own decides in
+    /// its queue alone (always yes here).
+    async fn store_claim(
+        &self,
+        entry: &Waiting,
+        agent: &Account,
+    ) -> Result<bool, ConversationError> {
+        if self.cluster.is_none() {
+            return Ok(true);
+        }
+        let won = self
+            .store
+            .claim_handoff(entry.handoff_id, &agent.id, crate::clock::now_ms())
+            .await?;
+        if won {
+            self.tell_nodes(|| Signal::Taken {
+                entry: entry.clone(),
+                agent: agent.clone(),
+            });
+        } else {
+            self.queue.claim_lost(&entry.conversation_id);
+        }
+        Ok(won)
+    }
+
+    /// With several nodes, counts a new conversation from `origin` against the budget all nodes
+    /// share (`limits.new_conversations_per_address_per_minute` in a minute's window), so a
+    /// client cannot multiply it by spreading over the nodes.
+    async fn within_shared_budget(
+        &self,
+        origin: std::net::IpAddr,
+    ) -> Result<(), ConversationError> {
+        let Some(bus) = &self.cluster else {
+            return Ok(());
+        };
+        let per_minute = self.admission.conversations_per_minute();
+        if per_minute <= 0.0 {
+            return Ok(());
+        }
+        let window = crate::clock::now_ms() / 60_000;
+        let key = format!("conversations:{origin}:{window}");
+        if bus.within(&key, per_minute.ceil() as u32, 60).await {
+            Ok(())
+        } else {
+            let left = 60 - (crate::clock::now_ms() / 1000) % 60;
+            Err(ConversationError::TooManyConversations {
+                retry_after: left.max(1) as u32,
+            })
+        }
+    }
+
     /// The lock that serialises what happens to `conversation`.
     async fn lock(&self, conversation: &ConversationId) -> tokio::sync::MutexGuard<'_, ()> {
         use std::hash::BuildHasher;

@@ -203,6 +203,7 @@ impl Conversations {
                 .map_err(|refused| ConversationError::TooManyConversations {
                     retry_after: refused.retry_after(),
                 })?;
+            core.within_shared_budget(session.origin).await?;
             let visitor = serde_json::to_string(&session.visitor).unwrap_or_else(|_| "{}".into());
             core.store
                 .create_conversation(&session.id, &session.token_hash, &visitor, now)

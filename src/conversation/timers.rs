@@ -5,6 +5,7 @@
 use super::{message, status, ConversationError, Core};
 use crate::accounts;
 use crate::clock::now_ms;
+use crate::cluster::Signal;
 use crate::escalation::Reason;
 use crate::ids::ConversationId;
 use crate::protocol::agent::{AgentServerFrame, Unassigned};
@@ -83,6 +84,9 @@ impl Core {
         let _guard = self.lock(id).await;
         let now = now_ms();
         self.store.handoff_abandoned(entry.handoff_id, now).await?;
+        self.tell_nodes(|| Signal::Left {
+            conversation: id.clone(),
+        });
         self.store.set_state(id, State::Bot.as_str(), now).await?;
         self.append_status(id, status(State::Bot)).await?;
         let text = "Nobody could take this conversation while you were away, so I'm back. Ask for a person again whenever you like.";
@@ -96,9 +100,38 @@ impl Core {
     /// and every one an agent held back with that agent (a held conversation whose agent account
     /// is gone waits in the queue again). Returns `(queued, held)`.
     pub(super) async fn restore(&self) -> Result<(usize, usize), ConversationError> {
+        let now = now_ms();
+        let (queued, held) = self.open_in_store(true, now).await?;
+        let counts = (queued.len(), held.len());
+        let pickups = self.store.recent_pickup_ms(PICKUPS_KEPT as i64).await?;
+        self.queue.restore(queued, held, pickups, now);
+        if self.cluster.is_some() {
+            // Another node may be running these already: no timers here for what it restored.
+            self.queue.restored_elsewhere();
+        }
+        Ok(counts)
+    }
+
+    /// Several nodes, after the link to the others was lost and is back: this node's copy of
+    /// the queue is read again from the store (what changed meanwhile was never told).
+    pub(super) async fn resync(&self) -> Result<(), ConversationError> {
+        let now = now_ms();
+        let (queued, held) = self.open_in_store(false, now).await?;
+        self.queue.replace(queued, held, now);
+        self.tell_queue_changes();
+        self.tell_positions();
+        Ok(())
+    }
+
+    /// The conversations waiting for a person and those an agent holds, as the store has them.
+    /// With `repair`, a conversation whose state says otherwise is set to `queued`.
+    async fn open_in_store(
+        &self,
+        repair: bool,
+        now: i64,
+    ) -> Result<(Vec<Waiting>, Vec<Holding>), ConversationError> {
         let store = &self.store;
         let default_team = &self.queue.settings().default_team;
-        let now = now_ms();
         let (mut queued, mut held) = (Vec::new(), Vec::new());
         for (h, state) in store.open_handoffs().await? {
             let id = ConversationId::from(h.conversation_id);
@@ -143,16 +176,13 @@ impl Core {
                     })
                 }
                 None => {
-                    if state != State::Queued.as_str() {
+                    if repair && state != State::Queued.as_str() {
                         store.set_state(&id, State::Queued.as_str(), now).await?;
                     }
                     queued.push(entry)
                 }
             }
         }
-        let counts = (queued.len(), held.len());
-        let pickups = store.recent_pickup_ms(PICKUPS_KEPT as i64).await?;
-        self.queue.restore(queued, held, pickups, now);
-        Ok(counts)
+        Ok((queued, held))
     }
 }

@@ -86,7 +86,7 @@ pub(super) async fn run_until<H: Handler>(
     let close = loop {
         tokio::select! {
             biased;
-            _ = alarm.rung() => break Some(Close::Code(CloseCode::TooSlow)),
+            _ = alarm.rung() => break Some(Close::Code(alarm.close_code())),
             code = &mut stop => break Some(Close::Code(code)),
             frame = inbox.recv() => {
                 let Some(frame) = frame else { break None };
@@ -247,7 +247,7 @@ async fn write(
     tokio::select! {
         biased;
         done = writing => done.map_err(|_| None),
-        _ = alarm.rung() => Err(Some(CloseCode::TooSlow)),
+        _ = alarm.rung() => Err(Some(alarm.close_code())),
         _ = tokio::time::sleep(idle) => Err(Some(CloseCode::IdleTimeout)),
     }
 }

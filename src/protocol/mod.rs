@@ -33,6 +33,9 @@ pub enum CloseCode {
     /// 4003: the agent's login token expired or was revoked (logout, an admin, a new
     /// password); log in again.
     LoggedOut,
+    /// 4004: the server lost its link to the other nodes (several nodes, `cluster.redis_url`) and
+    /// may have missed frames; reconnect and resume from `last_seq`.
+    Reconnect,
     /// 1011: the server failed handling a frame; reconnect.
     InternalError,
 }
@@ -45,6 +48,7 @@ impl CloseCode {
             CloseCode::TooSlow => 4001,
             CloseCode::IdleTimeout => 4002,
             CloseCode::LoggedOut => 4003,
+            CloseCode::Reconnect => 4004,
             CloseCode::InternalError => 1011,
         }
     }
@@ -59,6 +63,9 @@ impl CloseCode {
             CloseCode::IdleTimeout => "idle_timeout: nothing heard from the client; reconnect",
             CloseCode::LoggedOut => {
                 "logged_out: the login token expired or was revoked; log in again"
+            }
+            CloseCode::Reconnect => {
+                "reconnect: this server lost its link to the others; reconnect and resume from last_seq"
             }
             CloseCode::InternalError => "internal_error: reconnect",
         }

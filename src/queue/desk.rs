@@ -29,6 +29,7 @@ impl Drop for StaffGuard {
         };
         staff.sockets = staff.sockets.saturating_sub(1);
         if staff.sockets == 0 {
+            self.inner.staff_changed.notify_one();
             if staff.chats.is_empty() {
                 state.staff.remove(&self.agent);
             } else {
@@ -46,6 +47,7 @@ impl Queue {
                 settings,
                 caps,
                 state: Default::default(),
+                staff_changed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -76,6 +78,7 @@ impl Queue {
         staff.account = account;
         staff.sockets += 1;
         staff.left_at = None;
+        self.inner.staff_changed.notify_one();
         StaffGuard {
             inner: self.inner.clone(),
             agent: id,
@@ -86,6 +89,7 @@ impl Queue {
     pub fn set_presence(&self, agent: &AgentId, status: Presence) {
         if let Some(staff) = self.inner.lock().staff.get_mut(agent) {
             staff.status = status;
+            self.inner.staff_changed.notify_one();
         }
     }
 
@@ -110,6 +114,20 @@ impl Queue {
                 chats: s.chats.len(),
             })
             .collect();
+        for (account, status) in super::replica::online_elsewhere(&state, now_ms()) {
+            if agents.iter().all(|a| a.account.id != account.id) {
+                let chats = state
+                    .holders
+                    .values()
+                    .filter(|h| h.agent.id == account.id)
+                    .count();
+                agents.push(StaffView {
+                    account: account.clone(),
+                    status,
+                    chats,
+                });
+            }
+        }
         agents.sort_by(|a, b| {
             (&a.account.name, &a.account.id).cmp(&(&b.account.name, &b.account.id))
         });
@@ -124,7 +142,11 @@ impl Queue {
                 return Err(Unavailable::OutsideHours);
             }
         }
-        if self.inner.lock().staff.values().any(|s| s.takes_new(team)) {
+        let state = self.inner.lock();
+        let serves = |a: &Account| a.teams.is_empty() || a.teams.iter().any(|t| t == team);
+        let elsewhere = super::replica::online_elsewhere(&state, now_ms)
+            .any(|(a, p)| p == Presence::Online && serves(a));
+        if elsewhere || state.staff.values().any(|s| s.takes_new(team)) {
             Ok(())
         } else {
             Err(Unavailable::NoAgentOnline)
@@ -333,6 +355,7 @@ impl Queue {
     pub fn abandon(&self, conversation: &ConversationId) -> Option<Waiting> {
         let mut state = self.inner.lock();
         let entry = state.queue.remove(conversation)?;
+        state.remote.remove(conversation);
         state.touch(conversation);
         Some(entry)
     }
@@ -442,6 +465,7 @@ impl Queue {
 
 fn insert(state: &mut State, entry: Waiting) {
     let id = entry.conversation_id.clone();
+    state.remote.remove(&id);
     state.queue.insert(id.clone(), entry);
     state.touch(&id);
 }

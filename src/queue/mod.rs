@@ -6,9 +6,12 @@
 //!
 //! Everything sits under one short-lived lock (never held across an `.await`), which makes a
 //! claim atomic: of two agents claiming at once exactly one takes the conversation out of the
-//! queue. With several nodes this state moves to the database (`FOR UPDATE SKIP LOCKED`).
+//! queue. With several nodes each node holds a copy (`replica`): what the other nodes did arrives
+//! through [`crate::cluster`], a claim is decided by the store (`Store::claim_handoff`), and the
+//! timers of an entry run on the node that queued it or whose agent holds it.
 
 mod desk;
+mod replica;
 mod timers;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,13 +26,14 @@ use crate::ids::{AgentId, ConversationId};
 use crate::settings::HandoffSettings;
 
 pub use desk::StaffGuard;
+pub use replica::{STAFF_EVERY_MS, STAFF_HOLDS_MS};
 pub use timers::{within_hours, Due};
 
 /// Recent pickup times kept for the expected wait.
 pub const PICKUPS_KEPT: usize = 20;
 
 /// A conversation waiting for (or held by) an agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Waiting {
     /// The conversation.
     pub conversation_id: ConversationId,
@@ -180,6 +184,9 @@ struct Inner {
     settings: HandoffSettings,
     caps: Caps,
     state: Mutex<State>,
+    /// Rings when this node's agents connect, leave or change presence (several nodes: the
+    /// others are told at once).
+    staff_changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -190,6 +197,11 @@ struct State {
     pickups_ms: VecDeque<i64>,
     /// Conversations whose queue entry changed since agents were last told, in order.
     changed: Vec<ConversationId>,
+    /// Conversations queued or held through another node (several nodes): that node runs their
+    /// timers.
+    remote: HashSet<ConversationId>,
+    /// The agents connected to other nodes, by node, as last told, until when it holds (Unix ms).
+    elsewhere: HashMap<String, (Vec<(Account, Presence)>, i64)>,
 }
 
 /// An agent the desk knows: connected, or gone while holding conversations.
@@ -235,6 +247,7 @@ impl State {
         if let Some(staff) = self.staff.get_mut(&agent.id) {
             staff.chats.insert(entry.conversation_id.clone());
         }
+        self.remote.remove(&entry.conversation_id);
         self.holders.insert(
             entry.conversation_id.clone(),
             Holding {
@@ -249,6 +262,7 @@ impl State {
 
     fn untake(&mut self, conversation: &ConversationId) -> Option<Holding> {
         let holding = self.holders.remove(conversation)?;
+        self.remote.remove(conversation);
         if let Some(staff) = self.staff.get_mut(&holding.agent.id) {
             staff.chats.remove(conversation);
             if staff.sockets == 0 && staff.chats.is_empty() {

@@ -268,3 +268,46 @@ fn a_queued_customer_who_stays_away_is_abandoned_after_the_timeout() {
 fn now_ms_for_test() -> i64 {
     crate::clock::now_ms()
 }
+
+#[test]
+fn another_nodes_entries_are_shown_but_timed_there_and_a_resync_keeps_what_was_timed_here() {
+    let settings = HandoffSettings {
+        pickup_timeout_seconds: 1.0,
+        ..HandoffSettings::default()
+    };
+    let q = queue(settings);
+    q.enqueue(waiting("mine", "general", 0, 0)).unwrap();
+    q.queued_elsewhere(waiting("theirs", "general", 0, 0));
+    assert_eq!(q.queued(), ids(&["mine", "theirs"]));
+    // Only this node's entry comes due here.
+    let due = q.due(5_000, |_| true);
+    let unpicked: Vec<&str> = due.unpicked.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(unpicked, ["mine"]);
+    // Another node's agent took "theirs"; "mine" left elsewhere.
+    q.taken_elsewhere(
+        waiting("theirs", "general", 0, 0),
+        agent("bob", &[], 3),
+        6_000,
+    );
+    assert_eq!(q.holder_id(&"theirs".into()), Some("bob".into()));
+    q.left_elsewhere(&"mine".into());
+    assert!(q.queued().is_empty());
+    // Read again from the store: what it holds replaces the copy; ownership is kept.
+    q.enqueue(waiting("mine", "general", 0, 0)).unwrap();
+    q.replace(
+        vec![
+            waiting("mine", "general", 0, 0),
+            waiting("new", "general", 0, 0),
+        ],
+        Vec::new(),
+        7_000,
+    );
+    assert_eq!(q.holder_id(&"theirs".into()), None);
+    let due = q.due(60_000, |_| true);
+    let unpicked: Vec<&str> = due.unpicked.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        unpicked,
+        ["mine"],
+        "an entry first heard of in the store is not timed here"
+    );
+}

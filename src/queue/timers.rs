@@ -46,7 +46,11 @@ impl Queue {
         let mut state = self.inner.lock();
         let mut due = Due::default();
         let mut raised = Vec::new();
+        let remote = std::mem::take(&mut state.remote);
         for w in state.queue.values_mut() {
+            if remote.contains(&w.conversation_id) {
+                continue;
+            }
             let waited = now - w.escalated_at;
             if pickup > 0 && waited >= pickup * (w.alerts as i64 + 1) {
                 w.alerts += 1;
@@ -67,7 +71,7 @@ impl Queue {
         for id in &raised {
             state.touch(id);
         }
-        for (c, h) in &state.holders {
+        for (c, h) in state.holders.iter().filter(|(c, _)| !remote.contains(*c)) {
             let left_at = match state.staff.get(&h.agent.id) {
                 Some(s) if s.sockets > 0 => None,
                 Some(s) => s.left_at,
@@ -81,6 +85,7 @@ impl Queue {
                 }
             }
         }
+        state.remote = remote;
         due
     }
 }

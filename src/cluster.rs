@@ -1,0 +1,471 @@
+//! Several nodes: the Redis link that carries what crosses between them.
+//!
+//! Postgres is the single truth (conversations, every frame with its sequence number, hand-offs
+//! and who holds them: `Store::claim_handoff` decides a claim). What lives in a node's memory is
+//! its sockets and its copy of the queue; Redis tells every node what the others did, on one
+//! pub/sub channel (`cluster.channel`):
+//!
+//! - a frame for a conversation, one agent, every agent, or a conversation's customers: each node
+//!   delivers it to its own sockets of that audience ([`crate::fanout`]);
+//! - who holds a conversation (so the node of the customer's socket sends the agent events);
+//! - queue changes: a conversation joined the queue, was taken by an agent, or left it; each node
+//!   updates its copy and tells its own consoles;
+//! - the agents each node has (presence).
+//!
+//! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
+//! conversations per client address), so N nodes do not allow N times as much.
+//!
+//! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
+//! they come back. Publishes leave in the order they were made (one connection, one task), so
+//! the frames of one conversation from one node arrive in order. Nothing is stored in Redis: when
+//! the link drops, every socket of the node is closed with 4004 `reconnect`, and clients resume
+//! from the store with their `last_seq`; a missed publish costs latency, never a message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::accounts::Account;
+use crate::ids::{AgentId, ConversationId};
+use crate::queue::{Presence, Waiting};
+use crate::settings::redact_url;
+
+/// Signals waiting to be published; past this the link counts as lost (sockets resume).
+const PUBLISH_BACKLOG: usize = 65_536;
+
+/// Signals received and not yet handled by the node.
+const RECEIVE_BACKLOG: usize = 65_536;
+
+/// How long to wait for Redis at start-up and between attempts to reconnect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What one node tells the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "signal", rename_all = "snake_case")]
+pub enum Signal {
+    /// A conversation's frame: for its customer sockets, and as `event` for its holder's.
+    Conversation {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The frame customers get.
+        frame: String,
+        /// The same frame wrapped as the holder's `event`.
+        event: String,
+    },
+    /// A frame for a conversation's customer sockets only.
+    Customers {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The frame.
+        frame: String,
+    },
+    /// A frame for every socket of one agent.
+    Agent {
+        /// The agent.
+        agent: AgentId,
+        /// The frame.
+        frame: String,
+    },
+    /// A frame for every agent's sockets.
+    AllAgents {
+        /// The frame.
+        frame: String,
+    },
+    /// The agent who sees the conversation's frames changed.
+    Holder {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The agent, or nobody.
+        agent: Option<AgentId>,
+    },
+    /// A conversation joined (or went back to) the queue.
+    Queued {
+        /// Its entry.
+        entry: Waiting,
+    },
+    /// An agent took a conversation (a claim, an assignment, a transfer) and the store agreed.
+    Taken {
+        /// Its entry.
+        entry: Waiting,
+        /// The agent who holds it now.
+        agent: Account,
+    },
+    /// A conversation left the queue and its holder (resolved, or abandoned).
+    Left {
+        /// The conversation.
+        conversation: ConversationId,
+    },
+    /// The agents connected to a node now, with their presence (sent at every change and every
+    /// few seconds; a node that stops sending drops out).
+    Staff {
+        /// The node.
+        node: String,
+        /// Its agents.
+        agents: Vec<(Account, Presence)>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// The node that sent it.
+    from: String,
+    #[serde(flatten)]
+    signal: Signal,
+}
+
+/// What the link hands the node: another node's signal, or news of the link itself.
+#[derive(Debug)]
+pub enum Received {
+    /// Another node's signal.
+    Signal(Box<Signal>),
+    /// The link to Redis was lost (or too many signals wait to be published): what other nodes
+    /// do is unknown, so every socket must resume from the store.
+    Lost,
+    /// The link is back after being lost: sockets opened meanwhile must resume too, and the
+    /// copy of the queue be read again from the store.
+    Relinked,
+}
+
+/// Publishes signals; cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    node: Arc<str>,
+    channel: Arc<str>,
+    tx: mpsc::Sender<String>,
+    lost: mpsc::Sender<Received>,
+    /// For the budgets every node counts against (a connection of its own).
+    counters: redis::aio::MultiplexedConnection,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("node", &self.node).finish()
+    }
+}
+
+impl Bus {
+    /// This node's id on the bus.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Counts one more use of the budget `key` in the current window of `window_seconds`, on
+    /// every node together; true while at most `limit` were counted. When Redis does not answer
+    /// the use is let through (each node's own limit still holds) and the failure logged.
+    pub async fn within(&self, key: &str, limit: u32, window_seconds: u64) -> bool {
+        let key = format!("{}:budget:{key}", self.channel);
+        let mut conn = self.counters.clone();
+        let counted: redis::RedisResult<(i64,)> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("EX")
+            .arg(window_seconds.max(1))
+            .arg("NX")
+            .ignore()
+            .incr(&key, 1)
+            .query_async(&mut conn)
+            .await;
+        match counted {
+            Ok((n,)) => n <= i64::from(limit),
+            Err(e) => {
+                tracing::warn!("a shared budget could not be counted in Redis ({e}); this node's own limit applies");
+                true
+            }
+        }
+    }
+
+    /// Sends a signal to every other node, after the ones sent before it; never waits.
+    pub fn publish(&self, signal: Signal) {
+        let envelope = Envelope {
+            from: self.node.to_string(),
+            signal,
+        };
+        let text = match serde_json::to_string(&envelope) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!("a cluster signal could not be written: {e}");
+                return;
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(text) {
+            tracing::error!(
+                "{PUBLISH_BACKLOG} cluster signals wait for Redis: the link counts as lost"
+            );
+            let _ = self.lost.try_send(Received::Lost);
+        }
+    }
+}
+
+/// Why the link could not be made at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Not a Redis URL.
+    #[error("cluster.redis_url `{url}` is not a Redis URL ({reason}); write redis://host:6379")]
+    BadUrl {
+        /// The URL, its password hidden.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// Redis did not answer.
+    #[error("cannot reach Redis at {url}: {reason}; start it, or correct cluster.redis_url (remove it to run one node on its own)")]
+    Unreachable {
+        /// The URL, its password hidden.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The link's background tasks; they stop when this is dropped.
+pub struct Link {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Connects to Redis (checking it answers), subscribes, and starts publishing. Returns the
+/// publishing handle, what other nodes send (and news of the link), and the tasks' owner.
+pub async fn connect(
+    url: &str,
+    channel: &str,
+) -> Result<(Bus, mpsc::Receiver<Received>, Link), ClusterError> {
+    let channel: Arc<str> = channel.into();
+    let shown = redact_url(url);
+    let client = redis::Client::open(url).map_err(|e| ClusterError::BadUrl {
+        url: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let unreachable = |reason: String| ClusterError::Unreachable {
+        url: shown.clone(),
+        reason,
+    };
+    let publisher =
+        tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+    let subscriber = subscribe(&client, &channel)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let node: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    let (tx, rx) = mpsc::channel(PUBLISH_BACKLOG);
+    let (received_tx, received) = mpsc::channel(RECEIVE_BACKLOG);
+    let counters = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let bus = Bus {
+        node: node.clone(),
+        channel: channel.clone(),
+        tx,
+        lost: received_tx.clone(),
+        counters,
+    };
+    let tasks = vec![
+        tokio::spawn(publish_loop(client.clone(), channel.clone(), publisher, rx)),
+        tokio::spawn(receive_loop(
+            client,
+            channel.clone(),
+            subscriber,
+            node,
+            received_tx,
+        )),
+    ];
+    tracing::info!(redis = %shown, %channel, node = %bus.node(), "linked to the other nodes through Redis");
+    Ok((bus, received, Link { tasks }))
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer from Redis",
+            ))
+        })??;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// Publishes in order. A publish that fails is sent again once Redis answers, before anything
+/// newer: the other nodes get every signal, late rather than never (their sockets were closed
+/// and resumed meanwhile, and drop what they already have by its sequence number).
+async fn publish_loop(
+    client: redis::Client,
+    channel: Arc<str>,
+    mut conn: redis::aio::MultiplexedConnection,
+    mut rx: mpsc::Receiver<String>,
+) {
+    while let Some(text) = rx.recv().await {
+        loop {
+            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(&*channel)
+                .arg(&text)
+                .query_async(&mut conn)
+                .await;
+            let Err(e) = sent else { break };
+            tracing::error!("publishing to Redis failed: {e}; trying again every {RETRY_EVERY:?}");
+            conn = loop {
+                tokio::time::sleep(RETRY_EVERY).await;
+                match client.get_multiplexed_async_connection().await {
+                    Ok(conn) => break conn,
+                    Err(e) => tracing::warn!("Redis still unreachable: {e}"),
+                }
+            };
+            tracing::info!("publishing to Redis again");
+        }
+    }
+}
+
+/// Hands other nodes' signals to the node; when the subscription ends, says the link is lost
+/// and subscribes again.
+async fn receive_loop(
+    client: redis::Client,
+    channel: Arc<str>,
+    mut pubsub: redis::aio::PubSub,
+    node: Arc<str>,
+    received: mpsc::Sender<Received>,
+) {
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            while let Some(message) = messages.next().await {
+                let Ok(text) = message.get_payload::<String>() else {
+                    continue;
+                };
+                match serde_json::from_str::<Envelope>(&text) {
+                    Ok(envelope) if *envelope.from == *node => {}
+                    Ok(envelope) => {
+                        if received
+                            .send(Received::Signal(Box::new(envelope.signal)))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!("an unreadable cluster signal was ignored: {e}"),
+                }
+            }
+        }
+        tracing::error!("the Redis subscription ended; sockets will resume from the store");
+        if received.send(Received::Lost).await.is_err() {
+            return;
+        }
+        pubsub = loop {
+            tokio::time::sleep(RETRY_EVERY).await;
+            match subscribe(&client, &channel).await {
+                Ok(pubsub) => break pubsub,
+                Err(e) => tracing::warn!("Redis still unreachable: {e}"),
+            }
+        };
+        tracing::info!("listening to the other nodes again");
+        // Sockets that connected while the link was down missed other nodes' frames.
+        if received.send(Received::Relinked).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Role;
+
+    fn entry() -> Waiting {
+        Waiting {
+            conversation_id: "c1".into(),
+            handoff_id: 7,
+            team: "billing".into(),
+            priority: 2,
+            reasons: Vec::new(),
+            escalated_at: 1_000,
+            customer: Some("Ada".into()),
+            preview: "where is my refund".into(),
+            origin: Some("10.0.0.9".parse().unwrap()),
+            declined: ["ann".into()].into_iter().collect(),
+            alerts: 1,
+            shown_position: 3,
+            customer_away_since: None,
+        }
+    }
+
+    fn account() -> Account {
+        Account {
+            id: "sam".into(),
+            name: "Sam".into(),
+            email: "sam@example.com".into(),
+            role: Role::Agent,
+            teams: vec!["billing".into()],
+            max_chats: 3,
+        }
+    }
+
+    #[test]
+    fn every_signal_reads_back_as_it_was_sent() {
+        let signals = [
+            Signal::Conversation {
+                conversation: "c1".into(),
+                frame: r#"{"type":"message"}"#.into(),
+                event: r#"{"type":"event"}"#.into(),
+            },
+            Signal::Customers {
+                conversation: "c1".into(),
+                frame: "f".into(),
+            },
+            Signal::Agent {
+                agent: "sam".into(),
+                frame: "f".into(),
+            },
+            Signal::AllAgents { frame: "f".into() },
+            Signal::Holder {
+                conversation: "c1".into(),
+                agent: Some("sam".into()),
+            },
+            Signal::Queued { entry: entry() },
+            Signal::Taken {
+                entry: entry(),
+                agent: account(),
+            },
+            Signal::Left {
+                conversation: "c1".into(),
+            },
+            Signal::Staff {
+                node: "n2".into(),
+                agents: vec![(account(), Presence::Away)],
+            },
+        ];
+        for signal in signals {
+            let text = serde_json::to_string(&Envelope {
+                from: "n1".into(),
+                signal: signal.clone(),
+            })
+            .unwrap();
+            let back: Envelope = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{text} does not read back: {e}"));
+            assert_eq!(back.from, "n1");
+            assert_eq!(
+                format!("{:?}", back.signal),
+                format!("{signal:?}"),
+                "{text}"
+            );
+        }
+    }
+}

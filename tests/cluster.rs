@@ -1,0 +1,579 @@
+//! Several nodes (issue 13): three servers on one Postgres database and one Redis, as three
+//! machines behind a load balancer without sticky sessions would be. A customer on node 1 and
+//! their agent on node 2 chat, each message arriving once and in order; two agents on different
+//! nodes claim one chat and exactly one wins; an agent on one node counts as online on the
+//! others; a customer who comes back on node 3 with `last_seq`
+//! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
+//! the store without losing a message, and live delivery comes back with Redis; a node refuses to
+//! start linked to others on a SQLite store.
+//!
+//! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
+//! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
+//! test says it is skipped and passes, unless FRONTDESK_REQUIRE_POSTGRES=1 (CI): then it fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app_with, AgentClient, Client, TestApp};
+
+const WAIT: Duration = Duration::from_secs(10);
+use serde_json::{json, Value};
+
+/// The Postgres and Redis to test against, or `None` after saying on the terminal that `test` is
+/// skipped and why.
+fn services(test: &str) -> Option<(String, String)> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    match (var("FRONTDESK_TEST_POSTGRES"), var("FRONTDESK_TEST_REDIS")) {
+        (Some(pg), Some(redis)) => Some((pg, redis)),
+        _ if std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES or FRONTDESK_TEST_REDIS is unset: run the tests under scripts/with-postgres.sh scripts/with-redis.sh (as `make test` does)")
+        }
+        (pg, _) => {
+            use std::io::Write;
+            let missing = if pg.is_none() {
+                "FRONTDESK_TEST_POSTGRES"
+            } else {
+                "FRONTDESK_TEST_REDIS"
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped cluster.rs {test}: {missing} is unset (`make test` starts Postgres and \
+                 Redis with scripts/with-postgres.sh and scripts/with-redis.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// A new, empty database on the server of `admin`; its URL.
+async fn fresh_database(admin: &str) -> String {
+    let name = format!("frontdesk_cluster_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(admin)
+        .await
+        .expect("connect to FRONTDESK_TEST_POSTGRES");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("FRONTDESK_TEST_POSTGRES's user may create databases");
+    pool.close().await;
+    let mut url = url::Url::parse(admin).expect("a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// `count` nodes on the fresh database `url`, linked through `redis` on `channel`.
+async fn nodes_on(url: &str, redis: &str, channel: &str, count: usize) -> Vec<TestApp> {
+    nodes_with(url, redis, channel, count, |_| {}).await
+}
+
+/// As [`nodes_on`], with the settings changed by `tweak` too.
+async fn nodes_with(
+    url: &str,
+    redis: &str,
+    channel: &str,
+    count: usize,
+    tweak: fn(&mut frontdesk::settings::Settings),
+) -> Vec<TestApp> {
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        let (url, redis, channel) = (url.to_owned(), redis.to_owned(), channel.to_owned());
+        nodes.push(
+            spawn_app_with(move |s| {
+                s.store.url = url;
+                s.cluster.redis_url = Some(redis);
+                s.cluster.channel = channel;
+                s.handoff.auto_assign = false;
+                s.limits.message_burst = 50.0;
+                tweak(s);
+            })
+            .await,
+        );
+    }
+    nodes
+}
+
+/// Three nodes on a fresh database and a channel of their own on the Redis (tests run at once),
+/// agents assigned by claim only, customers allowed to type faster than people do.
+async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
+    let url = fresh_database(admin).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_on(&url, redis, &channel, 3).await;
+    nodes.try_into().ok().expect("three nodes")
+}
+
+/// The next frame of `customer` that `pred` accepts, skipping the others (status, system
+/// messages, typing).
+async fn next_frame(customer: &mut Client, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let frame = customer.recv().await;
+        if pred(&frame) {
+            return frame;
+        }
+    }
+}
+
+/// A customer on `node` who asked for a person; their conversation's id and session.
+async fn queued_customer(node: &TestApp) -> (Client, String, String) {
+    let mut customer = node.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    next_frame(&mut customer, |f| f["state"] == "queued").await;
+    (customer, id, session)
+}
+
+/// `agent` sees `id` in its queue (told by another node), claims it, and is assigned it.
+async fn claim(agent: &mut AgentClient, id: &str) {
+    agent
+        .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
+        .await;
+    agent
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    let assigned = agent.next("assigned").await;
+    assert_eq!(assigned["conversation_id"], id);
+}
+
+/// Frames arriving on the customer's socket within a short quiet time.
+async fn rest_of(customer: &mut Client) -> Vec<Value> {
+    customer.drain(Duration::from_millis(700)).await
+}
+
+#[tokio::test]
+async fn a_customer_on_node_1_and_an_agent_on_node_2_chat_each_message_once_and_in_order() {
+    let Some((pg, redis)) = services("a_customer_on_node_1_and_an_agent_on_node_2_chat") else {
+        return;
+    };
+    let [one, two, _three] = three_nodes(&pg, &redis).await;
+    let token = two.agent_token("Sam", &[]).await;
+    let mut sam = two.agent(&token).await;
+    let (mut customer, id, _) = queued_customer(&one).await;
+    claim(&mut sam, &id).await;
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    assert_eq!(
+        joined["agent"], "Sam",
+        "the widget on node 1 says who joined"
+    );
+
+    // Each side writes several messages before reading: they must arrive in the order written.
+    for i in 0..5 {
+        customer
+            .send(json!({"type": "message", "client_id": format!("m{i}"), "text": format!("customer says {i}")}))
+            .await;
+    }
+    for i in 0..5 {
+        let seen = sam.next_event(|f| f["from"] == "customer").await;
+        assert_eq!(seen["text"], format!("customer says {i}"));
+    }
+    for i in 0..5 {
+        sam.send(json!({"type": "message", "conversation_id": id, "text": format!("agent says {i}"), "client_id": format!("a{i}")}))
+            .await;
+    }
+    let mut last = 0;
+    for i in 0..5 {
+        let from_agent = next_frame(&mut customer, |f| f["from"] == "agent").await;
+        assert_eq!(from_agent["text"], format!("agent says {i}"));
+        let seq = from_agent["seq"].as_i64().unwrap();
+        assert!(seq > last, "sequence numbers rise: {seq} after {last}");
+        last = seq;
+    }
+    // Nothing arrives twice: not on the customer's socket, not on the agent's.
+    let extra = rest_of(&mut customer).await;
+    assert!(
+        extra.iter().all(|f| f["from"] != "agent"),
+        "an agent message arrived twice on node 1: {extra:?}"
+    );
+    let extra = sam.drain(Duration::from_millis(700)).await;
+    assert!(
+        extra.iter().all(|f| f["frame"]["from"] != "customer"),
+        "a customer message arrived twice on node 2: {extra:?}"
+    );
+
+    // The store holds each message once, numbered without a gap.
+    let frames: Vec<Value> = one
+        .store
+        .events_after(&id, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let seqs: Vec<i64> = frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=frames.len() as i64).collect::<Vec<_>>());
+    for i in 0..5 {
+        for text in [format!("customer says {i}"), format!("agent says {i}")] {
+            let copies = frames.iter().filter(|f| f["text"] == text.as_str()).count();
+            assert_eq!(copies, 1, "{text} stored {copies} times");
+        }
+    }
+
+    // The agent resolves on node 2: the customer on node 1 is told, and no console still lists
+    // the chat.
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    next_frame(&mut customer, |f| f["state"] == "resolved").await;
+}
+
+#[tokio::test]
+async fn an_agent_on_node_2_counts_as_online_for_a_customer_on_node_1_until_they_leave() {
+    let Some((pg, redis)) = services("an_agent_on_node_2_counts_as_online") else {
+        return;
+    };
+    let [one, two, _three] = three_nodes(&pg, &redis).await;
+    let token = two.agent_token("Sam", &[]).await;
+    let sam = two.agent(&token).await;
+    // Node 1 lists Sam among the agents online (told by node 2 as Sam connected).
+    let listed = |agents: &Value| {
+        agents["agents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["name"] == "Sam"))
+    };
+    let mut tries = 0;
+    while !listed(&one.get_as("/api/agents", Some(&token)).await.1) {
+        tries += 1;
+        assert!(tries < 100, "node 1 never listed the agent on node 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A customer on node 1 asking for a person is told a person will reply, not "nobody online".
+    let mut customer = one.client().await;
+    customer.hello(None, None).await;
+    customer.send(json!({"type": "request_human"})).await;
+    let queued = next_frame(&mut customer, |f| f["state"] == "queued").await;
+    assert_eq!(queued["agents_available"], true, "{queued}");
+    let note = next_frame(&mut customer, |f| f["from"] == "system").await;
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .contains("A person will reply"),
+        "{note}"
+    );
+    // Sam closes the console: node 1 stops listing them.
+    drop(sam);
+    let mut tries = 0;
+    while listed(&one.get_as("/api/agents", Some(&token)).await.1) {
+        tries += 1;
+        assert!(tries < 100, "node 1 still lists an agent who left node 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_agents_on_different_nodes_claim_one_chat_and_exactly_one_wins() {
+    let Some((pg, redis)) = services("two_agents_on_different_nodes_claim_one_chat") else {
+        return;
+    };
+    let [one, two, three] = three_nodes(&pg, &redis).await;
+    let (t1, t2) = (
+        two.agent_token("Ann", &[]).await,
+        three.agent_token("Bob", &[]).await,
+    );
+    let mut ann = two.agent(&t1).await;
+    let mut bob = three.agent(&t2).await;
+    let (mut customer, id, _) = queued_customer(&one).await;
+    for agent in [&mut ann, &mut bob] {
+        agent
+            .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
+            .await;
+    }
+    let claim = json!({"type": "claim", "conversation_id": id});
+    tokio::join!(ann.send(claim.clone()), bob.send(claim));
+    let outcome = |frames: Vec<Value>| {
+        frames
+            .into_iter()
+            .find(|f| f["type"] == "assigned" || f["type"] == "claim_failed")
+            .expect("an answer to the claim")
+    };
+    let (a, b) = (outcome(ann.settle().await), outcome(bob.settle().await));
+    let mut types = [a["type"].as_str().unwrap(), b["type"].as_str().unwrap()];
+    types.sort();
+    assert_eq!(types, ["assigned", "claim_failed"], "{a} {b}");
+    let (winner, mut loser) = if a["type"] == "assigned" {
+        ("Ann", bob)
+    } else {
+        ("Bob", ann)
+    };
+    // The store says the same, the customer was joined by the winner once, and the loser's queue
+    // no longer lists the chat.
+    let handoffs = one.store.handoffs_of(&id).await.unwrap();
+    let holder = one
+        .store
+        .agent(handoffs[0].agent_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holder.name, winner);
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    assert_eq!(joined["agent"], winner);
+    let again = rest_of(&mut customer).await;
+    assert!(
+        again.iter().all(|f| f["state"] != "agent"),
+        "joined twice: {again:?}"
+    );
+    loser
+        .wait_queue(|q| q.iter().all(|e| e["conversation_id"] != id))
+        .await;
+}
+
+#[tokio::test]
+async fn a_customer_who_comes_back_on_node_3_with_last_seq_misses_nothing() {
+    let Some((pg, redis)) = services("a_customer_who_comes_back_on_node_3") else {
+        return;
+    };
+    let [one, two, three] = three_nodes(&pg, &redis).await;
+    let token = two.agent_token("Sam", &[]).await;
+    let mut sam = two.agent(&token).await;
+    let (mut customer, id, session) = queued_customer(&one).await;
+    claim(&mut sam, &id).await;
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    let last_seq = joined["seq"].as_i64().unwrap();
+    customer.close().await;
+
+    // While the customer is away the agent writes twice; they come back on another node.
+    for i in 0..2 {
+        sam.send(json!({"type": "message", "conversation_id": id, "text": format!("while away {i}"), "client_id": format!("w{i}")}))
+            .await;
+        let text = format!("while away {i}");
+        sam.next_event(|f| f["text"] == text.as_str()).await;
+    }
+    let mut back = three.client().await;
+    let welcome = back.hello(Some(&session), Some(last_seq)).await;
+    assert_eq!(welcome["conversation_id"], id.as_str());
+    let missed: Vec<&str> = welcome["missed"]
+        .as_array()
+        .expect("welcome carries what was missed")
+        .iter()
+        .filter(|f| f["from"] == "agent")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(missed, ["while away 0", "while away 1"]);
+
+    // And the chat carries on between node 3 and node 2, both ways.
+    sam.send(
+        json!({"type": "message", "conversation_id": id, "text": "still here?", "client_id": "s1"}),
+    )
+    .await;
+    let live = next_frame(&mut back, |f| f["from"] == "agent").await;
+    assert_eq!(live["text"], "still here?");
+    back.send(json!({"type": "message", "client_id": "c1", "text": "yes, on another server"}))
+        .await;
+    let seen = sam.next_event(|f| f["from"] == "customer").await;
+    assert_eq!(seen["text"], "yes, on another server");
+}
+
+/// A Redis of this test's own (it is stopped and started again), on a loopback port.
+struct OwnRedis {
+    bin: std::path::PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    /// `redis-server` from the PATH (scripts/with-redis.sh installs it), started on a free port.
+    async fn start() -> Option<Self> {
+        let bin = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("redis-server"))
+                .find(|p| p.is_file())
+        })?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self {
+            bin,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            process: None,
+        };
+        redis.resume().await;
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    async fn resume(&mut self) {
+        let child = tokio::process::Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts");
+        self.process = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not listen on port {}", self.port);
+    }
+
+    /// Kills the server, as a crash or a lost network would take it away.
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            child.kill().await.expect("redis-server killed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost() {
+    let Some((pg, _)) = services("when_redis_goes_away_sockets_resume_from_the_store") else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start().await else {
+        assert_ne!(
+            std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "FRONTDESK_REQUIRE_POSTGRES=1 but redis-server is not on the PATH"
+        );
+        eprintln!("skipped cluster.rs when_redis_goes_away: redis-server is not on the PATH");
+        return;
+    };
+    let url = fresh_database(&pg).await;
+    let nodes = nodes_on(&url, &redis.url(), "frontdesk-test", 2).await;
+    let (one, two) = (&nodes[0], &nodes[1]);
+    let token = two.agent_token("Sam", &[]).await;
+    let mut sam = two.agent(&token).await;
+    let (mut customer, id, session) = queued_customer(one).await;
+    claim(&mut sam, &id).await;
+    let joined = next_frame(&mut customer, |f| f["state"] == "agent").await;
+    let last_seq = joined["seq"].as_i64().unwrap();
+
+    // Redis dies: both nodes close their sockets with `reconnect`.
+    redis.kill().await;
+    assert_eq!(customer.closed(WAIT).await, Some(4004));
+    assert_eq!(sam.closed(WAIT).await, Some(4004));
+
+    // While it is down the agent comes back to node 2 and writes: stored, and shown on node 2.
+    // The customer's tab reconnects to node 1 meanwhile.
+    let mut sam = two.agent(&token).await;
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "during the outage", "client_id": "o1"}))
+        .await;
+    sam.next_event(|f| f["text"] == "during the outage").await;
+    let mut waiting = one.client().await;
+    waiting.hello(Some(&session), Some(last_seq)).await;
+    // And another customer on node 1 asks for a person: node 2 cannot hear of it yet.
+    let (_other, other_id, _) = queued_customer(one).await;
+
+    // Redis is back: as each node links again it closes the sockets opened while it could not
+    // hear the others (they may have missed frames)...
+    redis.resume().await;
+    assert_eq!(sam.closed(WAIT).await, Some(4004));
+    assert_eq!(waiting.closed(WAIT).await, Some(4004));
+
+    // ...and they resume: the customer on node 1 gets what the agent wrote on node 2 during the
+    // outage, and the chat goes on live across the nodes. A frame published late may arrive
+    // again: the widget drops a number it has, and so does this test.
+    let mut sam = two.agent(&token).await;
+    // Node 2's queue has what node 1 queued during the outage.
+    sam.wait_queue(|q| q.iter().any(|e| e["conversation_id"] == other_id))
+        .await;
+    let mut back = one.client().await;
+    let welcome = back.hello(Some(&session), Some(last_seq)).await;
+    let mut shown = std::collections::BTreeMap::new();
+    for f in welcome["missed"].as_array().unwrap() {
+        shown.insert(f["seq"].as_i64().unwrap(), f.clone());
+    }
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "after the outage", "client_id": "o2"}))
+        .await;
+    loop {
+        let f = back.recv().await;
+        if let Some(seq) = f["seq"].as_i64() {
+            shown.insert(seq, f.clone());
+        }
+        if f["text"] == "after the outage" {
+            break;
+        }
+    }
+    let from_agent: Vec<&str> = shown
+        .values()
+        .filter(|f| f["from"] == "agent")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(from_agent, ["during the outage", "after the outage"]);
+    let seqs: Vec<i64> = shown.keys().copied().collect();
+    assert_eq!(
+        seqs,
+        (last_seq + 1..=*seqs.last().unwrap()).collect::<Vec<_>>(),
+        "every frame since last_seq, none skipped"
+    );
+}
+
+#[tokio::test]
+async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
+    let Some((pg, redis)) = services("new_conversations_from_one_address_are_counted") else {
+        return;
+    };
+    let url = fresh_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.new_conversations_per_address_per_minute = 2.0;
+    })
+    .await;
+    // One conversation per node from one address: each node alone would allow two a minute,
+    // all of them together allow two. (Counted per minute: started again if a minute turns.)
+    for attempt in 0..2 {
+        let minute = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 60
+        };
+        let started = minute();
+        let address = [127, 0, 0, 70 + attempt];
+        let mut outcomes = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let mut c = Client::connect_from(node.port, address, None)
+                .await
+                .unwrap();
+            c.hello(None, None).await;
+            c.send(json!({"type": "message", "client_id": format!("m{i}"), "text": "hello"}))
+                .await;
+            let answer = next_frame(&mut c, |f| f["type"] == "ack" || f["type"] == "error").await;
+            outcomes.push(if answer["type"] == "ack" {
+                "ack".to_owned()
+            } else {
+                answer["code"].as_str().unwrap().to_owned()
+            });
+        }
+        if minute() != started {
+            continue;
+        }
+        assert_eq!(outcomes, ["ack", "ack", "too_many_conversations"]);
+        return;
+    }
+    panic!("a minute turned during both attempts");
+}
+
+#[tokio::test]
+async fn a_node_linked_to_others_refuses_a_sqlite_store_and_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(&common::root().join("knowledge_base"), data.path());
+    settings.cluster.redis_url = Some("redis://127.0.0.1:1".into());
+    let (encoder, cache) = common::nlu();
+    let error = frontdesk::startup::App::build_with(settings, encoder, cache)
+        .await
+        .err()
+        .expect("a node linked to others on SQLite does not start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("store.url is not a Postgres database"),
+        "{message}"
+    );
+    assert!(message.contains("remove cluster.redis_url"), "{message}");
+}
