@@ -483,7 +483,9 @@ impl Policy {
         } else if let (true, Some(article), Some(last)) =
             (bot.answered, bot.article, history.last_article.as_deref())
         {
-            if article == last && history.last_helpful != Some(true) {
+            // A follow-up ("and the box already on its way?") is often answered by another
+            // section of the same article: that is no sign the first answer failed.
+            if article == last && history.last_helpful != Some(true) && !request::follow_up(text) {
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
                     format!("asked again after the answer from {article} (confidence {:.2}); it did not help", bot.confidence),
@@ -705,6 +707,17 @@ mod tests {
         assert_eq!(
             kinds(&policy.after_bot("", &u, &history, &bot)),
             [ReasonKind::Rephrased]
+        );
+        // A follow-up the same article answers again is not a rephrase.
+        assert!(
+            !policy
+                .after_bot(
+                    "and what about orders already on the way?",
+                    &u,
+                    &history,
+                    &bot
+                )
+                .escalate
         );
         let helped = History {
             last_helpful: Some(true),
