@@ -129,6 +129,28 @@ const ACT_VERBS: &[&str] = &[
     "fix",
 ];
 
+/// Verbs that, opening a message, can only be an order ("cancel my subscription"); not those that
+/// open a question as nouns as often ("refund policy?", "return label", "credit card declined").
+const ORDERS: &[&str] = &[
+    "cancel",
+    "close",
+    "delete",
+    "remove",
+    "stop",
+    "terminate",
+    "unsubscribe",
+    "reset",
+    "unlock",
+    "deactivate",
+    "disable",
+    "erase",
+    "wipe",
+    "reimburse",
+    "undo",
+    "reverse",
+    "freeze",
+];
+
 /// Asking the company to do it, in so many words.
 const ACT_PHRASES: &[&str] = &[
     "for me",
@@ -236,7 +258,7 @@ pub fn read(text: &str) -> Request {
         .split_whitespace()
         .find(|word| !OPENERS.contains(word))
         .unwrap_or_default();
-    if let Some(verb) = ACT_VERBS.iter().copied().find(|v| *v == first) {
+    if let Some(verb) = ORDERS.iter().copied().find(|v| *v == first) {
         return Request::Action(verb);
     }
     Request::Information
@@ -292,6 +314,9 @@ mod tests {
             "can you tell me how to cancel my plan?",
             "what happens to my data when i close my account",
             "How do I cancel? please help",
+            "refund policy for opened bags?",
+            "return label for the grinder, where do i find it",
+            "credit card was charged twice this month, why",
         ] {
             assert_eq!(read(text), Request::Information, "{text:?}");
         }
