@@ -471,12 +471,26 @@ async fn train(
             let upset = UpsetModel::load(&nlu.upset_model)?;
             let (sets, dev) = support_message_files(&nlu);
             let sets: Vec<&std::path::Path> = sets.iter().map(PathBuf::as_path).collect();
-            // Messages about nothing of ours (trivia, weather) are calm: they train as such.
-            let calm = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?.out_of_scope;
+            // Messages about nothing of ours (trivia, weather) are calm: they train as such, and
+            // so do ordinary requests from the public data sets.
+            let intents = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?;
+            let broad = frontdesk::eval::broad_calm(&data, &intents)?;
+            let previous = frontdesk::nlu::signals::SignalModel::load(&nlu.signals_model).ok();
+            let check: Vec<PathBuf> = ["demo.yaml", "plausible.yaml"]
+                .iter()
+                .map(|f| PathBuf::from("tests/questions/dev").join(f))
+                .filter(|p| p.exists())
+                .collect();
+            let check: Vec<&std::path::Path> = check.iter().map(PathBuf::as_path).collect();
             let (model, report) = frontdesk::eval::train_signals(
-                &sets,
-                Some(&dev),
-                &calm,
+                &frontdesk::eval::SignalData {
+                    sets: &sets,
+                    dev: Some(&dev),
+                    calm_extra: &intents.out_of_scope,
+                    broad_calm: &broad,
+                    check: &check,
+                    previous: previous.as_ref(),
+                },
                 &upset,
                 &encoder,
                 &eval_cache,
@@ -484,11 +498,16 @@ async fn train(
             model.save(&nlu.signals_model)?;
             let (recall, false_alarms) = report.cross_validation;
             println!(
-                "signals: threshold {:.2} (leave-one-domain-out: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",
+                "signals: temperature {:.2}, threshold {:.2} (leave-one-domain-out: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",
+                report.temperature.0,
                 model.threshold,
                 recall * 100.0,
                 false_alarms * 100.0,
                 nlu.signals_model.display()
+            );
+            println!(
+                "  trained on {} support messages and {} calm ones ({} of {} broad calm requests kept)",
+                report.messages.0, report.messages.1, report.broad_calm.1, report.broad_calm.0
             );
             for (domain, esc, calm, r, f) in &report.per_domain {
                 println!(
@@ -504,6 +523,22 @@ async fn train(
                     r * 100.0,
                     f * 100.0
                 );
+            }
+            if let Some((_, _, r, f)) = report.dev_before {
+                println!(
+                    "  dev, the model it replaces: {:.1}% flagged, {:.1}% of calm",
+                    r * 100.0,
+                    f * 100.0
+                );
+            }
+            for (file, n, flagged, before) in &report.check {
+                println!(
+                    "  check {file}: {flagged} of {n} answerable questions flagged{} (never fitted on)",
+                    before.map_or(String::new(), |b| format!(" (the model it replaces: {b})"))
+                );
+            }
+            for (text, s) in &report.check_flagged {
+                println!("    {s:.2} {text:?}");
             }
             return Ok(());
         }

@@ -25,7 +25,10 @@ pub use score::{
     SetReport,
 };
 pub use stackfaq::{stackfaq, RetrievalScores, StackFaqReport};
-pub use support::{support_set, train_signals, SignalTraining, SupportReport, MAX_FALSE_ALARMS};
+pub use support::{
+    broad_calm, support_set, train_signals, SignalData, SignalTraining, SupportReport,
+    MAX_FALSE_ALARMS,
+};
 
 /// Rank metrics of one retrieval method over a set of queries.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

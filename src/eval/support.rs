@@ -8,9 +8,14 @@
 use std::path::Path;
 
 use super::data;
+use super::questions::{Expect, QuestionSet};
 use crate::escalation::{History, Policy};
 use crate::nlu::head::TrainOptions;
-use crate::nlu::signals::{choose_threshold, rates, SignalModel, SupportMessage, SupportSet};
+use crate::nlu::intents::IntentSet;
+use crate::nlu::signals::{
+    choose_threshold, fit_temperature, probabilities, rates, support_cues, SignalModel,
+    SupportMessage, SupportSet,
+};
 use crate::nlu::upset::UpsetModel;
 use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 
@@ -52,6 +57,134 @@ pub struct SignalTraining {
     /// The final model (trained on every training message) on the dev set: (escalating, calm,
     /// recall, false alarms); None when there is no dev set.
     pub dev: Option<(usize, usize, f64, f64)>,
+    /// The model it replaces, on the same dev set at its own threshold.
+    pub dev_before: Option<(usize, usize, f64, f64)>,
+    /// Broad calm messages: (offered, kept after dropping those with support cues or a high
+    /// GoEmotions upset score).
+    pub broad_calm: (usize, usize),
+    /// The softmax temperature fitted on the out-of-fold scores, with the mean log-loss out of
+    /// fold before and after it.
+    pub temperature: (f32, f64, f64),
+    /// Answerable knowledge-base questions the signals would hand to a person (a check, never
+    /// fitted on): per file (file, answerable, flagged by the new model, flagged by the model it
+    /// replaces), and the flagged texts with their score.
+    pub check: Vec<(String, usize, usize, Option<usize>)>,
+    /// The answerable questions the new model flags, with `needs_person`.
+    #[serde(skip)]
+    pub check_flagged: Vec<(String, f32)>,
+}
+
+/// What [`train_signals`] trains on and checks against.
+pub struct SignalData<'a> {
+    /// Labelled support-message files (each message's `domain` is its cross-validation group).
+    pub sets: &'a [&'a Path],
+    /// Support messages of other domains, only measured.
+    pub dev: Option<&'a Path>,
+    /// Messages that are calm by definition (the intents' out-of-scope examples).
+    pub calm_extra: &'a [String],
+    /// Ordinary customer requests from public data sets ([`broad_calm`]): trained on as calm
+    /// unless they carry support cues or a high GoEmotions upset score.
+    pub broad_calm: &'a [String],
+    /// Question files whose answerable questions are checked (never fitted on).
+    pub check: &'a [&'a Path],
+    /// The model being replaced, measured on dev and the check files alongside.
+    pub previous: Option<&'a SignalModel>,
+}
+
+/// BANKING77 and CLINC150 categories left out of the broad calm messages: a customer writing
+/// them (a card stolen, a payment they do not recognise, fraud, a lost bag, "are you a bot") may
+/// well need a person, and our own sets label such messages as escalating.
+const NOT_CALM_CATEGORIES: &[&str] = &[
+    "card_payment_not_recognised",
+    "cash_withdrawal_not_recognised",
+    "direct_debit_payment_not_recognised",
+    "compromised_card",
+    "lost_or_stolen_card",
+    "lost_or_stolen_phone",
+    "card_swallowed",
+    "transaction_charged_twice",
+    "wrong_amount_of_cash_received",
+    "Refund_not_showing_up",
+    "report_fraud",
+    "report_lost_card",
+    "freeze_account",
+    "account_blocked",
+    "damaged_card",
+    "lost_luggage",
+    "are_you_a_bot",
+];
+
+/// Intents of `models/intents.yaml` whose examples are calm requests (not complaints, refunds,
+/// security incidents or asking for a person).
+const CALM_INTENTS: &[&str] = &[
+    "greeting",
+    "thanks_goodbye",
+    "billing",
+    "cancel_subscription",
+    "account_access",
+    "technical_problem",
+    "product_question",
+    "feature_request",
+    "privacy",
+];
+
+/// Training queries per BANKING77 category and per CLINC150 intent (the first ones of each).
+const PER_CATEGORY: (usize, usize) = (25, 15);
+
+/// Ordinary customer requests from the public data sets in `data` (BANKING77 and CLINC150
+/// *train* queries, a few per category, StackFAQ's paraphrased questions) and the calm intents'
+/// examples of `intents`: thousands of calm messages in many domains, so that the signal head
+/// learns that a plain question is calm however unlike its support messages it is. Never the
+/// knowledge-base question sets.
+pub fn broad_calm(data: &Path, intents: &IntentSet) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut take = |set: data::Labelled, per: usize| {
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        for (text, label) in set.texts.into_iter().zip(set.labels) {
+            if NOT_CALM_CATEGORIES.contains(&label.as_str()) || label == "oos" {
+                continue;
+            }
+            let n = seen.entry(label).or_default();
+            if *n < per {
+                *n += 1;
+                out.push(text);
+            }
+        }
+    };
+    take(data::banking77(data, "train")?, PER_CATEGORY.0);
+    take(data::clinc150(data, "train")?, PER_CATEGORY.1);
+    let path = data.join("stackfaq").join("stackExchange-FAQ.json");
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {} ({e})", path.display()))?,
+    )?;
+    let entries = file["root"]["qapair"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("{} has no root.qapair list", path.display()))?;
+    for entry in entries {
+        let queries = entry["rephr"].as_array().into_iter().flatten();
+        out.extend(
+            queries
+                .filter_map(|q| q.as_str())
+                .map(str::trim)
+                .filter(|q| q.len() > 1 && *q != "*")
+                .map(str::to_owned),
+        );
+    }
+    for intent in &intents.intents {
+        if CALM_INTENTS.contains(&intent.name.as_str()) {
+            out.extend(
+                intent
+                    .examples
+                    .iter()
+                    .filter(|e| !e.trim().is_empty())
+                    .cloned(),
+            );
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// One message with what the head reads besides its text.
@@ -97,29 +230,29 @@ fn needs_person(model: &SignalModel, row: &Row) -> f32 {
         .needs_person()
 }
 
-/// Trains the support-signal model on the messages of `sets` plus `calm_extra` (messages that are
-/// calm by definition: the intents' out-of-scope examples, trivia and weather).
+/// Trains the support-signal model on the messages of `data.sets` plus calm messages
+/// (`calm_extra`, and the `broad_calm` ones without support cues or a high GoEmotions score).
 ///
-/// The head and the threshold are chosen by leave-one-domain-out cross-validation: each domain
-/// (a message's `domain`, or its file's name) is scored by a model trained on all the others, and
-/// the threshold is the one with the most recall over all those out-of-fold scores while at most
-/// [`MAX_FALSE_ALARMS`] of the calm ones are flagged. The final model trains on everything. `dev_path`
-/// (a set of other domains, never trained on) is only measured.
+/// The head, its softmax temperature and the threshold are chosen by leave-one-domain-out
+/// cross-validation: each domain (a message's `domain`, or its file's name) is scored by a model
+/// trained on all the others; the temperature minimises the log-loss of those out-of-fold scores,
+/// and the threshold is the one with the most recall over them while at most
+/// [`MAX_FALSE_ALARMS`] of the calm ones are flagged. The final model trains on everything. The
+/// dev set (other domains, never trained on) and the check files' answerable questions are only
+/// measured.
 pub fn train_signals(
-    sets: &[&Path],
-    dev_path: Option<&Path>,
-    calm_extra: &[String],
+    data: &SignalData,
     upset: &UpsetModel,
     encoder: &Encoder,
     cache: &EmbeddingCache,
 ) -> anyhow::Result<(SignalModel, SignalTraining)> {
     let mut loaded = Vec::new();
-    for path in sets {
+    for path in data.sets {
         loaded.push(SupportSet::load(path)?);
     }
-    let extra = SupportSet {
-        name: "out-of-scope".into(),
-        messages: calm_extra
+    let calm_set = |name: &str, texts: &[String]| SupportSet {
+        name: name.into(),
+        messages: texts
             .iter()
             .map(|text| SupportMessage {
                 text: text.clone(),
@@ -129,12 +262,25 @@ pub fn train_signals(
             })
             .collect(),
     };
+    let extra = calm_set("out-of-scope", data.calm_extra);
+    let broad = calm_set("broad calm", data.broad_calm);
     let mut rows = Vec::new();
     for set in &loaded {
         rows.extend(embed_rows(set, upset, encoder, cache)?);
     }
     let own = rows.len();
-    let extra_rows = embed_rows(&extra, upset, encoder, cache)?;
+    let mut extra_rows = embed_rows(&extra, upset, encoder, cache)?;
+    let broad_rows = embed_rows(&broad, upset, encoder, cache)?;
+    let offered = broad_rows.len();
+    // A public query that reads upset or carries a support cue ("my card still hasn't come",
+    // "urgent") is not certainly calm: it is left out rather than taught as calm.
+    extra_rows.extend(
+        broad_rows.into_iter().filter(|r| {
+            r.goemotions < upset.threshold && support_cues(&r.message.text).1.is_empty()
+        }),
+    );
+    let kept = extra_rows.len() - extra.messages.len();
+    eprintln!("  broad calm messages: {kept} of {offered} kept (no support cue, GoEmotions upset under {:.2})", upset.threshold);
     let mut groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
     groups.sort();
     groups.dedup();
@@ -144,40 +290,56 @@ pub fn train_signals(
         );
     }
     let gold: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
+    let labels: Vec<usize> = rows.iter().map(|r| r.message.class()).collect();
     let mut sweep = Vec::new();
-    // (out-of-fold recall, threshold, (options, heads averaged), out-of-fold scores)
-    type Chosen = (f64, f32, (TrainOptions, usize), Vec<f32>);
+    // (out-of-fold recall, threshold, temperature fit, (options, heads averaged), out-of-fold scores)
+    type Chosen = (
+        f64,
+        f32,
+        (f32, f64, f64),
+        (TrainOptions, usize, usize),
+        Vec<f32>,
+    );
     let mut best: Option<Chosen> = None;
-    for (name, options, members) in SignalModel::candidates() {
-        let mut oof = vec![0f32; own];
+    for (name, options, members, repeats) in SignalModel::candidates() {
+        let started = std::time::Instant::now();
+        let mut oof_logits = vec![Vec::new(); own];
         for group in &groups {
-            let train: Vec<&Row> = rows
-                .iter()
-                .filter(|r| &r.group != group)
+            let train: Vec<&Row> = (0..repeats.max(1))
+                .flat_map(|_| rows.iter().filter(|r| &r.group != group))
                 .chain(&extra_rows)
                 .collect();
             let model = train_on(&train, &options, members)?;
             for (i, r) in rows.iter().enumerate() {
                 if &r.group == group {
-                    oof[i] = needs_person(&model, r);
+                    oof_logits[i] = model.logits(&r.message.text, &r.embedding, r.goemotions);
                 }
             }
         }
+        let fit = fit_temperature(&oof_logits, &labels);
+        let oof: Vec<f32> = oof_logits
+            .iter()
+            .map(|l| crate::nlu::signals::needs_person(&probabilities(l, fit.0)))
+            .collect();
         let threshold = choose_threshold(&oof, &gold, MAX_FALSE_ALARMS);
         let (recall, false_alarms) = rates(&oof, &gold, threshold);
         eprintln!(
-            "  {name}: threshold {threshold:.2}, out-of-fold recall {:.1}%, false alarms {:.1}%",
+            "  {name}: temperature {:.2} (out-of-fold log-loss {:.3} -> {:.3}), threshold {threshold:.2}, out-of-fold recall {:.1}%, false alarms {:.1}% ({:.0} s)",
+            fit.0,
+            fit.1,
+            fit.2,
             recall * 100.0,
-            false_alarms * 100.0
+            false_alarms * 100.0,
+            started.elapsed().as_secs_f64()
         );
         sweep.push((name.to_owned(), threshold, recall, false_alarms));
         // A head whose every threshold flags too many calm messages is not a candidate.
         let feasible = false_alarms <= MAX_FALSE_ALARMS;
         if feasible && best.as_ref().is_none_or(|(r, ..)| recall > *r) {
-            best = Some((recall, threshold, (options, members), oof));
+            best = Some((recall, threshold, fit, (options, members, repeats), oof));
         }
     }
-    let (_, threshold, (options, members), oof) = best.ok_or_else(|| {
+    let (_, threshold, temperature, (options, members, repeats), oof) = best.ok_or_else(|| {
         anyhow::anyhow!(
             "no head keeps calm messages flagged at or under {:.0}% out of fold: add calm messages that share the escalating ones' words",
             MAX_FALSE_ALARMS * 100.0
@@ -195,39 +357,97 @@ pub fn train_signals(
             (g.clone(), n_esc, e.len() - n_esc, r, f)
         })
         .collect();
-    let all: Vec<&Row> = rows.iter().chain(&extra_rows).collect();
+    let all: Vec<&Row> = (0..repeats.max(1))
+        .flat_map(|_| rows.iter())
+        .chain(&extra_rows)
+        .collect();
     let mut model = train_on(&all, &options, members)?;
+    model.set_temperature(temperature.0);
     model.threshold = threshold;
-    let dev = match dev_path {
+    let measure = |model: &SignalModel, rows: &[Row]| {
+        let s: Vec<f32> = rows.iter().map(|r| needs_person(model, r)).collect();
+        let e: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
+        let (r, f) = rates(&s, &e, model.threshold);
+        let n_esc = e.iter().filter(|&&x| x).count();
+        (n_esc, e.len() - n_esc, r, f)
+    };
+    let (dev, dev_before) = match data.dev {
         Some(path) => {
             let set = SupportSet::load(path)?;
             let dev_rows = embed_rows(&set, upset, encoder, cache)?;
-            let s: Vec<f32> = dev_rows.iter().map(|r| needs_person(&model, r)).collect();
-            let e: Vec<bool> = dev_rows.iter().map(|r| r.message.escalate).collect();
-            let (r, f) = rates(&s, &e, threshold);
-            let n_esc = e.iter().filter(|&&x| x).count();
-            Some((n_esc, e.len() - n_esc, r, f))
+            (
+                Some(measure(&model, &dev_rows)),
+                data.previous.map(|p| measure(p, &dev_rows)),
+            )
         }
-        None => None,
+        None => (None, None),
     };
+    let mut check = Vec::new();
+    let mut check_flagged = Vec::new();
+    for path in data.check {
+        let questions = QuestionSet::load(path)?;
+        let set = calm_set(
+            &questions.name,
+            &questions
+                .questions
+                .iter()
+                .filter(|q| q.expect == Expect::Answer)
+                .map(|q| q.text.clone())
+                .collect::<Vec<_>>(),
+        );
+        let check_rows = embed_rows(&set, upset, encoder, cache)?;
+        let flagged = |model: &SignalModel| {
+            check_rows
+                .iter()
+                .filter(|r| needs_person(model, r) >= model.threshold)
+                .count()
+        };
+        check.push((
+            path.display().to_string(),
+            check_rows.len(),
+            flagged(&model),
+            data.previous.map(flagged),
+        ));
+        for r in &check_rows {
+            let s = needs_person(&model, r);
+            if s >= model.threshold {
+                check_flagged.push((r.message.text.clone(), s));
+            }
+        }
+    }
     let report = SignalTraining {
         messages: (own, extra_rows.len()),
         sweep,
         cross_validation,
         per_domain,
         dev,
+        dev_before,
+        broad_calm: (offered, kept),
+        temperature,
+        check,
+        check_flagged,
     };
     let mut hashes = serde_json::Map::new();
-    for path in sets.iter().copied().chain(dev_path) {
+    for path in data.sets.iter().copied().chain(data.dev) {
         hashes.insert(path.display().to_string(), sha256_file(path)?.into());
     }
     model.manifest = serde_json::json!({
-        "data": format!("{} ({own} messages) + {} calm out-of-scope examples", sets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "), extra_rows.len()),
+        "data": format!(
+            "{} ({own} messages) + {} calm out-of-scope examples + {kept} broad calm requests (BANKING77 and CLINC150 train, {} and {} per category, some categories left out; StackFAQ queries; the calm intents' examples; those with a support cue or a GoEmotions upset score of {:.2} or more left out, {offered} offered)",
+            data.sets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "),
+            extra.messages.len(),
+            PER_CATEGORY.0,
+            PER_CATEGORY.1,
+            upset.threshold,
+        ),
         "sha256": hashes,
         "classes": crate::nlu::signals::CLASSES,
-        "input": "all-MiniLM-L6-v2 embedding + support cues + GoEmotions upset score (models/upset.json)",
+        "input": "all-MiniLM-L6-v2 embedding + support cues + calm-request features + GoEmotions upset score (models/upset.json)",
         "options": options,
         "heads_averaged": members,
+        "own_messages_repeated": repeats,
+        "temperature": temperature.0,
+        "temperature_chosen_on": "leave-one-domain-out out-of-fold scores: least log-loss",
         "threshold": model.threshold,
         "threshold_chosen_on": format!("leave-one-domain-out cross-validation over {groups:?}: most out-of-fold recall with at most {:.0}% of calm messages flagged", MAX_FALSE_ALARMS * 100.0),
         "cross_validation": report,
