@@ -10,7 +10,10 @@ them is models/answerability-rerank.json (bot.rerank.enabled), the one without
 models/answerability.json.
 
 A logistic regression on every candidate article (label: it is one of the question's pages) gives
-the probability that an article answers the question. The thresholds are chosen on the fitting
+the probability that an article answers the question. Its weights are constrained to the direction
+each feature can only mean (SIGN below: a more similar, better-ranked, keyword-backed article is
+never less probable), so that what one base's data happens to reward the wrong way cannot carry to
+another base (--free fits without the constraints). The thresholds are chosen on the fitting
 data only, by rules fixed in advance:
   - choices_threshold: the lowest probability of the best article at which at least 92% of the
     fitting data's unanswerable questions are declined (the goal is 90%, with room to spare);
@@ -26,6 +29,7 @@ import argparse
 import json
 
 import numpy as np
+from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
 FEATURES = [
@@ -36,6 +40,14 @@ FEATURES = [
 # What a dump made with the reranker (models/reranker) adds after them (kb::RERANK_FEATURES).
 RERANK_FEATURES = ["rerank_probability", "rerank_inverse_rank", "rerank_margin"]
 MAX_CHOICES = 3
+# The direction each feature may push the probability (+1 up, -1 down, 0 either way).
+SIGN = {
+    "similarity": 1, "percentile": 1, "gap_to_best": -1, "margin": 1, "inverse_rank": 1,
+    "keyword_score": 1, "inverse_keyword_rank": 1, "heading_similarity": 1,
+    "passage_coverage": 1, "article_coverage": 1, "base_coverage": 1, "question_words": 0,
+    "passages_found": 1, "similarity_x_article_coverage": 1,
+    "rerank_probability": 1, "rerank_inverse_rank": 1, "rerank_margin": 1,
+}
 
 
 def load(paths):
@@ -68,14 +80,45 @@ def rows(qs, use):
     return np.array(X), np.array(y), w * len(w) / w.sum()
 
 
+class Monotone:
+    """An L2-regularised logistic regression whose weights keep the signs in `signs` (the same
+    loss as scikit-learn's, with bounds), with the fitted `coef_` and `intercept_` it has."""
+
+    def __init__(self, C, signs):
+        self.C, self.signs = C, signs
+
+    def fit(self, Z, y, sample_weight=None):
+        w = np.ones(len(y)) if sample_weight is None else sample_weight
+        d = Z.shape[1]
+
+        def loss(theta):
+            z = Z @ theta[:d] + theta[d]
+            p = 1.0 / (1.0 + np.exp(-z))
+            value = np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 / self.C * theta[:d] @ theta[:d]
+            grad = np.append(Z.T @ (w * (p - y)) + theta[:d] / self.C, np.sum(w * (p - y)))
+            return value, grad
+
+        bounds = [(0, None) if s > 0 else (None, 0) if s < 0 else (None, None) for s in self.signs]
+        r = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds + [(None, None)])
+        self.coef_, self.intercept_ = [r.x[:d]], [r.x[d]]
+        return self
+
+    def predict_proba(self, Z):
+        p = 1.0 / (1.0 + np.exp(-(Z @ self.coef_[0] + self.intercept_[0])))
+        return np.column_stack([1 - p, p])
+
+
 class Model:
-    def __init__(self, qs, use, C, balance):
+    def __init__(self, qs, use, C, balance, names=None, free=False):
         self.use = use
         X, y, w = rows(qs, use)
         self.mean = X.mean(axis=0)
         self.scale = X.std(axis=0) + 1e-6
-        self.lr = LogisticRegression(C=C, max_iter=2000).fit(
-            (X - self.mean) / self.scale, y, sample_weight=w if balance else None)
+        if free:
+            lr = LogisticRegression(C=C, max_iter=2000)
+        else:
+            lr = Monotone(C, [SIGN.get(names[i], 0) for i in use])
+        self.lr = lr.fit((X - self.mean) / self.scale, y, sample_weight=w if balance else None)
 
     def judge(self, q):
         X = np.array([[c["features"][i] for i in self.use] for c in q["candidates"]])
@@ -155,6 +198,8 @@ def main():
                     help="leave the reranker's features out (fit models/answerability.json)")
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--write")
+    ap.add_argument("--free", action="store_true",
+                    help="let every weight take either sign (no monotone constraints)")
     ap.add_argument("--balance", action="store_true",
                     help="each base weighs alike in the fit and the thresholds")
     a = ap.parse_args()
@@ -163,7 +208,7 @@ def main():
     if a.no_rerank:
         all_names = [f for f in all_names if f not in RERANK_FEATURES]
     use = [i for i, f in enumerate(all_names) if f not in a.drop]
-    model = Model(fit, use, a.C, a.balance)
+    model = Model(fit, use, a.C, a.balance, all_names, a.free)
     t = thresholds(model, fit, a.balance)
     print("fitted on", ", ".join(a.fit), "| thresholds",
           {k: round(v, 3) for k, v in t.items()})

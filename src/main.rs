@@ -373,6 +373,7 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
     let upset_threshold = settings.escalation.upset_threshold;
     let decision = frontdesk::escalation::explain(
         &frontdesk::escalation::Policy::new(settings.escalation.clone()),
+        question,
         &understanding,
         &reply,
         settings.bot.answer_threshold,

@@ -326,9 +326,9 @@ impl Default for RerankSettings {
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.48,
-            choices_threshold: 0.48,
-            option_threshold: 0.24,
+            answer_threshold: 0.54,
+            choices_threshold: 0.54,
+            option_threshold: 0.27,
             max_choices: 3,
             choice_line_chars: 120,
             max_passage_chars: 600,

@@ -476,3 +476,80 @@ async fn a_soft_ask_for_a_person_made_twice_is_heard_the_second_time() {
         "{reason}"
     );
 }
+
+/// Issue 14 item 5: an always-human intent confident for the message, on a question the
+/// knowledge base answers, is answered (with the offer of a person) rather than handed over.
+#[tokio::test]
+async fn a_question_on_a_sensitive_topic_the_base_answers_is_answered_with_the_offer_of_a_person() {
+    let app = spawn_app().await;
+    for (i, (text, page)) in [
+        (
+            "i want to quit the subscription",
+            "billing/cancel-subscription",
+        ),
+        (
+            "do subscriptions renew automatically",
+            "policies/subscription-terms",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        // The policy had its say: the classifier was confident of the sensitive intent.
+        let why = explain(&app, text).await;
+        assert_eq!(
+            why["understanding"]["intent"]["always_human"], true,
+            "{text:?}: {}",
+            why["understanding"]
+        );
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("q{i}"), text).await;
+        assert_eq!(
+            frame["type"], "message",
+            "{text:?} was handed over: {frame}"
+        );
+        assert_eq!(frame["from"], "bot", "{text:?}: {frame}");
+        assert!(
+            frame["sources"][0]["url"]
+                .as_str()
+                .is_some_and(|u| u.contains(page)),
+            "{text:?} should cite {page}: {frame}"
+        );
+        assert!(
+            frame["quick_replies"]
+                .as_array()
+                .is_some_and(|q| q.iter().any(|b| b["action"] == "request_human")),
+            "{text:?}: no offer of a person in {frame}"
+        );
+    }
+}
+
+/// The other side of item 5: the operator's always-human policy still holds when the customer
+/// asks the company to act or reports a compromised account, though the base has an article.
+#[tokio::test]
+async fn a_request_to_act_or_a_compromise_report_on_a_sensitive_topic_reaches_a_person() {
+    let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;
+    for (i, text) in [
+        "I want to cancel, do it for me",
+        "cancel it for me, now",
+        "i think my account got hacked, how do i see what they did",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let frame = outcome(&mut customer, &format!("a{i}"), text).await;
+        assert_eq!(frame["type"], "status", "{text:?} was answered: {frame}");
+        assert_eq!(frame["state"], "queued", "{text:?}: {frame}");
+        let why = explain(&app, text).await;
+        let reasons = why["decision"]["reasons"].to_string();
+        assert!(
+            reasons.contains("\"kind\":\"sensitive\"")
+                && (reasons.contains("asks the company to act")
+                    || reasons.contains("reports an incident")),
+            "{text:?}: {reasons}"
+        );
+    }
+}

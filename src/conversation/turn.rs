@@ -117,7 +117,9 @@ impl Conversations {
         }
         let analysis = analysis?;
         let history = core.history(id, stored.seq).await?;
-        let before = core.policy.before_bot(&analysis.understanding, &history);
+        let before = core
+            .policy
+            .before_bot(text, &analysis.understanding, &history);
         if before.escalate && core.hand_over(asked, before.clone()).await? {
             return Ok("escalated");
         }
@@ -132,7 +134,7 @@ impl Conversations {
         let view = core.bot_view(&reply);
         let after = core
             .policy
-            .after_bot(&analysis.understanding, &history, &view);
+            .after_bot(text, &analysis.understanding, &history, &view);
         if after.escalate && core.hand_over(asked, before.merge(after)).await? {
             // The bot looked and a person takes over instead: editors see the question among
             // the gaps, with the article the bot would have answered from, if any.

@@ -12,8 +12,12 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nlu::{Analysis, Encoder, Nlu, NluError, Understanding};
+use crate::nlu::{Analysis, Encoder, IntentMatch, Nlu, NluError, Understanding};
 use crate::settings::EscalationSettings;
+
+pub mod request;
+
+pub use request::Request;
 
 /// The intent (in `models/intents.yaml`) of a customer asking for a person.
 pub const HUMAN_REQUEST_INTENT: &str = "human_request";
@@ -229,17 +233,21 @@ impl Policy {
         &self.settings
     }
 
-    /// Checks made before the bot looks for an answer: a request for a person, a sensitive intent,
-    /// an upset customer. When these escalate, the bot does not answer at all.
-    pub fn before_bot(&self, u: &Understanding, history: &History) -> Decision {
+    /// Checks made before the bot looks for an answer to `text`: a request for a person, a
+    /// sensitive intent, an upset customer. When these escalate, the bot does not answer at all.
+    ///
+    /// A sensitive intent (`always_human`, arriving set only when the classifier is confident of
+    /// it for this message, at its calibrated threshold) hands the conversation over at once when
+    /// the customer asks the company to act or reports an incident ([`request::read`]), or is
+    /// impatient; a calm question on the topic is the knowledge base's to answer first, with the
+    /// offer of a person, and `after_bot` hands it over if the base cannot answer it.
+    pub fn before_bot(&self, text: &str, u: &Understanding, history: &History) -> Decision {
         let s = &self.settings;
         let mut d = Decision::default();
         if let Some(intent) = &u.intent {
             d.team = intent.team.clone();
             let confident = intent.confidence >= s.intent_confidence;
-            // `always_human` arrives set only when the classifier is confident of the intent for
-            // this message (its calibrated threshold); for human_request it means the request is
-            // passed on.
+            // For human_request, `always_human` means the request is passed on.
             let asks = intent.name == HUMAN_REQUEST_INTENT;
             if asks && intent.always_human && confident {
                 d.push(Reason::new(
@@ -253,21 +261,28 @@ impl Policy {
                     Some(intent.confident_at.max(s.intent_confidence)),
                 ));
             }
-            let sensitive = intent.always_human && !asks;
-            // A calm how-to question on a sensitive topic is the knowledge base's to answer
-            // first (with the offer of a person); `after_bot` hands it over if it cannot.
-            let deferred =
-                sensitive && confident && u.how_to && u.needs_person() < s.upset_threshold / 2.0;
-            if deferred {
+            let sensitive = intent.always_human && !asks && confident;
+            let request = request::read(text);
+            if sensitive && self.defers(text, u).is_some() {
                 d.checked.push(format!(
-                    "intent {} always goes to a person, but this is a calm how-to question: the bot answers it if the knowledge base can",
-                    intent.name
+                    "intent {} always goes to a person, but this calm message {}: the bot answers it, with the offer of a person, if the knowledge base can",
+                    intent.name,
+                    request.describe()
                 ));
-            } else if sensitive && confident {
+            } else if sensitive {
+                let why = if request.needs_a_person() {
+                    request.describe()
+                } else {
+                    format!(
+                        "the customer is not calm (needs a person {:.2} ≥ {:.2})",
+                        u.needs_person(),
+                        s.upset_threshold / 2.0
+                    )
+                };
                 d.push(Reason::new(
                     ReasonKind::Sensitive,
                     format!(
-                        "intent {} always goes to a person (confidence {:.2} ≥ {:.2})",
+                        "intent {} always goes to a person (confidence {:.2} ≥ {:.2}); the message {why}",
                         intent.name,
                         intent.confidence,
                         intent.confident_at.max(s.intent_confidence)
@@ -289,6 +304,20 @@ impl Policy {
         }
         self.check_signals(u, history, &mut d);
         d
+    }
+
+    /// The sensitive intent whose hand-off waits for the bot's answer: the classifier is
+    /// confident of an `always_human` intent (other than asking for a person), but the message
+    /// only asks for information and the customer is calm.
+    fn defers<'u>(&self, text: &str, u: &'u Understanding) -> Option<&'u IntentMatch> {
+        let s = &self.settings;
+        u.intent.as_ref().filter(|i| {
+            i.always_human
+                && i.name != HUMAN_REQUEST_INTENT
+                && i.confidence >= s.intent_confidence
+                && !request::read(text).needs_a_person()
+                && u.needs_person() < s.upset_threshold / 2.0
+        })
     }
 
     /// Upset, urgent or asking for a person (this message, or rising over the conversation);
@@ -392,19 +421,21 @@ impl Policy {
         }
     }
 
-    /// Checks made once the bot has looked for an answer: turn after turn without one, or the same
-    /// question again right after an answer.
-    pub fn after_bot(&self, u: &Understanding, history: &History, bot: &BotView<'_>) -> Decision {
+    /// Checks made once the bot has looked for an answer to `text`: a sensitive question it could
+    /// not answer, turn after turn without an answer, or the same question again right after an
+    /// answer.
+    pub fn after_bot(
+        &self,
+        text: &str,
+        u: &Understanding,
+        history: &History,
+        bot: &BotView<'_>,
+    ) -> Decision {
         let s = &self.settings;
         let mut d = Decision::default();
-        // A sensitive how-to question `before_bot` let through: answered (or articles offered to
-        // choose from, with the offer of a person), or handed over when nothing fits.
-        if let Some(intent) = u.intent.as_ref().filter(|i| {
-            i.always_human
-                && i.name != HUMAN_REQUEST_INTENT
-                && i.confidence >= s.intent_confidence
-                && u.how_to
-        }) {
+        // A sensitive question `before_bot` let through: answered (or articles offered to choose
+        // from), with the offer of a person, or handed over when nothing fits.
+        if let Some(intent) = self.defers(text, u) {
             if bot.dont_know {
                 d.team = intent.team.clone();
                 d.push(Reason::new(
@@ -452,7 +483,9 @@ impl Policy {
         } else if let (true, Some(article), Some(last)) =
             (bot.answered, bot.article, history.last_article.as_deref())
         {
-            if article == last && history.last_helpful != Some(true) {
+            // A follow-up ("and the box already on its way?") is often answered by another
+            // section of the same article: that is no sign the first answer failed.
+            if article == last && history.last_helpful != Some(true) && !request::follow_up(text) {
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
                     format!("asked again after the answer from {article} (confidence {:.2}); it did not help", bot.confidence),
@@ -487,13 +520,14 @@ impl Policy {
 /// show it.
 pub fn explain(
     policy: &Policy,
+    question: &str,
     understanding: &Understanding,
     reply: &crate::bot::Reply,
     answer_threshold: f32,
 ) -> Decision {
     use crate::bot::Outcome;
     let history = History::default();
-    let before = policy.before_bot(understanding, &history);
+    let before = policy.before_bot(question, understanding, &history);
     let view = BotView {
         answered: reply.outcome == Outcome::Answered,
         dont_know: reply.outcome == Outcome::DontKnow,
@@ -501,7 +535,7 @@ pub fn explain(
         threshold: answer_threshold,
         article: None,
     };
-    let after = policy.after_bot(understanding, &history, &view);
+    let after = policy.after_bot(question, understanding, &history, &view);
     before.merge(after)
 }
 
@@ -535,7 +569,7 @@ mod tests {
             upset_cues: vec!["all caps".into()],
             ..Default::default()
         };
-        let d = policy.before_bot(&u, &History::default());
+        let d = policy.before_bot("", &u, &History::default());
         assert!(d.escalate);
         assert_eq!(kinds(&d), [ReasonKind::Upset]);
         assert_eq!(d.reasons[0].value, Some(0.93));
@@ -559,14 +593,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            kinds(&policy.before_bot(&u, &history)),
+            kinds(&policy.before_bot("", &u, &history)),
             [ReasonKind::UpsetRising]
         );
         let flat = History {
             upsets: vec![0.5, 0.3],
             ..Default::default()
         };
-        assert!(!policy.before_bot(&u, &flat).escalate);
+        assert!(!policy.before_bot("", &u, &flat).escalate);
     }
 
     #[test]
@@ -577,7 +611,7 @@ mod tests {
         if let Some(i) = u.intent.as_mut() {
             i.confident_at = 0.8;
         }
-        let d = Policy::default().before_bot(&u, &History::default());
+        let d = Policy::default().before_bot("refund me now", &u, &History::default());
         let reason = &d.reasons[0];
         assert_eq!(reason.threshold, Some(0.8));
         assert!(reason.detail.contains("≥ 0.80"), "{}", reason.detail);
@@ -586,22 +620,33 @@ mod tests {
     #[test]
     fn sensitive_intents_escalate_at_once_to_their_team() {
         let policy = Policy::default();
-        let d = policy.before_bot(&intent("refund", 0.9, "billing", true), &History::default());
+        let refund = "I want my money back for the grinder";
+        let d = policy.before_bot(
+            refund,
+            &intent("refund", 0.9, "billing", true),
+            &History::default(),
+        );
         assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
         assert_eq!(d.team.as_deref(), Some("billing"));
-        let unsure =
-            policy.before_bot(&intent("refund", 0.3, "billing", true), &History::default());
+        assert!(d.reasons[0].detail.contains("asks the company to act"));
+        let unsure = policy.before_bot(
+            refund,
+            &intent("refund", 0.3, "billing", true),
+            &History::default(),
+        );
         assert!(
             !unsure.escalate,
             "a guess below the confidence bar is not enough"
         );
         let asked = policy.before_bot(
+            "",
             &intent("human_request", 0.8, "general", true),
             &History::default(),
         );
         assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
         // The classifier was not confident enough of it for this message (always_human unset).
         let unsure = policy.before_bot(
+            "",
             &intent("human_request", 0.6, "general", false),
             &History::default(),
         );
@@ -610,7 +655,7 @@ mod tests {
         let mut how = intent("human_request", 0.9, "general", true);
         how.how_to = true;
         assert_eq!(
-            kinds(&policy.before_bot(&how, &History::default())),
+            kinds(&policy.before_bot("how can i talk to a person?", &how, &History::default())),
             [ReasonKind::HumanRequest]
         );
     }
@@ -629,17 +674,17 @@ mod tests {
             out_of_scope: true,
             ..Default::default()
         };
-        assert!(!policy.after_bot(&u, &History::default(), &bot).escalate);
+        assert!(!policy.after_bot("", &u, &History::default(), &bot).escalate);
         let second = History {
             unanswered_streak: 1,
             ..Default::default()
         };
-        assert!(!policy.after_bot(&u, &second, &bot).escalate);
+        assert!(!policy.after_bot("", &u, &second, &bot).escalate);
         let history = History {
             unanswered_streak: 2,
             ..Default::default()
         };
-        let d = policy.after_bot(&u, &history, &bot);
+        let d = policy.after_bot("", &u, &history, &bot);
         assert_eq!(kinds(&d), [ReasonKind::OutOfScope]);
         assert_eq!(d.reasons[0].value, Some(0.2));
     }
@@ -660,14 +705,25 @@ mod tests {
         };
         let u = Understanding::default();
         assert_eq!(
-            kinds(&policy.after_bot(&u, &history, &bot)),
+            kinds(&policy.after_bot("", &u, &history, &bot)),
             [ReasonKind::Rephrased]
+        );
+        // A follow-up the same article answers again is not a rephrase.
+        assert!(
+            !policy
+                .after_bot(
+                    "and what about orders already on the way?",
+                    &u,
+                    &history,
+                    &bot
+                )
+                .escalate
         );
         let helped = History {
             last_helpful: Some(true),
             ..history
         };
-        assert!(!policy.after_bot(&u, &helped, &bot).escalate);
+        assert!(!policy.after_bot("", &u, &helped, &bot).escalate);
     }
 
     #[test]
@@ -681,11 +737,15 @@ mod tests {
     }
 
     #[test]
-    fn a_calm_how_to_question_on_a_sensitive_topic_is_answered_when_the_base_can() {
+    fn a_calm_question_on_a_sensitive_topic_is_answered_when_the_base_can() {
         let policy = Policy::default();
-        let mut u = intent("security", 0.87, "accounts", true);
-        u.how_to = true;
-        assert!(!policy.before_bot(&u, &History::default()).escalate);
+        let u = intent("security", 0.87, "accounts", true);
+        let question = "a colleague left the company, how do i remove their access";
+        assert!(
+            !policy
+                .before_bot(question, &u, &History::default())
+                .escalate
+        );
         let answered = BotView {
             answered: true,
             dont_know: false,
@@ -695,7 +755,7 @@ mod tests {
         };
         assert!(
             !policy
-                .after_bot(&u, &History::default(), &answered)
+                .after_bot(question, &u, &History::default(), &answered)
                 .escalate
         );
         // Articles offered to choose from: the customer picks one, or presses "Talk to a person".
@@ -705,17 +765,68 @@ mod tests {
             article: None,
             ..answered
         };
-        assert!(!policy.after_bot(&u, &History::default(), &choices).escalate);
+        assert!(
+            !policy
+                .after_bot(question, &u, &History::default(), &choices)
+                .escalate
+        );
         let unanswered = BotView {
             dont_know: true,
             ..choices
         };
-        let d = policy.after_bot(&u, &History::default(), &unanswered);
+        let d = policy.after_bot(question, &u, &History::default(), &unanswered);
         assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
         assert_eq!(d.team.as_deref(), Some("accounts"));
-        // Not a how-to question, or said in anger: a person at once.
-        u.how_to = false;
-        assert!(policy.before_bot(&u, &History::default()).escalate);
+        // A wish the customer can carry out with the right article is a question too.
+        let cancel = intent("cancel_subscription", 1.0, "billing", true);
+        let quit = "i want to quit the subscription";
+        assert!(
+            !policy
+                .before_bot(quit, &cancel, &History::default())
+                .escalate
+        );
+        assert!(
+            !policy
+                .after_bot(quit, &cancel, &History::default(), &answered)
+                .escalate
+        );
+    }
+
+    #[test]
+    fn an_operators_sensitive_intent_still_reaches_a_person_for_acts_incidents_and_anger() {
+        let policy = Policy::default();
+        let cancel = intent("cancel_subscription", 1.0, "billing", true);
+        for text in [
+            "I want to cancel, do it for me",
+            "cancel it for me, now",
+            "please cancel my subscription",
+        ] {
+            let d = policy.before_bot(text, &cancel, &History::default());
+            assert_eq!(kinds(&d), [ReasonKind::Sensitive], "{text:?}");
+            assert_eq!(d.team.as_deref(), Some("billing"));
+            assert!(d.priority > 0);
+        }
+        let security = intent("security", 0.9, "accounts", true);
+        let d = policy.before_bot(
+            "someone logged into my account from another country, how do i stop them",
+            &security,
+            &History::default(),
+        );
+        assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
+        assert!(d.reasons[0].detail.contains("reports an incident"));
+        // A question, but asked in anger: a person at once.
+        let mut angry = intent("cancel_subscription", 1.0, "billing", true);
+        angry.upset = 0.6;
+        let d = policy.before_bot("how do i cancel this", &angry, &History::default());
+        assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
+        assert!(d.reasons[0].detail.contains("not calm"));
+        // An intent without the policy is never handed over for the same words.
+        let billing = intent("billing", 1.0, "billing", false);
+        assert!(
+            !policy
+                .before_bot("cancel it for me, now", &billing, &History::default())
+                .escalate
+        );
     }
 
     #[test]
@@ -726,20 +837,24 @@ mod tests {
             urgent: 0.85,
             ..Default::default()
         };
-        let d = policy.before_bot(&urgent, &History::default());
+        let d = policy.before_bot("", &urgent, &History::default());
         assert_eq!(kinds(&d), [ReasonKind::Urgent]);
         assert!(d.reasons[0].detail.contains("urgent 0.85"));
         let soft_ask = Understanding {
             asks_for_person: 0.5,
             ..Default::default()
         };
-        assert!(!policy.before_bot(&soft_ask, &History::default()).escalate);
+        assert!(
+            !policy
+                .before_bot("", &soft_ask, &History::default())
+                .escalate
+        );
         let again = History {
             person_asks: vec![0.1, 0.5],
             ..Default::default()
         };
         assert_eq!(
-            kinds(&policy.before_bot(&soft_ask, &again)),
+            kinds(&policy.before_bot("", &soft_ask, &again)),
             [ReasonKind::HumanRequest]
         );
     }
@@ -754,7 +869,7 @@ mod tests {
             asks_for_person: 0.26,
             ..Default::default()
         };
-        let d = policy.before_bot(&middling, &History::default());
+        let d = policy.before_bot("", &middling, &History::default());
         assert!(!d.escalate, "{d:?}");
         assert!(d.checked.iter().any(|c| c.contains("needs a person 0.35")));
         // One clear reading is enough, whichever it is.
@@ -765,7 +880,7 @@ mod tests {
                 asks_for_person: asks,
                 ..Default::default()
             };
-            assert!(policy.before_bot(&clear, &History::default()).escalate);
+            assert!(policy.before_bot("", &clear, &History::default()).escalate);
         }
     }
 
@@ -784,25 +899,25 @@ mod tests {
             ..Default::default()
         };
         let calm = Understanding::default();
-        assert!(!policy.after_bot(&calm, &second, &bot).escalate);
+        assert!(!policy.after_bot("", &calm, &second, &bot).escalate);
         let third = History {
             unanswered_streak: 2,
             ..Default::default()
         };
-        assert!(policy.after_bot(&calm, &third, &bot).escalate);
+        assert!(policy.after_bot("", &calm, &third, &bot).escalate);
         let impatient = Understanding {
             upset: 0.5,
             ..Default::default()
         };
-        assert!(policy.after_bot(&impatient, &second, &bot).escalate);
+        assert!(policy.after_bot("", &impatient, &second, &bot).escalate);
         let failing = History {
             failed_answers: 3,
             ..Default::default()
         };
         assert_eq!(
-            kinds(&policy.before_bot(&impatient, &failing)),
+            kinds(&policy.before_bot("", &impatient, &failing)),
             [ReasonKind::RepeatedFailure]
         );
-        assert!(!policy.before_bot(&calm, &failing).escalate);
+        assert!(!policy.before_bot("", &calm, &failing).escalate);
     }
 }

@@ -474,7 +474,7 @@ pub fn support_set(
         let analysis = nlu.analyse_embedded(&m.text, e);
         // Always-human intents are a knowledge base's policy (the demo shop's refunds), not a
         // reading of the customer: only what the message itself says counts here.
-        let mut decision = policy.before_bot(&analysis.understanding, &History::default());
+        let mut decision = policy.before_bot(&m.text, &analysis.understanding, &History::default());
         decision
             .reasons
             .retain(|r| r.kind != crate::escalation::ReasonKind::Sensitive);

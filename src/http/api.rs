@@ -65,6 +65,7 @@ async fn explain(
     let answer_threshold = state.bot.settings().answer_threshold;
     let decision = crate::escalation::explain(
         state.conversations.policy(),
+        q,
         &understanding,
         &reply,
         answer_threshold,

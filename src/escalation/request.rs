@@ -1,0 +1,382 @@
+//! What a message on a sensitive topic asks of the company: information the knowledge base may
+//! give ("do subscriptions renew automatically?", "i want to quit the subscription"), an act only
+//! a person can carry out ("cancel it for me, now", "i want my money back"), or a report of
+//! something gone wrong with the account or the money ("someone logged into my account", "a
+//! charge i never agreed to").
+//!
+//! An intent's `always_human` policy is the operator's word that such matters reach a person. It
+//! stays that for acts and incidents; a question the knowledge base answers is answered first, with
+//! the offer of a person, and handed over when the base cannot answer it (see
+//! [`Policy::before_bot`](super::Policy::before_bot)). Read from the words alone, so the same rule
+//! holds on any help centre and for any intent an operator marks sensitive.
+
+/// What the message asks of the company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A question, or a wish the customer can carry out with the right article.
+    Information,
+    /// Asks the company to act: the words that say so.
+    Action(&'static str),
+    /// Reports something wrong that someone must look into: the words that say so.
+    Incident(&'static str),
+}
+
+impl Request {
+    /// Whether a person must take it, whatever the knowledge base says.
+    pub fn needs_a_person(self) -> bool {
+        !matches!(self, Request::Information)
+    }
+
+    /// In words, for the reasons an agent reads.
+    pub fn describe(self) -> String {
+        match self {
+            Request::Information => "asks for information".into(),
+            Request::Action(cue) => format!("asks the company to act (\"{cue}\")"),
+            Request::Incident(cue) => format!("reports an incident (\"{cue}\")"),
+        }
+    }
+}
+
+/// Something wrong that a person must look into, whatever the question around it.
+const INCIDENT: &[&str] = &[
+    "hacked",
+    "hacker",
+    "hackers",
+    "hacking",
+    "not me",
+    "wasn't me",
+    "wasnt me",
+    "was not me",
+    "unauthorised",
+    "unauthorized",
+    "didn't authorise",
+    "didn't authorize",
+    "didnt authorise",
+    "didnt authorize",
+    "did not authorise",
+    "did not authorize",
+    "never authorised",
+    "never authorized",
+    "never agreed",
+    "never signed up",
+    "never ordered",
+    "never made",
+    "didn't make",
+    "didnt make",
+    "did not make",
+    "stolen",
+    "stole",
+    "compromised",
+    "suspicious",
+    "fraud",
+    "fraudulent",
+    "phishing",
+    "scam",
+    "scammed",
+    "identity theft",
+    "data breach",
+    "leaked",
+    "dispute",
+    "chargeback",
+    "charge back",
+];
+
+/// Who, in "someone logged into my account".
+const STRANGERS: &[&str] = &[
+    "someone",
+    "somebody",
+    "some one",
+    "a stranger",
+    "an intruder",
+];
+
+/// What a stranger did, in an incident report (not "how do i give someone access").
+const STRANGER_DID: &[&str] = &[
+    "else", "has", "is", "was", "logged", "log", "signed", "sign", "accessed", "used", "changed",
+    "got", "made", "bought", "ordered", "tried", "keeps", "took", "stole", "hacked", "broke",
+];
+
+/// Verbs of what only the company can do with an account or a payment.
+const ACT_VERBS: &[&str] = &[
+    "cancel",
+    "refund",
+    "close",
+    "delete",
+    "remove",
+    "stop",
+    "end",
+    "terminate",
+    "unsubscribe",
+    "reset",
+    "unlock",
+    "block",
+    "freeze",
+    "reverse",
+    "restore",
+    "deactivate",
+    "disable",
+    "erase",
+    "wipe",
+    "void",
+    "credit",
+    "reimburse",
+    "undo",
+    "transfer",
+    "process",
+    "issue",
+    "return",
+    "change",
+    "fix",
+];
+
+/// Verbs that, opening a message, can only be an order ("cancel my subscription"); not those that
+/// open a question as nouns as often ("refund policy?", "return label", "credit card declined").
+const ORDERS: &[&str] = &[
+    "cancel",
+    "close",
+    "delete",
+    "remove",
+    "stop",
+    "terminate",
+    "unsubscribe",
+    "reset",
+    "unlock",
+    "deactivate",
+    "disable",
+    "erase",
+    "wipe",
+    "reimburse",
+    "undo",
+    "reverse",
+    "freeze",
+];
+
+/// Asking the company to do it, in so many words.
+const ACT_PHRASES: &[&str] = &[
+    "for me",
+    "on my behalf",
+    "do it",
+    "do this",
+    "do that",
+    "i need you to",
+    "i want you to",
+    "you need to",
+    "you must",
+    "you have to",
+    "i demand",
+    "i insist",
+    "right now",
+    "immediately",
+    "asap",
+    "right away",
+    "straight away",
+    "money back",
+    "i want a refund",
+    "i want my",
+    "i need a refund",
+    "i need my",
+    "i'd like a refund",
+    "i would like a refund",
+    "give me",
+    "send me my",
+    "refund me",
+    "reimburse me",
+    "credit me",
+];
+
+/// Words said before the request itself ("hi, please cancel …").
+const OPENERS: &[&str] = &[
+    "hi", "hello", "hey", "there", "ok", "okay", "so", "um", "please", "pls", "plz", "kindly",
+    "just", "yes", "yeah",
+];
+
+/// Askers of a favour: "could you cancel …".
+const ASKERS: &[&str] = &[
+    "can you",
+    "could you",
+    "would you",
+    "will you",
+    "can u",
+    "could u",
+];
+
+/// Lower case, apostrophes straightened, every other mark a space, spaces single, a space at both
+/// ends (so phrases match whole words).
+fn words(text: &str) -> String {
+    let lower = text.to_lowercase().replace(['’', '‘', '`'], "'");
+    let spaced: String = lower
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    format!(
+        " {} ",
+        spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
+    phrases
+        .iter()
+        .copied()
+        .find(|p| w.contains(&format!(" {p} ")))
+}
+
+/// What `text` asks of the company (see [`Request`]).
+pub fn read(text: &str) -> Request {
+    let w = words(text);
+    if let Some(cue) = find(&w, INCIDENT) {
+        return Request::Incident(cue);
+    }
+    for who in STRANGERS {
+        for did in STRANGER_DID {
+            if w.contains(&format!(" {who} {did} ")) {
+                return Request::Incident(who);
+            }
+        }
+    }
+    if let Some(cue) = find(&w, ACT_PHRASES) {
+        return Request::Action(cue);
+    }
+    // "could you (please) cancel", "please refund": a favour asked of the company.
+    for asker in ASKERS.iter().chain(&["please", "pls", "kindly"]) {
+        for verb in ACT_VERBS {
+            for between in ["", "please ", "just "] {
+                if w.contains(&format!(" {asker} {between}{verb} ")) {
+                    return Request::Action(verb);
+                }
+            }
+        }
+    }
+    // An order: the message opens with the verb ("cancel my subscription").
+    let first = w
+        .split_whitespace()
+        .find(|word| !OPENERS.contains(word))
+        .unwrap_or_default();
+    if let Some(verb) = ORDERS.iter().copied().find(|v| *v == first) {
+        return Request::Action(verb);
+    }
+    Request::Information
+}
+
+/// Openings and words of a message that builds on the previous answer rather than asking the same
+/// question again: "and the box that already shipped?", "can you put our VAT number on it too".
+const FOLLOW_UP_OPENINGS: &[&str] = &[
+    "and",
+    "also",
+    "what about",
+    "how about",
+    "what if",
+    "does that",
+    "does this",
+    "will that",
+    "will this",
+    "is that",
+    "then",
+    "but what",
+    "but how",
+    "ok and",
+    "okay and",
+    "so",
+];
+
+/// Words anywhere in a message that add to what was asked before.
+const FOLLOW_UP_WORDS: &[&str] = &["too", "also", "as well", "another", "else", "instead"];
+
+/// Whether `text` builds on the previous question (a follow-up) rather than asking it again: the
+/// same article answering it is then no sign that the answer failed.
+pub fn follow_up(text: &str) -> bool {
+    let w = words(text);
+    FOLLOW_UP_OPENINGS
+        .iter()
+        .any(|p| w.starts_with(&format!(" {p} ")))
+        || find(&w, FOLLOW_UP_WORDS).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_and_self_service_wishes_ask_for_information() {
+        for text in [
+            "i want to quit the subscription",
+            "do subscriptions renew automatically",
+            "theres white chalky stuff building up inside",
+            "a colleague left the company, how do i remove their access to our dashboards",
+            "can i see a log of who changed our site settings",
+            "how do i give someone access to my dashboard",
+            "can you tell me how to cancel my plan?",
+            "what happens to my data when i close my account",
+            "How do I cancel? please help",
+            "refund policy for opened bags?",
+            "return label for the grinder, where do i find it",
+            "credit card was charged twice this month, why",
+        ] {
+            assert_eq!(read(text), Request::Information, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn asking_the_company_to_act_is_an_action() {
+        for text in [
+            "I want to cancel, do it for me",
+            "cancel it for me, now",
+            "Cancel my subscription",
+            "hi, please cancel my subscription",
+            "could you please refund the last charge",
+            "i want my money back",
+            "I want a refund for the grinder",
+            "close my account immediately",
+        ] {
+            assert!(
+                matches!(read(text), Request::Action(_)),
+                "{text:?}: {:?}",
+                read(text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_compromised_account_or_an_unknown_charge_is_an_incident() {
+        for text in [
+            "my account was hacked",
+            "someone logged into my account from another country, how do i stop them",
+            "there's a payment on my card that i never agreed to",
+            "I think my password was stolen",
+            "there is an order on my account that wasn’t me",
+        ] {
+            assert!(
+                matches!(read(text), Request::Incident(_)),
+                "{text:?}: {:?}",
+                read(text)
+            );
+            assert!(read(text).needs_a_person());
+        }
+        assert!(!read("how do i turn on two-factor login").needs_a_person());
+    }
+
+    #[test]
+    fn a_follow_up_builds_on_the_last_answer_and_a_rephrase_does_not() {
+        for text in [
+            "and the box that already shipped, do i still get it?",
+            "can you put our VAT number on it too",
+            "what about the order i placed yesterday",
+            "does that also change my next delivery?",
+        ] {
+            assert!(follow_up(text), "{text:?}");
+        }
+        for text in [
+            "how do i get an invoice",
+            "i asked how to cancel, not how to pause",
+            "where can i download the receipt",
+        ] {
+            assert!(!follow_up(text), "{text:?}");
+        }
+    }
+}
