@@ -268,10 +268,11 @@ impl Bot {
 /// judged by the answerability model ([`crate::kb::Model::judge`], most probable first), and what
 /// was understood of the question.
 ///
-/// The best article's probability of answering the question is the confidence. Below
-/// `choices_threshold` nothing fits: "I don't know". Otherwise every other article at least
-/// `option_threshold` probable is offered beside it ("Which of these is it?", up to
-/// `max_choices`); with none, the best one is answered directly.
+/// The best article's probability of answering the question is the confidence. Every other
+/// article at least `option_threshold` probable is offered beside it ("Which of these is it?", up
+/// to `max_choices`); with none, the best one is answered directly. Below `choices_threshold`
+/// nothing fits ("I don't know") unless the articles offered together reach it (the probability
+/// that at least one of them answers): two articles that fit equally split the evidence.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -308,7 +309,21 @@ pub(crate) fn decide(
         return dont_know(0.0, "the knowledge base is empty".into(), candidates);
     };
     let best = &candidates[top.passage];
-    if confidence < settings.choices_threshold {
+    // The articles probable enough to be offered beside the best one.
+    let offered: Vec<&Judged> =
+        std::iter::once(top)
+            .chain(judged[1..].iter().filter(|j| {
+                j.probability >= settings.option_threshold && j.passage < candidates.len()
+            }))
+            .take(settings.max_choices.max(1))
+            .collect();
+    // When two or three articles fit about equally, each one's probability is split between them
+    // (the model weighs the margin to the runner-up), though one of them very likely answers: the
+    // choice is judged by the probability that at least one of them does.
+    let any_of_them = 1.0 - offered.iter().map(|j| 1.0 - j.probability).product::<f32>();
+    if confidence < settings.choices_threshold
+        && (offered.len() < 2 || any_of_them < settings.choices_threshold)
+    {
         let reason = format!(
             "the most probable article, \"{}\" (\"{}\", similarity {:.2}), answers the question with probability {confidence:.2}: below {:.2}, the least to offer it",
             best.title,
@@ -318,14 +333,6 @@ pub(crate) fn decide(
         );
         return dont_know(confidence, reason, candidates);
     }
-    // The other articles probable enough to be offered beside the best one.
-    let offered: Vec<&Judged> =
-        std::iter::once(top)
-            .chain(judged[1..].iter().filter(|j| {
-                j.probability >= settings.option_threshold && j.passage < candidates.len()
-            }))
-            .take(settings.max_choices.max(1))
-            .collect();
     // Which section of each article: its passages scored with their own heading too, so "export
     // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
     let options: Vec<&Passage> = offered
@@ -645,6 +652,29 @@ mod tests {
     }
 
     #[test]
+    fn two_articles_that_split_the_evidence_are_offered_rather_than_declined() {
+        let settings = BotSettings::default();
+        // Neither twin alone reaches the choices threshold, but one of the two very likely answers.
+        let p = settings.choices_threshold - 0.05;
+        let reply = decide_with(
+            vec![
+                passage("cup-warmer-off.md", 0.69, 0.69),
+                passage("cup-warmer-on.md", 0.68, 0.68),
+            ],
+            &[("cup-warmer-off.md", p), ("cup-warmer-on.md", p)],
+        );
+        assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
+        assert_eq!(reply.sources.len(), 2, "both articles are offered");
+        // Two weak ones do not add up to a choice.
+        let weak = settings.option_threshold + 0.01;
+        let reply = decide_with(
+            vec![passage("a.md", 0.4, 0.4), passage("b.md", 0.39, 0.39)],
+            &[("a.md", weak), ("b.md", weak)],
+        );
+        assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
+    }
+
+    #[test]
     fn an_improbable_best_article_gets_an_honest_dont_know_and_the_offer_of_a_person() {
         let settings = BotSettings::default();
         let reply = decide_with(
@@ -654,7 +684,7 @@ mod tests {
             ],
             &[
                 ("refunds.md", settings.choices_threshold - 0.01),
-                ("returns.md", settings.option_threshold + 0.1),
+                ("returns.md", settings.option_threshold - 0.01),
             ],
         );
         assert_eq!(reply.outcome, Outcome::DontKnow);
