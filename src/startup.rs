@@ -365,10 +365,8 @@ fn spawn_receiver(
                     }
                 }
                 Received::Signal(signal) => {
-                    if let Some(queue_change) = fanout.deliver(*signal) {
-                        if let Err(e) = desk.apply(queue_change).await {
-                            tracing::error!("applying another node's queue change: {e}");
-                        }
+                    if let Err(e) = desk.deliver(*signal).await {
+                        tracing::error!("applying another node's queue change: {e}");
                     }
                 }
             }

@@ -280,6 +280,31 @@ impl Desk {
         core.dispatch().await
     }
 
+    /// Hands what another node did to this node: its frames to this node's sockets, its queue
+    /// changes to [`Desk::apply`]. A conversation's frames are delivered under the conversation's
+    /// lock, as this node's own are, so none reaches a socket between its seat and its `welcome`
+    /// (a customer resuming here would otherwise see a frame before being welcomed).
+    pub async fn deliver(&self, signal: Signal) -> Result<(), ConversationError> {
+        let core = &self.core;
+        let conversation = match &signal {
+            Signal::Conversation { conversation, .. }
+            | Signal::Customers { conversation, .. }
+            | Signal::Holder { conversation, .. } => Some(conversation.clone()),
+            _ => None,
+        };
+        let queue_change = match conversation {
+            Some(id) => {
+                let _guard = core.lock(&id).await;
+                core.fanout.deliver(signal)
+            }
+            None => core.fanout.deliver(signal),
+        };
+        match queue_change {
+            Some(change) => self.apply(change).await,
+            None => Ok(()),
+        }
+    }
+
     /// Applies what another node did to the queue (see [`crate::cluster`]): this node's copy
     /// changes, its consoles see the queue change, and its agents may be assigned what joined.
     /// Signals for sockets are the fan-out's ([`crate::fanout::Fanout::deliver`]).
