@@ -179,21 +179,6 @@ async fn with_the_reranker_the_bot_quotes_the_passage_the_reranker_scores_best()
     );
 }
 
-/// The customer's next `message` or `status` frame after sending `text`.
-async fn turn(customer: &mut common::Client, id: &str, text: &str) -> Value {
-    customer
-        .send(serde_json::json!({"type": "message", "client_id": id, "text": text}))
-        .await;
-    let ack = customer.recv().await;
-    assert_eq!(ack["type"], "ack", "{ack}");
-    loop {
-        let frame = customer.recv().await;
-        if matches!(frame["type"].as_str(), Some("message") | Some("status")) {
-            return frame;
-        }
-    }
-}
-
 /// A follow-up that another section of the same article answers ("…on it too") is answered, not
 /// taken for the same question asked again and handed to a person (issue 14, multi-turn).
 #[tokio::test]
@@ -201,13 +186,17 @@ async fn a_follow_up_answered_from_the_same_article_stays_with_the_bot() {
     let app = common::spawn_app().await;
     let mut customer = app.client().await;
     customer.hello(None, None).await;
-    let first = turn(&mut customer, "f1", "need an invoice for my company").await;
+    let first = customer
+        .outcome("f1", "need an invoice for my company")
+        .await;
     assert!(is_answer(&first), "{first}");
     assert!(
         cited(&first)[0].0.contains("invoices-and-vat-receipts"),
         "{first}"
     );
-    let second = turn(&mut customer, "f2", "can you put our VAT number on it too").await;
+    let second = customer
+        .outcome("f2", "can you put our VAT number on it too")
+        .await;
     assert_eq!(second["type"], "message", "handed over: {second}");
     assert!(is_answer(&second), "{second}");
     assert!(

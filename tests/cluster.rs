@@ -20,46 +20,14 @@ use common::{spawn_app_with, AgentClient, Client, TestApp};
 const WAIT: Duration = Duration::from_secs(10);
 use serde_json::{json, Value};
 
-/// The Postgres and Redis to test against, or `None` after saying on the terminal that `test` is
-/// skipped and why.
-fn services(test: &str) -> Option<(String, String)> {
-    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    match (var("FRONTDESK_TEST_POSTGRES"), var("FRONTDESK_TEST_REDIS")) {
-        (Some(pg), Some(redis)) => Some((pg, redis)),
-        _ if std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES or FRONTDESK_TEST_REDIS is unset: run the tests under scripts/with-postgres.sh scripts/with-redis.sh (as `make test` does)")
-        }
-        (pg, _) => {
-            use std::io::Write;
-            let missing = if pg.is_none() {
-                "FRONTDESK_TEST_POSTGRES"
-            } else {
-                "FRONTDESK_TEST_REDIS"
-            };
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped cluster.rs {test}: {missing} is unset (`make test` starts Postgres and \
-                 Redis with scripts/with-postgres.sh and scripts/with-redis.sh)"
-            );
-            None
-        }
-    }
-}
-
-/// A new, empty database on the server of `admin`; its URL.
-async fn fresh_database(admin: &str) -> String {
-    let name = format!("frontdesk_cluster_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(admin)
-        .await
-        .expect("connect to FRONTDESK_TEST_POSTGRES");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .expect("FRONTDESK_TEST_POSTGRES's user may create databases");
-    pool.close().await;
-    let mut url = url::Url::parse(admin).expect("a URL");
-    url.set_path(&name);
-    url.to_string()
+/// Postgres's and Redis's URLs, or `None` after saying that `test` is skipped.
+fn services(test: &str) -> Option<[String; 2]> {
+    let urls = common::services(
+        "cluster.rs",
+        test,
+        &["FRONTDESK_TEST_POSTGRES", "FRONTDESK_TEST_REDIS"],
+    )?;
+    urls.try_into().ok()
 }
 
 /// `count` nodes on the fresh database `url`, linked through `redis` on `channel`.
@@ -96,7 +64,7 @@ async fn nodes_with(
 /// Three nodes on a fresh database and a channel of their own on the Redis (tests run at once),
 /// agents assigned by claim only, customers allowed to type faster than people do.
 async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
-    let url = fresh_database(admin).await;
+    let url = common::fresh_postgres_database(admin).await;
     let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
     let nodes = nodes_on(&url, redis, &channel, 3).await;
     nodes.try_into().ok().expect("three nodes")
@@ -143,7 +111,7 @@ async fn rest_of(customer: &mut Client) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_customer_on_node_1_and_an_agent_on_node_2_chat_each_message_once_and_in_order() {
-    let Some((pg, redis)) = services("a_customer_on_node_1_and_an_agent_on_node_2_chat") else {
+    let Some([pg, redis]) = services("a_customer_on_node_1_and_an_agent_on_node_2_chat") else {
         return;
     };
     let [one, two, _three] = three_nodes(&pg, &redis).await;
@@ -218,7 +186,7 @@ async fn a_customer_on_node_1_and_an_agent_on_node_2_chat_each_message_once_and_
 
 #[tokio::test]
 async fn an_agent_on_node_2_counts_as_online_for_a_customer_on_node_1_until_they_leave() {
-    let Some((pg, redis)) = services("an_agent_on_node_2_counts_as_online") else {
+    let Some([pg, redis]) = services("an_agent_on_node_2_counts_as_online") else {
         return;
     };
     let [one, two, _three] = three_nodes(&pg, &redis).await;
@@ -262,7 +230,7 @@ async fn an_agent_on_node_2_counts_as_online_for_a_customer_on_node_1_until_they
 
 #[tokio::test]
 async fn two_agents_on_different_nodes_claim_one_chat_and_exactly_one_wins() {
-    let Some((pg, redis)) = services("two_agents_on_different_nodes_claim_one_chat") else {
+    let Some([pg, redis]) = services("two_agents_on_different_nodes_claim_one_chat") else {
         return;
     };
     let [one, two, three] = three_nodes(&pg, &redis).await;
@@ -319,7 +287,7 @@ async fn two_agents_on_different_nodes_claim_one_chat_and_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_customer_who_comes_back_on_node_3_with_last_seq_misses_nothing() {
-    let Some((pg, redis)) = services("a_customer_who_comes_back_on_node_3") else {
+    let Some([pg, redis]) = services("a_customer_who_comes_back_on_node_3") else {
         return;
     };
     let [one, two, three] = three_nodes(&pg, &redis).await;
@@ -431,7 +399,7 @@ impl OwnRedis {
 
 #[tokio::test]
 async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost() {
-    let Some((pg, _)) = services("when_redis_goes_away_sockets_resume_from_the_store") else {
+    let Some([pg, _]) = services("when_redis_goes_away_sockets_resume_from_the_store") else {
         return;
     };
     let Some(mut redis) = OwnRedis::start().await else {
@@ -443,7 +411,7 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
         eprintln!("skipped cluster.rs when_redis_goes_away: redis-server is not on the PATH");
         return;
     };
-    let url = fresh_database(&pg).await;
+    let url = common::fresh_postgres_database(&pg).await;
     let nodes = nodes_on(&url, &redis.url(), "frontdesk-test", 2).await;
     let (one, two) = (&nodes[0], &nodes[1]);
     let token = two.agent_token("Sam", &[]).await;
@@ -515,10 +483,10 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
 
 #[tokio::test]
 async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
-    let Some((pg, redis)) = services("new_conversations_from_one_address_are_counted") else {
+    let Some([pg, redis]) = services("new_conversations_from_one_address_are_counted") else {
         return;
     };
-    let url = fresh_database(&pg).await;
+    let url = common::fresh_postgres_database(&pg).await;
     let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
     let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
         s.limits.new_conversations_per_address_per_minute = 2.0;

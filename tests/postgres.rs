@@ -15,39 +15,9 @@ use common::{spawn_app_with, TestApp};
 use frontdesk::store::{Appended, NewBotTurn, NewEvent, OfferedOption, Store};
 use serde_json::{json, Value};
 
-/// The Postgres to test against, or `None` after saying on the terminal that `test` is skipped.
+/// The Postgres to test against, or `None` after saying that `test` is skipped.
 fn postgres(test: &str) -> Option<String> {
-    match std::env::var("FRONTDESK_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("FRONTDESK_REQUIRE_POSTGRES=1 but FRONTDESK_TEST_POSTGRES is unset: run the tests under scripts/with-postgres.sh")
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped postgres.rs {test}: no Postgres given (FRONTDESK_TEST_POSTGRES is unset; \
-                 `make test` starts one with scripts/with-postgres.sh)"
-            );
-            None
-        }
-    }
-}
-
-/// A new, empty database on the server of `admin`; its URL.
-async fn fresh_database(admin: &str) -> String {
-    let name = format!("frontdesk_test_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(admin)
-        .await
-        .expect("connect to FRONTDESK_TEST_POSTGRES");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .expect("FRONTDESK_TEST_POSTGRES's user may create databases");
-    pool.close().await;
-    let mut url = url::Url::parse(admin).expect("a URL");
-    url.set_path(&name);
-    url.to_string()
+    common::services("postgres.rs", test, &["FRONTDESK_TEST_POSTGRES"])?.pop()
 }
 
 /// A frame body that names its number, as the server's frames do.
@@ -367,7 +337,9 @@ async fn every_store_method_answers_on_postgres_as_it_does_on_sqlite() {
     let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
         .await
         .unwrap();
-    let pg = Store::connect(&fresh_database(&admin).await).await.unwrap();
+    let pg = Store::connect(&common::fresh_postgres_database(&admin).await)
+        .await
+        .unwrap();
     assert_eq!((sqlite.engine(), pg.engine()), ("sqlite", "postgres"));
     let (expected, got) = (exercise(&sqlite).await, exercise(&pg).await);
     assert_eq!(expected.len(), got.len());
@@ -381,7 +353,7 @@ async fn appends_from_two_nodes_get_every_number_once_and_a_resend_is_stored_onc
     let Some(admin) = postgres("appends_from_two_nodes_get_every_number_once") else {
         return;
     };
-    let url = fresh_database(&admin).await;
+    let url = common::fresh_postgres_database(&admin).await;
     // Two pools on one database: two nodes, with no lock in common but the database's.
     let nodes = [
         Store::connect(&url).await.unwrap(),
@@ -458,7 +430,7 @@ async fn of_two_nodes_claiming_one_hand_off_exactly_one_wins() {
     let Some(admin) = postgres("of_two_nodes_claiming_one_hand_off_exactly_one_wins") else {
         return;
     };
-    let url = fresh_database(&admin).await;
+    let url = common::fresh_postgres_database(&admin).await;
     let nodes = [
         Store::connect(&url).await.unwrap(),
         Store::connect(&url).await.unwrap(),
@@ -504,7 +476,7 @@ async fn of_two_nodes_claiming_one_hand_off_exactly_one_wins() {
 /// The server on a fresh Postgres database, agents assigned by claim only, customers allowed to
 /// type faster than people do.
 async fn app_on_postgres(admin: &str) -> TestApp {
-    let url = fresh_database(admin).await;
+    let url = common::fresh_postgres_database(admin).await;
     spawn_app_with(move |s| {
         s.store.url = url;
         s.handoff.auto_assign = false;
@@ -748,7 +720,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
     let sqlite_url = format!("sqlite://{}", dir.path().join("single-node.db").display());
     let sqlite = Store::connect(&sqlite_url).await.unwrap();
     exercise(&sqlite).await;
-    let pg_url = fresh_database(&admin).await;
+    let pg_url = common::fresh_postgres_database(&admin).await;
     let migrate = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
             .args([

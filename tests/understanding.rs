@@ -215,28 +215,12 @@ async fn a_setting_that_names_an_intent_the_intents_file_lacks_stops_the_start_w
     );
 }
 
-/// The customer's frames after a message, up to the bot's reply or the hand-off (`status`).
-async fn outcome(customer: &mut common::Client, id: &str, text: &str) -> Value {
-    customer
-        .send(serde_json::json!({"type": "message", "client_id": id, "text": text}))
-        .await;
-    let ack = customer.recv().await;
-    assert_eq!(ack["type"], "ack", "{ack}");
-    loop {
-        let frame = customer.recv().await;
-        match frame["type"].as_str() {
-            Some("status") | Some("message") => return frame,
-            _ => continue,
-        }
-    }
-}
-
 /// Each message, in a conversation of its own, is answered by the bot, not handed over.
 async fn each_stays_with_the_bot(app: &common::TestApp, messages: &[&str]) {
     for (i, text) in messages.iter().enumerate() {
         let mut customer = app.client().await;
         customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("b{i}"), text).await;
+        let frame = customer.outcome(&format!("b{i}"), text).await;
         assert_eq!(
             frame["type"], "message",
             "{text:?} was handed over: {frame}"
@@ -256,7 +240,7 @@ async fn each_reaches_a_person(app: &common::TestApp, messages: &[&str]) {
     for (i, text) in messages.iter().enumerate() {
         let mut customer = app.client().await;
         customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("m{i}"), text).await;
+        let frame = customer.outcome(&format!("m{i}"), text).await;
         assert_eq!(
             frame["type"], "status",
             "{text:?} was answered by the bot: {frame}"
@@ -333,7 +317,7 @@ async fn a_sarcastic_thank_you_is_not_answered_as_small_talk() {
         // Each in a conversation of its own: handed over, or answered, but never "You're welcome!".
         let mut customer = app.client().await;
         customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("s{i}"), text).await;
+        let frame = customer.outcome(&format!("s{i}"), text).await;
         assert!(
             !small_talk.values().any(|t| frame["text"] == *t.as_str()),
             "{text:?}: {frame}"
@@ -373,7 +357,7 @@ async fn on_the_plausible_docs_sensitive_how_tos_are_answered() {
     for (i, text) in questions.iter().enumerate() {
         let mut customer = app.client().await;
         customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("h{i}"), text).await;
+        let frame = customer.outcome(&format!("h{i}"), text).await;
         assert_eq!(frame["from"], "bot", "{text:?} was handed over: {frame}");
         assert!(
             frame["quick_replies"]
@@ -423,14 +407,14 @@ async fn handed_over_on_the_last_turn(turns: &[String]) -> Value {
     customer.hello(None, None).await;
     let (last, earlier) = turns.split_last().unwrap();
     for (i, text) in earlier.iter().enumerate() {
-        let frame = outcome(&mut customer, &format!("t{i}"), text).await;
+        let frame = customer.outcome(&format!("t{i}"), text).await;
         assert_eq!(
             (frame["type"].as_str(), frame["from"].as_str()),
             (Some("message"), Some("bot")),
             "turn {i} {text:?} was handed over already: {frame}"
         );
     }
-    let frame = outcome(&mut customer, "last", last).await;
+    let frame = customer.outcome("last", last).await;
     assert_eq!(
         (frame["type"].as_str(), frame["state"].as_str()),
         (Some("status"), Some("queued")),
@@ -504,7 +488,7 @@ async fn a_question_on_a_sensitive_topic_the_base_answers_is_answered_with_the_o
         );
         let mut customer = app.client().await;
         customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("q{i}"), text).await;
+        let frame = customer.outcome(&format!("q{i}"), text).await;
         assert_eq!(
             frame["type"], "message",
             "{text:?} was handed over: {frame}"
@@ -540,7 +524,7 @@ async fn a_request_to_act_or_a_compromise_report_on_a_sensitive_topic_reaches_a_
     {
         let mut customer = app.client().await;
         customer.hello(None, None).await;
-        let frame = outcome(&mut customer, &format!("a{i}"), text).await;
+        let frame = customer.outcome(&format!("a{i}"), text).await;
         assert_eq!(frame["type"], "status", "{text:?} was answered: {frame}");
         assert_eq!(frame["state"], "queued", "{text:?}: {frame}");
         let why = explain(&app, text).await;

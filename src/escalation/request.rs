@@ -200,26 +200,6 @@ const ASKERS: &[&str] = &[
     "could u",
 ];
 
-/// Lower case, apostrophes straightened, every other mark a space, spaces single, a space at both
-/// ends (so phrases match whole words).
-fn words(text: &str) -> String {
-    let lower = text.to_lowercase().replace(['’', '‘', '`'], "'");
-    let spaced: String = lower
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    format!(
-        " {} ",
-        spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-    )
-}
-
 fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
     phrases
         .iter()
@@ -229,7 +209,7 @@ fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
 
 /// What `text` asks of the company (see [`Request`]).
 pub fn read(text: &str) -> Request {
-    let w = words(text);
+    let w = crate::nlu::phrase_text(text);
     if let Some(cue) = find(&w, INCIDENT) {
         return Request::Incident(cue);
     }
@@ -291,7 +271,7 @@ const FOLLOW_UP_WORDS: &[&str] = &["too", "also", "as well", "another", "else", 
 /// Whether `text` builds on the previous question (a follow-up) rather than asking it again: the
 /// same article answering it is then no sign that the answer failed.
 pub fn follow_up(text: &str) -> bool {
-    let w = words(text);
+    let w = crate::nlu::phrase_text(text);
     FOLLOW_UP_OPENINGS
         .iter()
         .any(|p| w.starts_with(&format!(" {p} ")))

@@ -341,21 +341,7 @@ const HOW_TO: &[&str] = &[
 /// Whether `text` asks how to do something (or whether it can be done), anywhere in it:
 /// "a colleague left the company, how do i remove their access" is one.
 pub fn asks_how_to(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    let words: String = lower
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    let words = format!(
-        " {} ",
-        words.split_whitespace().collect::<Vec<_>>().join(" ")
-    );
+    let words = super::phrase_text(text);
     HOW_TO.iter().any(|p| words.contains(&format!(" {p} ")))
 }
 

@@ -55,6 +55,26 @@ fn replacement(core: &str) -> Option<&'static str> {
     None
 }
 
+/// `text` in lower case for matching whole phrases: apostrophes straightened, every other mark a
+/// space, spaces single, a space at both ends (so `" how do "` matches the words, not "show dog").
+pub fn phrase_text(text: &str) -> String {
+    let lower = text.to_lowercase().replace(['’', '‘', '`'], "'");
+    let spaced: String = lower
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    format!(
+        " {} ",
+        spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
+}
+
 /// The words of `text` as the models should read them (see the module documentation); borrowed
 /// unchanged when there is nothing to replace. A message of nothing but such strings is read as
 /// it is: there is nothing better to read.

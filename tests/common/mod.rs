@@ -41,6 +41,52 @@ pub fn shared_data(test: &str, rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// The URLs of the services the test needs, from the environment variables `vars` (set by
+/// scripts/with-postgres.sh and scripts/with-redis.sh), or `None` after saying on the terminal that
+/// `test` (of test file `file`) is skipped. With FRONTDESK_REQUIRE_POSTGRES=1 (CI) a missing one
+/// fails the test instead.
+pub fn services(file: &str, test: &str, vars: &[&str]) -> Option<Vec<String>> {
+    let found: Vec<Option<String>> = vars
+        .iter()
+        .map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .collect();
+    let Some(missing) = vars
+        .iter()
+        .zip(&found)
+        .find(|(_, f)| f.is_none())
+        .map(|(v, _)| *v)
+    else {
+        return Some(found.into_iter().flatten().collect());
+    };
+    if std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+        panic!("FRONTDESK_REQUIRE_POSTGRES=1 but {missing} is unset: run the tests under scripts/with-postgres.sh scripts/with-redis.sh (as `make test` does)");
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {file} {test}: {missing} is unset (`make test` starts Postgres and Redis with \
+         scripts/with-postgres.sh and scripts/with-redis.sh)"
+    );
+    None
+}
+
+/// A new, empty database on the Postgres server of `admin` (a user who may create databases);
+/// its URL.
+pub async fn fresh_postgres_database(admin: &str) -> String {
+    let name = format!("frontdesk_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(admin)
+        .await
+        .expect("connect to FRONTDESK_TEST_POSTGRES");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("FRONTDESK_TEST_POSTGRES's user may create databases");
+    pool.close().await;
+    let mut url = url::Url::parse(admin).expect("a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
 /// The server on the Plausible help centre of ../shared/data, its settings adjusted by `adjust`, or
 /// `None` (the skip said, see [`shared_data`]) in a clone without the data.
 pub async fn spawn_plausible_app(
@@ -479,6 +525,21 @@ impl Client {
         let reply = self.recv().await;
         assert_eq!(reply["type"], "message", "{reply}");
         (ack, reply)
+    }
+
+    /// Sends a message and returns, after its ack, the next `message` or `status` frame: the
+    /// bot's answer, or the news that the chat went to a person.
+    pub async fn outcome(&mut self, client_id: &str, text: &str) -> Value {
+        self.send(json!({"type": "message", "client_id": client_id, "text": text}))
+            .await;
+        let ack = self.recv().await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        loop {
+            let frame = self.recv().await;
+            if matches!(frame["type"].as_str(), Some("message") | Some("status")) {
+                return frame;
+            }
+        }
     }
 
     pub async fn close(mut self) {
