@@ -258,16 +258,7 @@ async fn of_two_agents_claiming_at_once_exactly_one_wins() {
     let id = welcome["conversation_id"].as_str().unwrap();
     customer.send(json!({"type": "request_human"})).await;
     customer.recv().await;
-    let claim = json!({"type": "claim", "conversation_id": id});
-    tokio::join!(ann.send(claim.clone()), bob.send(claim));
-    let outcome = |frames: Vec<Value>| {
-        frames
-            .into_iter()
-            .find(|f| f["type"] == "assigned" || f["type"] == "claim_failed")
-            .expect("an answer to the claim")
-    };
-    // Each socket answers its ping after its claim: the answer to the claim is before the pong.
-    let (a, b) = (outcome(ann.settle().await), outcome(bob.settle().await));
+    let (a, b) = common::race_to_claim(&mut ann, &mut bob, id).await;
     let mut types = [a["type"].as_str().unwrap(), b["type"].as_str().unwrap()];
     types.sort();
     assert_eq!(types, ["assigned", "claim_failed"], "{a} {b}");

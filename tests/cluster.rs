@@ -246,15 +246,7 @@ async fn two_agents_on_different_nodes_claim_one_chat_and_exactly_one_wins() {
             .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
             .await;
     }
-    let claim = json!({"type": "claim", "conversation_id": id});
-    tokio::join!(ann.send(claim.clone()), bob.send(claim));
-    let outcome = |frames: Vec<Value>| {
-        frames
-            .into_iter()
-            .find(|f| f["type"] == "assigned" || f["type"] == "claim_failed")
-            .expect("an answer to the claim")
-    };
-    let (a, b) = (outcome(ann.settle().await), outcome(bob.settle().await));
+    let (a, b) = common::race_to_claim(&mut ann, &mut bob, &id).await;
     let mut types = [a["type"].as_str().unwrap(), b["type"].as_str().unwrap()];
     types.sort();
     assert_eq!(types, ["assigned", "claim_failed"], "{a} {b}");

@@ -41,6 +41,21 @@ pub fn shared_data(test: &str, rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// Two agents claim conversation `id` at the same moment; each one's answer (`assigned` or
+/// `claim_failed`), in the order of the agents. Each socket answers its ping after its claim, so
+/// the answer to the claim is among the frames before the pong.
+pub async fn race_to_claim(a: &mut AgentClient, b: &mut AgentClient, id: &str) -> (Value, Value) {
+    let claim = json!({"type": "claim", "conversation_id": id});
+    tokio::join!(a.send(claim.clone()), b.send(claim));
+    let outcome = |frames: Vec<Value>| {
+        frames
+            .into_iter()
+            .find(|f| f["type"] == "assigned" || f["type"] == "claim_failed")
+            .expect("an answer to the claim")
+    };
+    (outcome(a.settle().await), outcome(b.settle().await))
+}
+
 /// The URLs of the services the test needs, from the environment variables `vars` (set by
 /// scripts/with-postgres.sh and scripts/with-redis.sh), or `None` after saying on the terminal that
 /// `test` (of test file `file`) is skipped. With FRONTDESK_REQUIRE_POSTGRES=1 (CI) a missing one
