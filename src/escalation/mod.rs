@@ -348,16 +348,27 @@ impl Policy {
             "needs a person {need:.2} (upset {:.2}, urgent {:.2}, asks for a person {:.2}){cues}",
             u.upset, u.urgent, u.asks_for_person
         );
-        if need >= s.upset_threshold {
+        // With no cue in the message (or only "??", "still") the reading rests on the embedding
+        // alone: a calm fault report ("theres a puddle under the machine") must not pass on that.
+        let evidence = u
+            .upset_cues
+            .iter()
+            .any(|c| crate::nlu::signals::is_evidence(c));
+        let (bar, which) = if !evidence {
+            (
+                s.upset_threshold_without_cue.max(s.upset_threshold),
+                "threshold without a cue",
+            )
+        } else {
+            (s.upset_threshold, "threshold")
+        };
+        if need >= bar {
             if !d.reasons.iter().any(|r| r.kind == kind) {
                 d.push(Reason::new(
                     kind,
-                    format!(
-                        "{what} {value:.2}: {summary} ≥ threshold {:.2}",
-                        s.upset_threshold
-                    ),
+                    format!("{what} {value:.2}: {summary} ≥ {which} {bar:.2}"),
                     Some(need),
-                    Some(s.upset_threshold),
+                    Some(bar),
                 ));
             }
             if kind != ReasonKind::HumanRequest {
@@ -365,8 +376,7 @@ impl Policy {
             }
             return;
         }
-        d.checked
-            .push(format!("{summary} < threshold {:.2}", s.upset_threshold));
+        d.checked.push(format!("{summary} < {which} {bar:.2}"));
         // Asked for a person before, and again now, each time too softly to pass on its own.
         let soft = s.upset_threshold / 2.0;
         let earlier_ask = history.person_asks.iter().copied().fold(0.0, f32::max);
@@ -856,6 +866,46 @@ mod tests {
         assert_eq!(
             kinds(&policy.before_bot("", &soft_ask, &again)),
             [ReasonKind::HumanRequest]
+        );
+    }
+
+    #[test]
+    fn a_reading_with_no_cue_behind_it_needs_the_higher_bar() {
+        let policy = Policy::new(EscalationSettings {
+            upset_threshold: 0.5,
+            upset_threshold_without_cue: 0.8,
+            ..Default::default()
+        });
+        let reading = |urgent: f32, cues: &[&str]| Understanding {
+            urgent,
+            upset_cues: cues.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
+        };
+        // "theres a puddle under the machine every morning": a fault stated plainly.
+        let plain = policy.before_bot("", &reading(0.7, &[]), &History::default());
+        assert!(!plain.escalate, "{plain:?}");
+        assert!(plain
+            .checked
+            .iter()
+            .any(|c| c.ends_with("< threshold without a cue 0.80")));
+        // The same reading with a deadline in the words passes the ordinary threshold.
+        let cued = policy.before_bot("", &reading(0.7, &["deadline"]), &History::default());
+        assert_eq!(kinds(&cued), [ReasonKind::Urgent]);
+        assert_eq!(cued.reasons[0].threshold, Some(0.5));
+        // A clear reading needs no cue.
+        let clear = policy.before_bot("", &reading(0.85, &[]), &History::default());
+        assert_eq!(kinds(&clear), [ReasonKind::Urgent]);
+        assert_eq!(clear.reasons[0].threshold, Some(0.8));
+        // The bar without a cue is never lower than the ordinary one.
+        let lower = Policy::new(EscalationSettings {
+            upset_threshold: 0.6,
+            upset_threshold_without_cue: 0.3,
+            ..Default::default()
+        });
+        assert!(
+            !lower
+                .before_bot("", &reading(0.5, &[]), &History::default())
+                .escalate
         );
     }
 
