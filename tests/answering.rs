@@ -205,3 +205,33 @@ async fn a_follow_up_answered_from_the_same_article_stays_with_the_bot() {
     );
     customer.close().await;
 }
+
+/// A follow-up that only makes sense after the previous question ("…clean it") is searched
+/// together with it, and the article about what was being discussed is cited (answered, or first
+/// among the choices); asked alone, in a conversation of its own, the same words cite no such
+/// article (issue 14, multi-turn).
+#[tokio::test]
+async fn a_follow_up_that_points_back_is_searched_with_the_previous_question() {
+    let app = common::spawn_app().await;
+    let follow_up = "how often am i supposed to clean it properly";
+    let frother = |r: &Value| {
+        cited(r)
+            .first()
+            .is_some_and(|(page, _)| page.contains("clean-the-milk-frother"))
+    };
+    let alone = reply(&app, follow_up).await;
+    assert!(
+        !frother(&alone),
+        "alone, it already finds the frother article, so this test shows nothing: {alone}"
+    );
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let first = customer
+        .outcome("c1", "the frother barely makes any foam anymore")
+        .await;
+    assert_eq!(first["type"], "message", "handed over: {first}");
+    let second = customer.outcome("c2", follow_up).await;
+    assert_eq!(second["type"], "message", "handed over: {second}");
+    assert!(frother(&second), "{second}");
+    customer.close().await;
+}

@@ -387,6 +387,16 @@ impl KnowledgeBase {
         self.search_with(query, &query_vec, limit, weight)
     }
 
+    /// `query` embedded as the bot embeds a customer's message, to search with
+    /// [`KnowledgeBase::search_with`].
+    pub async fn embed_query(&self, query: &str) -> Result<Embedding, KbError> {
+        Ok(self
+            .inner
+            .encoder
+            .embed_one(&crate::nlu::for_models(query))
+            .await?)
+    }
+
     /// How much keyword matching counts next to semantic similarity.
     pub fn keyword_weight(&self) -> f32 {
         f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed))
