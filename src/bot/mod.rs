@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kb::{Judged, KbError, KnowledgeBase, Model, Passage, Reranker};
+
+mod follow_up;
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
+pub use follow_up::{follow_up, refers_back};
 
 /// What the bot decided to do with a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -343,23 +346,6 @@ impl Bot {
 /// The reply cites an article (answered, or articles offered to choose from).
 fn found(reply: &Reply) -> bool {
     matches!(reply.outcome, Outcome::Answered | Outcome::Clarify)
-}
-
-/// Words that point back at what was just talked about.
-const POINTING_BACK: &[&str] = &["it", "that", "this", "those", "them", "they", "one"];
-
-/// Whether `text` builds on the previous message rather than standing alone: a follow-up's
-/// opening or words ([`crate::escalation::request::follow_up`]), a word pointing back ("how
-/// often should i clean it"), or only a content word or two ("and for canada?").
-pub fn refers_back(text: &str) -> bool {
-    if crate::escalation::request::follow_up(text) {
-        return true;
-    }
-    let lower = text.to_lowercase();
-    let pointing = lower
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .any(|w| POINTING_BACK.contains(&w));
-    pointing || crate::kb::words(text).count() <= 2
 }
 
 /// The policy itself: what to do given the passages found, best first, each of their articles
@@ -892,24 +878,6 @@ mod tests {
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "Export a ZIP of CSV files from the dashboard.");
         assert_eq!(reply.sources[0].section.as_deref(), Some("CSV export"));
-    }
-
-    #[test]
-    fn a_message_that_points_back_or_says_little_refers_back() {
-        for text in [
-            "and the box that already shipped, do i still get it?",
-            "how often am i supposed to clean it properly",
-            "does that also change the order i placed yesterday?",
-            "what about canada",
-        ] {
-            assert!(refers_back(text), "{text:?}");
-        }
-        for text in [
-            "how do i change where my boxes go",
-            "do you accept paypal? finance doesnt want the company card on file",
-        ] {
-            assert!(!refers_back(text), "{text:?}");
-        }
     }
 
     #[test]
