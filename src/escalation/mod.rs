@@ -199,6 +199,9 @@ pub struct History {
     pub last_article: Option<String>,
     /// Whether that answer was marked helpful.
     pub last_helpful: Option<bool>,
+    /// The customer's previous question to the bot (not small talk), for a follow-up that needs
+    /// it to be understood ("and the box that already shipped?").
+    pub last_question: Option<String>,
 }
 
 /// What the bot found for this turn.
@@ -214,6 +217,8 @@ pub struct BotView<'a> {
     pub threshold: f32,
     /// The article it answered with.
     pub article: Option<&'a str>,
+    /// The question was searched together with the previous one (it continues it).
+    pub in_context: bool,
 }
 
 /// The escalation policy. Cheap to clone.
@@ -494,8 +499,13 @@ impl Policy {
             (bot.answered, bot.article, history.last_article.as_deref())
         {
             // A follow-up ("and the box already on its way?") is often answered by another
-            // section of the same article: that is no sign the first answer failed.
-            if article == last && history.last_helpful != Some(true) && !request::follow_up(text) {
+            // section of the same article: that is no sign the first answer failed; nor is a
+            // question that found the article only together with the previous one.
+            if article == last
+                && history.last_helpful != Some(true)
+                && !request::follow_up(text)
+                && !bot.in_context
+            {
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
                     format!("asked again after the answer from {article} (confidence {:.2}); it did not help", bot.confidence),
@@ -544,6 +554,7 @@ pub fn explain(
         confidence: reply.confidence,
         threshold: answer_threshold,
         article: None,
+        in_context: reply.in_context,
     };
     let after = policy.after_bot(question, understanding, &history, &view);
     before.merge(after)
@@ -679,6 +690,7 @@ mod tests {
             confidence: 0.2,
             threshold: 0.4,
             article: None,
+            in_context: false,
         };
         let u = Understanding {
             out_of_scope: true,
@@ -708,6 +720,7 @@ mod tests {
             confidence: 0.7,
             threshold: 0.4,
             article: Some("billing/refunds.md"),
+            in_context: false,
         };
         let history = History {
             last_article: Some("billing/refunds.md".into()),
@@ -726,6 +739,21 @@ mod tests {
                     &u,
                     &history,
                     &bot
+                )
+                .escalate
+        );
+        // Nor is a question that found the article only together with the previous one.
+        let continued = BotView {
+            in_context: true,
+            ..bot.clone()
+        };
+        assert!(
+            !policy
+                .after_bot(
+                    "how do i change where my boxes go",
+                    &u,
+                    &history,
+                    &continued
                 )
                 .escalate
         );
@@ -762,6 +790,7 @@ mod tests {
             confidence: 0.7,
             threshold: 0.5,
             article: Some("users-roles.md"),
+            in_context: false,
         };
         assert!(
             !policy
@@ -773,6 +802,7 @@ mod tests {
             answered: false,
             dont_know: false,
             article: None,
+            in_context: false,
             ..answered
         };
         assert!(
@@ -943,6 +973,7 @@ mod tests {
             confidence: 0.2,
             threshold: 0.5,
             article: None,
+            in_context: false,
         };
         let second = History {
             unanswered_streak: 1,
