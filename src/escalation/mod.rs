@@ -281,7 +281,7 @@ impl Policy {
                     format!(
                         "the customer is not calm (needs a person {:.2} ≥ {:.2})",
                         u.needs_person(),
-                        s.upset_threshold / 2.0
+                        self.bar(u).0 / 2.0
                     )
                 };
                 d.push(Reason::new(
@@ -321,8 +321,28 @@ impl Policy {
                 && i.name != HUMAN_REQUEST_INTENT
                 && i.confidence >= s.intent_confidence
                 && !request::read(text).needs_a_person()
-                && u.needs_person() < s.upset_threshold / 2.0
+                && u.needs_person() < self.bar(u).0 / 2.0
         })
+    }
+
+    /// The bar this message's need for a person is held to, and its name. With no cue in the
+    /// message (or only "??", "still") the reading rests on the embedding alone: a calm fault
+    /// report ("theres a puddle under the machine") must not pass on that, so the bar is higher.
+    /// Half of it marks a customer who is not calm (impatient).
+    fn bar(&self, u: &Understanding) -> (f32, &'static str) {
+        let s = &self.settings;
+        let evidence = u
+            .upset_cues
+            .iter()
+            .any(|c| crate::nlu::signals::is_evidence(c));
+        if evidence {
+            (s.upset_threshold, "threshold")
+        } else {
+            (
+                s.upset_threshold_without_cue.max(s.upset_threshold),
+                "threshold without a cue",
+            )
+        }
     }
 
     /// Upset, urgent or asking for a person (this message, or rising over the conversation);
@@ -353,20 +373,7 @@ impl Policy {
             "needs a person {need:.2} (upset {:.2}, urgent {:.2}, asks for a person {:.2}){cues}",
             u.upset, u.urgent, u.asks_for_person
         );
-        // With no cue in the message (or only "??", "still") the reading rests on the embedding
-        // alone: a calm fault report ("theres a puddle under the machine") must not pass on that.
-        let evidence = u
-            .upset_cues
-            .iter()
-            .any(|c| crate::nlu::signals::is_evidence(c));
-        let (bar, which) = if !evidence {
-            (
-                s.upset_threshold_without_cue.max(s.upset_threshold),
-                "threshold without a cue",
-            )
-        } else {
-            (s.upset_threshold, "threshold")
-        };
+        let (bar, which) = self.bar(u);
         if need >= bar {
             if !d.reasons.iter().any(|r| r.kind == kind) {
                 d.push(Reason::new(
@@ -477,7 +484,7 @@ impl Policy {
                 (ReasonKind::NoAnswer, "no confident passage")
             };
             // Sooner when the customer is getting impatient: two in a row then.
-            let soft = s.upset_threshold / 2.0;
+            let soft = self.bar(u).0 / 2.0;
             let impatient = u.needs_person() >= soft;
             let needed = if impatient { needed.min(2) } else { needed };
             let detail = format!(
@@ -830,6 +837,29 @@ mod tests {
                 .after_bot(quit, &cancel, &History::default(), &answered)
                 .escalate
         );
+    }
+
+    #[test]
+    fn a_slight_reading_with_no_cue_does_not_make_a_sensitive_question_impatient() {
+        // Half the bar that applies to the message marks a customer who is not calm: with no cue,
+        // that is half the higher bar, so a slight cue-less reading on a calm how-to question about
+        // a sensitive topic is still answered by the bot.
+        let policy = Policy::default();
+        let s = EscalationSettings::default();
+        let slight = (s.upset_threshold / 2.0 + s.upset_threshold_without_cue / 2.0) / 2.0;
+        let mut u = intent("refund", 0.9, "billing", true);
+        u.upset = slight;
+        let question = "how long do i have to send the brewer back if i dont like it";
+        assert!(
+            !policy
+                .before_bot(question, &u, &History::default())
+                .escalate
+        );
+        // The same reading with a cue behind it is impatience: the topic goes to a person.
+        u.upset_cues = vec!["repeat contact".into()];
+        assert!(crate::nlu::signals::is_evidence("repeat contact"));
+        let d = policy.before_bot(question, &u, &History::default());
+        assert_eq!(kinds(&d), [ReasonKind::Sensitive], "{:?}", d.reasons);
     }
 
     #[test]
