@@ -257,3 +257,31 @@ async fn a_follow_up_that_points_back_is_searched_with_the_previous_question() {
     assert!(frother(&second), "{second}");
     customer.close().await;
 }
+
+/// A question that stands alone and that the base cannot answer is not answered with the previous
+/// answer's article because the previous question, searched with it, finds that article again.
+#[tokio::test]
+async fn an_unanswerable_question_after_an_answer_is_not_given_the_same_article_again() {
+    let app = common::spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let first = customer
+        .outcome("c1", "what grind size should i use for espresso")
+        .await;
+    assert_eq!(first["type"], "message", "handed over: {first}");
+    let given: Vec<String> = cited(&first).into_iter().map(|(page, _)| page).collect();
+    assert!(
+        !given.is_empty(),
+        "the first question cites nothing: {first}"
+    );
+    let second = customer
+        .outcome("c2", "who won the football world cup in 1998")
+        .await;
+    assert_eq!(second["type"], "message", "handed over: {second}");
+    let again: Vec<String> = cited(&second).into_iter().map(|(page, _)| page).collect();
+    assert!(
+        again.iter().all(|page| !given.contains(page)),
+        "answered with the previous article again: {second}"
+    );
+    customer.close().await;
+}

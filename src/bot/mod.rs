@@ -242,15 +242,23 @@ impl Bot {
         if !found(&combined) {
             return Ok(alone);
         }
-        let discussed = |r: &Reply| {
+        let stays = |r: &Reply| {
             context.previous_article.is_some()
                 && r.candidates.first().map(|c| &c.path) == context.previous_article.as_ref()
-                && r.outcome == Outcome::Answered
         };
+        let discussed = |r: &Reply| stays(r) && r.outcome == Outcome::Answered;
         // A follow-up takes the search with the previous question when it is the surer one, or
         // when it stays with the article being discussed and the question alone found no single
-        // answer; a question that stands alone takes it only when it found nothing by itself.
-        let take = !found(&alone)
+        // answer; a question that stands alone takes it only when it found nothing by itself, and
+        // only for another article than the one just given, unless the question alone found that
+        // article first too: the previous question alone would find it again
+        // ("who won the world cup in 1998" after the grind-size answer is not a question about
+        // grind size; "how do i change where my boxes go" after the moving answer is).
+        // The question alone found that article first too, only not surely enough.
+        let near = |r: &Reply| {
+            r.candidates.first().map(|c| &c.path) == alone.candidates.first().map(|c| &c.path)
+        };
+        let take = (!found(&alone) && (follows || !stays(&combined) || near(&combined)))
             || (follows
                 && (combined.confidence > alone.confidence
                     || (discussed(&combined) && alone.outcome != Outcome::Answered)));
