@@ -199,9 +199,20 @@ impl Default for KbSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NluSettings {
+    /// Which encoder runs: `torch` (all-MiniLM-L6-v2 in fp32 on libtorch, from `model_dir`) or
+    /// `onnx-int8` (the same model with int8 weights on onnxruntime, from `onnx_model_dir` and
+    /// `onnx_runtime`). docs/EVALUATION.md ("Encoder backends") compares their quality and
+    /// docs/BENCHMARKS.md their speed. Embedding caches keep each one's vectors apart.
+    pub encoder: EncoderBackend,
     /// Folder of the sentence-transformers model (written by `scripts/setup.sh`).
     pub model_dir: PathBuf,
-    /// Threads libtorch may use for inference. One by default: on a two-core machine that also runs
+    /// Folder of the int8 ONNX encoder: `model.onnx` with the tokenizer files of `model_dir`
+    /// (written by `scripts/setup.sh`).
+    pub onnx_model_dir: PathBuf,
+    /// onnxruntime's C library, version 1.31 or later (`scripts/setup.sh` links the one from
+    /// PyPI's onnxruntime wheel here). Loaded only for `encoder = "onnx-int8"`; one per process.
+    pub onnx_runtime: PathBuf,
+    /// Threads the encoder (libtorch or onnxruntime) may use for inference. One by default: on a two-core machine that also runs
     /// the sockets and the store, a second libtorch thread spins against them and bot turns got
     /// 3× slower at p50 (docs/BENCHMARKS.md, "libtorch intra-op threads"); raise it on a machine
     /// with cores to spare.
@@ -231,6 +242,28 @@ pub struct NluSettings {
     pub retrain_stale: bool,
 }
 
+/// The sentence encoder's implementation (`nlu.encoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EncoderBackend {
+    /// all-MiniLM-L6-v2, fp32, through rust-bert on libtorch.
+    #[default]
+    #[serde(rename = "torch")]
+    Torch,
+    /// all-MiniLM-L6-v2 with int8 weights, through onnxruntime.
+    #[serde(rename = "onnx-int8")]
+    OnnxInt8,
+}
+
+impl EncoderBackend {
+    /// The name used in settings and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Torch => "torch",
+            Self::OnnxInt8 => "onnx-int8",
+        }
+    }
+}
+
 /// Folder of a knowledge base that holds its own settings (not articles: the loader skips it).
 pub const KB_SETTINGS_DIR: &str = ".frontdesk";
 
@@ -254,7 +287,10 @@ impl NluSettings {
 impl Default for NluSettings {
     fn default() -> Self {
         Self {
+            encoder: EncoderBackend::default(),
             model_dir: "models/all-MiniLM-L6-v2".into(),
+            onnx_model_dir: "models/all-MiniLM-L6-v2-int8".into(),
+            onnx_runtime: ".onnxruntime/libonnxruntime.so".into(),
             threads: 1,
             max_batch: 32,
             queue_capacity: 256,
@@ -659,6 +695,23 @@ mod tests {
             let printed = format!("{settings:?}");
             assert!(!printed.contains("hunter2"), "{printed}");
             assert!(printed.contains("postgres://frontdesk:***@db.internal:5432/frontdesk"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_encoder_backend_is_chosen_by_name() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                Settings::load(None).map_err(|e| *e)?.nlu.encoder,
+                EncoderBackend::Torch
+            );
+            jail.set_env("FRONTDESK_NLU__ENCODER", "onnx-int8");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(settings.nlu.encoder, EncoderBackend::OnnxInt8);
+            jail.set_env("FRONTDESK_NLU__ENCODER", "int8");
+            let error = Settings::load(None).expect_err("an unknown encoder is refused");
+            assert!(error.to_string().contains("onnx-int8"), "{error}");
             Ok(())
         });
     }

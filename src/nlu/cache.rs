@@ -1,6 +1,8 @@
-//! Embeddings of knowledge-base sections, kept on disk keyed by a hash of their text, so that a
-//! restart or an edit re-encodes only what changed. The file is an append-only log of
-//! `(sha256, vector)` records; a torn last record (a crash mid-write) is ignored.
+//! Embeddings of knowledge-base sections, kept on disk keyed by a hash of the encoder's model tag and
+//! the text, so that a restart or an edit re-encodes only what changed, and a vector made by one
+//! encoder (`nlu.encoder`: torch or onnx-int8) is never served to the other: both may share a file,
+//! each finding only its own records. The file is an append-only log of `(sha256, vector)` records;
+//! a torn last record (a crash mid-write) is ignored.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -14,7 +16,6 @@ use super::{Embedding, Encoder, NluError};
 
 const DIM: usize = 384;
 const RECORD: usize = 32 + DIM * 4;
-const MODEL_TAG: &[u8] = b"all-MiniLM-L6-v2\0";
 
 /// Disk-backed cache of text embeddings. Cheap to clone.
 #[derive(Clone)]
@@ -104,7 +105,8 @@ impl EmbeddingCache {
         encoder: &Encoder,
         texts: &[String],
     ) -> Result<(Vec<Embedding>, usize), NluError> {
-        let keys: Vec<[u8; 32]> = texts.iter().map(|t| key(t)).collect();
+        let tag = encoder.model_tag();
+        let keys: Vec<[u8; 32]> = texts.iter().map(|t| key(tag, t)).collect();
         let _filling = self.filling.lock().unwrap_or_else(|e| e.into_inner());
         let missing: Vec<usize> = {
             let inner = self.lock();
@@ -150,9 +152,12 @@ impl EmbeddingCache {
     }
 }
 
-fn key(text: &str) -> [u8; 32] {
+/// The record key: the model tag, a NUL, the text (the torch encoder's tag is the one every cache
+/// written before the int8 encoder used, so those files stay valid).
+fn key(model_tag: &str, text: &str) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(MODEL_TAG);
+    h.update(model_tag.as_bytes());
+    h.update([0]);
     h.update(text.as_bytes());
     h.finalize().into()
 }

@@ -6,7 +6,7 @@
 //! of texts at once. The worker encodes bulk work one batch at a time and, between batches, takes
 //! every waiting message first, so a re-index of a large help centre never stalls the chats.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rust_bert::pipelines::common::ModelType;
@@ -16,8 +16,9 @@ use rust_bert::pipelines::sentence_embeddings::{
 use rust_bert::resources::LocalResource;
 use tokio::sync::{mpsc, oneshot};
 
+use super::onnx::OnnxEncoder;
 use super::NluError;
-use crate::settings::NluSettings;
+use crate::settings::{EncoderBackend, NluSettings};
 
 /// A unit-length sentence embedding.
 pub type Embedding = Arc<[f32]>;
@@ -36,6 +37,7 @@ struct Job {
 pub struct Encoder {
     jobs: mpsc::Sender<Job>,
     load: Load,
+    backend: EncoderBackend,
 }
 
 /// What the worker reports of its load, for the server's metrics.
@@ -68,14 +70,25 @@ impl Load {
 }
 
 impl Encoder {
-    /// Loads the model from `settings.model_dir` on a new worker thread; returns once it is ready.
+    /// Loads the model `settings.encoder` names on a new worker thread; returns once it is ready.
     pub fn load(settings: &NluSettings) -> Result<Self, NluError> {
-        let dir = settings.model_dir.clone();
-        if !dir.join("model.safetensors").is_file() {
-            return Err(NluError::ModelMissing {
-                dir: dir.display().to_string(),
-            });
-        }
+        let backend = settings.encoder;
+        let source = match backend {
+            EncoderBackend::Torch => {
+                let dir = settings.model_dir.clone();
+                if !dir.join("model.safetensors").is_file() {
+                    return Err(NluError::ModelMissing {
+                        dir: dir.display().to_string(),
+                        setting: "nlu.model_dir",
+                    });
+                }
+                Source::Torch(dir)
+            }
+            EncoderBackend::OnnxInt8 => Source::Onnx {
+                dir: settings.onnx_model_dir.clone(),
+                runtime: settings.onnx_runtime.clone(),
+            },
+        };
         let (jobs, queue) = mpsc::channel::<Job>(settings.queue_capacity.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let threads = settings.threads;
@@ -84,23 +97,36 @@ impl Encoder {
         let worker_load = load.clone();
         std::thread::Builder::new()
             .name("encoder".into())
-            .spawn(move || {
-                if threads > 0 {
-                    tch::set_num_threads(threads);
+            .spawn(move || match Model::load(source, threads) {
+                Ok(model) => {
+                    let _ = ready_tx.send(Ok(()));
+                    serve(model, queue, max_batch, &worker_load);
                 }
-                match load_model(&dir) {
-                    Ok(model) => {
-                        let _ = ready_tx.send(Ok(()));
-                        serve(model, queue, max_batch, &worker_load);
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                    }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
                 }
             })
             .map_err(|e| NluError::Model(format!("could not start the encoder thread: {e}")))?;
         ready_rx.recv().map_err(|_| NluError::Stopped)??;
-        Ok(Self { jobs, load })
+        Ok(Self {
+            jobs,
+            load,
+            backend,
+        })
+    }
+
+    /// Which encoder this is.
+    pub fn backend(&self) -> EncoderBackend {
+        self.backend
+    }
+
+    /// Names the model whose vectors this encoder makes: vectors stored under one tag (the
+    /// embedding cache's keys) are never read back under another.
+    pub fn model_tag(&self) -> &'static str {
+        match self.backend {
+            EncoderBackend::Torch => "all-MiniLM-L6-v2",
+            EncoderBackend::OnnxInt8 => "all-MiniLM-L6-v2-onnx-int8",
+        }
     }
 
     /// The encoder's queue depth and batch sizes, for the server's metrics.
@@ -165,7 +191,44 @@ impl Encoder {
     }
 }
 
-fn load_model(dir: &Path) -> Result<SentenceEmbeddingsModel, NluError> {
+/// Where the worker loads its model from.
+enum Source {
+    Torch(PathBuf),
+    Onnx { dir: PathBuf, runtime: PathBuf },
+}
+
+/// The model the worker thread owns.
+enum Model {
+    Torch(Box<SentenceEmbeddingsModel>),
+    Onnx(Box<OnnxEncoder>),
+}
+
+impl Model {
+    fn load(source: Source, threads: i32) -> Result<Self, NluError> {
+        match source {
+            Source::Torch(dir) => {
+                if threads > 0 {
+                    tch::set_num_threads(threads);
+                }
+                load_torch(&dir).map(|m| Self::Torch(Box::new(m)))
+            }
+            Source::Onnx { dir, runtime } => {
+                OnnxEncoder::load(&dir, &runtime, threads.max(1) as usize)
+                    .map(|m| Self::Onnx(Box::new(m)))
+            }
+        }
+    }
+
+    /// One forward pass: the mean-pooled vectors, not yet normalised.
+    fn encode(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        match self {
+            Self::Torch(model) => model.encode(texts).map_err(|e| e.to_string()),
+            Self::Onnx(model) => model.encode(texts),
+        }
+    }
+}
+
+fn load_torch(dir: &Path) -> Result<SentenceEmbeddingsModel, NluError> {
     let res = |name: &str| Box::new(LocalResource::from(dir.join(name)));
     // Built by hand rather than with the builder, whose `local()` insists on `rust_model.ot`:
     // tch loads the `.safetensors` weights the model ships with directly.
@@ -196,12 +259,7 @@ struct Bulk {
 /// The worker loop. Each round it takes what is waiting in the channel (customers' messages up to a
 /// batch; bulk jobs are set aside in arrival order), then encodes either the waiting messages
 /// together or, when there are none, the next batch of the oldest bulk job.
-fn serve(
-    model: SentenceEmbeddingsModel,
-    mut queue: mpsc::Receiver<Job>,
-    max_batch: usize,
-    load: &Load,
-) {
+fn serve(mut model: Model, mut queue: mpsc::Receiver<Job>, max_batch: usize, load: &Load) {
     let mut urgent: Vec<Job> = Vec::new();
     let mut bulk: std::collections::VecDeque<Bulk> = std::collections::VecDeque::new();
     loop {
@@ -220,7 +278,7 @@ fn serve(
             }
         }
         if !urgent.is_empty() {
-            encode_messages(&model, std::mem::take(&mut urgent), max_batch, load);
+            encode_messages(&mut model, std::mem::take(&mut urgent), max_batch, load);
         } else if let Some(current) = bulk.front_mut() {
             let from = current.done.len();
             let to = (from + max_batch).min(current.job.texts.len());
@@ -228,7 +286,7 @@ fn serve(
                 .iter()
                 .map(String::as_str)
                 .collect();
-            let result = encode(&model, &texts, load);
+            let result = encode(&mut model, &texts, load);
             let encoded = texts.len();
             let finished = match result {
                 Ok(vectors) => {
@@ -263,7 +321,7 @@ fn take(job: Job, urgent: &mut Vec<Job>, bulk: &mut std::collections::VecDeque<B
 }
 
 /// Encodes waiting customers' messages together and answers each.
-fn encode_messages(model: &SentenceEmbeddingsModel, jobs: Vec<Job>, max_batch: usize, load: &Load) {
+fn encode_messages(model: &mut Model, jobs: Vec<Job>, max_batch: usize, load: &Load) {
     let texts: Vec<&str> = jobs
         .iter()
         .flat_map(|j| j.texts.iter().map(String::as_str))
@@ -292,17 +350,12 @@ fn encode_messages(model: &SentenceEmbeddingsModel, jobs: Vec<Job>, max_batch: u
 }
 
 /// One forward pass over at most a batch of texts, counted in the worker's metrics.
-fn encode(
-    model: &SentenceEmbeddingsModel,
-    texts: &[&str],
-    load: &Load,
-) -> Result<Vec<Embedding>, String> {
+fn encode(model: &mut Model, texts: &[&str], load: &Load) -> Result<Vec<Embedding>, String> {
     load.queued.sub(texts.len() as i64);
     load.batches.observe(texts.len() as f64);
     model
         .encode(texts)
         .map(|vectors| vectors.into_iter().map(normalize).collect())
-        .map_err(|e| e.to_string())
 }
 
 fn normalize(mut v: Vec<f32>) -> Embedding {

@@ -1,12 +1,14 @@
 //! Language understanding: the sentence encoder behind a batching worker, and the embedding cache.
 //!
-//! The encoder (all-MiniLM-L6-v2 through rust-bert on libtorch) turns text into 384-dimensional unit
-//! vectors; everything semantic in frontdesk (retrieval, intents, upset detection) is built on them.
+//! The encoder (all-MiniLM-L6-v2, through rust-bert on libtorch, or its int8 ONNX export through
+//! onnxruntime: `nlu.encoder`) turns text into 384-dimensional unit vectors; everything semantic in
+//! frontdesk (retrieval, intents, upset detection) is built on them.
 
 mod cache;
 mod encoder;
 pub mod head;
 pub mod intents;
+mod onnx;
 pub mod signals;
 mod understand;
 pub mod upset;
@@ -21,10 +23,20 @@ pub use words::{for_models, phrase_text};
 #[derive(Debug, thiserror::Error)]
 pub enum NluError {
     /// The model files are not where the settings say.
-    #[error("the sentence encoder is missing from {dir}: run `scripts/setup.sh` (or `make setup`) to install it, or set nlu.model_dir")]
+    #[error("the sentence encoder is missing from {dir}: run `scripts/setup.sh` (or `make setup`) to install it, or set {setting}")]
     ModelMissing {
         /// Folder that was searched.
         dir: String,
+        /// The setting that names the folder.
+        setting: &'static str,
+    },
+    /// onnxruntime's library (for `nlu.encoder = "onnx-int8"`) could not be loaded.
+    #[error("onnxruntime could not be loaded from {path} ({reason}): run `scripts/setup.sh` (or `make setup`) to install it, set nlu.onnx_runtime to a libonnxruntime.so of version 1.31 or later, or set nlu.encoder = \"torch\"")]
+    RuntimeMissing {
+        /// The library path tried.
+        path: String,
+        /// Why it failed.
+        reason: String,
     },
     /// libtorch or rust-bert failed to load or run the model.
     #[error("the sentence encoder failed: {0}")]

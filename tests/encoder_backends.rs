@@ -1,0 +1,166 @@
+//! The two sentence encoders (`nlu.encoder = "torch" | "onnx-int8"`): the int8 one gives nearly the
+//! same vectors, the embedding cache never hands one's vectors to the other, a missing runtime or
+//! model says what to do, and a server runs on the int8 encoder end to end.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use frontdesk::nlu::{cosine, EmbeddingCache, Encoder, NluError};
+use frontdesk::settings::{EncoderBackend, NluSettings};
+
+fn settings(encoder: EncoderBackend) -> NluSettings {
+    NluSettings {
+        encoder,
+        model_dir: common::root().join("models/all-MiniLM-L6-v2"),
+        onnx_model_dir: common::root().join("models/all-MiniLM-L6-v2-int8"),
+        onnx_runtime: common::root().join(".onnxruntime/libonnxruntime.so"),
+        ..Default::default()
+    }
+}
+
+/// The int8 encoder, loaded once for the tests of this file.
+fn int8() -> Encoder {
+    static ENCODER: OnceLock<Encoder> = OnceLock::new();
+    ENCODER
+        .get_or_init(|| {
+            Encoder::load(&settings(EncoderBackend::OnnxInt8))
+                .expect("the int8 encoder loads; run scripts/setup.sh first")
+        })
+        .clone()
+}
+
+const TEXTS: [&str; 6] = [
+    "I was charged twice for one order",
+    "my brewer shows E31 after I changed my router",
+    "how do I pause my subscription while I'm on holiday?",
+    "Refunds. Refunds go back to the card you paid with within 5 to 10 working days.",
+    "This is the third time I'm asking where my refund is!!",
+    "Connect the brewer to Wi-Fi. Hold the steam button for five seconds until the light blinks.",
+];
+
+#[test]
+fn the_int8_encoder_gives_nearly_the_vectors_of_the_fp32_one() {
+    let (torch, _) = common::nlu();
+    let texts: Vec<String> = TEXTS.map(String::from).to_vec();
+    let a = torch.embed_blocking(texts.clone()).unwrap();
+    let b = int8().embed_blocking(texts).unwrap();
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(y.len(), 384);
+        let norm: f32 = y.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length, not {norm}");
+        let c = cosine(x, y);
+        assert!(c > 0.95, "{:?}: cosine {c} between the encoders", TEXTS[i]);
+        // And each text is closer to its own fp32 vector than to any other text's.
+        for (j, other) in a.iter().enumerate() {
+            if j != i {
+                assert!(
+                    cosine(other, y) < c,
+                    "{:?} drifted towards {:?}",
+                    TEXTS[i],
+                    TEXTS[j]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_batch_gives_the_vectors_of_its_texts_alone() {
+    // Padding to the longest text of a batch must not change a short text's vector.
+    let encoder = int8();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let batch = encoder
+        .embed_blocking(TEXTS.map(String::from).to_vec())
+        .unwrap();
+    for (text, in_batch) in TEXTS.iter().zip(&batch) {
+        let alone = runtime.block_on(encoder.embed_one(text)).unwrap();
+        assert!(cosine(&alone, in_batch) > 0.999, "{text:?}");
+    }
+}
+
+#[test]
+fn a_cache_filled_by_one_encoder_is_never_read_by_the_other() {
+    let (torch, _) = common::nlu();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("embeddings.cache");
+    let texts: Vec<String> = TEXTS.iter().map(|t| format!("{t} (cache test)")).collect();
+    let cache = EmbeddingCache::open(&path).unwrap();
+    let (from_torch, fresh) = cache.embed_blocking(&torch, &texts).unwrap();
+    assert_eq!(fresh, texts.len());
+
+    // Reopened from disk, as after a restart with the other encoder: every text is encoded anew,
+    // and the int8 vectors come back, not torch's.
+    let cache = EmbeddingCache::open(&path).unwrap();
+    let (from_int8, fresh) = cache.embed_blocking(&int8(), &texts).unwrap();
+    assert_eq!(
+        fresh,
+        texts.len(),
+        "the int8 encoder was served torch's vectors"
+    );
+    let direct = int8().embed_blocking(texts.clone()).unwrap();
+    assert_eq!(from_int8, direct);
+    assert_ne!(from_int8, from_torch);
+
+    // Both now live in the file, each found by its own encoder.
+    let cache = EmbeddingCache::open(&path).unwrap();
+    assert_eq!(cache.len(), 2 * texts.len());
+    assert_eq!(
+        cache.embed_blocking(&torch, &texts).unwrap(),
+        (from_torch, 0)
+    );
+    assert_eq!(
+        cache.embed_blocking(&int8(), &texts).unwrap(),
+        (from_int8, 0)
+    );
+}
+
+#[test]
+fn a_missing_model_or_runtime_says_what_to_do() {
+    let mut s = settings(EncoderBackend::OnnxInt8);
+    s.onnx_model_dir = PathBuf::from("/nonexistent/int8");
+    let e = Encoder::load(&s).err().expect("no model");
+    assert!(matches!(e, NluError::ModelMissing { .. }), "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("scripts/setup.sh") && message.contains("nlu.onnx_model_dir"),
+        "{message}"
+    );
+
+    // The runtime of this process is loaded once; another path is refused with the one to use.
+    int8();
+    let mut s = settings(EncoderBackend::OnnxInt8);
+    s.onnx_runtime = PathBuf::from("/nonexistent/libonnxruntime.so");
+    let message = Encoder::load(&s)
+        .err()
+        .expect("another runtime")
+        .to_string();
+    assert!(message.contains("use one path"), "{message}");
+}
+
+#[tokio::test]
+async fn a_server_started_on_the_int8_encoder_answers_from_the_knowledge_base() {
+    // The production start-up path: App::build loads the encoder the settings name.
+    int8(); // this process's onnxruntime, loaded once
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(&common::root().join("knowledge_base"), data.path());
+    settings.kb.watch = false;
+    settings.nlu.encoder = EncoderBackend::OnnxInt8;
+    settings.nlu.onnx_model_dir = common::root().join("models/all-MiniLM-L6-v2-int8");
+    settings.nlu.onnx_runtime = common::root().join(".onnxruntime/libonnxruntime.so");
+    let app = frontdesk::App::build(settings)
+        .await
+        .expect("the app builds");
+    let port = app.port();
+    let server = tokio::spawn(app.run_until_stopped());
+    let mut customer = common::Client::connect(port).await;
+    customer.hello(None, None).await;
+    let (_, reply) = customer.ask("c1", "I see two payments for one order").await;
+    let sources = reply["sources"].to_string();
+    assert!(sources.contains("billing/charged-twice"), "{reply}");
+    server.abort();
+}
