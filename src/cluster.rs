@@ -99,13 +99,18 @@ pub enum Signal {
         /// The conversation.
         conversation: ConversationId,
     },
-    /// The agents connected to a node now, with their presence (sent at every change and every
-    /// few seconds; a node that stops sending drops out).
+    /// The agents connected to a node now, with their presence, and the queued conversations
+    /// whose customer is connected to it (sent at every change of agents and every few seconds;
+    /// a node that stops sending drops out).
     Staff {
         /// The node.
         node: String,
         /// Its agents.
         agents: Vec<(Account, Presence)>,
+        /// Queued conversations with a customer socket on the node (the node that runs the
+        /// timers does not count them as abandoned).
+        #[serde(default)]
+        customers: Vec<ConversationId>,
     },
 }
 
@@ -450,6 +455,7 @@ mod tests {
             Signal::Staff {
                 node: "n2".into(),
                 agents: vec![(account(), Presence::Away)],
+                customers: vec!["c1".into()],
             },
         ];
         for signal in signals {

@@ -526,6 +526,168 @@ async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
     panic!("a minute turned during both attempts");
 }
 
+/// The pickup alerts for `id` each console received while `for_how_long` passed, as the seconds
+/// waited they report, in the order received.
+async fn alerts_for(
+    consoles: &mut [AgentClient],
+    id: &str,
+    for_how_long: Duration,
+) -> Vec<Vec<i64>> {
+    let until = tokio::time::Instant::now() + for_how_long;
+    let mut seen = vec![Vec::new(); consoles.len()];
+    for (console, seen) in consoles.iter_mut().zip(&mut seen) {
+        while let Some(f) = console
+            .recv_any(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            if f["type"] == "alert" && f["conversation_id"] == id {
+                seen.push(f["waiting_seconds"].as_i64().unwrap());
+            }
+        }
+    }
+    seen
+}
+
+/// How many times the store holds the message "the customer is gone, the bot is back" for `id`.
+async fn abandon_notices(node: &TestApp, id: &str) -> usize {
+    let frames = node.store.events_after(id, 0).await.unwrap();
+    frames
+        .iter()
+        .filter(|f| f.contains("Nobody could take this conversation while you were away"))
+        .count()
+}
+
+/// Waits (up to 40 s) until the store holds an abandon notice for `id`; then, `settle` later
+/// (time enough for any other node to fire too), how many.
+async fn abandoned_once(node: &TestApp, id: &str, settle: Duration) -> usize {
+    for _ in 0..400 {
+        if abandon_notices(node, id).await > 0 {
+            tokio::time::sleep(settle).await;
+            return abandon_notices(node, id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} was never abandoned");
+}
+
+/// A few ticks of the timers (another node firing too would have done so by then).
+const TICKS: Duration = Duration::from_millis(1_500);
+
+/// Every console saw each pickup alert once: rising waiting times, no repeat.
+fn once_each(alerts: &[Vec<i64>], at_least: usize) {
+    for seen in alerts {
+        assert!(seen.len() >= at_least, "too few alerts: {alerts:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "an alert fired more than once (on more than one node): {alerts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timers_fire_once_across_three_nodes_and_still_fire_after_the_node_running_them_dies() {
+    let Some([pg, redis]) = services("timers_fire_once_across_three_nodes") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.handoff.pickup_timeout_seconds = 1.0;
+        s.handoff.abandon_after_seconds = 1.0;
+        s.cluster.timer_lease_seconds = 1.0;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        tokens.push(node.agent_token(&format!("Agent {i}"), &[]).await);
+    }
+    let mut consoles = Vec::new();
+    for (node, token) in nodes.iter().zip(&tokens) {
+        consoles.push(node.agent(token).await);
+    }
+
+    // A customer on node 1 waits: every console on every node is alerted once per pickup
+    // timeout, whichever node runs the timers.
+    let (customer, first, _) = queued_customer(&nodes[0]).await;
+    once_each(
+        &alerts_for(&mut consoles, &first, Duration::from_millis(3_200)).await,
+        2,
+    );
+    // They leave: the conversation is abandoned once (one notice stored, not one per node).
+    customer.close().await;
+    assert_eq!(abandoned_once(&nodes[0], &first, TICKS).await, 1);
+
+    // The node that runs the timers dies without giving its lease up.
+    let (holder, _) = nodes[0]
+        .store
+        .lease_holder("desk-timers")
+        .await
+        .unwrap()
+        .expect("a node holds the timer lease");
+    let dead = nodes
+        .iter()
+        .position(|n| n.node.as_deref() == Some(holder.as_str()))
+        .expect("the holder is one of the nodes");
+    drop(consoles);
+    let mut nodes = nodes;
+    nodes.remove(dead).crash().await;
+    let mut consoles = Vec::new();
+    for (node, token) in nodes.iter().zip(&tokens) {
+        consoles.push(node.agent(token).await);
+    }
+
+    // Another node takes the lease once it expired, and the timers go on, still once each.
+    let (customer, second, _) = queued_customer(&nodes[0]).await;
+    once_each(
+        &alerts_for(&mut consoles, &second, Duration::from_millis(3_200)).await,
+        2,
+    );
+    customer.close().await;
+    assert_eq!(abandoned_once(&nodes[1], &second, TICKS).await, 1);
+    let (now_held_by, _) = nodes[0]
+        .store
+        .lease_holder("desk-timers")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(now_held_by, holder, "a surviving node took the lease");
+}
+
+#[tokio::test]
+async fn a_timer_fires_once_even_while_the_nodes_cannot_hear_each_other() {
+    let Some([pg, _]) = services("a_timer_fires_once_even_while_the_nodes_cannot_hear_each_other")
+    else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start().await else {
+        eprintln!("skipped cluster.rs a_timer_fires_once: redis-server is not on the PATH");
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let nodes = nodes_with(&url, &redis.url(), "frontdesk-test", 3, |s| {
+        s.handoff.abandon_after_seconds = 1.0;
+        s.cluster.timer_lease_seconds = 1.0;
+    })
+    .await;
+    // A customer on node 1 waits for a person; every node's copy of the queue has them.
+    let (customer, id, _) = queued_customer(&nodes[0]).await;
+    let token = nodes[2].agent_token("Sam", &[]).await;
+    nodes[2]
+        .agent(&token)
+        .await
+        .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
+        .await;
+    // Redis goes: the nodes cannot tell each other anything, the customer's socket closes. Each
+    // node's copy finds the customer gone; only the holder of the store's lease abandons the
+    // conversation: one notice stored, not one per node.
+    // (A node counts the customer gone once the others' last news is too old to hold: each node
+    // may get there at its own time, within `STAFF_HOLDS_MS`.)
+    redis.kill().await;
+    drop(customer);
+    let settle = Duration::from_millis(frontdesk::queue::STAFF_HOLDS_MS as u64 + 2_000);
+    assert_eq!(abandoned_once(&nodes[1], &id, settle).await, 1);
+}
+
 #[tokio::test]
 async fn a_node_linked_to_others_refuses_a_sqlite_store_and_says_what_to_do() {
     let data = tempfile::tempdir().unwrap();

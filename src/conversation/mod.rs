@@ -176,6 +176,10 @@ pub(crate) struct Core {
     /// The other nodes, when there are any: queue changes go to them, and the store decides
     /// claims.
     cluster: Option<Bus>,
+    /// With several nodes, how long the timer lease holds without a renewal (ms).
+    timer_lease_ms: i64,
+    /// Whether this node held the timer lease at its last tick.
+    runs_timers: std::sync::atomic::AtomicBool,
 }
 
 /// The parts a [`Core`] is built from.
@@ -200,6 +204,8 @@ pub struct Parts {
     pub metrics: Metrics,
     /// The other nodes (`cluster.redis_url`), or `None` for a node on its own.
     pub cluster: Option<Bus>,
+    /// With several nodes, how long the timer lease holds without a renewal (ms).
+    pub timer_lease_ms: i64,
 }
 
 /// The customers' side of conversations; clone it freely.
@@ -226,6 +232,8 @@ impl Conversations {
             metrics: parts.metrics,
             turns: tokio::sync::Semaphore::new(TURNS_IN_FLIGHT),
             cluster: parts.cluster,
+            timer_lease_ms: parts.timer_lease_ms,
+            runs_timers: Default::default(),
         });
         (Conversations { core: core.clone() }, Desk::from_core(core))
     }
