@@ -394,7 +394,9 @@ fn spawn_receiver(
 
 /// Tells the other nodes which agents this node has, and which waiting customers: at once when
 /// its agents change, and every few seconds (a node that stops telling drops out of the others'
-/// "who is online").
+/// "who is online"). When another node stops telling, every socket here closes with 4004
+/// `reconnect`: that node may have stored frames (acknowledged them) that it never published, and
+/// the clients here get them by resuming from the store.
 fn spawn_staff_news(bus: cluster::Bus, queue: Queue, fanout: Fanout) -> AbortOnDrop {
     let every = std::time::Duration::from_millis(crate::queue::STAFF_EVERY_MS);
     AbortOnDrop(tokio::spawn(async move {
@@ -404,6 +406,14 @@ fn spawn_staff_news(bus: cluster::Bus, queue: Queue, fanout: Fanout) -> AbortOnD
                 agents: queue.staff_here(),
                 customers: queue.customers_here(|c| fanout.customer_connected(c)),
             });
+            let gone = queue.nodes_gone(crate::clock::now_ms());
+            if !gone.is_empty() {
+                tracing::warn!(
+                    nodes = ?gone,
+                    "other nodes stopped telling (killed or cut off): every socket here resumes from the store"
+                );
+                fanout.close_all();
+            }
             let _ = tokio::time::timeout(every, queue.staff_changed()).await;
         }
     }))

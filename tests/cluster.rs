@@ -4,8 +4,10 @@
 //! nodes claim one chat and exactly one wins; an agent on one node counts as online on the
 //! others; a customer who comes back on node 3 with `last_seq`
 //! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
-//! the store without losing a message, and live delivery comes back with Redis; a node refuses to
-//! start linked to others on a SQLite store.
+//! the store without losing a message, and live delivery comes back with Redis; the timers fire
+//! once across the nodes and go on when the node running them dies; a node killed with SIGKILL
+//! (a real process, `common::node`) mid-chat loses nothing acknowledged; a node refuses to start
+//! linked to others on a SQLite store.
 //!
 //! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
 //! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
@@ -686,6 +688,227 @@ async fn a_timer_fires_once_even_while_the_nodes_cannot_hear_each_other() {
     drop(customer);
     let settle = Duration::from_millis(frontdesk::queue::STAFF_HOLDS_MS as u64 + 2_000);
     assert_eq!(abandoned_once(&nodes[1], &id, settle).await, 1);
+}
+
+/// The customer's socket as the widget keeps it across reconnects: every frame it kept (a `seq`
+/// it already has is dropped, the widget's rule), by `seq`.
+struct Widget {
+    port: u16,
+    socket: Client,
+    session: String,
+    kept: std::collections::BTreeMap<i64, Value>,
+    /// The client ids of the customer's messages the server acknowledged.
+    acked: std::collections::BTreeSet<String>,
+    /// Frames that arrived again with a `seq` already kept.
+    repeats: usize,
+}
+
+impl Widget {
+    fn keep(&mut self, frame: Value) {
+        if frame["type"] == "ack" {
+            self.acked
+                .insert(frame["client_id"].as_str().unwrap().to_owned());
+        } else if let Some(seq) = frame["seq"].as_i64() {
+            if self.kept.insert(seq, frame).is_some() {
+                self.repeats += 1;
+            }
+        }
+    }
+
+    fn last_seq(&self) -> Option<i64> {
+        self.kept.keys().next_back().copied()
+    }
+
+    /// Reads until `done` holds of what was kept, resuming (same node, `last_seq`) whenever the
+    /// server closes the socket with `reconnect`.
+    async fn read_until(&mut self, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the widget never got everything: {:?}",
+                self.kept
+            );
+            match self.socket.recv_or_close(left).await {
+                Ok(frame) => self.keep(frame),
+                Err(code) => {
+                    assert_eq!(code, Some(4004), "closed for another reason than reconnect");
+                    self.socket = Client::connect(self.port).await;
+                    let (session, last) = (self.session.clone(), self.last_seq());
+                    let welcome = self.socket.hello(Some(&session), last).await;
+                    for f in welcome["missed"].as_array().unwrap().clone() {
+                        self.keep(f);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The texts of the kept messages from `from`, in `seq` order.
+    fn texts(&self, from: &str) -> Vec<String> {
+        self.kept
+            .values()
+            .filter(|f| f["type"] == "message" && f["from"] == from)
+            .map(|f| f["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_acknowledged_is_lost()
+{
+    let Some([pg, redis]) = services("node_2_killed_mid_chat") else {
+        return;
+    };
+    use common::node::Node;
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let env = vec![
+        ("FRONTDESK_STORE__URL", url.clone()),
+        ("FRONTDESK_CLUSTER__REDIS_URL", redis.clone()),
+        ("FRONTDESK_CLUSTER__CHANNEL", channel),
+        ("FRONTDESK_HANDOFF__AUTO_ASSIGN", "false".into()),
+        ("FRONTDESK_LIMITS__MESSAGE_BURST", "50".into()),
+    ];
+    let (one, mut two, three) =
+        tokio::join!(Node::start(&env), Node::start(&env), Node::start(&env));
+    let store = frontdesk::store::Store::connect(&url).await.unwrap();
+    let token = two.agent_token(&store, "Sam").await;
+
+    // A customer on node 1, their agent on node 2.
+    let mut customer = Client::connect(one.port).await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    let mut sam = AgentClient::connect(two.port, &token).await;
+    sam.next("ready").await;
+    claim(&mut sam, &id).await;
+    let mut widget = Widget {
+        port: one.port,
+        socket: customer,
+        session,
+        kept: Default::default(),
+        acked: Default::default(),
+        repeats: 0,
+    };
+    widget
+        .read_until(|w| w.kept.values().any(|f| f["state"] == "agent"))
+        .await;
+
+    // Both write; each side's messages are acknowledged (the customer's by `ack`, the agent's by
+    // their own message coming back as an event with its `seq`).
+    let mut agent_has = std::collections::BTreeMap::new();
+    for i in 0..10 {
+        let text = format!("customer {i}");
+        widget
+            .socket
+            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": text}))
+            .await;
+        sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": format!("agent {i}")}))
+            .await;
+    }
+    while !(0..10).all(|i| {
+        let texts: Vec<&Value> = agent_has.values().collect();
+        texts.iter().any(|f| f["text"] == format!("agent {i}"))
+            && texts.iter().any(|f| f["text"] == format!("customer {i}"))
+    }) {
+        let f = sam.next_event(|_| true).await;
+        if let Some(seq) = f["seq"].as_i64() {
+            agent_has.insert(seq, f);
+        }
+    }
+    let acked_agent: Vec<String> = (0..10).map(|i| format!("agent {i}")).collect();
+
+    // The agent writes five more and node 2 is killed at once, with them in flight: some may be
+    // stored (and never published), some never read.
+    for i in 10..15 {
+        sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": format!("agent {i}")}))
+            .await;
+    }
+    two.kill().await;
+    drop(sam);
+    // Meanwhile the customer goes on writing on node 1.
+    for i in 10..15 {
+        widget
+            .socket
+            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")}))
+            .await;
+    }
+
+    // The agent's console reconnects to node 3 and reloads the chat; what it sent and never saw
+    // acknowledged it sends again, with the same ids, then carries on.
+    let token = three.login("sam@example.com").await;
+    let mut sam = AgentClient::connect(three.port, &token).await;
+    sam.next("ready").await;
+    for f in three.transcript(&token, &id).await {
+        agent_has.insert(f["seq"].as_i64().unwrap(), f);
+    }
+    for i in 10..20 {
+        let text = format!("agent {i}");
+        if agent_has.values().all(|f| f["text"] != text.as_str()) {
+            sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": text}))
+                .await;
+        }
+    }
+    for i in 15..20 {
+        widget
+            .socket
+            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")}))
+            .await;
+    }
+
+    // Both sides end with every message of the other, once, in the order written.
+    let agent_texts: Vec<String> = (0..20).map(|i| format!("agent {i}")).collect();
+    let customer_texts: Vec<String> = (0..20).map(|i| format!("customer {i}")).collect();
+    widget
+        .read_until(|w| w.texts("agent").len() >= agent_texts.len() && w.acked.len() >= 20)
+        .await;
+    assert_eq!(widget.texts("agent"), agent_texts);
+    assert!(acked_agent
+        .iter()
+        .all(|t| widget.texts("agent").contains(t)));
+    while agent_has
+        .values()
+        .filter(|f| f["from"] == "customer")
+        .count()
+        < customer_texts.len()
+    {
+        let f = sam.next_event(|_| true).await;
+        if let Some(seq) = f["seq"].as_i64() {
+            agent_has.insert(seq, f);
+        }
+    }
+    let seen_by_agent: Vec<&str> = agent_has
+        .values()
+        .filter(|f| f["from"] == "customer")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen_by_agent, customer_texts);
+    for client_id in &widget.acked {
+        let text = format!("customer {}", &client_id[1..]);
+        assert!(
+            seen_by_agent.contains(&text.as_str()),
+            "{text} acknowledged, never seen"
+        );
+    }
+
+    // The store holds each message once, numbered without a gap.
+    let stored: Vec<Value> = store
+        .events_after(&id, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let seqs: Vec<i64> = stored.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=stored.len() as i64).collect::<Vec<_>>());
+    for text in agent_texts.iter().chain(&customer_texts) {
+        let copies = stored.iter().filter(|f| f["text"] == text.as_str()).count();
+        assert_eq!(copies, 1, "{text} stored {copies} times");
+    }
+    drop((one, three));
 }
 
 #[tokio::test]

@@ -139,6 +139,22 @@ impl Queue {
             .collect()
     }
 
+    /// Forgets the nodes whose news no longer holds at `now` (they stopped telling: killed, cut
+    /// off, or stopped); their ids.
+    pub fn nodes_gone(&self, now: i64) -> Vec<String> {
+        let mut state = self.inner.lock();
+        let gone: Vec<String> = state
+            .elsewhere
+            .iter()
+            .filter(|(_, e)| e.until <= now)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in &gone {
+            state.elsewhere.remove(node);
+        }
+        gone
+    }
+
     /// Another node says which agents it has now, and which waiting customers.
     pub fn staff_elsewhere(
         &self,

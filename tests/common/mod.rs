@@ -2,6 +2,8 @@
 //! temporary copy of a knowledge base, and talk to it as the widget does.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
