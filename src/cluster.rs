@@ -55,6 +55,9 @@ pub enum Signal {
         frame: String,
         /// The same frame wrapped as the holder's `event`.
         event: String,
+        /// Its sequence number, if it is stored (each customer socket gets each once, in order).
+        #[serde(default)]
+        seq: Option<i64>,
     },
     /// A frame for a conversation's customer sockets only.
     Customers {
@@ -430,6 +433,7 @@ mod tests {
                 conversation: "c1".into(),
                 frame: r#"{"type":"message"}"#.into(),
                 event: r#"{"type":"event"}"#.into(),
+                seq: Some(4),
             },
             Signal::Customers {
                 conversation: "c1".into(),

@@ -317,13 +317,19 @@ async fn a_customer_who_comes_back_on_node_3_with_last_seq_misses_nothing() {
         json!({"type": "message", "conversation_id": id, "text": "still here?", "client_id": "s1"}),
     )
     .await;
-    // Another node's publish of a frame already in `missed` may still arrive late; a client drops
-    // the numbers it has (docs/PROTOCOL.md), as the widget does.
-    let have = welcome["last_seq"].as_i64().expect("welcome's last_seq");
-    let live = next_frame(&mut back, |f| {
-        f["from"] == "agent" && f["seq"].as_i64().is_some_and(|seq| seq > have)
-    })
-    .await;
+    // Another node's publish of a frame already in `missed` may arrive late: the server does not
+    // send it again, and frames come in order.
+    let mut have = welcome["last_seq"].as_i64().expect("welcome's last_seq");
+    let live = loop {
+        let f = back.recv().await;
+        if let Some(seq) = f["seq"].as_i64() {
+            assert!(seq > have, "seq {seq} after {have}: {f}");
+            have = seq;
+        }
+        if f["from"] == "agent" {
+            break f;
+        }
+    };
     assert_eq!(live["text"], "still here?");
     back.send(json!({"type": "message", "client_id": "c1", "text": "yes, on another server"}))
         .await;
@@ -444,8 +450,8 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
     assert_eq!(waiting.closed(WAIT).await, Some(4004));
 
     // ...and they resume: the customer on node 1 gets what the agent wrote on node 2 during the
-    // outage, and the chat goes on live across the nodes. A frame published late may arrive
-    // again: the widget drops a number it has, and so does this test.
+    // outage, and the chat goes on live across the nodes. A frame published late (it was in
+    // `missed`) is not sent again: each number arrives once, in order.
     let mut sam = two.agent(&token).await;
     // Node 2's queue has what node 1 queued during the outage.
     sam.wait_queue(|q| q.iter().any(|e| e["conversation_id"] == other_id))
@@ -460,7 +466,9 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
         .await;
     loop {
         let f = back.recv().await;
-        if let Some(seq) = f["seq"].as_i64() {
+        if let Some(seq) = f["seq"].as_i64().filter(|_| f["type"] != "ack") {
+            let last = *shown.keys().next_back().unwrap_or(&last_seq);
+            assert!(seq > last, "seq {seq} after {last}: {f}");
             shown.insert(seq, f.clone());
         }
         if f["text"] == "after the outage" {
@@ -866,6 +874,7 @@ async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_ack
         .read_until(|w| w.texts("agent").len() >= agent_texts.len() && w.acked.len() >= 20)
         .await;
     assert_eq!(widget.texts("agent"), agent_texts);
+    assert_eq!(widget.repeats, 0, "a frame reached the customer twice");
     assert!(acked_agent
         .iter()
         .all(|t| widget.texts("agent").contains(t)));

@@ -421,8 +421,8 @@ impl Core {
         ];
         // The holder still sees these two frames: it is released only after them.
         for appended in self.store.resolve(id, handoff, &events, now_ms()).await? {
-            if let Appended::New { frame, .. } = appended {
-                self.publish(id, &frame, None);
+            if let Appended::New { frame, seq, .. } = appended {
+                self.publish(id, &frame, Some(seq), None);
             }
         }
         Ok(())

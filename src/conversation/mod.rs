@@ -350,17 +350,23 @@ impl Core {
         except: Option<u64>,
     ) -> Result<Appended, ConversationError> {
         let appended = self.store_frame(conversation, event).await?;
-        if let Appended::New { frame, .. } = &appended {
-            self.publish(conversation, frame, except);
+        if let Appended::New { frame, seq, .. } = &appended {
+            self.publish(conversation, frame, Some(*seq), except);
         }
         Ok(appended)
     }
 
-    /// Shows a stored frame to the conversation's customer sockets (but `except`) and, as an
-    /// `event`, to the agent who holds it.
-    fn publish(&self, conversation: &ConversationId, frame: &Outbound, except: Option<u64>) {
+    /// Shows a frame (stored under `seq`, or not stored) to the conversation's customer sockets
+    /// (but `except`) and, as an `event`, to the agent who holds it.
+    fn publish(
+        &self,
+        conversation: &ConversationId,
+        frame: &Outbound,
+        seq: Option<i64>,
+        except: Option<u64>,
+    ) {
         self.fanout
-            .to_conversation(conversation, frame, except, || {
+            .to_conversation(conversation, frame, seq, except, || {
                 encode(&AgentServerFrame::Event {
                     conversation_id: conversation.clone(),
                     frame: StoredFrame(frame.clone()),
@@ -375,7 +381,7 @@ impl Core {
         frame: &ServerFrame,
         except: Option<u64>,
     ) {
-        self.publish(conversation, &encode(frame), except);
+        self.publish(conversation, &encode(frame), None, except);
     }
 
     fn to_agent(&self, agent: &AgentId, frame: &AgentServerFrame) {
