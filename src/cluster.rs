@@ -13,7 +13,8 @@
 //! - the agents each node has (presence).
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
-//! conversations per client address), so N nodes do not allow N times as much.
+//! conversations, requests for a person and messages left per client address), so N nodes do
+//! not allow N times as much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
 //! they come back. Publishes leave in the order they were made (one connection, one task), so

@@ -921,6 +921,53 @@ async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_ack
 }
 
 #[tokio::test]
+async fn requests_for_a_person_from_one_address_are_counted_across_the_nodes() {
+    let Some([pg, redis]) = services("requests_for_a_person_from_one_address_are_counted") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.handoff_requests_per_address_per_minute = 2.0;
+    })
+    .await;
+    // One request per node from one address: each node alone would allow two a minute, all of
+    // them together allow two. (Counted per minute: started again if a minute turns.)
+    for attempt in 0..2 {
+        let minute = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 60
+        };
+        let started = minute();
+        let address = [127, 0, 0, 80 + attempt];
+        let mut outcomes = Vec::new();
+        for node in &nodes {
+            let mut c = Client::connect_from(node.port, address, None)
+                .await
+                .unwrap();
+            c.hello(None, None).await;
+            c.send(json!({"type": "request_human"})).await;
+            let answer =
+                next_frame(&mut c, |f| f["state"] == "queued" || f["type"] == "error").await;
+            outcomes.push(if answer["type"] == "error" {
+                answer["code"].as_str().unwrap().to_owned()
+            } else {
+                "queued".to_owned()
+            });
+        }
+        if minute() != started {
+            continue;
+        }
+        assert_eq!(outcomes, ["queued", "queued", "rate_limited"]);
+        return;
+    }
+    panic!("a minute turned during both attempts");
+}
+
+#[tokio::test]
 async fn a_node_linked_to_others_refuses_a_sqlite_store_and_says_what_to_do() {
     let data = tempfile::tempdir().unwrap();
     let mut settings = common::test_settings(&common::root().join("knowledge_base"), data.path());

@@ -111,6 +111,14 @@ pub enum ConversationError {
         /// Seconds to wait.
         retry_after: u32,
     },
+    /// Too many of one action from this client address, counted on every node together.
+    #[error("too many {what} from your network; try again in {retry_after} s")]
+    TooManyFromNetwork {
+        /// The action, in words.
+        what: &'static str,
+        /// Seconds to wait.
+        retry_after: u32,
+    },
 }
 
 impl ConversationError {
@@ -134,6 +142,7 @@ impl ConversationError {
             E::BadEmail => ErrorCode::BadEmail,
             E::QueueFull(_) => ErrorCode::QueueFull,
             E::TooManyConversations { .. } => ErrorCode::TooManyConversations,
+            E::TooManyFromNetwork { .. } => ErrorCode::RateLimited,
         }
     }
 
@@ -241,6 +250,35 @@ impl Conversations {
     /// The escalation policy.
     pub fn policy(&self) -> &Policy {
         &self.core.policy
+    }
+
+    /// With several nodes, counts `action` from `origin` against the budget all nodes share
+    /// (its per-address limit in a minute's window), so a client cannot multiply the limit by
+    /// spreading over the nodes; each node's own limit is counted first. A node on its own has
+    /// nothing more to count.
+    pub async fn within_shared_limit(
+        &self,
+        action: crate::admission::Action,
+        origin: std::net::IpAddr,
+    ) -> Result<(), ConversationError> {
+        let Some(bus) = &self.core.cluster else {
+            return Ok(());
+        };
+        let per_minute = self.core.admission.action_per_minute(action);
+        if per_minute <= 0.0 {
+            return Ok(());
+        }
+        let now = crate::clock::now_ms();
+        let key = action.shared_key(origin, now / 60_000);
+        if bus.within(&key, per_minute.ceil() as u32, 60).await {
+            Ok(())
+        } else {
+            let left = 60 - (now / 1000) % 60;
+            Err(ConversationError::TooManyFromNetwork {
+                what: action.what(),
+                retry_after: left.max(1) as u32,
+            })
+        }
     }
 }
 
