@@ -406,7 +406,7 @@ fn spawn_staff_news(bus: cluster::Bus, queue: Queue, fanout: Fanout) -> AbortOnD
                 agents: queue.staff_here(),
                 customers: queue.customers_here(|c| fanout.customer_connected(c)),
             });
-            let gone = queue.nodes_gone(crate::clock::now_ms());
+            let gone = queue.nodes_gone();
             if !gone.is_empty() {
                 tracing::warn!(
                     nodes = ?gone,

@@ -139,9 +139,10 @@ impl Queue {
             .collect()
     }
 
-    /// Forgets the nodes whose news no longer holds at `now` (they stopped telling: killed, cut
-    /// off, or stopped); their ids.
-    pub fn nodes_gone(&self, now: i64) -> Vec<String> {
+    /// Forgets the nodes whose news no longer holds now (they stopped telling: killed, cut off,
+    /// or stopped); their ids.
+    pub fn nodes_gone(&self) -> Vec<String> {
+        let now = crate::clock::now_ms();
         let mut state = self.inner.lock();
         let gone: Vec<String> = state
             .elsewhere
