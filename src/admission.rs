@@ -61,6 +61,30 @@ pub enum Action {
     LeaveEmail,
 }
 
+impl Action {
+    /// In words, for the client: "too many {what} from your network".
+    pub fn what(self) -> &'static str {
+        match self {
+            Action::RequestHuman => "requests for a person",
+            Action::LeaveEmail => "messages left",
+        }
+    }
+
+    /// Its name in the budgets the nodes share.
+    fn key(self) -> &'static str {
+        match self {
+            Action::RequestHuman => "request_human",
+            Action::LeaveEmail => "leave_email",
+        }
+    }
+
+    /// The key of `address`'s budget for this action in the minute `window`, shared by every
+    /// node.
+    pub fn shared_key(self, address: IpAddr, window: i64) -> String {
+        format!("{}:{address}:{window}", self.key())
+    }
+}
+
 /// Handle to admission control; clone it freely.
 #[derive(Clone)]
 pub struct Admission {
@@ -74,6 +98,8 @@ struct Inner {
     max_agents: usize,
     per_address: usize,
     conversations_per_minute: f64,
+    /// `request_human` and `leave_email` per address per minute, as set.
+    actions_per_minute: (f64, f64),
     sockets: DashMap<IpAddr, usize>,
     budgets: DashMap<IpAddr, Bucket>,
     handoffs: DefaultKeyedRateLimiter<IpAddr>,
@@ -158,6 +184,10 @@ impl Admission {
                 max_agents: server.max_agent_connections.max(1),
                 per_address: limits.sockets_per_address.max(1),
                 conversations_per_minute: limits.new_conversations_per_address_per_minute,
+                actions_per_minute: (
+                    limits.handoff_requests_per_address_per_minute,
+                    limits.tickets_per_address_per_minute,
+                ),
                 sockets: DashMap::new(),
                 budgets: DashMap::new(),
                 handoffs: RateLimiter::keyed(per_minute(
@@ -229,6 +259,14 @@ impl Admission {
     /// New conversations one address may start per minute (`0`: no limit).
     pub fn conversations_per_minute(&self) -> f64 {
         self.inner.conversations_per_minute
+    }
+
+    /// How often one address may do `action` per minute.
+    pub fn action_per_minute(&self, action: Action) -> f64 {
+        match action {
+            Action::RequestHuman => self.inner.actions_per_minute.0,
+            Action::LeaveEmail => self.inner.actions_per_minute.1,
+        }
     }
 
     /// Counts `action` from `address`, or refuses it with the seconds to wait when the address

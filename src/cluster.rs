@@ -13,7 +13,8 @@
 //! - the agents each node has (presence).
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
-//! conversations per client address), so N nodes do not allow N times as much.
+//! conversations, requests for a person and messages left per client address), so N nodes do
+//! not allow N times as much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
 //! they come back. Publishes leave in the order they were made (one connection, one task), so
@@ -55,6 +56,9 @@ pub enum Signal {
         frame: String,
         /// The same frame wrapped as the holder's `event`.
         event: String,
+        /// Its sequence number, if it is stored (each customer socket gets each once, in order).
+        #[serde(default)]
+        seq: Option<i64>,
     },
     /// A frame for a conversation's customer sockets only.
     Customers {
@@ -99,13 +103,18 @@ pub enum Signal {
         /// The conversation.
         conversation: ConversationId,
     },
-    /// The agents connected to a node now, with their presence (sent at every change and every
-    /// few seconds; a node that stops sending drops out).
+    /// The agents connected to a node now, with their presence, and the queued conversations
+    /// whose customer is connected to it (sent at every change of agents and every few seconds;
+    /// a node that stops sending drops out).
     Staff {
         /// The node.
         node: String,
         /// Its agents.
         agents: Vec<(Account, Presence)>,
+        /// Queued conversations with a customer socket on the node (the node that runs the
+        /// timers does not count them as abandoned).
+        #[serde(default)]
+        customers: Vec<ConversationId>,
     },
 }
 
@@ -425,6 +434,7 @@ mod tests {
                 conversation: "c1".into(),
                 frame: r#"{"type":"message"}"#.into(),
                 event: r#"{"type":"event"}"#.into(),
+                seq: Some(4),
             },
             Signal::Customers {
                 conversation: "c1".into(),
@@ -450,6 +460,7 @@ mod tests {
             Signal::Staff {
                 node: "n2".into(),
                 agents: vec![(account(), Presence::Away)],
+                customers: vec!["c1".into()],
             },
         ];
         for signal in signals {

@@ -13,9 +13,18 @@
 //! and published once on the bus; every other node delivers it to its own sockets of the same
 //! audience ([`Fanout::deliver`]). The `*_here` sends are for what each node works out for itself
 //! from its copy of the queue (queue changes, places in the queue): they are not published.
+//!
+//! A customer socket gets a conversation's sequenced frames in order, each once: from its
+//! `welcome` on, its outbox knows the highest `seq` it was given ([`Outbox::start_at`]) and drops
+//! a frame at or below it (another node's publish of a frame that was in `missed` already can
+//! arrive late). A frame that skips ahead (another node's earlier frame still on its way) waits
+//! for the ones before it; if they do not come within [`GAP_WAIT`], the socket closes with 4004
+//! `reconnect` and the widget resumes from the store. On one node frames never skip ahead.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify};
@@ -23,6 +32,10 @@ use tokio::sync::{mpsc, Notify};
 use crate::cluster::{Bus, Signal};
 use crate::ids::{AgentId, ConversationId};
 use crate::protocol::{CloseCode, Outbound};
+
+/// How long a sequenced frame that skipped ahead waits for the ones before it (another node's
+/// publish on its way) before the socket is closed to resume from the store.
+pub const GAP_WAIT: Duration = Duration::from_millis(1_000);
 
 /// The sending end of one socket's outbox; cheap to clone.
 #[derive(Clone)]
@@ -35,6 +48,18 @@ struct Link {
     /// Closed because the node lost its link to the others (not because the client was slow).
     unlinked: AtomicBool,
     close: Notify,
+    /// The conversation's sequence on this socket (customer sockets, from their welcome on).
+    order: Mutex<Order>,
+}
+
+/// Where a socket is in its conversation's sequence.
+#[derive(Default)]
+struct Order {
+    /// The highest `seq` the socket was given (`None`: not counting, every frame passes).
+    given: Option<i64>,
+    /// Frames that skipped ahead, by `seq`, until the ones before them come (`None`: the socket
+    /// had that frame another way, e.g. its own message, acknowledged).
+    waiting: BTreeMap<i64, Option<Outbound>>,
 }
 
 /// Rings when a sender found the outbox full: the socket must close.
@@ -77,6 +102,7 @@ pub fn outbox(capacity: usize) -> (Outbox, Inbox) {
         overflowed: AtomicBool::new(false),
         unlinked: AtomicBool::new(false),
         close: Notify::new(),
+        order: Mutex::default(),
     });
     (Outbox(link.clone()), Inbox { rx, link })
 }
@@ -104,6 +130,81 @@ impl Outbox {
     /// This socket's id.
     pub fn id(&self) -> u64 {
         self.0.id
+    }
+
+    /// From now on the socket gets its conversation's sequenced frames in order, each once:
+    /// it was given every frame up to `seq` (its welcome's `last_seq`).
+    pub fn start_at(&self, seq: i64) {
+        let mut order = self.order();
+        order.given = Some(seq);
+        order.waiting.retain(|s, _| *s > seq);
+        self.flush(&mut order);
+    }
+
+    /// Queues the sequenced frame `seq` (`None`: the socket has it already, as its own
+    /// message's `ack`): at once if it is the next, never if the socket has it, after the ones
+    /// before it otherwise (see [`GAP_WAIT`]).
+    fn push_seq(&self, seq: i64, frame: Option<Outbound>) {
+        let mut order = self.order();
+        let Some(given) = order.given else {
+            if let Some(frame) = frame {
+                self.push(frame);
+            }
+            return;
+        };
+        if seq <= given {
+            return;
+        }
+        order.waiting.insert(seq, frame);
+        let gap = self.flush(&mut order);
+        if gap && order.waiting.len() == 1 {
+            self.watch_gap(order.given);
+        }
+        if order.waiting.len() > self.0.tx.max_capacity() {
+            self.unlink();
+        }
+    }
+
+    /// Queues the waiting frames that come next; true if some still wait behind a gap.
+    fn flush(&self, order: &mut Order) -> bool {
+        let Some(mut given) = order.given else {
+            return false;
+        };
+        while let Some(frame) = order.waiting.remove(&(given + 1)) {
+            given += 1;
+            if let Some(frame) = frame {
+                self.push(frame);
+            }
+        }
+        order.given = Some(given);
+        !order.waiting.is_empty()
+    }
+
+    /// Closes the socket with `reconnect` if the sequence is still stuck at `given` after
+    /// [`GAP_WAIT`] (the frames before a waiting one never came: the widget resumes them).
+    fn watch_gap(&self, given: Option<i64>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.unlink();
+        };
+        let outbox = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(GAP_WAIT).await;
+            let stuck = {
+                let order = outbox.order();
+                order.given == given && !order.waiting.is_empty()
+            };
+            if stuck {
+                tracing::warn!(
+                    socket = outbox.id(),
+                    "a frame from another node did not come in time: the socket resumes from the store"
+                );
+                outbox.unlink();
+            }
+        });
+    }
+
+    fn order(&self) -> std::sync::MutexGuard<'_, Order> {
+        self.0.order.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Tells the socket to close with `reconnect`: frames may have been missed, the client
@@ -279,24 +380,27 @@ impl Fanout {
         }
     }
 
-    /// Sends a frame to the conversation's customer sockets (all but `except`) and, wrapped by
-    /// `as_event`, to the agent who holds it.
+    /// Sends a frame (the stored frame `seq`, or one not stored) to the conversation's customer
+    /// sockets (all but `except`, whose own message it is) and, wrapped by `as_event`, to the
+    /// agent who holds it.
     pub fn to_conversation(
         &self,
         conversation: &ConversationId,
         frame: &Outbound,
+        seq: Option<i64>,
         except: Option<u64>,
         as_event: impl FnOnce() -> Outbound,
     ) {
         match &self.bus {
-            None => self.to_conversation_here(conversation, frame, except, as_event),
+            None => self.to_conversation_here(conversation, frame, seq, except, as_event),
             Some(bus) => {
                 let event = as_event();
-                self.to_conversation_here(conversation, frame, except, || event.clone());
+                self.to_conversation_here(conversation, frame, seq, except, || event.clone());
                 bus.publish(Signal::Conversation {
                     conversation: conversation.clone(),
                     frame: frame.to_string(),
                     event: event.to_string(),
+                    seq,
                 });
             }
         }
@@ -306,6 +410,7 @@ impl Fanout {
         &self,
         conversation: &ConversationId,
         frame: &Outbound,
+        seq: Option<i64>,
         except: Option<u64>,
         as_event: impl FnOnce() -> Outbound,
     ) {
@@ -313,8 +418,13 @@ impl Fanout {
             let Some(audience) = self.inner.conversations.get(conversation) else {
                 return;
             };
-            for outbox in audience.customers.iter().filter(|o| Some(o.id()) != except) {
-                outbox.push(frame.clone());
+            for outbox in &audience.customers {
+                let own = Some(outbox.id()) == except;
+                match seq {
+                    Some(seq) => outbox.push_seq(seq, (!own).then(|| frame.clone())),
+                    None if !own => _ = outbox.push(frame.clone()),
+                    None => {}
+                }
             }
             audience.holder.clone()
         };
@@ -383,7 +493,10 @@ impl Fanout {
                 conversation,
                 frame,
                 event,
-            } => self.to_conversation_here(&conversation, &frame.into(), None, || event.into()),
+                seq,
+            } => {
+                self.to_conversation_here(&conversation, &frame.into(), seq, None, || event.into())
+            }
             Signal::Customers {
                 conversation,
                 frame,
@@ -432,7 +545,9 @@ mod tests {
         let _s = fanout.seat_customer(&c, slow);
         let _q = fanout.seat_customer(&c, quick);
         for i in 0..3 {
-            fanout.to_conversation(&c, &Outbound::from(format!("{i}")), None, || "".into());
+            fanout.to_conversation(&c, &Outbound::from(format!("{i}")), None, None, || {
+                "".into()
+            });
         }
         assert!(slow_in.has_overflowed());
         tokio::time::timeout(
@@ -448,6 +563,55 @@ mod tests {
         assert_eq!(&*slow_in.recv().await.unwrap(), "0");
     }
 
+    /// Every frame queued now, as text.
+    fn queued(inbox: &mut Inbox) -> Vec<String> {
+        std::iter::from_fn(|| inbox.try_recv().map(|f| f.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_customer_socket_gets_each_seq_once_and_in_order_whatever_order_they_come_in() {
+        let fanout = Fanout::default();
+        let c = ConversationId::from("c");
+        let (tab, mut tab_in) = outbox(16);
+        let (own, mut own_in) = outbox(16);
+        let _t = fanout.seat_customer(&c, tab.clone());
+        let _o = fanout.seat_customer(&c, own.clone());
+        // Before its welcome a socket is not counting: frames pass as they come.
+        fanout.to_conversation(&c, &"typing".into(), None, None, || "".into());
+        assert_eq!(queued(&mut tab_in), ["typing"]);
+        // Welcomed with everything up to 3 (in `missed`).
+        tab.start_at(3);
+        own.start_at(3);
+        let send = |seq: i64, except: Option<u64>| {
+            let frame = Outbound::from(format!("f{seq}"));
+            fanout.to_conversation(&c, &frame, Some(seq), except, || "".into());
+        };
+        send(3, None); // a late publish of a frame that was in `missed`
+        send(5, None); // skipped ahead: waits for 4
+        assert!(queued(&mut tab_in).is_empty());
+        send(4, Some(own.id())); // the other tab's own message: it has its ack
+        send(5, None); // again: had it
+        send(6, None);
+        assert_eq!(queued(&mut tab_in), ["f4", "f5", "f6"]);
+        assert_eq!(queued(&mut own_in), ["typing", "f5", "f6"]);
+        assert!(!tab_in.has_overflowed() && !own_in.has_overflowed());
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_never_comes_closes_the_socket_to_resume_from_the_store() {
+        let fanout = Fanout::default();
+        let c = ConversationId::from("c");
+        let (tab, mut tab_in) = outbox(16);
+        let _t = fanout.seat_customer(&c, tab.clone());
+        tab.start_at(0);
+        fanout.to_conversation(&c, &"f2".into(), Some(2), None, || "".into());
+        assert!(queued(&mut tab_in).is_empty());
+        tokio::time::timeout(GAP_WAIT * 3, tab_in.alarm().rung())
+            .await
+            .expect("the socket is told to close");
+        assert_eq!(tab_in.alarm().close_code(), CloseCode::Reconnect);
+    }
+
     #[tokio::test]
     async fn the_holder_gets_events_and_seats_leave_when_dropped() {
         let fanout = Fanout::default();
@@ -457,7 +621,7 @@ mod tests {
         let seat = fanout.seat_customer(&c, tab);
         let _agent = fanout.seat_agent(&"ann".into(), console);
         fanout.set_holder(&c, Some("ann".into()));
-        fanout.to_conversation(&c, &"f".into(), None, || "event f".into());
+        fanout.to_conversation(&c, &"f".into(), None, None, || "event f".into());
         assert_eq!(&*tab_in.recv().await.unwrap(), "f");
         assert_eq!(&*console_in.recv().await.unwrap(), "event f");
         assert!(fanout.customer_connected(&c));

@@ -46,6 +46,11 @@ pub struct ClusterSettings {
     /// The Redis pub/sub channel the nodes talk on: every node of one cluster names the same, two
     /// clusters sharing one Redis name different ones.
     pub channel: String,
+    /// The desk's timers (pickup, reply, disconnected agents, abandoned queue entries) run on
+    /// one node at a time, the holder of a lease in the store that it renews at every tick.
+    /// When that node dies, another takes the lease over this many seconds after its last
+    /// renewal, and runs what came due meanwhile. At least three ticks of the timers.
+    pub timer_lease_seconds: f64,
 }
 
 impl Default for ClusterSettings {
@@ -53,6 +58,7 @@ impl Default for ClusterSettings {
         Self {
             redis_url: None,
             channel: "frontdesk:cluster".into(),
+            timer_lease_seconds: 10.0,
         }
     }
 }
@@ -63,6 +69,7 @@ impl std::fmt::Debug for ClusterSettings {
         f.debug_struct("ClusterSettings")
             .field("redis_url", &url)
             .field("channel", &self.channel)
+            .field("timer_lease_seconds", &self.timer_lease_seconds)
             .finish()
     }
 }

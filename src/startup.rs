@@ -121,6 +121,7 @@ impl App {
             Some((bus, _, _)) => Fanout::linked(bus.clone()),
             None => Fanout::default(),
         };
+        let tick = timer_tick(&settings);
         let (conversations, desk) = Conversations::new(Parts {
             store: store.clone(),
             bot: bot.clone(),
@@ -132,6 +133,8 @@ impl App {
             queue_snapshot_entries: limits.queue_snapshot_entries,
             metrics: metrics.clone(),
             cluster: link.as_ref().map(|(bus, _, _)| bus.clone()),
+            timer_lease_ms: (settings.cluster.timer_lease_seconds * 1000.0)
+                .max(3.0 * tick.as_secs_f64() * 1000.0) as i64,
         });
         let (queued, held) = desk
             .restore()
@@ -140,11 +143,16 @@ impl App {
         if queued + held > 0 {
             tracing::info!(queued, held, "hand-offs restored from the store");
         }
-        let timers = spawn_timers(&desk, &settings);
+        let timers = spawn_timers(&desk, tick);
         let sweeper = spawn_sweeper(&accounts);
         let cluster = link.map(|(bus, received, link)| {
+            let fanout_here = fanout.clone();
             let receiver = spawn_receiver(received, fanout, desk.clone());
-            (link, receiver, spawn_staff_news(bus, queue.clone()))
+            (
+                link,
+                receiver,
+                spawn_staff_news(bus, queue.clone(), fanout_here),
+            )
         });
         let state = AppState {
             conversations,
@@ -184,15 +192,21 @@ impl App {
         &self.state
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then stops accepting and lets open requests finish.
+    /// Serves until Ctrl-C or SIGTERM, then stops accepting and lets open requests finish; with
+    /// several nodes, gives the timer lease up so another node runs the timers at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        crate::http::serve(
+        let served = crate::http::serve(
             self.listener,
             self.router,
             self.deadlines,
             shutdown_signal(),
         )
-        .await
+        .await;
+        drop(self._timers);
+        if let Err(e) = self.state.desk.release_timers().await {
+            tracing::warn!("the timer lease could not be given up ({e}); another node takes it when it expires");
+        }
+        served
     }
 }
 
@@ -289,9 +303,8 @@ pub async fn open_nlu(
     Ok(nlu)
 }
 
-/// Runs the desk's timers (pickup, reply, disconnected agents, abandoned queue entries) a few
-/// times per shortest timeout, until the server stops.
-fn spawn_timers(desk: &Desk, settings: &Settings) -> AbortOnDrop {
+/// How often the desk's timers run: a few times per shortest timeout, at least once a second.
+fn timer_tick(settings: &Settings) -> std::time::Duration {
     let h = &settings.handoff;
     let shortest = [
         h.pickup_timeout_seconds,
@@ -302,7 +315,12 @@ fn spawn_timers(desk: &Desk, settings: &Settings) -> AbortOnDrop {
     .into_iter()
     .filter(|s| *s > 0.0)
     .fold(4.0_f64, f64::min);
-    let every = std::time::Duration::from_secs_f64((shortest / 4.0).clamp(0.05, 1.0));
+    std::time::Duration::from_secs_f64((shortest / 4.0).clamp(0.05, 1.0))
+}
+
+/// Runs the desk's timers (pickup, reply, disconnected agents, abandoned queue entries) every
+/// `every`, until the server stops.
+fn spawn_timers(desk: &Desk, every: std::time::Duration) -> AbortOnDrop {
     let desk = desk.clone();
     AbortOnDrop(tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
@@ -374,16 +392,28 @@ fn spawn_receiver(
     }))
 }
 
-/// Tells the other nodes which agents this node has: at once when they change, and every few
-/// seconds (a node that stops telling drops out of the others' "who is online").
-fn spawn_staff_news(bus: cluster::Bus, queue: Queue) -> AbortOnDrop {
+/// Tells the other nodes which agents this node has, and which waiting customers: at once when
+/// its agents change, and every few seconds (a node that stops telling drops out of the others'
+/// "who is online"). When another node stops telling, every socket here closes with 4004
+/// `reconnect`: that node may have stored frames (acknowledged them) that it never published, and
+/// the clients here get them by resuming from the store.
+fn spawn_staff_news(bus: cluster::Bus, queue: Queue, fanout: Fanout) -> AbortOnDrop {
     let every = std::time::Duration::from_millis(crate::queue::STAFF_EVERY_MS);
     AbortOnDrop(tokio::spawn(async move {
         loop {
             bus.publish(cluster::Signal::Staff {
                 node: bus.node().to_owned(),
                 agents: queue.staff_here(),
+                customers: queue.customers_here(|c| fanout.customer_connected(c)),
             });
+            let gone = queue.nodes_gone();
+            if !gone.is_empty() {
+                tracing::warn!(
+                    nodes = ?gone,
+                    "other nodes stopped telling (killed or cut off): every socket here resumes from the store"
+                );
+                fanout.close_all();
+            }
             let _ = tokio::time::timeout(every, queue.staff_changed()).await;
         }
     }))

@@ -4,8 +4,10 @@
 //! nodes claim one chat and exactly one wins; an agent on one node counts as online on the
 //! others; a customer who comes back on node 3 with `last_seq`
 //! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
-//! the store without losing a message, and live delivery comes back with Redis; a node refuses to
-//! start linked to others on a SQLite store.
+//! the store without losing a message, and live delivery comes back with Redis; the timers fire
+//! once across the nodes and go on when the node running them dies; a node killed with SIGKILL
+//! (a real process, `common::node`) mid-chat loses nothing acknowledged; a node refuses to start
+//! linked to others on a SQLite store.
 //!
 //! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
 //! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
@@ -315,13 +317,19 @@ async fn a_customer_who_comes_back_on_node_3_with_last_seq_misses_nothing() {
         json!({"type": "message", "conversation_id": id, "text": "still here?", "client_id": "s1"}),
     )
     .await;
-    // Another node's publish of a frame already in `missed` may still arrive late; a client drops
-    // the numbers it has (docs/PROTOCOL.md), as the widget does.
-    let have = welcome["last_seq"].as_i64().expect("welcome's last_seq");
-    let live = next_frame(&mut back, |f| {
-        f["from"] == "agent" && f["seq"].as_i64().is_some_and(|seq| seq > have)
-    })
-    .await;
+    // Another node's publish of a frame already in `missed` may arrive late: the server does not
+    // send it again, and frames come in order.
+    let mut have = welcome["last_seq"].as_i64().expect("welcome's last_seq");
+    let live = loop {
+        let f = back.recv().await;
+        if let Some(seq) = f["seq"].as_i64() {
+            assert!(seq > have, "seq {seq} after {have}: {f}");
+            have = seq;
+        }
+        if f["from"] == "agent" {
+            break f;
+        }
+    };
     assert_eq!(live["text"], "still here?");
     back.send(json!({"type": "message", "client_id": "c1", "text": "yes, on another server"}))
         .await;
@@ -442,8 +450,8 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
     assert_eq!(waiting.closed(WAIT).await, Some(4004));
 
     // ...and they resume: the customer on node 1 gets what the agent wrote on node 2 during the
-    // outage, and the chat goes on live across the nodes. A frame published late may arrive
-    // again: the widget drops a number it has, and so does this test.
+    // outage, and the chat goes on live across the nodes. A frame published late (it was in
+    // `missed`) is not sent again: each number arrives once, in order.
     let mut sam = two.agent(&token).await;
     // Node 2's queue has what node 1 queued during the outage.
     sam.wait_queue(|q| q.iter().any(|e| e["conversation_id"] == other_id))
@@ -458,7 +466,9 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
         .await;
     loop {
         let f = back.recv().await;
-        if let Some(seq) = f["seq"].as_i64() {
+        if let Some(seq) = f["seq"].as_i64().filter(|_| f["type"] != "ack") {
+            let last = *shown.keys().next_back().unwrap_or(&last_seq);
+            assert!(seq > last, "seq {seq} after {last}: {f}");
             shown.insert(seq, f.clone());
         }
         if f["text"] == "after the outage" {
@@ -521,6 +531,437 @@ async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
             continue;
         }
         assert_eq!(outcomes, ["ack", "ack", "too_many_conversations"]);
+        return;
+    }
+    panic!("a minute turned during both attempts");
+}
+
+/// The pickup alerts for `id` each console received while `for_how_long` passed, as the seconds
+/// waited they report, in the order received.
+async fn alerts_for(
+    consoles: &mut [AgentClient],
+    id: &str,
+    for_how_long: Duration,
+) -> Vec<Vec<i64>> {
+    let until = tokio::time::Instant::now() + for_how_long;
+    let mut seen = vec![Vec::new(); consoles.len()];
+    for (console, seen) in consoles.iter_mut().zip(&mut seen) {
+        while let Some(f) = console
+            .recv_any(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            if f["type"] == "alert" && f["conversation_id"] == id {
+                seen.push(f["waiting_seconds"].as_i64().unwrap());
+            }
+        }
+    }
+    seen
+}
+
+/// How many times the store holds the message "the customer is gone, the bot is back" for `id`.
+async fn abandon_notices(node: &TestApp, id: &str) -> usize {
+    let frames = node.store.events_after(id, 0).await.unwrap();
+    frames
+        .iter()
+        .filter(|f| f.contains("Nobody could take this conversation while you were away"))
+        .count()
+}
+
+/// Waits (up to 40 s) until the store holds an abandon notice for `id`; then, `settle` later
+/// (time enough for any other node to fire too), how many.
+async fn abandoned_once(node: &TestApp, id: &str, settle: Duration) -> usize {
+    for _ in 0..400 {
+        if abandon_notices(node, id).await > 0 {
+            tokio::time::sleep(settle).await;
+            return abandon_notices(node, id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} was never abandoned");
+}
+
+/// A few ticks of the timers (another node firing too would have done so by then).
+const TICKS: Duration = Duration::from_millis(1_500);
+
+/// Every console saw each pickup alert once: rising waiting times, no repeat.
+fn once_each(alerts: &[Vec<i64>], at_least: usize) {
+    for seen in alerts {
+        assert!(seen.len() >= at_least, "too few alerts: {alerts:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "an alert fired more than once (on more than one node): {alerts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timers_fire_once_across_three_nodes_and_still_fire_after_the_node_running_them_dies() {
+    let Some([pg, redis]) = services("timers_fire_once_across_three_nodes") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.handoff.pickup_timeout_seconds = 1.0;
+        s.handoff.abandon_after_seconds = 1.0;
+        s.cluster.timer_lease_seconds = 1.0;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        tokens.push(node.agent_token(&format!("Agent {i}"), &[]).await);
+    }
+    let mut consoles = Vec::new();
+    for (node, token) in nodes.iter().zip(&tokens) {
+        consoles.push(node.agent(token).await);
+    }
+
+    // A customer on node 1 waits: every console on every node is alerted once per pickup
+    // timeout, whichever node runs the timers.
+    let (customer, first, _) = queued_customer(&nodes[0]).await;
+    once_each(
+        &alerts_for(&mut consoles, &first, Duration::from_millis(3_200)).await,
+        2,
+    );
+    // They leave: the conversation is abandoned once (one notice stored, not one per node).
+    customer.close().await;
+    assert_eq!(abandoned_once(&nodes[0], &first, TICKS).await, 1);
+
+    // The node that runs the timers dies without giving its lease up.
+    let (holder, _) = nodes[0]
+        .store
+        .lease_holder("desk-timers")
+        .await
+        .unwrap()
+        .expect("a node holds the timer lease");
+    let dead = nodes
+        .iter()
+        .position(|n| n.node.as_deref() == Some(holder.as_str()))
+        .expect("the holder is one of the nodes");
+    drop(consoles);
+    let mut nodes = nodes;
+    nodes.remove(dead).crash().await;
+    let mut consoles = Vec::new();
+    for (node, token) in nodes.iter().zip(&tokens) {
+        consoles.push(node.agent(token).await);
+    }
+
+    // Another node takes the lease once it expired, and the timers go on, still once each.
+    let (customer, second, _) = queued_customer(&nodes[0]).await;
+    once_each(
+        &alerts_for(&mut consoles, &second, Duration::from_millis(3_200)).await,
+        2,
+    );
+    customer.close().await;
+    assert_eq!(abandoned_once(&nodes[1], &second, TICKS).await, 1);
+    let (now_held_by, _) = nodes[0]
+        .store
+        .lease_holder("desk-timers")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(now_held_by, holder, "a surviving node took the lease");
+}
+
+#[tokio::test]
+async fn a_timer_fires_once_even_while_the_nodes_cannot_hear_each_other() {
+    let Some([pg, _]) = services("a_timer_fires_once_even_while_the_nodes_cannot_hear_each_other")
+    else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start().await else {
+        eprintln!("skipped cluster.rs a_timer_fires_once: redis-server is not on the PATH");
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let nodes = nodes_with(&url, &redis.url(), "frontdesk-test", 3, |s| {
+        s.handoff.abandon_after_seconds = 1.0;
+        s.cluster.timer_lease_seconds = 1.0;
+    })
+    .await;
+    // A customer on node 1 waits for a person; every node's copy of the queue has them.
+    let (customer, id, _) = queued_customer(&nodes[0]).await;
+    let token = nodes[2].agent_token("Sam", &[]).await;
+    nodes[2]
+        .agent(&token)
+        .await
+        .wait_queue(|q| q.iter().any(|e| e["conversation_id"] == id))
+        .await;
+    // Redis goes: the nodes cannot tell each other anything, the customer's socket closes. Each
+    // node's copy finds the customer gone; only the holder of the store's lease abandons the
+    // conversation: one notice stored, not one per node.
+    // (A node counts the customer gone once the others' last news is too old to hold: each node
+    // may get there at its own time, within `STAFF_HOLDS_MS`.)
+    redis.kill().await;
+    drop(customer);
+    let settle = Duration::from_millis(frontdesk::queue::STAFF_HOLDS_MS as u64 + 2_000);
+    assert_eq!(abandoned_once(&nodes[1], &id, settle).await, 1);
+}
+
+/// The customer's socket as the widget keeps it across reconnects: every frame it kept (a `seq`
+/// it already has is dropped, the widget's rule), by `seq`.
+struct Widget {
+    port: u16,
+    socket: Client,
+    session: String,
+    kept: std::collections::BTreeMap<i64, Value>,
+    /// The client ids of the customer's messages the server acknowledged.
+    acked: std::collections::BTreeSet<String>,
+    /// Frames that arrived again with a `seq` already kept.
+    repeats: usize,
+}
+
+impl Widget {
+    fn keep(&mut self, frame: Value) {
+        if frame["type"] == "ack" {
+            self.acked
+                .insert(frame["client_id"].as_str().unwrap().to_owned());
+        } else if let Some(seq) = frame["seq"].as_i64() {
+            if self.kept.insert(seq, frame).is_some() {
+                self.repeats += 1;
+            }
+        }
+    }
+
+    fn last_seq(&self) -> Option<i64> {
+        self.kept.keys().next_back().copied()
+    }
+
+    /// Reads until `done` holds of what was kept, resuming (same node, `last_seq`) whenever the
+    /// server closes the socket with `reconnect`.
+    async fn read_until(&mut self, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the widget never got everything: {:?}",
+                self.kept
+            );
+            match self.socket.recv_or_close(left).await {
+                Ok(frame) => self.keep(frame),
+                Err(code) => {
+                    assert_eq!(code, Some(4004), "closed for another reason than reconnect");
+                    self.socket = Client::connect(self.port).await;
+                    let (session, last) = (self.session.clone(), self.last_seq());
+                    let welcome = self.socket.hello(Some(&session), last).await;
+                    for f in welcome["missed"].as_array().unwrap().clone() {
+                        self.keep(f);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The texts of the kept messages from `from`, in `seq` order.
+    fn texts(&self, from: &str) -> Vec<String> {
+        self.kept
+            .values()
+            .filter(|f| f["type"] == "message" && f["from"] == from)
+            .map(|f| f["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_acknowledged_is_lost()
+{
+    let Some([pg, redis]) = services("node_2_killed_mid_chat") else {
+        return;
+    };
+    use common::node::Node;
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let env = vec![
+        ("FRONTDESK_STORE__URL", url.clone()),
+        ("FRONTDESK_CLUSTER__REDIS_URL", redis.clone()),
+        ("FRONTDESK_CLUSTER__CHANNEL", channel),
+        ("FRONTDESK_HANDOFF__AUTO_ASSIGN", "false".into()),
+        ("FRONTDESK_LIMITS__MESSAGE_BURST", "50".into()),
+    ];
+    let (one, mut two, three) =
+        tokio::join!(Node::start(&env), Node::start(&env), Node::start(&env));
+    let store = frontdesk::store::Store::connect(&url).await.unwrap();
+    let token = two.agent_token(&store, "Sam").await;
+
+    // A customer on node 1, their agent on node 2.
+    let mut customer = Client::connect(one.port).await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
+    customer.send(json!({"type": "request_human"})).await;
+    let mut sam = AgentClient::connect(two.port, &token).await;
+    sam.next("ready").await;
+    claim(&mut sam, &id).await;
+    let mut widget = Widget {
+        port: one.port,
+        socket: customer,
+        session,
+        kept: Default::default(),
+        acked: Default::default(),
+        repeats: 0,
+    };
+    widget
+        .read_until(|w| w.kept.values().any(|f| f["state"] == "agent"))
+        .await;
+
+    // Both write; each side's messages are acknowledged (the customer's by `ack`, the agent's by
+    // their own message coming back as an event with its `seq`).
+    let mut agent_has = std::collections::BTreeMap::new();
+    for i in 0..10 {
+        let text = format!("customer {i}");
+        widget
+            .socket
+            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": text}))
+            .await;
+        sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": format!("agent {i}")}))
+            .await;
+    }
+    while !(0..10).all(|i| {
+        let texts: Vec<&Value> = agent_has.values().collect();
+        texts.iter().any(|f| f["text"] == format!("agent {i}"))
+            && texts.iter().any(|f| f["text"] == format!("customer {i}"))
+    }) {
+        let f = sam.next_event(|_| true).await;
+        if let Some(seq) = f["seq"].as_i64() {
+            agent_has.insert(seq, f);
+        }
+    }
+    let acked_agent: Vec<String> = (0..10).map(|i| format!("agent {i}")).collect();
+
+    // The agent writes five more and node 2 is killed at once, with them in flight: some may be
+    // stored (and never published), some never read.
+    for i in 10..15 {
+        sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": format!("agent {i}")}))
+            .await;
+    }
+    two.kill().await;
+    drop(sam);
+    // Meanwhile the customer goes on writing on node 1.
+    for i in 10..15 {
+        widget
+            .socket
+            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")}))
+            .await;
+    }
+
+    // The agent's console reconnects to node 3 and reloads the chat; what it sent and never saw
+    // acknowledged it sends again, with the same ids, then carries on.
+    let token = three.login("sam@example.com").await;
+    let mut sam = AgentClient::connect(three.port, &token).await;
+    sam.next("ready").await;
+    for f in three.transcript(&token, &id).await {
+        agent_has.insert(f["seq"].as_i64().unwrap(), f);
+    }
+    for i in 10..20 {
+        let text = format!("agent {i}");
+        if agent_has.values().all(|f| f["text"] != text.as_str()) {
+            sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": text}))
+                .await;
+        }
+    }
+    for i in 15..20 {
+        widget
+            .socket
+            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")}))
+            .await;
+    }
+
+    // Both sides end with every message of the other, once, in the order written.
+    let agent_texts: Vec<String> = (0..20).map(|i| format!("agent {i}")).collect();
+    let customer_texts: Vec<String> = (0..20).map(|i| format!("customer {i}")).collect();
+    widget
+        .read_until(|w| w.texts("agent").len() >= agent_texts.len() && w.acked.len() >= 20)
+        .await;
+    assert_eq!(widget.texts("agent"), agent_texts);
+    assert_eq!(widget.repeats, 0, "a frame reached the customer twice");
+    assert!(acked_agent
+        .iter()
+        .all(|t| widget.texts("agent").contains(t)));
+    while agent_has
+        .values()
+        .filter(|f| f["from"] == "customer")
+        .count()
+        < customer_texts.len()
+    {
+        let f = sam.next_event(|_| true).await;
+        if let Some(seq) = f["seq"].as_i64() {
+            agent_has.insert(seq, f);
+        }
+    }
+    let seen_by_agent: Vec<&str> = agent_has
+        .values()
+        .filter(|f| f["from"] == "customer")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen_by_agent, customer_texts);
+    for client_id in &widget.acked {
+        let text = format!("customer {}", &client_id[1..]);
+        assert!(
+            seen_by_agent.contains(&text.as_str()),
+            "{text} acknowledged, never seen"
+        );
+    }
+
+    // The store holds each message once, numbered without a gap.
+    let stored: Vec<Value> = store
+        .events_after(&id, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(f).unwrap())
+        .collect();
+    let seqs: Vec<i64> = stored.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=stored.len() as i64).collect::<Vec<_>>());
+    for text in agent_texts.iter().chain(&customer_texts) {
+        let copies = stored.iter().filter(|f| f["text"] == text.as_str()).count();
+        assert_eq!(copies, 1, "{text} stored {copies} times");
+    }
+    drop((one, three));
+}
+
+#[tokio::test]
+async fn requests_for_a_person_from_one_address_are_counted_across_the_nodes() {
+    let Some([pg, redis]) = services("requests_for_a_person_from_one_address_are_counted") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.handoff_requests_per_address_per_minute = 2.0;
+    })
+    .await;
+    // One request per node from one address: each node alone would allow two a minute, all of
+    // them together allow two. (Counted per minute: started again if a minute turns.)
+    for attempt in 0..2 {
+        let minute = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                / 60
+        };
+        let started = minute();
+        let address = [127, 0, 0, 80 + attempt];
+        let mut outcomes = Vec::new();
+        for node in &nodes {
+            let mut c = Client::connect_from(node.port, address, None)
+                .await
+                .unwrap();
+            c.hello(None, None).await;
+            c.send(json!({"type": "request_human"})).await;
+            let answer =
+                next_frame(&mut c, |f| f["state"] == "queued" || f["type"] == "error").await;
+            outcomes.push(if answer["type"] == "error" {
+                answer["code"].as_str().unwrap().to_owned()
+            } else {
+                "queued".to_owned()
+            });
+        }
+        if minute() != started {
+            continue;
+        }
+        assert_eq!(outcomes, ["queued", "queued", "rate_limited"]);
         return;
     }
     panic!("a minute turned during both attempts");

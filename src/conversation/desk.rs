@@ -292,6 +292,14 @@ impl Desk {
             | Signal::Holder { conversation, .. } => Some(conversation.clone()),
             _ => None,
         };
+        if let Signal::Conversation {
+            conversation,
+            frame,
+            ..
+        } = &signal
+        {
+            core.heard_elsewhere(conversation, frame);
+        }
         let queue_change = match conversation {
             Some(id) => {
                 let _guard = core.lock(&id).await;
@@ -317,8 +325,13 @@ impl Desk {
             }
             Signal::Taken { entry, agent } => core.queue.taken_elsewhere(entry, agent, now_ms()),
             Signal::Left { conversation } => core.queue.left_elsewhere(&conversation),
-            Signal::Staff { node, agents } => {
-                core.queue.staff_elsewhere(node, agents, now_ms());
+            Signal::Staff {
+                node,
+                agents,
+                customers,
+            } => {
+                core.queue
+                    .staff_elsewhere(node, agents, customers, now_ms());
                 return Ok(());
             }
             _ => return Ok(()),
@@ -334,9 +347,21 @@ impl Desk {
         self.core.resync().await
     }
 
-    /// Runs the timers that came due (see `timers`).
+    /// Runs the timers that came due (see `timers`); with several nodes, only while this node
+    /// holds the timer lease.
     pub async fn tick(&self) -> Result<(), ConversationError> {
         self.core.tick().await
+    }
+
+    /// This node's id among several (its name on the Redis bus, and in the timer lease), or
+    /// `None` for a node on its own.
+    pub fn node(&self) -> Option<&str> {
+        self.core.cluster.as_ref().map(|bus| bus.node())
+    }
+
+    /// Gives the timer lease up (a node stopping), so another node takes over at once.
+    pub async fn release_timers(&self) -> Result<(), ConversationError> {
+        self.core.release_timers().await
     }
 
     /// After a restart, puts the queue and the agents' conversations back. Returns `(queued,
@@ -396,8 +421,8 @@ impl Core {
         ];
         // The holder still sees these two frames: it is released only after them.
         for appended in self.store.resolve(id, handoff, &events, now_ms()).await? {
-            if let Appended::New { frame, .. } = appended {
-                self.publish(id, &frame, None);
+            if let Appended::New { frame, seq, .. } = appended {
+                self.publish(id, &frame, Some(seq), None);
             }
         }
         Ok(())

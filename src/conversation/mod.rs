@@ -111,6 +111,14 @@ pub enum ConversationError {
         /// Seconds to wait.
         retry_after: u32,
     },
+    /// Too many of one action from this client address, counted on every node together.
+    #[error("too many {what} from your network; try again in {retry_after} s")]
+    TooManyFromNetwork {
+        /// The action, in words.
+        what: &'static str,
+        /// Seconds to wait.
+        retry_after: u32,
+    },
 }
 
 impl ConversationError {
@@ -134,6 +142,7 @@ impl ConversationError {
             E::BadEmail => ErrorCode::BadEmail,
             E::QueueFull(_) => ErrorCode::QueueFull,
             E::TooManyConversations { .. } => ErrorCode::TooManyConversations,
+            E::TooManyFromNetwork { .. } => ErrorCode::RateLimited,
         }
     }
 
@@ -176,6 +185,10 @@ pub(crate) struct Core {
     /// The other nodes, when there are any: queue changes go to them, and the store decides
     /// claims.
     cluster: Option<Bus>,
+    /// With several nodes, how long the timer lease holds without a renewal (ms).
+    timer_lease_ms: i64,
+    /// Whether this node held the timer lease at its last tick.
+    runs_timers: std::sync::atomic::AtomicBool,
 }
 
 /// The parts a [`Core`] is built from.
@@ -200,6 +213,8 @@ pub struct Parts {
     pub metrics: Metrics,
     /// The other nodes (`cluster.redis_url`), or `None` for a node on its own.
     pub cluster: Option<Bus>,
+    /// With several nodes, how long the timer lease holds without a renewal (ms).
+    pub timer_lease_ms: i64,
 }
 
 /// The customers' side of conversations; clone it freely.
@@ -226,6 +241,8 @@ impl Conversations {
             metrics: parts.metrics,
             turns: tokio::sync::Semaphore::new(TURNS_IN_FLIGHT),
             cluster: parts.cluster,
+            timer_lease_ms: parts.timer_lease_ms,
+            runs_timers: Default::default(),
         });
         (Conversations { core: core.clone() }, Desk::from_core(core))
     }
@@ -233,6 +250,35 @@ impl Conversations {
     /// The escalation policy.
     pub fn policy(&self) -> &Policy {
         &self.core.policy
+    }
+
+    /// With several nodes, counts `action` from `origin` against the budget all nodes share
+    /// (its per-address limit in a minute's window), so a client cannot multiply the limit by
+    /// spreading over the nodes; each node's own limit is counted first. A node on its own has
+    /// nothing more to count.
+    pub async fn within_shared_limit(
+        &self,
+        action: crate::admission::Action,
+        origin: std::net::IpAddr,
+    ) -> Result<(), ConversationError> {
+        let Some(bus) = &self.core.cluster else {
+            return Ok(());
+        };
+        let per_minute = self.core.admission.action_per_minute(action);
+        if per_minute <= 0.0 {
+            return Ok(());
+        }
+        let now = crate::clock::now_ms();
+        let key = action.shared_key(origin, now / 60_000);
+        if bus.within(&key, per_minute.ceil() as u32, 60).await {
+            Ok(())
+        } else {
+            let left = 60 - (now / 1000) % 60;
+            Err(ConversationError::TooManyFromNetwork {
+                what: action.what(),
+                retry_after: left.max(1) as u32,
+            })
+        }
     }
 }
 
@@ -342,17 +388,23 @@ impl Core {
         except: Option<u64>,
     ) -> Result<Appended, ConversationError> {
         let appended = self.store_frame(conversation, event).await?;
-        if let Appended::New { frame, .. } = &appended {
-            self.publish(conversation, frame, except);
+        if let Appended::New { frame, seq, .. } = &appended {
+            self.publish(conversation, frame, Some(*seq), except);
         }
         Ok(appended)
     }
 
-    /// Shows a stored frame to the conversation's customer sockets (but `except`) and, as an
-    /// `event`, to the agent who holds it.
-    fn publish(&self, conversation: &ConversationId, frame: &Outbound, except: Option<u64>) {
+    /// Shows a frame (stored under `seq`, or not stored) to the conversation's customer sockets
+    /// (but `except`) and, as an `event`, to the agent who holds it.
+    fn publish(
+        &self,
+        conversation: &ConversationId,
+        frame: &Outbound,
+        seq: Option<i64>,
+        except: Option<u64>,
+    ) {
         self.fanout
-            .to_conversation(conversation, frame, except, || {
+            .to_conversation(conversation, frame, seq, except, || {
                 encode(&AgentServerFrame::Event {
                     conversation_id: conversation.clone(),
                     frame: StoredFrame(frame.clone()),
@@ -367,7 +419,7 @@ impl Core {
         frame: &ServerFrame,
         except: Option<u64>,
     ) {
-        self.publish(conversation, &encode(frame), except);
+        self.publish(conversation, &encode(frame), None, except);
     }
 
     fn to_agent(&self, agent: &AgentId, frame: &AgentServerFrame) {

@@ -182,6 +182,7 @@ impl Conversations {
             missed: Vec::new(),
         };
         outbox.push(encode(&welcome));
+        outbox.start_at(0);
         Ok(session)
     }
 
@@ -235,6 +236,7 @@ impl Core {
         let (state, stored_seq) = row
             .map(|r| (State::parse(&r.state), r.last_seq))
             .unwrap_or((State::Bot, 0));
+        let given = given_up_to(stored_seq, &missed);
         let welcome = ServerFrame::Welcome {
             protocol: PROTOCOL_VERSION,
             session: token.to_owned(),
@@ -245,6 +247,7 @@ impl Core {
             missed: missed.into_iter().map(StoredFrame).collect(),
         };
         outbox.push(encode(&welcome));
+        outbox.start_at(given);
         Ok(session)
     }
 
@@ -269,6 +272,7 @@ impl Core {
             }
             None => (State::Bot, 0, Vec::new()),
         };
+        let given = given_up_to(stored_seq, &missed);
         let welcome = ServerFrame::Welcome {
             protocol: PROTOCOL_VERSION,
             session: token.to_owned(),
@@ -279,6 +283,17 @@ impl Core {
             missed: missed.into_iter().map(StoredFrame).collect(),
         };
         outbox.push(encode(&welcome));
+        outbox.start_at(given);
         Ok(session)
     }
+}
+
+/// The highest `seq` a welcome gives the socket: the conversation's last as read, or the last
+/// frame in `missed` if another node stored more meanwhile (its publish may still arrive).
+fn given_up_to(read: i64, missed: &[std::sync::Arc<str>]) -> i64 {
+    let last = missed
+        .last()
+        .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+        .and_then(|f| f["seq"].as_i64());
+    last.map_or(read, |seq| seq.max(read))
 }

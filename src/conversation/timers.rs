@@ -1,6 +1,14 @@
 //! What comes due with time: conversations nobody picked up (priority raised, agents alerted),
 //! agents who stopped replying or stayed disconnected (their conversations back to the queue),
 //! customers who left the queue; and putting the desk back after a restart.
+//!
+//! With several nodes the timers run once per cluster: on the node that holds the store's lease
+//! [`TIMER_LEASE`], renewed at every tick. Every node's copy of the queue is complete, so the
+//! holder times every entry; when it dies, the next node to tick after the lease expired takes
+//! it and fires what came due meanwhile, once. What the holder decides reaches the others as
+//! usual (a raised priority as the entry queued again, a take-back, an abandon).
+
+use std::sync::atomic::Ordering;
 
 use super::{message, status, ConversationError, Core};
 use crate::accounts;
@@ -13,10 +21,17 @@ use crate::protocol::customer::{Sender, State};
 use crate::protocol::encode;
 use crate::queue::{preview, Holding, Waiting, PICKUPS_KEPT};
 
+/// The store's lease of the node that runs a cluster's timers.
+pub const TIMER_LEASE: &str = "desk-timers";
+
 impl Core {
-    /// Runs the timers that came due.
+    /// Runs the timers that came due (with several nodes, only on the holder of the lease).
     pub(super) async fn tick(&self) -> Result<(), ConversationError> {
         let now = now_ms();
+        self.admission.forget_idle(now);
+        if !self.holds_timer_lease(now).await? {
+            return Ok(());
+        }
         let due = self.queue.due(now, |c| self.fanout.customer_connected(c));
         for (id, waited) in &due.unpicked {
             let frame = AgentServerFrame::Alert {
@@ -27,6 +42,11 @@ impl Core {
                 waiting_seconds: *waited,
             };
             self.fanout.to_all_agents(encode(&frame));
+            // The other nodes' copies take the raised priority (and the alerts sent, should one
+            // of them run the timers next).
+            if let Some(entry) = self.queue.waiting(id) {
+                self.tell_nodes(|| Signal::Queued { entry });
+            }
         }
         let mut failed = Ok(());
         for id in &due.unanswered {
@@ -44,12 +64,70 @@ impl Core {
                 failed = Err(e);
             }
         }
-        self.admission.forget_idle(now);
         if !due.is_empty() {
             self.tell_queue_changes();
             self.dispatch().await?;
         }
         failed
+    }
+
+    /// Whether this node runs the timers now: always on its own; with several nodes, while it
+    /// holds the lease (taken or renewed here).
+    async fn holds_timer_lease(&self, now: i64) -> Result<bool, ConversationError> {
+        let Some(bus) = &self.cluster else {
+            return Ok(true);
+        };
+        let held = self
+            .store
+            .take_lease(TIMER_LEASE, bus.node(), now, self.timer_lease_ms)
+            .await?;
+        if self.runs_timers.swap(held, Ordering::AcqRel) != held {
+            if held {
+                tracing::info!(node = %bus.node(), "this node runs the desk's timers now");
+            } else {
+                tracing::info!(node = %bus.node(), "another node runs the desk's timers now");
+            }
+        }
+        Ok(held)
+    }
+
+    /// Gives the timer lease up, if this node holds it.
+    pub(super) async fn release_timers(&self) -> Result<(), ConversationError> {
+        if let Some(bus) = &self.cluster {
+            if self.runs_timers.swap(false, Ordering::AcqRel) {
+                self.store.release_lease(TIMER_LEASE, bus.node()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Another node stored a message of the conversation: this node's copy follows it (the
+    /// reply timer, the queue's preview), as it would for a message written here.
+    pub(super) fn heard_elsewhere(&self, id: &ConversationId, frame: &str) {
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            #[serde(rename = "type")]
+            kind: String,
+            from: Option<String>,
+            #[serde(default)]
+            text: String,
+        }
+        let Ok(peek) = serde_json::from_str::<Peek>(frame) else {
+            return;
+        };
+        if peek.kind != "message" {
+            return;
+        }
+        match peek.from.as_deref() {
+            Some(from) if from == Sender::Customer.as_str() => {
+                self.queue.customer_wrote(id, &peek.text, now_ms());
+                self.tell_queue_changes();
+            }
+            Some(from) if from == Sender::Agent.as_str() => {
+                self.queue.agent_replied(id);
+            }
+            _ => {}
+        }
     }
 
     /// Takes a conversation back from its holder into the queue. One who did not reply is not
@@ -105,10 +183,6 @@ impl Core {
         let counts = (queued.len(), held.len());
         let pickups = self.store.recent_pickup_ms(PICKUPS_KEPT as i64).await?;
         self.queue.restore(queued, held, pickups, now);
-        if self.cluster.is_some() {
-            // Another node may be running these already: no timers here for what it restored.
-            self.queue.restored_elsewhere();
-        }
         Ok(counts)
     }
 

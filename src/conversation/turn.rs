@@ -268,7 +268,7 @@ impl Core {
                 .await?;
         }
         tracing::debug!(conversation = %id, question_seq, outcome = reply.outcome.as_str(), reason = %reply.reason, intent = ?reply.intent_guess, "bot turn");
-        self.publish(id, &frame, None);
+        self.publish(id, &frame, Some(seq), None);
         Ok(())
     }
 

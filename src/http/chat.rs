@@ -231,6 +231,9 @@ impl Connection {
                     return Err(Refusal::new(ErrorCode::MessageTooLong, long).into());
                 }
                 per_address(&self.slot, Action::LeaveEmail)?;
+                conversations
+                    .within_shared_limit(Action::LeaveEmail, self.slot.address())
+                    .await?;
                 let ticket_id = conversations.leave_email(session, &email, &message).await?;
                 Some(ServerFrame::EmailAck { ticket_id })
             }
@@ -240,6 +243,9 @@ impl Connection {
                     return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
                 }
                 per_address(&self.slot, Action::RequestHuman)?;
+                conversations
+                    .within_shared_limit(Action::RequestHuman, self.slot.address())
+                    .await?;
                 conversations.request_human(session).await?;
                 None
             }
@@ -339,10 +345,7 @@ impl Connection {
 /// Counts `action` against the budget of the socket's address, across all its sockets.
 fn per_address(slot: &Slot, action: Action) -> Result<(), Refusal> {
     slot.action(action).map_err(|refused| {
-        let what = match action {
-            Action::RequestHuman => "requests for a person",
-            Action::LeaveEmail => "messages left",
-        };
+        let what = action.what();
         let wait = refused.retry_after();
         Refusal::new(
             ErrorCode::RateLimited,

@@ -355,7 +355,6 @@ impl Queue {
     pub fn abandon(&self, conversation: &ConversationId) -> Option<Waiting> {
         let mut state = self.inner.lock();
         let entry = state.queue.remove(conversation)?;
-        state.remote.remove(conversation);
         state.touch(conversation);
         Some(entry)
     }
@@ -465,7 +464,6 @@ impl Queue {
 
 fn insert(state: &mut State, entry: Waiting) {
     let id = entry.conversation_id.clone();
-    state.remote.remove(&id);
     state.queue.insert(id.clone(), entry);
     state.touch(&id);
 }

@@ -8,7 +8,8 @@
 //! claim atomic: of two agents claiming at once exactly one takes the conversation out of the
 //! queue. With several nodes each node holds a copy (`replica`): what the other nodes did arrives
 //! through [`crate::cluster`], a claim is decided by the store (`Store::claim_handoff`), and the
-//! timers of an entry run on the node that queued it or whose agent holds it.
+//! timers run on the one node that holds the store's timer lease, over every entry of its copy
+//! (what it cannot see itself, agents and customers connected to other nodes, the others tell it).
 
 mod desk;
 mod replica;
@@ -197,11 +198,10 @@ struct State {
     pickups_ms: VecDeque<i64>,
     /// Conversations whose queue entry changed since agents were last told, in order.
     changed: Vec<ConversationId>,
-    /// Conversations queued or held through another node (several nodes): that node runs their
-    /// timers.
-    remote: HashSet<ConversationId>,
-    /// The agents connected to other nodes, by node, as last told, until when it holds (Unix ms).
-    elsewhere: HashMap<String, (Vec<(Account, Presence)>, i64)>,
+    /// Since when (Unix ms) an agent who holds conversations has been seen connected to no node.
+    absent: HashMap<AgentId, i64>,
+    /// What other nodes last told (several nodes), by node.
+    elsewhere: HashMap<String, replica::Elsewhere>,
 }
 
 /// An agent the desk knows: connected, or gone while holding conversations.
@@ -247,7 +247,6 @@ impl State {
         if let Some(staff) = self.staff.get_mut(&agent.id) {
             staff.chats.insert(entry.conversation_id.clone());
         }
-        self.remote.remove(&entry.conversation_id);
         self.holders.insert(
             entry.conversation_id.clone(),
             Holding {
@@ -262,7 +261,6 @@ impl State {
 
     fn untake(&mut self, conversation: &ConversationId) -> Option<Holding> {
         let holding = self.holders.remove(conversation)?;
-        self.remote.remove(conversation);
         if let Some(staff) = self.staff.get_mut(&holding.agent.id) {
             staff.chats.remove(conversation);
             if staff.sockets == 0 && staff.chats.is_empty() {

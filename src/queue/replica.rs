@@ -1,12 +1,26 @@
 //! The desk as a copy, with several nodes: what another node did to the queue, applied here.
 //! The store decided it already (a claim through `Store::claim_handoff`); these only keep this
-//! node's view — its consoles' queue, who holds what, places in the queue — the same as the
-//! others'. Entries that arrive this way are the other node's to time ([`super::Due`] skips them)
-//! until this node queues or takes them itself.
+//! node's view — its consoles' queue, who holds what, places in the queue, when the customer or
+//! the holder last wrote — the same as the others'. Every node's copy is complete, so whichever
+//! node holds the timer lease can run every timer: what it cannot see for itself (the agents and
+//! the waiting customers connected to other nodes) each node tells the others ([`Elsewhere`]).
+
+use std::collections::HashSet;
 
 use super::{Holding, Presence, Queue, State, Waiting};
 use crate::accounts::Account;
-use crate::ids::ConversationId;
+use crate::ids::{AgentId, ConversationId};
+
+/// What another node last told about itself.
+#[derive(Debug, Clone)]
+pub(super) struct Elsewhere {
+    /// Its agents, with their presence.
+    agents: Vec<(Account, Presence)>,
+    /// The queued conversations with a customer socket on it.
+    customers: HashSet<ConversationId>,
+    /// Until when this holds (Unix ms).
+    until: i64,
+}
 
 /// How long a node's list of agents holds without news from it (it is sent every
 /// [`STAFF_EVERY_MS`] and at every change): a node that dies drops out of "who is online".
@@ -14,6 +28,13 @@ pub const STAFF_HOLDS_MS: i64 = 15_000;
 
 /// How often a node tells the others which agents it has, with nothing changing.
 pub const STAFF_EVERY_MS: u64 = 5_000;
+
+impl Elsewhere {
+    /// When the node last told (Unix ms), if that still holds at `now`.
+    pub(super) fn told_at(&self, now: i64) -> Option<i64> {
+        (self.until > now).then_some(self.until - STAFF_HOLDS_MS)
+    }
+}
 
 /// The agents connected to other nodes, as last told and still holding at `now`.
 pub(super) fn online_elsewhere(
@@ -23,8 +44,21 @@ pub(super) fn online_elsewhere(
     state
         .elsewhere
         .values()
-        .filter(move |(_, until)| *until > now)
-        .flat_map(|(agents, _)| agents.iter().map(|(a, p)| (a, *p)))
+        .filter(move |e| e.until > now)
+        .flat_map(|e| e.agents.iter().map(|(a, p)| (a, *p)))
+}
+
+/// Whether `agent` has a console open on another node, as last told and still holding at `now`.
+pub(super) fn agent_elsewhere(state: &State, agent: &AgentId, now: i64) -> bool {
+    online_elsewhere(state, now).any(|(a, _)| a.id == *agent)
+}
+
+/// Whether a customer socket of `conversation` is open on another node, as last told.
+pub(super) fn customer_elsewhere(state: &State, conversation: &ConversationId, now: i64) -> bool {
+    state
+        .elsewhere
+        .values()
+        .any(|e| e.until > now && e.customers.contains(conversation))
 }
 
 impl Queue {
@@ -35,7 +69,6 @@ impl Queue {
         state.untake(&id);
         state.queue.insert(id.clone(), entry);
         state.touch(&id);
-        state.remote.insert(id);
     }
 
     /// An agent took the conversation on another node.
@@ -47,7 +80,6 @@ impl Queue {
         }
         state.untake(&id);
         state.take(entry, agent, now);
-        state.remote.insert(id);
     }
 
     /// The conversation left the queue and its holder on another node (resolved, abandoned).
@@ -57,7 +89,11 @@ impl Queue {
             state.touch(conversation);
         }
         state.untake(conversation);
-        state.remote.remove(conversation);
+    }
+
+    /// The conversation's queue entry, while it waits.
+    pub fn waiting(&self, conversation: &ConversationId) -> Option<Waiting> {
+        self.inner.lock().queue.get(conversation).cloned()
     }
 
     /// Forgets a claim this node made that the store refused (another node's agent won): the
@@ -66,21 +102,6 @@ impl Queue {
         let mut state = self.inner.lock();
         state.untake(conversation);
         state.touch(conversation);
-    }
-}
-
-impl Queue {
-    /// Counts everything in the queue and held as another node's to time: with several nodes, a
-    /// node that starts cannot tell which of what it restored from the store another node runs.
-    pub fn restored_elsewhere(&self) {
-        let mut state = self.inner.lock();
-        let all: Vec<ConversationId> = state
-            .queue
-            .keys()
-            .chain(state.holders.keys())
-            .cloned()
-            .collect();
-        state.remote.extend(all);
     }
 }
 
@@ -102,18 +123,63 @@ impl Queue {
         self.inner.staff_changed.notified().await
     }
 
-    /// Another node says which agents it has now.
-    pub fn staff_elsewhere(&self, node: String, agents: Vec<(Account, Presence)>, now: i64) {
+    /// The queued conversations with a customer socket on this node (`connected` says which
+    /// have; it is called under the desk's lock and must not wait): told to the other nodes, so
+    /// the one that runs the timers does not count these customers as gone.
+    pub fn customers_here(
+        &self,
+        connected: impl Fn(&ConversationId) -> bool,
+    ) -> Vec<ConversationId> {
+        let state = self.inner.lock();
+        state
+            .queue
+            .keys()
+            .filter(|c| connected(c))
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the nodes whose news no longer holds now (they stopped telling: killed, cut off,
+    /// or stopped); their ids.
+    pub fn nodes_gone(&self) -> Vec<String> {
+        let now = crate::clock::now_ms();
         let mut state = self.inner.lock();
-        state.elsewhere.retain(|_, (_, until)| *until > now);
-        state.elsewhere.insert(node, (agents, now + STAFF_HOLDS_MS));
+        let gone: Vec<String> = state
+            .elsewhere
+            .iter()
+            .filter(|(_, e)| e.until <= now)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in &gone {
+            state.elsewhere.remove(node);
+        }
+        gone
+    }
+
+    /// Another node says which agents it has now, and which waiting customers.
+    pub fn staff_elsewhere(
+        &self,
+        node: String,
+        agents: Vec<(Account, Presence)>,
+        customers: Vec<ConversationId>,
+        now: i64,
+    ) {
+        let mut state = self.inner.lock();
+        state.elsewhere.retain(|_, e| e.until > now);
+        let told = Elsewhere {
+            agents,
+            customers: customers.into_iter().collect(),
+            until: now + STAFF_HOLDS_MS,
+        };
+        state.elsewhere.insert(node, told);
     }
 }
 
 impl Queue {
     /// Replaces this node's copy of the queue and of who holds what with the store's (after the
-    /// link to the other nodes came back). Entries this node was timing stay its own; the others
-    /// are another node's to time. Agents connected here keep their sockets and presence.
+    /// link to the other nodes came back). An entry that was here keeps its timers' progress
+    /// (pickup alerts, since when its customer is away); agents connected here keep their
+    /// sockets and presence.
     pub fn replace(&self, queued: Vec<Waiting>, held: Vec<Holding>, now: i64) {
         let mut state = self.inner.lock();
         let before: Vec<ConversationId> = state
@@ -122,27 +188,24 @@ impl Queue {
             .chain(state.holders.keys())
             .cloned()
             .collect();
-        let mine: std::collections::HashSet<ConversationId> = before
-            .iter()
-            .filter(|c| !state.remote.contains(*c))
-            .cloned()
-            .collect();
         for id in &before {
             state.touch(id);
         }
-        state.queue.clear();
+        let queued_before = std::mem::take(&mut state.queue);
         let held_before = std::mem::take(&mut state.holders);
-        state.remote.clear();
         state.staff.retain(|_, s| s.sockets > 0);
         for staff in state.staff.values_mut() {
             staff.chats.clear();
         }
-        for w in queued {
+        for mut w in queued {
             let id = w.conversation_id.clone();
-            state.touch(&id);
-            if !mine.contains(&id) {
-                state.remote.insert(id.clone());
+            if let Some(old) = queued_before.get(&id) {
+                w.alerts = old.alerts;
+                w.priority = w.priority.max(old.priority);
+                w.customer_away_since = old.customer_away_since;
+                w.declined = old.declined.clone();
             }
+            state.touch(&id);
             state.queue.insert(id, w);
         }
         for mut h in held {
@@ -157,9 +220,6 @@ impl Queue {
             }
             if let Some(staff) = state.staff.get_mut(&h.agent.id) {
                 staff.chats.insert(id.clone());
-            }
-            if !mine.contains(&id) {
-                state.remote.insert(id.clone());
             }
             state.holders.insert(id, h);
         }

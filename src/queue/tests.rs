@@ -270,44 +270,62 @@ fn now_ms_for_test() -> i64 {
 }
 
 #[test]
-fn another_nodes_entries_are_shown_but_timed_there_and_a_resync_keeps_what_was_timed_here() {
+fn every_entry_is_timed_here_whichever_node_queued_it_and_a_resync_keeps_the_timers_progress() {
     let settings = HandoffSettings {
         pickup_timeout_seconds: 1.0,
+        abandon_after_seconds: 10.0,
+        disconnect_grace_seconds: 5.0,
         ..HandoffSettings::default()
     };
     let q = queue(settings);
     q.enqueue(waiting("mine", "general", 0, 0)).unwrap();
     q.queued_elsewhere(waiting("theirs", "general", 0, 0));
     assert_eq!(q.queued(), ids(&["mine", "theirs"]));
-    // Only this node's entry comes due here.
-    let due = q.due(5_000, |_| true);
-    let unpicked: Vec<&str> = due.unpicked.iter().map(|(c, _)| c.as_str()).collect();
-    assert_eq!(unpicked, ["mine"]);
-    // Another node's agent took "theirs"; "mine" left elsewhere.
-    q.taken_elsewhere(
-        waiting("theirs", "general", 0, 0),
-        agent("bob", &[], 3),
-        6_000,
+    // The node that runs the timers times both (whichever node queued them).
+    let due = q.due(1_000, |_| true);
+    let mut unpicked: Vec<&str> = due.unpicked.iter().map(|(c, _)| c.as_str()).collect();
+    unpicked.sort();
+    assert_eq!(unpicked, ["mine", "theirs"]);
+    // Neither customer has a socket here; node n2 says the customer of "theirs" is on it.
+    q.staff_elsewhere("n2".into(), Vec::new(), vec!["theirs".into()], 1_500);
+    assert!(q.due(1_600, |_| false).abandoned.is_empty());
+    assert_eq!(q.due(11_600, |_| false).abandoned, ids(&["mine"]));
+    // Another node's agent took "theirs": on n2 they count as connected; when n2 stops telling,
+    // they are gone from then, and the grace runs from that moment.
+    let bob = agent("bob", &[], 3);
+    q.taken_elsewhere(waiting("theirs", "general", 0, 0), bob.clone(), 12_000);
+    q.staff_elsewhere(
+        "n2".into(),
+        vec![(bob, Presence::Online)],
+        Vec::new(),
+        12_000,
     );
-    assert_eq!(q.holder_id(&"theirs".into()), Some("bob".into()));
-    q.left_elsewhere(&"mine".into());
-    assert!(q.queued().is_empty());
-    // Read again from the store: what it holds replaces the copy; ownership is kept.
-    q.enqueue(waiting("mine", "general", 0, 0)).unwrap();
+    q.agent_replied(&"theirs".into());
+    let gone = 12_000 + STAFF_HOLDS_MS;
+    assert!(q.due(gone - 1, |_| true).deserted.is_empty());
+    assert!(
+        q.due(gone, |_| true).deserted.is_empty(),
+        "the grace starts"
+    );
+    assert!(q.due(gone + 4_999, |_| true).deserted.is_empty());
+    assert_eq!(q.due(gone + 5_000, |_| true).deserted, ids(&["theirs"]));
+    q.left_elsewhere(&"theirs".into());
+    assert_eq!(q.holder_id(&"theirs".into()), None);
+    // Read again from the store: an entry this copy had keeps its alerts; a new one starts.
     q.replace(
         vec![
             waiting("mine", "general", 0, 0),
             waiting("new", "general", 0, 0),
         ],
         Vec::new(),
-        7_000,
+        60_000,
     );
-    assert_eq!(q.holder_id(&"theirs".into()), None);
     let due = q.due(60_000, |_| true);
-    let unpicked: Vec<&str> = due.unpicked.iter().map(|(c, _)| c.as_str()).collect();
-    assert_eq!(
-        unpicked,
-        ["mine"],
-        "an entry first heard of in the store is not timed here"
-    );
+    let mut unpicked: Vec<(&str, i64)> =
+        due.unpicked.iter().map(|(c, s)| (c.as_str(), *s)).collect();
+    unpicked.sort();
+    assert_eq!(unpicked, [("mine", 60), ("new", 60)]);
+    // One alert per tick that found it due: seven ticks so far.
+    assert_eq!(q.waiting(&"mine".into()).unwrap().alerts, 7);
+    assert_eq!(q.waiting(&"new".into()).unwrap().alerts, 1);
 }

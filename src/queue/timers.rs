@@ -30,8 +30,10 @@ impl Due {
 
 impl Queue {
     /// Timers that came due at `now`; pickup alerts raise the entry's priority at once.
-    /// `customer_connected` says whether a conversation's customer has a socket open now (it is
-    /// called under the desk's lock and must not wait).
+    /// `customer_connected` says whether a conversation's customer has a socket open on this node
+    /// now (it is called under the desk's lock and must not wait); with several nodes, a customer
+    /// or an agent connected to another node counts as connected (as the others last told), so
+    /// the one node that runs the timers times every entry.
     pub fn due(&self, now: i64, customer_connected: impl Fn(&ConversationId) -> bool) -> Due {
         let settings = &self.inner.settings;
         let ms = |seconds: f64| (seconds * 1000.0) as i64;
@@ -46,11 +48,20 @@ impl Queue {
         let mut state = self.inner.lock();
         let mut due = Due::default();
         let mut raised = Vec::new();
-        let remote = std::mem::take(&mut state.remote);
+        // What other nodes told is as fresh as their last news: a customer on a node that has
+        // not told since the entry was queued may be connected there.
+        let told_since = state
+            .elsewhere
+            .values()
+            .filter_map(|e| e.told_at(now))
+            .min();
+        let elsewhere: std::collections::HashSet<ConversationId> = state
+            .queue
+            .keys()
+            .filter(|c| super::replica::customer_elsewhere(&state, c, now))
+            .cloned()
+            .collect();
         for w in state.queue.values_mut() {
-            if remote.contains(&w.conversation_id) {
-                continue;
-            }
             let waited = now - w.escalated_at;
             if pickup > 0 && waited >= pickup * (w.alerts as i64 + 1) {
                 w.alerts += 1;
@@ -59,8 +70,10 @@ impl Queue {
                 due.unpicked
                     .push((w.conversation_id.clone(), waited / 1000));
             }
-            if customer_connected(&w.conversation_id) {
+            if customer_connected(&w.conversation_id) || elsewhere.contains(&w.conversation_id) {
                 w.customer_away_since = None;
+            } else if told_since.is_some_and(|told| told < w.escalated_at) {
+                // Not known yet.
             } else {
                 let since = *w.customer_away_since.get_or_insert(now);
                 if abandon > 0 && now - since >= abandon {
@@ -71,12 +84,20 @@ impl Queue {
         for id in &raised {
             state.touch(id);
         }
-        for (c, h) in state.holders.iter().filter(|(c, _)| !remote.contains(*c)) {
-            let left_at = match state.staff.get(&h.agent.id) {
+        // Agents holding conversations and connected to no node: since when.
+        let mut absent = std::mem::take(&mut state.absent);
+        absent.retain(|agent, _| state.holders.values().any(|h| h.agent.id == *agent));
+        for (c, h) in state.holders.iter() {
+            let agent = &h.agent.id;
+            let left_at = match state.staff.get(agent) {
                 Some(s) if s.sockets > 0 => None,
+                _ if super::replica::agent_elsewhere(&state, agent, now) => None,
                 Some(s) => s.left_at,
-                None => Some(h.assigned_at),
+                None => Some(*absent.entry(agent.clone()).or_insert(now)),
             };
+            if left_at.is_none() {
+                absent.remove(agent);
+            }
             if left_at.is_some_and(|left| grace > 0 && now - left >= grace) {
                 due.deserted.push(c.clone());
             } else if let Some(since) = h.awaiting_reply_since {
@@ -85,7 +106,7 @@ impl Queue {
                 }
             }
         }
-        state.remote = remote;
+        state.absent = absent;
         due
     }
 }

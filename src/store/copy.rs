@@ -186,6 +186,11 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
         ],
     },
+    Table {
+        name: "leases",
+        order: "name",
+        columns: &[("name", Text), ("holder", Text), ("expires_at", Int)],
+    },
 ];
 
 /// Tables whose `id` the database gives out (identity columns in Postgres): after a copy with

@@ -38,6 +38,7 @@ mod connect;
 mod copy;
 mod history;
 mod identity;
+mod lease;
 mod reports;
 mod tokens;
 pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};

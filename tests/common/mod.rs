@@ -2,6 +2,8 @@
 //! temporary copy of a knowledge base, and talk to it as the widget does.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -148,6 +150,8 @@ pub fn nlu() -> (Encoder, EmbeddingCache) {
 
 pub struct TestApp {
     pub port: u16,
+    /// Its id among several nodes (`cluster.redis_url`), or `None` on its own.
+    pub node: Option<String>,
     pub store: frontdesk::store::Store,
     pub accounts: frontdesk::accounts::Accounts,
     pub kb_dir: PathBuf,
@@ -340,11 +344,13 @@ async fn start(
     }
     .expect("the app builds");
     let port = app.port();
+    let node = app.state().desk.node().map(String::from);
     let store = app.state().store.clone();
     let accounts = app.state().accounts.clone();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         port,
+        node,
         store,
         accounts,
         kb_dir: kb.path().to_owned(),
@@ -363,6 +369,14 @@ impl TestApp {
     /// clients first; open sockets of the old server are not closed by this.
     pub async fn restart(self) -> TestApp {
         self.restart_with(|_| {}).await
+    }
+
+    /// Stops the server as a crash would: its listener, timers and link to other nodes end at
+    /// once and nothing is given up (a timer lease expires). Close its clients first; open
+    /// sockets are not closed by this.
+    pub async fn crash(self) {
+        self.server.abort();
+        let _ = self.server.await;
     }
 
     /// As [`TestApp::restart`], with the settings changed first (an operator's edit of the
