@@ -25,12 +25,12 @@ fn body(seq: i64) -> String {
     json!({"type": "message", "seq": seq}).to_string()
 }
 
-fn event<'a>(sender: &'a str, client_id: Option<&'a str>, text: Option<&'a str>) -> NewEvent<'a> {
+fn event(sender: &'static str, client_id: Option<&str>, text: Option<&str>) -> NewEvent {
     NewEvent {
         sender,
-        client_id,
-        text,
-        body: &body,
+        client_id: client_id.map(str::to_owned),
+        text: text.map(str::to_owned),
+        body: Box::new(body),
     }
 }
 

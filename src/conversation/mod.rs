@@ -320,7 +320,7 @@ impl Core {
     async fn store_frame(
         &self,
         conversation: &ConversationId,
-        event: NewEvent<'_>,
+        event: NewEvent,
     ) -> Result<Appended, ConversationError> {
         let started = std::time::Instant::now();
         let appended = self
@@ -338,7 +338,7 @@ impl Core {
     async fn append(
         &self,
         conversation: &ConversationId,
-        event: NewEvent<'_>,
+        event: NewEvent,
         except: Option<u64>,
     ) -> Result<Appended, ConversationError> {
         let appended = self.store_frame(conversation, event).await?;
@@ -380,7 +380,7 @@ impl Core {
         conversation: &ConversationId,
         status: StatusFrame,
     ) -> Result<i64, ConversationError> {
-        let body = |seq| {
+        let body = move |seq| {
             let frame = StatusFrame {
                 seq,
                 ..status.clone()
@@ -391,7 +391,7 @@ impl Core {
             sender: Sender::System.as_str(),
             client_id: None,
             text: None,
-            body: &body,
+            body: Box::new(body),
         };
         Ok(seq_of(self.append(conversation, event, None).await?))
     }
@@ -403,22 +403,21 @@ impl Core {
         message: MessageFrame,
         except: Option<u64>,
     ) -> Result<Appended, ConversationError> {
-        let body = |seq| {
-            let frame = MessageFrame {
-                seq,
-                ..message.clone()
-            };
-            to_json(&ServerFrame::Message(frame))
-        };
+        let from = message.from.as_str();
         let event = NewEvent {
-            sender: message.from.as_str(),
-            client_id: message.client_id.as_deref(),
-            text: Some(&message.text),
-            body: &body,
+            sender: from,
+            client_id: message.client_id.clone(),
+            text: Some(message.text.clone()),
+            body: Box::new(move |seq| {
+                let frame = MessageFrame {
+                    seq,
+                    ..message.clone()
+                };
+                to_json(&ServerFrame::Message(frame))
+            }),
         };
         let appended = self.append(conversation, event, except).await?;
         if let Appended::New { .. } = appended {
-            let from = message.from.as_str();
             self.metrics.relayed.with_label_values(&[from]).inc();
         }
         Ok(appended)
