@@ -385,12 +385,14 @@ impl Core {
                 sender: Sender::System.as_str(),
                 client_id: None,
                 text: None,
+                state: None,
                 body: Box::new(status_body),
             },
             NewEvent {
                 sender: Sender::System.as_str(),
                 client_id: None,
                 text: None,
+                state: None,
                 body: Box::new(csat),
             },
         ];

@@ -374,12 +374,14 @@ impl Core {
         self.fanout.to_agent(agent, encode(frame));
     }
 
-    /// Appends a status frame.
+    /// Appends a status frame; the conversation's owner becomes the state it announces, in the
+    /// same commit (so a hand-over and its announcement cost one write).
     async fn append_status(
         &self,
         conversation: &ConversationId,
         status: StatusFrame,
     ) -> Result<i64, ConversationError> {
+        let state = Some(status.state.as_str());
         let body = move |seq| {
             let frame = StatusFrame {
                 seq,
@@ -391,6 +393,7 @@ impl Core {
             sender: Sender::System.as_str(),
             client_id: None,
             text: None,
+            state,
             body: Box::new(body),
         };
         Ok(seq_of(self.append(conversation, event, None).await?))
@@ -408,6 +411,7 @@ impl Core {
             sender: from,
             client_id: message.client_id.clone(),
             text: Some(message.text.clone()),
+            state: None,
             body: Box::new(move |seq| {
                 let frame = MessageFrame {
                     seq,

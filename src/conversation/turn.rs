@@ -159,9 +159,7 @@ impl Core {
         if state != State::Resolved {
             return Ok(state);
         }
-        self.store
-            .set_state(id, State::Bot.as_str(), now_ms())
-            .await?;
+        // The status frame sets the state too.
         self.append_status(id, status(State::Bot)).await?;
         Ok(State::Bot)
     }
@@ -244,6 +242,7 @@ impl Core {
             sender: Sender::Bot.as_str(),
             client_id: None,
             text: Some(reply.text.clone()),
+            state: None,
             body: Box::new(move |seq| {
                 let frame = crate::protocol::customer::MessageFrame {
                     seq,

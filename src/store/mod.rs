@@ -122,6 +122,9 @@ pub struct NewEvent {
     pub client_id: Option<String>,
     /// The message text, for messages (searchable; the frame itself is in `body`).
     pub text: Option<String>,
+    /// Who owns the conversation from this frame on (a status frame announces it): set in the
+    /// same statement that numbers the frame, so the change and its announcement are one commit.
+    pub state: Option<&'static str>,
     /// Builds the frame's JSON given its sequence number.
     pub body: FrameBody,
 }
@@ -185,10 +188,11 @@ macro_rules! append_in {
     ($tx:expr, $conversation:expr, $event:expr, $now:expr) => {{
         let (conversation, event, now): (&str, &NewEvent, i64) = ($conversation, $event, $now);
         let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2, state = COALESCE($3, state) WHERE id = $1 RETURNING last_seq, state",
         )
         .bind(conversation)
         .bind(now)
+        .bind(event.state)
         .fetch_one(&mut *$tx)
         .await?;
         let (seq, state): (i64, String) = (row.get(0), row.get(1));

@@ -235,10 +235,11 @@ async fn append_one(
         }
     }
     let row = sqlx::query(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2, state = COALESCE($3, state) WHERE id = $1 RETURNING last_seq, state",
     )
     .bind(conversation)
     .bind(now)
+    .bind(event.state)
     .fetch_optional(&mut *connection)
     .await
     .map_err(|e| Refused::After(e.into()))?
@@ -283,6 +284,7 @@ mod tests {
             sender,
             client_id: client_id.map(str::to_owned),
             text: Some(text.to_owned()),
+            state: None,
             body: Box::new(body),
         }
     }
@@ -484,6 +486,29 @@ mod tests {
         let (last, rows) = stored(&url, "c0").await;
         assert_eq!(last, 2);
         assert_eq!(rows, vec![(1, Some("m1".to_owned())), (2, None)]);
+    }
+
+    /// A status frame's state is set with its append (same commit); a message leaves it alone.
+    #[tokio::test]
+    async fn a_status_frame_sets_the_state_it_announces() {
+        let (_dir, _url, store) = store(1).await;
+        let queued = NewEvent {
+            state: Some("queued"),
+            ..event("system", None, "")
+        };
+        let Appended::New { seq, state, .. } = store.append("c0", queued, 1).await.unwrap() else {
+            panic!("not stored");
+        };
+        assert_eq!((seq, state.as_str()), (1, "queued"));
+        let message = event("customer", Some("m"), "still there?");
+        let Appended::New { state, .. } = store.append("c0", message, 2).await.unwrap() else {
+            panic!("not stored");
+        };
+        assert_eq!(state, "queued");
+        assert_eq!(
+            store.conversation_state("c0").await.unwrap().as_deref(),
+            Some("queued")
+        );
     }
 
     /// An append that fails after it wrote (here a trigger refuses its row) fails only its
