@@ -5,7 +5,7 @@
     python3 scripts/fit_answerability.py --fit A.jsonl B.jsonl --report C.jsonl [--write models/answerability-rerank.json]
     python3 scripts/fit_answerability.py --no-rerank ... [--write models/answerability.json]
 
-Dumps made with the reranker carry its three features after the fourteen others; the model with
+Dumps made with the reranker carry its three features after the fifteen others; the model with
 them is models/answerability-rerank.json (bot.rerank.enabled), the one without
 models/answerability.json.
 
@@ -36,6 +36,7 @@ FEATURES = [
     "similarity", "percentile", "gap_to_best", "margin", "inverse_rank", "keyword_score",
     "inverse_keyword_rank", "heading_similarity", "passage_coverage", "article_coverage",
     "base_coverage", "question_words", "passages_found", "similarity_x_article_coverage",
+    "standing",
 ]
 # What a dump made with the reranker (models/reranker) adds after them (kb::RERANK_FEATURES).
 RERANK_FEATURES = ["rerank_probability", "rerank_inverse_rank", "rerank_margin"]
@@ -45,7 +46,7 @@ SIGN = {
     "similarity": 1, "percentile": 1, "gap_to_best": -1, "margin": 1, "inverse_rank": 1,
     "keyword_score": 1, "inverse_keyword_rank": 1, "heading_similarity": 1,
     "passage_coverage": 1, "article_coverage": 1, "base_coverage": 1, "question_words": 0,
-    "passages_found": 1, "similarity_x_article_coverage": 1,
+    "passages_found": 1, "similarity_x_article_coverage": 1, "standing": 1,
     "rerank_probability": 1, "rerank_inverse_rank": 1, "rerank_margin": 1,
 }
 
@@ -59,7 +60,7 @@ def load(paths):
 
 
 def names(qs):
-    """The dumps' feature names (the first 14 alone in dumps made before the reranker)."""
+    """The dumps' feature names (FEATURES alone in dumps made without the reranker)."""
     found = {tuple(q.get("feature_names", FEATURES)) for q in qs}
     if len(found) != 1:
         raise SystemExit("the dumps were made with different features; dump them again")
@@ -189,6 +190,47 @@ def score(model, qs, t):
             "at1_before": pct(before, n_a), "at1_after": pct(after, n_a)}
 
 
+def diagnose(model, t, paths):
+    """For each --report file: where the declined answerable questions' right page was, what
+    offering the best three below the threshold would buy and cost, and the similarity and
+    percentile that decline 90% of its unanswerable questions (does the percentile carry a
+    threshold from one base to another better than the raw cosine?)."""
+    print("diagnosis (thresholds as fitted)")
+    for path in paths:
+        qs = load([path])
+        judged = [(q, model.judge(q)) for q in qs]
+        declined = [(q, j) for q, j in judged if q["answerable"] and decide(j, t)[0] == "decline"]
+        first = sum(bool(j) and j[0][1] for _, j in declined)
+        top3 = sum(any(r for _, r in j[:3]) for _, j in declined)
+        print(f"  {path[-40:]}: {len(declined)} answerable declined; the right page first"
+              f" {first}, in the model's best three {top3}")
+        for floor in (0.1, 0.2, 0.3, 0.4):
+            n_a = n_u = right = kept = 0
+            for q, j in judged:
+                action, offered = decide(j, t)
+                if action == "decline" and j and j[0][0] >= floor:
+                    action, offered = "choices", [r for _, r in j[:MAX_CHOICES]]
+                if q["answerable"]:
+                    n_a += 1
+                    right += action != "decline" and any(offered)
+                else:
+                    n_u += 1
+                    kept += action == "decline"
+            print(f"    offering the best three when the best is at least {floor:.1f}:"
+                  f" right {100.0 * right / max(n_a, 1):5.1f},"
+                  f" unanswerable declined {100.0 * kept / max(n_u, 1):5.1f}")
+        for i, name in ((0, "similarity"), (1, "percentile")):
+            un = [q["candidates"][0]["features"][i] for q in qs
+                  if not q["answerable"] and q["candidates"]]
+            an = [max(c["features"][i] for c in q["candidates"] if c["right"]) for q in qs
+                  if q["answerable"] and any(c["right"] for c in q["candidates"])]
+            if un and an:
+                cut = float(np.quantile(un, 0.9))
+                print(f"    {name}: 90% of unanswerable questions below {cut:.2f};"
+                      f" right page above it for {100.0 * np.mean(np.array(an) > cut):.0f}%"
+                      f" of answerable ones")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", nargs="+", required=True)
@@ -200,6 +242,9 @@ def main():
     ap.add_argument("--write")
     ap.add_argument("--free", action="store_true",
                     help="let every weight take either sign (no monotone constraints)")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="for each --report file, where the declined questions' pages were and"
+                         " what offering choices below the threshold would cost")
     ap.add_argument("--balance", action="store_true",
                     help="each base weighs alike in the fit and the thresholds")
     a = ap.parse_args()
@@ -220,6 +265,8 @@ def main():
         print(f"  {name[-40:]:<40} {s['answerable']:>4} {s['right']:>6.1f} {s['first']:>6.1f}"
               f" {s['choices']:>6.1f} {s['declined']:>6.1f} {s['unanswerable']:>5}"
               f" {s['unanswerable_declined']:>6.1f} {s['at1_before']:>6.1f} {s['at1_after']:>6.1f}")
+    if a.diagnose:
+        diagnose(model, t, a.report)
     if a.write:
         w = np.zeros(len(all_names))
         mean = np.zeros(len(all_names))

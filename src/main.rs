@@ -56,8 +56,8 @@ enum Command {
         #[arg(long)]
         upset: bool,
         /// Retrain only the support-signal model (upset, urgent, asking for a person) from
-        /// models/support_messages.yaml and models/support_domains.yaml (head and threshold chosen
-        /// leaving one domain out at a time), not the intents.
+        /// models/support_messages.yaml, models/support_domains.yaml and models/support_faults.yaml
+        /// (head and thresholds chosen holding whole businesses out), not the intents.
         #[arg(long)]
         signals: bool,
         /// Folder holding the benchmark data sets (for --upset).
@@ -125,7 +125,7 @@ enum Benchmark {
     Intents,
     /// The demo knowledge base's held-out questions: answer or "I don't know".
     DemoAnswers,
-    /// Upset, urgent and asking for a person: models/support_dev.yaml (domains never trained on),
+    /// Upset, urgent and asking for a person: models/support_dev.yaml and models/support_faults_dev.yaml (domains never trained on),
     /// escalated as the product decides (with --blind, the blind set tests/questions/support.yaml
     /// too).
     Support,
@@ -471,12 +471,13 @@ async fn train(
             let upset = UpsetModel::load(&nlu.upset_model)?;
             let (sets, dev) = support_message_files(&nlu);
             let sets: Vec<&std::path::Path> = sets.iter().map(PathBuf::as_path).collect();
+            let dev: Vec<&std::path::Path> = dev.iter().map(PathBuf::as_path).collect();
             // Messages about nothing of ours (trivia, weather) are calm: they train as such, and
             // so do ordinary requests from the public data sets.
             let intents = IntentSet::load(&nlu.intents, &nlu.out_of_scope_examples)?;
             let broad = frontdesk::eval::broad_calm(&data, &intents)?;
             let previous = frontdesk::nlu::signals::SignalModel::load(&nlu.signals_model).ok();
-            let check: Vec<PathBuf> = ["demo.yaml", "plausible.yaml"]
+            let check: Vec<PathBuf> = ["demo.yaml", "demo2.yaml", "plausible.yaml"]
                 .iter()
                 .map(|f| PathBuf::from("tests/questions/dev").join(f))
                 .filter(|p| p.exists())
@@ -485,7 +486,7 @@ async fn train(
             let (model, report) = frontdesk::eval::train_signals(
                 &frontdesk::eval::SignalData {
                     sets: &sets,
-                    dev: Some(&dev),
+                    dev: &dev,
                     calm_extra: &intents.out_of_scope,
                     broad_calm: &broad,
                     check: &check,
@@ -498,12 +499,19 @@ async fn train(
             model.save(&nlu.signals_model)?;
             let (recall, false_alarms) = report.cross_validation;
             println!(
-                "signals: temperature {:.2}, threshold {:.2} (leave-one-domain-out: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold should match it; saved {}",
+                "signals: temperature {:.2}, threshold {:.2}, {:.2} without a cue (domains held out: {:.1}% of escalating messages flagged, {:.1}% of calm ones); escalation.upset_threshold and upset_threshold_without_cue should match them; saved {}",
                 report.temperature.0,
                 model.threshold,
+                model.cueless_threshold.unwrap_or(model.threshold),
                 recall * 100.0,
                 false_alarms * 100.0,
                 nlu.signals_model.display()
+            );
+            let (t, r, f) = report.single_threshold;
+            println!(
+                "  one threshold for all ({t:.2}): {:.1}% flagged, {:.1}% of calm (out of fold)",
+                r * 100.0,
+                f * 100.0
             );
             println!(
                 "  trained on {} support messages and {} calm ones ({} of {} broad calm requests kept)",
@@ -516,17 +524,16 @@ async fn train(
                     f * 100.0
                 );
             }
-            if let Some((esc, calm, r, f)) = report.dev {
+            for (file, esc, calm, r, f) in &report.dev {
                 println!(
-                    "  dev {} ({esc} escalating, {calm} calm; never trained on): {:.1}% flagged, {:.1}% of calm (the model alone; `eval --only support` as the product decides)",
-                    dev.display(),
+                    "  dev {file} ({esc} escalating, {calm} calm; never trained on): {:.1}% flagged, {:.1}% of calm (the model alone; `eval --only support` as the product decides)",
                     r * 100.0,
                     f * 100.0
                 );
             }
-            if let Some((_, _, r, f)) = report.dev_before {
+            for (file, _, _, r, f) in &report.dev_before {
                 println!(
-                    "  dev, the model it replaces: {:.1}% flagged, {:.1}% of calm",
+                    "  dev {file}, the model it replaces: {:.1}% flagged, {:.1}% of calm",
                     r * 100.0,
                     f * 100.0
                 );
@@ -623,11 +630,15 @@ async fn train(
 
 /// The support-signal model's training messages and its held-out dev set (other domains), next to
 /// the model.
-fn support_message_files(nlu: &frontdesk::settings::NluSettings) -> (Vec<PathBuf>, PathBuf) {
+fn support_message_files(nlu: &frontdesk::settings::NluSettings) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let file = |name: &str| nlu.signals_model.with_file_name(name);
     (
-        vec![file("support_messages.yaml"), file("support_domains.yaml")],
-        file("support_dev.yaml"),
+        vec![
+            file("support_messages.yaml"),
+            file("support_domains.yaml"),
+            file("support_faults.yaml"),
+        ],
+        vec![file("support_dev.yaml"), file("support_faults_dev.yaml")],
     )
 }
 
@@ -879,12 +890,10 @@ async fn eval(
                     .with_signals(frontdesk::nlu::signals::SignalModel::load(
                         &n.signals_model,
                     )?);
-            let mut reports = vec![frontdesk::eval::support_set(
-                &support_message_files(&n).1,
-                &nlu,
-                &policy,
-                &c,
-            )?];
+            let mut reports = Vec::new();
+            for dev in support_message_files(&n).1 {
+                reports.push(frontdesk::eval::support_set(&dev, &nlu, &policy, &c)?);
+            }
             let blind_set = PathBuf::from("tests/questions/support.yaml");
             if blind && blind_set.is_file() {
                 reports.push(frontdesk::eval::support_set(&blind_set, &nlu, &policy, &c)?);

@@ -422,11 +422,19 @@ impl Default for LimitSettings {
 #[serde(default)]
 pub struct EscalationSettings {
     /// A message goes to a person when the strongest of upset, urgent and asking for a person
-    /// (`Understanding::needs_person`, 0–1) reaches this. The default is the threshold chosen on
-    /// the support set's dev part (`models/signals.json`, manifest `threshold`); half of it counts
-    /// as "impatient" for the conversation-level checks.
+    /// (`Understanding::needs_person`, 0–1, a calibrated probability) reaches this and a cue
+    /// backs the reading. The default is the threshold chosen by cross-validation across
+    /// businesses (`models/signals.json`, `threshold`); half of it counts as "impatient" for the
+    /// conversation-level checks.
     pub upset_threshold: f32,
-    /// Upset rising over `rising_turns` customer turns by at least this much in total escalates...
+    /// The bar when no support cue is present in the message (no repeat contact, threat,
+    /// deadline, capitals, "nobody helps", sarcasm marker or asking for someone): a plain
+    /// description of a fault needs stronger evidence. Never below `upset_threshold`; the default
+    /// is the model's (`models/signals.json`, `cueless_threshold`), chosen with it by
+    /// cross-validation.
+    pub upset_threshold_without_cue: f32,
+    /// Upset rising over `rising_turns` customer turns by at least this much in total escalates
+    /// (on the calibrated scale of the signal model since 2026-12-03: 0.3 and 0.4 before)...
     pub upset_rise: f32,
     /// ...when the latest score is at least this.
     pub upset_rising_floor: f32,
@@ -450,9 +458,10 @@ pub struct EscalationSettings {
 impl Default for EscalationSettings {
     fn default() -> Self {
         Self {
-            upset_threshold: 0.80,
-            upset_rise: 0.3,
-            upset_rising_floor: 0.4,
+            upset_threshold: 0.44,
+            upset_threshold_without_cue: 0.65,
+            upset_rise: 0.15,
+            upset_rising_floor: 0.25,
             rising_turns: 3,
             intent_confidence: 0.5,
             unanswered_turns: 3,

@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kb::{Judged, KbError, KnowledgeBase, Model, Passage, Reranker};
+
+mod follow_up;
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
+pub use follow_up::{follow_up, refers_back};
 
 /// What the bot decided to do with a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,6 +114,19 @@ pub struct Reply {
     pub understanding: Understanding,
     /// The intent classifier's best guess and its probability, even when out of scope.
     pub intent_guess: (String, f32),
+    /// The question was searched together with the customer's previous one ([`Bot::answer_in`]):
+    /// it continues that question rather than asking it again.
+    pub in_context: bool,
+}
+
+/// What came before a message in its conversation, for a follow-up that only makes sense with it
+/// ("and the box that already shipped, do i still get it?").
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The customer's previous question to the bot (not small talk).
+    pub previous_question: Option<String>,
+    /// The article the bot answered it with, if it answered.
+    pub previous_article: Option<String>,
 }
 
 /// Passages the decision looks at: enough to find a few articles that fit.
@@ -193,6 +209,83 @@ impl Bot {
         Ok(reply)
     }
 
+    /// Decides how to answer a question asked in a conversation, on the blocking pool. A message
+    /// that builds on the previous one (it opens with "and", "does that", says "too", refers to
+    /// "it" or "that", or is only a few words) is also searched together with the previous
+    /// question, and that search is answered when it is the surer one (or stays with the article
+    /// the previous answer came from); so is any question that found nothing searched alone, when
+    /// together with the previous one it finds an article ("moving to a new flat" → "how do i
+    /// change where my boxes go").
+    pub async fn answer_in(
+        &self,
+        question: &str,
+        analysis: &Analysis,
+        context: &Context,
+    ) -> Result<Reply, KbError> {
+        let alone = self.answer_blocking(question, analysis.clone()).await?;
+        let Some(previous) = context
+            .previous_question
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        else {
+            return Ok(alone);
+        };
+        let follows = refers_back(question);
+        if alone.outcome == Outcome::SmallTalk || (!follows && alone.outcome != Outcome::DontKnow) {
+            return Ok(alone);
+        }
+        let together = format!("{previous}\n{question}");
+        let mut with = analysis.clone();
+        with.embedding = self.kb.embed_query(&together).await?;
+        let mut combined = self.answer_blocking(&together, with).await?;
+        if !found(&combined) {
+            return Ok(alone);
+        }
+        let stays = |r: &Reply| {
+            context.previous_article.is_some()
+                && r.candidates.first().map(|c| &c.path) == context.previous_article.as_ref()
+        };
+        let discussed = |r: &Reply| stays(r) && r.outcome == Outcome::Answered;
+        // A follow-up takes the search with the previous question when it is the surer one, or
+        // when it stays with the article being discussed and the question alone found no single
+        // answer; a question that stands alone takes it only when it found nothing by itself, and
+        // only for another article than the one just given, unless the question alone found that
+        // article first too: the previous question alone would find it again
+        // ("who won the world cup in 1998" after the grind-size answer is not a question about
+        // grind size; "how do i change where my boxes go" after the moving answer is).
+        // The question alone found that article first too, only not surely enough.
+        let near = |r: &Reply| {
+            r.candidates.first().map(|c| &c.path) == alone.candidates.first().map(|c| &c.path)
+        };
+        let take = (!found(&alone) && (follows || !stays(&combined) || near(&combined)))
+            || (follows
+                && (combined.confidence > alone.confidence
+                    || (discussed(&combined) && alone.outcome != Outcome::Answered)));
+        if !take {
+            return Ok(alone);
+        }
+        combined.in_context = true;
+        combined.reason = format!(
+            "searched together with the previous question (\"{previous}\"): {}",
+            combined.reason
+        );
+        Ok(combined)
+    }
+
+    /// [`Bot::answer`] on the blocking pool.
+    async fn answer_blocking(&self, question: &str, analysis: Analysis) -> Result<Reply, KbError> {
+        let (bot, question) = (self.clone(), question.to_owned());
+        match tokio::task::spawn_blocking(move || bot.answer(&question, &analysis)).await {
+            Ok(reply) => reply,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => Err(KbError::Nlu(crate::nlu::NluError::Stopped)),
+            },
+        }
+    }
+
     /// Answers with the passage the customer chose among those a "Which of these is it?" message
     /// offered (`passage`, a [`passage_id`]): exactly that passage, with no new retrieval. A
     /// passage the knowledge base no longer has (its article was edited or removed since) gets
@@ -225,6 +318,7 @@ impl Bot {
             candidates: vec![chosen],
             understanding: Understanding::default(),
             intent_guess: Default::default(),
+            in_context: false,
         }
     }
 
@@ -246,22 +340,20 @@ impl Bot {
             semantic_rank: 0,
             fused: 0.0,
             heading_similarity: 0.0,
+            standing: 0.0,
         })
     }
 
     /// Understands `question` and decides how to answer it (the decision on the blocking pool).
     pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
         let analysis = self.understand(question).await?;
-        let (bot, question) = (self.clone(), question.to_owned());
-        match tokio::task::spawn_blocking(move || bot.answer(&question, &analysis)).await {
-            Ok(reply) => reply,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Cancelled: the runtime is shutting down.
-                Err(_) => Err(KbError::Nlu(crate::nlu::NluError::Stopped)),
-            },
-        }
+        self.answer_blocking(question, analysis).await
     }
+}
+
+/// The reply cites an article (answered, or articles offered to choose from).
+fn found(reply: &Reply) -> bool {
+    matches!(reply.outcome, Outcome::Answered | Outcome::Clarify)
 }
 
 /// The policy itself: what to do given the passages found, best first, each of their articles
@@ -302,6 +394,7 @@ pub(crate) fn decide(
                 candidates,
                 understanding: Understanding::default(),
                 intent_guess: Default::default(),
+                in_context: false,
             };
         }
     }
@@ -376,6 +469,7 @@ pub(crate) fn decide(
         candidates,
         understanding: Understanding::default(),
         intent_guess: Default::default(),
+        in_context: false,
     }
 }
 
@@ -444,6 +538,7 @@ fn choices(
         candidates,
         understanding: Understanding::default(),
         intent_guess: Default::default(),
+        in_context: false,
     }
 }
 
@@ -467,6 +562,7 @@ fn dont_know(confidence: f32, reason: String, candidates: Vec<Passage>) -> Reply
         candidates,
         understanding: Understanding::default(),
         intent_guess: Default::default(),
+        in_context: false,
     }
 }
 
@@ -535,6 +631,7 @@ mod tests {
             semantic_rank: 1,
             fused,
             heading_similarity: 0.0,
+            standing: 0.0,
         }
     }
 

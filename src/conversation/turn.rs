@@ -12,7 +12,7 @@ use crate::bot::{Outcome, Reply};
 use crate::clock::now_ms;
 use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
-use crate::nlu::{Analysis, Understanding};
+use crate::nlu::Understanding;
 use crate::protocol::customer::{Sender, ServerFrame, State};
 use crate::store::{Appended, NewBotTurn, OfferedOption};
 
@@ -124,11 +124,15 @@ impl Conversations {
             return Ok("escalated");
         }
         core.bot_typing(id, true);
-        let reply = match core.answer(text, &analysis).await {
+        let context = crate::bot::Context {
+            previous_question: history.last_question.clone(),
+            previous_article: history.last_article.clone(),
+        };
+        let reply = match core.bot.answer_in(text, &analysis, &context).await {
             Ok(reply) => reply,
             Err(e) => {
                 core.bot_typing(id, false);
-                return Err(e);
+                return Err(e.into());
             }
         };
         let view = core.bot_view(&reply);
@@ -191,22 +195,6 @@ impl Core {
         }
     }
 
-    /// The bot's answer, worked out on the blocking pool: retrieval (tantivy, and scoring every
-    /// section's embedding) is CPU work that would otherwise hold up a runtime thread and with it
-    /// the sockets it serves.
-    async fn answer(&self, text: &str, analysis: &Analysis) -> Result<Reply, ConversationError> {
-        let bot = self.bot.clone();
-        let (text, analysis) = (text.to_owned(), analysis.clone());
-        match tokio::task::spawn_blocking(move || bot.answer(&text, &analysis)).await {
-            Ok(reply) => Ok(reply?),
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Cancelled: the runtime is shutting down.
-                Err(_) => Err(ConversationError::Nlu(crate::nlu::NluError::Stopped)),
-            },
-        }
-    }
-
     fn bot_view<'a>(&self, reply: &'a Reply) -> BotView<'a> {
         let answered = reply.outcome == Outcome::Answered;
         BotView {
@@ -217,6 +205,7 @@ impl Core {
             article: answered
                 .then(|| reply.candidates.first().map(|c| c.path.as_str()))
                 .flatten(),
+            in_context: reply.in_context,
         }
     }
 
@@ -343,6 +332,9 @@ impl Core {
                 .filter(|t| is(t, Outcome::Answered))
                 .and_then(|t| t.article.clone()),
             last_helpful: last.and_then(|t| t.helpful),
+            last_question: last
+                .filter(|t| !is(t, Outcome::SmallTalk))
+                .map(|t| t.question.clone()),
         })
     }
 }

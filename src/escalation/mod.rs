@@ -199,6 +199,9 @@ pub struct History {
     pub last_article: Option<String>,
     /// Whether that answer was marked helpful.
     pub last_helpful: Option<bool>,
+    /// The customer's previous question to the bot (not small talk), for a follow-up that needs
+    /// it to be understood ("and the box that already shipped?").
+    pub last_question: Option<String>,
 }
 
 /// What the bot found for this turn.
@@ -214,6 +217,8 @@ pub struct BotView<'a> {
     pub threshold: f32,
     /// The article it answered with.
     pub article: Option<&'a str>,
+    /// The question was searched together with the previous one (it continues it).
+    pub in_context: bool,
 }
 
 /// The escalation policy. Cheap to clone.
@@ -276,7 +281,7 @@ impl Policy {
                     format!(
                         "the customer is not calm (needs a person {:.2} ≥ {:.2})",
                         u.needs_person(),
-                        s.upset_threshold / 2.0
+                        self.bar(u).0 / 2.0
                     )
                 };
                 d.push(Reason::new(
@@ -316,8 +321,28 @@ impl Policy {
                 && i.name != HUMAN_REQUEST_INTENT
                 && i.confidence >= s.intent_confidence
                 && !request::read(text).needs_a_person()
-                && u.needs_person() < s.upset_threshold / 2.0
+                && u.needs_person() < self.bar(u).0 / 2.0
         })
+    }
+
+    /// The bar this message's need for a person is held to, and its name. With no cue in the
+    /// message (or only "??", "still") the reading rests on the embedding alone: a calm fault
+    /// report ("theres a puddle under the machine") must not pass on that, so the bar is higher.
+    /// Half of it marks a customer who is not calm (impatient).
+    fn bar(&self, u: &Understanding) -> (f32, &'static str) {
+        let s = &self.settings;
+        let evidence = u
+            .upset_cues
+            .iter()
+            .any(|c| crate::nlu::signals::is_evidence(c));
+        if evidence {
+            (s.upset_threshold, "threshold")
+        } else {
+            (
+                s.upset_threshold_without_cue.max(s.upset_threshold),
+                "threshold without a cue",
+            )
+        }
     }
 
     /// Upset, urgent or asking for a person (this message, or rising over the conversation);
@@ -348,16 +373,14 @@ impl Policy {
             "needs a person {need:.2} (upset {:.2}, urgent {:.2}, asks for a person {:.2}){cues}",
             u.upset, u.urgent, u.asks_for_person
         );
-        if need >= s.upset_threshold {
+        let (bar, which) = self.bar(u);
+        if need >= bar {
             if !d.reasons.iter().any(|r| r.kind == kind) {
                 d.push(Reason::new(
                     kind,
-                    format!(
-                        "{what} {value:.2}: {summary} ≥ threshold {:.2}",
-                        s.upset_threshold
-                    ),
+                    format!("{what} {value:.2}: {summary} ≥ {which} {bar:.2}"),
                     Some(need),
-                    Some(s.upset_threshold),
+                    Some(bar),
                 ));
             }
             if kind != ReasonKind::HumanRequest {
@@ -365,8 +388,7 @@ impl Policy {
             }
             return;
         }
-        d.checked
-            .push(format!("{summary} < threshold {:.2}", s.upset_threshold));
+        d.checked.push(format!("{summary} < {which} {bar:.2}"));
         // Asked for a person before, and again now, each time too softly to pass on its own.
         let soft = s.upset_threshold / 2.0;
         let earlier_ask = history.person_asks.iter().copied().fold(0.0, f32::max);
@@ -462,7 +484,7 @@ impl Policy {
                 (ReasonKind::NoAnswer, "no confident passage")
             };
             // Sooner when the customer is getting impatient: two in a row then.
-            let soft = s.upset_threshold / 2.0;
+            let soft = self.bar(u).0 / 2.0;
             let impatient = u.needs_person() >= soft;
             let needed = if impatient { needed.min(2) } else { needed };
             let detail = format!(
@@ -484,8 +506,13 @@ impl Policy {
             (bot.answered, bot.article, history.last_article.as_deref())
         {
             // A follow-up ("and the box already on its way?") is often answered by another
-            // section of the same article: that is no sign the first answer failed.
-            if article == last && history.last_helpful != Some(true) && !request::follow_up(text) {
+            // section of the same article: that is no sign the first answer failed; nor is a
+            // question that found the article only together with the previous one.
+            if article == last
+                && history.last_helpful != Some(true)
+                && !request::follow_up(text)
+                && !bot.in_context
+            {
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
                     format!("asked again after the answer from {article} (confidence {:.2}); it did not help", bot.confidence),
@@ -534,6 +561,7 @@ pub fn explain(
         confidence: reply.confidence,
         threshold: answer_threshold,
         article: None,
+        in_context: reply.in_context,
     };
     let after = policy.after_bot(question, understanding, &history, &view);
     before.merge(after)
@@ -669,6 +697,7 @@ mod tests {
             confidence: 0.2,
             threshold: 0.4,
             article: None,
+            in_context: false,
         };
         let u = Understanding {
             out_of_scope: true,
@@ -698,6 +727,7 @@ mod tests {
             confidence: 0.7,
             threshold: 0.4,
             article: Some("billing/refunds.md"),
+            in_context: false,
         };
         let history = History {
             last_article: Some("billing/refunds.md".into()),
@@ -716,6 +746,21 @@ mod tests {
                     &u,
                     &history,
                     &bot
+                )
+                .escalate
+        );
+        // Nor is a question that found the article only together with the previous one.
+        let continued = BotView {
+            in_context: true,
+            ..bot.clone()
+        };
+        assert!(
+            !policy
+                .after_bot(
+                    "how do i change where my boxes go",
+                    &u,
+                    &history,
+                    &continued
                 )
                 .escalate
         );
@@ -752,6 +797,7 @@ mod tests {
             confidence: 0.7,
             threshold: 0.5,
             article: Some("users-roles.md"),
+            in_context: false,
         };
         assert!(
             !policy
@@ -763,6 +809,7 @@ mod tests {
             answered: false,
             dont_know: false,
             article: None,
+            in_context: false,
             ..answered
         };
         assert!(
@@ -790,6 +837,29 @@ mod tests {
                 .after_bot(quit, &cancel, &History::default(), &answered)
                 .escalate
         );
+    }
+
+    #[test]
+    fn a_slight_reading_with_no_cue_does_not_make_a_sensitive_question_impatient() {
+        // Half the bar that applies to the message marks a customer who is not calm: with no cue,
+        // that is half the higher bar, so a slight cue-less reading on a calm how-to question about
+        // a sensitive topic is still answered by the bot.
+        let policy = Policy::default();
+        let s = EscalationSettings::default();
+        let slight = (s.upset_threshold / 2.0 + s.upset_threshold_without_cue / 2.0) / 2.0;
+        let mut u = intent("refund", 0.9, "billing", true);
+        u.upset = slight;
+        let question = "how long do i have to send the brewer back if i dont like it";
+        assert!(
+            !policy
+                .before_bot(question, &u, &History::default())
+                .escalate
+        );
+        // The same reading with a cue behind it is impatience: the topic goes to a person.
+        u.upset_cues = vec!["repeat contact".into()];
+        assert!(crate::nlu::signals::is_evidence("repeat contact"));
+        let d = policy.before_bot(question, &u, &History::default());
+        assert_eq!(kinds(&d), [ReasonKind::Sensitive], "{:?}", d.reasons);
     }
 
     #[test]
@@ -860,6 +930,46 @@ mod tests {
     }
 
     #[test]
+    fn a_reading_with_no_cue_behind_it_needs_the_higher_bar() {
+        let policy = Policy::new(EscalationSettings {
+            upset_threshold: 0.5,
+            upset_threshold_without_cue: 0.8,
+            ..Default::default()
+        });
+        let reading = |urgent: f32, cues: &[&str]| Understanding {
+            urgent,
+            upset_cues: cues.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
+        };
+        // "theres a puddle under the machine every morning": a fault stated plainly.
+        let plain = policy.before_bot("", &reading(0.7, &[]), &History::default());
+        assert!(!plain.escalate, "{plain:?}");
+        assert!(plain
+            .checked
+            .iter()
+            .any(|c| c.ends_with("< threshold without a cue 0.80")));
+        // The same reading with a deadline in the words passes the ordinary threshold.
+        let cued = policy.before_bot("", &reading(0.7, &["deadline"]), &History::default());
+        assert_eq!(kinds(&cued), [ReasonKind::Urgent]);
+        assert_eq!(cued.reasons[0].threshold, Some(0.5));
+        // A clear reading needs no cue.
+        let clear = policy.before_bot("", &reading(0.85, &[]), &History::default());
+        assert_eq!(kinds(&clear), [ReasonKind::Urgent]);
+        assert_eq!(clear.reasons[0].threshold, Some(0.8));
+        // The bar without a cue is never lower than the ordinary one.
+        let lower = Policy::new(EscalationSettings {
+            upset_threshold: 0.6,
+            upset_threshold_without_cue: 0.3,
+            ..Default::default()
+        });
+        assert!(
+            !lower
+                .before_bot("", &reading(0.5, &[]), &History::default())
+                .escalate
+        );
+    }
+
+    #[test]
     fn three_middling_readings_do_not_add_up_to_one_clear_one() {
         let policy = Policy::default();
         // Softly upset, a little urgent, perhaps wanting a person: calm enough for the bot.
@@ -893,6 +1003,7 @@ mod tests {
             confidence: 0.2,
             threshold: 0.5,
             article: None,
+            in_context: false,
         };
         let second = History {
             unanswered_streak: 1,

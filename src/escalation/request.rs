@@ -244,39 +244,8 @@ pub fn read(text: &str) -> Request {
     Request::Information
 }
 
-/// Openings and words of a message that builds on the previous answer rather than asking the same
-/// question again: "and the box that already shipped?", "can you put our VAT number on it too".
-const FOLLOW_UP_OPENINGS: &[&str] = &[
-    "and",
-    "also",
-    "what about",
-    "how about",
-    "what if",
-    "does that",
-    "does this",
-    "will that",
-    "will this",
-    "is that",
-    "then",
-    "but what",
-    "but how",
-    "ok and",
-    "okay and",
-    "so",
-];
-
-/// Words anywhere in a message that add to what was asked before.
-const FOLLOW_UP_WORDS: &[&str] = &["too", "also", "as well", "another", "else", "instead"];
-
-/// Whether `text` builds on the previous question (a follow-up) rather than asking it again: the
-/// same article answering it is then no sign that the answer failed.
-pub fn follow_up(text: &str) -> bool {
-    let w = crate::nlu::phrase_text(text);
-    FOLLOW_UP_OPENINGS
-        .iter()
-        .any(|p| w.starts_with(&format!(" {p} ")))
-        || find(&w, FOLLOW_UP_WORDS).is_some()
-}
+/// Whether `text` builds on the previous question (see [`crate::bot::follow_up`]).
+pub use crate::bot::follow_up;
 
 #[cfg(test)]
 mod tests {
@@ -339,24 +308,5 @@ mod tests {
             assert!(read(text).needs_a_person());
         }
         assert!(!read("how do i turn on two-factor login").needs_a_person());
-    }
-
-    #[test]
-    fn a_follow_up_builds_on_the_last_answer_and_a_rephrase_does_not() {
-        for text in [
-            "and the box that already shipped, do i still get it?",
-            "can you put our VAT number on it too",
-            "what about the order i placed yesterday",
-            "does that also change my next delivery?",
-        ] {
-            assert!(follow_up(text), "{text:?}");
-        }
-        for text in [
-            "how do i get an invoice",
-            "i asked how to cancel, not how to pause",
-            "where can i download the receipt",
-        ] {
-            assert!(!follow_up(text), "{text:?}");
-        }
     }
 }

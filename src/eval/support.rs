@@ -1,9 +1,10 @@
 //! Upset, urgent and asking for a person, as support customers write: training the support-signal
-//! model on `models/support_messages.yaml` and `models/support_domains.yaml` (head and threshold
-//! chosen by leave-one-domain-out cross-validation; `models/support_dev.yaml`, other domains, only
-//! measured), and measuring any support-message file the way the product decides — the full understanding
-//! (intents, upset, signals) and the escalation policy's checks on a first message (always-human
-//! intents aside: they are a knowledge base's policy, not a reading of the customer).
+//! model on `models/support_messages.yaml`, `models/support_domains.yaml` and
+//! `models/support_faults.yaml` (head and thresholds chosen by cross-validation holding out whole
+//! domains; `models/support_dev.yaml` and `models/support_faults_dev.yaml`, other domains, only
+//! measured), and measuring any support-message file the way the product decides — the full
+//! understanding (intents, upset, signals) and the escalation policy's checks on a first message
+//! (always-human intents aside: they are a knowledge base's policy, not a reading of the customer).
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use crate::escalation::{History, Policy};
 use crate::nlu::head::TrainOptions;
 use crate::nlu::intents::IntentSet;
 use crate::nlu::signals::{
-    choose_threshold, fit_temperature, probabilities, rates, support_cues, SignalModel,
+    choose_thresholds, fit_temperature, probabilities, rates_with, support_cues, SignalModel,
     SupportMessage, SupportSet,
 };
 use crate::nlu::upset::UpsetModel;
@@ -21,6 +22,11 @@ use crate::nlu::{EmbeddingCache, Encoder, Nlu};
 
 /// Most calm messages (out of fold) the chosen threshold may flag.
 pub const MAX_FALSE_ALARMS: f64 = 0.05;
+
+/// Folds of the cross-validation: each holds out whole domains (every seventh of them, sorted by
+/// name), so a domain is always scored by heads that never saw it. Seven rather than one per
+/// domain (21 of them) keeps `frontdesk train --signals` within minutes on two shared cores.
+pub const FOLDS: usize = 7;
 
 /// What a support-message set gave.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -47,18 +53,22 @@ pub struct SupportReport {
 pub struct SignalTraining {
     /// Messages trained on (own sets, calm extras).
     pub messages: (usize, usize),
-    /// Every head tried: (name, threshold, out-of-fold recall, out-of-fold false alarms).
-    pub sweep: Vec<(String, f32, f64, f64)>,
-    /// The chosen head's out-of-fold (recall, false alarms) at its threshold.
+    /// Every head tried: (name, threshold, threshold without a cue, out-of-fold recall,
+    /// out-of-fold false alarms).
+    pub sweep: Vec<(String, f32, f32, f64, f64)>,
+    /// The chosen head's out-of-fold (recall, false alarms) at its thresholds.
     pub cross_validation: (f64, f64),
+    /// The chosen head's out-of-fold (recall, false alarms) with one threshold for every message
+    /// (what the bar without a cue buys), and that threshold.
+    pub single_threshold: (f32, f64, f64),
     /// The chosen head's out-of-fold figures per held-out domain: (domain, escalating, calm,
     /// recall, false alarms).
     pub per_domain: Vec<(String, usize, usize, f64, f64)>,
-    /// The final model (trained on every training message) on the dev set: (escalating, calm,
-    /// recall, false alarms); None when there is no dev set.
-    pub dev: Option<(usize, usize, f64, f64)>,
-    /// The model it replaces, on the same dev set at its own threshold.
-    pub dev_before: Option<(usize, usize, f64, f64)>,
+    /// The final model (trained on every training message) on each dev set: (file, escalating,
+    /// calm, recall, false alarms).
+    pub dev: Vec<(String, usize, usize, f64, f64)>,
+    /// The model it replaces, on the same dev sets at its own threshold.
+    pub dev_before: Vec<(String, usize, usize, f64, f64)>,
     /// Broad calm messages: (offered, kept after dropping those with support cues or a high
     /// GoEmotions upset score).
     pub broad_calm: (usize, usize),
@@ -79,7 +89,7 @@ pub struct SignalData<'a> {
     /// Labelled support-message files (each message's `domain` is its cross-validation group).
     pub sets: &'a [&'a Path],
     /// Support messages of other domains, only measured.
-    pub dev: Option<&'a Path>,
+    pub dev: &'a [&'a Path],
     /// Messages that are calm by definition (the intents' out-of-scope examples).
     pub calm_extra: &'a [String],
     /// Ordinary customer requests from public data sets ([`broad_calm`]): trained on as calm
@@ -230,16 +240,35 @@ fn needs_person(model: &SignalModel, row: &Row) -> f32 {
         .needs_person()
 }
 
+/// Whether a support cue that is evidence ([`crate::nlu::signals::is_evidence`]) is present in
+/// the row's message.
+fn cued(row: &Row) -> bool {
+    support_cues(&row.message.text)
+        .1
+        .iter()
+        .any(|c| crate::nlu::signals::is_evidence(c))
+}
+
+/// Whether `model` alone flags the row: `needs_person` at its threshold, or at its bar without a
+/// cue when no cue is present.
+fn flags(model: &SignalModel, row: &Row) -> bool {
+    let bar = match model.cueless_threshold {
+        Some(t) if !cued(row) => t.max(model.threshold),
+        _ => model.threshold,
+    };
+    needs_person(model, row) >= bar
+}
+
 /// Trains the support-signal model on the messages of `data.sets` plus calm messages
 /// (`calm_extra`, and the `broad_calm` ones without support cues or a high GoEmotions score).
 ///
-/// The head, its softmax temperature and the threshold are chosen by leave-one-domain-out
-/// cross-validation: each domain (a message's `domain`, or its file's name) is scored by a model
-/// trained on all the others; the temperature minimises the log-loss of those out-of-fold scores,
-/// and the threshold is the one with the most recall over them while at most
-/// [`MAX_FALSE_ALARMS`] of the calm ones are flagged. The final model trains on everything. The
-/// dev set (other domains, never trained on) and the check files' answerable questions are only
-/// measured.
+/// The head, its softmax temperature and the thresholds are chosen by cross-validation holding
+/// out whole domains ([`FOLDS`] folds): each domain (a message's `domain`, or its file's name) is
+/// scored by a model trained on other domains only; the temperature minimises the log-loss of
+/// those out-of-fold scores, and the thresholds (with a support cue, and without one) are the pair
+/// with the most recall over them while at most [`MAX_FALSE_ALARMS`] of the calm ones are
+/// flagged. The final model trains on everything. The dev sets (other domains, never trained on)
+/// and the check files' answerable questions are only measured.
 pub fn train_signals(
     data: &SignalData,
     upset: &UpsetModel,
@@ -264,22 +293,26 @@ pub fn train_signals(
     };
     let extra = calm_set("out-of-scope", data.calm_extra);
     let broad = calm_set("broad calm", data.broad_calm);
+    let with_broad = SignalModel::candidates().iter().any(|c| c.broad_calm);
     let mut rows = Vec::new();
     for set in &loaded {
         rows.extend(embed_rows(set, upset, encoder, cache)?);
     }
     let own = rows.len();
-    let mut extra_rows = embed_rows(&extra, upset, encoder, cache)?;
-    let broad_rows = embed_rows(&broad, upset, encoder, cache)?;
+    let extra_rows = embed_rows(&extra, upset, encoder, cache)?;
+    let broad_rows = if with_broad {
+        embed_rows(&broad, upset, encoder, cache)?
+    } else {
+        Vec::new()
+    };
     let offered = broad_rows.len();
     // A public query that reads upset or carries a support cue ("my card still hasn't come",
     // "urgent") is not certainly calm: it is left out rather than taught as calm.
-    extra_rows.extend(
-        broad_rows.into_iter().filter(|r| {
-            r.goemotions < upset.threshold && support_cues(&r.message.text).1.is_empty()
-        }),
-    );
-    let kept = extra_rows.len() - extra.messages.len();
+    let broad_rows: Vec<Row> = broad_rows
+        .into_iter()
+        .filter(|r| r.goemotions < upset.threshold && support_cues(&r.message.text).1.is_empty())
+        .collect();
+    let kept = broad_rows.len();
     eprintln!("  broad calm messages: {kept} of {offered} kept (no support cue, GoEmotions upset under {:.2})", upset.threshold);
     let mut groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
     groups.sort();
@@ -291,27 +324,36 @@ pub fn train_signals(
     }
     let gold: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
     let labels: Vec<usize> = rows.iter().map(|r| r.message.class()).collect();
+    let with_cue: Vec<bool> = rows.iter().map(cued).collect();
+    let fold_of = |group: &str| groups.iter().position(|g| g == group).unwrap_or(0) % FOLDS;
     let mut sweep = Vec::new();
-    // (out-of-fold recall, threshold, temperature fit, (options, heads averaged), out-of-fold scores)
+    // (out-of-fold recall, thresholds, temperature fit, candidate, out-of-fold scores)
     type Chosen = (
         f64,
-        f32,
+        (f32, f32),
         (f32, f64, f64),
-        (TrainOptions, usize, usize),
+        crate::nlu::signals::Candidate,
         Vec<f32>,
     );
     let mut best: Option<Chosen> = None;
-    for (name, options, members, repeats) in SignalModel::candidates() {
+    for candidate in SignalModel::candidates() {
+        let (name, options, members, repeats) = (
+            candidate.name,
+            &candidate.options,
+            candidate.members,
+            candidate.repeats,
+        );
         let started = std::time::Instant::now();
         let mut oof_logits = vec![Vec::new(); own];
-        for group in &groups {
+        for fold in 0..FOLDS.min(groups.len()) {
             let train: Vec<&Row> = (0..repeats.max(1))
-                .flat_map(|_| rows.iter().filter(|r| &r.group != group))
+                .flat_map(|_| rows.iter().filter(|r| fold_of(&r.group) != fold))
                 .chain(&extra_rows)
+                .chain(broad_rows.iter().filter(|_| candidate.broad_calm))
                 .collect();
-            let model = train_on(&train, &options, members)?;
+            let model = train_on(&train, options, members)?;
             for (i, r) in rows.iter().enumerate() {
-                if &r.group == group {
+                if fold_of(&r.group) == fold {
                     oof_logits[i] = model.logits(&r.message.text, &r.embedding, r.goemotions);
                 }
             }
@@ -321,10 +363,10 @@ pub fn train_signals(
             .iter()
             .map(|l| crate::nlu::signals::needs_person(&probabilities(l, fit.0)))
             .collect();
-        let threshold = choose_threshold(&oof, &gold, MAX_FALSE_ALARMS);
-        let (recall, false_alarms) = rates(&oof, &gold, threshold);
+        let (threshold, cueless) = choose_thresholds(&oof, &gold, &with_cue, MAX_FALSE_ALARMS);
+        let (recall, false_alarms) = rates_with(&oof, &gold, &with_cue, threshold, cueless);
         eprintln!(
-            "  {name}: temperature {:.2} (out-of-fold log-loss {:.3} -> {:.3}), threshold {threshold:.2}, out-of-fold recall {:.1}%, false alarms {:.1}% ({:.0} s)",
+            "  {name}: temperature {:.2} (out-of-fold log-loss {:.3} -> {:.3}), threshold {threshold:.2} ({cueless:.2} without a cue), out-of-fold recall {:.1}%, false alarms {:.1}% ({:.0} s)",
             fit.0,
             fit.1,
             fit.2,
@@ -332,56 +374,72 @@ pub fn train_signals(
             false_alarms * 100.0,
             started.elapsed().as_secs_f64()
         );
-        sweep.push((name.to_owned(), threshold, recall, false_alarms));
+        sweep.push((name.to_owned(), threshold, cueless, recall, false_alarms));
         // A head whose every threshold flags too many calm messages is not a candidate.
         let feasible = false_alarms <= MAX_FALSE_ALARMS;
         if feasible && best.as_ref().is_none_or(|(r, ..)| recall > *r) {
-            best = Some((recall, threshold, fit, (options, members, repeats), oof));
+            best = Some((recall, (threshold, cueless), fit, candidate.clone(), oof));
         }
     }
-    let (_, threshold, temperature, (options, members, repeats), oof) = best.ok_or_else(|| {
+    let (_, (threshold, cueless), temperature, chosen, oof) = best.ok_or_else(|| {
         anyhow::anyhow!(
             "no head keeps calm messages flagged at or under {:.0}% out of fold: add calm messages that share the escalating ones' words",
             MAX_FALSE_ALARMS * 100.0
         )
     })?;
-    let cross_validation = rates(&oof, &gold, threshold);
+    let cross_validation = rates_with(&oof, &gold, &with_cue, threshold, cueless);
+    let single = {
+        let t = crate::nlu::signals::choose_threshold(&oof, &gold, MAX_FALSE_ALARMS);
+        let (r, f) = crate::nlu::signals::rates(&oof, &gold, t);
+        (t, r, f)
+    };
     let per_domain = groups
         .iter()
         .map(|g| {
             let idx: Vec<usize> = (0..own).filter(|&i| &rows[i].group == g).collect();
             let s: Vec<f32> = idx.iter().map(|&i| oof[i]).collect();
             let e: Vec<bool> = idx.iter().map(|&i| gold[i]).collect();
-            let (r, f) = rates(&s, &e, threshold);
+            let c: Vec<bool> = idx.iter().map(|&i| with_cue[i]).collect();
+            let (r, f) = rates_with(&s, &e, &c, threshold, cueless);
             let n_esc = e.iter().filter(|&&x| x).count();
             (g.clone(), n_esc, e.len() - n_esc, r, f)
         })
         .collect();
-    let all: Vec<&Row> = (0..repeats.max(1))
+    let all: Vec<&Row> = (0..chosen.repeats.max(1))
         .flat_map(|_| rows.iter())
         .chain(&extra_rows)
+        .chain(broad_rows.iter().filter(|_| chosen.broad_calm))
         .collect();
-    let mut model = train_on(&all, &options, members)?;
+    let mut model = train_on(&all, &chosen.options, chosen.members)?;
     model.set_temperature(temperature.0);
     model.threshold = threshold;
+    model.cueless_threshold = Some(cueless);
     let measure = |model: &SignalModel, rows: &[Row]| {
-        let s: Vec<f32> = rows.iter().map(|r| needs_person(model, r)).collect();
-        let e: Vec<bool> = rows.iter().map(|r| r.message.escalate).collect();
-        let (r, f) = rates(&s, &e, model.threshold);
-        let n_esc = e.iter().filter(|&&x| x).count();
-        (n_esc, e.len() - n_esc, r, f)
+        let hit: Vec<bool> = rows.iter().map(|r| flags(model, r)).collect();
+        let n_esc = rows.iter().filter(|r| r.message.escalate).count();
+        let share = |want: bool| {
+            let n = rows.iter().filter(|r| r.message.escalate == want).count();
+            let h = rows
+                .iter()
+                .zip(&hit)
+                .filter(|(r, &h)| h && r.message.escalate == want)
+                .count();
+            h as f64 / n.max(1) as f64
+        };
+        (n_esc, rows.len() - n_esc, share(true), share(false))
     };
-    let (dev, dev_before) = match data.dev {
-        Some(path) => {
-            let set = SupportSet::load(path)?;
-            let dev_rows = embed_rows(&set, upset, encoder, cache)?;
-            (
-                Some(measure(&model, &dev_rows)),
-                data.previous.map(|p| measure(p, &dev_rows)),
-            )
+    let (mut dev, mut dev_before) = (Vec::new(), Vec::new());
+    for path in data.dev {
+        let set = SupportSet::load(path)?;
+        let dev_rows = embed_rows(&set, upset, encoder, cache)?;
+        let file = path.display().to_string();
+        let (e, c, r, f) = measure(&model, &dev_rows);
+        dev.push((file.clone(), e, c, r, f));
+        if let Some(p) = data.previous {
+            let (e, c, r, f) = measure(p, &dev_rows);
+            dev_before.push((file, e, c, r, f));
         }
-        None => (None, None),
-    };
+    }
     let mut check = Vec::new();
     let mut check_flagged = Vec::new();
     for path in data.check {
@@ -396,29 +454,25 @@ pub fn train_signals(
                 .collect::<Vec<_>>(),
         );
         let check_rows = embed_rows(&set, upset, encoder, cache)?;
-        let flagged = |model: &SignalModel| {
-            check_rows
-                .iter()
-                .filter(|r| needs_person(model, r) >= model.threshold)
-                .count()
-        };
+        let flagged = |model: &SignalModel| check_rows.iter().filter(|r| flags(model, r)).count();
         check.push((
             path.display().to_string(),
             check_rows.len(),
             flagged(&model),
             data.previous.map(flagged),
         ));
-        for r in &check_rows {
-            let s = needs_person(&model, r);
-            if s >= model.threshold {
-                check_flagged.push((r.message.text.clone(), s));
-            }
+        for r in check_rows.iter().filter(|r| flags(&model, r)) {
+            check_flagged.push((r.message.text.clone(), needs_person(&model, r)));
         }
     }
     let report = SignalTraining {
-        messages: (own, extra_rows.len()),
+        messages: (
+            own,
+            extra_rows.len() + if chosen.broad_calm { kept } else { 0 },
+        ),
         sweep,
         cross_validation,
+        single_threshold: single,
         per_domain,
         dev,
         dev_before,
@@ -428,28 +482,32 @@ pub fn train_signals(
         check_flagged,
     };
     let mut hashes = serde_json::Map::new();
-    for path in data.sets.iter().copied().chain(data.dev) {
+    for path in data.sets.iter().chain(data.dev).copied() {
         hashes.insert(path.display().to_string(), sha256_file(path)?.into());
     }
     model.manifest = serde_json::json!({
         "data": format!(
-            "{} ({own} messages) + {} calm out-of-scope examples + {kept} broad calm requests (BANKING77 and CLINC150 train, {} and {} per category, some categories left out; StackFAQ queries; the calm intents' examples; those with a support cue or a GoEmotions upset score of {:.2} or more left out, {offered} offered)",
+            "{} ({own} messages) + {} calm out-of-scope examples{}",
             data.sets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "),
             extra.messages.len(),
-            PER_CATEGORY.0,
-            PER_CATEGORY.1,
-            upset.threshold,
+            if chosen.broad_calm {
+                format!(" + {kept} broad calm requests (BANKING77 and CLINC150 train, {} and {} per category, some categories left out; StackFAQ queries; the calm intents' examples; those with a support cue or a GoEmotions upset score of {:.2} or more left out, {offered} offered)", PER_CATEGORY.0, PER_CATEGORY.1, upset.threshold)
+            } else {
+                String::new()
+            },
         ),
         "sha256": hashes,
         "classes": crate::nlu::signals::CLASSES,
         "input": "all-MiniLM-L6-v2 embedding + support cues + calm-request features + GoEmotions upset score (models/upset.json)",
-        "options": options,
-        "heads_averaged": members,
-        "own_messages_repeated": repeats,
+        "head": chosen.name,
+        "options": chosen.options,
+        "heads_averaged": chosen.members,
+        "own_messages_repeated": chosen.repeats,
         "temperature": temperature.0,
-        "temperature_chosen_on": "leave-one-domain-out out-of-fold scores: least log-loss",
+        "temperature_chosen_on": "out-of-fold scores, whole domains held out: least log-loss",
         "threshold": model.threshold,
-        "threshold_chosen_on": format!("leave-one-domain-out cross-validation over {groups:?}: most out-of-fold recall with at most {:.0}% of calm messages flagged", MAX_FALSE_ALARMS * 100.0),
+        "cueless_threshold": cueless,
+        "threshold_chosen_on": format!("cross-validation holding out whole domains ({FOLDS} folds) over {groups:?}: most out-of-fold recall with at most {:.0}% of calm messages flagged, the threshold for messages without a support cue at least the other", MAX_FALSE_ALARMS * 100.0),
         "cross_validation": report,
     });
     Ok((model, report))
@@ -479,10 +537,10 @@ pub fn support_set(
             .reasons
             .retain(|r| r.kind != crate::escalation::ReasonKind::Sensitive);
         decision.escalate = !decision.reasons.is_empty();
-        let kind = if m.escalate {
-            m.kind.clone().unwrap_or_else(|| "escalate".into())
-        } else {
-            "calm".into()
+        let kind = match (m.escalate, &m.kind) {
+            (true, kind) => kind.clone().unwrap_or_else(|| "escalate".into()),
+            (false, Some(kind)) => format!("calm {kind}"),
+            (false, None) => "calm".into(),
         };
         match per_kind.iter_mut().find(|(k, _, _)| *k == kind) {
             Some(row) => {

@@ -95,6 +95,10 @@ pub struct Passage {
     /// Similarity between the question and the section's own heading alone (the title for the
     /// introduction): which section of an article the question is about.
     pub heading_similarity: f32,
+    /// How far the similarity stands above the question's similarity to every section of the
+    /// base, in standard deviations: a passage that answers stands out from the rest of the base,
+    /// whatever the scale of cosines on this base.
+    pub standing: f32,
 }
 
 /// Summary of one article, for listings.
@@ -387,6 +391,16 @@ impl KnowledgeBase {
         self.search_with(query, &query_vec, limit, weight)
     }
 
+    /// `query` embedded as the bot embeds a customer's message, to search with
+    /// [`KnowledgeBase::search_with`].
+    pub async fn embed_query(&self, query: &str) -> Result<Embedding, KbError> {
+        Ok(self
+            .inner
+            .encoder
+            .embed_one(&crate::nlu::for_models(query))
+            .await?)
+    }
+
     /// How much keyword matching counts next to semantic similarity.
     pub fn keyword_weight(&self) -> f32 {
         f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed))
@@ -437,6 +451,15 @@ impl KnowledgeBase {
             })
             .collect();
         semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let n = semantic.len().max(1) as f32;
+        let mean = semantic.iter().map(|(_, s)| s).sum::<f32>() / n;
+        let spread = (semantic
+            .iter()
+            .map(|(_, s)| (s - mean).powi(2))
+            .sum::<f32>()
+            / n)
+            .sqrt()
+            .max(1e-6);
 
         let mut fused: HashMap<(&str, usize), Passage> = HashMap::new();
         for (rank, (key, similarity)) in semantic.iter().take(CANDIDATES).enumerate() {
@@ -474,6 +497,7 @@ impl KnowledgeBase {
         }
         let mut results: Vec<Passage> = fused.into_values().collect();
         for p in &mut results {
+            p.standing = (p.similarity - mean) / spread;
             let heading = state.articles.get(&p.path).and_then(|a| {
                 let i = a
                     .article
@@ -584,6 +608,7 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
         semantic_rank: 0,
         fused: 0.0,
         heading_similarity: 0.0,
+        standing: 0.0,
     })
 }
 
