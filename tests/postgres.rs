@@ -25,12 +25,13 @@ fn body(seq: i64) -> String {
     json!({"type": "message", "seq": seq}).to_string()
 }
 
-fn event<'a>(sender: &'a str, client_id: Option<&'a str>, text: Option<&'a str>) -> NewEvent<'a> {
+fn event(sender: &'static str, client_id: Option<&str>, text: Option<&str>) -> NewEvent {
     NewEvent {
         sender,
-        client_id,
-        text,
-        body: &body,
+        client_id: client_id.map(str::to_owned),
+        text: text.map(str::to_owned),
+        state: None,
+        body: Box::new(body),
     }
 }
 
@@ -210,6 +211,17 @@ async fn exercise(store: &Store) -> Vec<String> {
         .handoff_assigned(2, None, None, 3, 3_013)
         .await
         .unwrap());
+    note!(store
+        .handoff_taken("c2", 2, "a2", None, 3, 3_014)
+        .await
+        .unwrap());
+    note!(store.conversation_state("c2").await.unwrap());
+    let announce = NewEvent {
+        state: Some("queued"),
+        ..event("system", None, None)
+    };
+    note!(store.append("c2", announce, 3_015).await.unwrap());
+    note!(store.conversation_state("c2").await.unwrap());
     note!(store.handoff_responded(1, 3_020).await.unwrap());
     note!(store.handoff_responded(1, 3_021).await.unwrap());
     note!(store.handoff_abandoned(2, 3_030).await.unwrap());
@@ -733,7 +745,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("into the postgres store"), "{stdout}");
-    assert!(stdout.contains("events  6 rows"), "{stdout}");
+    assert!(stdout.contains("events  7 rows"), "{stdout}");
 
     let pg = Store::connect(&pg_url).await.unwrap();
     let (before, after) = (read_back(&sqlite).await, read_back(&pg).await);
@@ -749,7 +761,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         .append("c2", event("customer", Some("m2"), Some("after")), 9_000)
         .await
         .unwrap();
-    assert!(matches!(next, Appended::New { seq: 2, .. }), "{next:?}");
+    assert!(matches!(next, Appended::New { seq: 3, .. }), "{next:?}");
     let handoff = pg
         .create_handoff("c2", &json!([]), None, 0, 9_001)
         .await

@@ -391,7 +391,7 @@ impl Core {
         handoff: i64,
     ) -> Result<(), ConversationError> {
         let resolved = status(State::Resolved);
-        let status_body = |seq| {
+        let status_body = move |seq| {
             to_json(&ServerFrame::Status(StatusFrame {
                 seq,
                 ..resolved.clone()
@@ -399,7 +399,7 @@ impl Core {
         };
         let text =
             "How did we do? Rate this conversation from 1 to 5, and tell us more if you like.";
-        let csat = |seq| {
+        let csat = move |seq| {
             to_json(&ServerFrame::CsatRequest {
                 seq,
                 text: text.to_owned(),
@@ -410,13 +410,15 @@ impl Core {
                 sender: Sender::System.as_str(),
                 client_id: None,
                 text: None,
-                body: &status_body,
+                state: None,
+                body: Box::new(status_body),
             },
             NewEvent {
                 sender: Sender::System.as_str(),
                 client_id: None,
                 text: None,
-                body: &csat,
+                state: None,
+                body: Box::new(csat),
             },
         ];
         // The holder still sees these two frames: it is released only after them.

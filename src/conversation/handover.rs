@@ -72,9 +72,7 @@ impl Core {
                 customer_away_since: None,
             };
             self.enqueue_recorded(entry, &decision).await?;
-            self.store
-                .set_state(id, State::Queued.as_str(), now)
-                .await?;
+            // The `queued` status frame sets the state (one commit for both).
             let available = self.queue.available(&team, now);
             self.announce_queued(id, available.is_ok()).await?;
             let (text, quick) = match available {
@@ -210,15 +208,15 @@ impl Core {
         {
             let _guard = self.lock(id).await;
             self.store
-                .handoff_assigned(
+                .handoff_taken(
+                    id,
                     entry.handoff_id,
-                    Some(&agent.id),
+                    &agent.id,
                     Some(&entry.team),
                     entry.priority,
                     now,
                 )
                 .await?;
-            self.store.set_state(id, State::Agent.as_str(), now).await?;
             self.fanout.set_holder(id, Some(agent.id.clone()));
             let context = Box::new(self.context(id).await?);
             let frame = AgentServerFrame::Assigned {
@@ -262,9 +260,7 @@ impl Core {
             entry: entry.clone(),
         });
         self.queue.put_back(entry);
-        self.store
-            .set_state(&id, State::Queued.as_str(), now)
-            .await?;
+        // The `queued` status frame sets the state (one commit for both).
         let available = self.queue.available(&team, now).is_ok();
         self.announce_queued(&id, available).await?;
         Ok(())

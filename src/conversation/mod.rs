@@ -366,7 +366,7 @@ impl Core {
     async fn store_frame(
         &self,
         conversation: &ConversationId,
-        event: NewEvent<'_>,
+        event: NewEvent,
     ) -> Result<Appended, ConversationError> {
         let started = std::time::Instant::now();
         let appended = self
@@ -384,7 +384,7 @@ impl Core {
     async fn append(
         &self,
         conversation: &ConversationId,
-        event: NewEvent<'_>,
+        event: NewEvent,
         except: Option<u64>,
     ) -> Result<Appended, ConversationError> {
         let appended = self.store_frame(conversation, event).await?;
@@ -426,13 +426,15 @@ impl Core {
         self.fanout.to_agent(agent, encode(frame));
     }
 
-    /// Appends a status frame.
+    /// Appends a status frame; the conversation's owner becomes the state it announces, in the
+    /// same commit (so a hand-over and its announcement cost one write).
     async fn append_status(
         &self,
         conversation: &ConversationId,
         status: StatusFrame,
     ) -> Result<i64, ConversationError> {
-        let body = |seq| {
+        let state = Some(status.state.as_str());
+        let body = move |seq| {
             let frame = StatusFrame {
                 seq,
                 ..status.clone()
@@ -443,7 +445,8 @@ impl Core {
             sender: Sender::System.as_str(),
             client_id: None,
             text: None,
-            body: &body,
+            state,
+            body: Box::new(body),
         };
         Ok(seq_of(self.append(conversation, event, None).await?))
     }
@@ -455,22 +458,22 @@ impl Core {
         message: MessageFrame,
         except: Option<u64>,
     ) -> Result<Appended, ConversationError> {
-        let body = |seq| {
-            let frame = MessageFrame {
-                seq,
-                ..message.clone()
-            };
-            to_json(&ServerFrame::Message(frame))
-        };
+        let from = message.from.as_str();
         let event = NewEvent {
-            sender: message.from.as_str(),
-            client_id: message.client_id.as_deref(),
-            text: Some(&message.text),
-            body: &body,
+            sender: from,
+            client_id: message.client_id.clone(),
+            text: Some(message.text.clone()),
+            state: None,
+            body: Box::new(move |seq| {
+                let frame = MessageFrame {
+                    seq,
+                    ..message.clone()
+                };
+                to_json(&ServerFrame::Message(frame))
+            }),
         };
         let appended = self.append(conversation, event, except).await?;
         if let Appended::New { .. } = appended {
-            let from = message.from.as_str();
             self.metrics.relayed.with_label_values(&[from]).inc();
         }
         Ok(appended)

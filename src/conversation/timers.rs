@@ -165,7 +165,7 @@ impl Core {
         self.tell_nodes(|| Signal::Left {
             conversation: id.clone(),
         });
-        self.store.set_state(id, State::Bot.as_str(), now).await?;
+        // The status frame sets the state too.
         self.append_status(id, status(State::Bot)).await?;
         let text = "Nobody could take this conversation while you were away, so I'm back. Ask for a person again whenever you like.";
         self.append_message(id, message(Sender::System, text), None)

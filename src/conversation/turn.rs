@@ -163,9 +163,7 @@ impl Core {
         if state != State::Resolved {
             return Ok(state);
         }
-        self.store
-            .set_state(id, State::Bot.as_str(), now_ms())
-            .await?;
+        // The status frame sets the state too.
         self.append_status(id, status(State::Bot)).await?;
         Ok(State::Bot)
     }
@@ -229,18 +227,18 @@ impl Core {
         let mut frame = message(Sender::Bot, &reply.text);
         frame.sources = reply.sources.clone();
         frame.quick_replies = reply.quick_replies.clone();
-        let body = |seq| {
-            let frame = crate::protocol::customer::MessageFrame {
-                seq,
-                ..frame.clone()
-            };
-            crate::protocol::to_json(&ServerFrame::Message(frame))
-        };
         let event = crate::store::NewEvent {
             sender: Sender::Bot.as_str(),
             client_id: None,
-            text: Some(&reply.text),
-            body: &body,
+            text: Some(reply.text.clone()),
+            state: None,
+            body: Box::new(move |seq| {
+                let frame = crate::protocol::customer::MessageFrame {
+                    seq,
+                    ..frame.clone()
+                };
+                crate::protocol::to_json(&ServerFrame::Message(frame))
+            }),
         };
         let Appended::New { seq, frame, .. } = self.store_frame(id, event).await? else {
             return Ok(());

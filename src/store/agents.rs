@@ -249,6 +249,40 @@ impl Store {
         })
     }
 
+    /// An agent took the hand-off and so the conversation (`agent`): [`Store::handoff_assigned`]
+    /// and the state in one transaction (one commit).
+    pub async fn handoff_taken(
+        &self,
+        conversation: &str,
+        id: i64,
+        agent_id: &str,
+        team: Option<&str>,
+        priority: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE handoffs SET agent_id = $2, team = COALESCE($3, team), priority = $4,
+                 claimed_at = COALESCE(claimed_at, $5) WHERE id = $1",
+            )
+            .bind(id)
+            .bind(agent_id)
+            .bind(team)
+            .bind(priority)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE conversations SET state = 'agent', updated_at = $2 WHERE id = $1")
+                .bind(conversation)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Claims an open hand-off for `agent_id` in one conditional statement: true for exactly one
     /// of any number of concurrent claims of the same hand-off (from this node or another sharing
     /// the store); false when someone holds it already, or it is resolved or abandoned. The

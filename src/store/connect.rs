@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, PgPool, SqlitePool};
 
+use super::writer::Writer;
 use super::{Durability, Engine, StoreError};
 
 /// Connections each node keeps to Postgres: enough for a node's concurrent appends and reads,
@@ -36,18 +37,28 @@ pub(super) fn kind(url: &str) -> Result<Kind, StoreError> {
     }
 }
 
-/// Opens the pool `url` names and migrates it.
+/// Opens the pool `url` names and migrates it; for SQLite also starts the writer that commits
+/// appends in groups.
 pub(super) async fn open(
     url: &str,
     durability: Durability,
-) -> Result<Engine<SqlitePool, PgPool>, StoreError> {
+) -> Result<(Engine<SqlitePool, PgPool>, Option<Writer>), StoreError> {
     Ok(match kind(url)? {
-        Kind::Sqlite => Engine::Sqlite(open_sqlite(url, durability).await?),
-        Kind::Postgres => Engine::Postgres(open_postgres(url, durability).await?),
+        Kind::Sqlite => {
+            let (pool, writer) = open_sqlite(url, durability).await?;
+            (Engine::Sqlite(pool), Some(writer))
+        }
+        Kind::Postgres => (
+            Engine::Postgres(open_postgres(url, durability).await?),
+            None,
+        ),
     })
 }
 
-async fn open_sqlite(url: &str, durability: Durability) -> Result<SqlitePool, StoreError> {
+async fn open_sqlite(
+    url: &str,
+    durability: Durability,
+) -> Result<(SqlitePool, Writer), StoreError> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -72,10 +83,11 @@ async fn open_sqlite(url: &str, durability: Durability) -> Result<SqlitePool, St
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+    let writer = Writer::start(&options).await?;
+    Ok((pool, writer))
 }
 
 async fn open_postgres(url: &str, durability: Durability) -> Result<PgPool, StoreError> {

@@ -41,11 +41,13 @@ mod identity;
 mod lease;
 mod reports;
 mod tokens;
+mod writer;
 pub use agents::{AgentRow, HandoffRow, NoteRow, TokenLookup};
 pub use choices::{ChoiceRow, OfferedOption};
 pub use copy::Copied;
 pub use history::{BotTurnRow, ConversationSummaryRow, TicketRow};
 pub use reports::GapRow;
+pub use writer::GroupCommits;
 
 /// How hard a commit tries to reach the disk (`store.durability`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -89,6 +91,11 @@ pub enum StoreError {
     /// The folder for the database file could not be created.
     #[error("cannot create the folder for the database ({0}); check store.url")]
     Folder(std::io::Error),
+    /// The store's writer task has stopped: the server is shutting down.
+    #[error(
+        "the store is closing and did not take the message; send it again once the server is back"
+    )]
+    WriterStopped,
     /// Another sender of the conversation used the client id already.
     #[error(
         "the client id `{0}` is used by another message of this conversation; choose a new one"
@@ -107,17 +114,24 @@ pub struct ConversationRow {
     pub last_seq: i64,
 }
 
-/// A frame to append to a conversation's log.
-pub struct NewEvent<'a> {
+/// A frame to append to a conversation's log. It owns what it holds: on SQLite the append is
+/// made by the store's writer task, in a batch with others (see `writer.rs`).
+pub struct NewEvent {
     /// `customer`, `bot`, `agent` or `system`.
-    pub sender: &'a str,
+    pub sender: &'static str,
     /// The client's idempotency key, for customers' and agents' messages.
-    pub client_id: Option<&'a str>,
+    pub client_id: Option<String>,
     /// The message text, for messages (searchable; the frame itself is in `body`).
-    pub text: Option<&'a str>,
+    pub text: Option<String>,
+    /// Who owns the conversation from this frame on (a status frame announces it): set in the
+    /// same statement that numbers the frame, so the change and its announcement are one commit.
+    pub state: Option<&'static str>,
     /// Builds the frame's JSON given its sequence number.
-    pub body: &'a (dyn Fn(i64) -> String + Sync),
+    pub body: FrameBody,
 }
+
+/// Builds a frame's JSON given its sequence number (known only inside the append).
+pub type FrameBody = Box<dyn Fn(i64) -> String + Send + Sync>;
 
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +173,10 @@ pub struct NewBotTurn<'a> {
 #[derive(Clone)]
 pub struct Store {
     pool: Engine<SqlitePool, PgPool>,
+    /// SQLite's appends go through one writer task that commits them in groups (`writer.rs`);
+    /// Postgres appends each in a transaction of its own (the server commits concurrent
+    /// transactions in groups already).
+    writer: Option<writer::Writer>,
 }
 
 /// `append_in!(connection, conversation, &NewEvent, now)`, inside a transaction: takes the
@@ -169,12 +187,13 @@ pub struct Store {
 /// engines' connections. Evaluates to an `Appended`; `?` returns the `StoreError`.
 macro_rules! append_in {
     ($tx:expr, $conversation:expr, $event:expr, $now:expr) => {{
-        let (conversation, event, now): (&str, &NewEvent<'_>, i64) = ($conversation, $event, $now);
+        let (conversation, event, now): (&str, &NewEvent, i64) = ($conversation, $event, $now);
         let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq, state",
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2, state = COALESCE($3, state) WHERE id = $1 RETURNING last_seq, state",
         )
         .bind(conversation)
         .bind(now)
+        .bind(event.state)
         .fetch_one(&mut *$tx)
         .await?;
         let (seq, state): (i64, String) = (row.get(0), row.get(1));
@@ -182,7 +201,7 @@ macro_rules! append_in {
         // sees what was committed when it began, so a copy of this message that another node
         // committed while this one waited for the row is seen here, and would not be by a
         // subquery of the `UPDATE`.
-        let stored = match event.client_id {
+        let stored = match event.client_id.as_deref() {
             Some(client_id) => sqlx::query(
                 "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
             )
@@ -206,8 +225,8 @@ macro_rules! append_in {
                 .bind(conversation)
                 .bind(seq)
                 .bind(event.sender)
-                .bind(event.client_id.map(nul_free))
-                .bind(event.text.map(nul_free))
+                .bind(event.client_id.as_deref().map(nul_free))
+                .bind(event.text.as_deref().map(nul_free))
                 .bind(&body)
                 .bind(now)
                 .execute(&mut *$tx)
@@ -235,8 +254,14 @@ impl Store {
     /// acknowledged, so it survives a power loss or an OS crash; `Normal` survives a crash of the
     /// process (kill -9) but may lose the last commits to a power loss.
     pub async fn connect_with(url: &str, durability: Durability) -> Result<Self, StoreError> {
-        let pool = connect::open(url, durability).await?;
-        Ok(Self { pool })
+        let (pool, writer) = connect::open(url, durability).await?;
+        Ok(Self { pool, writer })
+    }
+
+    /// What the SQLite writer has committed so far (transactions, and the appends in them);
+    /// `None` on Postgres, which appends each in a transaction of its own.
+    pub fn group_commits(&self) -> Option<GroupCommits> {
+        self.writer.as_ref().map(writer::Writer::group_commits)
     }
 
     /// Which engine holds the store: `sqlite` or `postgres`.
@@ -338,13 +363,17 @@ impl Store {
     /// stored already (a re-send: then nothing is written). Appends to one conversation are
     /// serialised by its row (locked by the first statement, until the commit), so on several
     /// nodes sharing a Postgres store, too, each frame gets the next number once and a re-sent
-    /// message is found however the two copies race.
+    /// message is found however the two copies race. On SQLite appends arriving together are
+    /// committed together (one fsync); each returns only once its commit is on disk.
     pub async fn append(
         &self,
         conversation: &str,
-        event: NewEvent<'_>,
+        event: NewEvent,
         now: i64,
     ) -> Result<Appended, StoreError> {
+        if let Some(writer) = &self.writer {
+            return writer.append(conversation, event, now).await;
+        }
         on!(&self.pool, pool => {
             let mut tx = pool.begin().await?;
             let appended = append_in!(&mut *tx, conversation, &event, now);
@@ -364,7 +393,7 @@ impl Store {
         &self,
         conversation: &str,
         handoff: i64,
-        events: &[NewEvent<'_>],
+        events: &[NewEvent],
         now: i64,
     ) -> Result<Vec<Appended>, StoreError> {
         on!(&self.pool, pool => {

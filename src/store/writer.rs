@@ -1,0 +1,618 @@
+//! Group commit for SQLite: one writer task owns a connection of its own and stores the appends
+//! that arrive together in one transaction, so they share one fsync instead of waiting for one
+//! each (with `synchronous=FULL` the fsync is most of an append's time). Each caller is answered
+//! only after the shared commit is on disk, with what its own append did.
+//!
+//! The guarantees of [`Store::append`](super::Store::append) hold as before:
+//! - **gap-free numbers**: the transaction begins `IMMEDIATE` (SQLite's write lock for the whole
+//!   batch), so nothing else writes between the check and the insert;
+//! - **exactly once for a re-sent client id**: the check comes first and a duplicate writes
+//!   nothing, so it takes no number; a copy earlier in the same batch is seen (same transaction);
+//! - **one bad append fails only its caller**: an append refused before it wrote (client id taken,
+//!   no such conversation) is answered with its error and the batch goes on; one that failed after
+//!   it wrote rolls the batch back, is answered with its error, and the others run again; a failed
+//!   commit runs each append alone, so each caller gets its own outcome.
+//!
+//! The queue is bounded: when the writer falls behind, callers wait to hand it their append
+//! (back-pressure) instead of memory growing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{nul_free, Appended, NewEvent, StoreError};
+
+/// Appends waiting for the writer; a caller beyond this waits for room.
+const QUEUE: usize = 4096;
+
+/// The most appends in one transaction: bounds how long the write lock is held, and how long
+/// the other writers (hand-offs, notes, bot turns on the pool's connections) wait for it.
+const MAX_BATCH: usize = 512;
+
+/// The handle callers append through; clone it freely (the writer stops when the last one drops).
+#[derive(Clone)]
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer has committed so far: appends per transaction is the grouping achieved.
+#[derive(Debug, Default)]
+struct Counts {
+    transactions: AtomicU64,
+    appends: AtomicU64,
+}
+
+/// Transactions the writer committed, and the appends they held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommits {
+    /// Transactions committed.
+    pub transactions: u64,
+    /// Appends (new frames and re-sends found) in them.
+    pub appends: u64,
+}
+
+/// One append and where its outcome goes.
+struct Job {
+    conversation: String,
+    event: NewEvent,
+    now: i64,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+impl Writer {
+    /// Opens the writer's own connection (same file and settings as the pool) and starts its task
+    /// on the current runtime.
+    pub(super) async fn start(options: &SqliteConnectOptions) -> Result<Self, StoreError> {
+        let connection = options.connect().await?;
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(run(connection, queue, counts.clone()));
+        Ok(Self { jobs, counts })
+    }
+
+    /// What has been committed so far.
+    pub(super) fn group_commits(&self) -> GroupCommits {
+        GroupCommits {
+            transactions: self.counts.transactions.load(Ordering::Relaxed),
+            appends: self.counts.appends.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Appends `event` in the next batch; returns once that batch is committed.
+    pub(super) async fn append(
+        &self,
+        conversation: &str,
+        event: NewEvent,
+        now: i64,
+    ) -> Result<Appended, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let job = Job {
+            conversation: conversation.to_owned(),
+            event,
+            now,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        outcome.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+/// The writer's loop: everything queued (up to `MAX_BATCH`) goes into one transaction.
+async fn run(
+    mut connection: SqliteConnection,
+    mut queue: mpsc::Receiver<Job>,
+    counts: Arc<Counts>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A caller that gave up (its request was cancelled) is not waiting for a number, and
+        // would not show the frame: its append is not made, as its own transaction was not.
+        batch.retain(|job: &Job| !job.reply.is_closed());
+        store_batch(&mut connection, std::mem::take(&mut batch), &counts).await;
+    }
+}
+
+/// Stores `jobs` in as few transactions as their outcomes allow and answers each.
+async fn store_batch(connection: &mut SqliteConnection, mut jobs: Vec<Job>, counts: &Counts) {
+    while !jobs.is_empty() {
+        match attempt(connection, &jobs).await {
+            Ok(outcomes) => {
+                counts.transactions.fetch_add(1, Ordering::Relaxed);
+                let made = outcomes.iter().filter(|o| o.is_ok()).count();
+                counts.appends.fetch_add(made as u64, Ordering::Relaxed);
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    // The caller may have gone meanwhile; what was stored stays stored.
+                    let _ = job.reply.send(outcome);
+                }
+                return;
+            }
+            Err(Failure::Append(index, error)) => {
+                rollback(connection).await;
+                let _ = jobs.remove(index).reply.send(Err(error));
+            }
+            Err(Failure::Transaction(_)) if jobs.len() > 1 => {
+                // Not one append's fault (BEGIN or COMMIT failed): each alone, so each caller
+                // gets its own outcome.
+                rollback(connection).await;
+                for job in jobs {
+                    Box::pin(store_batch(connection, vec![job], counts)).await;
+                }
+                return;
+            }
+            Err(Failure::Transaction(error)) => {
+                rollback(connection).await;
+                if let Some(job) = jobs.pop() {
+                    let _ = job.reply.send(Err(error));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Why a batch's transaction did not commit.
+enum Failure {
+    /// The append at this index failed after it wrote: the transaction must be rolled back.
+    Append(usize, StoreError),
+    /// Beginning or committing failed.
+    Transaction(StoreError),
+}
+
+/// One transaction for all of `jobs`: each one's outcome, or why nothing was committed.
+async fn attempt(
+    connection: &mut SqliteConnection,
+    jobs: &[Job],
+) -> Result<Vec<Result<Appended, StoreError>>, Failure> {
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *connection)
+        .await
+        .map_err(|e| Failure::Transaction(e.into()))?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.iter().enumerate() {
+        match append_one(connection, &job.conversation, &job.event, job.now).await {
+            Ok(appended) => outcomes.push(Ok(appended)),
+            Err(Refused::Before(error)) => outcomes.push(Err(error)),
+            Err(Refused::After(error)) => return Err(Failure::Append(index, error)),
+        }
+    }
+    sqlx::query("COMMIT")
+        .execute(&mut *connection)
+        .await
+        .map_err(|e| Failure::Transaction(e.into()))?;
+    Ok(outcomes)
+}
+
+/// Ends a failed transaction (if SQLite has not already): nothing of it stays.
+async fn rollback(connection: &mut SqliteConnection) {
+    if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
+        // "no transaction is active": SQLite rolled it back itself.
+        tracing::debug!(%error, "rollback after a failed batch");
+    }
+}
+
+/// Why one append was not made.
+enum Refused {
+    /// Before it wrote anything: the rest of the batch is unaffected.
+    Before(StoreError),
+    /// After it had written: the batch must be rolled back.
+    After(StoreError),
+}
+
+/// One append inside the writer's transaction: the same statements as `append_in!`, the
+/// client-id check first (only this connection writes meanwhile, so nothing can slip in between),
+/// so a duplicate or a refused append writes nothing and takes no number.
+async fn append_one(
+    connection: &mut SqliteConnection,
+    conversation: &str,
+    event: &NewEvent,
+    now: i64,
+) -> Result<Appended, Refused> {
+    if let Some(client_id) = &event.client_id {
+        let stored = sqlx::query(
+            "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
+        )
+        .bind(conversation)
+        .bind(nul_free(client_id))
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(|e| Refused::Before(e.into()))?;
+        if let Some(row) = stored {
+            let (seq, sender): (i64, String) = (row.get(0), row.get(1));
+            return if sender == event.sender {
+                Ok(Appended::Duplicate { seq })
+            } else {
+                Err(Refused::Before(StoreError::ClientIdTaken(
+                    client_id.clone(),
+                )))
+            };
+        }
+    }
+    let row = sqlx::query(
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2, state = COALESCE($3, state) WHERE id = $1 RETURNING last_seq, state",
+    )
+    .bind(conversation)
+    .bind(now)
+    .bind(event.state)
+    .fetch_optional(&mut *connection)
+    .await
+    .map_err(|e| Refused::After(e.into()))?
+    // No such conversation: nothing was updated.
+    .ok_or(Refused::Before(StoreError::Database(sqlx::Error::RowNotFound)))?;
+    let (seq, state): (i64, String) = (row.get(0), row.get(1));
+    let body = (event.body)(seq);
+    sqlx::query(
+        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(conversation)
+    .bind(seq)
+    .bind(event.sender)
+    .bind(event.client_id.as_deref().map(nul_free))
+    .bind(event.text.as_deref().map(nul_free))
+    .bind(&body)
+    .bind(now)
+    .execute(&mut *connection)
+    .await
+    .map_err(|e| Refused::After(e.into()))?;
+    Ok(Appended::New {
+        seq,
+        frame: body.into(),
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::store::Store;
+
+    fn body(seq: i64) -> String {
+        format!(r#"{{"type":"message","seq":{seq}}}"#)
+    }
+
+    fn event(sender: &'static str, client_id: Option<&str>, text: &str) -> NewEvent {
+        NewEvent {
+            sender,
+            client_id: client_id.map(str::to_owned),
+            text: Some(text.to_owned()),
+            state: None,
+            body: Box::new(body),
+        }
+    }
+
+    /// A migrated store in a temporary folder, its URL, and conversations `c0`..`c{n}`.
+    async fn store(conversations: usize) -> (tempfile::TempDir, String, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::connect_with(&url, crate::store::Durability::Full)
+            .await
+            .unwrap();
+        for c in 0..conversations {
+            store
+                .create_conversation(&format!("c{c}"), &format!("s{c}"), "{}", 0)
+                .await
+                .unwrap();
+        }
+        (dir, url, store)
+    }
+
+    /// Jobs for one call of `store_batch`, and where each one's outcome arrives.
+    fn jobs(
+        appends: Vec<(&str, NewEvent)>,
+    ) -> (
+        Vec<Job>,
+        Vec<oneshot::Receiver<Result<Appended, StoreError>>>,
+    ) {
+        appends
+            .into_iter()
+            .map(|(conversation, event)| {
+                let (reply, outcome) = oneshot::channel();
+                let job = Job {
+                    conversation: conversation.to_owned(),
+                    event,
+                    now: 1,
+                    reply,
+                };
+                (job, outcome)
+            })
+            .unzip()
+    }
+
+    async fn outcomes(
+        receivers: Vec<oneshot::Receiver<Result<Appended, StoreError>>>,
+    ) -> Vec<Result<i64, String>> {
+        let mut all = Vec::new();
+        for receiver in receivers {
+            all.push(match receiver.await.unwrap() {
+                Ok(Appended::New { seq, frame, .. }) => {
+                    assert_eq!(&*frame, body(seq), "the frame names its own number");
+                    Ok(seq)
+                }
+                Ok(Appended::Duplicate { seq }) => Ok(-seq),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        all
+    }
+
+    async fn connection(url: &str) -> SqliteConnection {
+        SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .foreign_keys(true)
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn stored(url: &str, conversation: &str) -> (i64, Vec<(i64, Option<String>)>) {
+        let mut connection = connection(url).await;
+        let last: i64 = sqlx::query("SELECT last_seq FROM conversations WHERE id = $1")
+            .bind(conversation)
+            .fetch_one(&mut connection)
+            .await
+            .unwrap()
+            .get(0);
+        let rows = sqlx::query(
+            "SELECT seq, client_id FROM events WHERE conversation_id = $1 ORDER BY seq",
+        )
+        .bind(conversation)
+        .fetch_all(&mut connection)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        (last, rows)
+    }
+
+    /// Many callers on many conversations at once, each message also re-sent at once: every
+    /// conversation's numbers run 1..n without a gap, each message is stored once and both of
+    /// its copies get its number, and all of it is in the file when the store is opened again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_get_gap_free_numbers_and_a_resend_is_stored_once() {
+        const CONVERSATIONS: usize = 40;
+        const MESSAGES: usize = 25;
+        let (_dir, url, store) = store(CONVERSATIONS).await;
+        let mut tasks = Vec::new();
+        for m in 0..MESSAGES {
+            for c in 0..CONVERSATIONS {
+                for copy in 0..2 {
+                    let store = store.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let conversation = format!("c{c}");
+                        let id = format!("m{m}");
+                        let e = event("customer", Some(&id), &format!("message {m} ({copy})"));
+                        let appended = store.append(&conversation, e, 1).await.unwrap();
+                        (conversation, Some(id), appended)
+                    }));
+                }
+                // A bot frame (no client id) in between.
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let conversation = format!("c{c}");
+                    let appended = store
+                        .append(&conversation, event("bot", None, "answer"), 1)
+                        .await
+                        .unwrap();
+                    (conversation, None, appended)
+                }));
+            }
+        }
+        let mut numbers = BTreeMap::<String, BTreeSet<i64>>::new();
+        let mut by_message = BTreeMap::<(String, String), Vec<Appended>>::new();
+        for task in tasks {
+            let (conversation, id, appended) = task.await.unwrap();
+            if let Appended::New { seq, .. } = appended {
+                assert!(
+                    numbers.entry(conversation.clone()).or_default().insert(seq),
+                    "{conversation}: seq {seq} given twice"
+                );
+            }
+            if let Some(id) = id {
+                by_message
+                    .entry((conversation, id))
+                    .or_default()
+                    .push(appended);
+            }
+        }
+        for ((conversation, id), copies) in &by_message {
+            let news: Vec<i64> = copies
+                .iter()
+                .filter_map(|a| match a {
+                    Appended::New { seq, .. } => Some(*seq),
+                    Appended::Duplicate { .. } => None,
+                })
+                .collect();
+            assert_eq!(news.len(), 1, "{conversation}/{id} stored {copies:?}");
+            for copy in copies {
+                if let Appended::Duplicate { seq } = copy {
+                    assert_eq!(*seq, news[0], "{conversation}/{id}: the re-send's number");
+                }
+            }
+        }
+        drop(store);
+        let expected: BTreeSet<i64> = (1..=(2 * MESSAGES) as i64).collect();
+        for c in 0..CONVERSATIONS {
+            let conversation = format!("c{c}");
+            assert_eq!(
+                numbers[&conversation], expected,
+                "{conversation}: numbers given"
+            );
+            let (last, rows) = stored(&url, &conversation).await;
+            assert_eq!(last, 2 * MESSAGES as i64, "{conversation}: last_seq");
+            let seqs: BTreeSet<i64> = rows.iter().map(|(s, _)| *s).collect();
+            assert_eq!(seqs, expected, "{conversation}: rows stored");
+            let ids = rows.iter().filter(|(_, id)| id.is_some()).count();
+            assert_eq!(ids, MESSAGES, "{conversation}: one row per message");
+        }
+    }
+
+    /// One batch holding a message and its re-send, a client id another sender used, a
+    /// conversation that does not exist, and a bot frame: the re-send gets the message's number,
+    /// the two refused appends fail alone and take no number.
+    #[tokio::test]
+    async fn in_one_batch_a_resend_is_found_and_a_refused_append_fails_alone() {
+        let (_dir, url, _store) = store(2).await;
+        let mut connection = connection(&url).await;
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("m1"), "hello")),
+            ("c0", event("customer", Some("m1"), "hello")),
+            ("c0", event("agent", Some("m1"), "mine")),
+            ("nope", event("customer", Some("m1"), "lost")),
+            ("c1", event("customer", Some("m1"), "other chat")),
+            ("c0", event("bot", None, "answer")),
+        ]);
+        store_batch(&mut connection, batch, &Counts::default()).await;
+        let got = outcomes(receivers).await;
+        assert_eq!(got[0], Ok(1));
+        assert_eq!(got[1], Ok(-1), "the re-send is a duplicate of seq 1");
+        assert!(
+            got[2].as_ref().unwrap_err().contains("choose a new one"),
+            "{:?}",
+            got[2]
+        );
+        assert!(got[3].is_err(), "{:?}", got[3]);
+        assert_eq!(got[4], Ok(1), "another conversation numbers its own");
+        assert_eq!(got[5], Ok(2), "no number was taken by the refused ones");
+        let (last, rows) = stored(&url, "c0").await;
+        assert_eq!(last, 2);
+        assert_eq!(rows, vec![(1, Some("m1".to_owned())), (2, None)]);
+    }
+
+    /// A status frame's state is set with its append (same commit); a message leaves it alone.
+    #[tokio::test]
+    async fn a_status_frame_sets_the_state_it_announces() {
+        let (_dir, _url, store) = store(1).await;
+        let queued = NewEvent {
+            state: Some("queued"),
+            ..event("system", None, "")
+        };
+        let Appended::New { seq, state, .. } = store.append("c0", queued, 1).await.unwrap() else {
+            panic!("not stored");
+        };
+        assert_eq!((seq, state.as_str()), (1, "queued"));
+        let message = event("customer", Some("m"), "still there?");
+        let Appended::New { state, .. } = store.append("c0", message, 2).await.unwrap() else {
+            panic!("not stored");
+        };
+        assert_eq!(state, "queued");
+        assert_eq!(
+            store.conversation_state("c0").await.unwrap().as_deref(),
+            Some("queued")
+        );
+    }
+
+    /// An append that fails after it wrote (here a trigger refuses its row) fails only its
+    /// caller: the batch is rolled back and the others stored again, still without a gap.
+    #[tokio::test]
+    async fn an_append_failing_mid_batch_fails_only_its_caller() {
+        let (_dir, url, _store) = store(1).await;
+        let mut connection = connection(&url).await;
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.text = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("a"), "first")),
+            ("c0", event("customer", Some("b"), "poison")),
+            ("c0", event("customer", Some("c"), "third")),
+            ("c0", event("customer", Some("a"), "first")),
+        ]);
+        store_batch(&mut connection, batch, &Counts::default()).await;
+        let got = outcomes(receivers).await;
+        assert_eq!(got[0], Ok(1));
+        assert!(
+            got[1].as_ref().unwrap_err().contains("poisoned row"),
+            "{:?}",
+            got[1]
+        );
+        assert_eq!(got[2], Ok(2), "no gap where the failed one was");
+        assert_eq!(got[3], Ok(-1));
+        let (last, rows) = stored(&url, "c0").await;
+        assert_eq!(last, 2);
+        assert_eq!(
+            rows,
+            vec![(1, Some("a".to_owned())), (2, Some("c".to_owned()))]
+        );
+    }
+
+    /// A commit that fails (here a foreign key checked at commit) is not one append's fault on
+    /// its face: each append is tried alone, so only the one that breaks it fails.
+    #[tokio::test]
+    async fn a_failed_commit_gives_each_caller_its_own_outcome() {
+        let (_dir, url, _store) = store(1).await;
+        let mut connection = connection(&url).await;
+        for statement in [
+            "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE children (parent INTEGER REFERENCES parents(id))",
+            "CREATE TRIGGER orphan AFTER INSERT ON events WHEN NEW.text = 'orphan'
+             BEGIN INSERT INTO children VALUES (7); END",
+            "PRAGMA defer_foreign_keys = ON",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("a"), "first")),
+            ("c0", event("customer", Some("b"), "orphan")),
+            ("c0", event("customer", Some("c"), "third")),
+        ]);
+        store_batch(&mut connection, batch, &Counts::default()).await;
+        let got = outcomes(receivers).await;
+        assert_eq!(got[0], Ok(1));
+        assert!(
+            got[1].as_ref().unwrap_err().contains("FOREIGN KEY"),
+            "{:?}",
+            got[1]
+        );
+        assert_eq!(got[2], Ok(2));
+        assert_eq!(stored(&url, "c0").await.0, 2);
+    }
+
+    /// Callers that arrive together share a transaction: with the writer held up by another
+    /// connection's write lock, the appends queued meanwhile are committed in one go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_queued_together_are_committed_together() {
+        let (_dir, url, store) = store(1).await;
+        let mut blocker = connection(&url).await;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for m in 0..50 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let e = event("customer", Some(&format!("m{m}")), "hi");
+                store.append("c0", e, 1).await.unwrap()
+            }));
+        }
+        // The first appends hold the writer (waiting for the lock); the rest queue behind them.
+        let writer = store.writer.clone().unwrap();
+        while writer.jobs.capacity() > QUEUE - 40 {
+            tokio::task::yield_now().await;
+        }
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+        for task in tasks {
+            assert!(matches!(task.await.unwrap(), Appended::New { .. }));
+        }
+        let done = writer.group_commits();
+        assert_eq!(done.appends, 50);
+        // One transaction each would be 50.
+        assert!(done.transactions <= 3, "{done:?}");
+    }
+}
