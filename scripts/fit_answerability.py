@@ -5,7 +5,7 @@
     python3 scripts/fit_answerability.py --fit A.jsonl B.jsonl --report C.jsonl [--write models/answerability-rerank.json]
     python3 scripts/fit_answerability.py --no-rerank ... [--write models/answerability.json]
 
-Dumps made with the reranker carry its three features after the fifteen others; the model with
+Dumps made with the reranker carry its three features after the fourteen others; the model with
 them is models/answerability-rerank.json (bot.rerank.enabled), the one without
 models/answerability.json.
 
@@ -36,7 +36,6 @@ FEATURES = [
     "similarity", "percentile", "gap_to_best", "margin", "inverse_rank", "keyword_score",
     "inverse_keyword_rank", "heading_similarity", "passage_coverage", "article_coverage",
     "base_coverage", "question_words", "passages_found", "similarity_x_article_coverage",
-    "standing",
 ]
 # What a dump made with the reranker (models/reranker) adds after them (kb::RERANK_FEATURES).
 RERANK_FEATURES = ["rerank_probability", "rerank_inverse_rank", "rerank_margin"]
@@ -46,7 +45,7 @@ SIGN = {
     "similarity": 1, "percentile": 1, "gap_to_best": -1, "margin": 1, "inverse_rank": 1,
     "keyword_score": 1, "inverse_keyword_rank": 1, "heading_similarity": 1,
     "passage_coverage": 1, "article_coverage": 1, "base_coverage": 1, "question_words": 0,
-    "passages_found": 1, "similarity_x_article_coverage": 1, "standing": 1,
+    "passages_found": 1, "similarity_x_article_coverage": 1,
     "rerank_probability": 1, "rerank_inverse_rank": 1, "rerank_margin": 1,
 }
 
@@ -60,7 +59,7 @@ def load(paths):
 
 
 def names(qs):
-    """The dumps' feature names (FEATURES alone in dumps made without the reranker)."""
+    """The dumps' feature names (the first 14 alone in dumps made before the reranker)."""
     found = {tuple(q.get("feature_names", FEATURES)) for q in qs}
     if len(found) != 1:
         raise SystemExit("the dumps were made with different features; dump them again")

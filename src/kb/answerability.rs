@@ -7,9 +7,7 @@
 //! trails the other articles, whether keyword search agrees, how well its headings fit, and how many
 //! of the question's content words — weighted by how rare they are in this base — the passage, the
 //! article and the whole base contain: a question the base cannot answer often uses words the base
-//! never uses; and how far the passage stands out from the question's similarity to every section
-//! of the base (in standard deviations), which means the same whatever the scale of cosines on a
-//! base. The model's probability that the article answers the question both reranks the
+//! never uses. The model's probability that the article answers the question both reranks the
 //! articles and is the confidence the bot decides on.
 
 use std::collections::{HashMap, HashSet};
@@ -20,7 +18,7 @@ use serde::Deserialize;
 use super::{Article, Calibration, Passage};
 
 /// The features, in the order the model's weights use.
-pub const FEATURES: [&str; 15] = [
+pub const FEATURES: [&str; 14] = [
     "similarity",
     "percentile",
     "gap_to_best",
@@ -35,7 +33,6 @@ pub const FEATURES: [&str; 15] = [
     "question_words",
     "passages_found",
     "similarity_x_article_coverage",
-    "standing",
 ];
 
 /// What the reranker ([`super::Reranker`]) adds, after [`FEATURES`], when it has rescored the top
@@ -278,7 +275,6 @@ pub fn features_reranked(
                 (1.0 + q_words.len() as f32).ln(),
                 own.len() as f32 / PASSAGES as f32,
                 similarity * article_coverage,
-                best.standing,
             ];
             Judged {
                 path: (*path).to_owned(),
@@ -464,7 +460,6 @@ mod tests {
             semantic_rank: 1,
             fused: similarity,
             heading_similarity: 0.0,
-            standing: 0.0,
         };
         let candidates = [
             passage("stats.md", "stats-api", 0.6),
@@ -501,39 +496,6 @@ mod tests {
     }
 
     #[test]
-    fn an_article_stands_out_as_far_as_its_best_passage() {
-        let passage = |path: &str, anchor: &str, similarity: f32, standing: f32| Passage {
-            path: path.into(),
-            title: path.into(),
-            heading_path: vec![anchor.into()],
-            anchor: anchor.into(),
-            link: format!("/kb/{path}#{anchor}"),
-            text: format!("{anchor} text"),
-            similarity,
-            bm25: None,
-            bm25_rank: None,
-            semantic_rank: 1,
-            fused: similarity,
-            heading_similarity: 0.0,
-            standing,
-        };
-        let candidates = [
-            passage("dark-mode.md", "theme", 0.55, 4.2),
-            passage("dark-mode.md", "colours", 0.40, 2.0),
-            passage("other.md", "far", 0.30, 0.8),
-        ];
-        let judged = features(
-            "is there dark mode",
-            &candidates,
-            &Calibration::default(),
-            &Lexicon::default(),
-        );
-        let at = FEATURES.iter().position(|f| *f == "standing").unwrap();
-        assert_eq!(judged[0].features[at], 4.2, "the article's best passage");
-        assert_eq!(judged[1].features[at], 0.8);
-    }
-
-    #[test]
     fn content_words_are_stemmed_and_stop_words_dropped() {
         let w: Vec<String> = words("How do I export my stats as CSV files? Exporting!").collect();
         assert_eq!(w, ["export", "stat", "csv", "file", "export"]);
@@ -560,7 +522,6 @@ mod tests {
             semantic_rank: 1,
             fused: 0.6,
             heading_similarity: 0.3,
-            standing: 0.0,
         };
         let cal = Calibration::default();
         let known = features(
@@ -608,7 +569,6 @@ mod tests {
                 semantic_rank: 1,
                 fused: 0.5,
                 heading_similarity: 0.3,
-                standing: 0.0,
             };
             let f = features(word, &[passage], &Calibration::default(), &lexicon);
             assert_eq!(f[0].features[covered], 1.0, "{word}");

@@ -95,10 +95,6 @@ pub struct Passage {
     /// Similarity between the question and the section's own heading alone (the title for the
     /// introduction): which section of an article the question is about.
     pub heading_similarity: f32,
-    /// How far the similarity stands above the question's similarity to every section of the
-    /// base, in standard deviations: a passage that answers stands out from the rest of the base,
-    /// whatever the scale of cosines on this base.
-    pub standing: f32,
 }
 
 /// Summary of one article, for listings.
@@ -451,15 +447,6 @@ impl KnowledgeBase {
             })
             .collect();
         semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let n = semantic.len().max(1) as f32;
-        let mean = semantic.iter().map(|(_, s)| s).sum::<f32>() / n;
-        let spread = (semantic
-            .iter()
-            .map(|(_, s)| (s - mean).powi(2))
-            .sum::<f32>()
-            / n)
-            .sqrt()
-            .max(1e-6);
 
         let mut fused: HashMap<(&str, usize), Passage> = HashMap::new();
         for (rank, (key, similarity)) in semantic.iter().take(CANDIDATES).enumerate() {
@@ -497,7 +484,6 @@ impl KnowledgeBase {
         }
         let mut results: Vec<Passage> = fused.into_values().collect();
         for p in &mut results {
-            p.standing = (p.similarity - mean) / spread;
             let heading = state.articles.get(&p.path).and_then(|a| {
                 let i = a
                     .article
@@ -608,7 +594,6 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
         semantic_rank: 0,
         fused: 0.0,
         heading_similarity: 0.0,
-        standing: 0.0,
     })
 }
 
