@@ -179,6 +179,10 @@ pub struct Store {
     writer: Option<writer::Writer>,
 }
 
+/// The one statement that stores a frame, for `append_in!` and the SQLite writer (`writer.rs`).
+const INSERT_EVENT: &str =
+    "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
 /// `append_in!(connection, conversation, &NewEvent, now)`, inside a transaction: takes the
 /// conversation's next `seq` (the `UPDATE` comes first: it locks the conversation's row in
 /// Postgres and takes SQLite's write lock at once, so concurrent appends queue instead of
@@ -220,7 +224,7 @@ macro_rules! append_in {
             None => {
                 let body = (event.body)(seq);
                 sqlx::query(
-                    "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    INSERT_EVENT,
                 )
                 .bind(conversation)
                 .bind(seq)

@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{nul_free, Appended, NewEvent, StoreError};
+use super::{nul_free, Appended, NewEvent, StoreError, INSERT_EVENT};
 
 /// Appends waiting for the writer; a caller beyond this waits for room.
 const QUEUE: usize = 4096;
@@ -247,19 +247,17 @@ async fn append_one(
     .ok_or(Refused::Before(StoreError::Database(sqlx::Error::RowNotFound)))?;
     let (seq, state): (i64, String) = (row.get(0), row.get(1));
     let body = (event.body)(seq);
-    sqlx::query(
-        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(conversation)
-    .bind(seq)
-    .bind(event.sender)
-    .bind(event.client_id.as_deref().map(nul_free))
-    .bind(event.text.as_deref().map(nul_free))
-    .bind(&body)
-    .bind(now)
-    .execute(&mut *connection)
-    .await
-    .map_err(|e| Refused::After(e.into()))?;
+    sqlx::query(INSERT_EVENT)
+        .bind(conversation)
+        .bind(seq)
+        .bind(event.sender)
+        .bind(event.client_id.as_deref().map(nul_free))
+        .bind(event.text.as_deref().map(nul_free))
+        .bind(&body)
+        .bind(now)
+        .execute(&mut *connection)
+        .await
+        .map_err(|e| Refused::After(e.into()))?;
     Ok(Appended::New {
         seq,
         frame: body.into(),
