@@ -489,6 +489,15 @@ async fn when_redis_goes_away_sockets_resume_from_the_store_and_nothing_is_lost(
     );
 }
 
+/// The wall-clock minute that per-minute limits count in (a test started again if it turns).
+fn minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
+}
+
 #[tokio::test]
 async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
     let Some([pg, redis]) = services("new_conversations_from_one_address_are_counted") else {
@@ -503,13 +512,6 @@ async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
     // One conversation per node from one address: each node alone would allow two a minute,
     // all of them together allow two. (Counted per minute: started again if a minute turns.)
     for attempt in 0..2 {
-        let minute = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                / 60
-        };
         let started = minute();
         let address = [127, 0, 0, 70 + attempt];
         let mut outcomes = Vec::new();
@@ -934,13 +936,6 @@ async fn requests_for_a_person_from_one_address_are_counted_across_the_nodes() {
     // One request per node from one address: each node alone would allow two a minute, all of
     // them together allow two. (Counted per minute: started again if a minute turns.)
     for attempt in 0..2 {
-        let minute = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                / 60
-        };
         let started = minute();
         let address = [127, 0, 0, 80 + attempt];
         let mut outcomes = Vec::new();
