@@ -13,8 +13,9 @@
 //! - the agents each node has (presence).
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
-//! conversations, requests for a person and messages left per client address), so N nodes do
-//! not allow N times as much.
+//! conversations, requests for a person and messages left per client address) and the login
+//! throttles per account and per address ([`Bus::throttle`]), so N nodes do not allow N times as
+//! much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
 //! they come back. Publishes leave in the order they were made (one connection, one task), so
@@ -39,6 +40,23 @@ const PUBLISH_BACKLOG: usize = 65_536;
 
 /// Signals received and not yet handled by the node.
 const RECEIVE_BACKLOG: usize = 65_536;
+
+/// GCRA in one step on Redis: KEYS[1] holds the theoretical arrival time (ms, Redis's clock);
+/// ARGV[1] is the period in ms, ARGV[2] the burst. Returns 0 when the attempt is allowed (and
+/// counted), else the milliseconds until one would be.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + period
+local wait = next_tat - now - burst * period
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+return 0
+";
 
 /// How long to wait for Redis at start-up and between attempts to reconnect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -185,6 +203,38 @@ impl Bus {
             Err(e) => {
                 tracing::warn!("a shared budget could not be counted in Redis ({e}); this node's own limit applies");
                 true
+            }
+        }
+    }
+
+    /// Counts one attempt against the throttle `key` shared by every node: a burst of `burst`,
+    /// then one per `period_seconds` (GCRA, the same shape as a node's own `governor` throttles,
+    /// timed by Redis's clock so the nodes' clocks do not matter). `Some(Ok(()))` when allowed,
+    /// `Some(Err(seconds))` when refused with the wait; `None` when Redis did not answer (logged:
+    /// the node's own throttle is all that applies then).
+    pub async fn throttle(
+        &self,
+        key: &str,
+        burst: u32,
+        period_seconds: f64,
+    ) -> Option<Result<(), u64>> {
+        let key = format!("{}:throttle:{key}", self.channel);
+        let period_ms = (period_seconds.clamp(0.001, 86_400.0) * 1000.0).ceil() as i64;
+        let mut conn = self.counters.clone();
+        let answer: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(GCRA)
+            .arg(1)
+            .arg(&key)
+            .arg(period_ms)
+            .arg(i64::from(burst.max(1)))
+            .query_async(&mut conn)
+            .await;
+        match answer {
+            Ok(0) => Some(Ok(())),
+            Ok(wait_ms) => Some(Err((wait_ms.max(0) as u64).div_ceil(1000).max(1))),
+            Err(e) => {
+                tracing::warn!("a login throttle could not be counted in Redis ({e}); this node's own throttle applies");
+                None
             }
         }
     }

@@ -107,7 +107,11 @@ impl App {
         let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
         let bot = Bot::new(kb.clone(), nlu, settings.bot.clone())
             .with_reranker(open_reranker(&settings).await?);
-        let accounts = Accounts::new(store.clone(), &settings.agents);
+        let accounts = Accounts::linked(
+            store.clone(),
+            &settings.agents,
+            link.as_ref().map(|(bus, _, _)| bus.clone()),
+        );
         demo_accounts(&store, &accounts, settings.agents.demo_agent).await?;
         let admission =
             Admission::new(&settings.server, &settings.limits).map_err(anyhow::Error::msg)?;

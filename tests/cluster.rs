@@ -6,8 +6,9 @@
 //! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
 //! the store without losing a message, and live delivery comes back with Redis; the timers fire
 //! once across the nodes and go on when the node running them dies; a node killed with SIGKILL
-//! (a real process, `common::node`) mid-chat loses nothing acknowledged; a node refuses to start
-//! linked to others on a SQLite store.
+//! (a real process, `common::node`) mid-chat loses nothing acknowledged; the per-address budgets
+//! and the login throttles (per account, per address) allow as much across three nodes as on one;
+//! a node refuses to start linked to others on a SQLite store.
 //!
 //! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
 //! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
@@ -978,4 +979,75 @@ async fn a_node_linked_to_others_refuses_a_sqlite_store_and_says_what_to_do() {
         "{message}"
     );
     assert!(message.contains("remove cluster.redis_url"), "{message}");
+}
+
+/// Wrong-password logins for `emails` (one after the other), each on the next node in turn;
+/// the HTTP statuses.
+async fn failed_logins(nodes: &[TestApp], emails: &[String]) -> Vec<u16> {
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for (i, email) in emails.iter().enumerate() {
+        let node = &nodes[i % nodes.len()];
+        let response = http
+            .post(node.http("/api/agent/login"))
+            .json(&json!({"email": email, "password": "not-the-password"}))
+            .send()
+            .await
+            .expect("login answered");
+        if response.status() == 429 {
+            assert!(
+                response.headers().contains_key("retry-after"),
+                "a throttled login says when to come back"
+            );
+        }
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn failed_logins_for_one_account_are_throttled_across_the_nodes() {
+    let Some([pg, redis]) = services("failed_logins_for_one_account_are_throttled") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.agents.login_attempts_per_account = 3;
+        s.agents.login_account_backoff_seconds = 600.0;
+        s.agents.login_attempts_per_address = 1000;
+    })
+    .await;
+    // Three guesses, one per node: each node alone would allow three more; together they allow
+    // three, then the account waits, whichever node is asked.
+    let emails = vec!["sam@example.com".to_owned(); 5];
+    assert_eq!(
+        failed_logins(&nodes, &emails).await,
+        [401, 401, 401, 429, 429]
+    );
+    // Another account is not held up by Sam's.
+    assert_eq!(
+        failed_logins(&nodes[1..], &["kim@example.com".to_owned()]).await,
+        [401]
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_are_throttled_across_the_nodes() {
+    let Some([pg, redis]) = services("failed_logins_from_one_address_are_throttled") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.agents.login_attempts_per_address = 4;
+        s.agents.login_address_backoff_seconds = 600.0;
+    })
+    .await;
+    // A different account each time, the nodes in turn: the address gets four tries in all.
+    let emails: Vec<String> = (0..6).map(|i| format!("guess{i}@example.com")).collect();
+    assert_eq!(
+        failed_logins(&nodes, &emails).await,
+        [401, 401, 401, 401, 429, 429]
+    );
 }
