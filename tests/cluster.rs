@@ -1051,3 +1051,49 @@ async fn failed_logins_from_one_address_are_throttled_across_the_nodes() {
         [401, 401, 401, 401, 429, 429]
     );
 }
+
+#[tokio::test]
+async fn conversations_queued_from_one_address_are_counted_across_the_nodes() {
+    let Some([pg, redis]) = services("conversations_queued_from_one_address_are_counted") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.queued_per_address = 2;
+        s.limits.handoff_requests_per_address_per_minute = 1000.0;
+    })
+    .await;
+    let token = nodes[2].agent_token("Sam", &[]).await;
+    let mut sam = nodes[2].agent(&token).await;
+    let from = [127, 0, 0, 90];
+    let mut waiting = Vec::new();
+    for node in &nodes[..2] {
+        let mut c = Client::connect_from(node.port, from, None).await.unwrap();
+        c.hello(None, None).await;
+        c.send(json!({"type": "request_human"})).await;
+        next_frame(&mut c, |f| f["state"] == "queued").await;
+        waiting.push(c);
+    }
+    // Node 3 knows of both (every node's copy of the queue is complete): a third from the same
+    // address is refused there, although node 3 itself queued none of them.
+    sam.wait_queue(|q| q.len() == 2).await;
+    let mut third = Client::connect_from(nodes[2].port, from, None)
+        .await
+        .unwrap();
+    third.hello(None, None).await;
+    third.send(json!({"type": "request_human"})).await;
+    let answer = next_frame(&mut third, |f| {
+        f["state"] == "queued" || f["type"] == "error"
+    })
+    .await;
+    assert_eq!(answer["code"], "queue_full", "{answer}");
+    // Someone else gets in on the same node.
+    let mut neighbour = Client::connect_from(nodes[2].port, [127, 0, 0, 91], None)
+        .await
+        .unwrap();
+    neighbour.hello(None, None).await;
+    neighbour.send(json!({"type": "request_human"})).await;
+    next_frame(&mut neighbour, |f| f["state"] == "queued").await;
+    drop(waiting);
+}
