@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::cluster::Bus;
 use crate::settings::{LimitSettings, ServerSettings};
 
 /// Which pool a socket draws from.
@@ -106,6 +107,8 @@ struct Inner {
     tickets: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     trusted: Vec<Cidr>,
+    /// With several nodes: sockets per address are counted across them in Redis too.
+    cluster: Option<Bus>,
 }
 
 /// `per_minute` a minute, all of them at once in a burst.
@@ -122,10 +125,17 @@ pub struct Slot {
     inner: Arc<Inner>,
     pool: Pool,
     address: IpAddr,
+    /// Counted in Redis as well (taken back there when dropped).
+    shared: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if self.shared {
+            if let Some(bus) = &self.inner.cluster {
+                bus.close_socket(self.address);
+            }
+        }
         self.inner.counter(self.pool).fetch_sub(1, Ordering::AcqRel);
         self.inner.sockets.remove_if_mut(&self.address, |_, n| {
             *n = n.saturating_sub(1);
@@ -171,6 +181,16 @@ impl Inner {
 impl Admission {
     /// Admission with the server's pool sizes and the per-address limits.
     pub fn new(server: &ServerSettings, limits: &LimitSettings) -> Result<Self, String> {
+        Self::linked(server, limits, None)
+    }
+
+    /// As [`Admission::new`]; with `cluster`, [`Admission::admit_customer`] counts the sockets
+    /// per address of every node.
+    pub fn linked(
+        server: &ServerSettings,
+        limits: &LimitSettings,
+        cluster: Option<Bus>,
+    ) -> Result<Self, String> {
         let trusted = server
             .trusted_proxies
             .iter()
@@ -196,6 +216,7 @@ impl Admission {
                 tickets: RateLimiter::keyed(per_minute(limits.tickets_per_address_per_minute)),
                 clock: DefaultClock::default(),
                 trusted,
+                cluster,
             }),
         })
     }
@@ -235,7 +256,23 @@ impl Admission {
             inner: inner.clone(),
             pool,
             address,
+            shared: false,
         })
+    }
+
+    /// A customer socket's slot ([`Admission::admit`]); linked to other nodes, the address's
+    /// sockets on all of them count towards `limits.sockets_per_address` (this node's own count
+    /// alone when Redis does not answer, which is logged).
+    pub async fn admit_customer(&self, address: IpAddr) -> Result<Slot, Refused> {
+        let mut slot = self.admit(Pool::Customers, address)?;
+        if let Some(bus) = &self.inner.cluster {
+            match bus.open_socket(address, self.inner.per_address).await {
+                Some(true) => slot.shared = true,
+                Some(false) => return Err(Refused::TooManyFromAddress { retry_after: 10 }),
+                None => {}
+            }
+        }
+        Ok(slot)
     }
 
     /// Counts a new conversation from `address` at `now_ms`, or refuses it when the address has

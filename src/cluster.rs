@@ -14,8 +14,9 @@
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
 //! conversations, requests for a person and messages left per client address) and the login
-//! throttles per account and per address ([`Bus::throttle`]), so N nodes do not allow N times as
-//! much.
+//! throttles per account and per address ([`Bus::throttle`]) and the customer sockets per address
+//! ([`Bus::open_socket`], counted while their node says it is alive), so N nodes do not allow N
+//! times as much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
 //! they come back. Publishes leave in the order they were made (one connection, one task), so
@@ -57,6 +58,40 @@ if wait > 0 then return wait end
 redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
 return 0
 ";
+
+/// Sockets per address: KEYS[1] is the address's hash of counts by node; ARGV[1] this node,
+/// ARGV[2] the limit, ARGV[3] the prefix of the nodes' `alive` keys. Returns 1 when the socket
+/// is counted, 0 when the live nodes hold `limit` already (nothing counted). It reads keys it was
+/// not given (the nodes' `alive` keys): one Redis server, not a Redis Cluster.
+const OPEN_SOCKET: &str = r"
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local all = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #all, 2 do
+  if all[i] == ARGV[1] or redis.call('EXISTS', ARGV[3] .. all[i]) == 1 then
+    total = total + tonumber(all[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if total > tonumber(ARGV[2]) then
+  if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], 86400)
+return 1
+";
+
+/// Takes one socket off this node's count (ARGV[1]) in the address's hash (KEYS[1]).
+const CLOSE_SOCKET: &str = r"
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+";
+
+/// How often a node says it is alive in Redis, and how long that holds: the sockets a node
+/// counted stop counting this long after it dies.
+const ALIVE_EVERY: Duration = Duration::from_secs(5);
+const ALIVE_FOR_SECONDS: u64 = 15;
 
 /// How long to wait for Redis at start-up and between attempts to reconnect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -239,6 +274,56 @@ impl Bus {
         }
     }
 
+    /// Counts one more customer socket from `address` on this node in Redis and tells whether
+    /// every live node together now has at most `limit` (if not, the count is taken back).
+    /// Counts of nodes that stopped saying they are alive are dropped. `None` when Redis did not
+    /// answer (logged: the node's own count is all that applies then).
+    pub async fn open_socket(&self, address: std::net::IpAddr, limit: usize) -> Option<bool> {
+        let mut conn = self.counters.clone();
+        let answer: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(OPEN_SOCKET)
+            .arg(1)
+            .arg(self.sockets_key(address))
+            .arg(&*self.node)
+            .arg(limit)
+            .arg(format!("{}:alive:", self.channel))
+            .query_async(&mut conn)
+            .await;
+        match answer {
+            Ok(allowed) => Some(allowed == 1),
+            Err(e) => {
+                tracing::warn!("sockets per address could not be counted in Redis ({e}); this node's own count applies");
+                None
+            }
+        }
+    }
+
+    /// Takes back a socket [`Bus::open_socket`] counted (in the background).
+    pub fn close_socket(&self, address: std::net::IpAddr) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut conn = self.counters.clone();
+        let key = self.sockets_key(address);
+        let node = self.node.clone();
+        runtime.spawn(async move {
+            let done: redis::RedisResult<i64> = redis::cmd("EVAL")
+                .arg(CLOSE_SOCKET)
+                .arg(1)
+                .arg(key)
+                .arg(&*node)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = done {
+                tracing::warn!("a closed socket could not be taken off the count in Redis ({e})");
+            }
+        });
+    }
+
+    fn sockets_key(&self, address: std::net::IpAddr) -> String {
+        format!("{}:sockets:{address}", self.channel)
+    }
+
     /// Sends a signal to every other node, after the ones sent before it; never waits.
     pub fn publish(&self, signal: Signal) {
         let envelope = Envelope {
@@ -334,6 +419,7 @@ pub async fn connect(
         counters,
     };
     let tasks = vec![
+        tokio::spawn(alive_loop(bus.clone())),
         tokio::spawn(publish_loop(client.clone(), channel.clone(), publisher, rx)),
         tokio::spawn(receive_loop(
             client,
@@ -345,6 +431,26 @@ pub async fn connect(
     ];
     tracing::info!(redis = %shown, %channel, node = %bus.node(), "linked to the other nodes through Redis");
     Ok((bus, received, Link { tasks }))
+}
+
+/// Says every few seconds that this node is alive (a key that expires), so its counts in Redis
+/// (sockets per address) count only while it lives.
+async fn alive_loop(bus: Bus) {
+    let key = format!("{}:alive:{}", bus.channel, bus.node);
+    loop {
+        let mut conn = bus.counters.clone();
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("EX")
+            .arg(ALIVE_FOR_SECONDS)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = set {
+            tracing::warn!("could not tell Redis this node is alive ({e})");
+        }
+        tokio::time::sleep(ALIVE_EVERY).await;
+    }
 }
 
 async fn subscribe(

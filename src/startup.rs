@@ -113,8 +113,12 @@ impl App {
             link.as_ref().map(|(bus, _, _)| bus.clone()),
         );
         demo_accounts(&store, &accounts, settings.agents.demo_agent).await?;
-        let admission =
-            Admission::new(&settings.server, &settings.limits).map_err(anyhow::Error::msg)?;
+        let admission = Admission::linked(
+            &settings.server,
+            &settings.limits,
+            link.as_ref().map(|(bus, _, _)| bus.clone()),
+        )
+        .map_err(anyhow::Error::msg)?;
         let limits = &settings.limits;
         let caps = Caps {
             max_queued: limits.max_queued.max(1),

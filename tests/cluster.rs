@@ -1097,3 +1097,53 @@ async fn conversations_queued_from_one_address_are_counted_across_the_nodes() {
     next_frame(&mut neighbour, |f| f["state"] == "queued").await;
     drop(waiting);
 }
+
+#[tokio::test]
+async fn customer_sockets_from_one_address_are_counted_across_the_nodes() {
+    let Some([pg, redis]) = services("customer_sockets_from_one_address_are_counted") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.sockets_per_address = 2;
+    })
+    .await;
+    let from = [127, 0, 0, 100];
+    let mut first = Client::connect_from(nodes[0].port, from, None)
+        .await
+        .expect("node 1 takes the first socket");
+    first.hello(None, None).await;
+    let mut second = Client::connect_from(nodes[1].port, from, None)
+        .await
+        .expect("node 2 takes the second socket");
+    second.hello(None, None).await;
+    // Node 3 has none from the address, but the nodes together have two.
+    let refused = Client::connect_from(nodes[2].port, from, None).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        Err(e) => panic!("expected a refusal with Retry-After, got {e}"),
+        Ok(_) => panic!("a third socket from the address was let in on node 3"),
+    }
+    // Another address is not held up.
+    Client::connect_from(nodes[2].port, [127, 0, 0, 101], None)
+        .await
+        .expect("another address gets in");
+    // Once the socket on node 1 closes, node 3 lets one in.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(mut c) = Client::connect_from(nodes[2].port, from, None).await {
+            c.hello(None, None).await;
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 3 still refuses after the socket on node 1 closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
