@@ -42,6 +42,13 @@ const PUBLISH_BACKLOG: usize = 65_536;
 /// Signals received and not yet handled by the node.
 const RECEIVE_BACKLOG: usize = 65_536;
 
+/// A budget's count in its window: KEYS[1] starts at 0 for ARGV[1] seconds; returns the count
+/// with this use.
+const BUDGET: &str = r"
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])
+";
+
 /// GCRA in one step on Redis: KEYS[1] holds the theoretical arrival time (ms, Redis's clock);
 /// ARGV[1] is the period in ms, ARGV[2] the burst. Returns 0 when the attempt is allowed (and
 /// counted), else the milliseconds until one would be.
@@ -200,7 +207,7 @@ pub struct Bus {
     tx: mpsc::Sender<String>,
     lost: mpsc::Sender<Received>,
     /// For the budgets every node counts against (a connection of its own).
-    counters: redis::aio::MultiplexedConnection,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for Bus {
@@ -220,21 +227,18 @@ impl Bus {
     /// the use is let through (each node's own limit still holds) and the failure logged.
     pub async fn within(&self, key: &str, limit: u32, window_seconds: u64) -> bool {
         let key = format!("{}:budget:{key}", self.channel);
-        let mut conn = self.counters.clone();
-        let counted: redis::RedisResult<(i64,)> = redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(&key)
-            .arg(0)
-            .arg("EX")
-            .arg(window_seconds.max(1))
-            .arg("NX")
-            .ignore()
-            .incr(&key, 1)
-            .query_async(&mut conn)
+        let counted: redis::RedisResult<i64> = self
+            .counters
+            .query(
+                redis::cmd("EVAL")
+                    .arg(BUDGET)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(window_seconds.max(1)),
+            )
             .await;
         match counted {
-            Ok((n,)) => n <= i64::from(limit),
+            Ok(n) => n <= i64::from(limit),
             Err(e) => {
                 tracing::warn!("a shared budget could not be counted in Redis ({e}); this node's own limit applies");
                 true
@@ -255,14 +259,16 @@ impl Bus {
     ) -> Option<Result<(), u64>> {
         let key = format!("{}:throttle:{key}", self.channel);
         let period_ms = (period_seconds.clamp(0.001, 86_400.0) * 1000.0).ceil() as i64;
-        let mut conn = self.counters.clone();
-        let answer: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(GCRA)
-            .arg(1)
-            .arg(&key)
-            .arg(period_ms)
-            .arg(i64::from(burst.max(1)))
-            .query_async(&mut conn)
+        let answer: redis::RedisResult<i64> = self
+            .counters
+            .query(
+                redis::cmd("EVAL")
+                    .arg(GCRA)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(period_ms)
+                    .arg(i64::from(burst.max(1))),
+            )
             .await;
         match answer {
             Ok(0) => Some(Ok(())),
@@ -279,15 +285,17 @@ impl Bus {
     /// Counts of nodes that stopped saying they are alive are dropped. `None` when Redis did not
     /// answer (logged: the node's own count is all that applies then).
     pub async fn open_socket(&self, address: std::net::IpAddr, limit: usize) -> Option<bool> {
-        let mut conn = self.counters.clone();
-        let answer: redis::RedisResult<i64> = redis::cmd("EVAL")
-            .arg(OPEN_SOCKET)
-            .arg(1)
-            .arg(self.sockets_key(address))
-            .arg(&*self.node)
-            .arg(limit)
-            .arg(format!("{}:alive:", self.channel))
-            .query_async(&mut conn)
+        let answer: redis::RedisResult<i64> = self
+            .counters
+            .query(
+                redis::cmd("EVAL")
+                    .arg(OPEN_SOCKET)
+                    .arg(1)
+                    .arg(self.sockets_key(address))
+                    .arg(&*self.node)
+                    .arg(limit)
+                    .arg(format!("{}:alive:", self.channel)),
+            )
             .await;
         match answer {
             Ok(allowed) => Some(allowed == 1),
@@ -303,16 +311,18 @@ impl Bus {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut conn = self.counters.clone();
+        let counters = self.counters.clone();
         let key = self.sockets_key(address);
         let node = self.node.clone();
         runtime.spawn(async move {
-            let done: redis::RedisResult<i64> = redis::cmd("EVAL")
-                .arg(CLOSE_SOCKET)
-                .arg(1)
-                .arg(key)
-                .arg(&*node)
-                .query_async(&mut conn)
+            let done: redis::RedisResult<i64> = counters
+                .query(
+                    redis::cmd("EVAL")
+                        .arg(CLOSE_SOCKET)
+                        .arg(1)
+                        .arg(key)
+                        .arg(&*node),
+                )
                 .await;
             if let Err(e) = done {
                 tracing::warn!("a closed socket could not be taken off the count in Redis ({e})");
@@ -343,6 +353,44 @@ impl Bus {
             );
             let _ = self.lost.try_send(Received::Lost);
         }
+    }
+}
+
+/// The connection the shared counts go through. A multiplexed connection does not reconnect by
+/// itself: after a failure it is dropped and the next count connects again, so the counts are
+/// shared again as soon as Redis is back (the alive key, every 5 s, brings that about).
+#[derive(Clone)]
+struct Counters {
+    client: redis::Client,
+    conn: Arc<std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>>,
+}
+
+impl Counters {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let current = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut conn = match current {
+            Some(conn) => conn,
+            None => {
+                let conn = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    self.client.get_multiplexed_async_connection(),
+                )
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer from Redis",
+                    ))
+                })??;
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+                conn
+            }
+        };
+        let answer = cmd.query_async(&mut conn).await;
+        if answer.is_err() {
+            *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        answer
     }
 }
 
@@ -407,10 +455,15 @@ pub async fn connect(
     let node: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     let (tx, rx) = mpsc::channel(PUBLISH_BACKLOG);
     let (received_tx, received) = mpsc::channel(RECEIVE_BACKLOG);
-    let counters = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    let counters = Counters {
+        conn: Arc::new(std::sync::Mutex::new(Some(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        ))),
+        client: client.clone(),
+    };
     let bus = Bus {
         node: node.clone(),
         channel: channel.clone(),
@@ -438,13 +491,15 @@ pub async fn connect(
 async fn alive_loop(bus: Bus) {
     let key = format!("{}:alive:{}", bus.channel, bus.node);
     loop {
-        let mut conn = bus.counters.clone();
-        let set: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(&key)
-            .arg(1)
-            .arg("EX")
-            .arg(ALIVE_FOR_SECONDS)
-            .query_async(&mut conn)
+        let set: redis::RedisResult<()> = bus
+            .counters
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(ALIVE_FOR_SECONDS),
+            )
             .await;
         if let Err(e) = set {
             tracing::warn!("could not tell Redis this node is alive ({e})");

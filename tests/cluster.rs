@@ -1147,3 +1147,37 @@ async fn customer_sockets_from_one_address_are_counted_across_the_nodes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn limits_are_shared_again_once_redis_is_back() {
+    let Some([pg, _]) = services("limits_are_shared_again_once_redis_is_back") else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start().await else {
+        assert_ne!(
+            std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "FRONTDESK_REQUIRE_POSTGRES=1 but redis-server is not on the PATH"
+        );
+        eprintln!("skipped cluster.rs limits_are_shared_again: redis-server is not on the PATH");
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let nodes = nodes_with(&url, &redis.url(), "frontdesk-test", 2, |s| {
+        s.agents.login_attempts_per_account = 2;
+        s.agents.login_account_backoff_seconds = 600.0;
+        s.agents.login_attempts_per_address = 1000;
+    })
+    .await;
+    // While Redis is down each node counts alone: two tries on each.
+    redis.kill().await;
+    let during = vec!["away@example.com".to_owned(); 4];
+    assert_eq!(failed_logins(&nodes, &during).await, [401, 401, 401, 401]);
+    // Back: a node's first count may still go to the dead connection (and be counted alone);
+    // after that the counts are shared again.
+    redis.resume().await;
+    let warm: Vec<String> = (0..4).map(|i| format!("warm{i}@example.com")).collect();
+    failed_logins(&nodes, &warm).await;
+    let emails = vec!["back@example.com".to_owned(); 3];
+    assert_eq!(failed_logins(&nodes, &emails).await, [401, 401, 429]);
+}
