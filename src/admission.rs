@@ -7,7 +7,9 @@
 //! conversations, ask for a person and leave tickets only so often (across all its sockets). The client address is the TCP peer's, or, when the peer is a trusted
 //! proxy (`server.trusted_proxies`), the last untrusted address of its `X-Forwarded-For`.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +17,6 @@ use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::cluster::Bus;
 use crate::settings::{LimitSettings, ServerSettings};
 
 /// Which pool a socket draws from.
@@ -86,6 +87,22 @@ impl Action {
     }
 }
 
+/// Customer sockets counted for several nodes together (the cluster's Redis link, `cluster::Bus`,
+/// counts them).
+pub trait SharedSockets: Send + Sync {
+    /// Counts one more socket from `address` and tells whether all nodes together now have at
+    /// most `limit` (if not, it is not counted); `None` when it could not be counted (then only
+    /// the node's own count applies).
+    fn open_socket(
+        &self,
+        address: IpAddr,
+        limit: usize,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + '_>>;
+
+    /// Takes back a socket `open_socket` counted (in the background).
+    fn close_socket(&self, address: IpAddr);
+}
+
 /// Handle to admission control; clone it freely.
 #[derive(Clone)]
 pub struct Admission {
@@ -107,8 +124,8 @@ struct Inner {
     tickets: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     trusted: Vec<Cidr>,
-    /// With several nodes: sockets per address are counted across them in Redis too.
-    cluster: Option<Bus>,
+    /// With several nodes: sockets per address are counted across them too.
+    cluster: Option<Arc<dyn SharedSockets>>,
 }
 
 /// `per_minute` a minute, all of them at once in a burst.
@@ -132,8 +149,8 @@ pub struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         if self.shared {
-            if let Some(bus) = &self.inner.cluster {
-                bus.close_socket(self.address);
+            if let Some(shared) = &self.inner.cluster {
+                shared.close_socket(self.address);
             }
         }
         self.inner.counter(self.pool).fetch_sub(1, Ordering::AcqRel);
@@ -189,7 +206,7 @@ impl Admission {
     pub fn linked(
         server: &ServerSettings,
         limits: &LimitSettings,
-        cluster: Option<Bus>,
+        cluster: Option<Arc<dyn SharedSockets>>,
     ) -> Result<Self, String> {
         let trusted = server
             .trusted_proxies
@@ -265,8 +282,8 @@ impl Admission {
     /// alone when Redis does not answer, which is logged).
     pub async fn admit_customer(&self, address: IpAddr) -> Result<Slot, Refused> {
         let mut slot = self.admit(Pool::Customers, address)?;
-        if let Some(bus) = &self.inner.cluster {
-            match bus.open_socket(address, self.inner.per_address).await {
+        if let Some(shared) = &self.inner.cluster {
+            match shared.open_socket(address, self.inner.per_address).await {
                 Some(true) => slot.shared = true,
                 Some(false) => return Err(Refused::TooManyFromAddress { retry_after: 10 }),
                 None => {}

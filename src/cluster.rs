@@ -14,8 +14,8 @@
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
 //! conversations, requests for a person and messages left per client address) and the login
-//! throttles per account and per address ([`Bus::throttle`]) and the customer sockets per address
-//! ([`Bus::open_socket`], counted while their node says it is alive), so N nodes do not allow N
+//! throttles per account and per address ([`Bus::gcra`]) and the customer sockets per address
+//! ([`Bus::count_socket`], counted while their node says it is alive), so N nodes do not allow N
 //! times as much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
@@ -24,6 +24,9 @@
 //! the link drops, every socket of the node is closed with 4004 `reconnect`, and clients resume
 //! from the store with their `last_seq`; a missed publish costs latency, never a message.
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +51,31 @@ const BUDGET: &str = r"
 redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
 return redis.call('INCR', KEYS[1])
 ";
+
+impl crate::accounts::SharedThrottles for Bus {
+    fn throttle<'a>(
+        &'a self,
+        key: &'a str,
+        burst: u32,
+        period_seconds: f64,
+    ) -> crate::accounts::Throttled<'a> {
+        Box::pin(self.gcra(key, burst, period_seconds))
+    }
+}
+
+impl crate::admission::SharedSockets for Bus {
+    fn open_socket(
+        &self,
+        address: IpAddr,
+        limit: usize,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + '_>> {
+        Box::pin(self.count_socket(address, limit))
+    }
+
+    fn close_socket(&self, address: IpAddr) {
+        self.uncount_socket(address);
+    }
+}
 
 /// GCRA in one step on Redis: KEYS[1] holds the theoretical arrival time (ms, Redis's clock);
 /// ARGV[1] is the period in ms, ARGV[2] the burst. Returns 0 when the attempt is allowed (and
@@ -251,12 +279,7 @@ impl Bus {
     /// timed by Redis's clock so the nodes' clocks do not matter). `Some(Ok(()))` when allowed,
     /// `Some(Err(seconds))` when refused with the wait; `None` when Redis did not answer (logged:
     /// the node's own throttle is all that applies then).
-    pub async fn throttle(
-        &self,
-        key: &str,
-        burst: u32,
-        period_seconds: f64,
-    ) -> Option<Result<(), u64>> {
+    async fn gcra(&self, key: &str, burst: u32, period_seconds: f64) -> Option<Result<(), u64>> {
         let key = format!("{}:throttle:{key}", self.channel);
         let period_ms = (period_seconds.clamp(0.001, 86_400.0) * 1000.0).ceil() as i64;
         let answer: redis::RedisResult<i64> = self
@@ -284,7 +307,7 @@ impl Bus {
     /// every live node together now has at most `limit` (if not, the count is taken back).
     /// Counts of nodes that stopped saying they are alive are dropped. `None` when Redis did not
     /// answer (logged: the node's own count is all that applies then).
-    pub async fn open_socket(&self, address: std::net::IpAddr, limit: usize) -> Option<bool> {
+    async fn count_socket(&self, address: IpAddr, limit: usize) -> Option<bool> {
         let answer: redis::RedisResult<i64> = self
             .counters
             .query(
@@ -306,8 +329,8 @@ impl Bus {
         }
     }
 
-    /// Takes back a socket [`Bus::open_socket`] counted (in the background).
-    pub fn close_socket(&self, address: std::net::IpAddr) {
+    /// Takes back a socket [`Bus::count_socket`] counted (in the background).
+    fn uncount_socket(&self, address: IpAddr) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -330,7 +353,7 @@ impl Bus {
         });
     }
 
-    fn sockets_key(&self, address: std::net::IpAddr) -> String {
+    fn sockets_key(&self, address: IpAddr) -> String {
         format!("{}:sockets:{address}", self.channel)
     }
 

@@ -7,8 +7,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::accounts::identity::IdentityVerifier;
-use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role};
-use crate::admission::Admission;
+use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role, SharedThrottles};
+use crate::admission::{Admission, SharedSockets};
 use crate::bot::Bot;
 use crate::cluster::{self, Received};
 use crate::conversation::{Conversations, Desk, Parts};
@@ -110,13 +110,15 @@ impl App {
         let accounts = Accounts::linked(
             store.clone(),
             &settings.agents,
-            link.as_ref().map(|(bus, _, _)| bus.clone()),
+            link.as_ref()
+                .map(|(bus, _, _)| Arc::new(bus.clone()) as Arc<dyn SharedThrottles>),
         );
         demo_accounts(&store, &accounts, settings.agents.demo_agent).await?;
         let admission = Admission::linked(
             &settings.server,
             &settings.limits,
-            link.as_ref().map(|(bus, _, _)| bus.clone()),
+            link.as_ref()
+                .map(|(bus, _, _)| Arc::new(bus.clone()) as Arc<dyn SharedSockets>),
         )
         .map_err(anyhow::Error::msg)?;
         let limits = &settings.limits;

@@ -3,11 +3,13 @@
 //! `Retry-After`), the same argon2 work whether or not the email belongs to an account (a dummy
 //! hash stands in), and a bounded pool for password hashing, so a flood of logins cannot take the
 //! CPU and memory every conversation needs (argon2 uses ~19 MiB per hash). With several nodes
-//! the throttles are also counted in Redis for all of them (`Bus::throttle`), falling back to
+//! the throttles are also counted in Redis for all of them ([`SharedThrottles`]), falling back to
 //! the node's own count (logged) when Redis does not answer.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,7 +19,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
 use super::{hash_password, verify_password, AuthError};
-use crate::cluster::Bus;
 use crate::settings::AgentSettings;
 
 /// Longest a login waits for a free hashing thread before it is told to come back.
@@ -37,10 +38,23 @@ struct Inner {
     verifications: AtomicU64,
 }
 
-/// The throttles counted in Redis: the link, and (burst, period in seconds) per account and per
-/// address.
+/// What [`SharedThrottles::throttle`] answers: `Some(Ok(()))` allowed, `Some(Err(seconds))`
+/// refused with the wait, `None` not counted.
+pub type Throttled<'a> = Pin<Box<dyn Future<Output = Option<Result<(), u64>>> + Send + 'a>>;
+
+/// Throttles counted for several nodes together (the cluster's Redis link, `cluster::Bus`,
+/// counts them).
+pub trait SharedThrottles: Send + Sync {
+    /// Counts one attempt against the throttle `key`: a burst of `burst`, then one per
+    /// `period_seconds`. `Some(Ok(()))` when allowed, `Some(Err(seconds))` when refused with the
+    /// wait, `None` when it could not be counted (then only the node's own throttle applies).
+    fn throttle<'a>(&'a self, key: &'a str, burst: u32, period_seconds: f64) -> Throttled<'a>;
+}
+
+/// The throttles counted for every node: where, and (burst, period in seconds) per account and
+/// per address.
 struct Shared {
-    bus: Bus,
+    bus: Arc<dyn SharedThrottles>,
     account: (u32, f64),
     address: (u32, f64),
 }
@@ -60,7 +74,7 @@ impl Gate {
 
     /// As [`Gate::new`]; with `cluster`, the throttles also count the attempts made on every
     /// other node (in Redis), so N nodes do not give an attacker N times the attempts.
-    pub fn linked(settings: &AgentSettings, cluster: Option<Bus>) -> Self {
+    pub fn linked(settings: &AgentSettings, cluster: Option<Arc<dyn SharedThrottles>>) -> Self {
         Self(Arc::new(Inner {
             shared: cluster.map(|bus| Shared {
                 bus,

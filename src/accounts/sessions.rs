@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::login::Gate;
+use super::login::{Gate, SharedThrottles};
 use super::{token, Account, AuthError, Login};
 use crate::clock::now_ms;
-use crate::cluster::Bus;
 use crate::ids::AgentId;
 use crate::settings::AgentSettings;
 use crate::store::{Store, TokenLookup};
@@ -71,7 +70,11 @@ impl Accounts {
     }
 
     /// As [`Accounts::new`]; with `cluster`, login throttles count every node's attempts.
-    pub fn linked(store: Store, settings: &AgentSettings, cluster: Option<Bus>) -> Self {
+    pub fn linked(
+        store: Store,
+        settings: &AgentSettings,
+        cluster: Option<Arc<dyn SharedThrottles>>,
+    ) -> Self {
         let (revoked, _) = broadcast::channel(256);
         Self(Arc::new(Inner {
             store,
