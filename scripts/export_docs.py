@@ -9,9 +9,10 @@ Every `.md`, `.mdx`, `.mdoc` and `.markdown` file under SRC_DIR (folder structur
 
 - front matter reduced to `title`, `tags` and `url` (title from the front matter, the first `#`
   heading or the file name; `url` from `--url-base` plus the page's `permalink`/`slug` or path);
-  FAQ lists in the front matter (`faqItems`/`faq`: question + answer) become a "Frequently asked
-  questions" section, so their answers can be found;
-- Markdoc tags (`{% note %}`, `{% /note %}`, `{% iframe ... /%}`) dropped, their inner text kept;
+  FAQ lists in the front matter (`faqItems`/`faq`: question + answer) become `###` question
+  sections where a `{% faq /%}` tag stands (else a "Frequently asked questions" section at the end);
+- Markdoc tags (`{% note %}`, `{% /note %}`, `{% iframe ... /%}`) dropped, their inner text and
+  `text="..."` attributes kept;
 - Obsidian syntax: `[[page#heading|alias]]` becomes its alias (or page name), embeds `![[...]]`,
   `%% comments %%` and block ids (`^id`) dropped, callouts `> [!tip] Title` become `> **Title**`;
 - MDX imports/exports removed (JSX and HTML tags the loader strips itself).
@@ -34,6 +35,8 @@ import yaml
 EXTENSIONS = (".md", ".mdx", ".mdoc", ".markdown")
 FENCE = re.compile(r"^\s*(```|~~~)")
 MARKDOC_TAG = re.compile(r"\{%.*?%\}", re.S)
+MARKDOC_TEXT_ATTR = re.compile(r'\btext="((?:[^"\\]|\\.)*)"')
+MARKDOC_FAQ = re.compile(r"^\s*\{%\s*faq\b[^%]*%\}\s*$", re.M)
 EMBED = re.compile(r"!\[\[[^\]]*\]\]")
 WIKILINK = re.compile(r"\[\[([^\]|]*)(?:\|([^\]]*))?\]\]")
 OBSIDIAN_COMMENT = re.compile(r"%%.*?%%", re.S)
@@ -95,9 +98,15 @@ def clean_prose(text):
     return "".join(out)
 
 
+def markdoc_tag_text(match):
+    """A Markdoc tag is dropped, except the `text="..."` its notice boxes carry."""
+    text = MARKDOC_TEXT_ATTR.search(match.group(0))
+    return text.group(1).replace('\\"', '"') if text else ""
+
+
 def clean_chunk(text):
     text = OBSIDIAN_COMMENT.sub("", text)
-    text = MARKDOC_TAG.sub("", text)
+    text = MARKDOC_TAG.sub(markdoc_tag_text, text)
     text = EMBED.sub("", text)
     text = WIKILINK.sub(wikilink_text, text)
     lines = []
@@ -113,7 +122,17 @@ def clean_chunk(text):
     return "\n".join(lines) + "\n"
 
 
-def faq_section(front):
+def with_faq(body, front):
+    """The body with the front matter's FAQ answers: where a `{% faq /%}` tag stands, else at the end."""
+    items = faq_items(front)
+    if not items:
+        return clean_prose(body)
+    if MARKDOC_FAQ.search(body):
+        return clean_prose(MARKDOC_FAQ.sub(lambda _: "\n" + items, body, count=1))
+    return clean_prose(body) + "\n## Frequently asked questions\n\n" + items
+
+
+def faq_items(front):
     items = front.get("faqItems") or front.get("faq") or []
     if isinstance(items, str):
         try:
@@ -126,9 +145,7 @@ def faq_section(front):
     for item in items:
         if isinstance(item, dict) and item.get("question") and item.get("answer"):
             parts.append(f"### {str(item['question']).strip()}\n\n{str(item['answer']).strip()}\n")
-    if not parts:
-        return ""
-    return "\n## Frequently asked questions\n\n" + "\n".join(parts)
+    return "\n".join(parts)
 
 
 def title_of(front, body, rel):
@@ -186,7 +203,7 @@ def export(src, out, include, exclude, url_base):
         if front.get("draft") is True or front.get("publish") is False:
             skipped += 1
             continue
-        body = clean_prose(body) + faq_section(front)
+        body = with_faq(body, front)
         header = {"title": title_of(front, body, rel)}
         tags = tags_of(front)
         if tags:
