@@ -20,7 +20,8 @@ Every `.md`, `.mdx`, `.mdoc` and `.markdown` file under SRC_DIR (folder structur
 Pages marked `draft: true` or `publish: false` are skipped. Files matching an `--exclude` glob
 (relative path, e.g. `api-*` or `Contributing*/**`) are skipped; with `--include`, only matching
 files are exported. OUT_DIR is emptied of markdown first, so the command is repeatable. Prints how
-many pages it wrote; check them with `frontdesk kb lint OUT_DIR`.
+many pages it wrote; check them with `frontdesk kb lint OUT_DIR`. Tests:
+`python3 -m unittest scripts/test_export_docs.py`.
 """
 
 import argparse
