@@ -94,6 +94,10 @@ impl App {
             .collectors()
             .into_iter()
             .for_each(|c| metrics.register(c));
+        store
+            .collectors()
+            .into_iter()
+            .for_each(|c| metrics.register(c));
         let nlu = open_nlu(&settings, encoder.clone(), cache.clone()).await?;
         let kb = open_kb(&settings, encoder, cache).await?;
         let watcher = if settings.kb.watch {
