@@ -340,6 +340,7 @@ impl Bot {
             semantic_rank: 0,
             fused: 0.0,
             heading_similarity: 0.0,
+            standing: 0.0,
         })
     }
 
@@ -630,6 +631,7 @@ mod tests {
             semantic_rank: 1,
             fused,
             heading_similarity: 0.0,
+            standing: 0.0,
         }
     }
 
