@@ -41,8 +41,8 @@ FEATURES = [
 # What a dump made with the reranker (models/reranker) adds after them (kb::RERANK_FEATURES).
 RERANK_FEATURES = ["rerank_probability", "rerank_inverse_rank", "rerank_margin"]
 MAX_CHOICES = 3
-# How option_threshold is chosen ("half": half the choices threshold; "lowest": see thresholds()).
-OPTION_RULE = "half"
+# How unsure_option_threshold is chosen ("half": half the choices threshold; "lowest": see thresholds()).
+OPTION_RULE = "lowest"
 # The direction each feature may push the probability (+1 up, -1 down, 0 either way).
 SIGN = {
     "similarity": 1, "percentile": 1, "gap_to_best": -1, "margin": 1, "inverse_rank": 1,
@@ -140,11 +140,12 @@ def decide(judged, t):
     answers reaches it."""
     if not judged:
         return "decline", []
-    options = [judged[0]] + [j for j in judged[1:] if j[0] >= t["option_threshold"]]
+    unsure = judged[0][0] < t["choices_threshold"]
+    floor = t.get("unsure_option_threshold", t["option_threshold"]) if unsure else t["option_threshold"]
+    options = [judged[0]] + [j for j in judged[1:] if j[0] >= floor]
     options = options[:MAX_CHOICES]
     any_of_them = 1.0 - np.prod([1.0 - p for p, _ in options])
-    if judged[0][0] < t["choices_threshold"] and (len(options) < 2
-                                                  or any_of_them < t["choices_threshold"]):
+    if unsure and (len(options) < 2 or any_of_them < t["choices_threshold"]):
         return "decline", []
     if len(options) == 1:
         return "answer", [judged[0][1]]
@@ -168,14 +169,15 @@ def thresholds(model, qs, balance=False):
             answer = float(t)
             break
     answer = max(answer, choices)
-    t = {"choices_threshold": choices, "answer_threshold": answer, "option_threshold": choices / 2}
+    t = {"choices_threshold": choices, "answer_threshold": answer, "option_threshold": choices / 2,
+         "unsure_option_threshold": choices / 2}
     if OPTION_RULE == "lowest":
-        # The lowest option threshold (never above half the choices threshold) at which the
-        # fitting data's unanswerable questions are still declined at least 90% of the time
-        # (the goal), now that two weaker articles together can be offered.
+        # Below the choices threshold: the lowest threshold for the articles counted with the best
+        # (never above half the choices threshold) at which the fitting data's unanswerable
+        # questions are still declined at least 90% of the time (the goal).
         judged = [model.judge(q) for q in qs if not q["answerable"]]
         for o in np.arange(0.05, choices / 2, 0.01):
-            trial = dict(t, option_threshold=float(o))
+            trial = dict(t, unsure_option_threshold=float(o))
             declined = np.mean([decide(j, trial)[0] == "decline" for j in judged]) if judged else 1
             if declined >= 0.90:
                 t = trial
@@ -273,7 +275,7 @@ def leave_one_base_out(paths, a, all_names, use):
         report = [q for q in qs if base_of(q) == held
                   and not (held == "stackfaq" and not q["set"].endswith("-test"))]
         model = Model(fit, use, a.C, a.balance, all_names, a.free)
-        t = thresholds(model, fit, a.balance)
+        t = thresholds(model, fit, a.balance == "both")
         s = score(model, report, t)
         rows_.append((held, s, t))
         print(f"  held out {held:<11} n {s['answerable']:>4} right {s['right']:5.1f}"
@@ -302,15 +304,16 @@ def main():
     ap.add_argument("--diagnose", action="store_true",
                     help="for each --report file, where the declined questions' pages were and"
                          " what offering choices below the threshold would cost")
-    ap.add_argument("--balance", action="store_true",
-                    help="each base weighs alike in the fit and the thresholds")
+    ap.add_argument("--balance", nargs="?", const="both", choices=["both", "fit"],
+                    help="each base weighs alike in the fit and the thresholds (--balance fit:"
+                         " in the fit only; the thresholds from the pooled questions)")
     ap.add_argument("--leave-one-base-out", action="store_true",
                     help="instead of one fit: for each base among the --fit files, fit on the"
                          " others and report on it (docs/EVALUATION.md)")
     ap.add_argument("--never-fit", nargs="*", default=["plausible"],
                     help="bases in no fit of --leave-one-base-out, only reported on")
-    ap.add_argument("--option-rule", choices=["half", "lowest"], default="half",
-                    help="how option_threshold is chosen (see thresholds())")
+    ap.add_argument("--option-rule", choices=["half", "lowest"], default="lowest",
+                    help="how unsure_option_threshold is chosen (see thresholds())")
     a = ap.parse_args()
     global OPTION_RULE
     OPTION_RULE = a.option_rule
@@ -324,7 +327,7 @@ def main():
         leave_one_base_out(a.fit, a, all_names, use)
         return
     model = Model(fit, use, a.C, a.balance, all_names, a.free)
-    t = thresholds(model, fit, a.balance)
+    t = thresholds(model, fit, a.balance == "both")
     print("fitted on", ", ".join(a.fit), "| thresholds",
           {k: round(v, 3) for k, v in t.items()})
     print(f"  {'set':<40} {'n':>4} {'right':>6} {'first':>6} {'choice':>6} {'declnd':>6}"

@@ -373,6 +373,9 @@ pub struct Model {
     pub choices_threshold: f32,
     /// Least probability for a second or third article to be offered beside the best.
     pub option_threshold: f32,
+    /// Below the choices threshold, least probability for a second or third article to be counted
+    /// with the best (the default of `bot.unsure_option_threshold`).
+    pub unsure_option_threshold: f32,
     /// What it was fitted on.
     pub fitted_on: String,
 }
