@@ -5,7 +5,7 @@
     python3 scripts/fit_answerability.py --fit A.jsonl B.jsonl --report C.jsonl [--write models/answerability-rerank.json]
     python3 scripts/fit_answerability.py --no-rerank ... [--write models/answerability.json]
 
-Dumps made with the reranker carry its three features after the fourteen others; the model with
+Dumps made with the reranker carry its three features after the sixteen others; the model with
 them is models/answerability-rerank.json (bot.rerank.enabled), the one without
 models/answerability.json.
 
@@ -36,16 +36,20 @@ FEATURES = [
     "similarity", "percentile", "gap_to_best", "margin", "inverse_rank", "keyword_score",
     "inverse_keyword_rank", "heading_similarity", "passage_coverage", "article_coverage",
     "base_coverage", "question_words", "passages_found", "similarity_x_article_coverage",
+    "standing", "title_coverage",
 ]
 # What a dump made with the reranker (models/reranker) adds after them (kb::RERANK_FEATURES).
 RERANK_FEATURES = ["rerank_probability", "rerank_inverse_rank", "rerank_margin"]
 MAX_CHOICES = 3
+# How unsure_option_threshold is chosen ("half": half the choices threshold; "lowest": see thresholds()).
+OPTION_RULE = "lowest"
 # The direction each feature may push the probability (+1 up, -1 down, 0 either way).
 SIGN = {
     "similarity": 1, "percentile": 1, "gap_to_best": -1, "margin": 1, "inverse_rank": 1,
     "keyword_score": 1, "inverse_keyword_rank": 1, "heading_similarity": 1,
     "passage_coverage": 1, "article_coverage": 1, "base_coverage": 1, "question_words": 0,
-    "passages_found": 1, "similarity_x_article_coverage": 1,
+    "passages_found": 1, "similarity_x_article_coverage": 1, "standing": 1,
+    "title_coverage": 1,
     "rerank_probability": 1, "rerank_inverse_rank": 1, "rerank_margin": 1,
 }
 
@@ -59,7 +63,7 @@ def load(paths):
 
 
 def names(qs):
-    """The dumps' feature names (the first 14 alone in dumps made before the reranker)."""
+    """The dumps' feature names (FEATURES alone in dumps made without the reranker)."""
     found = {tuple(q.get("feature_names", FEATURES)) for q in qs}
     if len(found) != 1:
         raise SystemExit("the dumps were made with different features; dump them again")
@@ -70,12 +74,12 @@ def rows(qs, use):
     X, y, w = [], [], []
     per_set = {}
     for q in qs:
-        per_set[q["set"].split("-")[0]] = per_set.get(q["set"].split("-")[0], 0) + 1
+        per_set[base_of(q)] = per_set.get(base_of(q), 0) + 1
     for q in qs:
         for c in q["candidates"]:
             X.append([c["features"][i] for i in use])
             y.append(1 if c["right"] else 0)
-            w.append(1.0 / per_set[q["set"].split("-")[0]])
+            w.append(1.0 / per_set[base_of(q)])
     w = np.array(w)
     return np.array(X), np.array(y), w * len(w) / w.sum()
 
@@ -130,11 +134,19 @@ class Model:
 
 
 def decide(judged, t):
-    """What the bot does: ('decline'|'answer'|'choices', [right flags of what it offers])."""
-    if not judged or judged[0][0] < t["choices_threshold"]:
+    """What the bot does (src/bot/mod.rs `decide`): ('decline'|'answer'|'choices', [right flags
+    of what it offers]). Below the choices threshold, two or three articles each at least
+    option_threshold probable are still offered when the probability that at least one of them
+    answers reaches it."""
+    if not judged:
         return "decline", []
-    options = [judged[0]] + [j for j in judged[1:] if j[0] >= t["option_threshold"]]
+    unsure = judged[0][0] < t["choices_threshold"]
+    floor = t.get("unsure_option_threshold", t["option_threshold"]) if unsure else t["option_threshold"]
+    options = [judged[0]] + [j for j in judged[1:] if j[0] >= floor]
     options = options[:MAX_CHOICES]
+    any_of_them = 1.0 - np.prod([1.0 - p for p, _ in options])
+    if unsure and (len(options) < 2 or any_of_them < t["choices_threshold"]):
+        return "decline", []
     if len(options) == 1:
         return "answer", [judged[0][1]]
     return "choices", [o[1] for o in options]
@@ -157,8 +169,20 @@ def thresholds(model, qs, balance=False):
             answer = float(t)
             break
     answer = max(answer, choices)
-    return {"choices_threshold": choices, "answer_threshold": answer,
-            "option_threshold": choices / 2}
+    t = {"choices_threshold": choices, "answer_threshold": answer, "option_threshold": choices / 2,
+         "unsure_option_threshold": choices / 2}
+    if OPTION_RULE == "lowest":
+        # Below the choices threshold: the lowest threshold for the articles counted with the best
+        # (never above half the choices threshold) at which the fitting data's unanswerable
+        # questions are still declined at least 90% of the time (the goal).
+        judged = [model.judge(q) for q in qs if not q["answerable"]]
+        for o in np.arange(0.05, choices / 2, 0.01):
+            trial = dict(t, unsure_option_threshold=float(o))
+            declined = np.mean([decide(j, trial)[0] == "decline" for j in judged]) if judged else 1
+            if declined >= 0.90:
+                t = trial
+                break
+    return t
 
 
 def score(model, qs, t):
@@ -230,6 +254,42 @@ def diagnose(model, t, paths):
                       f" of answerable ones")
 
 
+def base_of(q):
+    """The knowledge base a dumped question is about: its set's name up to the first '-'
+    (stackfaq-fold0-train and stackfaq-fold1-test are one base, StackFAQ; demo-dev and
+    demo-dev2 the demo base)."""
+    return q["set"].split("-")[0]
+
+
+def leave_one_base_out(paths, a, all_names, use):
+    """Fits on every base but one and reports on that one, for each base in turn. StackFAQ's
+    train dumps are fitted on and its test dumps reported on; a base in --never-fit is in no fit
+    (it is only reported on, by the model fitted on all the others). Prints one row per held-out
+    base and the mean over those not in --never-fit: the figure to choose settings by."""
+    qs = load(paths)
+    bases = sorted({base_of(q) for q in qs})
+    rows_ = []
+    for held in bases:
+        fit = [q for q in qs if base_of(q) != held and base_of(q) not in a.never_fit
+               and not q["set"].endswith("-test")]
+        report = [q for q in qs if base_of(q) == held
+                  and not (held == "stackfaq" and not q["set"].endswith("-test"))]
+        model = Model(fit, use, a.C, a.balance, all_names, a.free)
+        t = thresholds(model, fit, a.balance == "both")
+        s = score(model, report, t)
+        rows_.append((held, s, t))
+        print(f"  held out {held:<11} n {s['answerable']:>4} right {s['right']:5.1f}"
+              f" (first {s['first']:5.1f} + choices {s['choices']:5.1f}) declined"
+              f" {s['declined']:5.1f} | unanswerable {s['unanswerable']:>3} declined"
+              f" {s['unanswerable_declined']:5.1f} | thresholds {t['choices_threshold']:.3f}")
+    chosen = [s for b, s, _ in rows_ if b not in a.never_fit]
+    if chosen:
+        right = np.mean([s["right"] for s in chosen])
+        unans = np.mean([s["unanswerable_declined"] for s in chosen])
+        print(f"  mean over {', '.join(b for b, _, _ in rows_ if b not in a.never_fit)}:"
+              f" right {right:5.1f}, unanswerable declined {unans:5.1f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fit", nargs="+", required=True)
@@ -244,16 +304,30 @@ def main():
     ap.add_argument("--diagnose", action="store_true",
                     help="for each --report file, where the declined questions' pages were and"
                          " what offering choices below the threshold would cost")
-    ap.add_argument("--balance", action="store_true",
-                    help="each base weighs alike in the fit and the thresholds")
+    ap.add_argument("--balance", nargs="?", const="both", choices=["both", "fit"],
+                    help="each base weighs alike in the fit and the thresholds (--balance fit:"
+                         " in the fit only; the thresholds from the pooled questions)")
+    ap.add_argument("--leave-one-base-out", action="store_true",
+                    help="instead of one fit: for each base among the --fit files, fit on the"
+                         " others and report on it (docs/EVALUATION.md)")
+    ap.add_argument("--never-fit", nargs="*", default=["plausible"],
+                    help="bases in no fit of --leave-one-base-out, only reported on")
+    ap.add_argument("--option-rule", choices=["half", "lowest"], default="lowest",
+                    help="how unsure_option_threshold is chosen (see thresholds())")
     a = ap.parse_args()
+    global OPTION_RULE
+    OPTION_RULE = a.option_rule
     fit = load(a.fit)
     all_names = names(fit)
     if a.no_rerank:
         all_names = [f for f in all_names if f not in RERANK_FEATURES]
     use = [i for i, f in enumerate(all_names) if f not in a.drop]
+    if a.leave_one_base_out:
+        print("leave one base out; features:", ", ".join(all_names[i] for i in use))
+        leave_one_base_out(a.fit, a, all_names, use)
+        return
     model = Model(fit, use, a.C, a.balance, all_names, a.free)
-    t = thresholds(model, fit, a.balance)
+    t = thresholds(model, fit, a.balance == "both")
     print("fitted on", ", ".join(a.fit), "| thresholds",
           {k: round(v, 3) for k, v in t.items()})
     print(f"  {'set':<40} {'n':>4} {'right':>6} {'first':>6} {'choice':>6} {'declnd':>6}"

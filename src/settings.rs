@@ -327,6 +327,12 @@ pub struct BotSettings {
     /// Least probability for a second or third article to be offered beside the best one
     /// ("Which of these is it?"); when no other article reaches it, the best one is answered.
     pub option_threshold: f32,
+    /// When the best article is below `choices_threshold`: least probability for a second or third
+    /// article to be counted with it; when together they reach `choices_threshold` (the
+    /// probability that one of them answers), they are offered. Two articles that fit one question
+    /// equally split the evidence between them, so the runner-up is often far below
+    /// `option_threshold`. The default is the model's (`models/answerability.json`).
+    pub unsure_option_threshold: f32,
     /// Most articles offered at once.
     pub max_choices: usize,
     /// Longest line quoted from each offered article, in characters.
@@ -372,6 +378,7 @@ impl Default for BotSettings {
             answer_threshold: 0.54,
             choices_threshold: 0.54,
             option_threshold: 0.27,
+            unsure_option_threshold: 0.05,
             max_choices: 3,
             choice_line_chars: 120,
             max_passage_chars: 600,

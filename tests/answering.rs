@@ -67,6 +67,28 @@ async fn on_the_plausible_docs_the_right_page_is_cited_first_or_among_choices() 
     assert!(found, "{text:?}: {r}");
 }
 
+/// A short question whose one fitting page stands far out from the rest of the base is answered,
+/// though its cosine (0.55) is middling: the decision weighs how far the passage stands out from
+/// the question's similarity to every section (`standing`), not the cosine alone. Declined before.
+#[tokio::test]
+async fn on_the_plausible_docs_a_page_that_stands_out_is_answered_though_its_cosine_is_middling() {
+    let Some(app) = plausible_app(
+        "on_the_plausible_docs_a_page_that_stands_out_is_answered_though_its_cosine_is_middling",
+    )
+    .await
+    else {
+        return;
+    };
+    let text = "is there dark mode";
+    let r = reply(&app, text).await;
+    assert!(is_answer(&r), "{text:?} was not answered: {r}");
+    assert_eq!(
+        cited(&r).first().map(|(p, _)| p.as_str()),
+        Some("dashboard-appearance.md"),
+        "{r}"
+    );
+}
+
 #[tokio::test]
 async fn on_the_plausible_docs_csv_export_cites_the_export_page_not_the_api() {
     let Some(app) =

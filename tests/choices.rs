@@ -13,7 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{spawn_app_with, Client, TestApp};
+use common::{spawn_app, spawn_app_with, Client, TestApp};
 use serde_json::{json, Value};
 
 /// Demo questions that fit more than one article.
@@ -412,4 +412,61 @@ async fn choices_count_against_the_message_rate() {
     let refused = refused.expect("a burst of choices is refused like a burst of messages");
     assert_eq!(refused["code"], "rate_limited", "{refused}");
     assert!(customer.settle().await.is_empty(), "the socket stays open");
+}
+
+/// Two articles that fit one question equally (switching the cup warmer on, and off), as the
+/// browser test adds them.
+const TWINS: [(&str, &str); 2] = [
+    (
+        "cup-warmer-on.md",
+        "---\ntitle: \"Cup warmer: switch it on\"\n---\n\nThe cup warmer on top of your Tidewater Brewer heats the plate your cups stand on. To switch the cup warmer on, hold the cup button for two seconds: the cup light turns orange.\n",
+    ),
+    (
+        "cup-warmer-off.md",
+        "---\ntitle: \"Cup warmer: switch it off\"\n---\n\nThe cup warmer on top of your Tidewater Brewer heats the plate your cups stand on. To switch the cup warmer off, hold the cup button for two seconds again: the cup light goes out. It also switches itself off after 30 minutes.\n",
+    ),
+];
+
+async fn article_count(app: &TestApp) -> usize {
+    let (_, health) = app.get("/api/health").await;
+    health["articles"]
+        .as_u64()
+        .expect("articles in /api/health") as usize
+}
+
+/// With the product's own thresholds, two articles added by the watcher to a running server are
+/// offered as choices for a question both fit, as they are when loaded at start; after the two
+/// other questions the browser test asks first (`tests/e2e/choices.test.js`).
+#[tokio::test]
+async fn twin_articles_added_to_a_running_server_are_offered_as_choices() {
+    let app = spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    for (i, question) in QUESTIONS[..2].iter().enumerate() {
+        customer.ask(&format!("q{i}"), question).await;
+    }
+
+    let before = article_count(&app).await;
+    let dir = app.kb_dir.join("e2e-choices");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in TWINS {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let started = Instant::now();
+    while article_count(&app).await < before + 2 {
+        // A correctness test: the watcher picks the articles up, however slowly the machine runs.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the twins were not indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Asked at once, as a customer may: what the bot weighs of the base's words must already
+    // include the new articles (it was rebuilt in the background, a race the question lost).
+    let (_, reply) = customer.ask("twin", "the cup warmer on my brewer").await;
+    let titles: Vec<String> = options(&reply).into_iter().map(|(l, _)| l).collect();
+    assert!(
+        titles.iter().filter(|t| t.contains("Cup warmer")).count() == 2,
+        "{reply}"
+    );
 }

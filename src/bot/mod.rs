@@ -340,6 +340,7 @@ impl Bot {
             semantic_rank: 0,
             fused: 0.0,
             heading_similarity: 0.0,
+            standing: 0.0,
         })
     }
 
@@ -363,7 +364,8 @@ fn found(reply: &Reply) -> bool {
 /// article at least `option_threshold` probable is offered beside it ("Which of these is it?", up
 /// to `max_choices`); with none, the best one is answered directly. Below `choices_threshold`
 /// nothing fits ("I don't know") unless the articles offered together reach it (the probability
-/// that at least one of them answers): two articles that fit equally split the evidence.
+/// that at least one of them answers): two articles that fit equally split the evidence, so
+/// then articles down to `unsure_option_threshold` count.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -402,13 +404,19 @@ pub(crate) fn decide(
     };
     let best = &candidates[top.passage];
     // The articles probable enough to be offered beside the best one.
-    let offered: Vec<&Judged> =
-        std::iter::once(top)
-            .chain(judged[1..].iter().filter(|j| {
-                j.probability >= settings.option_threshold && j.passage < candidates.len()
-            }))
-            .take(settings.max_choices.max(1))
-            .collect();
+    let option_threshold = if confidence < settings.choices_threshold {
+        settings.unsure_option_threshold
+    } else {
+        settings.option_threshold
+    };
+    let offered: Vec<&Judged> = std::iter::once(top)
+        .chain(
+            judged[1..]
+                .iter()
+                .filter(|j| j.probability >= option_threshold && j.passage < candidates.len()),
+        )
+        .take(settings.max_choices.max(1))
+        .collect();
     // When two or three articles fit about equally, each one's probability is split between them
     // (the model weighs the margin to the runner-up), though one of them very likely answers: the
     // choice is judged by the probability that at least one of them does.
@@ -630,6 +638,7 @@ mod tests {
             semantic_rank: 1,
             fused,
             heading_similarity: 0.0,
+            standing: 0.0,
         }
     }
 
@@ -760,6 +769,17 @@ mod tests {
         );
         assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
         assert_eq!(reply.sources.len(), 2, "both articles are offered");
+        // The margin to its twin pulls the runner-up far below the best (the browser test's cup
+        // warmer twins: 0.45 and 0.26); below the choices threshold it still counts.
+        let reply = decide_with(
+            vec![
+                passage("cup-warmer-off.md", 0.69, 0.69),
+                passage("cup-warmer-on.md", 0.68, 0.68),
+            ],
+            &[("cup-warmer-off.md", 0.45), ("cup-warmer-on.md", 0.26)],
+        );
+        assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
+        assert_eq!(reply.sources.len(), 2, "both articles are offered");
         // Two weak ones do not add up to a choice.
         let weak = settings.option_threshold + 0.01;
         let reply = decide_with(
@@ -779,7 +799,7 @@ mod tests {
             ],
             &[
                 ("refunds.md", settings.choices_threshold - 0.01),
-                ("returns.md", settings.option_threshold - 0.01),
+                ("returns.md", settings.unsure_option_threshold - 0.01),
             ],
         );
         assert_eq!(reply.outcome, Outcome::DontKnow);
@@ -844,6 +864,7 @@ mod tests {
         assert!((settings.answer_threshold - model.answer_threshold).abs() < 0.01);
         assert!((settings.choices_threshold - model.choices_threshold).abs() < 0.01);
         assert!((settings.option_threshold - model.option_threshold).abs() < 0.01);
+        assert!((settings.unsure_option_threshold - model.unsure_option_threshold).abs() < 0.01);
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub(crate) fn settings_at(threshold: f32) -> BotSettings {
         choices_threshold: threshold,
         answer_threshold: shipped.answer_threshold.max(threshold),
         option_threshold: shipped.option_threshold.min(threshold),
+        unsure_option_threshold: shipped.unsure_option_threshold.min(threshold),
         ..shipped
     }
 }

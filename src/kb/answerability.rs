@@ -6,8 +6,11 @@
 //! its best passage is (raw and as this base's [`Calibration`] percentile), how far it leads or
 //! trails the other articles, whether keyword search agrees, how well its headings fit, and how many
 //! of the question's content words — weighted by how rare they are in this base — the passage, the
-//! article and the whole base contain: a question the base cannot answer often uses words the base
-//! never uses. The model's probability that the article answers the question both reranks the
+//! article, the article's title and headings alone, and the whole base contain: a question the base
+//! cannot answer often uses words the base never uses, and help centres title an article with the
+//! words customers ask about; and how far the passage stands out from the question's similarity to every section
+//! of the base (in standard deviations), which means the same whatever the scale of cosines on a
+//! base. The model's probability that the article answers the question both reranks the
 //! articles and is the confidence the bot decides on.
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +21,7 @@ use serde::Deserialize;
 use super::{Article, Calibration, Passage};
 
 /// The features, in the order the model's weights use.
-pub const FEATURES: [&str; 14] = [
+pub const FEATURES: [&str; 16] = [
     "similarity",
     "percentile",
     "gap_to_best",
@@ -33,6 +36,8 @@ pub const FEATURES: [&str; 14] = [
     "question_words",
     "passages_found",
     "similarity_x_article_coverage",
+    "standing",
+    "title_coverage",
 ];
 
 /// What the reranker ([`super::Reranker`]) adds, after [`FEATURES`], when it has rescored the top
@@ -42,12 +47,15 @@ pub const RERANK_FEATURES: [&str; 3] =
     ["rerank_probability", "rerank_inverse_rank", "rerank_margin"];
 
 /// How often each content word occurs in this base (sections containing it) and which words each
-/// article uses: built with the calibration, in the background after an edit.
+/// article uses: rebuilt by every sync before the changed articles are searchable.
 #[derive(Debug, Default)]
 pub struct Lexicon {
     sections: usize,
     df: HashMap<String, u32>,
     articles: HashMap<String, HashSet<String>>,
+    /// Each article's title and headings alone: the words its editors chose to say what it is
+    /// about ("Bounce rate" for "what does bounce rate mean").
+    titles: HashMap<String, HashSet<String>>,
     /// Each section's words with its article's title and its headings, by (path, anchor), so a
     /// turn does not tokenise its passages (None: two sections share the anchor, so the turn
     /// tokenises the one it has).
@@ -60,11 +68,13 @@ impl Lexicon {
         let mut lexicon = Self::default();
         for article in articles {
             let mut in_article: HashSet<String> = words(&article.title).collect();
+            let mut in_titles = in_article.clone();
             for section in &article.sections {
                 lexicon.sections += 1;
                 let mut in_section: HashSet<String> = words(&section.text).collect();
                 for h in &section.heading_path {
                     in_section.extend(words(h));
+                    in_titles.extend(words(h));
                 }
                 for w in &in_section {
                     *lexicon.df.entry(w.clone()).or_default() += 1;
@@ -78,6 +88,7 @@ impl Lexicon {
                     .or_insert(Some(in_section));
             }
             lexicon.articles.insert(article.path.clone(), in_article);
+            lexicon.titles.insert(article.path.clone(), in_titles);
         }
         lexicon
     }
@@ -241,8 +252,8 @@ pub fn features_reranked(
                 .get(&(best.path.clone(), best.anchor.clone()))
             {
                 Some(Some(set)) => set,
-                // A section added since the lexicon was built (it is rebuilt in the background
-                // after every edit), or one of two with the same anchor.
+                // A section the lexicon does not know (a caller's own passage), or one of two with
+                // the same anchor.
                 _ => {
                     tokenised = words(&best.text)
                         .chain(words(&best.title))
@@ -255,6 +266,15 @@ pub fn features_reranked(
             let article_coverage = match lexicon.articles.get(*path) {
                 Some(set) => coverage(&|w| set.contains(w) || passage_words.contains(w)),
                 None => passage_coverage,
+            };
+            let title_coverage = match lexicon.titles.get(*path) {
+                Some(set) => coverage(&|w| set.contains(w)),
+                None => {
+                    let own: HashSet<String> = words(&best.title)
+                        .chain(best.heading_path.iter().flat_map(|h| words(h)))
+                        .collect();
+                    coverage(&|w| own.contains(w))
+                }
             };
             let features = vec![
                 similarity,
@@ -275,6 +295,8 @@ pub fn features_reranked(
                 (1.0 + q_words.len() as f32).ln(),
                 own.len() as f32 / PASSAGES as f32,
                 similarity * article_coverage,
+                best.standing,
+                title_coverage,
             ];
             Judged {
                 path: (*path).to_owned(),
@@ -351,6 +373,9 @@ pub struct Model {
     pub choices_threshold: f32,
     /// Least probability for a second or third article to be offered beside the best.
     pub option_threshold: f32,
+    /// Below the choices threshold, least probability for a second or third article to be counted
+    /// with the best (the default of `bot.unsure_option_threshold`).
+    pub unsure_option_threshold: f32,
     /// What it was fitted on.
     pub fitted_on: String,
 }
@@ -460,6 +485,7 @@ mod tests {
             semantic_rank: 1,
             fused: similarity,
             heading_similarity: 0.0,
+            standing: 0.0,
         };
         let candidates = [
             passage("stats.md", "stats-api", 0.6),
@@ -496,6 +522,39 @@ mod tests {
     }
 
     #[test]
+    fn an_article_stands_out_as_far_as_its_best_passage() {
+        let passage = |path: &str, anchor: &str, similarity: f32, standing: f32| Passage {
+            path: path.into(),
+            title: path.into(),
+            heading_path: vec![anchor.into()],
+            anchor: anchor.into(),
+            link: format!("/kb/{path}#{anchor}"),
+            text: format!("{anchor} text"),
+            similarity,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 1,
+            fused: similarity,
+            heading_similarity: 0.0,
+            standing,
+        };
+        let candidates = [
+            passage("dark-mode.md", "theme", 0.55, 4.2),
+            passage("dark-mode.md", "colours", 0.40, 2.0),
+            passage("other.md", "far", 0.30, 0.8),
+        ];
+        let judged = features(
+            "is there dark mode",
+            &candidates,
+            &Calibration::default(),
+            &Lexicon::default(),
+        );
+        let at = FEATURES.iter().position(|f| *f == "standing").unwrap();
+        assert_eq!(judged[0].features[at], 4.2, "the article's best passage");
+        assert_eq!(judged[1].features[at], 0.8);
+    }
+
+    #[test]
     fn content_words_are_stemmed_and_stop_words_dropped() {
         let w: Vec<String> = words("How do I export my stats as CSV files? Exporting!").collect();
         assert_eq!(w, ["export", "stat", "csv", "file", "export"]);
@@ -522,6 +581,7 @@ mod tests {
             semantic_rank: 1,
             fused: 0.6,
             heading_similarity: 0.3,
+            standing: 0.0,
         };
         let cal = Calibration::default();
         let known = features(
@@ -534,6 +594,65 @@ mod tests {
         let base = FEATURES.iter().position(|f| *f == "base_coverage").unwrap();
         assert_eq!(known[0].features[base], 1.0);
         assert_eq!(unknown[0].features[base], 0.0);
+    }
+
+    #[test]
+    fn words_in_an_articles_title_or_headings_count_apart_from_its_text() {
+        let metrics = super::super::parse(
+            "metrics.md",
+            "# Metrics definitions\n\nWhat each number means.\n\n## Bounce rate\n\nThe share of single-page visits.\n",
+        )
+        .unwrap();
+        let tips = super::super::parse(
+            "tips.md",
+            "# Tips\n\nA high bounce rate is not always bad.\n",
+        )
+        .unwrap();
+        let lexicon = Lexicon::build([&metrics, &tips].into_iter());
+        let passage = |path: &str, title: &str, text: &str| Passage {
+            path: path.into(),
+            title: title.into(),
+            heading_path: vec![],
+            anchor: String::new(),
+            link: format!("/kb/{path}"),
+            text: text.into(),
+            similarity: 0.5,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 1,
+            fused: 0.5,
+            heading_similarity: 0.3,
+            standing: 0.0,
+        };
+        let judged = features(
+            "what is a bounce rate",
+            &[
+                passage("tips.md", "Tips", "A high bounce rate is not always bad."),
+                passage(
+                    "metrics.md",
+                    "Metrics definitions",
+                    "What each number means.",
+                ),
+            ],
+            &Calibration::default(),
+            &lexicon,
+        );
+        let title = FEATURES
+            .iter()
+            .position(|f| *f == "title_coverage")
+            .unwrap();
+        let article = FEATURES
+            .iter()
+            .position(|f| *f == "article_coverage")
+            .unwrap();
+        let (tips, metrics) = (&judged[0], &judged[1]);
+        assert_eq!(tips.features[title], 0.0, "'bounce rate' only in its text");
+        assert_eq!(tips.features[article], 1.0);
+        assert!(
+            metrics.features[title] == 1.0,
+            "a heading says 'Bounce rate': {:?}",
+            metrics.features
+        );
     }
 
     #[test]
@@ -569,6 +688,7 @@ mod tests {
                 semantic_rank: 1,
                 fused: 0.5,
                 heading_similarity: 0.3,
+                standing: 0.0,
             };
             let f = features(word, &[passage], &Calibration::default(), &lexicon);
             assert_eq!(f[0].features[covered], 1.0, "{word}");

@@ -95,6 +95,10 @@ pub struct Passage {
     /// Similarity between the question and the section's own heading alone (the title for the
     /// introduction): which section of an article the question is about.
     pub heading_similarity: f32,
+    /// How far the similarity stands above the question's similarity to every section of the
+    /// base, in standard deviations: a passage that answers stands out from the rest of the base,
+    /// whatever the scale of cosines on this base.
+    pub standing: f32,
 }
 
 /// Summary of one article, for listings.
@@ -310,8 +314,29 @@ impl KnowledgeBase {
         self.inner
             .index
             .update(upserts.iter().map(|i| &i.article), &removed)?;
+        // The base's words are rebuilt before the new articles are published, not in the
+        // background with the calibration: a question asked at once must not find an article whose
+        // words the bot weighs as words the base never uses (it declined the browser test's twin
+        // articles, added to a running server, that way).
+        let lexicon = {
+            let state = self.read();
+            let replaced: std::collections::HashSet<&str> = upserts
+                .iter()
+                .map(|i| i.article.path.as_str())
+                .chain(removed.iter().map(String::as_str))
+                .collect();
+            Lexicon::build(
+                state
+                    .articles
+                    .iter()
+                    .filter(|(path, _)| !replaced.contains(path.as_str()))
+                    .map(|(_, i)| &i.article)
+                    .chain(upserts.iter().map(|i| &i.article)),
+            )
+        };
         {
             let mut state = self.write();
+            state.lexicon = Arc::new(lexicon);
             for path in &removed {
                 state.articles.remove(path);
             }
@@ -334,7 +359,7 @@ impl KnowledgeBase {
 
     /// Measures the calibration on the articles as they are now (see [`Calibration`]).
     fn recalibrate(&self) {
-        let (generation, calibration, lexicon) = {
+        let (generation, calibration) = {
             let state = self.read();
             let articles: Vec<calibrate::ArticleVectors> = state
                 .articles
@@ -354,13 +379,11 @@ impl KnowledgeBase {
                         .collect(),
                 })
                 .collect();
-            let lexicon = Lexicon::build(state.articles.values().map(|i| &i.article));
-            (state.generation, Calibration::measure(&articles), lexicon)
+            (state.generation, Calibration::measure(&articles))
         };
         let mut state = self.write();
         if state.generation == generation {
             state.calibration = Arc::new(calibration);
-            state.lexicon = Arc::new(lexicon);
         }
     }
 
@@ -370,7 +393,7 @@ impl KnowledgeBase {
         self.read().calibration.clone()
     }
 
-    /// The words of this base, as of the last calibration (see [`Lexicon`]).
+    /// The words of this base, as of the last sync (see [`Lexicon`]).
     pub fn lexicon(&self) -> Arc<Lexicon> {
         self.read().lexicon.clone()
     }
@@ -447,6 +470,15 @@ impl KnowledgeBase {
             })
             .collect();
         semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let n = semantic.len().max(1) as f32;
+        let mean = semantic.iter().map(|(_, s)| s).sum::<f32>() / n;
+        let spread = (semantic
+            .iter()
+            .map(|(_, s)| (s - mean).powi(2))
+            .sum::<f32>()
+            / n)
+            .sqrt()
+            .max(1e-6);
 
         let mut fused: HashMap<(&str, usize), Passage> = HashMap::new();
         for (rank, (key, similarity)) in semantic.iter().take(CANDIDATES).enumerate() {
@@ -484,6 +516,7 @@ impl KnowledgeBase {
         }
         let mut results: Vec<Passage> = fused.into_values().collect();
         for p in &mut results {
+            p.standing = (p.similarity - mean) / spread;
             let heading = state.articles.get(&p.path).and_then(|a| {
                 let i = a
                     .article
@@ -594,6 +627,7 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
         semantic_rank: 0,
         fused: 0.0,
         heading_similarity: 0.0,
+        standing: 0.0,
     })
 }
 
