@@ -71,8 +71,8 @@ impl English {
 #[derive(Debug, Default)]
 pub struct Speller {
     counts: HashMap<String, u32>,
-    /// Base words by length in bytes (all ASCII), with their counts.
-    by_length: Vec<Vec<(String, u32)>>,
+    /// Base words by length in bytes (all ASCII), with their counts and letter masks.
+    by_length: Vec<Vec<(String, u32, u32)>>,
     english: Arc<English>,
 }
 
@@ -102,9 +102,9 @@ impl Speller {
                 add(&s.text);
             }
         }
-        let mut by_length: Vec<Vec<(String, u32)>> = vec![Vec::new(); LONGEST + 1];
+        let mut by_length: Vec<Vec<(String, u32, u32)>> = vec![Vec::new(); LONGEST + 1];
         for (w, &n) in &counts {
-            by_length[w.len()].push((w.clone(), n));
+            by_length[w.len()].push((w.clone(), n, letters(w.as_bytes())));
         }
         for bucket in &mut by_length {
             // Most used first, then alphabetical: the first closest word found is the one kept.
@@ -189,11 +189,20 @@ impl Speller {
     fn closest(&self, lower: &str) -> Option<&str> {
         let limit = if lower.len() >= TWO_EDITS_FROM { 2 } else { 1 };
         let mut best: Option<(usize, u32, &str)> = None;
+        let mask = letters(lower.as_bytes());
+        let mut rows = Rows::default();
         let lengths = lower.len().saturating_sub(limit).max(3)..=(lower.len() + limit).min(LONGEST);
         for bucket in lengths.map(|n| &self.by_length[n]) {
-            for (candidate, count) in bucket {
+            for (candidate, count, theirs) in bucket {
                 let within = best.map_or(limit, |(d, _, _)| d);
-                let Some(d) = distance(lower.as_bytes(), candidate.as_bytes(), within) else {
+                // Each letter one word has and the other lacks takes an edit of its own: most
+                // words are ruled out here, without the distance.
+                let (missing, extra) =
+                    ((mask & !theirs).count_ones(), (theirs & !mask).count_ones());
+                if missing.max(extra) as usize > within {
+                    continue;
+                }
+                let Some(d) = rows.distance(lower.as_bytes(), candidate.as_bytes(), within) else {
                     continue;
                 };
                 let better = match best {
@@ -249,37 +258,72 @@ fn words_in(token: &str) -> impl Iterator<Item = (usize, &str)> {
     runs.into_iter()
 }
 
-/// Damerau-Levenshtein distance (optimal string alignment) between `a` and `b` when it is at
-/// most `limit`, else `None`; stops as soon as a whole row exceeds the limit.
-fn distance(a: &[u8], b: &[u8], limit: usize) -> Option<usize> {
-    if a.len().abs_diff(b.len()) > limit {
-        return None;
-    }
-    let width = b.len() + 1;
-    let mut before: Vec<usize> = vec![0; width];
-    let mut previous: Vec<usize> = (0..width).collect();
-    let mut current: Vec<usize> = vec![0; width];
-    for i in 1..=a.len() {
-        current[0] = i;
-        let mut row_min = i;
-        for j in 1..width {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut d = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d = d.min(before[j - 2] + 1);
-            }
-            current[j] = d;
-            row_min = row_min.min(d);
-        }
-        if row_min > limit {
+/// The letters a word uses, one bit each (`a` to `z`).
+fn letters(word: &[u8]) -> u32 {
+    word.iter()
+        .filter(|b| b.is_ascii_lowercase())
+        .fold(0, |m, b| m | 1 << (b - b'a'))
+}
+
+/// The distance's three rows, kept between calls.
+#[derive(Default)]
+struct Rows {
+    before: Vec<usize>,
+    previous: Vec<usize>,
+    current: Vec<usize>,
+}
+
+impl Rows {
+    /// Damerau-Levenshtein distance (optimal string alignment) between `a` and `b` when it is at
+    /// most `limit`, else `None`; stops as soon as a whole row exceeds the limit.
+    fn distance(&mut self, a: &[u8], b: &[u8], limit: usize) -> Option<usize> {
+        if a.len().abs_diff(b.len()) > limit {
             return None;
         }
-        std::mem::swap(&mut before, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
+        let width = b.len() + 1;
+        let mut before = std::mem::take(&mut self.before);
+        let mut previous = std::mem::take(&mut self.previous);
+        let mut current = std::mem::take(&mut self.current);
+        before.clear();
+        before.resize(width, 0);
+        previous.clear();
+        previous.extend(0..width);
+        current.clear();
+        current.resize(width, 0);
+        let mut result = None;
+        for i in 1..=a.len() + 1 {
+            if i > a.len() {
+                result = Some(previous[b.len()]).filter(|&d| d <= limit);
+                break;
+            }
+            current[0] = i;
+            let mut row_min = i;
+            for j in 1..width {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut d = (previous[j] + 1)
+                    .min(current[j - 1] + 1)
+                    .min(previous[j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    d = d.min(before[j - 2] + 1);
+                }
+                current[j] = d;
+                row_min = row_min.min(d);
+            }
+            if row_min > limit {
+                break;
+            }
+            std::mem::swap(&mut before, &mut previous);
+            std::mem::swap(&mut previous, &mut current);
+        }
+        (self.before, self.previous, self.current) = (before, previous, current);
+        result
     }
-    Some(previous[b.len()]).filter(|&d| d <= limit)
+}
+
+/// [`Rows::distance`] with rows of its own.
+#[cfg(test)]
+fn distance(a: &[u8], b: &[u8], limit: usize) -> Option<usize> {
+    Rows::default().distance(a, b, limit)
 }
 
 #[cfg(test)]
