@@ -7,7 +7,9 @@
 //! conversations, ask for a person and leave tickets only so often (across all its sockets). The client address is the TCP peer's, or, when the peer is a trusted
 //! proxy (`server.trusted_proxies`), the last untrusted address of its `X-Forwarded-For`.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -85,6 +87,22 @@ impl Action {
     }
 }
 
+/// Customer sockets counted for several nodes together (the cluster's Redis link, `cluster::Bus`,
+/// counts them).
+pub trait SharedSockets: Send + Sync {
+    /// Counts one more socket from `address` and tells whether all nodes together now have at
+    /// most `limit` (if not, it is not counted); `None` when it could not be counted (then only
+    /// the node's own count applies).
+    fn open_socket(
+        &self,
+        address: IpAddr,
+        limit: usize,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + '_>>;
+
+    /// Takes back a socket `open_socket` counted (in the background).
+    fn close_socket(&self, address: IpAddr);
+}
+
 /// Handle to admission control; clone it freely.
 #[derive(Clone)]
 pub struct Admission {
@@ -106,6 +124,8 @@ struct Inner {
     tickets: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
     trusted: Vec<Cidr>,
+    /// With several nodes: sockets per address are counted across them too.
+    cluster: Option<Arc<dyn SharedSockets>>,
 }
 
 /// `per_minute` a minute, all of them at once in a burst.
@@ -122,10 +142,17 @@ pub struct Slot {
     inner: Arc<Inner>,
     pool: Pool,
     address: IpAddr,
+    /// Counted in Redis as well (taken back there when dropped).
+    shared: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if self.shared {
+            if let Some(shared) = &self.inner.cluster {
+                shared.close_socket(self.address);
+            }
+        }
         self.inner.counter(self.pool).fetch_sub(1, Ordering::AcqRel);
         self.inner.sockets.remove_if_mut(&self.address, |_, n| {
             *n = n.saturating_sub(1);
@@ -171,6 +198,16 @@ impl Inner {
 impl Admission {
     /// Admission with the server's pool sizes and the per-address limits.
     pub fn new(server: &ServerSettings, limits: &LimitSettings) -> Result<Self, String> {
+        Self::linked(server, limits, None)
+    }
+
+    /// As [`Admission::new`]; with `cluster`, [`Admission::admit_customer`] counts the sockets
+    /// per address of every node.
+    pub fn linked(
+        server: &ServerSettings,
+        limits: &LimitSettings,
+        cluster: Option<Arc<dyn SharedSockets>>,
+    ) -> Result<Self, String> {
         let trusted = server
             .trusted_proxies
             .iter()
@@ -196,6 +233,7 @@ impl Admission {
                 tickets: RateLimiter::keyed(per_minute(limits.tickets_per_address_per_minute)),
                 clock: DefaultClock::default(),
                 trusted,
+                cluster,
             }),
         })
     }
@@ -235,7 +273,23 @@ impl Admission {
             inner: inner.clone(),
             pool,
             address,
+            shared: false,
         })
+    }
+
+    /// A customer socket's slot ([`Admission::admit`]); linked to other nodes, the address's
+    /// sockets on all of them count towards `limits.sockets_per_address` (this node's own count
+    /// alone when Redis does not answer, which is logged).
+    pub async fn admit_customer(&self, address: IpAddr) -> Result<Slot, Refused> {
+        let mut slot = self.admit(Pool::Customers, address)?;
+        if let Some(shared) = &self.inner.cluster {
+            match shared.open_socket(address, self.inner.per_address).await {
+                Some(true) => slot.shared = true,
+                Some(false) => return Err(Refused::TooManyFromAddress { retry_after: 10 }),
+                None => {}
+            }
+        }
+        Ok(slot)
     }
 
     /// Counts a new conversation from `address` at `now_ms`, or refuses it when the address has

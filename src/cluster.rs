@@ -13,8 +13,10 @@
 //! - the agents each node has (presence).
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
-//! conversations, requests for a person and messages left per client address), so N nodes do
-//! not allow N times as much.
+//! conversations, requests for a person and messages left per client address) and the login
+//! throttles per account and per address ([`Bus::gcra`]) and the customer sockets per address
+//! ([`Bus::count_socket`], counted while their node says it is alive), so N nodes do not allow N
+//! times as much.
 //!
 //! A node delivers to its own sockets at once and publishes once; it ignores its own signals when
 //! they come back. Publishes leave in the order they were made (one connection, one task), so
@@ -22,6 +24,9 @@
 //! the link drops, every socket of the node is closed with 4004 `reconnect`, and clients resume
 //! from the store with their `last_seq`; a missed publish costs latency, never a message.
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +44,89 @@ const PUBLISH_BACKLOG: usize = 65_536;
 
 /// Signals received and not yet handled by the node.
 const RECEIVE_BACKLOG: usize = 65_536;
+
+/// A budget's count in its window: KEYS[1] starts at 0 for ARGV[1] seconds; returns the count
+/// with this use.
+const BUDGET: &str = r"
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])
+";
+
+impl crate::accounts::SharedThrottles for Bus {
+    fn throttle<'a>(
+        &'a self,
+        key: &'a str,
+        burst: u32,
+        period_seconds: f64,
+    ) -> crate::accounts::Throttled<'a> {
+        Box::pin(self.gcra(key, burst, period_seconds))
+    }
+}
+
+impl crate::admission::SharedSockets for Bus {
+    fn open_socket(
+        &self,
+        address: IpAddr,
+        limit: usize,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + '_>> {
+        Box::pin(self.count_socket(address, limit))
+    }
+
+    fn close_socket(&self, address: IpAddr) {
+        self.uncount_socket(address);
+    }
+}
+
+/// GCRA in one step on Redis: KEYS[1] holds the theoretical arrival time (ms, Redis's clock);
+/// ARGV[1] is the period in ms, ARGV[2] the burst. Returns 0 when the attempt is allowed (and
+/// counted), else the milliseconds until one would be.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local period = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + period
+local wait = next_tat - now - burst * period
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+return 0
+";
+
+/// Sockets per address: KEYS[1] is the address's hash of counts by node; ARGV[1] this node,
+/// ARGV[2] the limit, ARGV[3] the prefix of the nodes' `alive` keys. Returns 1 when the socket
+/// is counted, 0 when the live nodes hold `limit` already (nothing counted). It reads keys it was
+/// not given (the nodes' `alive` keys): one Redis server, not a Redis Cluster.
+const OPEN_SOCKET: &str = r"
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local all = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #all, 2 do
+  if all[i] == ARGV[1] or redis.call('EXISTS', ARGV[3] .. all[i]) == 1 then
+    total = total + tonumber(all[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if total > tonumber(ARGV[2]) then
+  if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], 86400)
+return 1
+";
+
+/// Takes one socket off this node's count (ARGV[1]) in the address's hash (KEYS[1]).
+const CLOSE_SOCKET: &str = r"
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+";
+
+/// How often a node says it is alive in Redis, and how long that holds: the sockets a node
+/// counted stop counting this long after it dies.
+const ALIVE_EVERY: Duration = Duration::from_secs(5);
+const ALIVE_FOR_SECONDS: u64 = 15;
 
 /// How long to wait for Redis at start-up and between attempts to reconnect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,7 +235,7 @@ pub struct Bus {
     tx: mpsc::Sender<String>,
     lost: mpsc::Sender<Received>,
     /// For the budgets every node counts against (a connection of its own).
-    counters: redis::aio::MultiplexedConnection,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for Bus {
@@ -167,26 +255,106 @@ impl Bus {
     /// the use is let through (each node's own limit still holds) and the failure logged.
     pub async fn within(&self, key: &str, limit: u32, window_seconds: u64) -> bool {
         let key = format!("{}:budget:{key}", self.channel);
-        let mut conn = self.counters.clone();
-        let counted: redis::RedisResult<(i64,)> = redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(&key)
-            .arg(0)
-            .arg("EX")
-            .arg(window_seconds.max(1))
-            .arg("NX")
-            .ignore()
-            .incr(&key, 1)
-            .query_async(&mut conn)
+        let counted: redis::RedisResult<i64> = self
+            .counters
+            .query(
+                redis::cmd("EVAL")
+                    .arg(BUDGET)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(window_seconds.max(1)),
+            )
             .await;
         match counted {
-            Ok((n,)) => n <= i64::from(limit),
+            Ok(n) => n <= i64::from(limit),
             Err(e) => {
                 tracing::warn!("a shared budget could not be counted in Redis ({e}); this node's own limit applies");
                 true
             }
         }
+    }
+
+    /// Counts one attempt against the throttle `key` shared by every node: a burst of `burst`,
+    /// then one per `period_seconds` (GCRA, the same shape as a node's own `governor` throttles,
+    /// timed by Redis's clock so the nodes' clocks do not matter). `Some(Ok(()))` when allowed,
+    /// `Some(Err(seconds))` when refused with the wait; `None` when Redis did not answer (logged:
+    /// the node's own throttle is all that applies then).
+    async fn gcra(&self, key: &str, burst: u32, period_seconds: f64) -> Option<Result<(), u64>> {
+        let key = format!("{}:throttle:{key}", self.channel);
+        let period_ms = (period_seconds.clamp(0.001, 86_400.0) * 1000.0).ceil() as i64;
+        let answer: redis::RedisResult<i64> = self
+            .counters
+            .query(
+                redis::cmd("EVAL")
+                    .arg(GCRA)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(period_ms)
+                    .arg(i64::from(burst.max(1))),
+            )
+            .await;
+        match answer {
+            Ok(0) => Some(Ok(())),
+            Ok(wait_ms) => Some(Err((wait_ms.max(0) as u64).div_ceil(1000).max(1))),
+            Err(e) => {
+                tracing::warn!("a login throttle could not be counted in Redis ({e}); this node's own throttle applies");
+                None
+            }
+        }
+    }
+
+    /// Counts one more customer socket from `address` on this node in Redis and tells whether
+    /// every live node together now has at most `limit` (if not, the count is taken back).
+    /// Counts of nodes that stopped saying they are alive are dropped. `None` when Redis did not
+    /// answer (logged: the node's own count is all that applies then).
+    async fn count_socket(&self, address: IpAddr, limit: usize) -> Option<bool> {
+        let answer: redis::RedisResult<i64> = self
+            .counters
+            .query(
+                redis::cmd("EVAL")
+                    .arg(OPEN_SOCKET)
+                    .arg(1)
+                    .arg(self.sockets_key(address))
+                    .arg(&*self.node)
+                    .arg(limit)
+                    .arg(format!("{}:alive:", self.channel)),
+            )
+            .await;
+        match answer {
+            Ok(allowed) => Some(allowed == 1),
+            Err(e) => {
+                tracing::warn!("sockets per address could not be counted in Redis ({e}); this node's own count applies");
+                None
+            }
+        }
+    }
+
+    /// Takes back a socket [`Bus::count_socket`] counted (in the background).
+    fn uncount_socket(&self, address: IpAddr) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let counters = self.counters.clone();
+        let key = self.sockets_key(address);
+        let node = self.node.clone();
+        runtime.spawn(async move {
+            let done: redis::RedisResult<i64> = counters
+                .query(
+                    redis::cmd("EVAL")
+                        .arg(CLOSE_SOCKET)
+                        .arg(1)
+                        .arg(key)
+                        .arg(&*node),
+                )
+                .await;
+            if let Err(e) = done {
+                tracing::warn!("a closed socket could not be taken off the count in Redis ({e})");
+            }
+        });
+    }
+
+    fn sockets_key(&self, address: IpAddr) -> String {
+        format!("{}:sockets:{address}", self.channel)
     }
 
     /// Sends a signal to every other node, after the ones sent before it; never waits.
@@ -208,6 +376,44 @@ impl Bus {
             );
             let _ = self.lost.try_send(Received::Lost);
         }
+    }
+}
+
+/// The connection the shared counts go through. A multiplexed connection does not reconnect by
+/// itself: after a failure it is dropped and the next count connects again, so the counts are
+/// shared again as soon as Redis is back (the alive key, every 5 s, brings that about).
+#[derive(Clone)]
+struct Counters {
+    client: redis::Client,
+    conn: Arc<std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>>,
+}
+
+impl Counters {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let current = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut conn = match current {
+            Some(conn) => conn,
+            None => {
+                let conn = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    self.client.get_multiplexed_async_connection(),
+                )
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer from Redis",
+                    ))
+                })??;
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+                conn
+            }
+        };
+        let answer = cmd.query_async(&mut conn).await;
+        if answer.is_err() {
+            *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        answer
     }
 }
 
@@ -272,10 +478,15 @@ pub async fn connect(
     let node: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     let (tx, rx) = mpsc::channel(PUBLISH_BACKLOG);
     let (received_tx, received) = mpsc::channel(RECEIVE_BACKLOG);
-    let counters = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    let counters = Counters {
+        conn: Arc::new(std::sync::Mutex::new(Some(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        ))),
+        client: client.clone(),
+    };
     let bus = Bus {
         node: node.clone(),
         channel: channel.clone(),
@@ -284,6 +495,7 @@ pub async fn connect(
         counters,
     };
     let tasks = vec![
+        tokio::spawn(alive_loop(bus.clone())),
         tokio::spawn(publish_loop(client.clone(), channel.clone(), publisher, rx)),
         tokio::spawn(receive_loop(
             client,
@@ -295,6 +507,28 @@ pub async fn connect(
     ];
     tracing::info!(redis = %shown, %channel, node = %bus.node(), "linked to the other nodes through Redis");
     Ok((bus, received, Link { tasks }))
+}
+
+/// Says every few seconds that this node is alive (a key that expires), so its counts in Redis
+/// (sockets per address) count only while it lives.
+async fn alive_loop(bus: Bus) {
+    let key = format!("{}:alive:{}", bus.channel, bus.node);
+    loop {
+        let set: redis::RedisResult<()> = bus
+            .counters
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(ALIVE_FOR_SECONDS),
+            )
+            .await;
+        if let Err(e) = set {
+            tracing::warn!("could not tell Redis this node is alive ({e})");
+        }
+        tokio::time::sleep(ALIVE_EVERY).await;
+    }
 }
 
 async fn subscribe(

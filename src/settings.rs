@@ -421,6 +421,13 @@ pub struct LimitSettings {
     pub customer_outbox: usize,
     /// Frames waiting for an agent socket, as above.
     pub agent_outbox: usize,
+    /// An agent's frames being handled at once: its messages, notes and typing for different
+    /// conversations run concurrently (in order within each), up to this many; beyond, the
+    /// socket reads no further until one is done (TCP slows the console; nothing is dropped).
+    /// 64 is above the chats one console holds, so each of them can have a message in the
+    /// store's next group commit, yet a flood costs at most 64 frames (≤ 64 KiB each) per
+    /// socket. 1 handles one frame at a time.
+    pub agent_frames_in_flight: usize,
     /// Customer sockets one client address may have open at once (see `server.trusted_proxies`).
     pub sockets_per_address: usize,
     /// New conversations one client address may start per minute (in a burst, as many).
@@ -453,6 +460,7 @@ impl Default for LimitSettings {
             idle_timeout_seconds: 60.0,
             customer_outbox: 32,
             agent_outbox: 256,
+            agent_frames_in_flight: 64,
             sockets_per_address: 32,
             new_conversations_per_address_per_minute: 20.0,
             handoff_requests_per_address_per_minute: 6.0,

@@ -7,8 +7,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::accounts::identity::IdentityVerifier;
-use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role};
-use crate::admission::Admission;
+use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role, SharedThrottles};
+use crate::admission::{Admission, SharedSockets};
 use crate::bot::Bot;
 use crate::cluster::{self, Received};
 use crate::conversation::{Conversations, Desk, Parts};
@@ -94,6 +94,10 @@ impl App {
             .collectors()
             .into_iter()
             .for_each(|c| metrics.register(c));
+        store
+            .collectors()
+            .into_iter()
+            .for_each(|c| metrics.register(c));
         let nlu = open_nlu(&settings, encoder.clone(), cache.clone()).await?;
         let kb = open_kb(&settings, encoder, cache).await?;
         let watcher = if settings.kb.watch {
@@ -107,10 +111,20 @@ impl App {
         let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
         let bot = Bot::new(kb.clone(), nlu, settings.bot.clone())
             .with_reranker(open_reranker(&settings).await?);
-        let accounts = Accounts::new(store.clone(), &settings.agents);
+        let accounts = Accounts::linked(
+            store.clone(),
+            &settings.agents,
+            link.as_ref()
+                .map(|(bus, _, _)| Arc::new(bus.clone()) as Arc<dyn SharedThrottles>),
+        );
         demo_accounts(&store, &accounts, settings.agents.demo_agent).await?;
-        let admission =
-            Admission::new(&settings.server, &settings.limits).map_err(anyhow::Error::msg)?;
+        let admission = Admission::linked(
+            &settings.server,
+            &settings.limits,
+            link.as_ref()
+                .map(|(bus, _, _)| Arc::new(bus.clone()) as Arc<dyn SharedSockets>),
+        )
+        .map_err(anyhow::Error::msg)?;
         let limits = &settings.limits;
         let caps = Caps {
             max_queued: limits.max_queued.max(1),

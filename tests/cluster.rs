@@ -6,8 +6,9 @@
 //! misses nothing; when Redis goes away every socket closes with 4004 `reconnect` and resumes from
 //! the store without losing a message, and live delivery comes back with Redis; the timers fire
 //! once across the nodes and go on when the node running them dies; a node killed with SIGKILL
-//! (a real process, `common::node`) mid-chat loses nothing acknowledged; a node refuses to start
-//! linked to others on a SQLite store.
+//! (a real process, `common::node`) mid-chat loses nothing acknowledged; the per-address budgets
+//! and the login throttles (per account, per address) allow as much across three nodes as on one;
+//! a node refuses to start linked to others on a SQLite store.
 //!
 //! It needs FRONTDESK_TEST_POSTGRES (a user who may create databases) and FRONTDESK_TEST_REDIS;
 //! `make test` starts both (scripts/with-postgres.sh, scripts/with-redis.sh). Without them each
@@ -978,4 +979,205 @@ async fn a_node_linked_to_others_refuses_a_sqlite_store_and_says_what_to_do() {
         "{message}"
     );
     assert!(message.contains("remove cluster.redis_url"), "{message}");
+}
+
+/// Wrong-password logins for `emails` (one after the other), each on the next node in turn;
+/// the HTTP statuses.
+async fn failed_logins(nodes: &[TestApp], emails: &[String]) -> Vec<u16> {
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for (i, email) in emails.iter().enumerate() {
+        let node = &nodes[i % nodes.len()];
+        let response = http
+            .post(node.http("/api/agent/login"))
+            .json(&json!({"email": email, "password": "not-the-password"}))
+            .send()
+            .await
+            .expect("login answered");
+        if response.status() == 429 {
+            assert!(
+                response.headers().contains_key("retry-after"),
+                "a throttled login says when to come back"
+            );
+        }
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn failed_logins_for_one_account_are_throttled_across_the_nodes() {
+    let Some([pg, redis]) = services("failed_logins_for_one_account_are_throttled") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.agents.login_attempts_per_account = 3;
+        s.agents.login_account_backoff_seconds = 600.0;
+        s.agents.login_attempts_per_address = 1000;
+    })
+    .await;
+    // Three guesses, one per node: each node alone would allow three more; together they allow
+    // three, then the account waits, whichever node is asked.
+    let emails = vec!["sam@example.com".to_owned(); 5];
+    assert_eq!(
+        failed_logins(&nodes, &emails).await,
+        [401, 401, 401, 429, 429]
+    );
+    // Another account is not held up by Sam's.
+    assert_eq!(
+        failed_logins(&nodes[1..], &["kim@example.com".to_owned()]).await,
+        [401]
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_are_throttled_across_the_nodes() {
+    let Some([pg, redis]) = services("failed_logins_from_one_address_are_throttled") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.agents.login_attempts_per_address = 4;
+        s.agents.login_address_backoff_seconds = 600.0;
+    })
+    .await;
+    // A different account each time, the nodes in turn: the address gets four tries in all.
+    let emails: Vec<String> = (0..6).map(|i| format!("guess{i}@example.com")).collect();
+    assert_eq!(
+        failed_logins(&nodes, &emails).await,
+        [401, 401, 401, 401, 429, 429]
+    );
+}
+
+#[tokio::test]
+async fn conversations_queued_from_one_address_are_counted_across_the_nodes() {
+    let Some([pg, redis]) = services("conversations_queued_from_one_address_are_counted") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.queued_per_address = 2;
+        s.limits.handoff_requests_per_address_per_minute = 1000.0;
+    })
+    .await;
+    let token = nodes[2].agent_token("Sam", &[]).await;
+    let mut sam = nodes[2].agent(&token).await;
+    let from = [127, 0, 0, 90];
+    let mut waiting = Vec::new();
+    for node in &nodes[..2] {
+        let mut c = Client::connect_from(node.port, from, None).await.unwrap();
+        c.hello(None, None).await;
+        c.send(json!({"type": "request_human"})).await;
+        next_frame(&mut c, |f| f["state"] == "queued").await;
+        waiting.push(c);
+    }
+    // Node 3 knows of both (every node's copy of the queue is complete): a third from the same
+    // address is refused there, although node 3 itself queued none of them.
+    sam.wait_queue(|q| q.len() == 2).await;
+    let mut third = Client::connect_from(nodes[2].port, from, None)
+        .await
+        .unwrap();
+    third.hello(None, None).await;
+    third.send(json!({"type": "request_human"})).await;
+    let answer = next_frame(&mut third, |f| {
+        f["state"] == "queued" || f["type"] == "error"
+    })
+    .await;
+    assert_eq!(answer["code"], "queue_full", "{answer}");
+    // Someone else gets in on the same node.
+    let mut neighbour = Client::connect_from(nodes[2].port, [127, 0, 0, 91], None)
+        .await
+        .unwrap();
+    neighbour.hello(None, None).await;
+    neighbour.send(json!({"type": "request_human"})).await;
+    next_frame(&mut neighbour, |f| f["state"] == "queued").await;
+    drop(waiting);
+}
+
+#[tokio::test]
+async fn customer_sockets_from_one_address_are_counted_across_the_nodes() {
+    let Some([pg, redis]) = services("customer_sockets_from_one_address_are_counted") else {
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
+    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+        s.limits.sockets_per_address = 2;
+    })
+    .await;
+    let from = [127, 0, 0, 100];
+    let mut first = Client::connect_from(nodes[0].port, from, None)
+        .await
+        .expect("node 1 takes the first socket");
+    first.hello(None, None).await;
+    let mut second = Client::connect_from(nodes[1].port, from, None)
+        .await
+        .expect("node 2 takes the second socket");
+    second.hello(None, None).await;
+    // Node 3 has none from the address, but the nodes together have two.
+    let refused = Client::connect_from(nodes[2].port, from, None).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        Err(e) => panic!("expected a refusal with Retry-After, got {e}"),
+        Ok(_) => panic!("a third socket from the address was let in on node 3"),
+    }
+    // Another address is not held up.
+    Client::connect_from(nodes[2].port, [127, 0, 0, 101], None)
+        .await
+        .expect("another address gets in");
+    // Once the socket on node 1 closes, node 3 lets one in.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(mut c) = Client::connect_from(nodes[2].port, from, None).await {
+            c.hello(None, None).await;
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 3 still refuses after the socket on node 1 closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn limits_are_shared_again_once_redis_is_back() {
+    let Some([pg, _]) = services("limits_are_shared_again_once_redis_is_back") else {
+        return;
+    };
+    let Some(mut redis) = OwnRedis::start().await else {
+        assert_ne!(
+            std::env::var("FRONTDESK_REQUIRE_POSTGRES").as_deref(),
+            Ok("1"),
+            "FRONTDESK_REQUIRE_POSTGRES=1 but redis-server is not on the PATH"
+        );
+        eprintln!("skipped cluster.rs limits_are_shared_again: redis-server is not on the PATH");
+        return;
+    };
+    let url = common::fresh_postgres_database(&pg).await;
+    let nodes = nodes_with(&url, &redis.url(), "frontdesk-test", 2, |s| {
+        s.agents.login_attempts_per_account = 2;
+        s.agents.login_account_backoff_seconds = 600.0;
+        s.agents.login_attempts_per_address = 1000;
+    })
+    .await;
+    // While Redis is down each node counts alone: two tries on each.
+    redis.kill().await;
+    let during = vec!["away@example.com".to_owned(); 4];
+    assert_eq!(failed_logins(&nodes, &during).await, [401, 401, 401, 401]);
+    // Back: a node's first count may still go to the dead connection (and be counted alone);
+    // after that the counts are shared again.
+    redis.resume().await;
+    let warm: Vec<String> = (0..4).map(|i| format!("warm{i}@example.com")).collect();
+    failed_logins(&nodes, &warm).await;
+    let emails = vec!["back@example.com".to_owned(); 3];
+    assert_eq!(failed_logins(&nodes, &emails).await, [401, 401, 429]);
 }

@@ -1,5 +1,8 @@
 //! The load generator's own client code, scheduler and statistics, driven end to end against the
-//! floor relay (no frontdesk server needed): every message offered comes back, with latencies.
+//! floor relay (no frontdesk server needed): every message offered comes back, with latencies;
+//! then against real servers, one node and three (on Postgres and Redis when they are there).
+
+mod common;
 
 use std::process::Command;
 
@@ -82,4 +85,63 @@ fn the_relay_profile_reads_the_server_s_own_figures() {
         server["store_append_p99_ms"].as_f64().unwrap() > 0.0,
         "{server}"
     );
+}
+
+/// The relay across real nodes: one node, then three on one Postgres and Redis, in one run;
+/// every message arrives, each step says what each process used, and the report gives the ratio.
+#[test]
+fn the_nodes_profile_relays_across_one_and_three_nodes() {
+    let Some(urls) = common::services(
+        "load_tool.rs",
+        "the_nodes_profile_relays_across_one_and_three_nodes",
+        &["FRONTDESK_TEST_POSTGRES", "FRONTDESK_TEST_REDIS"],
+    ) else {
+        return;
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_frontdesk-load"))
+        .args([
+            "nodes",
+            "--nodes",
+            "1,3",
+            "--postgres",
+            &urls[0],
+            "--redis",
+            &urls[1],
+        ])
+        .args(["--conversations", "6", "--agents", "2", "--rates", "20"])
+        .args(["--seconds", "1", "--warmup", "0", "--json"])
+        .args(["--server-bin", env!("CARGO_BIN_EXE_frontdesk")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("frontdesk-load runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(report["profile"], "nodes");
+    let rows = report["results"]["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, nodes) in rows.iter().zip([1, 3]) {
+        assert_eq!(row["nodes"], nodes, "{row}");
+        assert_eq!(row["lost"], 0, "{row}");
+        assert!(row["achieved_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        let groups: Vec<&str> = row["cpu"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g[0].as_str().unwrap())
+            .collect();
+        for group in ["node 1", "postgres", "redis", "load tool"] {
+            assert!(groups.contains(&group), "{group} missing: {groups:?}");
+        }
+        assert_eq!(groups.contains(&"node 3"), nodes == 3, "{groups:?}");
+    }
+    let ratios = report["results"]["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 1, "{report}");
+    assert!(ratios[0]
+        .as_str()
+        .unwrap()
+        .starts_with("throughput 3 nodes : 1 node"));
 }

@@ -90,6 +90,13 @@ async fn the_counters_follow_a_real_conversation() {
     );
     let appends = "frontdesk_store_seconds_count{op=\"append\"}";
     assert!(sample(&after, appends) >= 5.0, "{after}");
+    // The SQLite writer's transactions, and the appends they held (at least one each).
+    let commits = sample(&after, "frontdesk_store_commit_batch_size_count");
+    assert!(commits >= 1.0, "{after}");
+    assert!(
+        sample(&after, "frontdesk_store_commit_batch_size_sum") >= commits,
+        "{after}"
+    );
     assert!(
         after.contains("# TYPE frontdesk_turn_seconds histogram"),
         "{after}"

@@ -2,10 +2,14 @@
 //! buckets from `governor`: a burst, then one attempt per back-off period, the wait told as
 //! `Retry-After`), the same argon2 work whether or not the email belongs to an account (a dummy
 //! hash stands in), and a bounded pool for password hashing, so a flood of logins cannot take the
-//! CPU and memory every conversation needs (argon2 uses ~19 MiB per hash).
+//! CPU and memory every conversation needs (argon2 uses ~19 MiB per hash). With several nodes
+//! the throttles are also counted in Redis for all of them ([`SharedThrottles`]), falling back to
+//! the node's own count (logged) when Redis does not answer.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,9 +31,32 @@ pub struct Gate(Arc<Inner>);
 struct Inner {
     per_account: DefaultKeyedRateLimiter<String>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// With several nodes: the same throttles counted in Redis for all of them.
+    shared: Option<Shared>,
     hashing: Semaphore,
     clock: DefaultClock,
     verifications: AtomicU64,
+}
+
+/// What [`SharedThrottles::throttle`] answers: `Some(Ok(()))` allowed, `Some(Err(seconds))`
+/// refused with the wait, `None` not counted.
+pub type Throttled<'a> = Pin<Box<dyn Future<Output = Option<Result<(), u64>>> + Send + 'a>>;
+
+/// Throttles counted for several nodes together (the cluster's Redis link, `cluster::Bus`,
+/// counts them).
+pub trait SharedThrottles: Send + Sync {
+    /// Counts one attempt against the throttle `key`: a burst of `burst`, then one per
+    /// `period_seconds`. `Some(Ok(()))` when allowed, `Some(Err(seconds))` when refused with the
+    /// wait, `None` when it could not be counted (then only the node's own throttle applies).
+    fn throttle<'a>(&'a self, key: &'a str, burst: u32, period_seconds: f64) -> Throttled<'a>;
+}
+
+/// The throttles counted for every node: where, and (burst, period in seconds) per account and
+/// per address.
+struct Shared {
+    bus: Arc<dyn SharedThrottles>,
+    account: (u32, f64),
+    address: (u32, f64),
 }
 
 fn quota(burst: u32, period_seconds: f64) -> Quota {
@@ -42,7 +69,24 @@ fn quota(burst: u32, period_seconds: f64) -> Quota {
 impl Gate {
     /// Throttles and a hashing pool as `settings` say.
     pub fn new(settings: &AgentSettings) -> Self {
+        Self::linked(settings, None)
+    }
+
+    /// As [`Gate::new`]; with `cluster`, the throttles also count the attempts made on every
+    /// other node (in Redis), so N nodes do not give an attacker N times the attempts.
+    pub fn linked(settings: &AgentSettings, cluster: Option<Arc<dyn SharedThrottles>>) -> Self {
         Self(Arc::new(Inner {
+            shared: cluster.map(|bus| Shared {
+                bus,
+                account: (
+                    settings.login_attempts_per_account,
+                    settings.login_account_backoff_seconds,
+                ),
+                address: (
+                    settings.login_attempts_per_address,
+                    settings.login_address_backoff_seconds,
+                ),
+            }),
             per_account: RateLimiter::keyed(quota(
                 settings.login_attempts_per_account,
                 settings.login_account_backoff_seconds,
@@ -58,8 +102,9 @@ impl Gate {
     }
 
     /// Counts one login attempt for `email` from `address`; refused while either has used up
-    /// its attempts, with the seconds to wait.
-    pub fn attempt(&self, email: &str, address: IpAddr) -> Result<(), AuthError> {
+    /// its attempts, with the seconds to wait. Linked to other nodes, the attempts made on all
+    /// of them count (this node's own count still applies, alone when Redis does not answer).
+    pub async fn attempt(&self, email: &str, address: IpAddr) -> Result<(), AuthError> {
         let inner = &self.0;
         let now = inner.clock.now();
         let wait = |not_until: governor::NotUntil<_>| AuthError::Throttled {
@@ -67,7 +112,29 @@ impl Gate {
         };
         inner.per_address.check_key(&address).map_err(wait)?;
         let key: String = email.chars().take(254).collect();
-        inner.per_account.check_key(&key).map_err(wait)
+        inner.per_account.check_key(&key).map_err(wait)?;
+        let Some(Shared {
+            bus,
+            account,
+            address: per_address,
+        }) = &inner.shared
+        else {
+            return Ok(());
+        };
+        let refused = |retry_after| AuthError::Throttled { retry_after };
+        let address_key = format!("login:address:{address}");
+        if let Some(counted) = bus
+            .throttle(&address_key, per_address.0, per_address.1)
+            .await
+        {
+            counted.map_err(refused)?;
+        }
+        // The email hashed: Redis is told no address book.
+        let account_key = format!("login:account:{}", super::token::hash(&key));
+        if let Some(counted) = bus.throttle(&account_key, account.0, account.1).await {
+            counted.map_err(refused)?;
+        }
+        Ok(())
     }
 
     /// Checks `password` against `hash`, or against a dummy hash when there is no account, so
@@ -144,31 +211,37 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_account_gets_its_burst_then_waits_whatever_the_address() {
+    #[tokio::test]
+    async fn an_account_gets_its_burst_then_waits_whatever_the_address() {
         let gate = Gate::new(&settings());
         for i in 0..3 {
             let from = IpAddr::from([10, 0, 0, i]);
-            gate.attempt("sam@example.com", from).unwrap();
+            gate.attempt("sam@example.com", from).await.unwrap();
         }
-        match gate.attempt("sam@example.com", IpAddr::from([10, 0, 0, 9])) {
+        match gate
+            .attempt("sam@example.com", IpAddr::from([10, 0, 0, 9]))
+            .await
+        {
             Err(AuthError::Throttled { retry_after }) => assert!((1..=60).contains(&retry_after)),
             other => panic!("expected a throttle, got {other:?}"),
         }
         // Another account is not held up by Sam's.
         gate.attempt("kim@example.com", IpAddr::from([10, 0, 0, 9]))
+            .await
             .unwrap();
     }
 
-    #[test]
-    fn an_address_gets_its_burst_across_accounts() {
+    #[tokio::test]
+    async fn an_address_gets_its_burst_across_accounts() {
         let gate = Gate::new(&settings());
         let from = IpAddr::from([10, 0, 0, 1]);
         for i in 0..5 {
-            gate.attempt(&format!("a{i}@example.com"), from).unwrap();
+            gate.attempt(&format!("a{i}@example.com"), from)
+                .await
+                .unwrap();
         }
         assert!(matches!(
-            gate.attempt("new@example.com", from),
+            gate.attempt("new@example.com", from).await,
             Err(AuthError::Throttled { .. })
         ));
     }

@@ -9,7 +9,7 @@ mod login;
 mod sessions;
 pub mod token;
 
-pub use login::Gate;
+pub use login::{Gate, SharedThrottles, Throttled};
 pub use sessions::{Accounts, Revoked, Session};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};

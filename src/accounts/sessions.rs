@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::login::Gate;
+use super::login::{Gate, SharedThrottles};
 use super::{token, Account, AuthError, Login};
 use crate::clock::now_ms;
 use crate::ids::AgentId;
@@ -66,10 +66,19 @@ struct Inner {
 impl Accounts {
     /// The service on `store`, as `settings` say.
     pub fn new(store: Store, settings: &AgentSettings) -> Self {
+        Self::linked(store, settings, None)
+    }
+
+    /// As [`Accounts::new`]; with `cluster`, login throttles count every node's attempts.
+    pub fn linked(
+        store: Store,
+        settings: &AgentSettings,
+        cluster: Option<Arc<dyn SharedThrottles>>,
+    ) -> Self {
         let (revoked, _) = broadcast::channel(256);
         Self(Arc::new(Inner {
             store,
-            gate: Gate::new(settings),
+            gate: Gate::linked(settings, cluster),
             ttl_ms: (settings.token_ttl_seconds.max(0.0) * 1000.0) as i64,
             revoked,
             swept_until: AtomicI64::new(now_ms()),
@@ -90,7 +99,7 @@ impl Accounts {
         address: IpAddr,
     ) -> Result<Login, AuthError> {
         let email = email.trim().to_lowercase();
-        self.0.gate.attempt(&email, address)?;
+        self.0.gate.attempt(&email, address).await?;
         let (row, hash) = match self.0.store.agent_by_email(&email).await? {
             Some((row, hash)) => (Some(row), Some(hash)),
             None => (None, None),

@@ -2,6 +2,13 @@
 //! `auth` frame first; its slots are apart from the customers', so no number of customers can
 //! keep an agent out. The socket lives only as long as its token: when the token expires or is
 //! revoked (the accounts' [`Revoked`] broadcast) it is closed with 4003 (`logged_out`).
+//!
+//! An agent's `message`, `note` and `typing` frames are handled in the conversation's lane
+//! ([`Lanes`]): in order within a conversation, concurrently across them, so a console's chats
+//! share the store's group commits. Every other frame (a claim, a transfer, a resolve, presence, a
+//! ping) first waits for the frames before it, then is handled alone, as all frames once were: its
+//! effect may reach beyond one conversation (a claim counts the agent's chats; a pong promises
+//! that everything before it is done).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use super::lanes::Lanes;
 use super::socket::{self, Handler, Timing};
 use super::{ApiError, AppState};
 use crate::accounts::{Account, Accounts, Revoked, Session, EDITORS_TAKE_NO_CHATS};
@@ -65,10 +73,12 @@ async fn upgrade(
     ws.on_upgrade(config, gate, move |socket| {
         let (outbox, inbox) = outbox(state.limits.agent_outbox);
         let timing = Timing::from(&state.limits);
+        let lanes = Lanes::new(state.limits.agent_frames_in_flight);
         let (ended, stop) = oneshot::channel();
         let mut connection = AgentConnection {
             state,
             outbox,
+            lanes,
             agent: None,
             ended: Some(ended),
             _attendance: None,
@@ -93,6 +103,8 @@ async fn upgrade(
 struct AgentConnection {
     state: AppState,
     outbox: Outbox,
+    /// Where frames of one conversation wait for the ones before them.
+    lanes: Lanes,
     agent: Option<Account>,
     /// Told when the session ends (the token expired or was revoked): the socket closes.
     ended: Option<oneshot::Sender<CloseCode>>,
@@ -156,7 +168,11 @@ impl AgentConnection {
         };
         let agent =
             match (&self.agent, frame) {
-                (_, AgentFrame::Ping { id }) => return self.send(AgentServerFrame::Pong { id }),
+                (_, AgentFrame::Ping { id }) => {
+                    // Answered once everything sent before it is handled.
+                    self.lanes.settle().await;
+                    return self.send(AgentServerFrame::Pong { id });
+                }
                 (None, AgentFrame::Auth { token }) => {
                     let revocations = self.state.accounts.revocations();
                     match self.state.accounts.session(Some(&token)).await {
@@ -181,11 +197,58 @@ impl AgentConnection {
                 (Some(agent), frame) => (agent.clone(), frame),
             };
         let (agent, frame) = agent;
+        let acting = Acting {
+            state: self.state.clone(),
+            outbox: self.outbox.clone(),
+        };
+        match lane(&frame) {
+            Some(conversation) => {
+                let conversation = conversation.to_owned();
+                let work = async move { acting.handle(&agent, frame).await };
+                self.lanes.run(&conversation, work).await
+            }
+            None => {
+                self.lanes.settle().await;
+                acting.handle(&agent, frame).await
+            }
+        }
+    }
+}
+
+/// The conversation whose lane `frame` is handled in; `None` for a frame handled alone.
+fn lane(frame: &AgentFrame) -> Option<&str> {
+    match frame {
+        AgentFrame::Message {
+            conversation_id, ..
+        }
+        | AgentFrame::Note {
+            conversation_id, ..
+        }
+        | AgentFrame::Typing {
+            conversation_id, ..
+        } => Some(conversation_id.as_str()),
+        _ => None,
+    }
+}
+
+/// What handling an authenticated agent's frame needs: cheap handles, so a lane's task owns them.
+struct Acting {
+    state: AppState,
+    outbox: Outbox,
+}
+
+impl Acting {
+    fn send(&self, frame: AgentServerFrame) {
+        self.outbox.push(encode(&frame));
+    }
+
+    /// Does what `frame` asks and answers a failure with a frame.
+    async fn handle(&self, agent: &Account, frame: AgentFrame) {
         let claimed = match &frame {
             AgentFrame::Claim { conversation_id } => Some(conversation_id.clone()),
             _ => None,
         };
-        match self.act(&agent, frame).await {
+        match self.act(agent, frame).await {
             Ok(()) => {}
             Err(ConversationError::Claim(e)) => {
                 let e = ConversationError::Claim(e);

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::accounts::identity::IdentityVerifier;
-use crate::admission::{Action, Pool, Slot};
+use crate::admission::{Action, Slot};
 use crate::conversation::{Asked, Chosen, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, Choice, ClientFrame, ServerFrame};
@@ -39,7 +39,7 @@ async fn upgrade(
     headers: HeaderMap,
 ) -> Response {
     let address = super::client_address(&state, peer, &headers);
-    let slot = match state.admission.admit(Pool::Customers, address) {
+    let slot = match state.admission.admit_customer(address).await {
         Ok(slot) => slot,
         Err(refusal) => return super::refused(refusal, address),
     };

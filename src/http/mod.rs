@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod chat;
 mod error;
+mod lanes;
 mod metrics;
 mod pages;
 mod serve;

@@ -4,8 +4,9 @@
 //!
 //! A frame is handled in a task of its own, so a client that reads slowly (a write that waits)
 //! never holds up the handling of its frames, nor any lock the handling takes; the next frame is
-//! read only once the last one is handled, so a client's frames are handled in order. An idle
-//! socket is one small task: the buffers are sized by the caller.
+//! read only once the handler gives itself back, so a client's frames are taken in order (the
+//! agent's handler gives itself back as soon as a frame is handed to its conversation's lane:
+//! `http::lanes`). An idle socket is one small task: the buffers are sized by the caller.
 
 use std::future::Future;
 use std::pin::Pin;

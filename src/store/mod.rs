@@ -268,6 +268,15 @@ impl Store {
         self.writer.as_ref().map(writer::Writer::group_commits)
     }
 
+    /// Metrics the store keeps, for the server's registry: the SQLite writer's appends per
+    /// transaction (`frontdesk_store_commit_batch_size`); none on Postgres.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        self.writer
+            .iter()
+            .map(|w| Box::new(w.batch_sizes()) as Box<dyn prometheus::core::Collector>)
+            .collect()
+    }
+
     /// Which engine holds the store: `sqlite` or `postgres`.
     pub fn engine(&self) -> &'static str {
         match self.pool {

@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use prometheus::{Histogram, HistogramOpts};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -40,11 +41,31 @@ pub(super) struct Writer {
 }
 
 /// What the writer has committed so far: appends per transaction is the grouping achieved.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counts {
     transactions: AtomicU64,
     appends: AtomicU64,
+    /// Appends per committed transaction, for `/metrics` (`frontdesk_store_commit_batch_size`).
+    batch_sizes: Histogram,
 }
+
+impl Default for Counts {
+    fn default() -> Self {
+        let opts = HistogramOpts::new(
+            "frontdesk_store_commit_batch_size",
+            "Appends in one transaction of the SQLite writer (group commit)",
+        )
+        .buckets(BATCH_BUCKETS.to_vec());
+        Self {
+            transactions: AtomicU64::default(),
+            appends: AtomicU64::default(),
+            batch_sizes: Histogram::with_opts(opts).expect("a valid histogram"),
+        }
+    }
+}
+
+/// Batch size buckets: powers of two up to `MAX_BATCH`.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Transactions the writer committed, and the appends they held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +101,11 @@ impl Writer {
             transactions: self.counts.transactions.load(Ordering::Relaxed),
             appends: self.counts.appends.load(Ordering::Relaxed),
         }
+    }
+
+    /// The appends-per-transaction histogram, to be registered with the server's metrics.
+    pub(super) fn batch_sizes(&self) -> Histogram {
+        self.counts.batch_sizes.clone()
     }
 
     /// Appends `event` in the next batch; returns once that batch is committed.
@@ -125,6 +151,7 @@ async fn store_batch(connection: &mut SqliteConnection, mut jobs: Vec<Job>, coun
         match attempt(connection, &jobs).await {
             Ok(outcomes) => {
                 counts.transactions.fetch_add(1, Ordering::Relaxed);
+                counts.batch_sizes.observe(jobs.len() as f64);
                 let made = outcomes.iter().filter(|o| o.is_ok()).count();
                 counts.appends.fetch_add(made as u64, Ordering::Relaxed);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {

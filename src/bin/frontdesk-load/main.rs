@@ -4,7 +4,8 @@
 //! sockets from its own process, and reads the server's memory from `/proc`. One module per
 //! profile; `server` starts and stops the processes, `ws` holds the client code every profile
 //! shares (the floor relay is driven by the same code), `stats` and `report` turn samples into
-//! medians, tables and JSON.
+//! medians, tables and JSON. `nodes` runs the relay across several nodes on Postgres and Redis
+//! (`services` creates their database and reads each process's CPU).
 //!
 //! Latencies are open-loop: a scheduler thread fires each request at its planned time whatever
 //! the server is doing, and latency counts from that planned time, so queueing is not hidden.
@@ -15,6 +16,7 @@ mod desk;
 mod edit;
 mod floor;
 mod idle;
+mod nodes;
 mod pairs;
 mod questions;
 mod relay;
@@ -22,6 +24,7 @@ mod report;
 mod schedule;
 mod scrape;
 mod server;
+mod services;
 mod stats;
 mod ws;
 
@@ -48,6 +51,9 @@ enum Command {
     Bot(bot::BotArgs),
     /// Customer ↔ agent messages over many conversations at offered rates, beside the floor relay.
     Relay(relay::RelayArgs),
+    /// The relay across 1 and 3 nodes on one Postgres and Redis (customers on node 1, agents on
+    /// the others): latencies, the CPU of each process, the throughput ratio.
+    Nodes(nodes::NodesArgs),
     /// A support desk: customers asking the bot, some escalating, agents taking and answering.
     Desk(desk::DeskArgs),
     /// An article edited on disk: time from the save until the bot answers from the new text.
@@ -137,6 +143,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Idle(args) => idle::run(args).await,
         Command::Bot(args) => bot::run(args).await,
         Command::Relay(args) => relay::run(args).await,
+        Command::Nodes(args) => nodes::run(args).await,
         Command::Desk(args) => desk::run(args).await,
         Command::Edit(args) => edit::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,

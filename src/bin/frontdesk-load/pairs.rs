@@ -205,9 +205,11 @@ pub async fn floor(floor: &FloorProcess, conversations: usize) -> anyhow::Result
 }
 
 /// `conversations` conversations on frontdesk, each handed over and assigned to one of `agents`
-/// (created with room for all of them).
+/// (created with room for all of them). Customers connect to `server`, agent `i` to
+/// `agents_on[i % len]` (the same server, or other nodes of its cluster).
 pub async fn frontdesk(
     server: &Server,
+    agents_on: &[&Server],
     agents: &[AgentSpec],
     conversations: usize,
 ) -> anyhow::Result<Rig> {
@@ -217,10 +219,11 @@ pub async fn frontdesk(
     let holders: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut agent_tx = Vec::new();
     for (i, agent) in agents.iter().enumerate() {
-        let token = ws::login(&http, &server.url(""), &agent.email, PASSWORD).await?;
+        let node = agents_on.get(i % agents_on.len().max(1)).unwrap_or(&server);
+        let token = ws::login(&http, &node.url(""), &agent.email, PASSWORD).await?;
         let ws = ws::connect(
-            server.addr(),
-            &server.ws_url(&format!("/ws/agent?token={token}")),
+            node.addr(),
+            &node.ws_url(&format!("/ws/agent?token={token}")),
             None,
         )
         .await?;

@@ -57,7 +57,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn ways(self) -> &'static [Way] {
+    /// The ways messages go, alternately.
+    pub fn ways(self) -> &'static [Way] {
         match self {
             Direction::A2c => &[Way::ToCustomer],
             Direction::C2a => &[Way::ToAgent],
@@ -118,7 +119,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
             let env: Vec<(&str, String)> =
                 RELAY_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
             let server = Server::start(&args.common, &env, &agents).await?;
-            let rig = crate::pairs::frontdesk(&server, &agents, args.conversations).await?;
+            let rig =
+                crate::pairs::frontdesk(&server, &[&server], &agents, args.conversations).await?;
             for (way, rate, s, figures) in sweep(&args, &rig, Some(&server)).await {
                 if figures.is_some() {
                     server_side.add(format!("frontdesk @ {rate}/s"), figures);
@@ -211,7 +213,7 @@ async fn sweep(
 }
 
 /// One step: messages `n = 0..` go alternately the `ways` given, over the pairs in turn.
-async fn offer(rig: &Rig, ways: &'static [Way], id: u64, step: Step) -> Vec<(Way, Summary)> {
+pub async fn offer(rig: &Rig, ways: &'static [Way], id: u64, step: Step) -> Vec<(Way, Summary)> {
     let start = schedule::start_soon();
     rig.clock.begin(id, step, start);
     let senders = rig.pairs.clone();

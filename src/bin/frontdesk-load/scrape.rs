@@ -142,6 +142,12 @@ pub struct ServerFigures {
     pub store_append_p99_ms: Option<f64>,
     /// Escalations (every reason).
     pub escalations: f64,
+    /// Transactions the SQLite writer committed (group commit).
+    pub commits: f64,
+    /// Appends per commit, on average.
+    pub commit_mean_batch: Option<f64>,
+    /// Appends per commit, 99th percentile (from the histogram's buckets).
+    pub commit_batch_p99: Option<f64>,
 }
 
 impl ServerFigures {
@@ -157,6 +163,13 @@ impl ServerFigures {
             )
             .map(|s| s * 1000.0)
         };
+        let commits = d("frontdesk_store_commit_batch_size_count");
+        let committed = d("frontdesk_store_commit_batch_size_sum");
+        let batch_p99 = quantile(
+            &before.buckets("frontdesk_store_commit_batch_size", ""),
+            &after.buckets("frontdesk_store_commit_batch_size", ""),
+            0.99,
+        );
         let batches = d("frontdesk_encoder_batch_size_count");
         let texts = d("frontdesk_encoder_batch_size_sum");
         Self {
@@ -170,6 +183,9 @@ impl ServerFigures {
             messages: total("frontdesk_messages_total"),
             store_append_p99_ms: q("frontdesk_store_seconds", "op=\"append\",", 0.99),
             escalations: total("frontdesk_escalations_total"),
+            commits,
+            commit_mean_batch: (commits > 0.0).then(|| committed / commits),
+            commit_batch_p99: batch_p99,
         }
     }
 
@@ -177,7 +193,7 @@ impl ServerFigures {
     pub fn line(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms), {} encoder batches of {} on average, {} messages (store append p99 {} ms), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits of {} appends on average, p99 {}), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
@@ -187,6 +203,9 @@ impl ServerFigures {
             self.encoder_mean_batch.map_or("–".into(), |v| format!("{v:.1}")),
             self.messages,
             ms(self.store_append_p99_ms),
+            self.commits,
+            ms(self.commit_mean_batch),
+            ms(self.commit_batch_p99),
             self.escalations,
         )
     }
@@ -233,13 +252,23 @@ mod tests {
         frontdesk_turn_seconds_bucket{le=\"0.1\"} 10\n\
         frontdesk_turn_seconds_bucket{le=\"+Inf\"} 10\n\
         frontdesk_turn_seconds_count 10\n\
-        frontdesk_messages_total{from=\"bot\"} 4\n";
+        frontdesk_messages_total{from=\"bot\"} 4\n\
+        frontdesk_store_commit_batch_size_bucket{le=\"1\"} 5\n\
+        frontdesk_store_commit_batch_size_bucket{le=\"64\"} 5\n\
+        frontdesk_store_commit_batch_size_bucket{le=\"+Inf\"} 5\n\
+        frontdesk_store_commit_batch_size_sum 5\n\
+        frontdesk_store_commit_batch_size_count 5\n";
     const AFTER: &str = "frontdesk_turn_seconds_bucket{le=\"0.01\"} 10\n\
         frontdesk_turn_seconds_bucket{le=\"0.1\"} 110\n\
         frontdesk_turn_seconds_bucket{le=\"+Inf\"} 110\n\
         frontdesk_turn_seconds_count 110\n\
         frontdesk_messages_total{from=\"bot\"} 104\n\
-        frontdesk_messages_total{from=\"customer\"} 100\n";
+        frontdesk_messages_total{from=\"customer\"} 100\n\
+        frontdesk_store_commit_batch_size_bucket{le=\"1\"} 5\n\
+        frontdesk_store_commit_batch_size_bucket{le=\"64\"} 15\n\
+        frontdesk_store_commit_batch_size_bucket{le=\"+Inf\"} 15\n\
+        frontdesk_store_commit_batch_size_sum 205\n\
+        frontdesk_store_commit_batch_size_count 15\n";
 
     #[test]
     fn figures_are_the_step_s_own() {
@@ -250,5 +279,9 @@ mod tests {
         let p50 = f.turn_p50_ms.unwrap();
         assert!((p50 - 55.0).abs() < 1e-6, "{p50}");
         assert_eq!(f.understand_p50_ms, None);
+        // 10 commits of 200 appends in the step: 20 on average, all between 1 and 64.
+        assert_eq!(f.commits, 10.0);
+        assert_eq!(f.commit_mean_batch, Some(20.0));
+        assert!(f.commit_batch_p99.is_some_and(|p| p > 1.0 && p <= 64.0));
     }
 }

@@ -72,6 +72,35 @@ impl Server {
         env: &[(&str, String)],
         agents: &[AgentSpec],
     ) -> anyhow::Result<Self> {
+        let mut server = Self::prepare(common, env)?;
+        server.add_accounts(agents).await?;
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Starts another node on a store `env` points at, whose accounts a first node created (see
+    /// [`Server::start`]); waits for `/api/health`.
+    pub async fn join(common: &Common, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut server = Self::prepare(common, env)?;
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Creates `agents` and the metrics reader on the server's store (`frontdesk agent add`).
+    async fn add_accounts(&self, agents: &[AgentSpec]) -> anyhow::Result<()> {
+        let reader = AgentSpec {
+            name: "Metrics reader".into(),
+            email: METRICS_EMAIL.into(),
+            max_chats: 1,
+        };
+        for agent in agents.iter().chain([&reader]) {
+            self.add_agent(agent).await?;
+        }
+        Ok(())
+    }
+
+    /// The server's folder, knowledge base copy and settings, not started yet.
+    fn prepare(common: &Common, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let bin = absolute(&common.server_bin);
         if !bin.is_file() {
             bail!(
@@ -139,7 +168,7 @@ impl Server {
         ];
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
         all.extend(common.server_env.iter().cloned());
-        let mut server = Self {
+        Ok(Self {
             child: None,
             port,
             bin,
@@ -148,17 +177,7 @@ impl Server {
             dir,
             starts: 0,
             token: tokio::sync::OnceCell::new(),
-        };
-        let reader = AgentSpec {
-            name: "Metrics reader".into(),
-            email: METRICS_EMAIL.into(),
-            max_chats: 1,
-        };
-        for agent in agents.iter().chain([&reader]) {
-            server.add_agent(agent).await?;
-        }
-        server.spawn().await?;
-        Ok(server)
+        })
     }
 
     async fn add_agent(&self, agent: &AgentSpec) -> anyhow::Result<()> {

@@ -1,0 +1,139 @@
+"""Tests of scripts/export_docs.py: `python3 -m unittest scripts/test_export_docs.py`."""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+SCRIPT = Path(__file__).with_name("export_docs.py")
+
+MARKDOC = """---
+title: Paid subscriptions
+description: >-
+  Charge your readers.
+faqItems: >
+  [{"question": "Can I use PayPal?", "answer": "No, only Stripe for now."}]
+---
+
+{% paidFeature feature="paid_subscriptions" /%}
+
+{% noticeInfo %}
+Connect Stripe first.
+{% /noticeInfo %}
+
+{% noticeWarn text="Test mode is not supported." /%}
+
+## FAQs
+
+{% faq /%}
+"""
+
+OBSIDIAN = """---
+aliases:
+  - Cancel subscription
+permalink: refunds
+---
+We refund [[Introduction to Obsidian Sync|Obsidian Sync]] within 7 days; see [[Help and support#Contact support]]
+and [[Catalyst license]]. ![[refund-screenshot.png]] %% editors' note %%
+
+> [!warning]+ Non-refundable purchases
+> Catalyst licenses are not refundable.
+
+**What if I miss a payment?**
+Your data is kept for 30 days.
+^missed-payment
+
+```md
+[[kept in code]] {% kept %}
+```
+"""
+
+
+def scratch(test):
+    folder = Path(tempfile.mkdtemp(prefix="export-docs-"))
+    test.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def export(test, files, *args):
+    src = scratch(test)
+    out = scratch(test) / "kb"
+    for rel, text in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text, encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), str(src), str(out), *args],
+        capture_output=True,
+        text=True,
+    )
+    return run, out
+
+
+class ExportDocs(unittest.TestCase):
+    def test_markdoc_tags_go_their_text_and_faq_answers_stay(self):
+        run, out = export(self, {"paid-subscriptions.mdoc": MARKDOC})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        page = (out / "paid-subscriptions.md").read_text()
+        self.assertTrue(page.startswith("---\ntitle: Paid subscriptions\n---\n"), page)
+        self.assertNotIn("{%", page)
+        self.assertIn("Connect Stripe first.", page)
+        self.assertIn("Test mode is not supported.", page)
+        # The FAQ answers stand where the {% faq /%} tag stood, under the page's own heading.
+        self.assertIn("## FAQs\n\n### Can I use PayPal?\n\nNo, only Stripe for now.", page)
+        self.assertEqual(page.count("Can I use PayPal?"), 1)
+
+    def test_obsidian_links_embeds_callouts_and_block_ids_become_prose(self):
+        run, out = export(
+            self,
+            {"Licenses/Refund policy.md": OBSIDIAN},
+            "--url-base",
+            "https://obsidian.md/help/",
+        )
+        self.assertEqual(run.returncode, 0, run.stderr)
+        page = (out / "Licenses/Refund policy.md").read_text()
+        self.assertIn("title: Refund policy\nurl: https://obsidian.md/help/refunds\n", page)
+        self.assertIn("We refund Obsidian Sync within 7 days; see Help and support › Contact support", page)
+        self.assertIn("and Catalyst license.", page)
+        self.assertIn("> **Non-refundable purchases**", page)
+        self.assertIn("Your data is kept for 30 days.\n", page)
+        for gone in ("refund-screenshot", "editors' note", "[!warning]", "^missed-payment"):
+            self.assertNotIn(gone, page)
+        # Code blocks are left exactly as written.
+        self.assertIn("[[kept in code]] {% kept %}", page)
+
+    def test_duplicate_titles_get_their_folder_and_drafts_and_excluded_files_are_skipped(self):
+        run, out = export(
+            self,
+            {
+                "Sync/Security.md": "---\ntitle: Security and privacy\n---\nSync text",
+                "Publish/Security.md": "---\ntitle: Security and privacy\n---\nPublish text",
+                "draft.md": "---\ntitle: Soon\ndraft: true\n---\nNot yet",
+                "api-emails.mdx": "# Emails API\n\nGET /emails",
+            },
+            "--exclude",
+            "api-*",
+        )
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("wrote 2 pages", run.stdout)
+        self.assertIn("title: Security and privacy (Sync)", (out / "Sync/Security.md").read_text())
+        self.assertIn("title: Security and privacy (Publish)", (out / "Publish/Security.md").read_text())
+        self.assertFalse((out / "draft.md").exists())
+        self.assertFalse((out / "api-emails.md").exists())
+
+    def test_refuses_to_write_into_the_docs_it_reads(self):
+        src = scratch(self)
+        (src / "page.md").write_text("# Page\n\nText")
+        run = subprocess.run(
+            [sys.executable, str(SCRIPT), str(src), str(src / "kb")],
+            capture_output=True,
+            text=True,
+        )
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("overlaps", run.stderr)
+        self.assertTrue((src / "page.md").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()
