@@ -997,12 +997,16 @@ async fn eval_questions(
                 .map(|n| (n, out))
         })
         .await??;
-        let ((n, judging, reranking), out) = n;
+        let (d, out) = n;
         println!(
-            "{n} questions' candidates written to {}; judging one question's candidates (features and logistic unit) took {:.0} µs on average in this build, the reranker's rescoring {:.1} ms",
+            "{} questions' candidates written to {}; judging one question's candidates (features and logistic unit) took {:.0} µs on average in this build, the reranker's rescoring {:.1} ms; spelling correction {:.0} µs per question ({} of {} changed)",
+            d.questions,
             out.display(),
-            judging.as_secs_f64() * 1e6,
-            reranking.as_secs_f64() * 1e3
+            d.judging.as_secs_f64() * 1e6,
+            d.reranking.as_secs_f64() * 1e3,
+            d.correcting.as_secs_f64() * 1e6,
+            d.corrected,
+            d.questions
         );
         return Ok(ExitCode::SUCCESS);
     }

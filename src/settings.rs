@@ -189,6 +189,10 @@ pub struct KbSettings {
     /// How much keyword (BM25) matching counts next to semantic similarity when ranking passages;
     /// 0.1 (with title matching) was best on StackFAQ's development queries (docs/EVALUATION.md).
     pub keyword_weight: f32,
+    /// Search customers' questions with their misspelt words corrected against the base's own
+    /// words ("subscripton" → "subscription"; docs/EVALUATION.md, "Typos"). The message is stored
+    /// and shown as written.
+    pub spelling: bool,
 }
 
 impl Default for KbSettings {
@@ -198,6 +202,7 @@ impl Default for KbSettings {
             watch: true,
             embedding_cache: "data/embeddings.cache".into(),
             keyword_weight: DEFAULT_KEYWORD_WEIGHT,
+            spelling: true,
         }
     }
 }

@@ -174,13 +174,16 @@ impl Bot {
     }
 
     /// Understands a customer message: intent, out of scope, upset (one encoder call).
+    /// Misspelt words are corrected against the knowledge base first ([`KnowledgeBase::correct`]).
     pub async fn understand(&self, text: &str) -> Result<Analysis, KbError> {
-        Ok(self.nlu.analyse(text).await?)
+        Ok(self.nlu.analyse(&self.kb.correct(text)).await?)
     }
 
     /// Decides how to answer a question already understood (no second encoder call). CPU work,
     /// and with the reranker it waits for the reranker's thread: call it off the async runtime.
+    /// The question is read with misspelt words corrected ([`KnowledgeBase::correct`]).
     pub fn answer(&self, question: &str, analysis: &Analysis) -> Result<Reply, KbError> {
+        let question = &*self.kb.correct(question);
         let candidates = self.kb.search_with(
             question,
             &analysis.embedding,

@@ -99,7 +99,11 @@ impl Conversations {
             }
         };
         let understanding = std::time::Instant::now();
-        let analysis = core.understand.understand(text).await;
+        // Read with misspelt words corrected against the knowledge base (stored as written).
+        let analysis = core
+            .understand
+            .understand(&core.bot.kb().correct(text))
+            .await;
         let seconds = understanding.elapsed().as_secs_f64();
         core.metrics.understand_seconds.observe(seconds);
         if let Ok(analysis) = &analysis {

@@ -67,8 +67,10 @@ impl Asked {
         target: Option<String>,
         kb: &KnowledgeBase,
     ) -> Self {
+        // Read as the bot reads it: misspelt words corrected against the base.
+        let question = kb.correct(question);
         let judged =
-            Model::shipped().judge(question, &candidates, &kb.calibration(), &kb.lexicon());
+            Model::shipped().judge(&question, &candidates, &kb.calibration(), &kb.lexicon());
         Self {
             candidates,
             judged,
@@ -201,7 +203,11 @@ pub fn demo_answers(
             kb_dir.display()
         );
     }
-    let texts: Vec<String> = file.questions.iter().map(|q| q.q.clone()).collect();
+    let texts: Vec<String> = file
+        .questions
+        .iter()
+        .map(|q| kb.correct(&q.q).into_owned())
+        .collect();
     let vecs = super::data::embed(encoder, cache, "demo questions", &texts)?;
     let asked = file
         .questions
@@ -255,9 +261,7 @@ pub fn demo_answers(
 /// should answer or decline, the articles among the bot's top passages with their answerability
 /// features (`kb::FEATURES`, then `kb::RERANK_FEATURES` when a `reranker` is given) and whether
 /// each is one of the question's pages, one JSON object per line, so decisions can be fitted and
-/// compared offline in seconds. Returns the questions written, the mean time the shipped model took
-/// to judge one question's candidates (features and logistic unit) and the mean time the reranker
-/// took to rescore them (this build).
+/// compared offline in seconds. Returns what it wrote and the mean times it measured (this build).
 pub fn dump_features(
     kb_dir: &Path,
     set: &super::QuestionSet,
@@ -265,7 +269,7 @@ pub fn dump_features(
     cache: &EmbeddingCache,
     reranker: Option<&Reranker>,
     out: &Path,
-) -> anyhow::Result<(usize, std::time::Duration, std::time::Duration)> {
+) -> anyhow::Result<DumpReport> {
     use std::io::Write;
     let (kb, report) = KnowledgeBase::open(kb_dir, encoder.clone(), cache.clone())
         .with_context(|| format!("opening the knowledge base {}", kb_dir.display()))?;
@@ -277,7 +281,18 @@ pub fn dump_features(
         .iter()
         .filter(|q| matches!(q.expect, super::Expect::Answer | super::Expect::Decline))
         .collect();
-    let texts: Vec<String> = asked.iter().map(|q| q.text.clone()).collect();
+    // Embedded as the bot reads them: misspelt words corrected against the base.
+    let started = std::time::Instant::now();
+    let texts: Vec<String> = asked
+        .iter()
+        .map(|q| kb.correct(&q.text).into_owned())
+        .collect();
+    let correcting = started.elapsed();
+    let corrected = asked
+        .iter()
+        .zip(&texts)
+        .filter(|(q, t)| q.text != **t)
+        .count();
     let vectors = super::data::embed(encoder, cache, "questions", &texts)?;
     let calibration = kb.calibration();
     let lexicon = kb.lexicon();
@@ -323,5 +338,27 @@ pub fn dump_features(
     }
     file.flush()?;
     let n = asked.len().max(1) as u32;
-    Ok((asked.len(), judging / n, reranking / n))
+    Ok(DumpReport {
+        questions: asked.len(),
+        judging: judging / n,
+        reranking: reranking / n,
+        correcting: correcting / n,
+        corrected,
+    })
+}
+
+/// What [`dump_features`] wrote and measured.
+#[derive(Debug, Clone, Copy)]
+pub struct DumpReport {
+    /// Questions written.
+    pub questions: usize,
+    /// Mean time the shipped model took to judge one question's candidates (features and
+    /// logistic unit).
+    pub judging: std::time::Duration,
+    /// Mean time the reranker took to rescore one question's candidates.
+    pub reranking: std::time::Duration,
+    /// Mean time spelling correction took per question.
+    pub correcting: std::time::Duration,
+    /// Questions that spelling correction changed.
+    pub corrected: usize,
 }

@@ -16,7 +16,7 @@ pub use classify::{
 };
 
 pub use answering::{
-    demo_answers, dump_features, AnswerScores, AnsweringReport, DemoAnswersReport,
+    demo_answers, dump_features, AnswerScores, AnsweringReport, DemoAnswersReport, DumpReport,
 };
 pub use play::{Did, Stage};
 pub use questions::{Conversation, Expect, Holder, Question, QuestionSet, Turn};

@@ -142,7 +142,8 @@ pub fn stackfaq(
         test.truncate(n);
     }
     let embed = |what: &str, qs: &[(String, String)]| {
-        let texts: Vec<String> = qs.iter().map(|(q, _)| q.clone()).collect();
+        // Embedded as the bot reads them: misspelt words corrected against the base.
+        let texts: Vec<String> = qs.iter().map(|(q, _)| kb.correct(q).into_owned()).collect();
         super::data::embed(encoder, cache, what, &texts)
     };
     let dev_vecs = embed("StackFAQ dev queries", &dev)?;

@@ -13,6 +13,7 @@ mod html;
 mod index;
 mod lint;
 mod rerank;
+mod spelling;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +32,7 @@ pub use calibrate::Calibration;
 pub use html::render_html;
 pub use lint::{lint, Finding, Severity};
 pub use rerank::{passage_text, Reranker};
+pub use spelling::{English, Speller};
 pub use watch::Watcher;
 
 use crate::nlu::{cosine, Embedding, EmbeddingCache, Encoder, NluError};
@@ -149,6 +151,10 @@ struct Inner {
     index: LexicalIndex,
     keyword_weight: AtomicU32,
     title_match: std::sync::atomic::AtomicBool,
+    /// Whether queries are searched with their misspelt words corrected (see [`Speller`]).
+    spelling: std::sync::atomic::AtomicBool,
+    /// The encoder's vocabulary's whole words, loaded once.
+    english: Arc<English>,
     state: RwLock<State>,
     sync_lock: std::sync::Mutex<()>,
 }
@@ -161,6 +167,8 @@ struct State {
     calibration: Arc<Calibration>,
     /// The base's words, for the answerability features (see [`Lexicon`]).
     lexicon: Arc<Lexicon>,
+    /// The base's words, for correcting customers' typos (see [`Speller`]).
+    speller: Arc<Speller>,
     /// Bumped by every sync that changed articles; a recalibration of an older one is dropped.
     generation: u64,
 }
@@ -200,6 +208,16 @@ impl KnowledgeBase {
         encoder: Encoder,
         cache: EmbeddingCache,
     ) -> Result<(Self, SyncReport), KbError> {
+        let english = match English::load(encoder.vocabulary()) {
+            Ok(english) => english,
+            Err(e) => {
+                tracing::warn!(
+                    "no spelling correction: cannot read the encoder's vocabulary {} ({e}); run `make setup`",
+                    encoder.vocabulary().display()
+                );
+                English::default()
+            }
+        };
         let kb = Self {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -208,6 +226,8 @@ impl KnowledgeBase {
                 index: LexicalIndex::new()?,
                 keyword_weight: AtomicU32::new(DEFAULT_KEYWORD_WEIGHT.to_bits()),
                 title_match: std::sync::atomic::AtomicBool::new(true),
+                spelling: std::sync::atomic::AtomicBool::new(true),
+                english: Arc::new(english),
                 state: RwLock::new(State::default()),
                 sync_lock: std::sync::Mutex::new(()),
             }),
@@ -346,6 +366,12 @@ impl KnowledgeBase {
             state.problems = problems.clone();
             state.generation += 1;
         }
+        // Under the sync lock: no other sync changes the articles meanwhile.
+        let speller = Speller::build(
+            self.read().articles.values().map(|i| &i.article),
+            self.inner.english.clone(),
+        );
+        self.write().speller = Arc::new(speller);
         if calibrate_in_background {
             let kb = self.clone();
             std::thread::spawn(move || kb.recalibrate());
@@ -398,25 +424,40 @@ impl KnowledgeBase {
         self.read().lexicon.clone()
     }
 
+    /// `text` with its misspelt words corrected against this base's words (see [`Speller`]);
+    /// as it is when nothing needs correcting or correction is off.
+    pub fn correct<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if !self.inner.spelling.load(Ordering::Relaxed) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let speller = self.read().speller.clone();
+        match speller.correct(text) {
+            std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(text),
+            std::borrow::Cow::Owned(fixed) => std::borrow::Cow::Owned(fixed),
+        }
+    }
+
+    /// Whether queries are searched with misspelt words corrected (`kb.spelling`, on by default).
+    pub fn set_spelling(&self, on: bool) {
+        self.inner.spelling.store(on, Ordering::Relaxed);
+    }
+
     /// Best passages for `query`, best first (see [`KnowledgeBase::search_with`]).
     pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>, KbError> {
-        // Embedded as the bot embeds a customer's message (keywords still match the text as is).
-        let query_vec = self
-            .inner
-            .encoder
-            .embed_one(&crate::nlu::for_models(query))
-            .await?;
+        // Embedded as the bot embeds a customer's message.
+        let query_vec = self.embed_query(query).await?;
         let weight = f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed));
         self.search_with(query, &query_vec, limit, weight)
     }
 
-    /// `query` embedded as the bot embeds a customer's message, to search with
-    /// [`KnowledgeBase::search_with`].
+    /// `query` embedded as the bot embeds a customer's message (typos corrected), to search
+    /// with [`KnowledgeBase::search_with`].
     pub async fn embed_query(&self, query: &str) -> Result<Embedding, KbError> {
+        let query = self.correct(query);
         Ok(self
             .inner
             .encoder
-            .embed_one(&crate::nlu::for_models(query))
+            .embed_one(&crate::nlu::for_models(&query))
             .await?)
     }
 
@@ -440,7 +481,9 @@ impl KnowledgeBase {
 
     /// Hybrid search with the query already embedded. Candidates are the best sections by embedding
     /// similarity and by BM25; each is scored `similarity + keyword_weight * bm25 / best_bm25`, so
-    /// semantics lead and exact keywords (product names, error codes) break near-ties.
+    /// semantics lead and exact keywords (product names, error codes) break near-ties. Keywords
+    /// are matched with typos corrected (`query_vec` should be of the corrected text too: see
+    /// [`KnowledgeBase::correct`]).
     pub fn search_with(
         &self,
         query: &str,
@@ -448,7 +491,7 @@ impl KnowledgeBase {
         limit: usize,
         keyword_weight: f32,
     ) -> Result<Vec<Passage>, KbError> {
-        let lexical = self.inner.index.search(query, CANDIDATES)?;
+        let lexical = self.inner.index.search(&self.correct(query), CANDIDATES)?;
         let title_match = self.inner.title_match.load(Ordering::Relaxed);
         let state = self.read();
         let mut semantic: Vec<((&str, usize), f32)> = state

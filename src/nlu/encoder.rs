@@ -38,6 +38,8 @@ pub struct Encoder {
     jobs: mpsc::Sender<Job>,
     load: Load,
     backend: EncoderBackend,
+    /// The model's WordPiece vocabulary (`vocab.txt`).
+    vocabulary: Arc<Path>,
 }
 
 /// What the worker reports of its load, for the server's metrics.
@@ -73,6 +75,11 @@ impl Encoder {
     /// Loads the model `settings.encoder` names on a new worker thread; returns once it is ready.
     pub fn load(settings: &NluSettings) -> Result<Self, NluError> {
         let backend = settings.encoder;
+        let vocabulary: Arc<Path> = match backend {
+            EncoderBackend::Torch => settings.model_dir.join("vocab.txt"),
+            EncoderBackend::OnnxInt8 => settings.onnx_model_dir.join("vocab.txt"),
+        }
+        .into();
         let source = match backend {
             EncoderBackend::Torch => {
                 let dir = settings.model_dir.clone();
@@ -112,7 +119,14 @@ impl Encoder {
             jobs,
             load,
             backend,
+            vocabulary,
         })
+    }
+
+    /// The model's WordPiece vocabulary (`vocab.txt`, one token a line): its whole words are the
+    /// English words the knowledge base's spelling correction trusts.
+    pub fn vocabulary(&self) -> &Path {
+        &self.vocabulary
     }
 
     /// Which encoder this is.
