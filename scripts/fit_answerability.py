@@ -17,8 +17,12 @@ another base (--free fits without the constraints). The thresholds are chosen on
 data only, by rules fixed in advance:
   - choices_threshold: the lowest probability of the best article at which at least 92% of the
     fitting data's unanswerable questions are declined (the goal is 90%, with room to spare);
-  - answer_threshold: the lowest at which the best article is right for at least 98% of the
-    answerable questions answered directly;
+  - answer_threshold: the choices threshold. The bot has no bar of its own for answering directly
+    (`decide` answers or offers choices from choices_threshold up); below it a greeting is answered
+    in kind. (Until 2026-12-03 it was the lowest probability at which the best article is right for
+    98% of the answerable questions, raised to the choices threshold; it always came out equal to
+    it, until the fit on six bases gave 0.75, which would only have let greetings with a question
+    the bot can answer be answered in kind.)
   - option_threshold: half the choices threshold: a second or third article at least this
     probable is offered beside the best one ("Which of these is it?"), generously, since the
     customer picks; with none, the best one is answered directly.
@@ -161,14 +165,7 @@ def thresholds(model, qs, balance=False):
     tops = [(model.judge(q), q["answerable"]) for q in qs]
     unans = sorted(j[0][0] if j else 0.0 for j, a in tops if not a)
     choices = float(unans[int(np.ceil(0.92 * len(unans))) - 1]) + 1e-4 if unans else 0.5
-    ans = [(j[0][0], j[0][1]) for j, a in tops if a and j]
-    answer = 1.0
-    for t in np.arange(0.05, 1.0, 0.01):
-        hit = [r for p, r in ans if p >= t]
-        if len(hit) >= 10 and np.mean(hit) >= 0.98:
-            answer = float(t)
-            break
-    answer = max(answer, choices)
+    answer = choices
     t = {"choices_threshold": choices, "answer_threshold": answer, "option_threshold": choices / 2,
          "unsure_option_threshold": choices / 2}
     if OPTION_RULE == "lowest":
