@@ -231,5 +231,34 @@ async fn a_message_to_a_chat_the_agent_does_not_hold_fails_alone() {
     let others = echoes_in_order(&mut agent, &ids, 5).await;
     let errors: Vec<&Value> = others.iter().filter(|f| f["type"] == "error").collect();
     assert_eq!(errors.len(), 1, "one error, for that message: {others:?}");
+    // Errors come in any order among the chats' echoes: the error says which message it refuses.
+    assert_eq!(
+        errors[0]["conversation_id"], "not-a-chat-of-mine",
+        "{errors:?}"
+    );
+    assert_eq!(errors[0]["client_id"], "x", "{errors:?}");
     customers_got_theirs(&mut customers, 5).await;
+}
+
+#[tokio::test]
+async fn a_refused_message_in_a_held_chat_names_the_chat_and_its_client_id() {
+    let (_app, mut agent, mut customers) = desk_of(3).await;
+    let ids: Vec<String> = customers.keys().cloned().collect();
+    // The console sends a blank message to the second chat among good ones to the others.
+    agent
+        .send(json!({"type": "message", "conversation_id": ids[1], "client_id": "blank", "text": "   "}))
+        .await;
+    send_round_robin(&mut agent, &ids, 2, None).await;
+    let others = echoes_in_order(&mut agent, &ids, 2).await;
+    let errors: Vec<&Value> = others.iter().filter(|f| f["type"] == "error").collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error, for the blank message: {others:?}"
+    );
+    assert_eq!(errors[0]["code"], "bad_frame", "{errors:?}");
+    assert_eq!(errors[0]["conversation_id"], ids[1].as_str(), "{errors:?}");
+    assert_eq!(errors[0]["client_id"], "blank", "{errors:?}");
+    // Nothing of it was stored or sent: each customer has exactly the two good messages.
+    customers_got_theirs(&mut customers, 2).await;
 }

@@ -344,7 +344,23 @@
     },
     error(f) {
       if (f.code === 'unauthorized') return logout('Your session has ended. Please sign in again.');
-      toast(f.message, true);
+      // An error names the chat (and the message) it refuses: frames for different chats are
+      // handled at once, so it may arrive after later frames. A refused message is not stored:
+      // it leaves "sending…" (else every reconnect would send it again) and goes back to the
+      // box if that chat is open and the box is empty, so nothing typed is lost.
+      const c = f.conversation_id ? S.chats.get(f.conversation_id) : null;
+      const p = c && f.client_id ? c.pending.get(f.client_id) : null;
+      if (p) {
+        c.pending.delete(f.client_id);
+        if (S.selected === c.id) {
+          if (!el.input.value.trim()) el.input.value = p.text;
+          renderTranscript();
+        } else if (!c.draft) {
+          c.draft = p.text;
+        }
+      }
+      const whose = c ? 'To ' + customerName(c.context && c.context.customer) + ': ' : '';
+      toast(whose + (p ? 'not sent. ' : '') + f.message, true);
     },
   };
 

@@ -28,6 +28,7 @@ use crate::accounts::{Account, Accounts, Revoked, Session, EDITORS_TAKE_NO_CHATS
 use crate::admission::{Pool, Slot};
 use crate::conversation::{Attendance, ConversationError};
 use crate::fanout::{outbox, Outbox};
+use crate::ids::ConversationId;
 use crate::protocol::agent::{AgentFrame, AgentServerFrame};
 use crate::protocol::{decode, encode, CloseCode, ErrorCode};
 use tokio::sync::{broadcast, oneshot};
@@ -231,6 +232,32 @@ fn lane(frame: &AgentFrame) -> Option<&str> {
     }
 }
 
+/// The conversation `frame` names and, for a message, its `client_id`: what an error answering
+/// it says it is about.
+fn about(frame: &AgentFrame) -> (Option<ConversationId>, Option<String>) {
+    match frame {
+        AgentFrame::Message {
+            conversation_id,
+            client_id,
+            ..
+        } => (Some(conversation_id.clone()), client_id.clone()),
+        AgentFrame::Note {
+            conversation_id, ..
+        }
+        | AgentFrame::Typing {
+            conversation_id, ..
+        }
+        | AgentFrame::Claim { conversation_id }
+        | AgentFrame::Transfer {
+            conversation_id, ..
+        }
+        | AgentFrame::Resolve { conversation_id } => (Some(conversation_id.clone()), None),
+        AgentFrame::Auth { .. } | AgentFrame::Ping { .. } | AgentFrame::Presence { .. } => {
+            (None, None)
+        }
+    }
+}
+
 /// What handling an authenticated agent's frame needs: cheap handles, so a lane's task owns them.
 struct Acting {
     state: AppState,
@@ -244,16 +271,13 @@ impl Acting {
 
     /// Does what `frame` asks and answers a failure with a frame.
     async fn handle(&self, agent: &Account, frame: AgentFrame) {
-        let claimed = match &frame {
-            AgentFrame::Claim { conversation_id } => Some(conversation_id.clone()),
-            _ => None,
-        };
+        let about = about(&frame);
         match self.act(agent, frame).await {
             Ok(()) => {}
             Err(ConversationError::Claim(e)) => {
                 let e = ConversationError::Claim(e);
                 self.send(AgentServerFrame::ClaimFailed {
-                    conversation_id: claimed.unwrap_or_else(|| "".into()),
+                    conversation_id: about.0.unwrap_or_else(|| "".into()),
                     code: e.code(),
                     message: e.to_string(),
                 })
@@ -262,7 +286,11 @@ impl Acting {
                 if e.is_internal() {
                     tracing::error!("agent frame failed: {e}");
                 }
-                self.send(AgentServerFrame::error(e.code(), e.public_message()))
+                self.send(AgentServerFrame::error_about(
+                    e.code(),
+                    e.public_message(),
+                    &about,
+                ))
             }
         }
     }
@@ -281,9 +309,10 @@ impl Acting {
                 let text = text.trim();
                 let max = self.state.limits.max_message_chars;
                 if text.is_empty() || text.chars().count() > max {
-                    self.send(AgentServerFrame::error(
+                    self.send(AgentServerFrame::error_about(
                         ErrorCode::BadFrame,
                         format!("messages are 1 to {max} characters"),
+                        &(Some(conversation_id), client_id),
                     ));
                     return Ok(());
                 }
@@ -297,9 +326,10 @@ impl Acting {
             } => {
                 let text = text.trim();
                 if text.is_empty() {
-                    self.send(AgentServerFrame::error(
+                    self.send(AgentServerFrame::error_about(
                         ErrorCode::BadFrame,
                         "the note is empty",
+                        &(Some(conversation_id), None),
                     ));
                     return Ok(());
                 }

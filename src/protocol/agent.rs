@@ -282,15 +282,40 @@ pub enum AgentServerFrame {
         code: ErrorCode,
         /// What to do.
         message: String,
+        /// The conversation the refused frame was about, when it named one: an agent's frames
+        /// for different chats are handled concurrently, so errors can come in any order.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<ConversationId>,
+        /// The refused message's `client_id`: that message was not stored (send it again only
+        /// after fixing what the error says).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
 }
 
 impl AgentServerFrame {
-    /// An error frame.
+    /// An error frame about no conversation in particular.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Error {
             code,
             message: message.into(),
+            conversation_id: None,
+            client_id: None,
+        }
+    }
+
+    /// An error frame about a frame that named a conversation (and, for a message, its
+    /// `client_id`).
+    pub fn error_about(
+        code: ErrorCode,
+        message: impl Into<String>,
+        about: &(Option<ConversationId>, Option<String>),
+    ) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            conversation_id: about.0.clone(),
+            client_id: about.1.clone(),
         }
     }
 }
