@@ -380,9 +380,9 @@ impl Default for RerankSettings {
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
-            answer_threshold: 0.57,
-            choices_threshold: 0.57,
-            option_threshold: 0.28,
+            answer_threshold: 0.54,
+            choices_threshold: 0.54,
+            option_threshold: 0.27,
             unsure_option_threshold: 0.05,
             max_choices: 3,
             choice_line_chars: 120,
