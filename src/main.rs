@@ -892,16 +892,22 @@ async fn eval(
                     )?);
             let mut reports = Vec::new();
             for dev in support_message_files(&n).1 {
-                reports.push(frontdesk::eval::support_set(&dev, &nlu, &policy, &c)?);
+                reports.push((
+                    frontdesk::eval::support_set(&dev, &nlu, &policy, &c)?,
+                    false,
+                ));
             }
             let blind_set = PathBuf::from("tests/questions/support.yaml");
             if blind && blind_set.is_file() {
-                reports.push(frontdesk::eval::support_set(&blind_set, &nlu, &policy, &c)?);
+                reports.push((
+                    frontdesk::eval::support_set(&blind_set, &nlu, &policy, &c)?,
+                    true,
+                ));
             }
             Ok(reports)
         })
         .await??;
-        for r in &reports {
+        for (r, is_blind) in &reports {
             println!("\nSupport messages {} — sha256 {}", r.name, &r.sha256[..12]);
             println!(
                 "  escalated: {} of {} upset/urgent/asking for a person; {} of {} calm",
@@ -918,8 +924,13 @@ async fn eval(
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            for m in &r.mistakes {
-                println!("  {m}");
+            if *is_blind {
+                // The blind set stays blind to whoever runs it: figures only, never its messages.
+                println!("  (blind set: its messages are not listed)");
+            } else {
+                for m in &r.mistakes {
+                    println!("  {m}");
+                }
             }
             // Loose: the dev part and the blind set (--blind) measured above 74 (docs/EVALUATION.md).
             floor("support messages escalated", r.recall, 0.7);
