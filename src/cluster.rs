@@ -394,17 +394,8 @@ impl Counters {
         let mut conn = match current {
             Some(conn) => conn,
             None => {
-                let conn = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    self.client.get_multiplexed_async_connection(),
-                )
-                .await
-                .map_err(|_| {
-                    redis::RedisError::from(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no answer from Redis",
-                    ))
-                })??;
+                let conn =
+                    within_connect_timeout(self.client.get_multiplexed_async_connection()).await?;
                 *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
                 conn
             }
@@ -535,16 +526,24 @@ async fn subscribe(
     client: &redis::Client,
     channel: &str,
 ) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+    let mut pubsub = within_connect_timeout(client.get_async_pubsub()).await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
+/// A connection attempt to Redis, given up after [`CONNECT_TIMEOUT`] with a timed-out error (a
+/// Redis that accepts no connection must not hold a request or a reconnect loop for ever).
+async fn within_connect_timeout<T>(
+    connecting: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| {
             redis::RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "no answer from Redis",
+                format!("no answer from Redis within {CONNECT_TIMEOUT:?}"),
             ))
-        })??;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+        })?
 }
 
 /// Publishes in order. A publish that fails is sent again once Redis answers, before anything
