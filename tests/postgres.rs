@@ -31,6 +31,7 @@ fn event(sender: &'static str, client_id: Option<&str>, text: Option<&str>) -> N
         client_id: client_id.map(str::to_owned),
         text: text.map(str::to_owned),
         state: None,
+        responds_to: None,
         body: Box::new(body),
     }
 }
@@ -222,8 +223,15 @@ async fn exercise(store: &Store) -> Vec<String> {
     };
     note!(store.append("c2", announce, 3_015).await.unwrap());
     note!(store.conversation_state("c2").await.unwrap());
-    note!(store.handoff_responded(1, 3_020).await.unwrap());
-    note!(store.handoff_responded(1, 3_021).await.unwrap());
+    // The agent's first reply sets the hand-off's first_response_at in its own commit; the
+    // second keeps it.
+    for at in [3_020, 3_021] {
+        let reply = NewEvent {
+            responds_to: Some(1),
+            ..event("agent", None, Some("on it"))
+        };
+        note!(store.append("c1", reply, at).await.unwrap());
+    }
     note!(store.handoff_abandoned(2, 3_030).await.unwrap());
     note!(store.claim_handoff(2, "a1", 3_031).await.unwrap());
     note!(store.recent_pickup_ms(5).await.unwrap());
@@ -745,7 +753,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("into the postgres store"), "{stdout}");
-    assert!(stdout.contains("events  7 rows"), "{stdout}");
+    assert!(stdout.contains("events  9 rows"), "{stdout}");
 
     let pg = Store::connect(&pg_url).await.unwrap();
     let (before, after) = (read_back(&sqlite).await, read_back(&pg).await);

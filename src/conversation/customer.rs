@@ -50,7 +50,7 @@ impl Conversations {
         frame.client_id = Some(client_id.to_owned());
         frame.choice = choice;
         let stored = match core
-            .append_message(id, frame, Some(session.socket()))
+            .append_message(id, frame, Some(session.socket()), None)
             .await?
         {
             Appended::New { seq, state, .. } => Stored {

@@ -152,19 +152,19 @@ impl Desk {
         let mut frame = message(Sender::Agent, text);
         frame.author = Some(agent.name.clone());
         frame.client_id = client_id.map(String::from);
-        let seq = match core.append_message(id, frame, None).await? {
+        // The hand-off's first reply is recorded in the message's own commit.
+        let responds_to = core
+            .queue
+            .holding(id)
+            .filter(|h| !h.responded)
+            .map(|h| h.entry.handoff_id);
+        let seq = match core.append_message(id, frame, None, responds_to).await? {
             Appended::New { seq, .. } => seq,
             // Sent again after a reconnect: stored already, and in the transcript the console
             // reloads.
             Appended::Duplicate { seq } => return Ok(seq),
         };
-        if core.queue.agent_replied(id) {
-            if let Some(h) = core.queue.holding(id) {
-                core.store
-                    .handoff_responded(h.entry.handoff_id, now_ms())
-                    .await?;
-            }
-        }
+        core.queue.agent_replied(id);
         Ok(seq)
     }
 
@@ -411,6 +411,7 @@ impl Core {
                 client_id: None,
                 text: None,
                 state: None,
+                responds_to: None,
                 body: Box::new(status_body),
             },
             NewEvent {
@@ -418,6 +419,7 @@ impl Core {
                 client_id: None,
                 text: None,
                 state: None,
+                responds_to: None,
                 body: Box::new(csat),
             },
         ];

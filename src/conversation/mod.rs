@@ -446,17 +446,20 @@ impl Core {
             client_id: None,
             text: None,
             state,
+            responds_to: None,
             body: Box::new(body),
         };
         Ok(seq_of(self.append(conversation, event, None).await?))
     }
 
-    /// Appends a message frame (`message.seq` is replaced by the next number).
+    /// Appends a message frame (`message.seq` is replaced by the next number); `responds_to`: the
+    /// hand-off an agent's message is the first reply of ([`NewEvent::responds_to`]).
     async fn append_message(
         &self,
         conversation: &ConversationId,
         message: MessageFrame,
         except: Option<u64>,
+        responds_to: Option<i64>,
     ) -> Result<Appended, ConversationError> {
         let from = message.from.as_str();
         let event = NewEvent {
@@ -464,6 +467,7 @@ impl Core {
             client_id: message.client_id.clone(),
             text: Some(message.text.clone()),
             state: None,
+            responds_to,
             body: Box::new(move |seq| {
                 let frame = MessageFrame {
                     seq,

@@ -236,6 +236,7 @@ impl Core {
             client_id: None,
             text: Some(reply.text.clone()),
             state: None,
+            responds_to: None,
             body: Box::new(move |seq| {
                 let frame = crate::protocol::customer::MessageFrame {
                     seq,

@@ -309,20 +309,6 @@ impl Store {
         })
     }
 
-    /// An agent wrote to the customer (the first time sets `first_response_at`).
-    pub async fn handoff_responded(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        on!(&self.pool, pool => {
-            sqlx::query(
-                "UPDATE handoffs SET first_response_at = COALESCE(first_response_at, $2) WHERE id = $1",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
-    }
-
     /// The hand-off ended without a person: the customer left the queue and did not come back.
     pub async fn handoff_abandoned(&self, id: i64, now: i64) -> Result<(), StoreError> {
         on!(&self.pool, pool => {

@@ -126,9 +126,18 @@ pub struct NewEvent {
     /// Who owns the conversation from this frame on (a status frame announces it): set in the
     /// same statement that numbers the frame, so the change and its announcement are one commit.
     pub state: Option<&'static str>,
+    /// The hand-off this agent message is the first reply of: its `first_response_at` is set in
+    /// the same commit as the message (a reply already recorded keeps its first time). One
+    /// commit, not a second one after it: with group commit the message shares its fsync with
+    /// others, and a separate update would cost a fsync of its own while the agent waits.
+    pub responds_to: Option<i64>,
     /// Builds the frame's JSON given its sequence number.
     pub body: FrameBody,
 }
+
+/// Records an agent's first reply to a hand-off (kept if there was one already).
+const MARK_RESPONDED: &str =
+    "UPDATE handoffs SET first_response_at = COALESCE(first_response_at, $2) WHERE id = $1";
 
 /// Builds a frame's JSON given its sequence number (known only inside the append).
 pub type FrameBody = Box<dyn Fn(i64) -> String + Send + Sync>;
@@ -235,6 +244,13 @@ macro_rules! append_in {
                 .bind(now)
                 .execute(&mut *$tx)
                 .await?;
+                if let Some(handoff) = event.responds_to {
+                    sqlx::query(MARK_RESPONDED)
+                        .bind(handoff)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
                 Appended::New {
                     seq,
                     frame: body.into(),

@@ -24,7 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{nul_free, Appended, NewEvent, StoreError, INSERT_EVENT};
+use super::{nul_free, Appended, NewEvent, StoreError, INSERT_EVENT, MARK_RESPONDED};
 
 /// Appends waiting for the writer; a caller beyond this waits for room.
 const QUEUE: usize = 4096;
@@ -285,6 +285,14 @@ async fn append_one(
         .execute(&mut *connection)
         .await
         .map_err(|e| Refused::After(e.into()))?;
+    if let Some(handoff) = event.responds_to {
+        sqlx::query(MARK_RESPONDED)
+            .bind(handoff)
+            .bind(now)
+            .execute(&mut *connection)
+            .await
+            .map_err(|e| Refused::After(e.into()))?;
+    }
     Ok(Appended::New {
         seq,
         frame: body.into(),
@@ -310,6 +318,7 @@ mod tests {
             client_id: client_id.map(str::to_owned),
             text: Some(text.to_owned()),
             state: None,
+            responds_to: None,
             body: Box::new(body),
         }
     }
