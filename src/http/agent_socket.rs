@@ -28,8 +28,7 @@ use crate::accounts::{Account, Accounts, Revoked, Session, EDITORS_TAKE_NO_CHATS
 use crate::admission::{Pool, Slot};
 use crate::conversation::{Attendance, ConversationError};
 use crate::fanout::{outbox, Outbox};
-use crate::ids::ConversationId;
-use crate::protocol::agent::{AgentFrame, AgentServerFrame};
+use crate::protocol::agent::{AgentFrame, AgentServerFrame, ErrorAbout};
 use crate::protocol::{decode, encode, CloseCode, ErrorCode};
 use tokio::sync::{broadcast, oneshot};
 
@@ -234,13 +233,16 @@ fn lane(frame: &AgentFrame) -> Option<&str> {
 
 /// The conversation `frame` names and, for a message, its `client_id`: what an error answering
 /// it says it is about.
-fn about(frame: &AgentFrame) -> (Option<ConversationId>, Option<String>) {
+fn about(frame: &AgentFrame) -> ErrorAbout {
     match frame {
         AgentFrame::Message {
             conversation_id,
             client_id,
             ..
-        } => (Some(conversation_id.clone()), client_id.clone()),
+        } => ErrorAbout {
+            conversation_id: Some(conversation_id.clone()),
+            client_id: client_id.clone(),
+        },
         AgentFrame::Note {
             conversation_id, ..
         }
@@ -251,9 +253,12 @@ fn about(frame: &AgentFrame) -> (Option<ConversationId>, Option<String>) {
         | AgentFrame::Transfer {
             conversation_id, ..
         }
-        | AgentFrame::Resolve { conversation_id } => (Some(conversation_id.clone()), None),
+        | AgentFrame::Resolve { conversation_id } => ErrorAbout {
+            conversation_id: Some(conversation_id.clone()),
+            client_id: None,
+        },
         AgentFrame::Auth { .. } | AgentFrame::Ping { .. } | AgentFrame::Presence { .. } => {
-            (None, None)
+            ErrorAbout::default()
         }
     }
 }
@@ -277,7 +282,7 @@ impl Acting {
             Err(ConversationError::Claim(e)) => {
                 let e = ConversationError::Claim(e);
                 self.send(AgentServerFrame::ClaimFailed {
-                    conversation_id: about.0.unwrap_or_else(|| "".into()),
+                    conversation_id: about.conversation_id.unwrap_or_else(|| "".into()),
                     code: e.code(),
                     message: e.to_string(),
                 })
@@ -289,7 +294,7 @@ impl Acting {
                 self.send(AgentServerFrame::error_about(
                     e.code(),
                     e.public_message(),
-                    &about,
+                    about,
                 ))
             }
         }
@@ -312,7 +317,10 @@ impl Acting {
                     self.send(AgentServerFrame::error_about(
                         ErrorCode::BadFrame,
                         format!("messages are 1 to {max} characters"),
-                        &(Some(conversation_id), client_id),
+                        ErrorAbout {
+                            conversation_id: Some(conversation_id),
+                            client_id,
+                        },
                     ));
                     return Ok(());
                 }
@@ -329,7 +337,10 @@ impl Acting {
                     self.send(AgentServerFrame::error_about(
                         ErrorCode::BadFrame,
                         "the note is empty",
-                        &(Some(conversation_id), None),
+                        ErrorAbout {
+                            conversation_id: Some(conversation_id),
+                            client_id: None,
+                        },
                     ));
                     return Ok(());
                 }

@@ -306,18 +306,24 @@ impl AgentServerFrame {
 
     /// An error frame about a frame that named a conversation (and, for a message, its
     /// `client_id`).
-    pub fn error_about(
-        code: ErrorCode,
-        message: impl Into<String>,
-        about: &(Option<ConversationId>, Option<String>),
-    ) -> Self {
+    pub fn error_about(code: ErrorCode, message: impl Into<String>, about: ErrorAbout) -> Self {
         Self::Error {
             code,
             message: message.into(),
-            conversation_id: about.0.clone(),
-            client_id: about.1.clone(),
+            conversation_id: about.conversation_id,
+            client_id: about.client_id,
         }
     }
+}
+
+/// What an agent's frame that failed was about, for the error answering it: with lanes an error
+/// can arrive after later frames, so it names the chat and, for a message, the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorAbout {
+    /// The conversation the frame named.
+    pub conversation_id: Option<ConversationId>,
+    /// The message's `client_id`.
+    pub client_id: Option<String>,
 }
 
 #[cfg(test)]
