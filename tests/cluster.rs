@@ -67,10 +67,21 @@ async fn nodes_with(
 /// Three nodes on a fresh database and a channel of their own on the Redis (tests run at once),
 /// agents assigned by claim only, customers allowed to type faster than people do.
 async fn three_nodes(admin: &str, redis: &str) -> [TestApp; 3] {
+    let nodes = fresh_cluster(admin, redis, 3, |_| {}).await;
+    nodes.try_into().ok().expect("three nodes")
+}
+
+/// `count` nodes as [`nodes_with`] makes them, on a fresh database and a Redis channel of their
+/// own (tests run at once).
+async fn fresh_cluster(
+    admin: &str,
+    redis: &str,
+    count: usize,
+    tweak: fn(&mut frontdesk::settings::Settings),
+) -> Vec<TestApp> {
     let url = common::fresh_postgres_database(admin).await;
     let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_on(&url, redis, &channel, 3).await;
-    nodes.try_into().ok().expect("three nodes")
+    nodes_with(&url, redis, &channel, count, tweak).await
 }
 
 /// The next frame of `customer` that `pred` accepts, skipping the others (status, system
@@ -504,9 +515,7 @@ async fn new_conversations_from_one_address_are_counted_across_the_nodes() {
     let Some([pg, redis]) = services("new_conversations_from_one_address_are_counted") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.limits.new_conversations_per_address_per_minute = 2.0;
     })
     .await;
@@ -602,9 +611,7 @@ async fn timers_fire_once_across_three_nodes_and_still_fire_after_the_node_runni
     let Some([pg, redis]) = services("timers_fire_once_across_three_nodes") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.handoff.pickup_timeout_seconds = 1.0;
         s.handoff.abandon_after_seconds = 1.0;
         s.cluster.timer_lease_seconds = 1.0;
@@ -928,9 +935,7 @@ async fn requests_for_a_person_from_one_address_are_counted_across_the_nodes() {
     let Some([pg, redis]) = services("requests_for_a_person_from_one_address_are_counted") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.limits.handoff_requests_per_address_per_minute = 2.0;
     })
     .await;
@@ -1010,9 +1015,7 @@ async fn failed_logins_for_one_account_are_throttled_across_the_nodes() {
     let Some([pg, redis]) = services("failed_logins_for_one_account_are_throttled") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.agents.login_attempts_per_account = 3;
         s.agents.login_account_backoff_seconds = 600.0;
         s.agents.login_attempts_per_address = 1000;
@@ -1037,9 +1040,7 @@ async fn failed_logins_from_one_address_are_throttled_across_the_nodes() {
     let Some([pg, redis]) = services("failed_logins_from_one_address_are_throttled") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.agents.login_attempts_per_address = 4;
         s.agents.login_address_backoff_seconds = 600.0;
     })
@@ -1057,9 +1058,7 @@ async fn conversations_queued_from_one_address_are_counted_across_the_nodes() {
     let Some([pg, redis]) = services("conversations_queued_from_one_address_are_counted") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.limits.queued_per_address = 2;
         s.limits.handoff_requests_per_address_per_minute = 1000.0;
     })
@@ -1103,9 +1102,7 @@ async fn customer_sockets_from_one_address_are_counted_across_the_nodes() {
     let Some([pg, redis]) = services("customer_sockets_from_one_address_are_counted") else {
         return;
     };
-    let url = common::fresh_postgres_database(&pg).await;
-    let channel = format!("frontdesk-test:{}", uuid::Uuid::new_v4().simple());
-    let nodes = nodes_with(&url, &redis, &channel, 3, |s| {
+    let nodes = fresh_cluster(&pg, &redis, 3, |s| {
         s.limits.sockets_per_address = 2;
     })
     .await;
