@@ -57,9 +57,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<ExitCode> {
         eprintln!("bot: run {} of {}", run + 1, args.common.runs);
         let env: Vec<(&str, String)> = BOT_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
         let server = Server::start(&args.common, &env, &[]).await?;
-        let lowest = args.rates.iter().copied().fold(f64::INFINITY, f64::min);
-        let mut steps = vec![(false, lowest, args.warmup)];
-        steps.extend(args.rates.iter().map(|r| (true, *r, args.seconds)));
+        let steps = crate::schedule::warmup_then(&args.rates, args.seconds, args.warmup);
         let mut asked = 0;
         for (keep, rate, seconds) in steps {
             let step = Step {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::pairs::Way;
-use crate::relay::{Direction, RELAY_ENV};
+use crate::relay::{Traffic, RELAY_ENV};
 use crate::report::{ms, Machine, Report, Table};
 use crate::schedule::Step;
 use crate::server::{AgentSpec, Server};
@@ -41,21 +41,8 @@ pub struct NodesArgs {
     /// Offered rates, messages per second (both ways together).
     #[arg(long, value_delimiter = ',', default_value = "200,500,1000,2000", value_parser = crate::schedule::positive_rate)]
     rates: Vec<f64>,
-    /// Conversations the messages are spread over.
-    #[arg(long, default_value_t = 500)]
-    conversations: usize,
-    /// Agents holding them, spread over the nodes after the first.
-    #[arg(long, default_value_t = 10)]
-    agents: usize,
-    /// Seconds each rate is offered.
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
-    /// Seconds at the lowest rate first, not reported.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Which way messages go.
-    #[arg(long, value_enum, default_value = "both")]
-    direction: Direction,
+    #[command(flatten)]
+    traffic: Traffic,
 }
 
 /// One step of one run: the clients' latencies and the CPU each process group used.
@@ -149,9 +136,9 @@ pub async fn run(args: NodesArgs) -> anyhow::Result<ExitCode> {
         machine,
         runs: args.common.runs,
         settings: json!({
-            "nodes": args.nodes, "rates": args.rates, "conversations": args.conversations,
-            "agents": args.agents, "seconds": args.seconds,
-            "direction": format!("{:?}", args.direction),
+            "nodes": args.nodes, "rates": args.rates, "conversations": args.traffic.conversations,
+            "agents": args.traffic.agents, "seconds": args.traffic.seconds,
+            "direction": format!("{:?}", args.traffic.direction),
             "server_env": RELAY_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "extra_server_env": args.common.server_env,
             "load_average_before": load_before, "load_average_after": load_after,
@@ -290,8 +277,11 @@ async fn cluster_run(
             format!("frontdesk-load:{channel}"),
         ),
     ]);
-    let per_agent = args.conversations.div_ceil(args.agents.max(1));
-    let agents = AgentSpec::many(args.agents.max(1), per_agent);
+    let per_agent = args
+        .traffic
+        .conversations
+        .div_ceil(args.traffic.agents.max(1));
+    let agents = AgentSpec::many(args.traffic.agents.max(1), per_agent);
     // The first node creates the accounts; the others join its store one after the other (they
     // share the embedding cache the first one wrote).
     let mut nodes = vec![Server::start(&args.common, &env, &agents).await?];
@@ -303,7 +293,8 @@ async fn cluster_run(
     } else {
         nodes[1..].iter().collect()
     };
-    let rig = crate::pairs::frontdesk(&nodes[0], &agents_on, &agents, args.conversations).await?;
+    let rig =
+        crate::pairs::frontdesk(&nodes[0], &agents_on, &agents, args.traffic.conversations).await?;
     let mut groups: Vec<(String, Group)> = nodes
         .iter()
         .enumerate()
@@ -317,10 +308,8 @@ async fn cluster_run(
     }
     groups.push(("load tool".into(), Group::Pid(std::process::id())));
 
-    let ways = args.direction.ways();
-    let lowest = args.rates.iter().copied().fold(f64::INFINITY, f64::min);
-    let mut steps: Vec<(bool, f64, f64)> = vec![(false, lowest, args.warmup)];
-    steps.extend(args.rates.iter().map(|r| (true, *r, args.seconds)));
+    let ways = args.traffic.direction.ways();
+    let steps = args.traffic.steps(&args.rates);
     let mut out = Vec::new();
     for (id, (keep, rate, seconds)) in steps.into_iter().enumerate() {
         if seconds <= 0.0 {

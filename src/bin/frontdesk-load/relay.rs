@@ -25,24 +25,39 @@ pub struct RelayArgs {
     /// Offered rates, messages per second (both ways together).
     #[arg(long, value_delimiter = ',', default_value = "200,1000,2000,5000", value_parser = crate::schedule::positive_rate)]
     rates: Vec<f64>,
-    /// Conversations the messages are spread over.
-    #[arg(long, default_value_t = 500)]
-    conversations: usize,
-    /// Agents holding them (each with room for its share).
-    #[arg(long, default_value_t = 10)]
-    agents: usize,
-    /// Seconds each rate is offered.
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
-    /// Seconds at the lowest rate first, not reported.
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
-    /// Which way messages go.
-    #[arg(long, value_enum, default_value = "both")]
-    direction: Direction,
+    #[command(flatten)]
+    traffic: Traffic,
     /// Measure frontdesk, the floor relay, or both (each figure as a multiple of the floor's).
     #[arg(long, value_enum, default_value = "both")]
     target: Target,
+}
+
+/// The relay's traffic, the same in the relay and nodes profiles.
+#[derive(Args, Debug, Clone)]
+pub struct Traffic {
+    /// Conversations the messages are spread over.
+    #[arg(long, default_value_t = 500)]
+    pub conversations: usize,
+    /// Agents holding them, each with room for its share (in the nodes profile, on the nodes after
+    /// the first).
+    #[arg(long, default_value_t = 10)]
+    pub agents: usize,
+    /// Seconds each rate is offered.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Seconds at the lowest rate first, not reported.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Which way messages go.
+    #[arg(long, value_enum, default_value = "both")]
+    pub direction: Direction,
+}
+
+impl Traffic {
+    /// The sweep over `rates` (see [`crate::schedule::warmup_then`]).
+    pub fn steps(&self, rates: &[f64]) -> Vec<(bool, f64, f64)> {
+        crate::schedule::warmup_then(rates, self.seconds, self.warmup)
+    }
 }
 
 /// Which way messages go.
@@ -105,7 +120,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
         let mut floor = BTreeMap::new();
         if args.target != Target::Frontdesk {
             let process = FloorProcess::start().await?;
-            let rig = crate::pairs::floor(&process, args.conversations).await?;
+            let rig = crate::pairs::floor(&process, args.traffic.conversations).await?;
             for (way, rate, s, _) in sweep(&args, &rig, None).await {
                 floor.insert((way == Way::ToCustomer, rate as u64), s.clone());
                 runs.entry((label("floor", way), rate as u64))
@@ -114,13 +129,17 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if args.target != Target::Floor {
-            let per_agent = args.conversations.div_ceil(args.agents.max(1));
-            let agents = AgentSpec::many(args.agents.max(1), per_agent);
+            let per_agent = args
+                .traffic
+                .conversations
+                .div_ceil(args.traffic.agents.max(1));
+            let agents = AgentSpec::many(args.traffic.agents.max(1), per_agent);
             let env: Vec<(&str, String)> =
                 RELAY_ENV.iter().map(|(k, v)| (*k, v.to_string())).collect();
             let server = Server::start(&args.common, &env, &agents).await?;
             let rig =
-                crate::pairs::frontdesk(&server, &[&server], &agents, args.conversations).await?;
+                crate::pairs::frontdesk(&server, &[&server], &agents, args.traffic.conversations)
+                    .await?;
             for (way, rate, s, figures) in sweep(&args, &rig, Some(&server)).await {
                 if figures.is_some() {
                     server_side.add(format!("frontdesk @ {rate}/s"), figures);
@@ -154,8 +173,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
         machine,
         runs: args.common.runs,
         settings: json!({
-            "rates": args.rates, "conversations": args.conversations, "agents": args.agents,
-            "seconds": args.seconds, "direction": format!("{:?}", args.direction),
+            "rates": args.rates, "conversations": args.traffic.conversations, "agents": args.traffic.agents,
+            "seconds": args.traffic.seconds, "direction": format!("{:?}", args.traffic.direction),
             "server_env": RELAY_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "extra_server_env": args.common.server_env,
         }),
@@ -181,11 +200,9 @@ async fn sweep(
     rig: &Rig,
     server: Option<&Server>,
 ) -> Vec<(Way, f64, Summary, Option<ServerFigures>)> {
-    let ways = args.direction.ways();
+    let ways = args.traffic.direction.ways();
     let mut out = Vec::new();
-    let lowest = args.rates.iter().copied().fold(f64::INFINITY, f64::min);
-    let mut steps: Vec<(bool, f64, f64)> = vec![(false, lowest, args.warmup)];
-    steps.extend(args.rates.iter().map(|r| (true, *r, args.seconds)));
+    let steps = args.traffic.steps(&args.rates);
     for (id, (keep, rate, seconds)) in steps.into_iter().enumerate() {
         if seconds <= 0.0 {
             continue;

@@ -26,6 +26,15 @@ impl Step {
     }
 }
 
+/// The steps of a sweep over `rates`: first `warmup` seconds at the lowest rate, not reported
+/// (`false`), then `seconds` at each rate in order (`true`), as (reported, rate, seconds).
+pub fn warmup_then(rates: &[f64], seconds: f64, warmup: f64) -> Vec<(bool, f64, f64)> {
+    let lowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut steps = vec![(false, lowest, warmup)];
+    steps.extend(rates.iter().map(|r| (true, *r, seconds)));
+    steps
+}
+
 /// A start time a moment from now, for [`run`] (so receivers can know it before the first send).
 pub fn start_soon() -> Instant {
     Instant::now() + Duration::from_millis(20)
