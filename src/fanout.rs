@@ -62,6 +62,15 @@ struct Order {
     waiting: BTreeMap<i64, Option<Outbound>>,
 }
 
+/// What [`Outbox::close_to_resume`] queues: never a frame (every frame is a JSON object).
+const RESUME_MARKER: &str = "";
+
+/// Whether `frame` is the marker of [`Outbox::close_to_resume`]: write nothing after it, close
+/// with `reconnect`.
+pub fn is_resume_marker(frame: &str) -> bool {
+    frame == RESUME_MARKER
+}
+
 /// Rings when a sender found the outbox full: the socket must close.
 pub struct Alarm(Arc<Link>);
 
@@ -125,6 +134,13 @@ impl Outbox {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Queues a marker after the frames queued so far: the socket writes those, then closes
+    /// with `reconnect`, and the client resumes from the last frame it got. For a welcome that
+    /// carries only the first page of what the client missed.
+    pub fn close_to_resume(&self) {
+        self.push(Outbound::from(RESUME_MARKER));
     }
 
     /// This socket's id.

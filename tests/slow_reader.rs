@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{spawn_app_with, AgentClient, Client};
+use common::{spawn_app_with, AgentClient, Client, TestApp};
 use serde_json::{json, Value};
 
 /// A customer asks for a person and `agent` claims the conversation; returns its session and id.
@@ -26,6 +26,104 @@ async fn handed_to(customer: &mut Client, agent: &mut AgentClient) -> (String, S
         }
     }
     (welcome["session"].as_str().unwrap().to_owned(), id)
+}
+
+/// Resumes `session` from `last_seq` until it has every frame up to `stored`: a welcome carries
+/// at most a page of what was missed, and after a page that is not the last the server closes
+/// the socket with 4004 (resume). Returns the seqs of the missed frames as they came and how many
+/// welcomes it took.
+async fn resume_all(
+    app: &TestApp,
+    session: &str,
+    mut last_seq: i64,
+    stored: i64,
+) -> (Vec<i64>, usize) {
+    let mut seqs = Vec::new();
+    let mut welcomes = 0;
+    loop {
+        let mut customer = app.client().await;
+        let welcome = customer.hello(Some(session), Some(last_seq)).await;
+        welcomes += 1;
+        let missed: Vec<i64> = welcome["missed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f: &Value| f["seq"].as_i64().unwrap())
+            .collect();
+        assert!(
+            !missed.is_empty() || last_seq == stored,
+            "nothing missed before {stored}"
+        );
+        seqs.extend(&missed);
+        last_seq = missed.last().copied().unwrap_or(last_seq);
+        if last_seq >= stored {
+            assert_eq!(welcome["last_seq"].as_i64(), Some(stored));
+            return (seqs, welcomes);
+        }
+        // A page that is not the last says how far it goes.
+        assert_eq!(welcome["last_seq"].as_i64(), Some(last_seq));
+        let close = customer.recv_or_close(Duration::from_secs(10)).await;
+        assert_eq!(
+            close,
+            Err(Some(4004)),
+            "a page that is not the last ends with 4004"
+        );
+        assert!(welcomes < 100, "resuming does not end");
+    }
+}
+
+/// A customer who missed megabytes (here 300 long messages, about 1.2 MB) gets them in pages of
+/// a welcome each, every frame once and in order, and resumes to the end without help.
+#[tokio::test]
+async fn a_customer_who_missed_megabytes_resumes_in_pages_and_misses_nothing() {
+    let app = spawn_app_with(|s| {
+        s.handoff.auto_assign = false;
+        s.limits.agent_outbox = 4096;
+    })
+    .await;
+    let token = app.agent_token("Ann", &[]).await;
+    let mut ann = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let (session, id) = handed_to(&mut customer, &mut ann).await;
+    let before = customer.settle().await;
+    let last_seen = before
+        .iter()
+        .filter_map(|f| f["seq"].as_i64())
+        .max()
+        .unwrap();
+    customer.close().await;
+
+    let long = "y".repeat(3_900);
+    for i in 0..300 {
+        let text = format!("{i} {long}");
+        ann.send(json!({"type": "message", "conversation_id": id, "text": text}))
+            .await;
+        ann.next_event(|f| f["from"] == "agent").await;
+    }
+    let (_, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&token))
+        .await;
+    let stored = body["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["seq"].as_i64())
+        .max()
+        .unwrap();
+    assert!(stored >= last_seen + 300);
+
+    let (seqs, welcomes) = resume_all(&app, &session, last_seen, stored).await;
+    assert_eq!(seqs, ((last_seen + 1)..=stored).collect::<Vec<_>>());
+    assert!(welcomes >= 2, "1.2 MB came in one welcome");
+    // Resumed to the end, the socket stays open and gets what comes next live.
+    let mut again = app.client().await;
+    let welcome = again.hello(Some(&session), Some(stored)).await;
+    assert_eq!(welcome["missed"].as_array().unwrap().len(), 0);
+    ann.send(json!({"type": "message", "conversation_id": id, "text": "still there?"}))
+        .await;
+    let next = again.recv().await;
+    assert_eq!(next["text"], "still there?", "{next}");
+    assert_eq!(next["seq"].as_i64(), Some(stored + 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,13 +231,6 @@ async fn a_customer_who_stops_reading_delays_no_one_and_misses_nothing_after_res
     let first = *seen.first().unwrap();
     assert_eq!(seen, (first..first + seen.len() as i64).collect::<Vec<_>>());
     let last_seen = *seen.last().unwrap();
-    let mut again = app.client().await;
-    let welcome = again.hello(Some(&slow_session), Some(last_seen)).await;
-    let missed: Vec<i64> = welcome["missed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f: &Value| f["seq"].as_i64().unwrap())
-        .collect();
+    let (missed, _) = resume_all(&app, &slow_session, last_seen, last).await;
     assert_eq!(missed, ((last_seen + 1)..=last).collect::<Vec<_>>());
 }

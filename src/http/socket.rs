@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::upgrade::{Socket as WebSocket, TooLargeBeforeGreeting};
 
-use crate::fanout::{Alarm, Inbox};
+use crate::fanout::{is_resume_marker, Alarm, Inbox};
 use crate::protocol::CloseCode;
 use crate::settings::LimitSettings;
 
@@ -237,17 +237,30 @@ async fn write(
     idle: Duration,
 ) -> Result<(), Option<CloseCode>> {
     let writing = async {
-        socket.feed(Message::Text(frame.as_ref().into())).await?;
+        // A page of a resume was queued: what came before it is written, then the socket
+        // closes so the client resumes for the next page.
+        let mut resume = is_resume_marker(&frame);
+        if !resume {
+            socket.feed(Message::Text(frame.as_ref().into())).await?;
+        }
         // Frames queued before an overflow are older than the one refused: writing them keeps
         // the order; nothing newer is queued once the outbox overflowed.
-        while let Some(next) = inbox.try_recv() {
-            socket.feed(Message::Text(next.as_ref().into())).await?;
+        while !resume {
+            let Some(next) = inbox.try_recv() else { break };
+            resume = is_resume_marker(&next);
+            if !resume {
+                socket.feed(Message::Text(next.as_ref().into())).await?;
+            }
         }
-        socket.flush().await
+        socket.flush().await.map(|()| resume)
     };
     tokio::select! {
         biased;
-        done = writing => done.map_err(|_| None),
+        done = writing => match done {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Some(CloseCode::Reconnect)),
+            Err(_) => Err(None),
+        },
         _ = alarm.rung() => Err(Some(alarm.close_code())),
         _ = tokio::time::sleep(idle) => Err(Some(CloseCode::IdleTimeout)),
     }
