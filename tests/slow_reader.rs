@@ -28,6 +28,19 @@ async fn handed_to(customer: &mut Client, agent: &mut AgentClient) -> (String, S
     (welcome["session"].as_str().unwrap().to_owned(), id)
 }
 
+/// `agent` writes `count` messages of about `chars` characters to conversation `id`, each
+/// stored before the next.
+async fn write_long(agent: &mut AgentClient, id: &str, label: &str, count: usize, chars: usize) {
+    let long = label.repeat(chars / label.len().max(1));
+    for i in 0..count {
+        let text = format!("{label} {i} {long}");
+        agent
+            .send(json!({"type": "message", "conversation_id": id, "text": text}))
+            .await;
+        agent.next_event(|f| f["from"] == "agent").await;
+    }
+}
+
 /// Resumes `session` from `last_seq` until it has every frame up to `stored`: a welcome carries
 /// at most a page of what was missed, and after a page that is not the last the server closes
 /// the socket with 4004 (resume). Returns the seqs of the missed frames as they came and how many
@@ -93,13 +106,7 @@ async fn a_customer_who_missed_megabytes_resumes_in_pages_and_misses_nothing() {
         .unwrap();
     customer.close().await;
 
-    let long = "y".repeat(3_900);
-    for i in 0..300 {
-        let text = format!("{i} {long}");
-        ann.send(json!({"type": "message", "conversation_id": id, "text": text}))
-            .await;
-        ann.next_event(|f| f["from"] == "agent").await;
-    }
+    write_long(&mut ann, &id, "y", 300, 3_900).await;
     let (_, body) = app
         .get_as(&format!("/api/conversations/{id}"), Some(&token))
         .await;
@@ -156,13 +163,7 @@ async fn a_customer_who_stops_reading_delays_no_one_and_misses_nothing_after_res
 
     // From here on the slow customer reads nothing. Ann writes long messages to them until the
     // kernel's buffers are full (a few megabytes) and the server's writes to them wait...
-    let long = "x".repeat(50_000);
-    for i in 0..90 {
-        let text = format!("long {i} {long}");
-        ann.send(json!({"type": "message", "conversation_id": slow_id, "text": text}))
-            .await;
-        ann.next_event(|f| f["from"] == "agent").await;
-    }
+    write_long(&mut ann, &slow_id, "x", 90, 50_000).await;
     // ...then goes on with short ones, which pile up in the slow customer's outbox until it is
     // full. Meanwhile Bob writes to the quick customer, who reads each message as it comes.
     let mut delays = Vec::new();

@@ -231,15 +231,19 @@ async fn attempt(
 }
 
 async fn begin(connection: &mut SqliteConnection) -> Result<(), Failure> {
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *connection)
-        .await
-        .map(drop)
-        .map_err(|e| Failure::Transaction(e.into()))
+    transaction_statement(connection, "BEGIN IMMEDIATE").await
 }
 
 async fn commit(connection: &mut SqliteConnection) -> Result<(), Failure> {
-    sqlx::query("COMMIT")
+    transaction_statement(connection, "COMMIT").await
+}
+
+/// Runs `BEGIN` or `COMMIT`; its failure is the whole batch's, not one append's.
+async fn transaction_statement(
+    connection: &mut SqliteConnection,
+    sql: &str,
+) -> Result<(), Failure> {
+    sqlx::query(sql)
         .execute(&mut *connection)
         .await
         .map(drop)
