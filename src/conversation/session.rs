@@ -236,21 +236,7 @@ impl Core {
         let (state, stored_seq) = row
             .map(|r| (State::parse(&r.state), r.last_seq))
             .unwrap_or((State::Bot, 0));
-        let page = Page::of(missed, stored_seq);
-        let welcome = ServerFrame::Welcome {
-            protocol: PROTOCOL_VERSION,
-            session: token.to_owned(),
-            conversation_id: session.id.clone(),
-            resumed,
-            state,
-            last_seq: page.last_seq,
-            missed: page.frames.into_iter().map(StoredFrame).collect(),
-        };
-        outbox.push(encode(&welcome));
-        if page.more {
-            outbox.close_to_resume();
-        }
-        outbox.start_at(page.last_seq);
+        queue_welcome(outbox, token, &session, resumed, state, missed, stored_seq);
         Ok(session)
     }
 
@@ -275,23 +261,37 @@ impl Core {
             }
             None => (State::Bot, 0, Vec::new()),
         };
-        let page = Page::of(missed, stored_seq);
-        let welcome = ServerFrame::Welcome {
-            protocol: PROTOCOL_VERSION,
-            session: token.to_owned(),
-            conversation_id: session.id.clone(),
-            resumed: true,
-            state,
-            last_seq: page.last_seq,
-            missed: page.frames.into_iter().map(StoredFrame).collect(),
-        };
-        outbox.push(encode(&welcome));
-        if page.more {
-            outbox.close_to_resume();
-        }
-        outbox.start_at(page.last_seq);
+        queue_welcome(outbox, token, &session, true, state, missed, stored_seq);
         Ok(session)
     }
+}
+
+/// Queues the `welcome` with the first page of `missed` (the conversation's last `seq` as read:
+/// `stored_seq`); after a page that is not the last the socket closes for the client to resume.
+fn queue_welcome(
+    outbox: &Outbox,
+    token: &str,
+    session: &Session,
+    resumed: bool,
+    state: State,
+    missed: Vec<std::sync::Arc<str>>,
+    stored_seq: i64,
+) {
+    let page = Page::of(missed, stored_seq);
+    let welcome = ServerFrame::Welcome {
+        protocol: PROTOCOL_VERSION,
+        session: token.to_owned(),
+        conversation_id: session.id.clone(),
+        resumed,
+        state,
+        last_seq: page.last_seq,
+        missed: page.frames.into_iter().map(StoredFrame).collect(),
+    };
+    outbox.push(encode(&welcome));
+    if page.more {
+        outbox.close_to_resume();
+    }
+    outbox.start_at(page.last_seq);
 }
 
 /// The most bytes of missed frames one welcome carries. A customer who missed more (a phone
