@@ -47,7 +47,9 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/debug/frontdesk"
 # The real server on a free port with an empty store, and the demo accounts (demo@example.com and
 # editor@example.com, password demo) for the console and editors' tests. Agents claim from the
 # queue (no automatic assignment), and the pickup and reply timers are too long to fire during a
-# run. Every browser comes from 127.0.0.1, so the per-address limits are raised. It serves a
+# run. Every browser comes from 127.0.0.1, so the per-address limits are raised, and every test signs
+# in as the same demo agent, so is the per-account login throttle (5 in a burst, then one per 30 s:
+# a fast run signs in more often than that; tests/trust.rs drives the throttle itself). It serves a
 # watched copy of the demo knowledge base, which the editors' test may break (FRONTDESK_E2E_KB);
 # the base is embedded through the same cache the Rust integration tests use, so only the first
 # run ever pays for it (~20 s).
@@ -76,6 +78,8 @@ NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
     FRONTDESK_HANDOFF__AUTO_ASSIGN=false \
     FRONTDESK_HANDOFF__PICKUP_TIMEOUT_SECONDS=3600 \
     FRONTDESK_HANDOFF__REPLY_TIMEOUT_SECONDS=3600 \
+    FRONTDESK_AGENTS__LOGIN_ATTEMPTS_PER_ACCOUNT=1000 \
+    FRONTDESK_AGENTS__LOGIN_ATTEMPTS_PER_ADDRESS=1000 \
     FRONTDESK_LIMITS__SOCKETS_PER_ADDRESS=1000 \
     FRONTDESK_LIMITS__QUEUED_PER_ADDRESS=1000 \
     FRONTDESK_LIMITS__NEW_CONVERSATIONS_PER_ADDRESS_PER_MINUTE=1000 \

@@ -148,6 +148,10 @@ export async function consoleLogin(page, email = 'demo@example.com', password = 
   await page.locator('#login-email').fill(email);
   await page.locator('#login-password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+  // Fails with the console's own words when the sign-in is refused (e.g. throttled).
+  const refused = page.locator('#login-error:not([hidden])');
+  await page.locator(ready).or(refused).first().waitFor();
+  if (await refused.isVisible()) throw new Error(`signing in as ${email}: ${await refused.textContent()}`);
   await page.locator(ready).waitFor();
 }
 
