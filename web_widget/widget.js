@@ -185,7 +185,16 @@
 
   const savePending = () => save('pending', JSON.stringify(pending.map((p) => ({ id: p.id, text: p.text, failed: p.failed }))));
   const saveHistory = () => { history = history.slice(-HISTORY_MAX); save('history', JSON.stringify(history)); };
-  const remember = (f) => { history.push(f); saveHistory(); };
+  // Saved once per batch of frames rather than once per frame: a resume can bring hundreds of
+  // them, and writing the whole history each time made that quadratic. The microtask runs before
+  // the page can do anything else (unload included), so nothing shown is left unsaved.
+  let historySaveQueued = false;
+  const remember = (f) => {
+    history.push(f);
+    if (historySaveQueued) return;
+    historySaveQueued = true;
+    queueMicrotask(() => { historySaveQueued = false; saveHistory(); });
+  };
   const setLastSeq = (n) => { lastSeq = n; save('seq', String(n)); };
   const findPending = (id) => pending.find((p) => p.id === id);
 
