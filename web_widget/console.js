@@ -299,7 +299,7 @@
         refreshContextSoon(c);
       }
       renderMine();
-      if (S.selected === c.id) { appendOrRender(c); renderHead(); }
+      if (S.selected === c.id) { appendOrRender(c, fr); renderHead(); }
     },
     note(f) {
       const c = chat(f.conversation_id);
@@ -671,10 +671,36 @@
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
     const switched = log.dataset.id !== cur.id;
     log.dataset.id = cur.id;
+    // What appendOrRender needs to know to add a frame after these without drawing them again.
+    log.dataset.lastSeq = String(frames.reduce((m, f) => Math.max(m, f.seq), 0));
+    log.dataset.lastAt = String(timeline.reduce((m, t) => Math.max(m, t.at), 0));
+    log.dataset.appendable = cur.chat && !rating ? '1' : '';
     log.replaceChildren(...nodes);
     if (atBottom || switched) log.scrollTop = log.scrollHeight;
   }
-  const appendOrRender = renderTranscript;
+
+  // A new frame of the open chat: when it comes after everything drawn (the usual case, a live
+  // message), add its node alone, before any "sending…" bubbles; else draw the whole transcript.
+  // Redrawing for every frame made a long chat's backlog (hundreds of frames after a reconnect)
+  // take minutes of the agent's browser.
+  function appendOrRender(c, fr) {
+    const log = el.transcript;
+    const at = c.times.get(fr.seq) || 0;
+    if (log.dataset.id !== c.id || !log.dataset.appendable || !(fr.seq > Number(log.dataset.lastSeq)) ||
+        at < Number(log.dataset.lastAt)) {
+      return renderTranscript();
+    }
+    const articles = new Map(((c.context && c.context.articles) || []).map((a) => [a.seq, a]));
+    const node = frameNode(fr, at, articles);
+    log.dataset.lastSeq = String(fr.seq);
+    log.dataset.lastAt = String(at);
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+    if (fr.client_id) {
+      for (const p of log.querySelectorAll('.msg.pending')) if (p.dataset.clientId === fr.client_id) p.remove();
+    }
+    if (node) log.insertBefore(node, log.querySelector('.msg.pending'));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
 
   function frameNode(f, at, articles) {
     if (f.type === 'message') {

@@ -209,6 +209,63 @@ test('offline: the agent writes while the customer has no network; each message 
   await agent.context.close();
 });
 
+test('offline for long: 300 long messages (over a megabyte) come back in pages, each once and in order', async () => {
+  const parts = await customerAndAgent('Paula Grant');
+  const { customer, w, agent } = parts;
+  await send(customer.page, 'hello, how do i descale my brewer?');
+  await w.bot.first().waitFor();
+  const id = await handOver(parts);
+  await w.log.locator('.note', { hasText: 'Demo joined the chat' }).waitFor();
+
+  await customer.context.setOffline(true);
+  await waitFor(customer.page, () => connText(customer.page).then((t) => /offline/i.test(t)), 'the widget shows it is offline');
+  // About 1.2 MB, more than one welcome carries (1 MiB). A second console tab of the agent's writes
+  // them, each stored before the next (typing 300 messages into the composer would take minutes).
+  const texts = Array.from({ length: 300 }, (_, i) => `part ${i + 1}: ` + 'the long answer, '.repeat(225).trim());
+  const written = await agent.page.evaluate(async ({ id, texts }) => {
+    const url = new URL('/ws/agent', location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(url);
+    let waiting = null;
+    ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      if (f.type === 'ready' || (f.type === 'event' && f.conversation_id === id && f.frame.from === 'agent')) waiting?.(f);
+    };
+    const next = () => new Promise((ok) => { waiting = ok; });
+    const ready = next();
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token: localStorage.getItem('frontdesk.console.token') }));
+    await ready;
+    let stored = 0;
+    for (const [i, text] of texts.entries()) {
+      const echo = next();
+      ws.send(JSON.stringify({ type: 'message', conversation_id: id, text, client_id: `long-${i}` }));
+      if ((await echo).frame.text === text) stored += 1;
+    }
+    ws.close();
+    return stored;
+  }, { id, texts });
+  assert.equal(written, texts.length, 'the server stored every message');
+
+  const welcomesBefore = customer.frames.filter((f) => f.type === 'welcome').length;
+  await customer.context.setOffline(false);
+  const agentTexts = () => customer.page.evaluate(() => [...document.querySelector('frontdesk-chat').shadowRoot.querySelectorAll('.msg.agent .bubble')].map((b) => b.textContent));
+  await waitFor(customer.page, async () => (await agentTexts()).length >= texts.length, 'the messages arrive', 60000);
+  await waitFor(customer.page, () => isOnline(customer.page), 'the widget is back online');
+  await customer.page.waitForTimeout(1000); // anything arriving twice would be in by now
+  assert.deepEqual(await agentTexts(), texts, 'every message once, in order');
+  const seqs = await shownSeqs(customer.page);
+  assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'each frame once, in sequence order');
+  const pages = customer.frames.filter((f) => f.type === 'welcome').slice(welcomesBefore).filter((f) => f.missed?.length);
+  assert.ok(pages.length >= 2, `the missed frames came in pages (${pages.length} welcome(s) with frames)`);
+  await agent.page.locator('#resolve').click(); // the demo agent's chats are few
+  await w.w('form.card').waitFor();
+
+  assert.deepEqual(customer.errors, []);
+  assert.deepEqual(agent.errors, []);
+  await customer.context.close();
+  await agent.context.close();
+});
+
 test('markup is text both ways: the console shows the customer’s, the widget shows the agent’s', async () => {
   const parts = await customerAndAgent('Mallory <b>Evil</b>');
   const { customer, w, agent } = parts;
