@@ -91,6 +91,11 @@ async fn the_counters_follow_a_real_conversation() {
     let appends = "frontdesk_store_seconds_count{op=\"append\"}";
     assert!(sample(&after, appends) >= 5.0, "{after}");
     // The SQLite writer's transactions, and the appends they held (at least one each).
+    // Batches stored one append at a time (a refused or broken append in them): none here.
+    assert!(
+        after.contains("\nfrontdesk_store_batches_one_at_a_time_total 0\n"),
+        "{after}"
+    );
     let commits = sample(&after, "frontdesk_store_commit_batch_size_count");
     assert!(commits >= 1.0, "{after}");
     assert!(

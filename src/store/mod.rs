@@ -285,11 +285,12 @@ impl Store {
     }
 
     /// Metrics the store keeps, for the server's registry: the SQLite writer's appends per
-    /// transaction (`frontdesk_store_commit_batch_size`); none on Postgres.
+    /// transaction (`frontdesk_store_commit_batch_size`) and its batches stored one append at a
+    /// time (`frontdesk_store_batches_one_at_a_time_total`); none on Postgres.
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         self.writer
             .iter()
-            .map(|w| Box::new(w.batch_sizes()) as Box<dyn prometheus::core::Collector>)
+            .flat_map(writer::Writer::collectors)
             .collect()
     }
 

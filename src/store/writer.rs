@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use prometheus::{Histogram, HistogramOpts};
+use prometheus::{Histogram, HistogramOpts, IntCounter};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -46,8 +46,9 @@ pub(super) struct Writer {
 struct Counts {
     transactions: AtomicU64,
     appends: AtomicU64,
-    /// Batches whose statements together failed, so their appends were stored one at a time.
-    one_at_a_time: AtomicU64,
+    /// Batches whose statements together failed, so their appends were stored one at a time,
+    /// for `/metrics` (`frontdesk_store_batches_one_at_a_time_total`).
+    one_at_a_time: IntCounter,
     /// Appends per committed transaction, for `/metrics` (`frontdesk_store_commit_batch_size`).
     batch_sizes: Histogram,
 }
@@ -62,7 +63,12 @@ impl Default for Counts {
         Self {
             transactions: AtomicU64::default(),
             appends: AtomicU64::default(),
-            one_at_a_time: AtomicU64::default(),
+            one_at_a_time: IntCounter::new(
+                "frontdesk_store_batches_one_at_a_time_total",
+                "Batches of the SQLite writer stored one append at a time because storing them \
+                 together failed (one append in them was refused or broke)",
+            )
+            .expect("a valid counter"),
             batch_sizes: Histogram::with_opts(opts).expect("a valid histogram"),
         }
     }
@@ -107,9 +113,13 @@ impl Writer {
         }
     }
 
-    /// The appends-per-transaction histogram, to be registered with the server's metrics.
-    pub(super) fn batch_sizes(&self) -> Histogram {
-        self.counts.batch_sizes.clone()
+    /// The writer's metrics, to be registered with the server's: the appends-per-transaction
+    /// histogram and the count of batches stored one append at a time.
+    pub(super) fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.counts.batch_sizes.clone()),
+            Box::new(self.counts.one_at_a_time.clone()),
+        ]
     }
 
     /// Appends `event` in the next batch; returns once that batch is committed.
@@ -212,7 +222,7 @@ async fn attempt(
             Err(error) => {
                 // Nothing of the batch stays; one append at a time finds out whose it was.
                 tracing::debug!(%error, "a batched append failed; storing one at a time");
-                counts.one_at_a_time.fetch_add(1, Ordering::Relaxed);
+                counts.one_at_a_time.inc();
                 rollback(connection).await;
                 begin(connection).await?;
             }
@@ -759,11 +769,7 @@ mod tests {
                 let (batch, r) = jobs(appends);
                 let counts = Counts::default();
                 store_batch(&mut connection, batch, &counts).await;
-                assert_eq!(
-                    counts.one_at_a_time.load(Ordering::Relaxed),
-                    0,
-                    "stored together"
-                );
+                assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
                 assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
                 receivers = r;
             } else {
@@ -846,7 +852,9 @@ mod tests {
             ("c0", event("customer", Some("c"), "third")),
             ("c0", event("customer", Some("a"), "first")),
         ]);
-        store_batch(&mut connection, batch, &Counts::default()).await;
+        let counts = Counts::default();
+        store_batch(&mut connection, batch, &counts).await;
+        assert_eq!(counts.one_at_a_time.get(), 1, "stored again one at a time");
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert!(

@@ -148,6 +148,9 @@ pub struct ServerFigures {
     pub commit_mean_batch: Option<f64>,
     /// Appends per commit, 99th percentile (from the histogram's buckets).
     pub commit_batch_p99: Option<f64>,
+    /// Batches the SQLite writer stored one append at a time (a refused or broken append in
+    /// them made storing them together fail).
+    pub batches_one_at_a_time: f64,
 }
 
 impl ServerFigures {
@@ -186,6 +189,7 @@ impl ServerFigures {
             commits,
             commit_mean_batch: (commits > 0.0).then(|| committed / commits),
             commit_batch_p99: batch_p99,
+            batches_one_at_a_time: d("frontdesk_store_batches_one_at_a_time_total"),
         }
     }
 
@@ -193,7 +197,7 @@ impl ServerFigures {
     pub fn line(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits of {} appends on average, p99 {}), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits of {} appends on average, p99 {}; {} batches stored one at a time), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
@@ -206,6 +210,7 @@ impl ServerFigures {
             self.commits,
             ms(self.commit_mean_batch),
             ms(self.commit_batch_p99),
+            self.batches_one_at_a_time,
             self.escalations,
         )
     }
