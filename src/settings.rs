@@ -229,6 +229,16 @@ pub struct NluSettings {
     /// 3× slower at p50 (docs/BENCHMARKS.md, "libtorch intra-op threads"); raise it on a machine
     /// with cores to spare.
     pub threads: i32,
+    /// Encoder worker threads, each with its own copy of the model (about 90 MB for `torch`, 25 MB
+    /// for `onnx-int8`), encoding customers' messages side by side. 0, the default: one per CPU
+    /// core, at most four. One worker was the whole limit of a bot turn on two cores
+    /// (docs/BENCHMARKS.md, "Encoder workers").
+    pub workers: usize,
+    /// Niceness the encoder workers run at (Linux; 0 to 19), 10 by default: the sockets and the
+    /// store, whose work comes in short pieces, go before a long encoding on a busy machine, and
+    /// the encoders take the rest. Measured with two workers on two cores: bot turns at 100/s had
+    /// p99 44–57 ms at 10 and 372–549 ms at 0 (docs/BENCHMARKS.md, "Encoder workers").
+    pub worker_nice: i32,
     /// Most sentences encoded in one batch.
     pub max_batch: usize,
     /// Most encode requests waiting; callers beyond it wait (backpressure).
@@ -276,10 +286,25 @@ impl EncoderBackend {
     }
 }
 
+/// Most encoder workers `nlu.workers = 0` starts, however many cores there are: each holds a copy
+/// of the model, and past a few the sockets and the store need the cores more.
+pub const AUTOMATIC_ENCODER_WORKERS: usize = 4;
+
 /// Folder of a knowledge base that holds its own settings (not articles: the loader skips it).
 pub const KB_SETTINGS_DIR: &str = ".frontdesk";
 
 impl NluSettings {
+    /// How many encoder workers run: `workers`, or when it is 0 one per CPU core, at most
+    /// [`AUTOMATIC_ENCODER_WORKERS`].
+    pub fn encoder_workers(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(AUTOMATIC_ENCODER_WORKERS)
+    }
+
     /// These settings for serving the knowledge base in `kb_dir`: its own intents
     /// (`extra_intents`, or `<kb_dir>/.frontdesk/intents.yaml` when that exists) join the general
     /// ones, and the intent model is the one trained on both, kept beside the extra file.
@@ -304,6 +329,8 @@ impl Default for NluSettings {
             onnx_model_dir: "models/all-MiniLM-L6-v2-int8".into(),
             onnx_runtime: ".onnxruntime/libonnxruntime.so".into(),
             threads: 1,
+            workers: 0,
+            worker_nice: 10,
             max_batch: 32,
             queue_capacity: 256,
             intents: "models/intents.yaml".into(),

@@ -76,3 +76,84 @@ fn two_indexers_of_the_same_texts_encode_each_text_once() {
     assert_eq!(fresh.iter().sum::<usize>(), texts.len(), "{fresh:?}");
     assert_eq!(cache.len(), texts.len());
 }
+
+/// Threads of this process named `name`, with their niceness (Linux's /proc).
+fn niceness_of_threads(name: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("/proc is mounted") {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread ended
+        };
+        let (head, rest) = stat.rsplit_once(')').expect("stat has (comm)");
+        if head.split_once('(').map(|(_, comm)| comm) == Some(name) {
+            // Fields after the name start at the third (state); niceness is the 19th.
+            out.push(rest.split_whitespace().nth(16).unwrap().parse().unwrap());
+        }
+    }
+    out
+}
+
+/// Several workers (`nlu.workers`) share one bulk job's batches and customers' messages: every
+/// caller gets its own vectors, in the order of its texts, the same as one worker would give; the
+/// workers run at `nlu.worker_nice`.
+#[test]
+fn several_workers_share_the_work_and_each_caller_gets_its_own_vectors_in_order() {
+    let (one, _) = common::nlu();
+    let settings = frontdesk::settings::NluSettings {
+        model_dir: common::root().join("models/all-MiniLM-L6-v2"),
+        workers: 3,
+        worker_nice: 7,
+        max_batch: 8,
+        ..Default::default()
+    };
+    let three = frontdesk::nlu::Encoder::load(&settings).expect("three workers load");
+    let at_seven = niceness_of_threads("encoder")
+        .into_iter()
+        .filter(|&n| n == 7)
+        .count();
+    assert!(
+        at_seven >= 3,
+        "{at_seven} encoder threads run at niceness 7, not three"
+    );
+    let bulk = passages("shared bulk", 100);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let messages: Vec<String> = (0..40)
+        .map(|i| format!("order {i} has not arrived, it was due {} days ago", i % 9))
+        .collect();
+    let (indexed, answered) = std::thread::scope(|scope| {
+        let indexer = scope.spawn(|| three.embed_blocking(bulk.clone()).expect("bulk encoded"));
+        let answered: Vec<_> = runtime.block_on(async {
+            let calls = messages.iter().map(|m| {
+                let three = three.clone();
+                let m = m.clone();
+                tokio::spawn(async move { three.embed_one(&m).await })
+            });
+            let mut out = Vec::new();
+            for call in calls.collect::<Vec<_>>() {
+                out.push(call.await.unwrap().expect("message encoded"));
+            }
+            out
+        });
+        (indexer.join().unwrap(), answered)
+    });
+    assert_eq!(indexed.len(), bulk.len());
+    assert_eq!(three.waiting(), 0, "nothing is left counted as waiting");
+    let same = |text: &str, got: &[f32]| {
+        let alone = one.embed_blocking(vec![text.to_owned()]).unwrap();
+        let cos = frontdesk::nlu::cosine(&alone[0], got);
+        assert!(
+            cos > 0.999,
+            "{text:?} got another text's vector (cosine {cos})"
+        );
+    };
+    for (text, v) in bulk.iter().zip(&indexed) {
+        same(text, v);
+    }
+    for (text, v) in messages.iter().zip(&answered) {
+        same(text, v);
+    }
+}

@@ -1,13 +1,19 @@
-//! The sentence encoder: one worker thread owns the model and encodes requests in batches, because
-//! one batch of 32 sentences costs about as much as three sentences one at a time.
+//! The sentence encoder: worker threads, each with its own copy of the model, encode requests in
+//! batches (a batch costs less per sentence than one at a time). One worker on one core was the
+//! whole limit of a bot turn; a second one, called only when the first is busy, carries 1.6× the
+//! turns a second on two cores with onnx-int8 and 1.3× with torch (docs/BENCHMARKS.md, "Encoder
+//! workers").
 //!
 //! Requests come in two kinds. A customer's message ([`Encoder::embed`]) is waited on by someone in
 //! a chat; indexing a knowledge base or a benchmark ([`Encoder::embed_blocking`]) may send thousands
-//! of texts at once. The worker encodes bulk work one batch at a time and, between batches, takes
-//! every waiting message first, so a re-index of a large help centre never stalls the chats.
+//! of texts at once. Workers take bulk work one batch at a time and, before each batch, every
+//! waiting message first, so a re-index of a large help centre never stalls the chats; the
+//! batches of one bulk job are shared among the workers.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 
 use rust_bert::pipelines::common::ModelType;
 use rust_bert::pipelines::sentence_embeddings::{
@@ -36,6 +42,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Encoder {
     jobs: mpsc::Sender<Job>,
+    /// Wakes a helper worker when the first one is busy (see [`Helpers`]).
+    helpers: Arc<Helpers>,
     load: Load,
     backend: EncoderBackend,
     /// The model's WordPiece vocabulary (`vocab.txt`).
@@ -97,26 +105,55 @@ impl Encoder {
             },
         };
         let (jobs, queue) = mpsc::channel::<Job>(settings.queue_capacity.max(1));
+        let work = Arc::new(Mutex::new(Work {
+            jobs: queue,
+            messages: VecDeque::new(),
+            bulk: VecDeque::new(),
+            closed: false,
+        }));
+        let helpers = Arc::new(Helpers::default());
+        let workers = settings.encoder_workers();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let threads = settings.threads;
         let max_batch = settings.max_batch.max(1);
+        let nice = settings.worker_nice;
         let load = Load::new();
-        let worker_load = load.clone();
-        std::thread::Builder::new()
-            .name("encoder".into())
-            .spawn(move || match Model::load(source, threads) {
-                Ok(model) => {
-                    let _ = ready_tx.send(Ok(()));
-                    serve(model, queue, max_batch, &worker_load);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
-            .map_err(|e| NluError::Model(format!("could not start the encoder thread: {e}")))?;
-        ready_rx.recv().map_err(|_| NluError::Stopped)??;
+        for n in 0..workers {
+            let (work, helpers, load, ready_tx) = (
+                work.clone(),
+                helpers.clone(),
+                load.clone(),
+                ready_tx.clone(),
+            );
+            let source = source.clone();
+            let worker = Worker {
+                first: n == 0,
+                work,
+                helpers,
+                max_batch,
+            };
+            std::thread::Builder::new()
+                .name("encoder".into())
+                .spawn(move || {
+                    match lower_priority(nice).and_then(|()| Model::load(source, threads)) {
+                        Ok(model) => {
+                            let _ = ready_tx.send(Ok(()));
+                            worker.serve(model, &load);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                })
+                .map_err(|e| NluError::Model(format!("could not start an encoder thread: {e}")))?;
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            ready_rx.recv().map_err(|_| NluError::Stopped)??;
+        }
         Ok(Self {
             jobs,
+            helpers,
             load,
             backend,
             vocabulary,
@@ -173,6 +210,7 @@ impl Encoder {
             self.load.queued.sub(count);
             return Err(NluError::Stopped);
         }
+        self.helpers.wanted();
         result.await.map_err(|_| NluError::Stopped)?
     }
 
@@ -201,11 +239,28 @@ impl Encoder {
             self.load.queued.sub(count);
             return Err(NluError::Stopped);
         }
+        self.helpers.wanted();
         result.blocking_recv().map_err(|_| NluError::Stopped)?
     }
 }
 
-/// Where the worker loads its model from.
+/// Runs the calling thread (and the threads it starts, such as onnxruntime's) at niceness `nice`.
+fn lower_priority(nice: i32) -> Result<(), NluError> {
+    if nice == 0 {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice).map_err(|e| {
+        NluError::Model(format!(
+            "could not run the encoder at niceness {nice} ({e}): set nlu.worker_nice between 0 \
+             and 19, or 0 to leave it as it is"
+        ))
+    })?;
+    Ok(())
+}
+
+/// Where a worker loads its model from.
+#[derive(Clone)]
 enum Source {
     Torch(PathBuf),
     Onnx { dir: PathBuf, runtime: PathBuf },
@@ -264,73 +319,255 @@ fn load_torch(dir: &Path) -> Result<SentenceEmbeddingsModel, NluError> {
     SentenceEmbeddingsModel::new(config).map_err(|e| NluError::Model(e.to_string()))
 }
 
-/// A bulk job being encoded a batch at a time.
-struct Bulk {
-    job: Job,
-    done: Vec<Embedding>,
+/// A bulk job, shared by the workers that encode its batches.
+struct BulkJob {
+    texts: Vec<String>,
+    done: Mutex<BulkDone>,
 }
 
-/// The worker loop. Each round it takes what is waiting in the channel (customers' messages up to a
-/// batch; bulk jobs are set aside in arrival order), then encodes either the waiting messages
-/// together or, when there are none, the next batch of the oldest bulk job.
-fn serve(mut model: Model, mut queue: mpsc::Receiver<Job>, max_batch: usize, load: &Load) {
-    let mut urgent: Vec<Job> = Vec::new();
-    let mut bulk: std::collections::VecDeque<Bulk> = std::collections::VecDeque::new();
-    loop {
-        if urgent.is_empty() && bulk.is_empty() {
-            match queue.blocking_recv() {
-                Some(job) => take(job, &mut urgent, &mut bulk),
-                None => return,
-            }
-        }
-        // Every bulk caller waits for its reply, so at most one bulk job per indexing thread is
-        // ever set aside here; messages beyond a batch stay in the (bounded) channel.
-        while urgent.iter().map(|j| j.texts.len()).sum::<usize>() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => take(job, &mut urgent, &mut bulk),
-                Err(_) => break,
-            }
-        }
-        if !urgent.is_empty() {
-            encode_messages(&mut model, std::mem::take(&mut urgent), max_batch, load);
-        } else if let Some(current) = bulk.front_mut() {
-            let from = current.done.len();
-            let to = (from + max_batch).min(current.job.texts.len());
-            let texts: Vec<&str> = current.job.texts[from..to]
-                .iter()
-                .map(String::as_str)
-                .collect();
-            let result = encode(&mut model, &texts, load);
-            let encoded = texts.len();
-            let finished = match result {
-                Ok(vectors) => {
-                    current.done.extend(vectors);
-                    current.done.len() == current.job.texts.len()
+/// What has come of a bulk job's batches so far.
+struct BulkDone {
+    vectors: Vec<Option<Embedding>>,
+    /// Texts handed to a worker and not encoded yet, or never handed out.
+    left: usize,
+    /// Taken when the job is answered: with every vector, or with the first failure.
+    reply: Option<Reply>,
+}
+
+impl BulkJob {
+    fn new(job: Job) -> Arc<Self> {
+        let n = job.texts.len();
+        Arc::new(Self {
+            texts: job.texts,
+            done: Mutex::new(BulkDone {
+                vectors: vec![None; n],
+                left: n,
+                reply: Some(job.reply),
+            }),
+        })
+    }
+
+    fn done(&self) -> std::sync::MutexGuard<'_, BulkDone> {
+        // A worker that panicked mid-batch leaves the vectors as they were: still usable.
+        self.done.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the job was already answered (with a failure): its other batches are skipped.
+    fn answered(&self) -> bool {
+        self.done().reply.is_none()
+    }
+
+    /// Records one batch's outcome and answers the job when it is the last, or the first failure.
+    fn finish(&self, range: std::ops::Range<usize>, result: Result<Vec<Embedding>, String>) {
+        let mut done = self.done();
+        done.left -= range.len();
+        match result {
+            Ok(vectors) => {
+                for (slot, v) in done.vectors[range].iter_mut().zip(vectors) {
+                    *slot = Some(v);
                 }
-                Err(e) => {
-                    let failed = bulk.pop_front().expect("the current bulk job");
-                    let left = failed.job.texts.len() - failed.done.len() - encoded;
-                    load.queued.sub(left as i64);
-                    let _ = failed.job.reply.send(Err(NluError::Model(e)));
-                    continue;
+                if done.left == 0 {
+                    if let Some(reply) = done.reply.take() {
+                        let vectors = std::mem::take(&mut done.vectors);
+                        let _ = reply.send(Ok(vectors.into_iter().flatten().collect()));
+                    }
                 }
-            };
-            if finished {
-                let Bulk { job, done } = bulk.pop_front().expect("the current bulk job");
-                let _ = job.reply.send(Ok(done));
+            }
+            Err(e) => {
+                if let Some(reply) = done.reply.take() {
+                    let _ = reply.send(Err(NluError::Model(e)));
+                }
             }
         }
     }
 }
 
-fn take(job: Job, urgent: &mut Vec<Job>, bulk: &mut std::collections::VecDeque<Bulk>) {
-    if job.bulk {
-        bulk.push_back(Bulk {
-            done: Vec::with_capacity(job.texts.len()),
-            job,
-        });
-    } else {
-        urgent.push(job);
+/// The work every worker takes from: the channel, customers' messages taken out of it, and bulk
+/// jobs being handed out a batch at a time (with the next text to hand out).
+struct Work {
+    jobs: mpsc::Receiver<Job>,
+    messages: VecDeque<Job>,
+    bulk: VecDeque<(Arc<BulkJob>, usize)>,
+    /// Every [`Encoder`] handle is gone and nothing is left.
+    closed: bool,
+}
+
+/// What one worker encodes next.
+enum Task {
+    Messages(Vec<Job>),
+    Bulk(Arc<BulkJob>, std::ops::Range<usize>),
+}
+
+impl Work {
+    fn take(&mut self, job: Job) {
+        if job.bulk {
+            self.bulk.push_back((BulkJob::new(job), 0));
+        } else {
+            self.messages.push_back(job);
+        }
+    }
+
+    fn waiting_messages(&self) -> usize {
+        self.messages.iter().map(|j| j.texts.len()).sum()
+    }
+
+    /// The next task if there is one now: waiting customers' messages together (up to a batch),
+    /// else the next batch of the oldest bulk job.
+    fn try_next(&mut self, max_batch: usize) -> Option<Task> {
+        // Every bulk caller waits for its reply, so at most one bulk job per indexing thread is
+        // ever set aside here; messages beyond a batch stay in the (bounded) channel.
+        while self.waiting_messages() < max_batch {
+            match self.jobs.try_recv() {
+                Ok(job) => self.take(job),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.closed = self.messages.is_empty() && self.bulk.is_empty();
+                    break;
+                }
+            }
+        }
+        if !self.messages.is_empty() {
+            let mut batch = vec![self.messages.pop_front()?];
+            let mut texts = batch[0].texts.len();
+            while let Some(job) = self.messages.front() {
+                if texts + job.texts.len() > max_batch {
+                    break;
+                }
+                texts += job.texts.len();
+                batch.extend(self.messages.pop_front());
+            }
+            return Some(Task::Messages(batch));
+        }
+        let (job, next) = self.bulk.front_mut()?;
+        let job = job.clone();
+        let from = *next;
+        let to = (from + max_batch).min(job.texts.len());
+        *next = to;
+        if to == job.texts.len() {
+            self.bulk.pop_front();
+        }
+        Some(Task::Bulk(job, from..to))
+    }
+
+    /// The next task, waiting on the channel when there is none. None once every [`Encoder`]
+    /// handle is gone.
+    fn next(&mut self, max_batch: usize) -> Option<Task> {
+        loop {
+            if let Some(task) = self.try_next(max_batch) {
+                return Some(task);
+            }
+            match self.jobs.blocking_recv() {
+                Some(job) => self.take(job),
+                None => {
+                    self.closed = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Whether a task is left for another worker.
+    fn more(&self) -> bool {
+        !self.messages.is_empty() || !self.bulk.is_empty() || !self.jobs.is_empty()
+    }
+}
+
+/// How the first worker calls the others: they sleep until a message arrives while it is busy
+/// (or it leaves work behind), so under light load every message goes to the first worker alone,
+/// as fast as one worker is, and a second core joins only when a message would otherwise wait.
+#[derive(Default)]
+struct Helpers {
+    first_busy: std::sync::atomic::AtomicBool,
+    wake: Condvar,
+}
+
+impl Helpers {
+    /// Called after a job is sent: a helper takes it if the first worker is busy.
+    fn wanted(&self) {
+        if self.first_busy.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Longest a helper worker sleeps before it looks at the work again by itself.
+const HELPER_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One encoder worker: the first waits on the channel, the others on [`Helpers`].
+struct Worker {
+    first: bool,
+    work: Arc<Mutex<Work>>,
+    helpers: Arc<Helpers>,
+    max_batch: usize,
+}
+
+impl Worker {
+    /// The worker's loop: it takes the next task from the shared work (holding the lock only while
+    /// it takes, or while the first worker waits on the channel) and encodes it with its own
+    /// model.
+    fn serve(&self, mut model: Model, load: &Load) {
+        while let Some(task) = self.next() {
+            run(&mut model, task, self.max_batch, load);
+            if self.first {
+                self.helpers.first_busy.store(false, Ordering::SeqCst);
+            }
+        }
+        // The channel is closed: wake every helper so they see it too.
+        self.helpers.wake.notify_all();
+    }
+
+    fn next(&self) -> Option<Task> {
+        let mut work = self.work.lock().unwrap_or_else(|p| p.into_inner());
+        let task = if self.first {
+            work.next(self.max_batch)
+        } else {
+            loop {
+                if let Some(task) = work.try_next(self.max_batch) {
+                    break Some(task);
+                }
+                if work.closed {
+                    break None;
+                }
+                // Woken by the first worker or a caller; the timeout only bounds a wake-up
+                // that came between the check above and this wait, and notices a closed
+                // channel when the first worker never started.
+                work = self
+                    .helpers
+                    .wake
+                    .wait_timeout(work, HELPER_RECHECK)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        };
+        if self.first && task.is_some() {
+            // Set before the lock is let go, so a message sent from now on calls a helper.
+            self.helpers.first_busy.store(true, Ordering::SeqCst);
+        }
+        if task.is_some() && work.more() {
+            // Left behind (a backlog, or the rest of a bulk job): one more worker takes it.
+            self.helpers.wake.notify_one();
+        }
+        task
+    }
+}
+
+/// Encodes one task and answers its callers.
+fn run(model: &mut Model, task: Task, max_batch: usize, load: &Load) {
+    match task {
+        Task::Messages(jobs) => encode_messages(model, jobs, max_batch, load),
+        Task::Bulk(job, range) => {
+            if job.answered() {
+                // An earlier batch failed and the caller has its error: nothing to encode.
+                load.queued.sub(range.len() as i64);
+                return;
+            }
+            let texts: Vec<&str> = job.texts[range.clone()]
+                .iter()
+                .map(String::as_str)
+                .collect();
+            let result = encode(model, &texts, load);
+            job.finish(range, result);
+        }
     }
 }
 
