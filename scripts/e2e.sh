@@ -74,6 +74,8 @@ NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
     FRONTDESK_KB__WATCH=true \
     FRONTDESK_KB__EMBEDDING_CACHE="$repo/target/test-embeddings.cache" \
     FRONTDESK_NLU__MODEL_DIR="$repo/models/all-MiniLM-L6-v2" \
+    FRONTDESK_NLU__ONNX_MODEL_DIR="$repo/models/all-MiniLM-L6-v2-int8" \
+    FRONTDESK_NLU__ONNX_RUNTIME="$repo/.onnxruntime/libonnxruntime.so" \
     FRONTDESK_AGENTS__DEMO_AGENT=true \
     FRONTDESK_HANDOFF__AUTO_ASSIGN=false \
     FRONTDESK_HANDOFF__PICKUP_TIMEOUT_SECONDS=3600 \

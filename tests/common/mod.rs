@@ -128,6 +128,8 @@ pub fn nlu() -> (Encoder, EmbeddingCache) {
         std::thread::spawn(|| {
             let settings = NluSettings {
                 model_dir: root().join("models/all-MiniLM-L6-v2"),
+                onnx_model_dir: root().join("models/all-MiniLM-L6-v2-int8"),
+                onnx_runtime: root().join(".onnxruntime/libonnxruntime.so"),
                 ..Default::default()
             };
             let encoder =
@@ -303,6 +305,8 @@ pub fn test_settings(kb: &Path, data: &Path) -> Settings {
     settings.kb.dir = kb.to_owned();
     settings.kb.embedding_cache = data.join("unused.cache");
     settings.nlu.model_dir = root().join("models/all-MiniLM-L6-v2");
+    settings.nlu.onnx_model_dir = root().join("models/all-MiniLM-L6-v2-int8");
+    settings.nlu.onnx_runtime = root().join(".onnxruntime/libonnxruntime.so");
     settings.nlu.intents = root().join("models/intents.yaml");
     settings.nlu.out_of_scope_examples = root().join("models/out_of_scope.yaml");
     settings.nlu.intent_model = root().join("models/intents.model.json");
