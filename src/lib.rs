@@ -27,6 +27,10 @@
 //!
 //! `ARCHITECTURE.md` walks through the path of one customer message.
 
+// A server must not panic on bad input: `unwrap` only in tests (clippy checks it; `expect` with
+// a reason where a value is certain by construction).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod accounts;
 pub mod admission;
 pub mod bot;

@@ -1,5 +1,9 @@
 //! The `frontdesk` command: parses the command line and calls into the library.
 
+// A server must not panic on bad input: `unwrap` only in tests (clippy checks it; `expect` with
+// a reason where a value is certain by construction).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

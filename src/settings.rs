@@ -226,7 +226,7 @@ pub struct NluSettings {
     /// onnxruntime's C library, version 1.31 or later (`scripts/setup.sh` links the one from
     /// PyPI's onnxruntime wheel here). Loaded only for `encoder = "onnx-int8"`; one per process.
     pub onnx_runtime: PathBuf,
-    /// Threads the encoder (libtorch or onnxruntime) may use for inference. One by default: on a two-core machine that also runs
+    /// Threads each encoder worker (libtorch or onnxruntime) may use for inference. One by default: on a two-core machine that also runs
     /// the sockets and the store, a second libtorch thread spins against them and bot turns got
     /// 3× slower at p50 (docs/BENCHMARKS.md, "libtorch intra-op threads"); raise it on a machine
     /// with cores to spare.

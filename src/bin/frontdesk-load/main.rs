@@ -10,6 +10,10 @@
 //! Latencies are open-loop: a scheduler thread fires each request at its planned time whatever
 //! the server is doing, and latency counts from that planned time, so queueing is not hidden.
 
+// A server must not panic on bad input: `unwrap` only in tests (clippy checks it; `expect` with
+// a reason where a value is certain by construction).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod bot;
 mod chaos;
 mod desk;
