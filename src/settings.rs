@@ -193,6 +193,10 @@ pub struct KbSettings {
     /// words ("subscripton" → "subscription"; docs/EVALUATION.md, "Typos"). The message is stored
     /// and shown as written.
     pub spelling: bool,
+    /// Match a long section (over 100 words) by its best piece of a few sentences as well as by
+    /// the whole, so a question about a detail deep in it finds it (docs/EVALUATION.md, "Long
+    /// sections in pieces").
+    pub pieces: bool,
 }
 
 impl Default for KbSettings {
@@ -203,6 +207,7 @@ impl Default for KbSettings {
             embedding_cache: "data/embeddings.cache".into(),
             keyword_weight: DEFAULT_KEYWORD_WEIGHT,
             spelling: true,
+            pieces: true,
         }
     }
 }

@@ -235,6 +235,7 @@ pub async fn open_kb(
         tokio::task::spawn_blocking(move || KnowledgeBase::open(&dir, encoder, cache)).await??;
     kb.set_keyword_weight(settings.kb.keyword_weight);
     kb.set_spelling(settings.kb.spelling);
+    kb.set_pieces(settings.kb.pieces);
     tracing::info!(
         articles = report.indexed.len(),
         newly_embedded_sections = report.embedded,

@@ -293,3 +293,54 @@ async fn the_article_page_renders_markdown_without_raw_html() {
         .unwrap();
     assert_eq!(body["code"], "not_found");
 }
+
+/// A long section about many things, with the one detail a customer asks about at its end, far
+/// past what an excerpt from its start shows.
+const ACCOUNT: &str = "---\ntitle: Your account settings\n---\n\n## Everything on the settings page\n\n\
+Your profile picture appears next to every comment you write; upload a square image of at least 200 pixels. \
+The display name is what colleagues see in shared projects, and it can be changed as often as you like. \
+Choose the language of the interface from the list of twelve languages we support. \
+The time zone decides when daily summaries arrive and how dates are shown in reports. \
+Notification preferences let you pick which events send a push message to your phone. \
+Two-factor authentication adds a code from an authenticator app to every sign-in. \
+API keys are created under Developer and can be revoked at any moment. \
+The dark theme follows your operating system unless you pick light or dark yourself. \
+Keyboard shortcuts can be turned off for screen readers. \
+Connected apps show every integration that can read your projects, with the date each was last used. \
+Sessions lists the browsers and phones that are signed in, and each can be signed out remotely. \
+Data export sends you a ZIP file with every project within an hour. \
+Invoices are emailed to the billing contact: to have them sent to a different email address, open Billing, choose Billing contact and enter the new address.\n\n\
+## Deleting your account\n\nDeleting the account removes every project after 30 days.\n";
+
+const SHIPPING: &str = "---\ntitle: Shipping times\n---\n\nParcels leave our warehouse within two working days and arrive in three to five.\n";
+
+#[tokio::test]
+async fn a_detail_deep_in_a_long_section_is_found_and_quoted_from_where_it_is() {
+    let app = spawn_app_with_files(&[("account.md", ACCOUNT), ("shipping.md", SHIPPING)]).await;
+    let question = "my invoices keep going to an old email address, how do i send them to another one";
+
+    let (_, body) = app
+        .api(&format!("/api/kb/search?q={}", question.replace(' ', "+")))
+        .await;
+    let best = &body["passages"][0];
+    assert_eq!(best["title"], "Your account settings", "{body}");
+    let text = best["text"].as_str().expect("text");
+    let from = best["quote_from"].as_u64().expect("quote_from") as usize;
+    assert!(from > 600, "quoted from {from}, not the piece about invoices: {best}");
+    assert!(text[from..].contains("Billing contact"), "{}", &text[from..]);
+
+    // The bot quotes the part that answers, not the section's opening about profile pictures.
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, reply) = customer.ask("q", question).await;
+    let said = reply["text"].as_str().expect("text");
+    assert!(said.contains("Billing contact"), "{reply}");
+    assert!(!said.contains("profile picture"), "{reply}");
+
+    // A question about the section's opening is quoted from its start.
+    let (_, body) = app
+        .api("/api/kb/search?q=how+do+i+change+my+profile+picture")
+        .await;
+    assert_eq!(body["passages"][0]["title"], "Your account settings", "{body}");
+    assert_eq!(body["passages"][0]["quote_from"], 0, "{body}");
+}

@@ -344,6 +344,7 @@ impl Bot {
             fused: 0.0,
             heading_similarity: 0.0,
             standing: 0.0,
+            quote_from: 0,
         })
     }
 
@@ -471,7 +472,7 @@ pub(crate) fn decide(
     );
     Reply {
         outcome: Outcome::Answered,
-        text: excerpt(&best.text, settings.max_passage_chars),
+        text: excerpt(quoted(best), settings.max_passage_chars),
         sources: vec![source(best)],
         quick_replies: vec![helped(), talk_to_person()],
         confidence,
@@ -509,7 +510,7 @@ fn choices(
     for p in options {
         text.push_str("\n• ");
         text.push_str(&option_label(p));
-        let line = excerpt(&p.text, settings.choice_line_chars);
+        let line = excerpt(quoted(p), settings.choice_line_chars);
         if !line.is_empty() {
             text.push_str(" — ");
             text.push_str(&line);
@@ -527,7 +528,7 @@ fn choices(
                 text: Some(option_label(p)),
                 choice: Some(ChoiceButton {
                     passage: Some(passage_id(&p.path, &p.anchor)),
-                    line: excerpt(&p.text, settings.choice_line_chars),
+                    line: excerpt(quoted(p), settings.choice_line_chars),
                 }),
             })
             .chain([
@@ -610,6 +611,12 @@ fn heading(p: &Passage) -> String {
     }
 }
 
+/// The part of a passage to quote: from the piece of a long section that matched the question
+/// ([`Passage::quote_from`]), else all of it.
+fn quoted(p: &Passage) -> &str {
+    p.text.get(p.quote_from..).unwrap_or(&p.text)
+}
+
 /// The passage cut to about `max` characters at a sentence (or at least word) boundary.
 fn excerpt(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -642,6 +649,7 @@ mod tests {
             fused,
             heading_similarity: 0.0,
             standing: 0.0,
+            quote_from: 0,
         }
     }
 

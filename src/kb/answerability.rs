@@ -486,6 +486,7 @@ mod tests {
             fused: similarity,
             heading_similarity: 0.0,
             standing: 0.0,
+            quote_from: 0,
         };
         let candidates = [
             passage("stats.md", "stats-api", 0.6),
@@ -537,6 +538,7 @@ mod tests {
             fused: similarity,
             heading_similarity: 0.0,
             standing,
+            quote_from: 0,
         };
         let candidates = [
             passage("dark-mode.md", "theme", 0.55, 4.2),
@@ -582,6 +584,7 @@ mod tests {
             fused: 0.6,
             heading_similarity: 0.3,
             standing: 0.0,
+            quote_from: 0,
         };
         let cal = Calibration::default();
         let known = features(
@@ -623,6 +626,7 @@ mod tests {
             fused: 0.5,
             heading_similarity: 0.3,
             standing: 0.0,
+            quote_from: 0,
         };
         let judged = features(
             "what is a bounce rate",
@@ -689,6 +693,7 @@ mod tests {
                 fused: 0.5,
                 heading_similarity: 0.3,
                 standing: 0.0,
+                quote_from: 0,
             };
             let f = features(word, &[passage], &Calibration::default(), &lexicon);
             assert_eq!(f[0].features[covered], 1.0, "{word}");

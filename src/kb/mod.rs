@@ -101,6 +101,10 @@ pub struct Passage {
     /// base, in standard deviations: a passage that answers stands out from the rest of the base,
     /// whatever the scale of cosines on this base.
     pub standing: f32,
+    /// Byte offset in `text` where the part that matched the question begins: the start of the
+    /// best piece when a piece of a long section matched better than the whole, else 0. What the
+    /// bot quotes starts here.
+    pub quote_from: usize,
 }
 
 /// Summary of one article, for listings.
@@ -153,6 +157,8 @@ struct Inner {
     title_match: std::sync::atomic::AtomicBool,
     /// Whether queries are searched with their misspelt words corrected (see [`Speller`]).
     spelling: std::sync::atomic::AtomicBool,
+    /// Whether a long section also matches by its best piece (see [`section_pieces`]).
+    pieces: std::sync::atomic::AtomicBool,
     /// The encoder's vocabulary's whole words, loaded once.
     english: Arc<English>,
     state: RwLock<State>,
@@ -183,6 +189,11 @@ struct Indexed {
     /// editors' questions, asked of the other articles to calibrate, and what tells which section
     /// of an article a question is about.
     heading_embeddings: Vec<Embedding>,
+    /// A long section's overlapping pieces, one list per section (empty for a short one): a
+    /// question about a detail deep in a long section matches the piece that holds it, where the
+    /// whole section's vector is dominated by its opening (the encoder reads 256 tokens at most).
+    /// Each piece with the byte offset in the section's text where it starts.
+    piece_embeddings: Vec<Vec<(usize, Embedding)>>,
 }
 
 /// Each section's own heading (the title for the introduction).
@@ -227,6 +238,7 @@ impl KnowledgeBase {
                 keyword_weight: AtomicU32::new(DEFAULT_KEYWORD_WEIGHT.to_bits()),
                 title_match: std::sync::atomic::AtomicBool::new(true),
                 spelling: std::sync::atomic::AtomicBool::new(true),
+                pieces: std::sync::atomic::AtomicBool::new(true),
                 english: Arc::new(english),
                 state: RwLock::new(State::default()),
                 sync_lock: std::sync::Mutex::new(()),
@@ -293,39 +305,56 @@ impl KnowledgeBase {
                 .collect()
         };
 
-        // Embed every changed section, and each changed title, in one go (the cache skips
-        // unchanged text).
+        // Embed every changed section, title, heading and piece of a long section in one go (the
+        // cache skips unchanged text), in that order per article.
+        let pieces: Vec<Vec<Vec<(usize, String)>>> = changed
+            .iter()
+            .map(|(_, _, a)| a.sections.iter().map(|s| section_pieces(a, s)).collect())
+            .collect();
         let texts: Vec<String> = changed
             .iter()
-            .flat_map(|(_, _, a)| {
+            .zip(&pieces)
+            .flat_map(|((_, _, a), pieces)| {
                 a.sections
                     .iter()
                     .map(|s| embedding_text(a, s))
                     .chain([a.title.clone()])
                     .chain(headings(a))
+                    .chain(pieces.iter().flatten().map(|(_, text)| text.clone()))
             })
             .collect();
-        let (mut vectors, embedded) = self
+        let (vectors, embedded) = self
             .inner
             .cache
             .embed_blocking(&self.inner.encoder, &texts)?;
         report.embedded = embedded;
 
+        let mut vectors = vectors.into_iter();
         let mut upserts = Vec::new();
-        for (path, hash, article) in changed.into_iter().rev() {
-            let heading_embeddings = vectors.split_off(vectors.len() - headings(&article).count());
-            let mut embeddings = vectors.split_off(vectors.len() - article.sections.len() - 1);
-            let title_embedding = embeddings.pop().expect("the title was embedded");
+        for ((path, hash, article), pieces) in changed.into_iter().zip(pieces) {
+            let n = article.sections.len();
+            let embeddings: Vec<Embedding> = vectors.by_ref().take(n).collect();
+            let title_embedding = vectors.next().expect("the title was embedded");
+            let heading_embeddings: Vec<Embedding> = vectors.by_ref().take(n).collect();
+            let piece_embeddings: Vec<Vec<(usize, Embedding)>> = pieces
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|(from, _)| *from)
+                        .zip(vectors.by_ref().take(p.len()))
+                        .collect()
+                })
+                .collect();
             upserts.push(Indexed {
                 hash,
                 article,
                 embeddings,
                 title_embedding,
                 heading_embeddings,
+                piece_embeddings,
             });
             report.indexed.push(path);
         }
-        report.indexed.reverse();
         if upserts.is_empty() && removed.is_empty() {
             self.write().problems = problems.clone();
             report.problems = problems.into_values().collect();
@@ -442,6 +471,11 @@ impl KnowledgeBase {
         self.inner.spelling.store(on, Ordering::Relaxed);
     }
 
+    /// Match a long section by its best piece as well as by the whole (see [`section_pieces`]).
+    pub fn set_pieces(&self, on: bool) {
+        self.inner.pieces.store(on, Ordering::Relaxed);
+    }
+
     /// Best passages for `query`, best first (see [`KnowledgeBase::search_with`]).
     pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>, KbError> {
         // Embedded as the bot embeds a customer's message.
@@ -493,8 +527,10 @@ impl KnowledgeBase {
     ) -> Result<Vec<Passage>, KbError> {
         let lexical = self.inner.index.search(&self.correct(query), CANDIDATES)?;
         let title_match = self.inner.title_match.load(Ordering::Relaxed);
+        let pieces = self.inner.pieces.load(Ordering::Relaxed);
         let state = self.read();
-        let mut semantic: Vec<((&str, usize), f32)> = state
+        // Each section with its similarity and where its best-matching piece starts.
+        let mut semantic: Vec<((&str, usize), f32, usize)> = state
             .articles
             .iter()
             .flat_map(|(path, a)| {
@@ -504,39 +540,54 @@ impl KnowledgeBase {
                     f32::NEG_INFINITY
                 };
                 a.embeddings.iter().enumerate().map(move |(i, e)| {
-                    let own = cosine(query_vec, e);
-                    (
-                        (path.as_str(), i),
-                        if i == 0 { own.max(title) } else { own },
-                    )
+                    let mut own = cosine(query_vec, e);
+                    let mut from = 0;
+                    if pieces {
+                        for (start, p) in a.piece_embeddings.get(i).into_iter().flatten() {
+                            let s = cosine(query_vec, p);
+                            if s > own {
+                                own = s;
+                                from = *start;
+                            }
+                        }
+                    }
+                    if i == 0 && title > own {
+                        ((path.as_str(), i), title, 0)
+                    } else {
+                        ((path.as_str(), i), own, from)
+                    }
                 })
             })
             .collect();
         semantic.sort_by(|a, b| b.1.total_cmp(&a.1));
         let n = semantic.len().max(1) as f32;
-        let mean = semantic.iter().map(|(_, s)| s).sum::<f32>() / n;
+        let mean = semantic.iter().map(|(_, s, _)| s).sum::<f32>() / n;
         let spread = (semantic
             .iter()
-            .map(|(_, s)| (s - mean).powi(2))
+            .map(|(_, s, _)| (s - mean).powi(2))
             .sum::<f32>()
             / n)
             .sqrt()
             .max(1e-6);
 
         let mut fused: HashMap<(&str, usize), Passage> = HashMap::new();
-        for (rank, (key, similarity)) in semantic.iter().take(CANDIDATES).enumerate() {
+        for (rank, (key, similarity, from)) in semantic.iter().take(CANDIDATES).enumerate() {
             if let Some(p) = passage(&state, key.0, key.1, *similarity) {
                 let mut p = p;
                 p.semantic_rank = rank + 1;
+                p.quote_from = *from;
                 p.fused = *similarity;
                 fused.insert(*key, p);
             }
         }
-        let similarity_of: HashMap<(&str, usize), f32> = semantic.iter().copied().collect();
+        let similarity_of: HashMap<(&str, usize), (f32, usize)> = semantic
+            .iter()
+            .map(|(key, similarity, from)| (*key, (*similarity, *from)))
+            .collect();
         let best_bm25 = lexical.first().map_or(1.0, |h| h.score.max(f32::EPSILON));
         for (rank, hit) in lexical.iter().enumerate() {
             let key = (hit.path.as_str(), hit.section);
-            let Some(&similarity) = similarity_of.get(&key) else {
+            let Some(&(similarity, from)) = similarity_of.get(&key) else {
                 continue;
             };
             let entry = match fused.entry(key) {
@@ -547,8 +598,9 @@ impl KnowledgeBase {
                     };
                     p.semantic_rank = semantic
                         .iter()
-                        .position(|(k, _)| *k == key)
+                        .position(|(k, _, _)| *k == key)
                         .map_or(usize::MAX, |r| r + 1);
+                    p.quote_from = from;
                     p.fused = similarity;
                     v.insert(p)
                 }
@@ -671,6 +723,7 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
         fused: 0.0,
         heading_similarity: 0.0,
         standing: 0.0,
+        quote_from: 0,
     })
 }
 
@@ -697,6 +750,67 @@ fn embedding_text(article: &Article, section: &Section) -> String {
     text.push_str(". ");
     text.push_str(&section.text);
     text
+}
+
+/// Sections longer than this many words are also embedded in pieces.
+const PIECES_ABOVE_WORDS: usize = 100;
+/// About how many words a piece holds: a few sentences, the length of text the encoder was
+/// trained to match against a question.
+const PIECE_WORDS: usize = 60;
+
+/// A long section cut into overlapping pieces of whole sentences (or lines: list items, table
+/// rows) of about [`PIECE_WORDS`] words, each consecutive pair sharing a sentence, each embedded
+/// with the title and headings in front as the whole section is. Empty for a short section.
+fn section_pieces(article: &Article, section: &Section) -> Vec<(usize, String)> {
+    if section.text.split_whitespace().count() <= PIECES_ABOVE_WORDS {
+        return Vec::new();
+    }
+    let mut units: Vec<Vec<&str>> = Vec::new();
+    // Every unit holds at least one word (an empty one is never pushed).
+    for line in section.text.lines() {
+        let mut unit = Vec::new();
+        for word in line.split_whitespace() {
+            unit.push(word);
+            let ends_sentence = word.ends_with(['.', '?', '!', ':']);
+            if (ends_sentence && unit.len() >= 4) || unit.len() >= PIECE_WORDS {
+                units.push(std::mem::take(&mut unit));
+            }
+        }
+        if !unit.is_empty() {
+            units.push(unit);
+        }
+    }
+    let prefix = {
+        let mut p = article.title.clone();
+        for h in &section.heading_path {
+            p.push_str(". ");
+            p.push_str(h);
+        }
+        p.push_str(". ");
+        p
+    };
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < units.len() {
+        let mut end = start;
+        let mut words = 0;
+        while end < units.len() && (end == start || words + units[end].len() <= PIECE_WORDS) {
+            words += units[end].len();
+            end += 1;
+        }
+        let mut text = prefix.clone();
+        text.push_str(&units[start..end].concat().join(" "));
+        // Where the piece's first word sits in the section's text (the words are slices of it).
+        let from = units[start][0].as_ptr() as usize - section.text.as_ptr() as usize;
+        pieces.push((from, text));
+        if end == units.len() {
+            break;
+        }
+        // The next piece starts with this one's last sentence, so no sentence is only ever read
+        // cut from its neighbour.
+        start = if end - 1 > start { end - 1 } else { end };
+    }
+    pieces
 }
 
 /// Markdown files under `dir`, keyed by path relative to it (with `/`), skipping hidden folders.
@@ -731,4 +845,47 @@ fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_section_is_cut_into_overlapping_pieces_that_point_back_into_its_text() {
+        let sentence =
+            |i: usize| format!("Sentence number {i} says one short thing about billing.");
+        let long: Vec<String> = (0..30).map(sentence).collect();
+        let source = format!(
+            "# Billing\n\nShort intro.\n\n## Payment methods\n\n{}\n\n## Invoices\n\nWe send one.\n",
+            long.join(" ")
+        );
+        let article = parse("billing.md", &source).expect("parses");
+        let short = &article.sections[0];
+        assert!(section_pieces(&article, short).is_empty());
+        let section = &article.sections[1];
+        let pieces = section_pieces(&article, section);
+        assert!(pieces.len() >= 4, "{pieces:?}");
+        for (i, (from, text)) in pieces.iter().enumerate() {
+            assert!(
+                text.starts_with("Billing. Payment methods. Sentence number"),
+                "{text}"
+            );
+            let body = &text["Billing. Payment methods. ".len()..];
+            assert!(body.split_whitespace().count() <= PIECE_WORDS, "{body}");
+            // The offset is where the piece's words start in the section.
+            assert!(section.text[*from..].starts_with(body), "{from}: {body}");
+            // Neighbours share a sentence: the last of one is the first of the next.
+            if let Some((_, next)) = pieces.get(i + 1) {
+                let last = body.rsplit("Sentence").next().expect("a sentence");
+                assert!(next.contains(&format!("Sentence{last}")), "{body} / {next}");
+            }
+        }
+        assert!(pieces[0].0 == 0);
+        assert!(pieces
+            .last()
+            .expect("pieces")
+            .1
+            .ends_with("Sentence number 29 says one short thing about billing."));
+    }
 }
