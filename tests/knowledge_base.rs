@@ -317,7 +317,8 @@ const SHIPPING: &str = "---\ntitle: Shipping times\n---\n\nParcels leave our war
 #[tokio::test]
 async fn a_detail_deep_in_a_long_section_is_found_and_quoted_from_where_it_is() {
     let app = spawn_app_with_files(&[("account.md", ACCOUNT), ("shipping.md", SHIPPING)]).await;
-    let question = "my invoices keep going to an old email address, how do i send them to another one";
+    let question =
+        "my invoices keep going to an old email address, how do i send them to another one";
 
     let (_, body) = app
         .api(&format!("/api/kb/search?q={}", question.replace(' ', "+")))
@@ -326,8 +327,15 @@ async fn a_detail_deep_in_a_long_section_is_found_and_quoted_from_where_it_is() 
     assert_eq!(best["title"], "Your account settings", "{body}");
     let text = best["text"].as_str().expect("text");
     let from = best["quote_from"].as_u64().expect("quote_from") as usize;
-    assert!(from > 600, "quoted from {from}, not the piece about invoices: {best}");
-    assert!(text[from..].contains("Billing contact"), "{}", &text[from..]);
+    assert!(
+        from > 600,
+        "quoted from {from}, not the piece about invoices: {best}"
+    );
+    assert!(
+        text[from..].contains("Billing contact"),
+        "{}",
+        &text[from..]
+    );
 
     // The bot quotes the part that answers, not the section's opening about profile pictures.
     let mut customer = app.client().await;
@@ -341,6 +349,9 @@ async fn a_detail_deep_in_a_long_section_is_found_and_quoted_from_where_it_is() 
     let (_, body) = app
         .api("/api/kb/search?q=how+do+i+change+my+profile+picture")
         .await;
-    assert_eq!(body["passages"][0]["title"], "Your account settings", "{body}");
+    assert_eq!(
+        body["passages"][0]["title"], "Your account settings",
+        "{body}"
+    );
     assert_eq!(body["passages"][0]["quote_from"], 0, "{body}");
 }
