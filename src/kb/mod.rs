@@ -580,14 +580,16 @@ impl KnowledgeBase {
                 fused.insert(*key, p);
             }
         }
-        let similarity_of: HashMap<(&str, usize), (f32, usize)> = semantic
+        // Each section's similarity, where its best piece starts, and its semantic rank.
+        let similarity_of: HashMap<(&str, usize), (f32, usize, usize)> = semantic
             .iter()
-            .map(|(key, similarity, from)| (*key, (*similarity, *from)))
+            .enumerate()
+            .map(|(rank, (key, similarity, from))| (*key, (*similarity, *from, rank + 1)))
             .collect();
         let best_bm25 = lexical.first().map_or(1.0, |h| h.score.max(f32::EPSILON));
         for (rank, hit) in lexical.iter().enumerate() {
             let key = (hit.path.as_str(), hit.section);
-            let Some(&(similarity, from)) = similarity_of.get(&key) else {
+            let Some(&(similarity, from, semantic_rank)) = similarity_of.get(&key) else {
                 continue;
             };
             let entry = match fused.entry(key) {
@@ -596,10 +598,7 @@ impl KnowledgeBase {
                     let Some(mut p) = passage(&state, key.0, key.1, similarity) else {
                         continue;
                     };
-                    p.semantic_rank = semantic
-                        .iter()
-                        .position(|(k, _, _)| *k == key)
-                        .map_or(usize::MAX, |r| r + 1);
+                    p.semantic_rank = semantic_rank;
                     p.quote_from = from;
                     p.fused = similarity;
                     v.insert(p)
