@@ -195,7 +195,8 @@ pub struct KbSettings {
     pub spelling: bool,
     /// Match a long section (over 100 words) by its best piece of a few sentences as well as by
     /// the whole, so a question about a detail deep in it finds it (docs/EVALUATION.md, "Long
-    /// sections in pieces").
+    /// sections in pieces"). The pieces are embedded either way (once, through the embedding
+    /// cache); off, the search does not read them.
     pub pieces: bool,
 }
 
