@@ -282,6 +282,7 @@ mod tests {
         let option = |passage: &str| crate::store::OfferedOption {
             passage: passage.into(),
             label: passage.into(),
+            quote_from: 0,
         };
         ChoiceRow {
             conversation_id: format!("c{at}"),

@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{nlu, root, spawn_app, spawn_app_with_files};
+use common::{nlu, root, spawn_app, spawn_app_with_files, spawn_app_with_files_and};
 use frontdesk::kb::{self, KnowledgeBase, Severity};
 use frontdesk::nlu::cosine;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const BREWER: &str = "---\ntitle: Descale your brewer\ntags: [brewer]\n---\n\n## How often\n\nDescale the brewer every eight weeks with Tidewater descaler.\n";
 
@@ -354,4 +354,53 @@ async fn a_detail_deep_in_a_long_section_is_found_and_quoted_from_where_it_is() 
         "{body}"
     );
     assert_eq!(body["passages"][0]["quote_from"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn a_long_section_picked_among_choices_is_quoted_from_the_piece_that_was_offered() {
+    // Choices whenever two articles fit at all, so the long section is offered, not answered.
+    let app =
+        spawn_app_with_files_and(&[("account.md", ACCOUNT), ("shipping.md", SHIPPING)], |s| {
+            s.bot.choices_threshold = 0.0;
+            s.bot.option_threshold = 0.0;
+        })
+        .await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, offer) = customer
+        .ask(
+            "q",
+            "my invoices keep going to an old email address, how do i send them to another one",
+        )
+        .await;
+    let button = offer["quick_replies"]
+        .as_array()
+        .expect("quick replies")
+        .iter()
+        .find(|r| {
+            r["label"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Your account settings")
+        })
+        .unwrap_or_else(|| panic!("the settings section is not offered: {offer}"))
+        .clone();
+    let line = button["choice"]["line"].as_str().unwrap_or("");
+    assert!(
+        !line.is_empty() && !line.contains("profile picture"),
+        "the offered line is the section's opening, not the piece that matched: {offer}"
+    );
+
+    customer
+        .send(
+            json!({"type": "message", "client_id": "pick", "text": button["label"],
+                     "choice": {"seq": offer["seq"], "passage": button["choice"]["passage"]}}),
+        )
+        .await;
+    let ack = customer.recv().await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let answer = customer.recv().await;
+    let said = answer["text"].as_str().expect("text");
+    assert!(said.contains("Billing contact"), "{answer}");
+    assert!(!said.contains("profile picture"), "{answer}");
 }

@@ -286,10 +286,12 @@ async fn exercise(store: &Store) -> Vec<String> {
         OfferedOption {
             passage: "a.md#one".into(),
             label: "One".into(),
+            quote_from: 0,
         },
         OfferedOption {
             passage: "b.md".into(),
             label: "Two".into(),
+            quote_from: 0,
         },
     ];
     note!(store

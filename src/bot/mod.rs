@@ -290,18 +290,19 @@ impl Bot {
     }
 
     /// Answers with the passage the customer chose among those a "Which of these is it?" message
-    /// offered (`passage`, a [`passage_id`]): exactly that passage, with no new retrieval. A
-    /// passage the knowledge base no longer has (its article was edited or removed since) gets
-    /// "that article changed"; `None` ("None of these") an invitation to rephrase or ask for a
-    /// person.
-    pub fn answer_chosen(&self, passage: Option<&str>) -> Reply {
+    /// offered (`passage`, a [`passage_id`]): exactly that passage, with no new retrieval, quoted
+    /// from the piece of a long section that was offered (`quote_from`, the offered passage's
+    /// [`Passage::quote_from`]). A passage the knowledge base no longer has (its article was
+    /// edited or removed since) gets "that article changed"; `None` ("None of these") an
+    /// invitation to rephrase or ask for a person.
+    pub fn answer_chosen(&self, passage: Option<&str>, quote_from: usize) -> Reply {
         let Some(id) = passage else {
             return Reply {
                 text: "Sorry that none of those fit. Could you tell me a bit more, in other words? Or I can connect you with a person.".into(),
                 ..dont_know(0.0, "the customer chose none of the articles offered".into(), Vec::new())
             };
         };
-        let Some(chosen) = self.passage(id) else {
+        let Some(chosen) = self.passage(id, quote_from) else {
             return Reply {
                 text: "That article has changed since I offered it. Please ask your question again, or I can connect you with a person.".into(),
                 ..dont_know(0.0, format!("the customer chose \"{id}\", which is no longer in the knowledge base"), Vec::new())
@@ -309,7 +310,7 @@ impl Bot {
         };
         Reply {
             outcome: Outcome::Answered,
-            text: excerpt(&chosen.text, self.settings.max_passage_chars),
+            text: excerpt(quoted(&chosen), self.settings.max_passage_chars),
             sources: vec![source(&chosen)],
             quick_replies: vec![helped(), talk_to_person()],
             confidence: 1.0,
@@ -325,11 +326,13 @@ impl Bot {
         }
     }
 
-    /// The passage named `id` ([`passage_id`]) as the knowledge base has it now.
-    fn passage(&self, id: &str) -> Option<Passage> {
+    /// The passage named `id` ([`passage_id`]) as the knowledge base has it now, quoted from its
+    /// piece that starts at `quote_from` ([`crate::kb::piece_start`]).
+    fn passage(&self, id: &str, quote_from: usize) -> Option<Passage> {
         let (path, anchor) = id.split_once('#').unwrap_or((id, ""));
         let article = self.kb.article(path)?;
         let section = article.sections.iter().find(|s| s.anchor == anchor)?;
+        let quote_from = crate::kb::piece_start(&article, section, quote_from);
         Some(Passage {
             path: article.path.clone(),
             title: article.title.clone(),
@@ -344,7 +347,7 @@ impl Bot {
             fused: 0.0,
             heading_similarity: 0.0,
             standing: 0.0,
-            quote_from: 0,
+            quote_from,
         })
     }
 

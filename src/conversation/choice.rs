@@ -17,6 +17,8 @@ use super::session::Session;
 pub struct Chosen {
     offer_seq: i64,
     passage: Option<String>,
+    /// Where the offered line was quoted from (see [`crate::store::OfferedOption::quote_from`]).
+    quote_from: usize,
     label: String,
     question: String,
 }
@@ -45,13 +47,13 @@ impl Conversations {
         let Some(offered) = offered else {
             return Err(ConversationError::NoChoices(choice.seq));
         };
-        let label = match &choice.passage {
-            None => NONE_OF_THESE.to_owned(),
+        let (label, quote_from) = match &choice.passage {
+            None => (NONE_OF_THESE.to_owned(), 0),
             Some(passage) => offered
                 .options
                 .iter()
                 .find(|o| &o.passage == passage)
-                .map(|o| o.label.clone())
+                .map(|o| (o.label.clone(), o.quote_from))
                 .ok_or_else(|| ConversationError::NotOffered {
                     seq: choice.seq,
                     passage: cut(passage, 200).to_owned(),
@@ -60,6 +62,7 @@ impl Conversations {
         Ok(Chosen {
             offer_seq: choice.seq,
             passage: choice.passage.clone(),
+            quote_from,
             label,
             question: offered.question,
         })
@@ -103,7 +106,9 @@ impl Conversations {
             return Ok("to_person");
         }
         core.bot_typing(id, true);
-        let reply = core.bot.answer_chosen(chosen.passage.as_deref());
+        let reply = core
+            .bot
+            .answer_chosen(chosen.passage.as_deref(), chosen.quote_from);
         core.send_reply(id, asked.stored().seq, &chosen.question, &reply)
             .await?;
         Ok(reply.outcome.as_str())

@@ -8,7 +8,7 @@ use super::customer::Stored;
 use super::handover::Asker;
 use super::session::Session;
 use super::{message, status, ConversationError, Conversations, Core};
-use crate::bot::{Outcome, Reply};
+use crate::bot::{passage_id, Outcome, Reply};
 use crate::clock::now_ms;
 use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
@@ -260,9 +260,15 @@ impl Core {
                 .iter()
                 .filter_map(|q| {
                     let passage = q.choice.as_ref()?.passage.clone()?;
+                    let quote_from = reply
+                        .candidates
+                        .iter()
+                        .find(|p| passage_id(&p.path, &p.anchor) == passage)
+                        .map_or(0, |p| p.quote_from);
                     Some(OfferedOption {
                         passage,
                         label: q.label.clone(),
+                        quote_from,
                     })
                 })
                 .collect();

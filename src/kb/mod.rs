@@ -812,6 +812,18 @@ fn section_pieces(article: &Article, section: &Section) -> Vec<(usize, String)> 
     pieces
 }
 
+/// Where to quote `section` from for a piece that started at byte `at` when it was offered: the
+/// start of the section's piece at or before `at` (the very piece while the text is unchanged; a
+/// sentence start near it after an edit), 0 for a short section or an offset beyond its pieces.
+pub fn piece_start(article: &Article, section: &Section, at: usize) -> usize {
+    section_pieces(article, section)
+        .iter()
+        .map(|(from, _)| *from)
+        .filter(|&from| from <= at)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Markdown files under `dir`, keyed by path relative to it (with `/`), skipping hidden folders.
 fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
     let mut files = BTreeMap::new();

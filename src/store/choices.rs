@@ -11,6 +11,15 @@ pub struct OfferedOption {
     pub passage: String,
     /// What its button said.
     pub label: String,
+    /// Where the offered line was quoted from in the passage's text ([`crate::kb::Passage`]'s
+    /// `quote_from`: the piece of a long section that matched), so the answer to the click
+    /// quotes the same place. 0: from the start (also for choices stored before it was kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quote_from: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A choice message as stored, with what was picked.

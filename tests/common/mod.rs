@@ -264,13 +264,21 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// The server with a knowledge base of the given files only.
 pub async fn spawn_app_with_files(files: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_files_and(files, |_| {}).await
+}
+
+/// The server with a knowledge base of the given files only and adjusted settings.
+pub async fn spawn_app_with_files_and(
+    files: &[(&str, &str)],
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     let kb = tempfile::tempdir().expect("temp dir");
     for (path, text) in files {
         let full = kb.path().join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, text).unwrap();
     }
-    spawn_in(kb, |_| {}).await
+    spawn_in(kb, adjust).await
 }
 
 /// The server with a copy of the demo knowledge base, adjusted settings, and `script` deciding
