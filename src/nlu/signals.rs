@@ -292,20 +292,41 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
         names.push("capitals for emphasis".to_owned());
     }
     let lower = format!("{} ", text.to_lowercase());
+    let words = super::phrase_text(text);
     for (name, phrases) in CUES {
-        let on = phrases.iter().any(|p| lower.contains(p));
+        let on = phrases.iter().any(|p| has_cue(&lower, &words, p));
         features.push(if on { 1.0 } else { 0.0 });
         if on {
             names.push((*name).to_owned());
         }
     }
-    let words = super::phrase_text(text);
     let danger = DANGER.iter().any(|p| words.contains(&format!(" {p} ")));
     features.push(if danger { 1.0 } else { 0.0 });
     if danger {
         names.push("danger".to_owned());
     }
     (features, names)
+}
+
+/// Whether the cue `phrase` is in the message (`lower`: its text in lower case with a space
+/// after; `words`: its [`super::phrase_text`]). A phrase of words matches from the start of a
+/// word ("review" in "reviews", never in "preview"; "court" never in "escort"), and to the end of
+/// one too when it ends with a space (" min " is not "minor"); a phrase with marks ("now!",
+/// "10/10", "a+ ") as written.
+fn has_cue(lower: &str, words: &str, phrase: &str) -> bool {
+    let plain = phrase.trim();
+    let only_words = !plain.is_empty()
+        && plain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '\'' || c == ' ');
+    if !only_words {
+        return lower.contains(phrase);
+    }
+    if phrase.ends_with(' ') {
+        words.contains(&format!(" {plain} "))
+    } else {
+        words.contains(&format!(" {plain}"))
+    }
 }
 
 /// Phrases of a calm request: asking us to check something, patience, thanks, a matter resolved.
@@ -829,6 +850,15 @@ mod tests {
             support_cues("our train leaves in 40 min and the app deleted our tickets").1,
             ["deadline"]
         );
+        // Cues are words, not parts of words: "preview" is no review, "escort" no court, "minor"
+        // no deadline in minutes; a word's own endings still count.
+        assert!(
+            support_cues("the preview of my issue shows a minor glitch with the escort photo")
+                .1
+                .is_empty()
+        );
+        assert_eq!(support_cues("i'll leave reviews everywhere").1, ["threat"]);
+        assert_eq!(support_cues("I’m done with this").1, ["threat"]);
     }
 
     #[test]
