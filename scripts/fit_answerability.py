@@ -23,9 +23,10 @@ data only, by rules fixed in advance:
     98% of the answerable questions, raised to the choices threshold; it always came out equal to
     it, until the fit on six bases gave 0.75, which would only have let greetings with a question
     the bot can answer be answered in kind.)
-  - option_threshold: half the choices threshold: a second or third article at least this
-    probable is offered beside the best one ("Which of these is it?"), generously, since the
-    customer picks; with none, the best one is answered directly.
+  - option_threshold: a quarter of the choices threshold (half until 2026-12-04): a second or
+    third article at least this probable is offered beside the best one ("Which of these is
+    it?"), generously, since the customer picks and a wrong direct answer costs more than a tap;
+    with none, the best one is answered directly.
 Each --report file is scored as the bot decides (src/bot/mod.rs `decide`): right page first or
 among the choices, declined; and retrieval's right-page@1 before and after the rerank.
 """
@@ -166,7 +167,7 @@ def thresholds(model, qs, balance=False):
     unans = sorted(j[0][0] if j else 0.0 for j, a in tops if not a)
     choices = float(unans[int(np.ceil(0.92 * len(unans))) - 1]) + 1e-4 if unans else 0.5
     answer = choices
-    t = {"choices_threshold": choices, "answer_threshold": answer, "option_threshold": choices / 2,
+    t = {"choices_threshold": choices, "answer_threshold": answer, "option_threshold": choices / 4,
          "unsure_option_threshold": choices / 2}
     if OPTION_RULE == "lowest":
         # Below the choices threshold: the lowest threshold for the articles counted with the best

@@ -366,6 +366,8 @@ pub struct BotSettings {
     pub choices_threshold: f32,
     /// Least probability for a second or third article to be offered beside the best one
     /// ("Which of these is it?"); when no other article reaches it, the best one is answered.
+    /// The default is the model's: a quarter of its choices threshold (until 2026-12-04 half:
+    /// a quarter halved the wrong direct answers on the dev plays, docs/EVALUATION.md).
     pub option_threshold: f32,
     /// When the best article is below `choices_threshold`: least probability for a second or third
     /// article to be counted with it; when together they reach `choices_threshold` (the
@@ -417,7 +419,7 @@ impl Default for BotSettings {
         Self {
             answer_threshold: 0.54,
             choices_threshold: 0.54,
-            option_threshold: 0.27,
+            option_threshold: 0.13,
             unsure_option_threshold: 0.05,
             max_choices: 3,
             choice_line_chars: 120,
