@@ -531,9 +531,7 @@ pub struct EscalationSettings {
     /// deadline, capitals, "nobody helps", sarcasm marker or asking for someone): a plain
     /// description of a fault needs stronger evidence. Never below `upset_threshold`; the default
     /// is the model's (`models/signals.json`, `cueless_threshold`), chosen with it by
-    /// cross-validation. An upset reading over it with no cue lets the bot answer first (with
-    /// the offer of a person) and is handed over when the bot has no answer; an urgent one, or
-    /// one of asking for a person, is handed over at once.
+    /// cross-validation.
     pub upset_threshold_without_cue: f32,
     /// Upset rising over `rising_turns` customer turns by at least this much in total escalates
     /// (on the calibrated scale of the signal model since 2026-12-03: 0.3 and 0.4 before)...

@@ -424,55 +424,6 @@ async fn handed_over_on_the_last_turn(turns: &[String]) -> Value {
     queue[0]["reasons"][0].clone()
 }
 
-/// An upset reading with no cue behind it (the wording alone: calm questions told in detail read
-/// upset too) lets the bot answer first, with the offer of a person; a question the base cannot
-/// answer, read the same, goes to a person at once.
-#[tokio::test]
-async fn an_upset_reading_from_the_wording_alone_lets_the_bot_answer_first() {
-    let s = frontdesk::settings::EscalationSettings::default();
-    let reading = (s.upset_threshold_without_cue + 1.0) / 2.0;
-    let app = common::spawn_app_understanding(|s| s.handoff.auto_assign = false, stated).await;
-    let mut customer = app.client().await;
-    customer.hello(None, None).await;
-    let frame = customer
-        .outcome(
-            "a",
-            &format!("how do i descale the brewer upset={reading:.3}"),
-        )
-        .await;
-    assert_eq!(
-        (frame["type"].as_str(), frame["from"].as_str()),
-        (Some("message"), Some("bot")),
-        "{frame}"
-    );
-    assert!(
-        frame["sources"][0]["url"]
-            .as_str()
-            .is_some_and(|u| u.contains("descale")),
-        "{frame}"
-    );
-    assert!(
-        frame["quick_replies"]
-            .as_array()
-            .is_some_and(|q| q.iter().any(|b| b["action"] == "request_human")),
-        "no offer of a person in {frame}"
-    );
-
-    let mut other = app.client().await;
-    other.hello(None, None).await;
-    let frame = other
-        .outcome(
-            "b",
-            &format!("can you recommend a good plumber in leeds upset={reading:.3}"),
-        )
-        .await;
-    assert_eq!(
-        (frame["type"].as_str(), frame["state"].as_str()),
-        (Some("status"), Some("queued")),
-        "{frame}"
-    );
-}
-
 #[tokio::test]
 async fn upset_rising_over_three_turns_hands_the_chat_over_though_no_turn_passes_alone() {
     let s = frontdesk::settings::EscalationSettings::default();

@@ -331,7 +331,11 @@ impl Policy {
     /// Half of it marks a customer who is not calm (impatient).
     fn bar(&self, u: &Understanding) -> (f32, &'static str) {
         let s = &self.settings;
-        if has_evidence(u) {
+        let evidence = u
+            .upset_cues
+            .iter()
+            .any(|c| crate::nlu::signals::is_evidence(c));
+        if evidence {
             (s.upset_threshold, "threshold")
         } else {
             (
@@ -339,16 +343,6 @@ impl Policy {
                 "threshold without a cue",
             )
         }
-    }
-
-    /// Whether this message's need for a person is an upset reading with no cue behind it (the
-    /// embedding alone: calm questions told in detail read upset too, "every single visit gets
-    /// reported as '/'"), over the bar without a cue: then the bot answers first if it can,
-    /// with the offer of a person, and the hand-over waits for the next sign (upset rising,
-    /// the same question again, "that didn't help"); with no answer it is handed over at once.
-    /// Readings of urgency or of asking for a person never wait.
-    fn waits_for_answer(&self, u: &Understanding) -> bool {
-        !has_evidence(u) && u.needs_person() >= self.bar(u).0 && strongest(u).0 == ReasonKind::Upset
     }
 
     /// Upset, urgent or asking for a person (this message, or rising over the conversation);
@@ -361,18 +355,26 @@ impl Policy {
             format!(" ({})", u.upset_cues.join(", "))
         };
         let need = u.needs_person();
-        let (kind, what, value) = strongest(u);
+        let parts = [
+            (ReasonKind::Upset, "upset", u.upset),
+            (ReasonKind::Urgent, "urgent", u.urgent),
+            (
+                ReasonKind::HumanRequest,
+                "asks for a person",
+                u.asks_for_person,
+            ),
+        ];
+        let (kind, what, value) = parts
+            .iter()
+            .copied()
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .unwrap_or(parts[0]);
         let summary = format!(
             "needs a person {need:.2} (upset {:.2}, urgent {:.2}, asks for a person {:.2}){cues}",
             u.upset, u.urgent, u.asks_for_person
         );
         let (bar, which) = self.bar(u);
-        if self.waits_for_answer(u) {
-            d.checked.push(format!(
-                "{what} {value:.2}: {summary} ≥ {which} {bar:.2}, read from the wording alone: \
-                 the bot answers first if it can, with the offer of a person"
-            ));
-        } else if need >= bar {
+        if need >= bar {
             if !d.reasons.iter().any(|r| r.kind == kind) {
                 d.push(Reason::new(
                     kind,
@@ -453,29 +455,6 @@ impl Policy {
     ) -> Decision {
         let s = &self.settings;
         let mut d = Decision::default();
-        // An upset reading `before_bot` let wait: handed over unless the bot answered.
-        if self.waits_for_answer(u) {
-            let (kind, what, value) = strongest(u);
-            let (bar, which) = self.bar(u);
-            let detail = format!(
-                "{what} {value:.2}: needs a person {:.2} ≥ {which} {bar:.2}, read from the wording alone",
-                u.needs_person()
-            );
-            if bot.answered {
-                d.checked.push(format!(
-                    "{detail}; the bot answered (confidence {:.2}), with the offer of a person",
-                    bot.confidence
-                ));
-            } else {
-                d.push(Reason::new(
-                    kind,
-                    format!("{detail}, and the bot had no answer"),
-                    Some(u.needs_person()),
-                    Some(bar),
-                ));
-                d.priority += s.upset_priority;
-            }
-        }
         // A sensitive question `before_bot` let through: answered (or articles offered to choose
         // from), with the offer of a person, or handed over when nothing fits.
         if let Some(intent) = self.defers(text, u) {
@@ -564,31 +543,6 @@ impl Policy {
     }
 }
 
-/// Whether a cue in the message backs the signal model's reading (not only "??" or "still").
-fn has_evidence(u: &Understanding) -> bool {
-    u.upset_cues
-        .iter()
-        .any(|c| crate::nlu::signals::is_evidence(c))
-}
-
-/// The strongest of a message's signals: its kind, its name and its reading.
-fn strongest(u: &Understanding) -> (ReasonKind, &'static str, f32) {
-    let parts = [
-        (ReasonKind::Upset, "upset", u.upset),
-        (ReasonKind::Urgent, "urgent", u.urgent),
-        (
-            ReasonKind::HumanRequest,
-            "asks for a person",
-            u.asks_for_person,
-        ),
-    ];
-    parts
-        .iter()
-        .copied()
-        .max_by(|a, b| a.2.total_cmp(&b.2))
-        .unwrap_or(parts[0])
-}
-
 /// The decision for one message on its own (no history), as `frontdesk ask` and `/api/explain`
 /// show it.
 pub fn explain(
@@ -633,61 +587,6 @@ mod tests {
 
     fn kinds(d: &Decision) -> Vec<ReasonKind> {
         d.reasons.iter().map(|r| r.kind).collect()
-    }
-
-    #[test]
-    fn an_upset_reading_from_the_wording_alone_waits_for_the_bots_answer() {
-        let policy = Policy::default();
-        let s = EscalationSettings::default();
-        let u = Understanding {
-            upset: (s.upset_threshold_without_cue + 1.0) / 2.0,
-            ..Default::default()
-        };
-        let text = "every single visit gets reported as just '/'";
-        let before = policy.before_bot(text, &u, &History::default());
-        assert!(!before.escalate, "{before:?}");
-        assert!(before.checked.iter().any(|c| c.contains("answers first")));
-        let view = |answered: bool| BotView {
-            answered,
-            dont_know: !answered,
-            confidence: if answered { 0.9 } else { 0.1 },
-            threshold: 0.5,
-            article: answered.then_some("spa-support.md"),
-            in_context: false,
-        };
-        // Answered: with the offer of a person, no hand-over yet.
-        let after = policy.after_bot(text, &u, &History::default(), &view(true));
-        assert!(!after.escalate, "{after:?}");
-        // Nothing to answer with: to a person at once.
-        let after = policy.after_bot(text, &u, &History::default(), &view(false));
-        assert_eq!(kinds(&after), [ReasonKind::Upset]);
-        // A cue behind the reading, or a reading of urgency, never waits.
-        let cued = Understanding {
-            upset_cues: vec!["threat".into()],
-            ..u.clone()
-        };
-        assert_eq!(
-            kinds(&policy.before_bot(text, &cued, &History::default())),
-            [ReasonKind::Upset]
-        );
-        let urgent = Understanding {
-            urgent: u.upset,
-            ..Default::default()
-        };
-        assert_eq!(
-            kinds(&policy.before_bot(text, &urgent, &History::default())),
-            [ReasonKind::Urgent]
-        );
-        // Under the bar without a cue nothing waits, nothing is handed over.
-        let calm = Understanding {
-            upset: s.upset_threshold_without_cue - 0.01,
-            ..Default::default()
-        };
-        assert!(
-            !policy
-                .after_bot(text, &calm, &History::default(), &view(false))
-                .escalate
-        );
     }
 
     #[test]
@@ -1083,16 +982,7 @@ mod tests {
         let d = policy.before_bot("", &middling, &History::default());
         assert!(!d.escalate, "{d:?}");
         assert!(d.checked.iter().any(|c| c.contains("needs a person 0.35")));
-        // One clear reading is enough, whichever it is (an upset one with no cue behind it once
-        // the bot has no answer).
-        let no_answer = BotView {
-            answered: false,
-            dont_know: true,
-            confidence: 0.1,
-            threshold: 0.5,
-            article: None,
-            in_context: false,
-        };
+        // One clear reading is enough, whichever it is.
         for (upset, urgent, asks) in [(0.85, 0.0, 0.0), (0.0, 0.85, 0.0), (0.0, 0.0, 0.85)] {
             let clear = Understanding {
                 upset,
@@ -1100,10 +990,7 @@ mod tests {
                 asks_for_person: asks,
                 ..Default::default()
             };
-            let d = policy
-                .before_bot("", &clear, &History::default())
-                .merge(policy.after_bot("", &clear, &History::default(), &no_answer));
-            assert!(d.escalate, "{d:?}");
+            assert!(policy.before_bot("", &clear, &History::default()).escalate);
         }
     }
 

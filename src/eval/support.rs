@@ -532,20 +532,7 @@ pub fn support_set(
         let analysis = nlu.analyse_embedded(&m.text, e);
         // Always-human intents are a knowledge base's policy (the demo shop's refunds), not a
         // reading of the customer: only what the message itself says counts here.
-        // These messages are about no knowledge base here: as if the bot had found no answer
-        // (an upset reading the policy lets wait for the bot's answer is then handed over).
-        let no_answer = crate::escalation::BotView {
-            answered: false,
-            dont_know: true,
-            confidence: 0.0,
-            threshold: 1.0,
-            article: None,
-            in_context: false,
-        };
-        let u = &analysis.understanding;
-        let mut decision = policy
-            .before_bot(&m.text, u, &History::default())
-            .merge(policy.after_bot(&m.text, u, &History::default(), &no_answer));
+        let mut decision = policy.before_bot(&m.text, &analysis.understanding, &History::default());
         decision
             .reasons
             .retain(|r| r.kind != crate::escalation::ReasonKind::Sensitive);

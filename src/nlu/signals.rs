@@ -233,77 +233,13 @@ const CUES: &[(&str, &[&str])] = &[
             "support team",
             "customer service",
             "whoever handles",
-            // Asking for someone, not mentioning one: evidence even where "someone" alone is not.
-            "someone from",
-            "someone to",
-            "someone who",
-            "want someone",
-            "need someone",
-            "get someone",
-            "can someone",
-            "could someone",
-            "is anyone",
-            "anyone there",
-            "anyone around",
-            "anybody there",
         ],
     ),
 ];
 
 /// Cues common in calm messages as well ("??", "still"): shown, read by the head, but a reading
 /// with only these behind it needs the bar without a cue.
-const WEAK_CUES: &[&str] = &[
-    "repeated punctuation",
-    "still or again",
-    MENTIONS_TIME,
-    MENTIONS_SOMEONE,
-    MENTIONS_SWITCHING,
-];
-
-/// What a cue of [`CUES`] is shown as when only its words that calm customers use as much as
-/// upset ones matched ("our average visit is only 40 seconds, people spend minutes on a page";
-/// "can our staff log in with Okta"; "we are switching from GA4"): the head reads the cue as
-/// before, but it is no evidence on its own.
-const AMBIGUOUS: &[(&str, &str, &[&str])] = &[
-    (
-        "deadline",
-        MENTIONS_TIME,
-        &["today", "tonight", "launch", "hours", "minutes"],
-    ),
-    ("threat", MENTIONS_SWITCHING, &["switching"]),
-    (
-        "asks for someone",
-        MENTIONS_SOMEONE,
-        &[
-            "someone",
-            "somebody",
-            "anyone",
-            "anybody",
-            "staff",
-            "employee",
-            "manager",
-            "engineers",
-            "your team",
-        ],
-    ),
-];
-const MENTIONS_TIME: &str = "mentions a time";
-const MENTIONS_SOMEONE: &str = "mentions someone";
-const MENTIONS_SWITCHING: &str = "mentions switching";
-
-/// Whether the message counts hours or minutes ("in 3 hours", "for two hours", "an hour"): a
-/// time that is a deadline or an outage, not a mention ("people spend minutes on a page").
-fn counted_time(words: &str) -> bool {
-    const COUNTS: &[&str] = &[
-        "a", "an", "one", "two", "three", "four", "five", "six", "ten", "few", "couple", "several",
-        "24", "48",
-    ];
-    let tokens: Vec<&str> = words.split_whitespace().collect();
-    tokens.windows(2).any(|w| {
-        matches!(w[1], "hour" | "hours" | "minute" | "minutes" | "mins")
-            && (COUNTS.contains(&w[0]) || w[0].chars().all(|c| c.is_ascii_digit()))
-    })
-}
+const WEAK_CUES: &[&str] = &["repeated punctuation", "still or again"];
 
 /// Whether the cue named `name` (of [`support_cues`]) is evidence that the customer needs a
 /// person: every cue but the weak ones.
@@ -358,21 +294,11 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
     let lower = format!("{} ", text.to_lowercase());
     let words = super::phrase_text(text);
     for (name, phrases) in CUES {
-        let hits: Vec<&str> = phrases
-            .iter()
-            .copied()
-            .filter(|p| has_cue(&lower, &words, p))
-            .collect();
-        features.push(if hits.is_empty() { 0.0 } else { 1.0 });
-        if hits.is_empty() {
-            continue;
+        let on = phrases.iter().any(|p| has_cue(&lower, &words, p));
+        features.push(if on { 1.0 } else { 0.0 });
+        if on {
+            names.push((*name).to_owned());
         }
-        let weak = AMBIGUOUS
-            .iter()
-            .find(|(cue, _, _)| cue == name)
-            .filter(|(_, _, ambiguous)| hits.iter().all(|h| ambiguous.contains(h)))
-            .filter(|_| !counted_time(&words));
-        names.push(weak.map_or(*name, |(_, shown, _)| *shown).to_owned());
     }
     let danger = DANGER.iter().any(|p| words.contains(&format!(" {p} ")));
     features.push(if danger { 1.0 } else { 0.0 });
@@ -905,7 +831,7 @@ mod tests {
         assert_eq!(cues, ["repeat contact", "nobody helps"]);
         let (_, cues) =
             support_cues("i'll dispute it with my card company if i don't hear back today");
-        assert_eq!(cues, ["threat", "mentions a time"]);
+        assert_eq!(cues, ["threat", "deadline"]);
         let (v, cues) = support_cues("how do I export my stats as csv");
         assert!(cues.is_empty());
         assert!(v.iter().all(|&x| x == 0.0));
@@ -933,30 +859,6 @@ mod tests {
         );
         assert_eq!(support_cues("i'll leave reviews everywhere").1, ["threat"]);
         assert_eq!(support_cues("I’m done with this").1, ["threat"]);
-        // Words calm customers use as much as upset ones are shown, but as weak cues (no
-        // evidence on their own); counted hours, or asking someone to act, are not weak.
-        for (text, cue) in [
-            (
-                "people spend minutes reading our articles",
-                "mentions a time",
-            ),
-            ("we have 3 hours left before the event", "deadline"),
-            ("can our staff log in with okta", "mentions someone"),
-            (
-                "i want someone from you to call them now",
-                "asks for someone",
-            ),
-            (
-                "we are switching from ga4, will goals come over",
-                "mentions switching",
-            ),
-        ] {
-            let (features, cues) = support_cues(text);
-            assert_eq!(cues, [cue], "{text}");
-            assert_eq!(is_evidence(cue), !cue.starts_with("mentions"), "{text}");
-            // The head reads the cue either way.
-            assert!(features.contains(&1.0), "{text}");
-        }
     }
 
     #[test]
