@@ -34,9 +34,7 @@ pub fn follow_up(text: &str) -> bool {
     FOLLOW_UP_OPENINGS
         .iter()
         .any(|p| w.starts_with(&format!(" {p} ")))
-        || FOLLOW_UP_WORDS
-            .iter()
-            .any(|p| w.contains(&format!(" {p} ")))
+        || FOLLOW_UP_WORDS.iter().any(|p| crate::nlu::has_words(&w, p))
 }
 
 /// Words that point back at what was just talked about.

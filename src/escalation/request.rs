@@ -204,7 +204,7 @@ fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
     phrases
         .iter()
         .copied()
-        .find(|p| w.contains(&format!(" {p} ")))
+        .find(|p| crate::nlu::has_words(w, p))
 }
 
 /// What `text` asks of the company (see [`Request`]).

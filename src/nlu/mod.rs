@@ -17,7 +17,7 @@ mod words;
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, Embedding, Encoder};
 pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
-pub use words::{for_models, phrase_text};
+pub use words::{for_models, has_word_start, has_words, phrase_text};
 
 /// What can go wrong understanding text.
 #[derive(Debug, thiserror::Error)]

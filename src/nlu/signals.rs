@@ -300,7 +300,7 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
             names.push((*name).to_owned());
         }
     }
-    let danger = DANGER.iter().any(|p| words.contains(&format!(" {p} ")));
+    let danger = DANGER.iter().any(|p| super::has_words(&words, p));
     features.push(if danger { 1.0 } else { 0.0 });
     if danger {
         names.push("danger".to_owned());
@@ -323,9 +323,9 @@ fn has_cue(lower: &str, words: &str, phrase: &str) -> bool {
         return lower.contains(phrase);
     }
     if phrase.ends_with(' ') {
-        words.contains(&format!(" {plain} "))
+        super::has_words(words, plain)
     } else {
-        words.contains(&format!(" {plain}"))
+        super::has_word_start(words, plain)
     }
 }
 
@@ -424,7 +424,7 @@ const HOW_TO: &[&str] = &[
 /// "a colleague left the company, how do i remove their access" is one.
 pub fn asks_how_to(text: &str) -> bool {
     let words = super::phrase_text(text);
-    HOW_TO.iter().any(|p| words.contains(&format!(" {p} ")))
+    HOW_TO.iter().any(|p| super::has_words(&words, p))
 }
 
 /// What the model makes of one message.

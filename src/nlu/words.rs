@@ -75,6 +75,37 @@ pub fn phrase_text(text: &str) -> String {
     )
 }
 
+/// Whether `phrase` (words with single spaces) is in `words` (a [`phrase_text`]) as whole words:
+/// "how do" in " so how do i ", not in " show dog ". No allocation: the per-message cue lists
+/// call it hundreds of times.
+pub fn has_words(words: &str, phrase: &str) -> bool {
+    occurs(words, phrase, true)
+}
+
+/// Whether `phrase` is in `words` (a [`phrase_text`]) from the start of a word, its endings free:
+/// "review" in " leave reviews ", never in " the preview ".
+pub fn has_word_start(words: &str, phrase: &str) -> bool {
+    occurs(words, phrase, false)
+}
+
+fn occurs(words: &str, phrase: &str, whole: bool) -> bool {
+    let Some(first) = phrase.chars().next() else {
+        return false;
+    };
+    let mut from = 0;
+    while let Some(k) = words[from..].find(phrase) {
+        let at = from + k;
+        let end = at + phrase.len();
+        if words[..at].ends_with(' ') && (!whole || words[end..].starts_with(' ')) {
+            return true;
+        }
+        // Occurrences may overlap (" xab ab ab " holds "ab ab" at a word start after one that
+        // is not): look again one character on.
+        from = at + first.len_utf8();
+    }
+    false
+}
+
 /// The words of `text` as the models should read them (see the module documentation); borrowed
 /// unchanged when there is nothing to replace. A message of nothing but such strings is read as
 /// it is: there is nothing better to read.
@@ -127,6 +158,21 @@ pub fn for_models(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    use super::{has_word_start, has_words, phrase_text};
+
+    #[test]
+    fn phrases_match_whole_words_or_word_starts_without_allocating() {
+        let w = phrase_text("So, how do I leave reviews on the preview? xab ab ab");
+        assert!(has_words(&w, "how do"));
+        assert!(!has_words(&w, "how d"));
+        assert!(!has_words(&w, "review"));
+        assert!(has_word_start(&w, "review"));
+        assert!(!has_word_start(&w, "view"));
+        // An occurrence after one that fails its boundary, overlapping it, still counts.
+        assert!(has_words(&w, "ab ab"));
+        assert!(!has_words(&w, ""));
+        assert!(has_words(" café crème ", "crème"));
+    }
     use super::for_models;
 
     #[test]
