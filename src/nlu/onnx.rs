@@ -12,14 +12,12 @@ use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
-use rust_bert::pipelines::common::{ModelType, TokenizerOption};
-use rust_tokenizers::tokenizer::TruncationStrategy;
+use rust_bert::pipelines::common::TokenizerOption;
 
+use super::bert::{mean_pool, padded, tokenizer, Pooled, MIDDLE_LAYER};
 use super::NluError;
 
 /// Tokens per sentence beyond which the text is cut (the model's `max_seq_length`).
-const DEFAULT_MAX_TOKENS: usize = 256;
-
 /// onnxruntime allows one environment per process, so the library loaded from the first path asked
 /// for serves every encoder loaded afterwards (tests and benchmarks load several).
 static RUNTIME: OnceLock<Result<(PathBuf, Environment), String>> = OnceLock::new();
@@ -89,21 +87,16 @@ impl OnnxEncoder {
                 model.display()
             )));
         }
-        let lower_case = read_json(&dir.join("tokenizer_config.json"))
-            .and_then(|c| c.get("do_lower_case")?.as_bool())
-            .unwrap_or(true);
-        let max_tokens = read_json(&dir.join("sentence_bert_config.json"))
-            .and_then(|c| c.get("max_seq_length")?.as_u64())
-            .map_or(DEFAULT_MAX_TOKENS, |n| n as usize);
-        let tokenizer = TokenizerOption::from_file(
-            ModelType::Bert,
-            &vocab.to_string_lossy(),
-            None,
-            lower_case,
-            None,
-            None,
-        )
-        .map_err(|e| NluError::Model(format!("{}: {e}", vocab.display())))?;
+        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        if !outputs.contains(&LAST_OUTPUT) || !outputs.contains(&middle_output().as_str()) {
+            return Err(NluError::Model(format!(
+                "{} has outputs {outputs:?}, not {LAST_OUTPUT} and {}: run `make setup`, which \
+                 adds the middle layer's output the support signals read",
+                model.display(),
+                middle_output()
+            )));
+        }
+        let (tokenizer, max_tokens) = tokenizer(dir)?;
         let pad_id = tokenizer.get_pad_id().unwrap_or(0);
         Ok(Self {
             session,
@@ -115,24 +108,12 @@ impl OnnxEncoder {
 
     /// Mean-pooled embeddings of `texts` (not normalised yet), encoded in one forward pass, padded
     /// to the longest.
-    pub fn encode(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+    /// One forward pass over `texts`.
+    pub fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let tokens = self.tokenizer.encode_list(
-            texts,
-            self.max_tokens,
-            &TruncationStrategy::LongestFirst,
-            0,
-        );
-        let rows = tokens.len();
-        let width = tokens.iter().map(|t| t.token_ids.len()).max().unwrap_or(0);
-        let mut ids = vec![self.pad_id; rows * width];
-        let mut mask = vec![0i64; rows * width];
-        for (r, t) in tokens.iter().enumerate() {
-            ids[r * width..r * width + t.token_ids.len()].copy_from_slice(&t.token_ids);
-            mask[r * width..r * width + t.token_ids.len()].fill(1);
-        }
+        let (ids, mask, rows, width) = padded(&self.tokenizer, texts, self.max_tokens, self.pad_id);
         let shape = [rows, width];
         let tensor = |v: Vec<i64>| Tensor::from_array((shape, v)).map_err(|e| e.to_string());
         let inputs = ort::inputs![
@@ -141,54 +122,41 @@ impl OnnxEncoder {
             "token_type_ids" => tensor(vec![0i64; rows * width])?,
         ];
         let outputs = self.session.run(inputs).map_err(|e| e.to_string())?;
-        let (out_shape, hidden) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| e.to_string())?;
-        let dim = match **out_shape {
-            [r, w, d] if r as usize == rows && w as usize == width => d as usize,
-            _ => {
-                return Err(format!(
+        let layer = |name: &str| -> Result<(usize, Vec<f32>), String> {
+            let value = outputs
+                .get(name)
+                .ok_or_else(|| format!("the ONNX encoder has no output {name}"))?;
+            let (out_shape, hidden) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
+            match **out_shape {
+                [r, w, d] if r as usize == rows && w as usize == width => {
+                    Ok((d as usize, hidden.to_vec()))
+                }
+                _ => Err(format!(
                     "the ONNX encoder returned shape {out_shape:?} for {rows}×{width} tokens"
-                ))
+                )),
             }
         };
+        let (dim, last) = layer(LAST_OUTPUT)?;
+        let (_, middle) = layer(&middle_output())?;
         Ok((0..rows)
             .map(|r| {
-                mean_pool(
-                    &hidden[r * width * dim..(r + 1) * width * dim],
-                    &mask[r * width..(r + 1) * width],
-                    dim,
-                )
+                let m = &mask[r * width..(r + 1) * width];
+                let span = r * width * dim..(r + 1) * width * dim;
+                Pooled {
+                    sentence: mean_pool(&last[span.clone()], m, dim),
+                    middle: mean_pool(&middle[span], m, dim),
+                }
             })
             .collect())
     }
 }
 
-/// The mean of the token vectors whose mask is 1 (the padding left out).
-fn mean_pool(tokens: &[f32], mask: &[i64], dim: usize) -> Vec<f32> {
-    let mut sum = vec![0f32; dim];
-    let mut count = 0f32;
-    for (vector, &m) in tokens.chunks_exact(dim).zip(mask) {
-        if m != 0 {
-            sum.iter_mut().zip(vector).for_each(|(s, x)| *s += x);
-            count += 1.0;
-        }
-    }
-    sum.iter_mut().for_each(|s| *s /= count.max(1e-9));
-    sum
-}
+/// The graph's output of the last layer's token vectors.
+const LAST_OUTPUT: &str = "last_hidden_state";
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_pool_leaves_out_padding() {
-        let tokens = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0];
-        assert_eq!(mean_pool(&tokens, &[1, 1, 0], 2), vec![2.0, 3.0]);
-    }
+/// The output scripts/setup.sh adds to the graph for layer [`MIDDLE_LAYER`]'s token vectors.
+fn middle_output() -> String {
+    format!("hidden_layer_{MIDDLE_LAYER}")
 }
