@@ -471,7 +471,6 @@ async fn train(
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let encoder = Encoder::load(&nlu)?;
         if signals {
-            let eval_cache = EmbeddingCache::open(std::path::Path::new(EVAL_CACHE))?;
             let upset = UpsetModel::load(&nlu.upset_model)?;
             let (sets, dev) = support_message_files(&nlu);
             let sets: Vec<&std::path::Path> = sets.iter().map(PathBuf::as_path).collect();
@@ -498,7 +497,6 @@ async fn train(
                 },
                 &upset,
                 &encoder,
-                &eval_cache,
             )?;
             model.save(&nlu.signals_model)?;
             let (recall, false_alarms) = report.cross_validation;
@@ -641,6 +639,7 @@ fn support_message_files(nlu: &frontdesk::settings::NluSettings) -> (Vec<PathBuf
             file("support_messages.yaml"),
             file("support_domains.yaml"),
             file("support_faults.yaml"),
+            file("support_context.yaml"),
         ],
         vec![file("support_dev.yaml"), file("support_faults_dev.yaml")],
     )
@@ -881,9 +880,8 @@ async fn eval(
     if run(Benchmark::Support) {
         // The general intents: the support messages are no one shop's.
         let n = settings.nlu.clone();
-        let (e, c, policy) = (
+        let (e, policy) = (
             encoder.clone(),
-            cache.clone(),
             frontdesk::escalation::Policy::new(settings.escalation.clone()),
         );
         let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -896,15 +894,12 @@ async fn eval(
                     )?);
             let mut reports = Vec::new();
             for dev in support_message_files(&n).1 {
-                reports.push((
-                    frontdesk::eval::support_set(&dev, &nlu, &policy, &c)?,
-                    false,
-                ));
+                reports.push((frontdesk::eval::support_set(&dev, &nlu, &policy)?, false));
             }
             let blind_set = PathBuf::from("tests/questions/support.yaml");
             if blind && blind_set.is_file() {
                 reports.push((
-                    frontdesk::eval::support_set(&blind_set, &nlu, &policy, &c)?,
+                    frontdesk::eval::support_set(&blind_set, &nlu, &policy)?,
                     true,
                 ));
             }

@@ -428,7 +428,8 @@ async fn handed_over_on_the_last_turn(turns: &[String]) -> Value {
 async fn upset_rising_over_three_turns_hands_the_chat_over_though_no_turn_passes_alone() {
     let s = frontdesk::settings::EscalationSettings::default();
     // Each reading under the threshold; together they rise by more than `upset_rise`.
-    let readings = [0.1, 0.3, 0.7].map(|f| f * s.upset_threshold);
+    // (How-to questions carry no cue, so the bar for each turn alone is the one without a cue.)
+    let readings = [0.1, 0.3, 0.7].map(|f| f * s.upset_threshold_without_cue);
     assert!(readings[2] - readings[0] >= s.upset_rise && readings[2] >= s.upset_rising_floor);
     let questions = [
         "how do i descale the brewer",
@@ -622,7 +623,11 @@ async fn failed_answers_hand_an_impatient_customer_over_and_keep_a_calm_one() {
 
 /// Issue 14 item 4: a customer describing a fault calmly, or stating a preference or an account
 /// request, wants the fix, not a queue (each was handed over by the signals before 2026-12-03,
-/// with no cue behind the reading: "theres a puddle…" urgent 0.92).
+/// with no cue behind the reading: "theres a puddle…" urgent 0.92). One more of the first list,
+/// "i want you guys to wipe everything you have on me" (upset 0.70), goes to a person again since
+/// the signal model reads the encoder's middle layer (2026-12-04): part of the price of catching
+/// upset customers who use no cue words, measured in docs/EVALUATION.md ("A middle layer for the
+/// support signals").
 #[tokio::test]
 async fn a_calm_fault_report_or_preference_stays_with_the_bot() {
     let app = spawn_app().await;
@@ -635,7 +640,6 @@ async fn a_calm_fault_report_or_preference_stays_with_the_bot() {
             "too many texts from you, i only want the shipping ones",
             "my visa got replaced by the bank, new number, what do i do so the coffee keeps coming",
             "update got stuck halfway and the screen is frozen",
-            "i want you guys to wipe everything you have on me",
         ],
     )
     .await;

@@ -846,7 +846,9 @@ mod tests {
         // a sensitive topic is still answered by the bot.
         let policy = Policy::default();
         let s = EscalationSettings::default();
-        let slight = (s.upset_threshold / 2.0 + s.upset_threshold_without_cue / 2.0) / 2.0;
+        // Over half the bar with a cue, under that bar itself, and under half the bar without one.
+        let slight = 0.75 * s.upset_threshold;
+        assert!(slight < s.upset_threshold_without_cue / 2.0);
         let mut u = intent("refund", 0.9, "billing", true);
         u.upset = slight;
         let question = "how long do i have to send the brewer back if i dont like it";
@@ -884,9 +886,9 @@ mod tests {
         );
         assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
         assert!(d.reasons[0].detail.contains("reports an incident"));
-        // A question, but asked in anger: a person at once.
+        // A question, but asked in anger (under the bar alone, over half of it): a person at once.
         let mut angry = intent("cancel_subscription", 1.0, "billing", true);
-        angry.upset = 0.6;
+        angry.upset = EscalationSettings::default().upset_threshold_without_cue * 0.75;
         let d = policy.before_bot("how do i cancel this", &angry, &History::default());
         assert_eq!(kinds(&d), [ReasonKind::Sensitive]);
         assert!(d.reasons[0].detail.contains("not calm"));
@@ -910,8 +912,9 @@ mod tests {
         let d = policy.before_bot("", &urgent, &History::default());
         assert_eq!(kinds(&d), [ReasonKind::Urgent]);
         assert!(d.reasons[0].detail.contains("urgent 0.85"));
+        // Under the bar without a cue: not enough once, enough when asked again.
         let soft_ask = Understanding {
-            asks_for_person: 0.5,
+            asks_for_person: EscalationSettings::default().upset_threshold_without_cue * 0.9,
             ..Default::default()
         };
         assert!(
@@ -1016,8 +1019,9 @@ mod tests {
             ..Default::default()
         };
         assert!(policy.after_bot("", &calm, &third, &bot).escalate);
+        // Over half the bar (impatient), under the bar itself.
         let impatient = Understanding {
-            upset: 0.5,
+            upset: EscalationSettings::default().upset_threshold_without_cue * 0.75,
             ..Default::default()
         };
         assert!(policy.after_bot("", &impatient, &second, &bot).escalate);

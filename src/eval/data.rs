@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::nlu::{Embedding, EmbeddingCache, Encoder};
+use crate::nlu::{Embedding, EmbeddingCache, Encoded, Encoder};
 
 /// Labelled texts.
 #[derive(Debug, Clone, Default)]
@@ -140,6 +140,20 @@ pub fn embed(
         }
     }
     if encoded > 0 {
+        eprintln!();
+    }
+    Ok(out)
+}
+
+/// Encodes `texts` with both their vectors (the support signals read the middle layer's too),
+/// with progress on stderr. Not cached: the cache keeps sentence embeddings only.
+pub fn embed_full(encoder: &Encoder, what: &str, texts: &[String]) -> anyhow::Result<Vec<Encoded>> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(512) {
+        out.extend(encoder.embed_blocking_full(chunk.to_vec())?);
+        eprint!("\r  encoding {what}: {}/{}", out.len(), texts.len());
+    }
+    if !texts.is_empty() {
         eprintln!();
     }
     Ok(out)

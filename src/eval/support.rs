@@ -11,14 +11,13 @@ use std::path::Path;
 use super::data;
 use super::questions::{Expect, QuestionSet};
 use crate::escalation::{History, Policy};
-use crate::nlu::head::TrainOptions;
 use crate::nlu::intents::IntentSet;
 use crate::nlu::signals::{
-    choose_thresholds, fit_temperature, probabilities, rates_with, support_cues, SignalModel,
-    SupportMessage, SupportSet,
+    choose_thresholds, fit_temperature, probabilities, rates_with, support_cues, Candidate,
+    SignalModel, SupportMessage, SupportSet,
 };
 use crate::nlu::upset::UpsetModel;
-use crate::nlu::{EmbeddingCache, Encoder, Nlu};
+use crate::nlu::{Encoded, Encoder, Nlu};
 
 /// Most calm messages (out of fold) the chosen threshold may flag.
 pub const MAX_FALSE_ALARMS: f64 = 0.05;
@@ -200,7 +199,7 @@ pub fn broad_calm(data: &Path, intents: &IntentSet) -> anyhow::Result<Vec<String
 /// One message with what the head reads besides its text.
 struct Row<'a> {
     message: &'a SupportMessage,
-    embedding: std::sync::Arc<[f32]>,
+    encoded: Encoded,
     goemotions: f32,
     group: String,
 }
@@ -209,34 +208,40 @@ fn embed_rows<'a>(
     set: &'a SupportSet,
     upset: &UpsetModel,
     encoder: &Encoder,
-    cache: &EmbeddingCache,
 ) -> anyhow::Result<Vec<Row<'a>>> {
     let texts: Vec<String> = set.messages.iter().map(|m| m.text.clone()).collect();
-    let x = data::embed(encoder, cache, "support messages", &texts)?;
+    let x = data::embed_full(encoder, "support messages", &texts)?;
     Ok(set
         .messages
         .iter()
         .zip(x)
         .enumerate()
         .map(|(i, (m, e))| Row {
-            goemotions: upset.score(&m.text, &e).0,
+            goemotions: upset.score(&m.text, &e.sentence).0,
             message: m,
-            embedding: e,
+            encoded: e,
             group: set.group(i),
         })
         .collect())
 }
 
-fn train_on(rows: &[&Row], options: &TrainOptions, members: usize) -> anyhow::Result<SignalModel> {
+fn train_on(rows: &[&Row], candidate: &Candidate) -> anyhow::Result<SignalModel> {
     let messages: Vec<&SupportMessage> = rows.iter().map(|r| r.message).collect();
-    let x: Vec<&[f32]> = rows.iter().map(|r| &r.embedding[..]).collect();
+    let x: Vec<&Encoded> = rows.iter().map(|r| &r.encoded).collect();
     let g: Vec<f32> = rows.iter().map(|r| r.goemotions).collect();
-    Ok(SignalModel::train(&messages, &x, &g, options, members)?)
+    Ok(SignalModel::train(
+        &messages,
+        &x,
+        &g,
+        &candidate.options,
+        candidate.members,
+        candidate.middle,
+    )?)
 }
 
 fn needs_person(model: &SignalModel, row: &Row) -> f32 {
     model
-        .score(&row.message.text, &row.embedding, row.goemotions)
+        .score(&row.message.text, &row.encoded, row.goemotions)
         .needs_person()
 }
 
@@ -273,7 +278,6 @@ pub fn train_signals(
     data: &SignalData,
     upset: &UpsetModel,
     encoder: &Encoder,
-    cache: &EmbeddingCache,
 ) -> anyhow::Result<(SignalModel, SignalTraining)> {
     let mut loaded = Vec::new();
     for path in data.sets {
@@ -296,12 +300,12 @@ pub fn train_signals(
     let with_broad = SignalModel::candidates().iter().any(|c| c.broad_calm);
     let mut rows = Vec::new();
     for set in &loaded {
-        rows.extend(embed_rows(set, upset, encoder, cache)?);
+        rows.extend(embed_rows(set, upset, encoder)?);
     }
     let own = rows.len();
-    let extra_rows = embed_rows(&extra, upset, encoder, cache)?;
+    let extra_rows = embed_rows(&extra, upset, encoder)?;
     let broad_rows = if with_broad {
-        embed_rows(&broad, upset, encoder, cache)?
+        embed_rows(&broad, upset, encoder)?
     } else {
         Vec::new()
     };
@@ -337,12 +341,7 @@ pub fn train_signals(
     );
     let mut best: Option<Chosen> = None;
     for candidate in SignalModel::candidates() {
-        let (name, options, members, repeats) = (
-            candidate.name,
-            &candidate.options,
-            candidate.members,
-            candidate.repeats,
-        );
+        let (name, repeats) = (candidate.name, candidate.repeats);
         let started = std::time::Instant::now();
         let mut oof_logits = vec![Vec::new(); own];
         for fold in 0..FOLDS.min(groups.len()) {
@@ -351,10 +350,10 @@ pub fn train_signals(
                 .chain(&extra_rows)
                 .chain(broad_rows.iter().filter(|_| candidate.broad_calm))
                 .collect();
-            let model = train_on(&train, options, members)?;
+            let model = train_on(&train, &candidate)?;
             for (i, r) in rows.iter().enumerate() {
                 if fold_of(&r.group) == fold {
-                    oof_logits[i] = model.logits(&r.message.text, &r.embedding, r.goemotions);
+                    oof_logits[i] = model.logits(&r.message.text, &r.encoded, r.goemotions);
                 }
             }
         }
@@ -410,7 +409,7 @@ pub fn train_signals(
         .chain(&extra_rows)
         .chain(broad_rows.iter().filter(|_| chosen.broad_calm))
         .collect();
-    let mut model = train_on(&all, &chosen.options, chosen.members)?;
+    let mut model = train_on(&all, &chosen)?;
     model.set_temperature(temperature.0);
     model.threshold = threshold;
     model.cueless_threshold = Some(cueless);
@@ -431,7 +430,7 @@ pub fn train_signals(
     let (mut dev, mut dev_before) = (Vec::new(), Vec::new());
     for path in data.dev {
         let set = SupportSet::load(path)?;
-        let dev_rows = embed_rows(&set, upset, encoder, cache)?;
+        let dev_rows = embed_rows(&set, upset, encoder)?;
         let file = path.display().to_string();
         let (e, c, r, f) = measure(&model, &dev_rows);
         dev.push((file.clone(), e, c, r, f));
@@ -453,7 +452,7 @@ pub fn train_signals(
                 .map(|q| q.text.clone())
                 .collect::<Vec<_>>(),
         );
-        let check_rows = embed_rows(&set, upset, encoder, cache)?;
+        let check_rows = embed_rows(&set, upset, encoder)?;
         let flagged = |model: &SignalModel| check_rows.iter().filter(|r| flags(model, r)).count();
         check.push((
             path.display().to_string(),
@@ -498,7 +497,11 @@ pub fn train_signals(
         ),
         "sha256": hashes,
         "classes": crate::nlu::signals::CLASSES,
-        "input": "all-MiniLM-L6-v2 embedding + support cues + calm-request features + GoEmotions upset score (models/upset.json)",
+        "input": if chosen.middle {
+            format!("all-MiniLM-L6-v2 embedding + the mean of layer {}'s token vectors (standardised) + support cues + calm-request features + GoEmotions upset score (models/upset.json)", crate::nlu::MIDDLE_LAYER)
+        } else {
+            "all-MiniLM-L6-v2 embedding + support cues + calm-request features + GoEmotions upset score (models/upset.json)".to_owned()
+        },
         "head": chosen.name,
         "options": chosen.options,
         "heads_averaged": chosen.members,
@@ -515,16 +518,11 @@ pub fn train_signals(
 
 /// Measures a support-message file as the product decides on a first message: `nlu` understands
 /// it, `policy` checks it before the bot would answer.
-pub fn support_set(
-    path: &Path,
-    nlu: &Nlu,
-    policy: &Policy,
-    cache: &EmbeddingCache,
-) -> anyhow::Result<SupportReport> {
+pub fn support_set(path: &Path, nlu: &Nlu, policy: &Policy) -> anyhow::Result<SupportReport> {
     let set = SupportSet::load(path)?;
     let messages: Vec<_> = set.messages.iter().collect();
     let texts: Vec<String> = messages.iter().map(|m| m.text.clone()).collect();
-    let x = data::embed(nlu.encoder(), cache, "support messages", &texts)?;
+    let x = data::embed_full(nlu.encoder(), "support messages", &texts)?;
     let mut per_kind: Vec<(String, usize, usize)> = Vec::new();
     let mut mistakes = Vec::new();
     let (mut hit, mut esc, mut alarms, mut calm) = (0, 0, 0, 0);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::intents::{IntentModel, IntentSet, IntentVerdict};
 use super::signals::SignalModel;
 use super::upset::UpsetModel;
-use super::{Embedding, EmbeddingCache, Encoder, NluError, Understanding};
+use super::{Embedding, EmbeddingCache, Encoded, Encoder, NluError, Understanding};
 use crate::settings::NluSettings;
 
 /// The language-understanding models; cheap to clone.
@@ -87,13 +87,14 @@ impl Nlu {
     /// as words (see [`super::for_models`]).
     pub async fn analyse(&self, text: &str) -> Result<Analysis, NluError> {
         let text = super::for_models(text);
-        let embedding = self.encoder.embed_one(&text).await?;
-        Ok(self.analyse_embedded(&text, embedding))
+        let encoded = self.encoder.embed_one_full(&text).await?;
+        Ok(self.analyse_embedded(&text, encoded))
     }
 
     /// Understands a message already encoded (from [`super::for_models`] of it, as `analyse`
     /// does, when it may hold links or pasted strings).
-    pub fn analyse_embedded(&self, text: &str, embedding: Embedding) -> Analysis {
+    pub fn analyse_embedded(&self, text: &str, encoded: Encoded) -> Analysis {
+        let embedding = encoded.sentence.clone();
         let IntentVerdict {
             intent,
             out_of_scope,
@@ -102,7 +103,7 @@ impl Nlu {
         let (goemotions, cues) = self.upset.score(text, &embedding);
         let (upset, upset_cues, urgent, asks_for_person) = match &self.signals {
             Some(model) => {
-                let s = model.score(text, &embedding, goemotions);
+                let s = model.score(text, &encoded, goemotions);
                 (s.upset, s.cues, s.urgent, s.person)
             }
             None => (goemotions, cues, 0.0, 0.0),
