@@ -558,8 +558,8 @@ pub struct EscalationSettings {
 impl Default for EscalationSettings {
     fn default() -> Self {
         Self {
-            upset_threshold: 0.12,
-            upset_threshold_without_cue: 0.56,
+            upset_threshold: 0.44,
+            upset_threshold_without_cue: 0.65,
             upset_rise: 0.15,
             upset_rising_floor: 0.25,
             rising_turns: 3,

@@ -215,6 +215,29 @@ async fn an_upset_message_escalates_with_reason_upset_and_the_bot_does_not_answe
         turns[1]["upset"].as_f64().map(|v| (v * 100.0).round()),
         Some(95.0)
     );
+    // Each turn carries the bar its reading had to reach: the lower one when a cue ("angry word")
+    // backs it, the higher one without; the context gives that one for the sparkline's line.
+    let s = frontdesk::settings::EscalationSettings::default();
+    let without_cue = f64::from(s.upset_threshold_without_cue.max(s.upset_threshold));
+    for turn in turns.as_array().unwrap() {
+        let cued = turn["upset_cues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| frontdesk::nlu::signals::is_evidence(c.as_str().unwrap()));
+        let bar = if cued {
+            f64::from(s.upset_threshold)
+        } else {
+            without_cue
+        };
+        let got = turn["upset_bar"].as_f64().unwrap();
+        assert!((got - bar).abs() < 1e-6, "{turn}");
+    }
+    let (_, context) = app
+        .get_as(&format!("/api/conversations/{id}/context"), Some(&token))
+        .await;
+    let line = context["upset_threshold_without_cue"].as_f64().unwrap();
+    assert!((line - without_cue).abs() < 1e-6, "{line}");
 }
 
 #[tokio::test]

@@ -623,11 +623,7 @@ async fn failed_answers_hand_an_impatient_customer_over_and_keep_a_calm_one() {
 
 /// Issue 14 item 4: a customer describing a fault calmly, or stating a preference or an account
 /// request, wants the fix, not a queue (each was handed over by the signals before 2026-12-03,
-/// with no cue behind the reading: "theres a puddle…" urgent 0.92). One more of the first list,
-/// "i want you guys to wipe everything you have on me" (upset 0.70), goes to a person again since
-/// the signal model reads the encoder's middle layer (2026-12-04): part of the price of catching
-/// upset customers who use no cue words, measured in docs/EVALUATION.md ("A middle layer for the
-/// support signals").
+/// with no cue behind the reading: "theres a puddle…" urgent 0.92).
 #[tokio::test]
 async fn a_calm_fault_report_or_preference_stays_with_the_bot() {
     let app = spawn_app().await;
@@ -640,6 +636,7 @@ async fn a_calm_fault_report_or_preference_stays_with_the_bot() {
             "too many texts from you, i only want the shipping ones",
             "my visa got replaced by the bank, new number, what do i do so the coffee keeps coming",
             "update got stuck halfway and the screen is frozen",
+            "i want you guys to wipe everything you have on me",
         ],
     )
     .await;

@@ -781,10 +781,13 @@
     const turns = ctx.turns || [];
     if (turns.length) {
       const intents = [...new Set(turns.map((t) => t.intent).filter(Boolean))];
-      const upset = typeof ctx.upset_threshold === 'number' ? ctx.upset_threshold : 0.55;
+      // Each turn against its own bar (lower when a cue backs the reading); the line is the bar
+      // without a cue, which most messages meet.
+      const upset = typeof ctx.upset_threshold_without_cue === 'number' ? ctx.upset_threshold_without_cue
+        : typeof ctx.upset_threshold === 'number' ? ctx.upset_threshold : 0.55;
       parts.push(section('Sentiment over turns', sparkline(turns, upset),
         h('ul.turns', null, turns.slice(-6).map((t) => h('li', { title: t.text },
-          h('span.u' + (t.upset >= upset ? '.hi' : ''), null, typeof t.upset === 'number' ? t.upset.toFixed(2) : ' – '),
+          h('span.u' + (t.upset >= barOf(t, upset) ? '.hi' : ''), null, typeof t.upset === 'number' ? t.upset.toFixed(2) : ' – '),
           h('span.tt', null, t.text),
           t.intent ? h('span.intent', null, t.intent) : null))),
         intents.length ? h('div.intents', null, intents.map((i) => h('span.intent', null, i))) : null));
@@ -821,6 +824,10 @@
   }
 
   /** `upset` is the escalation policy's threshold, from the context packet. */
+  function barOf(t, fallback) {
+    return typeof t.upset_bar === 'number' ? t.upset_bar : fallback;
+  }
+
   function sparkline(turns, upset) {
     const box = h('div.spark', { role: 'img', 'aria-label': 'Upset score per customer turn: ' + turns.map((t) => (typeof t.upset === 'number' ? t.upset.toFixed(2) : '?')).join(', ') });
     const thr = h('div.thr');
@@ -828,7 +835,8 @@
     box.append(thr);
     for (const t of turns) {
       const u = typeof t.upset === 'number' ? t.upset : 0;
-      const bar = h('div.bar' + (u >= upset ? '.hi' : u >= upset * 0.6 ? '.mid' : ''), {
+      const own = barOf(t, upset);
+      const bar = h('div.bar' + (u >= own ? '.hi' : u >= own * 0.6 ? '.mid' : ''), {
         title: '#' + t.seq + ' ' + (t.intent || '?') + (typeof t.confidence === 'number' ? ' ' + t.confidence.toFixed(2) : '') + ' · upset ' + u.toFixed(2) + ': ' + t.text,
       });
       bar.style.height = Math.max(3, u * 100) + '%';

@@ -48,7 +48,14 @@ impl Core {
             .collect();
         let turns = texts
             .iter()
-            .map(|(seq, text)| Turn::new(*seq, text.clone(), signals.remove(seq)))
+            .map(|(seq, text)| {
+                let mut turn = Turn::new(*seq, text.clone(), signals.remove(seq));
+                turn.upset_bar = turn
+                    .understanding
+                    .as_ref()
+                    .map(|u| self.policy.reading_bar(u));
+                turn
+            })
             .collect();
         let articles = self.articles_shown(id, &transcript).await?;
         let customer: Visitor = serde_json::from_value(row.visitor.clone()).unwrap_or_default();
@@ -86,6 +93,11 @@ impl Core {
             turns,
             // The policy's: a turn at or above it is what hands a chat to a person.
             upset_threshold: self.policy.settings().upset_threshold,
+            upset_threshold_without_cue: self
+                .policy
+                .settings()
+                .upset_threshold_without_cue
+                .max(self.policy.settings().upset_threshold),
             articles,
             transcript,
             notes,

@@ -329,6 +329,12 @@ impl Policy {
     /// message (or only "??", "still") the reading rests on the embedding alone: a calm fault
     /// report ("theres a puddle under the machine") must not pass on that, so the bar is higher.
     /// Half of it marks a customer who is not calm (impatient).
+    /// The bar `u`'s strongest reading must reach to hand the chat over on its own: the threshold
+    /// when a cue that is evidence backs it, the higher one without.
+    pub fn reading_bar(&self, u: &Understanding) -> f32 {
+        self.bar(u).0
+    }
+
     fn bar(&self, u: &Understanding) -> (f32, &'static str) {
         let s = &self.settings;
         let evidence = u
@@ -847,8 +853,10 @@ mod tests {
         let policy = Policy::default();
         let s = EscalationSettings::default();
         // Over half the bar with a cue, under that bar itself, and under half the bar without one.
-        let slight = 0.75 * s.upset_threshold;
-        assert!(slight < s.upset_threshold_without_cue / 2.0);
+        let low = s.upset_threshold / 2.0;
+        let high = s.upset_threshold.min(s.upset_threshold_without_cue / 2.0);
+        assert!(low < high);
+        let slight = (low + high) / 2.0;
         let mut u = intent("refund", 0.9, "billing", true);
         u.upset = slight;
         let question = "how long do i have to send the brewer back if i dont like it";

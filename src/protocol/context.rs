@@ -29,8 +29,12 @@ pub struct ContextPacket {
     pub waiting_seconds: Option<i64>,
     /// Each customer message with what was understood of it.
     pub turns: Vec<Turn>,
-    /// The escalation policy's upset threshold (turns at or above it hand a chat to a person).
+    /// The escalation policy's upset threshold when a cue backs the reading (turns at or above
+    /// it hand a chat to a person).
     pub upset_threshold: f32,
+    /// The same without a cue (most calm messages carry none); each turn's own bar is
+    /// [`Turn::upset_bar`].
+    pub upset_threshold_without_cue: f32,
     /// Articles the bot answered with, and the customer's verdicts.
     pub articles: Vec<ArticleShown>,
     /// Every customer-visible frame, in order, each with `at`.
@@ -56,6 +60,10 @@ pub struct Turn {
     pub upset: Option<f32>,
     /// What raised the upset score.
     pub upset_cues: Vec<String>,
+    /// The bar this turn's reading had to reach to hand the chat over on its own: the policy's
+    /// threshold when a cue backs the reading, the higher one without a cue (None when the
+    /// message was not understood).
+    pub upset_bar: Option<f32>,
     /// Everything understood of the message, as the language models gave it.
     pub understanding: Option<Understanding>,
 }
@@ -71,6 +79,7 @@ impl Turn {
             confidence: u.and_then(|u| u.intent.as_ref().map(|i| i.confidence)),
             upset: u.map(|u| u.upset),
             upset_cues: u.map(|u| u.upset_cues.clone()).unwrap_or_default(),
+            upset_bar: None,
             understanding,
         }
     }
