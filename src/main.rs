@@ -480,7 +480,9 @@ async fn train(
     middle_layer: bool,
     data: PathBuf,
 ) -> anyhow::Result<ExitCode> {
-    let nlu = settings.nlu.clone();
+    let mut nlu = settings.nlu.clone();
+    // The middle-layer head needs the encoder to give the middle layer's vectors.
+    nlu.middle_layer |= middle_layer;
     let kb_dir = settings.kb.dir.clone();
     let cache_path = settings.kb.embedding_cache.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -905,11 +907,11 @@ async fn eval(
         let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let kb_cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
             let intents = frontdesk::nlu::load_or_train_intents(&n, &e, &kb_cache)?;
+            let signals = frontdesk::nlu::signals::SignalModel::load(&n.signals_model)?;
+            signals.check_encoder(&n)?;
             let nlu =
                 frontdesk::nlu::Nlu::from_models(e, intents, UpsetModel::load(&n.upset_model)?)
-                    .with_signals(frontdesk::nlu::signals::SignalModel::load(
-                        &n.signals_model,
-                    )?);
+                    .with_signals(signals);
             let mut reports = Vec::new();
             for dev in support_message_files(&n).1 {
                 reports.push((frontdesk::eval::support_set(&dev, &nlu, &policy)?, false));

@@ -247,6 +247,12 @@ pub struct NluSettings {
     /// the encoders take the rest. Measured with two workers on two cores: bot turns at 100/s had
     /// p99 44–57 ms at 10 and 372–549 ms at 0 (docs/BENCHMARKS.md, "Encoder workers").
     pub worker_nice: i32,
+    /// Whether the encoder also gives each message the mean of its middle layer's token vectors,
+    /// which only a support-signal model trained with `frontdesk train --signals --middle-layer`
+    /// reads (not the shipped one; docs/EVALUATION.md, "A middle layer for the support
+    /// signals"). Off by default: keeping every layer's output costs copies on every encode.
+    /// A signal model that reads the middle layer refuses to start without it.
+    pub middle_layer: bool,
     /// Most sentences encoded in one batch.
     pub max_batch: usize,
     /// Most encode requests waiting; callers beyond it wait (backpressure).
@@ -339,6 +345,7 @@ impl Default for NluSettings {
             threads: 1,
             workers: 0,
             worker_nice: 10,
+            middle_layer: false,
             max_batch: 32,
             queue_capacity: 256,
             intents: "models/intents.yaml".into(),

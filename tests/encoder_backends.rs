@@ -164,3 +164,41 @@ async fn a_server_started_on_the_int8_encoder_answers_from_the_knowledge_base() 
     assert!(sources.contains("billing/charged-twice"), "{reply}");
     server.abort();
 }
+
+/// `nlu.middle_layer` adds each text's middle-layer vector (what a signal head trained with
+/// `--middle-layer` reads) without changing its sentence embedding, on both backends, and the
+/// two backends' middle vectors agree as their embeddings do; off, the vector is empty.
+#[test]
+fn the_middle_layer_comes_only_when_asked_and_leaves_the_embedding_as_it_was() {
+    let texts: Vec<String> = TEXTS.iter().map(|t| (*t).to_owned()).collect();
+    let torch_plain = common::nlu().0.embed_blocking_full(texts.clone()).unwrap();
+    assert!(torch_plain.iter().all(|e| e.middle.is_empty()));
+    let with_middle = |backend| {
+        let s = NluSettings {
+            middle_layer: true,
+            workers: 1,
+            ..settings(backend)
+        };
+        Encoder::load(&s)
+            .expect("the encoder loads; run scripts/setup.sh first")
+            .embed_blocking_full(texts.clone())
+            .unwrap()
+    };
+    let torch = with_middle(EncoderBackend::Torch);
+    let onnx = with_middle(EncoderBackend::OnnxInt8);
+    let int8_plain = int8().embed_blocking_full(texts.clone()).unwrap();
+    for i in 0..texts.len() {
+        assert_eq!(torch[i].middle.len(), 384, "{}", texts[i]);
+        assert_eq!(onnx[i].middle.len(), 384, "{}", texts[i]);
+        assert!(cosine(&torch[i].sentence, &torch_plain[i].sentence) > 0.9999);
+        assert!(cosine(&onnx[i].sentence, &int8_plain[i].sentence) > 0.9999);
+        let unit = |v: &[f32]| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        let agree = cosine(&unit(&torch[i].middle), &unit(&onnx[i].middle));
+        assert!(agree > 0.99, "{}: {agree}", texts[i]);
+        // The middle layer is not the last: it is not the sentence embedding again.
+        assert!(cosine(&unit(&torch[i].middle), &torch[i].sentence) < 0.9);
+    }
+}

@@ -24,13 +24,16 @@ const DEFAULT_MAX_TOKENS: usize = 256;
 pub struct Pooled {
     /// Mean of the last layer's token vectors (the sentence embedding once normalised).
     pub sentence: Vec<f32>,
-    /// Mean of layer [`MIDDLE_LAYER`]'s token vectors.
+    /// Mean of layer [`MIDDLE_LAYER`]'s token vectors (empty when not asked for).
     pub middle: Vec<f32>,
 }
 
+/// all-MiniLM-L6-v2 on libtorch, pooled here.
 pub struct TorchEncoder {
     // Kept alive: the model's tensors live in it.
     _weights: nn::VarStore,
+    /// Whether [`Pooled::middle`] is computed (every layer's output kept) or left empty.
+    middle: bool,
     model: BertModel<BertEmbeddings>,
     tokenizer: TokenizerOption,
     max_tokens: usize,
@@ -38,13 +41,14 @@ pub struct TorchEncoder {
 }
 
 impl TorchEncoder {
-    pub fn load(dir: &Path) -> Result<Self, NluError> {
+    /// Loads the model in `dir`; `middle`: also pool layer [`MIDDLE_LAYER`].
+    pub fn load(dir: &Path, middle: bool) -> Result<Self, NluError> {
         let failed = |what: &Path, e: &dyn std::fmt::Display| {
             NluError::Model(format!("{}: {e}", what.display()))
         };
         let config_path = dir.join("config.json");
         let mut config = BertConfig::from_file(&config_path);
-        config.output_hidden_states = Some(true);
+        config.output_hidden_states = Some(middle);
         if config.num_hidden_layers < MIDDLE_LAYER as i64 {
             return Err(NluError::Model(format!(
                 "{} has {} layers; the support signals read layer {MIDDLE_LAYER}: use the \
@@ -63,6 +67,7 @@ impl TorchEncoder {
         let pad_id = tokenizer.get_pad_id().unwrap_or(0);
         Ok(Self {
             _weights: weights,
+            middle,
             model,
             tokenizer,
             max_tokens,
@@ -91,13 +96,17 @@ impl TorchEncoder {
             )
         })
         .map_err(|e| e.to_string())?;
-        let middle = out
-            .all_hidden_states
-            .as_ref()
-            .and_then(|layers| layers.get(MIDDLE_LAYER - 1))
-            .ok_or("the BERT model returned no hidden states")?;
         let last = flatten(&out.hidden_state)?;
-        let middle = flatten(middle)?;
+        let middle = if self.middle {
+            let layer = out
+                .all_hidden_states
+                .as_ref()
+                .and_then(|layers| layers.get(MIDDLE_LAYER - 1))
+                .ok_or("the BERT model returned no hidden states")?;
+            Some(flatten(layer)?)
+        } else {
+            None
+        };
         let dim = last.len() / (rows * width).max(1);
         Ok((0..rows)
             .map(|r| {
@@ -105,7 +114,10 @@ impl TorchEncoder {
                 let span = r * width * dim..(r + 1) * width * dim;
                 Pooled {
                     sentence: mean_pool(&last[span.clone()], m, dim),
-                    middle: mean_pool(&middle[span], m, dim),
+                    middle: middle
+                        .as_ref()
+                        .map(|v| mean_pool(&v[span], m, dim))
+                        .unwrap_or_default(),
                 }
             })
             .collect())

@@ -31,7 +31,7 @@ pub struct Encoded {
     /// The unit-length sentence embedding (retrieval, intents, the GoEmotions head).
     pub sentence: Embedding,
     /// The mean of a middle layer's token vectors, not normalised (the support signals; see
-    /// [`super::bert::MIDDLE_LAYER`]).
+    /// [`super::bert::MIDDLE_LAYER`]); empty unless `nlu.middle_layer` is on.
     pub middle: Arc<[f32]>,
 }
 
@@ -123,6 +123,7 @@ impl Encoder {
         let threads = settings.threads;
         let max_batch = settings.max_batch.max(1);
         let nice = settings.worker_nice;
+        let middle = settings.middle_layer;
         let load = Load::new();
         for n in 0..workers {
             let (work, helpers, load, ready_tx) = (
@@ -141,7 +142,7 @@ impl Encoder {
             std::thread::Builder::new()
                 .name("encoder".into())
                 .spawn(move || {
-                    match lower_priority(nice).and_then(|()| Model::load(source, threads)) {
+                    match lower_priority(nice).and_then(|()| Model::load(source, threads, middle)) {
                         Ok(model) => {
                             let _ = ready_tx.send(Ok(()));
                             worker.serve(model, &load);
@@ -294,16 +295,16 @@ enum Model {
 }
 
 impl Model {
-    fn load(source: Source, threads: i32) -> Result<Self, NluError> {
+    fn load(source: Source, threads: i32, middle: bool) -> Result<Self, NluError> {
         match source {
             Source::Torch(dir) => {
                 if threads > 0 {
                     tch::set_num_threads(threads);
                 }
-                TorchEncoder::load(&dir).map(|m| Self::Torch(Box::new(m)))
+                TorchEncoder::load(&dir, middle).map(|m| Self::Torch(Box::new(m)))
             }
             Source::Onnx { dir, runtime } => {
-                OnnxEncoder::load(&dir, &runtime, threads.max(1) as usize)
+                OnnxEncoder::load(&dir, &runtime, threads.max(1) as usize, middle)
                     .map(|m| Self::Onnx(Box::new(m)))
             }
         }

@@ -53,12 +53,19 @@ pub struct OnnxEncoder {
     tokenizer: TokenizerOption,
     max_tokens: usize,
     pad_id: i64,
+    /// Whether [`Pooled::middle`] is computed or left empty.
+    middle: bool,
 }
 
 impl OnnxEncoder {
     /// Loads `model.onnx` and the tokenizer files from `dir`, running on the onnxruntime library at
     /// `runtime` with `threads` intra-op threads.
-    pub fn load(dir: &Path, runtime: &Path, threads: usize) -> Result<Self, NluError> {
+    pub fn load(
+        dir: &Path,
+        runtime: &Path,
+        threads: usize,
+        middle: bool,
+    ) -> Result<Self, NluError> {
         let model = dir.join("model.onnx");
         let vocab = dir.join("vocab.txt");
         if !model.is_file() || !vocab.is_file() {
@@ -103,6 +110,7 @@ impl OnnxEncoder {
             tokenizer,
             max_tokens,
             pad_id,
+            middle,
         })
     }
 
@@ -139,14 +147,21 @@ impl OnnxEncoder {
             }
         };
         let (dim, last) = layer(LAST_OUTPUT)?;
-        let (_, middle) = layer(&middle_output())?;
+        let middle = if self.middle {
+            Some(layer(&middle_output())?.1)
+        } else {
+            None
+        };
         Ok((0..rows)
             .map(|r| {
                 let m = &mask[r * width..(r + 1) * width];
                 let span = r * width * dim..(r + 1) * width * dim;
                 Pooled {
                     sentence: mean_pool(&last[span.clone()], m, dim),
-                    middle: mean_pool(&middle[span], m, dim),
+                    middle: middle
+                        .as_ref()
+                        .map(|v| mean_pool(&v[span], m, dim))
+                        .unwrap_or_default(),
                 }
             })
             .collect())

@@ -718,6 +718,20 @@ impl SignalModel {
     pub fn reads_middle(&self) -> bool {
         self.middle.is_some()
     }
+
+    /// Refuses an encoder that does not give what the head reads: a model trained with
+    /// `--middle-layer` needs `nlu.middle_layer` on.
+    pub fn check_encoder(&self, settings: &crate::settings::NluSettings) -> Result<(), NluError> {
+        if self.reads_middle() && !settings.middle_layer {
+            return Err(NluError::Training(format!(
+                "the support-signal model {} reads the encoder's middle layer (trained with \
+                 `frontdesk train --signals --middle-layer`): set nlu.middle_layer = true \
+                 (FRONTDESK_NLU__MIDDLE_LAYER=true), or restore the shipped model from git",
+                settings.signals_model.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The head's input for one message: the sentence embedding, the middle-layer vector when
@@ -973,6 +987,48 @@ mod tests {
         assert!(asks_how_to("Is there a way to export goals?"));
         assert!(!asks_how_to("I want a refund for my espresso machine"));
         assert!(!asks_how_to("how dare you charge me twice"));
+    }
+
+    #[test]
+    fn a_head_that_reads_the_middle_layer_will_not_start_without_it() {
+        let messages = [
+            SupportMessage {
+                text: "where is my parcel".into(),
+                escalate: false,
+                kind: None,
+                domain: None,
+            },
+            SupportMessage {
+                text: "THIRD time asking, where is my refund".into(),
+                escalate: true,
+                kind: Some("repeat".into()),
+                domain: None,
+            },
+        ];
+        let encoded: Vec<Encoded> = [0.0f32, 1.0]
+            .iter()
+            .map(|&x| Encoded {
+                sentence: vec![x; 4].into(),
+                middle: vec![x * 3.0; 4].into(),
+            })
+            .collect();
+        let refs: Vec<&SupportMessage> = messages.iter().collect();
+        let enc: Vec<&Encoded> = encoded.iter().collect();
+        let options = TrainOptions {
+            epochs: 2,
+            ..TrainOptions::default()
+        };
+        let model = SignalModel::train(&refs, &enc, &[0.0, 0.5], &options, 1, true).unwrap();
+        assert!(model.reads_middle());
+        let mut settings = crate::settings::NluSettings::default();
+        let refused = model.check_encoder(&settings).unwrap_err().to_string();
+        assert!(refused.contains("nlu.middle_layer = true"), "{refused}");
+        settings.middle_layer = true;
+        assert!(model.check_encoder(&settings).is_ok());
+        let plain = SignalModel::train(&refs, &enc, &[0.0, 0.5], &options, 1, false).unwrap();
+        assert!(plain
+            .check_encoder(&crate::settings::NluSettings::default())
+            .is_ok());
     }
 
     #[test]

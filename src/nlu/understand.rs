@@ -41,6 +41,7 @@ impl Nlu {
         let intents = load_or_train_intents(settings, &encoder, cache)?;
         let upset = UpsetModel::load(&settings.upset_model)?;
         let signals = SignalModel::load(&settings.signals_model)?;
+        signals.check_encoder(settings)?;
         Ok(Self::from_models(encoder, intents, upset).with_signals(signals))
     }
 
