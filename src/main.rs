@@ -380,11 +380,9 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
         .with_reranker(frontdesk::startup::open_reranker(&settings).await?);
     let reply = bot.reply(question).await?;
     let understanding = reply.understanding.clone();
-    // Upset counts for the hand-off above the policy's threshold, not the model's F1-best cut.
-    let upset_threshold = settings.escalation.upset_threshold;
-    let upset_threshold_without_cue = settings.escalation.upset_threshold_without_cue;
+    let policy = frontdesk::escalation::Policy::new(settings.escalation.clone());
     let decision = frontdesk::escalation::explain(
-        &frontdesk::escalation::Policy::new(settings.escalation.clone()),
+        &policy,
         question,
         &understanding,
         &reply,
@@ -413,16 +411,9 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
             nlu.intent_model().threshold
         ),
     }
-    // The bar the reading must reach: the lower one only when a cue backs it.
-    let bar = if u
-        .upset_cues
-        .iter()
-        .any(|c| frontdesk::nlu::signals::is_evidence(c))
-    {
-        upset_threshold
-    } else {
-        upset_threshold_without_cue.max(upset_threshold)
-    };
+    // Upset counts against the policy's bar for this message (the lower one only when a cue
+    // backs the reading), not the model's F1-best cut.
+    let bar = policy.reading_bar(u);
     println!(
         "upset:      {:.2} ({}, threshold {:.2}){}",
         u.upset,

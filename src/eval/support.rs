@@ -305,8 +305,12 @@ pub fn train_signals(
     // A business of a dev set is never trained on, whichever file its messages come from: the dev
     // figures measure businesses the model has never seen.
     let mut dev_domains = std::collections::BTreeSet::new();
-    for path in data.dev {
-        let set = SupportSet::load(path)?;
+    let dev_sets = data
+        .dev
+        .iter()
+        .map(|path| SupportSet::load(path).map(|set| (path, set)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (_, set) in &dev_sets {
         dev_domains.extend((0..set.messages.len()).map(|i| set.group(i)));
     }
     for set in &mut loaded {
@@ -463,9 +467,8 @@ pub fn train_signals(
         (n_esc, rows.len() - n_esc, share(true), share(false))
     };
     let (mut dev, mut dev_before) = (Vec::new(), Vec::new());
-    for path in data.dev {
-        let set = SupportSet::load(path)?;
-        let dev_rows = embed_rows(&set, upset, encoder)?;
+    for (path, set) in &dev_sets {
+        let dev_rows = embed_rows(set, upset, encoder)?;
         let file = path.display().to_string();
         let (e, c, r, f) = measure(&model, &dev_rows);
         dev.push((file.clone(), e, c, r, f));

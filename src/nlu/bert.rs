@@ -108,19 +108,7 @@ impl TorchEncoder {
             None
         };
         let dim = last.len() / (rows * width).max(1);
-        Ok((0..rows)
-            .map(|r| {
-                let m = &mask[r * width..(r + 1) * width];
-                let span = r * width * dim..(r + 1) * width * dim;
-                Pooled {
-                    sentence: mean_pool(&last[span.clone()], m, dim),
-                    middle: middle
-                        .as_ref()
-                        .map(|v| mean_pool(&v[span], m, dim))
-                        .unwrap_or_default(),
-                }
-            })
-            .collect())
+        Ok(pool_rows(&last, middle.as_deref(), &mask, width, dim))
     }
 }
 
@@ -170,6 +158,29 @@ pub fn padded(
     (ids, mask, rows, width)
 }
 
+/// Each row's [`Pooled`] vectors from a batch's token vectors (`last`, and `middle` when asked
+/// for; row-major, `width` tokens of `dim` values a row) and its padding `mask`.
+pub fn pool_rows(
+    last: &[f32],
+    middle: Option<&[f32]>,
+    mask: &[i64],
+    width: usize,
+    dim: usize,
+) -> Vec<Pooled> {
+    mask.chunks_exact(width.max(1))
+        .enumerate()
+        .map(|(r, m)| {
+            let span = r * width * dim..(r + 1) * width * dim;
+            Pooled {
+                sentence: mean_pool(&last[span.clone()], m, dim),
+                middle: middle
+                    .map(|v| mean_pool(&v[span], m, dim))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 /// The mean of the token vectors whose mask is 1 (the padding left out).
 pub fn mean_pool(tokens: &[f32], mask: &[i64], dim: usize) -> Vec<f32> {
     let mut sum = vec![0f32; dim];
@@ -191,6 +202,22 @@ fn read_json(path: &Path) -> Option<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_row_is_pooled_over_its_own_tokens_and_the_middle_only_when_given() {
+        // Two rows of two tokens of two values; the second row's second token is padding.
+        let last = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0, 100.0];
+        let middle = [0.0, 0.0, 2.0, 2.0, 4.0, 4.0, 100.0, 100.0];
+        let mask = [1, 1, 1, 0];
+        let rows = pool_rows(&last, Some(&middle), &mask, 2, 2);
+        assert_eq!(rows[0].sentence, vec![2.0, 3.0]);
+        assert_eq!(rows[1].sentence, vec![5.0, 6.0]);
+        assert_eq!(rows[0].middle, vec![1.0, 1.0]);
+        assert_eq!(rows[1].middle, vec![4.0, 4.0]);
+        assert!(pool_rows(&last, None, &mask, 2, 2)
+            .iter()
+            .all(|p| p.middle.is_empty()));
+    }
 
     #[test]
     fn mean_pool_leaves_out_padding() {

@@ -14,7 +14,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use rust_bert::pipelines::common::TokenizerOption;
 
-use super::bert::{mean_pool, padded, tokenizer, Pooled, MIDDLE_LAYER};
+use super::bert::{padded, pool_rows, tokenizer, Pooled, MIDDLE_LAYER};
 use super::NluError;
 
 /// Tokens per sentence beyond which the text is cut (the model's `max_seq_length`).
@@ -152,19 +152,7 @@ impl OnnxEncoder {
         } else {
             None
         };
-        Ok((0..rows)
-            .map(|r| {
-                let m = &mask[r * width..(r + 1) * width];
-                let span = r * width * dim..(r + 1) * width * dim;
-                Pooled {
-                    sentence: mean_pool(&last[span.clone()], m, dim),
-                    middle: middle
-                        .as_ref()
-                        .map(|v| mean_pool(&v[span], m, dim))
-                        .unwrap_or_default(),
-                }
-            })
-            .collect())
+        Ok(pool_rows(&last, middle.as_deref(), &mask, width, dim))
     }
 }
 
