@@ -382,6 +382,16 @@ pub struct BotSettings {
     /// equally split the evidence between them, so the runner-up is often far below
     /// `option_threshold`. The default is the model's (`models/answerability.json`).
     pub unsure_option_threshold: f32,
+    /// Learn from what customers pick under "Which of these is it?": once customers in
+    /// `learned_min_conversations` conversations picked the same article for a question, the next
+    /// customer who asks it gets that article instead of the question back (see `bot::picks`).
+    pub learn_from_picks: bool,
+    /// Least cosine between a new question and a question customers picked an article for, for
+    /// the pick to count (0.80: on StackFAQ's dev paraphrases, fewer than 1 % of questions have a
+    /// paraphrase of another entry that close).
+    pub learned_similarity: f32,
+    /// Least number of conversations that picked the same article for such a question.
+    pub learned_min_conversations: usize,
     /// Most articles offered at once.
     pub max_choices: usize,
     /// Longest line quoted from each offered article, in characters.
@@ -428,6 +438,9 @@ impl Default for BotSettings {
             choices_threshold: 0.54,
             option_threshold: 0.13,
             unsure_option_threshold: 0.05,
+            learn_from_picks: true,
+            learned_similarity: 0.80,
+            learned_min_conversations: 2,
             max_choices: 3,
             choice_line_chars: 120,
             max_passage_chars: 600,

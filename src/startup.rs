@@ -111,6 +111,9 @@ impl App {
         let understand = understand.unwrap_or_else(|| Arc::new(nlu.clone()));
         let bot = Bot::new(kb.clone(), nlu, settings.bot.clone())
             .with_reranker(open_reranker(&settings).await?);
+        if settings.bot.learn_from_picks {
+            tokio::spawn(learn_from_stored_picks(bot.clone(), store.clone()));
+        }
         let accounts = Accounts::linked(
             store.clone(),
             &settings.agents,
@@ -348,6 +351,44 @@ fn spawn_timers(desk: &Desk, every: std::time::Duration) -> AbortOnDrop {
             }
         }
     }))
+}
+
+/// The bot learns from the choices customers picked before this start (the most recent
+/// [`crate::bot::MAX_PICKS`]), in the background: a large store never delays the start, and the
+/// lessons arrive a few seconds after it.
+async fn learn_from_stored_picks(bot: Bot, store: Store) {
+    let rows = match store.choices_since(0, crate::bot::MAX_PICKS as i64).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!("the bot did not learn from the stored picks: {e}");
+            return;
+        }
+    };
+    // Oldest first, so that past the bound the oldest are forgotten.
+    let presses: Vec<crate::bot::Press> = rows
+        .into_iter()
+        .rev()
+        .filter(|row| row.answered)
+        .map(|row| {
+            let quote_from = row
+                .options
+                .iter()
+                .find(|o| Some(&o.passage) == row.picked.as_ref())
+                .map_or(0, |o| o.quote_from);
+            crate::bot::Press {
+                conversation: row.conversation_id,
+                offer_seq: row.seq,
+                question: row.question,
+                passage: row.picked,
+                quote_from,
+            }
+        })
+        .collect();
+    match bot.learn_from(presses).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(picks = n, "the bot learned from customers' earlier picks"),
+        Err(e) => tracing::warn!("the bot did not learn from the stored picks: {e}"),
+    }
 }
 
 /// With `cluster.redis_url`: checks the store is one the nodes can share, and links this node

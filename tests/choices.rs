@@ -470,3 +470,110 @@ async fn twin_articles_added_to_a_running_server_are_offered_as_choices() {
         "{reply}"
     );
 }
+
+/// Presses `label` (for `passage`) under the choice message `offer` and returns the bot's answer.
+async fn pick(
+    customer: &mut Client,
+    client_id: &str,
+    offer: &Value,
+    label: &str,
+    passage: &str,
+) -> Value {
+    customer
+        .send(choose(client_id, label, &offer["seq"], Some(passage)))
+        .await;
+    let ack = customer.recv().await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let answer = customer.recv().await;
+    assert_eq!(answer["from"], "bot", "{answer}");
+    answer
+}
+
+/// Whether the bot answered with one article (no choice buttons), and its title.
+fn answered_with(reply: &Value) -> Option<String> {
+    let buttons = reply["quick_replies"].as_array()?;
+    if buttons.iter().any(|r| !r["choice"].is_null()) {
+        return None;
+    }
+    reply["sources"][0]["title"].as_str().map(String::from)
+}
+
+#[tokio::test]
+async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_even_after_a_restart() {
+    let app = spawn().await;
+    let mut first = app.client().await;
+    first.hello(None, None).await;
+    let (question, offer) = ask_for_choices(&mut first).await;
+    // The second option: not the one retrieval puts first, so the lesson is the customers'.
+    let (label, passage) = options(&offer)[1].clone();
+    let title = pick(&mut first, "p1", &offer, &label, &passage).await["sources"][0]["title"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // One conversation teaches nothing yet: the next customer is asked again.
+    let mut second = app.client().await;
+    second.hello(None, None).await;
+    let (_, offer) = second.ask("q", &question).await;
+    assert!(
+        options(&offer).iter().any(|(_, p)| p == &passage),
+        "{offer}"
+    );
+    pick(&mut second, "p2", &offer, &label, &passage).await;
+
+    // Customers in two conversations picked it: the third gets it straight away, and the
+    // editors' explanation says why.
+    let mut third = app.client().await;
+    third.hello(None, None).await;
+    let (_, reply) = third.ask("q", &question).await;
+    assert_eq!(
+        answered_with(&reply).as_deref(),
+        Some(title.as_str()),
+        "{reply}"
+    );
+    let url =
+        reqwest::Url::parse_with_params(&app.http("/api/explain"), [("q", &question)]).unwrap();
+    let why: Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(app.editor_token().await)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reason = why["reply"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("customers in 2 conversations") && reason.contains("picked"),
+        "{reason}"
+    );
+
+    // A question about something else is not touched by the lesson.
+    let (_, other) = third.ask("q2", "what is your phone number").await;
+    assert_ne!(
+        answered_with(&other).as_deref(),
+        Some(title.as_str()),
+        "{other}"
+    );
+
+    // After a restart the picks are read back from the store (in the background, so allow a
+    // moment).
+    first.close().await;
+    second.close().await;
+    third.close().await;
+    let app = app.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let (_, reply) = customer.ask("q", &question).await;
+        if answered_with(&reply).as_deref() == Some(title.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not learned again after the restart: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

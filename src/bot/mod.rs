@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use crate::kb::{Judged, KbError, KnowledgeBase, Model, Passage, Reranker};
 
 mod follow_up;
+mod picks;
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
 pub use follow_up::{follow_up, refers_back};
+pub use picks::{Learned, Pick, Picks, Press, MAX_PICKS};
 
 /// What the bot decided to do with a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,6 +141,7 @@ pub struct Bot {
     nlu: Nlu,
     settings: BotSettings,
     reranker: Option<Reranker>,
+    picks: Picks,
 }
 
 impl Bot {
@@ -149,6 +152,7 @@ impl Bot {
             nlu,
             settings,
             reranker: None,
+            picks: Picks::new(),
         }
     }
 
@@ -166,6 +170,38 @@ impl Bot {
     /// The knowledge base it answers from.
     pub fn kb(&self) -> &KnowledgeBase {
         &self.kb
+    }
+
+    /// What customers picked under "Which of these is it?", which it learns from
+    /// ([`picks`](self::picks)).
+    pub fn picks(&self) -> &Picks {
+        &self.picks
+    }
+
+    /// Remembers a press of a choice button (one encoder call for its question).
+    pub async fn remember_pick(&self, press: Press) -> Result<(), KbError> {
+        self.learn_from(vec![press]).await.map(|_| ())
+    }
+
+    /// Remembers presses made before (the store's, at start-up), encoding their questions a few
+    /// at a time so that customers' turns never wait long behind them; returns how many.
+    pub async fn learn_from(&self, presses: Vec<Press>) -> Result<usize, KbError> {
+        if !self.settings.learn_from_picks {
+            return Ok(0);
+        }
+        let mut learned = 0;
+        for chunk in presses.chunks(32) {
+            let questions: Vec<String> = chunk.iter().map(|p| p.question.clone()).collect();
+            let embeddings = self.kb.embed_queries(&questions).await?;
+            for (press, embedding) in chunk.iter().zip(embeddings) {
+                self.picks.remember(Pick {
+                    press: press.clone(),
+                    embedding,
+                });
+                learned += 1;
+            }
+        }
+        Ok(learned)
     }
 
     /// The language-understanding models.
@@ -207,6 +243,9 @@ impl Bot {
             None => Model::shipped().judge(question, &candidates, &calibration, &lexicon),
         };
         let mut reply = decide(&self.settings, candidates, &judged, &analysis.understanding);
+        if let Some(learned) = self.learned(&reply, &analysis.embedding) {
+            reply = learned;
+        }
         reply.understanding = analysis.understanding.clone();
         reply.intent_guess = analysis.best_intent.clone();
         Ok(reply)
@@ -324,6 +363,45 @@ impl Bot {
             intent_guess: Default::default(),
             in_context: false,
         }
+    }
+
+    /// The answer customers taught by their picks, when the bot was about to ask which article or
+    /// say it does not know (a greeting stays a greeting, and a sure answer stays its own).
+    fn learned(&self, reply: &Reply, embedding: &[f32]) -> Option<Reply> {
+        let unsure = matches!(reply.outcome, Outcome::Clarify | Outcome::DontKnow);
+        if !self.settings.learn_from_picks || !unsure || self.picks.is_empty() {
+            return None;
+        }
+        let learned = self.picks.learned(
+            embedding,
+            &reply.candidates,
+            self.settings.learned_similarity,
+            self.settings.learned_min_conversations,
+        )?;
+        let chosen = self.passage(&learned.passage, learned.quote_from)?;
+        Some(Reply {
+            outcome: Outcome::Answered,
+            text: excerpt(quoted(&chosen), self.settings.max_passage_chars),
+            sources: vec![source(&chosen)],
+            quick_replies: vec![helped(), talk_to_person()],
+            confidence: reply.confidence.max(self.settings.answer_threshold),
+            reason: format!(
+                "customers in {} conversations who asked this (\"{}\", similarity {:.2}) picked \"{}\" in \"{}\"; the bot alone would have {}",
+                learned.conversations,
+                learned.example,
+                learned.similarity,
+                heading(&chosen),
+                chosen.title,
+                match reply.outcome {
+                    Outcome::Clarify => "asked which article",
+                    _ => "said it does not know",
+                }
+            ),
+            candidates: reply.candidates.clone(),
+            understanding: Understanding::default(),
+            intent_guess: Default::default(),
+            in_context: false,
+        })
     }
 
     /// The passage named `id` ([`passage_id`]) as the knowledge base has it now, quoted from its

@@ -96,6 +96,20 @@ impl Conversations {
         core.store
             .record_choice_picked(id, chosen.offer_seq, chosen.passage.as_deref(), now_ms())
             .await?;
+        // The bot learns from the pick (a failure to encode loses the lesson, not the answer).
+        if let Err(e) = core
+            .bot
+            .remember_pick(crate::bot::Press {
+                conversation: id.to_string(),
+                offer_seq: chosen.offer_seq,
+                question: chosen.question.clone(),
+                passage: chosen.passage.clone(),
+                quote_from: chosen.quote_from,
+            })
+            .await
+        {
+            tracing::warn!("the bot did not learn from a pick in {id}: {e}");
+        }
         let mut state = asked.stored().state;
         if state == State::Resolved {
             state = core.back_to_bot(id).await?;

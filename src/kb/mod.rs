@@ -495,6 +495,15 @@ impl KnowledgeBase {
             .await?)
     }
 
+    /// [`KnowledgeBase::embed_query`] of several queries, in one encoder job.
+    pub async fn embed_queries(&self, queries: &[String]) -> Result<Vec<Embedding>, KbError> {
+        let texts = queries
+            .iter()
+            .map(|q| crate::nlu::for_models(&self.correct(q)).into_owned())
+            .collect();
+        Ok(self.inner.encoder.embed(texts).await?)
+    }
+
     /// How much keyword matching counts next to semantic similarity.
     pub fn keyword_weight(&self) -> f32 {
         f32::from_bits(self.inner.keyword_weight.load(Ordering::Relaxed))

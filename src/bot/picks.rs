@@ -1,0 +1,250 @@
+//! What customers picked under "Which of these is it?", remembered: when customers in different
+//! conversations asked the same thing and picked the same article, the next customer who asks it
+//! gets that article straight away instead of the question back (issue 14 item 3: the bot learns
+//! from the click).
+//!
+//! A pick counts for a new question only when
+//! - the two questions mean the same: their embeddings' cosine reaches `bot.learned_similarity`
+//!   (0.80: on StackFAQ's dev paraphrases, fewer than 1 % of questions have a paraphrase of
+//!   another entry that close, and about half have one of their own);
+//! - customers in at least `bot.learned_min_conversations` conversations picked that passage for
+//!   such a question, more than picked anything else or "None of these" for it;
+//! - the new question's own search found that article among its candidates, so a pick never
+//!   brings in an article retrieval finds unrelated; and the passage is still in the knowledge
+//!   base.
+//!
+//! The picks live in memory, loaded from the store at start-up and added to as customers click;
+//! a node learns the clicks other nodes take at its next start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use crate::kb::Passage;
+use crate::nlu::{cosine, Embedding};
+
+/// Most picks kept (the oldest are forgotten first): a bound on memory and on the scan an unsure
+/// question costs (10,000 × 384 multiply-adds, under a millisecond).
+pub const MAX_PICKS: usize = 10_000;
+
+/// One press of a choice button.
+#[derive(Debug, Clone)]
+pub struct Press {
+    /// The conversation it was pressed in.
+    pub conversation: String,
+    /// The bot message that offered the options (a second press there replaces the first).
+    pub offer_seq: i64,
+    /// What the customer had asked.
+    pub question: String,
+    /// The passage picked ([`super::passage_id`]); `None`: "None of these".
+    pub passage: Option<String>,
+    /// Where the offered line was quoted from in the passage.
+    pub quote_from: usize,
+}
+
+/// A press with its question embedded as the bot embeds a customer's message.
+#[derive(Debug, Clone)]
+pub struct Pick {
+    /// The press.
+    pub press: Press,
+    /// The question's embedding.
+    pub embedding: Embedding,
+}
+
+/// An answer learned from picks: what to answer with and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    /// The passage customers picked.
+    pub passage: String,
+    /// Where to quote it from.
+    pub quote_from: usize,
+    /// How many conversations picked it for a question like this one.
+    pub conversations: usize,
+    /// One of those questions, the closest.
+    pub example: String,
+    /// Its cosine to the new question.
+    pub similarity: f32,
+}
+
+/// The picks remembered. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct Picks {
+    inner: Arc<RwLock<Vec<Pick>>>,
+}
+
+impl Picks {
+    /// No picks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remembers a press; a later press under the same offer replaces the earlier one.
+    pub fn remember(&self, pick: Pick) {
+        let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let same = |p: &Pick| {
+            p.press.conversation == pick.press.conversation
+                && p.press.offer_seq == pick.press.offer_seq
+        };
+        picks.retain(|p| !same(p));
+        picks.push(pick);
+        if picks.len() > MAX_PICKS {
+            let extra = picks.len() - MAX_PICKS;
+            picks.drain(..extra);
+        }
+    }
+
+    /// How many presses are remembered.
+    pub fn len(&self) -> usize {
+        self.inner.read().map_or(0, |p| p.len())
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The passage customers picked for questions like `embedding` (see the module's rules), if
+    /// one stands out and its article is among `candidates`.
+    pub fn learned(
+        &self,
+        embedding: &[f32],
+        candidates: &[Passage],
+        similarity: f32,
+        min_conversations: usize,
+    ) -> Option<Learned> {
+        let picks = self.inner.read().ok()?;
+        // For each option (a passage, or None), the conversations that picked it for a question
+        // close enough, and the closest such question.
+        let mut votes: BTreeMap<Option<&str>, (BTreeSet<&str>, f32, &Press)> = BTreeMap::new();
+        for pick in picks.iter() {
+            let s = cosine(embedding, &pick.embedding);
+            if s < similarity {
+                continue;
+            }
+            let press = &pick.press;
+            let entry = votes
+                .entry(press.passage.as_deref())
+                .or_insert_with(|| (BTreeSet::new(), s, press));
+            entry.0.insert(press.conversation.as_str());
+            if s > entry.1 {
+                (entry.1, entry.2) = (s, press);
+            }
+        }
+        let count = |o: &Option<&str>| votes.get(o).map_or(0, |v| v.0.len());
+        let (best, (conversations, s, pick)) = votes
+            .iter()
+            .filter(|(o, _)| o.is_some())
+            .max_by_key(|(_, v)| v.0.len())?;
+        let n = conversations.len();
+        let others = votes
+            .keys()
+            .filter(|o| *o != best)
+            .map(count)
+            .max()
+            .unwrap_or(0);
+        let passage = (*best)?;
+        let article = passage.split_once('#').map_or(passage, |(path, _)| path);
+        let found = candidates.iter().any(|c| c.path == article);
+        (n >= min_conversations.max(1) && n > others && found).then(|| Learned {
+            passage: passage.to_owned(),
+            quote_from: pick.quote_from,
+            conversations: n,
+            example: pick.question.clone(),
+            similarity: *s,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pick, Picks, Press, MAX_PICKS};
+    use crate::kb::Passage;
+
+    fn unit(angle: f32) -> Vec<f32> {
+        vec![angle.cos(), angle.sin(), 0.0]
+    }
+
+    fn pick(conversation: &str, seq: i64, angle: f32, passage: Option<&str>) -> Pick {
+        Pick {
+            press: Press {
+                conversation: conversation.into(),
+                offer_seq: seq,
+                question: format!("question of {conversation}"),
+                passage: passage.map(String::from),
+                quote_from: 0,
+            },
+            embedding: unit(angle).into(),
+        }
+    }
+
+    fn candidate(path: &str) -> Passage {
+        Passage {
+            path: path.into(),
+            title: path.into(),
+            heading_path: Vec::new(),
+            anchor: String::new(),
+            link: String::new(),
+            text: String::new(),
+            similarity: 0.5,
+            bm25: None,
+            bm25_rank: None,
+            semantic_rank: 1,
+            fused: 0.0,
+            heading_similarity: 0.0,
+            standing: 0.0,
+            quote_from: 0,
+        }
+    }
+
+    #[test]
+    fn two_conversations_that_picked_the_same_passage_teach_it() {
+        let picks = Picks::new();
+        let found = [candidate("a.md"), candidate("b.md")];
+        picks.remember(pick("c1", 3, 0.0, Some("b.md#fees")));
+        // One conversation is not enough, however often it presses.
+        assert_eq!(picks.learned(&unit(0.1), &found, 0.8, 2), None);
+        picks.remember(pick("c1", 5, 0.05, Some("b.md#fees")));
+        assert_eq!(picks.learned(&unit(0.1), &found, 0.8, 2), None);
+        picks.remember(pick("c2", 3, 0.02, Some("b.md#fees")));
+        let learned = picks.learned(&unit(0.1), &found, 0.8, 2).unwrap();
+        assert_eq!(learned.passage, "b.md#fees");
+        assert_eq!(learned.conversations, 2);
+        assert_eq!(learned.example, "question of c1");
+        // A question that means something else learns nothing (cosine 0.5 < 0.8).
+        assert_eq!(picks.learned(&unit(1.05), &found, 0.8, 2), None);
+        // Nor does one whose own search did not find the article.
+        assert_eq!(picks.learned(&unit(0.1), &found[..1], 0.8, 2), None);
+    }
+
+    #[test]
+    fn picks_that_disagree_or_say_none_of_these_teach_nothing() {
+        let picks = Picks::new();
+        let found = [candidate("a.md"), candidate("b.md")];
+        picks.remember(pick("c1", 3, 0.0, Some("a.md")));
+        picks.remember(pick("c2", 3, 0.0, Some("a.md")));
+        picks.remember(pick("c3", 3, 0.0, None));
+        picks.remember(pick("c4", 3, 0.0, None));
+        assert_eq!(picks.learned(&unit(0.0), &found, 0.8, 2), None);
+        // A second press under the same offer replaces the first: c4 changed its mind.
+        picks.remember(pick("c4", 3, 0.0, Some("a.md")));
+        assert_eq!(
+            picks
+                .learned(&unit(0.0), &found, 0.8, 2)
+                .unwrap()
+                .conversations,
+            3
+        );
+        picks.remember(pick("c5", 3, 0.0, Some("b.md")));
+        picks.remember(pick("c6", 3, 0.0, Some("b.md")));
+        picks.remember(pick("c7", 3, 0.0, Some("b.md")));
+        assert_eq!(picks.learned(&unit(0.0), &found, 0.8, 2), None, "a tie");
+    }
+
+    #[test]
+    fn the_oldest_picks_are_forgotten_past_the_bound() {
+        let picks = Picks::new();
+        for i in 0..MAX_PICKS + 5 {
+            picks.remember(pick(&format!("c{i}"), 1, 0.0, Some("a.md")));
+        }
+        assert_eq!(picks.len(), MAX_PICKS);
+    }
+}
