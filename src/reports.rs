@@ -239,6 +239,7 @@ mod tests {
     fn row(question: &str, outcome: &str, conversation: &str, at: i64) -> GapRow {
         GapRow {
             conversation_id: conversation.into(),
+            seq: at,
             question: question.into(),
             outcome: outcome.into(),
             confidence: 0.2,

@@ -354,7 +354,7 @@ fn spawn_timers(desk: &Desk, every: std::time::Duration) -> AbortOnDrop {
 }
 
 /// The bot learns from the choices customers picked before this start (the most recent
-/// [`crate::bot::MAX_PICKS`]), in the background: a large store never delays the start, and the
+/// [`crate::bot::MAX_PICKS`]) and from their "not helpful" verdicts on answers, in the background: a large store never delays the start, and the
 /// lessons arrive a few seconds after it.
 async fn learn_from_stored_picks(bot: Bot, store: Store) {
     let rows = match store.choices_since(0, crate::bot::MAX_PICKS as i64).await {
@@ -384,6 +384,28 @@ async fn learn_from_stored_picks(bot: Bot, store: Store) {
             }
         })
         .collect();
+    // "Not helpful" verdicts on answers count as "None of these" for their questions.
+    let verdicts = match store.gaps(0, crate::bot::MAX_PICKS as i64).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!("the bot did not learn from the stored verdicts: {e}");
+            Vec::new()
+        }
+    };
+    let mut presses = presses;
+    presses.extend(
+        verdicts
+            .into_iter()
+            .rev()
+            .filter(|row| row.outcome == "unhelpful")
+            .map(|row| crate::bot::Press {
+                conversation: row.conversation_id,
+                offer_seq: row.seq,
+                question: row.question,
+                passage: None,
+                quote_from: 0,
+            }),
+    );
     match bot.learn_from(presses).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(picks = n, "the bot learned from customers' earlier picks"),

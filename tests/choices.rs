@@ -499,7 +499,8 @@ fn answered_with(reply: &Value) -> Option<String> {
 }
 
 #[tokio::test]
-async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_even_after_a_restart() {
+async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_until_two_say_it_did_not_help(
+) {
     let app = spawn().await;
     let mut first = app.client().await;
     first.hello(None, None).await;
@@ -576,4 +577,32 @@ async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_even_after
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Customers in two chats say the learned answer did not help: the lesson no longer stands
+    // out, and the next customer is asked which article again.
+    for i in 0..2 {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let (_, reply) = customer.ask("q", &question).await;
+        assert_eq!(
+            answered_with(&reply).as_deref(),
+            Some(title.as_str()),
+            "{reply}"
+        );
+        customer
+            .send(json!({"type": "feedback", "seq": reply["seq"], "helpful": false}))
+            .await;
+        let frames = customer.settle().await;
+        assert!(
+            frames.iter().any(|f| f["type"] == "feedback_ack"),
+            "verdict {i}: {frames:?}"
+        );
+    }
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, reply) = customer.ask("q", &question).await;
+    assert!(
+        options(&reply).iter().any(|(_, p)| p == &passage),
+        "the lesson still stands after two verdicts against it: {reply}"
+    );
 }

@@ -183,6 +183,30 @@ impl Bot {
         self.learn_from(vec![press]).await.map(|_| ())
     }
 
+    /// Remembers a customer's verdict on the answer at `seq` of `conversation` to `question`: "not
+    /// helpful" counts as "None of these" for that question ([`picks`](self::picks)); "helpful"
+    /// takes an earlier "not helpful" back.
+    pub async fn remember_verdict(
+        &self,
+        conversation: &str,
+        seq: i64,
+        question: &str,
+        helpful: bool,
+    ) -> Result<(), KbError> {
+        if helpful {
+            self.picks.forget(conversation, seq);
+            return Ok(());
+        }
+        self.remember_pick(Press {
+            conversation: conversation.to_owned(),
+            offer_seq: seq,
+            question: question.to_owned(),
+            passage: None,
+            quote_from: 0,
+        })
+        .await
+    }
+
     /// Remembers presses made before (the store's, at start-up), encoding their questions a few
     /// at a time so that customers' turns never wait long behind them; returns how many.
     pub async fn learn_from(&self, presses: Vec<Press>) -> Result<usize, KbError> {

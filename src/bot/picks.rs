@@ -13,6 +13,9 @@
 //!   brings in an article retrieval finds unrelated; and the passage is still in the knowledge
 //!   base.
 //!
+//! A "not helpful" on an answer counts as "None of these" for its question: it weighs against any
+//! lesson for questions like it (two of them undo a lesson two picks taught).
+//!
 //! The picks live in memory, loaded from the store at start-up and added to as customers click;
 //! a node learns the clicks other nodes take at its next start.
 
@@ -90,6 +93,12 @@ impl Picks {
             let extra = picks.len() - MAX_PICKS;
             picks.drain(..extra);
         }
+    }
+
+    /// Forgets the press under `offer_seq` of `conversation` (a verdict taken back).
+    pub fn forget(&self, conversation: &str, offer_seq: i64) {
+        let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        picks.retain(|p| !(p.press.conversation == conversation && p.press.offer_seq == offer_seq));
     }
 
     /// How many presses are remembered.

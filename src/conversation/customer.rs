@@ -2,6 +2,7 @@
 
 use super::handover::Asker;
 use super::{message, ConversationError, Conversations};
+use crate::bot::Outcome;
 use crate::clock::now_ms;
 use crate::escalation::{Decision, Reason};
 use crate::fanout::Outbox;
@@ -99,8 +100,22 @@ impl Conversations {
         core.store
             .record_feedback(id, seq, helpful, verdict_at)
             .await?;
+        let turns = core.store.bot_turns_of(id).await?;
+        // The bot learns from the verdict on an answer (a failure loses the lesson, not the
+        // verdict).
+        if let Some(turn) = turns
+            .iter()
+            .find(|t| t.seq == seq && t.outcome == Outcome::Answered.as_str())
+        {
+            if let Err(e) = core
+                .bot
+                .remember_verdict(id.as_ref(), seq, &turn.question, helpful)
+                .await
+            {
+                tracing::warn!("the bot did not learn from a verdict in {id}: {e}");
+            }
+        }
         if !helpful && core.state(id).await? == State::Bot {
-            let turns = core.store.bot_turns_of(id).await?;
             let negatives = turns.iter().filter(|t| t.helpful == Some(false)).count();
             let decision = core.policy.on_feedback(negatives);
             if decision.escalate {
