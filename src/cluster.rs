@@ -10,7 +10,9 @@
 //! - who holds a conversation (so the node of the customer's socket sends the agent events);
 //! - queue changes: a conversation joined the queue, was taken by an agent, or left it; each node
 //!   updates its copy and tells its own consoles;
-//! - the agents each node has (presence).
+//! - the agents each node has (presence);
+//! - what customers picked under "Which of these is it?" and their verdicts on answers, which
+//!   every node's bot learns from.
 //!
 //! Besides the channel, Redis counts the budgets all nodes share ([`Bus::within`]: new
 //! conversations, requests for a person and messages left per client address) and the login
@@ -203,6 +205,28 @@ pub enum Signal {
         /// timers does not count them as abandoned).
         #[serde(default)]
         customers: Vec<ConversationId>,
+    },
+    /// A customer picked an option under "Which of these is it?" (`passage`; `None`: "None of
+    /// these", or "not helpful" on an answer), for the bot to learn from ([`crate::bot::Picks`]).
+    Pick {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The bot message it was about.
+        seq: i64,
+        /// What the customer had asked.
+        question: String,
+        /// The passage picked.
+        passage: Option<String>,
+        /// Where the offered line was quoted from.
+        #[serde(default)]
+        quote_from: usize,
+    },
+    /// A pick taken back ("helpful" after "not helpful").
+    Unpick {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The bot message it was about.
+        seq: i64,
     },
 }
 
@@ -694,6 +718,17 @@ mod tests {
                 node: "n2".into(),
                 agents: vec![(account(), Presence::Away)],
                 customers: vec!["c1".into()],
+            },
+            Signal::Pick {
+                conversation: "c1".into(),
+                seq: 7,
+                question: "q".into(),
+                passage: Some("a.md#b".into()),
+                quote_from: 3,
+            },
+            Signal::Unpick {
+                conversation: "c1".into(),
+                seq: 7,
             },
         ];
         for signal in signals {

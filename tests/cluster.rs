@@ -1178,3 +1178,64 @@ async fn limits_are_shared_again_once_redis_is_back() {
     let emails = vec!["back@example.com".to_owned(); 3];
     assert_eq!(failed_logins(&nodes, &emails).await, [401, 401, 429]);
 }
+
+/// The choice buttons of a message: (label, passage).
+fn choice_options(reply: &Value) -> Vec<(String, String)> {
+    reply["quick_replies"]
+        .as_array()
+        .map(|q| {
+            q.iter()
+                .filter_map(|r| {
+                    let passage = r["choice"]["passage"].as_str()?;
+                    Some((r["label"].as_str()?.to_owned(), passage.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn what_customers_picked_on_node_1_the_bot_on_node_2_answers_with() {
+    let Some([pg, redis]) = services("what_customers_picked_on_node_1") else {
+        return;
+    };
+    // Choices whenever two articles fit at all, so the question gets them on every node.
+    let nodes = fresh_cluster(&pg, &redis, 2, |s| {
+        s.bot.choices_threshold = 0.0;
+        s.bot.option_threshold = 0.0;
+    })
+    .await;
+    let question = "cleaning the machine";
+    let mut title = String::new();
+    for i in 0..2 {
+        let mut customer = nodes[0].client().await;
+        customer.hello(None, None).await;
+        let (_, offer) = customer.ask("q", question).await;
+        let options = choice_options(&offer);
+        assert!(options.len() >= 2, "{offer}");
+        let (label, passage) = options[1].clone();
+        customer
+            .send(
+                json!({"type": "message", "client_id": format!("p{i}"), "text": label,
+                         "choice": {"seq": offer["seq"], "passage": passage}}),
+            )
+            .await;
+        let answer = next_frame(&mut customer, |f| f["from"] == "bot").await;
+        title = answer["sources"][0]["title"].as_str().unwrap().to_owned();
+    }
+    // Node 2 never saw the presses: it learned them from node 1 (allow the signal a moment).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut customer = nodes[1].client().await;
+        customer.hello(None, None).await;
+        let (_, reply) = customer.ask("q", question).await;
+        if choice_options(&reply).is_empty() && reply["sources"][0]["title"] == title.as_str() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2 did not learn node 1's picks: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

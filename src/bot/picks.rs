@@ -17,7 +17,8 @@
 //! lesson for questions like it (two of them undo a lesson two picks taught).
 //!
 //! The picks live in memory, loaded from the store at start-up and added to as customers click;
-//! a node learns the clicks other nodes take at its next start.
+//! with several nodes, each press and verdict is also told to the others
+//! ([`crate::cluster::Signal::Pick`]), which learn it as it happens.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};

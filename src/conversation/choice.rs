@@ -7,6 +7,7 @@ use super::turn::Asked;
 use super::{ConversationError, Conversations};
 use crate::bot::NONE_OF_THESE;
 use crate::clock::now_ms;
+use crate::cluster::Signal;
 use crate::protocol::customer::{Choice, State};
 use crate::protocol::cut;
 
@@ -96,7 +97,15 @@ impl Conversations {
         core.store
             .record_choice_picked(id, chosen.offer_seq, chosen.passage.as_deref(), now_ms())
             .await?;
-        // The bot learns from the pick (a failure to encode loses the lesson, not the answer).
+        // The bot learns from the pick, here and on the other nodes (a failure to encode loses
+        // the lesson, not the answer).
+        core.tell_nodes(|| Signal::Pick {
+            conversation: id.clone(),
+            seq: chosen.offer_seq,
+            question: chosen.question.clone(),
+            passage: chosen.passage.clone(),
+            quote_from: chosen.quote_from,
+        });
         if let Err(e) = core
             .bot
             .remember_pick(crate::bot::Press {

@@ -4,6 +4,7 @@ use super::handover::Asker;
 use super::{message, ConversationError, Conversations};
 use crate::bot::Outcome;
 use crate::clock::now_ms;
+use crate::cluster::Signal;
 use crate::escalation::{Decision, Reason};
 use crate::fanout::Outbox;
 use crate::protocol::agent::AgentServerFrame;
@@ -107,6 +108,19 @@ impl Conversations {
             .iter()
             .find(|t| t.seq == seq && t.outcome == Outcome::Answered.as_str())
         {
+            core.tell_nodes(|| match helpful {
+                true => Signal::Unpick {
+                    conversation: id.clone(),
+                    seq,
+                },
+                false => Signal::Pick {
+                    conversation: id.clone(),
+                    seq,
+                    question: turn.question.clone(),
+                    passage: None,
+                    quote_from: 0,
+                },
+            });
             if let Err(e) = core
                 .bot
                 .remember_verdict(id.as_ref(), seq, &turn.question, helpful)

@@ -334,6 +334,29 @@ impl Desk {
                     .staff_elsewhere(node, agents, customers, now_ms());
                 return Ok(());
             }
+            Signal::Pick {
+                conversation,
+                seq,
+                question,
+                passage,
+                quote_from,
+            } => {
+                let press = crate::bot::Press {
+                    conversation: conversation.to_string(),
+                    offer_seq: seq,
+                    question,
+                    passage,
+                    quote_from,
+                };
+                if let Err(e) = core.bot.remember_pick(press).await {
+                    tracing::warn!("the bot did not learn from another node's pick: {e}");
+                }
+                return Ok(());
+            }
+            Signal::Unpick { conversation, seq } => {
+                core.bot.picks().forget(conversation.as_ref(), seq);
+                return Ok(());
+            }
             _ => return Ok(()),
         }
         core.tell_queue_changes();
