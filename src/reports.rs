@@ -53,6 +53,19 @@ pub struct ChoiceQuestion {
     pub last_at: i64,
     /// The conversation it was last asked in.
     pub conversation_id: String,
+    /// What the bot learned from the picks: it now answers this question with that passage at
+    /// once (filled by the caller, who has the bot: [`crate::bot::Picks::lesson_for`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Lesson>,
+}
+
+/// A lesson the picks taught the bot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lesson {
+    /// The passage it answers with (`path#anchor`).
+    pub passage: String,
+    /// How many conversations picked it for questions like this one.
+    pub conversations: usize,
 }
 
 /// One option offered for a question, and how often customers picked it.
@@ -143,6 +156,7 @@ pub fn group_choices(rows: &[ChoiceRow]) -> Vec<ChoiceQuestion> {
                 unanswered: 0,
                 last_at: row.at,
                 conversation_id: row.conversation_id.clone(),
+                learned: None,
             });
             groups.len() - 1
         });

@@ -549,6 +549,21 @@ async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_until_two_
         "{reason}"
     );
 
+    // The editors' report shows the lesson beside the question.
+    let (status, report) = app.api("/api/reports/gaps").await;
+    assert_eq!(status, 200, "{report}");
+    let asked = report["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["question"] == question.as_str())
+        .unwrap_or_else(|| panic!("{question:?} is not among the choices: {report}"));
+    assert_eq!(
+        asked["learned"],
+        json!({"passage": passage, "conversations": 2}),
+        "{asked}"
+    );
+
     // A question about something else is not touched by the lesson.
     let (_, other) = third.ask("q2", "what is your phone number").await;
     assert_ne!(

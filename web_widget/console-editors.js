@@ -219,8 +219,10 @@
       h('td', { 'data-label': 'Articles offered' }, h('ul.picks', null, c.options.map((o) => {
         const link = href(o.article);
         const name = (o.article_title || o.article) + (section(o) ? ' › ' + section(o) : '');
+        const learned = c.learned && c.learned.passage === o.passage;
         return h('li', { dataset: { passage: o.passage } },
           h('span.badge.picked' + (o.picked ? '' : '.zero'), { title: 'Offered ' + times(o.offered) }, 'picked ' + o.picked + '×'),
+          learned ? h('span.badge.learned', { title: 'Customers in ' + c.learned.conversations + ' chats picked it: the bot now answers this question (and ones that mean the same) with this article straight away. A "not helpful" from customers takes it back.' }, 'now answered with this') : null,
           link ? h('a', { href: link, target: '_blank', rel: 'noopener noreferrer' }, name) : name,
           o.article_title ? null : h('span.muted.small', null, '(no longer in the knowledge base)'));
       }))),

@@ -178,6 +178,21 @@ impl Bot {
         &self.picks
     }
 
+    /// What the picks teach for a question customers picked for (the editors' report), when
+    /// learning from picks is on.
+    pub fn lesson_for(&self, question: &str) -> Option<Learned> {
+        self.settings
+            .learn_from_picks
+            .then(|| {
+                self.picks.lesson_for(
+                    question,
+                    self.settings.learned_similarity,
+                    self.settings.learned_min_conversations,
+                )
+            })
+            .flatten()
+    }
+
     /// Remembers a press of a choice button (one encoder call for its question).
     pub async fn remember_pick(&self, press: Press) -> Result<(), KbError> {
         self.learn_from(vec![press]).await.map(|_| ())

@@ -121,6 +121,45 @@ impl Picks {
         similarity: f32,
         min_conversations: usize,
     ) -> Option<Learned> {
+        let learned = self.vote(embedding, similarity, min_conversations)?;
+        let article = learned
+            .passage
+            .split_once('#')
+            .map_or(learned.passage.as_str(), |(path, _)| path);
+        candidates
+            .iter()
+            .any(|c| c.path == article)
+            .then_some(learned)
+    }
+
+    /// The lesson the picks teach for a question customers picked for (compared as
+    /// [`crate::reports::normalise`] does), if one stands out: what the editors' report shows.
+    pub fn lesson_for(
+        &self,
+        question: &str,
+        similarity: f32,
+        min_conversations: usize,
+    ) -> Option<Learned> {
+        let key = crate::reports::normalise(question);
+        let embedding = {
+            let picks = self.inner.read().ok()?;
+            picks
+                .iter()
+                .rev()
+                .find(|p| crate::reports::normalise(&p.press.question) == key)?
+                .embedding
+                .clone()
+        };
+        self.vote(&embedding, similarity, min_conversations)
+    }
+
+    /// The passage that stands out among the picks for questions like `embedding`.
+    fn vote(
+        &self,
+        embedding: &[f32],
+        similarity: f32,
+        min_conversations: usize,
+    ) -> Option<Learned> {
         let picks = self.inner.read().ok()?;
         // For each option (a passage, or None), the conversations that picked it for a question
         // close enough, and the closest such question.
@@ -152,9 +191,7 @@ impl Picks {
             .max()
             .unwrap_or(0);
         let passage = (*best)?;
-        let article = passage.split_once('#').map_or(passage, |(path, _)| path);
-        let found = candidates.iter().any(|c| c.path == article);
-        (n >= min_conversations.max(1) && n > others && found).then(|| Learned {
+        (n >= min_conversations.max(1) && n > others).then(|| Learned {
             passage: passage.to_owned(),
             quote_from: pick.quote_from,
             conversations: n,

@@ -96,13 +96,23 @@ async fn gaps(
     State(state): State<AppState>,
     Query(p): Query<GapParams>,
 ) -> Result<Json<crate::reports::GapReport>, ApiError> {
-    let report = crate::reports::gaps(
+    let mut report = crate::reports::gaps(
         &state.store,
         &state.kb,
         p.since.unwrap_or(0).max(0),
         p.limit.unwrap_or(100).clamp(1, 1000),
     )
     .await?;
+    for question in &mut report.choices {
+        question.learned =
+            state
+                .bot
+                .lesson_for(&question.question)
+                .map(|l| crate::reports::Lesson {
+                    passage: l.passage,
+                    conversations: l.conversations,
+                });
+    }
     Ok(Json(report))
 }
 

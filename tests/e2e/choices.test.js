@@ -1,6 +1,7 @@
 // "Which of these is it?" in the widget, in headless Chromium against the real server and the demo
 // knowledge base: the bot offers articles as buttons (title and a line each), a click answers with
-// exactly that article, and the editors' gaps report shows what was picked. On a phone's width.
+// exactly that article, and the editors' gaps report shows what was picked and, once customers in
+// two chats picked the same article, that the bot now answers with it. On a phone's width.
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -104,13 +105,32 @@ test('the bot offers articles as buttons and a click answers with that article',
   assert.deepEqual(errors, []);
   await context.close();
 
-  // The editors' view lists the question with the article picked.
+  // A second customer, in a chat of their own, is offered the same articles and picks the same
+  // one: the bot has learned it (customers in two chats agree).
+  const second = await newPage(browser);
+  const w2 = await openChat(second.page);
+  let n = await w2.bot.count();
+  await send(second.page, question);
+  await waitFor(second.page, async () => (await w2.bot.count()) > n, 'the bot answers the second customer');
+  const same = w2.bot.last().locator(`.choice[data-passage="${passage}"]`);
+  await same.waitFor();
+  n = await w2.bot.count();
+  await same.click();
+  await waitFor(second.page, async () => (await w2.bot.count()) > n, 'the bot answers the second click');
+  assert.deepEqual(second.errors, []);
+  await second.context.close();
+
+  // The editors' view lists the question with the article picked, and says the bot now answers
+  // it with that article straight away.
   const editor = await newPage(browser);
   await editorLogin(editor.page);
   await editor.page.locator('#view-editors').click();
   const row = editor.page.locator('#ed-choices-body tr', { hasText: question });
   await row.waitFor();
-  assert.match(await row.locator(`li[data-passage="${passage}"] .badge`).textContent(), /^picked 1×$/);
+  const picked = row.locator(`li[data-passage="${passage}"]`);
+  assert.match(await picked.locator('.badge.picked').textContent(), /^picked 2×$/);
+  assert.equal(await picked.locator('.badge.learned').textContent(), 'now answered with this');
+  assert.equal(await row.locator('.badge.learned').count(), 1, 'one article is learned');
   await editor.page.locator('#ed-choices').scrollIntoViewIfNeeded();
   await screenshot(editor.page, 'editors-choices.png');
   assert.deepEqual(editor.errors, []);
