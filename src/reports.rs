@@ -238,12 +238,7 @@ pub fn group(rows: &[GapRow]) -> Vec<GapQuestion> {
 /// The question compared case-, punctuation- and spacing-blind: "Where is my order?" and
 /// "where is  my order" are the same question.
 pub fn normalise(question: &str) -> String {
-    question
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::nlu::question_key(question)
 }
 
 #[cfg(test)]

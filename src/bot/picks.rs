@@ -132,21 +132,21 @@ impl Picks {
             .then_some(learned)
     }
 
-    /// The lesson the picks teach for a question customers picked for (compared as
-    /// [`crate::reports::normalise`] does), if one stands out: what the editors' report shows.
+    /// The lesson the picks teach for a question customers picked for (compared by
+    /// [`crate::nlu::question_key`]), if one stands out: what the editors' report shows.
     pub fn lesson_for(
         &self,
         question: &str,
         similarity: f32,
         min_conversations: usize,
     ) -> Option<Learned> {
-        let key = crate::reports::normalise(question);
+        let key = crate::nlu::question_key(question);
         let embedding = {
             let picks = self.inner.read().ok()?;
             picks
                 .iter()
                 .rev()
-                .find(|p| crate::reports::normalise(&p.press.question) == key)?
+                .find(|p| crate::nlu::question_key(&p.press.question) == key)?
                 .embedding
                 .clone()
         };

@@ -19,7 +19,7 @@ pub use bert::MIDDLE_LAYER;
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, Embedding, Encoded, Encoder};
 pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
-pub use words::{for_models, has_word_start, has_words, phrase_text};
+pub use words::{for_models, has_word_start, has_words, phrase_text, question_key};
 
 /// What can go wrong understanding text.
 #[derive(Debug, thiserror::Error)]

@@ -156,6 +156,18 @@ pub fn for_models(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// A question compared case-, punctuation- and spacing-blind: "Where is my order?" and
+/// "where is  my order" give the same key (the editors' report groups by it, and the bot's picks
+/// find a question's lesson by it).
+pub fn question_key(question: &str) -> String {
+    question
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{has_word_start, has_words, phrase_text};
