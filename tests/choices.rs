@@ -59,6 +59,19 @@ fn options(reply: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The editors' gaps report's entry for `question` among the questions that needed a choice.
+async fn choice_question(app: &TestApp, question: &str) -> Value {
+    let (status, report) = app.api("/api/reports/gaps").await;
+    assert_eq!(status, 200, "{report}");
+    report["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["question"] == question)
+        .cloned()
+        .unwrap_or_else(|| panic!("{question:?} is not among the choices: {report}"))
+}
+
 fn choose(client_id: &str, label: &str, seq: &Value, passage: Option<&str>) -> Value {
     json!({"type": "message", "client_id": client_id, "text": label,
            "choice": {"seq": seq, "passage": passage}})
@@ -175,14 +188,7 @@ async fn a_choice_answers_with_its_passage_and_editors_see_what_was_picked() {
     assert_eq!(customer.recv().await["type"], "feedback_ack");
 
     // The editors see the question, what was offered and what was picked.
-    let (status, report) = app.api("/api/reports/gaps").await;
-    assert_eq!(status, 200, "{report}");
-    let asked = report["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["question"] == question.as_str())
-        .unwrap_or_else(|| panic!("{question:?} is not among the choices: {report}"));
+    let asked = choice_question(&app, &question).await;
     assert_eq!(
         (asked["count"].as_u64(), asked["none"].as_u64()),
         (Some(1), Some(0)),
@@ -223,13 +229,7 @@ async fn none_of_these_asks_for_other_words_and_is_counted() {
         "{reply}"
     );
 
-    let (_, report) = app.api("/api/reports/gaps").await;
-    let asked = report["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["question"] == question.as_str())
-        .unwrap_or_else(|| panic!("{report}"));
+    let asked = choice_question(&app, &question).await;
     assert_eq!(asked["none"], 1, "{asked}");
     assert!(asked["options"]
         .as_array()
@@ -550,14 +550,7 @@ async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_until_two_
     );
 
     // The editors' report shows the lesson beside the question.
-    let (status, report) = app.api("/api/reports/gaps").await;
-    assert_eq!(status, 200, "{report}");
-    let asked = report["choices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["question"] == question.as_str())
-        .unwrap_or_else(|| panic!("{question:?} is not among the choices: {report}"));
+    let asked = choice_question(&app, &question).await;
     assert_eq!(
         asked["learned"],
         json!({"passage": passage, "conversations": 2}),
