@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
         }
         let question = vector(u64::MAX);
         group.bench_function(format!("{n} picks"), |b| {
-            b.iter(|| picks.learned(&question, &[], 0.80, 2))
+            b.iter(|| picks.learned(&question, &[], |_| true, 0.80, 2))
         });
     }
     group.finish();

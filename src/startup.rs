@@ -353,60 +353,60 @@ fn spawn_timers(desk: &Desk, every: std::time::Duration) -> AbortOnDrop {
     }))
 }
 
-/// The bot learns from the choices customers picked before this start (the most recent
-/// [`crate::bot::MAX_PICKS`]) and from their "not helpful" verdicts on answers, in the background: a large store never delays the start, and the
-/// lessons arrive a few seconds after it.
+/// The bot learns from what customers pressed before this start, in the background (a large store
+/// never delays the start; the lessons arrive a few seconds after it): the most recent
+/// [`crate::bot::MAX_PICKS`] presses of choice buttons and "not helpful" verdicts on answers
+/// together, by when they were given.
 async fn learn_from_stored_picks(bot: Bot, store: Store) {
-    let rows = match store.choices_since(0, crate::bot::MAX_PICKS as i64).await {
-        Ok(rows) => rows,
-        Err(e) => {
+    let limit = crate::bot::MAX_PICKS as i64;
+    let (picks, verdicts) = match (
+        store.presses(limit).await,
+        store.unhelpful_answers(limit).await,
+    ) {
+        (Ok(p), Ok(v)) => (p, v),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::warn!("the bot did not learn from the stored picks: {e}");
             return;
         }
     };
-    // Oldest first, so that past the bound the oldest are forgotten.
-    let presses: Vec<crate::bot::Press> = rows
+    let mut presses: Vec<(i64, crate::bot::Press)> = picks
         .into_iter()
-        .rev()
-        .filter(|row| row.answered)
         .map(|row| {
             let quote_from = row
                 .options
                 .iter()
                 .find(|o| Some(&o.passage) == row.picked.as_ref())
                 .map_or(0, |o| o.quote_from);
-            crate::bot::Press {
+            let press = crate::bot::Press {
                 conversation: row.conversation_id,
                 offer_seq: row.seq,
                 question: row.question,
                 passage: row.picked,
                 quote_from,
-            }
+            };
+            (row.at, press)
         })
+        .chain(
+            verdicts
+                .into_iter()
+                .map(|(conversation, seq, question, at)| {
+                    let press = crate::bot::Press {
+                        conversation,
+                        offer_seq: seq,
+                        question,
+                        passage: None,
+                        quote_from: 0,
+                    };
+                    (at, press)
+                }),
+        )
         .collect();
-    // "Not helpful" verdicts on answers count as "None of these" for their questions.
-    let verdicts = match store.gaps(0, crate::bot::MAX_PICKS as i64).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!("the bot did not learn from the stored verdicts: {e}");
-            Vec::new()
-        }
-    };
-    let mut presses = presses;
-    presses.extend(
-        verdicts
-            .into_iter()
-            .rev()
-            .filter(|row| row.outcome == "unhelpful")
-            .map(|row| crate::bot::Press {
-                conversation: row.conversation_id,
-                offer_seq: row.seq,
-                question: row.question,
-                passage: None,
-                quote_from: 0,
-            }),
-    );
-    match bot.learn_from(presses).await {
+    // The newest MAX_PICKS of both, oldest first.
+    presses.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    presses.truncate(crate::bot::MAX_PICKS);
+    presses.reverse();
+    let presses = presses.into_iter().map(|(_, p)| p).collect();
+    match bot.learn_from_earlier(presses).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(picks = n, "the bot learned from customers' earlier picks"),
         Err(e) => tracing::warn!("the bot did not learn from the stored picks: {e}"),

@@ -178,69 +178,82 @@ impl Bot {
         &self.picks
     }
 
-    /// What the picks teach for a question customers picked for (the editors' report), when
-    /// learning from picks is on.
-    pub fn lesson_for(&self, question: &str) -> Option<Learned> {
-        self.settings
-            .learn_from_picks
-            .then(|| {
-                self.picks.lesson_for(
-                    question,
-                    self.settings.learned_similarity,
-                    self.settings.learned_min_conversations,
-                )
-            })
-            .flatten()
+    /// What the picks teach for questions customers picked for (the editors' report), when
+    /// learning from picks is on; CPU work (a vote over the picks per question).
+    pub fn lessons_for(&self, questions: &[String]) -> Vec<Option<Learned>> {
+        if !self.settings.learn_from_picks {
+            return vec![None; questions.len()];
+        }
+        self.picks.lessons_for(
+            questions,
+            |id| self.passage(id, 0).is_some(),
+            self.settings.learned_similarity,
+            self.settings.learned_min_conversations,
+        )
     }
 
     /// Remembers a press of a choice button (one encoder call for its question).
     pub async fn remember_pick(&self, press: Press) -> Result<(), KbError> {
-        self.learn_from(vec![press]).await.map(|_| ())
+        for pick in self.encode_presses(vec![press]).await? {
+            self.picks.remember(pick);
+        }
+        Ok(())
     }
 
     /// Remembers a customer's verdict on the answer at `seq` of `conversation` to `question`: "not
-    /// helpful" counts as "None of these" for that question ([`picks`](self::picks)); "helpful"
-    /// takes an earlier "not helpful" back.
-    pub async fn remember_verdict(
-        &self,
-        conversation: &str,
-        seq: i64,
-        question: &str,
-        helpful: bool,
-    ) -> Result<(), KbError> {
+    /// helpful" counts as "None of these" for that question ([`picks`](self::picks)), learned in
+    /// the background; "helpful" takes an earlier "not helpful" back.
+    pub fn remember_verdict(&self, conversation: &str, seq: i64, question: &str, helpful: bool) {
         if helpful {
             self.picks.forget(conversation, seq);
-            return Ok(());
+            return;
         }
-        self.remember_pick(Press {
+        self.learn_in_background(Press {
             conversation: conversation.to_owned(),
             offer_seq: seq,
             question: question.to_owned(),
             passage: None,
             quote_from: 0,
-        })
-        .await
+        });
     }
 
-    /// Remembers presses made before (the store's, at start-up), encoding their questions a few
-    /// at a time so that customers' turns never wait long behind them; returns how many.
-    pub async fn learn_from(&self, presses: Vec<Press>) -> Result<usize, KbError> {
+    /// [`Bot::remember_pick`] in a task of its own, so that nobody waits on the encoder for it
+    /// (a failure loses the lesson and is logged).
+    pub fn learn_in_background(&self, press: Press) {
+        let bot = self.clone();
+        tokio::spawn(async move {
+            let conversation = press.conversation.clone();
+            if let Err(e) = bot.remember_pick(press).await {
+                tracing::warn!("the bot did not learn from a pick in {conversation}: {e}");
+            }
+        });
+    }
+
+    /// Remembers presses made before this start (the store's, oldest first), behind every press
+    /// learned since, which they never replace; returns how many.
+    pub async fn learn_from_earlier(&self, presses: Vec<Press>) -> Result<usize, KbError> {
+        let picks = self.encode_presses(presses).await?;
+        let learned = picks.len();
+        self.picks.remember_earlier(picks);
+        Ok(learned)
+    }
+
+    /// The presses with their questions encoded, a few at a time so that customers' turns never
+    /// wait long behind them.
+    async fn encode_presses(&self, presses: Vec<Press>) -> Result<Vec<Pick>, KbError> {
         if !self.settings.learn_from_picks {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let mut learned = 0;
+        let mut picks = Vec::with_capacity(presses.len());
         for chunk in presses.chunks(32) {
             let questions: Vec<String> = chunk.iter().map(|p| p.question.clone()).collect();
             let embeddings = self.kb.embed_queries(&questions).await?;
-            for (press, embedding) in chunk.iter().zip(embeddings) {
-                self.picks.remember(Pick {
-                    press: press.clone(),
-                    embedding,
-                });
-                learned += 1;
-            }
+            picks.extend(chunk.iter().zip(embeddings).map(|(press, embedding)| Pick {
+                press: press.clone(),
+                embedding,
+            }));
         }
-        Ok(learned)
+        Ok(picks)
     }
 
     /// The language-understanding models.
@@ -282,9 +295,6 @@ impl Bot {
             None => Model::shipped().judge(question, &candidates, &calibration, &lexicon),
         };
         let mut reply = decide(&self.settings, candidates, &judged, &analysis.understanding);
-        if let Some(learned) = self.learned(&reply, &analysis.embedding) {
-            reply = learned;
-        }
         reply.understanding = analysis.understanding.clone();
         reply.intent_guess = analysis.best_intent.clone();
         Ok(reply)
@@ -297,7 +307,27 @@ impl Bot {
     /// the previous answer came from); so is any question that found nothing searched alone, when
     /// together with the previous one it finds an article ("moving to a new flat" → "how do i
     /// change where my boxes go").
+    ///
+    /// When it would ask which article or say it does not know, a lesson customers taught by
+    /// their picks answers instead ([`picks`](self::picks)): never for a message that builds on
+    /// the previous question or was searched with it, nor one of an intent that always goes to a
+    /// person.
     pub async fn answer_in(
+        &self,
+        question: &str,
+        analysis: &Analysis,
+        context: &Context,
+    ) -> Result<Reply, KbError> {
+        let reply = self.answer_in_context(question, analysis, context).await?;
+        let follows = context
+            .previous_question
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty())
+            && refers_back(question);
+        Ok(self.with_lesson(follows, analysis, reply))
+    }
+
+    async fn answer_in_context(
         &self,
         question: &str,
         analysis: &Analysis,
@@ -406,14 +436,40 @@ impl Bot {
 
     /// The answer customers taught by their picks, when the bot was about to ask which article or
     /// say it does not know (a greeting stays a greeting, and a sure answer stays its own).
-    fn learned(&self, reply: &Reply, embedding: &[f32]) -> Option<Reply> {
+    /// `reply` or, when customers' picks teach an answer to this question, that answer;
+    /// `follows`: the message builds on the previous question of its conversation.
+    fn with_lesson(&self, follows: bool, analysis: &Analysis, reply: Reply) -> Reply {
+        match self.learned(follows, analysis, &reply) {
+            Some(learned) => Reply {
+                understanding: reply.understanding,
+                intent_guess: reply.intent_guess,
+                ..learned
+            },
+            None => reply,
+        }
+    }
+
+    fn learned(&self, follows: bool, analysis: &Analysis, reply: &Reply) -> Option<Reply> {
         let unsure = matches!(reply.outcome, Outcome::Clarify | Outcome::DontKnow);
-        if !self.settings.learn_from_picks || !unsure || self.picks.is_empty() {
+        let u = &analysis.understanding;
+        // An intent that always goes to a person stays the hand-off policy's case. ("Out of
+        // scope" is not a reason: it says the message fits none of the intents, as most
+        // questions the knowledge base answers do; the lesson's article must be among what its
+        // own search found.)
+        let policy_decides = u.intent.as_ref().is_some_and(|i| i.always_human);
+        if !self.settings.learn_from_picks
+            || !unsure
+            || reply.in_context
+            || policy_decides
+            || follows
+            || self.picks.is_empty()
+        {
             return None;
         }
         let learned = self.picks.learned(
-            embedding,
+            &analysis.embedding,
             &reply.candidates,
+            |id| self.passage(id, 0).is_some(),
             self.settings.learned_similarity,
             self.settings.learned_min_conversations,
         )?;
@@ -471,7 +527,8 @@ impl Bot {
     /// Understands `question` and decides how to answer it (the decision on the blocking pool).
     pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
         let analysis = self.understand(question).await?;
-        self.answer_blocking(question, analysis).await
+        let reply = self.answer_blocking(question, analysis.clone()).await?;
+        Ok(self.with_lesson(false, &analysis, reply))
     }
 }
 

@@ -96,6 +96,27 @@ impl Picks {
         }
     }
 
+    /// Remembers presses made before the ones already remembered (read back at start-up while
+    /// customers went on pressing): they go first, never replace a press under the same offer
+    /// learned since, and past the bound the oldest of them are the ones dropped.
+    pub fn remember_earlier(&self, earlier: Vec<Pick>) {
+        let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let since: std::collections::HashSet<(String, i64)> = picks
+            .iter()
+            .map(|p| (p.press.conversation.clone(), p.press.offer_seq))
+            .collect();
+        let mut all: Vec<Pick> = earlier
+            .into_iter()
+            .filter(|p| !since.contains(&(p.press.conversation.clone(), p.press.offer_seq)))
+            .collect();
+        all.append(&mut picks);
+        if all.len() > MAX_PICKS {
+            let extra = all.len() - MAX_PICKS;
+            all.drain(..extra);
+        }
+        *picks = all;
+    }
+
     /// Forgets the press under `offer_seq` of `conversation` (a verdict taken back).
     pub fn forget(&self, conversation: &str, offer_seq: i64) {
         let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
@@ -114,14 +135,16 @@ impl Picks {
 
     /// The passage customers picked for questions like `embedding` (see the module's rules), if
     /// one stands out and its article is among `candidates`.
+    /// Passages `exists` rejects (gone from the knowledge base) take no part in the vote.
     pub fn learned(
         &self,
         embedding: &[f32],
         candidates: &[Passage],
+        exists: impl Fn(&str) -> bool,
         similarity: f32,
         min_conversations: usize,
     ) -> Option<Learned> {
-        let learned = self.vote(embedding, similarity, min_conversations)?;
+        let learned = self.vote(embedding, &exists, similarity, min_conversations)?;
         let article = learned
             .passage
             .split_once('#')
@@ -132,31 +155,42 @@ impl Picks {
             .then_some(learned)
     }
 
-    /// The lesson the picks teach for a question customers picked for (compared by
-    /// [`crate::nlu::question_key`]), if one stands out: what the editors' report shows.
-    pub fn lesson_for(
+    /// The lessons the picks teach for questions customers picked for (compared by
+    /// [`crate::nlu::question_key`]), each if one stands out: what the editors' report shows.
+    /// One pass over the picks finds every question's embedding, then one vote each.
+    pub fn lessons_for(
         &self,
-        question: &str,
+        questions: &[String],
+        exists: impl Fn(&str) -> bool,
         similarity: f32,
         min_conversations: usize,
-    ) -> Option<Learned> {
-        let key = crate::nlu::question_key(question);
-        let embedding = {
-            let picks = self.inner.read().ok()?;
-            picks
+    ) -> Vec<Option<Learned>> {
+        let embeddings: std::collections::HashMap<String, Embedding> = match self.inner.read() {
+            Ok(picks) => picks
                 .iter()
-                .rev()
-                .find(|p| crate::nlu::question_key(&p.press.question) == key)?
-                .embedding
-                .clone()
+                .map(|p| {
+                    (
+                        crate::nlu::question_key(&p.press.question),
+                        p.embedding.clone(),
+                    )
+                })
+                .collect(),
+            Err(_) => Default::default(),
         };
-        self.vote(&embedding, similarity, min_conversations)
+        questions
+            .iter()
+            .map(|q| {
+                let embedding = embeddings.get(&crate::nlu::question_key(q))?;
+                self.vote(embedding, &exists, similarity, min_conversations)
+            })
+            .collect()
     }
 
     /// The passage that stands out among the picks for questions like `embedding`.
     fn vote(
         &self,
         embedding: &[f32],
+        exists: &impl Fn(&str) -> bool,
         similarity: f32,
         min_conversations: usize,
     ) -> Option<Learned> {
@@ -170,6 +204,9 @@ impl Picks {
                 continue;
             }
             let press = &pick.press;
+            if press.passage.as_deref().is_some_and(|p| !exists(p)) {
+                continue;
+            }
             let entry = votes
                 .entry(press.passage.as_deref())
                 .or_insert_with(|| (BTreeSet::new(), s, press));
@@ -223,6 +260,18 @@ mod tests {
         }
     }
 
+    impl Picks {
+        fn learned_in(
+            &self,
+            embedding: &[f32],
+            candidates: &[Passage],
+            similarity: f32,
+            min: usize,
+        ) -> Option<super::Learned> {
+            self.learned(embedding, candidates, |_| true, similarity, min)
+        }
+    }
+
     fn candidate(path: &str) -> Passage {
         Passage {
             path: path.into(),
@@ -248,18 +297,18 @@ mod tests {
         let found = [candidate("a.md"), candidate("b.md")];
         picks.remember(pick("c1", 3, 0.0, Some("b.md#fees")));
         // One conversation is not enough, however often it presses.
-        assert_eq!(picks.learned(&unit(0.1), &found, 0.8, 2), None);
+        assert_eq!(picks.learned_in(&unit(0.1), &found, 0.8, 2), None);
         picks.remember(pick("c1", 5, 0.05, Some("b.md#fees")));
-        assert_eq!(picks.learned(&unit(0.1), &found, 0.8, 2), None);
+        assert_eq!(picks.learned_in(&unit(0.1), &found, 0.8, 2), None);
         picks.remember(pick("c2", 3, 0.02, Some("b.md#fees")));
-        let learned = picks.learned(&unit(0.1), &found, 0.8, 2).unwrap();
+        let learned = picks.learned_in(&unit(0.1), &found, 0.8, 2).unwrap();
         assert_eq!(learned.passage, "b.md#fees");
         assert_eq!(learned.conversations, 2);
         assert_eq!(learned.example, "question of c1");
         // A question that means something else learns nothing (cosine 0.5 < 0.8).
-        assert_eq!(picks.learned(&unit(1.05), &found, 0.8, 2), None);
+        assert_eq!(picks.learned_in(&unit(1.05), &found, 0.8, 2), None);
         // Nor does one whose own search did not find the article.
-        assert_eq!(picks.learned(&unit(0.1), &found[..1], 0.8, 2), None);
+        assert_eq!(picks.learned_in(&unit(0.1), &found[..1], 0.8, 2), None);
     }
 
     #[test]
@@ -270,12 +319,12 @@ mod tests {
         picks.remember(pick("c2", 3, 0.0, Some("a.md")));
         picks.remember(pick("c3", 3, 0.0, None));
         picks.remember(pick("c4", 3, 0.0, None));
-        assert_eq!(picks.learned(&unit(0.0), &found, 0.8, 2), None);
+        assert_eq!(picks.learned_in(&unit(0.0), &found, 0.8, 2), None);
         // A second press under the same offer replaces the first: c4 changed its mind.
         picks.remember(pick("c4", 3, 0.0, Some("a.md")));
         assert_eq!(
             picks
-                .learned(&unit(0.0), &found, 0.8, 2)
+                .learned_in(&unit(0.0), &found, 0.8, 2)
                 .unwrap()
                 .conversations,
             3
@@ -283,7 +332,7 @@ mod tests {
         picks.remember(pick("c5", 3, 0.0, Some("b.md")));
         picks.remember(pick("c6", 3, 0.0, Some("b.md")));
         picks.remember(pick("c7", 3, 0.0, Some("b.md")));
-        assert_eq!(picks.learned(&unit(0.0), &found, 0.8, 2), None, "a tie");
+        assert_eq!(picks.learned_in(&unit(0.0), &found, 0.8, 2), None, "a tie");
     }
 
     #[test]
@@ -293,5 +342,23 @@ mod tests {
             picks.remember(pick(&format!("c{i}"), 1, 0.0, Some("a.md")));
         }
         assert_eq!(picks.len(), MAX_PICKS);
+        let kept = |c: &str| {
+            picks
+                .inner
+                .read()
+                .unwrap()
+                .iter()
+                .any(|p| p.press.conversation == c)
+        };
+        assert!(!kept("c4") && kept("c5") && kept(&format!("c{}", MAX_PICKS + 4)));
+        // Presses read back at start-up go behind those learned since, and do not replace them.
+        picks.remember_earlier(vec![
+            pick("old", 1, 0.0, None),
+            pick(&format!("c{}", MAX_PICKS + 4), 1, 0.0, None),
+        ]);
+        assert_eq!(picks.len(), MAX_PICKS);
+        let newest = picks.inner.read().unwrap().last().cloned().unwrap();
+        assert_eq!(newest.press.passage.as_deref(), Some("a.md"));
+        assert!(!kept("old"), "the oldest are dropped past the bound");
     }
 }

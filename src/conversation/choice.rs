@@ -97,8 +97,8 @@ impl Conversations {
         core.store
             .record_choice_picked(id, chosen.offer_seq, chosen.passage.as_deref(), now_ms())
             .await?;
-        // The bot learns from the pick, here and on the other nodes (a failure to encode loses
-        // the lesson, not the answer).
+        // The bot learns from the pick, here and on the other nodes, off the click's path (the
+        // question is encoded; a failure loses the lesson, not the answer).
         core.tell_nodes(|| Signal::Pick {
             conversation: id.clone(),
             seq: chosen.offer_seq,
@@ -106,19 +106,13 @@ impl Conversations {
             passage: chosen.passage.clone(),
             quote_from: chosen.quote_from,
         });
-        if let Err(e) = core
-            .bot
-            .remember_pick(crate::bot::Press {
-                conversation: id.to_string(),
-                offer_seq: chosen.offer_seq,
-                question: chosen.question.clone(),
-                passage: chosen.passage.clone(),
-                quote_from: chosen.quote_from,
-            })
-            .await
-        {
-            tracing::warn!("the bot did not learn from a pick in {id}: {e}");
-        }
+        core.bot.learn_in_background(crate::bot::Press {
+            conversation: id.to_string(),
+            offer_seq: chosen.offer_seq,
+            question: chosen.question.clone(),
+            passage: chosen.passage.clone(),
+            quote_from: chosen.quote_from,
+        });
         let mut state = asked.stored().state;
         if state == State::Resolved {
             state = core.back_to_bot(id).await?;

@@ -121,13 +121,8 @@ impl Conversations {
                     quote_from: 0,
                 },
             });
-            if let Err(e) = core
-                .bot
-                .remember_verdict(id.as_ref(), seq, &turn.question, helpful)
-                .await
-            {
-                tracing::warn!("the bot did not learn from a verdict in {id}: {e}");
-            }
+            core.bot
+                .remember_verdict(id.as_ref(), seq, &turn.question, helpful);
         }
         if !helpful && core.state(id).await? == State::Bot {
             let negatives = turns.iter().filter(|t| t.helpful == Some(false)).count();

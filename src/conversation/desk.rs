@@ -341,16 +341,14 @@ impl Desk {
                 passage,
                 quote_from,
             } => {
-                let press = crate::bot::Press {
+                // Encoded off the signal loop: other nodes' frames never wait on it.
+                core.bot.learn_in_background(crate::bot::Press {
                     conversation: conversation.to_string(),
                     offer_seq: seq,
                     question,
                     passage,
                     quote_from,
-                };
-                if let Err(e) = core.bot.remember_pick(press).await {
-                    tracing::warn!("the bot did not learn from another node's pick: {e}");
-                }
+                });
                 return Ok(());
             }
             Signal::Unpick { conversation, seq } => {

@@ -103,15 +103,18 @@ async fn gaps(
         p.limit.unwrap_or(100).clamp(1, 1000),
     )
     .await?;
-    for question in &mut report.choices {
-        question.learned =
-            state
-                .bot
-                .lesson_for(&question.question)
-                .map(|l| crate::reports::Lesson {
-                    passage: l.passage,
-                    conversations: l.conversations,
-                });
+    // What the bot learned from the picks, beside each question (a vote over the picks each: off
+    // the async runtime).
+    let questions: Vec<String> = report.choices.iter().map(|c| c.question.clone()).collect();
+    let bot = state.bot.clone();
+    let lessons = tokio::task::spawn_blocking(move || bot.lessons_for(&questions))
+        .await
+        .unwrap_or_default();
+    for (question, lesson) in report.choices.iter_mut().zip(lessons) {
+        question.learned = lesson.map(|l| crate::reports::Lesson {
+            passage: l.passage,
+            conversations: l.conversations,
+        });
     }
     Ok(Json(report))
 }

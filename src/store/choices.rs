@@ -111,6 +111,46 @@ impl Store {
         })
     }
 
+    /// The most recent `limit` presses, newest first, with `at` the time of the press (what the
+    /// bot learns from at start-up).
+    pub async fn presses(&self, limit: i64) -> Result<Vec<ChoiceRow>, StoreError> {
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT conversation_id, seq, question, options, picked, picked_at, picked_at AS created_at
+                 FROM choices WHERE picked_at IS NOT NULL
+                 ORDER BY picked_at DESC, seq DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(choice_row).collect())
+        })
+    }
+
+    /// The most recent `limit` answers customers said did not help: `(conversation, seq of the
+    /// answer, question, when the verdict was given)`, newest first.
+    pub async fn unhelpful_answers(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, i64, String, i64)>, StoreError> {
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT t.conversation_id, t.seq, t.question, f.created_at
+                 FROM feedback f JOIN bot_turns t
+                   ON t.conversation_id = f.conversation_id AND t.seq = f.seq
+                 WHERE f.helpful = FALSE AND t.outcome = 'answered'
+                 ORDER BY f.created_at DESC, t.seq DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.text("conversation_id"), r.int("seq"), r.text("question"), r.int("created_at")))
+                .collect())
+        })
+    }
+
     /// Choice messages sent at or after `since` (Unix ms), newest first, at most `limit`.
     pub async fn choices_since(
         &self,
