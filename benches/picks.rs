@@ -29,16 +29,19 @@ fn bench(c: &mut Criterion) {
     for n in [MAX_PICKS / 10, MAX_PICKS] {
         let picks = Picks::new();
         for i in 0..n {
-            picks.remember(Pick {
-                press: Press {
-                    conversation: format!("c{i}"),
-                    offer_seq: 1,
-                    question: format!("question {i}"),
-                    passage: Some(format!("article-{}.md", i % 50)),
-                    quote_from: 0,
+            picks.remember(
+                Pick {
+                    press: Press {
+                        conversation: format!("c{i}"),
+                        offer_seq: 1,
+                        question: format!("question {i}"),
+                        passage: Some(format!("article-{}.md", i % 50)),
+                        quote_from: 0,
+                    },
+                    embedding: vector(i as u64).into(),
                 },
-                embedding: vector(i as u64).into(),
-            });
+                picks.ticket(),
+            );
         }
         let question = vector(u64::MAX);
         group.bench_function(format!("{n} picks"), |b| {

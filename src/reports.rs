@@ -54,7 +54,7 @@ pub struct ChoiceQuestion {
     /// The conversation it was last asked in.
     pub conversation_id: String,
     /// What the bot learned from the picks: it now answers this question with that passage at
-    /// once (filled by the caller, who has the bot: [`crate::bot::Picks::lesson_for`]).
+    /// once (filled by the caller, who has the bot: [`crate::bot::Bot::lessons_for`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learned: Option<Lesson>,
 }

@@ -609,9 +609,36 @@ async fn what_customers_in_two_chats_picked_the_next_one_gets_at_once_until_two_
     })
     .await;
 
-    // The verdicts are read back at a restart too: the lesson stays undone.
+    // Another question, another lesson, which stands: two customers pick its first option.
+    let other = QUESTIONS
+        .iter()
+        .find(|q| **q != question)
+        .expect("a second question");
+    let mut kept = None;
+    for i in 0..2 {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let (_, offer) = customer.ask("o", other).await;
+        let (label, passage) = options(&offer)
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("{other:?} got no choices: {offer}"));
+        let answer = pick(&mut customer, &format!("o{i}"), &offer, &label, &passage).await;
+        kept = answer["sources"][0]["title"].as_str().map(String::from);
+    }
+    let kept = kept.unwrap();
+    asked_until(&app, other, "the second lesson", |r| {
+        answered_with(r).as_deref() == Some(kept.as_str())
+    })
+    .await;
+
+    // After a restart both are read back together: once the standing lesson is back, the
+    // undone one must still be undone (its verdicts were read back with it).
     let app = app.restart().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    asked_until(&app, other, "the standing lesson after the restart", |r| {
+        answered_with(r).as_deref() == Some(kept.as_str())
+    })
+    .await;
     let mut customer = app.client().await;
     customer.hello(None, None).await;
     let (_, reply) = customer.ask("q", &question).await;

@@ -186,7 +186,7 @@ impl Bot {
         }
         self.picks.lessons_for(
             questions,
-            |id| self.passage(id, 0).is_some(),
+            |id| self.has_passage(id),
             self.settings.learned_similarity,
             self.settings.learned_min_conversations,
         )
@@ -194,8 +194,13 @@ impl Bot {
 
     /// Remembers a press of a choice button (one encoder call for its question).
     pub async fn remember_pick(&self, press: Press) -> Result<(), KbError> {
+        self.remember_ticketed(press, self.picks.ticket()).await
+    }
+
+    /// [`Bot::remember_pick`] with the ticket taken when the press happened.
+    async fn remember_ticketed(&self, press: Press, ticket: u64) -> Result<(), KbError> {
         for pick in self.encode_presses(vec![press]).await? {
-            self.picks.remember(pick);
+            self.picks.remember(pick, ticket);
         }
         Ok(())
     }
@@ -205,7 +210,7 @@ impl Bot {
     /// the background; "helpful" takes an earlier "not helpful" back.
     pub fn remember_verdict(&self, conversation: &str, seq: i64, question: &str, helpful: bool) {
         if helpful {
-            self.picks.forget(conversation, seq);
+            self.picks.forget(conversation, seq, self.picks.ticket());
             return;
         }
         self.learn_in_background(Press {
@@ -220,10 +225,11 @@ impl Bot {
     /// [`Bot::remember_pick`] in a task of its own, so that nobody waits on the encoder for it
     /// (a failure loses the lesson and is logged).
     pub fn learn_in_background(&self, press: Press) {
-        let bot = self.clone();
+        // The ticket now: a later event under the same offer wins whenever this one lands.
+        let (bot, ticket) = (self.clone(), self.picks.ticket());
         tokio::spawn(async move {
             let conversation = press.conversation.clone();
-            if let Err(e) = bot.remember_pick(press).await {
+            if let Err(e) = bot.remember_ticketed(press, ticket).await {
                 tracing::warn!("the bot did not learn from a pick in {conversation}: {e}");
             }
         });
@@ -324,7 +330,7 @@ impl Bot {
             .as_deref()
             .is_some_and(|p| !p.trim().is_empty())
             && refers_back(question);
-        Ok(self.with_lesson(follows, analysis, reply))
+        self.with_lesson_blocking(follows, analysis, reply).await
     }
 
     async fn answer_in_context(
@@ -436,6 +442,28 @@ impl Bot {
 
     /// The answer customers taught by their picks, when the bot was about to ask which article or
     /// say it does not know (a greeting stays a greeting, and a sure answer stays its own).
+    /// [`Bot::with_lesson`] on the blocking pool (a vote over the picks), when there can be one.
+    async fn with_lesson_blocking(
+        &self,
+        follows: bool,
+        analysis: &Analysis,
+        reply: Reply,
+    ) -> Result<Reply, KbError> {
+        let unsure = matches!(reply.outcome, Outcome::Clarify | Outcome::DontKnow);
+        if !unsure || self.picks.is_empty() {
+            return Ok(reply);
+        }
+        let (bot, analysis) = (self.clone(), analysis.clone());
+        match tokio::task::spawn_blocking(move || bot.with_lesson(follows, &analysis, reply)).await
+        {
+            Ok(reply) => Ok(reply),
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(KbError::Nlu(crate::nlu::NluError::Stopped)),
+            },
+        }
+    }
+
     /// `reply` or, when customers' picks teach an answer to this question, that answer;
     /// `follows`: the message builds on the previous question of its conversation.
     fn with_lesson(&self, follows: bool, analysis: &Analysis, reply: Reply) -> Reply {
@@ -469,7 +497,7 @@ impl Bot {
         let learned = self.picks.learned(
             &analysis.embedding,
             &reply.candidates,
-            |id| self.passage(id, 0).is_some(),
+            |id| self.has_passage(id),
             self.settings.learned_similarity,
             self.settings.learned_min_conversations,
         )?;
@@ -497,6 +525,12 @@ impl Bot {
             intent_guess: Default::default(),
             in_context: false,
         })
+    }
+
+    /// Whether the knowledge base still has the passage named `id` ([`passage_id`]).
+    fn has_passage(&self, id: &str) -> bool {
+        let (path, anchor) = id.split_once('#').unwrap_or((id, ""));
+        self.kb.has_section(path, anchor)
     }
 
     /// The passage named `id` ([`passage_id`]) as the knowledge base has it now, quoted from its
@@ -528,7 +562,7 @@ impl Bot {
     pub async fn reply(&self, question: &str) -> Result<Reply, KbError> {
         let analysis = self.understand(question).await?;
         let reply = self.answer_blocking(question, analysis.clone()).await?;
-        Ok(self.with_lesson(false, &analysis, reply))
+        self.with_lesson_blocking(false, &analysis, reply).await
     }
 }
 

@@ -20,7 +20,8 @@
 //! with several nodes, each press and verdict is also told to the others
 //! ([`crate::cluster::Signal::Pick`]), which learn it as it happens.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::kb::Passage;
@@ -72,7 +73,34 @@ pub struct Learned {
 /// The picks remembered. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Picks {
-    inner: Arc<RwLock<Vec<Pick>>>,
+    inner: Arc<RwLock<State>>,
+    tickets: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    picks: Vec<Pick>,
+    /// For each offer pressed or forgotten since the start, the ticket of the latest event: a
+    /// press encoded in the background that finishes after a later event under the same offer
+    /// (a verdict taken back at once) is dropped, and start-up's read-back never undoes one.
+    latest: HashMap<(String, i64), u64>,
+}
+
+/// Offers whose latest event is remembered, at most (past it, the record starts again).
+const MAX_LATEST: usize = 5 * MAX_PICKS;
+
+impl State {
+    /// Whether an event with `ticket` under `key` is the latest; if so it becomes it.
+    fn admit(&mut self, key: (String, i64), ticket: u64) -> bool {
+        if self.latest.get(&key).is_some_and(|&t| t > ticket) {
+            return false;
+        }
+        if self.latest.len() >= MAX_LATEST {
+            self.latest.clear();
+        }
+        self.latest.insert(key, ticket);
+        true
+    }
 }
 
 impl Picks {
@@ -81,51 +109,69 @@ impl Picks {
         Self::default()
     }
 
-    /// Remembers a press; a later press under the same offer replaces the earlier one.
-    pub fn remember(&self, pick: Pick) {
-        let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
+    /// A ticket for an event (a press, a verdict taken back), taken when it happens: events
+    /// under one offer count in the order of their tickets, whenever they are applied.
+    pub fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Remembers a press with the ticket taken when it happened; it replaces an earlier press
+    /// under the same offer, and is dropped if a later event under that offer came first.
+    pub fn remember(&self, pick: Pick, ticket: u64) {
+        let mut state = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let key = (pick.press.conversation.clone(), pick.press.offer_seq);
+        if !state.admit(key, ticket) {
+            return;
+        }
         let same = |p: &Pick| {
             p.press.conversation == pick.press.conversation
                 && p.press.offer_seq == pick.press.offer_seq
         };
-        picks.retain(|p| !same(p));
-        picks.push(pick);
-        if picks.len() > MAX_PICKS {
-            let extra = picks.len() - MAX_PICKS;
-            picks.drain(..extra);
+        state.picks.retain(|p| !same(p));
+        state.picks.push(pick);
+        if state.picks.len() > MAX_PICKS {
+            let extra = state.picks.len() - MAX_PICKS;
+            state.picks.drain(..extra);
         }
     }
 
-    /// Remembers presses made before the ones already remembered (read back at start-up while
-    /// customers went on pressing): they go first, never replace a press under the same offer
-    /// learned since, and past the bound the oldest of them are the ones dropped.
+    /// Remembers presses made before this start (read back from the store while customers went
+    /// on pressing): they go first, never undo an event under the same offer since the start,
+    /// and past the bound the oldest of them are the ones dropped.
     pub fn remember_earlier(&self, earlier: Vec<Pick>) {
-        let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let since: std::collections::HashSet<(String, i64)> = picks
-            .iter()
-            .map(|p| (p.press.conversation.clone(), p.press.offer_seq))
-            .collect();
+        let mut state = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *state;
         let mut all: Vec<Pick> = earlier
             .into_iter()
-            .filter(|p| !since.contains(&(p.press.conversation.clone(), p.press.offer_seq)))
+            .filter(|p| {
+                !state
+                    .latest
+                    .contains_key(&(p.press.conversation.clone(), p.press.offer_seq))
+            })
             .collect();
-        all.append(&mut picks);
+        all.append(&mut state.picks);
         if all.len() > MAX_PICKS {
             let extra = all.len() - MAX_PICKS;
             all.drain(..extra);
         }
-        *picks = all;
+        state.picks = all;
     }
 
-    /// Forgets the press under `offer_seq` of `conversation` (a verdict taken back).
-    pub fn forget(&self, conversation: &str, offer_seq: i64) {
-        let mut picks = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        picks.retain(|p| !(p.press.conversation == conversation && p.press.offer_seq == offer_seq));
+    /// Forgets the press under `offer_seq` of `conversation` (a verdict taken back), with the
+    /// ticket taken when that happened.
+    pub fn forget(&self, conversation: &str, offer_seq: i64, ticket: u64) {
+        let mut state = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if !state.admit((conversation.to_owned(), offer_seq), ticket) {
+            return;
+        }
+        state
+            .picks
+            .retain(|p| !(p.press.conversation == conversation && p.press.offer_seq == offer_seq));
     }
 
     /// How many presses are remembered.
     pub fn len(&self) -> usize {
-        self.inner.read().map_or(0, |p| p.len())
+        self.inner.read().map_or(0, |s| s.picks.len())
     }
 
     /// Whether none are.
@@ -165,8 +211,9 @@ impl Picks {
         similarity: f32,
         min_conversations: usize,
     ) -> Vec<Option<Learned>> {
-        let embeddings: std::collections::HashMap<String, Embedding> = match self.inner.read() {
-            Ok(picks) => picks
+        let embeddings: HashMap<String, Embedding> = match self.inner.read() {
+            Ok(state) => state
+                .picks
                 .iter()
                 .map(|p| {
                     (
@@ -194,19 +241,16 @@ impl Picks {
         similarity: f32,
         min_conversations: usize,
     ) -> Option<Learned> {
-        let picks = self.inner.read().ok()?;
+        let state = self.inner.read().ok()?;
         // For each option (a passage, or None), the conversations that picked it for a question
         // close enough, and the closest such question.
         let mut votes: BTreeMap<Option<&str>, (BTreeSet<&str>, f32, &Press)> = BTreeMap::new();
-        for pick in picks.iter() {
+        for pick in state.picks.iter() {
             let s = cosine(embedding, &pick.embedding);
             if s < similarity {
                 continue;
             }
             let press = &pick.press;
-            if press.passage.as_deref().is_some_and(|p| !exists(p)) {
-                continue;
-            }
             let entry = votes
                 .entry(press.passage.as_deref())
                 .or_insert_with(|| (BTreeSet::new(), s, press));
@@ -215,6 +259,8 @@ impl Picks {
                 (entry.1, entry.2) = (s, press);
             }
         }
+        // A passage gone from the knowledge base takes no part (checked once per passage).
+        votes.retain(|o, _| o.is_none_or(exists));
         let count = |o: &Option<&str>| votes.get(o).map_or(0, |v| v.0.len());
         let (best, (conversations, s, pick)) = votes
             .iter()
@@ -261,6 +307,10 @@ mod tests {
     }
 
     impl Picks {
+        fn remember_now(&self, pick: Pick) {
+            self.remember(pick, self.ticket());
+        }
+
         fn learned_in(
             &self,
             embedding: &[f32],
@@ -295,12 +345,12 @@ mod tests {
     fn two_conversations_that_picked_the_same_passage_teach_it() {
         let picks = Picks::new();
         let found = [candidate("a.md"), candidate("b.md")];
-        picks.remember(pick("c1", 3, 0.0, Some("b.md#fees")));
+        picks.remember_now(pick("c1", 3, 0.0, Some("b.md#fees")));
         // One conversation is not enough, however often it presses.
         assert_eq!(picks.learned_in(&unit(0.1), &found, 0.8, 2), None);
-        picks.remember(pick("c1", 5, 0.05, Some("b.md#fees")));
+        picks.remember_now(pick("c1", 5, 0.05, Some("b.md#fees")));
         assert_eq!(picks.learned_in(&unit(0.1), &found, 0.8, 2), None);
-        picks.remember(pick("c2", 3, 0.02, Some("b.md#fees")));
+        picks.remember_now(pick("c2", 3, 0.02, Some("b.md#fees")));
         let learned = picks.learned_in(&unit(0.1), &found, 0.8, 2).unwrap();
         assert_eq!(learned.passage, "b.md#fees");
         assert_eq!(learned.conversations, 2);
@@ -315,13 +365,13 @@ mod tests {
     fn picks_that_disagree_or_say_none_of_these_teach_nothing() {
         let picks = Picks::new();
         let found = [candidate("a.md"), candidate("b.md")];
-        picks.remember(pick("c1", 3, 0.0, Some("a.md")));
-        picks.remember(pick("c2", 3, 0.0, Some("a.md")));
-        picks.remember(pick("c3", 3, 0.0, None));
-        picks.remember(pick("c4", 3, 0.0, None));
+        picks.remember_now(pick("c1", 3, 0.0, Some("a.md")));
+        picks.remember_now(pick("c2", 3, 0.0, Some("a.md")));
+        picks.remember_now(pick("c3", 3, 0.0, None));
+        picks.remember_now(pick("c4", 3, 0.0, None));
         assert_eq!(picks.learned_in(&unit(0.0), &found, 0.8, 2), None);
         // A second press under the same offer replaces the first: c4 changed its mind.
-        picks.remember(pick("c4", 3, 0.0, Some("a.md")));
+        picks.remember_now(pick("c4", 3, 0.0, Some("a.md")));
         assert_eq!(
             picks
                 .learned_in(&unit(0.0), &found, 0.8, 2)
@@ -329,17 +379,31 @@ mod tests {
                 .conversations,
             3
         );
-        picks.remember(pick("c5", 3, 0.0, Some("b.md")));
-        picks.remember(pick("c6", 3, 0.0, Some("b.md")));
-        picks.remember(pick("c7", 3, 0.0, Some("b.md")));
+        picks.remember_now(pick("c5", 3, 0.0, Some("b.md")));
+        picks.remember_now(pick("c6", 3, 0.0, Some("b.md")));
+        picks.remember_now(pick("c7", 3, 0.0, Some("b.md")));
         assert_eq!(picks.learned_in(&unit(0.0), &found, 0.8, 2), None, "a tie");
+    }
+
+    #[test]
+    fn a_press_encoded_after_a_later_event_under_its_offer_is_dropped() {
+        let picks = Picks::new();
+        // "Not helpful" (encoded in the background), then "helpful" at once: the verdict taken
+        // back wins though its forget is applied first.
+        let not_helpful = picks.ticket();
+        picks.forget("c1", 4, picks.ticket());
+        picks.remember(pick("c1", 4, 0.0, None), not_helpful);
+        assert!(picks.is_empty());
+        // The read-back at start-up never undoes an event since the start either.
+        picks.remember_earlier(vec![pick("c1", 4, 0.0, None), pick("c2", 1, 0.0, None)]);
+        assert_eq!(picks.len(), 1);
     }
 
     #[test]
     fn the_oldest_picks_are_forgotten_past_the_bound() {
         let picks = Picks::new();
         for i in 0..MAX_PICKS + 5 {
-            picks.remember(pick(&format!("c{i}"), 1, 0.0, Some("a.md")));
+            picks.remember_now(pick(&format!("c{i}"), 1, 0.0, Some("a.md")));
         }
         assert_eq!(picks.len(), MAX_PICKS);
         let kept = |c: &str| {
@@ -347,6 +411,7 @@ mod tests {
                 .inner
                 .read()
                 .unwrap()
+                .picks
                 .iter()
                 .any(|p| p.press.conversation == c)
         };
@@ -357,7 +422,7 @@ mod tests {
             pick(&format!("c{}", MAX_PICKS + 4), 1, 0.0, None),
         ]);
         assert_eq!(picks.len(), MAX_PICKS);
-        let newest = picks.inner.read().unwrap().last().cloned().unwrap();
+        let newest = picks.inner.read().unwrap().picks.last().cloned().unwrap();
         assert_eq!(newest.press.passage.as_deref(), Some("a.md"));
         assert!(!kept("old"), "the oldest are dropped past the bound");
     }

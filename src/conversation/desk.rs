@@ -352,7 +352,8 @@ impl Desk {
                 return Ok(());
             }
             Signal::Unpick { conversation, seq } => {
-                core.bot.picks().forget(conversation.as_ref(), seq);
+                let picks = core.bot.picks();
+                picks.forget(conversation.as_ref(), seq, picks.ticket());
                 return Ok(());
             }
             _ => return Ok(()),

@@ -109,7 +109,10 @@ async fn gaps(
     let bot = state.bot.clone();
     let lessons = tokio::task::spawn_blocking(move || bot.lessons_for(&questions))
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            tracing::error!("the gaps report goes without the bot's lessons: {e}");
+            Vec::new()
+        });
     for (question, lesson) in report.choices.iter_mut().zip(lessons) {
         question.learned = lesson.map(|l| crate::reports::Lesson {
             passage: l.passage,

@@ -674,6 +674,15 @@ impl KnowledgeBase {
         self.read().articles.get(path).map(|i| i.article.clone())
     }
 
+    /// Whether the article at `path` is indexed and has the section `anchor` ("" for its
+    /// introduction).
+    pub fn has_section(&self, path: &str, anchor: &str) -> bool {
+        self.read()
+            .articles
+            .get(path)
+            .is_some_and(|i| i.article.sections.iter().any(|s| s.anchor == anchor))
+    }
+
     /// The title of the article at `path`, if it is indexed.
     pub fn title(&self, path: &str) -> Option<String> {
         self.read()
