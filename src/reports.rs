@@ -235,11 +235,8 @@ pub fn group(rows: &[GapRow]) -> Vec<GapQuestion> {
     groups
 }
 
-/// The question compared case-, punctuation- and spacing-blind: "Where is my order?" and
-/// "where is  my order" are the same question.
-pub fn normalise(question: &str) -> String {
-    crate::nlu::question_key(question)
-}
+/// The question compared case-, punctuation- and spacing-blind ([`crate::nlu::question_key`]).
+pub use crate::nlu::question_key as normalise;
 
 #[cfg(test)]
 mod tests {
@@ -248,7 +245,6 @@ mod tests {
     fn row(question: &str, outcome: &str, conversation: &str, at: i64) -> GapRow {
         GapRow {
             conversation_id: conversation.into(),
-            seq: at,
             question: question.into(),
             outcome: outcome.into(),
             confidence: 0.2,

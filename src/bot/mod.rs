@@ -192,12 +192,8 @@ impl Bot {
         )
     }
 
-    /// Remembers a press of a choice button (one encoder call for its question).
-    pub async fn remember_pick(&self, press: Press) -> Result<(), KbError> {
-        self.remember_ticketed(press, self.picks.ticket()).await
-    }
-
-    /// [`Bot::remember_pick`] with the ticket taken when the press happened.
+    /// Remembers a press of a choice button with the ticket taken when it happened (one encoder
+    /// call for its question).
     async fn remember_ticketed(&self, press: Press, ticket: u64) -> Result<(), KbError> {
         for pick in self.encode_presses(vec![press]).await? {
             self.picks.remember(pick, ticket);
@@ -222,7 +218,7 @@ impl Bot {
         });
     }
 
-    /// [`Bot::remember_pick`] in a task of its own, so that nobody waits on the encoder for it
+    /// Remembers a press in a task of its own, so that nobody waits on the encoder for it
     /// (a failure loses the lesson and is logged).
     pub fn learn_in_background(&self, press: Press) {
         // The ticket now: a later event under the same offer wins whenever this one lands.

@@ -10,8 +10,6 @@ use super::{Store, StoreError};
 pub struct GapRow {
     /// The conversation it was asked in.
     pub conversation_id: String,
-    /// The bot's message (the customer's question when handed off).
-    pub seq: i64,
     /// What the customer asked.
     pub question: String,
     /// What happened: `dont_know` (no confident passage), `clarify` (asked which of two articles),
@@ -32,7 +30,7 @@ impl Store {
     pub async fn gaps(&self, since: i64, limit: i64) -> Result<Vec<GapRow>, StoreError> {
         on!(&self.pool, pool => {
             let rows = sqlx::query(
-                "SELECT t.conversation_id, t.seq, t.question, t.confidence, t.article, t.created_at,
+                "SELECT t.conversation_id, t.question, t.confidence, t.article, t.created_at,
                         CASE WHEN t.handed_off THEN 'handed_off'
                              WHEN f.helpful = FALSE THEN 'unhelpful'
                              ELSE t.outcome END AS outcome
@@ -50,7 +48,6 @@ impl Store {
                 .iter()
                 .map(|r| GapRow {
                     conversation_id: r.get("conversation_id"),
-                    seq: r.get("seq"),
                     question: r.get("question"),
                     outcome: r.get("outcome"),
                     confidence: r.get("confidence"),
