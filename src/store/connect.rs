@@ -79,7 +79,9 @@ async fn open_sqlite(
             Durability::Normal => SqliteSynchronous::Normal,
         })
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Checkpoints run beside the writers, not inside their commits (`checkpoint.rs`).
+        .pragma("wal_autocheckpoint", "0");
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -33,6 +33,7 @@ macro_rules! on {
 }
 
 mod agents;
+mod checkpoint;
 mod choices;
 mod connect;
 mod copy;

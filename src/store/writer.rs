@@ -25,6 +25,7 @@ use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::{self, Checkpoints, Flags};
 use super::{nul_free, Appended, NewEvent, StoreError, INSERT_EVENT, MARK_RESPONDED};
 
 /// Appends waiting for the writer; a caller beyond this waits for room.
@@ -39,6 +40,7 @@ const MAX_BATCH: usize = 512;
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     counts: Arc<Counts>,
+    checkpoints: Checkpoints,
 }
 
 /// What the writer has committed so far: appends per transaction is the grouping achieved.
@@ -96,13 +98,35 @@ struct Job {
 
 impl Writer {
     /// Opens the writer's own connection (same file and settings as the pool) and starts its task
-    /// on the current runtime.
+    /// on the current runtime, with the checkpointer that copies the log back into the database
+    /// beside it (`checkpoint.rs`; both stop with the last handle).
     pub(super) async fn start(options: &SqliteConnectOptions) -> Result<Self, StoreError> {
+        Self::start_with(options, checkpoint::MOST_PAGES).await
+    }
+
+    /// [`Writer::start`], the log starting over once it holds more than `most_pages` pages.
+    async fn start_with(
+        options: &SqliteConnectOptions,
+        most_pages: i64,
+    ) -> Result<Self, StoreError> {
         let connection = options.connect().await?;
         let (jobs, queue) = mpsc::channel(QUEUE);
         let counts = Arc::new(Counts::default());
-        tokio::spawn(run(connection, queue, counts.clone()));
-        Ok(Self { jobs, counts })
+        let flags = Arc::new(Flags::default());
+        let checkpoints =
+            checkpoint::start(options, jobs.downgrade(), flags.clone(), most_pages).await?;
+        tokio::spawn(run(
+            connection,
+            queue,
+            counts.clone(),
+            checkpoints.clone(),
+            flags,
+        ));
+        Ok(Self {
+            jobs,
+            counts,
+            checkpoints,
+        })
     }
 
     /// What has been committed so far.
@@ -114,12 +138,14 @@ impl Writer {
     }
 
     /// The writer's metrics, to be registered with the server's: the appends-per-transaction
-    /// histogram and the count of batches stored one append at a time.
+    /// histogram, the count of batches stored one append at a time, and the checkpoints'.
     pub(super) fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![
+        let mut all: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.counts.batch_sizes.clone()),
             Box::new(self.counts.one_at_a_time.clone()),
-        ]
+        ];
+        all.extend(self.checkpoints.collectors());
+        all
     }
 
     /// Appends `event` in the next batch; returns once that batch is committed.
@@ -144,18 +170,26 @@ impl Writer {
     }
 }
 
-/// The writer's loop: everything queued (up to `MAX_BATCH`) goes into one transaction.
+/// The writer's loop: everything queued (up to `MAX_BATCH`) goes into one transaction. When the
+/// checkpointer asks (`flags.start_over`), the writer first copies the last pages of the log
+/// itself, so its next transaction starts the log over (`checkpoint.rs`).
 async fn run(
     mut connection: SqliteConnection,
     mut queue: mpsc::Receiver<Job>,
     counts: Arc<Counts>,
+    checkpoints: Checkpoints,
+    flags: Arc<Flags>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if flags.start_over.swap(false, Ordering::Relaxed) {
+            checkpoint::catch_up(&mut connection, &checkpoints).await;
+        }
         // A caller that gave up (its request was cancelled) is not waiting for a number, and
         // would not show the frame: its append is not made, as its own transaction was not.
         batch.retain(|job: &Job| !job.reply.is_closed());
         store_batch(&mut connection, std::mem::take(&mut batch), &counts).await;
+        flags.written.store(true, Ordering::Relaxed);
     }
 }
 
@@ -938,5 +972,65 @@ mod tests {
         assert_eq!(done.appends, 50);
         // One transaction each would be 50.
         assert!(done.transactions <= 3, "{done:?}");
+    }
+
+    /// Under appends without a pause the checkpointer's passes never catch up with the writer by
+    /// themselves (each copies the log as it was when it began, and the writer has committed more
+    /// meanwhile), so without the writer's catch-ups the log would grow without end. With them it
+    /// starts over: the file stops growing. And every append is stored, with gap-free numbers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_appends_without_a_pause_the_log_starts_over_and_nothing_is_lost() {
+        let (dir, url, _store) = store(40).await;
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("wal_autocheckpoint", "0");
+        let writer = Writer::start_with(&options, 64).await.unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for c in 0..40 {
+            let (writer, stop) = (writer.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut made = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let e = event("agent", None, &"a long enough message ".repeat(20));
+                    writer.append(&format!("c{c}"), e, 1).await.unwrap();
+                    made += 1;
+                }
+                made
+            }));
+        }
+        let log = dir.path().join("s.db-wal");
+        let size = || std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        tokio::time::sleep(checkpoint::EVERY * 6).await;
+        let early = size();
+        tokio::time::sleep(checkpoint::EVERY * 12).await;
+        let late = size();
+        stop.store(true, Ordering::Relaxed);
+        let mut made = 0;
+        for task in tasks {
+            made += task.await.unwrap();
+        }
+        assert!(
+            writer.checkpoints.restarts.get() > 0,
+            "the checkpointer asked the writer to let the log start over"
+        );
+        // Without starting over, three times as long would be about three times the size.
+        assert!(
+            late < early + early / 2,
+            "the log kept growing: {early} bytes after {:?}, {late} after three times as long",
+            checkpoint::EVERY * 6
+        );
+        let mut stored = 0;
+        for c in 0..40 {
+            let (last, rows) = self::stored(&url, &format!("c{c}")).await;
+            let numbers: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+            assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "c{c}: gap-free");
+            stored += rows.len();
+        }
+        assert_eq!(stored, made);
     }
 }
