@@ -106,4 +106,19 @@ async fn the_counters_follow_a_real_conversation() {
         after.contains("# TYPE frontdesk_turn_seconds histogram"),
         "{after}"
     );
+    // What the appends wrote to SQLite's log is copied into the database beside the writer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, now) = scrape(&app, Some(&token)).await;
+        if sample(&now, "frontdesk_store_checkpoints_total") >= 1.0
+            && sample(&now, "frontdesk_store_wal_pages") > 0.0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of the log within 5 s of the appends: {now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
