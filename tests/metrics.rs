@@ -106,7 +106,9 @@ async fn the_counters_follow_a_real_conversation() {
         after.contains("# TYPE frontdesk_turn_seconds histogram"),
         "{after}"
     );
-    // What the appends wrote to SQLite's log is copied into the database beside the writer.
+    // What the appends wrote to SQLite's log is copied into the database beside the writer (this
+    // shows the checkpointer at work and reported; what it is for is measured in BENCHMARKS.md,
+    // and the log's starting over is tested in `store::writer`).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let (_, now) = scrape(&app, Some(&token)).await;

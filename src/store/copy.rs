@@ -261,6 +261,13 @@ impl Store {
                 .await?;
             }
         }
+        if let Engine::Sqlite(pool) = &target.pool {
+            // Automatic checkpoints are off (`checkpoint.rs`) and the command exits next: the
+            // copy goes into the database file itself, not only its write-ahead log.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await?;
+        }
         Ok(Copied { tables: copied })
     }
 
@@ -390,6 +397,37 @@ mod tests {
                 table.name
             );
         }
+    }
+
+    /// A copy into SQLite ends in the database file itself: automatic checkpoints are off and
+    /// `frontdesk store migrate` exits right after, so the copy empties the write-ahead log.
+    #[tokio::test]
+    async fn a_copy_into_sqlite_is_in_the_database_file_not_only_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+        let source = Store::connect(&url("from.db")).await.unwrap();
+        source
+            .create_conversation("c1", "s1", "{}", 1)
+            .await
+            .unwrap();
+        let target = Store::connect(&url("to.db")).await.unwrap();
+        source.copy_to(&target).await.unwrap();
+        let log = std::fs::metadata(dir.path().join("to.db-wal")).map_or(0, |m| m.len());
+        assert_eq!(log, 0, "the copy is checkpointed and the log emptied");
+        // Read without the log: the database file alone holds the copy.
+        let conversations: i64 = sqlx::query("SELECT COUNT(*) FROM conversations")
+            .fetch_one(
+                &mut <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+                    "sqlite://{}?mode=ro&immutable=1",
+                    dir.path().join("to.db").display()
+                ))
+                .await
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(conversations, 1);
     }
 
     #[test]

@@ -288,8 +288,8 @@ impl Store {
     /// Metrics the store keeps, for the server's registry: the SQLite writer's appends per
     /// transaction (`frontdesk_store_commit_batch_size`), its batches stored one append at a
     /// time (`frontdesk_store_batches_one_at_a_time_total`), and the log's checkpoints
-    /// (`frontdesk_store_checkpoints_total`, `…_checkpoint_restarts_total`, `…_wal_pages`,
-    /// `…_checkpoint_seconds`); none on Postgres.
+    /// (`frontdesk_store_checkpoints_total`, `…_checkpoint_catch_ups_total`,
+    /// `…_wal_restarts_total`, `…_wal_pages`, `…_checkpoint_seconds`); none on Postgres.
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         self.writer
             .iter()
