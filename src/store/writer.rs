@@ -974,32 +974,36 @@ mod tests {
         assert!(done.transactions <= 3, "{done:?}");
     }
 
-    /// The store's settings for the writer's connection, as `connect.rs` makes them.
-    fn log_options(url: &str) -> SqliteConnectOptions {
-        SqliteConnectOptions::from_str(url)
+    /// A store with `conversations`, then a writer alone on its file (the set-up store and its
+    /// checkpointer gone), with the settings `connect.rs` gives and these `limits`.
+    async fn writer_alone(
+        conversations: usize,
+        limits: Limits,
+    ) -> (tempfile::TempDir, String, Writer) {
+        let (dir, url, set_up) = store(conversations).await;
+        drop(set_up);
+        tokio::time::sleep(checkpoint::EVERY * 2).await;
+        let options = SqliteConnectOptions::from_str(&url)
             .unwrap()
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5))
             .foreign_keys(true)
-            .pragma("wal_autocheckpoint", "0")
+            .pragma("wal_autocheckpoint", "0");
+        let writer = Writer::start_with(&options, limits).await.unwrap();
+        (dir, url, writer)
     }
 
     /// After a burst, once the writer has been quiet for a while, a log file past its size is
     /// emptied: the disk it took is given back, and what it held is in the database.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_a_burst_an_idle_log_gives_its_disk_back() {
-        let (dir, url, set_up) = store(10).await;
-        drop(set_up);
-        tokio::time::sleep(checkpoint::EVERY * 2).await;
         let limits = Limits {
             truncate_bytes: 256 << 10,
             quiet: checkpoint::EVERY * 3,
             ..Limits::default()
         };
-        let writer = Writer::start_with(&log_options(&url), limits)
-            .await
-            .unwrap();
+        let (dir, url, writer) = writer_alone(10, limits).await;
         let log = dir.path().join("s.db-wal");
         let size = || std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let mut made = 0;
@@ -1033,17 +1037,11 @@ mod tests {
     /// starts over: the file stops growing. And every append is stored, with gap-free numbers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_appends_without_a_pause_the_log_starts_over_and_nothing_is_lost() {
-        let (dir, url, set_up) = store(40).await;
-        // Only this test's writer and checkpointer on the file from here on.
-        drop(set_up);
-        tokio::time::sleep(checkpoint::EVERY * 2).await;
         let limits = Limits {
             most_pages: 64,
             ..Limits::default()
         };
-        let writer = Writer::start_with(&log_options(&url), limits)
-            .await
-            .unwrap();
+        let (dir, url, writer) = writer_alone(40, limits).await;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         for c in 0..40 {
