@@ -1033,8 +1033,10 @@ mod tests {
 
     /// Under appends without a pause the checkpointer's passes never catch up with the writer by
     /// themselves (each copies the log as it was when it began, and the writer has committed more
-    /// meanwhile), so without the writer's catch-ups the log would grow without end. With them it
-    /// starts over: the file stops growing. And every append is stored, with gap-free numbers.
+    /// meanwhile), so without the writer's catch-ups (and the checkpointer's `RESTART` backstop
+    /// after `STUCK_PASSES`) the log would grow without end; with both switched off this test
+    /// fails. With them it starts over: the file stops growing. And every append is stored, with
+    /// gap-free numbers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_appends_without_a_pause_the_log_starts_over_and_nothing_is_lost() {
         let limits = Limits {
@@ -1060,7 +1062,7 @@ mod tests {
         let size = || std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         tokio::time::sleep(checkpoint::EVERY * 6).await;
         let early = size();
-        tokio::time::sleep(checkpoint::EVERY * 24).await;
+        tokio::time::sleep(checkpoint::EVERY * 54).await;
         let late = size();
         stop.store(true, Ordering::Relaxed);
         let mut made = 0;
@@ -1071,10 +1073,13 @@ mod tests {
             writer.checkpoints.restarts.get() > 0,
             "the log started over (a pass found it shorter than the one before)"
         );
-        // Without starting over, five times as long would be about five times the size.
+        // The file keeps the largest size the log reached, so with starts over it grows only when
+        // one round between two starts over lasts longer than any before (a busy machine: a
+        // pass or the writer waits for a core), by 2.6x in 5x the time on CI's loaded machine.
+        // Without starting over, ten times as long is about ten times the size.
         assert!(
-            late < early * 5 / 2,
-            "the log kept growing: {early} bytes after {:?}, {late} after five times as long",
+            late < early * 5,
+            "the log kept growing: {early} bytes after {:?}, {late} after ten times as long",
             checkpoint::EVERY * 6
         );
         let mut stored = 0;
