@@ -1,6 +1,7 @@
 //! The two sentence encoders side by side in one run (`nlu.encoder = "torch"` and `"onnx-int8"`):
 //! how far the int8 model's vectors are from libtorch's (cosine per text), whether retrieval picks
-//! the same section with each, and what a sentence costs alone and in batches of 32.
+//! the same section with each, and what a sentence costs alone and in batches of 32 (the int8
+//! encoder runs each text of a batch alone: its activations are quantized per call).
 //!
 //! ```sh
 //! cargo run --release --example encoder_backends            # demo base + ../shared/data's Plausible docs

@@ -21,8 +21,13 @@ import os
 import sys
 import tempfile
 
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
+
+# Written into the graph's metadata: src/nlu/onnx.rs refuses a graph without it (the one from PyPI,
+# or one requantized otherwise), whose vectors would be cached under this encoder's tag.
+MARK_KEY, MARK_VALUE = "frontdesk.int8", "compute-per-column-v1"
 
 # quantize_dynamic logs a hint meant for static quantization of image models.
 logging.getLogger().setLevel(logging.ERROR)
@@ -33,4 +38,9 @@ with tempfile.TemporaryDirectory() as work:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = folded
     ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
-    quantize_dynamic(folded, dst, weight_type=QuantType.QInt8, per_channel=True)
+    quantized = os.path.join(work, "quantized.onnx")
+    quantize_dynamic(folded, quantized, weight_type=QuantType.QInt8, per_channel=True)
+    model = onnx.load(quantized)
+    mark = model.metadata_props.add()
+    mark.key, mark.value = MARK_KEY, MARK_VALUE
+    onnx.save(model, dst)

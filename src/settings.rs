@@ -219,8 +219,9 @@ impl Default for KbSettings {
 pub struct NluSettings {
     /// Which encoder runs: `torch` (the default: all-MiniLM-L6-v2 in fp32 on libtorch, from
     /// `model_dir`) or `onnx-int8` (the same model multiplying in int8 on onnxruntime, from
-    /// `onnx_model_dir` and `onnx_runtime`), which understands a message in about half the time
-    /// and loses a few borderline questions on the dev question sets (docs/EVALUATION.md,
+    /// `onnx_model_dir` and `onnx_runtime`), which encodes a question in about a fifth of
+    /// libtorch's time (two cores carried 199 of 200 bot turns a second offered) and loses a few
+    /// borderline questions on the dev question sets (docs/EVALUATION.md,
     /// "Encoder backends"; docs/BENCHMARKS.md, "bot turn: the int8 encoder multiplies in int8").
     /// Embedding caches keep each one's vectors apart.
     pub encoder: EncoderBackend,

@@ -1,8 +1,9 @@
 //! The sentence encoder: worker threads, each with its own copy of the model, encode requests in
-//! batches (a batch costs less per sentence than one at a time). One worker on one core was the
-//! whole limit of a bot turn; a second one, called only when the first is busy, carries 1.6× the
-//! turns a second on two cores with onnx-int8 and 1.3× with torch (docs/BENCHMARKS.md, "Encoder
-//! workers").
+//! batches (for torch a batch costs less per sentence than one at a time; the int8 graph encodes
+//! each text of a batch alone, see `onnx.rs`). One worker on one core was the whole limit of a bot
+//! turn; a second one, called only when the first is busy, carried 1.6× the turns a second on two
+//! cores with onnx-int8 (then multiplying in float32) and 1.3× with torch (docs/BENCHMARKS.md,
+//! "Encoder workers").
 //!
 //! Requests come in two kinds. A customer's message ([`Encoder::embed`]) is waited on by someone in
 //! a chat; indexing a knowledge base or a benchmark ([`Encoder::embed_blocking`]) may send thousands
@@ -312,7 +313,8 @@ impl Model {
         }
     }
 
-    /// One forward pass: the mean-pooled vectors, not yet normalised.
+    /// The mean-pooled vectors, not yet normalised: one forward pass for torch, one per text for
+    /// the int8 graph.
     fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
         match self {
             Self::Torch(model) => model.encode(texts),
@@ -602,7 +604,8 @@ fn encode_messages(model: &mut Model, jobs: Vec<Job>, max_batch: usize, load: &L
     }
 }
 
-/// One forward pass over at most a batch of texts, counted in the worker's metrics.
+/// At most a batch of texts, counted in the worker's metrics (the batch as the queue gave it, one
+/// forward pass for torch, one per text for the int8 graph).
 fn encode(model: &mut Model, texts: &[&str], load: &Load) -> Result<Vec<Encoded>, String> {
     load.queued.sub(texts.len() as i64);
     load.batches.observe(texts.len() as f64);

@@ -95,6 +95,15 @@ impl OnnxEncoder {
                 model.display()
             )));
         }
+        let mark = session.metadata().ok().and_then(|m| m.custom(MARK_KEY));
+        if mark.as_deref() != Some(MARK_VALUE) {
+            return Err(NluError::Model(format!(
+                "{} is not the int8 encoder scripts/setup.sh makes (its metadata has {MARK_KEY} = \
+                 {mark:?}, not {MARK_VALUE:?}; the graph from PyPI multiplies in float32): run \
+                 `make setup`",
+                model.display()
+            )));
+        }
         let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         if !outputs.contains(&LAST_OUTPUT) || !outputs.contains(&middle_output().as_str()) {
             return Err(NluError::Model(format!(
@@ -167,6 +176,12 @@ impl OnnxEncoder {
         Ok(pool_rows(&last, middle.as_deref(), &mask, width, dim))
     }
 }
+
+/// The metadata `scripts/onnx_int8_compute.py` writes into the graph it makes. The embedding
+/// cache's tag for this encoder names these vectors, so a graph without it (the one from PyPI,
+/// left in place by a setup that was not run again) is refused rather than cached under that tag.
+const MARK_KEY: &str = "frontdesk.int8";
+const MARK_VALUE: &str = "compute-per-column-v1";
 
 /// The graph's output of the last layer's token vectors.
 const LAST_OUTPUT: &str = "last_hidden_state";
