@@ -184,9 +184,7 @@ impl Encoder {
     pub fn model_tag(&self) -> &'static str {
         match self.backend {
             EncoderBackend::Torch => "all-MiniLM-L6-v2",
-            // "-compute": the graph requantized to multiply in int8 (scripts/onnx_int8_compute.py),
-            // whose vectors differ from those of the graph from PyPI as it was until 5 December.
-            EncoderBackend::OnnxInt8 => "all-MiniLM-L6-v2-onnx-int8-compute",
+            EncoderBackend::OnnxInt8 => super::onnx::MODEL_TAG,
         }
     }
 

@@ -132,17 +132,15 @@ impl OnnxEncoder {
     pub fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
         let mut pooled = Vec::with_capacity(texts.len());
         for text in texts {
-            pooled.extend(self.forward(&[text])?);
+            pooled.extend(self.forward(text)?);
         }
         Ok(pooled)
     }
 
-    /// One forward pass over `texts`, padded to the longest.
-    fn forward(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (ids, mask, rows, width) = padded(&self.tokenizer, texts, self.max_tokens, self.pad_id);
+    /// One forward pass over `text` alone.
+    fn forward(&mut self, text: &str) -> Result<Vec<Pooled>, String> {
+        let (ids, mask, rows, width) =
+            padded(&self.tokenizer, &[text], self.max_tokens, self.pad_id);
         let shape = [rows, width];
         let tensor = |v: Vec<i64>| Tensor::from_array((shape, v)).map_err(|e| e.to_string());
         let inputs = ort::inputs![
@@ -182,6 +180,12 @@ impl OnnxEncoder {
 /// left in place by a setup that was not run again) is refused rather than cached under that tag.
 const MARK_KEY: &str = "frontdesk.int8";
 const MARK_VALUE: &str = "compute-per-column-v1";
+
+/// The embedding cache's tag for this graph's vectors: a new quantization changes [`MARK_VALUE`]
+/// and this together, so vectors of one graph are never served as another's. ("-compute": the
+/// graph multiplying in int8, whose vectors differ from the PyPI graph's, cached until 5
+/// December as `all-MiniLM-L6-v2-onnx-int8`.)
+pub(super) const MODEL_TAG: &str = "all-MiniLM-L6-v2-onnx-int8-compute";
 
 /// The graph's output of the last layer's token vectors.
 const LAST_OUTPUT: &str = "last_hidden_state";
