@@ -38,6 +38,9 @@ pub struct Inner {
     pub turn_seconds: Histogram,
     /// Of a turn, the time waiting for and in the understanding seam (the encoder).
     pub understand_seconds: Histogram,
+    /// A turn's steps, by `phase` (`slot`, `understand`, `signals`, `history`, `answer`,
+    /// `reply`, `hand_over`): where a slow turn spent its time.
+    pub turn_phase_seconds: HistogramVec,
     /// Escalations, by `reason` (one count per reason of each escalation).
     pub escalations: IntCounterVec,
     /// Conversations waiting in the queue now; set before rendering.
@@ -86,6 +89,13 @@ impl Metrics {
                 &registry,
                 "frontdesk_understand_seconds",
                 "Of a turn, waiting for and running the understanding seam (the encoder)",
+                SECONDS,
+            ),
+            turn_phase_seconds: histograms(
+                &registry,
+                "frontdesk_turn_phase_seconds",
+                "A customer turn's steps, by phase",
+                &["phase"],
                 SECONDS,
             ),
             escalations: counters(

@@ -66,17 +66,25 @@ impl Conversations {
     /// backlog behind the encoder.
     pub async fn after_message(&self, asked: Asked) -> Result<(), ConversationError> {
         let metrics = &self.core.metrics;
-        let started = std::time::Instant::now();
+        let mut laps = Laps::new(metrics);
         metrics.turns_in_flight.inc();
-        let done = self.turn(&asked).await;
+        let done = self.turn(&asked, &mut laps).await;
         metrics.turns_in_flight.dec();
         let outcome = *done.as_ref().unwrap_or(&"failed");
-        metrics.turn(outcome, started.elapsed().as_secs_f64());
+        let seconds = laps.started.elapsed().as_secs_f64();
+        metrics.turn(outcome, seconds);
+        if seconds >= SLOW_TURN_SECONDS {
+            tracing::warn!(conversation = %asked.id, outcome, ms = (seconds * 1e3) as u64, phases = %laps, "a slow turn");
+        }
         done.map(|_| ())
     }
 
     /// The turn itself; says what came of it (for the metrics).
-    async fn turn(&self, asked: &Asked) -> Result<&'static str, ConversationError> {
+    async fn turn(
+        &self,
+        asked: &Asked,
+        laps: &mut Laps<'_>,
+    ) -> Result<&'static str, ConversationError> {
         let core = &self.core;
         let Asked {
             id, stored, text, ..
@@ -98,6 +106,7 @@ impl Conversations {
                 }
             }
         };
+        laps.lap("slot");
         let understanding = std::time::Instant::now();
         // Read with misspelt words corrected against the knowledge base (stored as written).
         let analysis = core
@@ -106,11 +115,13 @@ impl Conversations {
             .await;
         let seconds = understanding.elapsed().as_secs_f64();
         core.metrics.understand_seconds.observe(seconds);
+        laps.lap("understand");
         if let Ok(analysis) = &analysis {
             let signals = serde_json::to_string(&analysis.understanding).unwrap_or_default();
             core.store
                 .record_turn_signals(id, stored.seq, &signals, now_ms())
                 .await?;
+            laps.lap("signals");
         }
         if state != State::Bot {
             // A person has the chat: it goes on without the models if they failed.
@@ -121,10 +132,12 @@ impl Conversations {
         }
         let analysis = analysis?;
         let history = core.history(id, stored.seq).await?;
+        laps.lap("history");
         let before = core
             .policy
             .before_bot(text, &analysis.understanding, &history);
         if before.escalate && core.hand_over(asked, before.clone()).await? {
+            laps.lap("hand_over");
             return Ok("escalated");
         }
         core.bot_typing(id, true);
@@ -139,6 +152,7 @@ impl Conversations {
                 return Err(e.into());
             }
         };
+        laps.lap("answer");
         let view = core.bot_view(&reply);
         let after = core
             .policy
@@ -149,10 +163,58 @@ impl Conversations {
             core.bot_typing(id, false);
             core.record_turn(id, stored.seq, text, &reply, view.article, true)
                 .await?;
+            laps.lap("hand_over");
             return Ok("escalated");
         }
         core.send_reply(id, stored.seq, text, &reply).await?;
+        laps.lap("reply");
         Ok(reply.outcome.as_str())
+    }
+}
+
+/// A turn this slow is logged with where its time went.
+const SLOW_TURN_SECONDS: f64 = 0.5;
+
+/// A turn's steps timed one after the other: each goes to the phase histogram, and a slow turn's
+/// log line lists them.
+struct Laps<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    spent: Vec<(&'static str, f64)>,
+}
+
+impl<'a> Laps<'a> {
+    fn new(metrics: &'a crate::metrics::Metrics) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            metrics,
+            started: now,
+            last: now,
+            spent: Vec::with_capacity(7),
+        }
+    }
+
+    /// The step `phase` ended now.
+    fn lap(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        let seconds = (now - self.last).as_secs_f64();
+        self.last = now;
+        self.metrics
+            .turn_phase_seconds
+            .with_label_values(&[phase])
+            .observe(seconds);
+        self.spent.push((phase, seconds));
+    }
+}
+
+impl std::fmt::Display for Laps<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (phase, seconds)) in self.spent.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{phase}={:.1}ms", seconds * 1e3)?;
+        }
+        Ok(())
     }
 }
 
