@@ -122,6 +122,8 @@ async fn offer(
     let addrs = Arc::new(SourceAddrs::new(10));
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
+    let (opened, mut open) = mpsc::unbounded_channel();
+    let opening = Instant::now();
     for _ in 0..conversations {
         let (tx, rx) = mpsc::unbounded_channel();
         let customer = Customer {
@@ -131,9 +133,37 @@ async fn offer(
             recorder: recorder.clone(),
             escalations: escalations.clone(),
         };
-        tasks.push(tokio::spawn(customer.run(rx)));
+        tasks.push(tokio::spawn(customer.run(rx, opened.clone())));
         senders.push(tx);
     }
+    drop(opened);
+    // Every conversation is open before the first question is planned: a question planned while
+    // its conversation is still connecting would count the connection burst as the bot's time.
+    let all_open = async {
+        let mut n = 0;
+        while n < conversations && open.recv().await.is_some() {
+            n += 1;
+        }
+        n
+    };
+    let n = tokio::time::timeout(OPEN_TIMEOUT, all_open)
+        .await
+        .unwrap_or(0);
+    if n < conversations {
+        for t in &tasks {
+            t.abort();
+        }
+        anyhow::bail!(
+            "the step's {conversations} conversations did not all open within {} s: is the server overloaded or refusing new chats? (its log: {})",
+            OPEN_TIMEOUT.as_secs(),
+            server.log_tail()
+        );
+    }
+    eprintln!(
+        "  {:>5.0}/s: {conversations} conversations open in {} ms",
+        step.rate,
+        opening.elapsed().as_millis()
+    );
     let start = schedule::start_soon();
     let fired = schedule::run(step, start, move |n, planned| {
         let question = questions.get(first + n as usize);
@@ -162,10 +192,19 @@ struct Customer {
 
 type Question = (u64, Instant, String);
 
+/// How long a step's conversations may take to open.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Customer {
     /// Asks each question as it arrives; a conversation handed to a person is replaced by a new
     /// one, and the questions still waiting are asked there.
-    async fn run(self, mut questions: mpsc::UnboundedReceiver<Question>) {
+    /// Says on `opened` when its first conversation is open (the server's `welcome` read).
+    async fn run(
+        self,
+        mut questions: mpsc::UnboundedReceiver<Question>,
+        opened: mpsc::UnboundedSender<()>,
+    ) {
+        let mut opened = Some(opened);
         let mut waiting: VecDeque<Question> = VecDeque::new();
         let mut more = true;
         loop {
@@ -179,6 +218,14 @@ impl Customer {
                 .is_err()
             {
                 continue;
+            }
+            if opened.is_some() {
+                if !welcomed(&mut stream).await {
+                    continue;
+                }
+                if let Some(opened) = opened.take() {
+                    let _ = opened.send(());
+                }
             }
             for (n, _, text) in &waiting {
                 let _ = ws::send(&mut sink, &message(*n, text)).await;
@@ -234,6 +281,16 @@ impl Customer {
             _ => false,
         }
     }
+}
+
+/// Reads frames until the server's `welcome`; false if the socket ended first.
+async fn welcomed(stream: &mut ws::Stream) -> bool {
+    while let Some(Ok(frame)) = stream.next().await {
+        if ws::parse(&frame).is_some_and(|v| v["type"] == "welcome") {
+            return true;
+        }
+    }
+    false
 }
 
 fn message(n: u64, text: &str) -> Value {

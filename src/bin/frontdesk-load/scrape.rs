@@ -132,6 +132,9 @@ pub struct ServerFigures {
     pub understand_p50_ms: Option<f64>,
     /// Same, 99th percentile.
     pub understand_p99_ms: Option<f64>,
+    /// Of a turn, each step's 99th percentile (ms), in the turn's order: where a slow turn's
+    /// time went.
+    pub phase_p99_ms: Vec<(&'static str, Option<f64>)>,
     /// Encoder batches run.
     pub encoder_batches: f64,
     /// Texts per batch, on average.
@@ -181,6 +184,13 @@ impl ServerFigures {
             turn_p99_ms: q("frontdesk_turn_seconds", "", 0.99),
             understand_p50_ms: q("frontdesk_understand_seconds", "", 0.5),
             understand_p99_ms: q("frontdesk_understand_seconds", "", 0.99),
+            phase_p99_ms: PHASES
+                .iter()
+                .map(|p| {
+                    let labels = format!("phase=\"{p}\",");
+                    (*p, q("frontdesk_turn_phase_seconds", &labels, 0.99))
+                })
+                .collect(),
             encoder_batches: batches,
             encoder_mean_batch: (batches > 0.0).then(|| texts / batches),
             messages: total("frontdesk_messages_total"),
@@ -196,13 +206,23 @@ impl ServerFigures {
     /// One line for the console.
     pub fn line(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+        let phases: Vec<String> = self
+            .phase_p99_ms
+            .iter()
+            .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.1}")))
+            .collect();
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits of {} appends on average, p99 {}; {} batches stored one at a time), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits of {} appends on average, p99 {}; {} batches stored one at a time), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
             ms(self.understand_p50_ms),
             ms(self.understand_p99_ms),
+            if phases.is_empty() {
+                "–".into()
+            } else {
+                phases.join(", ")
+            },
             self.encoder_batches,
             self.encoder_mean_batch.map_or("–".into(), |v| format!("{v:.1}")),
             self.messages,
@@ -215,6 +235,17 @@ impl ServerFigures {
         )
     }
 }
+
+/// A turn's steps as the server labels them (`frontdesk_turn_phase_seconds`), in order.
+const PHASES: [&str; 7] = [
+    "slot",
+    "understand",
+    "signals",
+    "history",
+    "answer",
+    "hand_over",
+    "reply",
+];
 
 /// The `q` quantile of what was observed between two scrapes of one histogram, interpolated
 /// linearly within its bucket (as Prometheus' `histogram_quantile` does); `None` if nothing was.
