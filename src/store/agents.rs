@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{nul_free, Columns, Store, StoreError};
+use super::{nul_free, Arg, Columns, RowWrite, Store, StoreError};
 
 /// An agent account as stored (without the password hash).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -209,19 +209,20 @@ impl Store {
         priority: i64,
         now: i64,
     ) -> Result<i64, StoreError> {
-        on!(&self.pool, pool => {
-            let row = sqlx::query(
-                "INSERT INTO handoffs (conversation_id, reasons, team, priority, escalated_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(conversation)
-            .bind(reasons.to_string())
-            .bind(team)
-            .bind(priority)
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
-            Ok(row.get(0))
-        })
+        let row = RowWrite {
+            sql: "INSERT INTO handoffs (conversation_id, reasons, team, priority, escalated_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            args: vec![
+                Arg::Text(conversation.to_owned()),
+                Arg::Text(reasons.to_string()),
+                Arg::MaybeText(team.map(String::from)),
+                Arg::Int(priority),
+                Arg::Int(now),
+            ],
+            returns_id: true,
+        };
+        self.write_row(row)
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// An agent took the hand-off (the first time sets `claimed_at`).

@@ -2,7 +2,7 @@
 //! choice button answer deterministically (the options offered are checked here) and what editors
 //! read in the gaps report. Same rules as the rest of the store: `$N` placeholders, portable SQL.
 
-use super::{Columns, Store, StoreError};
+use super::{Arg, Columns, RowWrite, Store, StoreError};
 
 /// One option of a choice message, as offered.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -51,21 +51,21 @@ impl Store {
         options: &[OfferedOption],
         now: i64,
     ) -> Result<(), StoreError> {
-        on!(&self.pool, pool => {
-            let options = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
-            sqlx::query(
-                "INSERT INTO choices (conversation_id, seq, question, options, created_at) VALUES ($1, $2, $3, $4, $5)
+        let options = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
+        self.write_row(RowWrite {
+            sql: "INSERT INTO choices (conversation_id, seq, question, options, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (conversation_id, seq) DO NOTHING",
-            )
-            .bind(conversation)
-            .bind(seq)
-            .bind(super::nul_free(question))
-            .bind(options)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(())
+            args: vec![
+                Arg::Text(conversation.to_owned()),
+                Arg::Int(seq),
+                Arg::Text(super::nul_free(question).into_owned()),
+                Arg::Text(options),
+                Arg::Int(now),
+            ],
+            returns_id: false,
         })
+        .await
+        .map(drop)
     }
 
     /// The choice message at `seq` of the conversation, if the bot offered choices there.

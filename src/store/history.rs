@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{nul_free, Columns, Store, StoreError};
+use super::{nul_free, Arg, Columns, RowWrite, Store, StoreError};
 
 /// A bot turn with the customer's verdict on it.
 #[derive(Debug, Clone)]
@@ -68,16 +68,18 @@ impl Store {
         understanding: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        on!(&self.pool, pool => {
-            sqlx::query("INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING")
-                .bind(conversation)
-                .bind(seq)
-                .bind(understanding)
-                .bind(now)
-                .execute(pool)
-                .await?;
-            Ok(())
+        self.write_row(RowWrite {
+            sql: "INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING",
+            args: vec![
+                Arg::Text(conversation.to_owned()),
+                Arg::Int(seq),
+                Arg::Text(understanding.to_owned()),
+                Arg::Int(now),
+            ],
+            returns_id: false,
         })
+        .await
+        .map(drop)
     }
 
     /// What was understood of each customer message, by `seq`, oldest first.

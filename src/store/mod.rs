@@ -136,6 +136,44 @@ pub struct NewEvent {
     pub body: FrameBody,
 }
 
+/// A row written beside the message path (`Store::write_row`): one statement and its arguments,
+/// kept as data so that a batch the SQLite writer has to run again can write it again.
+#[derive(Debug, Clone)]
+struct RowWrite {
+    sql: &'static str,
+    args: Vec<Arg>,
+    /// The statement ends in `RETURNING id` (one integer), which the caller wants.
+    returns_id: bool,
+}
+
+/// One argument of a [`RowWrite`]'s statement.
+#[derive(Debug, Clone)]
+enum Arg {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    MaybeText(Option<String>),
+    Bool(bool),
+}
+
+/// `bind_args!(sqlx::query(sql), &args)`: the query with each [`Arg`] bound, for either engine.
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                $crate::store::Arg::Int(v) => query.bind(*v),
+                $crate::store::Arg::Real(v) => query.bind(*v),
+                $crate::store::Arg::Text(v) => query.bind(v.as_str()),
+                $crate::store::Arg::MaybeText(v) => query.bind(v.as_deref()),
+                $crate::store::Arg::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+use bind_args;
+
 /// Records an agent's first reply to a hand-off (kept if there was one already).
 const MARK_RESPONDED: &str =
     "UPDATE handoffs SET first_response_at = COALESCE(first_response_at, $2) WHERE id = $1";
@@ -543,21 +581,42 @@ impl Store {
         turn: NewBotTurn<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
+        self.write_row(RowWrite {
+            sql: "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            args: vec![
+                Arg::Text(conversation.to_owned()),
+                Arg::Int(turn.seq),
+                Arg::Text(nul_free(turn.question).into_owned()),
+                Arg::Text(turn.outcome.to_owned()),
+                Arg::Real(f64::from(turn.confidence)),
+                Arg::MaybeText(turn.article.map(String::from)),
+                Arg::Bool(turn.handed_off),
+                Arg::Int(now),
+            ],
+            returns_id: false,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Writes one row that a turn waits for but that numbers nothing. On SQLite it goes through
+    /// the writer, into its next group commit: a statement on the pool would wait for SQLite's
+    /// write lock in the busy handler's sleeps (1 ms, then 2, 5, 10 … up to 100 ms) while the
+    /// writer commits, and the writer for it; at 200 bot turns a second those waits were most
+    /// of a turn's p99 (docs/BENCHMARKS.md). On Postgres, on the pool.
+    /// Gives the id the statement returns, if it returns one (`returns_id`).
+    async fn write_row(&self, row: RowWrite) -> Result<Option<i64>, StoreError> {
+        if let Some(writer) = &self.writer {
+            return writer.write(row).await;
+        }
         on!(&self.pool, pool => {
-            sqlx::query(
-                "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(conversation)
-            .bind(turn.seq)
-            .bind(nul_free(turn.question))
-            .bind(turn.outcome)
-            .bind(turn.confidence)
-            .bind(turn.article)
-            .bind(turn.handed_off)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(())
+            let query = bind_args!(sqlx::query(row.sql), &row.args);
+            if row.returns_id {
+                Ok(Some(query.fetch_one(pool).await?.try_get(0)?))
+            } else {
+                query.execute(pool).await?;
+                Ok(None)
+            }
         })
     }
 

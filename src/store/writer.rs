@@ -13,6 +13,11 @@
 //!   it wrote rolls the batch back, is answered with its error, and the others run again; a failed
 //!   commit runs each append alone, so each caller gets its own outcome.
 //!
+//! Rows a turn waits for but that number no frame (what was understood of a message, the bot's
+//! turn, the choices it offered, a hand-off's record) are written in the same transaction, after the appends: on the
+//! pool they would wait for SQLite's write lock in the busy handler's sleeps. A row refused by a
+//! constraint fails only its caller (SQLite undoes that one statement, not the transaction).
+//!
 //! The queue is bounded: when the writer falls behind, callers wait to hand it their append
 //! (back-pressure) instead of memory growing.
 
@@ -26,19 +31,21 @@ use sqlx::{ConnectOptions, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
-use super::{nul_free, Appended, NewEvent, StoreError, INSERT_EVENT, MARK_RESPONDED};
+use super::{
+    bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, INSERT_EVENT, MARK_RESPONDED,
+};
 
 /// Appends waiting for the writer; a caller beyond this waits for room.
 const QUEUE: usize = 4096;
 
 /// The most appends in one transaction: bounds how long the write lock is held, and how long
-/// the other writers (hand-offs, notes, bot turns on the pool's connections) wait for it.
+/// the other writers (hand-offs, notes, on the pool's connections) wait for it.
 const MAX_BATCH: usize = 512;
 
 /// The handle callers append through; clone it freely (the writer stops when the last one drops).
 #[derive(Clone)]
 pub(super) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
     counts: Arc<Counts>,
     checkpoints: Checkpoints,
 }
@@ -59,7 +66,7 @@ impl Default for Counts {
     fn default() -> Self {
         let opts = HistogramOpts::new(
             "frontdesk_store_commit_batch_size",
-            "Appends in one transaction of the SQLite writer (group commit)",
+            "Appends and rows in one transaction of the SQLite writer (group commit)",
         )
         .buckets(BATCH_BUCKETS.to_vec());
         Self {
@@ -86,6 +93,18 @@ pub struct GroupCommits {
     pub transactions: u64,
     /// Appends (new frames and re-sends found) in them.
     pub appends: u64,
+}
+
+/// What callers hand the writer.
+enum Work {
+    Append(Job),
+    Row(RowJob),
+}
+
+/// One row and where its outcome goes.
+struct RowJob {
+    row: RowWrite,
+    reply: oneshot::Sender<Result<Option<i64>, StoreError>>,
 }
 
 /// One append and where its outcome goes.
@@ -163,7 +182,17 @@ impl Writer {
             reply,
         };
         self.jobs
-            .send(job)
+            .send(Work::Append(job))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        outcome.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Writes `row` in the next batch's transaction; returns once that is committed.
+    pub(super) async fn write(&self, row: RowWrite) -> Result<Option<i64>, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.jobs
+            .send(Work::Row(RowJob { row, reply }))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         outcome.await.map_err(|_| StoreError::WriterStopped)?
@@ -175,7 +204,7 @@ impl Writer {
 /// itself, so its next transaction starts the log over (`checkpoint.rs`).
 async fn run(
     mut connection: SqliteConnection,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: mpsc::Receiver<Work>,
     counts: Arc<Counts>,
     checkpoints: Checkpoints,
     flags: Arc<Flags>,
@@ -187,24 +216,40 @@ async fn run(
         }
         // A caller that gave up (its request was cancelled) is not waiting for a number, and
         // would not show the frame: its append is not made, as its own transaction was not.
-        batch.retain(|job: &Job| !job.reply.is_closed());
-        store_batch(&mut connection, std::mem::take(&mut batch), &counts).await;
+        let mut jobs = Vec::with_capacity(batch.len());
+        let mut rows = Vec::new();
+        for work in batch.drain(..) {
+            match work {
+                Work::Append(job) if !job.reply.is_closed() => jobs.push(job),
+                Work::Row(row) if !row.reply.is_closed() => rows.push(row),
+                _ => {}
+            }
+        }
+        store_batch(&mut connection, jobs, rows, &counts).await;
         flags.written.store(true, Ordering::Relaxed);
     }
 }
 
-/// Stores `jobs` in as few transactions as their outcomes allow and answers each.
-async fn store_batch(connection: &mut SqliteConnection, mut jobs: Vec<Job>, counts: &Counts) {
-    while !jobs.is_empty() {
-        match attempt(connection, &jobs, counts).await {
-            Ok(outcomes) => {
+/// Stores `jobs` and `rows` in as few transactions as their outcomes allow and answers each.
+async fn store_batch(
+    connection: &mut SqliteConnection,
+    mut jobs: Vec<Job>,
+    mut rows: Vec<RowJob>,
+    counts: &Counts,
+) {
+    while !jobs.is_empty() || !rows.is_empty() {
+        match attempt(connection, &jobs, &rows, counts).await {
+            Ok((outcomes, written)) => {
                 counts.transactions.fetch_add(1, Ordering::Relaxed);
-                counts.batch_sizes.observe(jobs.len() as f64);
+                counts.batch_sizes.observe((jobs.len() + rows.len()) as f64);
                 let made = outcomes.iter().filter(|o| o.is_ok()).count();
                 counts.appends.fetch_add(made as u64, Ordering::Relaxed);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     // The caller may have gone meanwhile; what was stored stays stored.
                     let _ = job.reply.send(outcome);
+                }
+                for (row, outcome) in rows.into_iter().zip(written) {
+                    let _ = row.reply.send(outcome);
                 }
                 return;
             }
@@ -212,12 +257,15 @@ async fn store_batch(connection: &mut SqliteConnection, mut jobs: Vec<Job>, coun
                 rollback(connection).await;
                 let _ = jobs.remove(index).reply.send(Err(error));
             }
-            Err(Failure::Transaction(_)) if jobs.len() > 1 => {
+            Err(Failure::Transaction(_)) if jobs.len() + rows.len() > 1 => {
                 // Not one append's fault (BEGIN or COMMIT failed): each alone, so each caller
                 // gets its own outcome.
                 rollback(connection).await;
                 for job in jobs {
-                    Box::pin(store_batch(connection, vec![job], counts)).await;
+                    Box::pin(store_batch(connection, vec![job], Vec::new(), counts)).await;
+                }
+                for row in rows {
+                    Box::pin(store_batch(connection, Vec::new(), vec![row], counts)).await;
                 }
                 return;
             }
@@ -225,6 +273,8 @@ async fn store_batch(connection: &mut SqliteConnection, mut jobs: Vec<Job>, coun
                 rollback(connection).await;
                 if let Some(job) = jobs.pop() {
                     let _ = job.reply.send(Err(error));
+                } else if let Some(row) = rows.pop() {
+                    let _ = row.reply.send(Err(error));
                 }
                 return;
             }
@@ -240,19 +290,36 @@ enum Failure {
     Transaction(StoreError),
 }
 
-/// One transaction for all of `jobs`: each one's outcome, or why nothing was committed.
+/// What one transaction did: each append's outcome, then each row's.
+type Outcomes = (
+    Vec<Result<Appended, StoreError>>,
+    Vec<Result<Option<i64>, StoreError>>,
+);
+
+/// One transaction for all of `jobs` and then `rows`: each one's outcome, or why nothing was
+/// committed.
 async fn attempt(
+    connection: &mut SqliteConnection,
+    jobs: &[Job],
+    rows: &[RowJob],
+    counts: &Counts,
+) -> Result<Outcomes, Failure> {
+    begin(connection).await?;
+    let outcomes = appends(connection, jobs, counts).await?;
+    let written = write_rows(connection, rows).await?;
+    commit(connection).await?;
+    Ok((outcomes, written))
+}
+
+/// The appends of one transaction (begun): together, or one at a time if that fails.
+async fn appends(
     connection: &mut SqliteConnection,
     jobs: &[Job],
     counts: &Counts,
 ) -> Result<Vec<Result<Appended, StoreError>>, Failure> {
-    begin(connection).await?;
     if jobs.len() > 1 {
         match append_together(connection, jobs).await {
-            Ok(outcomes) => {
-                commit(connection).await?;
-                return Ok(outcomes);
-            }
+            Ok(outcomes) => return Ok(outcomes),
             Err(error) => {
                 // Nothing of the batch stays; one append at a time finds out whose it was.
                 tracing::debug!(%error, "a batched append failed; storing one at a time");
@@ -270,8 +337,49 @@ async fn attempt(
             Err(Refused::After(error)) => return Err(Failure::Append(index, error)),
         }
     }
-    commit(connection).await?;
     Ok(outcomes)
+}
+
+/// The rows of one transaction (begun). A row a constraint refuses fails alone: SQLite undoes
+/// that statement and the transaction goes on. Any other failure may have ended the
+/// transaction, so it is the whole batch's.
+async fn write_rows(
+    connection: &mut SqliteConnection,
+    rows: &[RowJob],
+) -> Result<Vec<Result<Option<i64>, StoreError>>, Failure> {
+    let mut written = Vec::with_capacity(rows.len());
+    for job in rows {
+        let query = bind_args!(sqlx::query(job.row.sql), &job.row.args);
+        let done = if job.row.returns_id {
+            query
+                .fetch_one(&mut *connection)
+                .await
+                .and_then(|r| r.try_get::<i64, _>(0))
+                .map(Some)
+        } else {
+            query.execute(&mut *connection).await.map(|_| None)
+        };
+        match done {
+            Ok(id) => written.push(Ok(id)),
+            Err(sqlx::Error::Database(e)) if refused_by_constraint(e.kind()) => {
+                written.push(Err(StoreError::Database(sqlx::Error::Database(e))));
+            }
+            Err(e) => return Err(Failure::Transaction(e.into())),
+        }
+    }
+    Ok(written)
+}
+
+/// A statement refused for the data it wrote, not for the state of the database.
+fn refused_by_constraint(kind: sqlx::error::ErrorKind) -> bool {
+    use sqlx::error::ErrorKind;
+    matches!(
+        kind,
+        ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+            | ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation
+    )
 }
 
 async fn begin(connection: &mut SqliteConnection) -> Result<(), Failure> {
@@ -744,7 +852,7 @@ mod tests {
             ("c1", event("customer", Some("m1"), "other chat")),
             ("c0", event("bot", None, "answer")),
         ]);
-        store_batch(&mut connection, batch, &Counts::default()).await;
+        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert_eq!(got[1], Ok(-1), "the re-send is a duplicate of seq 1");
@@ -802,14 +910,14 @@ mod tests {
             if together {
                 let (batch, r) = jobs(appends);
                 let counts = Counts::default();
-                store_batch(&mut connection, batch, &counts).await;
+                store_batch(&mut connection, batch, Vec::new(), &counts).await;
                 assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
                 assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
                 receivers = r;
             } else {
                 for append in appends {
                     let (batch, r) = jobs(vec![append]);
-                    store_batch(&mut connection, batch, &Counts::default()).await;
+                    store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
                     receivers.extend(r);
                 }
             }
@@ -887,7 +995,7 @@ mod tests {
             ("c0", event("customer", Some("a"), "first")),
         ]);
         let counts = Counts::default();
-        store_batch(&mut connection, batch, &counts).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(counts.one_at_a_time.get(), 1, "stored again one at a time");
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
@@ -904,6 +1012,75 @@ mod tests {
             rows,
             vec![(1, Some("a".to_owned())), (2, Some("c".to_owned()))]
         );
+    }
+
+    /// Rows ride in the appends' transaction: one commit for all of them, and a row a
+    /// constraint refuses (the same bot turn twice, a conversation that does not exist) fails
+    /// alone, while the appends and the other rows are stored; a row's `RETURNING id` reaches
+    /// its caller.
+    #[tokio::test]
+    async fn rows_share_the_appends_commit_and_a_refused_row_fails_alone() {
+        let (_dir, url, _store) = store(1).await;
+        let mut connection = connection(&url).await;
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("a"), "first")),
+            ("c0", event("bot", None, "answer")),
+        ]);
+        let turn = |conversation: &str| {
+            RowWrite {
+            sql: "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            args: vec![
+                super::super::Arg::Text(conversation.to_owned()),
+                super::super::Arg::Int(2),
+                super::super::Arg::Text("first".into()),
+                super::super::Arg::Text("answered".into()),
+                super::super::Arg::Real(0.75),
+                super::super::Arg::MaybeText(None),
+                super::super::Arg::Bool(false),
+                super::super::Arg::Int(1),
+            ],
+            returns_id: false,
+        }
+        };
+        let handoff = RowWrite {
+            sql: "INSERT INTO handoffs (conversation_id, reasons, team, priority, escalated_at) VALUES ($1, '[]', NULL, 0, 1) RETURNING id",
+            args: vec![super::super::Arg::Text("c0".into())],
+            returns_id: true,
+        };
+        let (rows, written): (Vec<RowJob>, Vec<_>) =
+            [turn("c0"), turn("c0"), turn("nowhere"), handoff]
+                .into_iter()
+                .map(|row| {
+                    let (reply, outcome) = oneshot::channel();
+                    (RowJob { row, reply }, outcome)
+                })
+                .unzip();
+        let counts = Counts::default();
+        store_batch(&mut connection, batch, rows, &counts).await;
+        assert_eq!(counts.transactions.load(Ordering::Relaxed), 1, "one commit");
+        assert_eq!(outcomes(receivers).await, vec![Ok(1), Ok(2)]);
+        let mut got = Vec::new();
+        for w in written {
+            got.push(w.await.unwrap().map_err(|e| e.to_string()));
+        }
+        assert_eq!(got[0], Ok(None));
+        assert!(
+            got[1].as_ref().is_err_and(|e| e.contains("UNIQUE")),
+            "{got:?}"
+        );
+        assert!(
+            got[2].as_ref().is_err_and(|e| e.contains("FOREIGN KEY")),
+            "{got:?}"
+        );
+        assert_eq!(got[3], Ok(Some(1)), "the id it returned");
+        let turns: Vec<(String, i64, f64)> = sqlx::query_as(
+            "SELECT conversation_id, seq, confidence FROM bot_turns ORDER BY conversation_id",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+        assert_eq!(turns, vec![("c0".to_owned(), 2, 0.75)]);
+        assert_eq!(stored(&url, "c0").await.0, 2);
     }
 
     /// A commit that fails (here a foreign key checked at commit) is not one append's fault on
@@ -929,7 +1106,7 @@ mod tests {
             ("c0", event("customer", Some("b"), "orphan")),
             ("c0", event("customer", Some("c"), "third")),
         ]);
-        store_batch(&mut connection, batch, &Counts::default()).await;
+        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert!(
