@@ -182,6 +182,8 @@ pub(crate) struct Core {
     metrics: Metrics,
     /// Customer turns at work on the models and the bot ([`TURNS_IN_FLIGHT`]).
     turns: tokio::sync::Semaphore,
+    /// Slow turns, so that their log lines stay few under an overload.
+    slow_turns: turn::SlowTurns,
     /// The other nodes, when there are any: queue changes go to them, and the store decides
     /// claims.
     cluster: Option<Bus>,
@@ -240,6 +242,7 @@ impl Conversations {
             queue_snapshot_entries: parts.queue_snapshot_entries,
             metrics: parts.metrics,
             turns: tokio::sync::Semaphore::new(TURNS_IN_FLIGHT),
+            slow_turns: turn::SlowTurns::default(),
             cluster: parts.cluster,
             timer_lease_ms: parts.timer_lease_ms,
             runs_timers: Default::default(),

@@ -74,7 +74,10 @@ impl Conversations {
         let seconds = laps.started.elapsed().as_secs_f64();
         metrics.turn(outcome, seconds);
         if seconds >= SLOW_TURN_SECONDS {
-            tracing::warn!(conversation = %asked.id, outcome, ms = (seconds * 1e3) as u64, phases = %laps, "a slow turn");
+            let unlogged = self.core.slow_turns.seen();
+            if let Some(unlogged) = unlogged {
+                tracing::warn!(conversation = %asked.id, outcome, ms = (seconds * 1e3) as u64, phases = %laps, unlogged, "a slow turn (and `unlogged` more since the last one logged)");
+            }
         }
         done.map(|_| ())
     }
@@ -172,8 +175,37 @@ impl Conversations {
     }
 }
 
-/// A turn this slow is logged with where its time went.
+/// A turn this slow is logged with where its time went, at most once a second.
 const SLOW_TURN_SECONDS: f64 = 0.5;
+
+/// How often slow turns are logged: one line a second at most, under an overload too.
+#[derive(Debug, Default)]
+pub(super) struct SlowTurns {
+    /// When the last line was written (Unix ms).
+    logged_at: std::sync::atomic::AtomicI64,
+    /// Slow turns since then that wrote no line.
+    unlogged: std::sync::atomic::AtomicU64,
+}
+
+impl SlowTurns {
+    /// A slow turn happened: `Some(slow turns not logged since the last line)` if this one is
+    /// to be logged.
+    fn seen(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now_ms();
+        let last = self.logged_at.load(Relaxed);
+        if now - last < 1_000
+            || self
+                .logged_at
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            self.unlogged.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.unlogged.swap(0, Relaxed))
+    }
+}
 
 /// A turn's steps timed one after the other: each goes to the phase histogram, and a slow turn's
 /// log line lists them.

@@ -222,6 +222,7 @@ impl Store {
         };
         self.write_row(row)
             .await?
+            .id
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 

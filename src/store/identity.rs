@@ -5,19 +5,20 @@
 use sqlx::Row;
 
 use super::history::summary_row;
-use super::{ConversationRow, ConversationSummaryRow, Store, StoreError};
+use super::{Arg, ConversationRow, ConversationSummaryRow, RowWrite, Store, StoreError};
 
 impl Store {
     /// Records the verified customer a conversation belongs to.
     pub async fn set_customer(&self, conversation: &str, key: &str) -> Result<(), StoreError> {
-        on!(&self.pool, pool => {
-            sqlx::query("UPDATE conversations SET customer_key = $2 WHERE id = $1")
-                .bind(conversation)
-                .bind(key)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
+        let row = RowWrite {
+            sql: "UPDATE conversations SET customer_key = $2 WHERE id = $1",
+            args: vec![
+                Arg::Text(conversation.to_owned()),
+                Arg::Text(key.to_owned()),
+            ],
+            returns_id: false,
+        };
+        self.write_row(row).await.map(drop)
     }
 
     /// The verified customer of a conversation, if it has one.

@@ -146,6 +146,15 @@ struct RowWrite {
     returns_id: bool,
 }
 
+/// What a [`RowWrite`]'s statement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Written {
+    /// The id it returned (`returns_id`).
+    id: Option<i64>,
+    /// Rows it inserted or changed.
+    changed: u64,
+}
+
 /// One argument of a [`RowWrite`]'s statement.
 #[derive(Debug, Clone)]
 enum Arg {
@@ -221,9 +230,9 @@ pub struct NewBotTurn<'a> {
 #[derive(Clone)]
 pub struct Store {
     pool: Engine<SqlitePool, PgPool>,
-    /// SQLite's appends go through one writer task that commits them in groups (`writer.rs`);
-    /// Postgres appends each in a transaction of its own (the server commits concurrent
-    /// transactions in groups already).
+    /// SQLite's appends, and the rows a customer waits for (`write_row`), go through one writer
+    /// task that commits them in groups (`writer.rs`); Postgres writes each in a transaction of
+    /// its own (the server commits concurrent transactions in groups already).
     writer: Option<writer::Writer>,
 }
 
@@ -351,19 +360,18 @@ impl Store {
         visitor: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        on!(&self.pool, pool => {
-            let done = sqlx::query(
-                "INSERT INTO conversations (id, session_hash, visitor, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+        let row = RowWrite {
+            sql: "INSERT INTO conversations (id, session_hash, visitor, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
                  ON CONFLICT DO NOTHING",
-            )
-            .bind(id)
-            .bind(session_hash)
-            .bind(visitor)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            args: vec![
+                Arg::Text(id.to_owned()),
+                Arg::Text(session_hash.to_owned()),
+                Arg::Text(visitor.to_owned()),
+                Arg::Int(now),
+            ],
+            returns_id: false,
+        };
+        Ok(self.write_row(row).await?.changed == 1)
     }
 
     /// Whether a conversation is stored.
@@ -604,19 +612,17 @@ impl Store {
     /// write lock in the busy handler's sleeps (1 ms, then 2, 5, 10 … up to 100 ms) while the
     /// writer commits, and the writer for it; at 200 bot turns a second those waits were most
     /// of a turn's p99 (docs/BENCHMARKS.md). On Postgres, on the pool.
-    /// Gives the id the statement returns, if it returns one (`returns_id`).
-    async fn write_row(&self, row: RowWrite) -> Result<Option<i64>, StoreError> {
+    async fn write_row(&self, row: RowWrite) -> Result<Written, StoreError> {
         if let Some(writer) = &self.writer {
             return writer.write(row).await;
         }
         on!(&self.pool, pool => {
             let query = bind_args!(sqlx::query(row.sql), &row.args);
-            if row.returns_id {
-                Ok(Some(query.fetch_one(pool).await?.try_get(0)?))
+            Ok(if row.returns_id {
+                Written { id: Some(query.fetch_one(pool).await?.try_get(0)?), changed: 1 }
             } else {
-                query.execute(pool).await?;
-                Ok(None)
-            }
+                Written { id: None, changed: query.execute(pool).await?.rows_affected() }
+            })
         })
     }
 

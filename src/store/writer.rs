@@ -13,10 +13,12 @@
 //!   it wrote rolls the batch back, is answered with its error, and the others run again; a failed
 //!   commit runs each append alone, so each caller gets its own outcome.
 //!
-//! Rows a turn waits for but that number no frame (what was understood of a message, the bot's
-//! turn, the choices it offered, a hand-off's record) are written in the same transaction, after the appends: on the
-//! pool they would wait for SQLite's write lock in the busy handler's sleeps. A row refused by a
-//! constraint fails only its caller (SQLite undoes that one statement, not the transaction).
+//! Rows that number no frame but that a customer waits for (a new conversation, what was
+//! understood of a message, the bot's turn, the choices it offered, a hand-off's record) are
+//! written in the same transaction, after the appends: on the pool they would wait for SQLite's
+//! write lock in the busy handler's sleeps. A row refused by a constraint fails only its caller
+//! (SQLite undoes that one statement, not the transaction); a row failing otherwise rolls the
+//! batch back, is answered with its error, and the others run again.
 //!
 //! The queue is bounded: when the writer falls behind, callers wait to hand it their append
 //! (back-pressure) instead of memory growing.
@@ -32,14 +34,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
 use super::{
-    bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, INSERT_EVENT, MARK_RESPONDED,
+    bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, Written, INSERT_EVENT,
+    MARK_RESPONDED,
 };
 
-/// Appends waiting for the writer; a caller beyond this waits for room.
+/// Appends and rows waiting for the writer; a caller beyond this waits for room.
 const QUEUE: usize = 4096;
 
-/// The most appends in one transaction: bounds how long the write lock is held, and how long
-/// the other writers (hand-offs, notes, on the pool's connections) wait for it.
+/// The most appends and rows in one transaction: bounds how long the write lock is held, and
+/// how long the writes still made on the pool's connections (claims, notes, accounts) wait for
+/// it.
 const MAX_BATCH: usize = 512;
 
 /// The handle callers append through; clone it freely (the writer stops when the last one drops).
@@ -58,15 +62,19 @@ struct Counts {
     /// Batches whose statements together failed, so their appends were stored one at a time,
     /// for `/metrics` (`frontdesk_store_batches_one_at_a_time_total`).
     one_at_a_time: IntCounter,
-    /// Appends per committed transaction, for `/metrics` (`frontdesk_store_commit_batch_size`).
+    /// Appends per committed transaction that held any, for `/metrics`
+    /// (`frontdesk_store_commit_batch_size`).
     batch_sizes: Histogram,
+    /// Transactions committed, those of rows alone included, for `/metrics`
+    /// (`frontdesk_store_commits_total`): each is a sync of the log.
+    commits: IntCounter,
 }
 
 impl Default for Counts {
     fn default() -> Self {
         let opts = HistogramOpts::new(
             "frontdesk_store_commit_batch_size",
-            "Appends and rows in one transaction of the SQLite writer (group commit)",
+            "Appends in one transaction of the SQLite writer (group commit)",
         )
         .buckets(BATCH_BUCKETS.to_vec());
         Self {
@@ -79,6 +87,11 @@ impl Default for Counts {
             )
             .expect("a valid counter"),
             batch_sizes: Histogram::with_opts(opts).expect("a valid histogram"),
+            commits: IntCounter::new(
+                "frontdesk_store_commits_total",
+                "Transactions the SQLite writer committed (appends, rows beside them, or both)",
+            )
+            .expect("a valid counter"),
         }
     }
 }
@@ -104,7 +117,7 @@ enum Work {
 /// One row and where its outcome goes.
 struct RowJob {
     row: RowWrite,
-    reply: oneshot::Sender<Result<Option<i64>, StoreError>>,
+    reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
 /// One append and where its outcome goes.
@@ -162,6 +175,7 @@ impl Writer {
         let mut all: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.counts.batch_sizes.clone()),
             Box::new(self.counts.one_at_a_time.clone()),
+            Box::new(self.counts.commits.clone()),
         ];
         all.extend(self.checkpoints.collectors());
         all
@@ -189,7 +203,7 @@ impl Writer {
     }
 
     /// Writes `row` in the next batch's transaction; returns once that is committed.
-    pub(super) async fn write(&self, row: RowWrite) -> Result<Option<i64>, StoreError> {
+    pub(super) async fn write(&self, row: RowWrite) -> Result<Written, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.jobs
             .send(Work::Row(RowJob { row, reply }))
@@ -241,7 +255,10 @@ async fn store_batch(
         match attempt(connection, &jobs, &rows, counts).await {
             Ok((outcomes, written)) => {
                 counts.transactions.fetch_add(1, Ordering::Relaxed);
-                counts.batch_sizes.observe((jobs.len() + rows.len()) as f64);
+                counts.commits.inc();
+                if !jobs.is_empty() {
+                    counts.batch_sizes.observe(jobs.len() as f64);
+                }
                 let made = outcomes.iter().filter(|o| o.is_ok()).count();
                 counts.appends.fetch_add(made as u64, Ordering::Relaxed);
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -257,7 +274,13 @@ async fn store_batch(
                 rollback(connection).await;
                 let _ = jobs.remove(index).reply.send(Err(error));
             }
-            Err(Failure::Transaction(_)) if jobs.len() + rows.len() > 1 => {
+            Err(Failure::Row(index, error)) => {
+                tracing::warn!(%error, "a row failed in the writer's batch; the rest are stored without it");
+                rollback(connection).await;
+                let _ = rows.remove(index).reply.send(Err(error));
+            }
+            Err(Failure::Transaction(error)) if jobs.len() + rows.len() > 1 => {
+                tracing::warn!(%error, "a batch could not be committed; storing each alone");
                 // Not one append's fault (BEGIN or COMMIT failed): each alone, so each caller
                 // gets its own outcome.
                 rollback(connection).await;
@@ -286,6 +309,9 @@ async fn store_batch(
 enum Failure {
     /// The append at this index failed after it wrote: the transaction must be rolled back.
     Append(usize, StoreError),
+    /// The row at this index failed other than by a constraint: the transaction must be
+    /// rolled back.
+    Row(usize, StoreError),
     /// Beginning or committing failed.
     Transaction(StoreError),
 }
@@ -293,7 +319,7 @@ enum Failure {
 /// What one transaction did: each append's outcome, then each row's.
 type Outcomes = (
     Vec<Result<Appended, StoreError>>,
-    Vec<Result<Option<i64>, StoreError>>,
+    Vec<Result<Written, StoreError>>,
 );
 
 /// One transaction for all of `jobs` and then `rows`: each one's outcome, or why nothing was
@@ -342,29 +368,35 @@ async fn appends(
 
 /// The rows of one transaction (begun). A row a constraint refuses fails alone: SQLite undoes
 /// that statement and the transaction goes on. Any other failure may have ended the
-/// transaction, so it is the whole batch's.
+/// transaction: it is rolled back, that row fails, and the rest run again.
 async fn write_rows(
     connection: &mut SqliteConnection,
     rows: &[RowJob],
-) -> Result<Vec<Result<Option<i64>, StoreError>>, Failure> {
+) -> Result<Vec<Result<Written, StoreError>>, Failure> {
     let mut written = Vec::with_capacity(rows.len());
-    for job in rows {
+    for (index, job) in rows.iter().enumerate() {
         let query = bind_args!(sqlx::query(job.row.sql), &job.row.args);
         let done = if job.row.returns_id {
             query
                 .fetch_one(&mut *connection)
                 .await
                 .and_then(|r| r.try_get::<i64, _>(0))
-                .map(Some)
+                .map(|id| Written {
+                    id: Some(id),
+                    changed: 1,
+                })
         } else {
-            query.execute(&mut *connection).await.map(|_| None)
+            query.execute(&mut *connection).await.map(|done| Written {
+                id: None,
+                changed: done.rows_affected(),
+            })
         };
         match done {
-            Ok(id) => written.push(Ok(id)),
+            Ok(done) => written.push(Ok(done)),
             Err(sqlx::Error::Database(e)) if refused_by_constraint(e.kind()) => {
                 written.push(Err(StoreError::Database(sqlx::Error::Database(e))));
             }
-            Err(e) => return Err(Failure::Transaction(e.into())),
+            Err(e) => return Err(Failure::Row(index, e.into())),
         }
     }
     Ok(written)
@@ -596,7 +628,8 @@ async fn append_one(
         .bind(nul_free(client_id))
         .fetch_optional(&mut *connection)
         .await
-        .map_err(|e| Refused::Before(e.into()))?;
+        // Not a refusal of this append: SQLite may have ended the transaction.
+        .map_err(|e| Refused::After(e.into()))?;
         if let Some(row) = stored {
             let (seq, sender): (i64, String) = (row.get(0), row.get(1));
             return if sender == event.sender {
@@ -1063,7 +1096,7 @@ mod tests {
         for w in written {
             got.push(w.await.unwrap().map_err(|e| e.to_string()));
         }
-        assert_eq!(got[0], Ok(None));
+        assert_eq!(got[0].as_ref().map(|w| w.changed), Ok(1));
         assert!(
             got[1].as_ref().is_err_and(|e| e.contains("UNIQUE")),
             "{got:?}"
@@ -1072,7 +1105,11 @@ mod tests {
             got[2].as_ref().is_err_and(|e| e.contains("FOREIGN KEY")),
             "{got:?}"
         );
-        assert_eq!(got[3], Ok(Some(1)), "the id it returned");
+        assert_eq!(
+            got[3].as_ref().map(|w| w.id),
+            Ok(Some(1)),
+            "the id it returned"
+        );
         let turns: Vec<(String, i64, f64)> = sqlx::query_as(
             "SELECT conversation_id, seq, confidence FROM bot_turns ORDER BY conversation_id",
         )

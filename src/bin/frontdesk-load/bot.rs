@@ -137,30 +137,30 @@ async fn offer(
         senders.push(tx);
     }
     drop(opened);
-    // Every conversation is open before the first question is planned: a question planned while
-    // its conversation is still connecting would count the connection burst as the bot's time.
+    // Every socket has its `welcome` before the first question is planned: a question planned
+    // while its socket is still connecting would count the connection burst as the bot's time.
+    // (The conversation itself is stored with its first message, as for any widget.)
+    let mut n = 0;
     let all_open = async {
-        let mut n = 0;
         while n < conversations && open.recv().await.is_some() {
             n += 1;
         }
-        n
     };
-    let n = tokio::time::timeout(OPEN_TIMEOUT, all_open)
-        .await
-        .unwrap_or(0);
+    let _ = tokio::time::timeout(OPEN_TIMEOUT, all_open).await;
     if n < conversations {
         for t in &tasks {
             t.abort();
         }
         anyhow::bail!(
-            "the step's {conversations} conversations did not all open within {} s: is the server overloaded or refusing new chats? (its log: {})",
+            "only {n} of the step's {conversations} conversations opened within {} s. Offer a lower rate, \
+             or give the server more room for new chats (its limits on sockets and on new \
+             conversations per address, in the `limits` settings). The server's log ends with: {}",
             OPEN_TIMEOUT.as_secs(),
             server.log_tail()
         );
     }
     eprintln!(
-        "  {:>5.0}/s: {conversations} conversations open in {} ms",
+        "  {:>5.0}/s: {conversations} sockets welcomed in {} ms",
         step.rate,
         opening.elapsed().as_millis()
     );
@@ -217,10 +217,12 @@ impl Customer {
                 .await
                 .is_err()
             {
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
             if opened.is_some() {
                 if !welcomed(&mut stream).await {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
                 if let Some(opened) = opened.take() {
