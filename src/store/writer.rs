@@ -1120,6 +1120,59 @@ mod tests {
         assert_eq!(stored(&url, "c0").await.0, 2);
     }
 
+    /// A row failing other than by a constraint (here a trigger's `RAISE`) rolls the batch
+    /// back and fails alone: the appends and the other row are stored in the next attempt.
+    #[tokio::test]
+    async fn a_row_failing_otherwise_fails_alone_and_the_rest_are_stored() {
+        let (_dir, url, _store) = store(1).await;
+        let mut connection = connection(&url).await;
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE INSERT ON turn_signals WHEN NEW.understanding = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        let (batch, receivers) = jobs(vec![("c0", event("customer", Some("a"), "first"))]);
+        let signals = |seq: i64, understanding: &str| {
+            RowWrite {
+            sql: "INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, 1)",
+            args: vec![
+                super::super::Arg::Text("c0".into()),
+                super::super::Arg::Int(seq),
+                super::super::Arg::Text(understanding.into()),
+            ],
+            returns_id: false,
+        }
+        };
+        let (rows, written): (Vec<RowJob>, Vec<_>) = [signals(1, "poison"), signals(2, "{}")]
+            .into_iter()
+            .map(|row| {
+                let (reply, outcome) = oneshot::channel();
+                (RowJob { row, reply }, outcome)
+            })
+            .unzip();
+        let counts = Counts::default();
+        store_batch(&mut connection, batch, rows, &counts).await;
+        assert_eq!(outcomes(receivers).await, vec![Ok(1)]);
+        let mut got = Vec::new();
+        for w in written {
+            got.push(w.await.unwrap().map_err(|e| e.to_string()));
+        }
+        assert!(
+            got[0].as_ref().is_err_and(|e| e.contains("poisoned row")),
+            "{got:?}"
+        );
+        assert_eq!(got[1].as_ref().map(|w| w.changed), Ok(1));
+        assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
+        let seqs: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM turn_signals")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(seqs, vec![(2,)]);
+        assert_eq!(stored(&url, "c0").await.0, 1, "the append stored once");
+    }
+
     /// A commit that fails (here a foreign key checked at commit) is not one append's fault on
     /// its face: each append is tried alone, so only the one that breaks it fails.
     #[tokio::test]
