@@ -184,7 +184,7 @@ impl App {
             metrics,
         };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).await.with_context(|| {
+        let listener = listen(&address).await.with_context(|| {
             format!("cannot listen on {address}; is another server using the port? Set server.port")
         })?;
         Ok(Self {
@@ -585,4 +585,34 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// Connections waiting to be accepted: the kernel caps it at `net.core.somaxconn` (4096 on
+/// current Linux). The standard library's 128 dropped the SYNs of a burst of a few hundred
+/// widgets connecting at once (a reconnect storm after a restart), and each dropped one waited
+/// the second TCP waits before it tries again (docs/BENCHMARKS.md).
+const BACKLOG: u32 = 4096;
+
+/// A listener on `address` (`host:port`) with room for a burst of connections ([`BACKLOG`]).
+async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As the standard library's bind does: a restarted server takes its port back at once.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the host name resolved to no address",
+        )
+    }))
 }
