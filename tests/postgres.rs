@@ -32,6 +32,7 @@ fn event(sender: &'static str, client_id: Option<&str>, text: Option<&str>) -> N
         text: text.map(str::to_owned),
         state: None,
         responds_to: None,
+        beside: Vec::new(),
         body: Box::new(body),
     }
 }
@@ -124,6 +125,27 @@ async fn exercise(store: &Store) -> Vec<String> {
         .record_turn_signals("c1", 1, r#"{"upset":0.9}"#, 1_025)
         .await
         .unwrap());
+    // A bot reply with its turn and what was understood of the question, in one commit.
+    let reply = NewEvent {
+        beside: vec![
+            Box::new(|_| Store::turn_signals_row("c2", 1, r#"{"upset":0.2}"#, 1_026)),
+            Box::new(|seq| {
+                let turn = NewBotTurn {
+                    seq,
+                    question: "and the invoice?",
+                    outcome: "answered",
+                    confidence: 0.5,
+                    article: Some("billing.md"),
+                    handed_off: false,
+                };
+                Store::bot_turn_row("c2", turn, 1_026)
+            }),
+        ],
+        ..event("bot", None, Some("here it is"))
+    };
+    note!(store.append("c2", reply, 1_026).await.unwrap());
+    note!(store.turn_signals_of("c2").await.unwrap());
+    note!(store.bot_turns_of("c2").await.unwrap());
     note!(store.turn_signals_of("c1").await.unwrap());
     note!(store.bot_turns_of("c1").await.unwrap());
     note!(store.customer_texts("c1").await.unwrap());
@@ -755,7 +777,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("into the postgres store"), "{stdout}");
-    assert!(stdout.contains("events  9 rows"), "{stdout}");
+    assert!(stdout.contains("events  10 rows"), "{stdout}");
 
     let pg = Store::connect(&pg_url).await.unwrap();
     let (before, after) = (read_back(&sqlite).await, read_back(&pg).await);
@@ -771,7 +793,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         .append("c2", event("customer", Some("m2"), Some("after")), 9_000)
         .await
         .unwrap();
-    assert!(matches!(next, Appended::New { seq: 3, .. }), "{next:?}");
+    assert!(matches!(next, Appended::New { seq: 4, .. }), "{next:?}");
     let handoff = pg
         .create_handoff("c2", &json!([]), None, 0, 9_001)
         .await

@@ -434,6 +434,7 @@ impl Core {
                 text: None,
                 state: None,
                 responds_to: None,
+                beside: Vec::new(),
                 body: Box::new(status_body),
             },
             NewEvent {
@@ -442,6 +443,7 @@ impl Core {
                 text: None,
                 state: None,
                 responds_to: None,
+                beside: Vec::new(),
                 body: Box::new(csat),
             },
         ];

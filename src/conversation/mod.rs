@@ -450,6 +450,7 @@ impl Core {
             text: None,
             state,
             responds_to: None,
+            beside: Vec::new(),
             body: Box::new(body),
         };
         Ok(seq_of(self.append(conversation, event, None).await?))
@@ -471,6 +472,7 @@ impl Core {
             text: Some(message.text.clone()),
             state: None,
             responds_to,
+            beside: Vec::new(),
             body: Box::new(move |seq| {
                 let frame = MessageFrame {
                     seq,

@@ -14,7 +14,7 @@ use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
 use crate::nlu::Understanding;
 use crate::protocol::customer::{Sender, ServerFrame, State};
-use crate::store::{Appended, NewBotTurn, OfferedOption};
+use crate::store::{Appended, NewBotTurn, OfferedOption, RowWrite, Store};
 
 /// A stored customer message waiting for its turn, with what the turn needs of the socket's
 /// session, owned: the turn runs apart from the socket that read the message, so the socket goes
@@ -119,18 +119,19 @@ impl Conversations {
         let seconds = understanding.elapsed().as_secs_f64();
         core.metrics.understand_seconds.observe(seconds);
         laps.lap("understand");
-        if let Ok(analysis) = &analysis {
-            let signals = serde_json::to_string(&analysis.understanding).unwrap_or_default();
-            core.store
-                .record_turn_signals(id, stored.seq, &signals, now_ms())
-                .await?;
-            laps.lap("signals");
-        }
+        // What was understood is stored with the bot's reply (one commit), or alone before a
+        // hand-off (its context packet shows it) or when a person has the chat.
+        let mut signals = analysis.as_ref().ok().map(|analysis| {
+            let understood = serde_json::to_string(&analysis.understanding).unwrap_or_default();
+            Store::turn_signals_row(id, stored.seq, &understood, now_ms())
+        });
         if state != State::Bot {
             // A person has the chat: it goes on without the models if they failed.
             if let Err(e) = &analysis {
                 tracing::error!(conversation = %id, "understanding a message failed: {e}");
             }
+            core.write_signals(signals.take()).await?;
+            laps.lap("signals");
             return Ok("to_person");
         }
         let analysis = analysis?;
@@ -139,9 +140,12 @@ impl Conversations {
         let before = core
             .policy
             .before_bot(text, &analysis.understanding, &history);
-        if before.escalate && core.hand_over(asked, before.clone()).await? {
-            laps.lap("hand_over");
-            return Ok("escalated");
+        if before.escalate {
+            core.write_signals(signals.take()).await?;
+            if core.hand_over(asked, before.clone()).await? {
+                laps.lap("hand_over");
+                return Ok("escalated");
+            }
         }
         core.bot_typing(id, true);
         let context = crate::bot::Context {
@@ -160,6 +164,9 @@ impl Conversations {
         let after = core
             .policy
             .after_bot(text, &analysis.understanding, &history, &view);
+        if after.escalate {
+            core.write_signals(signals.take()).await?;
+        }
         if after.escalate && core.hand_over(asked, before.merge(after)).await? {
             // The bot looked and a person takes over instead: editors see the question among
             // the gaps, with the article the bot would have answered from, if any.
@@ -169,10 +176,32 @@ impl Conversations {
             laps.lap("hand_over");
             return Ok("escalated");
         }
-        core.send_reply(id, stored.seq, text, &reply).await?;
+        core.send_reply(id, stored.seq, text, &reply, signals)
+            .await?;
         laps.lap("reply");
         Ok(reply.outcome.as_str())
     }
+}
+
+/// The options a "Which of these is it?" reply's buttons stand for.
+fn offered_options(reply: &Reply) -> Vec<OfferedOption> {
+    reply
+        .quick_replies
+        .iter()
+        .filter_map(|q| {
+            let passage = q.choice.as_ref()?.passage.clone()?;
+            let quote_from = reply
+                .candidates
+                .iter()
+                .find(|p| passage_id(&p.path, &p.anchor) == passage)
+                .map_or(0, |p| p.quote_from);
+            Some(OfferedOption {
+                passage,
+                label: q.label.clone(),
+                quote_from,
+            })
+        })
+        .collect()
 }
 
 /// A turn this slow is logged with where its time went, at most once a second.
@@ -307,24 +336,54 @@ impl Core {
         }
     }
 
-    /// Stores and sends the bot's reply, unless a person took the conversation meanwhile.
+    /// Stores and sends the bot's reply, unless a person took the conversation meanwhile. In the
+    /// reply's commit: what was understood of the question (`signals`, if not stored yet), the
+    /// bot's turn for the editors' gaps report, and the options of a "Which of these is it?"
+    /// message (what a choice is checked against, and what editors see customers pick).
     pub(super) async fn send_reply(
         &self,
         id: &ConversationId,
         question_seq: i64,
         question: &str,
         reply: &Reply,
+        signals: Option<RowWrite>,
     ) -> Result<(), ConversationError> {
         let _guard = self.lock(id).await;
         if self.state(id).await? != State::Bot {
             self.bot_typing(id, false);
-            return Ok(());
+            return self.write_signals(signals).await;
         }
         // The bot's own words, sources and buttons, whatever the outcome: a new outcome needs
         // nothing here.
         let mut frame = message(Sender::Bot, &reply.text);
         frame.sources = reply.sources.clone();
         frame.quick_replies = reply.quick_replies.clone();
+        let mut beside: Vec<crate::store::Beside> = Vec::with_capacity(3);
+        if let Some(signals) = signals {
+            beside.push(Box::new(move |_| signals.clone()));
+        }
+        let now = now_ms();
+        let (conversation, asked) = (id.to_string(), question.to_owned());
+        let (outcome, confidence) = (reply.outcome.as_str(), reply.confidence);
+        let article = self.bot_view(reply).article.map(String::from);
+        beside.push(Box::new(move |seq| {
+            let turn = NewBotTurn {
+                seq,
+                question: &asked,
+                outcome,
+                confidence,
+                article: article.as_deref(),
+                handed_off: false,
+            };
+            Store::bot_turn_row(&conversation, turn, now)
+        }));
+        if reply.outcome == Outcome::Clarify {
+            let options = offered_options(reply);
+            let (conversation, asked) = (id.to_string(), question.to_owned());
+            beside.push(Box::new(move |seq| {
+                Store::choices_row(&conversation, seq, &asked, &options, now)
+            }));
+        }
         let event = crate::store::NewEvent {
             sender: Sender::Bot.as_str(),
             client_id: None,
@@ -338,40 +397,22 @@ impl Core {
                 };
                 crate::protocol::to_json(&ServerFrame::Message(frame))
             }),
+            beside,
         };
         let Appended::New { seq, frame, .. } = self.store_frame(id, event).await? else {
             return Ok(());
         };
         self.metrics.relayed.with_label_values(&["bot"]).inc();
-        let article = self.bot_view(reply).article;
-        self.record_turn(id, seq, question, reply, article, false)
-            .await?;
-        if reply.outcome == Outcome::Clarify {
-            // The options its buttons stand for: what a choice is checked against, and what
-            // editors see customers pick.
-            let options: Vec<OfferedOption> = reply
-                .quick_replies
-                .iter()
-                .filter_map(|q| {
-                    let passage = q.choice.as_ref()?.passage.clone()?;
-                    let quote_from = reply
-                        .candidates
-                        .iter()
-                        .find(|p| passage_id(&p.path, &p.anchor) == passage)
-                        .map_or(0, |p| p.quote_from);
-                    Some(OfferedOption {
-                        passage,
-                        label: q.label.clone(),
-                        quote_from,
-                    })
-                })
-                .collect();
-            self.store
-                .record_choices_offered(id, seq, question, &options, now_ms())
-                .await?;
-        }
-        tracing::debug!(conversation = %id, question_seq, outcome = reply.outcome.as_str(), reason = %reply.reason, intent = ?reply.intent_guess, "bot turn");
+        tracing::debug!(conversation = %id, question_seq, seq, outcome = reply.outcome.as_str(), reason = %reply.reason, intent = ?reply.intent_guess, "bot turn");
         self.publish(id, &frame, Some(seq), None);
+        Ok(())
+    }
+
+    /// Stores what was understood of a question, if it is not stored yet.
+    async fn write_signals(&self, signals: Option<RowWrite>) -> Result<(), ConversationError> {
+        if let Some(row) = signals {
+            self.store.write_alone(row).await?;
+        }
         Ok(())
     }
 

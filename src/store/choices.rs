@@ -51,8 +51,20 @@ impl Store {
         options: &[OfferedOption],
         now: i64,
     ) -> Result<(), StoreError> {
+        self.write_alone(Self::choices_row(conversation, seq, question, options, now))
+            .await
+    }
+
+    /// The row [`Store::record_choices_offered`] writes, to store beside the bot's message.
+    pub fn choices_row(
+        conversation: &str,
+        seq: i64,
+        question: &str,
+        options: &[OfferedOption],
+        now: i64,
+    ) -> RowWrite {
         let options = serde_json::to_string(options).unwrap_or_else(|_| "[]".into());
-        self.write_row(RowWrite {
+        RowWrite {
             sql: "INSERT INTO choices (conversation_id, seq, question, options, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (conversation_id, seq) DO NOTHING",
             args: vec![
@@ -63,9 +75,7 @@ impl Store {
                 Arg::Int(now),
             ],
             returns_id: false,
-        })
-        .await
-        .map(drop)
+        }
     }
 
     /// The choice message at `seq` of the conversation, if the bot offered choices there.

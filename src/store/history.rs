@@ -68,7 +68,23 @@ impl Store {
         understanding: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write_row(RowWrite {
+        self.write_alone(Self::turn_signals_row(
+            conversation,
+            seq,
+            understanding,
+            now,
+        ))
+        .await
+    }
+
+    /// The row [`Store::record_turn_signals`] writes, to store beside the bot's reply.
+    pub fn turn_signals_row(
+        conversation: &str,
+        seq: i64,
+        understanding: &str,
+        now: i64,
+    ) -> RowWrite {
+        RowWrite {
             sql: "INSERT INTO turn_signals (conversation_id, seq, understanding, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, seq) DO NOTHING",
             args: vec![
                 Arg::Text(conversation.to_owned()),
@@ -77,9 +93,7 @@ impl Store {
                 Arg::Int(now),
             ],
             returns_id: false,
-        })
-        .await
-        .map(drop)
+        }
     }
 
     /// What was understood of each customer message, by `seq`, oldest first.

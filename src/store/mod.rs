@@ -134,12 +134,20 @@ pub struct NewEvent {
     pub responds_to: Option<i64>,
     /// Builds the frame's JSON given its sequence number.
     pub body: FrameBody,
+    /// Rows written in the same commit as the frame, if it is new, given its sequence number
+    /// (the bot's turn and the choices it offered, beside the bot's reply): one commit where
+    /// there were three, and no reply shown without them.
+    pub beside: Vec<Beside>,
 }
 
-/// A row written beside the message path (`Store::write_row`): one statement and its arguments,
-/// kept as data so that a batch the SQLite writer has to run again can write it again.
+/// Builds a row to store beside a new frame, given the frame's sequence number.
+pub type Beside = Box<dyn Fn(i64) -> RowWrite + Send + Sync>;
+
+/// A row written beside the message path ([`Store::write_alone`], or [`NewEvent::beside`] a
+/// frame): one statement and its arguments, kept as data so that a batch the SQLite writer has to
+/// run again can write it again. Made by the store (`Store::turn_signals_row`, …).
 #[derive(Debug, Clone)]
-struct RowWrite {
+pub struct RowWrite {
     sql: &'static str,
     args: Vec<Arg>,
     /// The statement ends in `RETURNING id` (one integer), which the caller wants.
@@ -296,6 +304,12 @@ macro_rules! append_in {
                     sqlx::query(MARK_RESPONDED)
                         .bind(handoff)
                         .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                for beside in &event.beside {
+                    let row = beside(seq);
+                    bind_args!(sqlx::query(row.sql), &row.args)
                         .execute(&mut *$tx)
                         .await?;
                 }
@@ -589,7 +603,13 @@ impl Store {
         turn: NewBotTurn<'_>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.write_row(RowWrite {
+        self.write_alone(Self::bot_turn_row(conversation, turn, now))
+            .await
+    }
+
+    /// The row [`Store::record_bot_turn`] writes, to store beside the bot's reply.
+    pub fn bot_turn_row(conversation: &str, turn: NewBotTurn<'_>, now: i64) -> RowWrite {
+        RowWrite {
             sql: "INSERT INTO bot_turns (conversation_id, seq, question, outcome, confidence, article, handed_off, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             args: vec![
                 Arg::Text(conversation.to_owned()),
@@ -602,9 +622,12 @@ impl Store {
                 Arg::Int(now),
             ],
             returns_id: false,
-        })
-        .await
-        .map(drop)
+        }
+    }
+
+    /// Writes `row` (made by the store) in a commit of its own.
+    pub async fn write_alone(&self, row: RowWrite) -> Result<(), StoreError> {
+        self.write_row(row).await.map(drop)
     }
 
     /// Writes one row that a turn waits for but that numbers nothing. On SQLite it goes through

@@ -583,11 +583,17 @@ async fn append_together(
     });
     query.build().execute(&mut *connection).await?;
 
-    for (job, _, _) in &new {
+    for (job, seq, _) in &new {
         if let Some(handoff) = job.event.responds_to {
             sqlx::query(MARK_RESPONDED)
                 .bind(handoff)
                 .bind(job.now)
+                .execute(&mut *connection)
+                .await?;
+        }
+        for beside in &job.event.beside {
+            let row = beside(*seq);
+            bind_args!(sqlx::query(row.sql), &row.args)
                 .execute(&mut *connection)
                 .await?;
         }
@@ -673,6 +679,13 @@ async fn append_one(
             .await
             .map_err(|e| Refused::After(e.into()))?;
     }
+    for beside in &event.beside {
+        let row = beside(seq);
+        bind_args!(sqlx::query(row.sql), &row.args)
+            .execute(&mut *connection)
+            .await
+            .map_err(|e| Refused::After(e.into()))?;
+    }
     Ok(Appended::New {
         seq,
         frame: body.into(),
@@ -699,6 +712,7 @@ mod tests {
             text: Some(text.to_owned()),
             state: None,
             responds_to: None,
+            beside: Vec::new(),
             body: Box::new(body),
         }
     }
@@ -1171,6 +1185,72 @@ mod tests {
             .unwrap();
         assert_eq!(seqs, vec![(2,)]);
         assert_eq!(stored(&url, "c0").await.0, 1, "the append stored once");
+    }
+
+    /// Rows beside a frame are written with the frame's number in its commit; a row beside one
+    /// frame that fails fails that frame alone (nothing of it stays), and a re-send writes none.
+    #[tokio::test]
+    async fn rows_beside_a_frame_share_its_number_and_its_fate() {
+        let (_dir, url, _store) = store(1).await;
+        let mut connection = connection(&url).await;
+        let with_turn = |client_id: Option<&str>, text: &str| NewEvent {
+            beside: vec![Box::new(|seq| {
+                let turn = super::super::NewBotTurn {
+                    seq,
+                    question: "q",
+                    outcome: "answered",
+                    confidence: 0.5,
+                    article: None,
+                    handed_off: false,
+                };
+                Store::bot_turn_row("c0", turn, 1)
+            })],
+            ..event("bot", client_id, text)
+        };
+        // Seq 3's turn is stored already: the frame that would be 3 fails with its row.
+        Store::connect_with(&url, crate::store::Durability::Full)
+            .await
+            .unwrap()
+            .record_bot_turn(
+                "c0",
+                super::super::NewBotTurn {
+                    seq: 3,
+                    question: "earlier",
+                    outcome: "dont_know",
+                    confidence: 0.1,
+                    article: None,
+                    handed_off: false,
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let (batch, receivers) = jobs(vec![
+            ("c0", with_turn(Some("a"), "one")),
+            ("c0", with_turn(None, "two")),
+            ("c0", with_turn(None, "three")),
+            ("c0", with_turn(Some("a"), "one again")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
+        let got = outcomes(receivers).await;
+        assert_eq!(&got[..2], &[Ok(1), Ok(2)]);
+        assert!(
+            got[2].as_ref().is_err_and(|e| e.contains("UNIQUE")),
+            "{got:?}"
+        );
+        assert_eq!(got[3], Ok(-1), "a re-send: no second row");
+        let turns: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, question FROM bot_turns ORDER BY seq")
+                .fetch_all(&mut connection)
+                .await
+                .unwrap();
+        let turns: Vec<(i64, &str)> = turns.iter().map(|(s, q)| (*s, q.as_str())).collect();
+        assert_eq!(turns, vec![(1, "q"), (2, "q"), (3, "earlier")]);
+        assert_eq!(
+            stored(&url, "c0").await.0,
+            2,
+            "the failed frame took no number"
+        );
     }
 
     /// A commit that fails (here a foreign key checked at commit) is not one append's fault on
