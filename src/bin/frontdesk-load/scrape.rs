@@ -145,9 +145,9 @@ pub struct ServerFigures {
     pub store_append_p99_ms: Option<f64>,
     /// Escalations (every reason).
     pub escalations: f64,
-    /// Transactions the SQLite writer committed (group commit).
+    /// Transactions the SQLite writer committed (group commit): each a sync of the log.
     pub commits: f64,
-    /// Appends per commit, on average.
+    /// Appends per commit that held any, on average.
     pub commit_mean_batch: Option<f64>,
     /// Appends per commit, 99th percentile (from the histogram's buckets).
     pub commit_batch_p99: Option<f64>,
@@ -169,7 +169,14 @@ impl ServerFigures {
             )
             .map(|s| s * 1000.0)
         };
-        let commits = d("frontdesk_store_commit_batch_size_count");
+        // Every transaction, rows alone included, where the server counts them (since
+        // 5 December); before, the transactions that held appends.
+        let commits = if after.0.contains_key("frontdesk_store_commits_total") {
+            d("frontdesk_store_commits_total")
+        } else {
+            d("frontdesk_store_commit_batch_size_count")
+        };
+        let append_commits = d("frontdesk_store_commit_batch_size_count");
         let committed = d("frontdesk_store_commit_batch_size_sum");
         let batch_p99 = quantile(
             &before.buckets("frontdesk_store_commit_batch_size", ""),
@@ -197,7 +204,7 @@ impl ServerFigures {
             store_append_p99_ms: q("frontdesk_store_seconds", "op=\"append\",", 0.99),
             escalations: total("frontdesk_escalations_total"),
             commits,
-            commit_mean_batch: (commits > 0.0).then(|| committed / commits),
+            commit_mean_batch: (append_commits > 0.0).then(|| committed / append_commits),
             commit_batch_p99: batch_p99,
             batches_one_at_a_time: d("frontdesk_store_batches_one_at_a_time_total"),
         }
@@ -212,7 +219,7 @@ impl ServerFigures {
             .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.1}")))
             .collect();
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits of {} appends on average, p99 {}; {} batches stored one at a time), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
