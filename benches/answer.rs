@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+
+mod common;
 use frontdesk::bot::Bot;
 use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::settings::Settings;
@@ -27,12 +29,7 @@ const QUESTIONS: [&str; 8] = [
 
 fn bench(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let plausible = root.join("../shared/data/plausible_docs/docs");
-    let (name, dir) = if plausible.is_dir() {
-        ("plausible", plausible)
-    } else {
-        ("demo", root.join("knowledge_base"))
-    };
+    let (name, dir) = common::knowledge_base();
     let mut settings = Settings::default();
     settings.kb.dir = dir;
     settings.kb.watch = false;

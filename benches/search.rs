@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+
+mod common;
 use frontdesk::kb::KnowledgeBase;
 use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::settings::NluSettings;
@@ -21,12 +23,7 @@ const QUESTIONS: [&str; 4] = [
 
 fn bench(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let plausible = root.join("../shared/data/plausible_docs/docs");
-    let (name, dir) = if plausible.is_dir() {
-        ("plausible", plausible)
-    } else {
-        ("demo", root.join("knowledge_base"))
-    };
+    let (name, dir) = common::knowledge_base();
     let settings = NluSettings {
         model_dir: root.join("models/all-MiniLM-L6-v2"),
         ..Default::default()

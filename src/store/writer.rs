@@ -755,6 +755,31 @@ mod tests {
             .unzip()
     }
 
+    /// Row jobs for one call of `store_batch`, and where each one's outcome arrives.
+    fn row_jobs(
+        rows: Vec<RowWrite>,
+    ) -> (
+        Vec<RowJob>,
+        Vec<oneshot::Receiver<Result<Written, StoreError>>>,
+    ) {
+        rows.into_iter()
+            .map(|row| {
+                let (reply, outcome) = oneshot::channel();
+                (RowJob { row, reply }, outcome)
+            })
+            .unzip()
+    }
+
+    async fn written(
+        receivers: Vec<oneshot::Receiver<Result<Written, StoreError>>>,
+    ) -> Vec<Result<Written, String>> {
+        let mut got = Vec::new();
+        for receiver in receivers {
+            got.push(receiver.await.unwrap().map_err(|e| e.to_string()));
+        }
+        got
+    }
+
     async fn outcomes(
         receivers: Vec<oneshot::Receiver<Result<Appended, StoreError>>>,
     ) -> Vec<Result<i64, String>> {
@@ -779,6 +804,18 @@ mod tests {
             .connect()
             .await
             .unwrap()
+    }
+
+    /// A trigger that refuses a row of `table` whose `column` is `'poison'`: a failure after a
+    /// statement began writing, not a constraint.
+    async fn poison(connection: &mut SqliteConnection, table: &str, column: &str) {
+        sqlx::query(&format!(
+            "CREATE TRIGGER poison BEFORE INSERT ON {table} WHEN NEW.{column} = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+        ))
+        .execute(connection)
+        .await
+        .unwrap();
     }
 
     async fn stored(url: &str, conversation: &str) -> (i64, Vec<(i64, Option<String>)>) {
@@ -1028,13 +1065,7 @@ mod tests {
     async fn an_append_failing_mid_batch_fails_only_its_caller() {
         let (_dir, url, _store) = store(1).await;
         let mut connection = connection(&url).await;
-        sqlx::query(
-            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.text = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
-        )
-        .execute(&mut connection)
-        .await
-        .unwrap();
+        poison(&mut connection, "events", "text").await;
         let (batch, receivers) = jobs(vec![
             ("c0", event("customer", Some("a"), "first")),
             ("c0", event("customer", Some("b"), "poison")),
@@ -1094,22 +1125,13 @@ mod tests {
             args: vec![super::super::Arg::Text("c0".into())],
             returns_id: true,
         };
-        let (rows, written): (Vec<RowJob>, Vec<_>) =
-            [turn("c0"), turn("c0"), turn("nowhere"), handoff]
-                .into_iter()
-                .map(|row| {
-                    let (reply, outcome) = oneshot::channel();
-                    (RowJob { row, reply }, outcome)
-                })
-                .unzip();
+        let (rows, receivers_of_rows) =
+            row_jobs(vec![turn("c0"), turn("c0"), turn("nowhere"), handoff]);
         let counts = Counts::default();
         store_batch(&mut connection, batch, rows, &counts).await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1, "one commit");
         assert_eq!(outcomes(receivers).await, vec![Ok(1), Ok(2)]);
-        let mut got = Vec::new();
-        for w in written {
-            got.push(w.await.unwrap().map_err(|e| e.to_string()));
-        }
+        let got = written(receivers_of_rows).await;
         assert_eq!(got[0].as_ref().map(|w| w.changed), Ok(1));
         assert!(
             got[1].as_ref().is_err_and(|e| e.contains("UNIQUE")),
@@ -1140,13 +1162,7 @@ mod tests {
     async fn a_row_failing_otherwise_fails_alone_and_the_rest_are_stored() {
         let (_dir, url, _store) = store(1).await;
         let mut connection = connection(&url).await;
-        sqlx::query(
-            "CREATE TRIGGER poison BEFORE INSERT ON turn_signals WHEN NEW.understanding = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
-        )
-        .execute(&mut connection)
-        .await
-        .unwrap();
+        poison(&mut connection, "turn_signals", "understanding").await;
         let (batch, receivers) = jobs(vec![("c0", event("customer", Some("a"), "first"))]);
         let signals = |seq: i64, understanding: &str| {
             RowWrite {
@@ -1159,20 +1175,11 @@ mod tests {
             returns_id: false,
         }
         };
-        let (rows, written): (Vec<RowJob>, Vec<_>) = [signals(1, "poison"), signals(2, "{}")]
-            .into_iter()
-            .map(|row| {
-                let (reply, outcome) = oneshot::channel();
-                (RowJob { row, reply }, outcome)
-            })
-            .unzip();
+        let (rows, receivers_of_rows) = row_jobs(vec![signals(1, "poison"), signals(2, "{}")]);
         let counts = Counts::default();
         store_batch(&mut connection, batch, rows, &counts).await;
         assert_eq!(outcomes(receivers).await, vec![Ok(1)]);
-        let mut got = Vec::new();
-        for w in written {
-            got.push(w.await.unwrap().map_err(|e| e.to_string()));
-        }
+        let got = written(receivers_of_rows).await;
         assert!(
             got[0].as_ref().is_err_and(|e| e.contains("poisoned row")),
             "{got:?}"
