@@ -597,14 +597,9 @@ const BACKLOG: u32 = 4096;
 async fn listen(address: &str) -> std::io::Result<TcpListener> {
     let mut last = None;
     for addr in tokio::net::lookup_host(address).await? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        // As the standard library's bind does: a restarted server takes its port back at once.
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+        // Each address on its own, as tokio's bind does: "localhost" may name an IPv6 address
+        // first on a host without IPv6.
+        match listen_on(addr) {
             Ok(listener) => return Ok(listener),
             Err(e) => last = Some(e),
         }
@@ -612,7 +607,21 @@ async fn listen(address: &str) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            "the host name resolved to no address",
+            "the host name resolved to no address; check server.host",
         )
     }))
+}
+
+fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As the standard library's bind does on Unix: a restarted server takes its port back at
+    // once. (On Windows the option would let a second server share the port.)
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }

@@ -126,7 +126,7 @@ impl Conversations {
         let reply = core
             .bot
             .answer_chosen(chosen.passage.as_deref(), chosen.quote_from);
-        core.send_reply(id, asked.stored().seq, &chosen.question, &reply, None)
+        core.send_reply(id, asked.stored().seq, &chosen.question, &reply, &mut None)
             .await?;
         Ok(reply.outcome.as_str())
     }

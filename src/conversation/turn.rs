@@ -12,7 +12,7 @@ use crate::bot::{passage_id, Outcome, Reply};
 use crate::clock::now_ms;
 use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
-use crate::nlu::Understanding;
+use crate::nlu::{Analysis, Understanding};
 use crate::protocol::customer::{Sender, ServerFrame, State};
 use crate::store::{Appended, NewBotTurn, OfferedOption, RowWrite, Store};
 
@@ -135,6 +135,29 @@ impl Conversations {
             return Ok("to_person");
         }
         let analysis = analysis?;
+        let done = self.answer_turn(asked, &analysis, &mut signals, laps).await;
+        if done.is_err() {
+            // Stored all the same, as far as the store allows: a person asked for next sees it.
+            if let Err(e) = core.write_signals(signals.take()).await {
+                tracing::warn!(conversation = %id, "what was understood of a message could not be stored: {e}");
+            }
+        }
+        done
+    }
+
+    /// The rest of a turn the bot owns: the policy, the answer, the reply. `signals` (what was
+    /// understood, not stored yet) is taken when it is stored.
+    async fn answer_turn(
+        &self,
+        asked: &Asked,
+        analysis: &Analysis,
+        signals: &mut Option<RowWrite>,
+        laps: &mut Laps<'_>,
+    ) -> Result<&'static str, ConversationError> {
+        let core = &self.core;
+        let Asked {
+            id, stored, text, ..
+        } = asked;
         let history = core.history(id, stored.seq).await?;
         laps.lap("history");
         let before = core
@@ -152,7 +175,7 @@ impl Conversations {
             previous_question: history.last_question.clone(),
             previous_article: history.last_article.clone(),
         };
-        let reply = match core.bot.answer_in(text, &analysis, &context).await {
+        let reply = match core.bot.answer_in(text, analysis, &context).await {
             Ok(reply) => reply,
             Err(e) => {
                 core.bot_typing(id, false);
@@ -346,12 +369,12 @@ impl Core {
         question_seq: i64,
         question: &str,
         reply: &Reply,
-        signals: Option<RowWrite>,
+        signals: &mut Option<RowWrite>,
     ) -> Result<(), ConversationError> {
         let _guard = self.lock(id).await;
         if self.state(id).await? != State::Bot {
             self.bot_typing(id, false);
-            return self.write_signals(signals).await;
+            return self.write_signals(signals.take()).await;
         }
         // The bot's own words, sources and buttons, whatever the outcome: a new outcome needs
         // nothing here.
@@ -359,8 +382,8 @@ impl Core {
         frame.sources = reply.sources.clone();
         frame.quick_replies = reply.quick_replies.clone();
         let mut beside: Vec<crate::store::Beside> = Vec::with_capacity(3);
-        if let Some(signals) = signals {
-            beside.push(Box::new(move |_| signals.clone()));
+        if let Some(row) = signals.clone() {
+            beside.push(Box::new(move |_| row.clone()));
         }
         let now = now_ms();
         let (conversation, asked) = (id.to_string(), question.to_owned());
@@ -399,7 +422,10 @@ impl Core {
             }),
             beside,
         };
-        let Appended::New { seq, frame, .. } = self.store_frame(id, event).await? else {
+        let appended = self.store_frame(id, event).await?;
+        // Stored with the reply (kept for the caller to store alone if the reply was not).
+        *signals = None;
+        let Appended::New { seq, frame, .. } = appended else {
             return Ok(());
         };
         self.metrics.relayed.with_label_values(&["bot"]).inc();

@@ -135,8 +135,9 @@ pub struct NewEvent {
     /// Builds the frame's JSON given its sequence number.
     pub body: FrameBody,
     /// Rows written in the same commit as the frame, if it is new, given its sequence number
-    /// (the bot's turn and the choices it offered, beside the bot's reply): one commit where
-    /// there were three, and no reply shown without them.
+    /// (beside the bot's reply: what was understood of the question, the bot's turn, the
+    /// choices it offered): one commit where there were four, and no reply shown without them.
+    /// If one of them fails, the frame is not stored either.
     pub beside: Vec<Beside>,
 }
 
@@ -625,12 +626,14 @@ impl Store {
         }
     }
 
-    /// Writes `row` (made by the store) in a commit of its own.
+    /// Writes `row` (made by the store) on its own, not beside a frame: on SQLite in the writer's
+    /// next group commit.
     pub async fn write_alone(&self, row: RowWrite) -> Result<(), StoreError> {
         self.write_row(row).await.map(drop)
     }
 
-    /// Writes one row that a turn waits for but that numbers nothing. On SQLite it goes through
+    /// Writes one row that a customer waits for but that numbers nothing (a new conversation,
+    /// what a turn understood, the bot's turn, a hand-off's record). On SQLite it goes through
     /// the writer, into its next group commit: a statement on the pool would wait for SQLite's
     /// write lock in the busy handler's sleeps (1 ms, then 2, 5, 10 … up to 100 ms) while the
     /// writer commits, and the writer for it; at 200 bot turns a second those waits were most

@@ -443,8 +443,8 @@ struct Numbering {
 }
 
 /// All of `jobs` in a few statements whatever their number (read the conversations and the
-/// client ids stored already, then one `UPDATE` of the numbers and one `INSERT` of the frames)
-/// instead of three per append: at thousands of messages a second the writer's statements, not
+/// client ids stored already, then one `UPDATE` of the numbers and one `INSERT` of the frames;
+/// then one per row beside a new frame) instead of three per append: at thousands of messages a second the writer's statements, not
 /// the fsync, were its limit. Numbers and duplicates are worked out here, in the order of the
 /// jobs, exactly as [`append_one`] would one after the other: the transaction holds SQLite's
 /// write lock, so nothing else changes them meanwhile. Any statement failing fails the whole
