@@ -404,3 +404,79 @@ async fn a_long_section_picked_among_choices_is_quoted_from_the_piece_that_was_o
     assert!(said.contains("Billing contact"), "{answer}");
     assert!(!said.contains("profile picture"), "{answer}");
 }
+
+/// A GitBook page (its `{% hint %}` and `{% tabs %}` markup) and a Docusaurus one (JSX tabs, a
+/// tag in inline code), as other help centres write them.
+const GITBOOK: &str = r#"---
+description: Connect your own domain to your help site.
+---
+
+# Custom domains
+
+{% hint style="info" %}
+Custom domains are available on the Pro plan and above.
+{% endhint %}
+
+{% tabs %}
+{% tab title="Cloudflare" %}
+Add a CNAME record pointing docs to hosting.example.com and turn the proxy off.
+{% endtab %}
+{% tab title="GoDaddy" %}
+Open the DNS settings and add the same CNAME record.
+{% endtab %}
+{% endtabs %}
+"#;
+
+const DOCUSAURUS: &str = r#"---
+title: Install the tracking script
+---
+import Tabs from '@theme/Tabs';
+import TabItem from '@theme/TabItem';
+
+Paste the tracking script into the `<head>` of every page of your site.
+
+<Tabs>
+  <TabItem value="wp" label="WordPress">
+  Install our WordPress plugin and enter your domain.
+  </TabItem>
+</Tabs>
+"#;
+
+#[tokio::test]
+async fn other_help_centres_markup_is_not_shown_to_customers() {
+    let app = spawn_app_with_files(&[
+        ("custom-domains.md", GITBOOK),
+        ("install.mdx", DOCUSAURUS),
+        ("shipping.md", SHIPPING),
+    ])
+    .await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, reply) = customer
+        .ask(
+            "d",
+            "how do i point my custom domain at you with cloudflare",
+        )
+        .await;
+    let said = reply["text"].as_str().expect("text");
+    assert_eq!(reply["sources"][0]["title"], "Custom domains", "{reply}");
+    assert!(said.contains("Cloudflare: Add a CNAME record"), "{reply}");
+    assert!(!said.contains("{%") && !said.contains("%}"), "{reply}");
+
+    // The tag in inline code is text the customer needs; the page's JSX is not.
+    let (_, body) = app
+        .api("/api/kb/search?q=where+do+i+paste+the+tracking+script")
+        .await;
+    let best = &body["passages"][0];
+    assert_eq!(best["title"], "Install the tracking script", "{body}");
+    let text = best["text"].as_str().expect("text");
+    assert!(text.contains("into the <head> of every page"), "{text}");
+    assert!(
+        text.contains("WordPress: Install our WordPress plugin"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("TabItem") && !text.contains("import"),
+        "{text}"
+    );
+}

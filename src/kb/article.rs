@@ -1,5 +1,6 @@
 //! Turning one markdown file into an [`Article`]: front matter, sections split by heading, and only
-//! the prose kept (no MDX `import` lines, JSX tags, HTML, comments or admonition markers).
+//! the prose kept (no MDX `import` lines, JSX tags, HTML, comments, admonition markers, GitBook
+//! block tags or Hugo shortcodes).
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde::Deserialize;
@@ -101,36 +102,55 @@ pub(super) fn prose_markdown(path: &str, source: &str) -> Result<String, KbError
 
 fn split_front_matter<'a>(path: &str, source: &'a str) -> Result<(FrontMatter, &'a str), KbError> {
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    // YAML between `---` lines, or TOML between `+++` lines (Hugo's).
+    let (fence, toml) = if source.starts_with("+++") {
+        ("+++", true)
+    } else {
+        ("---", false)
+    };
     let Some(rest) = source
-        .strip_prefix("---")
+        .strip_prefix(fence)
         .filter(|r| r.starts_with('\n') || r.starts_with("\r\n"))
     else {
         return Ok((FrontMatter::default(), source));
     };
-    let Some(end) = find_closing_fence(rest) else {
+    let Some(end) = find_closing_fence(rest, fence) else {
         return Err(KbError::Article {
             path: path.to_owned(),
-            problem: "the front matter starts with `---` but has no closing `---` line".into(),
+            problem: format!(
+                "the front matter starts with `{fence}` but has no closing `{fence}` line"
+            ),
         });
     };
-    let yaml = &rest[..end];
+    let text = &rest[..end];
     let after = &rest[end..];
     let after = after.split_once('\n').map_or("", |(_, tail)| tail);
-    if yaml.trim().is_empty() {
+    if text.trim().is_empty() {
         return Ok((FrontMatter::default(), after));
     }
-    let front = serde_yaml::from_str::<FrontMatter>(yaml).map_err(|e| KbError::Article {
-        path: path.to_owned(),
-        problem: format!("the front matter is not valid YAML ({e}); fix it or remove it"),
-    })?;
+    let front = if toml {
+        use figment::providers::{Format, Toml};
+        figment::Figment::from(Toml::string(text))
+            .extract::<FrontMatter>()
+            .map_err(|e| KbError::Article {
+                path: path.to_owned(),
+                problem: format!("the front matter is not valid TOML ({e}); fix it or remove it"),
+            })?
+    } else {
+        serde_yaml::from_str::<FrontMatter>(text).map_err(|e| KbError::Article {
+            path: path.to_owned(),
+            problem: format!("the front matter is not valid YAML ({e}); fix it or remove it"),
+        })?
+    };
     Ok((front, after))
 }
 
 /// Byte offset (within `rest`) of the line that closes the front matter.
-fn find_closing_fence(rest: &str) -> Option<usize> {
+fn find_closing_fence(rest: &str, fence: &str) -> Option<usize> {
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {
-        if offset > 0 && matches!(line.trim_end(), "---" | "...") {
+        let bare = line.trim_end();
+        if offset > 0 && (bare == fence || (fence == "---" && bare == "...")) {
             return Some(offset);
         }
         offset += line.len();
@@ -138,8 +158,11 @@ fn find_closing_fence(rest: &str) -> Option<usize> {
     None
 }
 
-/// Removes MDX-only lines (imports/exports, `{/* */}` comments), admonition fences (`:::tip`) and
-/// JSX/HTML tags (also ones spread over several lines), outside code blocks.
+/// Removes MDX-only lines (imports/exports, `{/* */}` comments), admonition fences (`:::tip`),
+/// template tags (GitBook's and Jekyll's `{% hint %}`, Hugo's `{{< tab >}}`) and JSX/HTML tags
+/// (also ones spread over several lines), outside code blocks and inline code. A tab's, step's or
+/// accordion's title is kept as the label of what it holds ("Cloudflare: Add a CNAME record…"):
+/// help centres put the answer for each case under such a title.
 fn strip_mdx(body: &str) -> String {
     let mut out = String::with_capacity(body.len());
     let mut in_code = false;
@@ -161,16 +184,169 @@ fn strip_mdx(body: &str) -> String {
             out.push('\n');
             continue;
         }
-        let (kept, still_in_tag) = strip_tags(line, in_tag);
-        in_tag = still_in_tag;
-        out.push_str(&kept);
+        for (code, part) in code_spans(line) {
+            if code && !in_tag {
+                out.push_str(part);
+                continue;
+            }
+            let (kept, still_in_tag) = strip_tags(&strip_templates(part), in_tag);
+            in_tag = still_in_tag;
+            out.push_str(&kept);
+        }
         out.push('\n');
     }
     out
 }
 
+/// `line` cut into inline code spans (`true`: kept as written, `<head>` and all) and the text
+/// between them. A run of backticks with no closing run of the same length is text.
+fn code_spans(line: &str) -> Vec<(bool, &str)> {
+    let mut parts = Vec::new();
+    let mut rest = line;
+    let ticks = |s: &str| s.bytes().take_while(|&b| b == b'`').count();
+    while let Some(start) = rest.find('`') {
+        let run = ticks(&rest[start..]);
+        let after = &rest[start + run..];
+        let mut from = 0;
+        let mut close = None;
+        while let Some(i) = after[from..].find('`') {
+            let at = from + i;
+            let len = ticks(&after[at..]);
+            if len == run {
+                close = Some(at);
+                break;
+            }
+            from = at + len;
+        }
+        match close {
+            Some(at) => {
+                let end = start + run + at + run;
+                parts.push((false, &rest[..start]));
+                parts.push((true, &rest[start..end]));
+                rest = &rest[end..];
+            }
+            None => {
+                parts.push((false, &rest[..start + run]));
+                rest = &rest[start + run..];
+            }
+        }
+    }
+    parts.push((false, rest));
+    parts
+}
+
+/// The block tags GitBook (and Jekyll) help centres mark their pages up with: `{% hint %}`,
+/// `{% tabs %}`… Other `{% … %}` and every `{{ … }}` are left alone: a help centre that documents
+/// its own templates ("include the {{ unsubscribe_url }} tag") means them as text.
+const MARKUP_TAGS: &[&str] = &[
+    "hint",
+    "tabs",
+    "tab",
+    "code",
+    "embed",
+    "content-ref",
+    "swagger",
+    "file",
+    "include",
+    "raw",
+    "stepper",
+    "step",
+    "columns",
+    "column",
+    "updates",
+    "update",
+];
+
+/// Drops template markup: GitBook's block tags (`{% hint style="info" %}`, see [`MARKUP_TAGS`])
+/// and Hugo's shortcodes (`{{< tab >}}`, `{{% notice %}}`). An opening tag with a title (`{% tab
+/// title="Cloudflare" %}`) leaves the title as a label; a code block's or an embed's title is not
+/// prose.
+fn strip_templates(text: &str) -> String {
+    const OPENERS: [(&str, &str); 3] = [("{%", "%}"), ("{{<", ">}}"), ("{{%", "%}}")];
+    let mut kept = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let found = OPENERS
+            .iter()
+            .filter_map(|(open, close)| rest.find(open).map(|at| (at, *open, *close)))
+            .min_by_key(|(at, open, _)| (*at, std::cmp::Reverse(open.len())));
+        let Some((at, open, close)) = found else {
+            kept.push_str(rest);
+            return kept;
+        };
+        let inside = &rest[at + open.len()..];
+        let Some(end) = inside.find(close) else {
+            kept.push_str(rest);
+            return kept;
+        };
+        let tag = inside[..end].trim();
+        let name = tag.split_whitespace().next().unwrap_or("");
+        let bare = name.trim_start_matches('/').trim_start_matches("end");
+        if open == "{%" && !MARKUP_TAGS.contains(&bare) {
+            // Not markup: kept as written.
+            kept.push_str(&rest[..at + open.len() + end + close.len()]);
+            rest = &inside[end + close.len()..];
+            continue;
+        }
+        kept.push_str(&rest[..at]);
+        if !matches!(bare, "code" | "embed" | "file" | "include" | "swagger") {
+            // Hugo's shortcodes also name a tab by `header=`, `name=` or a first quoted argument
+            // (`{{< tab "macOS" >}}`).
+            let hugo = || {
+                attribute(tag, "header")
+                    .or_else(|| attribute(tag, "name"))
+                    .or_else(|| {
+                        let first = tag[name.len()..].trim_start().strip_prefix('"')?;
+                        let title = first[..first.find('"')?].trim();
+                        (!title.is_empty()).then(|| title.to_owned())
+                    })
+            };
+            let title = attribute(tag, "title")
+                .or_else(|| attribute(tag, "label"))
+                .or_else(|| if open == "{%" { None } else { hugo() });
+            if let Some(title) = title {
+                kept.push_str(&label(&title));
+            }
+        }
+        rest = &inside[end + close.len()..];
+    }
+}
+
+/// `name="value"` (or with single quotes) in a tag's text.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let mut from = 0;
+    while let Some(i) = tag[from..].find(name) {
+        let at = from + i;
+        let before_ok = at == 0 || tag[..at].ends_with(|c: char| c.is_whitespace());
+        let after = tag[at + name.len()..].trim_start();
+        if let (true, Some(value)) = (before_ok, after.strip_prefix('=')) {
+            let value = value.trim_start();
+            if let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') {
+                let value = &value[1..];
+                if let Some(end) = value.find(quote) {
+                    let value = value[..end].trim();
+                    return (!value.is_empty()).then(|| value.to_owned());
+                }
+            }
+        }
+        from = at + name.len();
+    }
+    None
+}
+
+/// A title kept as the label of the text after it.
+fn label(title: &str) -> String {
+    if title.ends_with(['?', '.', '!', ':']) {
+        format!("{title} ")
+    } else {
+        format!("{title}: ")
+    }
+}
+
 /// Drops `<Tag ...>`, `</Tag>` and `<Tag ... />` from a line; `in_tag` says a tag opened on an
-/// earlier line is still open. Autolinks (`<https://...>`, `<a@b.c>`) are kept.
+/// earlier line is still open. Autolinks (`<https://...>`, `<a@b.c>`) are kept. A component that
+/// wraps text under a title (`<TabItem label="WordPress">`, `<Accordion title="…">`) leaves the
+/// title as a label.
 fn strip_tags(line: &str, mut in_tag: bool) -> (String, bool) {
     let mut kept = String::with_capacity(line.len());
     let mut rest = line;
@@ -196,6 +372,15 @@ fn strip_tags(line: &str, mut in_tag: bool) -> (String, bool) {
             tag_text.contains("://") || (tag_text.contains('@') && !tag_text.contains(' '));
         if opens_tag && !autolink {
             kept.push_str(&rest[..start]);
+            let component = after.starts_with(|c: char| c.is_ascii_uppercase());
+            let wraps = after.contains('>') && !tag_text.trim_end().ends_with('/');
+            if component && wraps {
+                if let Some(title) =
+                    attribute(tag_text, "title").or_else(|| attribute(tag_text, "label"))
+                {
+                    kept.push_str(&label(&title));
+                }
+            }
             rest = after;
             in_tag = true;
         } else {
@@ -418,6 +603,79 @@ Click `Disable`.
         for junk in ["import", "<", "useBaseUrl", "editor's note", ":::"] {
             assert!(!all.contains(junk), "{junk} leaked into the prose: {all}");
         }
+    }
+
+    #[test]
+    fn gitbook_and_hugo_tags_go_and_tab_titles_label_their_text() {
+        let gitbook = r#"# Custom domains
+
+{% hint style="info" %}
+Custom domains are available on the **Pro** plan.
+{% endhint %}
+
+{% tabs %}
+{% tab title="Cloudflare" %}
+Add a CNAME record. Turn the proxy off.
+{% endtab %}
+{% tab title="GoDaddy" %}
+Open DNS settings.
+{% endtab %}
+{% endtabs %}
+
+{% code title="dns.txt" %}
+Include the {{ unsubscribe_url }} tag. {% if x %}{{< hint info >}}A day.{{< /hint >}}
+{% endcode %}
+
+{{< tab "macOS" >}}Open Preferences.{{< /tab >}} {{% tab name="Linux" %}}Edit the file.{{% /tab %}}
+"#;
+        let a = parse("domains.md", gitbook).unwrap();
+        assert_eq!(
+            a.sections[0].text,
+            "Custom domains are available on the Pro plan.\n\n\
+             Cloudflare: Add a CNAME record. Turn the proxy off.\n\n\
+             GoDaddy: Open DNS settings.\n\n\
+             Include the {{ unsubscribe_url }} tag. {% if x %}A day.\n\n\
+             macOS: Open Preferences. Linux: Edit the file."
+        );
+    }
+
+    #[test]
+    fn inline_code_keeps_its_angle_brackets_and_components_their_titles() {
+        let mdx = r#"# Install
+
+Put the script in the `<head>` of every page, before ``</head>``.
+
+<Tabs>
+  <TabItem value="wp" label="WordPress">
+  Install our plugin.
+  </TabItem>
+</Tabs>
+
+<Accordion title="Can I cancel?">You can cancel any time.</Accordion>
+
+<Card title="Decoration" href="/x" />
+"#;
+        let a = parse("install.mdx", mdx).unwrap();
+        assert_eq!(
+            a.sections[0].text,
+            "Put the script in the <head> of every page, before </head>.\n\n\
+             WordPress: Install our plugin.\n\n\
+             Can I cancel? You can cancel any time."
+        );
+    }
+
+    #[test]
+    fn hugo_front_matter_in_toml_is_read() {
+        let a = parse(
+            "faq.md",
+            "+++\ntitle = \"Billing FAQ\"\ntags = [\"billing\"]\n+++\n\nWe accept PayPal.\n",
+        )
+        .unwrap();
+        assert_eq!(a.title, "Billing FAQ");
+        assert_eq!(a.tags, ["billing"]);
+        assert_eq!(a.sections[0].text, "We accept PayPal.");
+        let err = parse("bad.md", "+++\ntitle = \n+++\nbody").unwrap_err();
+        assert!(err.to_string().contains("TOML"), "{err}");
     }
 
     #[test]
