@@ -228,6 +228,7 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     write("b.md", "---\ntitle: returns\n---\n\nOther text.\n");
     write("c.md", "---\ntitle: [broken\n---\n");
     write("d.md", "Just prose, no front matter.\n");
+    write("e.md", "+++\ntitle = \"Hugo page\"\n+++\n\n## Loops\n\nWrite {% for x in y %} to repeat.\n\n## Hints\n\n{% hint %}Fine.{% endhint %} Put `{% if a %}` in code.\n");
     let findings = kb::lint(dir.path()).unwrap();
     let has = |path: &str, severity, needle: &str| {
         findings
@@ -241,6 +242,28 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     assert!(has("c.md", Severity::Error, "YAML"), "{findings:?}");
     assert!(
         has("d.md", Severity::Warning, "no front matter"),
+        "{findings:?}"
+    );
+    // Hugo's front matter is front matter; template markup the parser leaves is pointed at.
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.path == "e.md" && f.message.contains("front matter")),
+        "{findings:?}"
+    );
+    assert!(
+        has(
+            "e.md",
+            Severity::Warning,
+            "shows `{% for x in y %}` to customers"
+        ),
+        "{findings:?}"
+    );
+    // Markup the parser strips, and markup in code, are not pointed at.
+    assert!(
+        !findings.iter().any(|f| f.message.contains("hint")
+            || f.message.contains("more)")
+            || f.message.contains("if a")),
         "{findings:?}"
     );
 }
@@ -460,7 +483,10 @@ async fn other_help_centres_markup_is_not_shown_to_customers() {
         .await;
     let said = reply["text"].as_str().expect("text");
     assert_eq!(reply["sources"][0]["title"], "Custom domains", "{reply}");
-    assert!(said.contains("Cloudflare: Add a CNAME record"), "{reply}");
+    assert!(
+        said.contains("Cloudflare:\n\nAdd a CNAME record"),
+        "{reply}"
+    );
     assert!(!said.contains("{%") && !said.contains("%}"), "{reply}");
 
     // The tag in inline code is text the customer needs; the page's JSX is not.
@@ -472,7 +498,7 @@ async fn other_help_centres_markup_is_not_shown_to_customers() {
     let text = best["text"].as_str().expect("text");
     assert!(text.contains("into the <head> of every page"), "{text}");
     assert!(
-        text.contains("WordPress: Install our WordPress plugin"),
+        text.contains("WordPress:\n\nInstall our WordPress plugin"),
         "{text}"
     );
     assert!(

@@ -167,9 +167,11 @@ fn strip_mdx(body: &str) -> String {
     let mut out = String::with_capacity(body.len());
     let mut in_code = false;
     let mut in_tag = false;
+    // The closer of a template tag opened on an earlier line and not closed yet.
+    let mut in_template: Option<&'static str> = None;
     for line in body.lines() {
         let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+        if in_template.is_none() && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
             in_code = !in_code;
         }
         if in_code {
@@ -185,11 +187,11 @@ fn strip_mdx(body: &str) -> String {
             continue;
         }
         for (code, part) in code_spans(line) {
-            if code && !in_tag {
+            if code && !in_tag && in_template.is_none() {
                 out.push_str(part);
                 continue;
             }
-            let (kept, still_in_tag) = strip_tags(&strip_templates(part), in_tag);
+            let (kept, still_in_tag) = strip_tags(&strip_templates(part, &mut in_template), in_tag);
             in_tag = still_in_tag;
             out.push_str(&kept);
         }
@@ -200,7 +202,7 @@ fn strip_mdx(body: &str) -> String {
 
 /// `line` cut into inline code spans (`true`: kept as written, `<head>` and all) and the text
 /// between them. A run of backticks with no closing run of the same length is text.
-fn code_spans(line: &str) -> Vec<(bool, &str)> {
+pub(super) fn code_spans(line: &str) -> Vec<(bool, &str)> {
     let mut parts = Vec::new();
     let mut rest = line;
     let ticks = |s: &str| s.bytes().take_while(|&b| b == b'`').count();
@@ -245,7 +247,7 @@ const MARKUP_TAGS: &[&str] = &[
     "code",
     "embed",
     "content-ref",
-    "swagger",
+    "page-ref",
     "file",
     "include",
     "raw",
@@ -257,14 +259,40 @@ const MARKUP_TAGS: &[&str] = &[
     "update",
 ];
 
+/// The template tags whose title labels the text they hold (a tab, a step, an expandable
+/// block); a figure's or a link's argument is not a label.
+const LABELLED: &[&str] = &[
+    "tab",
+    "tabitem",
+    "step",
+    "expand",
+    "expandable",
+    "details",
+    "accordion",
+    "collapse",
+    "spoiler",
+    "toggle",
+    "card",
+    "panel",
+];
+
 /// Drops template markup: GitBook's block tags (`{% hint style="info" %}`, see [`MARKUP_TAGS`])
 /// and Hugo's shortcodes (`{{< tab >}}`, `{{% notice %}}`). An opening tag with a title (`{% tab
-/// title="Cloudflare" %}`) leaves the title as a label; a code block's or an embed's title is not
-/// prose.
-fn strip_templates(text: &str) -> String {
+/// title="Cloudflare" %}`) of a kind in [`LABELLED`] leaves the title as a label.
+fn strip_templates(text: &str, open_tag: &mut Option<&'static str>) -> String {
     const OPENERS: [(&str, &str); 3] = [("{%", "%}"), ("{{<", ">}}"), ("{{%", "%}}")];
     let mut kept = String::with_capacity(text.len());
     let mut rest = text;
+    if let Some(close) = *open_tag {
+        // The rest of a tag spread over lines.
+        match rest.find(close) {
+            Some(end) => {
+                rest = &rest[end + close.len()..];
+                *open_tag = None;
+            }
+            None => return kept,
+        }
+    }
     loop {
         let found = OPENERS
             .iter()
@@ -275,28 +303,37 @@ fn strip_templates(text: &str) -> String {
             return kept;
         };
         let inside = &rest[at + open.len()..];
+        // Liquid's `{%- … -%}` trims whitespace; the tag is the same.
+        let tag_text = |end: usize| inside[..end].trim().trim_matches('-').trim();
         let Some(end) = inside.find(close) else {
-            kept.push_str(rest);
+            // A tag continued on the next lines: markup if it is one (Hugo's always are).
+            let name = tag_name(tag_text(inside.len()));
+            if open != "{%" || is_markup(&name) {
+                kept.push_str(&rest[..at]);
+                *open_tag = Some(close);
+            } else {
+                kept.push_str(rest);
+            }
             return kept;
         };
-        let tag = inside[..end].trim();
-        let name = tag.split_whitespace().next().unwrap_or("");
-        let bare = name.trim_start_matches('/').trim_start_matches("end");
-        if open == "{%" && !MARKUP_TAGS.contains(&bare) {
+        let tag = tag_text(end);
+        let name = tag_name(tag);
+        if open == "{%" && !is_markup(&name) {
             // Not markup: kept as written.
             kept.push_str(&rest[..at + open.len() + end + close.len()]);
             rest = &inside[end + close.len()..];
             continue;
         }
         kept.push_str(&rest[..at]);
-        if !matches!(bare, "code" | "embed" | "file" | "include" | "swagger") {
+        if LABELLED.contains(&name.as_str()) {
             // Hugo's shortcodes also name a tab by `header=`, `name=` or a first quoted argument
             // (`{{< tab "macOS" >}}`).
             let hugo = || {
                 attribute(tag, "header")
                     .or_else(|| attribute(tag, "name"))
                     .or_else(|| {
-                        let first = tag[name.len()..].trim_start().strip_prefix('"')?;
+                        let first = tag.split_once(char::is_whitespace)?.1.trim_start();
+                        let first = first.strip_prefix('"')?;
                         let title = first[..first.find('"')?].trim();
                         (!title.is_empty()).then(|| title.to_owned())
                     })
@@ -310,6 +347,22 @@ fn strip_templates(text: &str) -> String {
         }
         rest = &inside[end + close.len()..];
     }
+}
+
+/// A template tag's kind, lower case, without the closing tag's `/` or `end`
+/// (`{% endtab %}` and `{{< /tab >}}` are `tab`).
+fn tag_name(tag: &str) -> String {
+    let name = tag.split_whitespace().next().unwrap_or("").to_lowercase();
+    let name = name.trim_start_matches('/');
+    name.strip_prefix("end").unwrap_or(name).to_owned()
+}
+
+/// Whether a `{% … %}` tag of kind `name` is GitBook's markup (see [`MARKUP_TAGS`]).
+fn is_markup(name: &str) -> bool {
+    MARKUP_TAGS.contains(&name)
+        || ["swagger", "api-method", "openapi"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 /// `name="value"` (or with single quotes) in a tag's text.
@@ -334,12 +387,13 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     None
 }
 
-/// A title kept as the label of the text after it.
+/// A title kept as the label of the text after it: a paragraph of its own, so that what follows
+/// (a table, a list) is read as it was written.
 fn label(title: &str) -> String {
     if title.ends_with(['?', '.', '!', ':']) {
-        format!("{title} ")
+        format!("\n\n{title}\n\n")
     } else {
-        format!("{title}: ")
+        format!("\n\n{title}:\n\n")
     }
 }
 
@@ -372,7 +426,8 @@ fn strip_tags(line: &str, mut in_tag: bool) -> (String, bool) {
             tag_text.contains("://") || (tag_text.contains('@') && !tag_text.contains(' '));
         if opens_tag && !autolink {
             kept.push_str(&rest[..start]);
-            let component = after.starts_with(|c: char| c.is_ascii_uppercase());
+            let component = after.starts_with(|c: char| c.is_ascii_uppercase())
+                && LABELLED.contains(&tag_name(tag_text).as_str());
             let wraps = after.contains('>') && !tag_text.trim_end().ends_with('/');
             if component && wraps {
                 if let Some(title) =
@@ -627,15 +682,27 @@ Include the {{ unsubscribe_url }} tag. {% if x %}{{< hint info >}}A day.{{< /hin
 {% endcode %}
 
 {{< tab "macOS" >}}Open Preferences.{{< /tab >}} {{% tab name="Linux" %}}Edit the file.{{% /tab %}}
+See [the guide]({{< relref "guide.md" >}}). {{< figure src="a.png" title="Diagram" >}}
+
+{{< figure
+  src="b.png"
+  title="Spread over lines" >}}
+{%- tab title="DNS" -%}
+Type | Value
+--- | ---
+CNAME | docs
+{% endtab %}
+{% swagger-parameter in="path" name="id" %}The site's id.{% endswagger-parameter %}
 "#;
         let a = parse("domains.md", gitbook).unwrap();
         assert_eq!(
             a.sections[0].text,
             "Custom domains are available on the Pro plan.\n\n\
-             Cloudflare: Add a CNAME record. Turn the proxy off.\n\n\
-             GoDaddy: Open DNS settings.\n\n\
+             Cloudflare:\n\nAdd a CNAME record. Turn the proxy off.\n\n\
+             GoDaddy:\n\nOpen DNS settings.\n\n\
              Include the {{ unsubscribe_url }} tag. {% if x %}A day.\n\n\
-             macOS: Open Preferences. Linux: Edit the file."
+             macOS:\n\nOpen Preferences.\n\nLinux:\n\nEdit the file. See the guide.\n\n\
+             DNS:\n\nType | Value | CNAME | docs\n\nThe site's id."
         );
     }
 
@@ -653,14 +720,17 @@ Put the script in the `<head>` of every page, before ``</head>``.
 
 <Accordion title="Can I cancel?">You can cancel any time.</Accordion>
 
+See <Link to="/p" title="Pricing page">our prices</Link>.
+
 <Card title="Decoration" href="/x" />
 "#;
         let a = parse("install.mdx", mdx).unwrap();
         assert_eq!(
             a.sections[0].text,
             "Put the script in the <head> of every page, before </head>.\n\n\
-             WordPress: Install our plugin.\n\n\
-             Can I cancel? You can cancel any time."
+             WordPress:\n\nInstall our plugin.\n\n\
+             Can I cancel?\n\nYou can cancel any time.\n\n\
+             See our prices."
         );
     }
 

@@ -59,7 +59,8 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
             }
             Err(e) => return Err(e),
         };
-        if !source.trim_start_matches('\u{feff}').starts_with("---") {
+        let source_body = source.trim_start_matches('\u{feff}');
+        if !source_body.starts_with("---") && !source_body.starts_with("+++") {
             add(
                 rel,
                 Severity::Warning,
@@ -96,6 +97,20 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
                     format!("section \"{}\" is empty", s.heading_path.join(" > ")),
                 );
             }
+        }
+        if let Some((markup, count)) = leftover_markup(rel, &source) {
+            let more = match count {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            add(
+                rel,
+                Severity::Warning,
+                format!(
+                    "shows `{markup}`{more} to customers as written; if it is a template's \
+                     markup, remove it, and if customers should see it, put it in `code`"
+                ),
+            );
         }
         for link in &parsed.links {
             let target = link.split('#').next().unwrap_or_default();
@@ -135,9 +150,57 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
 }
 
 fn has_title_key(source: &str) -> bool {
+    let toml = source.trim_start_matches('\u{feff}').starts_with("+++");
+    let fence = if toml { "+++" } else { "---" };
     source
         .lines()
         .skip(1)
-        .take_while(|l| l.trim_end() != "---")
-        .any(|l| l.starts_with("title:"))
+        .take_while(|l| l.trim_end() != fence)
+        .any(|l| {
+            let key = l.trim_start();
+            key.starts_with("title:")
+                || (toml
+                    && key
+                        .strip_prefix("title")
+                        .is_some_and(|r| r.trim_start().starts_with('=')))
+        })
+}
+
+/// Template markup the parser leaves in an article's prose (a tag of a kind it does not strip),
+/// outside code, as customers would read it, and how many there are; None when there is none.
+fn leftover_markup(rel: &str, source: &str) -> Option<(String, usize)> {
+    let prose = article::prose_markdown(rel, source).ok()?;
+    let mut in_code = false;
+    let mut found: Vec<String> = Vec::new();
+    for line in prose.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        for (_, part) in article::code_spans(line)
+            .into_iter()
+            .filter(|(code, _)| !code)
+        {
+            let mut rest = part;
+            let next = |rest: &str| {
+                ["{%", "{{<", "{{%"]
+                    .iter()
+                    .zip(["%}", ">}}", "%}}"])
+                    .filter_map(|(open, close)| rest.find(open).map(|at| (at, close)))
+                    .min_by_key(|(at, _)| *at)
+            };
+            while let Some((at, close)) = next(rest) {
+                let tail = &rest[at..];
+                let end = tail.find(close).map_or(tail.len(), |e| e + close.len());
+                found.push(tail[..end].to_owned());
+                rest = &tail[end..];
+            }
+        }
+    }
+    let count = found.len();
+    found.into_iter().next().map(|first| (first, count))
 }
