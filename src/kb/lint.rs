@@ -27,7 +27,7 @@ pub struct Finding {
 }
 
 /// Checks every article in `dir`: front matter, empty sections, duplicate titles, broken relative
-/// links. Findings come sorted by path.
+/// links, template markup left in the prose. Findings come sorted by path.
 pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
     let files = markdown_files(dir)?;
     let mut findings = Vec::new();
