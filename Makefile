@@ -22,6 +22,7 @@ run: setup
 ## (scripts/e2e.sh; UPDATE_SCREENSHOTS=1 rewrites docs/screenshots).
 test: setup
 	./scripts/with-postgres.sh ./scripts/with-redis.sh cargo test --all-targets
+	python3 -m unittest scripts/test_export_docs.py
 	./scripts/e2e.sh
 
 ## Formatting and lints, as CI checks them.

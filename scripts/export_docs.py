@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export a docs folder (Docusaurus/MkDocs/Markdoc/Obsidian markdown) into a frontdesk knowledge base.
+"""Export a docs folder (Docusaurus/MkDocs/Markdoc/Obsidian markdown, or HTML articles) into a frontdesk knowledge base.
 
     python3 scripts/export_docs.py SRC_DIR OUT_DIR [--exclude GLOB ...] [--include GLOB ...]
                                    [--url-base https://help.example.com/]
@@ -15,7 +15,12 @@ Every `.md`, `.mdx`, `.mdoc` and `.markdown` file under SRC_DIR (folder structur
   `text="..."` attributes kept;
 - Obsidian syntax: `[[page#heading|alias]]` becomes its alias (or page name), embeds `![[...]]`,
   `%% comments %%` and block ids (`^id`) dropped, callouts `> [!tip] Title` become `> **Title**`;
-- MDX imports/exports removed (JSX and HTML tags the loader strips itself).
+- MDX imports/exports removed (JSX and HTML tags the loader strips itself);
+- HTML pages (`.html`, `.htm`: a help desk's article export, such as Zendesk's or Intercom's
+  article bodies, or saved article pages) become markdown: headings, paragraphs, lists, tables,
+  code and links kept; scripts, styles, navigation, headers, footers and forms dropped; only the
+  `<article>` or `<main>` when the page has one; the title from the first `<h1>` or `<title>`, the
+  url from `<link rel="canonical">` (unless `--url-base` is given).
 
 Pages marked `draft: true` or `publish: false` are skipped. Files matching an `--exclude` glob
 (relative path, e.g. `api-*` or `Contributing*/**`) are skipped; with `--include`, only matching
@@ -26,14 +31,26 @@ many pages it wrote; check them with `frontdesk kb lint OUT_DIR`. Tests:
 
 import argparse
 import fnmatch
+import html.parser
 import json
 import re
 import sys
 from pathlib import Path
 
-import yaml
+try:
+    import yaml
+except ImportError:  # python3 without PyYAML: the venv `make setup` made for this script has it
+    import os
 
-EXTENSIONS = (".md", ".mdx", ".mdoc", ".markdown")
+    _venv = Path(os.environ.get("FRONTDESK_CACHE", Path.home() / ".cache/frontdesk"))
+    _python = _venv / "venv-pyyaml-6.0.2/bin/python"
+    if _python.is_file() and Path(sys.executable).absolute() != _python.absolute():
+        os.execv(str(_python), [str(_python), *sys.argv])
+    sys.exit("export_docs.py needs PyYAML: run `make setup` (it installs it once), or "
+             "`python3 -m pip install pyyaml`")
+
+EXTENSIONS = (".md", ".mdx", ".mdoc", ".markdown", ".html", ".htm")
+HTML_EXTENSIONS = (".html", ".htm")
 FENCE = re.compile(r"^\s*(```|~~~)")
 MARKDOC_TAG = re.compile(r"\{%.*?%\}", re.S)
 MARKDOC_TEXT_ATTR = re.compile(r'\btext="((?:[^"\\]|\\.)*)"')
@@ -60,6 +77,171 @@ def split_front_matter(text):
                 front = {}
             return (front if isinstance(front, dict) else {}), "".join(lines[i + 1 :])
     return {}, text
+
+
+class HtmlToMarkdown(html.parser.HTMLParser):
+    """An HTML article as markdown (see the module's docstring): what a customer reads of it."""
+
+    SKIP = {"script", "style", "nav", "header", "footer", "aside", "noscript", "svg", "form",
+            "button", "template", "iframe", "select"}
+    BLOCKS = {"p", "div", "section", "article", "main", "blockquote", "figure", "figcaption",
+              "dl", "dd", "dt", "details", "summary", "ul", "ol", "table", "thead", "tbody", "hr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out, self.skip, self.pre, self.lists, self.link = [], 0, 0, [], None
+        self.title, self.h1, self.canonical, self.heading = None, None, None, None
+        self.in_title, self.scoped, self.scope_depth, self.cells = False, [], 0, 0
+
+    def text(self, s):
+        if self.skip:
+            return
+        if self.heading is not None:
+            self.heading.append(s)
+        elif self.link is not None:
+            self.link[1].append(s)
+        else:
+            self.out.append(s)
+
+    def block(self):
+        self.text("\n\n")
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "link" and "canonical" in (attrs.get("rel") or "").split():
+            self.canonical = attrs.get("href")
+        if tag == "title":
+            self.in_title = True
+        if tag in ("article", "main") and not self.scoped:
+            # Where the article starts: what came before it is the site's chrome.
+            self.scoped.append(len(self.out))
+        if tag in self.SKIP:
+            self.skip += 1
+            return
+        if self.skip:
+            return
+        if re.fullmatch(r"h[1-6]", tag):
+            self.block()
+            self.heading = []
+            self.heading_level = int(tag[1])
+        elif tag == "br":
+            self.text("  \n" if not self.pre else "\n")
+        elif tag == "li":
+            depth = max(len(self.lists) - 1, 0)
+            marker = "1." if self.lists and self.lists[-1] == "ol" else "-"
+            self.text("\n" + "  " * depth + marker + " ")
+        elif tag in ("ul", "ol"):
+            self.lists.append(tag)
+            self.block()
+        elif tag == "pre":
+            self.pre += 1
+            self.text("\n\n```\n")
+        elif tag == "code" and not self.pre:
+            self.text("`")
+        elif tag in ("strong", "b"):
+            self.text("**")
+        elif tag in ("em", "i"):
+            self.text("*")
+        elif tag == "a" and attrs.get("href") and self.heading is None and self.link is None:
+            self.link = (attrs["href"], [])
+        elif tag == "tr":
+            self.text("\n")
+            self.cells = 0
+        elif tag in ("td", "th"):
+            self.text("| " if self.cells == 0 else " | ")
+            self.cells += 1
+        elif tag == "img" and attrs.get("alt"):
+            self.text(attrs["alt"])
+        elif tag in self.BLOCKS:
+            self.block()
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self.in_title = False
+        if tag in self.SKIP:
+            self.skip = max(self.skip - 1, 0)
+            return
+        if self.skip:
+            return
+        if re.fullmatch(r"h[1-6]", tag) and self.heading is not None:
+            words = " ".join("".join(self.heading).split())
+            self.heading = None
+            if words:
+                if self.h1 is None and tag == "h1":
+                    self.h1 = words
+                self.out.append("#" * self.heading_level + " " + words + "\n\n")
+        elif tag in ("ul", "ol"):
+            if self.lists:
+                self.lists.pop()
+            self.block()
+        elif tag == "pre":
+            self.pre = max(self.pre - 1, 0)
+            self.text("\n```\n\n")
+        elif tag == "code" and not self.pre:
+            self.text("`")
+        elif tag in ("strong", "b"):
+            self.text("**")
+        elif tag in ("em", "i"):
+            self.text("*")
+        elif tag == "a" and self.link is not None:
+            href, words = self.link
+            self.link = None
+            words = " ".join("".join(words).split())
+            if words and re.match(r"https?://|mailto:", href):
+                self.out.append(f"[{words}]({href})")
+            else:
+                self.out.append(words)
+        elif tag == "tr" and self.cells:
+            self.text(" |")
+        elif tag in ("article", "main") and len(self.scoped) == 1:
+            self.scoped.append(len(self.out))
+        elif tag in self.BLOCKS:
+            self.block()
+
+    def handle_data(self, data):
+        if self.in_title:
+            self.title = (self.title or "") + data
+            return
+        if self.pre:
+            self.text(data)
+        else:
+            self.text(re.sub(r"\s+", " ", data))
+
+    def markdown(self):
+        parts = self.out
+        if self.scoped:
+            parts = parts[self.scoped[0] : self.scoped[1] if len(self.scoped) > 1 else len(parts)]
+        text = "".join(parts)
+        lines, in_code = [], False
+        for line in text.split("\n"):
+            if line.startswith("```"):
+                in_code = not in_code
+            lines.append(line if in_code else line.strip())
+        text = "\n".join(lines)
+        # A table needs its header rule to be one.
+        text = re.sub(r"^(\|[^\n]*\|)\n(?=\|)", lambda m: m.group(1) + "\n" + table_rule(m.group(1)) + "\n",
+                      text, count=0, flags=re.M) if "|" in text else text
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def table_rule(header):
+    return "|" + "|".join(" --- " for _ in range(header.count("|") - 1)) + "|"
+
+
+def html_page(text):
+    """(front matter dict, markdown body) of an HTML article."""
+    parser = HtmlToMarkdown()
+    parser.feed(text)
+    parser.close()
+    body = parser.markdown()
+    front = {}
+    # A page's <title> often ends with the site's name ("Refunds | Acme Help Center").
+    title = parser.h1 or re.split(r" [|–—] ", " ".join((parser.title or "").split()))[0]
+    if title:
+        front["title"] = title
+    if parser.canonical:
+        front["url"] = parser.canonical
+    return front, body
 
 
 def wikilink_text(match):
@@ -200,7 +382,11 @@ def export(src, out, include, exclude, url_base):
         if (include and not matches(rel, include)) or matches(rel, exclude):
             skipped += 1
             continue
-        front, body = split_front_matter(path.read_text(encoding="utf-8", errors="replace"))
+        source = path.read_text(encoding="utf-8", errors="replace")
+        if rel.lower().endswith(HTML_EXTENSIONS):
+            front, body = html_page(source)
+        else:
+            front, body = split_front_matter(source)
         if front.get("draft") is True or front.get("publish") is False:
             skipped += 1
             continue
@@ -209,7 +395,7 @@ def export(src, out, include, exclude, url_base):
         tags = tags_of(front)
         if tags:
             header["tags"] = tags
-        url = url_of(front, rel, url_base)
+        url = url_of(front, rel, url_base) or front.get("url")
         if url:
             header["url"] = url
         pages.append((rel, header, body))

@@ -116,3 +116,6 @@ fi
 for f in vocab.txt tokenizer_config.json sentence_bert_config.json; do
     cmp -s "$model_dir/$f" "$int8_dir/$f" || cp "$model_dir/$f" "$int8_dir/$f"
 done
+
+# PyYAML for scripts/export_docs.py (which finds this venv itself when python3 has no yaml module).
+venv venv-pyyaml-6.0.2 "PyYAML 6.0.2, for scripts/export_docs.py (about 1 MB)" pyyaml==6.0.2 >/dev/null

@@ -51,6 +51,26 @@ Your data is kept for 30 days.
 """
 
 
+HTML = """<!doctype html>
+<html><head><title>Refunds | Acme Help Center</title>
+<link rel="canonical" href="https://help.acme.test/articles/360-refunds">
+<style>body { color: red }</style><script>track()</script></head>
+<body><header><nav><a href="/">Home</a> Sign in</nav></header>
+<main><article>
+<h1>Refunds</h1>
+<p>We refund any order within <strong>30 days</strong>.<br>See our <a href="https://acme.test/terms">terms</a> and <a href="/hc/returns">returns</a>.</p>
+<h2>How to ask for a refund</h2>
+<ol><li>Open <em>Orders</em>.</li><li>Choose <code>Refund</code>.</li></ol>
+<pre><code>POST /refunds
+  {"order": 42}</code></pre>
+<h2>Fees</h2>
+<table><tr><th>Plan</th><th>Fee</th></tr><tr><td>Basic</td><td>5 USD</td></tr></table>
+<form><button>Was this helpful?</button></form>
+</article></main>
+<footer>© Acme</footer><script>more()</script></body></html>
+"""
+
+
 def scratch(test):
     folder = Path(tempfile.mkdtemp(prefix="export-docs-"))
     test.addCleanup(shutil.rmtree, folder, ignore_errors=True)
@@ -121,6 +141,29 @@ class ExportDocs(unittest.TestCase):
         self.assertIn("title: Security and privacy (Publish)", (out / "Publish/Security.md").read_text())
         self.assertFalse((out / "draft.md").exists())
         self.assertFalse((out / "api-emails.md").exists())
+
+    def test_html_articles_become_markdown_without_the_sites_chrome(self):
+        run, out = export(self, {"zendesk/360-refunds.html": HTML})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        page = (out / "zendesk/360-refunds.md").read_text()
+        self.assertTrue(
+            page.startswith("---\ntitle: Refunds\nurl: https://help.acme.test/articles/360-refunds\n---\n"),
+            page,
+        )
+        self.assertIn("We refund any order within **30 days**.", page)
+        self.assertIn("See our [terms](https://acme.test/terms) and returns.", page)
+        self.assertIn("## How to ask for a refund\n\n1. Open *Orders*.\n1. Choose `Refund`.", page)
+        self.assertIn('```\nPOST /refunds\n  {"order": 42}\n```', page)
+        self.assertIn("## Fees\n\n| Plan | Fee |\n| --- | --- |\n| Basic | 5 USD |", page)
+        for gone in ("track()", "more()", "color: red", "Sign in", "Home", "© Acme", "helpful"):
+            self.assertNotIn(gone, page)
+
+    def test_an_html_page_without_a_heading_takes_its_title_without_the_sites_name(self):
+        run, out = export(self, {"a.htm": "<title>Billing FAQ | Acme Help</title><p>We bill monthly.</p>"})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        page = (out / "a.md").read_text()
+        self.assertTrue(page.startswith("---\ntitle: Billing FAQ\n---\n"), page)
+        self.assertIn("We bill monthly.", page)
 
     def test_refuses_to_write_into_the_docs_it_reads(self):
         src = scratch(self)
