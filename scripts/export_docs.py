@@ -91,6 +91,7 @@ class HtmlToMarkdown(html.parser.HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out, self.skip, self.pre, self.lists, self.link = [], 0, 0, [], None
         self.title, self.h1, self.canonical, self.heading = None, None, None, None
+        self.first_heading = None
         self.in_title, self.scoped, self.scope_depth, self.cells = False, [], 0, 0
 
     def text(self, s):
@@ -169,6 +170,8 @@ class HtmlToMarkdown(html.parser.HTMLParser):
             if words:
                 if self.h1 is None and tag == "h1":
                     self.h1 = words
+                if self.first_heading is None:
+                    self.first_heading = words
                 self.out.append("#" * self.heading_level + " " + words + "\n\n")
         elif tag in ("ul", "ol"):
             if self.lists:
@@ -236,7 +239,13 @@ def html_page(text):
     body = parser.markdown()
     front = {}
     # A page's <title> often ends with the site's name ("Refunds | Acme Help Center").
-    title = parser.h1 or re.split(r" [|–—] ", " ".join((parser.title or "").split()))[0]
+    # An export of article bodies alone (Zendesk's, Intercom's) may have no <title> and no <h1>:
+    # then the first heading names the page.
+    title = (
+        parser.h1
+        or re.split(r" [|–—] ", " ".join((parser.title or "").split()))[0]
+        or parser.first_heading
+    )
     if title:
         front["title"] = title
     if parser.canonical:

@@ -164,6 +164,10 @@ class ExportDocs(unittest.TestCase):
         page = (out / "a.md").read_text()
         self.assertTrue(page.startswith("---\ntitle: Billing FAQ\n---\n"), page)
         self.assertIn("We bill monthly.", page)
+        # A body alone (a help desk's export): its first heading names it, not the file's id.
+        run, out = export(self, {"360001.html": "<h2>Cancel a plan</h2><p>Open Billing.</p>"})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("title: Cancel a plan\n", (out / "360001.md").read_text())
 
     def test_refuses_to_write_into_the_docs_it_reads(self):
         src = scratch(self)
