@@ -229,6 +229,11 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     write("c.md", "---\ntitle: [broken\n---\n");
     write("d.md", "Just prose, no front matter.\n");
     write("e.md", "+++\ntitle = \"Hugo page\"\n+++\n\n## Loops\n\nWrite {% for x in y %} to repeat.\n\n## Hints\n\n{% hint %}Fine.{% endhint %} Put `{% if a %}` in code.\n");
+    std::fs::create_dir(dir.path().join("zendesk")).unwrap();
+    write(
+        "zendesk/360-refunds.html",
+        "<h1>Refunds</h1><p>Within 30 days.</p>",
+    );
     let findings = kb::lint(dir.path()).unwrap();
     let has = |path: &str, severity, needle: &str| {
         findings
@@ -242,6 +247,15 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     assert!(has("c.md", Severity::Error, "YAML"), "{findings:?}");
     assert!(
         has("d.md", Severity::Warning, "no front matter"),
+        "{findings:?}"
+    );
+    // A help desk's HTML export dropped into the folder is not silently ignored.
+    assert!(
+        has(
+            "zendesk/360-refunds.html",
+            Severity::Warning,
+            "export_docs.py"
+        ),
         "{findings:?}"
     );
     // Hugo's front matter is front matter; template markup the parser leaves is pointed at.

@@ -145,6 +145,15 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
             );
         }
     }
+    for rel in unread_documents(dir) {
+        add(
+            &rel,
+            Severity::Warning,
+            "is not read by the bot (it reads .md and .mdx): convert it with \
+             `python3 scripts/export_docs.py SRC_DIR KB_DIR`"
+                .into(),
+        );
+    }
     findings.sort_by(|a, b| a.path.cmp(&b.path).then(b.severity.cmp(&a.severity)));
     Ok(findings)
 }
@@ -203,4 +212,36 @@ fn leftover_markup(rel: &str, source: &str) -> Option<(String, usize)> {
     }
     let count = found.len();
     found.into_iter().next().map(|first| (first, count))
+}
+
+/// Documents in `dir` the knowledge base does not read (HTML articles, Markdoc, `.markdown`…),
+/// relative paths with `/`, skipping hidden folders as the loader does.
+fn unread_documents(dir: &Path) -> Vec<String> {
+    const OTHERS: [&str; 5] = [".html", ".htm", ".mdoc", ".markdown", ".rst"];
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_lowercase();
+            if name.starts_with('.') || name == "node_modules" {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path);
+            } else if OTHERS.iter().any(|ext| name.ends_with(ext)) {
+                if let Ok(rel) = path.strip_prefix(dir) {
+                    let parts: Vec<_> = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    found.push(parts.join("/"));
+                }
+            }
+        }
+    }
+    found
 }
