@@ -479,11 +479,22 @@ Paste the tracking script into the `<head>` of every page of your site.
 </Tabs>
 "#;
 
+/// An MkDocs (Material) page: an admonition and content tabs, their text indented under them.
+const MKDOCS: &str = r#"# Exclude your own visits
+
+!!! tip "Ad blockers"
+    Visits from a browser with an ad blocker are never counted.
+
+=== "Chrome"
+    Install our extension and switch it on for your site.
+"#;
+
 #[tokio::test]
 async fn other_help_centres_markup_is_not_shown_to_customers() {
     let app = spawn_app_with_files(&[
         ("custom-domains.md", GITBOOK),
         ("install.mdx", DOCUSAURUS),
+        ("exclude-visits.md", MKDOCS),
         ("shipping.md", SHIPPING),
     ])
     .await;
@@ -519,4 +530,13 @@ async fn other_help_centres_markup_is_not_shown_to_customers() {
         !text.contains("TabItem") && !text.contains("import"),
         "{text}"
     );
+
+    let (_, body) = app
+        .api("/api/kb/search?q=how+do+i+stop+counting+my+own+visits+in+chrome")
+        .await;
+    let best = &body["passages"][0];
+    assert_eq!(best["title"], "Exclude your own visits", "{body}");
+    let text = best["text"].as_str().expect("text");
+    assert!(text.contains("Chrome:\n\nInstall our extension"), "{text}");
+    assert!(!text.contains("!!!") && !text.contains("==="), "{text}");
 }

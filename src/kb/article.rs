@@ -169,8 +169,25 @@ fn strip_mdx(body: &str) -> String {
     let mut in_tag = false;
     // The closer of a template tag opened on an earlier line and not closed yet.
     let mut in_template: Option<&'static str> = None;
-    for line in body.lines() {
+    // MkDocs' admonitions and content tabs open: their text is indented under them, four
+    // columns a level (indented text would otherwise read as a code block).
+    let mut blocks = 0usize;
+    for raw in body.lines() {
+        if blocks > 0 && !raw.trim().is_empty() {
+            blocks = blocks.min(indent_of(raw) / 4);
+        }
+        let line = dedent(raw, blocks * 4);
         let trimmed = line.trim_start();
+        if !in_code && in_template.is_none() && trimmed.len() == line.len() {
+            if let Some(title) = mkdocs_block(trimmed) {
+                if let Some(title) = title {
+                    out.push_str(&label(&title));
+                }
+                out.push('\n');
+                blocks += 1;
+                continue;
+            }
+        }
         if in_template.is_none() && (trimmed.starts_with("```") || trimmed.starts_with("~~~")) {
             in_code = !in_code;
         }
@@ -198,6 +215,57 @@ fn strip_mdx(body: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Columns of leading white space (a tab counts four).
+fn indent_of(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+/// `line` without up to `columns` columns of leading white space.
+fn dedent(line: &str, columns: usize) -> &str {
+    let mut taken = 0;
+    for (i, c) in line.char_indices() {
+        if taken >= columns || !(c == ' ' || c == '\t') {
+            return &line[i..];
+        }
+        taken += if c == '\t' { 4 } else { 1 };
+    }
+    ""
+}
+
+/// Whether `line` opens a block of MkDocs' (Material's) markup, with its title: an admonition
+/// (`!!! note "Title"`, collapsible `??? tip` and `???+ tip`) or a content tab (`=== "macOS"`).
+fn mkdocs_block(line: &str) -> Option<Option<String>> {
+    let quoted = |rest: &str| {
+        let rest = rest.trim();
+        let title = rest.strip_prefix('"')?.strip_suffix('"')?.trim();
+        (!title.is_empty()).then(|| title.to_owned())
+    };
+    if let Some(rest) = line.strip_prefix("===") {
+        let rest = rest.strip_prefix(['!', '+']).unwrap_or(rest);
+        return rest
+            .starts_with(' ')
+            .then(|| quoted(rest))
+            .filter(Option::is_some);
+    }
+    let rest = ["???+", "!!!", "???"]
+        .iter()
+        .find_map(|marker| line.strip_prefix(marker))?;
+    let rest = rest.strip_prefix(' ')?.trim_start();
+    let kind_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let kind = &rest[..kind_end];
+    if kind.is_empty()
+        || !kind
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        return None;
+    }
+    Some(quoted(&rest[kind_end..]))
 }
 
 /// `line` cut into inline code spans (`true`: kept as written, `<head>` and all) and the text
@@ -732,6 +800,48 @@ See <Link to="/p" title="Pricing page">our prices</Link>.
              Can I cancel?\n\nYou can cancel any time.\n\n\
              See our prices."
         );
+    }
+
+    #[test]
+    fn mkdocs_admonitions_and_tabs_keep_their_text_and_titles() {
+        let page = r#"# Install
+
+!!! warning "Ad blockers"
+    Some ad blockers hide the script.
+
+    Use a proxy to avoid that.
+
+=== "macOS"
+
+    Open Preferences.
+
+    ```sh
+    brew install tool
+    ```
+
+=== "Linux"
+    Edit the file.
+
+??? note
+    Collapsed text.
+        Still the note's, indented more.
+
+Back to the page.
+
+    An indented code block stays code.
+"#;
+        let a = parse("install.md", page).unwrap();
+        assert_eq!(
+            a.sections[0].text,
+            "Ad blockers:\n\nSome ad blockers hide the script.\n\n\
+             Use a proxy to avoid that.\n\n\
+             macOS:\n\nOpen Preferences.\n\nbrew install tool\n\n\
+             Linux:\n\nEdit the file.\n\n\
+             Collapsed text. Still the note's, indented more.\n\n\
+             Back to the page.\n\nAn indented code block stays code."
+        );
+        assert_eq!(mkdocs_block("!!!important"), None);
+        assert_eq!(mkdocs_block("=== heading-like"), None);
     }
 
     #[test]
