@@ -44,7 +44,9 @@ except ImportError:  # python3 without PyYAML: the venv `make setup` made for th
 
     _venv = Path(os.environ.get("FRONTDESK_CACHE", Path.home() / ".cache/frontdesk"))
     _python = _venv / "venv-pyyaml-6.0.2/bin/python"
-    if _python.is_file() and Path(sys.executable).absolute() != _python.absolute():
+    _installed = _python.parent.parent / ".frontdesk-installed"
+    if _installed.is_file() and not os.environ.get("FRONTDESK_EXPORT_DOCS_VENV"):
+        os.environ["FRONTDESK_EXPORT_DOCS_VENV"] = "1"  # once: a venv without yaml stops here
         os.execv(str(_python), [str(_python), *sys.argv])
     sys.exit("export_docs.py needs PyYAML: run `make setup` (it installs it once), or "
              "`python3 -m pip install pyyaml`")
@@ -82,17 +84,27 @@ def split_front_matter(text):
 class HtmlToMarkdown(html.parser.HTMLParser):
     """An HTML article as markdown (see the module's docstring): what a customer reads of it."""
 
-    SKIP = {"script", "style", "nav", "header", "footer", "aside", "noscript", "svg", "form",
-            "button", "template", "iframe", "select"}
+    # The site's chrome, never the article's text.
+    SKIP = {"script", "style", "nav", "noscript", "svg", "form", "button", "template", "iframe",
+            "select"}
+    # Chrome outside the article; inside an <article> or <main> (a page's own header with its
+    # h1, a note in an aside) they are the article's.
+    CHROME = {"header", "footer", "aside"}
     BLOCKS = {"p", "div", "section", "article", "main", "blockquote", "figure", "figcaption",
-              "dl", "dd", "dt", "details", "summary", "ul", "ol", "table", "thead", "tbody", "hr"}
+              "dl", "dd", "dt", "details", "summary", "table", "hr", "header", "footer", "aside"}
+    HEADING = re.compile(r"h[1-6]")
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.out, self.skip, self.pre, self.lists, self.link = [], 0, 0, [], None
         self.title, self.h1, self.canonical, self.heading = None, None, None, None
-        self.first_heading = None
-        self.in_title, self.scoped, self.scope_depth, self.cells = False, [], 0, 0
+        self.first_heading, self.in_title, self.cells, self.in_cell = None, False, 0, False
+        # Where each <main> and each outermost <article> begins and ends in `out`.
+        self.depth = {"main": 0, "article": 0}
+        self.spans = {"main": [], "article": []}
+
+    def scoped(self):
+        return self.depth["main"] > 0 or self.depth["article"] > 0
 
     def text(self, s):
         if self.skip:
@@ -105,52 +117,63 @@ class HtmlToMarkdown(html.parser.HTMLParser):
             self.out.append(s)
 
     def block(self):
-        self.text("\n\n")
+        self.close_inline()
+        self.text(" " if self.in_cell else "\n\n")
+
+    def close_inline(self):
+        """Ends a link or heading left open (`<p>See <a href=…>terms</p>`) before a new block."""
+        if self.link is not None:
+            self.handle_endtag("a")
+        if self.heading is not None:
+            self.handle_endtag("h%d" % self.heading_level)
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "link" and "canonical" in (attrs.get("rel") or "").split():
             self.canonical = attrs.get("href")
-        if tag == "title":
+        if tag == "title" and not self.skip and not self.scoped():
             self.in_title = True
-        if tag in ("article", "main") and not self.scoped:
-            # Where the article starts: what came before it is the site's chrome.
-            self.scoped.append(len(self.out))
-        if tag in self.SKIP:
-            self.skip += 1
+        if self.skip or tag in self.SKIP or (tag in self.CHROME and not self.scoped()):
+            self.skip += tag in self.SKIP or tag in self.CHROME
             return
-        if self.skip:
-            return
-        if re.fullmatch(r"h[1-6]", tag):
+        if tag in self.depth:
+            if self.depth[tag] == 0:
+                self.spans[tag].append([len(self.out), None])
+            self.depth[tag] += 1
+        if self.HEADING.fullmatch(tag):
             self.block()
             self.heading = []
             self.heading_level = int(tag[1])
         elif tag == "br":
-            self.text("  \n" if not self.pre else "\n")
+            self.text(" " if self.in_cell or self.heading is not None else ("\n" if self.pre else "  \n"))
         elif tag == "li":
+            self.close_inline()
             depth = max(len(self.lists) - 1, 0)
             marker = "1." if self.lists and self.lists[-1] == "ol" else "-"
-            self.text("\n" + "  " * depth + marker + " ")
+            self.text("\n" + "    " * depth + marker + " ")
         elif tag in ("ul", "ol"):
+            self.close_inline()
+            if not self.lists:
+                self.text("\n\n")
             self.lists.append(tag)
-            self.block()
+        elif tag == "p" and self.lists:
+            pass  # a paragraph inside a list item stays in the item
         elif tag == "pre":
+            self.close_inline()
             self.pre += 1
             self.text("\n\n```\n")
         elif tag == "code" and not self.pre:
             self.text("`")
-        elif tag in ("strong", "b"):
-            self.text("**")
-        elif tag in ("em", "i"):
-            self.text("*")
         elif tag == "a" and attrs.get("href") and self.heading is None and self.link is None:
             self.link = (attrs["href"], [])
         elif tag == "tr":
+            self.close_inline()
             self.text("\n")
             self.cells = 0
         elif tag in ("td", "th"):
             self.text("| " if self.cells == 0 else " | ")
             self.cells += 1
+            self.in_cell = True
         elif tag == "img" and attrs.get("alt"):
             self.text(attrs["alt"])
         elif tag in self.BLOCKS:
@@ -159,12 +182,11 @@ class HtmlToMarkdown(html.parser.HTMLParser):
     def handle_endtag(self, tag):
         if tag == "title":
             self.in_title = False
-        if tag in self.SKIP:
-            self.skip = max(self.skip - 1, 0)
-            return
         if self.skip:
+            if tag in self.SKIP or tag in self.CHROME:
+                self.skip -= 1
             return
-        if re.fullmatch(r"h[1-6]", tag) and self.heading is not None:
+        if self.HEADING.fullmatch(tag) and self.heading is not None:
             words = " ".join("".join(self.heading).split())
             self.heading = None
             if words:
@@ -176,30 +198,32 @@ class HtmlToMarkdown(html.parser.HTMLParser):
         elif tag in ("ul", "ol"):
             if self.lists:
                 self.lists.pop()
-            self.block()
+            self.text("\n" if self.lists else "\n\n")
         elif tag == "pre":
             self.pre = max(self.pre - 1, 0)
             self.text("\n```\n\n")
         elif tag == "code" and not self.pre:
             self.text("`")
-        elif tag in ("strong", "b"):
-            self.text("**")
-        elif tag in ("em", "i"):
-            self.text("*")
         elif tag == "a" and self.link is not None:
             href, words = self.link
             self.link = None
             words = " ".join("".join(words).split())
             if words and re.match(r"https?://|mailto:", href):
-                self.out.append(f"[{words}]({href})")
+                self.text(f"[{words}]({href})")
             else:
-                self.out.append(words)
+                self.text(words)
+        elif tag in ("td", "th"):
+            self.in_cell = False
         elif tag == "tr" and self.cells:
             self.text(" |")
-        elif tag in ("article", "main") and len(self.scoped) == 1:
-            self.scoped.append(len(self.out))
+        elif tag == "p" and self.lists:
+            pass
         elif tag in self.BLOCKS:
             self.block()
+        if tag in self.depth and self.depth[tag] > 0:
+            self.depth[tag] -= 1
+            if self.depth[tag] == 0:
+                self.spans[tag][-1][1] = len(self.out)
 
     def handle_data(self, data):
         if self.in_title:
@@ -207,19 +231,36 @@ class HtmlToMarkdown(html.parser.HTMLParser):
             return
         if self.pre:
             self.text(data)
-        else:
-            self.text(re.sub(r"\s+", " ", data))
+            return
+        data = re.sub(r"\s+", " ", data)
+        # Angle brackets the page escaped are text ("replace <your-domain>"), not tags to strip.
+        data = data.replace("<", "&lt;").replace(">", "&gt;")
+        if self.in_cell:
+            data = data.replace("|", "\\|")
+        self.text(data)
+
+    def close(self):
+        super().close()
+        self.close_inline()
 
     def markdown(self):
-        parts = self.out
-        if self.scoped:
-            parts = parts[self.scoped[0] : self.scoped[1] if len(self.scoped) > 1 else len(parts)]
+        # Only the page's <main>, else its articles, when it marks them: the rest is the site's.
+        spans = self.spans["main"] or self.spans["article"]
+        if spans:
+            parts = [p for start, end in spans for p in self.out[start : end if end is not None else len(self.out)]]
+        else:
+            parts = self.out
         text = "".join(parts)
         lines, in_code = [], False
         for line in text.split("\n"):
             if line.startswith("```"):
                 in_code = not in_code
-            lines.append(line if in_code else line.strip())
+            if in_code:
+                lines.append(line)
+            elif re.match(r"\s+(-|1\.) ", line):
+                lines.append(line.rstrip())  # a nested list item keeps its indent
+            else:
+                lines.append(line.strip())
         text = "\n".join(lines)
         # A table needs its header rule to be one.
         text = re.sub(r"^(\|[^\n]*\|)\n(?=\|)", lambda m: m.group(1) + "\n" + table_rule(m.group(1)) + "\n",
@@ -393,6 +434,9 @@ def export(src, out, include, exclude, url_base):
             continue
         source = path.read_text(encoding="utf-8", errors="replace")
         if rel.lower().endswith(HTML_EXTENSIONS):
+            if "{%" in source or "{{" in source:
+                skipped += 1  # a theme's template (MkDocs' overrides, Jekyll's layouts), not an article
+                continue
             front, body = html_page(source)
         else:
             front, body = split_front_matter(source)

@@ -255,17 +255,25 @@ fn mkdocs_block(line: &str) -> Option<Option<String>> {
     let rest = ["???+", "!!!", "???"]
         .iter()
         .find_map(|marker| line.strip_prefix(marker))?;
-    let rest = rest.strip_prefix(' ')?.trim_start();
-    let kind_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-    let kind = &rest[..kind_end];
-    if kind.is_empty()
-        || !kind
-            .chars()
+    let rest = rest.strip_prefix(' ')?.trim();
+    // As MkDocs reads it: one or more words (the kind, then `inline`, `end`…) and an optional
+    // quoted title, nothing else ("!!! Free shipping today!!!" is prose).
+    let (words, title) = match rest.find('"') {
+        Some(at) => (&rest[..at], Some(&rest[at..])),
+        None => (rest, None),
+    };
+    let word = |w: &str| {
+        w.chars()
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-    {
+    };
+    if words.trim().is_empty() || !words.split_whitespace().all(word) {
         return None;
     }
-    Some(quoted(&rest[kind_end..]))
+    match title {
+        None => Some(None),
+        Some(t) if t.len() >= 2 && t.ends_with('"') => Some(quoted(t)),
+        Some(_) => None,
+    }
 }
 
 /// `line` cut into inline code spans (`true`: kept as written, `<head>` and all) and the text
@@ -842,6 +850,16 @@ Back to the page.
         );
         assert_eq!(mkdocs_block("!!!important"), None);
         assert_eq!(mkdocs_block("=== heading-like"), None);
+        assert_eq!(mkdocs_block("!!! Free shipping today!!!"), None);
+        assert_eq!(mkdocs_block("??? Not sure? Contact us"), None);
+        assert_eq!(
+            mkdocs_block("!!! info inline end \"Lorem\""),
+            Some(Some("Lorem".to_owned()))
+        );
+        assert_eq!(mkdocs_block("??? tip"), Some(None));
+        // What `scripts/export_docs.py` writes for an HTML page's escaped brackets reads as text.
+        let a = parse("x.md", "Replace &lt;your-domain&gt; with yours.").unwrap();
+        assert_eq!(a.sections[0].text, "Replace <your-domain> with yours.");
     }
 
     #[test]

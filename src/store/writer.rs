@@ -1389,8 +1389,8 @@ mod tests {
     /// themselves (each copies the log as it was when it began, and the writer has committed more
     /// meanwhile), so without the writer's catch-ups (and the checkpointer's `RESTART` backstop
     /// after `STUCK_PASSES`) the log would grow without end; with both switched off this test
-    /// fails. With them it starts over: the file stops growing. And every append is stored, with
-    /// gap-free numbers.
+    /// fails. With them it keeps starting over while the appends go on. And every append is
+    /// stored, with gap-free numbers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_appends_without_a_pause_the_log_starts_over_and_nothing_is_lost() {
         let limits = Limits {
@@ -1432,7 +1432,7 @@ mod tests {
         // round between two starts over: 8.8x in 9x the time once, with a release build running
         // beside the tests; so the size is reported, not compared.)
         assert!(
-            late_restarts > early_restarts,
+            late_restarts >= early_restarts + 2,
             "the log stopped starting over: {early_restarts} starts over and {early} bytes after \
              {:?}, {late_restarts} and {late} bytes after ten times as long",
             checkpoint::EVERY * 6
