@@ -180,7 +180,7 @@ pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KbSettings {
-    /// Folder of markdown articles (searched recursively for `.md` and `.mdx`).
+    /// Folder of markdown articles (searched recursively for `.md`, `.mdx` and `.markdown`).
     pub dir: PathBuf,
     /// Pick up edits, new and deleted files while running.
     pub watch: bool,

@@ -496,6 +496,10 @@ async fn other_help_centres_markup_is_not_shown_to_customers() {
         ("install.mdx", DOCUSAURUS),
         ("exclude-visits.md", MKDOCS),
         ("shipping.md", SHIPPING),
+        (
+            "jekyll/gift-cards.markdown",
+            "---\ntitle: Gift cards\n---\n\nGift cards never expire and can pay for any plan.\n",
+        ),
     ])
     .await;
     let mut customer = app.client().await;
@@ -539,4 +543,10 @@ async fn other_help_centres_markup_is_not_shown_to_customers() {
     let text = best["text"].as_str().expect("text");
     assert!(text.contains("Chrome:\n\nInstall our extension"), "{text}");
     assert!(!text.contains("!!!") && !text.contains("==="), "{text}");
+
+    // A Jekyll site's `.markdown` pages are read like `.md` ones.
+    assert_eq!(
+        best_title(&app, "do gift cards expire").await.as_deref(),
+        Some("Gift cards")
+    );
 }

@@ -639,7 +639,9 @@ fn is_relative_markdown_link(url: &str) -> bool {
         && !target.contains("://")
         && !target.starts_with('/')
         && !target.starts_with("mailto:")
-        && (target.ends_with(".md") || target.ends_with(".mdx"))
+        && [".md", ".mdx", ".markdown"]
+            .iter()
+            .any(|ext| target.ends_with(ext))
 }
 
 fn title_from_path(path: &str) -> String {

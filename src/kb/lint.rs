@@ -149,7 +149,7 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
         add(
             &rel,
             Severity::Warning,
-            "is not read by the bot (it reads .md and .mdx): convert it with \
+            "is not read by the bot (it reads .md, .mdx and .markdown): convert it with \
              `python3 scripts/export_docs.py SRC_DIR KB_DIR`"
                 .into(),
         );
@@ -214,10 +214,10 @@ fn leftover_markup(rel: &str, source: &str) -> Option<(String, usize)> {
     found.into_iter().next().map(|first| (first, count))
 }
 
-/// Documents in `dir` the knowledge base does not read (HTML articles, Markdoc, `.markdown`…),
+/// Documents in `dir` the knowledge base does not read (HTML articles, Markdoc, reStructuredText),
 /// relative paths with `/`, skipping hidden folders as the loader does.
 fn unread_documents(dir: &Path) -> Vec<String> {
-    const OTHERS: [&str; 5] = [".html", ".htm", ".mdoc", ".markdown", ".rst"];
+    const OTHERS: [&str; 4] = [".html", ".htm", ".mdoc", ".rst"];
     let mut found = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(folder) = pending.pop() {

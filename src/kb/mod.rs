@@ -843,6 +843,9 @@ pub fn piece_start(article: &Article, section: &Section, at: usize) -> usize {
 }
 
 /// Markdown files under `dir`, keyed by path relative to it (with `/`), skipping hidden folders.
+/// The file names the knowledge base reads as markdown (Jekyll sites write `.markdown`).
+const MARKDOWN: [&str; 3] = [".md", ".mdx", ".markdown"];
+
 fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
     let mut files = BTreeMap::new();
     let mut pending = vec![dir.to_owned()];
@@ -862,7 +865,7 @@ fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
             };
             if kind.is_dir() {
                 pending.push(path);
-            } else if name.ends_with(".md") || name.ends_with(".mdx") {
+            } else if MARKDOWN.iter().any(|ext| name.ends_with(ext)) {
                 if let Ok(rel) = path.strip_prefix(dir) {
                     let rel = rel
                         .components()
