@@ -335,6 +335,10 @@ const MARKUP_TAGS: &[&str] = &[
     "update",
 ];
 
+/// Template tags, opener and closer: GitBook's and Liquid's, then Hugo's two kinds of shortcode
+/// (`kb lint` looks for the ones the parser leaves).
+pub(super) const TEMPLATE_TAGS: [(&str, &str); 3] = [("{%", "%}"), ("{{<", ">}}"), ("{{%", "%}}")];
+
 /// The template tags whose title labels the text they hold (a tab, a step, an expandable
 /// block); a figure's or a link's argument is not a label.
 const LABELLED: &[&str] = &[
@@ -356,7 +360,6 @@ const LABELLED: &[&str] = &[
 /// and Hugo's shortcodes (`{{< tab >}}`, `{{% notice %}}`). An opening tag with a title (`{% tab
 /// title="Cloudflare" %}`) of a kind in [`LABELLED`] leaves the title as a label.
 fn strip_templates(text: &str, open_tag: &mut Option<&'static str>) -> String {
-    const OPENERS: [(&str, &str); 3] = [("{%", "%}"), ("{{<", ">}}"), ("{{%", "%}}")];
     let mut kept = String::with_capacity(text.len());
     let mut rest = text;
     if let Some(close) = *open_tag {
@@ -370,7 +373,7 @@ fn strip_templates(text: &str, open_tag: &mut Option<&'static str>) -> String {
         }
     }
     loop {
-        let found = OPENERS
+        let found = TEMPLATE_TAGS
             .iter()
             .filter_map(|(open, close)| rest.find(open).map(|at| (at, *open, *close)))
             .min_by_key(|(at, open, _)| (*at, std::cmp::Reverse(open.len())));

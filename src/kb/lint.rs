@@ -196,10 +196,9 @@ fn leftover_markup(rel: &str, source: &str) -> Option<(String, usize)> {
         {
             let mut rest = part;
             let next = |rest: &str| {
-                ["{%", "{{<", "{{%"]
+                article::TEMPLATE_TAGS
                     .iter()
-                    .zip(["%}", ">}}", "%}}"])
-                    .filter_map(|(open, close)| rest.find(open).map(|at| (at, close)))
+                    .filter_map(|(open, close)| rest.find(open).map(|at| (at, *close)))
                     .min_by_key(|(at, _)| *at)
             };
             while let Some((at, close)) = next(rest) {
@@ -214,34 +213,11 @@ fn leftover_markup(rel: &str, source: &str) -> Option<(String, usize)> {
     found.into_iter().next().map(|first| (first, count))
 }
 
-/// Documents in `dir` the knowledge base does not read (HTML articles, Markdoc, reStructuredText),
-/// relative paths with `/`, skipping hidden folders as the loader does.
+/// Documents in `dir` the knowledge base does not read (HTML articles, Markdoc,
+/// reStructuredText), found as the loader finds its own files.
 fn unread_documents(dir: &Path) -> Vec<String> {
     const OTHERS: [&str; 4] = [".html", ".htm", ".mdoc", ".rst"];
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_lowercase();
-            if name.starts_with('.') || name == "node_modules" {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                pending.push(path);
-            } else if OTHERS.iter().any(|ext| name.ends_with(ext)) {
-                if let Ok(rel) = path.strip_prefix(dir) {
-                    let parts: Vec<_> = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect();
-                    found.push(parts.join("/"));
-                }
-            }
-        }
-    }
-    found
+    super::files_ending(dir, &OTHERS)
+        .map(|files| files.into_keys().collect())
+        .unwrap_or_default()
 }

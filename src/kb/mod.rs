@@ -847,6 +847,12 @@ pub fn piece_start(article: &Article, section: &Section, at: usize) -> usize {
 const MARKDOWN: [&str; 3] = [".md", ".mdx", ".markdown"];
 
 fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
+    files_ending(dir, &MARKDOWN)
+}
+
+/// Every file under `dir` whose name ends with one of `endings`, by its path relative to `dir`
+/// (with `/`), hidden folders and `node_modules` left out.
+fn files_ending(dir: &Path, endings: &[&str]) -> Result<BTreeMap<String, PathBuf>, KbError> {
     let mut files = BTreeMap::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(folder) = pending.pop() {
@@ -865,7 +871,7 @@ fn markdown_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, KbError> {
             };
             if kind.is_dir() {
                 pending.push(path);
-            } else if MARKDOWN.iter().any(|ext| name.ends_with(ext)) {
+            } else if endings.iter().any(|ext| name.ends_with(ext)) {
                 if let Ok(rel) = path.strip_prefix(dir) {
                     let rel = rel
                         .components()
