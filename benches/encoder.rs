@@ -21,8 +21,20 @@ const SENTENCES: [&str; 8] = [
 ];
 
 fn encoder() -> Encoder {
+    encoder_with(false)
+}
+
+/// `tuned`: the support signals' tuned layers run on every customer's message too.
+fn encoder_with(tuned: bool) -> Encoder {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let settings = NluSettings {
-        model_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"),
+        model_dir: root.join("models/all-MiniLM-L6-v2"),
+        signal_reader: if tuned {
+            frontdesk::settings::SignalReader::Tuned
+        } else {
+            frontdesk::settings::SignalReader::Head
+        },
+        tuned_signals_dir: root.join("models/signals-tuned"),
         ..Default::default()
     };
     Encoder::load(&settings).expect("run scripts/setup.sh first")
@@ -69,6 +81,35 @@ fn bench(c: &mut Criterion) {
                 })
             },
         );
+    }
+    group.finish();
+
+    // What the tuned layers add to a customer's message (interleaved in one run: compare the
+    // two as a ratio).
+    let (plain, tuned) = runtime.block_on(async {
+        (
+            tokio::task::spawn_blocking(|| encoder_with(false))
+                .await
+                .unwrap(),
+            tokio::task::spawn_blocking(|| encoder_with(true))
+                .await
+                .unwrap(),
+        )
+    });
+    let mut group = c.benchmark_group("customer message");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(SENTENCES.len() as u64));
+    for (name, encoder) in [
+        ("8 messages: shared encoder only", &plain),
+        ("8 messages: with the tuned signal layers", &tuned),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                for s in SENTENCES {
+                    encoder.embed_one_full(s).await.unwrap();
+                }
+            })
+        });
     }
     group.finish();
 }

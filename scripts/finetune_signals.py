@@ -4,8 +4,9 @@
 A measurement, not part of CI: CI never trains. Multi-task on CPU:
   * GoEmotions train (data/original/train.tsv): upset = anger, annoyance, disappointment,
     disapproval, disgust (a binary head), plus the 28 emotions as an auxiliary multi-label head;
-  * our support messages (models/support_messages.yaml + models/support_domains.yaml, the
-    intents' out-of-scope examples as calm): calm / upset / urgent / person, like the Rust head,
+  * our support messages (models/support_messages.yaml, models/support_domains.yaml and
+    models/support_faults.yaml, the intents' out-of-scope examples as calm, and with
+    --calm-questions calm help-centre questions): calm / upset / urgent / person, like the Rust head,
     except the domains named in --holdout, which choose the threshold (most recall with at most 5%
     of calm flagged) and are never trained on.
 The word embeddings stay frozen (the exported layers then fit in fp16 under 25 MB). Reports
@@ -71,20 +72,46 @@ def load_goemotions(data, split):
 
 
 class Model(torch.nn.Module):
-    def __init__(self, path, emotions):
+    def __init__(self, path, emotions, train_layers=0):
         super().__init__()
         self.bert = BertModel.from_pretrained(path, add_pooling_layer=False)
         for p in self.bert.embeddings.parameters():
             p.requires_grad = False
+        layers = self.bert.encoder.layer
+        # Only the top `train_layers` layers learn (0: all of them): the layers below stay the
+        # shared encoder's, so the product could run the tuned layers on its own encoder's
+        # output of layer len(layers) - train_layers, as a head, instead of a second encoder.
+        self.frozen = len(layers) - train_layers if train_layers else 0
+        for layer in layers[: self.frozen]:
+            for p in layer.parameters():
+                p.requires_grad = False
         self.upset = torch.nn.Linear(384, 1)
         self.emotions = torch.nn.Linear(384, emotions)
         self.support = torch.nn.Linear(384, len(CLASSES))
 
     def embed(self, batch):
-        out = self.bert(**batch).last_hidden_state
+        if self.frozen:
+            out = self.top(batch)
+        else:
+            out = self.bert(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1) * 10.0
+
+
+    def top(self, batch):
+        """The frozen layers without a graph, then the tuned ones with it."""
+        layers = self.bert.encoder.layer
+        extended = self.bert.get_extended_attention_mask(
+            batch["attention_mask"], batch["input_ids"].shape)
+        with torch.no_grad():
+            h = self.bert.embeddings(input_ids=batch["input_ids"],
+                                     token_type_ids=batch.get("token_type_ids"))
+            for layer in layers[: self.frozen]:
+                h = layer(h, attention_mask=extended)[0]
+        for layer in layers[self.frozen:]:
+            h = layer(h, attention_mask=extended)[0]
+        return h
 
 
 def rates(scores, gold, t):
@@ -110,6 +137,37 @@ def f1_at(scores, gold, t):
     return p, r, 2 * p * r / max(p + r, 1e-9)
 
 
+def export(model, out, report, options):
+    """Writes the tuned layers and heads as frontdesk reads them (`models/signals-tuned/`): fp16
+    `layers.safetensors` (`layer.0.*` … the tuned layers in order, `upset.*`, `support.*`; the
+    28-emotion head only helped training and is left out) and `tuned.json` (what the product needs
+    to run them, and the figures)."""
+    from safetensors.torch import save_file
+    os.makedirs(out, exist_ok=True)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if k.startswith("bert.encoder.layer."):
+            i = int(k.split(".")[3])
+            if i >= model.frozen:
+                rest = ".".join(k.split(".")[4:])
+                tensors[f"layer.{i - model.frozen}.{rest}"] = v
+        elif k.startswith(("upset.", "support.")):
+            tensors[k] = v
+    save_file({k: v.half().contiguous() for k, v in tensors.items()},
+              os.path.join(out, "layers.safetensors"))
+    manifest = {
+        "from_layer": model.frozen,
+        "layers": len(model.bert.encoder.layer) - model.frozen,
+        "scale": 10.0,
+        "classes": CLASSES,
+        "threshold": round(float(report["support"]["threshold"]), 2),
+        "goemotions_threshold": round(float(report["goemotions_test"]["threshold"]), 2),
+        "trained": {k: v for k, v in options.items() if k != "out"},
+        "figures": report,
+    }
+    json.dump(manifest, open(os.path.join(out, "tuned.json"), "w"), indent=1, default=float)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--encoder", default="models/all-MiniLM-L6-v2")
@@ -123,6 +181,10 @@ def main():
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--calm-questions", default="",
+                    help="a YAML file of lists of calm help-centre questions, trained on as calm")
+    ap.add_argument("--train-layers", type=int, default=0,
+                    help="tune only the top N layers (0: every layer above the word embeddings)")
     ap.add_argument("--eval-limit", type=int, default=0,
                     help="score only this many GoEmotions dev/test rows (a smoke run)")
     args = ap.parse_args()
@@ -139,9 +201,14 @@ def main():
         ge_dev, ge_test = ge_dev[:args.eval_limit], ge_test[:args.eval_limit]
     support = load_support("models/support_messages.yaml", "support-messages")
     support += load_support("models/support_domains.yaml", "domains")
+    support += load_support("models/support_faults.yaml", "faults")
     oos = yaml.safe_load(open("models/out_of_scope.yaml"))
     oos_texts = oos["examples"] if isinstance(oos, dict) and "examples" in oos else oos
     support += [(t, 0, "out-of-scope") for t in oos_texts if isinstance(t, str)]
+    if args.calm_questions:
+        lists = yaml.safe_load(open(args.calm_questions))
+        support += [(t, 0, "calm-questions") for v in lists.values() if isinstance(v, list)
+                    for t in v if isinstance(t, str)]
     held = set(args.holdout.split(",")) if args.holdout else set()
     s_train = [r for r in support if r[2] not in held]
     s_val = [r for r in support if r[2] in held]
@@ -149,7 +216,7 @@ def main():
     print(f"GoEmotions train {len(ge_train)}; support train {len(s_train)}, "
           f"threshold domains {sorted(held)} {len(s_val)}, dev {len(s_dev)}", flush=True)
 
-    model = Model(args.encoder, emotions)
+    model = Model(args.encoder, emotions, args.train_layers)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -234,11 +301,14 @@ def main():
         report["ms_per_message"] = ms
 
     os.makedirs(args.out, exist_ok=True)
+    frozen = tuple(f"bert.encoder.layer.{i}." for i in range(model.frozen))
     layers = {k: v.half().contiguous() for k, v in model.state_dict().items()
-              if not k.startswith("bert.embeddings.")}
+              if not k.startswith("bert.embeddings.") and not k.startswith(frozen)}
     from safetensors.torch import save_file
     save_file(layers, os.path.join(args.out, "finetuned-layers.fp16.safetensors"))
     report["minutes"] = (time.time() - started) / 60
+    if model.frozen:
+        export(model, os.path.join(args.out, "product"), report, vars(args))
     json.dump(report, open(os.path.join(args.out, "report.json"), "w"), indent=1, default=float)
     print(f"saved {args.out} in {report['minutes']:.1f} min", flush=True)
 

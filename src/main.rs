@@ -70,6 +70,12 @@ enum Command {
         /// docs/EVALUATION.md, "A middle layer for the support signals").
         #[arg(long)]
         middle_layer: bool,
+        /// Only choose the support signals' tuned layers' bars (with a support cue and without
+        /// one) on the businesses held out of their training, as --signals chooses the head's,
+        /// and write them into their tuned.json (the layers themselves are trained by
+        /// scripts/finetune_signals.py; see docs/EVALUATION.md).
+        #[arg(long)]
+        tuned_bars: bool,
         /// Folder holding the benchmark data sets (for --upset).
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
@@ -239,10 +245,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: KbCommand::Lint { dir },
         } => lint(&dir.unwrap_or(settings.kb.dir)),
         Command::Train {
+            tuned_bars: true, ..
+        } => choose_tuned_bars(settings).await,
+        Command::Train {
             upset,
             signals,
             middle_layer,
             data,
+            ..
         } => train(settings, upset, signals, middle_layer, data).await,
         Command::Ask { question } => ask(settings, &question).await,
         Command::Eval {
@@ -461,6 +471,56 @@ async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `frontdesk train --tuned-bars`: the tuned layers' bars, chosen on the businesses they were
+/// trained without, written into their tuned.json.
+async fn choose_tuned_bars(settings: Settings) -> anyhow::Result<ExitCode> {
+    let nlu = settings.nlu.clone();
+    if !nlu.reads_tuned_signals() {
+        anyhow::bail!(
+            "the tuned layers are not in use: set nlu.signal_reader = \"tuned\" (or \"both\") with the torch encoder"
+        );
+    }
+    let path = frontdesk::nlu::tuned::manifest_path(&nlu.tuned_signals_dir);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let holdout: Vec<String> = manifest["trained"]["holdout"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let (sets, _) = support_message_files(&nlu);
+    let bars = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let encoder = Encoder::load(&nlu)?;
+        let sets: Vec<&std::path::Path> = sets.iter().map(PathBuf::as_path).collect();
+        frontdesk::eval::tuned_bars(&sets, &holdout, &encoder)
+    })
+    .await??;
+    let two_places = |x: f32| (f64::from(x) * 100.0).round() / 100.0;
+    manifest["threshold"] = serde_json::json!(two_places(bars.threshold));
+    manifest["without_cue"] = serde_json::json!(two_places(bars.without_cue));
+    manifest["bars_chosen_on"] = serde_json::json!(format!(
+        "frontdesk train --tuned-bars: the businesses held out of training ({} escalating, {} calm messages): most recall with at most {:.0}% of calm ones flagged, the bar without a support cue at least the other; {:.1}% flagged, {:.1}% of calm",
+        bars.messages.0,
+        bars.messages.1,
+        frontdesk::eval::MAX_FALSE_ALARMS * 100.0,
+        bars.recall * 100.0,
+        bars.false_alarms * 100.0
+    ));
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")?;
+    println!(
+        "tuned layers: threshold {:.2}, {:.2} without a cue ({:.1}% of {} held-out escalating messages flagged, {:.1}% of {} calm ones); saved {}; SignalBars::TUNED in src/settings.rs must match them",
+        bars.threshold,
+        bars.without_cue,
+        bars.recall * 100.0,
+        bars.messages.0,
+        bars.false_alarms * 100.0,
+        bars.messages.1,
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -772,6 +832,26 @@ async fn eval(
             r.support_accuracy,
             0.7,
         );
+        if settings.nlu.reads_tuned_signals() {
+            let manifest = frontdesk::nlu::tuned::read_manifest(&settings.nlu.tuned_signals_dir)?;
+            let (d, e) = (data.clone(), encoder.clone());
+            let threshold = manifest.goemotions_threshold;
+            let tuned = tokio::task::spawn_blocking(move || {
+                frontdesk::eval::goemotions_tuned(&d, &e, threshold, limit)
+            })
+            .await??;
+            if let Some(t) = tuned {
+                println!(
+                    "  the tuned layers ({}; what the product reads): test precision {}  recall {}  F1 {} at {:.2} (chosen on dev in training)",
+                    settings.nlu.tuned_signals_dir.display(),
+                    pct(t.precision),
+                    pct(t.recall),
+                    pct(t.f1),
+                    t.threshold
+                );
+                floor("GoEmotions upset F1 of the tuned layers", t.f1, 0.3);
+            }
+        }
     }
     if run(Benchmark::Intents) {
         let (d, e, c, n) = (

@@ -274,6 +274,17 @@ pub struct NluSettings {
     /// The trained support-signal model: upset, urgent, asking for a person (committed;
     /// `frontdesk train --signals` rebuilds it from models/support_messages.yaml).
     pub signals_model: PathBuf,
+    /// Who reads the support signals (upset, urgent, asking for a person): `"both"` (the
+    /// default) averages the readings of the encoder's top layers tuned for them
+    /// (`tuned_signals_dir`, run on the torch encoder's lower layers: a third of an encoder pass
+    /// more per customer message) and of the head on the sentence embedding (`signals_model`);
+    /// `"tuned"` or `"head"` takes one alone (docs/EVALUATION.md, "Tuned top layers for the
+    /// support signals"). With `encoder = "onnx-int8"`, whose graph does not give the lower
+    /// layers' output, the head reads them whatever this says.
+    pub signal_reader: SignalReader,
+    /// The tuned layers and their heads (`scripts/finetune_signals.py --train-layers 2` writes
+    /// them; committed).
+    pub tuned_signals_dir: PathBuf,
     /// Retrain at start-up when the intent examples changed since the model was trained (else
     /// refuse to start).
     pub retrain_stale: bool,
@@ -336,6 +347,36 @@ impl NluSettings {
     }
 }
 
+/// Who reads the support signals (`nlu.signal_reader`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignalReader {
+    /// The tuned layers and the head, their probabilities averaged.
+    #[default]
+    Both,
+    /// The tuned layers alone (`nlu.tuned_signals_dir`).
+    Tuned,
+    /// The head on the sentence embedding alone (`nlu.signals_model`).
+    Head,
+}
+
+impl NluSettings {
+    /// Who reads the support signals: `signal_reader`, or the head when the encoder is not the
+    /// torch one whose lower layers the tuned layers run on.
+    pub fn reader(&self) -> SignalReader {
+        if self.encoder == EncoderBackend::Torch {
+            self.signal_reader
+        } else {
+            SignalReader::Head
+        }
+    }
+
+    /// Whether the tuned layers run on customers' messages.
+    pub fn reads_tuned_signals(&self) -> bool {
+        self.reader() != SignalReader::Head
+    }
+}
+
 impl Default for NluSettings {
     fn default() -> Self {
         Self {
@@ -355,6 +396,8 @@ impl Default for NluSettings {
             intent_model: "models/intents.model.json".into(),
             upset_model: "models/upset.json".into(),
             signals_model: "models/signals.json".into(),
+            signal_reader: SignalReader::default(),
+            tuned_signals_dir: "models/signals-tuned".into(),
             retrain_stale: true,
         }
     }
@@ -544,15 +587,16 @@ impl Default for LimitSettings {
 pub struct EscalationSettings {
     /// A message goes to a person when the strongest of upset, urgent and asking for a person
     /// (`Understanding::needs_person`, 0–1, a calibrated probability) reaches this and a cue
-    /// backs the reading. The default is the threshold chosen by cross-validation across
-    /// businesses (`models/signals.json`, `threshold`); half of it counts as "impatient" for the
-    /// conversation-level checks.
+    /// backs the reading. Unset: the bar chosen with the signal reader in use on businesses held
+    /// out of its training ([`SignalBars`]: `models/signals-tuned/tuned.json`'s `threshold`, or
+    /// `models/signals.json`'s with `nlu.tuned_signals = false`); half of it counts as
+    /// "impatient" for the conversation-level checks.
     pub upset_threshold: f32,
     /// The bar when no support cue is present in the message (no repeat contact, threat,
     /// deadline, capitals, "nobody helps", sarcasm marker or asking for someone): a plain
-    /// description of a fault needs stronger evidence. Never below `upset_threshold`; the default
-    /// is the model's (`models/signals.json`, `cueless_threshold`), chosen with it by
-    /// cross-validation.
+    /// description of a fault needs stronger evidence. Never below `upset_threshold`. Unset: the
+    /// reader's own ([`SignalBars`]; `models/signals.json`'s `cueless_threshold` with
+    /// `nlu.tuned_signals = false`).
     pub upset_threshold_without_cue: f32,
     /// Upset rising over `rising_turns` customer turns by at least this much in total escalates
     /// (on the calibrated scale of the signal model since 2026-12-03: 0.3 and 0.4 before)...
@@ -578,9 +622,10 @@ pub struct EscalationSettings {
 
 impl Default for EscalationSettings {
     fn default() -> Self {
+        let bars = SignalBars::of(&NluSettings::default());
         Self {
-            upset_threshold: 0.44,
-            upset_threshold_without_cue: 0.65,
+            upset_threshold: bars.threshold,
+            upset_threshold_without_cue: bars.without_cue,
             upset_rise: 0.15,
             upset_rising_floor: 0.25,
             rising_turns: 3,
@@ -736,14 +781,63 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Settings {
-    /// Loads defaults, then the TOML file (if it exists), then `FRONTDESK_*` variables.
+    /// Loads defaults, then the TOML file (if it exists), then `FRONTDESK_*` variables. The
+    /// escalation bars nobody set are those of the signal reader in use ([`SignalBars::of`]).
     pub fn load(config_file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let file = config_file.unwrap_or(Path::new("frontdesk.toml"));
-        Figment::from(Serialized::defaults(Settings::default()))
+        let given = Figment::new()
             .merge(Toml::file(file))
-            .merge(Env::prefixed("FRONTDESK_").split("__"))
+            .merge(Env::prefixed("FRONTDESK_").split("__"));
+        let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(given.clone())
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        let bars = SignalBars::of(&settings.nlu);
+        if !given.contains("escalation.upset_threshold") {
+            settings.escalation.upset_threshold = bars.threshold;
+        }
+        if !given.contains("escalation.upset_threshold_without_cue") {
+            settings.escalation.upset_threshold_without_cue = bars.without_cue;
+        }
+        Ok(settings)
+    }
+}
+
+/// The bars the support signals' readings are held to by default, as chosen with each reader
+/// when it was trained (on businesses held out of its training).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SignalBars {
+    /// `escalation.upset_threshold`.
+    pub threshold: f32,
+    /// `escalation.upset_threshold_without_cue`.
+    pub without_cue: f32,
+}
+
+impl SignalBars {
+    /// `models/signals.json` (`threshold`, `cueless_threshold`): the head on the sentence
+    /// embedding, `nlu.tuned_signals = false`.
+    pub const HEAD: SignalBars = SignalBars {
+        threshold: 0.44,
+        without_cue: 0.65,
+    };
+    /// `models/signals-tuned/tuned.json` (`threshold`, `without_cue`): the tuned layers.
+    pub const TUNED: SignalBars = SignalBars {
+        threshold: 0.22,
+        without_cue: 0.48,
+    };
+    /// Both readers averaged: the mean of their bars (not chosen on any measured set).
+    pub const BOTH: SignalBars = SignalBars {
+        threshold: 0.33,
+        without_cue: 0.565,
+    };
+
+    /// The bars of the reader `nlu` configures.
+    pub fn of(nlu: &NluSettings) -> SignalBars {
+        match nlu.reader() {
+            SignalReader::Both => Self::BOTH,
+            SignalReader::Tuned => Self::TUNED,
+            SignalReader::Head => Self::HEAD,
+        }
     }
 }
 
@@ -799,5 +893,81 @@ mod tests {
             assert!(error.to_string().contains("onnx-int8"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_escalation_bars_follow_the_signal_reader_unless_set() {
+        figment::Jail::expect_with(|jail| {
+            let bars = |s: &Settings| {
+                (
+                    s.escalation.upset_threshold,
+                    s.escalation.upset_threshold_without_cue,
+                )
+            };
+            let default = Settings::load(None).map_err(|e| *e)?;
+            let expected = SignalBars::of(&default.nlu);
+            assert_eq!(bars(&default), (expected.threshold, expected.without_cue));
+            jail.set_env("FRONTDESK_NLU__SIGNAL_READER", "head");
+            let switched = Settings::load(None).map_err(|e| *e)?;
+            let expected = SignalBars::of(&switched.nlu);
+            assert_eq!(bars(&switched), (expected.threshold, expected.without_cue));
+            assert_ne!(bars(&switched), bars(&default));
+            jail.create_file("frontdesk.toml", "[escalation]\nupset_threshold = 0.7\n")?;
+            let set = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(bars(&set), (0.7, expected.without_cue));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_default_bars_are_those_the_committed_readers_were_trained_with() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |path: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(root.join(path)).expect("committed model"))
+                .expect("json")
+        };
+        let number = |v: &serde_json::Value, key: &str| v[key].as_f64().expect(key) as f32;
+        let head = read("models/signals.json");
+        assert_eq!(
+            SignalBars::HEAD,
+            SignalBars {
+                threshold: number(&head, "threshold"),
+                without_cue: number(&head, "cueless_threshold"),
+            }
+        );
+        let tuned = read("models/signals-tuned/tuned.json");
+        assert_eq!(
+            SignalBars::TUNED,
+            SignalBars {
+                threshold: number(&tuned, "threshold"),
+                without_cue: number(&tuned, "without_cue"),
+            }
+        );
+        let mean = |a: f32, b: f32| ((a + b) / 2.0 * 1000.0).round() / 1000.0;
+        assert_eq!(
+            SignalBars::BOTH,
+            SignalBars {
+                threshold: mean(SignalBars::HEAD.threshold, SignalBars::TUNED.threshold),
+                without_cue: mean(SignalBars::HEAD.without_cue, SignalBars::TUNED.without_cue),
+            }
+        );
+    }
+
+    #[test]
+    fn with_the_int8_encoder_the_signals_are_read_by_the_head_and_the_bars_are_its_own() {
+        let settings = NluSettings {
+            encoder: EncoderBackend::OnnxInt8,
+            signal_reader: SignalReader::Both,
+            ..Default::default()
+        };
+        assert!(!settings.reads_tuned_signals());
+        assert_eq!(SignalBars::of(&settings), SignalBars::HEAD);
+        let torch = NluSettings {
+            signal_reader: SignalReader::Tuned,
+            ..Default::default()
+        };
+        assert!(torch.reads_tuned_signals());
+        assert_eq!(SignalBars::of(&torch), SignalBars::TUNED);
+        assert_eq!(SignalBars::of(&NluSettings::default()), SignalBars::BOTH);
     }
 }

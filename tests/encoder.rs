@@ -157,3 +157,48 @@ fn several_workers_share_the_work_and_each_caller_gets_its_own_vectors_in_order(
         same(text, v);
     }
 }
+
+fn argmax(p: &[f32]) -> usize {
+    (0..p.len())
+        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_tuned_layers_read_how_a_customer_writes() {
+    let settings = frontdesk::settings::NluSettings {
+        model_dir: common::root().join("models/all-MiniLM-L6-v2"),
+        signal_reader: frontdesk::settings::SignalReader::Tuned,
+        tuned_signals_dir: common::root().join("models/signals-tuned"),
+        ..Default::default()
+    };
+    let encoder =
+        frontdesk::nlu::Encoder::load(&settings).expect("the encoder and its tuned layers load");
+    let texts = [
+        "how do i export my stats as csv",
+        "THIRD time asking, where is my refund?? this is ridiculous",
+        "can i talk to a real person please",
+        "our launch starts in two hours and the checkout page is down",
+    ];
+    let encoded = encoder
+        .embed_blocking_full(texts.iter().map(|t| t.to_string()).collect())
+        .expect("encoded");
+    let read: Vec<_> = encoded
+        .iter()
+        .map(|e| e.tuned.expect("the tuned layers read every message"))
+        .collect();
+    let classes: Vec<usize> = read.iter().map(|r| argmax(&r.support)).collect();
+    // calm, upset, asking for a person, urgent (frontdesk::nlu::signals::CLASSES)
+    assert_eq!(classes, [0, 1, 3, 2], "{read:?}");
+    assert!(
+        read[1].goemotions_upset > read[0].goemotions_upset,
+        "{read:?}"
+    );
+    // The sentence embedding is the shared encoder's, whatever the tuned layers read (alone or
+    // in a batch: padding moves the last digits).
+    let plain = encoder
+        .embed_blocking(vec![texts[0].to_string()])
+        .expect("encoded");
+    let same = frontdesk::nlu::cosine(&plain[0], &encoded[0].sentence);
+    assert!(same > 0.9999, "cosine {same}");
+}

@@ -850,8 +850,15 @@ mod tests {
         // Half the bar that applies to the message marks a customer who is not calm: with no cue,
         // that is half the higher bar, so a slight cue-less reading on a calm how-to question about
         // a sensitive topic is still answered by the bot.
-        let policy = Policy::default();
-        let s = EscalationSettings::default();
+        // Bars far apart, as the head on the sentence embedding has them (the tuned layers' are
+        // closer: the logic is the same).
+        let bars = crate::settings::SignalBars::HEAD;
+        let s = EscalationSettings {
+            upset_threshold: bars.threshold,
+            upset_threshold_without_cue: bars.without_cue,
+            ..EscalationSettings::default()
+        };
+        let policy = Policy::new(s.clone());
         // Over half the bar with a cue, under that bar itself, and under half the bar without one.
         let low = s.upset_threshold / 2.0;
         let high = s.upset_threshold.min(s.upset_threshold_without_cue / 2.0);

@@ -365,6 +365,57 @@ pub fn goemotions(
     ))
 }
 
+/// GoEmotions test as the support signals' tuned layers read it (`nlu.signal_reader`).
+#[derive(Debug, Clone)]
+pub struct TunedUpsetReport {
+    /// The bar on the GoEmotions head, chosen on dev when the layers were trained.
+    pub threshold: f32,
+    /// Test rows (all, upset).
+    pub test: (usize, usize),
+    /// Test precision, recall and F1.
+    pub precision: f64,
+    /// Test recall.
+    pub recall: f64,
+    /// Test F1.
+    pub f1: f64,
+}
+
+/// Scores GoEmotions test with the tuned layers' GoEmotions head at `threshold` (their
+/// manifest's); None when the encoder runs no tuned layers.
+pub fn goemotions_tuned(
+    data: &Path,
+    encoder: &Encoder,
+    threshold: f32,
+    limit: Option<usize>,
+) -> anyhow::Result<Option<TunedUpsetReport>> {
+    let test = data::goemotions(data, "test")?.sample(limit);
+    let encoded = data::embed_full(encoder, "GoEmotions test (tuned layers)", &test.texts)?;
+    let Some(scores) = encoded
+        .iter()
+        .map(|e| e.tuned.map(|t| t.goemotions_upset))
+        .collect::<Option<Vec<f32>>>()
+    else {
+        return Ok(None);
+    };
+    let gold: Vec<bool> = test.labels.iter().map(|l| l == "upset").collect();
+    let predicted: Vec<bool> = scores.iter().map(|&s| s >= threshold).collect();
+    let tp = predicted
+        .iter()
+        .zip(&gold)
+        .filter(|(p, g)| **p && **g)
+        .count() as f64;
+    let pp = predicted.iter().filter(|p| **p).count() as f64;
+    let gp = gold.iter().filter(|g| **g).count();
+    let (precision, recall) = (tp / pp.max(1.0), tp / (gp as f64).max(1.0));
+    Ok(Some(TunedUpsetReport {
+        threshold,
+        test: (gold.len(), gp),
+        precision,
+        recall,
+        f1: 2.0 * precision * recall / (precision + recall).max(1e-9),
+    }))
+}
+
 fn class_list(rows: &Labelled) -> Vec<String> {
     let set: BTreeMap<&str, ()> = rows.labels.iter().map(|l| (l.as_str(), ())).collect();
     set.into_keys().map(str::to_owned).collect()

@@ -11,8 +11,8 @@ mod stackfaq;
 mod support;
 
 pub use classify::{
-    banking77, clinc150, demo_intents, goemotions, DemoIntentReport, IntentReport, OosReport,
-    UpsetReport,
+    banking77, clinc150, demo_intents, goemotions, goemotions_tuned, DemoIntentReport,
+    IntentReport, OosReport, TunedUpsetReport, UpsetReport,
 };
 
 pub use answering::{
@@ -26,8 +26,8 @@ pub use score::{
 };
 pub use stackfaq::{stackfaq, RetrievalScores, StackFaqReport};
 pub use support::{
-    broad_calm, support_set, train_signals, SignalData, SignalTraining, SupportReport,
-    MAX_FALSE_ALARMS,
+    broad_calm, support_set, train_signals, tuned_bars, SignalData, SignalTraining, SupportReport,
+    TunedBars, MAX_FALSE_ALARMS,
 };
 
 /// Rank metrics of one retrieval method over a set of queries.

@@ -622,3 +622,76 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path)?;
     Ok(format!("{:x}", sha2::Sha256::digest(bytes)))
 }
+
+/// The tuned layers' two bars, as chosen on the businesses held out of their training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TunedBars {
+    /// `needs_person` bar when a support cue backs the reading.
+    pub threshold: f32,
+    /// The bar without one (at least `threshold`).
+    pub without_cue: f32,
+    /// Share of the held-out escalating messages flagged at those bars.
+    pub recall: f64,
+    /// Share of the held-out calm ones flagged.
+    pub false_alarms: f64,
+    /// Held-out messages (escalating, calm).
+    pub messages: (usize, usize),
+}
+
+/// Chooses the support signals' tuned layers' bars (with a support cue and without one) the way
+/// `frontdesk train --signals` chooses the head's: the pair with the most recall of escalating
+/// messages while at most [`MAX_FALSE_ALARMS`] of the calm ones are flagged, the bar without a cue
+/// at least the other — on the messages of `files` from the businesses in `holdout`, which the
+/// tuned layers were never trained on (`scripts/finetune_signals.py --holdout`).
+pub fn tuned_bars(
+    files: &[&Path],
+    holdout: &[String],
+    encoder: &Encoder,
+) -> anyhow::Result<TunedBars> {
+    let mut messages = Vec::new();
+    for path in files {
+        let set = SupportSet::load(path)?;
+        messages.extend(
+            set.messages
+                .into_iter()
+                .filter(|m| m.domain.as_ref().is_some_and(|d| holdout.contains(d))),
+        );
+    }
+    if messages.is_empty() {
+        anyhow::bail!(
+            "no message of the businesses {holdout:?} in {files:?}: name the businesses the tuned \
+             layers were trained without (tuned.json, trained.holdout)"
+        );
+    }
+    let texts: Vec<String> = messages.iter().map(|m| m.text.clone()).collect();
+    let encoded = data::embed_full(encoder, "held-out support messages", &texts)?;
+    let mut scores = Vec::with_capacity(encoded.len());
+    for e in &encoded {
+        let Some(t) = e.tuned else {
+            anyhow::bail!(
+                "the encoder runs no tuned layers: set nlu.signal_reader = \"tuned\" and the torch encoder"
+            );
+        };
+        scores.push(t.support[1..].iter().copied().fold(0.0, f32::max));
+    }
+    let gold: Vec<bool> = messages.iter().map(|m| m.escalate).collect();
+    let cued: Vec<bool> = messages
+        .iter()
+        .map(|m| {
+            support_cues(&m.text)
+                .1
+                .iter()
+                .any(|c| crate::nlu::signals::is_evidence(c))
+        })
+        .collect();
+    let (threshold, without_cue) = choose_thresholds(&scores, &gold, &cued, MAX_FALSE_ALARMS);
+    let (recall, false_alarms) = rates_with(&scores, &gold, &cued, threshold, without_cue);
+    let escalating = gold.iter().filter(|g| **g).count();
+    Ok(TunedBars {
+        threshold,
+        without_cue,
+        recall,
+        false_alarms,
+        messages: (escalating, gold.len() - escalating),
+    })
+}

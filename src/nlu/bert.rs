@@ -12,6 +12,7 @@ use rust_bert::Config;
 use rust_tokenizers::tokenizer::TruncationStrategy;
 use tch::{nn, Device, Kind, Tensor};
 
+use super::tuned::{TunedScores, TunedSignals};
 use super::NluError;
 
 /// The layer (1-based, of six) whose mean-pooled token vectors are a message's middle vector.
@@ -26,6 +27,8 @@ pub struct Pooled {
     pub sentence: Vec<f32>,
     /// Mean of layer [`MIDDLE_LAYER`]'s token vectors (empty when not asked for).
     pub middle: Vec<f32>,
+    /// The tuned layers' reading (when loaded and asked for; see [`super::tuned`]).
+    pub tuned: Option<TunedScores>,
 }
 
 /// all-MiniLM-L6-v2 on libtorch, pooled here.
@@ -35,20 +38,23 @@ pub struct TorchEncoder {
     /// Whether [`Pooled::middle`] is computed (every layer's output kept) or left empty.
     middle: bool,
     model: BertModel<BertEmbeddings>,
+    /// The support signals' tuned top layers, run on this model's lower layers.
+    tuned: Option<TunedSignals>,
     tokenizer: TokenizerOption,
     max_tokens: usize,
     pad_id: i64,
 }
 
 impl TorchEncoder {
-    /// Loads the model in `dir`; `middle`: also pool layer [`MIDDLE_LAYER`].
-    pub fn load(dir: &Path, middle: bool) -> Result<Self, NluError> {
+    /// Loads the model in `dir`; `middle`: also pool layer [`MIDDLE_LAYER`]; `tuned`: the folder
+    /// of the support signals' tuned top layers, to run on this model's lower ones.
+    pub fn load(dir: &Path, middle: bool, tuned: Option<&Path>) -> Result<Self, NluError> {
         let failed = |what: &Path, e: &dyn std::fmt::Display| {
             NluError::Model(format!("{}: {e}", what.display()))
         };
         let config_path = dir.join("config.json");
         let mut config = BertConfig::from_file(&config_path);
-        config.output_hidden_states = Some(middle);
+        config.output_hidden_states = Some(middle || tuned.is_some());
         if config.num_hidden_layers < MIDDLE_LAYER as i64 {
             return Err(NluError::Model(format!(
                 "{} has {} layers; the support signals read layer {MIDDLE_LAYER}: use the \
@@ -63,20 +69,22 @@ impl TorchEncoder {
         weights
             .load(&safetensors)
             .map_err(|e| failed(&safetensors, &e))?;
+        let tuned = tuned.map(|t| TunedSignals::load(t, &config)).transpose()?;
         let (tokenizer, max_tokens) = tokenizer(dir)?;
         let pad_id = tokenizer.get_pad_id().unwrap_or(0);
         Ok(Self {
             _weights: weights,
             middle,
             model,
+            tuned,
             tokenizer,
             max_tokens,
             pad_id,
         })
     }
 
-    /// One forward pass over `texts`.
-    pub fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
+    /// One forward pass over `texts`; `signals`: the tuned layers read them too (when loaded).
+    pub fn encode(&mut self, texts: &[&str], signals: bool) -> Result<Vec<Pooled>, String> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -108,7 +116,19 @@ impl TorchEncoder {
             None
         };
         let dim = last.len() / (rows * width).max(1);
-        Ok(pool_rows(&last, middle.as_deref(), &mask, width, dim))
+        let mut pooled = pool_rows(&last, middle.as_deref(), &mask, width, dim);
+        if let (Some(tuned), true) = (&self.tuned, signals) {
+            let from = tuned.manifest().from_layer;
+            let hidden = out
+                .all_hidden_states
+                .as_ref()
+                .and_then(|layers| layers.get(from - 1))
+                .ok_or("the BERT model returned no hidden states")?;
+            for (p, scores) in pooled.iter_mut().zip(tuned.score(hidden, &mask_t)?) {
+                p.tuned = Some(scores);
+            }
+        }
+        Ok(pooled)
     }
 }
 
@@ -176,6 +196,7 @@ pub fn pool_rows(
                 middle: middle
                     .map(|v| mean_pool(&v[span], m, dim))
                     .unwrap_or_default(),
+                tuned: None,
             }
         })
         .collect()

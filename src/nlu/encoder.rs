@@ -34,6 +34,9 @@ pub struct Encoded {
     /// The mean of a middle layer's token vectors, not normalised (the support signals; see
     /// [`super::bert::MIDDLE_LAYER`]); empty unless `nlu.middle_layer` is on.
     pub middle: Arc<[f32]>,
+    /// The support signals' tuned layers' reading (`nlu.signal_reader`; asked for by
+    /// [`Encoder::embed_full`] and [`Encoder::embed_blocking_full`], not by indexing).
+    pub tuned: Option<super::tuned::TunedScores>,
 }
 
 type Reply = oneshot::Sender<Result<Vec<Encoded>, NluError>>;
@@ -43,6 +46,8 @@ struct Job {
     reply: Reply,
     /// Indexing work: encoded between customers' messages, never ahead of them.
     bulk: bool,
+    /// Whether the tuned layers read the texts too (see [`Encoded::tuned`]).
+    signals: bool,
 }
 
 /// Cheap handle to the encoder worker; clone it freely.
@@ -125,6 +130,16 @@ impl Encoder {
         let max_batch = settings.max_batch.max(1);
         let nice = settings.worker_nice;
         let middle = settings.middle_layer;
+        let tuned = settings
+            .reads_tuned_signals()
+            .then(|| settings.tuned_signals_dir.clone());
+        if settings.signal_reader != crate::settings::SignalReader::Head && tuned.is_none() {
+            tracing::info!(
+                "the support signals are read by {} alone (the tuned layers of nlu.signal_reader \
+                 run on the torch encoder's lower layers, which the int8 encoder does not give)",
+                settings.signals_model.display()
+            );
+        }
         let load = Load::new();
         for n in 0..workers {
             let (work, helpers, load, ready_tx) = (
@@ -133,7 +148,7 @@ impl Encoder {
                 load.clone(),
                 ready_tx.clone(),
             );
-            let source = source.clone();
+            let (source, tuned) = (source.clone(), tuned.clone());
             let worker = Worker {
                 first: n == 0,
                 work,
@@ -143,7 +158,9 @@ impl Encoder {
             std::thread::Builder::new()
                 .name("encoder".into())
                 .spawn(move || {
-                    match lower_priority(nice).and_then(|()| Model::load(source, threads, middle)) {
+                    match lower_priority(nice)
+                        .and_then(|()| Model::load(source, threads, middle, tuned))
+                    {
                         Ok(model) => {
                             let _ = ready_tx.send(Ok(()));
                             worker.serve(model, &load);
@@ -203,11 +220,16 @@ impl Encoder {
 
     /// Encodes `texts`, waiting for a place in the queue when it is full.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, NluError> {
-        Ok(sentences(self.embed_full(texts).await?))
+        Ok(sentences(self.send(texts, false).await?))
     }
 
-    /// Like [`Encoder::embed`], with each text's middle-layer vector too.
+    /// Like [`Encoder::embed`], with each text's middle-layer vector and the support signals'
+    /// tuned reading too.
     pub async fn embed_full(&self, texts: Vec<String>) -> Result<Vec<Encoded>, NluError> {
+        self.send(texts, true).await
+    }
+
+    async fn send(&self, texts: Vec<String>, signals: bool) -> Result<Vec<Encoded>, NluError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -218,6 +240,7 @@ impl Encoder {
             texts,
             reply,
             bulk: false,
+            signals,
         };
         if self.jobs.send(job).await.is_err() {
             self.load.queued.sub(count);
@@ -242,11 +265,16 @@ impl Encoder {
     /// start-up and after an edit, training, benchmarks): encoded a batch at a time, after any
     /// customer's message that is waiting.
     pub fn embed_blocking(&self, texts: Vec<String>) -> Result<Vec<Embedding>, NluError> {
-        Ok(sentences(self.embed_blocking_full(texts)?))
+        Ok(sentences(self.send_blocking(texts, false)?))
     }
 
-    /// Like [`Encoder::embed_blocking`], with each text's middle-layer vector too.
+    /// Like [`Encoder::embed_blocking`], with each text's middle-layer vector and the support
+    /// signals' tuned reading too.
     pub fn embed_blocking_full(&self, texts: Vec<String>) -> Result<Vec<Encoded>, NluError> {
+        self.send_blocking(texts, true)
+    }
+
+    fn send_blocking(&self, texts: Vec<String>, signals: bool) -> Result<Vec<Encoded>, NluError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -257,6 +285,7 @@ impl Encoder {
             texts,
             reply,
             bulk: true,
+            signals,
         };
         if self.jobs.blocking_send(job).is_err() {
             self.load.queued.sub(count);
@@ -296,13 +325,18 @@ enum Model {
 }
 
 impl Model {
-    fn load(source: Source, threads: i32, middle: bool) -> Result<Self, NluError> {
+    fn load(
+        source: Source,
+        threads: i32,
+        middle: bool,
+        tuned: Option<PathBuf>,
+    ) -> Result<Self, NluError> {
         match source {
             Source::Torch(dir) => {
                 if threads > 0 {
                     tch::set_num_threads(threads);
                 }
-                TorchEncoder::load(&dir, middle).map(|m| Self::Torch(Box::new(m)))
+                TorchEncoder::load(&dir, middle, tuned.as_deref()).map(|m| Self::Torch(Box::new(m)))
             }
             Source::Onnx { dir, runtime } => {
                 OnnxEncoder::load(&dir, &runtime, threads.max(1) as usize, middle)
@@ -313,9 +347,9 @@ impl Model {
 
     /// The mean-pooled vectors, not yet normalised: one forward pass for torch, one per text for
     /// the int8 graph.
-    fn encode(&mut self, texts: &[&str]) -> Result<Vec<Pooled>, String> {
+    fn encode(&mut self, texts: &[&str], signals: bool) -> Result<Vec<Pooled>, String> {
         match self {
-            Self::Torch(model) => model.encode(texts),
+            Self::Torch(model) => model.encode(texts, signals),
             Self::Onnx(model) => model.encode(texts),
         }
     }
@@ -324,6 +358,7 @@ impl Model {
 /// A bulk job, shared by the workers that encode its batches.
 struct BulkJob {
     texts: Vec<String>,
+    signals: bool,
     done: Mutex<BulkDone>,
 }
 
@@ -341,6 +376,7 @@ impl BulkJob {
         let n = job.texts.len();
         Arc::new(Self {
             texts: job.texts,
+            signals: job.signals,
             done: Mutex::new(BulkDone {
                 vectors: vec![None; n],
                 left: n,
@@ -567,7 +603,7 @@ fn run(model: &mut Model, task: Task, max_batch: usize, load: &Load) {
                 .iter()
                 .map(String::as_str)
                 .collect();
-            let result = encode(model, &texts, load);
+            let result = encode(model, &texts, job.signals, load);
             job.finish(range, result);
         }
     }
@@ -579,10 +615,11 @@ fn encode_messages(model: &mut Model, jobs: Vec<Job>, max_batch: usize, load: &L
         .iter()
         .flat_map(|j| j.texts.iter().map(String::as_str))
         .collect();
+    let signals = jobs.iter().any(|j| j.signals);
     let mut encoded = Vec::with_capacity(texts.len());
     let mut failure = None;
     for (i, chunk) in texts.chunks(max_batch).enumerate() {
-        match encode(model, chunk, load) {
+        match encode(model, chunk, signals, load) {
             Ok(vectors) => encoded.extend(vectors),
             Err(e) => {
                 let left = texts.len() - i * max_batch - chunk.len();
@@ -604,15 +641,21 @@ fn encode_messages(model: &mut Model, jobs: Vec<Job>, max_batch: usize, load: &L
 
 /// At most a batch of texts, counted in the worker's metrics (the batch as the queue gave it, one
 /// forward pass for torch, one per text for the int8 graph).
-fn encode(model: &mut Model, texts: &[&str], load: &Load) -> Result<Vec<Encoded>, String> {
+fn encode(
+    model: &mut Model,
+    texts: &[&str],
+    signals: bool,
+    load: &Load,
+) -> Result<Vec<Encoded>, String> {
     load.queued.sub(texts.len() as i64);
     load.batches.observe(texts.len() as f64);
-    model.encode(texts).map(|vectors| {
+    model.encode(texts, signals).map(|vectors| {
         vectors
             .into_iter()
             .map(|p| Encoded {
                 sentence: normalize(p.sentence),
                 middle: p.middle.into(),
+                tuned: p.tuned,
             })
             .collect()
     })

@@ -11,6 +11,7 @@ pub mod head;
 pub mod intents;
 mod onnx;
 pub mod signals;
+pub mod tuned;
 mod understand;
 pub mod upset;
 mod words;

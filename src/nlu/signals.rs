@@ -1010,6 +1010,7 @@ mod tests {
             .map(|&x| Encoded {
                 sentence: vec![x; 4].into(),
                 middle: vec![x * 3.0; 4].into(),
+                tuned: None,
             })
             .collect();
         let refs: Vec<&SupportMessage> = messages.iter().collect();

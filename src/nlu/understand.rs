@@ -7,7 +7,7 @@ use super::intents::{IntentModel, IntentSet, IntentVerdict};
 use super::signals::SignalModel;
 use super::upset::UpsetModel;
 use super::{Embedding, EmbeddingCache, Encoded, Encoder, NluError, Understanding};
-use crate::settings::NluSettings;
+use crate::settings::{NluSettings, SignalReader};
 
 /// The language-understanding models; cheap to clone.
 #[derive(Clone)]
@@ -16,6 +16,8 @@ pub struct Nlu {
     intents: Arc<IntentModel>,
     upset: Arc<UpsetModel>,
     signals: Option<Arc<SignalModel>>,
+    /// Whose readings of the support signals count when the tuned layers read a message too.
+    reader: SignalReader,
 }
 
 /// Everything understood of one message, with the intent classifier's explanation.
@@ -42,7 +44,9 @@ impl Nlu {
         let upset = UpsetModel::load(&settings.upset_model)?;
         let signals = SignalModel::load(&settings.signals_model)?;
         signals.check_encoder(settings)?;
-        Ok(Self::from_models(encoder, intents, upset).with_signals(signals))
+        Ok(Self::from_models(encoder, intents, upset)
+            .with_signals(signals)
+            .with_reader(settings.reader()))
     }
 
     /// Builds the handle from models in hand (tests, `eval`).
@@ -52,7 +56,15 @@ impl Nlu {
             intents: Arc::new(intents),
             upset: Arc::new(upset),
             signals: None,
+            reader: SignalReader::default(),
         }
+    }
+
+    /// Whose readings of the support signals count (`nlu.signal_reader`): the tuned layers', the
+    /// head's, or both averaged. The tuned layers only read when the encoder runs them.
+    pub fn with_reader(mut self, reader: SignalReader) -> Self {
+        self.reader = reader;
+        self
     }
 
     /// Adds the support-signal model (upset, urgent, asking for a person as support customers
@@ -102,12 +114,31 @@ impl Nlu {
             best,
         } = self.intents.classify(&embedding);
         let (goemotions, cues) = self.upset.score(text, &embedding);
-        let (upset, upset_cues, urgent, asks_for_person) = match &self.signals {
-            Some(model) => {
-                let s = model.score(text, &encoded, goemotions);
-                (s.upset, s.cues, s.urgent, s.person)
+        let head = self
+            .signals
+            .as_ref()
+            .filter(|_| encoded.tuned.is_none() || self.reader != SignalReader::Tuned)
+            .map(|model| model.score(text, &encoded, goemotions));
+        let tuned = encoded
+            .tuned
+            .filter(|_| head.is_none() || self.reader != SignalReader::Head);
+        let (upset, upset_cues, urgent, asks_for_person) = match (tuned, head) {
+            // Both read it (nlu.signal_reader = "both"): their probabilities averaged.
+            (Some(t), Some(h)) => {
+                let [_, upset, urgent, person] = t.support;
+                (
+                    (upset + h.upset) / 2.0,
+                    h.cues,
+                    (urgent + h.urgent) / 2.0,
+                    (person + h.person) / 2.0,
+                )
             }
-            None => (goemotions, cues, 0.0, 0.0),
+            (Some(t), None) => {
+                let [_, upset, urgent, person] = t.support;
+                (upset, super::signals::support_cues(text).1, urgent, person)
+            }
+            (None, Some(h)) => (h.upset, h.cues, h.urgent, h.person),
+            (None, None) => (goemotions, cues, 0.0, 0.0),
         };
         Analysis {
             understanding: Understanding {
