@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
-    // What the tuned layers add to a customer's message (interleaved in one run: compare the
+    // What the tuned layers add to a customer's message (both in one run: compare the
     // two as a ratio).
     let (plain, tuned) = runtime.block_on(async {
         (

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Fine-tune all-MiniLM-L6-v2 end to end for upset / urgent / asking for a person (issue 14).
+"""Fine-tune all-MiniLM-L6-v2 for upset / urgent / asking for a person (issue 14): every layer
+above the word embeddings, or with --train-layers N only the top N (the shipped
+models/signals-tuned: N = 2, exported to OUT/product/ in the layout frontdesk reads).
 
 A measurement, not part of CI: CI never trains. Multi-task on CPU:
   * GoEmotions train (data/original/train.tsv): upset = anger, annoyance, disappointment,
@@ -137,7 +139,32 @@ def f1_at(scores, gold, t):
     return p, r, 2 * p * r / max(p + r, 1e-9)
 
 
-def export(model, out, report, options):
+REFERENCE_TEXTS = [
+    "how do i export my stats as csv",
+    "THIRD time asking, where is my refund?? this is ridiculous",
+    "can i talk to a real person please",
+    "our launch starts in two hours and the checkout page is down",
+    "I was charged twice for one order",
+]
+
+
+@torch.no_grad()
+def reference(model, tok, max_tokens=256):
+    """What the model makes of REFERENCE_TEXTS, one at a time as the product reads a message."""
+    model.eval()
+    rows = []
+    for text in REFERENCE_TEXTS:
+        batch = tok([text], truncation=True, max_length=max_tokens, return_tensors="pt")
+        e = model.embed(batch)
+        rows.append({
+            "text": text,
+            "goemotions_upset": round(torch.sigmoid(model.upset(e)).item(), 5),
+            "support": [round(x, 5) for x in torch.softmax(model.support(e), -1)[0].tolist()],
+        })
+    return rows
+
+
+def export(model, out, report, options, tok):
     """Writes the tuned layers and heads as frontdesk reads them (`models/signals-tuned/`): fp16
     `layers.safetensors` (`layer.0.*` … the tuned layers in order, `upset.*`, `support.*`; the
     28-emotion head only helped training and is left out) and `tuned.json` (what the product needs
@@ -155,13 +182,18 @@ def export(model, out, report, options):
             tensors[k] = v
     save_file({k: v.half().contiguous() for k, v in tensors.items()},
               os.path.join(out, "layers.safetensors"))
+    bar = round(float(report.get("support", {}).get("threshold", 0.5)), 2)
     manifest = {
         "from_layer": model.frozen,
         "layers": len(model.bert.encoder.layer) - model.frozen,
         "scale": 10.0,
         "classes": CLASSES,
-        "threshold": round(float(report["support"]["threshold"]), 2),
+        # One bar for both until `frontdesk train --tuned-bars` chooses the pair.
+        "threshold": bar,
+        "without_cue": bar,
         "goemotions_threshold": round(float(report["goemotions_test"]["threshold"]), 2),
+        "max_len": options.get("max_len"),
+        "reference": reference(model, tok),
         "trained": {k: v for k, v in options.items() if k != "out"},
         "figures": report,
     }
@@ -308,7 +340,7 @@ def main():
     save_file(layers, os.path.join(args.out, "finetuned-layers.fp16.safetensors"))
     report["minutes"] = (time.time() - started) / 60
     if model.frozen:
-        export(model, os.path.join(args.out, "product"), report, vars(args))
+        export(model, os.path.join(args.out, "product"), report, vars(args), tok)
     json.dump(report, open(os.path.join(args.out, "report.json"), "w"), indent=1, default=float)
     print(f"saved {args.out} in {report['minutes']:.1f} min", flush=True)
 

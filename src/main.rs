@@ -982,7 +982,8 @@ async fn eval(
             signals.check_encoder(&n)?;
             let nlu =
                 frontdesk::nlu::Nlu::from_models(e, intents, UpsetModel::load(&n.upset_model)?)
-                    .with_signals(signals);
+                    .with_signals(signals)
+                    .with_reader(n.reader());
             let mut reports = Vec::new();
             for dev in support_message_files(&n).1 {
                 reports.push((frontdesk::eval::support_set(&dev, &nlu, &policy)?, false));

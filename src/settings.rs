@@ -589,14 +589,15 @@ pub struct EscalationSettings {
     /// (`Understanding::needs_person`, 0–1, a calibrated probability) reaches this and a cue
     /// backs the reading. Unset: the bar chosen with the signal reader in use on businesses held
     /// out of its training ([`SignalBars`]: `models/signals-tuned/tuned.json`'s `threshold`, or
-    /// `models/signals.json`'s with `nlu.tuned_signals = false`); half of it counts as
+    /// `models/signals.json`'s with `nlu.signal_reader = "head"`); half of it counts as
     /// "impatient" for the conversation-level checks.
     pub upset_threshold: f32,
     /// The bar when no support cue is present in the message (no repeat contact, threat,
     /// deadline, capitals, "nobody helps", sarcasm marker or asking for someone): a plain
     /// description of a fault needs stronger evidence. Never below `upset_threshold`. Unset: the
     /// reader's own ([`SignalBars`]; `models/signals.json`'s `cueless_threshold` with
-    /// `nlu.tuned_signals = false`).
+    /// `nlu.signal_reader = "head"`). `Settings::load` resolves both from the reader; settings
+    /// built in code call [`Settings::follow_signal_reader`] after choosing the reader.
     pub upset_threshold_without_cue: f32,
     /// Upset rising over `rising_turns` customer turns by at least this much in total escalates
     /// (on the calibrated scale of the signal model since 2026-12-03: 0.3 and 0.4 before)...
@@ -801,6 +802,14 @@ impl Settings {
         }
         Ok(settings)
     }
+
+    /// Sets both escalation bars to those of the signal reader `nlu` now names (for settings
+    /// built in code: `load` does it for the bars nobody set).
+    pub fn follow_signal_reader(&mut self) {
+        let bars = SignalBars::of(&self.nlu);
+        self.escalation.upset_threshold = bars.threshold;
+        self.escalation.upset_threshold_without_cue = bars.without_cue;
+    }
 }
 
 /// The bars the support signals' readings are held to by default, as chosen with each reader
@@ -815,7 +824,7 @@ pub struct SignalBars {
 
 impl SignalBars {
     /// `models/signals.json` (`threshold`, `cueless_threshold`): the head on the sentence
-    /// embedding, `nlu.tuned_signals = false`.
+    /// embedding, `nlu.signal_reader = "head"` (or the int8 encoder).
     pub const HEAD: SignalBars = SignalBars {
         threshold: 0.44,
         without_cue: 0.65,

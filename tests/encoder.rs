@@ -166,14 +166,45 @@ fn argmax(p: &[f32]) -> usize {
 
 #[test]
 fn the_tuned_layers_read_how_a_customer_writes() {
+    let dir = common::root().join("models/signals-tuned");
     let settings = frontdesk::settings::NluSettings {
         model_dir: common::root().join("models/all-MiniLM-L6-v2"),
         signal_reader: frontdesk::settings::SignalReader::Tuned,
-        tuned_signals_dir: common::root().join("models/signals-tuned"),
+        tuned_signals_dir: dir.clone(),
         ..Default::default()
     };
     let encoder =
         frontdesk::nlu::Encoder::load(&settings).expect("the encoder and its tuned layers load");
+    // What the Python model they were trained as made of these texts, one at a time.
+    let references = frontdesk::nlu::tuned::read_manifest(&dir)
+        .expect("tuned.json")
+        .reference;
+    assert!(
+        references.len() >= 4,
+        "tuned.json holds its reference readings"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for r in &references {
+        let encoded = runtime
+            .block_on(encoder.embed_one_full(&r.text))
+            .expect("encoded");
+        let read = encoded
+            .tuned
+            .expect("the tuned layers read a customer's message");
+        assert!(
+            (read.goemotions_upset - r.goemotions_upset).abs() < 0.01,
+            "{:?}: {read:?} against {r:?}",
+            r.text
+        );
+        for (a, b) in read.support.iter().zip(r.support) {
+            assert!((a - b).abs() < 0.01, "{:?}: {read:?} against {r:?}", r.text);
+        }
+    }
+    // And they tell the kinds apart: calm, upset, asking for a person, urgent
+    // (frontdesk::nlu::signals::CLASSES).
     let texts = [
         "how do i export my stats as csv",
         "THIRD time asking, where is my refund?? this is ridiculous",
@@ -183,22 +214,15 @@ fn the_tuned_layers_read_how_a_customer_writes() {
     let encoded = encoder
         .embed_blocking_full(texts.iter().map(|t| t.to_string()).collect())
         .expect("encoded");
-    let read: Vec<_> = encoded
+    let classes: Vec<usize> = encoded
         .iter()
-        .map(|e| e.tuned.expect("the tuned layers read every message"))
+        .map(|e| argmax(&e.tuned.expect("read in a batch too").support))
         .collect();
-    let classes: Vec<usize> = read.iter().map(|r| argmax(&r.support)).collect();
-    // calm, upset, asking for a person, urgent (frontdesk::nlu::signals::CLASSES)
-    assert_eq!(classes, [0, 1, 3, 2], "{read:?}");
-    assert!(
-        read[1].goemotions_upset > read[0].goemotions_upset,
-        "{read:?}"
-    );
-    // The sentence embedding is the shared encoder's, whatever the tuned layers read (alone or
-    // in a batch: padding moves the last digits).
-    let plain = encoder
-        .embed_blocking(vec![texts[0].to_string()])
+    assert_eq!(classes, [0, 1, 3, 2]);
+    // A search gets the shared encoder's embedding, the same whoever else reads the text.
+    let plain = runtime
+        .block_on(encoder.embed_one(texts[0]))
         .expect("encoded");
-    let same = frontdesk::nlu::cosine(&plain[0], &encoded[0].sentence);
+    let same = frontdesk::nlu::cosine(&plain, &encoded[0].sentence);
     assert!(same > 0.9999, "cosine {same}");
 }

@@ -197,6 +197,7 @@ async fn a_server_started_on_the_int8_encoder_answers_from_the_knowledge_base() 
     settings.nlu.encoder = EncoderBackend::OnnxInt8;
     settings.nlu.onnx_model_dir = common::root().join("models/all-MiniLM-L6-v2-int8");
     settings.nlu.onnx_runtime = common::root().join(".onnxruntime/libonnxruntime.so");
+    settings.follow_signal_reader();
     let app = frontdesk::App::build(settings)
         .await
         .expect("the app builds");

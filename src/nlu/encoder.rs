@@ -250,9 +250,10 @@ impl Encoder {
         result.await.map_err(|_| NluError::Stopped)?
     }
 
-    /// Encodes one text.
+    /// Encodes one text (its sentence embedding only: a search, not a customer's message).
     pub async fn embed_one(&self, text: &str) -> Result<Embedding, NluError> {
-        Ok(self.embed_one_full(text).await?.sentence)
+        let mut v = self.send(vec![text.to_owned()], false).await?;
+        Ok(v.pop().ok_or(NluError::Stopped)?.sentence)
     }
 
     /// Encodes one text: both its vectors.

@@ -41,8 +41,18 @@ pub struct TunedManifest {
     /// training: the most recall with at most 5 % of their calm messages flagged).
     pub threshold: f32,
     /// The bar for a message without a support cue (`escalation.upset_threshold_without_cue`'s
-    /// default), chosen the same way among the held-out businesses' messages without one.
-    pub without_cue: f32,
+    /// default for this reader), chosen with `threshold` by `frontdesk train --tuned-bars`; absent
+    /// in a fresh export, which has one bar for both.
+    #[serde(default)]
+    pub without_cue: Option<f32>,
+    /// The longest input the layers were trained on, in tokens (longer messages are read whole,
+    /// as the encoder below them reads them).
+    #[serde(default)]
+    pub max_len: Option<usize>,
+    /// Texts and what the layers made of them in Python when exported: the Rust layers must give
+    /// the same (`tests/encoder.rs`).
+    #[serde(default)]
+    pub reference: Vec<TunedReference>,
     /// The bar on the GoEmotions head (chosen on GoEmotions dev by F1).
     pub goemotions_threshold: f32,
     /// The training run's options.
@@ -51,6 +61,17 @@ pub struct TunedManifest {
     /// The training run's figures (GoEmotions test, the businesses held out, support dev).
     #[serde(default)]
     pub figures: serde_json::Value,
+}
+
+/// One text and the exporting Python model's reading of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TunedReference {
+    /// The text, as a customer wrote it.
+    pub text: String,
+    /// The GoEmotions head's probability.
+    pub goemotions_upset: f32,
+    /// The support head's probabilities (calm, upset, urgent, person).
+    pub support: [f32; 4],
 }
 
 /// The tuned layers and their heads, on libtorch.
