@@ -29,6 +29,7 @@ Run (from the repository root, about 25 minutes on 2 cores):
   nice -n 19 /tmp/signals-ft/venv/bin/python scripts/finetune_signals.py --out /tmp/signals-ft/model
 """
 import argparse
+import csv
 import json
 import os
 import random
@@ -55,6 +56,35 @@ def load_support(path, default_group):
         (m["text"], support_class(m), m.get("domain") or default_group)
         for m in d["messages"]
     ]
+
+
+# As src/eval/support.rs NOT_CALM_CATEGORIES: a customer writing these may well need a person.
+NOT_CALM_CATEGORIES = {
+    "card_payment_not_recognised", "cash_withdrawal_not_recognised",
+    "direct_debit_payment_not_recognised", "compromised_card", "lost_or_stolen_card",
+    "lost_or_stolen_phone", "card_swallowed", "transaction_charged_twice",
+    "wrong_amount_of_cash_received", "Refund_not_showing_up", "report_fraud", "report_lost_card",
+    "freeze_account", "account_blocked", "damaged_card", "lost_luggage", "are_you_a_bot",
+}
+
+
+def load_broad_calm(data, per_banking, per_clinc):
+    """Ordinary requests from BANKING77 and CLINC150 *train* (the first few of each category,
+    the categories above left out), calm: as `frontdesk train --signals` teaches the head."""
+    rows, seen = [], {}
+
+    def take(pairs, per):
+        for text, cat in pairs:
+            if cat in NOT_CALM_CATEGORIES or seen.get(cat, 0) >= per:
+                continue
+            seen[cat] = seen.get(cat, 0) + 1
+            rows.append((text, 0, "broad-calm"))
+
+    with open(os.path.join(data, "banking77", "train.csv")) as f:
+        take([(r["text"], r["category"]) for r in csv.DictReader(f)], per_banking)
+    clinc = json.load(open(os.path.join(data, "clinc150", "data_full.json")))
+    take([(q, c) for q, c in clinc["train"]], per_clinc)
+    return rows
 
 
 def load_goemotions(data, split):
@@ -213,6 +243,8 @@ def main():
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--broad-calm", default="",
+                    help="PER_BANKING,PER_CLINC: ordinary BANKING77 / CLINC150 train requests as calm")
     ap.add_argument("--calm-questions", default="",
                     help="a YAML file of lists of calm help-centre questions, trained on as calm")
     ap.add_argument("--train-layers", type=int, default=0,
@@ -241,6 +273,9 @@ def main():
         lists = yaml.safe_load(open(args.calm_questions))
         support += [(t, 0, "calm-questions") for v in lists.values() if isinstance(v, list)
                     for t in v if isinstance(t, str)]
+    if args.broad_calm:
+        per_banking, per_clinc = (int(x) for x in args.broad_calm.split(","))
+        support += load_broad_calm(args.data, per_banking, per_clinc)
     held = set(args.holdout.split(",")) if args.holdout else set()
     s_train = [r for r in support if r[2] not in held]
     s_val = [r for r in support if r[2] in held]
