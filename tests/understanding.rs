@@ -641,3 +641,39 @@ async fn a_calm_fault_report_or_preference_stays_with_the_bot() {
     )
     .await;
 }
+
+/// `nlu.signal_reader = "both"`, as an operator turns it on: the server loads the tuned layers
+/// with its encoder, and over the socket an upset or person-asking customer reaches a person while
+/// calm questions, a plain billing report among them, stay with the bot.
+#[tokio::test]
+async fn with_both_signal_readers_upset_customers_reach_a_person_and_calm_ones_stay() {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(&root().join("knowledge_base"), data.path());
+    settings.kb.watch = false;
+    settings.nlu.signal_reader = frontdesk::settings::SignalReader::Both;
+    settings.follow_signal_reader();
+    let app = frontdesk::App::build(settings)
+        .await
+        .expect("the app builds with the tuned layers");
+    let port = app.port();
+    let server = tokio::spawn(app.run_until_stopped());
+    for (i, (text, handed_over)) in [
+        (
+            "this is the third time im writing. charged twice AGAIN and nobody answers. fix it today",
+            true,
+        ),
+        ("can i talk to a real person please", true),
+        ("how long do i have to send the brewer back if i dont like it", false),
+        ("I was charged twice for one order", false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut customer = common::Client::connect(port).await;
+        customer.hello(None, None).await;
+        let frame = customer.outcome(&format!("r{i}"), text).await;
+        let expected = if *handed_over { "status" } else { "message" };
+        assert_eq!(frame["type"], expected, "{text:?}: {frame}");
+    }
+    server.abort();
+}

@@ -251,10 +251,7 @@ fn needs_person(model: &SignalModel, row: &Row) -> f32 {
 /// Whether a support cue that is evidence ([`crate::nlu::signals::is_evidence`]) is present in
 /// the row's message.
 fn cued(row: &Row) -> bool {
-    support_cues(&row.message.text)
-        .1
-        .iter()
-        .any(|c| crate::nlu::signals::is_evidence(c))
+    crate::nlu::signals::has_evidence_cue(&row.message.text)
 }
 
 /// Whether `model` alone flags the row: `needs_person` at its threshold, or at its bar without a
@@ -677,12 +674,7 @@ pub fn tuned_bars(
     let gold: Vec<bool> = messages.iter().map(|m| m.escalate).collect();
     let cued: Vec<bool> = messages
         .iter()
-        .map(|m| {
-            support_cues(&m.text)
-                .1
-                .iter()
-                .any(|c| crate::nlu::signals::is_evidence(c))
-        })
+        .map(|m| crate::nlu::signals::has_evidence_cue(&m.text))
         .collect();
     let (threshold, without_cue) = choose_thresholds(&scores, &gold, &cued, MAX_FALSE_ALARMS);
     let (recall, false_alarms) = rates_with(&scores, &gold, &cued, threshold, without_cue);

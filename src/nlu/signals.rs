@@ -247,6 +247,12 @@ pub fn is_evidence(name: &str) -> bool {
     !WEAK_CUES.contains(&name)
 }
 
+/// Whether `text` holds a support cue that is evidence (see [`is_evidence`]): the messages held to
+/// the lower of the two bars.
+pub fn has_evidence_cue(text: &str) -> bool {
+    support_cues(text).1.iter().any(|c| is_evidence(c))
+}
+
 /// Words of danger to someone's safety or health (whole words: "smoking", not "smokingly"; "on
 /// fire", not "the fire tv app"): such a
 /// message needs a person however calmly it is written ("the battery started smoking on the
