@@ -246,7 +246,7 @@ def main():
     ap.add_argument("--broad-calm", default="",
                     help="PER_BANKING,PER_CLINC: ordinary BANKING77 / CLINC150 train requests as calm")
     ap.add_argument("--calm-questions", default="",
-                    help="a YAML file of lists of calm help-centre questions, trained on as calm")
+                    help="YAML files (comma-separated) of lists of calm messages, trained on as calm")
     ap.add_argument("--train-layers", type=int, default=0,
                     help="tune only the top N layers (0: every layer above the word embeddings)")
     ap.add_argument("--eval-limit", type=int, default=0,
@@ -269,8 +269,8 @@ def main():
     oos = yaml.safe_load(open("models/out_of_scope.yaml"))
     oos_texts = oos["examples"] if isinstance(oos, dict) and "examples" in oos else oos
     support += [(t, 0, "out-of-scope") for t in oos_texts if isinstance(t, str)]
-    if args.calm_questions:
-        lists = yaml.safe_load(open(args.calm_questions))
+    for path in filter(None, args.calm_questions.split(",")):
+        lists = yaml.safe_load(open(path))
         support += [(t, 0, "calm-questions") for v in lists.values() if isinstance(v, list)
                     for t in v if isinstance(t, str)]
     if args.broad_calm:

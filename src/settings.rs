@@ -274,14 +274,15 @@ pub struct NluSettings {
     /// The trained support-signal model: upset, urgent, asking for a person (committed;
     /// `frontdesk train --signals` rebuilds it from models/support_messages.yaml).
     pub signals_model: PathBuf,
-    /// Who reads the support signals (upset, urgent, asking for a person): `"head"` (the
-    /// default) the head on the sentence embedding (`signals_model`); `"both"` averages its
-    /// readings with those of the encoder's top layers tuned for them
-    /// (`tuned_signals_dir`, run on the torch encoder's lower layers: a third of an encoder pass
-    /// more per customer message); `"tuned"` takes theirs alone (docs/EVALUATION.md, "Tuned top
-    /// layers for the support signals": better on every dev and blind set of single messages,
-    /// not the default because they read some short neutral messages as upset). With `encoder = "onnx-int8"`, whose graph does not give the lower
-    /// layers' output, the head reads them whatever this says.
+    /// Who reads the support signals (upset, urgent, asking for a person): `"both"` (the
+    /// default) averages the readings of the head on the sentence embedding (`signals_model`)
+    /// with those of the encoder's top layers tuned for them (`tuned_signals_dir`, run on the
+    /// torch encoder's lower layers: a third of an encoder pass more per customer message);
+    /// `"head"` takes the head's alone (the reader until 2026-12-05: cheaper, catches fewer
+    /// upset customers and hands more calm ones over), `"tuned"` the tuned layers' alone
+    /// (docs/EVALUATION.md, "Tuned top layers for the support signals"). With
+    /// `encoder = "onnx-int8"`, whose graph does not give the lower layers' output, the head
+    /// reads them whatever this says.
     pub signal_reader: SignalReader,
     /// The tuned layers and their heads (`scripts/finetune_signals.py --train-layers 2` writes
     /// them; committed).
@@ -352,14 +353,12 @@ impl NluSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SignalReader {
-    /// The tuned layers and the head, their probabilities averaged.
+    /// The tuned layers and the head, their probabilities averaged: the default.
+    #[default]
     Both,
     /// The tuned layers alone (`nlu.tuned_signals_dir`).
     Tuned,
-    /// The head on the sentence embedding alone (`nlu.signals_model`): the default, until the
-    /// tuned layers stop reading short neutral messages about an outage as upset
-    /// ("second while offline" 0.90; docs/EVALUATION.md).
-    #[default]
+    /// The head on the sentence embedding alone (`nlu.signals_model`).
     Head,
 }
 
@@ -603,9 +602,11 @@ pub struct EscalationSettings {
     /// built in code call [`Settings::follow_signal_reader`] after choosing the reader.
     pub upset_threshold_without_cue: f32,
     /// Upset rising over `rising_turns` customer turns by at least this much in total escalates
-    /// (on the calibrated scale of the signal model since 2026-12-03: 0.3 and 0.4 before)...
+    /// (0.15 with the head, set on its scale on 2026-12-03; unset, the same share of the reader's
+    /// bar without a cue, [`SignalBars::rise`])...
     pub upset_rise: f32,
-    /// ...when the latest score is at least this.
+    /// ...when the latest score is at least this (0.25 with the head; unset, the same share of
+    /// the reader's bar without a cue, [`SignalBars::rising_floor`]).
     pub upset_rising_floor: f32,
     /// Customer turns looked at for a rising upset score.
     pub rising_turns: usize,
@@ -630,8 +631,8 @@ impl Default for EscalationSettings {
         Self {
             upset_threshold: bars.threshold,
             upset_threshold_without_cue: bars.without_cue,
-            upset_rise: 0.15,
-            upset_rising_floor: 0.25,
+            upset_rise: bars.rise(),
+            upset_rising_floor: bars.rising_floor(),
             rising_turns: 3,
             intent_confidence: 0.5,
             unanswered_turns: 3,
@@ -803,17 +804,29 @@ impl Settings {
         if !given.contains("escalation.upset_threshold_without_cue") {
             settings.escalation.upset_threshold_without_cue = bars.without_cue;
         }
+        if !given.contains("escalation.upset_rise") {
+            settings.escalation.upset_rise = bars.rise();
+        }
+        if !given.contains("escalation.upset_rising_floor") {
+            settings.escalation.upset_rising_floor = bars.rising_floor();
+        }
         Ok(settings)
     }
 
-    /// Sets both escalation bars to those of the signal reader `nlu` now names (for settings
-    /// built in code: `load` does it for the bars nobody set).
+    /// Sets both escalation bars, and the rising-upset rule's numbers, to those of the signal
+    /// reader `nlu` now names (for settings built in code: `load` does it for those nobody set).
     pub fn follow_signal_reader(&mut self) {
         let bars = SignalBars::of(&self.nlu);
         self.escalation.upset_threshold = bars.threshold;
         self.escalation.upset_threshold_without_cue = bars.without_cue;
+        self.escalation.upset_rise = bars.rise();
+        self.escalation.upset_rising_floor = bars.rising_floor();
     }
 }
+
+/// The rising-upset rule's numbers on the head's scale, where they were chosen (2026-12-03).
+const HEAD_RISE: f32 = 0.15;
+const HEAD_RISING_FLOOR: f32 = 0.25;
 
 /// The bars the support signals' readings are held to by default, as chosen with each reader
 /// when it was trained (on businesses held out of its training).
@@ -834,13 +847,13 @@ impl SignalBars {
     };
     /// `models/signals-tuned/tuned.json` (`threshold`, `without_cue`): the tuned layers.
     pub const TUNED: SignalBars = SignalBars {
-        threshold: 0.22,
-        without_cue: 0.48,
+        threshold: 0.12,
+        without_cue: 0.63,
     };
     /// Both readers averaged: the mean of their bars (not chosen on any measured set).
     pub const BOTH: SignalBars = SignalBars {
-        threshold: 0.33,
-        without_cue: 0.565,
+        threshold: 0.28,
+        without_cue: 0.64,
     };
 
     /// The bars of the reader `nlu` configures.
@@ -850,6 +863,24 @@ impl SignalBars {
             SignalReader::Tuned => Self::TUNED,
             SignalReader::Head => Self::HEAD,
         }
+    }
+
+    /// How far upset must rise over the last turns to hand a conversation over
+    /// (`escalation.upset_rise`): 0.15 on the head's scale, where it was set, and the same share
+    /// of the bar without a cue for the other readers. The rule acts on turns that pass no bar
+    /// alone, mostly messages without a cue, so it follows that bar.
+    pub fn rise(&self) -> f32 {
+        self.on_scale(HEAD_RISE)
+    }
+
+    /// The least reading that ends a rise (`escalation.upset_rising_floor`): 0.25 with the head,
+    /// the same share of the bar without a cue for the other readers.
+    pub fn rising_floor(&self) -> f32 {
+        self.on_scale(HEAD_RISING_FLOOR)
+    }
+
+    fn on_scale(&self, head_value: f32) -> f32 {
+        (head_value * self.without_cue / Self::HEAD.without_cue * 100.0).round() / 100.0
     }
 }
 
@@ -914,19 +945,28 @@ mod tests {
                 (
                     s.escalation.upset_threshold,
                     s.escalation.upset_threshold_without_cue,
+                    s.escalation.upset_rise,
+                    s.escalation.upset_rising_floor,
                 )
             };
+            let of = |b: SignalBars| (b.threshold, b.without_cue, b.rise(), b.rising_floor());
             let default = Settings::load(None).map_err(|e| *e)?;
-            let expected = SignalBars::of(&default.nlu);
-            assert_eq!(bars(&default), (expected.threshold, expected.without_cue));
-            jail.set_env("FRONTDESK_NLU__SIGNAL_READER", "both");
+            assert_eq!(default.nlu.signal_reader, SignalReader::Both);
+            assert_eq!(bars(&default), of(SignalBars::of(&default.nlu)));
+            assert_eq!(bars(&default), bars(&Settings::default()));
+            jail.set_env("FRONTDESK_NLU__SIGNAL_READER", "head");
             let switched = Settings::load(None).map_err(|e| *e)?;
-            let expected = SignalBars::of(&switched.nlu);
-            assert_eq!(bars(&switched), (expected.threshold, expected.without_cue));
+            let expected = of(SignalBars::of(&switched.nlu));
+            assert_eq!(bars(&switched), expected);
             assert_ne!(bars(&switched), bars(&default));
-            jail.create_file("frontdesk.toml", "[escalation]\nupset_threshold = 0.7\n")?;
+            // The head's rising-upset numbers are those it was set with.
+            assert_eq!((expected.2, expected.3), (0.15, 0.25));
+            jail.create_file(
+                "frontdesk.toml",
+                "[escalation]\nupset_threshold = 0.7\nupset_rise = 0.3\n",
+            )?;
             let set = Settings::load(None).map_err(|e| *e)?;
-            assert_eq!(bars(&set), (0.7, expected.without_cue));
+            assert_eq!(bars(&set), (0.7, expected.1, 0.3, expected.3));
             Ok(())
         });
     }
@@ -980,6 +1020,6 @@ mod tests {
         };
         assert!(torch.reads_tuned_signals());
         assert_eq!(SignalBars::of(&torch), SignalBars::TUNED);
-        assert_eq!(SignalBars::of(&NluSettings::default()), SignalBars::HEAD);
+        assert_eq!(SignalBars::of(&NluSettings::default()), SignalBars::BOTH);
     }
 }
