@@ -642,7 +642,8 @@ async fn a_calm_fault_report_or_preference_stays_with_the_bot() {
     .await;
 }
 
-/// `nlu.signal_reader = "both"`, as an operator turns it on: the server loads the tuned layers
+/// `nlu.signal_reader = "both"` (the default, set here so the test holds whatever the default
+/// becomes), built as an operator's settings are: the server loads the tuned layers
 /// with its encoder, and over the socket an upset or person-asking customer reaches a person while
 /// calm questions, a plain billing report among them, stay with the bot.
 #[tokio::test]
