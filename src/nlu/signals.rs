@@ -86,7 +86,13 @@ const CUES: &[(&str, &[&str])] = &[
             "consumer protection",
             "twitter",
             "reddit",
-            "switching",
+            // Leaving for a competitor, not changing plans ("switching to the yearly plan").
+            "switching provider",
+            "switching to another",
+            "switching to a competitor",
+            "switching to someone else",
+            "considering switching",
+            "regret switching",
             "we're gone",
             "i'm done",
             "never authorised",
@@ -980,6 +986,25 @@ mod tests {
         );
         assert_eq!(support_cues("i'll leave reviews everywhere").1, ["threat"]);
         assert_eq!(support_cues("I’m done with this").1, ["threat"]);
+        // Leaving is a threat; changing plans is not.
+        assert_eq!(
+            support_cues("we are seriously considering switching providers because of this").1,
+            ["threat"]
+        );
+        assert_eq!(
+            support_cues("honestly I regret switching to you").1,
+            ["threat"]
+        );
+        assert!(
+            support_cues("hello, thinking of switching to the bigger plan")
+                .1
+                .is_empty()
+        );
+        assert!(
+            support_cues("switching from monthly to annual billing, is it cheaper?")
+                .1
+                .is_empty()
+        );
     }
 
     #[test]
