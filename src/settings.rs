@@ -589,10 +589,10 @@ impl Default for LimitSettings {
 pub struct EscalationSettings {
     /// A message goes to a person when the strongest of upset, urgent and asking for a person
     /// (`Understanding::needs_person`, 0–1, a calibrated probability) reaches this and a cue
-    /// backs the reading. Unset: the bar chosen with the signal reader in use on businesses held
-    /// out of its training ([`SignalBars`]: `models/signals-tuned/tuned.json`'s `threshold`, or
-    /// `models/signals.json`'s with `nlu.signal_reader = "head"`); half of it counts as
-    /// "impatient" for the conversation-level checks.
+    /// backs the reading. Unset: the signal reader's ([`SignalBars`]): for `"head"` and
+    /// `"tuned"` the bar chosen on businesses held out of their training (`models/signals.json`'s
+    /// `threshold`, `models/signals-tuned/tuned.json`'s), for `"both"`, the default, the mean of
+    /// the two; half of it counts as "impatient" for the conversation-level checks.
     pub upset_threshold: f32,
     /// The bar when no support cue is present in the message (no repeat contact, threat,
     /// deadline, capitals, "nobody helps", sarcasm marker or asking for someone): a plain
@@ -828,8 +828,9 @@ impl Settings {
 const HEAD_RISE: f32 = 0.15;
 const HEAD_RISING_FLOOR: f32 = 0.25;
 
-/// The bars the support signals' readings are held to by default, as chosen with each reader
-/// when it was trained (on businesses held out of its training).
+/// The bars the support signals' readings are held to by default: for the head and the tuned
+/// layers as chosen when each was trained (on businesses held out of its training), for both
+/// averaged the mean of the two (not chosen on any set).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SignalBars {
     /// `escalation.upset_threshold`.

@@ -850,8 +850,8 @@ mod tests {
         // Half the bar that applies to the message marks a customer who is not calm: with no cue,
         // that is half the higher bar, so a slight cue-less reading on a calm how-to question about
         // a sensitive topic is still answered by the bot.
-        // Bars far apart, as the head on the sentence embedding has them (the tuned layers' are
-        // closer: the logic is the same).
+        // Bars far apart, as the head on the sentence embedding has them (the logic is the same
+        // for every reader).
         let bars = crate::settings::SignalBars::HEAD;
         let s = EscalationSettings {
             upset_threshold: bars.threshold,

@@ -320,6 +320,7 @@ pub fn test_settings(kb: &Path, data: &Path) -> Settings {
     settings.nlu.intent_model = root().join("models/intents.model.json");
     settings.nlu.upset_model = root().join("models/upset.json");
     settings.nlu.signals_model = root().join("models/signals.json");
+    settings.nlu.tuned_signals_dir = root().join("models/signals-tuned");
     settings.bot.rerank.model_dir = root().join("models/reranker");
     // The committed intent model must match the committed examples: run `frontdesk train`.
     settings.nlu.retrain_stale = false;
