@@ -797,30 +797,39 @@ impl Settings {
             .merge(given.clone())
             .extract()
             .map_err(Box::new)?;
-        let bars = SignalBars::of(&settings.nlu);
-        if !given.contains("escalation.upset_threshold") {
-            settings.escalation.upset_threshold = bars.threshold;
-        }
-        if !given.contains("escalation.upset_threshold_without_cue") {
-            settings.escalation.upset_threshold_without_cue = bars.without_cue;
-        }
-        if !given.contains("escalation.upset_rise") {
-            settings.escalation.upset_rise = bars.rise();
-        }
-        if !given.contains("escalation.upset_rising_floor") {
-            settings.escalation.upset_rising_floor = bars.rising_floor();
-        }
+        settings.apply_signal_bars(|key| given.contains(&format!("escalation.{key}")));
         Ok(settings)
     }
 
     /// Sets both escalation bars, and the rising-upset rule's numbers, to those of the signal
     /// reader `nlu` now names (for settings built in code: `load` does it for those nobody set).
     pub fn follow_signal_reader(&mut self) {
+        self.apply_signal_bars(|_| false);
+    }
+
+    /// The reader's bars and rising-upset numbers into `escalation`, except the fields `kept`
+    /// names (an operator set them).
+    fn apply_signal_bars(&mut self, kept: impl Fn(&str) -> bool) {
         let bars = SignalBars::of(&self.nlu);
-        self.escalation.upset_threshold = bars.threshold;
-        self.escalation.upset_threshold_without_cue = bars.without_cue;
-        self.escalation.upset_rise = bars.rise();
-        self.escalation.upset_rising_floor = bars.rising_floor();
+        let e = &mut self.escalation;
+        for (key, field, value) in [
+            ("upset_threshold", &mut e.upset_threshold, bars.threshold),
+            (
+                "upset_threshold_without_cue",
+                &mut e.upset_threshold_without_cue,
+                bars.without_cue,
+            ),
+            ("upset_rise", &mut e.upset_rise, bars.rise()),
+            (
+                "upset_rising_floor",
+                &mut e.upset_rising_floor,
+                bars.rising_floor(),
+            ),
+        ] {
+            if !kept(key) {
+                *field = value;
+            }
+        }
     }
 }
 
@@ -853,8 +862,8 @@ impl SignalBars {
     };
     /// Both readers averaged: the mean of their bars (not chosen on any measured set).
     pub const BOTH: SignalBars = SignalBars {
-        threshold: 0.28,
-        without_cue: 0.64,
+        threshold: (Self::HEAD.threshold + Self::TUNED.threshold) / 2.0,
+        without_cue: (Self::HEAD.without_cue + Self::TUNED.without_cue) / 2.0,
     };
 
     /// The bars of the reader `nlu` configures.
