@@ -428,7 +428,11 @@ impl Policy {
         let mut recent: Vec<f32> = history.upsets.clone();
         recent.push(u.upset);
         let window = &recent[recent.len().saturating_sub(turns)..];
-        let rising = window.len() == turns && window.windows(2).all(|w| w[1] > w[0]);
+        // A trend, not one jump: every step rises by a share of the rise asked for, so a calm
+        // reading's noise (0.00 → 0.03) followed by one moderate reading below the bar is not
+        // "rising" (that one reading is judged by the bar alone).
+        let step = s.upset_rise / turns as f32;
+        let rising = window.len() == turns && window.windows(2).all(|w| w[1] - w[0] >= step);
         let rise = window.last().unwrap_or(&0.0) - window.first().unwrap_or(&0.0);
         if rising && rise >= s.upset_rise && u.upset >= s.upset_rising_floor {
             d.push(Reason::new(
@@ -635,6 +639,22 @@ mod tests {
             ..Default::default()
         };
         assert!(!policy.before_bot("", &u, &flat).escalate);
+    }
+
+    #[test]
+    fn one_jump_after_calm_turns_is_not_a_rising_upset() {
+        // "hi there" 0.00, "quick one" 0.03, then a chatty "probably never haha" read at 0.51:
+        // one reading below the bar, not a customer growing upset over three turns.
+        let policy = Policy::default();
+        let history = History {
+            upsets: vec![0.0, 0.03],
+            ..Default::default()
+        };
+        let u = Understanding {
+            upset: 0.51,
+            ..Default::default()
+        };
+        assert!(!policy.before_bot("", &u, &history).escalate);
     }
 
     #[test]
