@@ -71,7 +71,23 @@ const CUES: &[(&str, &[&str])] = &[
             "charge back",
             "charge this back",
             "dispute",
-            "my bank",
+            // Turning to one's bank against the charge; not "my bank account", "my banking app",
+            // "my bank says the payment went through".
+            "go to my bank",
+            "going to my bank",
+            "call my bank",
+            "calling my bank",
+            "contact my bank",
+            "contacting my bank",
+            "contacted my bank",
+            "ask my bank",
+            "asking my bank",
+            "have my bank",
+            "get my bank",
+            "tell my bank",
+            "it to my bank",
+            "this to my bank",
+            "payments with my bank",
             "card company",
             "card issuer",
             "credit card company",
@@ -260,14 +276,29 @@ pub fn has_evidence_cue(text: &str) -> bool {
 }
 
 /// Words of danger to someone's safety or health (whole words: "smoking", not "smokingly"; "on
-/// fire", not "the fire tv app"): such a
-/// message needs a person however calmly it is written ("the battery started smoking on the
-/// charger").
+/// fire", not "the fire tv app"; each form listed, since "spark" starts "sparkling"): a cue, so a
+/// calmly written message with one ("the battery started smoking on the charger") is held to the
+/// lower bar.
 const DANGER: &[&str] = &[
     "smoke",
     "smoking",
     "sparks",
     "sparking",
+    "sparked",
+    "a spark",
+    "exploded",
+    "explosion",
+    "flames",
+    "melted",
+    "burning smell",
+    "burning plastic",
+    "smell of burning",
+    "smells of burning",
+    "smells like burning",
+    "smelled like burning",
+    "electrocuted",
+    "got a shock",
+    "gave me a shock",
     "on fire",
     "caught fire",
     "a fire",
@@ -305,8 +336,11 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
     }
     let lower = format!("{} ", text.to_lowercase());
     let words = super::phrase_text(text);
+    let ahead = without_time_ago(&words);
     for (name, phrases) in CUES {
-        let on = phrases.iter().any(|p| has_cue(&lower, &words, p));
+        // A deadline is ahead: "20 min ago" is when something happened, not a clock running.
+        let words = if *name == "deadline" { &ahead } else { &words };
+        let on = phrases.iter().any(|p| has_cue(&lower, words, p));
         features.push(if on { 1.0 } else { 0.0 });
         if on {
             names.push((*name).to_owned());
@@ -318,6 +352,28 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
         names.push("danger".to_owned());
     }
     (features, names)
+}
+
+/// `words` (a [`super::phrase_text`]) without the spans of time already past ("20 min ago", "two
+/// hours ago": the unit and the word before it).
+fn without_time_ago(words: &str) -> String {
+    const UNITS: &[&str] = &[
+        "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
+    ];
+    let tokens: Vec<&str> = words.split_whitespace().collect();
+    let mut kept = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let past = UNITS.contains(&tokens[i]) && tokens.get(i + 1) == Some(&"ago");
+        if past {
+            kept.pop();
+            i += 2;
+        } else {
+            kept.push(tokens[i]);
+            i += 1;
+        }
+    }
+    format!(" {} ", kept.join(" "))
 }
 
 /// Whether the cue `phrase` is in the message (`lower`: its text in lower case with a space
@@ -970,6 +1026,14 @@ mod tests {
             support_cues("the battery started smoking on the charger").1,
             ["danger"]
         );
+        assert_eq!(
+            support_cues("water round the socket and it popped and sparked").1,
+            ["danger"]
+        );
+        assert_eq!(
+            support_cues("the brewer smells like burning plastic when i switch it on").1,
+            ["danger"]
+        );
         assert!(support_cues("the fire tv app freezes, firefox too")
             .1
             .is_empty());
@@ -985,6 +1049,30 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(support_cues("i'll leave reviews everywhere").1, ["threat"]);
+        // Turning to the bank is a threat; the bank's app or account in a calm report is not.
+        assert_eq!(
+            support_cues("refund it this week or i call my bank").1,
+            ["threat"]
+        );
+        assert!(
+            support_cues("hiya, i can see two payments to tidewater on my banking app")
+                .1
+                .is_empty()
+        );
+        assert!(support_cues("my bank says the payment went through")
+            .1
+            .is_empty());
+        // A deadline is ahead of the customer, not behind.
+        assert!(
+            support_cues("it was like 20 min ago. what do you need from me")
+                .1
+                .is_empty()
+        );
+        assert!(support_cues("i deleted it two hours ago").1.is_empty());
+        assert_eq!(
+            support_cues("deleted 2 hours ago and our launch is in 20 minutes").1,
+            ["deadline"]
+        );
         assert_eq!(support_cues("I’m done with this").1, ["threat"]);
         // Leaving is a threat; changing plans is not.
         assert_eq!(
