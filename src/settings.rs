@@ -619,6 +619,12 @@ pub struct EscalationSettings {
     pub unanswered_turns: usize,
     /// "That didn't help" verdicts in one conversation before a person takes over.
     pub negative_feedback: usize,
+    /// Least cosine between a question and the previous one, both answered from the same
+    /// article, for the second to count as the first asked again (the answer did not help: a
+    /// person takes over). 0.64: on StackFAQ's even-numbered paraphrases, where two paraphrases
+    /// of one entry and a paraphrase with the closest paraphrase of another entry are told apart
+    /// with equal errors (26 % each).
+    pub rephrase_similarity: f32,
     /// Priority added for an upset customer.
     pub upset_priority: i64,
     /// Priority added for a sensitive intent.
@@ -637,6 +643,7 @@ impl Default for EscalationSettings {
             intent_confidence: 0.5,
             unanswered_turns: 3,
             negative_feedback: 2,
+            rephrase_similarity: 0.64,
             upset_priority: 2,
             sensitive_priority: 2,
         }

@@ -183,7 +183,23 @@ impl Conversations {
             }
         };
         laps.lap("answer");
-        let view = core.bot_view(&reply);
+        let mut view = core.bot_view(&reply);
+        if let (true, Some(last)) = (
+            core.policy.may_be_rephrase(text, &history, &view),
+            history.last_question.as_deref(),
+        ) {
+            // The same article again: the same question asked again, or another one it answers?
+            // One more encoder call, on this rare path only.
+            match core.bot.kb().embed_query(last).await {
+                Ok(previous) => {
+                    view.question_similarity =
+                        Some(crate::nlu::cosine(&analysis.embedding, &previous));
+                }
+                Err(e) => {
+                    tracing::warn!(conversation = %id, "the previous question could not be compared: {e}");
+                }
+            }
+        }
         let after = core
             .policy
             .after_bot(text, &analysis.understanding, &history, &view);
@@ -356,6 +372,7 @@ impl Core {
                 .then(|| reply.candidates.first().map(|c| c.path.as_str()))
                 .flatten(),
             in_context: reply.in_context,
+            question_similarity: None,
         }
     }
 

@@ -219,6 +219,10 @@ pub struct BotView<'a> {
     pub article: Option<&'a str>,
     /// The question was searched together with the previous one (it continues it).
     pub in_context: bool,
+    /// Cosine between this question's sentence embedding and the previous question's, when
+    /// measured (only when the answer comes from the article that answered the previous one:
+    /// [`Policy::may_be_rephrase`]).
+    pub question_similarity: Option<f32>,
 }
 
 /// The escalation policy. Cheap to clone.
@@ -518,20 +522,45 @@ impl Policy {
             // A follow-up ("and the box already on its way?") is often answered by another
             // section of the same article: that is no sign the first answer failed; nor is a
             // question that found the article only together with the previous one.
+            // Nor is another question the same article answers ("how long does approval
+            // take" after "is my university email a problem"): a rephrase asks the same thing.
+            let same_question = bot
+                .question_similarity
+                .is_none_or(|similarity| similarity >= s.rephrase_similarity);
             if article == last
                 && history.last_helpful != Some(true)
                 && !request::follow_up(text)
                 && !bot.in_context
+                && same_question
             {
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
-                    format!("asked again after the answer from {article} (confidence {:.2}); it did not help", bot.confidence),
+                    format!(
+                        "asked again after the answer from {article} (confidence {:.2}{}); it did not help",
+                        bot.confidence,
+                        bot.question_similarity
+                            .map(|q| format!(", the same question: similarity {q:.2} ≥ {:.2}", s.rephrase_similarity))
+                            .unwrap_or_default()
+                    ),
                     Some(bot.confidence),
                     None,
                 ));
             }
         }
         d
+    }
+
+    /// Whether this turn could be the previous question asked again (the answer comes from the
+    /// article that answered it, which was not marked helpful, and the question neither builds on
+    /// it nor was searched with it): then how close the two questions are decides
+    /// ([`BotView::question_similarity`], `escalation.rephrase_similarity`).
+    pub fn may_be_rephrase(&self, text: &str, history: &History, bot: &BotView<'_>) -> bool {
+        bot.answered
+            && bot.article.is_some()
+            && bot.article == history.last_article.as_deref()
+            && history.last_helpful != Some(true)
+            && !request::follow_up(text)
+            && !bot.in_context
     }
 
     /// Checks made when the customer says an answer did not help.
@@ -572,6 +601,7 @@ pub fn explain(
         threshold: answer_threshold,
         article: None,
         in_context: reply.in_context,
+        question_similarity: None,
     };
     let after = policy.after_bot(question, understanding, &history, &view);
     before.merge(after)
@@ -724,6 +754,7 @@ mod tests {
             threshold: 0.4,
             article: None,
             in_context: false,
+            question_similarity: None,
         };
         let u = Understanding {
             out_of_scope: true,
@@ -754,6 +785,7 @@ mod tests {
             threshold: 0.4,
             article: Some("billing/refunds.md"),
             in_context: false,
+            question_similarity: None,
         };
         let history = History {
             last_article: Some("billing/refunds.md".into()),
@@ -790,6 +822,26 @@ mod tests {
                 )
                 .escalate
         );
+        // Another question the same article answers is not a rephrase either; the same
+        // question in other words is.
+        let another = BotView {
+            question_similarity: Some(0.2),
+            ..bot.clone()
+        };
+        assert!(
+            !policy
+                .after_bot("how long does it take", &u, &history, &another)
+                .escalate
+        );
+        assert!(policy.may_be_rephrase("how long does it take", &history, &bot));
+        let same = BotView {
+            question_similarity: Some(0.9),
+            ..bot.clone()
+        };
+        assert_eq!(
+            kinds(&policy.after_bot("", &u, &history, &same)),
+            [ReasonKind::Rephrased]
+        );
         let helped = History {
             last_helpful: Some(true),
             ..history
@@ -824,6 +876,7 @@ mod tests {
             threshold: 0.5,
             article: Some("users-roles.md"),
             in_context: false,
+            question_similarity: None,
         };
         assert!(
             !policy
@@ -1042,6 +1095,7 @@ mod tests {
             threshold: 0.5,
             article: None,
             in_context: false,
+            question_similarity: None,
         };
         let second = History {
             unanswered_streak: 1,
