@@ -228,6 +228,43 @@ async fn a_follow_up_answered_from_the_same_article_stays_with_the_bot() {
     customer.close().await;
 }
 
+/// Another question the same article answers ("how long does the descaling take" after "how do i
+/// descale my brewer") stays with the bot; the same question in other words, answered from the
+/// same article again, goes to a person: the first answer did not help (issue 14, multi-turn).
+#[tokio::test]
+async fn another_question_on_the_same_article_is_not_taken_for_the_same_one_asked_again() {
+    let app = common::spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let first = customer.outcome("d1", "how do i descale my brewer").await;
+    assert!(is_answer(&first), "{first}");
+    assert!(cited(&first)[0].0.contains("descale"), "{first}");
+    let second = customer
+        .outcome("d2", "how long does the descaling take")
+        .await;
+    assert_eq!(second["type"], "message", "handed over: {second}");
+    assert!(is_answer(&second), "{second}");
+    assert!(cited(&second)[0].0.contains("descale"), "{second}");
+    customer.close().await;
+
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let first = customer
+        .outcome("p1", "how do i pause my deliveries for a few weeks")
+        .await;
+    assert!(is_answer(&first), "{first}");
+    assert!(cited(&first)[0].0.contains("pause"), "{first}");
+    let again = customer
+        .outcome("p2", "can i put my deliveries on hold while i'm away")
+        .await;
+    assert_eq!(
+        (again["type"].as_str(), again["state"].as_str()),
+        (Some("status"), Some("queued")),
+        "the same question again was not handed over: {again}"
+    );
+    customer.close().await;
+}
+
 /// A follow-up that only makes sense after the previous question ("…clean it") is searched
 /// together with it, and the article about what was being discussed is cited (answered, or first
 /// among the choices); asked alone, in a conversation of its own, the same words cite no such
