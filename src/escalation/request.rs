@@ -200,6 +200,15 @@ const ASKERS: &[&str] = &[
     "could u",
 ];
 
+/// Whether the act in `phrase` ("do that") is the customer's own in `w`: "can i do that from
+/// my dashboard", "how do we do this", not "can you do that for me".
+fn the_customer_does(w: &str, phrase: &str) -> bool {
+    phrase.starts_with("do ")
+        && [" i ", " we "]
+            .iter()
+            .any(|who| w.contains(&format!("{who}{phrase} ")))
+}
+
 fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
     phrases
         .iter()
@@ -220,7 +229,11 @@ pub fn read(text: &str) -> Request {
             }
         }
     }
-    if let Some(cue) = find(&w, ACT_PHRASES) {
+    if let Some(cue) = ACT_PHRASES
+        .iter()
+        .copied()
+        .find(|p| crate::nlu::has_words(&w, p) && !the_customer_does(&w, p))
+    {
         return Request::Action(cue);
     }
     // "could you (please) cancel", "please refund": a favour asked of the company.
@@ -266,6 +279,8 @@ mod tests {
             "refund policy for opened bags?",
             "return label for the grinder, where do i find it",
             "credit card was charged twice this month, why",
+            "they also want this month refunded. can i do that from inside buttondown?",
+            "how do we do this for the whole team",
         ] {
             assert_eq!(read(text), Request::Information, "{text:?}");
         }
@@ -275,6 +290,7 @@ mod tests {
     fn asking_the_company_to_act_is_an_action() {
         for text in [
             "I want to cancel, do it for me",
+            "the renewal went through by mistake, can you do that refund today",
             "cancel it for me, now",
             "Cancel my subscription",
             "hi, please cancel my subscription",
