@@ -602,8 +602,9 @@ pub struct EscalationSettings {
     /// built in code call [`Settings::follow_signal_reader`] after choosing the reader.
     pub upset_threshold_without_cue: f32,
     /// Upset rising over `rising_turns` customer turns, each turn up by at least
-    /// `upset_rise / rising_turns`, by at least this much in total escalates (0.15 with the head, set on its scale on 2026-12-03; unset, the same share of the reader's
-    /// bar without a cue, [`SignalBars::rise`])...
+    /// `upset_rise / rising_turns`, by at least this much in total escalates (0.15 with the
+    /// head, set on its scale on 2026-12-03; unset, the same share of the reader's bar without a
+    /// cue, [`SignalBars::rise`])...
     pub upset_rise: f32,
     /// ...when the latest score is at least this (0.25 with the head; unset, the same share of
     /// the reader's bar without a cue, [`SignalBars::rising_floor`]).

@@ -233,7 +233,7 @@ async fn a_follow_up_answered_from_the_same_article_stays_with_the_bot() {
 /// same article again, goes to a person: the first answer did not help (issue 14, multi-turn).
 #[tokio::test]
 async fn another_question_on_the_same_article_is_not_taken_for_the_same_one_asked_again() {
-    let app = common::spawn_app().await;
+    let app = common::spawn_app_with(|s| s.handoff.auto_assign = false).await;
     let mut customer = app.client().await;
     customer.hello(None, None).await;
     let first = customer.outcome("d1", "how do i descale my brewer").await;
@@ -262,6 +262,11 @@ async fn another_question_on_the_same_article_is_not_taken_for_the_same_one_aske
         (Some("status"), Some("queued")),
         "the same question again was not handed over: {again}"
     );
+    // The agent sees why: the same question asked again, not upset or a sensitive topic.
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let queue = sam.wait_queue(|q| !q.is_empty()).await;
+    assert_eq!(queue[0]["reasons"][0]["kind"], "rephrased", "{queue:?}");
     customer.close().await;
 }
 

@@ -221,7 +221,8 @@ pub struct BotView<'a> {
     pub in_context: bool,
     /// Cosine between this question's sentence embedding and the previous question's, when
     /// measured (only when the answer comes from the article that answered the previous one:
-    /// [`Policy::may_be_rephrase`]).
+    /// [`Policy::may_be_rephrase`]). `None` (not measured, or the encoder failed) counts as the
+    /// same question, as before the two were compared.
     pub question_similarity: Option<f32>,
 }
 
@@ -516,23 +517,16 @@ impl Policy {
             } else {
                 d.checked.push(detail);
             }
-        } else if let (true, Some(article), Some(last)) =
-            (bot.answered, bot.article, history.last_article.as_deref())
+        } else if let (true, Some(article)) =
+            (self.may_be_rephrase(text, history, bot), bot.article)
         {
-            // A follow-up ("and the box already on its way?") is often answered by another
-            // section of the same article: that is no sign the first answer failed; nor is a
-            // question that found the article only together with the previous one.
-            // Nor is another question the same article answers ("how long does approval
-            // take" after "is my university email a problem"): a rephrase asks the same thing.
+            // Another question the same article answers ("how long does approval take" after
+            // "is my university email a problem") is no sign the first answer failed: a
+            // rephrase asks the same thing.
             let same_question = bot
                 .question_similarity
                 .is_none_or(|similarity| similarity >= s.rephrase_similarity);
-            if article == last
-                && history.last_helpful != Some(true)
-                && !request::follow_up(text)
-                && !bot.in_context
-                && same_question
-            {
+            if same_question {
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
                     format!(
@@ -550,9 +544,11 @@ impl Policy {
         d
     }
 
-    /// Whether this turn could be the previous question asked again (the answer comes from the
+    /// Whether this turn could be the previous question asked again: the answer comes from the
     /// article that answered it, which was not marked helpful, and the question neither builds on
-    /// it nor was searched with it): then how close the two questions are decides
+    /// it (a follow-up such as "and the box already on its way?" is often answered by another
+    /// section of the same article) nor found the article only together with it. Then how close
+    /// the two questions are decides
     /// ([`BotView::question_similarity`], `escalation.rephrase_similarity`).
     pub fn may_be_rephrase(&self, text: &str, history: &History, bot: &BotView<'_>) -> bool {
         bot.answered
@@ -834,6 +830,27 @@ mod tests {
                 .escalate
         );
         assert!(policy.may_be_rephrase("how long does it take", &history, &bot));
+        // Not a candidate at all: a follow-up, a question searched with the previous one, an
+        // answer marked helpful, or another article.
+        assert!(!policy.may_be_rephrase("and what about the old ones too?", &history, &bot));
+        assert!(!policy.may_be_rephrase(
+            "",
+            &history,
+            &BotView {
+                in_context: true,
+                ..bot.clone()
+            }
+        ));
+        let confirmed = History {
+            last_helpful: Some(true),
+            ..history.clone()
+        };
+        assert!(!policy.may_be_rephrase("", &confirmed, &bot));
+        let elsewhere = BotView {
+            article: Some("billing/invoices.md"),
+            ..bot.clone()
+        };
+        assert!(!policy.may_be_rephrase("", &history, &elsewhere));
         let same = BotView {
             question_similarity: Some(0.9),
             ..bot.clone()

@@ -200,13 +200,34 @@ const ASKERS: &[&str] = &[
     "could u",
 ];
 
-/// Whether the act in `phrase` ("do that") is the customer's own in `w`: "can i do that from
-/// my dashboard", "how do we do this", not "can you do that for me".
+/// Whether every "do it / this / that" (`phrase`) in `w` is the customer's own act: "can i do
+/// that from my dashboard", "how do we do this", "i'll do it myself"; not "can you do that for
+/// me", nor a message with both.
 fn the_customer_does(w: &str, phrase: &str) -> bool {
-    phrase.starts_with("do ")
-        && [" i ", " we "]
-            .iter()
-            .any(|who| w.contains(&format!("{who}{phrase} ")))
+    const WHO: &[&str] = &["i", "we"];
+    const MAY: &[&str] = &[
+        "can", "could", "should", "will", "would", "just", "i'll", "we'll", "i'd", "we'd",
+    ];
+    if !phrase.starts_with("do ") {
+        return false;
+    }
+    let needle = format!(" {phrase} ");
+    let mut found = false;
+    for (at, _) in w.match_indices(&needle) {
+        let before: Vec<&str> = w[..at].split_whitespace().rev().take(2).collect();
+        let own = match before.as_slice() {
+            [last, ..] if WHO.contains(last) || ["i'll", "we'll", "i'd", "we'd"].contains(last) => {
+                true
+            }
+            [may, who] => MAY.contains(may) && WHO.contains(who),
+            _ => false,
+        };
+        if !own {
+            return false;
+        }
+        found = true;
+    }
+    found
 }
 
 fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
@@ -281,6 +302,8 @@ mod tests {
             "credit card was charged twice this month, why",
             "they also want this month refunded. can i do that from inside buttondown?",
             "how do we do this for the whole team",
+            "no need, i'll do it myself from the settings",
+            "we can do that ourselves, where is the button",
         ] {
             assert_eq!(read(text), Request::Information, "{text:?}");
         }
@@ -291,6 +314,7 @@ mod tests {
         for text in [
             "I want to cancel, do it for me",
             "the renewal went through by mistake, can you do that refund today",
+            "can you do that or should i do that myself",
             "cancel it for me, now",
             "Cancel my subscription",
             "hi, please cancel my subscription",

@@ -71,23 +71,32 @@ const CUES: &[(&str, &[&str])] = &[
             "charge back",
             "charge this back",
             "dispute",
-            // Turning to one's bank against the charge; not "my bank account", "my banking app",
+            // Turning to one's bank against the charge, as whole words: not "my banking app", and
+            // not the bank's things ("go to my bank account": see `without_bank_things`), nor
             // "my bank says the payment went through".
-            "go to my bank",
-            "going to my bank",
-            "call my bank",
-            "calling my bank",
-            "contact my bank",
-            "contacting my bank",
-            "contacted my bank",
-            "ask my bank",
-            "asking my bank",
-            "have my bank",
-            "get my bank",
-            "tell my bank",
-            "it to my bank",
-            "this to my bank",
-            "payments with my bank",
+            "go to my bank ",
+            "going to my bank ",
+            "call my bank ",
+            "calling my bank ",
+            "ring my bank ",
+            "phone my bank ",
+            "contact my bank ",
+            "contacting my bank ",
+            "contacted my bank ",
+            "speak to my bank ",
+            "talk to my bank ",
+            "ask my bank ",
+            "asking my bank ",
+            "tell my bank ",
+            "up with my bank ",
+            "report it to my bank ",
+            "reporting it to my bank ",
+            "report this to my bank ",
+            "reporting this to my bank ",
+            "have my bank reverse",
+            "get my bank to",
+            "my bank will reverse",
+            "call the bank ",
             "card company",
             "card issuer",
             "credit card company",
@@ -287,7 +296,6 @@ const DANGER: &[&str] = &[
     "sparked",
     "a spark",
     "exploded",
-    "explosion",
     "flames",
     "melted",
     "burning smell",
@@ -297,8 +305,6 @@ const DANGER: &[&str] = &[
     "smells like burning",
     "smelled like burning",
     "electrocuted",
-    "got a shock",
-    "gave me a shock",
     "on fire",
     "caught fire",
     "a fire",
@@ -337,9 +343,15 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
     let lower = format!("{} ", text.to_lowercase());
     let words = super::phrase_text(text);
     let ahead = without_time_ago(&words);
+    let banks = without_bank_things(&words);
     for (name, phrases) in CUES {
-        // A deadline is ahead: "20 min ago" is when something happened, not a clock running.
-        let words = if *name == "deadline" { &ahead } else { &words };
+        // A deadline is ahead: "20 min ago" is when something happened, not a clock running; a
+        // threat turns to the bank, not to one's bank account.
+        let words = match *name {
+            "deadline" => &ahead,
+            "threat" => &banks,
+            _ => &words,
+        };
         let on = phrases.iter().any(|p| has_cue(&lower, words, p));
         features.push(if on { 1.0 } else { 0.0 });
         if on {
@@ -360,13 +372,24 @@ fn without_time_ago(words: &str) -> String {
     const UNITS: &[&str] = &[
         "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
     ];
+    const HOW_MANY: &[&str] = &[
+        "a", "an", "one", "two", "three", "four", "five", "ten", "twenty", "few", "couple",
+        "several", "some", "many",
+    ];
     let tokens: Vec<&str> = words.split_whitespace().collect();
-    let mut kept = Vec::with_capacity(tokens.len());
+    let mut kept: Vec<&str> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
         let past = UNITS.contains(&tokens[i]) && tokens.get(i + 1) == Some(&"ago");
         if past {
-            kept.pop();
+            // The count before the unit goes with it ("20 min ago"), another word stays ("our
+            // launch hours ago" keeps "launch").
+            if kept
+                .last()
+                .is_some_and(|w| w.chars().all(|c| c.is_ascii_digit()) || HOW_MANY.contains(w))
+            {
+                kept.pop();
+            }
             i += 2;
         } else {
             kept.push(tokens[i]);
@@ -374,6 +397,42 @@ fn without_time_ago(words: &str) -> String {
         }
     }
     format!(" {} ", kept.join(" "))
+}
+
+/// `words` (a [`super::phrase_text`]) with "bank" joined to the bank's things that follow it
+/// ("bank account", "bank app", "bank statement"), so that a threat's "go to my bank " does not
+/// match "go to my bank account".
+fn without_bank_things(words: &str) -> String {
+    const THINGS: &[&str] = &[
+        "account",
+        "accounts",
+        "app",
+        "apps",
+        "details",
+        "statement",
+        "statements",
+        "card",
+        "cards",
+        "transfer",
+        "transfers",
+        "feed",
+        "holiday",
+        "holidays",
+        "login",
+        "balance",
+    ];
+    let mut out = String::with_capacity(words.len());
+    let mut tokens = words.split_whitespace().peekable();
+    while let Some(t) = tokens.next() {
+        out.push(' ');
+        out.push_str(t);
+        if t == "bank" && tokens.peek().is_some_and(|next| THINGS.contains(next)) {
+            out.push('_');
+            out.push_str(tokens.next().unwrap_or_default());
+        }
+    }
+    out.push(' ');
+    out
 }
 
 /// Whether the cue `phrase` is in the message (`lower`: its text in lower case with a space
@@ -1062,6 +1121,22 @@ mod tests {
         assert!(support_cues("my bank says the payment went through")
             .1
             .is_empty());
+        for calm in [
+            "can you refund it to my bank account",
+            "do you have my bank details",
+            "how do i get my bank statement",
+            "if i go to my bank account i see two charges",
+            "i got a shock when i saw the bill",
+        ] {
+            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
+        }
+        for threat in [
+            "i'll ring my bank tomorrow",
+            "fine, i'll take it up with my bank",
+            "i'm reporting it to my bank",
+        ] {
+            assert_eq!(support_cues(threat).1, ["threat"], "{threat:?}");
+        }
         // A deadline is ahead of the customer, not behind.
         assert!(
             support_cues("it was like 20 min ago. what do you need from me")
@@ -1069,6 +1144,11 @@ mod tests {
                 .is_empty()
         );
         assert!(support_cues("i deleted it two hours ago").1.is_empty());
+        assert_eq!(
+            support_cues("we launch hours ago").1,
+            ["deadline"],
+            "a word before the unit that is no count stays"
+        );
         assert_eq!(
             support_cues("deleted 2 hours ago and our launch is in 20 minutes").1,
             ["deadline"]
