@@ -230,6 +230,39 @@ fn the_customer_does(w: &str, phrase: &str) -> bool {
     found
 }
 
+/// Whether every "money back" (`phrase`) in `w` asks whether the customer can have it: "can i
+/// get my money back?", "so i can get money back for it?", "would we get our money back if…";
+/// not "i want my money back", nor "if i don't get my money back today…". The refund policy
+/// answers such a question (with the offer of a person); a demand goes to a person.
+fn asks_whether(w: &str, phrase: &str) -> bool {
+    const WHO: &[&str] = &["i", "we"];
+    const MAY: &[&str] = &[
+        "can", "could", "do", "does", "will", "would", "may", "might",
+    ];
+    const WHOSE: &[&str] = &["my", "our", "the", "some", "any", "all", "a", "of"];
+    if phrase != "money back" {
+        return false;
+    }
+    let needle = format!(" {phrase} ");
+    let mut found = false;
+    for (at, _) in w.match_indices(&needle) {
+        let mut before = w[..at].split_whitespace().rev().peekable();
+        while before.next_if(|t| WHOSE.contains(t)).is_some() {}
+        let asked = match (before.next(), before.next(), before.next()) {
+            // "can i get", "do we get"
+            (Some("get"), Some(who), Some(may)) if WHO.contains(&who) && MAY.contains(&may) => true,
+            // "i can get", "so we could get"
+            (Some("get"), Some(may), Some(who)) if MAY.contains(&may) && WHO.contains(&who) => true,
+            _ => false,
+        };
+        if !asked {
+            return false;
+        }
+        found = true;
+    }
+    found
+}
+
 fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
     phrases
         .iter()
@@ -253,7 +286,7 @@ pub fn read(text: &str) -> Request {
     if let Some(cue) = ACT_PHRASES
         .iter()
         .copied()
-        .find(|p| crate::nlu::has_words(&w, p) && !the_customer_does(&w, p))
+        .find(|p| crate::nlu::has_words(&w, p) && !the_customer_does(&w, p) && !asks_whether(&w, p))
     {
         return Request::Action(cue);
     }
@@ -304,6 +337,9 @@ mod tests {
             "how do we do this for the whole team",
             "no need, i'll do it myself from the settings",
             "we can do that ourselves, where is the button",
+            "bought sync 3 days ago by mistake, can i get my money back",
+            "oh nice so i can get money back for it? do i have to post it back",
+            "would we get our money back if we cancel in the first week?",
         ] {
             assert_eq!(read(text), Request::Information, "{text:?}");
         }
@@ -320,6 +356,9 @@ mod tests {
             "hi, please cancel my subscription",
             "could you please refund the last charge",
             "i want my money back",
+            "honestly great service. if i dont get my money back today it goes on twitter",
+            "give me my money back",
+            "can i get my money back or do i have to give you my money back",
             "I want a refund for the grinder",
             "close my account immediately",
         ] {
