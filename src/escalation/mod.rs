@@ -527,14 +527,16 @@ impl Policy {
                 .question_similarity
                 .is_none_or(|similarity| similarity >= s.rephrase_similarity);
             if same_question {
+                let bar = s.rephrase_similarity;
+                let similar = bot
+                    .question_similarity
+                    .map(|q| format!(", the same question: similarity {q:.2} ≥ {bar:.2}"))
+                    .unwrap_or_default();
                 d.push(Reason::new(
                     ReasonKind::Rephrased,
                     format!(
-                        "asked again after the answer from {article} (confidence {:.2}{}); it did not help",
+                        "asked again after the answer from {article} (confidence {:.2}{similar}); it did not help",
                         bot.confidence,
-                        bot.question_similarity
-                            .map(|q| format!(", the same question: similarity {q:.2} ≥ {:.2}", s.rephrase_similarity))
-                            .unwrap_or_default()
                     ),
                     Some(bot.confidence),
                     None,

@@ -205,9 +205,8 @@ const ASKERS: &[&str] = &[
 /// me", nor a message with both.
 fn the_customer_does(w: &str, phrase: &str) -> bool {
     const WHO: &[&str] = &["i", "we"];
-    const MAY: &[&str] = &[
-        "can", "could", "should", "will", "would", "just", "i'll", "we'll", "i'd", "we'd",
-    ];
+    const WILL: &[&str] = &["i'll", "we'll", "i'd", "we'd"];
+    const MAY: &[&str] = &["can", "could", "should", "will", "would", "just"];
     if !phrase.starts_with("do ") {
         return false;
     }
@@ -216,9 +215,7 @@ fn the_customer_does(w: &str, phrase: &str) -> bool {
     for (at, _) in w.match_indices(&needle) {
         let before: Vec<&str> = w[..at].split_whitespace().rev().take(2).collect();
         let own = match before.as_slice() {
-            [last, ..] if WHO.contains(last) || ["i'll", "we'll", "i'd", "we'd"].contains(last) => {
-                true
-            }
+            [last, ..] if WHO.contains(last) || WILL.contains(last) => true,
             [may, who] => MAY.contains(may) && WHO.contains(who),
             _ => false,
         };
@@ -249,10 +246,10 @@ fn asks_whether(w: &str, phrase: &str) -> bool {
         let mut before = w[..at].split_whitespace().rev().peekable();
         while before.next_if(|t| WHOSE.contains(t)).is_some() {}
         let asked = match (before.next(), before.next(), before.next()) {
-            // "can i get", "do we get"
-            (Some("get"), Some(who), Some(may)) if WHO.contains(&who) && MAY.contains(&may) => true,
-            // "i can get", "so we could get"
-            (Some("get"), Some(may), Some(who)) if MAY.contains(&may) && WHO.contains(&who) => true,
+            // "can i get", "do we get"; "i can get", "so we could get"
+            (Some("get"), Some(a), Some(b)) => {
+                (WHO.contains(&a) && MAY.contains(&b)) || (MAY.contains(&a) && WHO.contains(&b))
+            }
             _ => false,
         };
         if !asked {
@@ -283,11 +280,10 @@ pub fn read(text: &str) -> Request {
             }
         }
     }
-    if let Some(cue) = ACT_PHRASES
-        .iter()
-        .copied()
-        .find(|p| crate::nlu::has_words(&w, p) && !the_customer_does(&w, p) && !asks_whether(&w, p))
-    {
+    let ordered = |p: &&str| {
+        crate::nlu::has_words(&w, p) && !the_customer_does(&w, p) && !asks_whether(&w, p)
+    };
+    if let Some(cue) = ACT_PHRASES.iter().copied().find(ordered) {
         return Request::Action(cue);
     }
     // "could you (please) cancel", "please refund": a favour asked of the company.
