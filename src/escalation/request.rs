@@ -200,11 +200,13 @@ const ASKERS: &[&str] = &[
     "could u",
 ];
 
+/// The customer as the subject of a sentence.
+const WE: &[&str] = &["i", "we"];
+
 /// Whether every "do it / this / that" (`phrase`) in `w` is the customer's own act: "can i do
 /// that from my dashboard", "how do we do this", "i'll do it myself"; not "can you do that for
 /// me", nor a message with both.
 fn the_customer_does(w: &str, phrase: &str) -> bool {
-    const WHO: &[&str] = &["i", "we"];
     const WILL: &[&str] = &["i'll", "we'll", "i'd", "we'd"];
     const MAY: &[&str] = &["can", "could", "should", "will", "would", "just"];
     if !phrase.starts_with("do ") {
@@ -215,8 +217,8 @@ fn the_customer_does(w: &str, phrase: &str) -> bool {
     for (at, _) in w.match_indices(&needle) {
         let before: Vec<&str> = w[..at].split_whitespace().rev().take(2).collect();
         let own = match before.as_slice() {
-            [last, ..] if WHO.contains(last) || WILL.contains(last) => true,
-            [may, who] => MAY.contains(may) && WHO.contains(who),
+            [last, ..] if WE.contains(last) || WILL.contains(last) => true,
+            [may, who] => MAY.contains(may) && WE.contains(who),
             _ => false,
         };
         if !own {
@@ -228,15 +230,26 @@ fn the_customer_does(w: &str, phrase: &str) -> bool {
 }
 
 /// Whether every "money back" (`phrase`) in `w` asks whether the customer can have it: "can i
-/// get my money back?", "so i can get money back for it?", "would we get our money back if…";
-/// not "i want my money back", nor "if i don't get my money back today…". The refund policy
-/// answers such a question (with the offer of a person); a demand goes to a person.
+/// get my money back?", "can i still get my money back", "so i can get money back for it?",
+/// "would we get our money back if…"; not "i want my money back", "if i don't get my money back
+/// today…", "i will get my money back one way or another", nor a refund promised and not given
+/// ("i was told i could get my money back"). The refund policy answers such a question (with the
+/// offer of a person); a demand or a complaint goes to a person.
 fn asks_whether(w: &str, phrase: &str) -> bool {
-    const WHO: &[&str] = &["i", "we"];
-    const MAY: &[&str] = &[
+    // Opening a question: "can i get", "do we get", "would i get".
+    const ASK: &[&str] = &[
         "can", "could", "do", "does", "will", "would", "may", "might",
     ];
+    // After the subject, only "can" and "could" ask ("so i can get"); "i will get" is a vow.
+    const ABLE: &[&str] = &["can", "could"];
+    // Said of what someone else told the customer: a complaint, not a question.
+    const TOLD: &[&str] = &[
+        "told", "said", "promised", "was", "were", "assured", "thought",
+    ];
     const WHOSE: &[&str] = &["my", "our", "the", "some", "any", "all", "a", "of"];
+    const SOFTLY: &[&str] = &[
+        "still", "also", "even", "possibly", "please", "ever", "actually",
+    ];
     if phrase != "money back" {
         return false;
     }
@@ -245,12 +258,17 @@ fn asks_whether(w: &str, phrase: &str) -> bool {
     for (at, _) in w.match_indices(&needle) {
         let mut before = w[..at].split_whitespace().rev().peekable();
         while before.next_if(|t| WHOSE.contains(t)).is_some() {}
-        let asked = match (before.next(), before.next(), before.next()) {
-            // "can i get", "do we get"; "i can get", "so we could get"
-            (Some("get"), Some(a), Some(b)) => {
-                (WHO.contains(&a) && MAY.contains(&b)) || (MAY.contains(&a) && WHO.contains(&b))
+        let asked = before.next() == Some("get") && {
+            while before.next_if(|t| SOFTLY.contains(t)).is_some() {}
+            match (before.next(), before.next(), before.next()) {
+                (Some(who), Some(ask), _) if WE.contains(&who) && ASK.contains(&ask) => true,
+                (Some(able), Some(who), told) => {
+                    ABLE.contains(&able)
+                        && WE.contains(&who)
+                        && !told.is_some_and(|t| TOLD.contains(&t))
+                }
+                _ => false,
             }
-            _ => false,
         };
         if !asked {
             return false;
@@ -336,6 +354,7 @@ mod tests {
             "bought sync 3 days ago by mistake, can i get my money back",
             "oh nice so i can get money back for it? do i have to post it back",
             "would we get our money back if we cancel in the first week?",
+            "can i still get my money back if i opened it",
         ] {
             assert_eq!(read(text), Request::Information, "{text:?}");
         }
@@ -355,6 +374,9 @@ mod tests {
             "honestly great service. if i dont get my money back today it goes on twitter",
             "give me my money back",
             "can i get my money back or do i have to give you my money back",
+            "i will get my money back one way or another",
+            "you told me i would get my money back",
+            "i was told i could get my money back",
             "I want a refund for the grinder",
             "close my account immediately",
         ] {
