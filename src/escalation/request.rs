@@ -203,6 +203,24 @@ const ASKERS: &[&str] = &[
 /// The customer as the subject of a sentence.
 const WE: &[&str] = &["i", "we"];
 
+/// Whether `phrase` is in `w` (a [`crate::nlu::phrase_text`]) and `own` holds of every
+/// occurrence, given the words before it, nearest first.
+fn every_occurrence<'a>(
+    w: &'a str,
+    phrase: &str,
+    own: impl Fn(&mut dyn Iterator<Item = &'a str>) -> bool,
+) -> bool {
+    let needle = format!(" {phrase} ");
+    let mut found = false;
+    for (at, _) in w.match_indices(&needle) {
+        if !own(&mut w[..at].split_whitespace().rev()) {
+            return false;
+        }
+        found = true;
+    }
+    found
+}
+
 /// Whether every "do it / this / that" (`phrase`) in `w` is the customer's own act: "can i do
 /// that from my dashboard", "how do we do this", "i'll do it myself"; not "can you do that for
 /// me", nor a message with both.
@@ -212,21 +230,14 @@ fn the_customer_does(w: &str, phrase: &str) -> bool {
     if !phrase.starts_with("do ") {
         return false;
     }
-    let needle = format!(" {phrase} ");
-    let mut found = false;
-    for (at, _) in w.match_indices(&needle) {
-        let before: Vec<&str> = w[..at].split_whitespace().rev().take(2).collect();
-        let own = match before.as_slice() {
+    every_occurrence(w, phrase, |before| {
+        let before: Vec<&str> = before.take(2).collect();
+        match before.as_slice() {
             [last, ..] if WE.contains(last) || WILL.contains(last) => true,
             [may, who] => MAY.contains(may) && WE.contains(who),
             _ => false,
-        };
-        if !own {
-            return false;
         }
-        found = true;
-    }
-    found
+    })
 }
 
 /// Whether every "money back" (`phrase`) in `w` asks whether the customer can have it: "can i
@@ -253,12 +264,10 @@ fn asks_whether(w: &str, phrase: &str) -> bool {
     if phrase != "money back" {
         return false;
     }
-    let needle = format!(" {phrase} ");
-    let mut found = false;
-    for (at, _) in w.match_indices(&needle) {
-        let mut before = w[..at].split_whitespace().rev().peekable();
+    every_occurrence(w, phrase, |before| {
+        let mut before = before.peekable();
         while before.next_if(|t| WHOSE.contains(t)).is_some() {}
-        let asked = before.next() == Some("get") && {
+        before.next() == Some("get") && {
             while before.next_if(|t| SOFTLY.contains(t)).is_some() {}
             match (before.next(), before.next(), before.next()) {
                 (Some(who), Some(ask), _) if WE.contains(&who) && ASK.contains(&ask) => true,
@@ -269,13 +278,8 @@ fn asks_whether(w: &str, phrase: &str) -> bool {
                 }
                 _ => false,
             }
-        };
-        if !asked {
-            return false;
         }
-        found = true;
-    }
-    found
+    })
 }
 
 fn find(w: &str, phrases: &[&'static str]) -> Option<&'static str> {
