@@ -32,6 +32,17 @@ pub fn intent_candidates() -> Vec<(&'static str, TrainOptions)> {
                 ..Default::default()
             },
         ),
+        (
+            "5 × MLP 1024, label smoothing 0.1, logits averaged",
+            TrainOptions {
+                epochs: 40,
+                learning_rate: 1e-3,
+                hidden: 1024,
+                label_smoothing: 0.1,
+                members: 5,
+                ..Default::default()
+            },
+        ),
     ]
 }
 

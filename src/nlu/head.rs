@@ -27,6 +27,14 @@ pub struct TrainOptions {
     pub input_scale: f32,
     /// Random seed, so a retrain gives the same model.
     pub seed: i64,
+    /// Heads trained with seeds `seed`, `seed + 1`, … and joined into one whose logits are the
+    /// mean of theirs (an ensemble; for one hidden layer, exactly a head `members` times as wide).
+    #[serde(default = "one")]
+    pub members: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for TrainOptions {
@@ -40,6 +48,7 @@ impl Default for TrainOptions {
             label_smoothing: 0.0,
             input_scale: 10.0,
             seed: 7,
+            members: 1,
         }
     }
 }
@@ -108,7 +117,6 @@ impl Head {
         if let Some(bad) = labels.iter().find(|&&l| l >= classes.len()) {
             return Err(NluError::Training(format!("label {bad} has no class")));
         }
-        tch::manual_seed(options.seed);
         let n = inputs.len() as i64;
         let flat: Vec<f32> = inputs
             .iter()
@@ -116,70 +124,13 @@ impl Head {
             .collect();
         let x = Tensor::from_slice(&flat).view([n, dim as i64]);
         let y = Tensor::from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>());
-        let vs = nn::VarStore::new(Device::Cpu);
-        let root = vs.root();
-        let classes_n = classes.len() as i64;
-        let (hidden, output) = if options.hidden > 0 {
-            let h = options.hidden as i64;
-            (
-                Some(nn::linear(
-                    &root / "hidden",
-                    dim as i64,
-                    h,
-                    Default::default(),
-                )),
-                nn::linear(&root / "output", h, classes_n, Default::default()),
-            )
-        } else {
-            (
-                None,
-                nn::linear(&root / "output", dim as i64, classes_n, Default::default()),
-            )
-        };
-        let forward = |x: &Tensor, train: bool| -> Tensor {
-            match &hidden {
-                Some(h) => output.forward(&h.forward(x).relu().dropout(0.1, train)),
-                None => output.forward(x),
-            }
-        };
-        let mut opt = nn::AdamW {
-            wd: options.weight_decay,
-            ..Default::default()
-        }
-        .build(&vs, options.learning_rate)
-        .map_err(|e| NluError::Training(e.to_string()))?;
-        let batch = options.batch_size.max(1) as i64;
-        for epoch in 0..options.epochs {
-            // Cosine decay of the learning rate over the epochs.
-            let progress = epoch as f64 / options.epochs.max(1) as f64;
-            opt.set_lr(
-                options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
-            );
-            let order = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
-            let mut start = 0;
-            while start < n {
-                let idx = order.narrow(0, start, batch.min(n - start));
-                let logits = forward(&x.index_select(0, &idx), true);
-                let loss = logits.cross_entropy_loss::<Tensor>(
-                    &y.index_select(0, &idx),
-                    None,
-                    tch::Reduction::Mean,
-                    -100,
-                    options.label_smoothing,
-                );
-                opt.backward_step(&loss);
-                start += batch;
-            }
-        }
-        let mut layers = Vec::new();
-        if let Some(h) = &hidden {
-            layers.push(Layer::from_linear(h)?);
-        }
-        layers.push(Layer::from_linear(&output)?);
+        let members = (0..options.members.max(1) as i64)
+            .map(|k| train_member(&x, &y, dim, classes.len(), options, options.seed + k))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             classes,
             input_scale: options.input_scale,
-            layers,
+            layers: join_members(members),
             temperature: 1.0,
         })
     }
@@ -241,6 +192,137 @@ impl Head {
     }
 }
 
+/// One head's layers, trained on `x` (already scaled) from `seed`.
+fn train_member(
+    x: &Tensor,
+    y: &Tensor,
+    dim: usize,
+    classes: usize,
+    options: &TrainOptions,
+    seed: i64,
+) -> Result<Vec<Layer>, NluError> {
+    tch::manual_seed(seed);
+    let n = x.size()[0];
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let classes_n = classes as i64;
+    let (hidden, output) = if options.hidden > 0 {
+        let h = options.hidden as i64;
+        (
+            Some(nn::linear(
+                &root / "hidden",
+                dim as i64,
+                h,
+                Default::default(),
+            )),
+            nn::linear(&root / "output", h, classes_n, Default::default()),
+        )
+    } else {
+        (
+            None,
+            nn::linear(&root / "output", dim as i64, classes_n, Default::default()),
+        )
+    };
+    let forward = |x: &Tensor, train: bool| -> Tensor {
+        match &hidden {
+            Some(h) => output.forward(&h.forward(x).relu().dropout(0.1, train)),
+            None => output.forward(x),
+        }
+    };
+    let mut opt = nn::AdamW {
+        wd: options.weight_decay,
+        ..Default::default()
+    }
+    .build(&vs, options.learning_rate)
+    .map_err(|e| NluError::Training(e.to_string()))?;
+    let batch = options.batch_size.max(1) as i64;
+    for epoch in 0..options.epochs {
+        // Cosine decay of the learning rate over the epochs.
+        let progress = epoch as f64 / options.epochs.max(1) as f64;
+        opt.set_lr(options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+        let order = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
+        let mut start = 0;
+        while start < n {
+            let idx = order.narrow(0, start, batch.min(n - start));
+            let logits = forward(&x.index_select(0, &idx), true);
+            let loss = logits.cross_entropy_loss::<Tensor>(
+                &y.index_select(0, &idx),
+                None,
+                tch::Reduction::Mean,
+                -100,
+                options.label_smoothing,
+            );
+            opt.backward_step(&loss);
+            start += batch;
+        }
+    }
+    let mut layers = Vec::new();
+    if let Some(h) = &hidden {
+        layers.push(Layer::from_linear(h)?);
+    }
+    layers.push(Layer::from_linear(&output)?);
+    Ok(layers)
+}
+
+/// Joins heads of the same shape into one whose logits are the mean of theirs: the hidden layers
+/// side by side, the output layers' weights over the members' count, their biases averaged.
+fn join_members(mut members: Vec<Vec<Layer>>) -> Vec<Layer> {
+    if members.len() < 2 {
+        return members.pop().unwrap_or_default();
+    }
+    let k = members.len() as f32;
+    let outputs: Vec<Layer> = members.iter_mut().filter_map(Vec::pop).collect();
+    let classes = outputs[0].outputs;
+    let hidden: Vec<Layer> = members.into_iter().filter_map(|mut m| m.pop()).collect();
+    let mut bias = vec![0.0; classes];
+    for layer in &outputs {
+        bias.iter_mut()
+            .zip(&layer.bias)
+            .for_each(|(b, v)| *b += v / k);
+    }
+    if hidden.is_empty() {
+        // Softmax regression: the mean of linear maps is one linear map.
+        let inputs = outputs[0].inputs;
+        let mut weight = vec![0.0; classes * inputs];
+        for layer in &outputs {
+            weight
+                .iter_mut()
+                .zip(&layer.weight)
+                .for_each(|(w, v)| *w += v / k);
+        }
+        return vec![Layer {
+            inputs,
+            outputs: classes,
+            weight,
+            bias,
+        }];
+    }
+    let joined_hidden = Layer {
+        inputs: hidden[0].inputs,
+        outputs: hidden.iter().map(|h| h.outputs).sum(),
+        weight: hidden
+            .iter()
+            .flat_map(|h| h.weight.iter().copied())
+            .collect(),
+        bias: hidden.iter().flat_map(|h| h.bias.iter().copied()).collect(),
+    };
+    let width = joined_hidden.outputs;
+    let mut weight = Vec::with_capacity(classes * width);
+    for o in 0..classes {
+        for layer in &outputs {
+            let row = &layer.weight[o * layer.inputs..(o + 1) * layer.inputs];
+            weight.extend(row.iter().map(|v| v / k));
+        }
+    }
+    let output = Layer {
+        inputs: width,
+        outputs: classes,
+        weight,
+        bias,
+    };
+    vec![joined_hidden, output]
+}
+
 /// Softmax of `logits / temperature`.
 pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
     let t = temperature.max(1e-3);
@@ -298,6 +380,53 @@ mod tests {
             let back: Head = serde_json::from_str(&json).unwrap();
             assert_eq!(back.logits(refs[0]), head.logits(refs[0]));
         }
+    }
+
+    #[test]
+    fn members_joined_give_the_mean_of_their_logits() {
+        // Layers with fixed, distinct weights (training draws from libtorch's global generator,
+        // which tests running in parallel share).
+        let layer = |inputs: usize, outputs: usize, salt: f32| Layer {
+            inputs,
+            outputs,
+            weight: (0..inputs * outputs)
+                .map(|i| ((i as f32 + salt) * 0.37).sin())
+                .collect(),
+            bias: (0..outputs)
+                .map(|o| ((o as f32 + salt) * 0.11).cos())
+                .collect(),
+        };
+        let head = |layers: Vec<Layer>| Head {
+            classes: ["a", "b", "c"].map(String::from).to_vec(),
+            input_scale: 10.0,
+            layers,
+            temperature: 1.0,
+        };
+        let x = [0.3f32, -0.2, 0.9, 0.05];
+        for hidden in [0, 5] {
+            let members: Vec<Vec<Layer>> = (0..3)
+                .map(|k| {
+                    let salt = k as f32 * 10.0;
+                    if hidden == 0 {
+                        vec![layer(4, 3, salt)]
+                    } else {
+                        vec![layer(4, hidden, salt), layer(hidden, 3, salt + 1.0)]
+                    }
+                })
+                .collect();
+            let alone: Vec<Head> = members.iter().cloned().map(head).collect();
+            let joined = head(join_members(members));
+            assert_eq!(joined.hidden(), hidden * 3);
+            let mean: Vec<f32> = (0..3)
+                .map(|c| alone.iter().map(|h| h.logits(&x)[c]).sum::<f32>() / 3.0)
+                .collect();
+            for (a, b) in joined.logits(&x).iter().zip(&mean) {
+                assert!((a - b).abs() < 1e-4, "hidden={hidden}: {a} vs {b}");
+            }
+        }
+        // One member is that member, unchanged.
+        let one = vec![vec![layer(4, 3, 1.0)]];
+        assert_eq!(join_members(one.clone()), one[0]);
     }
 
     #[test]
