@@ -1144,6 +1144,9 @@ mod tests {
                 .is_empty()
         );
         assert!(support_cues("i deleted it two hours ago").1.is_empty());
+        // Phones glue the count to the unit.
+        assert!(support_cues("it was like 20mins ago").1.is_empty());
+        assert_eq!(support_cues("need this fixed in 20mins").1, ["deadline"]);
         assert_eq!(
             support_cues("we launch hours ago").1,
             ["deadline"],

@@ -55,8 +55,21 @@ fn replacement(core: &str) -> Option<&'static str> {
     None
 }
 
+/// Units of time that phones glue to their count ("20mins", "2hrs"): [`phrase_text`] parts them.
+const GLUED_UNITS: &[&str] = &[
+    "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
+];
+
+/// `word` as "count unit" when it is a count glued to a unit of time ("20mins" → "20 mins").
+fn parted_time(word: &str) -> Option<(&str, &str)> {
+    let digits = word.find(|c: char| !c.is_ascii_digit())?;
+    let (count, unit) = word.split_at(digits);
+    (!count.is_empty() && GLUED_UNITS.contains(&unit)).then_some((count, unit))
+}
+
 /// `text` in lower case for matching whole phrases: apostrophes straightened, every other mark a
-/// space, spaces single, a space at both ends (so `" how do "` matches the words, not "show dog").
+/// space, spaces single, a count glued to a unit of time parted ("in 20mins" reads as "in 20
+/// mins"), a space at both ends (so `" how do "` matches the words, not "show dog").
 pub fn phrase_text(text: &str) -> String {
     let lower = text.to_lowercase().replace(['’', '‘', '`'], "'");
     let spaced: String = lower
@@ -69,10 +82,14 @@ pub fn phrase_text(text: &str) -> String {
             }
         })
         .collect();
-    format!(
-        " {} ",
-        spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-    )
+    let words: Vec<String> = spaced
+        .split_whitespace()
+        .map(|w| match parted_time(w) {
+            Some((count, unit)) => format!("{count} {unit}"),
+            None => w.to_owned(),
+        })
+        .collect();
+    format!(" {} ", words.join(" "))
 }
 
 /// Whether `phrase` (words with single spaces) is in `words` (a [`phrase_text`]) as whole words:
@@ -174,6 +191,10 @@ mod tests {
 
     #[test]
     fn phrases_match_whole_words_or_word_starts_without_allocating() {
+        assert_eq!(
+            phrase_text("back in 20mins, it broke 2hrs ago; 2fa, e60, 5ghz, 30"),
+            " back in 20 mins it broke 2 hrs ago 2fa e60 5ghz 30 "
+        );
         let w = phrase_text("So, how do I leave reviews on the preview? xab ab ab");
         assert!(has_words(&w, "how do"));
         assert!(!has_words(&w, "how d"));
