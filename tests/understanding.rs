@@ -234,8 +234,8 @@ async fn plausible_app(test: &str) -> Option<common::TestApp> {
     common::spawn_plausible_app(test, |s| s.limits.queued_per_address = 10).await
 }
 
-/// Each message (issue 14's examples, as customers wrote them; none is in the training set)
-/// reaches a person in a conversation of its own.
+/// Each message (issue 14's examples and others, as customers write them; none is in the training
+/// set) reaches a person in a conversation of its own.
 async fn each_reaches_a_person(app: &common::TestApp, messages: &[&str]) {
     for (i, text) in messages.iter().enumerate() {
         let mut customer = app.client().await;
@@ -259,7 +259,7 @@ async fn each_reaches_a_person(app: &common::TestApp, messages: &[&str]) {
 
 #[tokio::test]
 async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket() {
-    // Every test customer comes from 127.0.0.1: let all five wait in the queue.
+    // Every test customer comes from 127.0.0.1: let all seven wait in the queue.
     let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;
     each_reaches_a_person(
         &app,
@@ -269,6 +269,8 @@ async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket()
             "this is absurd. fourth email about this. the graphs have been empty for days and no one answers",
             "I ALREADY reinstalled the script. I ALREADY checked the domain. STILL zero visitors. stop linking me the same page",
             "is there a real human I could speak to",
+            "thanks a lot for wasting my time",
+            "need this fixed in 20mins, the shop opens at 9",
         ],
     )
     .await;
@@ -304,12 +306,15 @@ async fn a_calm_message_with_a_pasted_link_or_reference_stays_with_the_bot() {
 }
 
 #[tokio::test]
-async fn a_sarcastic_thank_you_is_not_answered_as_small_talk() {
+async fn a_sarcastic_message_is_not_answered_as_small_talk() {
     let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;
     let small_talk = frontdesk::settings::BotSettings::default().small_talk;
     for (i, text) in [
         "oh wonderful, thanks so much for the help. my order is still lost",
         "wow, great service, thanks for nothing",
+        // Read as calm (upset 0.25 with the shipped models), sarcastic all the same.
+        "sure, because that worked so well last time",
+        "perfect, bye",
     ]
     .iter()
     .enumerate()

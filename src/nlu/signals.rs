@@ -198,6 +198,12 @@ const CUES: &[(&str, &[&str])] = &[
             "no help",
             "zero help",
             "useless",
+            "wasting my time",
+            "wasting our time",
+            "wasted my time",
+            "wasted our time",
+            "waste of my time",
+            "waste of our time",
         ],
     ),
     (
@@ -234,6 +240,10 @@ const CUES: &[(&str, &[&str])] = &[
             "nice,",
             "perfect,",
             "wow",
+            "yeah right",
+            "because that worked",
+            "worked so well last time",
+            "oh joy",
         ],
     ),
     (
@@ -1144,6 +1154,14 @@ mod tests {
                 .is_empty()
         );
         assert!(support_cues("i deleted it two hours ago").1.is_empty());
+        assert_eq!(
+            support_cues("thanks a lot for wasting my time").1,
+            ["nobody helps"]
+        );
+        assert_eq!(
+            support_cues("sure, because that worked so well last time").1,
+            ["sarcasm"]
+        );
         // Phones glue the count to the unit.
         assert!(support_cues("it was like 20mins ago").1.is_empty());
         assert_eq!(support_cues("need this fixed in 20mins").1, ["deadline"]);
