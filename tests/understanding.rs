@@ -270,7 +270,8 @@ async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket()
             "I ALREADY reinstalled the script. I ALREADY checked the domain. STILL zero visitors. stop linking me the same page",
             "is there a real human I could speak to",
             "thanks a lot for wasting my time",
-            "need this fixed in 20mins, the shop opens at 9",
+            // Kept by the bot while "20mins" was one word that no deadline cue matched.
+            "need this fixed in 20mins",
         ],
     )
     .await;
@@ -312,9 +313,8 @@ async fn a_sarcastic_message_is_not_answered_as_small_talk() {
     for (i, text) in [
         "oh wonderful, thanks so much for the help. my order is still lost",
         "wow, great service, thanks for nothing",
-        // Read as calm (upset 0.25 with the shipped models), sarcastic all the same.
+        // Answered "You're welcome!" (read 0.25) until the sarcasm cue held "sure, because".
         "sure, because that worked so well last time",
-        "perfect, bye",
     ]
     .iter()
     .enumerate()

@@ -240,10 +240,17 @@ const CUES: &[(&str, &[&str])] = &[
             "nice,",
             "perfect,",
             "wow",
-            "yeah right",
-            "because that worked",
-            "worked so well last time",
-            "oh joy",
+            // With their marks, matched as written: "yeah, right click" and "because that
+            // worked out cheaper" are calm.
+            "yeah right.",
+            "yeah, right.",
+            "yeah right,",
+            "yeah right!",
+            "sure, because that worked",
+            "yeah, because that worked",
+            "oh joy.",
+            "oh joy,",
+            "oh joy!",
         ],
     ),
     (
@@ -379,9 +386,6 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
 /// `words` (a [`super::phrase_text`]) without the spans of time already past ("20 min ago", "two
 /// hours ago": the unit and the word before it).
 fn without_time_ago(words: &str) -> String {
-    const UNITS: &[&str] = &[
-        "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
-    ];
     const HOW_MANY: &[&str] = &[
         "a", "an", "one", "two", "three", "four", "five", "ten", "twenty", "few", "couple",
         "several", "some", "many",
@@ -390,7 +394,8 @@ fn without_time_ago(words: &str) -> String {
     let mut kept: Vec<&str> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
-        let past = UNITS.contains(&tokens[i]) && tokens.get(i + 1) == Some(&"ago");
+        let past =
+            super::words::TIME_UNITS.contains(&tokens[i]) && tokens.get(i + 1) == Some(&"ago");
         if past {
             // The count before the unit goes with it ("20 min ago"), another word stays ("our
             // launch hours ago" keeps "launch").
@@ -1162,6 +1167,21 @@ mod tests {
             support_cues("sure, because that worked so well last time").1,
             ["sarcasm"]
         );
+        assert_eq!(support_cues("oh joy, it's broken").1, ["sarcasm"]);
+        for calm in [
+            "yeah, right click on the file does nothing",
+            "yeah right now it shows pending",
+            "I restarted the brewer because that worked last time, but the light is blinking",
+            "we switched to the yearly plan because that worked out cheaper",
+            "could you send the same steps again? they worked so well last time",
+            "oh joystick drift on my controller",
+            "oh, Joy from your team helped me last week",
+        ] {
+            assert!(
+                !support_cues(calm).1.contains(&"sarcasm".to_owned()),
+                "{calm:?}"
+            );
+        }
         // Phones glue the count to the unit.
         assert!(support_cues("it was like 20mins ago").1.is_empty());
         assert_eq!(support_cues("need this fixed in 20mins").1, ["deadline"]);

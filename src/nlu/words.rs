@@ -55,8 +55,9 @@ fn replacement(core: &str) -> Option<&'static str> {
     None
 }
 
-/// Units of time that phones glue to their count ("20mins", "2hrs"): [`phrase_text`] parts them.
-const GLUED_UNITS: &[&str] = &[
+/// Units of time: phones glue them to their count ("20mins", "2hrs"), and [`phrase_text`] parts
+/// them; a span of them followed by "ago" is past (the support cues' deadline).
+pub(crate) const TIME_UNITS: &[&str] = &[
     "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
 ];
 
@@ -64,7 +65,7 @@ const GLUED_UNITS: &[&str] = &[
 fn parted_time(word: &str) -> Option<(&str, &str)> {
     let digits = word.find(|c: char| !c.is_ascii_digit())?;
     let (count, unit) = word.split_at(digits);
-    (!count.is_empty() && GLUED_UNITS.contains(&unit)).then_some((count, unit))
+    (!count.is_empty() && TIME_UNITS.contains(&unit)).then_some((count, unit))
 }
 
 /// `text` in lower case for matching whole phrases: apostrophes straightened, every other mark a
