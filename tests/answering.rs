@@ -228,6 +228,27 @@ async fn a_follow_up_answered_from_the_same_article_stays_with_the_bot() {
     customer.close().await;
 }
 
+/// An error code the customer quotes is answered from the section that lists it, not from a
+/// section that reads closer ("brewer says E40" quoted the error-code page's introduction).
+#[tokio::test]
+async fn the_section_listing_a_quoted_error_code_is_the_one_quoted() {
+    let app = common::spawn_app().await;
+    for (question, section, code) in [
+        ("brewer says E40", "Maintenance and water flow", "E40"),
+        ("my brewer shows E51", "Errors that need our help", "E51"),
+    ] {
+        let answer = reply(&app, question).await;
+        assert!(is_answer(&answer), "{question:?}: {answer}");
+        let (page, quoted) = &cited(&answer)[0];
+        assert!(page.contains("error-codes"), "{question:?}: {answer}");
+        assert_eq!(quoted, section, "{question:?}: {answer}");
+        assert!(
+            answer["text"].as_str().unwrap_or_default().contains(code),
+            "{question:?}: {answer}"
+        );
+    }
+}
+
 /// Another question the same article answers ("how long does the descaling take" after "how do i
 /// descale my brewer") stays with the bot; the same question in other words, answered from the
 /// same article again, goes to a person: the first answer did not help (issue 14, multi-turn).

@@ -648,7 +648,7 @@ pub(crate) fn decide(
     // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
     let options: Vec<&Passage> = offered
         .iter()
-        .map(|j| section_of(&candidates[j.passage], &candidates))
+        .map(|j| section_of(&candidates[j.passage], &candidates, &understood.codes))
         .collect();
     if options.len() > 1 {
         let reason = format!(
@@ -692,12 +692,27 @@ pub(crate) fn decide(
 }
 
 /// The passage of `best`'s article that fits the question best by its text and its own heading
-/// together (only passages almost as similar as `best` compete).
-fn section_of<'a>(best: &'a Passage, candidates: &'a [Passage]) -> &'a Passage {
+/// together (only passages almost as similar as `best` compete), unless some of its sections
+/// hold an identifier the customer quotes ("what does E40 mean"): then the best of those alone,
+/// however much less similar (the encoder reads "E40" as little more than "E").
+fn section_of<'a>(best: &'a Passage, candidates: &'a [Passage], codes: &[String]) -> &'a Passage {
     let score = |p: &Passage| p.similarity + p.heading_similarity;
-    candidates
-        .iter()
-        .filter(|p| p.path == best.path && best.similarity - p.similarity <= SECTION_WINDOW)
+    let holds_code = |p: &Passage| {
+        let words = crate::nlu::phrase_text(&format!("{} {}", p.heading_path.join(" "), p.text));
+        codes.iter().any(|c| crate::nlu::has_words(&words, c))
+    };
+    let article = || candidates.iter().filter(|p| p.path == best.path);
+    if !codes.is_empty() {
+        if let Some(coded) =
+            article()
+                .filter(|p| holds_code(p))
+                .reduce(|a, p| if score(p) > score(a) { p } else { a })
+        {
+            return coded;
+        }
+    }
+    article()
+        .filter(|p| best.similarity - p.similarity <= SECTION_WINDOW)
         .fold(best, |a, p| if score(p) > score(a) { p } else { a })
 }
 
@@ -1123,6 +1138,41 @@ mod tests {
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "Export a ZIP of CSV files from the dashboard.");
         assert_eq!(reply.sources[0].section.as_deref(), Some("CSV export"));
+    }
+
+    #[test]
+    fn the_section_holding_a_quoted_code_is_quoted() {
+        // "brewer says E40": the introduction reads closer, the section listing E40 answers.
+        let mut intro = passage("error-codes.md", 0.50, 0.50);
+        intro.heading_path = vec![];
+        intro.text = "The brewer shows a code starting with E. Find yours below.".into();
+        let mut flow = passage("error-codes.md", 0.35, 0.45);
+        flow.heading_path = vec!["Maintenance and water flow".into()];
+        flow.text = "E40 – No water flow. Remove the tank and prime.".into();
+        let mut other = passage("error-codes.md", 0.49, 0.49);
+        other.heading_path = vec!["Water, beans and parts".into()];
+        other.text = "E01 – Water tank empty. E400 – Pump worn.".into();
+        let candidates = vec![intro, other, flow];
+        let codes = vec!["e40".to_owned()];
+        assert_eq!(
+            section_of(&candidates[0], &candidates, &codes).text,
+            candidates[2].text
+        );
+        // Also when the article's best passage holds it: no closer section wins it away.
+        assert_eq!(
+            section_of(&candidates[2], &candidates, &codes).text,
+            candidates[2].text
+        );
+        // Without the code, or when no section holds it, the usual choice.
+        assert_eq!(
+            section_of(&candidates[0], &candidates, &[]).text,
+            candidates[0].text
+        );
+        let missing = vec!["e99".to_owned()];
+        assert_eq!(
+            section_of(&candidates[0], &candidates, &missing).text,
+            candidates[0].text
+        );
     }
 
     #[test]

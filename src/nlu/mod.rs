@@ -20,7 +20,7 @@ pub use bert::MIDDLE_LAYER;
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, Embedding, Encoded, Encoder};
 pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
-pub use words::{for_models, has_word_start, has_words, phrase_text, question_key};
+pub use words::{codes, for_models, has_word_start, has_words, phrase_text, question_key};
 
 /// What can go wrong understanding text.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,10 @@ pub struct Understanding {
     /// even on a topic that otherwise goes to a person.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub how_to: bool,
+    /// Identifiers the customer quotes, letters and digits together ("E40", "ga4"), lower case:
+    /// the section of the chosen article that holds one is the one quoted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<String>,
 }
 
 impl Understanding {

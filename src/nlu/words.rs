@@ -68,6 +68,22 @@ fn parted_time(word: &str) -> Option<(&str, &str)> {
     (!count.is_empty() && TIME_UNITS.contains(&unit)).then_some((count, unit))
 }
 
+/// The identifiers in `text`: words of letters and digits together, as error codes and model
+/// numbers are written ("E40", "GA4", "x200"), lower case, each once. Not a count glued to a unit
+/// of time ("20mins").
+pub fn codes(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        let code = word.to_lowercase();
+        let mixed =
+            code.chars().any(|c| c.is_ascii_digit()) && code.chars().any(|c| c.is_alphabetic());
+        if mixed && code.len() <= 12 && parted_time(&code).is_none() && !found.contains(&code) {
+            found.push(code);
+        }
+    }
+    found
+}
+
 /// `text` in lower case for matching whole phrases: apostrophes straightened, every other mark a
 /// space, spaces single, a count glued to a unit of time parted ("in 20mins" reads as "in 20
 /// mins"), a space at both ends (so `" how do "` matches the words, not "show dog").
@@ -188,7 +204,16 @@ pub fn question_key(question: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_word_start, has_words, phrase_text};
+    use super::{codes, has_word_start, has_words, phrase_text};
+
+    #[test]
+    fn codes_are_words_of_letters_and_digits() {
+        assert_eq!(
+            codes("brewer shows E40 (e40 again), GA4 and 20mins ago; order 1234, v2!"),
+            ["e40", "ga4", "v2"]
+        );
+        assert!(codes("no codes here, just 2 words").is_empty());
+    }
 
     #[test]
     fn phrases_match_whole_words_or_word_starts_without_allocating() {
