@@ -646,10 +646,11 @@ pub(crate) fn decide(
     }
     // Which section of each article: its passages scored with their own heading too, so "export
     // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
-    let options: Vec<&Passage> = offered
+    let sections: Vec<Passage> = offered
         .iter()
         .map(|j| section_of(&candidates[j.passage], &candidates, &understood.codes))
         .collect();
+    let options: Vec<&Passage> = sections.iter().collect();
     if options.len() > 1 {
         let reason = format!(
             "\"{}\" answers with probability {confidence:.2} (similarity {:.2}); {} other article{} fit{}: {}",
@@ -692,28 +693,60 @@ pub(crate) fn decide(
 }
 
 /// The passage of `best`'s article that fits the question best by its text and its own heading
-/// together (only passages almost as similar as `best` compete), unless some of its sections
-/// hold an identifier the customer quotes ("what does E40 mean"): then the best of those alone,
-/// however much less similar (the encoder reads "E40" as little more than "E").
-fn section_of<'a>(best: &'a Passage, candidates: &'a [Passage], codes: &[String]) -> &'a Passage {
+/// together (only passages almost as similar as `best` compete), unless exactly one of its
+/// passages *lists* an identifier the customer quotes ("what does E40 mean" and a list item
+/// "E40 – No water flow"): then that one, however much less similar (the encoder reads "E40" as
+/// little more than "E"), quoted from the line that lists it. A code mentioned in passing ("the
+/// imported GA4 data", "/api/v1/…") or listed in several passages leaves the usual choice.
+fn section_of(best: &Passage, candidates: &[Passage], codes: &[String]) -> Passage {
     let score = |p: &Passage| p.similarity + p.heading_similarity;
-    let holds_code = |p: &Passage| {
-        let words = crate::nlu::phrase_text(&format!("{} {}", p.heading_path.join(" "), p.text));
-        codes.iter().any(|c| crate::nlu::has_words(&words, c))
-    };
     let article = || candidates.iter().filter(|p| p.path == best.path);
     if !codes.is_empty() {
-        if let Some(coded) =
-            article()
-                .filter(|p| holds_code(p))
-                .reduce(|a, p| if score(p) > score(a) { p } else { a })
-        {
-            return coded;
+        let mut listing = article().filter_map(|p| listed_at(p, codes).map(|at| (p, at)));
+        if let (Some((p, at)), None) = (listing.next(), listing.next()) {
+            let mut quoted = p.clone();
+            if let Some(at) = at {
+                quoted.quote_from = at;
+            }
+            return quoted;
         }
     }
     article()
         .filter(|p| best.similarity - p.similarity <= SECTION_WINDOW)
         .fold(best, |a, p| if score(p) > score(a) { p } else { a })
+        .clone()
+}
+
+/// Whether `p` lists one of `codes`: as the first word of its own heading ("E40: no water flow";
+/// `Some(None)`: quote it as usual), or of a line, a list item or a table row (`Some(Some(offset))`
+/// of that line). A code inside a heading ("GET /api/v1/stats") is a mention, not a listing.
+fn listed_at(p: &Passage, codes: &[String]) -> Option<Option<usize>> {
+    // The first word of a line after its bullet or markup, when it is one of the codes.
+    let starts_with_code = |line: &str| -> Option<usize> {
+        let start = line.trim_start_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '-' | '*' | '+' | '•' | '|' | '>' | '#')
+        });
+        let first = start
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        (!first.is_empty() && codes.contains(&first)).then_some(line.len() - start.len())
+    };
+    if p.heading_path
+        .last()
+        .is_some_and(|h| starts_with_code(h).is_some())
+    {
+        return Some(None);
+    }
+    let mut offset = 0;
+    for line in p.text.split_inclusive('\n') {
+        if let Some(at) = starts_with_code(line) {
+            return Some(Some(offset + at));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// How much less similar than an article's best passage another of its sections may be and still
@@ -1141,29 +1174,30 @@ mod tests {
     }
 
     #[test]
-    fn the_section_holding_a_quoted_code_is_quoted() {
-        // "brewer says E40": the introduction reads closer, the section listing E40 answers.
+    fn the_section_listing_a_quoted_code_is_quoted_from_its_line() {
+        // "brewer says E40": the introduction reads closer; the section listing E40 answers.
         let mut intro = passage("error-codes.md", 0.50, 0.50);
         intro.heading_path = vec![];
-        intro.text = "The brewer shows a code starting with E. Find yours below.".into();
-        let mut flow = passage("error-codes.md", 0.35, 0.45);
+        intro.text = "The brewer shows a code such as E40 or E12 on the display.".into();
+        let mut flow = passage("error-codes.md", 0.35, 0.35);
         flow.heading_path = vec!["Maintenance and water flow".into()];
-        flow.text = "E40 – No water flow. Remove the tank and prime.".into();
+        flow.text =
+            "- E21 – Descaling overdue. Descale it.\n- E40 – No water flow. Prime it.".into();
         let mut other = passage("error-codes.md", 0.49, 0.49);
         other.heading_path = vec!["Water, beans and parts".into()];
-        other.text = "E01 – Water tank empty. E400 – Pump worn.".into();
+        other.text = "- E01 – Water tank empty.\n- E400 – Pump worn.".into();
         let candidates = vec![intro, other, flow];
         let codes = vec!["e40".to_owned()];
-        assert_eq!(
-            section_of(&candidates[0], &candidates, &codes).text,
-            candidates[2].text
-        );
-        // Also when the article's best passage holds it: no closer section wins it away.
-        assert_eq!(
-            section_of(&candidates[2], &candidates, &codes).text,
-            candidates[2].text
-        );
-        // Without the code, or when no section holds it, the usual choice.
+        for best in [&candidates[0], &candidates[2]] {
+            let chosen = section_of(best, &candidates, &codes);
+            assert_eq!(chosen.text, candidates[2].text);
+            assert!(
+                quoted(&chosen).starts_with("E40 – No water flow."),
+                "{chosen:?}"
+            );
+        }
+        // Without the code, or when no passage lists it, the usual choice (the introduction
+        // only mentions E40 in passing; E400 is another code).
         assert_eq!(
             section_of(&candidates[0], &candidates, &[]).text,
             candidates[0].text
@@ -1173,6 +1207,30 @@ mod tests {
             section_of(&candidates[0], &candidates, &missing).text,
             candidates[0].text
         );
+        let in_passing = vec!["e12".to_owned()];
+        assert_eq!(
+            section_of(&candidates[0], &candidates, &in_passing).text,
+            candidates[0].text
+        );
+        // Listed by two passages: no telling which, the usual choice.
+        let mut twice = candidates.clone();
+        twice[1].text.push_str("\n- E40 – also here.");
+        assert_eq!(section_of(&twice[0], &twice, &codes).text, twice[0].text);
+        // A heading that starts with the code lists it, quoted from its start; a heading that
+        // only holds it ("GET /api/v1/stats") does not.
+        let mut endpoint = candidates.clone();
+        endpoint[2].text = "Usually air in the system.".into();
+        endpoint[2].heading_path = vec!["GET /api/e40/stats".into()];
+        assert_eq!(
+            section_of(&endpoint[0], &endpoint, &codes).text,
+            endpoint[0].text
+        );
+        let mut headed = candidates.clone();
+        headed[2].text = "Usually air in the system.".into();
+        headed[2].heading_path = vec!["E40: no water flow".into()];
+        let chosen = section_of(&headed[0], &headed, &codes);
+        assert_eq!(chosen.text, "Usually air in the system.");
+        assert_eq!(chosen.quote_from, 0);
     }
 
     #[test]

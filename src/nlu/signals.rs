@@ -246,8 +246,8 @@ const CUES: &[(&str, &[&str])] = &[
             "yeah, right.",
             "yeah right,",
             "yeah right!",
-            "sure, because that worked",
-            "yeah, because that worked",
+            "sure, because that worked so well",
+            "yeah, because that worked so well",
             "oh joy.",
             "oh joy,",
             "oh joy!",
@@ -1176,6 +1176,7 @@ mod tests {
             "could you send the same steps again? they worked so well last time",
             "oh joystick drift on my controller",
             "oh, Joy from your team helped me last week",
+            "not sure, because that worked before the update and now it won't sync",
         ] {
             assert!(
                 !support_cues(calm).1.contains(&"sarcasm".to_owned()),

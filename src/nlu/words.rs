@@ -70,14 +70,25 @@ fn parted_time(word: &str) -> Option<(&str, &str)> {
 
 /// The identifiers in `text`: words of letters and digits together, as error codes and model
 /// numbers are written ("E40", "GA4", "x200"), lower case, each once. Not a count glued to a unit
-/// of time ("20mins").
+/// of time ("20mins"), an ordinal ("28th") or a time of day ("7am").
 pub fn codes(text: &str) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         let code = word.to_lowercase();
         let mixed =
             code.chars().any(|c| c.is_ascii_digit()) && code.chars().any(|c| c.is_alphabetic());
-        if mixed && code.len() <= 12 && parted_time(&code).is_none() && !found.contains(&code) {
+        // Not an ordinal or a time of day ("28th", "7am") either.
+        let count_and = |ends: &[&str]| {
+            let letters = code.trim_start_matches(|c: char| c.is_ascii_digit());
+            letters.len() < code.len() && ends.contains(&letters)
+        };
+        let said = count_and(&["st", "nd", "rd", "th", "am", "pm"]);
+        if mixed
+            && !said
+            && code.len() <= 12
+            && parted_time(&code).is_none()
+            && !found.contains(&code)
+        {
             found.push(code);
         }
     }
@@ -209,7 +220,7 @@ mod tests {
     #[test]
     fn codes_are_words_of_letters_and_digits() {
         assert_eq!(
-            codes("brewer shows E40 (e40 again), GA4 and 20mins ago; order 1234, v2!"),
+            codes("brewer shows E40 (e40 again), GA4 and 20mins ago; 28th at 7am, 1234, v2!"),
             ["e40", "ga4", "v2"]
         );
         assert!(codes("no codes here, just 2 words").is_empty());
