@@ -98,7 +98,7 @@ pub struct Understanding {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub how_to: bool,
     /// Identifiers the customer quotes, letters and digits together ("E40", "ga4"), lower case:
-    /// the section of the chosen article that holds one is the one quoted.
+    /// the one section of the chosen article that lists one is the one quoted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codes: Vec<String>,
 }

@@ -61,34 +61,30 @@ pub(crate) const TIME_UNITS: &[&str] = &[
     "min", "mins", "minute", "minutes", "hr", "hrs", "hour", "hours",
 ];
 
+/// The letters after a count that starts `word` ("20mins" → "mins", "28th" → "th"), if any.
+fn after_count(word: &str) -> Option<&str> {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    (rest.len() < word.len() && !rest.is_empty()).then_some(rest)
+}
+
 /// `word` as "count unit" when it is a count glued to a unit of time ("20mins" → "20 mins").
 fn parted_time(word: &str) -> Option<(&str, &str)> {
-    let digits = word.find(|c: char| !c.is_ascii_digit())?;
-    let (count, unit) = word.split_at(digits);
-    (!count.is_empty() && TIME_UNITS.contains(&unit)).then_some((count, unit))
+    let unit = after_count(word).filter(|u| TIME_UNITS.contains(u))?;
+    Some((&word[..word.len() - unit.len()], unit))
 }
 
 /// The identifiers in `text`: words of letters and digits together, as error codes and model
 /// numbers are written ("E40", "GA4", "x200"), lower case, each once. Not a count glued to a unit
 /// of time ("20mins"), an ordinal ("28th") or a time of day ("7am").
 pub fn codes(text: &str) -> Vec<String> {
+    const SAID: &[&str] = &["st", "nd", "rd", "th", "am", "pm"];
     let mut found: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         let code = word.to_lowercase();
         let mixed =
             code.chars().any(|c| c.is_ascii_digit()) && code.chars().any(|c| c.is_alphabetic());
-        // Not an ordinal or a time of day ("28th", "7am") either.
-        let count_and = |ends: &[&str]| {
-            let letters = code.trim_start_matches(|c: char| c.is_ascii_digit());
-            letters.len() < code.len() && ends.contains(&letters)
-        };
-        let said = count_and(&["st", "nd", "rd", "th", "am", "pm"]);
-        if mixed
-            && !said
-            && code.len() <= 12
-            && parted_time(&code).is_none()
-            && !found.contains(&code)
-        {
+        let said = after_count(&code).is_some_and(|u| SAID.contains(&u) || TIME_UNITS.contains(&u));
+        if mixed && !said && code.len() <= 12 && !found.contains(&code) {
             found.push(code);
         }
     }
@@ -110,14 +106,23 @@ pub fn phrase_text(text: &str) -> String {
             }
         })
         .collect();
-    let words: Vec<String> = spaced
-        .split_whitespace()
-        .map(|w| match parted_time(w) {
-            Some((count, unit)) => format!("{count} {unit}"),
-            None => w.to_owned(),
-        })
-        .collect();
-    format!(" {} ", words.join(" "))
+    let mut words = String::with_capacity(spaced.len() + 2);
+    for w in spaced.split_whitespace() {
+        words.push(' ');
+        match parted_time(w) {
+            Some((count, unit)) => {
+                words.push_str(count);
+                words.push(' ');
+                words.push_str(unit);
+            }
+            None => words.push_str(w),
+        }
+    }
+    words.push(' ');
+    if words.len() == 1 {
+        words.push(' ');
+    }
+    words
 }
 
 /// Whether `phrase` (words with single spaces) is in `words` (a [`phrase_text`]) as whole words:
