@@ -577,6 +577,10 @@ fn found(reply: &Reply) -> bool {
 /// nothing fits ("I don't know") unless the articles offered together reach it (the probability
 /// that at least one of them answers): two articles that fit equally split the evidence, so
 /// then articles down to `unsure_option_threshold` count.
+///
+/// An identifier the customer quotes that exactly one article lists ("hey, brewer is showing
+/// E60" and the error-code list's "E60 – Internal fault") makes that article the answer, at least
+/// as confident as the answer threshold ([`listing_article`]).
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -584,7 +588,11 @@ pub(crate) fn decide(
     understood: &Understanding,
 ) -> Reply {
     let threshold = settings.answer_threshold;
-    let confidence = judged.first().map_or(0.0, |j| j.probability);
+    let listing = listing_article(judged, &candidates, &understood.codes);
+    let confidence = match listing {
+        Some(j) => j.probability.max(threshold),
+        None => judged.first().map_or(0.0, |j| j.probability),
+    };
     // A greeting or a thank-you is answered in kind, unless it also asks something the knowledge
     // base answers well, or it is not meant kindly ("wow, thanks for nothing").
     if confidence < threshold && understood.upset < 0.5 {
@@ -610,22 +618,26 @@ pub(crate) fn decide(
             };
         }
     }
-    let Some(top) = judged.first().filter(|j| j.passage < candidates.len()) else {
+    let Some(top) = listing
+        .or(judged.first())
+        .filter(|j| j.passage < candidates.len())
+    else {
         return dont_know(0.0, "the knowledge base is empty".into(), candidates);
     };
     let best = &candidates[top.passage];
     // The articles probable enough to be offered beside the best one.
-    let option_threshold = if confidence < settings.choices_threshold {
+    // Beside an article a quoted code points to, only those that answer on their own.
+    let option_threshold = if listing.is_some() {
+        threshold
+    } else if confidence < settings.choices_threshold {
         settings.unsure_option_threshold
     } else {
         settings.option_threshold
     };
     let offered: Vec<&Judged> = std::iter::once(top)
-        .chain(
-            judged[1..]
-                .iter()
-                .filter(|j| j.probability >= option_threshold && j.passage < candidates.len()),
-        )
+        .chain(judged.iter().filter(|j| {
+            j.path != top.path && j.probability >= option_threshold && j.passage < candidates.len()
+        }))
         .take(settings.max_choices.max(1))
         .collect();
     // When two or three articles fit about equally, each one's probability is split between them
@@ -651,9 +663,17 @@ pub(crate) fn decide(
         .map(|j| section_of(&candidates[j.passage], &candidates, &understood.codes))
         .collect();
     let options: Vec<&Passage> = sections.iter().collect();
+    let listed = match listing {
+        Some(j) => format!(
+            "it is the one article that lists the code the customer quotes ({}; the model alone: {:.2}); ",
+            understood.codes.join(", "),
+            j.probability
+        ),
+        None => String::new(),
+    };
     if options.len() > 1 {
         let reason = format!(
-            "\"{}\" answers with probability {confidence:.2} (similarity {:.2}); {} other article{} fit{}: {}",
+            "\"{}\" answers with probability {confidence:.2} ({listed}similarity {:.2}); {} other article{} fit{}: {}",
             best.title,
             best.similarity,
             options.len() - 1,
@@ -670,11 +690,11 @@ pub(crate) fn decide(
     }
     let best = options[0];
     let reason = format!(
-        "\"{}\" in \"{}\" answers with probability {confidence:.2} (similarity {:.2}; no other article above {:.2}); keyword rank {}, semantic rank {}",
+        "\"{}\" in \"{}\" answers with probability {confidence:.2} ({listed}similarity {:.2}; no other article above {:.2}); keyword rank {}, semantic rank {}",
         heading(best),
         best.title,
         best.similarity,
-        settings.option_threshold,
+        option_threshold,
         best.bm25_rank.map_or("-".into(), |r| r.to_string()),
         best.semantic_rank
     );
@@ -690,6 +710,33 @@ pub(crate) fn decide(
         intent_guess: Default::default(),
         in_context: false,
     }
+}
+
+/// The article a quoted identifier points to: the one article among the candidates whose
+/// passages *list* one of `codes` ([`listed_at`]: the first word of a heading, a line, a list
+/// item or a table row). A customer who quotes what the product shows them ("E60") is asking
+/// what the page that lists it says, however little the sentence encoder makes of the
+/// code; keyword search finds the listing. A code no article lists, or that several list, points
+/// nowhere.
+fn listing_article<'a>(
+    judged: &'a [Judged],
+    candidates: &[Passage],
+    codes: &[String],
+) -> Option<&'a Judged> {
+    if codes.is_empty() {
+        return None;
+    }
+    let mut listing = candidates
+        .iter()
+        .filter(|p| listed_at(p, codes).is_some())
+        .map(|p| p.path.as_str());
+    let first = listing.next()?;
+    if listing.any(|p| p != first) {
+        return None;
+    }
+    judged
+        .iter()
+        .find(|j| j.path == first && j.passage < candidates.len())
 }
 
 /// The passage of `best`'s article that fits the question best by its text and its own heading
@@ -1171,6 +1218,52 @@ mod tests {
         assert_eq!(reply.outcome, Outcome::Answered);
         assert_eq!(reply.text, "Export a ZIP of CSV files from the dashboard.");
         assert_eq!(reply.sources[0].section.as_deref(), Some("CSV export"));
+    }
+
+    #[test]
+    fn the_one_article_listing_a_quoted_code_is_answered() {
+        // "hey, brewer is showing E60": the encoder reads little of "E60"; the model finds the
+        // error-code list improbable and another article a little less so.
+        let mut codes = passage("error-codes.md", 0.30, 0.40);
+        codes.text = "- E51 – Heater overheated.\n- E60 – Internal fault. Unplug it.".into();
+        let candidates = vec![passage("restart.md", 0.40, 0.50), codes];
+        let j = judged(
+            &candidates,
+            &[("restart.md", 0.30), ("error-codes.md", 0.20)],
+        );
+        let quoting = |c: &[&str]| Understanding {
+            codes: c.iter().map(|c| (*c).to_owned()).collect(),
+            ..Understanding::default()
+        };
+        let settings = BotSettings::default();
+        let reply = decide(&settings, candidates.clone(), &j, &quoting(&["e60"]));
+        assert_eq!(reply.outcome, Outcome::Answered, "{}", reply.reason);
+        assert!(
+            reply.text.starts_with("E60 – Internal fault."),
+            "{}",
+            reply.text
+        );
+        assert_eq!(reply.sources[0].url, "/kb/error-codes.md#steps");
+        assert!((reply.confidence - settings.answer_threshold).abs() < 1e-6);
+        assert!(reply.reason.contains("lists the code"), "{}", reply.reason);
+        // A code no article lists, or none quoted: the model's judgement alone.
+        for c in [&["e99"][..], &[]] {
+            let reply = decide(&settings, candidates.clone(), &j, &quoting(c));
+            assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
+        }
+        // Listed by two articles: no telling which.
+        let mut twice = candidates.clone();
+        twice[0].text = "- E60 – Restart the brewer.".into();
+        let reply = decide(&settings, twice, &j, &quoting(&["e60"]));
+        assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
+        // An article that answers on its own is offered beside it.
+        let likely = judged(
+            &candidates,
+            &[("restart.md", 0.80), ("error-codes.md", 0.33)],
+        );
+        let reply = decide(&settings, candidates, &likely, &quoting(&["e60"]));
+        assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
+        assert_eq!(reply.sources[0].url, "/kb/error-codes.md#steps");
     }
 
     #[test]
