@@ -121,6 +121,19 @@ pub struct Reply {
     pub in_context: bool,
 }
 
+impl Reply {
+    /// The article the reply answers from, or leads with among the choices it offers (its first
+    /// source); the retrieval's first candidate's when it cites none. The model may prefer another
+    /// article than the one the search put first, so the first candidate is not the answer's.
+    pub fn article(&self) -> Option<&str> {
+        let cited = self
+            .sources
+            .first()
+            .and_then(|s| self.candidates.iter().find(|c| c.link == s.url));
+        cited.or(self.candidates.first()).map(|c| c.path.as_str())
+    }
+}
+
 /// What came before a message in its conversation, for a follow-up that only makes sense with it
 /// ("and the box that already shipped, do i still get it?").
 #[derive(Debug, Clone, Default)]
@@ -352,13 +365,24 @@ impl Bot {
         let mut with = analysis.clone();
         with.embedding = self.kb.embed_query(&together).await?;
         let mut combined = self.answer_blocking(&together, with).await?;
+        let stays = |r: &Reply| {
+            context.previous_article.is_some() && r.article() == context.previous_article.as_deref()
+        };
         if !found(&combined) {
+            // A follow-up on the article just given that nothing answers surely ("is that on the
+            // free plan?" after the welcome-email answer) stays with that article when the search
+            // with the previous question still puts it first, rather than "I don't know".
+            if follows && !found(&alone) && !analysis.understanding.out_of_scope && stays(&combined)
+            {
+                return Ok(staying(
+                    &self.settings,
+                    combined,
+                    previous,
+                    &analysis.understanding,
+                ));
+            }
             return Ok(alone);
         }
-        let stays = |r: &Reply| {
-            context.previous_article.is_some()
-                && r.candidates.first().map(|c| &c.path) == context.previous_article.as_ref()
-        };
         let discussed = |r: &Reply| stays(r) && r.outcome == Outcome::Answered;
         // A follow-up takes the search with the previous question when it is the surer one, or
         // when it stays with the article being discussed and the question alone found no single
@@ -593,9 +617,11 @@ pub(crate) fn decide(
         Some(j) => j.probability.max(threshold),
         None => judged.first().map_or(0.0, |j| j.probability),
     };
-    // A greeting or a thank-you is answered in kind, unless it also asks something the knowledge
-    // base answers well, or it is not meant kindly ("wow, thanks for nothing").
-    if confidence < threshold && understood.upset < 0.5 {
+    // A greeting or a thank-you is answered in kind, unless it also asks something: the knowledge
+    // base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
+    // counts from now on?", read as thanks by its opening); or it is not meant kindly ("wow,
+    // thanks for nothing").
+    if confidence < threshold && understood.upset < 0.5 && !understood.asks {
         let small_talk = understood
             .intent
             .as_ref()
@@ -709,6 +735,37 @@ pub(crate) fn decide(
         understanding: Understanding::default(),
         intent_guess: Default::default(),
         in_context: false,
+    }
+}
+
+/// `reply` (nothing answered surely), answered instead from its first candidate's article, the one
+/// that answered the customer's `previous` question: the section of it that fits the two
+/// questions together best. Its confidence stays the model's.
+fn staying(
+    settings: &BotSettings,
+    reply: Reply,
+    previous: &str,
+    understood: &Understanding,
+) -> Reply {
+    let Some(first) = reply.candidates.first() else {
+        return reply;
+    };
+    let section = section_of(first, &reply.candidates, &understood.codes);
+    let reason = format!(
+        "a follow-up on \"{}\", the article that answered \"{previous}\": searched with that question, nothing answers surely (probability {:.2}) and \"{}\" comes first, so the answer stays with it; {}",
+        section.title,
+        reply.confidence,
+        heading(&section),
+        reply.reason
+    );
+    Reply {
+        outcome: Outcome::Answered,
+        text: excerpt(quoted(&section), settings.max_passage_chars),
+        sources: vec![source(&section)],
+        quick_replies: vec![helped(), talk_to_person()],
+        reason,
+        in_context: true,
+        ..reply
     }
 }
 
@@ -1198,6 +1255,13 @@ mod tests {
         let reply = decide(&settings, candidates.clone(), &low, &hello);
         assert_eq!(reply.outcome, Outcome::SmallTalk);
         assert_eq!(reply.text, settings.small_talk["greeting"]);
+        // Read as a thank-you by its opening, but a question in words of its own.
+        let asking = Understanding {
+            asks: true,
+            ..hello.clone()
+        };
+        let reply = decide(&settings, candidates.clone(), &low, &asking);
+        assert_eq!(reply.outcome, Outcome::DontKnow);
         let high = judged(&candidates, &[("refunds.md", 0.95)]);
         let reply = decide(&settings, candidates, &high, &hello);
         assert_eq!(reply.outcome, Outcome::Answered);

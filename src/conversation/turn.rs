@@ -368,9 +368,7 @@ impl Core {
             dont_know: reply.outcome == Outcome::DontKnow,
             confidence: reply.confidence,
             threshold: self.bot.settings().answer_threshold,
-            article: answered
-                .then(|| reply.candidates.first().map(|c| c.path.as_str()))
-                .flatten(),
+            article: answered.then(|| reply.article()).flatten(),
             in_context: reply.in_context,
             question_similarity: None,
         }

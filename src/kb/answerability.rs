@@ -101,46 +101,7 @@ impl Lexicon {
     }
 }
 
-/// Words short and common enough to say nothing about what a question is about.
-const STOP_WORDS: &[&str] = &[
-    "a", "about", "after", "all", "also", "am", "an", "and", "any", "anyone", "are", "as", "at",
-    "be", "because", "been", "before", "but", "by", "can", "could", "did", "do", "does", "doesnt",
-    "dont", "for", "from", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hi",
-    "him", "his", "how", "i", "if", "im", "in", "into", "is", "it", "its", "ive", "just", "me",
-    "my", "need", "no", "not", "now", "of", "on", "one", "or", "our", "out", "please", "she", "so",
-    "some", "still", "that", "the", "their", "them", "then", "there", "these", "they", "this",
-    "to", "up", "us", "want", "was", "we", "were", "what", "when", "where", "which", "who", "why",
-    "will", "with", "would", "you", "your", "yours", "hello", "thanks", "thank", "there", "way",
-    "should", "than", "too", "very", "much", "many", "more", "most", "only", "own", "same", "such",
-    "other", "again", "yes", "ok", "okay", "pls",
-];
-
-/// The content words of `text`: lower case, without stop words, crudely stemmed (plural `s`,
-/// `ing`, `ed`), so "exporting stats" and "export stat" share both.
-pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    static STOP: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    let stop = STOP.get_or_init(|| STOP_WORDS.iter().copied().collect());
-    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .map(|w| {
-            let mut w = w.trim_matches('\'').to_lowercase();
-            w.retain(|c| c != '\'');
-            w
-        })
-        .filter(move |w| w.len() >= 2 && !stop.contains(w.as_str()))
-        .map(stem)
-}
-
-fn stem(mut word: String) -> String {
-    let n = word.len();
-    for (suffix, keep) in [("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")] {
-        if n > suffix.len() + 3 && word.ends_with(suffix) && !word.ends_with("ss") {
-            word.truncate(n - suffix.len());
-            word.push_str(keep);
-            return word;
-        }
-    }
-    word
-}
+pub use crate::nlu::content_words as words;
 
 /// Passages the bot looks at (`bot::CANDIDATES`): the share of them an article holds is a feature,
 /// measured against this many even when the base has fewer sections.

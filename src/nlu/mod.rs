@@ -20,7 +20,9 @@ pub use bert::MIDDLE_LAYER;
 pub use cache::EmbeddingCache;
 pub use encoder::{cosine, Embedding, Encoded, Encoder};
 pub use understand::{load_or_train_intents, progress_bar, Analysis, Nlu};
-pub use words::{codes, for_models, has_word_start, has_words, phrase_text, question_key};
+pub use words::{
+    asks, codes, content_words, for_models, has_word_start, has_words, phrase_text, question_key,
+};
 
 /// What can go wrong understanding text.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,12 @@ pub struct Understanding {
     /// even on a topic that otherwise goes to a person.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub how_to: bool,
+    /// The message asks something in words of its own: a question mark or a how-to opening, and
+    /// at least two content words ("hmm ok so if i turn it on now it only counts from now on?"),
+    /// so it is no greeting or thank-you to answer in kind, whatever it opens with ("thanks! how
+    /// are you?" still is one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asks: bool,
     /// Identifiers the customer quotes, letters and digits together ("E40", "ga4"), lower case:
     /// the one section of the chosen article that lists one is the one quoted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

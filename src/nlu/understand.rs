@@ -149,6 +149,7 @@ impl Nlu {
                 urgent,
                 asks_for_person,
                 how_to: super::signals::asks_how_to(text),
+                asks: super::asks(text),
                 codes: super::codes(text),
             },
             best_intent: best,

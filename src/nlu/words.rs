@@ -218,9 +218,78 @@ pub fn question_key(question: &str) -> String {
         .join(" ")
 }
 
+/// Words short and common enough to say nothing about what a question is about.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "anyone", "are", "as", "at",
+    "be", "because", "been", "before", "but", "by", "can", "could", "did", "do", "does", "doesnt",
+    "dont", "for", "from", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hi",
+    "him", "his", "how", "i", "if", "im", "in", "into", "is", "it", "its", "ive", "just", "me",
+    "my", "need", "no", "not", "now", "of", "on", "one", "or", "our", "out", "please", "she", "so",
+    "some", "still", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+    "to", "up", "us", "want", "was", "we", "were", "what", "when", "where", "which", "who", "why",
+    "will", "with", "would", "you", "your", "yours", "hello", "thanks", "thank", "there", "way",
+    "should", "than", "too", "very", "much", "many", "more", "most", "only", "own", "same", "such",
+    "other", "again", "yes", "ok", "okay", "pls",
+];
+
+/// The content words of `text`: lower case, without stop words, crudely stemmed (plural `s`,
+/// `ing`, `ed`), so "exporting stats" and "export stat" share both.
+pub fn content_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    static STOP: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let stop = STOP.get_or_init(|| STOP_WORDS.iter().copied().collect());
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| {
+            let mut w = w.trim_matches('\'').to_lowercase();
+            w.retain(|c| c != '\'');
+            w
+        })
+        .filter(move |w| w.len() >= 2 && !stop.contains(w.as_str()))
+        .map(stem)
+}
+
+fn stem(mut word: String) -> String {
+    let n = word.len();
+    for (suffix, keep) in [("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")] {
+        if n > suffix.len() + 3 && word.ends_with(suffix) && !word.ends_with("ss") {
+            word.truncate(n - suffix.len());
+            word.push_str(keep);
+            return word;
+        }
+    }
+    word
+}
+
+/// Whether `text` asks something in words of its own: a question mark or a how-to opening
+/// ([`super::signals::asks_how_to`]), and at least two content words. "hmm ok so if i turn it on
+/// now it only counts from now on?" does; "thanks! how are you?" and "ok great, will do" do not.
+pub fn asks(text: &str) -> bool {
+    (text.contains('?') || super::signals::asks_how_to(text))
+        && content_words(text).nth(1).is_some()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{codes, has_word_start, has_words, phrase_text};
+    use super::{asks, codes, has_word_start, has_words, phrase_text};
+
+    #[test]
+    fn a_message_asks_with_a_question_and_words_of_its_own() {
+        for text in [
+            "hmm ok so if i turn it on now it only counts from now on?",
+            "thanks! and how do i change the delivery address",
+            "is that on the free plan?",
+        ] {
+            assert!(asks(text), "{text:?}");
+        }
+        for text in [
+            "thanks! how are you?",
+            "ok great, will do",
+            "hi, anyone there?",
+            "thanks for the quick help with the invoice",
+        ] {
+            assert!(!asks(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn codes_are_words_of_letters_and_digits() {
