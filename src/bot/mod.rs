@@ -369,18 +369,6 @@ impl Bot {
             context.previous_article.is_some() && r.article() == context.previous_article.as_deref()
         };
         if !found(&combined) {
-            // A follow-up on the article just given that nothing answers surely ("is that on the
-            // free plan?" after the welcome-email answer) stays with that article when the search
-            // with the previous question still puts it first, rather than "I don't know".
-            if follows && !found(&alone) && !analysis.understanding.out_of_scope && stays(&combined)
-            {
-                return Ok(staying(
-                    &self.settings,
-                    combined,
-                    previous,
-                    &analysis.understanding,
-                ));
-            }
             return Ok(alone);
         }
         let discussed = |r: &Reply| stays(r) && r.outcome == Outcome::Answered;
@@ -392,9 +380,7 @@ impl Bot {
         // ("who won the world cup in 1998" after the grind-size answer is not a question about
         // grind size; "how do i change where my boxes go" after the moving answer is).
         // The question alone found that article first too, only not surely enough.
-        let near = |r: &Reply| {
-            r.candidates.first().map(|c| &c.path) == alone.candidates.first().map(|c| &c.path)
-        };
+        let near = |r: &Reply| r.article() == alone.article();
         let take = (!found(&alone) && (follows || !stays(&combined) || near(&combined)))
             || (follows
                 && (combined.confidence > alone.confidence
@@ -522,6 +508,11 @@ impl Bot {
             self.settings.learned_min_conversations,
         )?;
         let chosen = self.passage(&learned.passage, learned.quote_from)?;
+        // The passage answered is among the candidates, so the reply's article is its own.
+        let mut candidates = reply.candidates.clone();
+        if !candidates.iter().any(|c| c.link == chosen.link) {
+            candidates.insert(0, chosen.clone());
+        }
         Some(Reply {
             outcome: Outcome::Answered,
             text: excerpt(quoted(&chosen), self.settings.max_passage_chars),
@@ -540,7 +531,7 @@ impl Bot {
                     _ => "said it does not know",
                 }
             ),
-            candidates: reply.candidates.clone(),
+            candidates,
             understanding: Understanding::default(),
             intent_guess: Default::default(),
             in_context: false,
@@ -602,9 +593,10 @@ fn found(reply: &Reply) -> bool {
 /// that at least one of them answers): two articles that fit equally split the evidence, so
 /// then articles down to `unsure_option_threshold` count.
 ///
-/// An identifier the customer quotes that exactly one article lists ("hey, brewer is showing
-/// E60" and the error-code list's "E60 – Internal fault") makes that article the answer, at least
-/// as confident as the answer threshold ([`listing_article`]).
+/// When the model finds no article probable enough to answer, an identifier the customer quotes
+/// that exactly one article lists ("hey, brewer is showing E60" and the error-code list's "E60 –
+/// Internal fault") makes that article the answer, as confident as the answer threshold
+/// ([`listing_article`]); not for an intent that always goes to a person.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -612,16 +604,12 @@ pub(crate) fn decide(
     understood: &Understanding,
 ) -> Reply {
     let threshold = settings.answer_threshold;
-    let listing = listing_article(judged, &candidates, &understood.codes);
-    let confidence = match listing {
-        Some(j) => j.probability.max(threshold),
-        None => judged.first().map_or(0.0, |j| j.probability),
-    };
+    let model = judged.first().map_or(0.0, |j| j.probability);
     // A greeting or a thank-you is answered in kind, unless it also asks something: the knowledge
     // base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
     // counts from now on?", read as thanks by its opening); or it is not meant kindly ("wow,
-    // thanks for nothing").
-    if confidence < threshold && understood.upset < 0.5 && !understood.asks {
+    // thanks for nothing"). ("thanks, E60 is gone now!" is thanks, whatever lists E60.)
+    if model < threshold && understood.upset < 0.5 && !understood.asks {
         let small_talk = understood
             .intent
             .as_ref()
@@ -644,6 +632,13 @@ pub(crate) fn decide(
             };
         }
     }
+    // When the model is unsure, a code the customer quotes may point to the article; never for an
+    // intent that always goes to a person, which the hand-off policy decides on the model's word.
+    let policy_decides = understood.intent.as_ref().is_some_and(|i| i.always_human);
+    let listing = (model < threshold && !policy_decides)
+        .then(|| listing_article(judged, &candidates, &understood.codes))
+        .flatten();
+    let confidence = listing.map_or(model, |j| j.probability.max(threshold));
     let Some(top) = listing
         .or(judged.first())
         .filter(|j| j.passage < candidates.len())
@@ -691,7 +686,7 @@ pub(crate) fn decide(
     let options: Vec<&Passage> = sections.iter().collect();
     let listed = match listing {
         Some(j) => format!(
-            "it is the one article that lists the code the customer quotes ({}; the model alone: {:.2}); ",
+            "it is the one article that lists a code the customer quotes (of {}; the model alone: {:.2}); ",
             understood.codes.join(", "),
             j.probability
         ),
@@ -735,37 +730,6 @@ pub(crate) fn decide(
         understanding: Understanding::default(),
         intent_guess: Default::default(),
         in_context: false,
-    }
-}
-
-/// `reply` (nothing answered surely), answered instead from its first candidate's article, the one
-/// that answered the customer's `previous` question: the section of it that fits the two
-/// questions together best. Its confidence stays the model's.
-fn staying(
-    settings: &BotSettings,
-    reply: Reply,
-    previous: &str,
-    understood: &Understanding,
-) -> Reply {
-    let Some(first) = reply.candidates.first() else {
-        return reply;
-    };
-    let section = section_of(first, &reply.candidates, &understood.codes);
-    let reason = format!(
-        "a follow-up on \"{}\", the article that answered \"{previous}\": searched with that question, nothing answers surely (probability {:.2}) and \"{}\" comes first, so the answer stays with it; {}",
-        section.title,
-        reply.confidence,
-        heading(&section),
-        reply.reason
-    );
-    Reply {
-        outcome: Outcome::Answered,
-        text: excerpt(quoted(&section), settings.max_passage_chars),
-        sources: vec![source(&section)],
-        quick_replies: vec![helped(), talk_to_person()],
-        reason,
-        in_context: true,
-        ..reply
     }
 }
 
@@ -1255,7 +1219,7 @@ mod tests {
         let reply = decide(&settings, candidates.clone(), &low, &hello);
         assert_eq!(reply.outcome, Outcome::SmallTalk);
         assert_eq!(reply.text, settings.small_talk["greeting"]);
-        // Read as a thank-you by its opening, but a question in words of its own.
+        // Read as a greeting by its opening, but a question in words of its own.
         let asking = Understanding {
             asks: true,
             ..hello.clone()
@@ -1309,7 +1273,7 @@ mod tests {
         );
         assert_eq!(reply.sources[0].url, "/kb/error-codes.md#steps");
         assert!((reply.confidence - settings.answer_threshold).abs() < 1e-6);
-        assert!(reply.reason.contains("lists the code"), "{}", reply.reason);
+        assert!(reply.reason.contains("lists a code"), "{}", reply.reason);
         // A code no article lists, or none quoted: the model's judgement alone.
         for c in [&["e99"][..], &[]] {
             let reply = decide(&settings, candidates.clone(), &j, &quoting(c));
@@ -1320,14 +1284,36 @@ mod tests {
         twice[0].text = "- E60 – Restart the brewer.".into();
         let reply = decide(&settings, twice, &j, &quoting(&["e60"]));
         assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
-        // An article that answers on its own is offered beside it.
+        // A model sure of another article decides as usual (the listing one offered beside it).
         let likely = judged(
             &candidates,
             &[("restart.md", 0.80), ("error-codes.md", 0.33)],
         );
-        let reply = decide(&settings, candidates, &likely, &quoting(&["e60"]));
+        let reply = decide(&settings, candidates.clone(), &likely, &quoting(&["e60"]));
         assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
-        assert_eq!(reply.sources[0].url, "/kb/error-codes.md#steps");
+        assert_eq!(reply.sources[0].url, "/kb/restart.md#steps");
+        assert!(!reply.reason.contains("lists"), "{}", reply.reason);
+        // Thanks that quote the code are thanks; an intent that always goes to a person keeps
+        // the model's word for the hand-off policy.
+        let intent = |name: &str, always_human: bool| crate::nlu::IntentMatch {
+            name: name.into(),
+            confidence: 0.9,
+            team: None,
+            always_human,
+            confident_at: 0.0,
+        };
+        let thanks = Understanding {
+            intent: Some(intent("thanks_goodbye", false)),
+            ..quoting(&["e60"])
+        };
+        let reply = decide(&settings, candidates.clone(), &j, &thanks);
+        assert_eq!(reply.outcome, Outcome::SmallTalk, "{}", reply.reason);
+        let refund = Understanding {
+            intent: Some(intent("refund", true)),
+            ..quoting(&["e60"])
+        };
+        let reply = decide(&settings, candidates, &j, &refund);
+        assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
     }
 
     #[test]

@@ -260,13 +260,61 @@ fn stem(mut word: String) -> String {
     word
 }
 
-/// Whether `text` asks something in words of its own: a question mark or a how-to opening
-/// ([`super::signals::asks_how_to`]), and at least two content words. "hmm ok so if i turn it on
-/// now it only counts from now on?" does; "thanks! how are you?" and "ok great, will do" do not.
+/// Whether `text` asks something in words of its own: a question mark or a how-to phrase
+/// anywhere in it ([`super::signals::asks_how_to`]), and at least two content words that are not
+/// small talk's ([`SMALL_TALK`]). "hmm ok so if i turn it on now it only counts from now on?"
+/// does; "thanks! how are you?", "hi, how's it going?", "hello? is this the support chat" and
+/// "ok great, will do" do not.
 pub fn asks(text: &str) -> bool {
+    static SMALL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| SMALL_TALK.iter().map(|w| stem((*w).to_owned())).collect());
     (text.contains('?') || super::signals::asks_how_to(text))
-        && content_words(text).nth(1).is_some()
+        && content_words(text)
+            .filter(|w| !small.contains(w))
+            .nth(1)
+            .is_some()
 }
+
+/// Content words of greetings, thanks and chat about the chat itself: they ask nothing of the
+/// knowledge base ("how's your day going?", "anybody around?", "is this the support chat?").
+const SMALL_TALK: &[&str] = &[
+    "hows",
+    "going",
+    "doing",
+    "day",
+    "today",
+    "morning",
+    "afternoon",
+    "evening",
+    "weekend",
+    "anybody",
+    "somebody",
+    "someone",
+    "around",
+    "support",
+    "chat",
+    "help",
+    "hey",
+    "hello",
+    "hiya",
+    "thank",
+    "thx",
+    "ty",
+    "cheers",
+    "bye",
+    "great",
+    "cool",
+    "nice",
+    "awesome",
+    "perfect",
+    "lol",
+    "haha",
+    "hmm",
+    "well",
+    "life",
+    "everything",
+    "alright",
+];
 
 #[cfg(test)]
 mod tests {
@@ -286,6 +334,12 @@ mod tests {
             "ok great, will do",
             "hi, anyone there?",
             "thanks for the quick help with the invoice",
+            "hi, how's it going?",
+            "hi! how are you doing today?",
+            "good morning, how are you today?",
+            "hey, anybody around?",
+            "hello? is this the support chat",
+            "thanks, how's your weekend going?",
         ] {
             assert!(!asks(text), "{text:?}");
         }
