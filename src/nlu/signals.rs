@@ -204,6 +204,14 @@ const CUES: &[(&str, &[&str])] = &[
             "wasted our time",
             "waste of my time",
             "waste of our time",
+            "not one reply",
+            "not a single reply",
+            "not one answer",
+            "never got a reply",
+            "never got an answer",
+            "never heard back",
+            "haven't heard back",
+            "have not heard back",
         ],
     ),
     (
@@ -251,6 +259,9 @@ const CUES: &[(&str, &[&str])] = &[
             "oh joy.",
             "oh joy,",
             "oh joy!",
+            "ten out of ten for",
+            "10 out of 10 for",
+            "slow clap",
         ],
     ),
     (
@@ -281,6 +292,18 @@ const CUES: &[(&str, &[&str])] = &[
             "support team",
             "customer service",
             "whoever handles",
+            // A call with the company, not a call the product makes ("the API call about…",
+            // "my video call drops").
+            "a phone call",
+            "a call with you",
+            "a call with your",
+            "a call with someone",
+            "get on a call",
+            "hop on a call",
+            "jump on a call",
+            "schedule a call",
+            "book a call",
+            "phone or video call",
         ],
     ),
 ];
@@ -1111,6 +1134,27 @@ mod tests {
         assert!(support_cues("the fire tv app freezes, firefox too")
             .1
             .is_empty());
+        assert_eq!(
+            support_cues("i wrote on the 3rd, the 10th and the 17th. not one reply").1,
+            ["nobody helps"]
+        );
+        assert_eq!(
+            support_cues("i would like a phone or video call about our 30 seats").1,
+            ["asks for someone"]
+        );
+        assert_eq!(
+            support_cues("ten out of ten for the importer, every link is broken").1,
+            ["sarcasm"]
+        );
+        for calm in [
+            "my video call drops after a minute",
+            "the api call about my stats returns 404",
+            "the webhook never got a 200 from my server",
+            "we rate it five out of five, thanks",
+            "i'm on a call with a client and the dashboard won't load",
+        ] {
+            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
+        }
         assert_eq!(
             support_cues("our train leaves in 40 min and the app deleted our tickets").1,
             ["deadline"]
