@@ -647,7 +647,8 @@ pub(crate) fn decide(
     };
     let best = &candidates[top.passage];
     // The articles probable enough to be offered beside the best one.
-    // Beside an article a quoted code points to, only those that answer on their own.
+    // Beside an article a quoted code points to, only articles that answer on their own: none, as
+    // the rule applies only when the model finds none that does.
     let option_threshold = if listing.is_some() {
         threshold
     } else if confidence < settings.choices_threshold {

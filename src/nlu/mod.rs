@@ -99,10 +99,10 @@ pub struct Understanding {
     /// even on a topic that otherwise goes to a person.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub how_to: bool,
-    /// The message asks something in words of its own: a question mark or a how-to opening, and
-    /// at least two content words ("hmm ok so if i turn it on now it only counts from now on?"),
-    /// so it is no greeting or thank-you to answer in kind, whatever it opens with ("thanks! how
-    /// are you?" still is one).
+    /// The message asks something in words of its own ([`asks`](crate::nlu::asks): a how-to phrase
+    /// and a content word that is not small talk's, or a question mark and two: "hmm ok so if i
+    /// turn it on now it only counts from now on?"), so it is no greeting or thank-you to answer
+    /// in kind, whatever it opens with ("thanks! how are you?" still is one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub asks: bool,
     /// Identifiers the customer quotes, letters and digits together ("E40", "ga4"), lower case:

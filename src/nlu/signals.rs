@@ -206,12 +206,9 @@ const CUES: &[(&str, &[&str])] = &[
             "waste of our time",
             "not one reply",
             "not a single reply",
-            "not one answer",
             "never got a reply",
             "never got an answer",
             "never heard back",
-            "haven't heard back",
-            "have not heard back",
         ],
     ),
     (
@@ -259,8 +256,8 @@ const CUES: &[(&str, &[&str])] = &[
             "oh joy.",
             "oh joy,",
             "oh joy!",
-            "ten out of ten for",
-            "10 out of 10 for",
+            "ten out of ten for ",
+            "10 out of 10 for ",
             "slow clap",
         ],
     ),
@@ -292,18 +289,14 @@ const CUES: &[(&str, &[&str])] = &[
             "support team",
             "customer service",
             "whoever handles",
-            // A call with the company, not a call the product makes ("the API call about…",
-            // "my video call drops").
-            "a phone call",
-            "a call with you",
-            "a call with your",
-            "a call with someone",
-            "get on a call",
-            "hop on a call",
-            "jump on a call",
-            "schedule a call",
-            "book a call",
-            "phone or video call",
+            // A call with the company asked for, as whole words: not a call the product makes
+            // ("schedule a call with my team", "a phone calling plan", "stream a call with
+            // youtube").
+            "like a call ",
+            "like a phone call ",
+            "like a video call ",
+            "like a phone or video call ",
+            "a call with you ",
         ],
     ),
 ];
@@ -1138,10 +1131,13 @@ mod tests {
             support_cues("i wrote on the 3rd, the 10th and the 17th. not one reply").1,
             ["nobody helps"]
         );
-        assert_eq!(
-            support_cues("i would like a phone or video call about our 30 seats").1,
-            ["asks for someone"]
-        );
+        for asking in [
+            "i would like a phone or video call about our 30 seats",
+            "i'd like a call about my invoice",
+            "can we get a call with you this week",
+        ] {
+            assert_eq!(support_cues(asking).1, ["asks for someone"], "{asking:?}");
+        }
         assert_eq!(
             support_cues("ten out of ten for the importer, every link is broken").1,
             ["sarcasm"]
@@ -1152,6 +1148,13 @@ mod tests {
             "the webhook never got a 200 from my server",
             "we rate it five out of five, thanks",
             "i'm on a call with a client and the dashboard won't load",
+            "can i add a phone calling plan",
+            "how do i schedule a call with my team",
+            "when i hop on a call my headset disconnects",
+            "does the app support phone or video calls?",
+            "stream a call with youtube live",
+            "10 out of 10 forms failed to submit",
+            "remove subscribers i haven't heard back from",
         ] {
             assert!(support_cues(calm).1.is_empty(), "{calm:?}");
         }

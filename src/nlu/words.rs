@@ -260,19 +260,25 @@ fn stem(mut word: String) -> String {
     word
 }
 
-/// Whether `text` asks something in words of its own: a question mark or a how-to phrase
-/// anywhere in it ([`super::signals::asks_how_to`]), and at least two content words that are not
-/// small talk's ([`SMALL_TALK`]). "hmm ok so if i turn it on now it only counts from now on?"
-/// does; "thanks! how are you?", "hi, how's it going?", "hello? is this the support chat" and
-/// "ok great, will do" do not.
+/// Whether `text` asks something in words of its own: a how-to phrase anywhere in it
+/// ([`super::signals::asks_how_to`]) and a content word that is not small talk's
+/// ([`SMALL_TALK`]), or a question mark and two such words. "hmm ok so if i turn it on now it only
+/// counts from now on?" and "thanks, does it support markdown?" do; "thanks! how are you?", "hi,
+/// how's it going?", "hello? is this the support chat" and "ok great, will do" do not.
 pub fn asks(text: &str) -> bool {
     static SMALL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let small = SMALL.get_or_init(|| SMALL_TALK.iter().map(|w| stem((*w).to_owned())).collect());
-    (text.contains('?') || super::signals::asks_how_to(text))
-        && content_words(text)
-            .filter(|w| !small.contains(w))
-            .nth(1)
-            .is_some()
+    let needed = if super::signals::asks_how_to(text) {
+        1
+    } else if text.contains('?') {
+        2
+    } else {
+        return false;
+    };
+    content_words(text)
+        .filter(|w| !small.contains(w))
+        .nth(needed - 1)
+        .is_some()
 }
 
 /// Content words of greetings, thanks and chat about the chat itself: they ask nothing of the
@@ -291,9 +297,7 @@ const SMALL_TALK: &[&str] = &[
     "somebody",
     "someone",
     "around",
-    "support",
     "chat",
-    "help",
     "hey",
     "hello",
     "hiya",
@@ -326,6 +330,11 @@ mod tests {
             "hmm ok so if i turn it on now it only counts from now on?",
             "thanks! and how do i change the delivery address",
             "is that on the free plan?",
+            "thanks, does it support markdown?",
+            "hi, can i get help with billing?",
+            "hi, what are your support hours?",
+            "perfect, can i undo it?",
+            "hi, how do i delete a chat?",
         ] {
             assert!(asks(text), "{text:?}");
         }
