@@ -608,7 +608,7 @@ pub(crate) fn decide(
     // A greeting or a thank-you is answered in kind, unless it also asks something: the knowledge
     // base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
     // counts from now on?", read as thanks by its opening); or it is not meant kindly ("wow,
-    // thanks for nothing"). ("thanks, E60 is gone now!" is thanks, whatever lists E60.)
+    // thanks for nothing"). A thank-you that quotes a code is thanks, whatever lists the code.
     if model < threshold && understood.upset < 0.5 && !understood.asks {
         let small_talk = understood
             .intent
