@@ -1127,21 +1127,24 @@ mod tests {
         assert!(support_cues("the fire tv app freezes, firefox too")
             .1
             .is_empty());
-        assert_eq!(
-            support_cues("i wrote on the 3rd, the 10th and the 17th. not one reply").1,
-            ["nobody helps"]
-        );
-        for asking in [
-            "i would like a phone or video call about our 30 seats",
-            "i'd like a call about my invoice",
-            "can we get a call with you this week",
+        for (text, cue) in [
+            (
+                "i wrote on the 3rd, the 10th and the 17th. not one reply",
+                "nobody helps",
+            ),
+            (
+                "i would like a phone or video call about our 30 seats",
+                "asks for someone",
+            ),
+            ("i'd like a call about my invoice", "asks for someone"),
+            ("can we get a call with you this week", "asks for someone"),
+            (
+                "ten out of ten for the importer, every link is broken",
+                "sarcasm",
+            ),
         ] {
-            assert_eq!(support_cues(asking).1, ["asks for someone"], "{asking:?}");
+            assert_eq!(support_cues(text).1, [cue], "{text:?}");
         }
-        assert_eq!(
-            support_cues("ten out of ten for the importer, every link is broken").1,
-            ["sarcasm"]
-        );
         for calm in [
             "my video call drops after a minute",
             "the api call about my stats returns 404",
