@@ -457,3 +457,43 @@ async fn a_question_that_opens_like_thanks_is_answered() {
     assert_eq!(hello["text"], small_talk["greeting"].as_str(), "{hello}");
     customer.close().await;
 }
+
+/// A follow-up on a follow-up ("lol ok. where do i get the zip from" after "hmm ok, does it take
+/// long?", after "how do i import my notion workspace") is searched with the question that named
+/// the topic, not only with the one just before it, which names none: the same two follow-ups in a
+/// conversation of their own get no such article.
+#[tokio::test]
+async fn a_follow_up_on_a_follow_up_is_searched_with_the_question_that_named_the_topic() {
+    let app = common::spawn_app_with_files(NOTES_BASE).await;
+    let (then, after_that) = (
+        "hmm ok, does it take long?",
+        "lol ok. where do i get the zip from",
+    );
+    let notion = |r: &Value| {
+        cited(r)
+            .first()
+            .is_some_and(|(page, _)| page == "import-from-notion.md")
+    };
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    customer.outcome("n1", then).await;
+    let without_topic = customer.outcome("n2", after_that).await;
+    assert!(
+        !notion(&without_topic),
+        "without the topic it already finds the article, so this test shows nothing: {without_topic}"
+    );
+    customer.close().await;
+
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let first = customer
+        .outcome("t1", "how do i import my notion workspace")
+        .await;
+    assert!(notion(&first), "{first}");
+    let second = customer.outcome("t2", then).await;
+    assert!(notion(&second), "{second}");
+    let third = customer.outcome("t3", after_that).await;
+    assert_eq!(third["type"], "message", "handed over: {third}");
+    assert!(notion(&third), "{third}");
+    customer.close().await;
+}

@@ -54,9 +54,55 @@ pub fn refers_back(text: &str) -> bool {
     pointing || crate::kb::words(text).count() <= 2
 }
 
+/// How many questions a thread of follow-ups reaches back: the last one, and up to two it built on.
+const THREAD_QUESTIONS: usize = 3;
+
+/// What a new message is searched together with: the customer's last question (`questions`: the
+/// questions to the bot since the last small talk, oldest first), and, while each builds on the one
+/// before it ([`refers_back`]), those before it, up to three in all. So "lol ok. where do i switch
+/// it on" after "0 opens on my older emails?" and "so if i turn it on now it only counts from now
+/// on?" is searched with both, not only with the second, which names no topic of its own.
+pub fn thread(questions: &[&str]) -> Option<String> {
+    let (last, earlier) = questions.split_last()?;
+    let mut thread = vec![*last];
+    for q in earlier.iter().rev() {
+        let newest = thread[0];
+        if thread.len() >= THREAD_QUESTIONS || !refers_back(newest) {
+            break;
+        }
+        thread.insert(0, q);
+    }
+    Some(thread.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_reaches_back_while_each_question_builds_on_the_one_before() {
+        let topic = "my stats say 0 opens on all my older emails, is something broken?";
+        let so = "hmm ok so if i turn it on now it only counts from now on?";
+        assert_eq!(
+            thread(&[topic, so]).as_deref(),
+            Some(format!("{topic}\n{so}").as_str())
+        );
+        // A question that stands alone starts the thread.
+        let new_topic = "how do i change the sender address of my newsletter";
+        assert_eq!(thread(&[topic, so, new_topic]).as_deref(), Some(new_topic));
+        // At most three questions.
+        let four = [
+            "how do i pause my deliveries",
+            "and for how long?",
+            "is that free?",
+            "and then?",
+        ];
+        assert_eq!(
+            thread(&four).as_deref(),
+            Some("and for how long?\nis that free?\nand then?")
+        );
+        assert_eq!(thread(&[]), None);
+    }
 
     #[test]
     fn a_follow_up_builds_on_the_last_answer_and_a_rephrase_does_not() {

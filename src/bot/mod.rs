@@ -9,7 +9,7 @@ mod follow_up;
 mod picks;
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
-pub use follow_up::{follow_up, refers_back};
+pub use follow_up::{follow_up, refers_back, thread};
 pub use picks::{Learned, Pick, Picks, Press, MAX_PICKS};
 
 /// What the bot decided to do with a question.
@@ -138,7 +138,8 @@ impl Reply {
 /// ("and the box that already shipped, do i still get it?").
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    /// The customer's previous question to the bot (not small talk).
+    /// The customer's previous question to the bot (not small talk), after the ones it built on
+    /// ([`thread`]), a line each.
     pub previous_question: Option<String>,
     /// The article the bot answered it with, if it answered.
     pub previous_article: Option<String>,
@@ -390,7 +391,13 @@ impl Bot {
         }
         combined.in_context = true;
         combined.reason = format!(
-            "searched together with the previous question (\"{previous}\"): {}",
+            "searched together with the previous question{} (\"{}\"): {}",
+            if previous.contains('\n') {
+                "s it builds on"
+            } else {
+                ""
+            },
+            previous.replace('\n', "\" / \""),
             combined.reason
         );
         Ok(combined)

@@ -202,6 +202,9 @@ pub struct History {
     /// The customer's previous question to the bot (not small talk), for a follow-up that needs
     /// it to be understood ("and the box that already shipped?").
     pub last_question: Option<String>,
+    /// That question with the ones before it that it built on ([`crate::bot::thread`]): what a
+    /// follow-up is searched together with.
+    pub thread: Option<String>,
 }
 
 /// What the bot found for this turn.
