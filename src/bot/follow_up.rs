@@ -1,7 +1,8 @@
 //! Does a message build on the conversation so far? A follow-up ("and the box that already
 //! shipped?", "can you put our VAT number on it too") is searched together with the previous
-//! question ([`super::Bot::answer_in`]), and the same article answering it again is no sign that
-//! the first answer failed (the escalation policy's repeat rule).
+//! question and the ones it built on ([`thread`], [`super::Bot::answer_in`]), and the same
+//! article answering it again is no sign that the first answer failed (the escalation policy's
+//! repeat rule).
 
 /// Openings and words of a message that builds on the previous answer rather than asking the same
 /// question again: "and the box that already shipped?", "can you put our VAT number on it too".
@@ -54,25 +55,52 @@ pub fn refers_back(text: &str) -> bool {
     pointing || crate::kb::words(text).count() <= 2
 }
 
-/// How many questions a thread of follow-ups reaches back: the last one, and up to two it built on.
+/// How many questions a thread holds: the one that named the topic and the latest ones.
 const THREAD_QUESTIONS: usize = 3;
 
-/// What a new message is searched together with: the customer's last question (`questions`: the
-/// questions to the bot since the last small talk, oldest first), and, while each builds on the one
-/// before it ([`refers_back`]), those before it, up to three in all. So "lol ok. where do i switch
-/// it on" after "0 opens on my older emails?" and "so if i turn it on now it only counts from now
-/// on?" is searched with both, not only with the second, which names no topic of its own.
-pub fn thread(questions: &[&str]) -> Option<String> {
-    let (last, earlier) = questions.split_last()?;
-    let mut thread = vec![*last];
-    for q in earlier.iter().rev() {
-        let newest = thread[0];
-        if thread.len() >= THREAD_QUESTIONS || !refers_back(newest) {
+/// How long the questions before the previous one may be together, in characters: the combined
+/// search is one embedding of at most 256 tokens, cut at the end, and the new message comes last.
+const THREAD_CHARS: usize = 600;
+
+/// The questions a new message's thread reaches back to before the previous question, oldest
+/// first: while each question builds on the one before it ([`refers_back`]), the one before it,
+/// back to the question that named the topic (the first that stands alone). `questions`: the
+/// customer's questions to the bot since the last small talk or hand-off, oldest first, the
+/// previous question last. Of a longer thread the topic's question and the latest are kept, up
+/// to three questions with the previous one, and as many earlier ones as fit in
+/// [`THREAD_CHARS`]; a question repeated (the same words again, as after a pick among the
+/// choices) counts once. So "lol ok. where do i switch it on" after "0 opens on my older
+/// emails?" and "so if i turn it on now it only counts from now on?" is searched with both, not
+/// only with the second, which names no topic of its own.
+pub fn thread<'q>(questions: &[&'q str]) -> Vec<&'q str> {
+    // The previous question first, back to the one that named the topic.
+    let mut chain: Vec<&str> = Vec::new();
+    for &q in questions.iter().rev() {
+        match chain.last() {
+            Some(&newer) if newer == q => {}
+            Some(&newer) if !refers_back(newer) => break,
+            _ => chain.push(q),
+        }
+    }
+    let Some((&topic, between)) = chain.get(1..).and_then(<[&str]>::split_last) else {
+        return Vec::new();
+    };
+    if topic.len() > THREAD_CHARS {
+        return Vec::new();
+    }
+    // The topic's question, then the nearest of those between, as many as there is room for.
+    let mut chars = topic.len();
+    let mut nearest: Vec<&str> = Vec::new();
+    for &q in between.iter().take(THREAD_QUESTIONS.saturating_sub(2)) {
+        chars += q.len();
+        if chars > THREAD_CHARS {
             break;
         }
-        thread.insert(0, q);
+        nearest.push(q);
     }
-    Some(thread.join("\n"))
+    std::iter::once(topic)
+        .chain(nearest.into_iter().rev())
+        .collect()
 }
 
 #[cfg(test)]
@@ -80,28 +108,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_reaches_back_while_each_question_builds_on_the_one_before() {
+    fn a_thread_reaches_back_to_the_question_that_named_the_topic() {
         let topic = "my stats say 0 opens on all my older emails, is something broken?";
         let so = "hmm ok so if i turn it on now it only counts from now on?";
-        assert_eq!(
-            thread(&[topic, so]).as_deref(),
-            Some(format!("{topic}\n{so}").as_str())
-        );
-        // A question that stands alone starts the thread.
+        // The previous question is `so`; it builds on `topic`.
+        assert_eq!(thread(&[topic, so]), [topic]);
+        // A previous question that stands alone starts the thread: nothing before it.
         let new_topic = "how do i change the sender address of my newsletter";
-        assert_eq!(thread(&[topic, so, new_topic]).as_deref(), Some(new_topic));
-        // At most three questions.
-        let four = [
-            "how do i pause my deliveries",
+        assert!(thread(&[topic, so, new_topic]).is_empty());
+        assert!(thread(&[topic]).is_empty());
+        assert!(thread(&[]).is_empty());
+        // A longer thread keeps the topic's question and the latest.
+        let pause = "how do i pause my deliveries";
+        let five = [
+            pause,
             "and for how long?",
             "is that free?",
             "and then?",
+            "and after that?",
         ];
-        assert_eq!(
-            thread(&four).as_deref(),
-            Some("and for how long?\nis that free?\nand then?")
-        );
-        assert_eq!(thread(&[]), None);
+        assert_eq!(thread(&five), [pause, "and then?"]);
+        // The same question twice (asked, then a pick among the choices) counts once.
+        assert_eq!(thread(&[topic, so, so]), [topic]);
+        // A long topic question that does not fit is left out, with what it led to.
+        let long = "x".repeat(THREAD_CHARS + 1);
+        assert!(thread(&[long.as_str(), "and then?", "is that free?"]).is_empty());
     }
 
     #[test]

@@ -138,9 +138,11 @@ impl Reply {
 /// ("and the box that already shipped, do i still get it?").
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    /// The customer's previous question to the bot (not small talk), after the ones it built on
-    /// ([`thread`]), a line each.
+    /// The customer's previous question to the bot (not small talk).
     pub previous_question: Option<String>,
+    /// The questions before it that it built on, oldest first ([`thread`]): a follow-up is
+    /// searched with them too.
+    pub thread: Vec<String>,
     /// The article the bot answered it with, if it answered.
     pub previous_article: Option<String>,
 }
@@ -319,7 +321,7 @@ impl Bot {
     /// Decides how to answer a question asked in a conversation, on the blocking pool. A message
     /// that builds on the previous one (it opens with "and", "does that", says "too", refers to
     /// "it" or "that", or is only a few words) is also searched together with the previous
-    /// question, and that search is answered when it is the surer one (or stays with the article
+    /// question and the ones it built on (the context's [`thread`]), and that search is answered when it is the surer one (or stays with the article
     /// the previous answer came from); so is any question that found nothing searched alone, when
     /// together with the previous one it finds an article ("moving to a new flat" → "how do i
     /// change where my boxes go").
@@ -362,7 +364,18 @@ impl Bot {
         if alone.outcome == Outcome::SmallTalk || (!follows && alone.outcome != Outcome::DontKnow) {
             return Ok(alone);
         }
-        let together = format!("{previous}\n{question}");
+        // A follow-up continues the thread; a question that stands alone only the previous one.
+        let searched: Vec<&str> = if follows {
+            context
+                .thread
+                .iter()
+                .map(String::as_str)
+                .chain([previous])
+                .collect()
+        } else {
+            vec![previous]
+        };
+        let together = format!("{}\n{question}", searched.join("\n"));
         let mut with = analysis.clone();
         with.embedding = self.kb.embed_query(&together).await?;
         let mut combined = self.answer_blocking(&together, with).await?;
@@ -392,12 +405,12 @@ impl Bot {
         combined.in_context = true;
         combined.reason = format!(
             "searched together with the previous question{} (\"{}\"): {}",
-            if previous.contains('\n') {
+            if searched.len() > 1 {
                 "s it builds on"
             } else {
                 ""
             },
-            previous.replace('\n', "\" / \""),
+            searched.join("\" / \""),
             combined.reason
         );
         Ok(combined)

@@ -172,7 +172,8 @@ impl Conversations {
         }
         core.bot_typing(id, true);
         let context = crate::bot::Context {
-            previous_question: history.thread.clone(),
+            previous_question: history.last_question.clone(),
+            thread: history.thread.clone(),
             previous_article: history.last_article.clone(),
         };
         let reply = match core.bot.answer_in(text, analysis, &context).await {
@@ -510,13 +511,14 @@ impl Core {
             .filter(|t| is(t, Outcome::DontKnow) || t.helpful == Some(false))
             .count();
         let last = turns.last();
-        let mut since_small_talk: Vec<&str> = turns
+        // The questions since the last small talk or hand-off: the thread a follow-up continues.
+        let mut since: Vec<&str> = turns
             .iter()
             .rev()
-            .take_while(|t| !is(t, Outcome::SmallTalk))
+            .take_while(|t| !is(t, Outcome::SmallTalk) && !t.handed_off)
             .map(|t| t.question.as_str())
             .collect();
-        since_small_talk.reverse();
+        since.reverse();
         Ok(History {
             upsets: earlier.iter().map(|u| u.upset).collect(),
             person_asks: earlier.iter().map(|u| u.asks_for_person).collect(),
@@ -529,7 +531,10 @@ impl Core {
             last_question: last
                 .filter(|t| !is(t, Outcome::SmallTalk))
                 .map(|t| t.question.clone()),
-            thread: crate::bot::thread(&since_small_talk),
+            thread: crate::bot::thread(&since)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }

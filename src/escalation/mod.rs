@@ -199,12 +199,12 @@ pub struct History {
     pub last_article: Option<String>,
     /// Whether that answer was marked helpful.
     pub last_helpful: Option<bool>,
-    /// The customer's previous question to the bot (not small talk), for a follow-up that needs
-    /// it to be understood ("and the box that already shipped?").
+    /// The customer's previous question to the bot (not small talk): a follow-up ("and the box
+    /// that already shipped?") is searched with it, and the "asked again" rule compares with it.
     pub last_question: Option<String>,
-    /// That question with the ones before it that it built on ([`crate::bot::thread`]): what a
-    /// follow-up is searched together with.
-    pub thread: Option<String>,
+    /// The questions before that one that it built on, oldest first ([`crate::bot::thread`]),
+    /// since the last small talk or hand-off: a follow-up is searched with them too.
+    pub thread: Vec<String>,
 }
 
 /// What the bot found for this turn.
