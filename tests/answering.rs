@@ -232,7 +232,7 @@ async fn a_follow_up_answered_from_the_same_article_stays_with_the_bot() {
 /// section that reads closer ("brewer says E40" quoted the error-code page's introduction), and
 /// answered at all when the sentence encoder makes little of the code ("hey, brewer is showing
 /// E60" and "E25 on the display what do i do" were declined: the one article listing the code
-/// was not probable enough on its own).
+/// was not probable enough on its own); a code two articles list is offered from both.
 #[tokio::test]
 async fn the_section_listing_a_quoted_error_code_is_the_one_quoted() {
     let app = common::spawn_app().await;
@@ -260,6 +260,18 @@ async fn the_section_listing_a_quoted_error_code_is_the_one_quoted() {
             "{question:?}: {answer}"
         );
     }
+    // A code two articles list (the error-code page and the Wi-Fi article's heading): both are
+    // offered to choose from, each from where it lists the code (it was "I don't know").
+    let offer = reply(&app, "hello! my machine says E31").await;
+    assert!(!is_answer(&offer), "{offer}");
+    let pages: Vec<String> = cited(&offer).into_iter().map(|(page, _)| page).collect();
+    assert_eq!(pages.len(), 2, "{offer}");
+    assert!(pages[0].ends_with("/error-codes"), "{offer}");
+    assert!(pages[1].ends_with("/wifi-connection-fails"), "{offer}");
+    assert!(
+        offer["text"].as_str().unwrap_or_default().contains("E31"),
+        "{offer}"
+    );
 }
 
 /// Another question the same article answers ("how long does the descaling take" after "how do i

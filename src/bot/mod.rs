@@ -615,8 +615,9 @@ fn found(reply: &Reply) -> bool {
 ///
 /// When the model finds no article probable enough to answer, an identifier the customer quotes
 /// that exactly one article lists ("hey, brewer is showing E60" and the error-code list's "E60 –
-/// Internal fault") makes that article the answer, as confident as the answer threshold
-/// ([`listing_article`]); not for an intent that always goes to a person.
+/// Internal fault") makes that article the answer, as confident as the answer threshold; two or
+/// three articles that list it are offered to choose from ([`listing_articles`]); not for an
+/// intent that always goes to a person.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -655,11 +656,25 @@ pub(crate) fn decide(
     // When the model is unsure, a code the customer quotes may point to the article; never for an
     // intent that always goes to a person, which the hand-off policy decides on the model's word.
     let policy_decides = understood.intent.as_ref().is_some_and(|i| i.always_human);
-    let listing = (model < threshold && !policy_decides)
-        .then(|| listing_article(judged, &candidates, &understood.codes))
-        .flatten();
-    let confidence = listing.map_or(model, |j| j.probability.max(threshold));
+    // The one article that lists the code is answered; two or three that list it are offered.
+    let max_choices = settings.max_choices.max(1);
+    let listing = if model < threshold && !policy_decides {
+        listing_articles(judged, &candidates, &understood.codes, max_choices)
+    } else {
+        Vec::new()
+    };
+    let sole = match listing.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
+    let confidence = match (sole, listing.first()) {
+        (Some(j), _) => j.probability.max(threshold),
+        (None, Some(j)) => j.probability,
+        (None, None) => model,
+    };
     let Some(top) = listing
+        .first()
+        .copied()
         .or(judged.first())
         .filter(|j| j.passage < candidates.len())
     else {
@@ -669,24 +684,31 @@ pub(crate) fn decide(
     // The articles probable enough to be offered beside the best one.
     // Beside an article a quoted code points to, only articles that answer on their own: none, as
     // the rule applies only when the model finds none that does.
-    let option_threshold = if listing.is_some() {
+    let option_threshold = if sole.is_some() {
         threshold
     } else if confidence < settings.choices_threshold {
         settings.unsure_option_threshold
     } else {
         settings.option_threshold
     };
-    let offered: Vec<&Judged> = std::iter::once(top)
-        .chain(judged.iter().filter(|j| {
-            j.path != top.path && j.probability >= option_threshold && j.passage < candidates.len()
-        }))
-        .take(settings.max_choices.max(1))
-        .collect();
+    let offered: Vec<&Judged> = if listing.len() > 1 {
+        listing.clone()
+    } else {
+        std::iter::once(top)
+            .chain(judged.iter().filter(|j| {
+                j.path != top.path
+                    && j.probability >= option_threshold
+                    && j.passage < candidates.len()
+            }))
+            .take(max_choices)
+            .collect()
+    };
     // When two or three articles fit about equally, each one's probability is split between them
     // (the model weighs the margin to the runner-up), though one of them very likely answers: the
     // choice is judged by the probability that at least one of them does.
     let any_of_them = 1.0 - offered.iter().map(|j| 1.0 - j.probability).product::<f32>();
-    if confidence < settings.choices_threshold
+    if listing.is_empty()
+        && confidence < settings.choices_threshold
         && (offered.len() < 2 || any_of_them < settings.choices_threshold)
     {
         let reason = format!(
@@ -705,13 +727,17 @@ pub(crate) fn decide(
         .map(|j| section_of(&candidates[j.passage], &candidates, &understood.codes))
         .collect();
     let options: Vec<&Passage> = sections.iter().collect();
-    let listed = match listing {
-        Some(j) => format!(
+    let listed = match (sole, listing.len()) {
+        (Some(j), _) => format!(
             "it is the one article that lists a code the customer quotes (of {}; the model alone: {:.2}); ",
             understood.codes.join(", "),
             j.probability
         ),
-        None => String::new(),
+        (None, 0) => String::new(),
+        (None, n) => format!(
+            "the {n} articles that list a code the customer quotes (of {}) are offered; ",
+            understood.codes.join(", ")
+        ),
     };
     if options.len() > 1 {
         let reason = format!(
@@ -754,31 +780,36 @@ pub(crate) fn decide(
     }
 }
 
-/// The article a quoted identifier points to: the one article among the candidates whose
-/// passages *list* one of `codes` ([`listed_at`]: the first word of a heading, a line, a list
-/// item or a table row). A customer who quotes what the product shows them ("E60") is asking
-/// what the page that lists it says, however little the sentence encoder makes of the
-/// code; keyword search finds the listing. A code no article lists, or that several list, points
-/// nowhere.
-fn listing_article<'a>(
+/// The articles a quoted identifier points to: those among the candidates whose passages *list*
+/// one of `codes` ([`listed_at`]: the first word of a heading, a line, a list item or a table
+/// row), most probable first. A customer who quotes what the product shows them ("E60") is asking
+/// what the page that lists it says, however little the sentence encoder makes of the code;
+/// keyword search finds the listing. One such article is the answer; two or three ("E31": the
+/// error-code list and the Wi-Fi article's heading) are the choices. A code no article lists, or
+/// more than `most` list, points nowhere (none).
+fn listing_articles<'a>(
     judged: &'a [Judged],
     candidates: &[Passage],
     codes: &[String],
-) -> Option<&'a Judged> {
+    most: usize,
+) -> Vec<&'a Judged> {
     if codes.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let mut listing = candidates
+    let listing: Vec<&str> = candidates
         .iter()
         .filter(|p| listed_at(p, codes).is_some())
-        .map(|p| p.path.as_str());
-    let first = listing.next()?;
-    if listing.any(|p| p != first) {
-        return None;
-    }
-    judged
+        .map(|p| p.path.as_str())
+        .collect();
+    let found: Vec<&Judged> = judged
         .iter()
-        .find(|j| j.path == first && j.passage < candidates.len())
+        .filter(|j| j.passage < candidates.len() && listing.contains(&j.path.as_str()))
+        .collect();
+    if found.len() > most {
+        Vec::new()
+    } else {
+        found
+    }
 }
 
 /// The passage of `best`'s article that fits the question best by its text and its own heading
@@ -1270,7 +1301,7 @@ mod tests {
     }
 
     #[test]
-    fn the_one_article_listing_a_quoted_code_is_answered() {
+    fn the_one_article_listing_a_quoted_code_is_answered_and_two_are_offered() {
         // "hey, brewer is showing E60": the encoder reads little of "E60"; the model finds the
         // error-code list improbable and another article a little less so.
         let mut codes = passage("error-codes.md", 0.30, 0.40);
@@ -1300,10 +1331,45 @@ mod tests {
             let reply = decide(&settings, candidates.clone(), &j, &quoting(c));
             assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
         }
-        // Listed by two articles: no telling which.
+        // Listed by two articles: both offered, each quoted from the line that lists the code.
         let mut twice = candidates.clone();
-        twice[0].text = "- E60 – Restart the brewer.".into();
-        let reply = decide(&settings, twice, &j, &quoting(&["e60"]));
+        twice[0].text = "Try this first.\n- E60 – Restart the brewer.".into();
+        let reply = decide(&settings, twice.clone(), &j, &quoting(&["e60"]));
+        assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
+        let offered: Vec<&str> = reply.sources.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(
+            offered,
+            ["/kb/restart.md#steps", "/kb/error-codes.md#steps"]
+        );
+        assert!(reply.text.contains("E60 – Restart"), "{}", reply.text);
+        assert!(
+            reply.text.contains("E60 – Internal fault"),
+            "{}",
+            reply.text
+        );
+        assert!(
+            reply.reason.contains("articles that list a code"),
+            "{}",
+            reply.reason
+        );
+        // Listed by more articles than there are choices: no telling which.
+        let mut everywhere = twice.clone();
+        for name in ["reset.md", "support.md"] {
+            let mut p = passage(name, 0.2, 0.3);
+            p.text = "- E60 – See here.".into();
+            everywhere.push(p);
+        }
+        let all = judged(
+            &everywhere,
+            &[
+                ("restart.md", 0.30),
+                ("error-codes.md", 0.20),
+                ("reset.md", 0.1),
+                ("support.md", 0.1),
+            ],
+        );
+        assert!(settings.max_choices < 4);
+        let reply = decide(&settings, everywhere, &all, &quoting(&["e60"]));
         assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
         // A model sure of another article decides as usual (the listing one offered beside it).
         let likely = judged(
