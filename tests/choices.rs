@@ -663,3 +663,45 @@ async fn asked_until(app: &TestApp, question: &str, what: &str, check: impl Fn(&
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A lesson customers taught for a question that quotes a code answers only questions quoting a
+/// code its passage lists: the encoder reads "E31" and "E32" alike, so after two customers picked
+/// the Wi-Fi article's E31 section for "my machine says E31", "my machine says E32" must not be
+/// answered with it.
+#[tokio::test]
+async fn a_lesson_for_one_quoted_code_does_not_answer_another() {
+    let app = spawn_app_with(|s| {
+        s.limits.new_conversations_per_address_per_minute = 1000.0;
+    })
+    .await;
+    let question = "hello! my machine says E31";
+    for (n, client_id) in [(1, "p1"), (2, "p2")] {
+        let mut customer = app.client().await;
+        customer.hello(None, None).await;
+        let (_, offer) = customer.ask("q", question).await;
+        let (label, passage) = options(&offer)
+            .into_iter()
+            .find(|(_, p)| p.starts_with("troubleshooting/wifi-connection-fails.md#e31"))
+            .unwrap_or_else(|| {
+                panic!("customer {n}: the Wi-Fi article's E31 section is not offered: {offer}")
+            });
+        pick(&mut customer, client_id, &offer, &label, &passage).await;
+        customer.close().await;
+    }
+    asked_until(&app, question, "the lesson of two picks", |r| {
+        answered_with(r).as_deref() == Some("Brewer can't connect to Wi-Fi")
+    })
+    .await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, reply) = customer.ask("q", "hello! my machine says E32").await;
+    let raw = reply.to_string();
+    assert!(
+        !raw.contains("e31-the-brewer-cant-join-your-network"),
+        "the E31 lesson answered E32: {reply}"
+    );
+    assert!(
+        reply["text"].as_str().unwrap_or_default().contains("E32"),
+        "{reply}"
+    );
+}

@@ -85,14 +85,14 @@ pub fn thread<'q>(questions: &[&'q str]) -> Vec<&'q str> {
     let Some((&topic, between)) = chain.get(1..).and_then(<[&str]>::split_last) else {
         return Vec::new();
     };
-    if topic.len() > THREAD_CHARS {
+    if topic.chars().count() > THREAD_CHARS {
         return Vec::new();
     }
     // The topic's question, then the nearest of those between, as many as there is room for.
-    let mut chars = topic.len();
+    let mut chars = topic.chars().count();
     let mut nearest: Vec<&str> = Vec::new();
     for &q in between.iter().take(THREAD_QUESTIONS.saturating_sub(2)) {
-        chars += q.len();
+        chars += q.chars().count();
         if chars > THREAD_CHARS {
             break;
         }

@@ -528,6 +528,11 @@ impl Bot {
             self.settings.learned_min_conversations,
         )?;
         let chosen = self.passage(&learned.passage, learned.quote_from)?;
+        // The encoder reads "E31" and "E32" alike: a lesson for a question that quotes a code must
+        // list one of the codes quoted.
+        if !u.codes.is_empty() && listed_at(&chosen, &u.codes).is_none() {
+            return None;
+        }
         // The passage answered is among the candidates, so the reply's article is its own.
         let mut candidates = reply.candidates.clone();
         if !candidates.iter().any(|c| c.link == chosen.link) {
@@ -615,9 +620,9 @@ fn found(reply: &Reply) -> bool {
 ///
 /// When the model finds no article probable enough to answer, an identifier the customer quotes
 /// that exactly one article lists ("hey, brewer is showing E60" and the error-code list's "E60 –
-/// Internal fault") makes that article the answer, as confident as the answer threshold; two or
-/// three articles that list it are offered to choose from ([`listing_articles`]); not for an
-/// intent that always goes to a person.
+/// Internal fault") makes that article the answer, as confident as the answer threshold; when the
+/// model finds nothing to offer either, two or three articles that all list the same code are
+/// offered to choose from ([`listing_articles`]); not for an intent that always goes to a person.
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -656,7 +661,8 @@ pub(crate) fn decide(
     // When the model is unsure, a code the customer quotes may point to the article; never for an
     // intent that always goes to a person, which the hand-off policy decides on the model's word.
     let policy_decides = understood.intent.as_ref().is_some_and(|i| i.always_human);
-    // The one article that lists the code is answered; two or three that list it are offered.
+    // The one article that lists the code is answered; when the model finds nothing to offer,
+    // the few that list the same code are offered.
     let max_choices = settings.max_choices.max(1);
     let listing = if model < threshold && !policy_decides {
         listing_articles(judged, &candidates, &understood.codes, max_choices)
@@ -667,14 +673,8 @@ pub(crate) fn decide(
         [one] => Some(*one),
         _ => None,
     };
-    let confidence = match (sole, listing.first()) {
-        (Some(j), _) => j.probability.max(threshold),
-        (None, Some(j)) => j.probability,
-        (None, None) => model,
-    };
-    let Some(top) = listing
-        .first()
-        .copied()
+    let confidence = sole.map_or(model, |j| j.probability.max(threshold));
+    let Some(top) = sole
         .or(judged.first())
         .filter(|j| j.passage < candidates.len())
     else {
@@ -691,24 +691,17 @@ pub(crate) fn decide(
     } else {
         settings.option_threshold
     };
-    let offered: Vec<&Judged> = if listing.len() > 1 {
-        listing.clone()
-    } else {
-        std::iter::once(top)
-            .chain(judged.iter().filter(|j| {
-                j.path != top.path
-                    && j.probability >= option_threshold
-                    && j.passage < candidates.len()
-            }))
-            .take(max_choices)
-            .collect()
-    };
+    let offered: Vec<&Judged> = std::iter::once(top)
+        .chain(judged.iter().filter(|j| {
+            j.path != top.path && j.probability >= option_threshold && j.passage < candidates.len()
+        }))
+        .take(max_choices)
+        .collect();
     // When two or three articles fit about equally, each one's probability is split between them
     // (the model weighs the margin to the runner-up), though one of them very likely answers: the
     // choice is judged by the probability that at least one of them does.
     let any_of_them = 1.0 - offered.iter().map(|j| 1.0 - j.probability).product::<f32>();
-    if listing.is_empty()
-        && confidence < settings.choices_threshold
+    if confidence < settings.choices_threshold
         && (offered.len() < 2 || any_of_them < settings.choices_threshold)
     {
         let reason = format!(
@@ -718,6 +711,16 @@ pub(crate) fn decide(
             best.similarity,
             settings.choices_threshold
         );
+        if listing.len() > 1 {
+            return listed_choices(
+                &listing,
+                &candidates,
+                understood,
+                confidence,
+                reason,
+                settings,
+            );
+        }
         return dont_know(confidence, reason, candidates);
     }
     // Which section of each article: its passages scored with their own heading too, so "export
@@ -727,17 +730,13 @@ pub(crate) fn decide(
         .map(|j| section_of(&candidates[j.passage], &candidates, &understood.codes))
         .collect();
     let options: Vec<&Passage> = sections.iter().collect();
-    let listed = match (sole, listing.len()) {
-        (Some(j), _) => format!(
+    let listed = match sole {
+        Some(j) => format!(
             "it is the one article that lists a code the customer quotes (of {}; the model alone: {:.2}); ",
             understood.codes.join(", "),
             j.probability
         ),
-        (None, 0) => String::new(),
-        (None, n) => format!(
-            "the {n} articles that list a code the customer quotes (of {}) are offered; ",
-            understood.codes.join(", ")
-        ),
+        None => String::new(),
     };
     if options.len() > 1 {
         let reason = format!(
@@ -780,35 +779,76 @@ pub(crate) fn decide(
     }
 }
 
-/// The articles a quoted identifier points to: those among the candidates whose passages *list*
-/// one of `codes` ([`listed_at`]: the first word of a heading, a line, a list item or a table
-/// row), most probable first. A customer who quotes what the product shows them ("E60") is asking
+/// "Which of these is it?" among the articles that list the code the customer quotes (`listing`,
+/// most probable first, each quoted from the passage that lists it when one does), when the model
+/// found nothing to offer (`unsure`: why it would have said it does not know).
+fn listed_choices(
+    listing: &[&Judged],
+    candidates: &[Passage],
+    understood: &Understanding,
+    confidence: f32,
+    unsure: String,
+    settings: &BotSettings,
+) -> Reply {
+    let sections: Vec<Passage> = listing
+        .iter()
+        .map(|j| section_of(&candidates[j.passage], candidates, &understood.codes))
+        .collect();
+    let options: Vec<&Passage> = sections.iter().collect();
+    let reason = format!(
+        "{unsure}; but the {} articles that list a code the customer quotes (of {}) are offered: {}",
+        listing.len(),
+        understood.codes.join(", "),
+        listing
+            .iter()
+            .zip(&options)
+            .map(|(j, p)| format!("\"{}\" ({:.2})", p.title, j.probability))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    choices(&options, confidence, reason, settings, candidates.to_vec())
+}
+
+/// The articles a quoted identifier points to, most probable first: among the candidates, those
+/// whose passages *list* one of `codes` ([`listed_at`]: the first word of a heading, a line, a
+/// list item or a table row). A customer who quotes what the product shows them ("E60") is asking
 /// what the page that lists it says, however little the sentence encoder makes of the code;
-/// keyword search finds the listing. One such article is the answer; two or three ("E31": the
-/// error-code list and the Wi-Fi article's heading) are the choices. A code no article lists, or
-/// more than `most` list, points nowhere (none).
+/// keyword search finds the listing. One article listing any of the codes is the answer; when
+/// several do, the two or three (up to `most`) that all list the same code ("E31": the error-code
+/// list and the Wi-Fi article's heading) are the choices. Otherwise (no article lists a code,
+/// more than `most` do, or they list different codes, as "GA4" and "404s" in two paragraphs that
+/// start with them) none.
 fn listing_articles<'a>(
     judged: &'a [Judged],
     candidates: &[Passage],
     codes: &[String],
     most: usize,
 ) -> Vec<&'a Judged> {
+    let listing = |code: &[String]| -> Vec<&'a Judged> {
+        let paths: Vec<&str> = candidates
+            .iter()
+            .filter(|p| listed_at(p, code).is_some())
+            .map(|p| p.path.as_str())
+            .collect();
+        judged
+            .iter()
+            .filter(|j| j.passage < candidates.len() && paths.contains(&j.path.as_str()))
+            .collect()
+    };
     if codes.is_empty() {
         return Vec::new();
     }
-    let listing: Vec<&str> = candidates
+    let any = listing(codes);
+    if any.len() <= 1 {
+        return any;
+    }
+    let all_list_one = codes
         .iter()
-        .filter(|p| listed_at(p, codes).is_some())
-        .map(|p| p.path.as_str())
-        .collect();
-    let found: Vec<&Judged> = judged
-        .iter()
-        .filter(|j| j.passage < candidates.len() && listing.contains(&j.path.as_str()))
-        .collect();
-    if found.len() > most {
-        Vec::new()
+        .any(|c| listing(std::slice::from_ref(c)).len() == any.len());
+    if any.len() <= most && all_list_one {
+        any
     } else {
-        found
+        Vec::new()
     }
 }
 
@@ -1352,6 +1392,30 @@ mod tests {
             "{}",
             reply.reason
         );
+        // Listed by two articles, each a different code of two quoted: no telling which.
+        let mut other_code = candidates.clone();
+        other_code[0].text = "Try this first.\n- E61 – Restart the brewer.".into();
+        let reply = decide(&settings, other_code, &j, &quoting(&["e60", "e61"]));
+        assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
+        // A model that offers choices itself keeps its own offer, its best article first.
+        let mut third = twice.clone();
+        third.push(passage("wifi.md", 0.35, 0.45));
+        let offers = judged(
+            &third,
+            &[
+                ("wifi.md", 0.45),
+                ("restart.md", 0.30),
+                ("error-codes.md", 0.20),
+            ],
+        );
+        let reply = decide(&settings, third, &offers, &quoting(&["e60"]));
+        assert_eq!(reply.outcome, Outcome::Clarify, "{}", reply.reason);
+        assert_eq!(
+            reply.sources[0].url, "/kb/wifi.md#steps",
+            "{}",
+            reply.reason
+        );
+        assert!(!reply.reason.contains("list a code"), "{}", reply.reason);
         // Listed by more articles than there are choices: no telling which.
         let mut everywhere = twice.clone();
         for name in ["reset.md", "support.md"] {
