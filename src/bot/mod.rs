@@ -925,7 +925,7 @@ fn choices(
     for p in options {
         text.push_str("\n• ");
         text.push_str(&option_label(p));
-        let line = excerpt(quoted(p), settings.choice_line_chars);
+        let line = choice_line(p, settings.choice_line_chars);
         if !line.is_empty() {
             text.push_str(" — ");
             text.push_str(&line);
@@ -943,7 +943,7 @@ fn choices(
                 text: Some(option_label(p)),
                 choice: Some(ChoiceButton {
                     passage: Some(passage_id(&p.path, &p.anchor)),
-                    line: excerpt(quoted(p), settings.choice_line_chars),
+                    line: choice_line(p, settings.choice_line_chars),
                 }),
             })
             .chain([
@@ -1030,6 +1030,28 @@ fn heading(p: &Passage) -> String {
 /// ([`Passage::quote_from`]), else all of it.
 fn quoted(p: &Passage) -> &str {
     p.text.get(p.quote_from..).unwrap_or(&p.text)
+}
+
+/// The line an offered article is shown with: the first line of what would be quoted (a list
+/// item, a table row, a paragraph) without its list or quote mark, and the line after it when it
+/// introduces one ("Options include:"), cut at `max` characters; so "E31 – Can't join Wi-Fi…" is
+/// not followed by the next item of the list.
+fn choice_line(p: &Passage, max: usize) -> String {
+    let unmarked = |line: &str| {
+        let mut line = line.trim();
+        for mark in ["- ", "* ", "+ ", "> "] {
+            line = line.strip_prefix(mark).unwrap_or(line);
+        }
+        line.trim_start().to_owned()
+    };
+    let mut lines = quoted(p).lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = unmarked(lines.next().unwrap_or_default());
+    if line.ends_with(':') {
+        if let Some(next) = lines.next() {
+            line = format!("{line} {}", unmarked(next));
+        }
+    }
+    excerpt(&line, max)
 }
 
 /// The passage cut to about `max` characters at a sentence (or at least word) boundary.
@@ -1525,6 +1547,23 @@ mod tests {
         let chosen = section_of(&headed[0], &headed, &codes);
         assert_eq!(chosen.text, "Usually air in the system.");
         assert_eq!(chosen.quote_from, 0);
+    }
+
+    #[test]
+    fn an_offered_article_is_shown_with_the_first_line_it_would_quote() {
+        let mut codes = passage("error-codes.md", 0.5, 0.5);
+        codes.text = "- E31 – Can't join Wi-Fi. Check the password.\n\n- E32 – No internet.".into();
+        assert_eq!(
+            choice_line(&codes, 120),
+            "E31 – Can't join Wi-Fi. Check the password."
+        );
+        assert_eq!(choice_line(&codes, 30), "E31 – Can't join Wi-Fi.");
+        // A line that introduces a list is shown with its first item.
+        codes.text = "Choose a scheme. Options include:\n\n- Adapt to system\n- Dark".into();
+        assert_eq!(
+            choice_line(&codes, 120),
+            "Choose a scheme. Options include: Adapt to system"
+        );
     }
 
     #[test]
