@@ -270,8 +270,11 @@ async fn the_section_listing_a_quoted_error_code_is_the_one_quoted() {
     assert!(pages[0].ends_with("/error-codes"), "{offer}");
     assert!(pages[1].ends_with("/wifi-connection-fails"), "{offer}");
     // Each shown with one line: the error-code list's E31 item, not the E32 item after it.
+    let list_line = offer["quick_replies"][0]["choice"]["line"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(list_line.starts_with("E31 – "), "{offer}");
     let text = offer["text"].as_str().unwrap_or_default();
-    assert!(text.contains("E31"), "{offer}");
     assert!(!text.contains("E32"), "{offer}");
 }
 

@@ -705,3 +705,37 @@ async fn a_lesson_for_one_quoted_code_does_not_answer_another() {
         "{reply}"
     );
 }
+
+/// A pick answers from the line its button showed: offered for "my brewer shows E32", the
+/// error-code list's button shows its E32 item, and pressing it quotes the list from that item,
+/// not from the E31 item above it.
+#[tokio::test]
+async fn a_pick_answers_from_the_line_its_button_showed() {
+    let app = spawn_app().await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let (_, offer) = customer.ask("q", "my brewer shows E32").await;
+    let button = offer["quick_replies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r["choice"]["passage"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("troubleshooting/error-codes.md"))
+        })
+        .unwrap_or_else(|| panic!("the error-code list is not offered: {offer}"))
+        .clone();
+    let line = button["choice"]["line"].as_str().unwrap_or_default();
+    assert!(line.starts_with("E32"), "{offer}");
+    let answer = pick(
+        &mut customer,
+        "p",
+        &offer,
+        button["label"].as_str().unwrap_or_default(),
+        button["choice"]["passage"].as_str().unwrap_or_default(),
+    )
+    .await;
+    let text = answer["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("E32"), "{answer}");
+}

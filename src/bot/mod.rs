@@ -569,13 +569,18 @@ impl Bot {
         self.kb.has_section(path, anchor)
     }
 
-    /// The passage named `id` ([`passage_id`]) as the knowledge base has it now, quoted from its
-    /// piece that starts at `quote_from` ([`crate::kb::piece_start`]).
+    /// The passage named `id` ([`passage_id`]) as the knowledge base has it now, quoted from
+    /// `quote_from` when a line starts there (the line that lists a quoted code), else from its
+    /// piece that starts at or before it ([`crate::kb::piece_start`]).
     fn passage(&self, id: &str, quote_from: usize) -> Option<Passage> {
         let (path, anchor) = id.split_once('#').unwrap_or((id, ""));
         let article = self.kb.article(path)?;
         let section = article.sections.iter().find(|s| s.anchor == anchor)?;
-        let quote_from = crate::kb::piece_start(&article, section, quote_from);
+        let quote_from = if starts_a_line(&section.text, quote_from) {
+            quote_from
+        } else {
+            crate::kb::piece_start(&article, section, quote_from)
+        };
         Some(Passage {
             path: article.path.clone(),
             title: article.title.clone(),
@@ -921,6 +926,15 @@ fn choices(
     settings: &BotSettings,
     candidates: Vec<Passage>,
 ) -> Reply {
+    // The buttons stand for the options as quoted: their passages replace the same passages
+    // among the candidates, so a pick answers from the line its button showed.
+    let mut candidates = candidates;
+    for option in options {
+        match candidates.iter_mut().find(|c| c.link == option.link) {
+            Some(c) => c.quote_from = option.quote_from,
+            None => candidates.push((*option).clone()),
+        }
+    }
     let mut text = String::from("Which of these is it?");
     for p in options {
         text.push_str("\n• ");
@@ -1028,27 +1042,31 @@ fn heading(p: &Passage) -> String {
 
 /// The part of a passage to quote: from the piece of a long section that matched the question
 /// ([`Passage::quote_from`]), else all of it.
+/// Whether a line of `text` starts at byte `at` (after nothing but spaces or list marks).
+fn starts_a_line(text: &str, at: usize) -> bool {
+    at < text.len()
+        && text.is_char_boundary(at)
+        && text[..at].rsplit('\n').next().is_some_and(|before| {
+            before
+                .chars()
+                .all(|c| c.is_whitespace() || matches!(c, '-' | '*' | '+' | '•' | '|' | '>' | '#'))
+        })
+}
+
 fn quoted(p: &Passage) -> &str {
     p.text.get(p.quote_from..).unwrap_or(&p.text)
 }
 
 /// The line an offered article is shown with: the first line of what would be quoted (a list
-/// item, a table row, a paragraph) without its list or quote mark, and the line after it when it
-/// introduces one ("Options include:"), cut at `max` characters; so "E31 – Can't join Wi-Fi…" is
-/// not followed by the next item of the list.
+/// item, a table row, a paragraph: the knowledge base keeps each on a line of its own), and the
+/// line after it when it introduces one ("Options include:"), cut at `max` characters; so "E31 –
+/// Can't join Wi-Fi…" is not followed by the next item of the list.
 fn choice_line(p: &Passage, max: usize) -> String {
-    let unmarked = |line: &str| {
-        let mut line = line.trim();
-        for mark in ["- ", "* ", "+ ", "> "] {
-            line = line.strip_prefix(mark).unwrap_or(line);
-        }
-        line.trim_start().to_owned()
-    };
     let mut lines = quoted(p).lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut line = unmarked(lines.next().unwrap_or_default());
+    let mut line = lines.next().unwrap_or_default().to_owned();
     if line.ends_with(':') {
         if let Some(next) = lines.next() {
-            line = format!("{line} {}", unmarked(next));
+            line = format!("{line} {next}");
         }
     }
     excerpt(&line, max)
@@ -1060,7 +1078,9 @@ fn excerpt(text: &str, max: usize) -> String {
         return text.to_owned();
     }
     let cut: String = text.chars().take(max).collect();
-    let sentence_end = cut.rfind(['.', '!', '?']).filter(|&i| i > max / 3);
+    let sentence_end = cut
+        .rfind(['.', '!', '?'])
+        .filter(|&i| cut[..i].chars().count() > max / 3);
     match sentence_end {
         Some(i) => cut[..=i].to_owned(),
         None => format!("{}…", cut[..cut.rfind(' ').unwrap_or(cut.len())].trim_end()),
@@ -1552,14 +1572,14 @@ mod tests {
     #[test]
     fn an_offered_article_is_shown_with_the_first_line_it_would_quote() {
         let mut codes = passage("error-codes.md", 0.5, 0.5);
-        codes.text = "- E31 – Can't join Wi-Fi. Check the password.\n\n- E32 – No internet.".into();
+        codes.text = "E31 – Can't join Wi-Fi. Check the password.\n\nE32 – No internet.".into();
         assert_eq!(
             choice_line(&codes, 120),
             "E31 – Can't join Wi-Fi. Check the password."
         );
         assert_eq!(choice_line(&codes, 30), "E31 – Can't join Wi-Fi.");
         // A line that introduces a list is shown with its first item.
-        codes.text = "Choose a scheme. Options include:\n\n- Adapt to system\n- Dark".into();
+        codes.text = "Choose a scheme. Options include:\n\nAdapt to system\n\nDark".into();
         assert_eq!(
             choice_line(&codes, 120),
             "Choose a scheme. Options include: Adapt to system"

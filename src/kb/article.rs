@@ -585,7 +585,11 @@ fn split_sections(body: &str, article: &mut Article) -> Option<String> {
                 push_space(&mut current.text, &mut heading, in_code_block)
             }
             Event::End(
-                TagEnd::Paragraph | TagEnd::Item | TagEnd::TableRow | TagEnd::BlockQuote(_),
+                TagEnd::Paragraph
+                | TagEnd::Item
+                | TagEnd::TableHead
+                | TagEnd::TableRow
+                | TagEnd::BlockQuote(_),
             ) => {
                 current.text.push_str("\n\n");
             }
@@ -742,6 +746,17 @@ Click `Disable`.
     }
 
     #[test]
+    fn a_tables_header_and_each_row_are_lines_of_their_own() {
+        let source =
+            "# Codes\n\n| Code | Meaning |\n|---|---|\n| E31 | No Wi-Fi |\n| E32 | No internet |\n";
+        let a = parse("codes.md", source).unwrap();
+        assert_eq!(
+            a.sections[0].text,
+            "Code | Meaning\n\nE31 | No Wi-Fi\n\nE32 | No internet"
+        );
+    }
+
+    #[test]
     fn gitbook_and_hugo_tags_go_and_tab_titles_label_their_text() {
         let gitbook = r#"# Custom domains
 
@@ -783,7 +798,7 @@ CNAME | docs
              GoDaddy:\n\nOpen DNS settings.\n\n\
              Include the {{ unsubscribe_url }} tag. {% if x %}A day.\n\n\
              macOS:\n\nOpen Preferences.\n\nLinux:\n\nEdit the file. See the guide.\n\n\
-             DNS:\n\nType | Value | CNAME | docs\n\nThe site's id."
+             DNS:\n\nType | Value\n\nCNAME | docs\n\nThe site's id."
         );
     }
 
