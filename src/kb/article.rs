@@ -749,7 +749,7 @@ Click `Disable`.
     fn a_tables_header_and_each_row_are_lines_of_their_own() {
         let source =
             "# Codes\n\n| Code | Meaning |\n|---|---|\n| E31 | No Wi-Fi |\n| E32 | No internet |\n";
-        let a = parse("codes.md", source).unwrap();
+        let a = parse("codes.md", source).expect("a table parses");
         assert_eq!(
             a.sections[0].text,
             "Code | Meaning\n\nE31 | No Wi-Fi\n\nE32 | No internet"
