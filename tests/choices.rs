@@ -59,6 +59,14 @@ fn options(reply: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The choice button of `reply` whose passage starts with `prefix` (an article, or its section):
+/// its label and passage.
+fn offered(reply: &Value, prefix: &str) -> Option<(String, String)> {
+    options(reply)
+        .into_iter()
+        .find(|(_, p)| p.starts_with(prefix))
+}
+
 /// The editors' gaps report's entry for `question` among the questions that needed a choice.
 async fn choice_question(app: &TestApp, question: &str) -> Value {
     let (status, report) = app.api("/api/reports/gaps").await;
@@ -679,9 +687,7 @@ async fn a_lesson_for_one_quoted_code_does_not_answer_another() {
         let mut customer = app.client().await;
         customer.hello(None, None).await;
         let (_, offer) = customer.ask("q", question).await;
-        let (label, passage) = options(&offer)
-            .into_iter()
-            .find(|(_, p)| p.starts_with("troubleshooting/wifi-connection-fails.md#e31"))
+        let (label, passage) = offered(&offer, "troubleshooting/wifi-connection-fails.md#e31")
             .unwrap_or_else(|| {
                 panic!("customer {n}: the Wi-Fi article's E31 section is not offered: {offer}")
             });
@@ -715,27 +721,17 @@ async fn a_pick_answers_from_the_line_its_button_showed() {
     let mut customer = app.client().await;
     customer.hello(None, None).await;
     let (_, offer) = customer.ask("q", "my brewer shows E32").await;
-    let button = offer["quick_replies"]
+    let (label, passage) = offered(&offer, "troubleshooting/error-codes.md")
+        .unwrap_or_else(|| panic!("the error-code list is not offered: {offer}"));
+    let line = offer["quick_replies"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|r| {
-            r["choice"]["passage"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("troubleshooting/error-codes.md"))
-        })
-        .unwrap_or_else(|| panic!("the error-code list is not offered: {offer}"))
-        .clone();
-    let line = button["choice"]["line"].as_str().unwrap_or_default();
+        .find(|r| r["choice"]["passage"] == passage.as_str())
+        .and_then(|r| r["choice"]["line"].as_str())
+        .unwrap_or_default();
     assert!(line.starts_with("E32"), "{offer}");
-    let answer = pick(
-        &mut customer,
-        "p",
-        &offer,
-        button["label"].as_str().unwrap_or_default(),
-        button["choice"]["passage"].as_str().unwrap_or_default(),
-    )
-    .await;
+    let answer = pick(&mut customer, "p", &offer, &label, &passage).await;
     let text = answer["text"].as_str().unwrap_or_default();
     assert!(text.starts_with("E32"), "{answer}");
 }

@@ -730,10 +730,7 @@ pub(crate) fn decide(
     }
     // Which section of each article: its passages scored with their own heading too, so "export
     // my stats as csv" quotes the CSV export section rather than a section that mentions CSV.
-    let sections: Vec<Passage> = offered
-        .iter()
-        .map(|j| section_of(&candidates[j.passage], &candidates, &understood.codes))
-        .collect();
+    let sections = sections_of(&offered, &candidates, &understood.codes);
     let options: Vec<&Passage> = sections.iter().collect();
     let listed = match sole {
         Some(j) => format!(
@@ -795,10 +792,7 @@ fn listed_choices(
     unsure: String,
     settings: &BotSettings,
 ) -> Reply {
-    let sections: Vec<Passage> = listing
-        .iter()
-        .map(|j| section_of(&candidates[j.passage], candidates, &understood.codes))
-        .collect();
+    let sections = sections_of(listing, candidates, &understood.codes);
     let options: Vec<&Passage> = sections.iter().collect();
     let reason = format!(
         "{unsure}; but the {} articles that list a code the customer quotes (of {}) are offered: {}",
@@ -857,6 +851,14 @@ fn listing_articles<'a>(
     }
 }
 
+/// The section quoted for each of the `offered` articles ([`section_of`]).
+fn sections_of(offered: &[&Judged], candidates: &[Passage], codes: &[String]) -> Vec<Passage> {
+    offered
+        .iter()
+        .map(|j| section_of(&candidates[j.passage], candidates, codes))
+        .collect()
+}
+
 /// The passage of `best`'s article that fits the question best by its text and its own heading
 /// together (only passages almost as similar as `best` compete), unless exactly one of its
 /// passages *lists* an identifier the customer quotes ("what does E40 mean" and a list item
@@ -888,9 +890,7 @@ fn section_of(best: &Passage, candidates: &[Passage], codes: &[String]) -> Passa
 fn listed_at(p: &Passage, codes: &[String]) -> Option<Option<usize>> {
     // The first word of a line after its bullet or markup, when it is one of the codes.
     let starts_with_code = |line: &str| -> Option<usize> {
-        let start = line.trim_start_matches(|c: char| {
-            c.is_whitespace() || matches!(c, '-' | '*' | '+' | '•' | '|' | '>' | '#')
-        });
+        let start = line.trim_start_matches(|c: char| c.is_whitespace() || LINE_MARKS.contains(&c));
         let first = start
             .split(|c: char| !c.is_alphanumeric())
             .next()
@@ -1042,6 +1042,10 @@ fn heading(p: &Passage) -> String {
 
 /// The part of a passage to quote: from the piece of a long section that matched the question
 /// ([`Passage::quote_from`]), else all of it.
+/// Marks that may open a line before its first word: list bullets, a table's bar, a quote's or
+/// a heading's mark.
+const LINE_MARKS: [char; 7] = ['-', '*', '+', '•', '|', '>', '#'];
+
 /// Whether a line of `text` starts at byte `at` (after nothing but spaces or list marks).
 fn starts_a_line(text: &str, at: usize) -> bool {
     at < text.len()
@@ -1049,7 +1053,7 @@ fn starts_a_line(text: &str, at: usize) -> bool {
         && text[..at].rsplit('\n').next().is_some_and(|before| {
             before
                 .chars()
-                .all(|c| c.is_whitespace() || matches!(c, '-' | '*' | '+' | '•' | '|' | '>' | '#'))
+                .all(|c| c.is_whitespace() || LINE_MARKS.contains(&c))
         })
 }
 
