@@ -272,6 +272,11 @@ async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket()
             "thanks a lot for wasting my time",
             // Kept by the bot while "20mins" was one word that no deadline cue matched.
             "need this fixed in 20mins",
+            // Kept (read 0.47–0.58, under the bar without a cue) while a regulator, a strong
+            // feeling and a time limit on a day were no cues.
+            "I'll be contacting the regulator about these charges",
+            "I'm so disappointed, the order was for my mum's birthday",
+            "need the invoices fixed by friday or our audit fails",
         ],
     )
     .await;
@@ -285,6 +290,25 @@ async fn a_calm_question_sharing_their_words_stays_with_the_bot() {
         &[
             "I was charged twice for one order, can you check?",
             "thanks, that fixed it",
+        ],
+    )
+    .await;
+}
+
+/// Thanks for something that went right is no complaint, though thanks are sarcasm's words too
+/// and the readers read some as upset ("…fixed the boiler" 0.71); "request" is the intent of
+/// asking for a person's word, not a request for one.
+#[tokio::test]
+async fn thanks_and_a_request_for_something_else_stay_with_the_bot() {
+    let app = spawn_app().await;
+    each_stays_with_the_bot(
+        &app,
+        &[
+            // Handed over as sarcasm ("lovely,") until messages of thanks were told apart.
+            "the courier was lovely, thanks",
+            "thank you, the engineer fixed the boiler this morning",
+            // Handed over as asking for a person (intent human_request 0.62).
+            "how do I request a wheelchair at the airport",
         ],
     )
     .await;

@@ -262,7 +262,20 @@ impl Policy {
             let confident = intent.confidence >= s.intent_confidence;
             // For human_request, `always_human` means the request is passed on.
             let asks = intent.name == HUMAN_REQUEST_INTENT;
-            if asks && intent.always_human && confident {
+            // The intent's own words are "request", "talk", "call": "how do I request a
+            // wheelchair" is no request for a person unless the message names someone or the
+            // person reading agrees.
+            let backed = u.upset_cues.iter().any(|c| c == "asks for someone")
+                || u.asks_for_person >= s.upset_threshold / 2.0;
+            if asks && intent.always_human && confident && !backed {
+                d.checked.push(format!(
+                    "intent human_request (confidence {:.2}), but the message names no one to talk to and the reading of asking for a person is {:.2} < {:.2}: not passed on as a request",
+                    intent.confidence,
+                    u.asks_for_person,
+                    s.upset_threshold / 2.0
+                ));
+            }
+            if asks && intent.always_human && confident && backed {
                 d.push(Reason::new(
                     ReasonKind::HumanRequest,
                     format!(
@@ -329,7 +342,7 @@ impl Policy {
                 && i.name != HUMAN_REQUEST_INTENT
                 && i.confidence >= s.intent_confidence
                 && !request::read(text).needs_a_person()
-                && u.needs_person() < self.bar(u).0 / 2.0
+                && (u.thanks || u.needs_person() < self.bar(u).0 / 2.0)
         })
     }
 
@@ -387,6 +400,12 @@ impl Policy {
             "needs a person {need:.2} (upset {:.2}, urgent {:.2}, asks for a person {:.2}){cues}",
             u.upset, u.urgent, u.asks_for_person
         );
+        if u.thanks {
+            d.checked.push(format!(
+                "{summary}: a message of thanks for something that went right, with no complaint or question in it, needs no person"
+            ));
+            return;
+        }
         let (bar, which) = self.bar(u);
         if need >= bar {
             if !d.reasons.iter().any(|r| r.kind == kind) {
@@ -723,12 +742,31 @@ mod tests {
             !unsure.escalate,
             "a guess below the confidence bar is not enough"
         );
-        let asked = policy.before_bot(
-            "",
+        // "can i talk to someone": the intent, and the message names someone to talk to.
+        let mut someone = intent("human_request", 0.8, "general", true);
+        someone.upset_cues = vec!["asks for someone".into()];
+        let asked = policy.before_bot("can i talk to someone", &someone, &History::default());
+        assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
+        // "i'd like a callback": no one named, but the reading of asking for a person agrees.
+        let mut callback = intent("human_request", 0.8, "general", true);
+        callback.asks_for_person = EscalationSettings::default().upset_threshold / 2.0;
+        let asked = policy.before_bot("i'd like a callback", &callback, &History::default());
+        assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
+        // "how do I request a wheelchair at the airport": the intent's word, and nothing else.
+        let wheelchair = policy.before_bot(
+            "how do I request a wheelchair at the airport",
             &intent("human_request", 0.8, "general", true),
             &History::default(),
         );
-        assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
+        assert!(!wheelchair.escalate, "{:?}", wheelchair.reasons);
+        assert!(
+            wheelchair
+                .checked
+                .iter()
+                .any(|c| c.contains("not passed on as a request")),
+            "{:?}",
+            wheelchair.checked
+        );
         // The classifier was not confident enough of it for this message (always_human unset).
         let unsure = policy.before_bot(
             "",
@@ -739,6 +777,7 @@ mod tests {
         // "How can I talk to a person?" is a request, not a how-to question to answer first.
         let mut how = intent("human_request", 0.9, "general", true);
         how.how_to = true;
+        how.upset_cues = vec!["asks for someone".into()];
         assert_eq!(
             kinds(&policy.before_bot("how can i talk to a person?", &how, &History::default())),
             [ReasonKind::HumanRequest]

@@ -87,6 +87,10 @@ pub struct Understanding {
     /// Surface cues present ("shouting", "repeat contact", "threat", "deadline", ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upset_cues: Vec<String>,
+    /// A message of thanks for something that went right, with no complaint, request or
+    /// question in it ([`signals::is_thanks`]): whatever the readings, it does not need a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thanks: bool,
     /// Probability that the matter is urgent: a deadline, something down right now (0 to 1).
     #[serde(default)]
     pub urgent: f32,

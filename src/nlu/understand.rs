@@ -146,6 +146,7 @@ impl Nlu {
                 out_of_scope,
                 upset,
                 upset_cues,
+                thanks: super::signals::is_thanks(text),
                 urgent,
                 asks_for_person,
                 how_to: super::signals::asks_how_to(text),
