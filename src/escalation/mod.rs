@@ -265,7 +265,7 @@ impl Policy {
             // The intent's own words are "request", "talk", "call": "how do I request a
             // wheelchair" is no request for a person unless the message names someone or the
             // person reading agrees.
-            let backed = u.upset_cues.iter().any(|c| c == "asks for someone")
+            let backed = crate::nlu::signals::names_someone(text, &u.upset_cues)
                 || u.asks_for_person >= s.upset_threshold / 2.0;
             if asks && intent.always_human && confident && !backed {
                 d.checked.push(format!(
@@ -274,8 +274,7 @@ impl Policy {
                     u.asks_for_person,
                     s.upset_threshold / 2.0
                 ));
-            }
-            if asks && intent.always_human && confident && backed {
+            } else if asks && intent.always_human && confident {
                 d.push(Reason::new(
                     ReasonKind::HumanRequest,
                     format!(
@@ -342,7 +341,7 @@ impl Policy {
                 && i.name != HUMAN_REQUEST_INTENT
                 && i.confidence >= s.intent_confidence
                 && !request::read(text).needs_a_person()
-                && (u.thanks || u.needs_person() < self.bar(u).0 / 2.0)
+                && u.needs_person() < self.bar(u).0 / 2.0
         })
     }
 
@@ -401,10 +400,9 @@ impl Policy {
             u.upset, u.urgent, u.asks_for_person
         );
         if u.thanks {
-            d.checked.push(format!(
-                "{summary}: a message of thanks for something that went right, with no complaint or question in it, needs no person"
-            ));
-            return;
+            d.checked.push(
+                "a message of thanks for something that went right, with no complaint or question in it: its upset reading is not counted".into(),
+            );
         }
         let (bar, which) = self.bar(u);
         if need >= bar {
@@ -1048,6 +1046,21 @@ mod tests {
                 .before_bot("cancel it for me, now", &billing, &History::default())
                 .escalate
         );
+    }
+
+    #[test]
+    fn a_message_of_thanks_still_hands_over_on_urgency() {
+        let policy = Policy::default();
+        // As the understanding reads "thanks, the part arrived, the clinic opens in an hour":
+        // thanks, its upset reading not counted, urgent.
+        let thanks = Understanding {
+            thanks: true,
+            urgent: 0.9,
+            ..Default::default()
+        };
+        let d = policy.before_bot("", &thanks, &History::default());
+        assert_eq!(kinds(&d), [ReasonKind::Urgent]);
+        assert!(d.checked.iter().any(|c| c.contains("message of thanks")));
     }
 
     #[test]

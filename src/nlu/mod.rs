@@ -87,8 +87,8 @@ pub struct Understanding {
     /// Surface cues present ("shouting", "repeat contact", "threat", "deadline", ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upset_cues: Vec<String>,
-    /// A message of thanks for something that went right, with no complaint, request or
-    /// question in it ([`signals::is_thanks`]): whatever the readings, it does not need a person.
+    /// A short message of thanks for something that went right, with no complaint, request or
+    /// question in it ([`signals::is_thanks`]): its upset reading is not counted (`upset` is 0).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thanks: bool,
     /// Probability that the matter is urgent: a deadline, something down right now (0 to 1).

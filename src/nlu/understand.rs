@@ -140,13 +140,17 @@ impl Nlu {
             (None, Some(h)) => (h.upset, h.cues, h.urgent, h.person),
             (None, None) => (goemotions, cues, 0.0, 0.0),
         };
+        // A message of thanks for something that went right: an upset reading of it is thanks
+        // read as sarcasm (their words are the same); urgency and asking for a person still count.
+        let thanks = super::signals::is_thanks(text, &upset_cues);
+        let upset = if thanks { 0.0 } else { upset };
         Analysis {
             understanding: Understanding {
                 intent,
                 out_of_scope,
                 upset,
                 upset_cues,
-                thanks: super::signals::is_thanks(text),
+                thanks,
                 urgent,
                 asks_for_person,
                 how_to: super::signals::asks_how_to(text),
