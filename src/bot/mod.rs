@@ -280,9 +280,11 @@ impl Bot {
     }
 
     /// Understands a customer message: intent, out of scope, upset (one encoder call).
-    /// Misspelt words are corrected against the knowledge base first ([`KnowledgeBase::correct`]).
+    /// The encoder reads it with misspelt words corrected against the knowledge base
+    /// ([`KnowledgeBase::correct`]); the surface cues read it as written.
     pub async fn understand(&self, text: &str) -> Result<Analysis, KbError> {
-        Ok(self.nlu.analyse(&self.kb.correct(text)).await?)
+        let corrected = self.kb.correct(text);
+        Ok(self.nlu.analyse_corrected(text, &corrected).await?)
     }
 
     /// Decides how to answer a question already understood (no second encoder call). CPU work,

@@ -111,11 +111,10 @@ impl Conversations {
         };
         laps.lap("slot");
         let understanding = std::time::Instant::now();
-        // Read with misspelt words corrected against the knowledge base (stored as written).
-        let analysis = core
-            .understand
-            .understand(&core.bot.kb().correct(text))
-            .await;
+        // Read with misspelt words corrected against the knowledge base, its cues as written
+        // (stored as written).
+        let corrected = core.bot.kb().correct(text);
+        let analysis = core.understand.understand_corrected(text, &corrected).await;
         let seconds = understanding.elapsed().as_secs_f64();
         core.metrics.understand_seconds.observe(seconds);
         laps.lap("understand");

@@ -32,6 +32,18 @@ pub trait Understand: Send + Sync + 'static {
         &'a self,
         text: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>>;
+
+    /// What was understood of a message `written` so, whose misspelt words are `corrected`
+    /// against the knowledge base: the models read the corrected text, and the trained models
+    /// read the surface cues as written ([`Nlu::analyse_corrected`]). By default, the corrected.
+    fn understand_corrected<'a>(
+        &'a self,
+        written: &'a str,
+        corrected: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        let _ = written;
+        self.understand(corrected)
+    }
 }
 
 /// The trained models: intent classifier with out-of-scope rejection, and the upset detector.
@@ -41,6 +53,14 @@ impl Understand for Nlu {
         text: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
         Box::pin(self.analyse(text))
+    }
+
+    fn understand_corrected<'a>(
+        &'a self,
+        written: &'a str,
+        corrected: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        Box::pin(self.analyse_corrected(written, corrected))
     }
 }
 
@@ -265,7 +285,8 @@ impl Policy {
             // The intent's own words are "request", "talk", "call": "how do I request a
             // wheelchair" is no request for a person unless the message names someone or the
             // person reading agrees.
-            let backed = crate::nlu::signals::names_someone(text, &u.upset_cues)
+            // ("thank you, the agent was so helpful" names someone, to thank them.)
+            let backed = (!u.thanks && crate::nlu::signals::names_someone(text))
                 || u.asks_for_person >= s.upset_threshold / 2.0;
             if asks && intent.always_human && confident && !backed {
                 d.checked.push(format!(
@@ -745,11 +766,21 @@ mod tests {
         someone.upset_cues = vec!["asks for someone".into()];
         let asked = policy.before_bot("can i talk to someone", &someone, &History::default());
         assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
-        // "i'd like a callback": no one named, but the reading of asking for a person agrees.
-        let mut callback = intent("human_request", 0.8, "general", true);
-        callback.asks_for_person = EscalationSettings::default().upset_threshold / 2.0;
-        let asked = policy.before_bot("i'd like a callback", &callback, &History::default());
+        // "can this be sorted out properly now": no one named, the reading of asking for a
+        // person decides: at half the threshold it agrees, just under it does not.
+        let half = EscalationSettings::default().upset_threshold / 2.0;
+        let text = "can this be sorted out properly now";
+        let mut agrees = intent("human_request", 0.8, "general", true);
+        agrees.asks_for_person = half;
+        let asked = policy.before_bot(text, &agrees, &History::default());
         assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
+        let mut under = intent("human_request", 0.8, "general", true);
+        under.asks_for_person = half - 0.01;
+        assert!(
+            !policy
+                .before_bot(text, &under, &History::default())
+                .escalate
+        );
         // "how do I request a wheelchair at the airport": the intent's word, and nothing else.
         let wheelchair = policy.before_bot(
             "how do I request a wheelchair at the airport",
@@ -1049,18 +1080,22 @@ mod tests {
     }
 
     #[test]
-    fn a_message_of_thanks_still_hands_over_on_urgency() {
+    fn a_message_of_thanks_that_names_someone_is_no_request_for_a_person() {
         let policy = Policy::default();
-        // As the understanding reads "thanks, the part arrived, the clinic opens in an hour":
-        // thanks, its upset reading not counted, urgent.
-        let thanks = Understanding {
-            thanks: true,
-            urgent: 0.9,
-            ..Default::default()
-        };
-        let d = policy.before_bot("", &thanks, &History::default());
-        assert_eq!(kinds(&d), [ReasonKind::Urgent]);
+        // "thank you, the agent was so helpful": read as asking for a person by the intent, and
+        // it names someone, to thank them.
+        let text = "thank you, the agent was so helpful";
+        let mut thanks = intent("human_request", 0.8, "general", true);
+        thanks.thanks = true;
+        let d = policy.before_bot(text, &thanks, &History::default());
+        assert!(!d.escalate, "{:?}", d.reasons);
         assert!(d.checked.iter().any(|c| c.contains("message of thanks")));
+        // The same words, no thanks: a request.
+        thanks.thanks = false;
+        assert_eq!(
+            kinds(&policy.before_bot(text, &thanks, &History::default())),
+            [ReasonKind::HumanRequest]
+        );
     }
 
     #[test]

@@ -99,9 +99,23 @@ impl Nlu {
     /// The models read the message's words only: links, addresses and pasted strings are read
     /// as words (see [`super::for_models`]).
     pub async fn analyse(&self, text: &str) -> Result<Analysis, NluError> {
-        let text = super::for_models(text);
-        let encoded = self.encoder.embed_one_full(&text).await?;
-        Ok(self.analyse_embedded(&text, encoded))
+        self.analyse_corrected(text, text).await
+    }
+
+    /// As [`Nlu::analyse`], the encoder reading `corrected` (the message with misspelt words
+    /// corrected against the knowledge base) while the surface cues are read in the customer's
+    /// words as `written`: a correction towards the base's words must not take a cue's word away
+    /// ("regulator" is no word of a coffee shop's help centre).
+    pub async fn analyse_corrected(
+        &self,
+        written: &str,
+        corrected: &str,
+    ) -> Result<Analysis, NluError> {
+        let encoded = self
+            .encoder
+            .embed_one_full(&super::for_models(corrected))
+            .await?;
+        Ok(self.analyse_embedded(&super::for_models(written), encoded))
     }
 
     /// Understands a message already encoded (from [`super::for_models`] of it, as `analyse`
@@ -122,6 +136,7 @@ impl Nlu {
         let tuned = encoded
             .tuned
             .filter(|_| head.is_none() || self.reader != SignalReader::Head);
+        let head_read = head.is_some();
         let (upset, upset_cues, urgent, asks_for_person) = match (tuned, head) {
             // Both read it (nlu.signal_reader = "both"): their probabilities averaged.
             (Some(t), Some(h)) => {
@@ -141,9 +156,19 @@ impl Nlu {
             (None, None) => (goemotions, cues, 0.0, 0.0),
         };
         // A message of thanks for something that went right: an upset reading of it is thanks
-        // read as sarcasm (their words are the same); urgency and asking for a person still count.
-        let thanks = super::signals::is_thanks(text, &upset_cues);
-        let upset = if thanks { 0.0 } else { upset };
+        // read as sarcasm (their words are the same), and its praise is no sarcasm mark ("the
+        // courier was lovely, thanks"); urgency and asking for a person still count. Without a
+        // signal model the cues above are the upset detector's only: the support cues are read.
+        let thanks = match (tuned, head_read) {
+            (None, false) => super::signals::is_thanks(text, &super::signals::support_cues(text).1),
+            _ => super::signals::is_thanks(text, &upset_cues),
+        };
+        let (upset, upset_cues) = if thanks {
+            let cues = upset_cues.into_iter().filter(|c| c != "sarcasm").collect();
+            (0.0, cues)
+        } else {
+            (upset, upset_cues)
+        };
         Analysis {
             understanding: Understanding {
                 intent,
