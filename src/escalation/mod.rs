@@ -289,8 +289,13 @@ impl Policy {
             let backed = (!u.thanks && crate::nlu::signals::names_someone(text))
                 || u.asks_for_person >= s.upset_threshold / 2.0;
             if asks && intent.always_human && confident && !backed {
+                let why = if u.thanks {
+                    "the message thanks someone"
+                } else {
+                    "the message names no one to talk to"
+                };
                 d.checked.push(format!(
-                    "intent human_request (confidence {:.2}), but the message names no one to talk to and the reading of asking for a person is {:.2} < {:.2}: not passed on as a request",
+                    "intent human_request (confidence {:.2}), but {why} and the reading of asking for a person is {:.2} < {:.2}: not passed on as a request",
                     intent.confidence,
                     u.asks_for_person,
                     s.upset_threshold / 2.0
@@ -1080,11 +1085,25 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_thanks_still_hands_over_on_urgency() {
+        let policy = Policy::default();
+        // As the understanding reads "thanks, the part arrived, the clinic opens in an hour":
+        // thanks, its upset reading not counted, urgent.
+        let thanks = Understanding {
+            thanks: true,
+            urgent: 0.9,
+            ..Default::default()
+        };
+        let d = policy.before_bot("", &thanks, &History::default());
+        assert_eq!(kinds(&d), [ReasonKind::Urgent]);
+    }
+
+    #[test]
     fn a_message_of_thanks_that_names_someone_is_no_request_for_a_person() {
         let policy = Policy::default();
-        // "thank you, the agent was so helpful": read as asking for a person by the intent, and
+        // "thank you, your team was so helpful": read as asking for a person by the intent, and
         // it names someone, to thank them.
-        let text = "thank you, the agent was so helpful";
+        let text = "thank you, your team was so helpful";
         let mut thanks = intent("human_request", 0.8, "general", true);
         thanks.thanks = true;
         let d = policy.before_bot(text, &thanks, &History::default());

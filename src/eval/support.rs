@@ -556,13 +556,18 @@ pub fn train_signals(
 pub fn support_set(path: &Path, nlu: &Nlu, policy: &Policy) -> anyhow::Result<SupportReport> {
     let set = SupportSet::load(path)?;
     let messages: Vec<_> = set.messages.iter().collect();
-    let texts: Vec<String> = messages.iter().map(|m| m.text.clone()).collect();
+    // Read as the server reads a message (links and pasted strings as words; no knowledge base,
+    // so nothing to correct).
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|m| crate::nlu::for_models(&m.text).into_owned())
+        .collect();
     let x = data::embed_full(nlu.encoder(), "support messages", &texts)?;
     let mut per_kind: Vec<(String, usize, usize)> = Vec::new();
     let mut mistakes = Vec::new();
     let (mut hit, mut esc, mut alarms, mut calm) = (0, 0, 0, 0);
-    for (m, e) in messages.iter().zip(x) {
-        let analysis = nlu.analyse_embedded(&m.text, e);
+    for ((m, text), e) in messages.iter().zip(&texts).zip(x) {
+        let analysis = nlu.analyse_embedded(text, e);
         // Always-human intents are a knowledge base's policy (the demo shop's refunds), not a
         // reading of the customer: only what the message itself says counts here.
         let mut decision = policy.before_bot(&m.text, &analysis.understanding, &History::default());

@@ -67,15 +67,20 @@ const CUES: &[(&str, &[&str])] = &[
             "already asked you",
             "already sent you",
             "keep asking you",
-            "i keep asking for",
-            "every time i ask",
-            "each time i ask",
-            "whenever i ask",
-            "every time i contact",
-            "each time i contact",
+            // Asking us, not "every time i ask alexa", "every time I contact my bank app".
+            "every time i ask you",
+            "each time i ask you",
+            "whenever i ask you",
+            "every time i ask about",
+            "each time i ask about",
+            "every time i contact you",
+            "each time i contact you",
+            "every time i contact support",
+            "each time i contact support",
             "every time i write to you",
             "every time i call you",
-            "every time i chat",
+            "every time i chat with you",
+            "every time i chat with support",
             "every answer i get",
             "every reply i get",
             "every answer from you",
@@ -130,7 +135,7 @@ const CUES: &[(&str, &[&str])] = &[
             "suing you",
             // Going to court, not "courtesy", "4 Elm Court", "the food court".
             "to court",
-            "in court",
+            "see you in court",
             "court action",
             "court claim",
             // Going to a regulator of trade, not "the regulator on my bbq", "regulatory documents".
@@ -406,9 +411,6 @@ const WENT_RIGHT: &[&str] = &[
     "came through",
     "got it",
     "helped",
-    "fixing",
-    "sorting",
-    "helping",
     "for the help",
     "for your help",
     "for all the help",
@@ -446,8 +448,10 @@ const PRAISE: &[&str] = &[
     "fast",
 ];
 
-/// The words before [`PRAISE`] that make it praise of someone or something.
-const PRAISE_LEADS: &[&str] = &["was", "were", "is", "are", "so", "very", "really", "super"];
+/// The words before [`PRAISE`] (with or without "so", "very", "really", "super" between) that make
+/// it praise of someone or something: "the courier was lovely", "you were so helpful"; not "oh
+/// thanks, so helpful".
+const PRAISE_LEADS: &[&str] = &["was", "were", "is", "are", "you're", "they're", "been"];
 
 /// Words of a complaint or a request, whole words: a message of thanks with one of these may be
 /// sarcasm ("thanks for the help, the app is broken again") or more than thanks ("thanks, but…",
@@ -499,11 +503,10 @@ const COMPLAINT: &[&str] = &[
     "want",
     "asap",
     "in advance",
-    "hope",
     "i'd",
     "we'd",
-    "id",
-    // A fault that came back, or help that came too late or from the customer themself.
+    // A fault that came back, help that came too late or from the customer themself, a fix that
+    // will not last, a customer leaving.
     "then",
     "until",
     "after",
@@ -513,6 +516,12 @@ const COMPLAINT: &[&str] = &[
     "ourselves",
     "lol",
     "minus",
+    "finally",
+    "eventually",
+    "back",
+    "for now",
+    "elsewhere",
+    "locked",
     // Contractions written without their apostrophe ("n't" is caught as written).
     "dont",
     "cant",
@@ -535,29 +544,56 @@ const COMPLAINT: &[&str] = &[
 const HARM: &[&str] = &[
     "delet",
     "crash",
-    "charg",
     "damag",
     "refus",
     "cancel",
     "broke",
+    "declin",
+    "overcharg",
+    "ruin",
+];
+
+/// Words of harm done, whole words (their first letters begin calm words too: "feedback",
+/// "freezer", "breakfast", "the leak was fixed").
+const HARM_WORDS: &[&str] = &[
+    "charge",
+    "charged",
+    "charges",
+    "charging",
     "break",
+    "breaks",
+    "breaking",
     "lose",
     "losing",
     "lost",
-    "declin",
     "block",
-    "overcharg",
-    "ruin",
-    "wip",
-    "freez",
-    "leak",
+    "blocked",
+    "wipe",
+    "wiped",
+    "froze",
+    "frozen",
+    "freezes",
+    "freezing",
+    "leaks",
+    "leaking",
+    "leaked",
     "empty",
-    "stop",
+    "stopped",
+    "stops",
     "fee",
+    "fees",
+    // A refund asked for is a request ("thanks for the help. refund me now."); "the refund
+    // arrived" is thanks.
+    "refund me",
+    "refund my",
 ];
 
-/// Marks of irony written in the text itself: "/s", an eye roll, "*help*".
-const IRONY_MARKS: &[&str] = &["/s", "🙄", "🙃", "😒", "*"];
+/// Whether `text` marks its own irony: an eye roll, "/s" as a word, "*help*".
+fn irony_marked(text: &str) -> bool {
+    ["🙄", "🙃", "😒"].iter().any(|m| text.contains(m))
+        || text.split_whitespace().any(|w| w == "/s")
+        || text.matches('*').count() >= 2
+}
 
 /// Kind phrases that hold a complaint's word ("thanks again", "no worries", "works again").
 const KIND_PHRASES: &[&str] = &[
@@ -634,7 +670,7 @@ fn blank(words: &str, phrases: &[&str]) -> String {
 /// not counted ([`super::Understanding::thanks`]).
 pub fn is_thanks(text: &str, cues: &[String]) -> bool {
     let quoted = ['"', '“', '”'].iter().any(|c| text.contains(*c));
-    if text.contains('?') || quoted || IRONY_MARKS.iter().any(|m| text.contains(m)) {
+    if text.contains('?') || quoted || irony_marked(text) {
         return false;
     }
     let plain = super::phrase_text(text);
@@ -650,14 +686,17 @@ pub fn is_thanks(text: &str, cues: &[String]) -> bool {
     let thanks = THANKS.iter().any(|p| super::has_word_start(&plain, p));
     let right = WENT_RIGHT.iter().any(|p| super::has_words(&plain, p))
         || PRAISE_LEADS.iter().any(|lead| {
-            PRAISE
-                .iter()
-                .any(|p| super::has_words(&plain, &format!("{lead} {p}")))
+            PRAISE.iter().any(|p| {
+                ["", "so ", "very ", "really ", "super "]
+                    .iter()
+                    .any(|i| super::has_words(&plain, &format!("{lead} {i}{p}")))
+            })
         });
     // Complaints are looked for with the kind phrases that hold their words blanked out.
     let words = blank(&plain, KIND_PHRASES);
     let complaint = COMPLAINT.iter().any(|p| super::has_words(&words, p))
         || HARM.iter().any(|p| super::has_word_start(&words, p))
+        || HARM_WORDS.iter().any(|p| super::has_words(&words, p))
         || words.split_whitespace().any(|w| w.ends_with("n't"));
     thanks
         && right
@@ -668,18 +707,35 @@ pub fn is_thanks(text: &str, cues: &[String]) -> bool {
 
 /// Words that ask for someone to talk to, whole words: with the asking-for-a-person intent, a
 /// request for a person ("can you hand me over to a colleague"); without them the intent's words
-/// ("request", "talk") may ask for something else ("how do I request a wheelchair for an elderly
-/// person", "extra seats for 3 people", "can I book an engineer").
+/// ("request", "talk") may ask for something else ("how do I request a wheelchair for someone",
+/// "request a refund for my employee", "extra seats for 3 people", "can I book an engineer").
 const NAMES_SOMEONE: &[&str] = &[
+    "talk to",
+    "speak to",
+    "speak with",
+    "chat with",
+    "a human",
+    "real human",
     "a real person",
     "a live person",
     "an actual person",
     "a person",
+    "support person",
+    "an agent",
+    "a manager",
+    "your manager",
     "a colleague",
     "your colleague",
     "a supervisor",
     "your supervisor",
     "support engineer",
+    "your team",
+    "support team",
+    "customer service",
+    "someone from",
+    "anyone there",
+    "anybody there",
+    "is anyone",
     "callback",
     "call back",
     "call me",
@@ -687,15 +743,12 @@ const NAMES_SOMEONE: &[&str] = &[
     "hand me over",
     "transfer me",
     "put me through",
-    "someone from",
 ];
 
-/// Whether `text` asks for someone to talk to: the "asks for someone" cue or
-/// [`NAMES_SOMEONE`]. The cues are read from the text here, whichever reader is loaded.
+/// Whether `text` asks for someone to talk to ([`NAMES_SOMEONE`]).
 pub fn names_someone(text: &str) -> bool {
     let words = super::phrase_text(text);
-    support_cues(text).1.iter().any(|c| c == "asks for someone")
-        || NAMES_SOMEONE.iter().any(|p| super::has_words(&words, p))
+    NAMES_SOMEONE.iter().any(|p| super::has_words(&words, p))
 }
 
 /// Words of danger to someone's safety or health (whole words: "smoking", not "smokingly"; "on
@@ -723,6 +776,7 @@ const DANGER: &[&str] = &[
     "caught fire",
     "a fire",
     "smell gas",
+    "smell of gas",
     "smells of gas",
     "gas leak",
     "flooded",
@@ -762,7 +816,10 @@ const DANGER: &[&str] = &[
 /// cut off", "my call about the gas bill got cut off" or "the power button label is cut off".
 fn supply_cut_off(words: &str) -> bool {
     const SUPPLIES: &[&str] = &["electricity", "power", "gas", "water", "heating"];
-    const BETWEEN: &[&str] = &["was", "is", "got", "been", "has", "have", "had", "just"];
+    const BETWEEN: &[&str] = &[
+        "was", "were", "is", "are", "got", "been", "being", "has", "have", "had", "just", "supply",
+        "supplies", "both",
+    ];
     const WHOSE: &[&str] = &["my", "our", "the"];
     let t: Vec<&str> = words.split_whitespace().collect();
     (0..t.len().saturating_sub(1))
@@ -771,8 +828,9 @@ fn supply_cut_off(words: &str) -> bool {
             let before = t[..i]
                 .iter()
                 .rev()
+                .map(|w| w.trim_end_matches("'s"))
                 .find(|w| !BETWEEN.contains(w))
-                .is_some_and(|w| SUPPLIES.contains(w));
+                .is_some_and(|w| SUPPLIES.contains(&w));
             let after = match t.get(i + 2) {
                 Some(w) if WHOSE.contains(w) => t.get(i + 3),
                 w => w,
@@ -980,8 +1038,6 @@ fn has_time_limit(words: &str) -> bool {
         "need",
         "needs",
         "must",
-        "starts",
-        "opens",
         "leaves",
         "exam",
         "interview",
@@ -1720,6 +1776,11 @@ mod tests {
             "thanks again, that fixed it",
             "thanks, it works again",
             "I can't thank you enough, the engineer fixed it",
+            "thanks, the engineer came and fixed the leak",
+            "thanks, that fixed it, hope you have a great day",
+            "thanks, the new id card arrived",
+            "thanks, the refund has arrived",
+            "cheers, the settings page at /settings works now",
         ] {
             assert!(is_thanks(thanks, &support_cues(thanks).1), "{thanks:?}");
         }
@@ -1768,6 +1829,13 @@ mod tests {
             "I'd appreciate a quick reply",
             "we'd appreciate a quick response",
             "thanks, it works. how do I export my data",
+            "thanks for the help. refund me now.",
+            // From the third review.
+            "thanks for finally fixing it",
+            "thanks for sorting the mess you made",
+            "oh thanks, so helpful",
+            "thanks, the engineer fixed it, the noise came back",
+            "sorted, for now. thanks",
             // Thanks and nothing that went right.
             "ok thanks",
         ] {
@@ -1888,6 +1956,9 @@ mod tests {
             "my call about the gas bill got cut off",
             "the power button label is cut off",
             "my passport photo is not acceptable according to the form",
+            "every time i ask alexa to play music it stops",
+            "I keep asking for a receipt at the till",
+            "the shop opens at 9 tomorrow, can I collect then",
         ] {
             // ("already" is a weak cue: shown, never evidence.)
             assert!(
@@ -1899,6 +1970,9 @@ mod tests {
         for text in [
             "the gas has been cut off",
             "they cut off our water this morning",
+            "our water supply has been cut off",
+            "gas and electricity were cut off",
+            "the power's been cut off",
         ] {
             assert_eq!(support_cues(text).1, ["danger"], "{text:?}");
         }

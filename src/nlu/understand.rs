@@ -105,7 +105,7 @@ impl Nlu {
     /// As [`Nlu::analyse`], the encoder reading `corrected` (the message with misspelt words
     /// corrected against the knowledge base) while the surface cues are read in the customer's
     /// words as `written`: a correction towards the base's words must not take a cue's word away
-    /// ("regulator" is no word of a coffee shop's help centre).
+    /// ("contacting the regulator" lost "contacting") or make one ("arent" became "agent").
     pub async fn analyse_corrected(
         &self,
         written: &str,
@@ -156,15 +156,19 @@ impl Nlu {
             (None, None) => (goemotions, cues, 0.0, 0.0),
         };
         // A message of thanks for something that went right: an upset reading of it is thanks
-        // read as sarcasm (their words are the same), and its praise is no sarcasm mark ("the
-        // courier was lovely, thanks"); urgency and asking for a person still count. Without a
-        // signal model the cues above are the upset detector's only: the support cues are read.
+        // read as sarcasm (their words are the same), its praise is no sarcasm mark ("the
+        // courier was lovely, thanks") and its staff named no ask for someone ("the agent was so
+        // helpful"); urgency and asking for a person still count. Without a signal model the cues
+        // above are the upset detector's only: the support cues are read.
         let thanks = match (tuned, head_read) {
             (None, false) => super::signals::is_thanks(text, &super::signals::support_cues(text).1),
             _ => super::signals::is_thanks(text, &upset_cues),
         };
         let (upset, upset_cues) = if thanks {
-            let cues = upset_cues.into_iter().filter(|c| c != "sarcasm").collect();
+            let cues = upset_cues
+                .into_iter()
+                .filter(|c| c != "sarcasm" && c != "asks for someone")
+                .collect();
             (0.0, cues)
         } else {
             (upset, upset_cues)
