@@ -1763,6 +1763,17 @@ pub fn rates(scores: &[f32], escalate: &[bool], t: f32) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    /// Each of `calm` holds no support cue at all.
+    fn no_cue(calm: &[&str]) {
+        for text in calm {
+            assert!(
+                support_cues(text).1.is_empty(),
+                "{text:?}: {:?}",
+                support_cues(text).1
+            );
+        }
+    }
+
     #[test]
     fn thanks_for_what_went_right_is_told_from_sarcasm_and_from_thanks_with_more_in_it() {
         for thanks in [
@@ -1852,15 +1863,13 @@ mod tests {
         ] {
             assert_eq!(support_cues(threat).1, ["threat"], "{threat:?}");
         }
-        for calm in [
+        no_cue(&[
             "do you have courtesy cars while mine is in the garage",
             "how do I set up a power of attorney on the account",
             "where are your regulatory compliance documents",
             "the pressure regulator on my espresso machine hisses",
             "the watchdog timer resets the board",
-        ] {
-            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
-        }
+        ]);
     }
 
     #[test]
@@ -1874,7 +1883,7 @@ mod tests {
             assert_eq!(support_cues(text).1, ["danger"], "{text:?}");
         }
         // A machine's own fault is no household without power; a call or a page cut off is none.
-        for calm in [
+        no_cue(&[
             "the brewer shows no water even with a full tank",
             "the machine gives no hot water from the steam wand",
             "the bottom of the pdf has been cut off",
@@ -1882,9 +1891,7 @@ mod tests {
             "the dishwasher broke down on tuesday",
             "can I see the charges broken down on my invoice",
             "stranded wire in the cable",
-        ] {
-            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
-        }
+        ]);
     }
 
     #[test]
@@ -1933,13 +1940,11 @@ mod tests {
         let (features, cues) = support_cues("I want an explanation, my bill is 340 pounds?!");
         assert_eq!(cues, ["repeated punctuation", "demand", "disbelief"]);
         assert_eq!(features.len(), inputs);
-        for calm in [
+        no_cue(&[
             "the api returns 406 not acceptable",
             "the baby monitor shows the baby is crying",
             "can the app log an upset stomach",
-        ] {
-            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
-        }
+        ]);
     }
 
     #[test]
@@ -2049,7 +2054,7 @@ mod tests {
         ] {
             assert_eq!(support_cues(text).1, [cue], "{text:?}");
         }
-        for calm in [
+        no_cue(&[
             "my video call drops after a minute",
             "the api call about my stats returns 404",
             "the webhook never got a 200 from my server",
@@ -2064,9 +2069,7 @@ mod tests {
             "typed my password wrong too many times and now it wont let me in",
             "i was charged three times for one order",
             "remove subscribers i haven't heard back from",
-        ] {
-            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
-        }
+        ]);
         assert_eq!(
             support_cues("our train leaves in 40 min and the app deleted our tickets").1,
             ["deadline"]
@@ -2092,15 +2095,13 @@ mod tests {
         assert!(support_cues("my bank says the payment went through")
             .1
             .is_empty());
-        for calm in [
+        no_cue(&[
             "can you refund it to my bank account",
             "do you have my bank details",
             "how do i get my bank statement",
             "if i go to my bank account i see two charges",
             "i got a shock when i saw the bill",
-        ] {
-            assert!(support_cues(calm).1.is_empty(), "{calm:?}");
-        }
+        ]);
         for threat in [
             "i'll ring my bank tomorrow",
             "fine, i'll take it up with my bank",
