@@ -285,7 +285,7 @@ impl Policy {
             // The intent's own words are "request", "talk", "call": "how do I request a
             // wheelchair" is no request for a person unless the message names someone or the
             // person reading agrees.
-            // ("thank you, the agent was so helpful" names someone, to thank them.)
+            // ("thank you, your team was so helpful" names someone, to thank them.)
             let backed = (!u.thanks && crate::nlu::signals::names_someone(text))
                 || u.asks_for_person >= s.upset_threshold / 2.0;
             if asks && intent.always_human && confident && !backed {
@@ -767,8 +767,7 @@ mod tests {
             "a guess below the confidence bar is not enough"
         );
         // "can i talk to someone": the intent, and the message names someone to talk to.
-        let mut someone = intent("human_request", 0.8, "general", true);
-        someone.upset_cues = vec!["asks for someone".into()];
+        let someone = intent("human_request", 0.8, "general", true);
         let asked = policy.before_bot("can i talk to someone", &someone, &History::default());
         assert_eq!(kinds(&asked), [ReasonKind::HumanRequest]);
         // "can this be sorted out properly now": no one named, the reading of asking for a
@@ -811,7 +810,6 @@ mod tests {
         // "How can I talk to a person?" is a request, not a how-to question to answer first.
         let mut how = intent("human_request", 0.9, "general", true);
         how.how_to = true;
-        how.upset_cues = vec!["asks for someone".into()];
         assert_eq!(
             kinds(&policy.before_bot("how can i talk to a person?", &how, &History::default())),
             [ReasonKind::HumanRequest]

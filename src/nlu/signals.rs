@@ -448,10 +448,13 @@ const PRAISE: &[&str] = &[
     "fast",
 ];
 
-/// The words before [`PRAISE`] (with or without "so", "very", "really", "super" between) that make
-/// it praise of someone or something: "the courier was lovely", "you were so helpful"; not "oh
+/// The words before [`PRAISE`] (with or without one of [`INTENSIFIERS`] between) that make it
+/// praise of someone or something: "the courier was lovely", "you were so helpful"; not "oh
 /// thanks, so helpful".
 const PRAISE_LEADS: &[&str] = &["was", "were", "is", "are", "you're", "they're", "been"];
+
+/// Words that may stand between [`PRAISE_LEADS`] and [`PRAISE`] ("was really nice").
+const INTENSIFIERS: &[&str] = &["so", "very", "really", "super"];
 
 /// Words of a complaint or a request, whole words: a message of thanks with one of these may be
 /// sarcasm ("thanks for the help, the app is broken again") or more than thanks ("thanks, but…",
@@ -669,40 +672,49 @@ fn blank(words: &str, phrases: &[&str]) -> String {
 /// sometimes read such a message as upset (thanks are sarcasm's words too); its upset reading is
 /// not counted ([`super::Understanding::thanks`]).
 pub fn is_thanks(text: &str, cues: &[String]) -> bool {
+    // Every customer message passes here: the cheap tests first, and most messages hold no word
+    // of thanks and stop at the third.
     let quoted = ['"', '“', '”'].iter().any(|c| text.contains(*c));
     if text.contains('?') || quoted || irony_marked(text) {
         return false;
     }
     let plain = super::phrase_text(text);
-    if plain.split_whitespace().count() > THANKS_WORDS || asks_how_to(text) {
+    let tokens: Vec<&str> = plain.split_whitespace().collect();
+    if tokens.len() > THANKS_WORDS || !THANKS.iter().any(|p| super::has_word_start(&plain, p)) {
         return false;
     }
+    // Praise after "was", "are"…, with or without "so", "very"… between.
+    let praised = tokens.iter().enumerate().any(|(i, w)| {
+        let mut lead = i.checked_sub(1);
+        if lead.is_some_and(|l| INTENSIFIERS.contains(&tokens[l])) {
+            lead = lead.and_then(|l| l.checked_sub(1));
+        }
+        PRAISE.contains(w) && lead.is_some_and(|l| PRAISE_LEADS.contains(&tokens[l]))
+    });
+    if !praised && !any_phrase(&plain, WENT_RIGHT) {
+        return false;
+    }
+    if any_phrase(&plain, HOW_TO) {
+        return false;
+    }
+    // Complaints are looked for with the kind phrases that hold their words blanked out.
+    let words = blank(&plain, KIND_PHRASES);
+    let complaint = any_phrase(&words, COMPLAINT)
+        || any_phrase(&words, HARM_WORDS)
+        || HARM.iter().any(|p| super::has_word_start(&words, p))
+        || words.split_whitespace().any(|w| w.ends_with("n't"));
     let lower = format!("{} ", text.to_lowercase());
     let sarcastic = CUES
         .iter()
         .filter(|(name, _)| *name == "sarcasm")
         .flat_map(|(_, phrases)| phrases.iter())
         .any(|p| !SINCERE_TOO.contains(p) && has_cue(&lower, &plain, p));
-    let thanks = THANKS.iter().any(|p| super::has_word_start(&plain, p));
-    let right = WENT_RIGHT.iter().any(|p| super::has_words(&plain, p))
-        || PRAISE_LEADS.iter().any(|lead| {
-            PRAISE.iter().any(|p| {
-                ["", "so ", "very ", "really ", "super "]
-                    .iter()
-                    .any(|i| super::has_words(&plain, &format!("{lead} {i}{p}")))
-            })
-        });
-    // Complaints are looked for with the kind phrases that hold their words blanked out.
-    let words = blank(&plain, KIND_PHRASES);
-    let complaint = COMPLAINT.iter().any(|p| super::has_words(&words, p))
-        || HARM.iter().any(|p| super::has_word_start(&words, p))
-        || HARM_WORDS.iter().any(|p| super::has_words(&words, p))
-        || words.split_whitespace().any(|w| w.ends_with("n't"));
-    thanks
-        && right
-        && !complaint
-        && !sarcastic
-        && !cues.iter().any(|c| NOT_THANKS_CUES.contains(&c.as_str()))
+    !complaint && !sarcastic && !cues.iter().any(|c| NOT_THANKS_CUES.contains(&c.as_str()))
+}
+
+/// Whether `words` (a [`super::phrase_text`]) hold one of `phrases` as whole words.
+fn any_phrase(words: &str, phrases: &[&str]) -> bool {
+    phrases.iter().any(|p| super::has_words(words, p))
 }
 
 /// Words that ask for someone to talk to, whole words: with the asking-for-a-person intent, a
@@ -747,8 +759,7 @@ const NAMES_SOMEONE: &[&str] = &[
 
 /// Whether `text` asks for someone to talk to ([`NAMES_SOMEONE`]).
 pub fn names_someone(text: &str) -> bool {
-    let words = super::phrase_text(text);
-    NAMES_SOMEONE.iter().any(|p| super::has_words(&words, p))
+    any_phrase(&super::phrase_text(text), NAMES_SOMEONE)
 }
 
 /// Words of danger to someone's safety or health (whole words: "smoking", not "smokingly"; "on
@@ -1246,8 +1257,7 @@ const HOW_TO: &[&str] = &[
 /// Whether `text` asks how to do something (or whether it can be done), anywhere in it:
 /// "a colleague left the company, how do i remove their access" is one.
 pub fn asks_how_to(text: &str) -> bool {
-    let words = super::phrase_text(text);
-    HOW_TO.iter().any(|p| super::has_words(&words, p))
+    any_phrase(&super::phrase_text(text), HOW_TO)
 }
 
 /// What the model makes of one message.
