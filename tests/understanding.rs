@@ -259,8 +259,8 @@ async fn each_reaches_a_person(app: &common::TestApp, messages: &[&str]) {
 
 #[tokio::test]
 async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket() {
-    // Every test customer comes from 127.0.0.1: let all seven wait in the queue.
-    let app = spawn_app_with(|s| s.limits.queued_per_address = 10).await;
+    // Every test customer comes from 127.0.0.1: let them all wait in the queue.
+    let app = spawn_app_with(|s| s.limits.queued_per_address = 16).await;
     each_reaches_a_person(
         &app,
         &[
@@ -277,6 +277,11 @@ async fn upset_threatening_and_asking_customers_reach_a_person_over_the_socket()
             "I'll be contacting the regulator about these charges",
             "I'm so disappointed, the order was for my mum's birthday",
             "need the invoices fixed by friday or our audit fails",
+            // Kept (read 0.37–0.48) while leaving for elsewhere, contact on listed dates and
+            // "not ok" were no cues.
+            "the subscription shipped decaf instead of the espresso blend. if the next bag is wrong as well, we'll cancel and order our coffee elsewhere",
+            "I wrote about the grinder on the 4th, the 11th and the 19th and got a different answer every time",
+            "the milk frother stopped after two weeks, which is not ok for a machine this price",
         ],
     )
     .await;

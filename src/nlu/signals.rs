@@ -640,6 +640,8 @@ const SINCERE_TOO: &[&str] = &[
 /// thanks is set aside, its urgency and asking for a person still count.)
 const NOT_THANKS_CUES: &[&str] = &[
     "strong feeling",
+    "leaving",
+    "contacted on several dates",
     "demand",
     "disbelief",
     "swearing",
@@ -901,6 +903,15 @@ const FEELINGS: &[&str] = &[
     "sick to my stomach",
     // Not "406 not acceptable", "my passport photo is not acceptable".
     "this is not acceptable",
+    // Not "is it ok if", "it's not ok to share passwords?".
+    "this is not ok",
+    "this isn't ok",
+    "that is not ok",
+    "that's not ok",
+    "that isn't ok",
+    "which is not ok",
+    "which isn't ok",
+    "not ok at all",
     "that is not acceptable",
     "not acceptable at all",
     "not good enough",
@@ -978,7 +989,155 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
             names.push((*name).to_owned());
         }
     }
+    if threatens_to_leave(&words) {
+        names.push("leaving".to_owned());
+    }
+    if contacted_on_dates(&words) {
+        names.push("contacted on several dates".to_owned());
+    }
     (features, names)
+}
+
+/// Whether `words` (a [`super::phrase_text`]) say the customer will take their business
+/// elsewhere: "we will cancel and move our forty sites elsewhere", "I'll take my business
+/// elsewhere", "or we go to a competitor". Named, not read by the models. Not moving a thing
+/// ("I'll move the vault elsewhere and try again"), nor asking about it ("will my data be stored
+/// elsewhere").
+fn threatens_to_leave(words: &str) -> bool {
+    // Saying what they will do: the span after one of these is read.
+    const WILL: &[&str] = &[
+        "i'll",
+        "we'll",
+        "i will",
+        "we will",
+        "i'm going to",
+        "we're going to",
+        "i am going to",
+        "we are going to",
+        "im going to",
+        "i'm gonna",
+        "we're gonna",
+        "or we",
+        "or i",
+    ];
+    // Somewhere that is not us: with "cancel", "leave" or their business before it.
+    const ELSEWHERE: &[&str] = &["elsewhere", "somewhere else"];
+    const LEAVING: &[&str] = &[
+        "cancel", "leave", "business", "custom", "money", "go", "going", "look", "shop", "switch",
+    ];
+    // Another company, whatever the verb.
+    const RIVAL: &[&str] = &[
+        "a competitor",
+        "your competitor",
+        "your competitors",
+        "one of your competitors",
+        "another provider",
+        "another company",
+        "another supplier",
+    ];
+    if !any_phrase(words, WILL) {
+        return false;
+    }
+    let tokens: Vec<&str> = words.split_whitespace().collect();
+    (0..tokens.len()).any(|i| {
+        let said = |n: usize| format!(" {} ", tokens[i..(i + n).min(tokens.len())].join(" "));
+        let will = WILL.iter().any(|w| said(w.split(' ').count()).trim() == *w);
+        if !will {
+            return false;
+        }
+        let span = said(10);
+        any_phrase(&span, RIVAL) || (any_phrase(&span, ELSEWHERE) && any_phrase(&span, LEAVING))
+    })
+}
+
+/// Whether `words` (a [`super::phrase_text`]) tell of contacting us on three dates or more: "I
+/// reported the wrong coffee on 2 May, 9 May and 16 May", "In March I emailed … In April I sent
+/// proof … In May I was charged". Named, not read by the models.
+fn contacted_on_dates(words: &str) -> bool {
+    const CONTACTED: &[&str] = &[
+        "emailed",
+        "wrote",
+        "written",
+        "called",
+        "rang",
+        "phoned",
+        "reported",
+        "contacted",
+        "messaged",
+        "complained",
+        "chatted",
+        "raised",
+        "sent",
+        "asked",
+        "told",
+    ];
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+    ];
+    // What says a month is meant ("may I ask" is no date; "march" a verb, "in March" a month).
+    const BEFORE_MONTH: &[&str] = &[
+        "in", "on", "since", "from", "by", "early", "late", "mid", "of",
+    ];
+    const WEEKDAYS: &[&str] = &[
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let tokens: Vec<&str> = words.split_whitespace().collect();
+    if !tokens.iter().any(|t| CONTACTED.contains(t)) {
+        return false;
+    }
+    let day_number = |t: &str| {
+        let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let ordinal = ["st", "nd", "rd", "th", ""].contains(&&t[digits.len()..]);
+        ordinal && digits.len() <= 2 && digits.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
+    };
+    let mut dates = 0;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = tokens[i];
+        let prev = i.checked_sub(1).map(|p| tokens[p]).unwrap_or_default();
+        let next = tokens.get(i + 1).copied().unwrap_or_default();
+        let month = MONTHS.contains(&t)
+            && (BEFORE_MONTH.contains(&prev) || day_number(prev) || day_number(next));
+        let ordinal = day_number(t) && t.ends_with(['t', 'd', 'h']) && prev == "the";
+        let weekday = WEEKDAYS.contains(&t) && prev == "on";
+        if month || ordinal || weekday {
+            dates += 1;
+            // "2 May 16" or "May 2nd" is one date.
+            if month && day_number(next) {
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    dates >= 3
 }
 
 /// `words` (a [`super::phrase_text`]) without the spans of time already past ("20 min ago", "two
@@ -1958,6 +2117,51 @@ mod tests {
     }
 
     #[test]
+    fn leaving_dates_of_contact_and_not_ok_are_named_from_what_customers_write() {
+        let named = |text: &str, name: &str| {
+            let (features, cues) = support_cues(text);
+            assert!(cues.iter().any(|c| c == name), "{text:?}: {cues:?}");
+            assert_eq!(features.len(), 13);
+        };
+        for text in [
+            "if the invoices aren't fixed by the 30th, we will cancel and move our forty sites elsewhere",
+            "sort it out or I'll take my business elsewhere",
+            "we're going to switch to a competitor next month",
+            "fix it, or we go elsewhere",
+        ] {
+            named(text, "leaving");
+        }
+        for text in [
+            "I reported the wrong coffee on 2 May, 9 May and 16 May and each time it came back wrong",
+            "In March I emailed about the discount. In April I sent proof. In May I was charged full price.",
+            "I called on the 3rd, the 10th and the 17th",
+        ] {
+            named(text, "contacted on several dates");
+        }
+        named(
+            "I paid and cannot see a single number, which is not ok",
+            "strong feeling",
+        );
+        for calm in [
+            "I'll move the vault elsewhere and try the sync again",
+            "will my data be stored elsewhere",
+            "can I move my subscribers elsewhere if I leave",
+            "I'll leave the settings as they are",
+            "may I ask how the march release changed exports",
+            "I emailed you on 2 May about the invoice",
+            "we run webinars on 2 May, 9 May and 16 May, can the form close after each",
+            "is it ok if I share my login with my assistant",
+            "it's not ok to share passwords, right?",
+        ] {
+            assert!(
+                !has_evidence_cue(calm),
+                "{calm:?}: {:?}",
+                support_cues(calm).1
+            );
+        }
+    }
+
+    #[test]
     fn calm_messages_with_a_cues_words_hold_no_cue() {
         for calm in [
             "update my address to 4 Elm Court",
@@ -2046,11 +2250,11 @@ mod tests {
         assert!(support_cues("the fire tv app freezes, firefox too")
             .1
             .is_empty());
+        assert_eq!(
+            support_cues("i wrote on the 3rd, the 10th and the 17th. not one reply").1,
+            ["nobody helps", "contacted on several dates"]
+        );
         for (text, cue) in [
-            (
-                "i wrote on the 3rd, the 10th and the 17th. not one reply",
-                "nobody helps",
-            ),
             (
                 "i would like a phone or video call about our 30 seats",
                 "asks for someone",
