@@ -640,6 +640,7 @@ const SINCERE_TOO: &[&str] = &[
 /// thanks is set aside, its urgency and asking for a person still count.)
 const NOT_THANKS_CUES: &[&str] = &[
     "strong feeling",
+    "afraid to use it",
     "leaving",
     "contacted on several dates",
     "demand",
@@ -861,6 +862,28 @@ const NAMED_ONLY: &[(&str, &[&str])] = &[
     ("demand", DEMANDS),
     // "my bill is 340 pounds this month?!": "??" alone is a calm customer's too.
     ("disbelief", &["?!", "!?"]),
+    ("afraid to use it", AFRAID),
+];
+
+/// A customer afraid of what they bought ("a machine I'm afraid to plug in"): not the polite
+/// "I'm afraid I forgot my password", nor asking whether something is safe.
+const AFRAID: &[&str] = &[
+    "afraid to plug",
+    "afraid to use",
+    "afraid to turn it on",
+    "afraid to switch it on",
+    "afraid to touch",
+    "scared to plug",
+    "scared to use",
+    "scared to turn it on",
+    "scared to switch it on",
+    "scared to touch",
+    "afraid it will catch fire",
+    "afraid it'll catch fire",
+    "scared it will catch fire",
+    "scared it'll catch fire",
+    "don't feel safe using",
+    "do not feel safe using",
 ];
 
 /// A customer demanding, not asking: an explanation owed, their money back.
@@ -903,15 +926,6 @@ const FEELINGS: &[&str] = &[
     "sick to my stomach",
     // Not "406 not acceptable", "my passport photo is not acceptable".
     "this is not acceptable",
-    // Not "is it ok if", "it's not ok to share passwords?".
-    "this is not ok",
-    "this isn't ok",
-    "that is not ok",
-    "that's not ok",
-    "that isn't ok",
-    "which is not ok",
-    "which isn't ok",
-    "not ok at all",
     "that is not acceptable",
     "not acceptable at all",
     "not good enough",
@@ -989,8 +1003,11 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
             names.push((*name).to_owned());
         }
     }
-    if threatens_to_leave(&words) {
+    if threatens_to_leave(text) {
         names.push("leaving".to_owned());
+    }
+    if not_ok(&words) && !names.iter().any(|n| n == "strong feeling") {
+        names.push("strong feeling".to_owned());
     }
     if contacted_on_dates(&words) {
         names.push("contacted on several dates".to_owned());
@@ -998,13 +1015,15 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
     (features, names)
 }
 
-/// Whether `words` (a [`super::phrase_text`]) say the customer will take their business
-/// elsewhere: "we will cancel and move our forty sites elsewhere", "I'll take my business
-/// elsewhere", "or we go to a competitor". Named, not read by the models. Not moving a thing
-/// ("I'll move the vault elsewhere and try again"), nor asking about it ("will my data be stored
-/// elsewhere").
-fn threatens_to_leave(words: &str) -> bool {
-    // Saying what they will do: the span after one of these is read.
+/// Whether `text` says the customer will take their business elsewhere, in a sentence that is
+/// no question: "we will cancel and move our forty sites elsewhere", "I'll take my business
+/// elsewhere", "or I'm going to a competitor", "you've lost a customer". Named, not read by the
+/// models. Not moving a thing ("I'll move the vault elsewhere and try again", "I'm going to have
+/// the parcel delivered somewhere else"), looking round the app ("I'll look elsewhere in the
+/// settings"), adding a competitor to a dashboard, nor "I will never go elsewhere".
+fn threatens_to_leave(text: &str) -> bool {
+    // Saying what they will do: the words after one of these are read (from its last word, so
+    // that "or I'm going to a competitor" reads "to a competitor").
     const WILL: &[&str] = &[
         "i'll",
         "we'll",
@@ -1016,49 +1035,137 @@ fn threatens_to_leave(words: &str) -> bool {
         "we are going to",
         "im going to",
         "i'm gonna",
+        "im gonna",
         "we're gonna",
+        "i'd rather",
+        "we'd rather",
         "or we",
         "or i",
     ];
-    // Somewhere that is not us: with "cancel", "leave" or their business before it.
+    // Somewhere that is not us, with "cancel", "leave" or their business or money before it.
     const ELSEWHERE: &[&str] = &["elsewhere", "somewhere else"];
     const LEAVING: &[&str] = &[
-        "cancel", "leave", "business", "custom", "money", "go", "going", "look", "shop", "switch",
+        "cancel", "leave", "business", "money", "go", "shop", "switch",
     ];
-    // Another company, whatever the verb.
+    // Another company, gone to.
     const RIVAL: &[&str] = &[
-        "a competitor",
-        "your competitor",
-        "your competitors",
-        "one of your competitors",
-        "another provider",
-        "another company",
-        "another supplier",
+        "to a competitor",
+        "to your competitor",
+        "to your competitors",
+        "to one of your competitors",
+        "to another provider",
+        "to another company",
+        "to another supplier",
+        "to another bank",
+        "to a different provider",
+        "to a different company",
+        "to a different bank",
+        "for another provider",
+        "for another company",
+        "for another supplier",
+        "for another bank",
     ];
-    if !any_phrase(words, WILL) {
-        return false;
-    }
-    let tokens: Vec<&str> = words.split_whitespace().collect();
-    (0..tokens.len()).any(|i| {
-        let said = |n: usize| format!(" {} ", tokens[i..(i + n).min(tokens.len())].join(" "));
-        let will = WILL.iter().any(|w| said(w.split(' ').count()).trim() == *w);
-        if !will {
-            return false;
-        }
-        let span = said(10);
-        any_phrase(&span, RIVAL) || (any_phrase(&span, ELSEWHERE) && any_phrase(&span, LEAVING))
-    })
+    // Said whatever comes before.
+    const GONE: &[&str] = &[
+        "you've lost a customer",
+        "you have lost a customer",
+        "you just lost a customer",
+        "take my business elsewhere",
+        "take our business elsewhere",
+        "taking my business elsewhere",
+        "taking our business elsewhere",
+    ];
+    text.split_inclusive(['.', '?', '!', ';', '\n'])
+        .filter(|sentence| !sentence.trim_end().ends_with('?'))
+        .any(|sentence| {
+            let words = super::phrase_text(sentence);
+            if any_phrase(&words, GONE) {
+                return true;
+            }
+            if !any_phrase(&words, WILL) {
+                return false;
+            }
+            let tokens: Vec<&str> = words.split_whitespace().collect();
+            (0..tokens.len()).any(|i| {
+                let Some(will) = WILL.iter().find(|w| {
+                    let n = w.split(' ').count();
+                    tokens[i..].len() >= n && w.split(' ').eq(tokens[i..i + n].iter().copied())
+                }) else {
+                    return false;
+                };
+                let last = i + will.split(' ').count() - 1;
+                let after = &tokens[last + 1..(last + 9).min(tokens.len())];
+                if after.first().is_some_and(|w| ["never", "not"].contains(w)) {
+                    return false;
+                }
+                let span = format!(" {} ", tokens[last..last + 1 + after.len()].join(" "));
+                // "elsewhere in the settings" is a place in the app.
+                let span = blank(&span, &["elsewhere in", "elsewhere on"]);
+                any_phrase(&span, RIVAL)
+                    || (any_phrase(&span, ELSEWHERE) && after.iter().any(|w| LEAVING.contains(w)))
+            })
+        })
 }
 
-/// Whether `words` (a [`super::phrase_text`]) tell of contacting us on three dates or more: "I
-/// reported the wrong coffee on 2 May, 9 May and 16 May", "In March I emailed … In April I sent
-/// proof … In May I was charged". Named, not read by the models.
+/// Whether `words` (a [`super::phrase_text`]) call something "not ok" as a complaint: "which is
+/// not ok", "this is not okay"; not asking whether it is ("let me know if this is not ok",
+/// "sorry if that's not ok to ask").
+fn not_ok(words: &str) -> bool {
+    const NOT_OK: &[&str] = &[
+        "this is not ok",
+        "this isn't ok",
+        "that is not ok",
+        "that's not ok",
+        "that isn't ok",
+        "which is not ok",
+        "which isn't ok",
+        "not ok at all",
+        "this is not okay",
+        "this isn't okay",
+        "that is not okay",
+        "that's not okay",
+        "that isn't okay",
+        "which is not okay",
+        "which isn't okay",
+        "not okay at all",
+    ];
+    let asked = [
+        "if this",
+        "if that",
+        "if that's",
+        "whether this",
+        "whether that",
+        "whether that's",
+    ];
+    let words = blank(words, &asked);
+    any_phrase(&words, NOT_OK)
+}
+
+/// Days of the week, as customers write them.
+const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Whether `words` (a [`super::phrase_text`]) tell of contacting us, with three dates or more:
+/// "I reported the wrong coffee on 2 May, 9 May and 16 May", "In March I emailed … In April I
+/// sent proof … In May I was charged", "I called on the 3rd, 10th and 17th". Named, not read by
+/// the models. Not "the 2nd invoice", "step 2 may fail", nor things sent or called by a name.
 fn contacted_on_dates(words: &str) -> bool {
     const CONTACTED: &[&str] = &[
         "emailed",
         "wrote",
-        "written",
-        "called",
+        "written to",
+        "i called",
+        "we called",
+        "called you",
+        "called support",
+        "called again",
         "rang",
         "phoned",
         "reported",
@@ -1066,10 +1173,19 @@ fn contacted_on_dates(words: &str) -> bool {
         "messaged",
         "complained",
         "chatted",
-        "raised",
-        "sent",
-        "asked",
-        "told",
+        "raised a ticket",
+        "raised it",
+        "raised this",
+        "sent you",
+        "sent an email",
+        "sent a message",
+        "i asked",
+        "we asked",
+        "asked you",
+        "asked support",
+        "asked again",
+        "told you",
+        "told your",
     ];
     const MONTHS: &[&str] = &[
         "january",
@@ -1096,44 +1212,65 @@ fn contacted_on_dates(words: &str) -> bool {
         "nov",
         "dec",
     ];
-    // What says a month is meant ("may I ask" is no date; "march" a verb, "in March" a month).
-    const BEFORE_MONTH: &[&str] = &[
-        "in", "on", "since", "from", "by", "early", "late", "mid", "of",
+    // What says a month or a day is meant ("may I ask" is no date, "march" a verb).
+    const BEFORE_DATE: &[&str] = &[
+        "in", "on", "since", "from", "by", "early", "late", "mid", "of", "and", "until", "the",
     ];
-    const WEEKDAYS: &[&str] = &[
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
+    // What may follow a day of the month ("the 3rd, the 10th"); not "the 2nd invoice".
+    const AFTER_DAY: &[&str] = &[
+        "the", "and", "of", "then", "but", "or", "i", "we", "too", "again", "when", "as", "until",
+        "at", "in", "this", "last", "so", "it", "still", "not", "no", "nothing", "yet", "nobody",
+        "each", "every", "both", "all", "you", "your", "they", "my", "our", "with", "about", "for",
+        "to", "by", "after", "before", "is", "was", "were",
     ];
-    let tokens: Vec<&str> = words.split_whitespace().collect();
-    if !tokens.iter().any(|t| CONTACTED.contains(t)) {
+    if !any_phrase(words, CONTACTED) {
         return false;
     }
-    let day_number = |t: &str| {
+    let tokens: Vec<&str> = words.split_whitespace().collect();
+    let at = |i: usize| tokens.get(i).copied().unwrap_or_default();
+    let number = |t: &str| t.len() <= 2 && t.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d));
+    let ordinal = |t: &str| {
         let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        let ordinal = ["st", "nd", "rd", "th", ""].contains(&&t[digits.len()..]);
-        ordinal && digits.len() <= 2 && digits.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
+        ["st", "nd", "rd", "th"].contains(&&t[digits.len()..]) && number(digits)
     };
     let mut dates = 0;
+    // Where the last date counted ended: a list goes on near it ("the 3rd, 10th and 17th").
+    let mut last: Option<usize> = None;
     let mut i = 0;
     while i < tokens.len() {
-        let t = tokens[i];
-        let prev = i.checked_sub(1).map(|p| tokens[p]).unwrap_or_default();
-        let next = tokens.get(i + 1).copied().unwrap_or_default();
+        let t = at(i);
+        let prev = if i == 0 { "" } else { at(i - 1) };
+        let listed = last.is_some_and(|l| i <= l + 3);
+        let said = BEFORE_DATE.contains(&prev) || listed;
+        // "2 May" reads from the number: the word before it says it is a date.
+        let before_number = if i >= 2 { at(i - 2) } else { "" };
         let month = MONTHS.contains(&t)
-            && (BEFORE_MONTH.contains(&prev) || day_number(prev) || day_number(next));
-        let ordinal = day_number(t) && t.ends_with(['t', 'd', 'h']) && prev == "the";
-        let weekday = WEEKDAYS.contains(&t) && prev == "on";
-        if month || ordinal || weekday {
+            && (BEFORE_DATE.contains(&prev)
+                || (number(prev) && (BEFORE_DATE.contains(&before_number) || listed))
+                || (number(at(i + 1)) || ordinal(at(i + 1))));
+        let next = at(i + 1);
+        let day = ordinal(t)
+            && said
+            && (AFTER_DAY.contains(&next)
+                || MONTHS.contains(&next)
+                || ordinal(next)
+                || next.is_empty());
+        let weekday = WEEKDAYS.contains(&t) && (prev == "on" || listed);
+        if month || day || weekday {
             dates += 1;
-            // "2 May 16" or "May 2nd" is one date.
-            if month && day_number(next) {
-                i += 1;
-            }
+            // One date in any of its forms: "May 2", "May 2nd", "May the 2nd", "the 2nd of May".
+            let (next, then) = (at(i + 1), at(i + 2));
+            let end = if month && (number(next) || ordinal(next)) || day && MONTHS.contains(&next) {
+                i + 1
+            } else if month && next == "the" && ordinal(then)
+                || day && next == "of" && MONTHS.contains(&then)
+            {
+                i + 2
+            } else {
+                i
+            };
+            last = Some(end);
+            i = end;
         }
         i += 1;
     }
@@ -1174,17 +1311,7 @@ fn without_time_ago(words: &str) -> String {
 /// Whether `words` (a [`super::phrase_text`]) set a time limit on a clock or a day: "by 3pm",
 /// "by 5:30", "by friday", "by the weekend", "due at 9 tomorrow" (not "up by 10 percent").
 fn has_time_limit(words: &str) -> bool {
-    const DAYS: &[&str] = &[
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "midnight",
-        "weekend",
-    ];
+    const ALSO: &[&str] = &["midnight", "weekend"];
     // A date the company gave, not a limit on the customer: "delivery by friday".
     const PROMISED: &[&str] = &[
         "delivery",
@@ -1235,7 +1362,8 @@ fn has_time_limit(words: &str) -> bool {
     };
     tokens.windows(2).enumerate().any(|(i, w)| {
         let after = tokens.get(i + 2).copied().unwrap_or_default();
-        let day = DAYS.contains(&w[1]) || (w[1] == "the" && DAYS.contains(&after));
+        let is_day = |t: &str| WEEKDAYS.contains(&t) || ALSO.contains(&t);
+        let day = is_day(w[1]) || (w[1] == "the" && is_day(after));
         let time = clock(w[1])
             || (hour(w[1]) && (["am", "pm", "o'clock"].contains(&after) || minutes(after)));
         let soon =
@@ -2117,7 +2245,7 @@ mod tests {
     }
 
     #[test]
-    fn leaving_dates_of_contact_and_not_ok_are_named_from_what_customers_write() {
+    fn leaving_dates_of_contact_not_ok_and_fear_are_named_from_what_customers_write() {
         let named = |text: &str, name: &str| {
             let (features, cues) = support_cues(text);
             assert!(cues.iter().any(|c| c == name), "{text:?}: {cues:?}");
@@ -2127,7 +2255,10 @@ mod tests {
             "if the invoices aren't fixed by the 30th, we will cancel and move our forty sites elsewhere",
             "sort it out or I'll take my business elsewhere",
             "we're going to switch to a competitor next month",
+            "fix it, or I'm going to a competitor",
             "fix it, or we go elsewhere",
+            "honestly you've lost a customer",
+            "I'll be looking for another bank.",
         ] {
             named(text, "leaving");
         }
@@ -2135,23 +2266,54 @@ mod tests {
             "I reported the wrong coffee on 2 May, 9 May and 16 May and each time it came back wrong",
             "In March I emailed about the discount. In April I sent proof. In May I was charged full price.",
             "I called on the 3rd, the 10th and the 17th",
+            "I called on the 3rd, 10th and 17th",
+            "I emailed on the 2nd of May, the 9th of May and May the 16th",
+            "I complained on Monday, Wednesday and Friday",
         ] {
             named(text, "contacted on several dates");
         }
-        named(
+        for text in [
             "I paid and cannot see a single number, which is not ok",
-            "strong feeling",
+            "honestly, that's not okay",
+        ] {
+            named(text, "strong feeling");
+        }
+        named(
+            "the water ran into the cupboard and now I have a machine I'm afraid to plug in",
+            "afraid to use it",
         );
         for calm in [
             "I'll move the vault elsewhere and try the sync again",
+            "I'm going to move my photos elsewhere before the plan ends, how do I export?",
+            "We are going to store the backups somewhere else, can I change the path?",
+            "I'm going to have the parcel delivered somewhere else",
+            "I'll add a competitor to my tracking dashboard",
+            "We'll run a competitor analysis next week",
+            "I will add another company to my account",
+            "I'll look elsewhere in the settings, thanks",
+            "I'll go elsewhere in the app and check the toggle",
+            "I'll host the custom domain elsewhere, what DNS records do I need",
+            "I'll cancel my trial. Is my data stored elsewhere after that?",
+            "I will never go elsewhere, you guys are great",
+            "We will not be going elsewhere",
             "will my data be stored elsewhere",
-            "can I move my subscribers elsewhere if I leave",
             "I'll leave the settings as they are",
+            "I called on the 1st of May and the 3rd of May",
+            "I emailed you on the 2nd of May about the delivery on the 9th",
+            "I asked for the 2nd invoice, the 3rd invoice and the 4th invoice to be merged",
+            "Step 2 may fail, step 3 may too, and option 4 may not apply; I asked support",
+            "I sent the invoices on 3 March, 4 April and 5 May but they show as draft",
+            "my app is called Foo and posts go out on 2 May, 9 May and 16 May",
+            "Newsletters are sent on Monday, on Wednesday and on Friday",
             "may I ask how the march release changed exports",
             "I emailed you on 2 May about the invoice",
-            "we run webinars on 2 May, 9 May and 16 May, can the form close after each",
+            "Let me know if this is not ok",
+            "if that's not okay I can pay by card instead",
+            "Sorry if this isn't ok to ask here",
             "is it ok if I share my login with my assistant",
             "it's not ok to share passwords, right?",
+            "I'm afraid I forgot my password",
+            "is it safe to use the descaler on a brass boiler",
         ] {
             assert!(
                 !has_evidence_cue(calm),
