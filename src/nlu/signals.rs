@@ -869,21 +869,20 @@ const NAMED_ONLY: &[(&str, &[&str])] = &[
 /// "I'm afraid I forgot my password", nor asking whether something is safe.
 const AFRAID: &[&str] = &[
     "afraid to plug",
-    "afraid to use",
+    "scared to plug",
     "afraid to turn it on",
     "afraid to switch it on",
-    "afraid to touch",
-    "scared to plug",
-    "scared to use",
     "scared to turn it on",
     "scared to switch it on",
-    "scared to touch",
+    // Whole words: not "afraid to use up my credits", "afraid to use the new editor".
+    "afraid to use it ",
+    "scared to use it ",
+    "afraid to touch it ",
+    "scared to touch it ",
     "afraid it will catch fire",
     "afraid it'll catch fire",
     "scared it will catch fire",
     "scared it'll catch fire",
-    "don't feel safe using",
-    "do not feel safe using",
 ];
 
 /// A customer demanding, not asking: an explanation owed, their money back.
@@ -1003,27 +1002,83 @@ pub fn support_cues(text: &str) -> (Vec<f32>, Vec<String>) {
             names.push((*name).to_owned());
         }
     }
-    if threatens_to_leave(text) {
+    if threatens_to_leave(text, &words) {
         names.push("leaving".to_owned());
     }
     if not_ok(&words) && !names.iter().any(|n| n == "strong feeling") {
         names.push("strong feeling".to_owned());
     }
-    if contacted_on_dates(&words) {
+    if contacted_on_dates(text, &words) {
         names.push("contacted on several dates".to_owned());
     }
     (features, names)
 }
 
-/// Whether `text` says the customer will take their business elsewhere, in a sentence that is
-/// no question: "we will cancel and move our forty sites elsewhere", "I'll take my business
-/// elsewhere", "or I'm going to a competitor", "you've lost a customer". Named, not read by the
-/// models. Not moving a thing ("I'll move the vault elsewhere and try again", "I'm going to have
-/// the parcel delivered somewhere else"), looking round the app ("I'll look elsewhere in the
-/// settings"), adding a competitor to a dashboard, nor "I will never go elsewhere".
-fn threatens_to_leave(text: &str) -> bool {
-    // Saying what they will do: the words after one of these are read (from its last word, so
-    // that "or I'm going to a competitor" reads "to a competitor").
+/// The sentences of `text`, each with whether it asks (its marks hold a "?" and no "!": "really?!"
+/// does not ask).
+fn sentences(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    const MARKS: [char; 5] = ['.', '?', '!', ';', '\n'];
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(MARKS).unwrap_or(rest.len());
+        let marks = rest[end..].len() - rest[end..].trim_start_matches(MARKS).len();
+        let (sentence, run) = (&rest[..end], &rest[end..end + marks]);
+        rest = &rest[end + marks..];
+        Some((sentence, run.contains('?') && !run.contains('!')))
+    })
+}
+
+/// Whether the customer says they will take their business elsewhere (`text`, and its
+/// [`super::phrase_text`] `words`), in a sentence that does not ask: "we will cancel and move our
+/// forty sites elsewhere", "or I'm going to a competitor", "you've lost a customer". Named, not
+/// read by the models. Not moving a thing ("I'll move the vault elsewhere", "I'll go ahead and
+/// move the files elsewhere"), looking round the app ("I'll look elsewhere in the settings"),
+/// money to another bank account, an invoice for another company, nor "I'd never go elsewhere".
+fn threatens_to_leave(text: &str, words: &str) -> bool {
+    // Said whatever comes before.
+    const GONE: &[&str] = &[
+        "you've lost a customer",
+        "you have lost a customer",
+        "you just lost a customer",
+        "you've just lost a customer",
+        "you have just lost a customer",
+        "take my business elsewhere",
+        "take our business elsewhere",
+        "taking my business elsewhere",
+        "taking our business elsewhere",
+        "take my custom elsewhere",
+        "take our custom elsewhere",
+        "taking my custom elsewhere",
+        "taking our custom elsewhere",
+        "or i'll look elsewhere",
+        "or we'll look elsewhere",
+    ];
+    // What a message that leaves names (most messages hold none of these: no more is read).
+    const WHERE: &[&str] = &[
+        "elsewhere",
+        "somewhere else",
+        "another",
+        "a different",
+        "competitor",
+    ];
+    if any_phrase(words, GONE) {
+        return true;
+    }
+    if !WHERE.iter().any(|w| super::has_word_start(words, w)) {
+        return false;
+    }
+    sentences(text)
+        .filter(|(_, asks)| !asks)
+        .any(|(sentence, _)| will_leave(&without_bank_things(&super::phrase_text(sentence))))
+}
+
+/// Whether the sentence `words` says what the customer will do and that is leaving: a WILL
+/// phrase, then, before a negation or another clause, "elsewhere" with a word of leaving or a
+/// move to another company.
+fn will_leave(words: &str) -> bool {
     const WILL: &[&str] = &[
         "i'll",
         "we'll",
@@ -1042,74 +1097,103 @@ fn threatens_to_leave(text: &str) -> bool {
         "or we",
         "or i",
     ];
-    // Somewhere that is not us, with "cancel", "leave" or their business or money before it.
     const ELSEWHERE: &[&str] = &["elsewhere", "somewhere else"];
     const LEAVING: &[&str] = &[
-        "cancel", "leave", "business", "money", "go", "shop", "switch",
+        "cancel",
+        "cancelling",
+        "canceling",
+        "going",
+        "leaving",
+        "business",
+        "money",
+        "go",
+        "shop",
+        "shopping",
     ];
-    // Another company, gone to.
-    const RIVAL: &[&str] = &[
-        "to a competitor",
-        "to your competitor",
-        "to your competitors",
-        "to one of your competitors",
-        "to another provider",
-        "to another company",
-        "to another supplier",
-        "to another bank",
-        "to a different provider",
-        "to a different company",
-        "to a different bank",
-        "for another provider",
-        "for another company",
-        "for another supplier",
-        "for another bank",
+    // Another company, moved to ("switch to a competitor") or looked for ("looking for another
+    // bank"), as the words before it say.
+    const RIVALS: &[&str] = &[
+        "a competitor",
+        "your competitor",
+        "your competitors",
+        "one of your competitors",
+        "another provider",
+        "another company",
+        "another supplier",
+        "another bank",
+        "a different provider",
+        "a different company",
+        "a different bank",
     ];
-    // Said whatever comes before.
-    const GONE: &[&str] = &[
-        "you've lost a customer",
-        "you have lost a customer",
-        "you just lost a customer",
-        "take my business elsewhere",
-        "take our business elsewhere",
-        "taking my business elsewhere",
-        "taking our business elsewhere",
+    const MOVE_TO: &[&str] = &[
+        "go",
+        "going",
+        "switch",
+        "switching",
+        "move",
+        "moving",
+        "over",
+        "change",
+        "changing",
     ];
-    text.split_inclusive(['.', '?', '!', ';', '\n'])
-        .filter(|sentence| !sentence.trim_end().ends_with('?'))
-        .any(|sentence| {
-            let words = super::phrase_text(sentence);
-            if any_phrase(&words, GONE) {
-                return true;
-            }
-            if !any_phrase(&words, WILL) {
-                return false;
-            }
-            let tokens: Vec<&str> = words.split_whitespace().collect();
-            (0..tokens.len()).any(|i| {
-                let Some(will) = WILL.iter().find(|w| {
-                    let n = w.split(' ').count();
-                    tokens[i..].len() >= n && w.split(' ').eq(tokens[i..i + n].iter().copied())
-                }) else {
-                    return false;
-                };
-                let last = i + will.split(' ').count() - 1;
-                let after = &tokens[last + 1..(last + 9).min(tokens.len())];
-                if after.first().is_some_and(|w| ["never", "not"].contains(w)) {
-                    return false;
-                }
-                let span = format!(" {} ", tokens[last..last + 1 + after.len()].join(" "));
-                // "elsewhere in the settings" is a place in the app.
-                let span = blank(&span, &["elsewhere in", "elsewhere on"]);
-                any_phrase(&span, RIVAL)
-                    || (any_phrase(&span, ELSEWHERE) && after.iter().any(|w| LEAVING.contains(w)))
-            })
-        })
+    const LOOK_FOR: &[&str] = &["look", "looking", "leave", "leaving", "drop", "ditch"];
+    // Where the clause the WILL phrase opens ends.
+    const ENDS: &[&str] = &["never", "not", "no", "i", "we", "i'd", "we'd", "you"];
+    if !any_phrase(words, WILL) {
+        return false;
+    }
+    let tokens: Vec<&str> = words.split_whitespace().collect();
+    let starts = |at: usize, phrase: &str| {
+        let n = phrase.split(' ').count();
+        tokens.len() >= at + n && phrase.split(' ').eq(tokens[at..at + n].iter().copied())
+    };
+    (0..tokens.len()).any(|i| {
+        let Some(n) = WILL
+            .iter()
+            .find(|w| starts(i, w))
+            .map(|w| w.split(' ').count())
+        else {
+            return false;
+        };
+        // The WILL phrase's last word, then up to eight more, to the end of the clause.
+        let from = i + n - 1;
+        let mut to = (from + 9).min(tokens.len());
+        if let Some(stop) = tokens[from + 1..to]
+            .iter()
+            .position(|w| ENDS.contains(w) || w.ends_with("n't"))
+        {
+            to = from + 1 + stop;
+        }
+        let span = format!(" {} ", tokens[from..to].join(" "));
+        let span = blank(
+            &span,
+            &[
+                "go ahead",
+                "elsewhere in",
+                "elsewhere on",
+                "somewhere else in",
+                "somewhere else on",
+            ],
+        );
+        // (After the WILL phrase's last word: "going" in "I'm going to" leaves nothing.)
+        let leaving = any_phrase(&span, ELSEWHERE)
+            && span
+                .split_whitespace()
+                .skip(1)
+                .any(|w| LEAVING.contains(&w));
+        let rival = (from..to).any(|j| {
+            let before = |k: usize| j.checked_sub(k).map(|k| tokens[k]).unwrap_or_default();
+            RIVALS.iter().any(|r| starts(j, r))
+                && ((before(1) == "to" && MOVE_TO.contains(&before(2)))
+                    || (before(1) == "for" && LOOK_FOR.contains(&before(2))))
+        });
+        leaving || rival
+    })
 }
 
 /// Whether `words` (a [`super::phrase_text`]) call something "not ok" as a complaint: "which is
-/// not ok", "this is not okay"; not asking whether it is ("let me know if this is not ok",
-/// "sorry if that's not ok to ask").
+/// not ok", "this is not okay"; not asking or owning up ("let me know if this is not ok", "in
+/// case that's not ok", "I know this isn't ok but could I pay next week").
 fn not_ok(words: &str) -> bool {
     const NOT_OK: &[&str] = &[
         "this is not ok",
@@ -1129,16 +1213,31 @@ fn not_ok(words: &str) -> bool {
         "which isn't okay",
         "not okay at all",
     ];
-    let asked = [
-        "if this",
-        "if that",
-        "if that's",
-        "whether this",
-        "whether that",
-        "whether that's",
+    // Words just before that make it a question, a condition or an apology.
+    const HEDGES: &[&str] = &[
+        "if",
+        "whether",
+        "case",
+        "unless",
+        "think",
+        "know",
+        "realise",
+        "realize",
+        "understand",
+        "sorry",
     ];
-    let words = blank(words, &asked);
-    any_phrase(&words, NOT_OK)
+    if !any_phrase(words, NOT_OK) {
+        return false;
+    }
+    let tokens: Vec<&str> = words.split_whitespace().collect();
+    (0..tokens.len()).any(|i| {
+        NOT_OK.iter().any(|p| {
+            let n = p.split(' ').count();
+            tokens.len() >= i + n && p.split(' ').eq(tokens[i..i + n].iter().copied())
+        }) && !tokens[i.saturating_sub(2)..i]
+            .iter()
+            .any(|w| HEDGES.contains(w))
+    })
 }
 
 /// Days of the week, as customers write them.
@@ -1152,41 +1251,69 @@ const WEEKDAYS: &[&str] = &[
     "sunday",
 ];
 
-/// Whether `words` (a [`super::phrase_text`]) tell of contacting us, with three dates or more:
-/// "I reported the wrong coffee on 2 May, 9 May and 16 May", "In March I emailed … In April I
-/// sent proof … In May I was charged", "I called on the 3rd, 10th and 17th". Named, not read by
-/// the models. Not "the 2nd invoice", "step 2 may fail", nor things sent or called by a name.
-fn contacted_on_dates(words: &str) -> bool {
+/// Whether the customer tells of contacting us (`text`, and its [`super::phrase_text`]
+/// `words`), with three dates or more in sentences that ask for nothing: "I reported the wrong
+/// coffee on 2 May, 9 May and 16 May", "In March I emailed … In April I sent proof … In May I
+/// was charged", "I called on the 3rd, 10th and 17th". Named, not read by the models. Not "the
+/// 2nd invoice", "the 2nd was damaged", "step 2 may fail", "the march release", a payroll
+/// emailed on three dates, nor "I asked if the cleaner can come on Monday, Wednesday and Friday".
+fn contacted_on_dates(text: &str, words: &str) -> bool {
     const CONTACTED: &[&str] = &[
-        "emailed",
-        "wrote",
-        "written to",
+        "i emailed",
+        "we emailed",
+        "emailed you",
+        "emailed support",
+        "i wrote",
+        "we wrote",
+        "wrote to you",
+        "written to you",
         "i called",
         "we called",
         "called you",
         "called support",
-        "called again",
-        "rang",
-        "phoned",
-        "reported",
-        "contacted",
-        "messaged",
-        "complained",
-        "chatted",
+        "i rang",
+        "rang you",
+        "i phoned",
+        "phoned you",
+        "i reported",
+        "we reported",
+        "i contacted",
+        "we contacted",
+        "contacted you",
+        "contacted support",
+        "i messaged",
+        "messaged you",
+        "i complained",
+        "we complained",
+        "i chatted",
+        "chatted with you",
         "raised a ticket",
-        "raised it",
-        "raised this",
+        "i raised",
         "sent you",
         "sent an email",
         "sent a message",
-        "i asked",
-        "we asked",
         "asked you",
         "asked support",
-        "asked again",
         "told you",
         "told your",
     ];
+    // A sentence with these asks for something ("can you come on Monday, Wednesday and Friday").
+    const ASKS: &[&str] = &["if", "whether", "can", "could", "would", "will"];
+    if !any_phrase(words, CONTACTED) {
+        return false;
+    }
+    let dates: usize = sentences(text)
+        .map(|(sentence, _)| super::phrase_text(sentence))
+        .filter(|sentence| !any_phrase(sentence, ASKS))
+        .map(|sentence| dates_in(&sentence))
+        .sum();
+    dates >= 3
+}
+
+/// How many dates the sentence `words` (a [`super::phrase_text`]) names: "2 May", "May 2nd", "May
+/// the 2nd", "the 2nd of May", "in March", "on Monday" each once; a list goes on without its
+/// words ("the 3rd, 10th and 17th", "Monday, Wednesday and Friday").
+fn dates_in(words: &str) -> usize {
     const MONTHS: &[&str] = &[
         "january",
         "february",
@@ -1212,20 +1339,20 @@ fn contacted_on_dates(words: &str) -> bool {
         "nov",
         "dec",
     ];
-    // What says a month or a day is meant ("may I ask" is no date, "march" a verb).
-    const BEFORE_DATE: &[&str] = &[
-        "in", "on", "since", "from", "by", "early", "late", "mid", "of", "and", "until", "the",
+    // What says a month is meant ("may I ask" is no date, "march" a verb, "the march release" a
+    // name).
+    const BEFORE_MONTH: &[&str] = &[
+        "in", "on", "since", "from", "by", "early", "late", "mid", "of", "until",
     ];
-    // What may follow a day of the month ("the 3rd, the 10th"); not "the 2nd invoice".
+    // What says a day of the month is meant, before it ("the 3rd") and after it ("the 3rd, the
+    // 10th"; not "the 2nd invoice", "the 2nd was damaged").
+    const BEFORE_DAY: &[&str] = &["the", "on", "since", "from", "by", "until"];
     const AFTER_DAY: &[&str] = &[
         "the", "and", "of", "then", "but", "or", "i", "we", "too", "again", "when", "as", "until",
         "at", "in", "this", "last", "so", "it", "still", "not", "no", "nothing", "yet", "nobody",
         "each", "every", "both", "all", "you", "your", "they", "my", "our", "with", "about", "for",
-        "to", "by", "after", "before", "is", "was", "were",
+        "to", "by", "after", "before",
     ];
-    if !any_phrase(words, CONTACTED) {
-        return false;
-    }
     let tokens: Vec<&str> = words.split_whitespace().collect();
     let at = |i: usize| tokens.get(i).copied().unwrap_or_default();
     let number = |t: &str| t.len() <= 2 && t.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d));
@@ -1234,23 +1361,23 @@ fn contacted_on_dates(words: &str) -> bool {
         ["st", "nd", "rd", "th"].contains(&&t[digits.len()..]) && number(digits)
     };
     let mut dates = 0;
-    // Where the last date counted ended: a list goes on near it ("the 3rd, 10th and 17th").
+    // Where the last date counted ended: a list goes on near it.
     let mut last: Option<usize> = None;
     let mut i = 0;
     while i < tokens.len() {
-        let t = at(i);
+        let (t, next, then) = (at(i), at(i + 1), at(i + 2));
         let prev = if i == 0 { "" } else { at(i - 1) };
         let listed = last.is_some_and(|l| i <= l + 3);
-        let said = BEFORE_DATE.contains(&prev) || listed;
         // "2 May" reads from the number: the word before it says it is a date.
         let before_number = if i >= 2 { at(i - 2) } else { "" };
         let month = MONTHS.contains(&t)
-            && (BEFORE_DATE.contains(&prev)
-                || (number(prev) && (BEFORE_DATE.contains(&before_number) || listed))
-                || (number(at(i + 1)) || ordinal(at(i + 1))));
-        let next = at(i + 1);
+            && (BEFORE_MONTH.contains(&prev)
+                || (prev == "and" && listed)
+                || (number(prev) && (BEFORE_MONTH.contains(&before_number) || listed))
+                || number(next)
+                || ordinal(next));
         let day = ordinal(t)
-            && said
+            && (BEFORE_DAY.contains(&prev) || listed)
             && (AFTER_DAY.contains(&next)
                 || MONTHS.contains(&next)
                 || ordinal(next)
@@ -1259,22 +1386,22 @@ fn contacted_on_dates(words: &str) -> bool {
         if month || day || weekday {
             dates += 1;
             // One date in any of its forms: "May 2", "May 2nd", "May the 2nd", "the 2nd of May".
-            let (next, then) = (at(i + 1), at(i + 2));
-            let end = if month && (number(next) || ordinal(next)) || day && MONTHS.contains(&next) {
-                i + 1
-            } else if month && next == "the" && ordinal(then)
-                || day && next == "of" && MONTHS.contains(&then)
-            {
-                i + 2
-            } else {
-                i
-            };
+            let end =
+                if (month && (number(next) || ordinal(next))) || (day && MONTHS.contains(&next)) {
+                    i + 1
+                } else if (month && next == "the" && ordinal(then))
+                    || (day && next == "of" && MONTHS.contains(&then))
+                {
+                    i + 2
+                } else {
+                    i
+                };
             last = Some(end);
             i = end;
         }
         i += 1;
     }
-    dates >= 3
+    dates
 }
 
 /// `words` (a [`super::phrase_text`]) without the spans of time already past ("20 min ago", "two
@@ -2258,7 +2385,11 @@ mod tests {
             "fix it, or I'm going to a competitor",
             "fix it, or we go elsewhere",
             "honestly you've lost a customer",
+            "Do you realise you've just lost a customer?",
             "I'll be looking for another bank.",
+            "I'll cancel and go elsewhere?!",
+            "I'll be cancelling and going elsewhere",
+            "I'll be taking my custom elsewhere",
         ] {
             named(text, "leaving");
         }
@@ -2282,37 +2413,47 @@ mod tests {
             "the water ran into the cupboard and now I have a machine I'm afraid to plug in",
             "afraid to use it",
         );
+        // Each reaches the check it is here for: a WILL phrase and "elsewhere" or a company; a
+        // contact and three dates or date-like words; a "not ok" phrase.
         for calm in [
             "I'll move the vault elsewhere and try the sync again",
-            "I'm going to move my photos elsewhere before the plan ends, how do I export?",
-            "We are going to store the backups somewhere else, can I change the path?",
+            "I'm going to move my photos elsewhere before the plan ends",
+            "We are going to store the backups somewhere else",
             "I'm going to have the parcel delivered somewhere else",
+            "I'll cancel, will my data be stored elsewhere?",
+            "I'll go ahead and move the files elsewhere",
+            "I'll switch the hosting elsewhere, what DNS records do I need",
+            "I'll leave the old photos stored elsewhere for now",
             "I'll add a competitor to my tracking dashboard",
             "We'll run a competitor analysis next week",
             "I will add another company to my account",
-            "I'll look elsewhere in the settings, thanks",
+            "I'll transfer the refund to another bank account",
+            "I'll need a separate invoice for another company we own",
+            "or I can switch the money to another bank account",
             "I'll go elsewhere in the app and check the toggle",
-            "I'll host the custom domain elsewhere, what DNS records do I need",
             "I'll cancel my trial. Is my data stored elsewhere after that?",
-            "I will never go elsewhere, you guys are great",
+            "I'll be honest, I'd never go elsewhere",
+            "We'll always shop with you, we'd never go elsewhere",
             "We will not be going elsewhere",
-            "will my data be stored elsewhere",
-            "I'll leave the settings as they are",
             "I called on the 1st of May and the 3rd of May",
             "I emailed you on the 2nd of May about the delivery on the 9th",
-            "I asked for the 2nd invoice, the 3rd invoice and the 4th invoice to be merged",
-            "Step 2 may fail, step 3 may too, and option 4 may not apply; I asked support",
+            "I reported that the 1st was fine, the 2nd was damaged and the 3rd is missing",
+            "I emailed you about the 2nd invoice, the 3rd invoice and the 4th invoice",
+            "I emailed you: step 2 may fail, step 3 may too, and option 4 may not apply",
+            "I emailed you about the march release and may send more in june",
             "I sent the invoices on 3 March, 4 April and 5 May but they show as draft",
-            "my app is called Foo and posts go out on 2 May, 9 May and 16 May",
+            "our payroll is emailed on 1 May, 1 June and 1 July",
+            "the app reported errors on 2 May, 9 May and 16 May",
+            "I asked you if the cleaner can come on Monday, Wednesday and Friday",
             "Newsletters are sent on Monday, on Wednesday and on Friday",
-            "may I ask how the march release changed exports",
-            "I emailed you on 2 May about the invoice",
             "Let me know if this is not ok",
             "if that's not okay I can pay by card instead",
             "Sorry if this isn't ok to ask here",
-            "is it ok if I share my login with my assistant",
-            "it's not ok to share passwords, right?",
+            "I know this isn't ok but could I pay next week",
+            "in case that's not ok I can pay by card",
             "I'm afraid I forgot my password",
+            "I'm afraid to use the new editor until I know how undo works",
+            "I'm scared to touch anything in the settings",
             "is it safe to use the descaler on a brass boiler",
         ] {
             assert!(
