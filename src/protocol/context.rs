@@ -62,8 +62,7 @@ pub struct Turn {
     pub upset_cues: Vec<String>,
     /// The bar this turn's reading had to reach to hand the chat over on its own: the policy's
     /// threshold when a cue backs the reading, the higher one without a cue (None when the
-    /// message was not understood). An upset reading over the higher bar that nothing backs,
-    /// after calm messages, is not acted on alone (`Policy::unconfirmed`).
+    /// message was not understood).
     pub upset_bar: Option<f32>,
     /// Everything understood of the message, as the language models gave it.
     pub understanding: Option<Understanding>,
