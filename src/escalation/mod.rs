@@ -314,7 +314,7 @@ impl Policy {
             }
             let sensitive = intent.always_human && !asks && confident;
             let request = request::read(text);
-            if sensitive && self.defers(text, u, history).is_some() {
+            if sensitive && self.defers(text, u).is_some() {
                 d.checked.push(format!(
                     "intent {} always goes to a person, but this calm message {}: the bot answers it, with the offer of a person, if the knowledge base can",
                     intent.name,
@@ -326,7 +326,7 @@ impl Policy {
                 } else {
                     format!(
                         "the customer is not calm (needs a person {:.2} ≥ {:.2})",
-                        self.need(u, history),
+                        u.needs_person(),
                         self.bar(u).0 / 2.0
                     )
                 };
@@ -360,52 +360,15 @@ impl Policy {
     /// The sensitive intent whose hand-off waits for the bot's answer: the classifier is
     /// confident of an `always_human` intent (other than asking for a person), but the message
     /// only asks for information and the customer is calm.
-    fn defers<'u>(
-        &self,
-        text: &str,
-        u: &'u Understanding,
-        history: &History,
-    ) -> Option<&'u IntentMatch> {
+    fn defers<'u>(&self, text: &str, u: &'u Understanding) -> Option<&'u IntentMatch> {
         let s = &self.settings;
         u.intent.as_ref().filter(|i| {
             i.always_human
                 && i.name != HUMAN_REQUEST_INTENT
                 && i.confidence >= s.intent_confidence
                 && !request::read(text).needs_a_person()
-                && self.need(u, history) < self.bar(u).0 / 2.0
+                && u.needs_person() < self.bar(u).0 / 2.0
         })
-    }
-
-    /// The need for a person this message is judged by: `u.needs_person()`, but without an upset
-    /// reading that waits for the next message to confirm it ([`Self::unconfirmed`]).
-    fn need(&self, u: &Understanding, history: &History) -> f32 {
-        if self.unconfirmed(u, history) {
-            u.urgent.max(u.asks_for_person)
-        } else {
-            u.needs_person()
-        }
-    }
-
-    /// Whether `u`'s upset reading passes the bar on its own with nothing to back it: no word of
-    /// the message is a cue, its other readings are calm, and so was every earlier message of
-    /// the customer in this conversation. The readers take some short, casual follow-ups for
-    /// anger this way ("oh. i switch it off with the button on the side every night. thats
-    /// probably it huh" read 0.84); the next message decides ("upset again", in
-    /// [`Self::check_signals`]). A first message has no calm behind it and is judged alone.
-    fn unconfirmed(&self, u: &Understanding, history: &History) -> bool {
-        let (bar, _) = self.bar(u);
-        let soft = bar / 2.0;
-        let backed = u
-            .upset_cues
-            .iter()
-            .any(|c| crate::nlu::signals::is_evidence(c));
-        !backed
-            && u.upset >= bar
-            && u.urgent < soft
-            && u.asks_for_person < soft
-            && !history.upsets.is_empty()
-            && history.upsets.iter().all(|&x| x < soft)
-            && history.person_asks.iter().all(|&x| x < soft)
     }
 
     /// The bar this message's need for a person is held to, and its name. With no cue in the
@@ -443,16 +406,7 @@ impl Policy {
         } else {
             format!(" ({})", u.upset_cues.join(", "))
         };
-        let need = self.need(u, history);
-        let unconfirmed = self.unconfirmed(u, history);
-        if unconfirmed {
-            d.checked.push(format!(
-                "upset {:.2} ≥ {:.2}, but no word of the message backs it and the customer's {} earlier message(s) were calm: one reading alone is not enough, the next message decides",
-                u.upset,
-                self.bar(u).0,
-                history.upsets.len()
-            ));
-        }
+        let need = u.needs_person();
         let parts = [
             (ReasonKind::Upset, "upset", u.upset),
             (ReasonKind::Urgent, "urgent", u.urgent),
@@ -492,22 +446,6 @@ impl Policy {
             return;
         }
         d.checked.push(format!("{summary} < {which} {bar:.2}"));
-        // An upset reading left unconfirmed last turn, and this message not calm either.
-        let without_cue = s.upset_threshold_without_cue.max(s.upset_threshold);
-        let earlier = history.upsets.last().copied().unwrap_or_default();
-        let not_calm = self.bar(u).0 / 2.0;
-        if earlier >= without_cue && need >= not_calm {
-            d.push(Reason::new(
-                ReasonKind::Upset,
-                format!(
-                    "upset again: the previous message read {earlier:.2} ≥ {without_cue:.2}, and this one {summary} ≥ {not_calm:.2}"
-                ),
-                Some(need),
-                Some(not_calm),
-            ));
-            d.priority += s.upset_priority;
-            return;
-        }
         // Asked for a person before, and again now, each time too softly to pass on its own.
         let soft = s.upset_threshold / 2.0;
         let earlier_ask = history.person_asks.iter().copied().fold(0.0, f32::max);
@@ -547,8 +485,7 @@ impl Policy {
         let step = s.upset_rise / turns as f32;
         let rising = window.len() == turns && window.windows(2).all(|w| w[1] - w[0] >= step);
         let rise = window.last().unwrap_or(&0.0) - window.first().unwrap_or(&0.0);
-        // (A jump waiting to be confirmed is no trend either.)
-        if rising && rise >= s.upset_rise && u.upset >= s.upset_rising_floor && !unconfirmed {
+        if rising && rise >= s.upset_rise && u.upset >= s.upset_rising_floor {
             d.push(Reason::new(
                 ReasonKind::UpsetRising,
                 format!(
@@ -581,7 +518,7 @@ impl Policy {
         let mut d = Decision::default();
         // A sensitive question `before_bot` let through: answered (or articles offered to choose
         // from), with the offer of a person, or handed over when nothing fits.
-        if let Some(intent) = self.defers(text, u, history) {
+        if let Some(intent) = self.defers(text, u) {
             if bot.dont_know {
                 d.team = intent.team.clone();
                 d.push(Reason::new(
@@ -609,7 +546,7 @@ impl Policy {
             };
             // Sooner when the customer is getting impatient: two in a row then.
             let soft = self.bar(u).0 / 2.0;
-            let impatient = self.need(u, history) >= soft;
+            let impatient = u.needs_person() >= soft;
             let needed = if impatient { needed.min(2) } else { needed };
             let detail = format!(
                 "{what} {streak} turn(s) in a row (need {needed}{}); best passage confidence {:.2} < {:.2}",
@@ -792,78 +729,6 @@ mod tests {
             ..Default::default()
         };
         assert!(!policy.before_bot("", &u, &history).escalate);
-    }
-
-    #[test]
-    fn an_upset_reading_nothing_backs_after_calm_messages_waits_for_the_next_message() {
-        let policy = Policy::default();
-        let bar = policy.settings().upset_threshold_without_cue;
-        let calm = History {
-            upsets: vec![0.05, 0.1],
-            person_asks: vec![0.01, 0.01],
-            ..Default::default()
-        };
-        // "oh. i switch it off with the button on the side every night. thats probably it huh"
-        let casual = Understanding {
-            upset: bar + 0.2,
-            urgent: 0.01,
-            asks_for_person: 0.01,
-            ..Default::default()
-        };
-        let d = policy.before_bot("", &casual, &calm);
-        assert!(!d.escalate, "{:?}", d.reasons);
-        assert!(
-            d.checked
-                .iter()
-                .any(|c| c.contains("the next message decides")),
-            "{:?}",
-            d.checked
-        );
-        // The next message is not calm either: the reading is confirmed.
-        let confirmed = History {
-            upsets: vec![0.05, 0.1, bar + 0.2],
-            person_asks: vec![0.01, 0.01, 0.01],
-            ..Default::default()
-        };
-        let uneasy = Understanding {
-            upset: bar / 2.0 + 0.01,
-            ..Default::default()
-        };
-        let d = policy.before_bot("", &uneasy, &confirmed);
-        assert_eq!(kinds(&d), [ReasonKind::Upset], "{:?}", d.checked);
-        assert!(d.reasons[0].detail.contains("upset again"));
-        // Calm again: the bot goes on.
-        let settled = Understanding {
-            upset: bar / 2.0 - 0.01,
-            ..Default::default()
-        };
-        assert!(!policy.before_bot("", &settled, &confirmed).escalate);
-        // A cue backs it, a first message has no calm behind it, an earlier message was not
-        // calm, or the customer is also urgent: judged by the bar at once.
-        let backed = Understanding {
-            upset_cues: vec!["nobody helps".into()],
-            ..casual.clone()
-        };
-        let uneasy_before = History {
-            upsets: vec![0.05, bar / 2.0 + 0.01],
-            person_asks: vec![0.01, 0.01],
-            ..Default::default()
-        };
-        let urgent = Understanding {
-            urgent: bar / 2.0 + 0.01,
-            ..casual.clone()
-        };
-        for (u, history) in [
-            (&backed, &calm),
-            (&casual, &History::default()),
-            (&casual, &uneasy_before),
-            (&urgent, &calm),
-        ] {
-            assert!(
-                policy.before_bot("", u, history).escalate,
-                "{u:?} {history:?}"
-            );
-        }
     }
 
     #[test]
