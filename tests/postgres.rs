@@ -148,6 +148,7 @@ async fn exercise(store: &Store) -> Vec<String> {
     note!(store.bot_turns_of("c2").await.unwrap());
     note!(store.turn_signals_of("c1").await.unwrap());
     note!(store.bot_turns_of("c1").await.unwrap());
+    note!(store.bot_stretch_start("c1").await.unwrap());
     note!(store.customer_texts("c1").await.unwrap());
     note!(store.gaps(0, 10).await.unwrap());
     note!(store.search_messages("PASSWORD? 100%", 10).await.unwrap());
@@ -268,6 +269,8 @@ async fn exercise(store: &Store) -> Vec<String> {
     note!(store.handoff_rated(1, 5, Some("kind")).await.unwrap());
     note!(store.handoff_rated(1, 1, None).await.unwrap());
     note!(store.handoffs_of("c1").await.unwrap());
+    note!(store.bot_stretch_start("c1").await.unwrap());
+    note!(store.bot_stretch_start("c2").await.unwrap());
     note!(store.stranded_resolutions().await.unwrap());
     note!(store.conversation_summary("c1").await.unwrap());
     note!(store.list_conversations(None, 10).await.unwrap());

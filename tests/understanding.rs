@@ -4,7 +4,7 @@
 mod common;
 
 use common::{root, spawn_app, spawn_app_with};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn explain(app: &common::TestApp, q: &str) -> Value {
     let url = reqwest::Url::parse_with_params(&app.http("/api/explain"), [("q", q)]).unwrap();
@@ -493,6 +493,55 @@ async fn a_soft_ask_for_a_person_made_twice_is_heard_the_second_time() {
     assert!(
         reason["detail"].as_str().unwrap_or("").contains("again"),
         "{reason}"
+    );
+}
+
+/// A chat a person resolved starts over with the bot: a soft ask for a person before the person
+/// and one after are not "asked again" (in one stretch they are: the test above).
+#[tokio::test]
+async fn a_chat_back_with_the_bot_after_a_person_resolved_it_starts_over() {
+    let s = frontdesk::settings::EscalationSettings::default();
+    let soft = 0.6 * s.upset_threshold;
+    let app = common::spawn_app_understanding(|s| s.handoff.auto_assign = false, stated).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let first = customer
+        .outcome(
+            "s1",
+            &format!("how do i descale the brewer person={soft:.3}"),
+        )
+        .await;
+    assert_eq!(first["from"], "bot", "{first}");
+    customer.send(json!({"type": "request_human"})).await;
+    while customer.recv().await["state"] != "queued" {}
+    sam.send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    sam.next("assigned").await;
+    sam.send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    while customer.recv().await["state"] != "resolved" {}
+    // Back with the bot: a `state: bot` status first, then the outcome.
+    let text = format!("what grind size for espresso person={soft:.3}");
+    customer
+        .send(json!({"type": "message", "client_id": "s2", "text": text}))
+        .await;
+    let again = loop {
+        let frame = customer.recv().await;
+        let status = frame["type"] == "status" && frame["state"] != "bot";
+        if frame["type"] == "message" || status {
+            break frame;
+        }
+    };
+    assert_eq!(
+        (again["type"].as_str(), again["from"].as_str()),
+        (Some("message"), Some("bot")),
+        "handed over on the ask before the person: {again}"
     );
 }
 

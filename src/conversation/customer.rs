@@ -125,7 +125,12 @@ impl Conversations {
                 .remember_verdict(id.as_ref(), seq, &turn.question, helpful);
         }
         if !helpful && core.state(id).await? == State::Bot {
-            let negatives = turns.iter().filter(|t| t.helpful == Some(false)).count();
+            // This stretch with the bot's: answers before a person resolved the chat are not.
+            let start = core.store.bot_stretch_start(id).await?;
+            let negatives = turns
+                .iter()
+                .filter(|t| t.seq >= start && t.helpful == Some(false))
+                .count();
             let decision = core.policy.on_feedback(negatives);
             if decision.escalate {
                 core.escalate(

@@ -487,17 +487,21 @@ impl Core {
         self.publish_ephemeral(id, &frame, None);
     }
 
-    /// What the conversation looked like before the customer message at `seq`.
+    /// What the conversation looked like before the customer message at `seq`, since its current
+    /// stretch with the bot began: a chat a person resolved starts over when it comes back to the
+    /// bot (the readings, asks and failed answers before the person are not this stretch's).
     async fn history(&self, id: &ConversationId, seq: i64) -> Result<History, ConversationError> {
+        let start = self.store.bot_stretch_start(id).await?;
         let earlier: Vec<Understanding> = self
             .store
             .turn_signals_of(id)
             .await?
             .into_iter()
-            .filter(|(s, _)| *s < seq)
+            .filter(|(s, _)| (start..seq).contains(s))
             .filter_map(|(_, u)| serde_json::from_value::<Understanding>(u).ok())
             .collect();
-        let turns = self.store.bot_turns_of(id).await?;
+        let mut turns = self.store.bot_turns_of(id).await?;
+        turns.retain(|t| t.seq >= start);
         // Stored outcomes are the bot's names for them (`Outcome::as_str`).
         let is = |t: &crate::store::BotTurnRow, o: Outcome| t.outcome == o.as_str();
         let unanswered_streak = turns

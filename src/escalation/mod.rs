@@ -203,7 +203,8 @@ impl Decision {
     }
 }
 
-/// What the conversation looked like before this turn.
+/// What the conversation looked like before this turn, since its current stretch with the bot
+/// began (a chat that comes back to the bot after a person resolved it starts over).
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// Upset scores of the earlier customer turns, oldest first.

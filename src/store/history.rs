@@ -120,6 +120,25 @@ impl Store {
         })
     }
 
+    /// Where the conversation's current stretch with the bot began: the first sequence number
+    /// stored after its last hand-off ended (resolved by a person, or left by a customer who had
+    /// gone), 0 if none has. What came before belongs to another stretch, with a person between.
+    pub async fn bot_stretch_start(&self, conversation: &str) -> Result<i64, StoreError> {
+        on!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT COALESCE(MIN(e.seq), 0) AS start FROM events e
+                 WHERE e.conversation_id = $1 AND e.created_at >= (
+                     SELECT MAX(COALESCE(h.resolved_at, h.abandoned_at)) FROM handoffs h
+                     WHERE h.conversation_id = $2)",
+            )
+            .bind(conversation)
+            .bind(conversation)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get::<i64, _>("start"))
+        })
+    }
+
     /// The bot's turns in a conversation with the customer's verdicts, oldest first.
     pub async fn bot_turns_of(&self, conversation: &str) -> Result<Vec<BotTurnRow>, StoreError> {
         on!(&self.pool, pool => {
