@@ -543,6 +543,15 @@ async fn a_chat_back_with_the_bot_after_a_person_resolved_it_starts_over() {
         (Some("message"), Some("bot")),
         "handed over on the ask before the person: {again}"
     );
+    // The new stretch has its own history: asked softly again, now it is heard.
+    let third = customer
+        .outcome("s3", &format!("how do i track my order person={soft:.3}"))
+        .await;
+    assert_eq!(
+        (third["type"].as_str(), third["state"].as_str()),
+        (Some("status"), Some("queued")),
+        "the second soft ask after the person was not heard: {third}"
+    );
 }
 
 /// Issue 14 item 5: an always-human intent confident for the message, on a question the

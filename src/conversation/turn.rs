@@ -489,7 +489,8 @@ impl Core {
 
     /// What the conversation looked like before the customer message at `seq`, since its current
     /// stretch with the bot began: a chat a person resolved starts over when it comes back to the
-    /// bot (the readings, asks and failed answers before the person are not this stretch's).
+    /// bot (the readings, asks, failed answers and questions before the person are not this
+    /// stretch's; the bot's context for a follow-up starts over too).
     async fn history(&self, id: &ConversationId, seq: i64) -> Result<History, ConversationError> {
         let start = self.store.bot_stretch_start(id).await?;
         let earlier: Vec<Understanding> = self

@@ -120,19 +120,30 @@ impl Store {
         })
     }
 
-    /// Where the conversation's current stretch with the bot began: the first sequence number
-    /// stored after its last hand-off ended (resolved by a person, or left by a customer who had
-    /// gone), 0 if none has. What came before belongs to another stretch, with a person between.
+    /// Where the conversation's current stretch with the bot began: the sequence number of the
+    /// last frame its latest resolution stored (the resolution's frames are stored with the
+    /// hand-off's `resolved_at`, in one transaction), 0 if no person has resolved it. What came
+    /// before belongs to another stretch, with a person between. (A hand-off its customer left,
+    /// or one a full queue refused, ends no stretch: no person dealt with it.) Most chats were
+    /// never resolved, and cost one read of their hand-offs.
     pub async fn bot_stretch_start(&self, conversation: &str) -> Result<i64, StoreError> {
         on!(&self.pool, pool => {
-            let row = sqlx::query(
-                "SELECT COALESCE(MIN(e.seq), 0) AS start FROM events e
-                 WHERE e.conversation_id = $1 AND e.created_at >= (
-                     SELECT MAX(COALESCE(h.resolved_at, h.abandoned_at)) FROM handoffs h
-                     WHERE h.conversation_id = $2)",
+            let resolved: Option<i64> = sqlx::query(
+                "SELECT MAX(resolved_at) AS resolved FROM handoffs WHERE conversation_id = $1",
             )
             .bind(conversation)
+            .fetch_one(pool)
+            .await?
+            .get("resolved");
+            let Some(resolved) = resolved else {
+                return Ok(0);
+            };
+            let row = sqlx::query(
+                "SELECT COALESCE(MAX(seq), 0) AS start FROM events
+                 WHERE conversation_id = $1 AND sender = 'system' AND created_at = $2",
+            )
             .bind(conversation)
+            .bind(resolved)
             .fetch_one(pool)
             .await?;
             Ok(row.get::<i64, _>("start"))
