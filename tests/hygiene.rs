@@ -378,14 +378,7 @@ async fn late_turn(back_to_bot: bool) {
         .await;
     assert_eq!(customer.recv().await["type"], "ack");
     // ...while the customer asks for a person, Sam claims the chat and resolves it.
-    customer.send(json!({"type": "request_human"})).await;
-    while customer.recv().await["state"] != "queued" {}
-    sam.send(json!({"type": "claim", "conversation_id": id}))
-        .await;
-    sam.next("assigned").await;
-    sam.send(json!({"type": "resolve", "conversation_id": id}))
-        .await;
-    while customer.recv().await["state"] != "resolved" {}
+    common::request_claim_and_resolve(&mut customer, &mut sam, &id).await;
     if back_to_bot {
         let mut tab = app.client().await;
         tab.hello(Some(&session), None).await;

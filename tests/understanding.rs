@@ -518,14 +518,7 @@ async fn a_chat_back_with_the_bot_after_a_person_resolved_it_starts_over() {
         )
         .await;
     assert_eq!(first["from"], "bot", "{first}");
-    customer.send(json!({"type": "request_human"})).await;
-    while customer.recv().await["state"] != "queued" {}
-    sam.send(json!({"type": "claim", "conversation_id": id}))
-        .await;
-    sam.next("assigned").await;
-    sam.send(json!({"type": "resolve", "conversation_id": id}))
-        .await;
-    while customer.recv().await["state"] != "resolved" {}
+    common::request_claim_and_resolve(&mut customer, &mut sam, &id).await;
     // Back with the bot: a `state: bot` status first, then the outcome.
     let text = format!("what grind size for espresso person={soft:.3}");
     customer

@@ -43,6 +43,21 @@ pub fn shared_data(test: &str, rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// The customer asks for a person, `agent` claims the chat `id` and resolves it; returns once the
+/// customer has read `resolved`.
+pub async fn request_claim_and_resolve(customer: &mut Client, agent: &mut AgentClient, id: &str) {
+    customer.send(json!({"type": "request_human"})).await;
+    while customer.recv().await["state"] != "queued" {}
+    agent
+        .send(json!({"type": "claim", "conversation_id": id}))
+        .await;
+    agent.next("assigned").await;
+    agent
+        .send(json!({"type": "resolve", "conversation_id": id}))
+        .await;
+    while customer.recv().await["state"] != "resolved" {}
+}
+
 /// Two agents claim conversation `id` at the same moment; each one's answer (`assigned` or
 /// `claim_failed`), in the order of the agents. Each socket answers its ping after its claim, so
 /// the answer to the claim is among the frames before the pong.
