@@ -1143,10 +1143,7 @@ fn will_leave(words: &str) -> bool {
         return false;
     }
     let tokens: Vec<&str> = words.split_whitespace().collect();
-    let starts = |at: usize, phrase: &str| {
-        let n = phrase.split(' ').count();
-        tokens.len() >= at + n && phrase.split(' ').eq(tokens[at..at + n].iter().copied())
-    };
+    let starts = |at: usize, phrase: &str| phrase_at(&tokens, at, phrase);
     (0..tokens.len()).any(|i| {
         let Some(n) = WILL
             .iter()
@@ -1191,6 +1188,12 @@ fn will_leave(words: &str) -> bool {
     })
 }
 
+/// Whether the words of `phrase` (single spaces) are `tokens` from `at` on.
+fn phrase_at(tokens: &[&str], at: usize, phrase: &str) -> bool {
+    let n = phrase.split(' ').count();
+    tokens.len() >= at + n && phrase.split(' ').eq(tokens[at..at + n].iter().copied())
+}
+
 /// Whether `words` (a [`super::phrase_text`]) call something "not ok" as a complaint: "which is
 /// not ok", "this is not okay"; not asking or owning up ("let me know if this is not ok", "in
 /// case that's not ok", "I know this isn't ok but could I pay next week").
@@ -1231,12 +1234,10 @@ fn not_ok(words: &str) -> bool {
     }
     let tokens: Vec<&str> = words.split_whitespace().collect();
     (0..tokens.len()).any(|i| {
-        NOT_OK.iter().any(|p| {
-            let n = p.split(' ').count();
-            tokens.len() >= i + n && p.split(' ').eq(tokens[i..i + n].iter().copied())
-        }) && !tokens[i.saturating_sub(2)..i]
-            .iter()
-            .any(|w| HEDGES.contains(w))
+        NOT_OK.iter().any(|p| phrase_at(&tokens, i, p))
+            && !tokens[i.saturating_sub(2)..i]
+                .iter()
+                .any(|w| HEDGES.contains(w))
     })
 }
 
