@@ -168,7 +168,12 @@ pub(super) async fn start<T: Send + 'static>(
     flags: Arc<Flags>,
     limits: Limits,
 ) -> Result<Checkpoints, StoreError> {
-    let connection = options.connect().await?;
+    // Named, so `top -H` tells it from the writer and the pool.
+    let connection = options
+        .clone()
+        .thread_name(|_| "fd-checkpoint".into())
+        .connect()
+        .await?;
     let checkpoints = Checkpoints::default();
     let mut log_file = options.get_filename().as_os_str().to_owned();
     log_file.push("-wal");

@@ -141,7 +141,12 @@ impl Writer {
         options: &SqliteConnectOptions,
         limits: Limits,
     ) -> Result<Self, StoreError> {
-        let connection = options.connect().await?;
+        // Named, so `top -H` tells it from the checkpointer and the pool.
+        let connection = options
+            .clone()
+            .thread_name(|_| "fd-writer".into())
+            .connect()
+            .await?;
         let (jobs, queue) = mpsc::channel(QUEUE);
         let counts = Arc::new(Counts::default());
         let flags = Arc::new(Flags::default());

@@ -154,6 +154,15 @@ pub struct ServerFigures {
     /// Batches the SQLite writer stored one append at a time (a refused or broken append in
     /// them made storing them together fail).
     pub batches_one_at_a_time: f64,
+    /// Passes of the SQLite checkpointer that found something to copy.
+    pub checkpoints: f64,
+    /// Checkpoints the writer made itself between two transactions (the log past its limit),
+    /// each holding every append behind it.
+    pub checkpoint_catch_ups: f64,
+    /// Of those catch-ups, the longest (ms, from the histogram's buckets: its upper bound).
+    pub catch_up_max_ms: Option<f64>,
+    /// A checkpointer pass, p99 ms.
+    pub checkpoint_p99_ms: Option<f64>,
 }
 
 impl ServerFigures {
@@ -207,6 +216,14 @@ impl ServerFigures {
             commit_mean_batch: (append_commits > 0.0).then(|| committed / append_commits),
             commit_batch_p99: batch_p99,
             batches_one_at_a_time: d("frontdesk_store_batches_one_at_a_time_total"),
+            checkpoints: d("frontdesk_store_checkpoints_total"),
+            checkpoint_catch_ups: d("frontdesk_store_checkpoint_catch_ups_total"),
+            catch_up_max_ms: q("frontdesk_store_checkpoint_seconds", "by=\"writer\",", 1.0),
+            checkpoint_p99_ms: q(
+                "frontdesk_store_checkpoint_seconds",
+                "by=\"checkpointer\",",
+                0.99,
+            ),
         }
     }
 
@@ -219,7 +236,7 @@ impl ServerFigures {
             .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.1}")))
             .collect();
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, longest {} ms), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
@@ -238,6 +255,10 @@ impl ServerFigures {
             ms(self.commit_mean_batch),
             ms(self.commit_batch_p99),
             self.batches_one_at_a_time,
+            self.checkpoints,
+            ms(self.checkpoint_p99_ms),
+            self.checkpoint_catch_ups,
+            ms(self.catch_up_max_ms),
             self.escalations,
         )
     }
