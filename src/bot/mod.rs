@@ -512,7 +512,7 @@ impl Bot {
         // scope" is not a reason: it says the message fits none of the intents, as most
         // questions the knowledge base answers do; the lesson's article must be among what its
         // own search found.)
-        let policy_decides = u.intent.as_ref().is_some_and(|i| i.always_human);
+        let policy_decides = policy_decides(u);
         if !self.settings.learn_from_picks
             || !unsure
             || reply.in_context
@@ -667,7 +667,7 @@ pub(crate) fn decide(
     }
     // When the model is unsure, a code the customer quotes may point to the article; never for an
     // intent that always goes to a person, which the hand-off policy decides on the model's word.
-    let policy_decides = understood.intent.as_ref().is_some_and(|i| i.always_human);
+    let policy_decides = policy_decides(understood);
     // The one article that lists the code is answered; when the model finds nothing to offer,
     // the few that list the same code are offered.
     let max_choices = settings.max_choices.max(1);
@@ -808,6 +808,17 @@ fn listed_choices(
             .join(", ")
     );
     choices(&options, confidence, reason, settings, candidates.to_vec())
+}
+
+/// Whether the hand-off policy, not the bot, decides on this message: its intent always goes to
+/// a person and the classifier is sure of it (then the bot answers neither from the picks nor from
+/// a quoted code, which could keep a sensitive matter from the person it needs). Not asking for a
+/// person: a request the policy passed on never reaches the bot, and one it did not pass on ("how
+/// do I request a wheelchair", naming no one) is the bot's to answer as well as it can.
+fn policy_decides(u: &Understanding) -> bool {
+    u.intent
+        .as_ref()
+        .is_some_and(|i| i.always_human && i.name != crate::escalation::HUMAN_REQUEST_INTENT)
 }
 
 /// The articles a quoted identifier points to, most probable first: among the candidates, those
@@ -1511,8 +1522,17 @@ mod tests {
             intent: Some(intent("refund", true)),
             ..quoting(&["e60"])
         };
-        let reply = decide(&settings, candidates, &j, &refund);
+        let reply = decide(&settings, candidates.clone(), &j, &refund);
         assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
+        // Asking for a person is not such an intent here: a request the policy did not pass on
+        // ("how do I request a wheelchair") reaches the bot, which answers it as it can.
+        let request = Understanding {
+            intent: Some(intent(crate::escalation::HUMAN_REQUEST_INTENT, true)),
+            ..quoting(&["e60"])
+        };
+        let reply = decide(&settings, candidates, &j, &request);
+        assert_eq!(reply.outcome, Outcome::Answered, "{}", reply.reason);
+        assert!(reply.reason.contains("lists a code"), "{}", reply.reason);
     }
 
     #[test]
