@@ -508,7 +508,8 @@ impl Bot {
     fn learned(&self, follows: bool, analysis: &Analysis, reply: &Reply) -> Option<Reply> {
         let unsure = matches!(reply.outcome, Outcome::Clarify | Outcome::DontKnow);
         let u = &analysis.understanding;
-        // An intent that always goes to a person stays the hand-off policy's case. ("Out of
+        // An intent that always goes to a person (other than an unthanking request for one, see
+        // `policy_decides`) stays the hand-off policy's case. ("Out of
         // scope" is not a reason: it says the message fits none of the intents, as most
         // questions the knowledge base answers do; the lesson's article must be among what its
         // own search found.)
@@ -629,7 +630,8 @@ fn found(reply: &Reply) -> bool {
 /// that exactly one article lists ("hey, brewer is showing E60" and the error-code list's "E60 –
 /// Internal fault") makes that article the answer, as confident as the answer threshold; when the
 /// model finds nothing to offer either, two or three articles that all list the same code are
-/// offered to choose from ([`listing_articles`]); not for an intent that always goes to a person.
+/// offered to choose from ([`listing_articles`]); not when the hand-off policy decides
+/// ([`policy_decides`]).
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -665,8 +667,8 @@ pub(crate) fn decide(
             };
         }
     }
-    // When the model is unsure, a code the customer quotes may point to the article; never for an
-    // intent that always goes to a person, which the hand-off policy decides on the model's word.
+    // When the model is unsure, a code the customer quotes may point to the article; never when
+    // the hand-off policy decides on the model's word.
     let policy_decides = policy_decides(understood);
     // The one article that lists the code is answered; when the model finds nothing to offer,
     // the few that list the same code are offered.
@@ -812,13 +814,15 @@ fn listed_choices(
 
 /// Whether the hand-off policy, not the bot, decides on this message: its intent always goes to
 /// a person and the classifier is sure of it (then the bot answers neither from the picks nor from
-/// a quoted code, which could keep a sensitive matter from the person it needs). Not asking for a
-/// person: a request the policy passed on never reaches the bot, and one it did not pass on ("how
-/// do I request a wheelchair", naming no one) is the bot's to answer as well as it can.
+/// a quoted code, which could keep a sensitive matter from the person it needs). Asking for a
+/// person is not such a case unless the message thanks someone: a request the policy did not
+/// pass on ("how do I request a wheelchair", naming no one) is the bot's to answer as well as it
+/// can, and so is one a full queue refused (nobody can take it now). Thanks ("thanks, your team
+/// sorted the E60 so fast") are not a question to answer from a code.
 fn policy_decides(u: &Understanding) -> bool {
-    u.intent
-        .as_ref()
-        .is_some_and(|i| i.always_human && i.name != crate::escalation::HUMAN_REQUEST_INTENT)
+    u.intent.as_ref().is_some_and(|i| {
+        i.always_human && (i.name != crate::escalation::HUMAN_REQUEST_INTENT || u.thanks)
+    })
 }
 
 /// The articles a quoted identifier points to, most probable first: among the candidates, those
@@ -1530,9 +1534,16 @@ mod tests {
             intent: Some(intent(crate::escalation::HUMAN_REQUEST_INTENT, true)),
             ..quoting(&["e60"])
         };
-        let reply = decide(&settings, candidates, &j, &request);
+        let reply = decide(&settings, candidates.clone(), &j, &request);
         assert_eq!(reply.outcome, Outcome::Answered, "{}", reply.reason);
         assert!(reply.reason.contains("lists a code"), "{}", reply.reason);
+        // Unless it thanks someone ("thanks, your team sorted the E60 so fast").
+        let thanking = Understanding {
+            thanks: true,
+            ..request
+        };
+        let reply = decide(&settings, candidates, &j, &thanking);
+        assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
     }
 
     #[test]
