@@ -820,9 +820,9 @@ fn listed_choices(
 /// can, and so is one a full queue refused (nobody can take it now). Thanks ("thanks, your team
 /// sorted the E60 so fast") are not a question to answer from a code.
 fn policy_decides(u: &Understanding) -> bool {
-    u.intent.as_ref().is_some_and(|i| {
-        i.always_human && (i.name != crate::escalation::HUMAN_REQUEST_INTENT || u.thanks)
-    })
+    u.intent
+        .as_ref()
+        .is_some_and(|i| i.always_human && (i.name != crate::nlu::HUMAN_REQUEST_INTENT || u.thanks))
 }
 
 /// The articles a quoted identifier points to, most probable first: among the candidates, those
@@ -1531,7 +1531,7 @@ mod tests {
         // Asking for a person is not such an intent here: a request the policy did not pass on
         // ("how do I request a wheelchair") reaches the bot, which answers it as it can.
         let request = Understanding {
-            intent: Some(intent(crate::escalation::HUMAN_REQUEST_INTENT, true)),
+            intent: Some(intent(crate::nlu::HUMAN_REQUEST_INTENT, true)),
             ..quoting(&["e60"])
         };
         let reply = decide(&settings, candidates.clone(), &j, &request);

@@ -19,8 +19,7 @@ pub mod request;
 
 pub use request::Request;
 
-/// The intent (in `models/intents.yaml`) of a customer asking for a person.
-pub const HUMAN_REQUEST_INTENT: &str = "human_request";
+pub use crate::nlu::HUMAN_REQUEST_INTENT;
 /// The seam where language understanding plugs into conversations: one call per customer
 /// message, whose [`Analysis`] (the understanding for this policy, the embedding for the bot's
 /// retrieval) is passed down, so a message is encoded once.

@@ -124,6 +124,9 @@ impl Understanding {
     }
 }
 
+/// The intent (in `models/intents.yaml`) of a customer asking for a person.
+pub const HUMAN_REQUEST_INTENT: &str = "human_request";
+
 /// An intent and how sure the classifier is, with the intent's policy fields from the intents file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IntentMatch {
