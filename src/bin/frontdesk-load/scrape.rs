@@ -287,16 +287,7 @@ const PHASES: [&str; 7] = [
 /// The `q` quantile of what was observed between two scrapes of one histogram, interpolated
 /// linearly within its bucket (as Prometheus' `histogram_quantile` does); `None` if nothing was.
 fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
-    let counts: Vec<(f64, f64)> = after
-        .iter()
-        .map(|(bound, n)| {
-            let was = before
-                .iter()
-                .find(|(b, _)| b == bound)
-                .map_or(0.0, |(_, n)| *n);
-            (*bound, n - was)
-        })
-        .collect();
+    let counts = between(before, after);
     let total = counts.last()?.1;
     if total <= 0.0 {
         return None;
@@ -319,20 +310,30 @@ fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> 
 /// The upper bound of the highest bucket that gained observations between two scrapes of one
 /// histogram (infinite for the `+Inf` bucket): the longest of them took at most this long.
 fn longest_bound(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<f64> {
-    let mut previous = (0.0, 0.0);
+    let mut below = 0.0;
     let mut longest = None;
-    for &(bound, cumulative) in after {
-        let was = before
-            .iter()
-            .find(|(b, _)| *b == bound)
-            .map_or(0.0, |(_, n)| *n);
-        let new = cumulative - was;
-        if new > previous.1 {
+    for (bound, cumulative) in between(before, after) {
+        if cumulative > below {
             longest = Some(bound);
         }
-        previous = (bound, new);
+        below = cumulative;
     }
     longest
+}
+
+/// A histogram's cumulative bucket counts (bound, observations at or under it) of what was
+/// observed between two scrapes.
+fn between(before: &[(f64, f64)], after: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    after
+        .iter()
+        .map(|(bound, n)| {
+            let was = before
+                .iter()
+                .find(|(b, _)| b == bound)
+                .map_or(0.0, |(_, n)| *n);
+            (*bound, n - was)
+        })
+        .collect()
 }
 
 #[cfg(test)]
