@@ -9,6 +9,10 @@ mod follow_up;
 mod picks;
 use crate::nlu::{Analysis, Nlu, Understanding};
 use crate::settings::BotSettings;
+
+/// The small-talk intent of thanks and goodbyes (in `models/intents.yaml`; its reply in
+/// `bot.small_talk`).
+const THANKS_INTENT: &str = "thanks_goodbye";
 pub use follow_up::{follow_up, refers_back, thread};
 pub use picks::{Learned, Pick, Picks, Press, MAX_PICKS};
 
@@ -508,8 +512,8 @@ impl Bot {
     fn learned(&self, follows: bool, analysis: &Analysis, reply: &Reply) -> Option<Reply> {
         let unsure = matches!(reply.outcome, Outcome::Clarify | Outcome::DontKnow);
         let u = &analysis.understanding;
-        // An intent that always goes to a person (other than an unthanking request for one, see
-        // `policy_decides`) stays the hand-off policy's case. ("Out of
+        // An intent that always goes to a person (other than asking for one, see
+        // `policy_decides`) is not answered from the picks. ("Out of
         // scope" is not a reason: it says the message fits none of the intents, as most
         // questions the knowledge base answers do; the lesson's article must be among what its
         // own search found.)
@@ -630,8 +634,8 @@ fn found(reply: &Reply) -> bool {
 /// that exactly one article lists ("hey, brewer is showing E60" and the error-code list's "E60 –
 /// Internal fault") makes that article the answer, as confident as the answer threshold; when the
 /// model finds nothing to offer either, two or three articles that all list the same code are
-/// offered to choose from ([`listing_articles`]); not when the hand-off policy decides
-/// ([`policy_decides`]).
+/// offered to choose from ([`listing_articles`]); not when the bot keeps out of the hand-off
+/// policy's way ([`policy_decides`]).
 pub(crate) fn decide(
     settings: &BotSettings,
     candidates: Vec<Passage>,
@@ -644,11 +648,17 @@ pub(crate) fn decide(
     // base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
     // counts from now on?", read as thanks by its opening); or it is not meant kindly ("wow,
     // thanks for nothing"). A thank-you that quotes a code is thanks, whatever lists the code.
+    // So is one the classifier reads as asking for a person ("thanks, your team sorted the E60 so
+    // fast": the hand-off policy does not pass it on, see `escalation::Policy::before_bot`).
     if model < threshold && understood.upset < 0.5 && !understood.asks {
-        let small_talk = understood
-            .intent
-            .as_ref()
-            .and_then(|i| settings.small_talk.get(&i.name).map(|text| (i, text)));
+        let small_talk = understood.intent.as_ref().and_then(|i| {
+            let name = if understood.thanks && i.name == crate::nlu::HUMAN_REQUEST_INTENT {
+                THANKS_INTENT
+            } else {
+                i.name.as_str()
+            };
+            settings.small_talk.get(name).map(|text| (i, text))
+        });
         if let Some((intent, text)) = small_talk {
             return Reply {
                 outcome: Outcome::SmallTalk,
@@ -812,17 +822,17 @@ fn listed_choices(
     choices(&options, confidence, reason, settings, candidates.to_vec())
 }
 
-/// Whether the hand-off policy, not the bot, decides on this message: its intent always goes to
-/// a person and the classifier is sure of it (then the bot answers neither from the picks nor from
-/// a quoted code, which could keep a sensitive matter from the person it needs). Asking for a
-/// person is not such a case unless the message thanks someone: a request the policy did not
-/// pass on ("how do I request a wheelchair", naming no one) is the bot's to answer as well as it
-/// can, and so is one a full queue refused (nobody can take it now). Thanks ("thanks, your team
-/// sorted the E60 so fast") are not a question to answer from a code.
+/// Whether the bot keeps out of the way of the hand-off policy on this message: its intent always
+/// goes to a person and the classifier is sure of it (then the bot answers neither from the picks
+/// nor from a quoted code, which could keep a sensitive matter from the person it needs). Asking
+/// for a person is not such a case: a request the policy did not pass on ("how do I request a
+/// wheelchair", naming no one) is the bot's to answer as well as it can, and so is one a full
+/// queue refused (nobody can take it now). (A message of thanks read as one, "thanks, your team
+/// sorted the E60 so fast", is answered in kind before either fallback: see [`decide`].)
 fn policy_decides(u: &Understanding) -> bool {
     u.intent
         .as_ref()
-        .is_some_and(|i| i.always_human && (i.name != crate::nlu::HUMAN_REQUEST_INTENT || u.thanks))
+        .is_some_and(|i| i.always_human && i.name != crate::nlu::HUMAN_REQUEST_INTENT)
 }
 
 /// The articles a quoted identifier points to, most probable first: among the candidates, those
@@ -1537,13 +1547,15 @@ mod tests {
         let reply = decide(&settings, candidates.clone(), &j, &request);
         assert_eq!(reply.outcome, Outcome::Answered, "{}", reply.reason);
         assert!(reply.reason.contains("lists a code"), "{}", reply.reason);
-        // Unless it thanks someone ("thanks, your team sorted the E60 so fast").
+        // Unless it thanks someone ("thanks, your team sorted the E60 so fast"): answered as
+        // thanks.
         let thanking = Understanding {
             thanks: true,
             ..request
         };
         let reply = decide(&settings, candidates, &j, &thanking);
-        assert_eq!(reply.outcome, Outcome::DontKnow, "{}", reply.reason);
+        assert_eq!(reply.outcome, Outcome::SmallTalk, "{}", reply.reason);
+        assert_eq!(reply.text, settings.small_talk[THANKS_INTENT]);
     }
 
     #[test]

@@ -241,7 +241,7 @@ impl ServerFigures {
             .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.1}")))
             .collect();
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, the longest {} ms), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, the longest {}), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
@@ -264,9 +264,9 @@ impl ServerFigures {
             ms(self.checkpoint_p99_ms),
             self.checkpoint_catch_ups,
             self.catch_up_longest_ms.map_or("–".into(), |v| if v.is_finite() {
-                format!("≤ {v:.0}")
+                format!("≤ {v} ms")
             } else {
-                "over the last bucket's bound".into()
+                "past the histogram's last bound".into()
             }),
             self.escalations,
         )
