@@ -763,3 +763,46 @@ async fn with_both_signal_readers_upset_customers_reach_a_person_and_calm_ones_s
     }
     server.abort();
 }
+
+/// A message of thanks the classifier reads as asking for a person (the intent's own words,
+/// "your team"): the hand-off policy does not pass thanks on as a request, and the bot answers
+/// them in kind rather than with "I don't know".
+#[tokio::test]
+async fn thanks_read_as_asking_for_a_person_are_answered_in_kind() {
+    fn thanking(_: &str) -> frontdesk::nlu::Understanding {
+        frontdesk::nlu::Understanding {
+            intent: Some(frontdesk::nlu::IntentMatch {
+                name: frontdesk::nlu::HUMAN_REQUEST_INTENT.into(),
+                confidence: 0.95,
+                team: None,
+                always_human: true,
+                confident_at: 0.5,
+            }),
+            thanks: true,
+            ..frontdesk::nlu::Understanding::default()
+        }
+    }
+    let app = common::spawn_app_understanding(|_| {}, thanking).await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let reply = customer
+        .outcome("t1", "thanks so much, your team was lovely today")
+        .await;
+    let settings = frontdesk::settings::BotSettings::default();
+    assert_eq!(
+        (
+            reply["type"].as_str(),
+            reply["from"].as_str(),
+            reply["text"].as_str()
+        ),
+        (
+            Some("message"),
+            Some("bot"),
+            settings
+                .small_talk
+                .get("thanks_goodbye")
+                .map(String::as_str)
+        ),
+        "{reply}"
+    );
+}
