@@ -27,9 +27,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, QueryBuilder, Row};
+use sqlx::{ConnectOptions, Either, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
@@ -286,8 +287,8 @@ async fn store_batch(
             }
             Err(Failure::Transaction(error)) if jobs.len() + rows.len() > 1 => {
                 tracing::warn!(%error, "a batch could not be committed; storing each alone");
-                // Not one append's fault (BEGIN or COMMIT failed): each alone, so each caller
-                // gets its own outcome.
+                // Not one append's fault (beginning, reading or committing failed): each alone,
+                // so each caller gets its own outcome.
                 rollback(connection).await;
                 for job in jobs {
                     Box::pin(store_batch(connection, vec![job], Vec::new(), counts)).await;
@@ -317,7 +318,7 @@ enum Failure {
     /// The row at this index failed other than by a constraint: the transaction must be
     /// rolled back.
     Row(usize, StoreError),
-    /// Beginning or committing failed.
+    /// Beginning, reading the numbers or committing failed.
     Transaction(StoreError),
 }
 
@@ -335,31 +336,40 @@ async fn attempt(
     rows: &[RowJob],
     counts: &Counts,
 ) -> Result<Outcomes, Failure> {
-    begin(connection).await?;
-    let outcomes = appends(connection, jobs, counts).await?;
+    let (outcomes, committed) = if jobs.is_empty() {
+        begin(connection).await?;
+        (Vec::new(), false)
+    } else {
+        match append_together(connection, jobs, rows.is_empty()).await {
+            Ok(together) => together,
+            // Nothing was written, or all was and the commit failed: not one append's fault.
+            Err(Stage::Reading(error) | Stage::Committing(error)) => {
+                return Err(Failure::Transaction(error.into()))
+            }
+            Err(Stage::Writing(error)) => {
+                // Nothing of the batch stays; one append at a time finds out whose it was.
+                tracing::debug!(%error, "a batched append failed; storing one at a time");
+                if jobs.len() > 1 {
+                    counts.one_at_a_time.inc();
+                }
+                rollback(connection).await;
+                begin(connection).await?;
+                (one_at_a_time(connection, jobs).await?, false)
+            }
+        }
+    };
     let written = write_rows(connection, rows).await?;
-    commit(connection).await?;
+    if !committed {
+        commit(connection).await?;
+    }
     Ok((outcomes, written))
 }
 
-/// The appends of one transaction (begun): together, or one at a time if that fails.
-async fn appends(
+/// The appends of one transaction (begun), one after the other: whose append broke a batch.
+async fn one_at_a_time(
     connection: &mut SqliteConnection,
     jobs: &[Job],
-    counts: &Counts,
 ) -> Result<Vec<Result<Appended, StoreError>>, Failure> {
-    if jobs.len() > 1 {
-        match append_together(connection, jobs).await {
-            Ok(outcomes) => return Ok(outcomes),
-            Err(error) => {
-                // Nothing of the batch stays; one append at a time finds out whose it was.
-                tracing::debug!(%error, "a batched append failed; storing one at a time");
-                counts.one_at_a_time.inc();
-                rollback(connection).await;
-                begin(connection).await?;
-            }
-        }
-    }
     let mut outcomes = Vec::with_capacity(jobs.len());
     for (index, job) in jobs.iter().enumerate() {
         match append_one(connection, &job.conversation, &job.event, job.now).await {
@@ -447,45 +457,40 @@ struct Numbering {
     changed: bool,
 }
 
-/// All of `jobs` in a few statements whatever their number (read the conversations and the
-/// client ids stored already, then one `UPDATE` of the numbers and one `INSERT` of the frames;
-/// then one per row beside a new frame) instead of three per append: at thousands of messages a second the writer's statements, not
-/// the fsync, were its limit. Numbers and duplicates are worked out here, in the order of the
-/// jobs, exactly as [`append_one`] would one after the other: the transaction holds SQLite's
-/// write lock, so nothing else changes them meanwhile. Any statement failing fails the whole
-/// (the caller rolls back and stores the jobs one at a time, which tells whose append it was).
+/// Where [`append_together`] failed; in each case the transaction must be rolled back.
+enum Stage {
+    /// Beginning the transaction or reading the numbers: nothing was written.
+    Reading(sqlx::Error),
+    /// Writing the frames or a row beside them: one of the appends broke it.
+    Writing(sqlx::Error),
+    /// Committing, after every frame was written: the batch's failure, not one append's.
+    Committing(sqlx::Error),
+}
+
+/// All of `jobs` in a transaction it begins, in two calls to SQLite's thread whatever their
+/// number: one begins and reads the conversations' numbers and the client ids stored already,
+/// one numbers the conversations and inserts the frames, and commits if `commit_too` and no row
+/// is to be written beside a frame (a first reply's time or a bot turn's rows: one call each,
+/// then the caller commits). Each call is a hop from the writer's task to the connection's
+/// thread and back: five or six a batch when each statement was a call of its own, which was
+/// where a relayed message waited longest after the fsync (docs/BENCHMARKS.md, "One hop per
+/// batch"). The calls run several statements each, which sqlx allows on SQLite alone and calls
+/// deprecated: the writer's tests fail if a new sqlx stops running them all.
+///
+/// Numbers and duplicates are worked out here, in the order of the jobs, exactly as
+/// [`append_one`] would one after the other: the transaction holds SQLite's write lock, so
+/// nothing else changes them meanwhile. A statement failing fails the whole; the caller rolls
+/// back and then, if a write failed, stores the jobs one at a time, which tells whose append it
+/// was. Returns each job's outcome and whether the transaction is committed.
 async fn append_together(
     connection: &mut SqliteConnection,
     jobs: &[Job],
-) -> Result<Vec<Result<Appended, StoreError>>, sqlx::Error> {
-    let mut numbering: HashMap<&str, Numbering> = HashMap::new();
-    {
-        let mut ids: Vec<&str> = jobs.iter().map(|j| j.conversation.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT id, last_seq, state FROM conversations WHERE id IN (",
-        );
-        let mut list = query.separated(", ");
-        for id in &ids {
-            list.push_bind(*id);
-        }
-        list.push_unseparated(")");
-        for row in query.build().fetch_all(&mut *connection).await? {
-            let id: String = row.get(0);
-            if let Some(key) = ids.iter().find(|i| **i == id) {
-                let numbers = Numbering {
-                    last_seq: row.get(1),
-                    state: row.get(2),
-                    updated_at: 0,
-                    changed: false,
-                };
-                numbering.insert(key, numbers);
-            }
-        }
-    }
-    // (conversation, client id as stored) -> (seq, sender), from the store and then the batch.
-    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
+    commit_too: bool,
+) -> Result<(Vec<Result<Appended, StoreError>>, bool), Stage> {
+    let mut ids: Vec<&str> = jobs.iter().map(|j| j.conversation.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // (conversation, client id as stored) of each job that has one.
     let keyed: Vec<(&str, String)> = jobs
         .iter()
         .filter_map(|j| {
@@ -493,22 +498,51 @@ async fn append_together(
             Some((j.conversation.as_str(), nul_free(id).into_owned()))
         })
         .collect();
+
+    // The first call: begin, and read. The two reads' rows are told apart by their first column.
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "BEGIN IMMEDIATE; SELECT 0, id, last_seq, state, NULL FROM conversations WHERE id IN (",
+    );
+    let mut list = query.separated(", ");
+    for id in &ids {
+        list.push_bind(*id);
+    }
+    list.push_unseparated(")");
     if !keyed.is_empty() {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("WITH wanted (conversation_id, client_id) AS (");
+        query.push("; WITH wanted (conversation_id, client_id) AS (");
         query.push_values(&keyed, |mut row, (conversation, client_id)| {
             row.push_bind(*conversation).push_bind(client_id.as_str());
         });
         query.push(
-            ") SELECT e.conversation_id, e.client_id, e.seq, e.sender FROM wanted w \
+            ") SELECT 1, e.conversation_id, e.seq, e.sender, e.client_id FROM wanted w \
              JOIN events e ON e.conversation_id = w.conversation_id \
              WHERE e.client_id = w.client_id",
         );
-        for row in query.build().fetch_all(&mut *connection).await? {
-            let (conversation, client_id): (String, String) = (row.get(0), row.get(1));
-            if let Some((key, _)) = keyed.iter().find(|(c, _)| *c == conversation) {
-                taken.insert((key, client_id), (row.get(2), row.get(3)));
+    }
+    let mut numbering: HashMap<&str, Numbering> = HashMap::new();
+    // (conversation, client id as stored) -> (seq, sender), from the store and then the batch.
+    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
+    let read = query
+        .build()
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(Stage::Reading)?;
+    for row in read {
+        let column = |i| row.try_get::<String, _>(i).map_err(Stage::Reading);
+        let conversation = column(1)?;
+        let seq: i64 = row.try_get(2).map_err(Stage::Reading)?;
+        if row.try_get::<i64, _>(0).map_err(Stage::Reading)? == 0 {
+            if let Some(key) = ids.iter().find(|i| **i == conversation) {
+                let numbers = Numbering {
+                    last_seq: seq,
+                    state: column(3)?,
+                    updated_at: 0,
+                    changed: false,
+                };
+                numbering.insert(key, numbers);
             }
+        } else if let Some((key, _)) = keyed.iter().find(|(c, _)| *c == conversation) {
+            taken.insert((key, column(4)?), (seq, column(3)?));
         }
     }
 
@@ -554,56 +588,81 @@ async fn append_together(
             state: numbers.state.clone(),
         }));
     }
-    if new.is_empty() {
-        return Ok(outcomes);
+
+    // The second call: the numbers, the frames, and the commit unless rows follow.
+    let beside = new
+        .iter()
+        .any(|(job, _, _)| job.event.responds_to.is_some() || !job.event.beside.is_empty());
+    let commit = commit_too && !beside;
+    let mut query = QueryBuilder::<Sqlite>::new("");
+    // Statements before the commit: a failure after they all finished is the commit's.
+    let mut writes = 0;
+    if !new.is_empty() {
+        writes = 2;
+        let changed: Vec<(&&str, &Numbering)> =
+            numbering.iter().filter(|(_, n)| n.changed).collect();
+        query.push("WITH numbered (id, last_seq, updated_at, state) AS (");
+        query.push_values(&changed, |mut row, (id, numbers)| {
+            row.push_bind(**id)
+                .push_bind(numbers.last_seq)
+                .push_bind(numbers.updated_at)
+                .push_bind(numbers.state.as_str());
+        });
+        query.push(
+            ") UPDATE conversations SET last_seq = numbered.last_seq, \
+             updated_at = numbered.updated_at, state = numbered.state \
+             FROM numbered WHERE conversations.id = numbered.id; \
+             INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) ",
+        );
+        query.push_values(&new, |mut row, (job, seq, frame)| {
+            row.push_bind(job.conversation.as_str())
+                .push_bind(*seq)
+                .push_bind(job.event.sender)
+                .push_bind(job.event.client_id.as_deref().map(nul_free))
+                .push_bind(job.event.text.as_deref().map(nul_free))
+                .push_bind(&**frame)
+                .push_bind(job.now);
+        });
+        if commit {
+            query.push("; COMMIT");
+        }
+    } else if commit {
+        query.push("COMMIT");
+    }
+    if !new.is_empty() || commit {
+        #[allow(deprecated)] // see above: several statements in one call
+        let mut steps = query.build().fetch_many(&mut *connection);
+        let mut finished = 0;
+        while let Some(step) = steps.next().await {
+            match step {
+                Ok(Either::Left(_)) => finished += 1,
+                Ok(Either::Right(_)) => {}
+                Err(error) if finished < writes => return Err(Stage::Writing(error)),
+                Err(error) => return Err(Stage::Committing(error)),
+            }
+        }
     }
 
-    let changed: Vec<(&&str, &Numbering)> = numbering.iter().filter(|(_, n)| n.changed).collect();
-    let mut query =
-        QueryBuilder::<Sqlite>::new("WITH numbered (id, last_seq, updated_at, state) AS (");
-    query.push_values(&changed, |mut row, (id, numbers)| {
-        row.push_bind(**id)
-            .push_bind(numbers.last_seq)
-            .push_bind(numbers.updated_at)
-            .push_bind(numbers.state.as_str());
-    });
-    query.push(
-        ") UPDATE conversations SET last_seq = numbered.last_seq, \
-         updated_at = numbered.updated_at, state = numbered.state \
-         FROM numbered WHERE conversations.id = numbered.id",
-    );
-    query.build().execute(&mut *connection).await?;
-
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) ",
-    );
-    query.push_values(&new, |mut row, (job, seq, frame)| {
-        row.push_bind(job.conversation.as_str())
-            .push_bind(*seq)
-            .push_bind(job.event.sender)
-            .push_bind(job.event.client_id.as_deref().map(nul_free))
-            .push_bind(job.event.text.as_deref().map(nul_free))
-            .push_bind(&**frame)
-            .push_bind(job.now);
-    });
-    query.build().execute(&mut *connection).await?;
-
+    // Rows beside a frame, each a call of its own: their statements number their arguments
+    // (`$1`), and sqlx numbers them over the whole call, not per statement.
     for (job, seq, _) in &new {
         if let Some(handoff) = job.event.responds_to {
             sqlx::query(MARK_RESPONDED)
                 .bind(handoff)
                 .bind(job.now)
                 .execute(&mut *connection)
-                .await?;
+                .await
+                .map_err(Stage::Writing)?;
         }
         for beside in &job.event.beside {
             let row = beside(*seq);
             bind_args!(sqlx::query(row.sql), &row.args)
                 .execute(&mut *connection)
-                .await?;
+                .await
+                .map_err(Stage::Writing)?;
         }
     }
-    Ok(outcomes)
+    Ok((outcomes, commit))
 }
 
 /// Ends a failed transaction (if SQLite has not already): nothing of it stays.
@@ -958,9 +1017,39 @@ mod tests {
         assert_eq!(rows, vec![(1, Some("m1".to_owned())), (2, None)]);
     }
 
-    /// The same appends stored as one batch (the few statements of `append_together`) and one
-    /// at a time (three statements each) give every caller the same outcome and leave the same
-    /// rows: numbers, duplicates within the batch and from before it, a client id another
+    /// A batch that stores no frame (a re-send found, a client id another sender took) still
+    /// ends its transaction, writes nothing and takes no number; the writer goes on after it.
+    #[tokio::test]
+    async fn a_batch_of_re_sends_alone_writes_nothing_and_ends_its_transaction() {
+        let (_dir, url, store) = store(1).await;
+        store
+            .append("c0", event("customer", Some("m1"), "hello"), 1)
+            .await
+            .unwrap();
+        let mut connection = connection(&url).await;
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("m1"), "hello")),
+            ("c0", event("agent", Some("m1"), "mine")),
+        ]);
+        let counts = Counts::default();
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
+        let got = outcomes(receivers).await;
+        assert_eq!(got[0], Ok(-1));
+        assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
+        let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m2"), "again"))]);
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        assert_eq!(
+            outcomes(receivers).await,
+            [Ok(2)],
+            "the transaction was ended"
+        );
+        assert_eq!(stored(&url, "c0").await.0, 2);
+    }
+
+    /// The same appends stored as one batch (the two calls of `append_together`) and one at a
+    /// time (`append_one`'s statements each) give every caller the same outcome and leave the
+    /// same rows: numbers, duplicates within the batch and from before it, a client id another
     /// sender took, a missing conversation, a status frame's state, a first reply's time.
     #[tokio::test]
     async fn a_batch_stores_exactly_what_one_append_at_a_time_would() {
@@ -995,19 +1084,21 @@ mod tests {
                 ("c2", event("customer", Some("new"), "after")),
             ];
             let mut connection = connection(&url).await;
-            let mut receivers = Vec::new();
+            let (batch, receivers) = jobs(appends);
             if together {
-                let (batch, r) = jobs(appends);
                 let counts = Counts::default();
                 store_batch(&mut connection, batch, Vec::new(), &counts).await;
                 assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
                 assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
-                receivers = r;
             } else {
-                for append in appends {
-                    let (batch, r) = jobs(vec![append]);
-                    store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
-                    receivers.extend(r);
+                // The reference: `append_one`'s statements, one append after the other.
+                assert!(begin(&mut connection).await.is_ok());
+                let Ok(got) = one_at_a_time(&mut connection, &batch).await else {
+                    panic!("an append failed after it wrote");
+                };
+                assert!(commit(&mut connection).await.is_ok());
+                for (job, outcome) in batch.into_iter().zip(got) {
+                    let _ = job.reply.send(outcome);
                 }
             }
             let got = outcomes(receivers).await;
@@ -1273,10 +1364,11 @@ mod tests {
         let mut connection = connection(&url).await;
         for statement in [
             "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
-            "CREATE TABLE children (parent INTEGER REFERENCES parents(id))",
+            // Checked at every commit (a pragma deferring it would end with the first rollback).
+            "CREATE TABLE children (parent INTEGER REFERENCES parents(id) \
+             DEFERRABLE INITIALLY DEFERRED)",
             "CREATE TRIGGER orphan AFTER INSERT ON events WHEN NEW.text = 'orphan'
              BEGIN INSERT INTO children VALUES (7); END",
-            "PRAGMA defer_foreign_keys = ON",
         ] {
             sqlx::query(statement)
                 .execute(&mut connection)
@@ -1288,7 +1380,14 @@ mod tests {
             ("c0", event("customer", Some("b"), "orphan")),
             ("c0", event("customer", Some("c"), "third")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
+        let counts = Counts::default();
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        assert_eq!(
+            counts.one_at_a_time.get(),
+            0,
+            "the commit's failure, no append's"
+        );
+        assert_eq!(counts.transactions.load(Ordering::Relaxed), 2, "each alone");
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert!(

@@ -164,6 +164,10 @@ pub struct ServerFigures {
     pub catch_up_longest_ms: Option<f64>,
     /// A checkpointer pass, p99 ms.
     pub checkpoint_p99_ms: Option<f64>,
+    /// Times SQLite's write-ahead log started over (or was emptied), as the checkpointer's
+    /// passes saw it: a log that grows past its limit without starting over is the writer's
+    /// catch-ups failing.
+    pub wal_restarts: f64,
 }
 
 impl ServerFigures {
@@ -229,6 +233,7 @@ impl ServerFigures {
                 "by=\"checkpointer\",",
                 0.99,
             ),
+            wal_restarts: d("frontdesk_store_wal_restarts_total"),
         }
     }
 
@@ -241,7 +246,7 @@ impl ServerFigures {
             .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.1}")))
             .collect();
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, the longest {}), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, the longest {}; the log started over {} times), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
@@ -268,6 +273,7 @@ impl ServerFigures {
             } else {
                 "past the histogram's last bound".into()
             }),
+            self.wal_restarts,
             self.escalations,
         )
     }
@@ -353,6 +359,7 @@ mod tests {
         frontdesk_store_commit_batch_size_count 5\n\
         frontdesk_store_checkpoints_total 7\n\
         frontdesk_store_checkpoint_catch_ups_total 1\n\
+        frontdesk_store_wal_restarts_total 4\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"0.01\"} 0\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"0.025\"} 1\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"1\"} 1\n\
@@ -370,6 +377,7 @@ mod tests {
         frontdesk_store_commit_batch_size_count 15\n\
         frontdesk_store_checkpoints_total 17\n\
         frontdesk_store_checkpoint_catch_ups_total 3\n\
+        frontdesk_store_wal_restarts_total 5\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"0.01\"} 2\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"0.025\"} 3\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"1\"} 3\n\
@@ -393,6 +401,7 @@ mod tests {
         assert_eq!(f.checkpoints, 10.0);
         assert_eq!(f.checkpoint_catch_ups, 2.0);
         assert_eq!(f.catch_up_longest_ms, Some(10.0));
+        assert_eq!(f.wal_restarts, 1.0, "the step's own start over");
         assert_eq!(f.checkpoint_p99_ms, None);
     }
 
