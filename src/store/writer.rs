@@ -461,7 +461,8 @@ struct Numbering {
 enum Stage {
     /// Beginning the transaction or reading the numbers: nothing was written.
     Reading(sqlx::Error),
-    /// Writing the frames or a row beside them: one of the appends broke it.
+    /// Writing the frames or a row beside them: probably one of the appends (one at a time
+    /// finds out which), or the disk.
     Writing(sqlx::Error),
     /// Committing, after every frame was written: the batch's failure, not one append's.
     Committing(sqlx::Error),
@@ -640,6 +641,14 @@ async fn append_together(
                 Err(error) if finished < writes => return Err(Stage::Writing(error)),
                 Err(error) => return Err(Stage::Committing(error)),
             }
+        }
+        // Every statement reports its end; a call that ended short without an error (the
+        // connection's thread gone, or a sqlx that stopped running them all) did not commit.
+        if finished < writes {
+            return Err(Stage::Writing(sqlx::Error::WorkerCrashed));
+        }
+        if commit && finished == writes {
+            return Err(Stage::Committing(sqlx::Error::WorkerCrashed));
         }
     }
 
@@ -1364,7 +1373,7 @@ mod tests {
         let mut connection = connection(&url).await;
         for statement in [
             "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
-            // Checked at every commit (a pragma deferring it would end with the first rollback).
+            // Checked at every commit (the pragma deferring it ends at each commit or rollback).
             "CREATE TABLE children (parent INTEGER REFERENCES parents(id) \
              DEFERRABLE INITIALLY DEFERRED)",
             "CREATE TRIGGER orphan AFTER INSERT ON events WHEN NEW.text = 'orphan'
