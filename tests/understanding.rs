@@ -806,3 +806,48 @@ async fn thanks_read_as_asking_for_a_person_are_answered_in_kind() {
         "{reply}"
     );
 }
+
+/// A message of thanks for something that went right whose words an article fits well (the
+/// descaling guide): answered in kind, not with the article it no longer needs.
+#[tokio::test]
+async fn thanks_whose_words_an_article_fits_are_answered_in_kind() {
+    fn thanking(_: &str) -> frontdesk::nlu::Understanding {
+        frontdesk::nlu::Understanding {
+            intent: Some(frontdesk::nlu::IntentMatch {
+                name: "technical_problem".into(),
+                confidence: 0.9,
+                team: None,
+                always_human: false,
+                confident_at: 0.5,
+            }),
+            thanks: true,
+            ..frontdesk::nlu::Understanding::default()
+        }
+    }
+    let app = common::spawn_app_understanding(|_| {}, thanking).await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    let reply = customer
+        .outcome(
+            "t1",
+            "thanks, running the descaling program to descale the brewer worked",
+        )
+        .await;
+    let settings = frontdesk::settings::BotSettings::default();
+    assert_eq!(
+        (
+            reply["type"].as_str(),
+            reply["from"].as_str(),
+            reply["text"].as_str()
+        ),
+        (
+            Some("message"),
+            Some("bot"),
+            settings
+                .small_talk
+                .get("thanks_goodbye")
+                .map(String::as_str)
+        ),
+        "{reply}"
+    );
+}

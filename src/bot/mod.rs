@@ -648,28 +648,43 @@ pub(crate) fn decide(
     // base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
     // counts from now on?", read as thanks by its opening); or it is not meant kindly ("wow,
     // thanks for nothing"). A thank-you that quotes a code is thanks, whatever lists the code.
-    // So is one the classifier reads as asking for a person ("thanks, your team sorted the E60 so
-    // fast": the hand-off policy does not pass it on, see `escalation::Policy::before_bot`).
-    if model < threshold && understood.upset < 0.5 && !understood.asks {
-        let small_talk = understood.intent.as_ref().and_then(|i| {
-            let name = if understood.thanks && i.name == crate::nlu::HUMAN_REQUEST_INTENT {
-                THANKS_INTENT
-            } else {
-                i.name.as_str()
-            };
-            settings.small_talk.get(name).map(|text| (i, text))
-        });
-        if let Some((intent, text)) = small_talk {
+    // A message of thanks for something that went right (`Understanding::thanks`: short, with no
+    // question, complaint or request in it) is thanks whatever the classifier reads, and even
+    // when an article fits its words: "thanks, the grinder works now" wants no grinder article,
+    // and "thanks, your team sorted the E60 so fast", read as asking for a person, is not passed
+    // on by the hand-off policy (see `escalation::Policy::before_bot`).
+    if (model < threshold || understood.thanks) && understood.upset < 0.5 && !understood.asks {
+        // (the reply, how sure, why)
+        let small_talk = if understood.thanks {
+            // Read by its words, whatever the classifier made of it (often out of scope).
+            settings.small_talk.get(THANKS_INTENT).map(|text| {
+                let read = understood.intent.as_ref().map_or("no intent".into(), |i| {
+                    format!("read as \"{}\", probability {:.2}", i.name, i.confidence)
+                });
+                let why = format!(
+                    "the message thanks us for something that went right ({read}); thanks are answered in kind"
+                );
+                (text, 1.0, why)
+            })
+        } else {
+            understood.intent.as_ref().and_then(|i| {
+                settings.small_talk.get(i.name.as_str()).map(|text| {
+                    let why = format!(
+                        "the message is \"{}\" (probability {:.2}) and no article reaches the answer threshold {threshold:.2}",
+                        i.name, i.confidence
+                    );
+                    (text, i.confidence, why)
+                })
+            })
+        };
+        if let Some((text, confidence, reason)) = small_talk {
             return Reply {
                 outcome: Outcome::SmallTalk,
                 text: text.clone(),
                 sources: Vec::new(),
                 quick_replies: Vec::new(),
-                confidence: intent.confidence,
-                reason: format!(
-                    "the message is \"{}\" (probability {:.2}) and no article reaches the answer threshold {threshold:.2}",
-                    intent.name, intent.confidence
-                ),
+                confidence,
+                reason,
                 candidates,
                 understanding: Understanding::default(),
                 intent_guess: Default::default(),
@@ -1556,6 +1571,53 @@ mod tests {
         let reply = decide(&settings, candidates, &j, &thanking);
         assert_eq!(reply.outcome, Outcome::SmallTalk, "{}", reply.reason);
         assert_eq!(reply.text, settings.small_talk[THANKS_INTENT]);
+    }
+
+    #[test]
+    fn thanks_for_something_that_went_right_are_answered_in_kind_even_when_an_article_fits() {
+        // "thanks, the grinder works again": the grinder article fits the words well, and the
+        // classifier reads a fault report.
+        let candidates = vec![
+            passage("grinder.md", 0.70, 0.70),
+            passage("beans.md", 0.40, 0.40),
+        ];
+        let j = judged(&candidates, &[("grinder.md", 0.90), ("beans.md", 0.05)]);
+        let settings = BotSettings::default();
+        let report = Understanding {
+            intent: Some(crate::nlu::IntentMatch {
+                name: "technical_problem".into(),
+                confidence: 0.8,
+                team: None,
+                always_human: false,
+                confident_at: 0.0,
+            }),
+            ..Understanding::default()
+        };
+        let reply = decide(&settings, candidates.clone(), &j, &report);
+        assert_eq!(reply.outcome, Outcome::Answered, "{}", reply.reason);
+        let thanking = Understanding {
+            thanks: true,
+            ..report
+        };
+        let reply = decide(&settings, candidates.clone(), &j, &thanking);
+        assert_eq!(reply.outcome, Outcome::SmallTalk, "{}", reply.reason);
+        assert_eq!(reply.text, settings.small_talk[THANKS_INTENT]);
+        assert!(reply.sources.is_empty());
+        // Likewise when the classifier reads no intent at all ("thanks, your team sorted the
+        // grinder so fast" is out of scope for it).
+        let unread = Understanding {
+            intent: None,
+            ..thanking.clone()
+        };
+        let reply = decide(&settings, candidates.clone(), &j, &unread);
+        assert_eq!(reply.outcome, Outcome::SmallTalk, "{}", reply.reason);
+        // Thanks that also ask something are a question: answered from the article.
+        let asking = Understanding {
+            asks: true,
+            ..thanking
+        };
+        let reply = decide(&settings, candidates, &j, &asking);
+        assert_eq!(reply.outcome, Outcome::Answered, "{}", reply.reason);
     }
 
     #[test]
