@@ -807,14 +807,14 @@ async fn thanks_read_as_asking_for_a_person_are_answered_in_kind() {
     );
 }
 
-/// A message of thanks for something that went right whose words an article fits well (the
-/// descaling guide): answered in kind, not with the article it no longer needs.
+/// A message of thanks for something that went right, read as thanks, whose words an article fits
+/// well (the descaling guide): answered in kind, not with the article it no longer needs.
 #[tokio::test]
 async fn thanks_whose_words_an_article_fits_are_answered_in_kind() {
     fn thanking(_: &str) -> frontdesk::nlu::Understanding {
         frontdesk::nlu::Understanding {
             intent: Some(frontdesk::nlu::IntentMatch {
-                name: "technical_problem".into(),
+                name: "thanks_goodbye".into(),
                 confidence: 0.9,
                 team: None,
                 always_human: false,
