@@ -764,6 +764,27 @@ async fn with_both_signal_readers_upset_customers_reach_a_person_and_calm_ones_s
     server.abort();
 }
 
+/// `reply` is the bot's message thanking the customer in kind (the default small talk for thanks).
+fn assert_thanked_in_kind(reply: &Value) {
+    let settings = frontdesk::settings::BotSettings::default();
+    assert_eq!(
+        (
+            reply["type"].as_str(),
+            reply["from"].as_str(),
+            reply["text"].as_str()
+        ),
+        (
+            Some("message"),
+            Some("bot"),
+            settings
+                .small_talk
+                .get("thanks_goodbye")
+                .map(String::as_str)
+        ),
+        "{reply}"
+    );
+}
+
 /// A message of thanks the classifier reads as asking for a person (the intent's own words,
 /// "your team"): the hand-off policy does not pass thanks on as a request, and the bot answers
 /// them in kind rather than with "I don't know".
@@ -788,23 +809,7 @@ async fn thanks_read_as_asking_for_a_person_are_answered_in_kind() {
     let reply = customer
         .outcome("t1", "thanks so much, your team was lovely today")
         .await;
-    let settings = frontdesk::settings::BotSettings::default();
-    assert_eq!(
-        (
-            reply["type"].as_str(),
-            reply["from"].as_str(),
-            reply["text"].as_str()
-        ),
-        (
-            Some("message"),
-            Some("bot"),
-            settings
-                .small_talk
-                .get("thanks_goodbye")
-                .map(String::as_str)
-        ),
-        "{reply}"
-    );
+    assert_thanked_in_kind(&reply);
 }
 
 /// A message of thanks for something that went right, read as thanks, whose words an article fits
@@ -833,21 +838,5 @@ async fn thanks_whose_words_an_article_fits_are_answered_in_kind() {
             "thanks, running the descaling program to descale the brewer worked",
         )
         .await;
-    let settings = frontdesk::settings::BotSettings::default();
-    assert_eq!(
-        (
-            reply["type"].as_str(),
-            reply["from"].as_str(),
-            reply["text"].as_str()
-        ),
-        (
-            Some("message"),
-            Some("bot"),
-            settings
-                .small_talk
-                .get("thanks_goodbye")
-                .map(String::as_str)
-        ),
-        "{reply}"
-    );
+    assert_thanked_in_kind(&reply);
 }

@@ -644,8 +644,8 @@ pub(crate) fn decide(
 ) -> Reply {
     let threshold = settings.answer_threshold;
     let model = judged.first().map_or(0.0, |j| j.probability);
-    // A greeting or a thank-you is answered in kind, unless it also asks something: the knowledge
-    // base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
+    // A greeting or a thank-you is answered in kind, unless it also asks something (but see
+    // below for thanks): the knowledge base answers it well, or it asks in words of its own ("hmm ok so if i turn it on now it only
     // counts from now on?", read as thanks by its opening); or it is not meant kindly ("wow,
     // thanks for nothing"). A thank-you that quotes a code is thanks, whatever lists the code.
     // So is one the classifier reads as asking for a person ("thanks, your team sorted the E60 so
@@ -654,8 +654,8 @@ pub(crate) fn decide(
     // the descaling fixed it" and the descaling guide): when the classifier reads thanks and the
     // words are those of thanks for something that went right (`Understanding::thanks`), they
     // are answered in kind all the same. Not on the words alone: a thank-you followed by a new
-    // need ("thanks, the parcel arrived. the lid is cracked") passes that test too, and the
-    // classifier reads it as the need.
+    // need worded outside the words' lists ("thanks, the parcel arrived. the lid is cracked")
+    // passes that test too, and the classifier usually reads it as the need.
     let thanked = understood.thanks
         && understood
             .intent
@@ -1610,10 +1610,12 @@ mod tests {
             reply.reason
         );
         // Either reading alone is not enough: thanks the classifier reads as a fault report
-        // ("thanks, the grinder works now. the milk frother makes a weird noise"), or the thanks
-        // intent on words that are no thanks for something that went right.
+        // ("thanks, the grinder works now. the milk frother makes a weird noise") or as another
+        // small talk, or the thanks intent on words that are no thanks for something that went
+        // right.
         for understood in [
             read_as("technical_problem", true),
+            read_as("greeting", true),
             read_as(THANKS_INTENT, false),
         ] {
             let reply = decide(&settings, candidates.clone(), &j, &understood);

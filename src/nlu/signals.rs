@@ -517,6 +517,14 @@ const COMPLAINT: &[&str] = &[
     "once",
     "myself",
     "ourselves",
+    // A second matter after the thanks ("thanks, that fixed it. also what about the frother").
+    "also",
+    "one more thing",
+    "one last thing",
+    "what about",
+    "another",
+    "by the way",
+    "btw",
     "lol",
     "minus",
     "finally",
@@ -2272,6 +2280,12 @@ mod tests {
             "oh thanks, so helpful",
             "thanks, the engineer fixed it, the noise came back",
             "sorted, for now. thanks",
+            // A second matter after the thanks (the thanks once were answered in kind though
+            // the second matter had an article).
+            "thanks so much, that fixed it. also what about the frother",
+            "thanks so much, that fixed it. also what descaler to buy",
+            "thanks, that worked. one more thing, the app logs me out",
+            "cheers, sorted. btw the lid of the grinder is cracked",
             // Thanks and nothing that went right.
             "ok thanks",
         ] {
