@@ -785,30 +785,40 @@ fn assert_thanked_in_kind(reply: &Value) {
     );
 }
 
+/// A message of thanks (`thanks`, as `signals::is_thanks` reads them) the classifier reads as
+/// `intent`.
+fn thanks_read_as(intent: &str, always_human: bool) -> frontdesk::nlu::Understanding {
+    frontdesk::nlu::Understanding {
+        intent: Some(frontdesk::nlu::IntentMatch {
+            name: intent.into(),
+            confidence: 0.9,
+            team: None,
+            always_human,
+            confident_at: 0.5,
+        }),
+        thanks: true,
+        ..frontdesk::nlu::Understanding::default()
+    }
+}
+
+/// The bot's reply to `text`, the first message of a chat, understood as `script` says.
+async fn reply_to(script: fn(&str) -> frontdesk::nlu::Understanding, text: &str) -> Value {
+    let app = common::spawn_app_understanding(|_| {}, script).await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    customer.outcome("t1", text).await
+}
+
 /// A message of thanks the classifier reads as asking for a person (the intent's own words,
 /// "your team"): the hand-off policy does not pass thanks on as a request, and the bot answers
 /// them in kind rather than with "I don't know".
 #[tokio::test]
 async fn thanks_read_as_asking_for_a_person_are_answered_in_kind() {
-    fn thanking(_: &str) -> frontdesk::nlu::Understanding {
-        frontdesk::nlu::Understanding {
-            intent: Some(frontdesk::nlu::IntentMatch {
-                name: frontdesk::nlu::HUMAN_REQUEST_INTENT.into(),
-                confidence: 0.95,
-                team: None,
-                always_human: true,
-                confident_at: 0.5,
-            }),
-            thanks: true,
-            ..frontdesk::nlu::Understanding::default()
-        }
-    }
-    let app = common::spawn_app_understanding(|_| {}, thanking).await;
-    let mut customer = app.client().await;
-    customer.hello(None, None).await;
-    let reply = customer
-        .outcome("t1", "thanks so much, your team was lovely today")
-        .await;
+    let reply = reply_to(
+        |_| thanks_read_as(frontdesk::nlu::HUMAN_REQUEST_INTENT, true),
+        "thanks so much, your team was lovely today",
+    )
+    .await;
     assert_thanked_in_kind(&reply);
 }
 
@@ -816,27 +826,10 @@ async fn thanks_read_as_asking_for_a_person_are_answered_in_kind() {
 /// well (the descaling guide): answered in kind, not with the article it no longer needs.
 #[tokio::test]
 async fn thanks_whose_words_an_article_fits_are_answered_in_kind() {
-    fn thanking(_: &str) -> frontdesk::nlu::Understanding {
-        frontdesk::nlu::Understanding {
-            intent: Some(frontdesk::nlu::IntentMatch {
-                name: "thanks_goodbye".into(),
-                confidence: 0.9,
-                team: None,
-                always_human: false,
-                confident_at: 0.5,
-            }),
-            thanks: true,
-            ..frontdesk::nlu::Understanding::default()
-        }
-    }
-    let app = common::spawn_app_understanding(|_| {}, thanking).await;
-    let mut customer = app.client().await;
-    customer.hello(None, None).await;
-    let reply = customer
-        .outcome(
-            "t1",
-            "thanks, running the descaling program to descale the brewer worked",
-        )
-        .await;
+    let reply = reply_to(
+        |_| thanks_read_as("thanks_goodbye", false),
+        "thanks, running the descaling program to descale the brewer worked",
+    )
+    .await;
     assert_thanked_in_kind(&reply);
 }
