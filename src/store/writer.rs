@@ -595,61 +595,8 @@ async fn append_together(
         .iter()
         .any(|(job, _, _)| job.event.responds_to.is_some() || !job.event.beside.is_empty());
     let commit = commit_too && !beside;
-    let mut query = QueryBuilder::<Sqlite>::new("");
-    // Statements before the commit: a failure after they all finished is the commit's.
-    let mut writes = 0;
-    if !new.is_empty() {
-        writes = 2;
-        let changed: Vec<(&&str, &Numbering)> =
-            numbering.iter().filter(|(_, n)| n.changed).collect();
-        query.push("WITH numbered (id, last_seq, updated_at, state) AS (");
-        query.push_values(&changed, |mut row, (id, numbers)| {
-            row.push_bind(**id)
-                .push_bind(numbers.last_seq)
-                .push_bind(numbers.updated_at)
-                .push_bind(numbers.state.as_str());
-        });
-        query.push(
-            ") UPDATE conversations SET last_seq = numbered.last_seq, \
-             updated_at = numbered.updated_at, state = numbered.state \
-             FROM numbered WHERE conversations.id = numbered.id; \
-             INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) ",
-        );
-        query.push_values(&new, |mut row, (job, seq, frame)| {
-            row.push_bind(job.conversation.as_str())
-                .push_bind(*seq)
-                .push_bind(job.event.sender)
-                .push_bind(job.event.client_id.as_deref().map(nul_free))
-                .push_bind(job.event.text.as_deref().map(nul_free))
-                .push_bind(&**frame)
-                .push_bind(job.now);
-        });
-        if commit {
-            query.push("; COMMIT");
-        }
-    } else if commit {
-        query.push("COMMIT");
-    }
     if !new.is_empty() || commit {
-        #[allow(deprecated)] // see above: several statements in one call
-        let mut steps = query.build().fetch_many(&mut *connection);
-        let mut finished = 0;
-        while let Some(step) = steps.next().await {
-            match step {
-                Ok(Either::Left(_)) => finished += 1,
-                Ok(Either::Right(_)) => {}
-                Err(error) if finished < writes => return Err(Stage::Writing(error)),
-                Err(error) => return Err(Stage::Committing(error)),
-            }
-        }
-        // Every statement reports its end; a call that ended short without an error (the
-        // connection's thread gone, or a sqlx that stopped running them all) did not commit.
-        if finished < writes {
-            return Err(Stage::Writing(sqlx::Error::WorkerCrashed));
-        }
-        if commit && finished == writes {
-            return Err(Stage::Committing(sqlx::Error::WorkerCrashed));
-        }
+        write_frames(connection, &numbering, &new, commit).await?;
     }
 
     // Rows beside a frame, each a call of its own: their statements number their arguments
@@ -672,6 +619,70 @@ async fn append_together(
         }
     }
     Ok((outcomes, commit))
+}
+
+/// The second of [`append_together`]'s calls: the conversations' new numbers and the `new`
+/// frames (job, number, frame), then `COMMIT` if `commit` (alone when nothing is new). A failure
+/// after the writes all finished is the commit's.
+async fn write_frames(
+    connection: &mut SqliteConnection,
+    numbering: &HashMap<&str, Numbering>,
+    new: &[(&Job, i64, Arc<str>)],
+    commit: bool,
+) -> Result<(), Stage> {
+    let mut query = QueryBuilder::<Sqlite>::new("");
+    // Statements before the commit.
+    let writes = if new.is_empty() { 0 } else { 2 };
+    if !new.is_empty() {
+        let changed: Vec<(&&str, &Numbering)> =
+            numbering.iter().filter(|(_, n)| n.changed).collect();
+        query.push("WITH numbered (id, last_seq, updated_at, state) AS (");
+        query.push_values(&changed, |mut row, (id, numbers)| {
+            row.push_bind(**id)
+                .push_bind(numbers.last_seq)
+                .push_bind(numbers.updated_at)
+                .push_bind(numbers.state.as_str());
+        });
+        query.push(
+            ") UPDATE conversations SET last_seq = numbered.last_seq, \
+             updated_at = numbered.updated_at, state = numbered.state \
+             FROM numbered WHERE conversations.id = numbered.id; \
+             INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) ",
+        );
+        query.push_values(new, |mut row, (job, seq, frame)| {
+            row.push_bind(job.conversation.as_str())
+                .push_bind(*seq)
+                .push_bind(job.event.sender)
+                .push_bind(job.event.client_id.as_deref().map(nul_free))
+                .push_bind(job.event.text.as_deref().map(nul_free))
+                .push_bind(&**frame)
+                .push_bind(job.now);
+        });
+        query.push("; ");
+    }
+    if commit {
+        query.push("COMMIT");
+    }
+    #[allow(deprecated)] // see `append_together`: several statements in one call
+    let mut steps = query.build().fetch_many(&mut *connection);
+    let mut finished = 0;
+    while let Some(step) = steps.next().await {
+        match step {
+            Ok(Either::Left(_)) => finished += 1,
+            Ok(Either::Right(_)) => {}
+            Err(error) if finished < writes => return Err(Stage::Writing(error)),
+            Err(error) => return Err(Stage::Committing(error)),
+        }
+    }
+    // Every statement reports its end; a call that ended short without an error (the
+    // connection's thread gone, or a sqlx that stopped running them all) did not commit.
+    if finished < writes {
+        return Err(Stage::Writing(sqlx::Error::WorkerCrashed));
+    }
+    if commit && finished == writes {
+        return Err(Stage::Committing(sqlx::Error::WorkerCrashed));
+    }
+    Ok(())
 }
 
 /// Ends a failed transaction (if SQLite has not already): nothing of it stays.
@@ -1034,7 +1045,7 @@ mod tests {
         store
             .append("c0", event("customer", Some("m1"), "hello"), 1)
             .await
-            .unwrap();
+            .expect("the first message is stored");
         let mut connection = connection(&url).await;
         let (batch, receivers) = jobs(vec![
             ("c0", event("customer", Some("m1"), "hello")),
