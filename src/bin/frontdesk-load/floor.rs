@@ -3,10 +3,21 @@
 //! every text frame one sends is written to the other unchanged. The relay profile drives it with
 //! the same client code as frontdesk, in the same run, so frontdesk's figures read as multiples of
 //! what this machine does with no work in between.
+//!
+//! The durable floor (`--store FILE`) also puts each frame on disk before passing it on, the least
+//! a relay that acknowledges only stored messages must do: one SQLite table in WAL mode, one writer
+//! thread that commits every frame waiting in one transaction (group commit) and then hands each
+//! to its peer, checkpoints on a second connection every 100 ms, as frontdesk's checkpointer
+//! does. With `--sync full` each commit waits for its fsync, as frontdesk's default durability
+//! does; with `normal`, as `store.durability = "normal"`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::ValueEnum;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,15 +32,134 @@ pub const PAIRED: &str = "paired";
 type Peer = mpsc::UnboundedSender<Message>;
 type Pairs = Arc<Mutex<HashMap<String, [Option<Peer>; 2]>>>;
 
-/// Serves the floor relay on 127.0.0.1:`port` until the process is stopped.
-pub async fn serve(port: u16) -> anyhow::Result<()> {
+/// When the durable floor's commits are on disk (SQLite's `synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Sync {
+    /// Every commit waits for its fsync (frontdesk's `store.durability = "full"`).
+    Full,
+    /// The log is synced at checkpoints only (`store.durability = "normal"`).
+    Normal,
+}
+
+impl Sync {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sync::Full => "full",
+            Sync::Normal => "normal",
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        }
+    }
+}
+
+/// A frame waiting for its commit, and the peer it goes to after.
+struct Pending {
+    frame: Message,
+    peer: Peer,
+}
+
+/// Where a frame goes once it is read: straight to the peer, or through the store first.
+#[derive(Clone)]
+enum Route {
+    Bare,
+    Stored(std::sync::mpsc::Sender<Pending>),
+}
+
+impl Route {
+    fn pass(&self, frame: Message, peer: Peer) {
+        match self {
+            Route::Bare => {
+                let _ = peer.send(frame);
+            }
+            Route::Stored(writer) => {
+                let _ = writer.send(Pending { frame, peer });
+            }
+        }
+    }
+}
+
+/// Serves the floor relay on 127.0.0.1:`port` until the process is stopped; with `store`, the
+/// durable floor on that SQLite file (created if missing).
+pub async fn serve(port: u16, store: Option<(PathBuf, Sync)>) -> anyhow::Result<()> {
+    let route = match store {
+        None => Route::Bare,
+        Some((path, sync)) => Route::Stored(start_store(&path, sync)?),
+    };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let pairs: Pairs = Arc::default();
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, pairs.clone()));
+        tokio::spawn(connection(stream, pairs.clone(), route.clone()));
     }
+}
+
+/// Opens the store, then starts its writer and checkpointer threads. A failure of either later
+/// ends the process: a floor that stopped storing would measure nothing.
+fn start_store(path: &Path, sync: Sync) -> anyhow::Result<std::sync::mpsc::Sender<Pending>> {
+    let open = |path: &Path| -> rusqlite::Result<rusqlite::Connection> {
+        let db = rusqlite::Connection::open(path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", sync.pragma())?;
+        db.pragma_update(None, "wal_autocheckpoint", 0)?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        Ok(db)
+    };
+    let db = open(path).map_err(|e| anyhow::anyhow!("opening the floor's store {path:?}: {e}"))?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS frames (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        [],
+    )?;
+    let checkpoints = open(path)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("floor-writer".into())
+        .spawn(move || {
+            if let Err(e) = write(db, rx) {
+                eprintln!("error: the floor's writer failed: {e}");
+                std::process::exit(1);
+            }
+        })?;
+    std::thread::Builder::new()
+        .name("floor-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Err(e) = checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                eprintln!("error: the floor's checkpoint failed: {e}");
+                std::process::exit(1);
+            }
+        })?;
+    Ok(tx)
+}
+
+/// The writer: every frame waiting is committed in one transaction, then each goes to its peer.
+fn write(
+    mut db: rusqlite::Connection,
+    frames: std::sync::mpsc::Receiver<Pending>,
+) -> rusqlite::Result<()> {
+    while let Ok(first) = frames.recv() {
+        let mut batch = vec![first];
+        batch.extend(frames.try_iter());
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO frames (body) VALUES (?1)")?;
+            for pending in &batch {
+                insert.execute([pending.frame.to_text().unwrap_or_default()])?;
+            }
+        }
+        tx.commit()?;
+        for pending in batch {
+            let _ = pending.peer.send(pending.frame);
+        }
+    }
+    Ok(())
 }
 
 /// `/pair/{key}/a` → (key, 0); `/pair/{key}/c` → (key, 1).
@@ -44,7 +174,7 @@ fn route(path: &str) -> Option<(String, usize)> {
     (!key.is_empty()).then(|| (key.to_owned(), side))
 }
 
-async fn connection(stream: TcpStream, pairs: Pairs) {
+async fn connection(stream: TcpStream, pairs: Pairs, passing: Route) {
     let mut path = String::new();
     // The error type is tungstenite's (an HTTP response); this callback never returns it.
     #[allow(clippy::result_large_err)]
@@ -89,7 +219,7 @@ async fn connection(stream: TcpStream, pairs: Pairs) {
                 .get(&key)
                 .and_then(|slots| slots[1 - side].clone());
             if let Some(peer) = peer {
-                let _ = peer.send(msg);
+                passing.pass(msg, peer);
             }
         }
     }
@@ -114,5 +244,60 @@ mod tests {
         assert_eq!(route("/pair//a"), None);
         assert_eq!(route("/pair/17/b"), None);
         assert_eq!(route("/ws/chat"), None);
+    }
+
+    type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+    /// Connects one side of pair `key`, retrying until the floor listens.
+    async fn side(port: u16, key: &str, side: &str) -> Client {
+        let url = format!("ws://127.0.0.1:{port}/pair/{key}/{side}");
+        for _ in 0..100 {
+            if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
+                return ws;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the floor did not listen on port {port}");
+    }
+
+    async fn next_text(ws: &mut Client) -> String {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_durable_floor_passes_on_only_frames_already_stored() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("floor.db");
+        let port = crate::server::free_port().expect("a free port");
+        tokio::spawn(serve(port, Some((path.clone(), Sync::Full))));
+        let mut agent = side(port, "1", "a").await;
+        let mut customer = side(port, "1", "c").await;
+        assert_eq!(next_text(&mut agent).await, PAIRED);
+        assert_eq!(next_text(&mut customer).await, PAIRED);
+        let db = rusqlite::Connection::open(&path).expect("the floor's store");
+        let stored = |db: &rusqlite::Connection| -> Vec<String> {
+            let mut rows = db
+                .prepare("SELECT body FROM frames ORDER BY id")
+                .expect("a query");
+            rows.query_map([], |row| row.get(0))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("bodies")
+        };
+        for n in 0..20 {
+            let frame = format!("m{n}");
+            agent
+                .send(Message::Text(frame.clone().into()))
+                .await
+                .expect("sent");
+            assert_eq!(next_text(&mut customer).await, frame);
+            // Passed on only after its commit: it is in the store by the time it arrives.
+            assert_eq!(stored(&db).last(), Some(&frame));
+        }
+        let all: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
+        assert_eq!(stored(&db), all, "each frame stored once, in order");
     }
 }

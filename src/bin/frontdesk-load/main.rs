@@ -70,6 +70,13 @@ enum Command {
         /// Port to listen on (127.0.0.1).
         #[arg(long)]
         port: u16,
+        /// The durable floor: put each frame in this SQLite file (created if missing) before
+        /// passing it on, every frame waiting committed together.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// With --store: whether each commit waits for its fsync.
+        #[arg(long, value_enum, default_value = "full")]
+        sync: floor::Sync,
     },
 }
 
@@ -151,8 +158,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Desk(args) => desk::run(args).await,
         Command::Edit(args) => edit::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
-        Command::Floor { port } => {
-            floor::serve(port).await?;
+        Command::Floor { port, store, sync } => {
+            floor::serve(port, store.map(|path| (path, sync))).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -30,6 +30,39 @@ pub struct RelayArgs {
     /// Measure frontdesk, the floor relay, or both (each figure as a multiple of the floor's).
     #[arg(long, value_enum, default_value = "both")]
     target: Target,
+    /// Which floors to measure (with --target both or floor): `bare` (no storage; frontdesk's
+    /// figures are multiples of it), `full` and `normal` (the durable floor: each frame committed
+    /// to SQLite before it is passed on, with or without an fsync per commit).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "bare")]
+    floors: Vec<Floor>,
+}
+
+/// A floor to measure beside frontdesk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Floor {
+    /// The bare pairing relay.
+    Bare,
+    /// The durable floor, an fsync per commit.
+    Full,
+    /// The durable floor, the log synced at checkpoints.
+    Normal,
+}
+
+impl Floor {
+    fn sync(self) -> Option<crate::floor::Sync> {
+        match self {
+            Floor::Bare => None,
+            Floor::Full => Some(crate::floor::Sync::Full),
+            Floor::Normal => Some(crate::floor::Sync::Normal),
+        }
+    }
+
+    fn name(self) -> String {
+        match self.sync() {
+            None => "floor".into(),
+            Some(sync) => format!("durable floor ({})", sync.name()),
+        }
+    }
 }
 
 /// The relay's traffic, the same in the relay and nodes profiles.
@@ -118,12 +151,18 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
     for run in 0..args.common.runs {
         eprintln!("relay: run {} of {}", run + 1, args.common.runs);
         let mut floor = BTreeMap::new();
-        if args.target != Target::Frontdesk {
-            let process = FloorProcess::start().await?;
+        let floors: &[Floor] = match args.target {
+            Target::Frontdesk => &[],
+            _ => &args.floors,
+        };
+        for kind in floors {
+            let process = FloorProcess::start(kind.sync()).await?;
             let rig = crate::pairs::floor(&process, args.traffic.conversations).await?;
             for (way, rate, s, _) in sweep(&args, &rig, None).await {
-                floor.insert((way == Way::ToCustomer, rate as u64), s.clone());
-                runs.entry((label("floor", way), rate as u64))
+                if *kind == Floor::Bare {
+                    floor.insert((way == Way::ToCustomer, rate as u64), s.clone());
+                }
+                runs.entry((label(&kind.name(), way), rate as u64))
                     .or_default()
                     .push(s);
             }
@@ -174,6 +213,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
         runs: args.common.runs,
         settings: json!({
             "rates": args.rates, "conversations": args.traffic.conversations, "agents": args.traffic.agents,
+            "floors": args.floors.iter().map(|f| f.name()).collect::<Vec<_>>(),
             "seconds": args.traffic.seconds, "direction": format!("{:?}", args.traffic.direction),
             "server_env": RELAY_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "extra_server_env": args.common.server_env,
@@ -181,6 +221,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
         notes: vec![
             "latency: from the planned send time to the frame on the other side (open-loop)".into(),
             "the floor relay pairs two sockets per conversation; frontdesk's agents hold many conversations on one socket each".into(),
+            "the durable floor commits each frame to SQLite (WAL, every frame waiting in one transaction) before passing it on".into(),
             "customer rate limits lifted through FRONTDESK_LIMITS__* (see settings)".into(),
         ],
         results: rows,

@@ -378,16 +378,34 @@ pub struct FloorProcess {
     /// Killed when this is dropped.
     _child: Child,
     port: u16,
+    /// The durable floor's store, removed when this is dropped (after the child: fields drop in
+    /// order).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl FloorProcess {
-    /// Starts `frontdesk-load floor` on a free port and waits until it accepts connections.
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Starts `frontdesk-load floor` on a free port and waits until it accepts connections; with
+    /// `sync`, the durable floor on a new store in a temporary folder.
+    pub async fn start(sync: Option<crate::floor::Sync>) -> anyhow::Result<Self> {
         let port = free_port()?;
         let exe =
             std::env::current_exe().context("finding this program to start the floor relay")?;
+        let mut args = vec!["floor".to_owned(), "--port".into(), port.to_string()];
+        let dir = match sync {
+            None => None,
+            Some(sync) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("frontdesk-floor")
+                    .tempdir()?;
+                args.push("--store".into());
+                args.push(dir.path().join("floor.db").display().to_string());
+                args.push("--sync".into());
+                args.push(sync.name().into());
+                Some(dir)
+            }
+        };
         let child = Command::new(exe)
-            .args(["floor", "--port", &port.to_string()])
+            .args(&args)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -405,6 +423,7 @@ impl FloorProcess {
         Ok(Self {
             _child: child,
             port,
+            _dir: dir,
         })
     }
 
