@@ -7,13 +7,18 @@
 //! The durable floor (`--store FILE`) also puts each frame on disk before passing it on, the least
 //! a relay that acknowledges only stored messages must do: one SQLite table in WAL mode, one writer
 //! thread that commits every frame waiting in one transaction (group commit) and then hands each
-//! to its peer, checkpoints on a second connection every 100 ms, as frontdesk's checkpointer
-//! does. With `--sync full` each commit waits for its fsync, as frontdesk's default durability
-//! does; with `normal`, as `store.durability = "normal"`.
+//! to its peer. Its log is kept bounded the way frontdesk's is (`src/store/checkpoint.rs`): a
+//! `PASSIVE` checkpoint every 100 ms on a second connection, and when a pass finds more than
+//! [`MOST_PAGES`] pages in the log, the writer copies the rest itself between two transactions,
+//! so its next one starts the log over (under steady writes a passive pass never catches up, and
+//! the log would grow by hundreds of megabytes in a ten-second step). With `--sync full` each
+//! commit waits for its fsync, as frontdesk's default durability does; with `normal`, as
+//! `store.durability = "normal"`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +36,13 @@ pub const PAIRED: &str = "paired";
 
 type Peer = mpsc::UnboundedSender<Message>;
 type Pairs = Arc<Mutex<HashMap<String, [Option<Peer>; 2]>>>;
+
+/// Pages in the durable floor's log past which the writer catches up and the log starts over:
+/// frontdesk's limit (`store::checkpoint::MOST_PAGES`).
+const MOST_PAGES: i64 = 65536;
+
+/// How often the durable floor checkpoints: frontdesk's `store::checkpoint::EVERY`.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// When the durable floor's commits are on disk (SQLite's `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,10 +130,13 @@ fn start_store(path: &Path, sync: Sync) -> anyhow::Result<std::sync::mpsc::Sende
     )?;
     let checkpoints = open(path)?;
     let (tx, rx) = std::sync::mpsc::channel();
+    // Raised by the checkpointer when the log is past its limit, lowered by the writer's catch-up.
+    let too_long = Arc::new(AtomicBool::new(false));
+    let flag = too_long.clone();
     std::thread::Builder::new()
         .name("floor-writer".into())
         .spawn(move || {
-            if let Err(e) = write(db, rx) {
+            if let Err(e) = write(db, rx, &flag) {
                 eprintln!("error: the floor's writer failed: {e}");
                 std::process::exit(1);
             }
@@ -129,22 +144,38 @@ fn start_store(path: &Path, sync: Sync) -> anyhow::Result<std::sync::mpsc::Sende
     std::thread::Builder::new()
         .name("floor-checkpoint".into())
         .spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(100));
-            if let Err(e) = checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            {
-                eprintln!("error: the floor's checkpoint failed: {e}");
-                std::process::exit(1);
+            std::thread::sleep(CHECKPOINT_EVERY);
+            match checkpoint(&checkpoints) {
+                Ok(log) => {
+                    if log > MOST_PAGES {
+                        too_long.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: the floor's checkpoint failed: {e}");
+                    std::process::exit(1);
+                }
             }
         })?;
     Ok(tx)
 }
 
-/// The writer: every frame waiting is committed in one transaction, then each goes to its peer.
+/// A `PASSIVE` checkpoint; the pages in the log.
+fn checkpoint(db: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+}
+
+/// The writer: every frame waiting is committed in one transaction, then each goes to its peer;
+/// between two transactions, a catch-up when the checkpointer asks for one.
 fn write(
     mut db: rusqlite::Connection,
     frames: std::sync::mpsc::Receiver<Pending>,
+    too_long: &AtomicBool,
 ) -> rusqlite::Result<()> {
     while let Ok(first) = frames.recv() {
+        if too_long.swap(false, Ordering::Relaxed) {
+            checkpoint(&db)?;
+        }
         let mut batch = vec![first];
         batch.extend(frames.try_iter());
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
