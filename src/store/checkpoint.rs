@@ -104,7 +104,9 @@ pub(super) struct Checkpoints {
     pub(super) restarts: IntCounter,
     /// Pages in the log after the last pass.
     pub(super) log_pages: IntGauge,
-    /// How long a checkpoint took, by who made it (`checkpointer`, or `writer` for a catch-up).
+    /// How long a checkpoint took, by who made it and how: `checkpointer` (a passive pass),
+    /// `restart` (the checkpointer's backstop, which holds the writer until the log starts
+    /// over), `truncate` (an idle log emptied), or `writer` for a catch-up.
     pub(super) seconds: HistogramVec,
 }
 
@@ -112,8 +114,10 @@ impl Default for Checkpoints {
     fn default() -> Self {
         let seconds = HistogramOpts::new(
             "frontdesk_store_checkpoint_seconds",
-            "How long one checkpoint of SQLite's write-ahead log took, by who made it: the \
-             checkpointer beside the writer, or the writer itself between two transactions",
+            "How long one checkpoint of SQLite's write-ahead log took, by who made it and how: \
+             the checkpointer beside the writer (checkpointer: passive; restart: holding the \
+             writer until the log starts over; truncate: an idle log emptied), or the writer \
+             itself between two transactions (writer)",
         )
         .buckets(vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -246,7 +250,7 @@ async fn run<T>(mut me: Checkpointer, alive: WeakSender<T>) {
             me.counts.passes.inc();
             me.counts
                 .seconds
-                .with_label_values(&["checkpointer"])
+                .with_label_values(&[mode.label()])
                 .observe(found.took.as_secs_f64());
         }
         me.counts.log_pages.set(found.log.max(0));
@@ -258,6 +262,17 @@ async fn run<T>(mut me: Checkpointer, alive: WeakSender<T>) {
             over = 0;
         }
         last = Some(found);
+    }
+}
+
+impl Mode {
+    /// Its `by` label in `frontdesk_store_checkpoint_seconds`.
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Passive => "checkpointer",
+            Mode::Restart => "restart",
+            Mode::Truncate => "truncate",
+        }
     }
 }
 

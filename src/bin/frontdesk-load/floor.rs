@@ -5,7 +5,7 @@
 //! what this machine does with no work in between.
 //!
 //! The durable floor (`--store FILE`) also puts each frame on disk before passing it on, the least
-//! a relay that acknowledges only stored messages must do: one SQLite table in WAL mode, one writer
+//! a SQLite-backed relay that acknowledges only stored messages must do: one SQLite table in WAL mode, one writer
 //! thread that commits every frame waiting in one transaction (group commit) and then hands each
 //! to its peer. Its log is kept bounded the way frontdesk's is (`src/store/checkpoint.rs`): a
 //! `PASSIVE` checkpoint every 100 ms on a second connection, and when a pass finds more than
@@ -44,35 +44,79 @@ const MOST_PAGES: i64 = 65536;
 /// How often the durable floor checkpoints: frontdesk's `store::checkpoint::EVERY`.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// When the durable floor's commits are on disk (SQLite's `synchronous`).
+/// When the durable floor's commits are on disk (SQLite's `synchronous`). Not `Sync`, which would
+/// hide the marker trait in this file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Sync {
+pub enum Durability {
     /// Every commit waits for its fsync (frontdesk's `store.durability = "full"`).
     Full,
     /// The log is synced at checkpoints only (`store.durability = "normal"`).
     Normal,
 }
 
-impl Sync {
+impl Durability {
     /// Its name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
-            Sync::Full => "full",
-            Sync::Normal => "normal",
+            Durability::Full => "full",
+            Durability::Normal => "normal",
         }
     }
 
     fn pragma(self) -> &'static str {
         match self {
-            Sync::Full => "FULL",
-            Sync::Normal => "NORMAL",
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
         }
     }
 }
 
-/// A frame waiting for its commit, and the peer it goes to after.
+/// What the durable floor stores for each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rows {
+    /// One row in one table: the least there is.
+    Plain,
+    /// Rows shaped like frontdesk's (`migrations/0001_conversations.sql`): the conversation's row
+    /// numbers the message, the event is keyed by conversation and number with a unique client
+    /// id beside it, its text in a column and inside the stored frame.
+    Frontdesk,
+}
+
+impl Rows {
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rows::Plain => "plain",
+            Rows::Frontdesk => "frontdesk",
+        }
+    }
+}
+
+/// The durable floor's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The SQLite file, created if missing.
+    pub path: PathBuf,
+    pub durability: Durability,
+    pub rows: Rows,
+}
+
+/// The tables of [`Rows::Frontdesk`], as frontdesk's first migration has them.
+const FRONTDESK_ROWS: &str = "
+    CREATE TABLE IF NOT EXISTS conversations (
+        id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS events (
+        conversation_id TEXT NOT NULL REFERENCES conversations(id), seq BIGINT NOT NULL,
+        sender TEXT NOT NULL, client_id TEXT, text TEXT, body TEXT NOT NULL,
+        created_at BIGINT NOT NULL, PRIMARY KEY (conversation_id, seq));
+    CREATE UNIQUE INDEX IF NOT EXISTS events_client_id
+        ON events (conversation_id, client_id) WHERE client_id IS NOT NULL;";
+
+/// A frame waiting for its commit, the conversation (pair) it belongs to, and the peer it goes
+/// to after.
 struct Pending {
     frame: Message,
+    conversation: Arc<str>,
     peer: Peer,
 }
 
@@ -84,13 +128,17 @@ enum Route {
 }
 
 impl Route {
-    fn pass(&self, frame: Message, peer: Peer) {
+    fn pass(&self, frame: Message, conversation: &Arc<str>, peer: Peer) {
         match self {
             Route::Bare => {
                 let _ = peer.send(frame);
             }
             Route::Stored(writer) => {
-                let _ = writer.send(Pending { frame, peer });
+                let _ = writer.send(Pending {
+                    frame,
+                    conversation: conversation.clone(),
+                    peer,
+                });
             }
         }
     }
@@ -98,10 +146,10 @@ impl Route {
 
 /// Serves the floor relay on 127.0.0.1:`port` until the process is stopped; with `store`, the
 /// durable floor on that SQLite file (created if missing).
-pub async fn serve(port: u16, store: Option<(PathBuf, Sync)>) -> anyhow::Result<()> {
+pub async fn serve(port: u16, store: Option<Store>) -> anyhow::Result<()> {
     let route = match store {
         None => Route::Bare,
-        Some((path, sync)) => Route::Stored(start_store(&path, sync)?),
+        Some(store) => Route::Stored(start_store(&store)?),
     };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let pairs: Pairs = Arc::default();
@@ -114,21 +162,31 @@ pub async fn serve(port: u16, store: Option<(PathBuf, Sync)>) -> anyhow::Result<
 
 /// Opens the store, then starts its writer and checkpointer threads. A failure of either later
 /// ends the process: a floor that stopped storing would measure nothing.
-fn start_store(path: &Path, sync: Sync) -> anyhow::Result<std::sync::mpsc::Sender<Pending>> {
+fn start_store(store: &Store) -> anyhow::Result<std::sync::mpsc::Sender<Pending>> {
+    let Store {
+        path,
+        durability,
+        rows,
+    } = store.clone();
+    let path = path.as_path();
     let open = |path: &Path| -> rusqlite::Result<rusqlite::Connection> {
         let db = rusqlite::Connection::open(path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", sync.pragma())?;
+        db.pragma_update(None, "synchronous", durability.pragma())?;
         db.pragma_update(None, "wal_autocheckpoint", 0)?;
         db.busy_timeout(Duration::from_secs(5))?;
         Ok(db)
     };
-    let db = open(path).map_err(|e| anyhow::anyhow!("opening the floor's store {path:?}: {e}"))?;
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS frames (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-        [],
-    )?;
-    let checkpoints = open(path)?;
+    let context = |e: rusqlite::Error| anyhow::anyhow!("opening the floor's store {path:?}: {e}");
+    let db = open(path).map_err(context)?;
+    let tables = match rows {
+        Rows::Plain => {
+            "CREATE TABLE IF NOT EXISTS frames (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+        }
+        Rows::Frontdesk => FRONTDESK_ROWS,
+    };
+    db.execute_batch(tables).map_err(context)?;
+    let checkpoints = open(path).map_err(context)?;
     let (tx, rx) = std::sync::mpsc::channel();
     // Raised by the checkpointer when the log is past its limit, lowered by the writer's catch-up.
     let too_long = Arc::new(AtomicBool::new(false));
@@ -136,15 +194,19 @@ fn start_store(path: &Path, sync: Sync) -> anyhow::Result<std::sync::mpsc::Sende
     std::thread::Builder::new()
         .name("floor-writer".into())
         .spawn(move || {
-            if let Err(e) = write(db, rx, &flag) {
+            if let Err(e) = write(db, rows, rx, &flag) {
                 eprintln!("error: the floor's writer failed: {e}");
                 std::process::exit(1);
             }
         })?;
+    // The checkpointer stops with the writer (its flag's only other holder).
     std::thread::Builder::new()
         .name("floor-checkpoint".into())
         .spawn(move || loop {
             std::thread::sleep(CHECKPOINT_EVERY);
+            if Arc::strong_count(&too_long) < 2 {
+                return;
+            }
             match checkpoint(&checkpoints) {
                 Ok(log) => {
                     if log > MOST_PAGES {
@@ -169,9 +231,11 @@ fn checkpoint(db: &rusqlite::Connection) -> rusqlite::Result<i64> {
 /// between two transactions, a catch-up when the checkpointer asks for one.
 fn write(
     mut db: rusqlite::Connection,
+    rows: Rows,
     frames: std::sync::mpsc::Receiver<Pending>,
     too_long: &AtomicBool,
 ) -> rusqlite::Result<()> {
+    let mut stored: u64 = 0;
     while let Ok(first) = frames.recv() {
         if too_long.swap(false, Ordering::Relaxed) {
             checkpoint(&db)?;
@@ -179,17 +243,56 @@ fn write(
         let mut batch = vec![first];
         batch.extend(frames.try_iter());
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached("INSERT INTO frames (body) VALUES (?1)")?;
-            for pending in &batch {
-                insert.execute([pending.frame.to_text().unwrap_or_default()])?;
+        for pending in &batch {
+            let text = pending.frame.to_text().unwrap_or_default();
+            match rows {
+                Rows::Plain => {
+                    tx.prepare_cached("INSERT INTO frames (body) VALUES (?1)")?
+                        .execute([text])?;
+                }
+                Rows::Frontdesk => store_as_frontdesk(&tx, &pending.conversation, text, stored)?,
             }
+            stored += 1;
         }
         tx.commit()?;
         for pending in batch {
             let _ = pending.peer.send(pending.frame);
         }
     }
+    Ok(())
+}
+
+/// One frame as [`Rows::Frontdesk`]: the conversation's next number, then the event.
+fn store_as_frontdesk(
+    tx: &rusqlite::Transaction,
+    pair: &str,
+    text: &str,
+    n: u64,
+) -> rusqlite::Result<()> {
+    // frontdesk's ids are UUIDs: 36 characters.
+    let conversation = format!("{pair:0>36}");
+    let seq: i64 = tx
+        .prepare_cached(
+            "INSERT INTO conversations (id, last_seq, updated_at) VALUES (?1, 1, 0) \
+             ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + 1, updated_at = updated_at + 1 \
+             RETURNING last_seq",
+        )?
+        .query_row([&conversation], |row| row.get(0))?;
+    let body = serde_json::json!({
+        "type": "message", "conversation_id": conversation, "seq": seq, "text": text,
+    })
+    .to_string();
+    tx.prepare_cached(
+        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) \
+         VALUES (?1, ?2, 'agent', ?3, ?4, ?5, 0)",
+    )?
+    .execute(rusqlite::params![
+        conversation,
+        seq,
+        format!("{n:0>36}"),
+        text,
+        body
+    ])?;
     Ok(())
 }
 
@@ -224,6 +327,7 @@ async fn connection(stream: TcpStream, pairs: Pairs, passing: Route) {
     let Some((key, side)) = route(&path) else {
         return;
     };
+    let conversation: Arc<str> = key.as_str().into();
     let (mut sink, mut incoming) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     {
@@ -250,7 +354,7 @@ async fn connection(stream: TcpStream, pairs: Pairs, passing: Route) {
                 .get(&key)
                 .and_then(|slots| slots[1 - side].clone());
             if let Some(peer) = peer {
-                passing.pass(msg, peer);
+                passing.pass(msg, &conversation, peer);
             }
         }
     }
@@ -298,21 +402,29 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_durable_floor_passes_on_only_frames_already_stored() {
+    /// Drives a durable floor storing `rows`: twenty frames from one side, each checked to be in
+    /// the store (`stored_sql`'s last row) by the time the other side has it.
+    async fn frames_arrive_only_once_stored(rows: Rows, stored_sql: &str) {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("floor.db");
         let port = crate::server::free_port().expect("a free port");
-        tokio::spawn(serve(port, Some((path.clone(), Sync::Full))));
+        tokio::spawn(serve(
+            port,
+            Some(Store {
+                path: path.clone(),
+                durability: Durability::Full,
+                rows,
+            }),
+        ));
         let mut agent = side(port, "1", "a").await;
         let mut customer = side(port, "1", "c").await;
         assert_eq!(next_text(&mut agent).await, PAIRED);
         assert_eq!(next_text(&mut customer).await, PAIRED);
         let db = rusqlite::Connection::open(&path).expect("the floor's store");
+        db.busy_timeout(Duration::from_secs(5))
+            .expect("a busy timeout");
         let stored = |db: &rusqlite::Connection| -> Vec<String> {
-            let mut rows = db
-                .prepare("SELECT body FROM frames ORDER BY id")
-                .expect("a query");
+            let mut rows = db.prepare(stored_sql).expect("a query");
             rows.query_map([], |row| row.get(0))
                 .expect("rows")
                 .collect::<Result<_, _>>()
@@ -330,5 +442,22 @@ mod tests {
         }
         let all: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
         assert_eq!(stored(&db), all, "each frame stored once, in order");
+    }
+
+    #[tokio::test]
+    async fn the_durable_floor_passes_on_only_frames_already_stored() {
+        frames_arrive_only_once_stored(Rows::Plain, "SELECT body FROM frames ORDER BY id").await;
+    }
+
+    #[tokio::test]
+    async fn with_frontdesk_s_rows_each_frame_is_numbered_in_its_conversation() {
+        // Ordered by the numbers the conversation's row gave: gap-free from 1, in arrival order.
+        frames_arrive_only_once_stored(
+            Rows::Frontdesk,
+            "SELECT text FROM events WHERE seq = (SELECT COUNT(*) FROM events e \
+             WHERE e.conversation_id = events.conversation_id AND e.seq <= events.seq) \
+             ORDER BY seq",
+        )
+        .await;
     }
 }

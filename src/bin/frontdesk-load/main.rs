@@ -65,7 +65,8 @@ enum Command {
     /// Forced disconnects and a kill -9 while customers and agents chat; verifies every
     /// acknowledged message arrived exactly once, in order, on both sides. Exits 1 otherwise.
     Chaos(chaos::ChaosArgs),
-    /// Run the floor relay in the foreground: a bare pairing relay (no storage, no JSON parsing).
+    /// Run the floor relay in the foreground: a bare pairing relay (no JSON parsing), with
+    /// `--store` the durable floor (each frame committed to SQLite before it is passed on).
     Floor {
         /// Port to listen on (127.0.0.1).
         #[arg(long)]
@@ -75,8 +76,11 @@ enum Command {
         #[arg(long)]
         store: Option<PathBuf>,
         /// With --store: whether each commit waits for its fsync.
-        #[arg(long, value_enum, default_value = "full")]
-        sync: floor::Sync,
+        #[arg(long, value_enum, default_value = "full", requires = "store")]
+        sync: floor::Durability,
+        /// With --store: one row per frame, or rows shaped like frontdesk's.
+        #[arg(long, value_enum, default_value = "plain", requires = "store")]
+        rows: floor::Rows,
     },
 }
 
@@ -158,8 +162,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Desk(args) => desk::run(args).await,
         Command::Edit(args) => edit::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
-        Command::Floor { port, store, sync } => {
-            floor::serve(port, store.map(|path| (path, sync))).await?;
+        Command::Floor {
+            port,
+            store,
+            sync,
+            rows,
+        } => {
+            let store = store.map(|path| floor::Store {
+                path,
+                durability: sync,
+                rows,
+            });
+            floor::serve(port, store).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -32,7 +32,8 @@ pub struct RelayArgs {
     target: Target,
     /// Which floors to measure (with --target both or floor): `bare` (no storage; frontdesk's
     /// figures are multiples of it), `full` and `normal` (the durable floor: each frame committed
-    /// to SQLite before it is passed on, with or without an fsync per commit).
+    /// to SQLite before it is passed on, with or without an fsync per commit, one row a frame),
+    /// `full-rows` and `normal-rows` (the same, rows shaped like frontdesk's).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "bare")]
     floors: Vec<Floor>,
 }
@@ -46,23 +47,49 @@ pub enum Floor {
     Full,
     /// The durable floor, the log synced at checkpoints.
     Normal,
+    /// The durable floor, an fsync per commit, rows shaped like frontdesk's.
+    FullRows,
+    /// The durable floor, the log synced at checkpoints, rows shaped like frontdesk's.
+    NormalRows,
 }
 
 impl Floor {
-    fn sync(self) -> Option<crate::floor::Sync> {
+    fn store(self) -> Option<(crate::floor::Durability, crate::floor::Rows)> {
+        use crate::floor::{Durability, Rows};
         match self {
             Floor::Bare => None,
-            Floor::Full => Some(crate::floor::Sync::Full),
-            Floor::Normal => Some(crate::floor::Sync::Normal),
+            Floor::Full => Some((Durability::Full, Rows::Plain)),
+            Floor::Normal => Some((Durability::Normal, Rows::Plain)),
+            Floor::FullRows => Some((Durability::Full, Rows::Frontdesk)),
+            Floor::NormalRows => Some((Durability::Normal, Rows::Frontdesk)),
         }
     }
 
     fn name(self) -> String {
-        match self.sync() {
+        match self.store() {
             None => "floor".into(),
-            Some(sync) => format!("durable floor ({})", sync.name()),
+            Some((durability, crate::floor::Rows::Plain)) => {
+                format!("durable floor ({})", durability.name())
+            }
+            Some((durability, crate::floor::Rows::Frontdesk)) => {
+                format!("durable floor ({}, frontdesk's rows)", durability.name())
+            }
         }
     }
+}
+
+/// The floors a run measures: none for `--target frontdesk`, each of `--floors` once otherwise.
+fn floors_measured(args: &RelayArgs) -> Vec<Floor> {
+    if args.target == Target::Frontdesk {
+        return Vec::new();
+    }
+    let mut floors = Vec::new();
+    for floor in &args.floors {
+        if !floors.contains(floor) {
+            floors.push(*floor);
+        }
+    }
+    floors
 }
 
 /// The relay's traffic, the same in the relay and nodes profiles.
@@ -148,17 +175,21 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let mut runs: BTreeMap<(String, u64), Vec<Summary>> = BTreeMap::new();
     let mut floor_ratios: BTreeMap<(String, u64), Vec<(f64, f64)>> = BTreeMap::new();
     let mut server_side = ServerSide::default();
+    let floors = floors_measured(&args);
+    if args.target == Target::Both && !floors.contains(&Floor::Bare) {
+        eprintln!(
+            "relay: no bare floor in --floors, so frontdesk's figures get no ×floor columns (add `bare`)"
+        );
+    }
     for run in 0..args.common.runs {
         eprintln!("relay: run {} of {}", run + 1, args.common.runs);
         let mut floor = BTreeMap::new();
-        let floors: &[Floor] = match args.target {
-            Target::Frontdesk => &[],
-            _ => &args.floors,
-        };
-        for kind in floors {
-            let process = FloorProcess::start(kind.sync()).await?;
+        for kind in &floors {
+            let mut process = FloorProcess::start(kind.store()).await?;
             let rig = crate::pairs::floor(&process, args.traffic.conversations).await?;
-            for (way, rate, s, _) in sweep(&args, &rig, None).await {
+            let measured = sweep(&args, &rig, None).await;
+            process.check_alive()?;
+            for (way, rate, s, _) in measured {
                 if *kind == Floor::Bare {
                     floor.insert((way == Way::ToCustomer, rate as u64), s.clone());
                 }
@@ -213,17 +244,24 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<ExitCode> {
         runs: args.common.runs,
         settings: json!({
             "rates": args.rates, "conversations": args.traffic.conversations, "agents": args.traffic.agents,
-            "floors": args.floors.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            "target": format!("{:?}", args.target).to_lowercase(),
+            "floors": floors.iter().map(|f| f.name()).collect::<Vec<_>>(),
             "seconds": args.traffic.seconds, "direction": format!("{:?}", args.traffic.direction),
             "server_env": RELAY_ENV.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "extra_server_env": args.common.server_env,
         }),
-        notes: vec![
-            "latency: from the planned send time to the frame on the other side (open-loop)".into(),
-            "the floor relay pairs two sockets per conversation; frontdesk's agents hold many conversations on one socket each".into(),
-            "the durable floor commits each frame to SQLite (WAL, every frame waiting in one transaction) before passing it on".into(),
-            "customer rate limits lifted through FRONTDESK_LIMITS__* (see settings)".into(),
-        ],
+        notes: [
+            Some("latency: from the planned send time to the frame on the other side (open-loop)"),
+            Some("the floor relay pairs two sockets per conversation; frontdesk's agents hold many conversations on one socket each"),
+            floors.iter().any(|f| f.store().is_some()).then_some(
+                "the durable floor commits each frame to SQLite (WAL, every frame waiting in one transaction) before passing it on",
+            ),
+            Some("customer rate limits lifted through FRONTDESK_LIMITS__* (see settings)"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::from)
+        .collect(),
         results: rows,
         server: server_side.to_json(),
     };

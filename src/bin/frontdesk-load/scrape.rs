@@ -164,6 +164,12 @@ pub struct ServerFigures {
     pub catch_up_longest_ms: Option<f64>,
     /// A checkpointer pass, p99 ms.
     pub checkpoint_p99_ms: Option<f64>,
+    /// The checkpointer's backstop passes (`RESTART`: the log had stayed past its limit for 20
+    /// passes), each holding the writer until the log starts over.
+    pub checkpoint_restarts: f64,
+    /// The longest of those, as the upper bound of its histogram bucket (ms), like
+    /// [`Self::catch_up_longest_ms`].
+    pub restart_longest_ms: Option<f64>,
     /// Times SQLite's write-ahead log started over (or was emptied), as the checkpointer's
     /// passes saw it: a log that grows past its limit without starting over is the writer's
     /// catch-ups failing.
@@ -233,6 +239,12 @@ impl ServerFigures {
                 "by=\"checkpointer\",",
                 0.99,
             ),
+            checkpoint_restarts: d("frontdesk_store_checkpoint_seconds_count{by=\"restart\"}"),
+            restart_longest_ms: longest_bound(
+                &before.buckets("frontdesk_store_checkpoint_seconds", "by=\"restart\","),
+                &after.buckets("frontdesk_store_checkpoint_seconds", "by=\"restart\","),
+            )
+            .map(|s| s * 1000.0),
             wal_restarts: d("frontdesk_store_wal_restarts_total"),
         }
     }
@@ -246,7 +258,7 @@ impl ServerFigures {
             .filter_map(|(p, v)| v.map(|v| format!("{p} {v:.1}")))
             .collect();
         format!(
-            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, the longest {}; the log started over {} times), {} escalations",
+            "server: {} turns (p50 {} / p99 {} ms; understanding p50 {} / p99 {} ms; p99 of each step, ms: {}), {} encoder batches of {} on average, {} messages (store append p99 {} ms; {} commits, {} appends in one on average (p99 {}); {} batches stored one at a time; {} checkpoints, p99 {} ms; {} catch-ups by the writer, the longest {}; {} restarts by the checkpointer, the longest {}; the log started over {} times), {} escalations",
             self.turns,
             ms(self.turn_p50_ms),
             ms(self.turn_p99_ms),
@@ -268,15 +280,24 @@ impl ServerFigures {
             self.checkpoints,
             ms(self.checkpoint_p99_ms),
             self.checkpoint_catch_ups,
-            self.catch_up_longest_ms.map_or("–".into(), |v| if v.is_finite() {
-                format!("≤ {v} ms")
-            } else {
-                "past the histogram's last bound".into()
-            }),
+            longest(self.catch_up_longest_ms),
+            self.checkpoint_restarts,
+            longest(self.restart_longest_ms),
             self.wal_restarts,
             self.escalations,
         )
     }
+}
+
+/// A longest checkpoint for the console: "≤ 25 ms", or past the last bound.
+fn longest(bound_ms: Option<f64>) -> String {
+    bound_ms.map_or("–".into(), |v| {
+        if v.is_finite() {
+            format!("≤ {v} ms")
+        } else {
+            "past the histogram's last bound".into()
+        }
+    })
 }
 
 /// A turn's steps as the server labels them (`frontdesk_turn_phase_seconds`), in order.
@@ -381,7 +402,12 @@ mod tests {
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"0.01\"} 2\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"0.025\"} 3\n\
         frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"1\"} 3\n\
-        frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"+Inf\"} 3\n";
+        frontdesk_store_checkpoint_seconds_bucket{by=\"writer\",le=\"+Inf\"} 3\n\
+        frontdesk_store_checkpoint_seconds_bucket{by=\"restart\",le=\"0.1\"} 0\n\
+        frontdesk_store_checkpoint_seconds_bucket{by=\"restart\",le=\"0.25\"} 1\n\
+        frontdesk_store_checkpoint_seconds_bucket{by=\"restart\",le=\"1\"} 1\n\
+        frontdesk_store_checkpoint_seconds_bucket{by=\"restart\",le=\"+Inf\"} 1\n\
+        frontdesk_store_checkpoint_seconds_count{by=\"restart\"} 1\n";
 
     #[test]
     fn figures_are_the_step_s_own() {
@@ -402,6 +428,9 @@ mod tests {
         assert_eq!(f.checkpoint_catch_ups, 2.0);
         assert_eq!(f.catch_up_longest_ms, Some(10.0));
         assert_eq!(f.wal_restarts, 1.0, "the step's own start over");
+        // One backstop pass in the step (none before it), of 100–250 ms.
+        assert_eq!(f.checkpoint_restarts, 1.0);
+        assert_eq!(f.restart_longest_ms, Some(250.0));
         assert_eq!(f.checkpoint_p99_ms, None);
     }
 

@@ -376,35 +376,39 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// The floor relay, run as its own process (this binary's `floor` command).
 pub struct FloorProcess {
     /// Killed when this is dropped.
-    _child: Child,
+    child: Child,
     port: u16,
-    /// The durable floor's store, removed when this is dropped (after the child: fields drop in
-    /// order).
+    /// The durable floor's store, removed when this is dropped (after the child is sent its kill:
+    /// fields drop in order; Linux lets a file still open be removed).
     _dir: Option<tempfile::TempDir>,
 }
 
 impl FloorProcess {
     /// Starts `frontdesk-load floor` on a free port and waits until it accepts connections; with
-    /// `sync`, the durable floor on a new store in a temporary folder.
-    pub async fn start(sync: Option<crate::floor::Sync>) -> anyhow::Result<Self> {
+    /// `store`, the durable floor on a new store in a temporary folder.
+    pub async fn start(
+        store: Option<(crate::floor::Durability, crate::floor::Rows)>,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let exe =
             std::env::current_exe().context("finding this program to start the floor relay")?;
         let mut args = vec!["floor".to_owned(), "--port".into(), port.to_string()];
-        let dir = match sync {
+        let dir = match store {
             None => None,
-            Some(sync) => {
+            Some((durability, rows)) => {
                 let dir = tempfile::Builder::new()
                     .prefix("frontdesk-floor")
                     .tempdir()?;
                 args.push("--store".into());
                 args.push(dir.path().join("floor.db").display().to_string());
                 args.push("--sync".into());
-                args.push(sync.name().into());
+                args.push(durability.name().into());
+                args.push("--rows".into());
+                args.push(rows.name().into());
                 Some(dir)
             }
         };
-        let child = Command::new(exe)
+        let mut child = Command::new(exe)
             .args(&args)
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -415,16 +419,28 @@ impl FloorProcess {
             .await
             .is_err()
         {
+            if let Some(status) = child.try_wait()? {
+                bail!("the floor relay exited ({status}) before it listened: its error is above");
+            }
             if Instant::now() > deadline {
                 bail!("the floor relay did not listen on port {port} within 10 s");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Self {
-            _child: child,
+            child,
             port,
             _dir: dir,
         })
+    }
+
+    /// Fails if the floor has exited (a durable floor whose store failed exits with its error):
+    /// its figures would be of nothing.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => bail!("the floor relay exited mid-run ({status}): its error is above"),
+            None => Ok(()),
+        }
     }
 
     /// Where it listens.
