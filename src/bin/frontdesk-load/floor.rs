@@ -101,7 +101,8 @@ pub struct Store {
     pub rows: Rows,
 }
 
-/// The tables of [`Rows::Frontdesk`], as frontdesk's first migration has them.
+/// The tables of [`Rows::Frontdesk`]: frontdesk's first migration simplified (the columns a
+/// relayed message writes; no session, state or visitor columns).
 const FRONTDESK_ROWS: &str = "
     CREATE TABLE IF NOT EXISTS conversations (
         id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
@@ -177,7 +178,11 @@ fn start_store(store: &Store) -> anyhow::Result<std::sync::mpsc::Sender<Pending>
         db.busy_timeout(Duration::from_secs(5))?;
         Ok(db)
     };
-    let context = |e: rusqlite::Error| anyhow::anyhow!("opening the floor's store {path:?}: {e}");
+    let context = |e: rusqlite::Error| {
+        anyhow::anyhow!(
+            "opening the floor's store {path:?}: {e}; check that its folder exists and is writable"
+        )
+    };
     let db = open(path).map_err(context)?;
     let tables = match rows {
         Rows::Plain => {
@@ -383,16 +388,16 @@ mod tests {
 
     type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-    /// Connects one side of pair `key`, retrying until the floor listens.
-    async fn side(port: u16, key: &str, side: &str) -> Client {
+    /// Connects one side of pair `key`, retrying for two seconds until the floor listens.
+    async fn side(port: u16, key: &str, side: &str) -> Option<Client> {
         let url = format!("ws://127.0.0.1:{port}/pair/{key}/{side}");
         for _ in 0..100 {
             if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
-                return ws;
+                return Some(ws);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("the floor did not listen on port {port}");
+        None
     }
 
     async fn next_text(ws: &mut Client) -> String {
@@ -402,13 +407,15 @@ mod tests {
         }
     }
 
-    /// Drives a durable floor storing `rows`: twenty frames from one side, each checked to be in
-    /// the store (`stored_sql`'s last row) by the time the other side has it.
+    /// Drives a durable floor storing `rows`: two pairs, twenty frames each sent from one side
+    /// without waiting (so batches hold several, of both pairs), each checked to be in the store
+    /// (`stored_sql`, given a pair's key: its texts in stored order) by the time the other side
+    /// has it, and all stored once, in order.
     async fn frames_arrive_only_once_stored(rows: Rows, stored_sql: &str) {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("floor.db");
         let port = crate::server::free_port().expect("a free port");
-        tokio::spawn(serve(
+        let serving = tokio::spawn(serve(
             port,
             Some(Store {
                 path: path.clone(),
@@ -416,45 +423,76 @@ mod tests {
                 rows,
             }),
         ));
-        let mut agent = side(port, "1", "a").await;
-        let mut customer = side(port, "1", "c").await;
-        assert_eq!(next_text(&mut agent).await, PAIRED);
-        assert_eq!(next_text(&mut customer).await, PAIRED);
+        let keys = ["1", "2"];
+        let mut agents = Vec::new();
+        let mut customers = Vec::new();
+        for key in keys {
+            let Some(agent) = side(port, key, "a").await else {
+                panic!("the floor did not listen: {:?}", serving.await);
+            };
+            agents.push(agent);
+            customers.push(side(port, key, "c").await.expect("the customer's side"));
+        }
+        for ws in agents.iter_mut().chain(customers.iter_mut()) {
+            assert_eq!(next_text(ws).await, PAIRED);
+        }
         let db = rusqlite::Connection::open(&path).expect("the floor's store");
         db.busy_timeout(Duration::from_secs(5))
             .expect("a busy timeout");
-        let stored = |db: &rusqlite::Connection| -> Vec<String> {
+        let stored = |key: &str| -> Vec<String> {
             let mut rows = db.prepare(stored_sql).expect("a query");
-            rows.query_map([], |row| row.get(0))
+            rows.query_map([key], |row| row.get(0))
                 .expect("rows")
                 .collect::<Result<_, _>>()
                 .expect("bodies")
         };
+        let frame = |key: &str, n: usize| format!("{key}-m{n}");
         for n in 0..20 {
-            let frame = format!("m{n}");
-            agent
-                .send(Message::Text(frame.clone().into()))
-                .await
-                .expect("sent");
-            assert_eq!(next_text(&mut customer).await, frame);
-            // Passed on only after its commit: it is in the store by the time it arrives.
-            assert_eq!(stored(&db).last(), Some(&frame));
+            for (key, agent) in keys.iter().zip(agents.iter_mut()) {
+                agent
+                    .send(Message::Text(frame(key, n).into()))
+                    .await
+                    .expect("sent");
+            }
         }
-        let all: Vec<String> = (0..20).map(|n| format!("m{n}")).collect();
-        assert_eq!(stored(&db), all, "each frame stored once, in order");
+        for (key, customer) in keys.iter().zip(customers.iter_mut()) {
+            for n in 0..20 {
+                let got = next_text(customer).await;
+                assert_eq!(got, frame(key, n), "in order");
+                // Passed on only after its commit: it is in the store by the time it arrives.
+                assert!(
+                    stored(key).contains(&got),
+                    "{got} arrived before it was stored"
+                );
+            }
+        }
+        for key in keys {
+            let all: Vec<String> = (0..20).map(|n| frame(key, n)).collect();
+            assert_eq!(
+                stored(key),
+                all,
+                "pair {key}: each frame stored once, in order"
+            );
+        }
     }
 
     #[tokio::test]
     async fn the_durable_floor_passes_on_only_frames_already_stored() {
-        frames_arrive_only_once_stored(Rows::Plain, "SELECT body FROM frames ORDER BY id").await;
+        frames_arrive_only_once_stored(
+            Rows::Plain,
+            "SELECT body FROM frames WHERE body LIKE ?1 || '-%' ORDER BY id",
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn with_frontdesk_s_rows_each_frame_is_numbered_in_its_conversation() {
-        // Ordered by the numbers the conversation's row gave: gap-free from 1, in arrival order.
+        // Each pair's own conversation, ordered by the numbers its row gave; a row is listed only
+        // if its number is its rank there, so numbers with a gap (or shared across pairs) fail.
         frames_arrive_only_once_stored(
             Rows::Frontdesk,
-            "SELECT text FROM events WHERE seq = (SELECT COUNT(*) FROM events e \
+            "SELECT text FROM events WHERE conversation_id = printf('%036d', ?1) \
+             AND seq = (SELECT COUNT(*) FROM events e \
              WHERE e.conversation_id = events.conversation_id AND e.seq <= events.seq) \
              ORDER BY seq",
         )

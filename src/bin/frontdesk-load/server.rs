@@ -257,7 +257,7 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
+                if let Some(status) = child.try_wait().context("checking on the floor relay")? {
                     bail!(
                         "the server exited ({status}) while starting:\n{}",
                         self.log_tail()
@@ -398,7 +398,8 @@ impl FloorProcess {
             Some((durability, rows)) => {
                 let dir = tempfile::Builder::new()
                     .prefix("frontdesk-floor")
-                    .tempdir()?;
+                    .tempdir()
+                    .context("making a temporary folder for the durable floor's store (is TMPDIR writable?)")?;
                 args.push("--store".into());
                 args.push(dir.path().join("floor.db").display().to_string());
                 args.push("--sync".into());
@@ -419,7 +420,7 @@ impl FloorProcess {
             .await
             .is_err()
         {
-            if let Some(status) = child.try_wait()? {
+            if let Some(status) = child.try_wait().context("checking on the floor relay")? {
                 bail!("the floor relay exited ({status}) before it listened: its error is above");
             }
             if Instant::now() > deadline {
@@ -437,7 +438,11 @@ impl FloorProcess {
     /// Fails if the floor has exited (a durable floor whose store failed exits with its error):
     /// its figures would be of nothing.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait()? {
+        match self
+            .child
+            .try_wait()
+            .context("checking on the floor relay")?
+        {
             Some(status) => bail!("the floor relay exited mid-run ({status}): its error is above"),
             None => Ok(()),
         }
