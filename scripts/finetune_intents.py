@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from transformers import BertModel, BertTokenizerFast
 
+from finetune_signals import freeze, run_layers
+
 
 def load(data, split):
     with open(os.path.join(data, "banking77", f"{split}.csv")) as f:
@@ -36,26 +38,11 @@ class Model(torch.nn.Module):
     def __init__(self, path, classes, train_layers):
         super().__init__()
         self.bert = BertModel.from_pretrained(path, add_pooling_layer=False)
-        for p in self.bert.embeddings.parameters():
-            p.requires_grad = False
-        layers = self.bert.encoder.layer
-        self.frozen = len(layers) - train_layers if train_layers else 0
-        for layer in layers[: self.frozen]:
-            for p in layer.parameters():
-                p.requires_grad = False
+        self.frozen = freeze(self.bert, train_layers)
         self.head = torch.nn.Linear(384, classes)
 
     def forward(self, batch):
-        layers = self.bert.encoder.layer
-        extended = self.bert.get_extended_attention_mask(
-            batch["attention_mask"], batch["input_ids"].shape)
-        with torch.no_grad():
-            h = self.bert.embeddings(input_ids=batch["input_ids"],
-                                     token_type_ids=batch.get("token_type_ids"))
-            for layer in layers[: self.frozen]:
-                h = layer(h, attention_mask=extended)[0]
-        for layer in layers[self.frozen:]:
-            h = layer(h, attention_mask=extended)[0]
+        h = run_layers(self.bert, self.frozen, batch)
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return self.head(torch.nn.functional.normalize(pooled, dim=-1) * 10.0)

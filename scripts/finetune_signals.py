@@ -103,20 +103,41 @@ def load_goemotions(data, split):
     return rows, len(names)
 
 
+def freeze(bert, train_layers):
+    """Freezes the word embeddings and all but the top `train_layers` layers (0: none of the
+    layers); returns how many layers are frozen. The layers below stay the shared encoder's, so
+    the product can run the tuned layers on its own encoder's output of that layer, as a head,
+    instead of a second encoder. (scripts/finetune_intents.py uses it too.)"""
+    for p in bert.embeddings.parameters():
+        p.requires_grad = False
+    layers = bert.encoder.layer
+    frozen = len(layers) - train_layers if train_layers else 0
+    for layer in layers[:frozen]:
+        for p in layer.parameters():
+            p.requires_grad = False
+    return frozen
+
+
+def run_layers(bert, frozen, batch):
+    """The token vectors of the top layer: the `frozen` layers without a graph, then the tuned
+    ones with it."""
+    layers = bert.encoder.layer
+    extended = bert.get_extended_attention_mask(batch["attention_mask"], batch["input_ids"].shape)
+    with torch.no_grad():
+        h = bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
+        for layer in layers[:frozen]:
+            h = layer(h, attention_mask=extended)[0]
+    for layer in layers[frozen:]:
+        h = layer(h, attention_mask=extended)[0]
+    return h
+
+
 class Model(torch.nn.Module):
     def __init__(self, path, emotions, train_layers=0):
         super().__init__()
         self.bert = BertModel.from_pretrained(path, add_pooling_layer=False)
-        for p in self.bert.embeddings.parameters():
-            p.requires_grad = False
-        layers = self.bert.encoder.layer
-        # Only the top `train_layers` layers learn (0: all of them): the layers below stay the
-        # shared encoder's, so the product could run the tuned layers on its own encoder's
-        # output of layer len(layers) - train_layers, as a head, instead of a second encoder.
-        self.frozen = len(layers) - train_layers if train_layers else 0
-        for layer in layers[: self.frozen]:
-            for p in layer.parameters():
-                p.requires_grad = False
+        # Only the top `train_layers` layers learn (0: all of them).
+        self.frozen = freeze(self.bert, train_layers)
         self.upset = torch.nn.Linear(384, 1)
         self.emotions = torch.nn.Linear(384, emotions)
         self.support = torch.nn.Linear(384, len(CLASSES))
@@ -133,17 +154,7 @@ class Model(torch.nn.Module):
 
     def top(self, batch):
         """The frozen layers without a graph, then the tuned ones with it."""
-        layers = self.bert.encoder.layer
-        extended = self.bert.get_extended_attention_mask(
-            batch["attention_mask"], batch["input_ids"].shape)
-        with torch.no_grad():
-            h = self.bert.embeddings(input_ids=batch["input_ids"],
-                                     token_type_ids=batch.get("token_type_ids"))
-            for layer in layers[: self.frozen]:
-                h = layer(h, attention_mask=extended)[0]
-        for layer in layers[self.frozen:]:
-            h = layer(h, attention_mask=extended)[0]
-        return h
+        return run_layers(self.bert, self.frozen, batch)
 
 
 def rates(scores, gold, t):
