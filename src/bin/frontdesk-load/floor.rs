@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,8 +38,8 @@ type Peer = mpsc::UnboundedSender<Message>;
 type Pairs = Arc<Mutex<HashMap<String, [Option<Peer>; 2]>>>;
 
 /// Pages in the durable floor's log past which the writer catches up and the log starts over:
-/// frontdesk's limit (`store::checkpoint::MOST_PAGES`).
-const MOST_PAGES: i64 = 65536;
+/// frontdesk's limit (`store::checkpoint::MOST_PAGES`), and the floor's unless a test sets another.
+pub const MOST_PAGES: i64 = 65536;
 
 /// How often the durable floor checkpoints: frontdesk's `store::checkpoint::EVERY`.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -99,6 +99,18 @@ pub struct Store {
     pub path: PathBuf,
     pub durability: Durability,
     pub rows: Rows,
+    /// Pages in the log past which the writer catches up: [`MOST_PAGES`] but in tests.
+    pub most_pages: i64,
+}
+
+/// What the durable floor's writer and checkpointer share.
+#[derive(Debug, Default)]
+struct Log {
+    /// Raised by the checkpointer when the log is past its limit, lowered by the writer's
+    /// catch-up.
+    too_long: AtomicBool,
+    /// Catch-ups the writer made.
+    catch_ups: AtomicU64,
 }
 
 /// The tables of [`Rows::Frontdesk`]: frontdesk's first migration simplified (the columns a
@@ -150,7 +162,7 @@ impl Route {
 pub async fn serve(port: u16, store: Option<Store>) -> anyhow::Result<()> {
     let route = match store {
         None => Route::Bare,
-        Some(store) => Route::Stored(start_store(&store)?),
+        Some(store) => Route::Stored(start_store(&store)?.0),
     };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let pairs: Pairs = Arc::default();
@@ -161,13 +173,15 @@ pub async fn serve(port: u16, store: Option<Store>) -> anyhow::Result<()> {
     }
 }
 
-/// Opens the store, then starts its writer and checkpointer threads. A failure of either later
-/// ends the process: a floor that stopped storing would measure nothing.
-fn start_store(store: &Store) -> anyhow::Result<std::sync::mpsc::Sender<Pending>> {
+/// Opens the store, then starts its writer and checkpointer threads; the writer's queue, and
+/// what they share. A failure of either later ends the process: a floor that stopped storing
+/// would measure nothing.
+fn start_store(store: &Store) -> anyhow::Result<(std::sync::mpsc::Sender<Pending>, Arc<Log>)> {
     let Store {
         path,
         durability,
         rows,
+        most_pages,
     } = store.clone();
     let path = path.as_path();
     let open = |path: &Path| -> rusqlite::Result<rusqlite::Connection> {
@@ -193,29 +207,29 @@ fn start_store(store: &Store) -> anyhow::Result<std::sync::mpsc::Sender<Pending>
     db.execute_batch(tables).map_err(context)?;
     let checkpoints = open(path).map_err(context)?;
     let (tx, rx) = std::sync::mpsc::channel();
-    // Raised by the checkpointer when the log is past its limit, lowered by the writer's catch-up.
-    let too_long = Arc::new(AtomicBool::new(false));
-    let flag = too_long.clone();
+    let log = Arc::new(Log::default());
+    let writers = log.clone();
     std::thread::Builder::new()
         .name("floor-writer".into())
         .spawn(move || {
-            if let Err(e) = write(db, rows, rx, &flag) {
+            if let Err(e) = write(db, rows, rx, &writers) {
                 eprintln!("error: the floor's writer failed: {e}");
                 std::process::exit(1);
             }
         })?;
-    // The checkpointer stops with the writer (its flag's only other holder).
+    // The checkpointer stops once the writer (and whoever else held what they share) is gone.
+    let shared = Arc::downgrade(&log);
     std::thread::Builder::new()
         .name("floor-checkpoint".into())
         .spawn(move || loop {
             std::thread::sleep(CHECKPOINT_EVERY);
-            if Arc::strong_count(&too_long) < 2 {
+            let Some(log) = shared.upgrade() else {
                 return;
-            }
+            };
             match checkpoint(&checkpoints) {
-                Ok(log) => {
-                    if log > MOST_PAGES {
-                        too_long.store(true, Ordering::Relaxed);
+                Ok(pages) => {
+                    if pages > most_pages {
+                        log.too_long.store(true, Ordering::Relaxed);
                     }
                 }
                 Err(e) => {
@@ -224,7 +238,7 @@ fn start_store(store: &Store) -> anyhow::Result<std::sync::mpsc::Sender<Pending>
                 }
             }
         })?;
-    Ok(tx)
+    Ok((tx, log))
 }
 
 /// A `PASSIVE` checkpoint; the pages in the log.
@@ -238,12 +252,13 @@ fn write(
     mut db: rusqlite::Connection,
     rows: Rows,
     frames: std::sync::mpsc::Receiver<Pending>,
-    too_long: &AtomicBool,
+    log: &Log,
 ) -> rusqlite::Result<()> {
     let mut stored: u64 = 0;
     while let Ok(first) = frames.recv() {
-        if too_long.swap(false, Ordering::Relaxed) {
+        if log.too_long.swap(false, Ordering::Relaxed) {
             checkpoint(&db)?;
+            log.catch_ups.fetch_add(1, Ordering::Relaxed);
         }
         let mut batch = vec![first];
         batch.extend(frames.try_iter());
@@ -421,6 +436,7 @@ mod tests {
                 path: path.clone(),
                 durability: Durability::Full,
                 rows,
+                most_pages: MOST_PAGES,
             }),
         ));
         let keys = ["1", "2"];
@@ -497,5 +513,60 @@ mod tests {
              ORDER BY seq",
         )
         .await;
+    }
+
+    /// Frames without a pause never let a passive checkpoint finish by itself; past its limit the
+    /// writer catches up and the log starts over, so its file stays far smaller than what was
+    /// written. Without the catch-up (or with it never asked for) this fails.
+    #[test]
+    fn the_durable_floor_s_log_starts_over_past_its_limit() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("floor.db");
+        let store = Store {
+            path: path.clone(),
+            durability: Durability::Normal,
+            rows: Rows::Frontdesk,
+            most_pages: 64,
+        };
+        let (writer, log) = start_store(&store).expect("the floor's store");
+        let (peer, mut delivered) = mpsc::unbounded_channel();
+        let conversation: Arc<str> = "1".into();
+        let text = "a long enough message ".repeat(20);
+        let started = std::time::Instant::now();
+        let mut sent = 0;
+        while started.elapsed() < CHECKPOINT_EVERY * 25 {
+            for _ in 0..20 {
+                let frame = Message::Text(text.clone().into());
+                writer
+                    .send(Pending {
+                        frame,
+                        conversation: conversation.clone(),
+                        peer: peer.clone(),
+                    })
+                    .expect("the writer is running");
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut got = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while got < sent && std::time::Instant::now() < deadline {
+            match delivered.try_recv() {
+                Ok(_) => got += 1,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(got, sent, "every frame passed on");
+        let catch_ups = log.catch_ups.load(Ordering::Relaxed);
+        assert!(catch_ups >= 2, "the writer caught up {catch_ups} times");
+        // Twice the text per frame (a column and the stored frame) was written.
+        let written = sent as u64 * text.len() as u64 * 2;
+        let file = std::fs::metadata(dir.path().join("floor.db-wal"))
+            .expect("the log")
+            .len();
+        assert!(
+            file < written / 2,
+            "the log's file is {file} bytes after {written} bytes of text: it did not start over"
+        );
     }
 }

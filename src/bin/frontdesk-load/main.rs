@@ -172,6 +172,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 path,
                 durability: sync,
                 rows,
+                most_pages: floor::MOST_PAGES,
             });
             floor::serve(port, store).await?;
             Ok(ExitCode::SUCCESS)
