@@ -55,14 +55,6 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// Its name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Durability::Full => "full",
-            Durability::Normal => "normal",
-        }
-    }
-
     fn pragma(self) -> &'static str {
         match self {
             Durability::Full => "FULL",
@@ -82,14 +74,11 @@ pub enum Rows {
     Frontdesk,
 }
 
-impl Rows {
-    /// Its name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Rows::Plain => "plain",
-            Rows::Frontdesk => "frontdesk",
-        }
-    }
+/// A value's name on the command line and in reports: clap's, from its `ValueEnum` derive.
+pub fn name_of<T: ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
 /// The durable floor's store.

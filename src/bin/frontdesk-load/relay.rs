@@ -69,10 +69,13 @@ impl Floor {
         match self.store() {
             None => "floor".into(),
             Some((durability, crate::floor::Rows::Plain)) => {
-                format!("durable floor ({})", durability.name())
+                format!("durable floor ({})", crate::floor::name_of(&durability))
             }
             Some((durability, crate::floor::Rows::Frontdesk)) => {
-                format!("durable floor ({}, frontdesk's rows)", durability.name())
+                format!(
+                    "durable floor ({}, frontdesk's rows)",
+                    crate::floor::name_of(&durability)
+                )
             }
         }
     }

@@ -403,9 +403,9 @@ impl FloorProcess {
                 args.push("--store".into());
                 args.push(dir.path().join("floor.db").display().to_string());
                 args.push("--sync".into());
-                args.push(durability.name().into());
+                args.push(crate::floor::name_of(&durability));
                 args.push("--rows".into());
-                args.push(rows.name().into());
+                args.push(crate::floor::name_of(&rows));
                 Some(dir)
             }
         };
