@@ -35,6 +35,7 @@ macro_rules! on {
 mod agents;
 mod checkpoint;
 mod choices;
+mod client_ids;
 mod connect;
 mod copy;
 mod history;

@@ -8,6 +8,8 @@
 //!   batch), so nothing else writes between the check and the insert;
 //! - **exactly once for a re-sent client id**: the check comes first and a duplicate writes
 //!   nothing, so it takes no number; a copy earlier in the same batch is seen (same transaction);
+//!   the ids stored before are what the writer remembers of the conversation (`client_ids.rs`),
+//!   trusted only while its `last_seq`, read in the same transaction, has not moved;
 //! - **one bad append fails only its caller**: an append refused before it wrote (client id taken,
 //!   no such conversation) is answered with its error and the batch goes on; one that failed after
 //!   it wrote rolls the batch back, is answered with its error, and the others run again; a failed
@@ -34,6 +36,7 @@ use sqlx::{ConnectOptions, Either, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
+use super::client_ids::{ClientIds, Known};
 use super::{
     bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, Written, INSERT_EVENT,
     MARK_RESPONDED,
@@ -230,6 +233,7 @@ async fn run(
     flags: Arc<Flags>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut known = ClientIds::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if flags.start_over.swap(false, Ordering::Relaxed) {
             checkpoint::catch_up(&mut connection, &checkpoints).await;
@@ -245,7 +249,7 @@ async fn run(
                 _ => {}
             }
         }
-        store_batch(&mut connection, jobs, rows, &counts).await;
+        store_batch(&mut connection, jobs, rows, &counts, &mut known).await;
         flags.written.store(true, Ordering::Relaxed);
     }
 }
@@ -256,10 +260,12 @@ async fn store_batch(
     mut jobs: Vec<Job>,
     mut rows: Vec<RowJob>,
     counts: &Counts,
+    known: &mut ClientIds,
 ) {
     while !jobs.is_empty() || !rows.is_empty() {
-        match attempt(connection, &jobs, &rows, counts).await {
+        match attempt(connection, &jobs, &rows, counts, known).await {
             Ok((outcomes, written)) => {
+                remember(known, &jobs, &outcomes);
                 counts.transactions.fetch_add(1, Ordering::Relaxed);
                 counts.commits.inc();
                 if !jobs.is_empty() {
@@ -291,10 +297,24 @@ async fn store_batch(
                 // so each caller gets its own outcome.
                 rollback(connection).await;
                 for job in jobs {
-                    Box::pin(store_batch(connection, vec![job], Vec::new(), counts)).await;
+                    Box::pin(store_batch(
+                        connection,
+                        vec![job],
+                        Vec::new(),
+                        counts,
+                        known,
+                    ))
+                    .await;
                 }
                 for row in rows {
-                    Box::pin(store_batch(connection, Vec::new(), vec![row], counts)).await;
+                    Box::pin(store_batch(
+                        connection,
+                        Vec::new(),
+                        vec![row],
+                        counts,
+                        known,
+                    ))
+                    .await;
                 }
                 return;
             }
@@ -308,6 +328,29 @@ async fn store_batch(
                 return;
             }
         }
+    }
+}
+
+/// After a commit: the committed frames' numbers and client ids join what the writer remembers
+/// of their conversations (`client_ids.rs`).
+fn remember(known: &mut ClientIds, jobs: &[Job], outcomes: &[Result<Appended, StoreError>]) {
+    /// (seq, client id as stored and sender) of a conversation's new frames.
+    type Frames<'a> = Vec<(i64, Option<(String, &'a str)>)>;
+    let mut stored: HashMap<&str, Frames> = HashMap::new();
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        if let Ok(Appended::New { seq, .. }) = outcome {
+            let id = job.event.client_id.as_deref();
+            stored.entry(job.conversation.as_str()).or_default().push((
+                *seq,
+                id.map(|id| (nul_free(id).into_owned(), job.event.sender)),
+            ));
+        }
+    }
+    for (conversation, frames) in &stored {
+        let frames = frames
+            .iter()
+            .map(|(seq, id)| (*seq, id.as_ref().map(|(id, sender)| (id.as_str(), *sender))));
+        known.committed(conversation, frames);
     }
 }
 
@@ -335,12 +378,13 @@ async fn attempt(
     jobs: &[Job],
     rows: &[RowJob],
     counts: &Counts,
+    known: &mut ClientIds,
 ) -> Result<Outcomes, Failure> {
     let (outcomes, committed) = if jobs.is_empty() {
         begin(connection).await?;
         (Vec::new(), false)
     } else {
-        match append_together(connection, jobs, rows.is_empty()).await {
+        match append_together(connection, jobs, rows.is_empty(), known).await {
             Ok(together) => together,
             // Nothing was written, or all was and the commit failed: not one append's fault.
             Err(Stage::Reading(error) | Stage::Committing(error)) => {
@@ -469,8 +513,9 @@ enum Stage {
 }
 
 /// All of `jobs` in a transaction it begins, in two calls to SQLite's thread whatever their
-/// number: one begins and reads the conversations' numbers and the client ids stored already,
-/// one numbers the conversations and inserts the frames, and commits if `commit_too` and no row
+/// number: one begins and reads the conversations' numbers and the client ids stored by those
+/// the writer does not remember (`known`; one it remembers whose number moved meanwhile is read
+/// in a third call), one numbers the conversations and inserts the frames, and commits if `commit_too` and no row
 /// is to be written beside a frame (a first reply's time or a bot turn's rows: one call each,
 /// then the caller commits). Each call is a hop from the writer's task to the connection's
 /// thread and back: five or six a batch when each statement was a call of its own, which was
@@ -487,17 +532,25 @@ async fn append_together(
     connection: &mut SqliteConnection,
     jobs: &[Job],
     commit_too: bool,
+    known: &mut ClientIds,
 ) -> Result<(Vec<Result<Appended, StoreError>>, bool), Stage> {
+    known.make_room();
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.conversation.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    // (conversation, client id as stored) of each job that has one.
-    let keyed: Vec<(&str, String)> = jobs
+    // The conversations a message with a client id is for: their stored ids are checked.
+    let mut keyed: Vec<&str> = jobs
         .iter()
-        .filter_map(|j| {
-            let id = j.event.client_id.as_deref()?;
-            Some((j.conversation.as_str(), nul_free(id).into_owned()))
-        })
+        .filter(|j| j.event.client_id.is_some())
+        .map(|j| j.conversation.as_str())
+        .collect();
+    keyed.sort_unstable();
+    keyed.dedup();
+    // Those the writer does not remember: their ids are read with the numbers.
+    let unknown: Vec<&str> = keyed
+        .iter()
+        .copied()
+        .filter(|c| !known.remembers(c))
         .collect();
 
     // The first call: begin, and read. The two reads' rows are told apart by their first column.
@@ -509,43 +562,76 @@ async fn append_together(
         list.push_bind(*id);
     }
     list.push_unseparated(")");
-    if !keyed.is_empty() {
-        query.push("; WITH wanted (conversation_id, client_id) AS (");
-        query.push_values(&keyed, |mut row, (conversation, client_id)| {
-            row.push_bind(*conversation).push_bind(client_id.as_str());
-        });
-        query.push(
-            ") SELECT 1, e.conversation_id, e.seq, e.sender, e.client_id FROM wanted w \
-             JOIN events e ON e.conversation_id = w.conversation_id \
-             WHERE e.client_id = w.client_id",
-        );
+    if !unknown.is_empty() {
+        query.push("; ");
+        push_client_ids(&mut query, &unknown);
     }
     let mut numbering: HashMap<&str, Numbering> = HashMap::new();
-    // (conversation, client id as stored) -> (seq, sender), from the store and then the batch.
-    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
     let read = query
         .build()
         .fetch_all(&mut *connection)
         .await
         .map_err(Stage::Reading)?;
+    let mut stored_ids = StoredIds::default();
     for row in read {
-        let column = |i| row.try_get::<String, _>(i).map_err(Stage::Reading);
-        let conversation = column(1)?;
-        let seq: i64 = row.try_get(2).map_err(Stage::Reading)?;
         if row.try_get::<i64, _>(0).map_err(Stage::Reading)? == 0 {
+            let conversation: String = row.try_get(1).map_err(Stage::Reading)?;
             if let Some(key) = ids.iter().find(|i| **i == conversation) {
                 let numbers = Numbering {
-                    last_seq: seq,
-                    state: column(3)?,
+                    last_seq: row.try_get(2).map_err(Stage::Reading)?,
+                    state: row.try_get(3).map_err(Stage::Reading)?,
                     updated_at: 0,
                     changed: false,
                 };
                 numbering.insert(key, numbers);
             }
-        } else if let Some((key, _)) = keyed.iter().find(|(c, _)| *c == conversation) {
-            taken.insert((key, column(4)?), (seq, column(3)?));
+        } else {
+            stored_ids.add(&row)?;
         }
     }
+    // What was read is remembered; what was remembered is trusted only if nobody else has
+    // stored a frame since (its number unchanged), else read again (a call more; rare).
+    let mut stale = Vec::new();
+    for conversation in &keyed {
+        let Some(numbers) = numbering.get(conversation) else {
+            continue; // no such conversation: its appends fail below
+        };
+        if unknown.contains(conversation) {
+            known.insert(
+                conversation,
+                Known::read_at(numbers.last_seq, stored_ids.take(conversation)),
+            );
+        } else if known.current(conversation, numbers.last_seq).is_none() {
+            stale.push(*conversation);
+        }
+    }
+    if !stale.is_empty() {
+        let mut query = QueryBuilder::<Sqlite>::new("");
+        push_client_ids(&mut query, &stale);
+        let read = query
+            .build()
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(Stage::Reading)?;
+        let mut stored_ids = StoredIds::default();
+        for row in read {
+            stored_ids.add(&row)?;
+        }
+        for conversation in stale {
+            let last_seq = numbering[conversation].last_seq;
+            known.insert(
+                conversation,
+                Known::read_at(last_seq, stored_ids.take(conversation)),
+            );
+        }
+    }
+    // (conversation, client id as stored) -> (seq, sender) of the batch's own messages so far.
+    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
+    let known = &*known;
+    let stored_before = |conversation: &str, client_id: &str| -> Option<(i64, String)> {
+        let (seq, sender) = known.remembered(conversation)?.get(client_id)?;
+        Some((seq, sender.to_owned()))
+    };
 
     let mut outcomes = Vec::with_capacity(jobs.len());
     // (job, seq, frame) of each new frame.
@@ -556,9 +642,15 @@ async fn append_together(
             .client_id
             .as_deref()
             .map(|id| (job.conversation.as_str(), nul_free(id).into_owned()));
-        if let Some((seq, sender)) = key.as_ref().and_then(|k| taken.get(k)) {
+        let found = key.as_ref().and_then(|(conversation, id)| {
+            taken
+                .get(&(*conversation, id.clone()))
+                .cloned()
+                .or_else(|| stored_before(conversation, id))
+        });
+        if let Some((seq, sender)) = found {
             outcomes.push(if sender == event.sender {
-                Ok(Appended::Duplicate { seq: *seq })
+                Ok(Appended::Duplicate { seq })
             } else {
                 Err(StoreError::ClientIdTaken(
                     event.client_id.clone().unwrap_or_default(),
@@ -619,6 +711,43 @@ async fn append_together(
         }
     }
     Ok((outcomes, commit))
+}
+
+/// Adds to `query` the read of the client ids `conversations` have stored, rows of
+/// `(1, conversation, seq, sender, client id)`. Found by the events' primary key: there is no
+/// index on client ids (`client_ids.rs` says why).
+fn push_client_ids(query: &mut QueryBuilder<'_, Sqlite>, conversations: &[&str]) {
+    query.push(
+        "SELECT 1, conversation_id, seq, sender, client_id FROM events \
+         WHERE client_id IS NOT NULL AND conversation_id IN (",
+    );
+    let mut list = query.separated(", ");
+    for conversation in conversations {
+        list.push_bind(conversation.to_string());
+    }
+    list.push_unseparated(")");
+}
+
+/// Rows of [`push_client_ids`]' read, by conversation: (client id, seq, sender) each.
+#[derive(Default)]
+struct StoredIds(HashMap<String, Vec<(String, i64, String)>>);
+
+impl StoredIds {
+    fn add(&mut self, row: &sqlx::sqlite::SqliteRow) -> Result<(), Stage> {
+        let conversation: String = row.try_get(1).map_err(Stage::Reading)?;
+        let seq: i64 = row.try_get(2).map_err(Stage::Reading)?;
+        let sender: String = row.try_get(3).map_err(Stage::Reading)?;
+        let client_id: String = row.try_get(4).map_err(Stage::Reading)?;
+        self.0
+            .entry(conversation)
+            .or_default()
+            .push((client_id, seq, sender));
+        Ok(())
+    }
+
+    fn take(&mut self, conversation: &str) -> Vec<(String, i64, String)> {
+        self.0.remove(conversation).unwrap_or_default()
+    }
 }
 
 /// The second of [`append_together`]'s calls: the conversations' new numbers and the `new`
@@ -1020,7 +1149,14 @@ mod tests {
             ("c1", event("customer", Some("m1"), "other chat")),
             ("c0", event("bot", None, "answer")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
+        store_batch(
+            &mut connection,
+            batch,
+            Vec::new(),
+            &Counts::default(),
+            &mut ClientIds::default(),
+        )
+        .await;
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert_eq!(got[1], Ok(-1), "the re-send is a duplicate of seq 1");
@@ -1052,19 +1188,89 @@ mod tests {
             ("c0", event("agent", Some("m1"), "mine")),
         ]);
         let counts = Counts::default();
-        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        store_batch(
+            &mut connection,
+            batch,
+            Vec::new(),
+            &counts,
+            &mut ClientIds::default(),
+        )
+        .await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(-1));
         assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
         let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m2"), "again"))]);
-        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        store_batch(
+            &mut connection,
+            batch,
+            Vec::new(),
+            &counts,
+            &mut ClientIds::default(),
+        )
+        .await;
         assert_eq!(
             outcomes(receivers).await,
             [Ok(2)],
             "the transaction was ended"
         );
         assert_eq!(stored(&url, "c0").await.0, 2);
+    }
+
+    /// The writer remembers each conversation's client ids (`client_ids.rs`), and trusts them
+    /// only while nobody else has stored a frame: a message another writer stored in between is
+    /// found when re-sent, and the writer's own are found from memory. Fails if the memory is
+    /// trusted without its number being checked (the re-send of `m2` is stored twice).
+    #[tokio::test]
+    async fn a_resend_is_found_after_frames_stored_by_someone_else() {
+        let (_dir, url, store) = store(2).await;
+        let mut connection = connection(&url).await;
+        let counts = Counts::default();
+        let mut known = ClientIds::default();
+        let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m1"), "hello"))]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut known).await;
+        assert_eq!(outcomes(receivers).await, [Ok(1)]);
+        assert!(known.remembers("c0"));
+
+        // The store's own writer (another memory) stores m2 and a bot frame in c0.
+        store
+            .append("c0", event("customer", Some("m2"), "more"), 1)
+            .await
+            .expect("m2 is stored");
+        store
+            .append("c0", event("bot", None, "answer"), 1)
+            .await
+            .expect("the answer is stored");
+
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("m2"), "more")),
+            ("c0", event("customer", Some("m1"), "hello")),
+            ("c0", event("customer", Some("m4"), "new")),
+            ("c1", event("customer", Some("m2"), "another chat")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut known).await;
+        assert_eq!(outcomes(receivers).await, [Ok(-2), Ok(-1), Ok(4), Ok(1)]);
+
+        // From memory now: the batch's own numbers followed what was read.
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("m4"), "new")),
+            ("c0", event("agent", Some("m1"), "mine")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut known).await;
+        let got = outcomes(receivers).await;
+        assert_eq!(got[0], Ok(-4));
+        assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
+        let (last, rows) = stored(&url, "c0").await;
+        assert_eq!(last, 4);
+        assert_eq!(
+            rows,
+            vec![
+                (1, Some("m1".to_owned())),
+                (2, Some("m2".to_owned())),
+                (3, None),
+                (4, Some("m4".to_owned())),
+            ]
+        );
     }
 
     /// The same appends stored as one batch (the two calls of `append_together`) and one at a
@@ -1107,7 +1313,14 @@ mod tests {
             let (batch, receivers) = jobs(appends);
             if together {
                 let counts = Counts::default();
-                store_batch(&mut connection, batch, Vec::new(), &counts).await;
+                store_batch(
+                    &mut connection,
+                    batch,
+                    Vec::new(),
+                    &counts,
+                    &mut ClientIds::default(),
+                )
+                .await;
                 assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
                 assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
             } else {
@@ -1189,7 +1402,14 @@ mod tests {
             ("c0", event("customer", Some("a"), "first")),
         ]);
         let counts = Counts::default();
-        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        store_batch(
+            &mut connection,
+            batch,
+            Vec::new(),
+            &counts,
+            &mut ClientIds::default(),
+        )
+        .await;
         assert_eq!(counts.one_at_a_time.get(), 1, "stored again one at a time");
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
@@ -1244,7 +1464,14 @@ mod tests {
         let (rows, receivers_of_rows) =
             row_jobs(vec![turn("c0"), turn("c0"), turn("nowhere"), handoff]);
         let counts = Counts::default();
-        store_batch(&mut connection, batch, rows, &counts).await;
+        store_batch(
+            &mut connection,
+            batch,
+            rows,
+            &counts,
+            &mut ClientIds::default(),
+        )
+        .await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1, "one commit");
         assert_eq!(outcomes(receivers).await, vec![Ok(1), Ok(2)]);
         let got = written(receivers_of_rows).await;
@@ -1293,7 +1520,14 @@ mod tests {
         };
         let (rows, receivers_of_rows) = row_jobs(vec![signals(1, "poison"), signals(2, "{}")]);
         let counts = Counts::default();
-        store_batch(&mut connection, batch, rows, &counts).await;
+        store_batch(
+            &mut connection,
+            batch,
+            rows,
+            &counts,
+            &mut ClientIds::default(),
+        )
+        .await;
         assert_eq!(outcomes(receivers).await, vec![Ok(1)]);
         let got = written(receivers_of_rows).await;
         assert!(
@@ -1354,7 +1588,14 @@ mod tests {
             ("c0", with_turn(None, "three")),
             ("c0", with_turn(Some("a"), "one again")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
+        store_batch(
+            &mut connection,
+            batch,
+            Vec::new(),
+            &Counts::default(),
+            &mut ClientIds::default(),
+        )
+        .await;
         let got = outcomes(receivers).await;
         assert_eq!(&got[..2], &[Ok(1), Ok(2)]);
         assert!(
@@ -1401,7 +1642,14 @@ mod tests {
             ("c0", event("customer", Some("c"), "third")),
         ]);
         let counts = Counts::default();
-        store_batch(&mut connection, batch, Vec::new(), &counts).await;
+        store_batch(
+            &mut connection,
+            batch,
+            Vec::new(),
+            &counts,
+            &mut ClientIds::default(),
+        )
+        .await;
         assert_eq!(
             counts.one_at_a_time.get(),
             0,
