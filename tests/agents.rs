@@ -585,6 +585,18 @@ async fn an_agent_message_sent_again_after_a_reconnect_is_stored_once() {
     drop(sam);
     let mut sam = app.agent(&token).await;
     sam.send(message).await;
+    // A client id longer than a customer may use is refused, and nothing is stored.
+    let long = "x".repeat(129);
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "Too long an id", "client_id": long}))
+        .await;
+    let refused = sam.next("error").await;
+    assert_eq!(refused["code"], "bad_frame", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("client_id must be 1 to 128")),
+        "{refused}"
+    );
     sam.send(json!({"type": "message", "conversation_id": id, "text": "Anything else?", "client_id": "a2"}))
         .await;
     sam.next_event(|f| f["client_id"] == "a2").await;

@@ -36,7 +36,7 @@ use sqlx::{ConnectOptions, Either, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
-use super::client_ids::{ClientIds, Known};
+use super::client_ids::{ClientIds, Known, Lookup};
 use super::{
     bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, Written, INSERT_EVENT,
     MARK_RESPONDED,
@@ -233,7 +233,7 @@ async fn run(
     flags: Arc<Flags>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut known = ClientIds::default();
+    let mut memory = ClientIds::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if flags.start_over.swap(false, Ordering::Relaxed) {
             checkpoint::catch_up(&mut connection, &checkpoints).await;
@@ -249,7 +249,7 @@ async fn run(
                 _ => {}
             }
         }
-        store_batch(&mut connection, jobs, rows, &counts, &mut known).await;
+        store_batch(&mut connection, jobs, rows, &counts, &mut memory).await;
         flags.written.store(true, Ordering::Relaxed);
     }
 }
@@ -260,12 +260,12 @@ async fn store_batch(
     mut jobs: Vec<Job>,
     mut rows: Vec<RowJob>,
     counts: &Counts,
-    known: &mut ClientIds,
+    memory: &mut ClientIds,
 ) {
     while !jobs.is_empty() || !rows.is_empty() {
-        match attempt(connection, &jobs, &rows, counts, known).await {
+        match attempt(connection, &jobs, &rows, counts, memory).await {
             Ok((outcomes, written)) => {
-                remember(known, &jobs, &outcomes);
+                remember(memory, &jobs, &outcomes);
                 counts.transactions.fetch_add(1, Ordering::Relaxed);
                 counts.commits.inc();
                 if !jobs.is_empty() {
@@ -302,7 +302,7 @@ async fn store_batch(
                         vec![job],
                         Vec::new(),
                         counts,
-                        known,
+                        memory,
                     ))
                     .await;
                 }
@@ -312,7 +312,7 @@ async fn store_batch(
                         Vec::new(),
                         vec![row],
                         counts,
-                        known,
+                        memory,
                     ))
                     .await;
                 }
@@ -333,7 +333,7 @@ async fn store_batch(
 
 /// After a commit: the committed frames' numbers and client ids join what the writer remembers
 /// of their conversations (`client_ids.rs`).
-fn remember(known: &mut ClientIds, jobs: &[Job], outcomes: &[Result<Appended, StoreError>]) {
+fn remember(memory: &mut ClientIds, jobs: &[Job], outcomes: &[Result<Appended, StoreError>]) {
     /// (seq, client id as stored and sender) of a conversation's new frames.
     type Frames<'a> = Vec<(i64, Option<(String, &'a str)>)>;
     let mut stored: HashMap<&str, Frames> = HashMap::new();
@@ -350,7 +350,7 @@ fn remember(known: &mut ClientIds, jobs: &[Job], outcomes: &[Result<Appended, St
         let frames = frames
             .iter()
             .map(|(seq, id)| (*seq, id.as_ref().map(|(id, sender)| (id.as_str(), *sender))));
-        known.committed(conversation, frames);
+        memory.committed(conversation, frames);
     }
 }
 
@@ -378,13 +378,13 @@ async fn attempt(
     jobs: &[Job],
     rows: &[RowJob],
     counts: &Counts,
-    known: &mut ClientIds,
+    memory: &mut ClientIds,
 ) -> Result<Outcomes, Failure> {
     let (outcomes, committed) = if jobs.is_empty() {
         begin(connection).await?;
         (Vec::new(), false)
     } else {
-        match append_together(connection, jobs, rows.is_empty(), known).await {
+        match append_together(connection, jobs, rows.is_empty(), memory).await {
             Ok(together) => together,
             // Nothing was written, or all was and the commit failed: not one append's fault.
             Err(Stage::Reading(error) | Stage::Committing(error)) => {
@@ -514,10 +514,10 @@ enum Stage {
 
 /// All of `jobs` in a transaction it begins, in two calls to SQLite's thread whatever their
 /// number: one begins and reads the conversations' numbers and the client ids stored by those
-/// the writer does not remember (`known`; one it remembers whose number moved meanwhile is read
-/// in a third call), one numbers the conversations and inserts the frames, and commits if `commit_too` and no row
-/// is to be written beside a frame (a first reply's time or a bot turn's rows: one call each,
-/// then the caller commits). Each call is a hop from the writer's task to the connection's
+/// the writer does not remember (`memory`, `client_ids.rs`; one it remembers whose number
+/// moved meanwhile is read in a third call), one numbers the conversations and inserts the
+/// frames, and commits if `commit_too` and no row is to be written beside a frame (a first
+/// reply's time or a bot turn's rows: one call each, then the caller commits). Each call is a hop from the writer's task to the connection's
 /// thread and back: five or six a batch when each statement was a call of its own, which was
 /// where a relayed message waited longest after the fsync (docs/BENCHMARKS.md, "One hop per
 /// batch"). The calls run several statements each, which sqlx allows on SQLite alone and calls
@@ -532,13 +532,13 @@ async fn append_together(
     connection: &mut SqliteConnection,
     jobs: &[Job],
     commit_too: bool,
-    known: &mut ClientIds,
+    memory: &mut ClientIds,
 ) -> Result<(Vec<Result<Appended, StoreError>>, bool), Stage> {
-    known.make_room();
+    memory.make_room();
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.conversation.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    // The conversations a message with a client id is for: their stored ids are checked.
+    // The conversations a message with a client id is for, and how their stored ids are found.
     let mut keyed: Vec<&str> = jobs
         .iter()
         .filter(|j| j.event.client_id.is_some())
@@ -546,14 +546,17 @@ async fn append_together(
         .collect();
     keyed.sort_unstable();
     keyed.dedup();
-    // Those the writer does not remember: their ids are read with the numbers.
-    let unknown: Vec<&str> = keyed
-        .iter()
-        .copied()
-        .filter(|c| !known.remembers(c))
-        .collect();
+    let lookups: Vec<(&str, Lookup)> = keyed.iter().map(|c| (*c, memory.lookup(c))).collect();
+    let of = |wanted: Lookup| -> Vec<&str> {
+        lookups
+            .iter()
+            .filter(|(_, lookup)| *lookup == wanted)
+            .map(|(c, _)| *c)
+            .collect()
+    };
+    let (read_all, read_asked) = (of(Lookup::ReadAll), of(Lookup::ReadAsked));
 
-    // The first call: begin, and read. The two reads' rows are told apart by their first column.
+    // The first call: begin, and read. The reads' rows are told apart by their first column.
     let mut query = QueryBuilder::<Sqlite>::new(
         "BEGIN IMMEDIATE; SELECT 0, id, last_seq, state, NULL FROM conversations WHERE id IN (",
     );
@@ -562,9 +565,18 @@ async fn append_together(
         list.push_bind(*id);
     }
     list.push_unseparated(")");
-    if !unknown.is_empty() {
+    if !read_all.is_empty() {
         query.push("; ");
-        push_client_ids(&mut query, &unknown);
+        push_client_ids(&mut query, &read_all, None);
+    }
+    if !read_asked.is_empty() {
+        let asked: Vec<String> = jobs
+            .iter()
+            .filter(|j| read_asked.contains(&j.conversation.as_str()))
+            .filter_map(|j| Some(nul_free(j.event.client_id.as_deref()?).into_owned()))
+            .collect();
+        query.push("; ");
+        push_client_ids(&mut query, &read_asked, Some(&asked));
     }
     let mut numbering: HashMap<&str, Numbering> = HashMap::new();
     let read = query
@@ -572,7 +584,7 @@ async fn append_together(
         .fetch_all(&mut *connection)
         .await
         .map_err(Stage::Reading)?;
-    let mut stored_ids = StoredIds::default();
+    let mut before = ReadIds::default();
     for row in read {
         if row.try_get::<i64, _>(0).map_err(Stage::Reading)? == 0 {
             let conversation: String = row.try_get(1).map_err(Stage::Reading)?;
@@ -586,50 +598,54 @@ async fn append_together(
                 numbering.insert(key, numbers);
             }
         } else {
-            stored_ids.add(&row)?;
+            before.add(&row)?;
         }
     }
-    // What was read is remembered; what was remembered is trusted only if nobody else has
-    // stored a frame since (its number unchanged), else read again (a call more; rare).
+    // What was read in full is remembered; what was remembered is trusted only if nobody else
+    // has stored a frame since (its number unchanged), else read again (a call more; rare).
     let mut stale = Vec::new();
-    for conversation in &keyed {
+    for (conversation, lookup) in &lookups {
         let Some(numbers) = numbering.get(conversation) else {
             continue; // no such conversation: its appends fail below
         };
-        if unknown.contains(conversation) {
-            known.insert(
+        match lookup {
+            Lookup::ReadAll => memory.insert(
                 conversation,
-                Known::read_at(numbers.last_seq, stored_ids.take(conversation)),
-            );
-        } else if known.current(conversation, numbers.last_seq).is_none() {
-            stale.push(*conversation);
+                Known::read_at(numbers.last_seq, before.rows(conversation)),
+            ),
+            Lookup::Remembered if !memory.check(conversation, numbers.last_seq) => {
+                stale.push(*conversation);
+            }
+            Lookup::Remembered | Lookup::ReadAsked => {}
         }
     }
     if !stale.is_empty() {
         let mut query = QueryBuilder::<Sqlite>::new("");
-        push_client_ids(&mut query, &stale);
+        push_client_ids(&mut query, &stale, None);
         let read = query
             .build()
             .fetch_all(&mut *connection)
             .await
             .map_err(Stage::Reading)?;
-        let mut stored_ids = StoredIds::default();
         for row in read {
-            stored_ids.add(&row)?;
+            before.add(&row)?;
         }
         for conversation in stale {
             let last_seq = numbering[conversation].last_seq;
-            known.insert(
+            memory.insert(
                 conversation,
-                Known::read_at(last_seq, stored_ids.take(conversation)),
+                Known::read_at(last_seq, before.rows(conversation)),
             );
         }
     }
     // (conversation, client id as stored) -> (seq, sender) of the batch's own messages so far.
     let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
-    let known = &*known;
+    let memory = &*memory;
+    // Stored before the batch: read in its transaction, or remembered and checked in it.
     let stored_before = |conversation: &str, client_id: &str| -> Option<(i64, String)> {
-        let (seq, sender) = known.remembered(conversation)?.get(client_id)?;
+        let (seq, sender) = before
+            .get(conversation, client_id)
+            .or_else(|| memory.remembered(conversation)?.get(client_id))?;
         Some((seq, sender.to_owned()))
     };
 
@@ -713,10 +729,14 @@ async fn append_together(
     Ok((outcomes, commit))
 }
 
-/// Adds to `query` the read of the client ids `conversations` have stored, rows of
-/// `(1, conversation, seq, sender, client id)`. Found by the events' primary key: there is no
-/// index on client ids (`client_ids.rs` says why).
-fn push_client_ids(query: &mut QueryBuilder<'_, Sqlite>, conversations: &[&str]) {
+/// Adds to `query` the read of the client ids `conversations` have stored (only those in
+/// `asked`, if given), rows of `(1, conversation, seq, sender, client id)`. Found by the events'
+/// primary key: there is no index on client ids (`client_ids.rs` says why).
+fn push_client_ids(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    conversations: &[&str],
+    asked: Option<&[String]>,
+) {
     query.push(
         "SELECT 1, conversation_id, seq, sender, client_id FROM events \
          WHERE client_id IS NOT NULL AND conversation_id IN (",
@@ -726,13 +746,22 @@ fn push_client_ids(query: &mut QueryBuilder<'_, Sqlite>, conversations: &[&str])
         list.push_bind(conversation.to_string());
     }
     list.push_unseparated(")");
+    if let Some(asked) = asked {
+        query.push(" AND client_id IN (");
+        let mut list = query.separated(", ");
+        for id in asked {
+            list.push_bind(id.clone());
+        }
+        list.push_unseparated(")");
+    }
 }
 
-/// Rows of [`push_client_ids`]' read, by conversation: (client id, seq, sender) each.
+/// Client ids read in a batch's transaction: conversation -> client id -> (seq, sender).
 #[derive(Default)]
-struct StoredIds(HashMap<String, Vec<(String, i64, String)>>);
+struct ReadIds(HashMap<String, HashMap<String, (i64, String)>>);
 
-impl StoredIds {
+impl ReadIds {
+    /// A row of [`push_client_ids`]' read.
     fn add(&mut self, row: &sqlx::sqlite::SqliteRow) -> Result<(), Stage> {
         let conversation: String = row.try_get(1).map_err(Stage::Reading)?;
         let seq: i64 = row.try_get(2).map_err(Stage::Reading)?;
@@ -741,12 +770,22 @@ impl StoredIds {
         self.0
             .entry(conversation)
             .or_default()
-            .push((client_id, seq, sender));
+            .insert(client_id, (seq, sender));
         Ok(())
     }
 
-    fn take(&mut self, conversation: &str) -> Vec<(String, i64, String)> {
-        self.0.remove(conversation).unwrap_or_default()
+    fn get(&self, conversation: &str, client_id: &str) -> Option<(i64, &str)> {
+        let (seq, sender) = self.0.get(conversation)?.get(client_id)?;
+        Some((*seq, sender.as_str()))
+    }
+
+    /// `(client id, seq, sender)` of each id read for `conversation`.
+    fn rows(&self, conversation: &str) -> Vec<(String, i64, String)> {
+        self.0.get(conversation).map_or_else(Vec::new, |ids| {
+            ids.iter()
+                .map(|(id, (seq, sender))| (id.clone(), *seq, sender.clone()))
+                .collect()
+        })
     }
 }
 
@@ -1226,11 +1265,11 @@ mod tests {
         let (_dir, url, store) = store(2).await;
         let mut connection = connection(&url).await;
         let counts = Counts::default();
-        let mut known = ClientIds::default();
+        let mut memory = ClientIds::default();
         let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m1"), "hello"))]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut known).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
         assert_eq!(outcomes(receivers).await, [Ok(1)]);
-        assert!(known.remembers("c0"));
+        assert_eq!(memory.lookup("c0"), Lookup::Remembered);
 
         // The store's own writer (another memory) stores m2 and a bot frame in c0.
         store
@@ -1248,7 +1287,7 @@ mod tests {
             ("c0", event("customer", Some("m4"), "new")),
             ("c1", event("customer", Some("m2"), "another chat")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut known).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
         assert_eq!(outcomes(receivers).await, [Ok(-2), Ok(-1), Ok(4), Ok(1)]);
 
         // From memory now: the batch's own numbers followed what was read.
@@ -1256,7 +1295,7 @@ mod tests {
             ("c0", event("customer", Some("m4"), "new")),
             ("c0", event("agent", Some("m1"), "mine")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut known).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(-4));
         assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
@@ -1271,6 +1310,43 @@ mod tests {
                 (4, Some("m4".to_owned())),
             ]
         );
+    }
+
+    /// A conversation with more ids than the memory keeps is only marked: each batch reads the
+    /// ids it asks about, so a re-send is still found (stored twice if that read is skipped); a
+    /// client id with a NUL is found as stored (NUL-free) from memory and from that read.
+    #[tokio::test]
+    async fn a_conversation_too_long_to_remember_still_finds_its_re_sends() {
+        let (_dir, url, _store) = store(2).await;
+        let mut connection = connection(&url).await;
+        let counts = Counts::default();
+        // A quarter of the limit holds about two short ids: c0's three are too many.
+        let mut memory =
+            ClientIds::with_limits(crate::store::client_ids::Limits { most_bytes: 600 });
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("m1"), "one")),
+            ("c0", event("customer", Some("m2"), "two")),
+            ("c0", event("customer", Some("m3"), "three")),
+            ("c1", event("customer", Some("n\0ul"), "nul")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        assert_eq!(outcomes(receivers).await, [Ok(1), Ok(2), Ok(3), Ok(1)]);
+        assert_eq!(memory.lookup("c0"), Lookup::ReadAsked);
+        assert_eq!(memory.lookup("c1"), Lookup::Remembered);
+
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("m2"), "two")),
+            ("c0", event("customer", Some("m4"), "four")),
+            ("c0", event("agent", Some("m1"), "mine")),
+            ("c1", event("customer", Some("n\0ul"), "nul")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        let got = outcomes(receivers).await;
+        assert_eq!(got[..2], [Ok(-2), Ok(4)]);
+        assert!(got[2].as_ref().unwrap_err().contains("choose a new one"));
+        assert_eq!(got[3], Ok(-1), "the NUL-free id found from memory");
+        assert_eq!(stored(&url, "c0").await.0, 4);
+        assert_eq!(stored(&url, "c1").await.0, 1);
     }
 
     /// The same appends stored as one batch (the two calls of `append_together`) and one at a
@@ -1402,14 +1478,8 @@ mod tests {
             ("c0", event("customer", Some("a"), "first")),
         ]);
         let counts = Counts::default();
-        store_batch(
-            &mut connection,
-            batch,
-            Vec::new(),
-            &counts,
-            &mut ClientIds::default(),
-        )
-        .await;
+        let mut memory = ClientIds::default();
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
         assert_eq!(counts.one_at_a_time.get(), 1, "stored again one at a time");
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
@@ -1426,6 +1496,14 @@ mod tests {
             rows,
             vec![(1, Some("a".to_owned())), (2, Some("c".to_owned()))]
         );
+        // The same writer's memory holds what was committed, not the failed one.
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("b"), "mended")),
+            ("c0", event("customer", Some("c"), "third")),
+            ("c0", event("customer", Some("a"), "first")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        assert_eq!(outcomes(receivers).await, [Ok(3), Ok(-2), Ok(-1)]);
     }
 
     /// Rows ride in the appends' transaction: one commit for all of them, and a row a
@@ -1642,14 +1720,8 @@ mod tests {
             ("c0", event("customer", Some("c"), "third")),
         ]);
         let counts = Counts::default();
-        store_batch(
-            &mut connection,
-            batch,
-            Vec::new(),
-            &counts,
-            &mut ClientIds::default(),
-        )
-        .await;
+        let mut memory = ClientIds::default();
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
         assert_eq!(
             counts.one_at_a_time.get(),
             0,
@@ -1665,6 +1737,14 @@ mod tests {
         );
         assert_eq!(got[2], Ok(2));
         assert_eq!(stored(&url, "c0").await.0, 2);
+        // The same writer's memory holds what was committed, not the failed one.
+        let (batch, receivers) = jobs(vec![
+            ("c0", event("customer", Some("b"), "adopted")),
+            ("c0", event("customer", Some("a"), "first")),
+            ("c0", event("customer", Some("c"), "third")),
+        ]);
+        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        assert_eq!(outcomes(receivers).await, [Ok(3), Ok(-1), Ok(-2)]);
     }
 
     /// Callers that arrive together share a transaction: with the writer held up by another
