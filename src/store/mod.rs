@@ -447,7 +447,7 @@ impl Store {
             )
             .bind(conversation)
             .bind(sender)
-            .bind(client_id)
+            .bind(nul_free(client_id))
             .fetch_optional(pool)
             .await?;
             Ok(row.map(|r| r.get("seq")))
