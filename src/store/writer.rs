@@ -985,6 +985,16 @@ mod tests {
         (dir, url, store)
     }
 
+    /// `store_batch` by a writer that remembers no client ids yet (as after a start).
+    async fn store_new(
+        connection: &mut SqliteConnection,
+        jobs: Vec<Job>,
+        rows: Vec<RowJob>,
+        counts: &Counts,
+    ) {
+        store_batch(connection, jobs, rows, counts, &mut ClientIds::default()).await;
+    }
+
     /// Jobs for one call of `store_batch`, and where each one's outcome arrives.
     fn jobs(
         appends: Vec<(&str, NewEvent)>,
@@ -1188,14 +1198,7 @@ mod tests {
             ("c1", event("customer", Some("m1"), "other chat")),
             ("c0", event("bot", None, "answer")),
         ]);
-        store_batch(
-            &mut connection,
-            batch,
-            Vec::new(),
-            &Counts::default(),
-            &mut ClientIds::default(),
-        )
-        .await;
+        store_new(&mut connection, batch, Vec::new(), &Counts::default()).await;
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert_eq!(got[1], Ok(-1), "the re-send is a duplicate of seq 1");
@@ -1227,27 +1230,13 @@ mod tests {
             ("c0", event("agent", Some("m1"), "mine")),
         ]);
         let counts = Counts::default();
-        store_batch(
-            &mut connection,
-            batch,
-            Vec::new(),
-            &counts,
-            &mut ClientIds::default(),
-        )
-        .await;
+        store_new(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(-1));
         assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
         let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m2"), "again"))]);
-        store_batch(
-            &mut connection,
-            batch,
-            Vec::new(),
-            &counts,
-            &mut ClientIds::default(),
-        )
-        .await;
+        store_new(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(
             outcomes(receivers).await,
             [Ok(2)],
@@ -1389,14 +1378,7 @@ mod tests {
             let (batch, receivers) = jobs(appends);
             if together {
                 let counts = Counts::default();
-                store_batch(
-                    &mut connection,
-                    batch,
-                    Vec::new(),
-                    &counts,
-                    &mut ClientIds::default(),
-                )
-                .await;
+                store_new(&mut connection, batch, Vec::new(), &counts).await;
                 assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
                 assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
             } else {
@@ -1542,14 +1524,7 @@ mod tests {
         let (rows, receivers_of_rows) =
             row_jobs(vec![turn("c0"), turn("c0"), turn("nowhere"), handoff]);
         let counts = Counts::default();
-        store_batch(
-            &mut connection,
-            batch,
-            rows,
-            &counts,
-            &mut ClientIds::default(),
-        )
-        .await;
+        store_new(&mut connection, batch, rows, &counts).await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1, "one commit");
         assert_eq!(outcomes(receivers).await, vec![Ok(1), Ok(2)]);
         let got = written(receivers_of_rows).await;
@@ -1598,14 +1573,7 @@ mod tests {
         };
         let (rows, receivers_of_rows) = row_jobs(vec![signals(1, "poison"), signals(2, "{}")]);
         let counts = Counts::default();
-        store_batch(
-            &mut connection,
-            batch,
-            rows,
-            &counts,
-            &mut ClientIds::default(),
-        )
-        .await;
+        store_new(&mut connection, batch, rows, &counts).await;
         assert_eq!(outcomes(receivers).await, vec![Ok(1)]);
         let got = written(receivers_of_rows).await;
         assert!(
@@ -1666,14 +1634,7 @@ mod tests {
             ("c0", with_turn(None, "three")),
             ("c0", with_turn(Some("a"), "one again")),
         ]);
-        store_batch(
-            &mut connection,
-            batch,
-            Vec::new(),
-            &Counts::default(),
-            &mut ClientIds::default(),
-        )
-        .await;
+        store_new(&mut connection, batch, Vec::new(), &Counts::default()).await;
         let got = outcomes(receivers).await;
         assert_eq!(&got[..2], &[Ok(1), Ok(2)]);
         assert!(
