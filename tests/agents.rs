@@ -587,10 +587,15 @@ async fn an_agent_message_sent_again_after_a_reconnect_is_stored_once() {
     sam.send(message).await;
     // A client id longer than a customer may use is refused, and nothing is stored.
     let long = "x".repeat(129);
-    sam.send(json!({"type": "message", "conversation_id": id, "text": "Too long an id", "client_id": long}))
+    sam.send(json!({"type": "message", "conversation_id": id, "text": "Too long an id", "client_id": &long}))
         .await;
     let refused = sam.next("error").await;
     assert_eq!(refused["code"], "bad_frame", "{refused}");
+    assert_eq!(
+        refused["client_id"],
+        long.as_str(),
+        "the refused message is named"
+    );
     assert!(
         refused["message"]
             .as_str()

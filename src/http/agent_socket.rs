@@ -314,25 +314,24 @@ impl Acting {
                 let text = text.trim();
                 let max = self.state.limits.max_message_chars;
                 let max_id = crate::protocol::customer::MAX_CLIENT_ID;
-                // (what is wrong, whether to name the client id: not one too long to send back)
                 let refused = if text.is_empty() || text.chars().count() > max {
-                    Some((format!("messages are 1 to {max} characters"), true))
+                    Some(format!("messages are 1 to {max} characters"))
                 } else if client_id
                     .as_deref()
                     .is_some_and(|id| id.is_empty() || id.chars().count() > max_id)
                 {
                     // As a customer's: the writer remembers each conversation's ids.
-                    Some((format!("client_id must be 1 to {max_id} characters"), false))
+                    Some(format!("client_id must be 1 to {max_id} characters"))
                 } else {
                     None
                 };
-                if let Some((message, name_it)) = refused {
+                if let Some(message) = refused {
                     self.send(AgentServerFrame::error_about(
                         ErrorCode::BadFrame,
                         message,
                         ErrorAbout {
                             conversation_id: Some(conversation_id),
-                            client_id: client_id.filter(|_| name_it),
+                            client_id,
                         },
                     ));
                     return Ok(());

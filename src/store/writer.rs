@@ -513,7 +513,7 @@ enum Stage {
 }
 
 /// All of `jobs` in a transaction it begins, in two calls to SQLite's thread whatever their
-/// number: one begins and reads the conversations' numbers and the client ids stored by those
+/// number (a third when a remembered conversation moved, see below): one begins and reads the conversations' numbers and the client ids stored by those
 /// the writer does not remember (`memory`, `client_ids.rs`; one it remembers whose number
 /// moved meanwhile is read in a third call), one numbers the conversations and inserts the
 /// frames, and commits if `commit_too` and no row is to be written beside a frame (a first
@@ -1306,7 +1306,7 @@ mod tests {
     /// client id with a NUL is found as stored (NUL-free) from memory and from that read.
     #[tokio::test]
     async fn a_conversation_too_long_to_remember_still_finds_its_re_sends() {
-        let (_dir, url, _store) = store(2).await;
+        let (_dir, url, store) = store(3).await;
         let mut connection = connection(&url).await;
         let counts = Counts::default();
         // A quarter of the limit holds about two short ids: c0's three are too many.
@@ -1323,19 +1323,28 @@ mod tests {
         assert_eq!(memory.lookup("c0"), Lookup::ReadAsked);
         assert_eq!(memory.lookup("c1"), Lookup::Remembered);
 
+        // Another writer stores c2's first message: this memory has not read c2 yet.
+        store
+            .append("c2", event("customer", Some("m7"), "seven"), 1)
+            .await
+            .expect("m7 is stored");
+        // One batch reads in all three ways: c0 the ids it asks about, c1 from memory, c2 whole.
         let (batch, receivers) = jobs(vec![
             ("c0", event("customer", Some("m2"), "two")),
             ("c0", event("customer", Some("m4"), "four")),
             ("c0", event("agent", Some("m1"), "mine")),
             ("c1", event("customer", Some("n\0ul"), "nul")),
+            ("c2", event("customer", Some("m7"), "seven")),
         ]);
         store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
         let got = outcomes(receivers).await;
         assert_eq!(got[..2], [Ok(-2), Ok(4)]);
         assert!(got[2].as_ref().unwrap_err().contains("choose a new one"));
         assert_eq!(got[3], Ok(-1), "the NUL-free id found from memory");
+        assert_eq!(got[4], Ok(-1), "c2's id read with the numbers");
         assert_eq!(stored(&url, "c0").await.0, 4);
         assert_eq!(stored(&url, "c1").await.0, 1);
+        assert_eq!(stored(&url, "c2").await.0, 1);
     }
 
     /// The same appends stored as one batch (the two calls of `append_together`) and one at a
