@@ -320,7 +320,7 @@ impl Acting {
                     .as_deref()
                     .is_some_and(|id| id.is_empty() || id.chars().count() > max_id)
                 {
-                    // As a customer's: the writer remembers each conversation's ids.
+                    // The same bound as a customer's: every stored id is kept (and indexed).
                     Some(format!("client_id must be 1 to {max_id} characters"))
                 } else {
                     None

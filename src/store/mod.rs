@@ -35,7 +35,6 @@ macro_rules! on {
 mod agents;
 mod checkpoint;
 mod choices;
-mod client_ids;
 mod connect;
 mod copy;
 mod history;

@@ -8,8 +8,6 @@
 //!   batch), so nothing else writes between the check and the insert;
 //! - **exactly once for a re-sent client id**: the check comes first and a duplicate writes
 //!   nothing, so it takes no number; a copy earlier in the same batch is seen (same transaction);
-//!   the ids stored before are what the writer remembers of the conversation (`client_ids.rs`),
-//!   trusted only while its `last_seq`, read in the same transaction, has not moved;
 //! - **one bad append fails only its caller**: an append refused before it wrote (client id taken,
 //!   no such conversation) is answered with its error and the batch goes on; one that failed after
 //!   it wrote rolls the batch back, is answered with its error, and the others run again; a failed
@@ -36,7 +34,6 @@ use sqlx::{ConnectOptions, Either, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
-use super::client_ids::{ClientIds, Known, Lookup};
 use super::{
     bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, Written, INSERT_EVENT,
     MARK_RESPONDED,
@@ -233,7 +230,6 @@ async fn run(
     flags: Arc<Flags>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut memory = ClientIds::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if flags.start_over.swap(false, Ordering::Relaxed) {
             checkpoint::catch_up(&mut connection, &checkpoints).await;
@@ -249,7 +245,7 @@ async fn run(
                 _ => {}
             }
         }
-        store_batch(&mut connection, jobs, rows, &counts, &mut memory).await;
+        store_batch(&mut connection, jobs, rows, &counts).await;
         flags.written.store(true, Ordering::Relaxed);
     }
 }
@@ -260,12 +256,10 @@ async fn store_batch(
     mut jobs: Vec<Job>,
     mut rows: Vec<RowJob>,
     counts: &Counts,
-    memory: &mut ClientIds,
 ) {
     while !jobs.is_empty() || !rows.is_empty() {
-        match attempt(connection, &jobs, &rows, counts, memory).await {
+        match attempt(connection, &jobs, &rows, counts).await {
             Ok((outcomes, written)) => {
-                remember(memory, &jobs, &outcomes);
                 counts.transactions.fetch_add(1, Ordering::Relaxed);
                 counts.commits.inc();
                 if !jobs.is_empty() {
@@ -297,24 +291,10 @@ async fn store_batch(
                 // so each caller gets its own outcome.
                 rollback(connection).await;
                 for job in jobs {
-                    Box::pin(store_batch(
-                        connection,
-                        vec![job],
-                        Vec::new(),
-                        counts,
-                        memory,
-                    ))
-                    .await;
+                    Box::pin(store_batch(connection, vec![job], Vec::new(), counts)).await;
                 }
                 for row in rows {
-                    Box::pin(store_batch(
-                        connection,
-                        Vec::new(),
-                        vec![row],
-                        counts,
-                        memory,
-                    ))
-                    .await;
+                    Box::pin(store_batch(connection, Vec::new(), vec![row], counts)).await;
                 }
                 return;
             }
@@ -328,29 +308,6 @@ async fn store_batch(
                 return;
             }
         }
-    }
-}
-
-/// After a commit: the committed frames' numbers and client ids join what the writer remembers
-/// of their conversations (`client_ids.rs`).
-fn remember(memory: &mut ClientIds, jobs: &[Job], outcomes: &[Result<Appended, StoreError>]) {
-    /// (seq, client id as stored and sender) of a conversation's new frames.
-    type Frames<'a> = Vec<(i64, Option<(String, &'a str)>)>;
-    let mut stored: HashMap<&str, Frames> = HashMap::new();
-    for (job, outcome) in jobs.iter().zip(outcomes) {
-        if let Ok(Appended::New { seq, .. }) = outcome {
-            let id = job.event.client_id.as_deref();
-            stored.entry(job.conversation.as_str()).or_default().push((
-                *seq,
-                id.map(|id| (nul_free(id).into_owned(), job.event.sender)),
-            ));
-        }
-    }
-    for (conversation, frames) in &stored {
-        let frames = frames
-            .iter()
-            .map(|(seq, id)| (*seq, id.as_ref().map(|(id, sender)| (id.as_str(), *sender))));
-        memory.committed(conversation, frames);
     }
 }
 
@@ -378,13 +335,12 @@ async fn attempt(
     jobs: &[Job],
     rows: &[RowJob],
     counts: &Counts,
-    memory: &mut ClientIds,
 ) -> Result<Outcomes, Failure> {
     let (outcomes, committed) = if jobs.is_empty() {
         begin(connection).await?;
         (Vec::new(), false)
     } else {
-        match append_together(connection, jobs, rows.is_empty(), memory).await {
+        match append_together(connection, jobs, rows.is_empty()).await {
             Ok(together) => together,
             // Nothing was written, or all was and the commit failed: not one append's fault.
             Err(Stage::Reading(error) | Stage::Committing(error)) => {
@@ -513,11 +469,10 @@ enum Stage {
 }
 
 /// All of `jobs` in a transaction it begins, in two calls to SQLite's thread whatever their
-/// number (a third when a remembered conversation moved, see below): one begins and reads the conversations' numbers and the client ids stored by those
-/// the writer does not remember (`memory`, `client_ids.rs`; one it remembers whose number
-/// moved meanwhile is read in a third call), one numbers the conversations and inserts the
-/// frames, and commits if `commit_too` and no row is to be written beside a frame (a first
-/// reply's time or a bot turn's rows: one call each, then the caller commits). Each call is a hop from the writer's task to the connection's
+/// number: one begins and reads the conversations' numbers and the client ids stored already,
+/// one numbers the conversations and inserts the frames, and commits if `commit_too` and no row
+/// is to be written beside a frame (a first reply's time or a bot turn's rows: one call each,
+/// then the caller commits). Each call is a hop from the writer's task to the connection's
 /// thread and back: five or six a batch when each statement was a call of its own, which was
 /// where a relayed message waited longest after the fsync (docs/BENCHMARKS.md, "One hop per
 /// batch"). The calls run several statements each, which sqlx allows on SQLite alone and calls
@@ -532,31 +487,20 @@ async fn append_together(
     connection: &mut SqliteConnection,
     jobs: &[Job],
     commit_too: bool,
-    memory: &mut ClientIds,
 ) -> Result<(Vec<Result<Appended, StoreError>>, bool), Stage> {
-    memory.make_room();
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.conversation.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    // The conversations a message with a client id is for, and how their stored ids are found.
-    let mut keyed: Vec<&str> = jobs
+    // (conversation, client id as stored) of each job that has one.
+    let keyed: Vec<(&str, String)> = jobs
         .iter()
-        .filter(|j| j.event.client_id.is_some())
-        .map(|j| j.conversation.as_str())
+        .filter_map(|j| {
+            let id = j.event.client_id.as_deref()?;
+            Some((j.conversation.as_str(), nul_free(id).into_owned()))
+        })
         .collect();
-    keyed.sort_unstable();
-    keyed.dedup();
-    let lookups: Vec<(&str, Lookup)> = keyed.iter().map(|c| (*c, memory.lookup(c))).collect();
-    let of = |wanted: Lookup| -> Vec<&str> {
-        lookups
-            .iter()
-            .filter(|(_, lookup)| *lookup == wanted)
-            .map(|(c, _)| *c)
-            .collect()
-    };
-    let (read_all, read_asked) = (of(Lookup::ReadAll), of(Lookup::ReadAsked));
 
-    // The first call: begin, and read. The reads' rows are told apart by their first column.
+    // The first call: begin, and read. The two reads' rows are told apart by their first column.
     let mut query = QueryBuilder::<Sqlite>::new(
         "BEGIN IMMEDIATE; SELECT 0, id, last_seq, state, NULL FROM conversations WHERE id IN (",
     );
@@ -565,89 +509,43 @@ async fn append_together(
         list.push_bind(*id);
     }
     list.push_unseparated(")");
-    if !read_all.is_empty() {
-        query.push("; ");
-        push_client_ids(&mut query, &read_all, None);
-    }
-    if !read_asked.is_empty() {
-        let asked: Vec<String> = jobs
-            .iter()
-            .filter(|j| read_asked.contains(&j.conversation.as_str()))
-            .filter_map(|j| Some(nul_free(j.event.client_id.as_deref()?).into_owned()))
-            .collect();
-        query.push("; ");
-        push_client_ids(&mut query, &read_asked, Some(&asked));
+    if !keyed.is_empty() {
+        query.push("; WITH wanted (conversation_id, client_id) AS (");
+        query.push_values(&keyed, |mut row, (conversation, client_id)| {
+            row.push_bind(*conversation).push_bind(client_id.as_str());
+        });
+        query.push(
+            ") SELECT 1, e.conversation_id, e.seq, e.sender, e.client_id FROM wanted w \
+             JOIN events e ON e.conversation_id = w.conversation_id \
+             WHERE e.client_id = w.client_id",
+        );
     }
     let mut numbering: HashMap<&str, Numbering> = HashMap::new();
+    // (conversation, client id as stored) -> (seq, sender), from the store and then the batch.
+    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
     let read = query
         .build()
         .fetch_all(&mut *connection)
         .await
         .map_err(Stage::Reading)?;
-    let mut before = ReadIds::default();
     for row in read {
+        let column = |i| row.try_get::<String, _>(i).map_err(Stage::Reading);
+        let conversation = column(1)?;
+        let seq: i64 = row.try_get(2).map_err(Stage::Reading)?;
         if row.try_get::<i64, _>(0).map_err(Stage::Reading)? == 0 {
-            let conversation: String = row.try_get(1).map_err(Stage::Reading)?;
             if let Some(key) = ids.iter().find(|i| **i == conversation) {
                 let numbers = Numbering {
-                    last_seq: row.try_get(2).map_err(Stage::Reading)?,
-                    state: row.try_get(3).map_err(Stage::Reading)?,
+                    last_seq: seq,
+                    state: column(3)?,
                     updated_at: 0,
                     changed: false,
                 };
                 numbering.insert(key, numbers);
             }
-        } else {
-            before.add(&row)?;
+        } else if let Some((key, _)) = keyed.iter().find(|(c, _)| *c == conversation) {
+            taken.insert((key, column(4)?), (seq, column(3)?));
         }
     }
-    // What was read in full is remembered; what was remembered is trusted only if nobody else
-    // has stored a frame since (its number unchanged), else read again (a call more; rare).
-    let mut stale = Vec::new();
-    for (conversation, lookup) in &lookups {
-        let Some(numbers) = numbering.get(conversation) else {
-            continue; // no such conversation: its appends fail below
-        };
-        match lookup {
-            Lookup::ReadAll => memory.insert(
-                conversation,
-                Known::read_at(numbers.last_seq, before.rows(conversation)),
-            ),
-            Lookup::Remembered if !memory.check(conversation, numbers.last_seq) => {
-                stale.push(*conversation);
-            }
-            Lookup::Remembered | Lookup::ReadAsked => {}
-        }
-    }
-    if !stale.is_empty() {
-        let mut query = QueryBuilder::<Sqlite>::new("");
-        push_client_ids(&mut query, &stale, None);
-        let read = query
-            .build()
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(Stage::Reading)?;
-        for row in read {
-            before.add(&row)?;
-        }
-        for conversation in stale {
-            let last_seq = numbering[conversation].last_seq;
-            memory.insert(
-                conversation,
-                Known::read_at(last_seq, before.rows(conversation)),
-            );
-        }
-    }
-    // (conversation, client id as stored) -> (seq, sender) of the batch's own messages so far.
-    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
-    let memory = &*memory;
-    // Stored before the batch: read in its transaction, or remembered and checked in it.
-    let stored_before = |conversation: &str, client_id: &str| -> Option<(i64, String)> {
-        let (seq, sender) = before
-            .get(conversation, client_id)
-            .or_else(|| memory.remembered(conversation)?.get(client_id))?;
-        Some((seq, sender.to_owned()))
-    };
 
     let mut outcomes = Vec::with_capacity(jobs.len());
     // (job, seq, frame) of each new frame.
@@ -658,15 +556,9 @@ async fn append_together(
             .client_id
             .as_deref()
             .map(|id| (job.conversation.as_str(), nul_free(id).into_owned()));
-        let found = key.as_ref().and_then(|(conversation, id)| {
-            taken
-                .get(&(*conversation, id.clone()))
-                .cloned()
-                .or_else(|| stored_before(conversation, id))
-        });
-        if let Some((seq, sender)) = found {
+        if let Some((seq, sender)) = key.as_ref().and_then(|k| taken.get(k)) {
             outcomes.push(if sender == event.sender {
-                Ok(Appended::Duplicate { seq })
+                Ok(Appended::Duplicate { seq: *seq })
             } else {
                 Err(StoreError::ClientIdTaken(
                     event.client_id.clone().unwrap_or_default(),
@@ -727,66 +619,6 @@ async fn append_together(
         }
     }
     Ok((outcomes, commit))
-}
-
-/// Adds to `query` the read of the client ids `conversations` have stored (only those in
-/// `asked`, if given), rows of `(1, conversation, seq, sender, client id)`. Found by the events'
-/// primary key: there is no index on client ids (`client_ids.rs` says why).
-fn push_client_ids(
-    query: &mut QueryBuilder<'_, Sqlite>,
-    conversations: &[&str],
-    asked: Option<&[String]>,
-) {
-    query.push(
-        "SELECT 1, conversation_id, seq, sender, client_id FROM events \
-         WHERE client_id IS NOT NULL AND conversation_id IN (",
-    );
-    let mut list = query.separated(", ");
-    for conversation in conversations {
-        list.push_bind(conversation.to_string());
-    }
-    list.push_unseparated(")");
-    if let Some(asked) = asked {
-        query.push(" AND client_id IN (");
-        let mut list = query.separated(", ");
-        for id in asked {
-            list.push_bind(id.clone());
-        }
-        list.push_unseparated(")");
-    }
-}
-
-/// Client ids read in a batch's transaction: conversation -> client id -> (seq, sender).
-#[derive(Default)]
-struct ReadIds(HashMap<String, HashMap<String, (i64, String)>>);
-
-impl ReadIds {
-    /// A row of [`push_client_ids`]' read.
-    fn add(&mut self, row: &sqlx::sqlite::SqliteRow) -> Result<(), Stage> {
-        let conversation: String = row.try_get(1).map_err(Stage::Reading)?;
-        let seq: i64 = row.try_get(2).map_err(Stage::Reading)?;
-        let sender: String = row.try_get(3).map_err(Stage::Reading)?;
-        let client_id: String = row.try_get(4).map_err(Stage::Reading)?;
-        self.0
-            .entry(conversation)
-            .or_default()
-            .insert(client_id, (seq, sender));
-        Ok(())
-    }
-
-    fn get(&self, conversation: &str, client_id: &str) -> Option<(i64, &str)> {
-        let (seq, sender) = self.0.get(conversation)?.get(client_id)?;
-        Some((*seq, sender.as_str()))
-    }
-
-    /// `(client id, seq, sender)` of each id read for `conversation`.
-    fn rows(&self, conversation: &str) -> Vec<(String, i64, String)> {
-        self.0.get(conversation).map_or_else(Vec::new, |ids| {
-            ids.iter()
-                .map(|(id, (seq, sender))| (id.clone(), *seq, sender.clone()))
-                .collect()
-        })
-    }
 }
 
 /// The second of [`append_together`]'s calls: the conversations' new numbers and the `new`
@@ -983,16 +815,6 @@ mod tests {
                 .unwrap();
         }
         (dir, url, store)
-    }
-
-    /// `store_batch` by a writer that remembers no client ids yet (as after a start).
-    async fn store_new(
-        connection: &mut SqliteConnection,
-        jobs: Vec<Job>,
-        rows: Vec<RowJob>,
-        counts: &Counts,
-    ) {
-        store_batch(connection, jobs, rows, counts, &mut ClientIds::default()).await;
     }
 
     /// Jobs for one call of `store_batch`, and where each one's outcome arrives.
@@ -1198,7 +1020,7 @@ mod tests {
             ("c1", event("customer", Some("m1"), "other chat")),
             ("c0", event("bot", None, "answer")),
         ]);
-        store_new(&mut connection, batch, Vec::new(), &Counts::default()).await;
+        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
         assert_eq!(got[1], Ok(-1), "the re-send is a duplicate of seq 1");
@@ -1230,121 +1052,19 @@ mod tests {
             ("c0", event("agent", Some("m1"), "mine")),
         ]);
         let counts = Counts::default();
-        store_new(&mut connection, batch, Vec::new(), &counts).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(-1));
         assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
         let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m2"), "again"))]);
-        store_new(&mut connection, batch, Vec::new(), &counts).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(
             outcomes(receivers).await,
             [Ok(2)],
             "the transaction was ended"
         );
         assert_eq!(stored(&url, "c0").await.0, 2);
-    }
-
-    /// The writer remembers each conversation's client ids (`client_ids.rs`), and trusts them
-    /// only while nobody else has stored a frame: a message another writer stored in between is
-    /// found when re-sent, and the writer's own are found from memory. Fails if the memory is
-    /// trusted without its number being checked (the re-send of `m2` is stored twice).
-    #[tokio::test]
-    async fn a_resend_is_found_after_frames_stored_by_someone_else() {
-        let (_dir, url, store) = store(2).await;
-        let mut connection = connection(&url).await;
-        let counts = Counts::default();
-        let mut memory = ClientIds::default();
-        let (batch, receivers) = jobs(vec![("c0", event("customer", Some("m1"), "hello"))]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
-        assert_eq!(outcomes(receivers).await, [Ok(1)]);
-        assert_eq!(memory.lookup("c0"), Lookup::Remembered);
-
-        // The store's own writer (another memory) stores m2 and a bot frame in c0.
-        store
-            .append("c0", event("customer", Some("m2"), "more"), 1)
-            .await
-            .expect("m2 is stored");
-        store
-            .append("c0", event("bot", None, "answer"), 1)
-            .await
-            .expect("the answer is stored");
-
-        let (batch, receivers) = jobs(vec![
-            ("c0", event("customer", Some("m2"), "more")),
-            ("c0", event("customer", Some("m1"), "hello")),
-            ("c0", event("customer", Some("m4"), "new")),
-            ("c1", event("customer", Some("m2"), "another chat")),
-        ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
-        assert_eq!(outcomes(receivers).await, [Ok(-2), Ok(-1), Ok(4), Ok(1)]);
-
-        // From memory now: the batch's own numbers followed what was read.
-        let (batch, receivers) = jobs(vec![
-            ("c0", event("customer", Some("m4"), "new")),
-            ("c0", event("agent", Some("m1"), "mine")),
-        ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
-        let got = outcomes(receivers).await;
-        assert_eq!(got[0], Ok(-4));
-        assert!(got[1].as_ref().unwrap_err().contains("choose a new one"));
-        let (last, rows) = stored(&url, "c0").await;
-        assert_eq!(last, 4);
-        assert_eq!(
-            rows,
-            vec![
-                (1, Some("m1".to_owned())),
-                (2, Some("m2".to_owned())),
-                (3, None),
-                (4, Some("m4".to_owned())),
-            ]
-        );
-    }
-
-    /// A conversation with more ids than the memory keeps is only marked: each batch reads the
-    /// ids it asks about, so a re-send is still found (stored twice if that read is skipped); a
-    /// client id with a NUL is found as stored (NUL-free) from memory and from that read.
-    #[tokio::test]
-    async fn a_conversation_too_long_to_remember_still_finds_its_re_sends() {
-        let (_dir, url, store) = store(3).await;
-        let mut connection = connection(&url).await;
-        let counts = Counts::default();
-        // A quarter of the limit holds about two short ids: c0's three are too many.
-        let mut memory =
-            ClientIds::with_limits(crate::store::client_ids::Limits { most_bytes: 600 });
-        let (batch, receivers) = jobs(vec![
-            ("c0", event("customer", Some("m1"), "one")),
-            ("c0", event("customer", Some("m2"), "two")),
-            ("c0", event("customer", Some("m3"), "three")),
-            ("c1", event("customer", Some("n\0ul"), "nul")),
-        ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
-        assert_eq!(outcomes(receivers).await, [Ok(1), Ok(2), Ok(3), Ok(1)]);
-        assert_eq!(memory.lookup("c0"), Lookup::ReadAsked);
-        assert_eq!(memory.lookup("c1"), Lookup::Remembered);
-
-        // Another writer stores c2's first message: this memory has not read c2 yet.
-        store
-            .append("c2", event("customer", Some("m7"), "seven"), 1)
-            .await
-            .expect("m7 is stored");
-        // One batch reads in all three ways: c0 the ids it asks about, c1 from memory, c2 whole.
-        let (batch, receivers) = jobs(vec![
-            ("c0", event("customer", Some("m2"), "two")),
-            ("c0", event("customer", Some("m4"), "four")),
-            ("c0", event("agent", Some("m1"), "mine")),
-            ("c1", event("customer", Some("n\0ul"), "nul")),
-            ("c2", event("customer", Some("m7"), "seven")),
-        ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
-        let got = outcomes(receivers).await;
-        assert_eq!(got[..2], [Ok(-2), Ok(4)]);
-        assert!(got[2].as_ref().unwrap_err().contains("choose a new one"));
-        assert_eq!(got[3], Ok(-1), "the NUL-free id found from memory");
-        assert_eq!(got[4], Ok(-1), "c2's id read with the numbers");
-        assert_eq!(stored(&url, "c0").await.0, 4);
-        assert_eq!(stored(&url, "c1").await.0, 1);
-        assert_eq!(stored(&url, "c2").await.0, 1);
     }
 
     /// The same appends stored as one batch (the two calls of `append_together`) and one at a
@@ -1387,7 +1107,7 @@ mod tests {
             let (batch, receivers) = jobs(appends);
             if together {
                 let counts = Counts::default();
-                store_new(&mut connection, batch, Vec::new(), &counts).await;
+                store_batch(&mut connection, batch, Vec::new(), &counts).await;
                 assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
                 assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
             } else {
@@ -1469,8 +1189,7 @@ mod tests {
             ("c0", event("customer", Some("a"), "first")),
         ]);
         let counts = Counts::default();
-        let mut memory = ClientIds::default();
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(counts.one_at_a_time.get(), 1, "stored again one at a time");
         let got = outcomes(receivers).await;
         assert_eq!(got[0], Ok(1));
@@ -1487,13 +1206,13 @@ mod tests {
             rows,
             vec![(1, Some("a".to_owned())), (2, Some("c".to_owned()))]
         );
-        // The same writer's memory holds what was committed, not the failed one.
+        // The failed one's id was not taken; the others' are found when re-sent.
         let (batch, receivers) = jobs(vec![
             ("c0", event("customer", Some("b"), "mended")),
             ("c0", event("customer", Some("c"), "third")),
             ("c0", event("customer", Some("a"), "first")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(outcomes(receivers).await, [Ok(3), Ok(-2), Ok(-1)]);
     }
 
@@ -1533,7 +1252,7 @@ mod tests {
         let (rows, receivers_of_rows) =
             row_jobs(vec![turn("c0"), turn("c0"), turn("nowhere"), handoff]);
         let counts = Counts::default();
-        store_new(&mut connection, batch, rows, &counts).await;
+        store_batch(&mut connection, batch, rows, &counts).await;
         assert_eq!(counts.transactions.load(Ordering::Relaxed), 1, "one commit");
         assert_eq!(outcomes(receivers).await, vec![Ok(1), Ok(2)]);
         let got = written(receivers_of_rows).await;
@@ -1582,7 +1301,7 @@ mod tests {
         };
         let (rows, receivers_of_rows) = row_jobs(vec![signals(1, "poison"), signals(2, "{}")]);
         let counts = Counts::default();
-        store_new(&mut connection, batch, rows, &counts).await;
+        store_batch(&mut connection, batch, rows, &counts).await;
         assert_eq!(outcomes(receivers).await, vec![Ok(1)]);
         let got = written(receivers_of_rows).await;
         assert!(
@@ -1643,7 +1362,7 @@ mod tests {
             ("c0", with_turn(None, "three")),
             ("c0", with_turn(Some("a"), "one again")),
         ]);
-        store_new(&mut connection, batch, Vec::new(), &Counts::default()).await;
+        store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
         let got = outcomes(receivers).await;
         assert_eq!(&got[..2], &[Ok(1), Ok(2)]);
         assert!(
@@ -1690,8 +1409,7 @@ mod tests {
             ("c0", event("customer", Some("c"), "third")),
         ]);
         let counts = Counts::default();
-        let mut memory = ClientIds::default();
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(
             counts.one_at_a_time.get(),
             0,
@@ -1707,13 +1425,13 @@ mod tests {
         );
         assert_eq!(got[2], Ok(2));
         assert_eq!(stored(&url, "c0").await.0, 2);
-        // The same writer's memory holds what was committed, not the failed one.
+        // The failed one's id was not taken; the others' are found when re-sent.
         let (batch, receivers) = jobs(vec![
             ("c0", event("customer", Some("b"), "adopted")),
             ("c0", event("customer", Some("a"), "first")),
             ("c0", event("customer", Some("c"), "third")),
         ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts, &mut memory).await;
+        store_batch(&mut connection, batch, Vec::new(), &counts).await;
         assert_eq!(outcomes(receivers).await, [Ok(3), Ok(-1), Ok(-2)]);
     }
 

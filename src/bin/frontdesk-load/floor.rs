@@ -68,10 +68,9 @@ impl Durability {
 pub enum Rows {
     /// One row in one table: the least there is.
     Plain,
-    /// Rows shaped like frontdesk's (`migrations/0001_conversations.sql`, and since
-    /// `0009_client_ids.sql` no index on client ids): the conversation's row numbers the message,
-    /// the event is keyed by conversation and number with its client id beside it, its text in a
-    /// column and inside the stored frame.
+    /// Rows shaped like frontdesk's (`migrations/0001_conversations.sql`): the conversation's row
+    /// numbers the message, the event is keyed by conversation and number with a unique client
+    /// id beside it, its text in a column and inside the stored frame.
     Frontdesk,
 }
 
@@ -103,16 +102,17 @@ struct Log {
     catch_ups: AtomicU64,
 }
 
-/// The tables of [`Rows::Frontdesk`]: frontdesk's migrations simplified (the columns a relayed
-/// message writes; no session, state or visitor columns; the client-id index dropped as
-/// `migrations/0009_client_ids.sql` drops it).
+/// The tables of [`Rows::Frontdesk`]: frontdesk's first migration simplified (the columns a
+/// relayed message writes; no session, state or visitor columns).
 const FRONTDESK_ROWS: &str = "
     CREATE TABLE IF NOT EXISTS conversations (
         id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS events (
         conversation_id TEXT NOT NULL REFERENCES conversations(id), seq BIGINT NOT NULL,
         sender TEXT NOT NULL, client_id TEXT, text TEXT, body TEXT NOT NULL,
-        created_at BIGINT NOT NULL, PRIMARY KEY (conversation_id, seq));";
+        created_at BIGINT NOT NULL, PRIMARY KEY (conversation_id, seq));
+    CREATE UNIQUE INDEX IF NOT EXISTS events_client_id
+        ON events (conversation_id, client_id) WHERE client_id IS NOT NULL;";
 
 /// A frame waiting for its commit, the conversation (pair) it belongs to, and the peer it goes
 /// to after.
