@@ -313,17 +313,14 @@ impl Acting {
             } => {
                 let text = text.trim();
                 let max = self.state.limits.max_message_chars;
-                let max_id = crate::protocol::customer::MAX_CLIENT_ID;
                 let refused = if text.is_empty() || text.chars().count() > max {
                     Some(format!("messages are 1 to {max} characters"))
-                } else if client_id
-                    .as_deref()
-                    .is_some_and(|id| id.is_empty() || id.chars().count() > max_id)
-                {
-                    // The same bound as a customer's: every stored id is kept (and indexed).
-                    Some(format!("client_id must be 1 to {max_id} characters"))
                 } else {
-                    None
+                    client_id
+                        .as_deref()
+                        .map(crate::protocol::customer::check_client_id)
+                        .and_then(Result::err)
+                        .map(|refusal| refusal.message)
                 };
                 if let Some(message) = refused {
                     self.send(AgentServerFrame::error_about(

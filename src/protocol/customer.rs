@@ -99,19 +99,26 @@ pub struct Choice {
 /// Longest `client_id` accepted.
 pub const MAX_CLIENT_ID: usize = 128;
 
-/// Checks a customer message before it is stored: a `client_id` of 1 to [`MAX_CLIENT_ID`]
-/// characters, and text of 1 to `max_chars` characters once trimmed. Returns the trimmed text.
-pub fn check_message<'a>(
-    client_id: &str,
-    text: &'a str,
-    max_chars: usize,
-) -> Result<&'a str, Refusal> {
+/// Checks a message's `client_id` (a customer's or an agent's): 1 to [`MAX_CLIENT_ID`]
+/// characters.
+pub fn check_client_id(client_id: &str) -> Result<(), Refusal> {
     if client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID {
         return Err(Refusal::new(
             ErrorCode::BadFrame,
             format!("client_id must be 1 to {MAX_CLIENT_ID} characters"),
         ));
     }
+    Ok(())
+}
+
+/// Checks a customer message before it is stored: a `client_id` as [`check_client_id`] wants,
+/// and text of 1 to `max_chars` characters once trimmed. Returns the trimmed text.
+pub fn check_message<'a>(
+    client_id: &str,
+    text: &'a str,
+    max_chars: usize,
+) -> Result<&'a str, Refusal> {
+    check_client_id(client_id)?;
     let text = text.trim();
     if text.is_empty() {
         return Err(Refusal::new(

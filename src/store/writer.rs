@@ -881,6 +881,22 @@ mod tests {
         all
     }
 
+    /// The customer's messages (client id, text) of `c0` in one batch: each one's outcome.
+    async fn resend(
+        connection: &mut SqliteConnection,
+        counts: &Counts,
+        messages: &[(&str, &str)],
+    ) -> Vec<Result<i64, String>> {
+        let (batch, receivers) = jobs(
+            messages
+                .iter()
+                .map(|(id, text)| ("c0", event("customer", Some(id), text)))
+                .collect(),
+        );
+        store_batch(connection, batch, Vec::new(), counts).await;
+        outcomes(receivers).await
+    }
+
     async fn connection(url: &str) -> SqliteConnection {
         SqliteConnectOptions::from_str(url)
             .unwrap()
@@ -1207,13 +1223,12 @@ mod tests {
             vec![(1, Some("a".to_owned())), (2, Some("c".to_owned()))]
         );
         // The failed one's id was not taken; the others' are found when re-sent.
-        let (batch, receivers) = jobs(vec![
-            ("c0", event("customer", Some("b"), "mended")),
-            ("c0", event("customer", Some("c"), "third")),
-            ("c0", event("customer", Some("a"), "first")),
-        ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts).await;
-        assert_eq!(outcomes(receivers).await, [Ok(3), Ok(-2), Ok(-1)]);
+        let got = resend(
+            &mut connection,
+            &counts,
+            &[("b", "mended"), ("c", "third"), ("a", "first")],
+        );
+        assert_eq!(got.await, [Ok(3), Ok(-2), Ok(-1)]);
     }
 
     /// Rows ride in the appends' transaction: one commit for all of them, and a row a
@@ -1426,13 +1441,12 @@ mod tests {
         assert_eq!(got[2], Ok(2));
         assert_eq!(stored(&url, "c0").await.0, 2);
         // The failed one's id was not taken; the others' are found when re-sent.
-        let (batch, receivers) = jobs(vec![
-            ("c0", event("customer", Some("b"), "adopted")),
-            ("c0", event("customer", Some("a"), "first")),
-            ("c0", event("customer", Some("c"), "third")),
-        ]);
-        store_batch(&mut connection, batch, Vec::new(), &counts).await;
-        assert_eq!(outcomes(receivers).await, [Ok(3), Ok(-1), Ok(-2)]);
+        let got = resend(
+            &mut connection,
+            &counts,
+            &[("b", "adopted"), ("a", "first"), ("c", "third")],
+        );
+        assert_eq!(got.await, [Ok(3), Ok(-1), Ok(-2)]);
     }
 
     /// Callers that arrive together share a transaction: with the writer held up by another

@@ -257,7 +257,7 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait().context("checking on the floor relay")? {
+                if let Some(status) = child.try_wait().context("checking on the server")? {
                     bail!(
                         "the server exited ({status}) while starting:\n{}",
                         self.log_tail()
