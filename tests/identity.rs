@@ -172,3 +172,97 @@ async fn one_verified_customer_on_two_devices_sees_one_history() {
         "{seen:?}"
     );
 }
+
+/// A signed hello from a device that has `session` and has seen frames up to `last_seq`.
+async fn signed_hello_again(
+    device: &mut Client,
+    signed: &str,
+    session: &str,
+    last_seq: i64,
+) -> Value {
+    device
+        .send(
+            json!({"type": "hello", "protocol": 1, "session": session, "last_seq": last_seq,
+            "visitor": {"name": "Ann", "email": "ann@example.com"}, "user_hash": signed}),
+        )
+        .await;
+    let welcome = device.recv().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    welcome
+}
+
+/// The highest `seq` among frames a device got (its welcome's `last_seq` first).
+fn highest_seq(welcome: &Value, frames: &[Value]) -> i64 {
+    frames
+        .iter()
+        .filter_map(|f| f["seq"].as_i64())
+        .chain(welcome["last_seq"].as_i64())
+        .max()
+        .expect("a seq")
+}
+
+#[tokio::test]
+async fn a_verified_customer_resumes_on_every_reconnect_of_every_device() {
+    let app = app().await;
+    let signed = sign(SECRET, "ann@example.com");
+    let mut laptop = app.client().await;
+    let first = hello(&mut laptop, "ann@example.com", None, Some(&signed)).await;
+    let id = first["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_owned();
+    let (ack, reply) = laptop.ask("l1", "How do I reset my password?").await;
+    let mut seen = highest_seq(&first, &[ack, reply]);
+    let mut session = first["session"].as_str().expect("token").to_owned();
+
+    // A phone on a bad network: it drops and comes back, again and again, each time with the
+    // token and the last seq of the welcome before. Each time it picks up where it was: nothing
+    // missed is sent again, the chat is not redrawn from the start.
+    laptop.close().await;
+    for round in 0..3 {
+        let mut again = app.client().await;
+        let welcome = signed_hello_again(&mut again, &signed, &session, seen).await;
+        assert_eq!(welcome["conversation_id"], id.as_str(), "round {round}");
+        assert_eq!(welcome["resumed"], true, "round {round}: {welcome}");
+        assert_eq!(welcome["missed"], json!([]), "round {round}: {welcome}");
+        let (ack, reply) = again.ask(&format!("r{round}"), "and my email?").await;
+        seen = highest_seq(&welcome, &[ack, reply]);
+        session = welcome["session"].as_str().expect("token").to_owned();
+        again.close().await;
+    }
+
+    // A second device joins with the whole history once, then resumes like the first.
+    let mut phone = app.client().await;
+    let joined = hello(&mut phone, "ann@example.com", None, Some(&signed)).await;
+    assert_eq!(joined["conversation_id"], id.as_str());
+    assert_eq!(joined["resumed"], false, "{joined}");
+    let phone_seen = highest_seq(&joined, joined["missed"].as_array().expect("missed"));
+    assert_eq!(phone_seen, seen, "{joined}");
+    let phone_token = joined["session"].as_str().expect("token").to_owned();
+    phone.close().await;
+    let mut phone = app.client().await;
+    let welcome = signed_hello_again(&mut phone, &signed, &phone_token, phone_seen).await;
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    assert_eq!(welcome["missed"], json!([]), "{welcome}");
+    // Its token reads the transcript, as the device that started the chat can.
+    let (status, body) = app
+        .get_as(&format!("/api/conversations/{id}"), Some(&phone_token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .any(|f| f["text"] == "How do I reset my password?"));
+    // A token of another chat reads nothing of it.
+    let mut stranger = app.client().await;
+    let theirs = stranger.hello(None, None).await;
+    stranger.ask("s1", "hello").await;
+    let (status, _) = app
+        .get_as(
+            &format!("/api/conversations/{id}"),
+            theirs["session"].as_str(),
+        )
+        .await;
+    assert_eq!(status, 403);
+}

@@ -305,6 +305,12 @@ async fn exercise(store: &Store) -> Vec<String> {
         .conversations_of_customer("id:42", "c2", 5)
         .await
         .unwrap());
+    // A second device of the verified customer joins c2 with a token of its own.
+    note!(store.add_session_token("c2", "d2", 1_500).await.unwrap());
+    note!(store.conversation_by_session("d2").await.unwrap());
+    note!(store.session_owns("c2", "d2").await.unwrap());
+    note!(store.session_owns("c1", "d2").await.unwrap());
+    note!(store.conversation_by_session("nobody's").await.unwrap());
 
     // Choices.
     let options = [
@@ -747,6 +753,7 @@ async fn read_back(store: &Store) -> Vec<String> {
                 .unwrap()
         ),
         format!("{:?}", store.conversation_by_session("s2").await.unwrap()),
+        format!("{:?}", store.conversation_by_session("d2").await.unwrap()),
     ]
 }
 

@@ -116,7 +116,18 @@ impl Conversations {
                     None => None,
                 };
                 let resumed = own.is_some_and(|row| *row.id == *id);
-                let token = token::new_token();
+                // The device keeps a token of this conversation; one that joins it from another
+                // (or from none) gets its own, recorded, so that it resumes next time too.
+                let token = match hello.session {
+                    Some(token) if resumed => token,
+                    _ => {
+                        let token = token::new_token();
+                        core.store
+                            .add_session_token(&id, &token::hash(&token), now_ms())
+                            .await?;
+                        token
+                    }
+                };
                 let _guard = core.lock(&id).await;
                 let seat = core.fanout.seat_customer(&id, outbox.clone());
                 let session = Session {

@@ -187,6 +187,15 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "session_tokens",
+        order: "token_hash",
+        columns: &[
+            ("token_hash", Text),
+            ("conversation_id", Text),
+            ("created_at", Int),
+        ],
+    },
+    Table {
         name: "leases",
         order: "name",
         columns: &[("name", Text), ("holder", Text), ("expires_at", Int)],

@@ -260,20 +260,14 @@ impl Store {
         })
     }
 
-    /// Whether the session token (by its hash) is the one of this conversation.
+    /// Whether the session token (by its hash) is one of this conversation's.
     pub async fn session_owns(
         &self,
         conversation: &str,
         session_hash: &str,
     ) -> Result<bool, StoreError> {
-        on!(&self.pool, pool => {
-            let row = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND session_hash = $2")
-                .bind(conversation)
-                .bind(session_hash)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row.is_some())
-        })
+        let row = self.conversation_by_session(session_hash).await?;
+        Ok(row.is_some_and(|row| row.id == conversation))
     }
 
     /// Stores an open ticket; returns its id.

@@ -21,6 +21,26 @@ impl Store {
         self.write_row(row).await.map(drop)
     }
 
+    /// Records another session token (by its hash) for a conversation: a verified customer's
+    /// device that joined it, so that the device resumes it with that token next time.
+    pub async fn add_session_token(
+        &self,
+        conversation: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let row = RowWrite {
+            sql: "INSERT INTO session_tokens (token_hash, conversation_id, created_at) VALUES ($1, $2, $3)",
+            args: vec![
+                Arg::Text(token_hash.to_owned()),
+                Arg::Text(conversation.to_owned()),
+                Arg::Int(now),
+            ],
+            returns_id: false,
+        };
+        self.write_row(row).await.map(drop)
+    }
+
     /// The verified customer of a conversation, if it has one.
     pub async fn customer_of(&self, conversation: &str) -> Result<Option<String>, StoreError> {
         on!(&self.pool, pool => {

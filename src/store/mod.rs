@@ -400,17 +400,23 @@ impl Store {
         })
     }
 
-    /// The conversation a session token (by its hash) belongs to.
+    /// The conversation a session token (by its hash) belongs to: the one it started, or the
+    /// one a verified customer's device joined with it ([`Store::add_session_token`]).
     pub async fn conversation_by_session(
         &self,
         session_hash: &str,
     ) -> Result<Option<ConversationRow>, StoreError> {
         on!(&self.pool, pool => {
-            let row =
-                sqlx::query("SELECT id, state, last_seq FROM conversations WHERE session_hash = $1")
-                    .bind(session_hash)
-                    .fetch_optional(pool)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT id, state, last_seq FROM conversations WHERE session_hash = $1
+                 UNION ALL
+                 SELECT c.id, c.state, c.last_seq FROM session_tokens t
+                 JOIN conversations c ON c.id = t.conversation_id WHERE t.token_hash = $1
+                 LIMIT 1",
+            )
+            .bind(session_hash)
+            .fetch_optional(pool)
+            .await?;
             Ok(row.map(|r| ConversationRow {
                 id: r.get("id"),
                 state: r.get("state"),
