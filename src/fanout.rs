@@ -172,7 +172,29 @@ impl Outbox {
             return;
         }
         order.waiting.insert(seq, frame);
-        let gap = self.flush(&mut order);
+        self.queue_waiting(&mut order);
+    }
+
+    /// Queues the `ack` of this socket's own message `seq` in the conversation's order: at once
+    /// if the socket was given every frame before it, else in the message's place once those
+    /// came (a frame another node stored just before may still be on its way). A client counts
+    /// the `ack`'s `seq` as seen, so one that overtook an earlier frame would make it resume
+    /// past that frame. A re-send's `ack` whose message is on its way itself gives way to it.
+    pub fn push_ack(&self, seq: i64, ack: Outbound) {
+        let mut order = self.order();
+        match order.given {
+            Some(given) if seq > given => {
+                order.waiting.entry(seq).or_insert(None).get_or_insert(ack);
+                self.queue_waiting(&mut order);
+            }
+            _ => _ = self.push(ack),
+        }
+    }
+
+    /// Queues what waits in `order` and comes next; watches a gap that opened, and closes the
+    /// socket when too much waits behind one.
+    fn queue_waiting(&self, order: &mut Order) {
+        let gap = self.flush(order);
         if gap && order.waiting.len() == 1 {
             self.watch_gap(order.given);
         }
@@ -611,6 +633,33 @@ mod tests {
         assert_eq!(queued(&mut tab_in), ["f4", "f5", "f6"]);
         assert_eq!(queued(&mut own_in), ["typing", "f5", "f6"]);
         assert!(!tab_in.has_overflowed() && !own_in.has_overflowed());
+    }
+
+    /// Several nodes: an agent's frame 4 stored on another node just before the customer's own
+    /// message 5 is still on its way when message 5's `ack` is ready. The `ack` waits for it: a
+    /// client that saw seq 5 first would resume after 5 and never get 4.
+    #[tokio::test]
+    async fn an_ack_waits_for_the_frames_before_its_message() {
+        let fanout = Fanout::default();
+        let c = ConversationId::from("c");
+        let (own, mut own_in) = outbox(16);
+        let _o = fanout.seat_customer(&c, own.clone());
+        own.start_at(3);
+        fanout.to_conversation(&c, &"f5".into(), Some(5), Some(own.id()), || "".into());
+        own.push_ack(5, "ack5".into());
+        assert!(queued(&mut own_in).is_empty(), "the ack overtook frame 4");
+        fanout.to_conversation(&c, &"f4".into(), Some(4), None, || "".into());
+        assert_eq!(queued(&mut own_in), ["f4", "ack5"]);
+        // With nothing missing it goes at once; so does a re-send's ack of a frame it had.
+        fanout.to_conversation(&c, &"f6".into(), Some(6), Some(own.id()), || "".into());
+        own.push_ack(6, "ack6".into());
+        own.push_ack(5, "ack5 again".into());
+        assert_eq!(queued(&mut own_in), ["ack6", "ack5 again"]);
+        // A re-send's ack ahead of its own message from another node: the message, once.
+        own.push_ack(8, "ack8".into());
+        fanout.to_conversation(&c, &"f8".into(), Some(8), None, || "".into());
+        fanout.to_conversation(&c, &"f7".into(), Some(7), None, || "".into());
+        assert_eq!(queued(&mut own_in), ["f7", "f8"]);
     }
 
     #[tokio::test]

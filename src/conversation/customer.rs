@@ -66,11 +66,14 @@ impl Conversations {
                 state: State::Bot,
             },
         };
-        socket.push(encode(&ServerFrame::Ack {
-            client_id: client_id.to_owned(),
-            seq: stored.seq,
-            duplicate: stored.duplicate,
-        }));
+        socket.push_ack(
+            stored.seq,
+            encode(&ServerFrame::Ack {
+                client_id: client_id.to_owned(),
+                seq: stored.seq,
+                duplicate: stored.duplicate,
+            }),
+        );
         Ok(stored)
     }
 
