@@ -244,6 +244,18 @@ async fn a_verified_customer_resumes_on_every_reconnect_of_every_device() {
     let welcome = signed_hello_again(&mut phone, &signed, &phone_token, phone_seen).await;
     assert_eq!(welcome["resumed"], true, "{welcome}");
     assert_eq!(welcome["missed"], json!([]), "{welcome}");
+    // A person resolves the chat; the phone drops and comes back to it, not to a new empty one.
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    common::request_claim_and_resolve(&mut phone, &mut sam, &id).await;
+    let resolved = phone.settle().await;
+    let phone_seen = highest_seq(&welcome, &resolved);
+    phone.close().await;
+    let mut phone = app.client().await;
+    let welcome = signed_hello_again(&mut phone, &signed, &phone_token, phone_seen).await;
+    assert_eq!(welcome["conversation_id"], id.as_str(), "{welcome}");
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    assert_eq!(welcome["state"], "resolved", "{welcome}");
     // Its token reads the transcript, as the device that started the chat can.
     let (status, body) = app
         .get_as(&format!("/api/conversations/{id}"), Some(&phone_token))
