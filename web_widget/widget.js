@@ -161,12 +161,14 @@
     : 'c-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 12));
 
   const HISTORY_MAX = 300, TYPING_EVERY_MS = 3000, TYPING_IDLE_MS = 2000;
-  const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 15000, SILENCE_MS = 15000;
+  const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 15000, SILENCE_MS = 15000, PROBE_EVERY_MS = 30000;
+  const AWAIT_SENDS = 5;
 
   // ---- State -------------------------------------------------------------------------------------
   let ws = null;             // the current socket (open or connecting), or null
   let ready = false;         // `welcome` received on the current socket
   let attempt = 0, retryTimer = 0, watchdog = 0;
+  let probing = false;       // a `ping` went out on the current socket and nothing came back yet
   let lastSeq = loadNumber('seq');
   const storedPending = loadJSON('pending', []);
   /** @type {{id: string, text: string, failed: boolean, tries: number}[]} messages not yet acknowledged */
@@ -177,7 +179,11 @@
   if (!Array.isArray(history)) history = [];
   let unread = loadNumber('unread');
   let isOpen = load('open') === '1' || data.open === 'true';
-  let convState = 'bot', agentName = '', queueInfo = {}, nobodyAvailable = false, wantHuman = false;
+  let convState = 'bot', agentName = '', queueInfo = {}, nobodyAvailable = false;
+  // Frames other than messages that wait for their answer (`request_human`, `rate`, `leave_email`,
+  // `feedback`), by what answers them: sent again after each `welcome` until it comes, so one
+  // written into a connection that was dying is not lost. The server takes each twice safely.
+  const awaiting = new Map();
   const seen = new Set();       // sequence numbers already shown
   const bubbles = new Map();    // client_id -> customer message node
   const announced = new Set();  // agents whose arrival was shown
@@ -611,6 +617,22 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     ws.send(JSON.stringify(obj));
     return true;
   }
+  // Sends `frame` now or after the next `welcome`, and again after each one until `key` is answered
+  // (at most AWAIT_SENDS times: one the server never answers must not keep the connection cycling);
+  // false if it waits for a connection.
+  function request(key, frame) {
+    const entry = { frame, sends: 0 };
+    awaiting.set(key, entry);
+    return sendAwaited(key, entry);
+  }
+  function sendAwaited(key, entry) {
+    if (entry.sends >= AWAIT_SENDS) return answered(key) && false;
+    if (!sendFrame(entry.frame)) return false;
+    entry.sends++;
+    armWatchdog();
+    return true;
+  }
+  const answered = (key) => awaiting.delete(key);
   function transmit(p) {
     if (p.failed) return;
     const frame = { type: 'message', client_id: p.id, text: p.text };
@@ -669,9 +691,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     if (typeof seq === 'number') seen.add(seq);
   }
   function requestHuman() {
-    if (sendFrame({ type: 'request_human' })) return;
-    wantHuman = true; // asked again after the next `welcome`
-    note(t('humanLater'));
+    if (!request('human', { type: 'request_human' })) note(t('humanLater')); // asked after the next `welcome`
   }
   function onSubmit(ev) {
     ev.preventDefault();
@@ -723,7 +743,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     row.append(h('span', null, t('helpful')));
     for (const [helpful, label, cls] of [[true, t('yes'), 'up'], [false, t('no'), 'down']]) {
       const b = btn(null, cls, () => {
-        if (!sendFrame({ type: 'feedback', seq: f.seq, helpful })) return note(t('notConnected'), 'err');
+        if (!request('feedback:' + f.seq, { type: 'feedback', seq: f.seq, helpful })) note(t('notConnected'));
         row.replaceWith(thanksRow());
         for (const x of history) if (x.seq === f.seq) x.feedback_given = true; // survives reloads
         saveHistory();
@@ -844,6 +864,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     if (typeof f.seq === 'number' && seen.has(f.seq)) return;
     const seq = typeof f.seq === 'number' ? f.seq : lastSeq + 0.5;
     setState(f.state, f);
+    if (f.state !== 'bot') answered('human');
     let text = null;
     if (f.state === 'queued') text = t('queued');
     else if (f.state === 'agent') {
@@ -943,7 +964,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
         if (!score) return;
         const frame = { type: 'rate', score };
         if (comment.value.trim()) frame.comment = comment.value.trim();
-        if (!sendFrame(frame)) return note(t('notConnected'), 'err');
+        if (!request('rate', frame)) note(t('notConnected'));
         submit.disabled = true;
         pendingRating = { card, score, seq: f.seq };
       });
@@ -954,6 +975,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   }
   let pendingRating = null;
   function onRateAck(f) {
+    answered('rate');
     if (!pendingRating) return;
     const score = typeof f.score === 'number' ? f.score : pendingRating.score;
     pendingRating.card.replaceChildren(h('p', null, t('rated', score)));
@@ -996,7 +1018,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       }
       const frame = { type: 'leave_email', email: email.value.trim() };
       if (msg.value.trim()) frame.message = msg.value.trim();
-      if (!sendFrame(frame)) { err.textContent = t('notConnected'); return; }
+      if (!request('email', frame)) err.textContent = t('notConnected');
       card._email = frame.email;
       submit.disabled = true;
     });
@@ -1004,6 +1026,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     email.focus();
   }
   function onEmailAck() {
+    answered('email');
     if (!emailCard) return;
     emailCard.replaceChildren(h('p', null, t('emailThanks', emailCard._email || '')));
     emailCard = null;
@@ -1035,6 +1058,13 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       p.tries++; // the server asks to send it again later: do so, backing off
       setTimeout(() => { if (findPending(p.id)) transmit(p); }, Math.min(10000, 1000 * Math.pow(2, p.tries - 1)));
       return;
+    }
+    if (f.code === 'already_rated') return onRateAck({}); // the rating sent again had arrived
+    if (f.code === 'not_resolved' || f.code === 'bad_rating') answered('rate');
+    if (f.code === 'queue_full') answered('human');
+    if (f.code === 'bad_email') answered('email');
+    if (f.code === 'unknown_message' && !f.client_id) {
+      for (const key of [...awaiting.keys()]) if (key.startsWith('feedback:')) answered(key);
     }
     if (f.code === 'bad_email' && emailCard) {
       const err = emailCard.querySelector('[role=alert]');
@@ -1072,10 +1102,8 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       setBubbleState(p.id, p.failed ? 'failed' : 'pending');
       transmit(p);
     }
-    if (wantHuman) {
-      wantHuman = false;
-      requestHuman();
-    }
+    if (convState !== 'bot') answered('human'); // it reached the server before the drop
+    for (const [key, entry] of [...awaiting]) sendAwaited(key, entry);
   }
   function resetTranscript() {
     seen.clear();
@@ -1090,7 +1118,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
 
   const handlers = {
     message: onMessage, status: onStatus, csat_request: onCsat, ack: onAck, error: onError, typing: onTyping,
-    queue: onQueue, rate_ack: onRateAck, email_ack: onEmailAck, feedback_ack() {},
+    queue: onQueue, rate_ack: onRateAck, email_ack: onEmailAck, feedback_ack: (f) => answered('feedback:' + f.seq), pong() {},
   };
   function handleFrame(f, cached) {
     if (!f || typeof f !== 'object' || !Object.prototype.hasOwnProperty.call(handlers, f.type)) return; // tolerate new frames
@@ -1134,9 +1162,10 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       if (f && f.type === 'welcome') onWelcome(f, sock);
       else handleFrame(f, false);
       if (ws === sock) { // alive: wait again only if something is still unanswered
+        probing = false;
         clearTimeout(watchdog);
         watchdog = 0;
-        if (!ready || pending.some((p) => !p.failed)) armWatchdog();
+        if (unanswered()) armWatchdog();
       }
     };
     sock.onclose = () => { if (ws === sock) drop(sock); };
@@ -1149,13 +1178,27 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     const sock = ws;
     watchdog = setTimeout(() => {
       watchdog = 0;
-      if (ws === sock && sock && (!ready || pending.some((p) => !p.failed))) drop(sock);
+      if (ws === sock && sock && unanswered()) drop(sock);
     }, SILENCE_MS);
+  }
+  function unanswered() {
+    return !ready || probing || awaiting.size > 0 || pending.some((p) => !p.failed);
+  }
+  // With nothing unanswered a dead connection shows nothing either: a customer waiting for a
+  // person would see "online" and never get the reply. So while the page is in view the widget
+  // asks now and then (and whenever the page comes back into view or the network changes) with a
+  // `ping`; no frame within SILENCE_MS and the watchdog starts a new connection, which resumes.
+  function probe() {
+    if (!ws || !ready || probing || document.visibilityState === 'hidden') return;
+    if (!sendFrame({ type: 'ping' })) return;
+    probing = true;
+    armWatchdog();
   }
   function drop(sock) {
     if (ws === sock) {
       ws = null;
       ready = false;
+      probing = false;
       clearTimeout(watchdog);
       watchdog = 0;
       hideTyping();
@@ -1174,7 +1217,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   }
   function offline() { setConn(t('offline'), ''); }
   function reconnectNow() {
-    if (ws) return;
+    if (ws) return probe(); // it may be dead without the browser knowing: ask
     attempt = 0;
     connect();
   }
@@ -1200,6 +1243,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
         if (isOpen) { unread = 0; save('unread', '0'); updateBadge(); }
       }
     });
+    setInterval(probe, PROBE_EVERY_MS);
     connect();
   }
   window.Frontdesk = {

@@ -219,6 +219,82 @@ test('embedded on another site with hostile CSS and a strict CSP, the widget sti
 // so that it can show on cue what is slow or awkward to reach with the real server: a given place
 // in line and wait, an agent's markup and the bot's markdown, the rating card, the email form when
 // nobody is available, and the unread badge.
+test('a connection that died without a word is noticed when the page comes back into view (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const hellos = [];
+  let answers = true; // the first connection answers pings; the second goes silent, as a dead one does
+  await page.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    const mine = hellos.length;
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        hellos.push(f);
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: mine > 0, state: 'queued', last_seq: 2, missed: mine > 0 ? [] : [{ type: 'status', seq: 2, state: 'queued' }] }));
+      } else if (f.type === 'ping' && answers) {
+        ws.send(JSON.stringify({ type: 'pong' }));
+      }
+    });
+  });
+  await openChat(page);
+  const backInView = () => page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+  await backInView();
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(hellos.length, 1, 'a connection that answers is kept');
+  answers = false;
+  await backInView();
+  await waitFor(page, async () => hellos.length === 2, 'a new connection after the silence', 20000);
+  assert.equal(hellos[1].session, 's-1');
+  assert.equal(hellos[1].last_seq, 2, 'it resumes where it was');
+  await waitFor(page, () => isOnline(page), 'online again');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a rating and an email written into a dying connection are sent again once it is back (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const got = [];
+  let connections = 0;
+  const missed = [
+    { type: 'status', seq: 1, state: 'resolved' },
+    { type: 'csat_request', seq: 2, text: 'How did we do?' },
+    { type: 'message', seq: 3, from: 'system', text: 'Leave your email and we will write.', quick_replies: [{ label: 'Leave your email', action: 'leave_email' }] },
+  ];
+  await page.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    const first = connections++ === 0;
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      got.push(f);
+      const times = got.filter((g) => g.type === f.type).length;
+      if (f.type === 'hello') {
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !first, state: 'resolved', last_seq: 3, missed: first ? missed : [] }));
+      } else if ((f.type === 'rate' || f.type === 'leave_email') && times === 1) {
+        ws.close(); // the first one goes into a connection that dies: no answer
+      } else if (f.type === 'rate') {
+        ws.send(JSON.stringify({ type: 'rate_ack', score: f.score }));
+      } else if (f.type === 'leave_email') {
+        ws.send(JSON.stringify({ type: 'email_ack', ticket_id: 7 }));
+      }
+    });
+  });
+  const w = await openChat(page);
+  const card = w.w('form.card', { hasText: 'How did we do?' });
+  await card.waitFor();
+  await card.getByRole('button', { name: '4 out of 5' }).click();
+  await card.getByRole('button', { name: 'Submit' }).click();
+  await w.log.getByText('You rated this chat 4 out of 5').waitFor();
+  assert.equal(got.filter((f) => f.type === 'rate').length, 2, 'sent again on the new connection');
+
+  await w.log.locator('.chip[data-action=leave_email]').click();
+  const form = w.w('form.card', { has: page.locator('input[type=email]') });
+  await form.locator('input').fill('ana@example.com');
+  await form.getByRole('button', { name: 'Send' }).click();
+  await w.log.getByText("Thanks! We'll reply to ana@example.com.").waitFor();
+  assert.deepEqual(got.filter((f) => f.type === 'leave_email').map((f) => f.email), ['ana@example.com', 'ana@example.com']);
+  assert.equal(connections, 3);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('handoff as the customer sees it: queue, agent joined, typing, rating, email form (scripted server)', async () => {
   const { page, errors, context } = await newPage(browser);
   const got = [];
