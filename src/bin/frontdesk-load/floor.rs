@@ -553,9 +553,14 @@ mod tests {
         let file = std::fs::metadata(dir.path().join("floor.db-wal"))
             .expect("the log")
             .len();
+        // A log that never started over holds every page written, so at least the database's
+        // size; one that did is the most written between two catch-ups (about a tenth of it
+        // here; several times that when the checkpointer's thread was held up, which made a
+        // bound on a share of the text written fail now and then).
+        let db = std::fs::metadata(&path).expect("the database").len();
         assert!(
-            file < written / 2,
-            "the log's file is {file} bytes after {written} bytes of text: it did not start over"
+            file < db,
+            "the log's file is {file} bytes, the database's {db}, after {written} bytes of text: it did not start over"
         );
     }
 }
