@@ -11,7 +11,7 @@ use crate::accounts::{self, Accounts, AuthError, NewAccount, Revoked, Role, Shar
 use crate::admission::{Admission, SharedSockets};
 use crate::bot::Bot;
 use crate::cluster::{self, Received};
-use crate::conversation::{Conversations, Desk, Parts};
+use crate::conversation::{Conversations, Desk, Parts, UNANSWERED_WITHIN_MS};
 use crate::escalation::{Policy, Understand};
 use crate::fanout::Fanout;
 use crate::http::{app, AppState, Deadlines};
@@ -31,6 +31,7 @@ pub struct App {
     _watcher: Option<Watcher>,
     _timers: AbortOnDrop,
     _sweeper: AbortOnDrop,
+    _unanswered: AbortOnDrop,
     /// The link to the other nodes and what hands their signals to this one (several nodes).
     _cluster: Option<(cluster::Link, AbortOnDrop, AbortOnDrop)>,
 }
@@ -162,6 +163,7 @@ impl App {
         }
         let timers = spawn_timers(&desk, tick);
         let sweeper = spawn_sweeper(&accounts);
+        let unanswered = spawn_answer_unanswered(&conversations, link.is_some());
         let cluster = link.map(|(bus, received, link)| {
             let fanout_here = fanout.clone();
             let receiver = spawn_receiver(received, fanout, desk.clone());
@@ -195,6 +197,7 @@ impl App {
             _watcher: watcher,
             _timers: timers,
             _sweeper: sweeper,
+            _unanswered: unanswered,
             _cluster: cluster,
         })
     }
@@ -349,6 +352,39 @@ fn spawn_timers(desk: &Desk, every: std::time::Duration) -> AbortOnDrop {
             if let Err(e) = desk.tick().await {
                 tracing::error!("hand-off timers: {e}");
             }
+        }
+    }))
+}
+
+/// How long a node that joins others waits before answering the messages a stop left unanswered
+/// ([`spawn_answer_unanswered`]): a turn another node is running ends well within it, and its
+/// answer takes the message off the list.
+const UNANSWERED_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Answers, in the background, the customer messages stored in the last
+/// [`UNANSWERED_WITHIN_MS`] before this start whose turn a stop cut short (a crash, a `kill -9`,
+/// a restart while turns ran): the customer who wrote just then gets the answer live or when the
+/// widget resumes, instead of a message marked sent and no reply. Alone, at once; with several
+/// nodes, after [`UNANSWERED_GRACE`].
+fn spawn_answer_unanswered(conversations: &Conversations, several_nodes: bool) -> AbortOnDrop {
+    let conversations = conversations.clone();
+    let started = crate::clock::now_ms();
+    AbortOnDrop(tokio::spawn(async move {
+        if several_nodes {
+            tokio::time::sleep(UNANSWERED_GRACE).await;
+        }
+        match conversations
+            .answer_unanswered(started - UNANSWERED_WITHIN_MS, started)
+            .await
+        {
+            Ok(0) => {}
+            Ok(answered) => {
+                tracing::info!(
+                    answered,
+                    "messages a stop had left unanswered were answered"
+                )
+            }
+            Err(e) => tracing::warn!("the messages a stop left unanswered were not answered: {e}"),
         }
     }))
 }

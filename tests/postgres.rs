@@ -305,6 +305,9 @@ async fn exercise(store: &Store) -> Vec<String> {
         .conversations_of_customer("id:42", "c2", 5)
         .await
         .unwrap());
+    // Customer messages no turn answered, as a start reads them.
+    note!(store.unanswered_messages(0, i64::MAX).await.unwrap());
+    note!(store.unanswered_messages(0, 1_000).await.unwrap());
     // A second device of the verified customer joins c2 with a token of its own.
     note!(store.add_session_token("c2", "d2", 1_500).await.unwrap());
     note!(store.conversation_by_session("d2").await.unwrap());

@@ -3,10 +3,16 @@
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{spawn_app_with, AgentClient, TestApp};
+use common::{nlu, spawn_app_with, spawn_app_with_seam, AgentClient, TestApp};
 use frontdesk::accounts::{self, NewAccount, Role};
+use frontdesk::escalation::{Scripted, Understand};
+use frontdesk::nlu::{Analysis, NluError, Understanding};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";
@@ -482,4 +488,65 @@ async fn a_resolution_is_rated_once() {
     // The agent was told once.
     let more = sam.settle().await;
     assert!(!more.iter().any(|f| f["type"] == "rated"), "{more:?}");
+}
+
+/// Understands as the scripted seam does, except that the first message's turn never ends: the
+/// turn a crash cuts short.
+struct FirstTurnHangs {
+    calls: AtomicUsize,
+    inner: Scripted<fn(&str) -> Understanding>,
+}
+
+impl Understand for FirstTurnHangs {
+    fn understand<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Analysis, NluError>> + Send + 'a>> {
+        Box::pin(async move {
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            self.inner.understand(text).await
+        })
+    }
+}
+
+fn plain(_: &str) -> Understanding {
+    Understanding::default()
+}
+
+#[tokio::test]
+async fn a_question_whose_turn_a_restart_cut_short_is_answered_after_it() {
+    let seam = FirstTurnHangs {
+        calls: AtomicUsize::new(0),
+        inner: Scripted::new(nlu().0, plain as fn(&str) -> Understanding),
+    };
+    let app = spawn_app_with_seam(|_| {}, Arc::new(seam)).await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let session = welcome["session"].as_str().expect("token").to_owned();
+    customer
+        .send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"}))
+        .await;
+    let ack = customer.recv().await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let seq = ack["seq"].as_i64().expect("seq");
+    // The message is stored and acknowledged; its turn never ends, and the server stops.
+    assert_eq!(customer.recv_any(Duration::from_millis(500)).await, None);
+    customer.close().await;
+
+    let app = app.restart().await;
+    // The widget comes back with what it had: the answer is there, in `missed` or live.
+    let mut customer = app.client().await;
+    let welcome = customer.hello(Some(&session), Some(seq)).await;
+    let mut frames: Vec<Value> = welcome["missed"].as_array().expect("missed").clone();
+    while !frames.iter().any(|f| f["from"] == "bot") {
+        frames.push(customer.recv().await);
+    }
+    let answer = frames.iter().find(|f| f["from"] == "bot").expect("answer");
+    assert!(answer["seq"].as_i64() > Some(seq), "{answer}");
+    assert!(
+        answer["text"].as_str().is_some_and(|t| !t.is_empty()),
+        "{answer}"
+    );
 }

@@ -43,7 +43,7 @@ pub use context::summarise;
 pub use customer::Stored;
 pub use desk::{Attendance, Desk};
 pub use session::{Hello, Session};
-pub use turn::Asked;
+pub use turn::{Asked, UNANSWERED_WITHIN_MS};
 
 /// Customer turns at work on the models and the bot at once. A bot turn waits for a place (each
 /// customer's own rate limit bounds how many wait); a message to a person is not understood when

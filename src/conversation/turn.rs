@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
 use crate::nlu::{Analysis, Understanding};
-use crate::protocol::customer::{Sender, ServerFrame, State};
+use crate::protocol::customer::{Sender, ServerFrame, State, Visitor};
 use crate::store::{Appended, NewBotTurn, OfferedOption, RowWrite, Store};
 
 /// A stored customer message waiting for its turn, with what the turn needs of the socket's
@@ -540,5 +540,54 @@ impl Core {
                 .map(str::to_owned)
                 .collect(),
         })
+    }
+}
+
+/// How far back a start looks for messages whose turn a stop cut short: a customer who wrote
+/// longer ago than this has most likely left, and an answer out of the blue would puzzle them.
+pub const UNANSWERED_WITHIN_MS: i64 = 10 * 60 * 1000;
+
+impl Conversations {
+    /// Answers the customer messages stored between `since` and `until` (Unix ms) that no turn
+    /// answered: the turns a stop (a crash, a `kill -9`, a restart while they ran) cut short. Each
+    /// is answered as if it had just come, unless something was stored after it meanwhile; the
+    /// customer gets the answer live or on resuming. Returns how many were answered.
+    pub async fn answer_unanswered(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<usize, ConversationError> {
+        let rows = self.core.store.unanswered_messages(since, until).await?;
+        let mut answered = 0;
+        for row in rows {
+            let id = ConversationId::from(row.conversation_id);
+            let latest = self.core.store.conversation_by_id(&id).await?;
+            if latest.is_none_or(|c| c.last_seq != row.seq) {
+                continue; // answered, or written to again, meanwhile
+            }
+            let customer = serde_json::from_str::<Visitor>(&row.visitor)
+                .ok()
+                .and_then(|v| v.name);
+            let asked = Asked {
+                id: id.clone(),
+                customer,
+                // Not known after a restart: the hand-off's per-address count goes to no address.
+                origin: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                stored: Stored {
+                    seq: row.seq,
+                    duplicate: false,
+                    state: State::parse(&row.state),
+                },
+                text: row.text,
+                at: now_ms(),
+            };
+            match self.after_message(asked).await {
+                Ok(()) => answered += 1,
+                Err(e) => {
+                    tracing::warn!(conversation = %id, "a message left unanswered by the stop could not be answered: {e}")
+                }
+            }
+        }
+        Ok(answered)
     }
 }

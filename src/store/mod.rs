@@ -115,6 +115,21 @@ pub struct ConversationRow {
     pub last_seq: i64,
 }
 
+/// A customer message no turn answered ([`Store::unanswered_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnansweredRow {
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Who owned the conversation: `bot` or `resolved`.
+    pub state: String,
+    /// The visitor as the widget described them (JSON).
+    pub visitor: String,
+    /// The message's sequence number.
+    pub seq: i64,
+    /// What the customer wrote.
+    pub text: String,
+}
+
 /// A frame to append to a conversation's log. It owns what it holds: on SQLite the append is
 /// made by the store's writer task, in a batch with others (see `writer.rs`).
 pub struct NewEvent {
@@ -397,6 +412,41 @@ impl Store {
                 .fetch_optional(pool)
                 .await?;
             Ok(row.is_some())
+        })
+    }
+
+    /// Customer messages no turn answered: conversations whose newest frame is a customer's
+    /// message stored between `since` and `until` (Unix ms), while the bot owned the conversation
+    /// (or it was resolved and the customer wrote again), oldest first. After a stop these are the
+    /// turns it cut short.
+    pub async fn unanswered_messages(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<UnansweredRow>, StoreError> {
+        on!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT c.id, c.state, c.visitor, e.seq, e.text FROM conversations c
+                 JOIN events e ON e.conversation_id = c.id AND e.seq = c.last_seq
+                 WHERE c.state IN ('bot', 'resolved') AND c.updated_at >= $1
+                   AND e.sender = 'customer' AND e.text IS NOT NULL
+                   AND e.created_at >= $1 AND e.created_at <= $2
+                 ORDER BY e.created_at, c.id",
+            )
+            .bind(since)
+            .bind(until)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| UnansweredRow {
+                    conversation_id: r.get("id"),
+                    state: r.get("state"),
+                    visitor: r.get("visitor"),
+                    seq: r.get("seq"),
+                    text: r.get("text"),
+                })
+                .collect())
         })
     }
 
