@@ -169,12 +169,17 @@
   let ready = false;         // `welcome` received on the current socket
   let attempt = 0, retryTimer = 0, watchdog = 0;
   let probing = false;       // a `ping` went out on the current socket and nothing came back yet
+  let identityRefused = false; // the server refused data-user-hash: connect without it
   let lastSeq = loadNumber('seq');
   const storedPending = loadJSON('pending', []);
-  /** @type {{id: string, text: string, failed: boolean, tries: number}[]} messages not yet acknowledged */
+  /** @type {{id: string, text: string, failed: boolean, tries: number, choice?: object}[]} messages not yet acknowledged */
   let pending = (Array.isArray(storedPending) ? storedPending : [])
     .filter((p) => p && typeof p.id === 'string' && typeof p.text === 'string')
-    .map((p) => ({ id: p.id, text: p.text, failed: !!p.failed, tries: 0 }));
+    .map((p) => {
+      const kept = { id: p.id, text: p.text, failed: !!p.failed, tries: 0 };
+      if (p.choice && typeof p.choice === 'object' && typeof p.choice.seq === 'number') kept.choice = p.choice;
+      return kept;
+    });
   let history = loadJSON('history', []);
   if (!Array.isArray(history)) history = [];
   let unread = loadNumber('unread');
@@ -189,7 +194,9 @@
   const announced = new Set();  // agents whose arrival was shown
   let typingSentAt = 0, typingStopTimer = 0, typingHideTimer = 0;
 
-  const savePending = () => save('pending', JSON.stringify(pending.map((p) => ({ id: p.id, text: p.text, failed: p.failed }))));
+  // A choice button pressed offline keeps its choice through a reload: sent as plain text it would
+  // be answered as a new question.
+  const savePending = () => save('pending', JSON.stringify(pending.map((p) => ({ id: p.id, text: p.text, failed: p.failed, choice: p.choice }))));
   const saveHistory = () => { history = history.slice(-HISTORY_MAX); save('history', JSON.stringify(history)); };
   // Saved once per batch of frames rather than once per frame: a resume can bring hundreds of
   // them, and writing the whole history each time made that quadratic. The microtask runs before
@@ -1053,6 +1060,15 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   }
 
   function onError(f) {
+    if (f.code === 'identity_refused') {
+      // The site's signature is wrong (its backend's secret differs from the server's): the
+      // customer still gets a chat, as an unverified visitor, and the site's developer a warning.
+      if (!identityRefused) console.warn('frontdesk: ' + (f.message || 'data-user-hash was refused') + '; chatting without the identity');
+      identityRefused = true;
+      attempt = 0;
+      if (ws) drop(ws);
+      return;
+    }
     const p = f.client_id && findPending(f.client_id);
     if (p && (f.code === 'rate_limited' || f.code === 'unavailable')) {
       p.tries++; // the server asks to send it again later: do so, backing off
@@ -1147,12 +1163,14 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     ws = sock;
     armWatchdog();
     sock.onopen = () => {
-      const visitor = { page: location.href, locale: data.lang || navigator.language };
+      // The page without its fragment, and not beyond what the server keeps: a hello over 16 KiB
+      // would be cut off before it is read, on every attempt.
+      const visitor = { page: location.href.split('#')[0].slice(0, 2000), locale: data.lang || navigator.language };
       if (data.name) visitor.name = data.name;
       if (data.email) visitor.email = data.email;
       // A logged-in customer's identity, signed by the operator's backend (data-user-id,
       // data-user-hash): the same history on every device, and earlier conversations linked.
-      const identity = data.userHash ? { user_id: data.userId || undefined, user_hash: data.userHash } : {};
+      const identity = data.userHash && !identityRefused ? { user_id: data.userId || undefined, user_hash: data.userHash } : {};
       sock.send(JSON.stringify({ type: 'hello', protocol: 1, session: load('session') || undefined, last_seq: lastSeq, visitor, ...identity }));
     };
     sock.onmessage = (ev) => {

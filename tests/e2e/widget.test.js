@@ -250,6 +250,70 @@ test('a connection that died without a word is noticed when the page comes back 
   await context.close();
 });
 
+test('a site whose identity signature is refused still gets a chat, as an unverified visitor; a long URL is not sent whole (scripted server)', async (t) => {
+  const { page, context, errors } = await newPage(browser);
+  const shopPage = `<!doctype html><html><body><h1>Shop</h1>
+    <script src="${SERVER}/widget.js" data-user-id="ann-42" data-user-hash="not-the-signature" async></script></body></html>`;
+  const shop = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(shopPage));
+  await new Promise((ok) => shop.listen(0, '127.0.0.1', ok));
+  t.after(() => shop.close());
+  const hellos = [];
+  await page.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type !== 'hello') return;
+      hellos.push(f);
+      if (f.user_hash) ws.send(JSON.stringify({ type: 'error', code: 'identity_refused', message: 'user_hash does not sign user_id' }));
+      else ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: false, state: 'bot', last_seq: 0, missed: [] }));
+    });
+  });
+  const warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+  const start = Date.now();
+  await openChat(page, `http://127.0.0.1:${shop.address().port}/shop?q=1#${'x'.repeat(20000)}`);
+  assert.ok(Date.now() - start < 10000, 'connected without waiting for a watchdog');
+  assert.equal(hellos.length, 2);
+  assert.equal(hellos[0].user_hash, 'not-the-signature');
+  assert.equal(hellos[1].user_hash, undefined, 'the second hello goes without the refused identity');
+  assert.equal(hellos[0].visitor.page, `http://127.0.0.1:${shop.address().port}/shop?q=1`);
+  assert.ok(warnings.some((w) => /user_hash does not sign/.test(w)), warnings.join('\n'));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a choice pressed but not yet acknowledged keeps its choice through a reload (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const offer = {
+    type: 'message', seq: 1, from: 'bot', text: 'Which of these is it?',
+    quick_replies: [{ label: 'Descale your brewer: steps', action: 'send', choice: { passage: 'p-1', line: 'Run the descaling cycle.' } }],
+    sources: [{ title: 'Descale your brewer', section: 'steps' }],
+  };
+  const messages = [];
+  let acks = false; // the first connection never acknowledges: the press stays unacknowledged
+  await page.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !!f.session, state: 'bot', last_seq: 1, missed: f.session ? [] : [offer] }));
+      } else if (f.type === 'message') {
+        messages.push(f);
+        if (acks) ws.send(JSON.stringify({ type: 'ack', client_id: f.client_id, seq: 2, duplicate: false }));
+      }
+    });
+  });
+  const w = await openChat(page);
+  await w.w('.choice[data-passage="p-1"]').click();
+  await waitFor(page, async () => messages.length === 1, 'the press is sent');
+  assert.deepEqual(messages[0].choice, { seq: 1, passage: 'p-1' });
+  acks = true;
+  await page.reload();
+  await waitFor(page, async () => messages.length === 2, 'sent again after the reload');
+  assert.equal(messages[1].client_id, messages[0].client_id);
+  assert.deepEqual(messages[1].choice, { seq: 1, passage: 'p-1' }, 'still the choice, not a new question');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('a rating and an email written into a dying connection are sent again once it is back (scripted server)', async () => {
   const { page, errors, context } = await newPage(browser);
   const got = [];
