@@ -8,6 +8,7 @@ use super::{ConversationError, Conversations};
 use crate::bot::NONE_OF_THESE;
 use crate::clock::now_ms;
 use crate::cluster::Signal;
+use crate::ids::ConversationId;
 use crate::protocol::customer::{Choice, State};
 use crate::protocol::cut;
 
@@ -39,12 +40,19 @@ impl Conversations {
         session: &Session,
         choice: &Choice,
     ) -> Result<Chosen, ConversationError> {
-        let id = session.conversation();
-        let offered = if session.is_stored() {
-            self.core.store.choices_offered(id, choice.seq).await?
-        } else {
-            None
-        };
+        if !session.is_stored() {
+            return Err(ConversationError::NoChoices(choice.seq));
+        }
+        self.chosen(session.conversation(), choice).await
+    }
+
+    /// What `choice` picks among the options offered in the stored conversation `id`.
+    pub(super) async fn chosen(
+        &self,
+        id: &ConversationId,
+        choice: &Choice,
+    ) -> Result<Chosen, ConversationError> {
+        let offered = self.core.store.choices_offered(id, choice.seq).await?;
         let Some(offered) = offered else {
             return Err(ConversationError::NoChoices(choice.seq));
         };

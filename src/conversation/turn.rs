@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::escalation::{BotView, Decision, History};
 use crate::ids::ConversationId;
 use crate::nlu::{Analysis, Understanding};
-use crate::protocol::customer::{Sender, ServerFrame, State, Visitor};
+use crate::protocol::customer::{Choice, Sender, ServerFrame, State, Visitor};
 use crate::store::{Appended, NewBotTurn, OfferedOption, RowWrite, Store};
 
 /// A stored customer message waiting for its turn, with what the turn needs of the socket's
@@ -23,7 +23,8 @@ use crate::store::{Appended, NewBotTurn, OfferedOption, RowWrite, Store};
 pub struct Asked {
     id: ConversationId,
     customer: Option<String>,
-    origin: IpAddr,
+    /// The client's address, for the queue's per-address cap; not known after a restart.
+    origin: Option<IpAddr>,
     stored: Stored,
     text: String,
     /// When the message was stored (Unix ms): the turn may hand the conversation over only if the
@@ -37,7 +38,7 @@ impl Asked {
         Self {
             id: session.conversation().clone(),
             customer: session.customer_name().map(String::from),
-            origin: session.origin(),
+            origin: Some(session.origin()),
             stored: stored.clone(),
             text: text.to_owned(),
             at: now_ms(),
@@ -347,7 +348,7 @@ impl Core {
                 id,
                 decision,
                 asked.customer.as_deref(),
-                Some(asked.origin),
+                asked.origin,
                 Asker::BotSince(asked.at),
             )
             .await
@@ -547,12 +548,44 @@ impl Core {
 /// longer ago than this has most likely left, and an answer out of the blue would puzzle them.
 pub const UNANSWERED_WITHIN_MS: i64 = 10 * 60 * 1000;
 
+/// The store's lease a node holds while it answers what a stop left unanswered.
+const UNANSWERED_LEASE: &str = "answer-unanswered";
+
+/// How long that lease lasts if its node dies while holding it.
+const UNANSWERED_LEASE_MS: i64 = 5 * 60 * 1000;
+
 impl Conversations {
     /// Answers the customer messages stored between `since` and `until` (Unix ms) that no turn
     /// answered: the turns a stop (a crash, a `kill -9`, a restart while they ran) cut short. Each
     /// is answered as if it had just come, unless something was stored after it meanwhile; the
     /// customer gets the answer live or on resuming. Returns how many were answered.
+    ///
+    /// With several nodes only one at a time does it (a lease in the store):
+    /// nodes started together would otherwise each answer the same messages.
     pub async fn answer_unanswered(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<usize, ConversationError> {
+        let store = &self.core.store;
+        let node = self.core.cluster.as_ref().map(|bus| bus.node().to_owned());
+        if let Some(node) = &node {
+            if !store
+                .take_lease(UNANSWERED_LEASE, node, now_ms(), UNANSWERED_LEASE_MS)
+                .await?
+            {
+                tracing::info!("another node is answering the messages a stop left unanswered");
+                return Ok(0);
+            }
+        }
+        let answered = self.answer_each_unanswered(since, until).await;
+        if let Some(node) = &node {
+            store.release_lease(UNANSWERED_LEASE, node).await?;
+        }
+        answered
+    }
+
+    async fn answer_each_unanswered(
         &self,
         since: i64,
         until: i64,
@@ -568,11 +601,24 @@ impl Conversations {
             let customer = serde_json::from_str::<Visitor>(&row.visitor)
                 .ok()
                 .and_then(|v| v.name);
+            // A pressed choice button is answered with the passage it named, as it would have been.
+            let choice = serde_json::from_str::<serde_json::Value>(&row.body)
+                .ok()
+                .and_then(|body| serde_json::from_value::<Choice>(body["choice"].clone()).ok());
+            let chosen = match &choice {
+                Some(choice) => match self.chosen(&id, choice).await {
+                    Ok(chosen) => Some(chosen),
+                    Err(e) => {
+                        tracing::warn!(conversation = %id, "a choice a stop left unanswered no longer fits its offer: {e}");
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let asked = Asked {
                 id: id.clone(),
                 customer,
-                // Not known after a restart: the hand-off's per-address count goes to no address.
-                origin: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                origin: None,
                 stored: Stored {
                     seq: row.seq,
                     duplicate: false,
@@ -581,7 +627,11 @@ impl Conversations {
                 text: row.text,
                 at: now_ms(),
             };
-            match self.after_message(asked).await {
+            let done = match chosen {
+                Some(chosen) => self.after_choice(asked, chosen).await,
+                None => self.after_message(asked).await,
+            };
+            match done {
                 Ok(()) => answered += 1,
                 Err(e) => {
                     tracing::warn!(conversation = %id, "a message left unanswered by the stop could not be answered: {e}")

@@ -128,6 +128,8 @@ pub struct UnansweredRow {
     pub seq: i64,
     /// What the customer wrote.
     pub text: String,
+    /// The frame as stored (JSON): a pressed choice button is in it.
+    pub body: String,
 }
 
 /// A frame to append to a conversation's log. It owns what it holds: on SQLite the append is
@@ -426,7 +428,7 @@ impl Store {
     ) -> Result<Vec<UnansweredRow>, StoreError> {
         on!(&self.pool, pool => {
             let rows = sqlx::query(
-                "SELECT c.id, c.state, c.visitor, e.seq, e.text FROM conversations c
+                "SELECT c.id, c.state, c.visitor, e.seq, e.text, e.body FROM conversations c
                  JOIN events e ON e.conversation_id = c.id AND e.seq = c.last_seq
                  WHERE c.state IN ('bot', 'resolved') AND c.updated_at >= $1
                    AND e.sender = 'customer' AND e.text IS NOT NULL
@@ -445,6 +447,7 @@ impl Store {
                     visitor: r.get("visitor"),
                     seq: r.get("seq"),
                     text: r.get("text"),
+                    body: r.get("body"),
                 })
                 .collect())
         })
