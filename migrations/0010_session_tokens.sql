@@ -9,3 +9,5 @@ CREATE TABLE session_tokens (
     -- Unix ms.
     created_at      BIGINT NOT NULL
 );
+-- A conversation keeps its newest few (`Store::add_session_token`).
+CREATE INDEX session_tokens_conversation ON session_tokens (conversation_id, created_at);

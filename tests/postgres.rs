@@ -314,6 +314,21 @@ async fn exercise(store: &Store) -> Vec<String> {
     note!(store.session_owns("c2", "d2").await.unwrap());
     note!(store.session_owns("c1", "d2").await.unwrap());
     note!(store.conversation_by_session("nobody's").await.unwrap());
+    // A conversation keeps its newest tokens: the oldest of 21 more is gone, the newest works.
+    for n in 0..21 {
+        store
+            .add_session_token("c2", &format!("more-{n:02}"), 1_600 + n)
+            .await
+            .unwrap();
+    }
+    assert!(store.conversation_by_session("d2").await.unwrap().is_none());
+    assert!(store.session_owns("c2", "more-20").await.unwrap());
+    assert!(store.session_owns("c2", "more-01").await.unwrap());
+    assert!(!store.session_owns("c2", "more-00").await.unwrap());
+    assert!(
+        store.session_owns("c2", "s2").await.unwrap(),
+        "the first token stays"
+    );
 
     // Choices.
     let options = [

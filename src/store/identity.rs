@@ -7,6 +7,9 @@ use sqlx::Row;
 use super::history::summary_row;
 use super::{Arg, ConversationRow, ConversationSummaryRow, RowWrite, Store, StoreError};
 
+/// How many devices' tokens a conversation keeps besides the one that started it.
+pub const SESSION_TOKENS_KEPT: i64 = 20;
+
 impl Store {
     /// Records the verified customer a conversation belongs to.
     pub async fn set_customer(&self, conversation: &str, key: &str) -> Result<(), StoreError> {
@@ -22,7 +25,10 @@ impl Store {
     }
 
     /// Records another session token (by its hash) for a conversation: a verified customer's
-    /// device that joined it, so that the device resumes it with that token next time.
+    /// device that joined it, so that the device resumes it with that token next time. A
+    /// conversation keeps its newest [`SESSION_TOKENS_KEPT`]: a device whose token was dropped
+    /// joins again with the whole conversation, and a script replaying a customer's signature
+    /// in a loop adds no more rows than that.
     pub async fn add_session_token(
         &self,
         conversation: &str,
@@ -38,7 +44,18 @@ impl Store {
             ],
             returns_id: false,
         };
-        self.write_row(row).await.map(drop)
+        self.write_row(row).await?;
+        let prune = RowWrite {
+            sql: "DELETE FROM session_tokens WHERE conversation_id = $1 AND token_hash NOT IN
+                  (SELECT token_hash FROM session_tokens WHERE conversation_id = $1
+                   ORDER BY created_at DESC, token_hash LIMIT $2)",
+            args: vec![
+                Arg::Text(conversation.to_owned()),
+                Arg::Int(SESSION_TOKENS_KEPT),
+            ],
+            returns_id: false,
+        };
+        self.write_row(prune).await.map(drop)
     }
 
     /// The verified customer of a conversation, if it has one.
