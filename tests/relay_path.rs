@@ -124,3 +124,39 @@ async fn the_bot_answers_in_the_order_of_the_questions() {
     assert!(answered[0].contains("charged-twice"), "{answered:?}");
     assert!(answered[1].contains("reset-password"), "{answered:?}");
 }
+
+#[tokio::test]
+async fn a_probe_ping_is_answered_at_once_while_a_turn_waits_and_a_plain_one_after_it() {
+    let (gate, seam) = gated("");
+    let app = spawn_app_with_seam(|_| {}, seam).await;
+    let mut customer = app.client().await;
+    customer.hello(None, None).await;
+    customer
+        .send(json!({"type": "message", "client_id": "m1", "text": "How do I reset my password?"}))
+        .await;
+    assert_eq!(customer.recv().await["type"], "ack");
+    // The turn waits for the models. A widget asking whether the connection is alive is told
+    // so at once; a plain ping is answered only once the turn is done, as the protocol says.
+    customer.send(json!({"type": "ping", "id": "plain"})).await;
+    customer
+        .send(json!({"type": "ping", "id": "alive?", "probe": true}))
+        .await;
+    let first = customer.recv().await;
+    assert_eq!(
+        (first["type"].as_str(), first["id"].as_str()),
+        (Some("pong"), Some("alive?"))
+    );
+    gate.add_permits(1);
+    let mut after = Vec::new();
+    while after
+        .last()
+        .is_none_or(|f: &serde_json::Value| f["type"] != "pong")
+    {
+        after.push(customer.recv().await);
+    }
+    assert_eq!(after.last().expect("pong")["id"], "plain");
+    assert!(
+        after.iter().any(|f| f["from"] == "bot"),
+        "the bot's answer came before the plain pong: {after:?}"
+    );
+}

@@ -1079,8 +1079,17 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     if (f.code === 'not_resolved' || f.code === 'bad_rating') answered('rate');
     if (f.code === 'queue_full') answered('human');
     if (f.code === 'bad_email') answered('email');
-    if (f.code === 'unknown_message' && !f.client_id) {
-      for (const key of [...awaiting.keys()]) if (key.startsWith('feedback:')) answered(key);
+    if (!f.client_id && awaiting.size) {
+      // A refusal of one of them (a rate limit, the server unavailable…): sending it again on
+      // the next connection would only be refused again, so it is not awaited any more; the
+      // forms can be sent again by hand.
+      for (const [key, entry] of [...awaiting]) if (entry.sends > 0) answered(key);
+      if (emailCard) emailCard.querySelector('button[type=submit]').disabled = false;
+      if (pendingRating) {
+        const submit = pendingRating.card.querySelector('button[type=submit]');
+        if (submit) submit.disabled = false;
+        pendingRating = null;
+      }
     }
     if (f.code === 'bad_email' && emailCard) {
       const err = emailCard.querySelector('[role=alert]');
@@ -1208,7 +1217,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   // `ping`; no frame within SILENCE_MS and the watchdog starts a new connection, which resumes.
   function probe() {
     if (!ws || !ready || probing || document.visibilityState === 'hidden') return;
-    if (!sendFrame({ type: 'ping' })) return;
+    if (!sendFrame({ type: 'ping', probe: true })) return;
     probing = true;
     armWatchdog();
   }

@@ -163,7 +163,8 @@ impl Connection {
                     customer,
                 }
             }
-            ClientFrame::Ping { id } => return self.pong(id),
+            ClientFrame::Ping { id, probe: true } => return self.send(ServerFrame::Pong { id }),
+            ClientFrame::Ping { id, .. } => return self.pong(id),
             other => return self.in_session(other).await,
         };
         if self.session.is_some() {

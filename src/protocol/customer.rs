@@ -76,11 +76,15 @@ pub enum ClientFrame {
         #[serde(default)]
         message: Option<String>,
     },
-    /// Answered with `pong` once everything sent before it on this connection has been handled.
+    /// Answered with `pong` once everything sent before it on this connection has been handled;
+    /// with `probe`, at once (a client asking whether the connection is alive).
     Ping {
         /// Echoed in the `pong`.
         #[serde(default)]
         id: Option<serde_json::Value>,
+        /// Answer at once, without waiting for the turn in progress.
+        #[serde(default)]
+        probe: bool,
     },
 }
 
@@ -463,6 +467,12 @@ mod tests {
             })
         );
         let ping: ClientFrame = serde_json::from_str(r#"{"type":"ping","id":7}"#).unwrap();
-        assert_eq!(ping, ClientFrame::Ping { id: Some(7.into()) });
+        assert_eq!(
+            ping,
+            ClientFrame::Ping {
+                id: Some(7.into()),
+                probe: false
+            }
+        );
     }
 }
