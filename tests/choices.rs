@@ -735,3 +735,71 @@ async fn a_pick_answers_from_the_line_its_button_showed() {
     let text = answer["text"].as_str().unwrap_or_default();
     assert!(text.starts_with("E32"), "{answer}");
 }
+
+/// A choice pressed just before a stop, stored but its turn never run (written into the store as
+/// such a stop leaves it), is answered after the start with the passage its button named, as the
+/// turn would have: not read as a new question.
+#[tokio::test]
+async fn a_choice_a_stop_left_unanswered_is_answered_with_its_passage_after_the_start() {
+    let app = spawn().await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let session = welcome["session"].as_str().expect("token").to_owned();
+    let id = welcome["conversation_id"].as_str().expect("id").to_owned();
+    let (_, offer) = ask_for_choices(&mut customer).await;
+    let (label, passage) = options(&offer)[1].clone();
+    customer.close().await;
+
+    let db = sqlx::SqlitePool::connect(&app.database_url())
+        .await
+        .expect("the store");
+    let last: i64 = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&db)
+        .await
+        .expect("the conversation");
+    let seq = last + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    let body = json!({"type": "message", "seq": seq, "from": "customer", "client_id": "pick",
+        "text": label, "choice": {"seq": offer["seq"], "passage": passage}})
+    .to_string();
+    sqlx::query("UPDATE conversations SET last_seq = $2, updated_at = $3 WHERE id = $1")
+        .bind(&id)
+        .bind(seq)
+        .bind(now)
+        .execute(&db)
+        .await
+        .expect("the number taken");
+    sqlx::query(
+        "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at)
+         VALUES ($1, $2, 'customer', 'pick', $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(seq)
+    .bind(&label)
+    .bind(&body)
+    .bind(now)
+    .execute(&db)
+    .await
+    .expect("the press stored");
+    db.close().await;
+
+    let app = app.restart().await;
+    let mut customer = app.client().await;
+    let welcome = customer.hello(Some(&session), Some(seq)).await;
+    let mut frames: Vec<Value> = welcome["missed"].as_array().expect("missed").clone();
+    while !frames.iter().any(|f| f["from"] == "bot") {
+        frames.push(customer.recv().await);
+    }
+    let answer = frames.iter().find(|f| f["from"] == "bot").expect("answer");
+    let path = passage.split_once('#').map_or(passage.as_str(), |(p, _)| p);
+    let url = answer["sources"][0]["url"].as_str().unwrap_or_default();
+    assert!(
+        url.contains(path.trim_end_matches(".md")),
+        "answered with {url}, not {passage}: {answer}"
+    );
+    assert!(answered_with(answer).is_some(), "{answer}");
+}
