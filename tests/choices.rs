@@ -789,12 +789,7 @@ async fn a_choice_a_stop_left_unanswered_is_answered_with_its_passage_after_the_
 
     let app = app.restart().await;
     let mut customer = app.client().await;
-    let welcome = customer.hello(Some(&session), Some(seq)).await;
-    let mut frames: Vec<Value> = welcome["missed"].as_array().expect("missed").clone();
-    while !frames.iter().any(|f| f["from"] == "bot") {
-        frames.push(customer.recv().await);
-    }
-    let answer = frames.iter().find(|f| f["from"] == "bot").expect("answer");
+    let answer = &customer.resume_until_bot(&session, seq).await;
     let path = passage.split_once('#').map_or(passage.as_str(), |(p, _)| p);
     let url = answer["sources"][0]["url"].as_str().unwrap_or_default();
     assert!(

@@ -538,12 +538,7 @@ async fn a_question_whose_turn_a_restart_cut_short_is_answered_after_it() {
     let app = app.restart().await;
     // The widget comes back with what it had: the answer is there, in `missed` or live.
     let mut customer = app.client().await;
-    let welcome = customer.hello(Some(&session), Some(seq)).await;
-    let mut frames: Vec<Value> = welcome["missed"].as_array().expect("missed").clone();
-    while !frames.iter().any(|f| f["from"] == "bot") {
-        frames.push(customer.recv().await);
-    }
-    let answer = frames.iter().find(|f| f["from"] == "bot").expect("answer");
+    let answer = customer.resume_until_bot(&session, seq).await;
     assert!(answer["seq"].as_i64() > Some(seq), "{answer}");
     assert!(
         answer["text"].as_str().is_some_and(|t| !t.is_empty()),

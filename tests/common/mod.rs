@@ -573,6 +573,19 @@ impl Client {
         welcome
     }
 
+    /// Resumes `session` from `last_seq` and returns the bot's first message after it, whether it
+    /// comes in the welcome's `missed` or live.
+    pub async fn resume_until_bot(&mut self, session: &str, last_seq: i64) -> Value {
+        let welcome = self.hello(Some(session), Some(last_seq)).await;
+        let mut frames: Vec<Value> = welcome["missed"].as_array().expect("missed").clone();
+        loop {
+            if let Some(answer) = frames.iter().find(|f| f["from"] == "bot") {
+                return answer.clone();
+            }
+            frames.push(self.recv().await);
+        }
+    }
+
     /// Sends a message and returns its ack and the bot's reply.
     pub async fn ask(&mut self, client_id: &str, text: &str) -> (Value, Value) {
         self.send(json!({"type": "message", "client_id": client_id, "text": text}))
