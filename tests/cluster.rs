@@ -715,18 +715,33 @@ struct Widget {
     socket: Client,
     session: String,
     kept: std::collections::BTreeMap<i64, Value>,
-    /// The client ids of the customer's messages the server acknowledged.
+    /// The customer's messages sent, by client id, and sent again after each reconnect until
+    /// acknowledged (the widget's rule: one sent just as the socket closed was never read).
+    sent: std::collections::BTreeMap<String, String>,
+    /// The client ids of the customer's messages the server acknowledged, by an `ack` or by the
+    /// message itself coming back with its `client_id` (in a resume's `missed`).
     acked: std::collections::BTreeSet<String>,
     /// Frames that arrived again with a `seq` already kept.
     repeats: usize,
 }
 
 impl Widget {
+    async fn send_message(&mut self, client_id: String, text: String) {
+        self.socket
+            .send(json!({"type": "message", "client_id": client_id, "text": text}))
+            .await;
+        self.sent.insert(client_id, text);
+    }
+
     fn keep(&mut self, frame: Value) {
+        let own = frame["type"] == "ack" || frame["from"] == "customer";
+        if let (true, Some(client_id)) = (own, frame["client_id"].as_str()) {
+            self.acked.insert(client_id.to_owned());
+        }
         if frame["type"] == "ack" {
-            self.acked
-                .insert(frame["client_id"].as_str().unwrap().to_owned());
-        } else if let Some(seq) = frame["seq"].as_i64() {
+            return;
+        }
+        if let Some(seq) = frame["seq"].as_i64() {
             if self.kept.insert(seq, frame).is_some() {
                 self.repeats += 1;
             }
@@ -757,6 +772,13 @@ impl Widget {
                     let welcome = self.socket.hello(Some(&session), last).await;
                     for f in welcome["missed"].as_array().unwrap().clone() {
                         self.keep(f);
+                    }
+                    let unacked: Vec<(String, String)> = (self.sent.iter())
+                        .filter(|(id, _)| !self.acked.contains(*id))
+                        .map(|(id, text)| (id.clone(), text.clone()))
+                        .collect();
+                    for (client_id, text) in unacked {
+                        self.send_message(client_id, text).await;
                     }
                 }
             }
@@ -808,6 +830,7 @@ async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_ack
         socket: customer,
         session,
         kept: Default::default(),
+        sent: Default::default(),
         acked: Default::default(),
         repeats: 0,
     };
@@ -819,10 +842,8 @@ async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_ack
     // their own message coming back as an event with its `seq`).
     let mut agent_has = std::collections::BTreeMap::new();
     for i in 0..10 {
-        let text = format!("customer {i}");
         widget
-            .socket
-            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": text}))
+            .send_message(format!("c{i}"), format!("customer {i}"))
             .await;
         sam.send(json!({"type": "message", "conversation_id": id, "client_id": format!("a{i}"), "text": format!("agent {i}")}))
             .await;
@@ -850,8 +871,7 @@ async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_ack
     // Meanwhile the customer goes on writing on node 1.
     for i in 10..15 {
         widget
-            .socket
-            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")}))
+            .send_message(format!("c{i}"), format!("customer {i}"))
             .await;
     }
 
@@ -872,8 +892,7 @@ async fn node_2_killed_mid_chat_its_agent_carries_on_from_node_3_and_nothing_ack
     }
     for i in 15..20 {
         widget
-            .socket
-            .send(json!({"type": "message", "client_id": format!("c{i}"), "text": format!("customer {i}")}))
+            .send_message(format!("c{i}"), format!("customer {i}"))
             .await;
     }
 
