@@ -196,7 +196,22 @@
 
   // A choice button pressed offline keeps its choice through a reload: sent as plain text it would
   // be answered as a new question.
-  const savePending = () => save('pending', JSON.stringify(pending.map((p) => ({ id: p.id, text: p.text, failed: p.failed, choice: p.choice }))));
+  //
+  // Other tabs of the site share the list: each writes its own messages into it and leaves the
+  // others' as they are, taking out only what it saw stored (a tab that wrote the list whole
+  // would drop another tab's unacknowledged messages, lost when that tab is closed or discarded).
+  const stored = new Set(); // client ids of messages this tab saw stored: out of the shared list
+  const sharedPending = () => { const l = loadJSON('pending', []); return Array.isArray(l) ? l : []; };
+  const savePending = () => {
+    const mine = new Map(pending.map((p) => [p.id, { id: p.id, text: p.text, failed: p.failed, choice: p.choice }]));
+    const list = [];
+    for (const p of sharedPending()) {
+      if (!p || typeof p.id !== 'string' || stored.has(p.id)) continue;
+      list.push(mine.get(p.id) || p);
+      mine.delete(p.id);
+    }
+    save('pending', JSON.stringify([...list, ...mine.values()]));
+  };
   const saveHistory = () => { history = history.slice(-HISTORY_MAX); save('history', JSON.stringify(history)); };
   // Saved once per batch of frames rather than once per frame: a resume can bring hundreds of
   // them, and writing the whole history each time made that quadratic. The microtask runs before
@@ -692,6 +707,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     transmit(p);
   }
   function confirmSent(id, seq) {
+    stored.add(id);
     pending = pending.filter((p) => p.id !== id);
     savePending();
     setBubbleState(id, 'sent', typeof seq === 'number' ? seq : undefined);
@@ -816,6 +832,10 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     if (typeof f.seq === 'number' && seen.has(f.seq)) return;
     const seq = typeof f.seq === 'number' ? f.seq : lastSeq + 0.5;
     if (f.from === 'customer') {
+      if (f.client_id && !stored.has(f.client_id)) {
+        stored.add(f.client_id); // perhaps written in another tab: stored, out of the shared list
+        if (!cached && !findPending(f.client_id) && sharedPending().some((p) => p && p.id === f.client_id)) savePending();
+      }
       if (f.client_id && bubbles.has(f.client_id)) {
         confirmSent(f.client_id, f.seq); // our own message coming back (e.g. in `missed`)
       } else {
@@ -1113,6 +1133,14 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     confirmSent(p.id, f.seq);
   }
   function onWelcome(f, sock) {
+    const other = load('session');
+    if (!sock.session && f.resumed === false && other && other !== f.session) {
+      // Another tab of the site started a conversation while this one waited for its welcome:
+      // join that one (this new one stays empty), or the customer's tabs would each hold a
+      // conversation of their own and a reload would show only the last one saved.
+      attempt = 0;
+      return drop(sock);
+    }
     if (typeof f.session === 'string' && f.session) save('session', f.session);
     if (f.resumed === false || (typeof f.last_seq === 'number' && f.last_seq < lastSeq && f.resumed)) {
       resetTranscript();
@@ -1180,7 +1208,8 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       // A logged-in customer's identity, signed by the operator's backend (data-user-id,
       // data-user-hash): the same history on every device, and earlier conversations linked.
       const identity = data.userHash && !identityRefused ? { user_id: data.userId || undefined, user_hash: data.userHash } : {};
-      sock.send(JSON.stringify({ type: 'hello', protocol: 1, session: load('session') || undefined, last_seq: lastSeq, visitor, ...identity }));
+      sock.session = load('session') || undefined;
+      sock.send(JSON.stringify({ type: 'hello', protocol: 1, session: sock.session, last_seq: lastSeq, visitor, ...identity }));
     };
     sock.onmessage = (ev) => {
       if (ws !== sock) return;

@@ -451,3 +451,86 @@ test('handoff as the customer sees it: queue, agent joined, typing, rating, emai
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('two tabs that open before either has a conversation join one conversation (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const second = await context.newPage();
+  second.on('pageerror', (e) => errors.push(e.message));
+  const hellos = [];
+  const messages = [];
+  const held = []; // the first two welcomes wait until both tabs have said hello
+  let conversations = 0;
+  await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    let session;
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        hellos.push(f);
+        session = f.session || `s-${++conversations}`;
+        const welcome = { type: 'welcome', protocol: 1, session, conversation_id: 'c' + session, resumed: !!f.session, state: 'bot', last_seq: 0, missed: [] };
+        held.push(() => ws.send(JSON.stringify(welcome)));
+        if (hellos.length === 2) {
+          held[0]();
+          setTimeout(held[1], 300); // as a second welcome comes over another network path
+        } else if (hellos.length > 2) held[hellos.length - 1]();
+      } else if (f.type === 'message') {
+        messages.push({ session, text: f.text });
+        ws.send(JSON.stringify({ type: 'ack', client_id: f.client_id, seq: messages.length, duplicate: false }));
+      }
+    });
+  });
+  await Promise.all([openChat(page), openChat(second)]);
+  assert.deepEqual(hellos.slice(0, 2).map((h) => h.session), [undefined, undefined], 'both tabs asked for a new conversation');
+  await waitFor(page, async () => hellos.length === 3, 'the tab whose welcome came second joins the first');
+  assert.equal(hellos[2].session, 's-1');
+  await waitFor(page, async () => (await isOnline(page)) && (await isOnline(second)), 'both tabs online');
+  await send(page, 'from the first tab');
+  await send(second, 'from the second tab');
+  await waitFor(page, async () => messages.length === 2, 'both messages arrive');
+  assert.deepEqual(messages.map((m) => m.session), ['s-1', 's-1'], 'one conversation');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/** Opens the demo page in another tab of a site whose chat is open in one already (so it opens open). */
+async function openAnotherTab(context, errors) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(SERVER + '/');
+  await widget(page).input.waitFor({ state: 'visible' });
+  await waitFor(page, () => isOnline(page), 'the widget connects');
+  return page;
+}
+
+test('a message written in a tab closed before it was acknowledged is sent by the next tab that opens (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const messages = [];
+  let acks = false; // nothing is acknowledged until both tabs wrote and the first was closed
+  await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !!f.session, state: 'bot', last_seq: 0, missed: [] }));
+      } else if (f.type === 'message') {
+        messages.push(f);
+        if (acks) ws.send(JSON.stringify({ type: 'ack', client_id: f.client_id, seq: messages.length, duplicate: false }));
+      }
+    });
+  });
+  await openChat(page);
+  const second = await openAnotherTab(context, errors);
+  await send(page, 'written in the first tab');
+  await send(second, 'written in the second tab');
+  await waitFor(page, async () => messages.length === 2, 'both tabs sent');
+  await page.close(); // closed (or discarded by the phone) before its message was acknowledged
+  acks = true;
+  messages.length = 0;
+  const third = await openAnotherTab(context, errors);
+  await waitFor(third, async () => messages.length >= 2, 'both unacknowledged messages are sent again');
+  assert.deepEqual(messages.map((m) => m.text).sort(), ['written in the first tab', 'written in the second tab']);
+  await waitFor(third, async () => (await customerMessages(third)).every((m) => m.state === 'sent'), 'acknowledged');
+  const left = await third.evaluate(() => Object.entries(localStorage).find(([k]) => k.endsWith(':pending'))?.[1]);
+  assert.equal(left, '[]', 'the shared list is empty once both were acknowledged');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
