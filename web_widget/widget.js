@@ -162,6 +162,7 @@
 
   const HISTORY_MAX = 300, TYPING_EVERY_MS = 3000, TYPING_IDLE_MS = 2000;
   const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 15000, SILENCE_MS = 15000, PROBE_EVERY_MS = 30000;
+  const WELCOME_WAIT_MAX_MS = 120000;
   const AWAIT_SENDS = 5;
 
   // ---- State -------------------------------------------------------------------------------------
@@ -169,6 +170,9 @@
   let ready = false;         // `welcome` received on the current socket
   let attempt = 0, retryTimer = 0, watchdog = 0;
   let probing = false;       // a `ping` went out on the current socket and nothing came back yet
+  // How long an open connection may take to bring its welcome: doubled each time one did not come
+  // in time (a page of missed frames takes a slow phone longer than SILENCE_MS), up to the max.
+  let welcomeWait = SILENCE_MS;
   let identityRefused = false; // the server refused data-user-hash: connect without it
   let lastSeq = loadNumber('seq');
   const storedPending = loadJSON('pending', []);
@@ -1134,7 +1138,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   }
   function onWelcome(f, sock) {
     const other = load('session');
-    if (!sock.session && f.resumed === false && other && other !== f.session) {
+    if (!sock.session && f.resumed === false && other && other !== f.session && lastSeq === 0 && !history.length) {
       // Another tab of the site started a conversation while this one waited for its welcome:
       // join that one (this new one stays empty), or the customer's tabs would each hold a
       // conversation of their own and a reload would show only the last one saved.
@@ -1208,6 +1212,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       // A logged-in customer's identity, signed by the operator's backend (data-user-id,
       // data-user-hash): the same history on every device, and earlier conversations linked.
       const identity = data.userHash && !identityRefused ? { user_id: data.userId || undefined, user_hash: data.userHash } : {};
+      if (ws === sock) { clearTimeout(watchdog); watchdog = 0; armWatchdog(); } // now the welcome's wait
       sock.session = load('session') || undefined;
       sock.send(JSON.stringify({ type: 'hello', protocol: 1, session: sock.session, last_seq: lastSeq, visitor, ...identity }));
     };
@@ -1232,10 +1237,13 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   function armWatchdog() {
     if (watchdog) return;
     const sock = ws;
+    const open = () => sock && sock.readyState === WebSocket.OPEN;
     watchdog = setTimeout(() => {
       watchdog = 0;
-      if (ws === sock && sock && unanswered()) drop(sock);
-    }, SILENCE_MS);
+      if (ws !== sock || !sock || !unanswered()) return;
+      if (!ready && open()) welcomeWait = Math.min(WELCOME_WAIT_MAX_MS, welcomeWait * 2);
+      drop(sock);
+    }, !ready && open() ? welcomeWait : SILENCE_MS);
   }
   function unanswered() {
     return !ready || probing || awaiting.size > 0 || pending.some((p) => !p.failed);
@@ -1289,6 +1297,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     build();
     greet();
     for (const f of history) handleFrame(f, true); // redraw the conversation after a reload
+    pending = pending.filter((p) => !stored.has(p.id)); // taken from the shared list, stored since
     pending.forEach(showPending);
     setOpen(isOpen, false);
     window.addEventListener('online', reconnectNow);

@@ -310,9 +310,10 @@ fn queue_welcome(
 /// that slept through a long chat, or an agent's flood) gets them in pages: the welcome carries
 /// the first, the socket closes with `reconnect` once it is written, and the client resumes
 /// from the last frame it got. One unbounded welcome was measured at 21.7 MB in the chaos run,
-/// over what clients take in one WebSocket message. A quarter MiB arrives within the widget's
-/// 15 s silence limit at 17 KB/s (a phone on a poor mobile network); a page of 1 MiB needed
-/// 70 KB/s, and a slower phone dropped each welcome before it came, and resumed it again forever.
+/// over what clients take in one WebSocket message. A quarter MiB takes 13 s at 20 KB/s (a phone
+/// on a poor mobile network); a page of 1 MiB needed 70 KB/s to arrive within the widget's 15 s,
+/// and a slower phone dropped each welcome before it came and resumed it again forever (the
+/// widget now also gives a welcome that did not come in time twice as long on the next try).
 const WELCOME_PAGE_BYTES: usize = 1 << 18;
 
 /// What one welcome gives a socket.

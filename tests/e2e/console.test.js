@@ -219,7 +219,7 @@ test('offline for long: 300 long messages (over a megabyte) come back in pages, 
 
   await customer.context.setOffline(true);
   await waitFor(customer.page, () => connText(customer.page).then((t) => /offline/i.test(t)), 'the widget shows it is offline');
-  // About 1.2 MB, more than one welcome carries (1 MiB). A second console tab of the agent's writes
+  // About 1.2 MB, more than one welcome carries (256 KiB). A second console tab of the agent's writes
   // them, each stored before the next (typing 300 messages into the composer would take minutes).
   const texts = Array.from({ length: 300 }, (_, i) => `part ${i + 1}: ` + 'the long answer, '.repeat(225).trim());
   const written = await agent.page.evaluate(async ({ id, texts }) => {

@@ -523,14 +523,42 @@ test('a message written in a tab closed before it was acknowledged is sent by th
   await send(second, 'written in the second tab');
   await waitFor(page, async () => messages.length === 2, 'both tabs sent');
   await page.close(); // closed (or discarded by the phone) before its message was acknowledged
+  await second.close();
   acks = true;
   messages.length = 0;
   const third = await openAnotherTab(context, errors);
   await waitFor(third, async () => messages.length >= 2, 'both unacknowledged messages are sent again');
   assert.deepEqual(messages.map((m) => m.text).sort(), ['written in the first tab', 'written in the second tab']);
   await waitFor(third, async () => (await customerMessages(third)).every((m) => m.state === 'sent'), 'acknowledged');
+  assert.equal((await customerMessages(third)).length, 2, 'each shown once');
   const left = await third.evaluate(() => Object.entries(localStorage).find(([k]) => k.endsWith(':pending'))?.[1]);
   assert.equal(left, '[]', 'the shared list is empty once both were acknowledged');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a phone too slow to get its welcome within the usual 15 s is given longer on the next try (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const sockets = []; // the hellos are not answered until the end: as if the welcome were still arriving
+  await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    ws.onMessage((text) => { if (JSON.parse(String(text)).type === 'hello') sockets.push(ws); });
+  });
+  await page.clock.install();
+  await page.goto(SERVER + '/');
+  await waitFor(page, async () => sockets.length === 1, 'the first hello');
+  await page.clock.runFor(15500); // no welcome in 15 s: a new connection
+  await page.clock.runFor(1000); // its backoff
+  await waitFor(page, async () => sockets.length === 2, 'the second hello');
+  await page.clock.runFor(16000); // the second gets longer than the first did
+  await page.clock.runFor(1000);
+  await page.waitForTimeout(500);
+  assert.equal(sockets.length, 2, 'the second connection is given more than 15 s for its welcome');
+  sockets[1].send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: false, state: 'bot', last_seq: 0, missed: [] }));
+  await widget(page).launcher.click();
+  await waitFor(page, () => isOnline(page), 'online once the welcome came');
+  await page.clock.runFor(40000); // past the 30 s it was given: the welcome came
+  await page.waitForTimeout(500);
+  assert.equal(sockets.length, 2, 'a connection that brought its welcome is kept');
   assert.deepEqual(errors, []);
   await context.close();
 });
