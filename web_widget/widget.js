@@ -34,7 +34,7 @@
       open: 'Open chat', close: 'Close chat', unread: (n) => (n === 1 ? '1 unread message' : n + ' unread messages'),
       label: 'Message', placeholder: 'Type your message…', send: 'Send', hint: 'Enter to send, Shift+Enter for a new line',
       human: 'Talk to a person', you: 'You', bot: 'Assistant', agent: 'Support agent',
-      sending: 'Sending…', failed: 'Not sent.', retry: 'Retry', waitingNet: 'Waiting for the network…',
+      sending: 'Sending…', failed: 'Not sent.', retry: 'Retry', edit: 'Edit', waitingNet: 'Waiting for the network…',
       online: 'Online', connecting: 'Connecting…', offline: "You're offline. Messages will be sent when you're back.",
       helpful: 'Was this helpful?', yes: 'Yes', no: 'No', thanks: 'Thanks for your feedback!',
       queued: 'Waiting for a person', position: (n) => "You're number " + n + ' in line',
@@ -54,7 +54,7 @@
       open: 'Abrir chat', close: 'Cerrar chat', unread: (n) => n + (n === 1 ? ' mensaje sin leer' : ' mensajes sin leer'),
       label: 'Mensaje', placeholder: 'Escribe tu mensaje…', send: 'Enviar', hint: 'Intro para enviar, Mayús+Intro para una nueva línea',
       human: 'Hablar con una persona', you: 'Tú', bot: 'Asistente', agent: 'Agente',
-      sending: 'Enviando…', failed: 'No enviado.', retry: 'Reintentar', waitingNet: 'Esperando la red…',
+      sending: 'Enviando…', failed: 'No enviado.', retry: 'Reintentar', edit: 'Editar', waitingNet: 'Esperando la red…',
       online: 'En línea', connecting: 'Conectando…', offline: 'Sin conexión. Tus mensajes se enviarán al volver.',
       helpful: '¿Te ha sido útil?', yes: 'Sí', no: 'No', thanks: '¡Gracias por tu opinión!',
       queued: 'Esperando a una persona', position: (n) => 'Eres el número ' + n + ' en la cola',
@@ -74,7 +74,7 @@
       open: 'Ouvrir le chat', close: 'Fermer le chat', unread: (n) => n + (n === 1 ? ' message non lu' : ' messages non lus'),
       label: 'Message', placeholder: 'Écrivez votre message…', send: 'Envoyer', hint: 'Entrée pour envoyer, Maj+Entrée pour un saut de ligne',
       human: 'Parler à une personne', you: 'Vous', bot: 'Assistant', agent: 'Conseiller',
-      sending: 'Envoi…', failed: 'Non envoyé.', retry: 'Réessayer', waitingNet: 'En attente du réseau…',
+      sending: 'Envoi…', failed: 'Non envoyé.', retry: 'Réessayer', edit: 'Modifier', waitingNet: 'En attente du réseau…',
       online: 'En ligne', connecting: 'Connexion…', offline: 'Hors ligne. Vos messages partiront au retour du réseau.',
       helpful: 'Cette réponse vous a-t-elle aidé ?', yes: 'Oui', no: 'Non', thanks: 'Merci pour votre avis !',
       queued: 'En attente d’une personne', position: (n) => 'Vous êtes numéro ' + n + ' dans la file',
@@ -94,7 +94,7 @@
       open: 'Chat öffnen', close: 'Chat schließen', unread: (n) => n + (n === 1 ? ' ungelesene Nachricht' : ' ungelesene Nachrichten'),
       label: 'Nachricht', placeholder: 'Nachricht eingeben…', send: 'Senden', hint: 'Enter zum Senden, Umschalt+Enter für eine neue Zeile',
       human: 'Mit einem Menschen sprechen', you: 'Sie', bot: 'Assistent', agent: 'Support',
-      sending: 'Wird gesendet…', failed: 'Nicht gesendet.', retry: 'Erneut senden', waitingNet: 'Warte auf das Netz…',
+      sending: 'Wird gesendet…', failed: 'Nicht gesendet.', retry: 'Erneut senden', edit: 'Bearbeiten', waitingNet: 'Warte auf das Netz…',
       online: 'Online', connecting: 'Verbinde…', offline: 'Offline. Nachrichten werden gesendet, sobald Sie wieder online sind.',
       helpful: 'War das hilfreich?', yes: 'Ja', no: 'Nein', thanks: 'Danke für Ihr Feedback!',
       queued: 'Warten auf einen Menschen', position: (n) => 'Sie sind Nummer ' + n + ' in der Warteschlange',
@@ -202,15 +202,15 @@
   // be answered as a new question.
   //
   // Other tabs of the site share the list: each writes its own messages into it and leaves the
-  // others' as they are, taking out only what it saw stored (a tab that wrote the list whole
+  // others' as they are, taking out only what it saw stored or took back (a tab that wrote the list whole
   // would drop another tab's unacknowledged messages, lost when that tab is closed or discarded).
-  const stored = new Set(); // client ids of messages this tab saw stored: out of the shared list
+  const settled = new Set(); // client ids of messages this tab saw stored, or took back to edit: out of the shared list
   const sharedPending = () => { const l = loadJSON('pending', []); return Array.isArray(l) ? l : []; };
   const savePending = () => {
     const mine = new Map(pending.map((p) => [p.id, { id: p.id, text: p.text, failed: p.failed, choice: p.choice }]));
     const list = [];
     for (const p of sharedPending()) {
-      if (!p || typeof p.id !== 'string' || stored.has(p.id)) continue;
+      if (!p || typeof p.id !== 'string' || settled.has(p.id)) continue;
       list.push(mine.get(p.id) || p);
       mine.delete(p.id);
     }
@@ -413,6 +413,7 @@ overflow:hidden;box-shadow:0 16px 48px rgba(0,0,0,.22),0 2px 6px rgba(0,0,0,.08)
 .meta{font-size:11.5px;color:var(--mu);padding:0 6px;display:flex;gap:6px;align-items:center}
 .meta svg{width:13px;height:13px}
 .linkbtn{border:0;background:none;padding:0;color:#a3261f;font-weight:600;text-decoration:underline;font-size:inherit}
+.linkbtn+.linkbtn{margin-left:8px}
 .md p{margin:0 0 8px}.md p:last-child{margin-bottom:0}
 .md ul,.md ol{margin:4px 0 8px;padding-left:22px}.md li{margin:2px 0}
 .md a,.note a{color:var(--bi)}
@@ -694,7 +695,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       node._meta.append(icon('clock'), ready ? t('sending') : (navigator.onLine === false ? t('waitingNet') : t('sending')));
     } else if (st === 'failed') {
       node._meta = h('span', 'meta', t('failed'));
-      node._meta.append(btn(t('retry'), 'linkbtn', () => retry(id)));
+      node._meta.append(btn(t('retry'), 'linkbtn', () => retry(id)), btn(t('edit'), 'linkbtn', () => edit(id)));
     }
     if (node._meta) node.append(node._meta);
     if (seq != null && node._seq !== seq) {
@@ -710,8 +711,24 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     setBubbleState(id, 'pending');
     transmit(p);
   }
+  // A message refused for good (too long for this server…) goes back into the composer to be
+  // changed, and out of the list kept for the next page load: sent again as it was, it would only
+  // be refused again.
+  function edit(id) {
+    const p = findPending(id);
+    if (!p) return;
+    settled.add(id);
+    pending = pending.filter((q) => q.id !== id);
+    savePending();
+    const node = bubbles.get(id);
+    if (node) node.remove();
+    bubbles.delete(id);
+    el.input.value = p.text;
+    autosize();
+    el.input.focus();
+  }
   function confirmSent(id, seq) {
-    stored.add(id);
+    settled.add(id);
     pending = pending.filter((p) => p.id !== id);
     savePending();
     setBubbleState(id, 'sent', typeof seq === 'number' ? seq : undefined);
@@ -836,8 +853,8 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     if (typeof f.seq === 'number' && seen.has(f.seq)) return;
     const seq = typeof f.seq === 'number' ? f.seq : lastSeq + 0.5;
     if (f.from === 'customer') {
-      if (f.client_id && !stored.has(f.client_id)) {
-        stored.add(f.client_id); // perhaps written in another tab: stored, out of the shared list
+      if (f.client_id && !settled.has(f.client_id)) {
+        settled.add(f.client_id); // perhaps written in another tab: stored, out of the shared list
         if (!cached && !findPending(f.client_id) && sharedPending().some((p) => p && p.id === f.client_id)) savePending();
       }
       if (f.client_id && bubbles.has(f.client_id)) {
@@ -1297,7 +1314,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     build();
     greet();
     for (const f of history) handleFrame(f, true); // redraw the conversation after a reload
-    pending = pending.filter((p) => !stored.has(p.id)); // taken from the shared list, stored since
+    pending = pending.filter((p) => !settled.has(p.id)); // taken from the shared list, stored since
     pending.forEach(showPending);
     setOpen(isOpen, false);
     window.addEventListener('online', reconnectNow);

@@ -562,3 +562,34 @@ test('a phone too slow to get its welcome within the usual 15 s is given longer 
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('a message the server refuses for good can be taken back into the composer, and does not come back after a reload (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const messages = [];
+  await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !!f.session, state: 'bot', last_seq: 0, missed: [] }));
+      } else if (f.type === 'message') {
+        messages.push(f);
+        ws.send(JSON.stringify({ type: 'error', code: 'message_too_long', client_id: f.client_id, message: 'messages are limited to 20 characters; this one has 41. Split it up and send again' }));
+      }
+    });
+  });
+  const w = await openChat(page);
+  const long = 'my order never came and I want it today';
+  await send(page, long);
+  await waitFor(page, async () => (await customerMessages(page))[0]?.state === 'failed', 'the message is refused');
+  await w.customer.first().locator('button', { hasText: 'Edit' }).click();
+  assert.equal(await w.input.inputValue(), long, 'its text is back in the composer');
+  assert.equal((await customerMessages(page)).length, 0, 'the refused bubble is gone');
+  await page.reload();
+  await w.input.waitFor({ state: 'visible' });
+  await waitFor(page, () => isOnline(page), 'reconnected');
+  await page.waitForTimeout(500);
+  assert.equal((await customerMessages(page)).length, 0, 'not drawn again after a reload');
+  assert.equal(messages.length, 1, 'not sent again either');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
