@@ -502,20 +502,27 @@ async function openAnotherTab(context, errors) {
   return page;
 }
 
-test('a message written in a tab closed before it was acknowledged is sent by the next tab that opens (scripted server)', async () => {
-  const { page, errors, context } = await newPage(browser);
-  const messages = [];
-  let acks = false; // nothing is acknowledged until both tabs wrote and the first was closed
+/** A scripted server: each hello gets a welcome to conversation c-1 (session s-1), each message goes to `onMessage(frame, ws)`. */
+async function scriptedChat(context, onMessage) {
   await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
     ws.onMessage((text) => {
       const f = JSON.parse(String(text));
       if (f.type === 'hello') {
         ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !!f.session, state: 'bot', last_seq: 0, missed: [] }));
       } else if (f.type === 'message') {
-        messages.push(f);
-        if (acks) ws.send(JSON.stringify({ type: 'ack', client_id: f.client_id, seq: messages.length, duplicate: false }));
+        onMessage(f, ws);
       }
     });
+  });
+}
+
+test('a message written in a tab closed before it was acknowledged is sent by the next tab that opens (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const messages = [];
+  let acks = false; // nothing is acknowledged until both tabs wrote and the first was closed
+  await scriptedChat(context, (f, ws) => {
+    messages.push(f);
+    if (acks) ws.send(JSON.stringify({ type: 'ack', client_id: f.client_id, seq: messages.length, duplicate: false }));
   });
   await openChat(page);
   const second = await openAnotherTab(context, errors);
@@ -566,16 +573,9 @@ test('a phone too slow to get its welcome within the usual 15 s is given longer 
 test('a message the server refuses for good can be taken back into the composer, and does not come back after a reload (scripted server)', async () => {
   const { page, errors, context } = await newPage(browser);
   const messages = [];
-  await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
-    ws.onMessage((text) => {
-      const f = JSON.parse(String(text));
-      if (f.type === 'hello') {
-        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !!f.session, state: 'bot', last_seq: 0, missed: [] }));
-      } else if (f.type === 'message') {
-        messages.push(f);
-        ws.send(JSON.stringify({ type: 'error', code: 'message_too_long', client_id: f.client_id, message: 'messages are limited to 20 characters; this one has 41. Split it up and send again' }));
-      }
-    });
+  await scriptedChat(context, (f, ws) => {
+    messages.push(f);
+    ws.send(JSON.stringify({ type: 'error', code: 'message_too_long', client_id: f.client_id, message: 'messages are limited to 20 characters; this one has 41. Split it up and send again' }));
   });
   const w = await openChat(page);
   const long = 'my order never came and I want it today';
