@@ -1317,6 +1317,14 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     pending = pending.filter((p) => !settled.has(p.id)); // taken from the shared list, stored since
     pending.forEach(showPending);
     setOpen(isOpen, false);
+    // Another tab wrote the shared list at the same moment as this one and its write won: put
+    // this tab's unacknowledged messages back (only when some are missing, so no tab answers a
+    // write with a write for ever).
+    window.addEventListener('storage', (e) => {
+      if (e.key !== KEY + 'pending') return;
+      const shared = new Set(sharedPending().map((p) => p && p.id));
+      if (pending.some((p) => !shared.has(p.id))) savePending();
+    });
     window.addEventListener('online', reconnectNow);
     window.addEventListener('offline', goneOffline);
     document.addEventListener('visibilitychange', () => {

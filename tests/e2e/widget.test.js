@@ -593,3 +593,18 @@ test('a message the server refuses for good can be taken back into the composer,
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("a tab whose unacknowledged message another tab's write dropped from the shared list puts it back (scripted server)", async () => {
+  const { page, errors, context } = await newPage(browser);
+  await scriptedChat(context, () => {}); // nothing is acknowledged
+  await openChat(page);
+  const second = await openAnotherTab(context, errors);
+  await send(page, 'written in the first tab');
+  const list = (tab) => tab.evaluate(() => JSON.parse(Object.entries(localStorage).find(([k]) => k.endsWith(':pending'))?.[1] || '[]'));
+  await waitFor(page, async () => (await list(second)).length === 1, 'the message is in the shared list');
+  // The second tab's save lands just after the first tab's, from a list read before it.
+  await second.evaluate(() => { const k = Object.keys(localStorage).find((x) => x.endsWith(':pending')); localStorage.setItem(k, '[]'); });
+  await waitFor(page, async () => (await list(second)).map((p) => p.text).join() === 'written in the first tab', 'the first tab puts it back');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
