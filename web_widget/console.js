@@ -11,6 +11,9 @@
   const AGENT_KEY = 'frontdesk.console.agent';
   const SOUND_KEY = 'frontdesk.console.sound';
   const SELECTED_KEY = 'frontdesk.console.selected';
+  // Replies typed and not stored yet, by chat, so a reload (or a crash) while the network is down
+  // loses none: sent again once their chat is loaded. Removed at logout, like the drafts.
+  const PENDING_KEY = 'frontdesk.console.pending';
   const TYPING_EVERY_MS = 3000, TYPING_IDLE_MS = 2000, TYPING_HIDE_MS = 8000;
   const TITLE = 'frontdesk console';
 
@@ -33,6 +36,7 @@
     presence: 'online',
     sound: localStorage.getItem(SOUND_KEY) !== 'off',
     ws: null, connected: false, retry: 0, retryTimer: 0,
+    unsent: {}, // replies kept from before a reload, by chat, until their chat is loaded (PENDING_KEY)
     queue: [], queueTotal: 0, seenQueue: null, // conversation ids already announced
     fresh: new Map(), // conversation id -> until when it is highlighted as new
     chats: new Map(), // id -> chat (see `chat()`)
@@ -158,6 +162,8 @@
   function logout(message) {
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(AGENT_KEY);
+    localStorage.removeItem(PENDING_KEY);
+    S.unsent = {};
     sessionStorage.removeItem(SELECTED_KEY);
     S.token = '';
     S.agent = null;
@@ -203,6 +209,8 @@
   const isEditor = () => !!S.agent && S.agent.role === 'editor';
 
   function start() {
+    const saved = safeJson(localStorage.getItem(PENDING_KEY));
+    S.unsent = saved && S.agent && saved.agent === S.agent.id && saved.chats && typeof saved.chats === 'object' ? saved.chats : {};
     el.login.hidden = true;
     el.app.hidden = false;
     el.app.dataset.role = isEditor() ? 'editor' : 'agent';
@@ -291,7 +299,7 @@
       if (c.events.has(fr.seq)) return; // already drawn (from a context packet)
       c.events.set(fr.seq, fr);
       c.times.set(fr.seq, Date.now());
-      if (fr.client_id) c.pending.delete(fr.client_id);
+      if (fr.client_id && c.pending.delete(fr.client_id)) savePending();
       if (fr.type === 'status') c.state = fr.state;
       if (fr.type === 'message' && fr.from === 'customer') {
         setCustomerTyping(c, false);
@@ -352,6 +360,7 @@
       const p = c && f.client_id ? c.pending.get(f.client_id) : null;
       if (p) {
         c.pending.delete(f.client_id);
+        savePending();
         if (S.selected === c.id) {
           if (!el.input.value.trim()) el.input.value = p.text;
           renderTranscript();
@@ -391,6 +400,19 @@
     if (previewGone) renderCentre();
   }
 
+  /** Keeps the replies not stored yet (see PENDING_KEY), with those of chats not loaded yet. */
+  function savePending() {
+    const chats = { ...S.unsent };
+    for (const [id, c] of S.chats) {
+      if (c.pending.size) chats[id] = [...c.pending].map(([cid, p]) => [cid, p.text]);
+      else delete chats[id];
+    }
+    try {
+      if (Object.keys(chats).length) localStorage.setItem(PENDING_KEY, JSON.stringify({ agent: S.agent && S.agent.id, chats }));
+      else localStorage.removeItem(PENDING_KEY);
+    } catch (e) { /* storage full or unavailable: kept in memory only */ }
+  }
+
   /** Loads the conversations this agent holds (after a reconnect some frames may have been missed). */
   async function resync() {
     const session = S.token; // a logout meanwhile leaves the chats it cleared cleared
@@ -402,12 +424,18 @@
       await Promise.all(mine.map(async (id) => {
         const context = await api('/api/conversations/' + encodeURIComponent(id) + '/context');
         if (S.token !== session) return;
+        // Replies kept from before a reload: those the transcript shows stored leave in fromContext.
+        const kept = Array.isArray(S.unsent[id]) ? S.unsent[id] : [];
+        delete S.unsent[id];
+        for (const e of kept) if (Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'string') chat(id).pending.set(e[0], { text: e[1] });
         const c = fromContext(context);
         c.mine = true;
         // Messages typed while offline and not stored yet go out now.
         for (const [cid, p] of c.pending) send({ type: 'message', conversation_id: id, text: p.text, client_id: cid });
       }));
       if (S.token !== session) return;
+      S.unsent = {}; // kept for chats this agent no longer holds: they cannot be sent
+      savePending();
       if (S.selected && !S.chats.has(S.selected)) S.selected = null;
       if (!S.selected && mine.length) S.selected = mine[0];
       renderAll();
@@ -871,6 +899,7 @@
     } else {
       const cid = 'c-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 8);
       c.pending.set(cid, { text });
+      savePending();
       send({ type: 'message', conversation_id: c.id, text, client_id: cid }); // sent again on reconnect if not stored
       stopTyping();
     }

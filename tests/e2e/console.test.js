@@ -359,3 +359,30 @@ test('the console: a new conversation is announced; away and back; a reload keep
   await customer.context.close();
   await agent.context.close();
 });
+
+test('a reply typed while the console could not send it survives a reload and reaches the customer once', async () => {
+  const parts = await customerAndAgent('Ravi Menon');
+  const { customer, w, agent } = parts;
+  let hold = false; // while set, the agent's messages never leave the page: as on a dead network
+  await agent.page.routeWebSocket(/\/ws\/agent$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => { if (!(hold && JSON.parse(String(m)).type === 'message')) server.send(m); });
+  });
+  await handOver(parts);
+  hold = true;
+  const reply = `Your replacement ships today, Ravi (${unique()})`;
+  await agentSends(agent.page, reply);
+  await agent.page.locator('#transcript .msg.pending', { hasText: reply }).waitFor();
+  hold = false;
+  await agent.page.reload(); // the agent reloads the page that seemed stuck
+  await agent.page.locator('#conn.ok').waitFor();
+  await w.w('.msg.agent .bubble').filter({ hasText: reply }).waitFor();
+  await agent.page.locator('#transcript .msg.agent:not(.pending) .bubble', { hasText: reply }).waitFor();
+  await customer.page.waitForTimeout(500);
+  assert.equal(await w.w('.msg.agent .bubble').filter({ hasText: reply }).count(), 1, 'the customer gets it once');
+  assert.equal(await agent.page.evaluate(() => localStorage.getItem('frontdesk.console.pending')), null, 'nothing left unsent');
+  assert.deepEqual(customer.errors, []);
+  assert.deepEqual(agent.errors, []);
+  await customer.context.close();
+  await agent.context.close();
+});
