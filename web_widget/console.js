@@ -36,7 +36,7 @@
     presence: 'online',
     sound: localStorage.getItem(SOUND_KEY) !== 'off',
     ws: null, connected: false, retry: 0, retryTimer: 0,
-    unsent: {}, // replies kept from before a reload, by chat, until their chat is loaded (PENDING_KEY)
+    settled: new Set(), // client ids of replies seen stored or refused: out of the kept list (PENDING_KEY)
     queue: [], queueTotal: 0, seenQueue: null, // conversation ids already announced
     fresh: new Map(), // conversation id -> until when it is highlighted as new
     chats: new Map(), // id -> chat (see `chat()`)
@@ -163,7 +163,7 @@
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(AGENT_KEY);
     localStorage.removeItem(PENDING_KEY);
-    S.unsent = {};
+    S.settled.clear();
     sessionStorage.removeItem(SELECTED_KEY);
     S.token = '';
     S.agent = null;
@@ -210,7 +210,7 @@
 
   function start() {
     const saved = safeJson(localStorage.getItem(PENDING_KEY));
-    S.unsent = saved && S.agent && saved.agent === S.agent.id && saved.chats && typeof saved.chats === 'object' ? saved.chats : {};
+    if (saved && (!S.agent || saved.agent !== S.agent.id)) localStorage.removeItem(PENDING_KEY); // another agent's
     el.login.hidden = true;
     el.app.hidden = false;
     el.app.dataset.role = isEditor() ? 'editor' : 'agent';
@@ -299,6 +299,7 @@
       if (c.events.has(fr.seq)) return; // already drawn (from a context packet)
       c.events.set(fr.seq, fr);
       c.times.set(fr.seq, Date.now());
+      if (fr.client_id) S.settled.add(fr.client_id);
       if (fr.client_id && c.pending.delete(fr.client_id)) savePending();
       if (fr.type === 'status') c.state = fr.state;
       if (fr.type === 'message' && fr.from === 'customer') {
@@ -359,6 +360,7 @@
       const c = f.conversation_id ? S.chats.get(f.conversation_id) : null;
       const p = c && f.client_id ? c.pending.get(f.client_id) : null;
       if (p) {
+        S.settled.add(f.client_id);
         c.pending.delete(f.client_id);
         savePending();
         if (S.selected === c.id) {
@@ -400,15 +402,35 @@
     if (previewGone) renderCentre();
   }
 
-  /** Keeps the replies not stored yet (see PENDING_KEY), with those of chats not loaded yet. */
-  function savePending() {
-    const chats = { ...S.unsent };
-    for (const [id, c] of S.chats) {
-      if (c.pending.size) chats[id] = [...c.pending].map(([cid, p]) => [cid, p.text]);
-      else delete chats[id];
+  /** This agent's kept replies (see PENDING_KEY), by chat, as [[client_id, text], …]. */
+  function keptReplies() {
+    const saved = safeJson(localStorage.getItem(PENDING_KEY));
+    const chats = saved && S.agent && saved.agent === S.agent.id && saved.chats && typeof saved.chats === 'object' ? saved.chats : {};
+    const out = new Map();
+    for (const [id, list] of Object.entries(chats)) {
+      const ok = Array.isArray(list) ? list.filter((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'string') : [];
+      if (ok.length) out.set(id, ok);
     }
+    return out;
+  }
+
+  /** Keeps the replies not stored yet (see PENDING_KEY). The agent's console tabs share the list:
+   * each adds its own and takes out only those it saw stored or refused, so chats another tab (or
+   * this one before a reload) has not loaded yet keep theirs. `held`, when given, are the chats
+   * the agent holds: the others' are dropped. */
+  function savePending(held) {
+    const chats = new Map();
+    const add = (id, cid, text) => {
+      if (S.settled.has(cid) || (held && !held.has(id))) return;
+      if (!chats.has(id)) chats.set(id, new Map());
+      chats.get(id).set(cid, text);
+    };
+    for (const [id, list] of keptReplies()) for (const [cid, text] of list) add(id, cid, text);
+    for (const [id, c] of S.chats) for (const [cid, p] of c.pending) add(id, cid, p.text);
+    const out = {};
+    for (const [id, m] of chats) out[id] = [...m];
     try {
-      if (Object.keys(chats).length) localStorage.setItem(PENDING_KEY, JSON.stringify({ agent: S.agent && S.agent.id, chats }));
+      if (chats.size) localStorage.setItem(PENDING_KEY, JSON.stringify({ agent: S.agent && S.agent.id, chats: out }));
       else localStorage.removeItem(PENDING_KEY);
     } catch (e) { /* storage full or unavailable: kept in memory only */ }
   }
@@ -421,21 +443,26 @@
       if (S.token !== session) return;
       const mine = conversations.filter((c) => c.agent_id === S.agent.id).map((c) => c.id);
       for (const [id, c] of S.chats) if (c.mine && !mine.includes(id)) S.chats.delete(id);
+      const kept = keptReplies();
       await Promise.all(mine.map(async (id) => {
         const context = await api('/api/conversations/' + encodeURIComponent(id) + '/context');
         if (S.token !== session) return;
-        // Replies kept from before a reload: those the transcript shows stored leave in fromContext.
-        const kept = Array.isArray(S.unsent[id]) ? S.unsent[id] : [];
-        delete S.unsent[id];
-        for (const e of kept) if (Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'string') chat(id).pending.set(e[0], { text: e[1] });
+        // Replies kept from before a reload (or by another tab): those seen stored, live or in
+        // the transcript (fromContext), are not sent again.
+        for (const [cid, text] of kept.get(id) || []) if (!S.settled.has(cid)) chat(id).pending.set(cid, { text });
         const c = fromContext(context);
         c.mine = true;
         // Messages typed while offline and not stored yet go out now.
         for (const [cid, p] of c.pending) send({ type: 'message', conversation_id: id, text: p.text, client_id: cid });
       }));
       if (S.token !== session) return;
-      S.unsent = {}; // kept for chats this agent no longer holds: they cannot be sent
-      savePending();
+      // Kept for chats the agent no longer holds: they cannot be sent; the agent is told.
+      const held = new Set(mine);
+      for (const [id, list] of kept) {
+        if (held.has(id)) continue;
+        for (const [cid, text] of list) if (!S.settled.has(cid)) toast('Not sent (the chat is no longer yours): ' + text, true);
+      }
+      savePending(held);
       if (S.selected && !S.chats.has(S.selected)) S.selected = null;
       if (!S.selected && mine.length) S.selected = mine[0];
       renderAll();
@@ -467,7 +494,7 @@
       if (typeof fr.seq !== 'number') continue;
       c.events.set(fr.seq, fr);
       if (fr.at) c.times.set(fr.seq, fr.at);
-      if (fr.client_id) c.pending.delete(fr.client_id);
+      if (fr.client_id) { S.settled.add(fr.client_id); c.pending.delete(fr.client_id); }
     }
     c.notes = (ctx.notes || []).map((n) => ({ agent: n.agent, text: n.text, at: n.at }));
     if (ctx.team) S.teams.add(ctx.team);

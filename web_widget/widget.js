@@ -205,12 +205,16 @@
   // others' as they are, taking out only what it saw stored or took back (a tab that wrote the list whole
   // would drop another tab's unacknowledged messages, lost when that tab is closed or discarded).
   const settled = new Set(); // client ids of messages this tab saw stored, or took back to edit: out of the shared list
+  const written = new Set(); // client ids of the messages written in this tab (not loaded from the list)
   const sharedPending = () => { const l = loadJSON('pending', []); return Array.isArray(l) ? l : []; };
+  // Messages taken back to edit in any tab (the last 50): no tab keeps or sends them again.
+  const withdrawn = () => { const l = loadJSON('withdrawn', []); return new Set(Array.isArray(l) ? l : []); };
   const savePending = () => {
-    const mine = new Map(pending.map((p) => [p.id, { id: p.id, text: p.text, failed: p.failed, choice: p.choice }]));
+    const gone = withdrawn();
+    const mine = new Map(pending.filter((p) => !gone.has(p.id)).map((p) => [p.id, { id: p.id, text: p.text, failed: p.failed, choice: p.choice }]));
     const list = [];
     for (const p of sharedPending()) {
-      if (!p || typeof p.id !== 'string' || settled.has(p.id)) continue;
+      if (!p || typeof p.id !== 'string' || settled.has(p.id) || gone.has(p.id)) continue;
       list.push(mine.get(p.id) || p);
       mine.delete(p.id);
     }
@@ -671,6 +675,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     if (!text) return;
     const p = { id: newId(), text, failed: false, tries: 0 };
     if (choice) p.choice = choice;
+    written.add(p.id);
     pending.push(p);
     savePending();
     showPending(p);
@@ -717,15 +722,20 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   function edit(id) {
     const p = findPending(id);
     if (!p) return;
+    forget(id);
+    save('withdrawn', JSON.stringify([...withdrawn(), id].slice(-50)));
+    savePending();
+    const typed = el.input.value.trim(); // a message being typed is kept: the text goes after it
+    el.input.value = typed ? typed + '\n' + p.text : p.text;
+    autosize();
+    el.input.focus();
+  }
+  function forget(id) {
     settled.add(id);
     pending = pending.filter((q) => q.id !== id);
-    savePending();
     const node = bubbles.get(id);
     if (node) node.remove();
     bubbles.delete(id);
-    el.input.value = p.text;
-    autosize();
-    el.input.focus();
   }
   function confirmSent(id, seq) {
     settled.add(id);
@@ -1314,16 +1324,22 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     build();
     greet();
     for (const f of history) handleFrame(f, true); // redraw the conversation after a reload
-    pending = pending.filter((p) => !settled.has(p.id)); // taken from the shared list, stored since
+    const gone = withdrawn(); // taken from the shared list, and stored or taken back since
+    pending = pending.filter((p) => !settled.has(p.id) && !gone.has(p.id));
     pending.forEach(showPending);
     setOpen(isOpen, false);
     // Another tab wrote the shared list at the same moment as this one and its write won: put
-    // this tab's unacknowledged messages back (only when some are missing, so no tab answers a
-    // write with a write for ever).
+    // back the unacknowledged messages written in this tab (only those, and only when some are
+    // missing, so no two tabs answer each other's writes for ever). A message taken back to edit
+    // in another tab leaves this one too.
     window.addEventListener('storage', (e) => {
+      if (e.key === KEY + 'withdrawn') {
+        for (const id of withdrawn()) if (findPending(id)) forget(id);
+        return;
+      }
       if (e.key !== KEY + 'pending') return;
       const shared = new Set(sharedPending().map((p) => p && p.id));
-      if (pending.some((p) => !shared.has(p.id))) savePending();
+      if (pending.some((p) => written.has(p.id) && !shared.has(p.id))) savePending();
     });
     window.addEventListener('online', reconnectNow);
     window.addEventListener('offline', goneOffline);

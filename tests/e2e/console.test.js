@@ -360,7 +360,7 @@ test('the console: a new conversation is announced; away and back; a reload keep
   await agent.context.close();
 });
 
-test('a reply typed while the console could not send it survives a reload and reaches the customer once', async () => {
+test('a reply typed while the console could not send it survives a reload (and another tab of the agent writing meanwhile) and reaches the customer once', async () => {
   const parts = await customerAndAgent('Ravi Menon');
   const { customer, w, agent } = parts;
   let hold = false; // while set, the agent's messages never leave the page: as on a dead network
@@ -369,10 +369,20 @@ test('a reply typed while the console could not send it survives a reload and re
     ws.onMessage((m) => { if (!(hold && JSON.parse(String(m)).type === 'message')) server.send(m); });
   });
   await handOver(parts);
+  const other = await agent.context.newPage();
+  other.on('pageerror', (e) => agent.errors.push(e.message));
+  await other.goto(SERVER + '/console');
+  await other.locator('#conn.ok').waitFor();
+  await other.locator('#composer').waitFor();
   hold = true;
   const reply = `Your replacement ships today, Ravi (${unique()})`;
   await agentSends(agent.page, reply);
   await agent.page.locator('#transcript .msg.pending', { hasText: reply }).waitFor();
+  // Meanwhile a second console tab of the agent's, open since before, writes in the same chat:
+  // its saves keep the first tab's reply.
+  await agentSends(other, 'I have added a discount too');
+  await w.w('.msg.agent .bubble').filter({ hasText: 'I have added a discount too' }).waitFor();
+  await other.close();
   hold = false;
   await agent.page.reload(); // the agent reloads the page that seemed stuck
   await agent.page.locator('#conn.ok').waitFor();

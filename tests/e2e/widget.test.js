@@ -581,8 +581,9 @@ test('a message the server refuses for good can be taken back into the composer,
   const long = 'my order never came and I want it today';
   await send(page, long);
   await waitFor(page, async () => (await customerMessages(page))[0]?.state === 'failed', 'the message is refused');
+  await w.input.fill('order TW-1');
   await w.customer.first().locator('button', { hasText: 'Edit' }).click();
-  assert.equal(await w.input.inputValue(), long, 'its text is back in the composer');
+  assert.equal(await w.input.inputValue(), 'order TW-1\n' + long, 'its text is back in the composer, after what was being typed');
   assert.equal((await customerMessages(page)).length, 0, 'the refused bubble is gone');
   await page.reload();
   await w.input.waitFor({ state: 'visible' });
