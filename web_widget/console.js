@@ -116,10 +116,25 @@
   const clock = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
   const day = (ms) => new Date(ms).toLocaleDateString([], { day: 'numeric', month: 'short', year: 'numeric' });
 
-  function toast(text, bad) {
+  /** A notice for a few seconds; `sticky` ones stay until dismissed (text the agent may copy). */
+  function toast(text, bad, sticky) {
     const t = h('div.toast' + (bad ? '.bad' : ''), { role: bad ? 'alert' : 'status' }, text);
     el.toasts.append(t);
-    setTimeout(() => t.remove(), 6000);
+    if (!sticky) return void setTimeout(() => t.remove(), 6000);
+    const dismiss = h('button.dismiss', { type: 'button' }, 'Dismiss');
+    dismiss.addEventListener('click', () => t.remove());
+    t.append(' ', dismiss);
+  }
+
+  /** The replies of a chat the agent no longer holds cannot be sent: shown until dismissed. */
+  function dropUnsent(c, why) {
+    if (!c.pending.size) return;
+    for (const [cid, p] of c.pending) {
+      S.settled.add(cid);
+      toast('Not sent to ' + customerName(c.context && c.context.customer) + ' (' + why + '): ' + p.text, true, true);
+    }
+    c.pending.clear();
+    savePending();
   }
 
   // ---- REST ----------------------------------------------------------------------------------
@@ -318,6 +333,7 @@
     unassigned(f) {
       const c = S.chats.get(f.conversation_id);
       if (!c) return;
+      dropUnsent(c, f.reason === 'resolved' ? 'the chat is resolved' : 'the chat is no longer yours');
       if (f.reason === 'resolved') {
         c.state = 'resolved';
         c.mine = false;
@@ -460,7 +476,7 @@
       const held = new Set(mine);
       for (const [id, list] of kept) {
         if (held.has(id)) continue;
-        for (const [cid, text] of list) if (!S.settled.has(cid)) toast('Not sent (the chat is no longer yours): ' + text, true);
+        for (const [cid, text] of list) if (!S.settled.has(cid)) toast('Not sent (the chat is no longer yours): ' + text, true, true);
       }
       savePending(held);
       if (S.selected && !S.chats.has(S.selected)) S.selected = null;

@@ -391,6 +391,23 @@ test('a reply typed while the console could not send it survives a reload (and a
   await customer.page.waitForTimeout(500);
   assert.equal(await w.w('.msg.agent .bubble').filter({ hasText: reply }).count(), 1, 'the customer gets it once');
   assert.equal(await agent.page.evaluate(() => localStorage.getItem('frontdesk.console.pending')), null, 'nothing left unsent');
+
+  // A reply still unsent when the agent resolves the chat is not dropped silently: it stays on
+  // screen until dismissed, and out of the kept list.
+  hold = true;
+  const late = `One more thing, Ravi (${unique()})`;
+  await agentSends(agent.page, late);
+  await agent.page.locator('#transcript .msg.pending', { hasText: late }).waitFor();
+  await agent.page.locator('#resolve').click();
+  const notice = agent.page.locator('.toast', { hasText: late });
+  await notice.waitFor();
+  assert.match(await notice.textContent(), /Not sent to Ravi Menon \(the chat is resolved\)/);
+  await agent.page.waitForTimeout(6500);
+  assert.equal(await notice.count(), 1, 'it stays until dismissed');
+  assert.equal(await agent.page.evaluate(() => localStorage.getItem('frontdesk.console.pending')), null);
+  await notice.locator('button', { hasText: 'Dismiss' }).click();
+  assert.equal(await notice.count(), 0);
+  hold = false;
   assert.deepEqual(customer.errors, []);
   assert.deepEqual(agent.errors, []);
   await customer.context.close();
