@@ -202,8 +202,9 @@
   // be answered as a new question.
   //
   // Other tabs of the site share the list: each writes its own messages into it and leaves the
-  // others' as they are, taking out only what it saw stored or took back (a tab that wrote the list whole
-  // would drop another tab's unacknowledged messages, lost when that tab is closed or discarded).
+  // others' as they are, taking out only what it saw stored or took back (a tab that wrote the
+  // list whole would drop another tab's unacknowledged messages, lost when that tab is closed or
+  // discarded).
   const settled = new Set(); // client ids of messages this tab saw stored, or took back to edit: out of the shared list
   const written = new Set(); // client ids of the messages written in this tab (not loaded from the list)
   const sharedPending = () => { const l = loadJSON('pending', []); return Array.isArray(l) ? l : []; };

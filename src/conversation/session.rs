@@ -5,8 +5,9 @@
 //! the token) at once, and the conversation is written to the store with the customer's first
 //! real act (a message, asking for a person, leaving an email). So an idle widget, or a flood of
 //! `hello`s, costs a socket and no rows (a verified customer's device joining their conversation
-//! costs one, and a conversation keeps at most `store::identity::SESSION_TOKENS_KEPT`). A token the server issued but never stored is accepted
-//! again (same id), so every tab of a fresh conversation shares it.
+//! costs one, and a conversation keeps at most `store::identity::SESSION_TOKENS_KEPT`). A token
+//! the server issued but never stored is accepted again (same id), so every tab of a fresh
+//! conversation shares it.
 
 use std::net::IpAddr;
 
