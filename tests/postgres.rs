@@ -29,6 +29,7 @@ fn event(sender: &'static str, client_id: Option<&str>, text: Option<&str>) -> N
     NewEvent {
         sender,
         client_id: client_id.map(str::to_owned),
+        seen: None,
         text: text.map(str::to_owned),
         state: None,
         responds_to: None,

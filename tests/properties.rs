@@ -268,15 +268,16 @@ async fn reconnecting_widget(app: &common::TestApp, steps: Vec<Step>) -> Result<
     let mut client = app.client().await;
     let welcome = client.hello(None, None).await;
     let session = welcome["session"].as_str().unwrap().to_owned();
-    let mut pending: Vec<String> = Vec::new();
+    // Each unacknowledged message with the `seen` it was first sent with, as the widget keeps it.
+    let mut pending: Vec<(String, i64)> = Vec::new();
     let mut sent = 0;
     for step in steps {
-        let message = |n: usize| json!({"type": "message", "client_id": format!("m{n}"), "text": format!("Where is my order {n}?")});
+        let message = |n: usize, seen: i64| json!({"type": "message", "client_id": format!("m{n}"), "seen": seen, "text": format!("Where is my order {n}?")});
         match step {
             Step::Send | Step::SendAndDrop => {
                 sent += 1;
-                pending.push(format!("m{sent}"));
-                client.send(message(sent)).await;
+                pending.push((format!("m{sent}"), seen.last()));
+                client.send(message(sent, seen.last())).await;
             }
             Step::Drop => {}
         }
@@ -284,7 +285,7 @@ async fn reconnecting_widget(app: &common::TestApp, steps: Vec<Step>) -> Result<
             for frame in client.settle().await {
                 seen.take(&frame)?;
                 if frame["type"] == "ack" {
-                    pending.retain(|p| frame["client_id"] != p.as_str());
+                    pending.retain(|(p, _)| frame["client_id"] != p.as_str());
                 }
             }
             continue;
@@ -297,14 +298,14 @@ async fn reconnecting_widget(app: &common::TestApp, steps: Vec<Step>) -> Result<
         for frame in welcome["missed"].as_array().unwrap() {
             seen.take(frame)?;
         }
-        for id in pending.clone() {
+        for (id, first_seen) in pending.clone() {
             let n: usize = id[1..].parse().unwrap();
-            client.send(message(n)).await;
+            client.send(message(n, first_seen)).await;
         }
         for frame in client.settle().await {
             seen.take(&frame)?;
             if frame["type"] == "ack" {
-                pending.retain(|p| frame["client_id"] != p.as_str());
+                pending.retain(|(p, _)| frame["client_id"] != p.as_str());
             }
         }
         prop_assert!(pending.is_empty(), "unacknowledged: {pending:?}");

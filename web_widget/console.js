@@ -418,13 +418,14 @@
     if (previewGone) renderCentre();
   }
 
-  /** This agent's kept replies (see PENDING_KEY), by chat, as [[client_id, text], …]. */
+  /** This agent's kept replies (see PENDING_KEY), by chat, as [[client_id, text, seen?], …]. */
   function keptReplies() {
     const saved = safeJson(localStorage.getItem(PENDING_KEY));
     const chats = saved && S.agent && saved.agent === S.agent.id && saved.chats && typeof saved.chats === 'object' ? saved.chats : {};
     const out = new Map();
     for (const [id, list] of Object.entries(chats)) {
-      const ok = Array.isArray(list) ? list.filter((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'string') : [];
+      const ok = Array.isArray(list) ? list.filter((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'string')
+        .map(([cid, text, seen]) => [cid, text, typeof seen === 'number' ? seen : 0]) : [];
       if (ok.length) out.set(id, ok);
     }
     return out;
@@ -436,15 +437,15 @@
    * the agent holds: the others' are dropped. */
   function savePending(held) {
     const chats = new Map();
-    const add = (id, cid, text) => {
+    const add = (id, cid, text, seen) => {
       if (S.settled.has(cid) || (held && !held.has(id))) return;
       if (!chats.has(id)) chats.set(id, new Map());
-      chats.get(id).set(cid, text);
+      chats.get(id).set(cid, [text, seen]);
     };
-    for (const [id, list] of keptReplies()) for (const [cid, text] of list) add(id, cid, text);
-    for (const [id, c] of S.chats) for (const [cid, p] of c.pending) add(id, cid, p.text);
+    for (const [id, list] of keptReplies()) for (const [cid, text, seen] of list) add(id, cid, text, seen);
+    for (const [id, c] of S.chats) for (const [cid, p] of c.pending) add(id, cid, p.text, p.seen);
     const out = {};
-    for (const [id, m] of chats) out[id] = [...m];
+    for (const [id, m] of chats) out[id] = [...m].map(([cid, [text, seen]]) => [cid, text, seen]);
     try {
       if (chats.size) localStorage.setItem(PENDING_KEY, JSON.stringify({ agent: S.agent && S.agent.id, chats: out }));
       else localStorage.removeItem(PENDING_KEY);
@@ -465,11 +466,11 @@
         if (S.token !== session) return;
         // Replies kept from before a reload (or by another tab): those seen stored, live or in
         // the transcript (fromContext), are not sent again.
-        for (const [cid, text] of kept.get(id) || []) if (!S.settled.has(cid)) chat(id).pending.set(cid, { text });
+        for (const [cid, text, seen] of kept.get(id) || []) if (!S.settled.has(cid)) chat(id).pending.set(cid, { text, seen });
         const c = fromContext(context);
         c.mine = true;
         // Messages typed while offline and not stored yet go out now.
-        for (const [cid, p] of c.pending) send({ type: 'message', conversation_id: id, text: p.text, client_id: cid });
+        for (const [cid, p] of c.pending) send({ type: 'message', conversation_id: id, text: p.text, client_id: cid, seen: p.seen });
       }));
       if (S.token !== session) return;
       // Kept for chats the agent no longer holds: they cannot be sent; the agent is told.
@@ -941,9 +942,13 @@
       if (!send({ type: 'note', conversation_id: c.id, text })) return toast('Not connected; the note was not saved. Try again in a moment.', true);
     } else {
       const cid = 'c-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 8);
-      c.pending.set(cid, { text });
+      // `seen`: the newest frame of the chat shown now. The reply is stored after it, so when it
+      // is sent again the server looks for an earlier copy among the frames after it only.
+      let seen = 0;
+      for (const seq of c.events.keys()) if (seq > seen) seen = seq;
+      c.pending.set(cid, { text, seen });
       savePending();
-      send({ type: 'message', conversation_id: c.id, text, client_id: cid }); // sent again on reconnect if not stored
+      send({ type: 'message', conversation_id: c.id, text, client_id: cid, seen }); // sent again on reconnect if not stored
       stopTyping();
     }
     el.input.value = '';

@@ -175,12 +175,18 @@
   let welcomeWait = SILENCE_MS;
   let identityRefused = false; // the server refused data-user-hash: connect without it
   let lastSeq = loadNumber('seq');
+  // The conversation this tab was last welcomed into: a message records it with the `lastSeq` it
+  // was written after (`conv`, `seenSeq`) and sends that number as `seen` while the tab is still
+  // in that conversation (0 otherwise), so the server looks for an earlier copy of a re-sent
+  // message only among the frames after it.
+  let convId = null;
   const storedPending = loadJSON('pending', []);
-  /** @type {{id: string, text: string, failed: boolean, tries: number, choice?: object}[]} messages not yet acknowledged */
+  /** @type {{id: string, text: string, failed: boolean, tries: number, seenSeq: number, conv: string|null, choice?: object}[]} messages not yet acknowledged */
   let pending = (Array.isArray(storedPending) ? storedPending : [])
     .filter((p) => p && typeof p.id === 'string' && typeof p.text === 'string')
     .map((p) => {
-      const kept = { id: p.id, text: p.text, failed: !!p.failed, tries: 0 };
+      const kept = { id: p.id, text: p.text, failed: !!p.failed, tries: 0, seenSeq: 0, conv: null };
+      if (typeof p.seenSeq === 'number' && typeof p.conv === 'string') Object.assign(kept, { seenSeq: p.seenSeq, conv: p.conv });
       if (p.choice && typeof p.choice === 'object' && typeof p.choice.seq === 'number') kept.choice = p.choice;
       return kept;
     });
@@ -212,7 +218,8 @@
   const withdrawn = () => { const l = loadJSON('withdrawn', []); return new Set(Array.isArray(l) ? l : []); };
   const savePending = () => {
     const gone = withdrawn();
-    const mine = new Map(pending.filter((p) => !gone.has(p.id)).map((p) => [p.id, { id: p.id, text: p.text, failed: p.failed, choice: p.choice }]));
+    const mine = new Map(pending.filter((p) => !gone.has(p.id))
+      .map((p) => [p.id, { id: p.id, text: p.text, failed: p.failed, choice: p.choice, seenSeq: p.seenSeq, conv: p.conv }]));
     const list = [];
     for (const p of sharedPending()) {
       if (!p || typeof p.id !== 'string' || settled.has(p.id) || gone.has(p.id)) continue;
@@ -667,14 +674,15 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
   const answered = (key) => awaiting.delete(key);
   function transmit(p) {
     if (p.failed) return;
-    const frame = { type: 'message', client_id: p.id, text: p.text };
+    const seenThere = p.conv !== null && p.conv === convId ? p.seenSeq : 0;
+    const frame = { type: 'message', client_id: p.id, seen: seenThere, text: p.text };
     if (p.choice) frame.choice = p.choice; // a choice button: answered with exactly that passage
     if (sendFrame(frame)) armWatchdog();
   }
   function sendMessage(text, choice) {
     text = String(text || '').trim();
     if (!text) return;
-    const p = { id: newId(), text, failed: false, tries: 0 };
+    const p = { id: newId(), text, failed: false, tries: 0, seenSeq: lastSeq, conv: convId };
     if (choice) p.choice = choice;
     written.add(p.id);
     pending.push(p);
@@ -1178,6 +1186,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       resetTranscript();
       if (f.resumed) return drop(sock); // the server knows less than we showed: ask for everything
     }
+    convId = typeof f.conversation_id === 'string' && f.conversation_id ? f.conversation_id : null;
     if (typeof f.state === 'string') setState(f.state, {});
     for (const m of Array.isArray(f.missed) ? f.missed : []) handleFrame(m, false);
     ready = true;
@@ -1197,6 +1206,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     history = [];
     saveHistory();
     setLastSeq(0);
+    for (const p of pending) p.seenSeq = 0; // the numbers they were written after are not this log's
     greet();
     pending.forEach(showPending);
   }

@@ -29,7 +29,7 @@ pub struct Stored {
 const MAX_COMMENT_CHARS: usize = 2_000;
 
 impl Conversations {
-    /// Stores a customer message (once per `client_id`), shows it on the conversation's other
+    /// Stores a customer message (once per `client_id`; `seen`: see [`crate::store::NewEvent::seen`]), shows it on the conversation's other
     /// sockets and to its agent, and queues its `ack` on `socket` (the sender's outbox): the
     /// store append is the only wait. The `ack` is queued before the conversation's lock is let
     /// go, so no later frame (an agent's reply stored a moment after) reaches the sender before
@@ -40,6 +40,7 @@ impl Conversations {
         &self,
         session: &mut Session,
         client_id: &str,
+        seen: Option<i64>,
         text: &str,
         choice: Option<Choice>,
         socket: &Outbox,
@@ -52,7 +53,7 @@ impl Conversations {
         frame.client_id = Some(client_id.to_owned());
         frame.choice = choice;
         let stored = match core
-            .append_message(id, frame, Some(session.socket()), None)
+            .append_message(id, frame, Some(session.socket()), None, seen)
             .await?
         {
             Appended::New { seq, state, .. } => Stored {

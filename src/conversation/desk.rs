@@ -138,13 +138,15 @@ impl Desk {
     }
 
     /// The agent holding the conversation writes to the customer. Returns the message's `seq`;
-    /// a message sent again with the same `client_id` is stored once.
+    /// a message sent again with the same `client_id` (and `seen`, [`crate::store::NewEvent::seen`])
+    /// is stored once.
     pub async fn message(
         &self,
         agent: &Account,
         id: &ConversationId,
         text: &str,
         client_id: Option<&str>,
+        seen: Option<i64>,
     ) -> Result<i64, ConversationError> {
         self.held(agent, id)?;
         let core = &self.core;
@@ -158,7 +160,10 @@ impl Desk {
             .holding(id)
             .filter(|h| !h.responded)
             .map(|h| h.entry.handoff_id);
-        let seq = match core.append_message(id, frame, None, responds_to).await? {
+        let seq = match core
+            .append_message(id, frame, None, responds_to, seen)
+            .await?
+        {
             Appended::New { seq, .. } => seq,
             // Sent again after a reconnect: stored already, and in the transcript the console
             // reloads.
@@ -431,6 +436,7 @@ impl Core {
             NewEvent {
                 sender: Sender::System.as_str(),
                 client_id: None,
+                seen: None,
                 text: None,
                 state: None,
                 responds_to: None,
@@ -440,6 +446,7 @@ impl Core {
             NewEvent {
                 sender: Sender::System.as_str(),
                 client_id: None,
+                seen: None,
                 text: None,
                 state: None,
                 responds_to: None,

@@ -82,7 +82,7 @@ impl Core {
             };
             let mut note = message(Sender::System, text);
             note.quick_replies = quick;
-            self.append_message(id, note, None, None).await?;
+            self.append_message(id, note, None, None, None).await?;
             for reason in &decision.reasons {
                 let kind = serde_json::to_value(reason.kind).unwrap_or_default();
                 let kind = kind.as_str().unwrap_or("other");

@@ -447,6 +447,7 @@ impl Core {
         let event = NewEvent {
             sender: Sender::System.as_str(),
             client_id: None,
+            seen: None,
             text: None,
             state,
             responds_to: None,
@@ -457,18 +458,21 @@ impl Core {
     }
 
     /// Appends a message frame (`message.seq` is replaced by the next number); `responds_to`: the
-    /// hand-off an agent's message is the first reply of ([`NewEvent::responds_to`]).
+    /// hand-off an agent's message is the first reply of ([`NewEvent::responds_to`]); `seen`: the
+    /// last number its sender had seen when it first sent it ([`NewEvent::seen`]).
     async fn append_message(
         &self,
         conversation: &ConversationId,
         message: MessageFrame,
         except: Option<u64>,
         responds_to: Option<i64>,
+        seen: Option<i64>,
     ) -> Result<Appended, ConversationError> {
         let from = message.from.as_str();
         let event = NewEvent {
             sender: from,
             client_id: message.client_id.clone(),
+            seen,
             text: Some(message.text.clone()),
             state: None,
             responds_to,

@@ -168,7 +168,7 @@ impl Core {
         // The status frame sets the state too.
         self.append_status(id, status(State::Bot)).await?;
         let text = "Nobody could take this conversation while you were away, so I'm back. Ask for a person again whenever you like.";
-        self.append_message(id, message(Sender::System, text), None, None)
+        self.append_message(id, message(Sender::System, text), None, None, None)
             .await?;
         tracing::info!(conversation = %id, "left the queue: the customer is gone");
         Ok(())

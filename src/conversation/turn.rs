@@ -426,6 +426,7 @@ impl Core {
         let event = crate::store::NewEvent {
             sender: Sender::Bot.as_str(),
             client_id: None,
+            seen: None,
             text: Some(reply.text.clone()),
             state: None,
             responds_to: None,

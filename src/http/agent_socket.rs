@@ -310,6 +310,7 @@ impl Acting {
                 conversation_id,
                 text,
                 client_id,
+                seen,
             } => {
                 let text = text.trim();
                 let max = self.state.limits.max_message_chars;
@@ -333,7 +334,7 @@ impl Acting {
                     ));
                     return Ok(());
                 }
-                desk.message(agent, &conversation_id, text, client_id.as_deref())
+                desk.message(agent, &conversation_id, text, client_id.as_deref(), seen)
                     .await
                     .map(|_| ())
             }

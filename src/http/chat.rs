@@ -189,11 +189,12 @@ impl Connection {
         }
         if let ClientFrame::Message {
             client_id,
+            seen,
             text,
             choice,
         } = frame
         {
-            return self.message(&client_id, &text, choice).await;
+            return self.message(&client_id, seen, &text, choice).await;
         }
         match self.act(frame).await {
             Ok(Some(answer)) => self.send(answer),
@@ -258,7 +259,13 @@ impl Connection {
 
     /// A customer message; with a `choice`, a choice button pressed (checked against what the
     /// message it names offered, stored with the option's label, answered with that passage).
-    async fn message(&mut self, client_id: &str, text: &str, choice: Option<Choice>) {
+    async fn message(
+        &mut self,
+        client_id: &str,
+        seen: Option<i64>,
+        text: &str,
+        choice: Option<Choice>,
+    ) {
         let text = match check_message(client_id, text, self.limits.max_message_chars) {
             Ok(text) => text,
             Err(refusal) => return self.refuse(refusal, Some(client_id)),
@@ -287,7 +294,7 @@ impl Connection {
         let choice = chosen.as_ref().and(choice);
         // Stored, shown to the others and acknowledged on this socket.
         let stored = match conversations
-            .message(session, client_id, text, choice, &self.outbox)
+            .message(session, client_id, seen, text, choice, &self.outbox)
             .await
         {
             Ok(stored) => stored,

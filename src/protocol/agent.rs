@@ -38,6 +38,11 @@ pub enum AgentFrame {
         /// The console's id for the message, echoed in the `event`.
         #[serde(default)]
         client_id: Option<String>,
+        /// The last `seq` the console had seen in this conversation when it first sent the
+        /// message, sent again unchanged with every re-send: a re-send is looked for only after
+        /// it (see `customer` `message`).
+        #[serde(default)]
+        seen: Option<i64>,
     },
     /// A private note on a conversation the agent holds: agents only.
     Note {

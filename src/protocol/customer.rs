@@ -38,6 +38,13 @@ pub enum ClientFrame {
     Message {
         /// Unique per message, chosen by the widget.
         client_id: String,
+        /// The last `seq` the widget had seen in this conversation when it first sent this
+        /// message, sent again unchanged with every re-send. The message cannot have been stored
+        /// at or below it, so a re-send is looked for only among the frames after it (and among
+        /// the conversation's last 1,000 at most, the store's `RESEND_WINDOW`): a re-send of a
+        /// message stored before those is stored again.
+        #[serde(default)]
+        seen: Option<i64>,
         /// What the customer wrote; for a `choice`, the button's label (the option's label as
         /// offered is what is stored and shown).
         text: String,

@@ -139,6 +139,10 @@ pub struct NewEvent {
     pub sender: &'static str,
     /// The client's idempotency key, for customers' and agents' messages.
     pub client_id: Option<String>,
+    /// The last sequence number the client had seen in the conversation when it first sent this
+    /// message (sent again unchanged with every re-send): the message cannot have been stored at
+    /// or below it, so on SQLite a re-send is looked for only after it (see [`RESEND_WINDOW`]).
+    pub seen: Option<i64>,
     /// The message text, for messages (searchable; the frame itself is in `body`).
     pub text: Option<String>,
     /// Who owns the conversation from this frame on (a status frame announces it): set in the
@@ -263,6 +267,15 @@ pub struct Store {
 }
 
 /// The one statement that stores a frame, for `append_in!` and the SQLite writer (`writer.rs`).
+/// How many of a conversation's newest frames at most are searched for an earlier copy of a
+/// message with a client id, on SQLite (which keeps no index of client ids: an index entry per
+/// message cost an extra page written per commit, docs/BENCHMARKS.md). The search starts after
+/// the [`NewEvent::seen`] the client sent, and never further back than this: a client that sends
+/// no `seen`, or an old one, costs at most this many rows per message, and a re-send of a
+/// message stored before the conversation's last `RESEND_WINDOW` frames is not recognised. A
+/// `seen` above the conversation's last number (no client can have seen it) counts as none.
+pub const RESEND_WINDOW: i64 = 1_000;
+
 const INSERT_EVENT: &str =
     "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -284,6 +297,9 @@ macro_rules! append_in {
         .fetch_one(&mut *$tx)
         .await?;
         let (seq, state): (i64, String) = (row.get(0), row.get(1));
+        // Looked for in the whole conversation, by the index of client ids Postgres has; SQLite's
+        // messages with client ids are stored by its writer (`writer.rs`), which has none and
+        // looks after the client's `seen`: here on SQLite only frames without one come (`resolve`).
         // A statement of its own, after the lock: in Postgres (read committed) each statement
         // sees what was committed when it began, so a copy of this message that another node
         // committed while this one waited for the row is seen here, and would not be by a
@@ -493,6 +509,7 @@ impl Store {
     }
 
     /// The sequence number already given to a message from `sender` with this client id, if any.
+    /// On SQLite (no index of client ids, [`RESEND_WINDOW`]) a pass over the conversation's frames.
     pub async fn seq_of_client_id(
         &self,
         conversation: &str,

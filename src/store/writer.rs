@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::{self, Checkpoints, Flags, Limits};
 use super::{
     bind_args, nul_free, Appended, NewEvent, RowWrite, StoreError, Written, INSERT_EVENT,
-    MARK_RESPONDED,
+    MARK_RESPONDED, RESEND_WINDOW,
 };
 
 /// Appends and rows waiting for the writer; a caller beyond this waits for room.
@@ -437,6 +437,27 @@ async fn commit(connection: &mut SqliteConnection) -> Result<(), Failure> {
     transaction_statement(connection, "COMMIT").await
 }
 
+/// The number after which an earlier copy of a message is looked for, given the `seen` its
+/// client sent ([`NewEvent::seen`], 0 for none) and the conversation's `last` number: `seen`, but
+/// no further back than the last [`RESEND_WINDOW`] frames, and those alone when `seen` is above
+/// the last number (no client can have seen it). [`window_start`] is the same in SQL.
+fn resend_window_start(seen: i64, last: i64) -> i64 {
+    if seen > last {
+        last - RESEND_WINDOW
+    } else {
+        seen.max(last - RESEND_WINDOW)
+    }
+}
+
+/// [`resend_window_start`] as SQL over `c`, the message's conversation, given `seen`, the SQL of
+/// the number its client sent.
+fn window_start(seen: &str) -> String {
+    format!(
+        "(CASE WHEN {seen} > c.last_seq THEN c.last_seq - {RESEND_WINDOW} \
+         ELSE MAX({seen}, c.last_seq - {RESEND_WINDOW}) END)"
+    )
+}
+
 /// Runs `BEGIN` or `COMMIT`; its failure is the whole batch's, not one append's.
 async fn transaction_statement(
     connection: &mut SqliteConnection,
@@ -491,12 +512,13 @@ async fn append_together(
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.conversation.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    // (conversation, client id as stored) of each job that has one.
-    let keyed: Vec<(&str, String)> = jobs
+    // (conversation, client id as stored, seen) of each job that has one.
+    let keyed: Vec<(&str, String, i64)> = jobs
         .iter()
         .filter_map(|j| {
             let id = j.event.client_id.as_deref()?;
-            Some((j.conversation.as_str(), nul_free(id).into_owned()))
+            let seen = j.event.seen.unwrap_or(0);
+            Some((j.conversation.as_str(), nul_free(id).into_owned(), seen))
         })
         .collect();
 
@@ -510,19 +532,26 @@ async fn append_together(
     }
     list.push_unseparated(")");
     if !keyed.is_empty() {
-        query.push("; WITH wanted (conversation_id, client_id) AS (");
-        query.push_values(&keyed, |mut row, (conversation, client_id)| {
-            row.push_bind(*conversation).push_bind(client_id.as_str());
+        // Earlier copies, looked for by the events' key in the frames after `seen` only
+        // (`RESEND_WINDOW`): SQLite keeps no index of client ids.
+        query.push("; WITH wanted (conversation_id, client_id, seen) AS (");
+        query.push_values(&keyed, |mut row, (conversation, client_id, seen)| {
+            row.push_bind(*conversation)
+                .push_bind(client_id.as_str())
+                .push_bind(*seen);
         });
-        query.push(
+        query.push(format!(
             ") SELECT 1, e.conversation_id, e.seq, e.sender, e.client_id FROM wanted w \
-             JOIN events e ON e.conversation_id = w.conversation_id \
+             JOIN conversations c ON c.id = w.conversation_id \
+             JOIN events e ON e.conversation_id = w.conversation_id AND e.seq > {} \
              WHERE e.client_id = w.client_id",
-        );
+            window_start("w.seen")
+        ));
     }
     let mut numbering: HashMap<&str, Numbering> = HashMap::new();
-    // (conversation, client id as stored) -> (seq, sender), from the store and then the batch.
-    let mut taken: HashMap<(&str, String), (i64, String)> = HashMap::new();
+    // (conversation, client id as stored) -> every (seq, sender) with it, from the store (those
+    // after the job's `seen` that asked) and then the batch.
+    let mut taken: HashMap<(&str, String), Vec<(i64, String)>> = HashMap::new();
     let read = query
         .build()
         .fetch_all(&mut *connection)
@@ -542,8 +571,9 @@ async fn append_together(
                 };
                 numbering.insert(key, numbers);
             }
-        } else if let Some((key, _)) = keyed.iter().find(|(c, _)| *c == conversation) {
-            taken.insert((key, column(4)?), (seq, column(3)?));
+        } else if let Some((key, ..)) = keyed.iter().find(|(c, ..)| *c == conversation) {
+            let copies = taken.entry((key, column(4)?)).or_default();
+            copies.push((seq, column(3)?));
         }
     }
 
@@ -556,9 +586,16 @@ async fn append_together(
             .client_id
             .as_deref()
             .map(|id| (job.conversation.as_str(), nul_free(id).into_owned()));
-        if let Some((seq, sender)) = key.as_ref().and_then(|k| taken.get(k)) {
+        // The first copy after the job's window start, as `append_one`'s query finds it.
+        let found = key.as_ref().and_then(|k| {
+            let last = numbering.get(job.conversation.as_str())?.last_seq;
+            let start = resend_window_start(event.seen.unwrap_or(0), last);
+            let copies = taken.get(k)?.iter().filter(|(seq, _)| *seq > start);
+            copies.min_by_key(|(seq, _)| *seq).cloned()
+        });
+        if let Some((seq, sender)) = found {
             outcomes.push(if sender == event.sender {
-                Ok(Appended::Duplicate { seq: *seq })
+                Ok(Appended::Duplicate { seq })
             } else {
                 Err(StoreError::ClientIdTaken(
                     event.client_id.clone().unwrap_or_default(),
@@ -579,7 +616,8 @@ async fn append_together(
         }
         let seq = numbers.last_seq;
         if let Some(key) = key {
-            taken.insert(key, (seq, event.sender.to_owned()));
+            let copies = taken.entry(key).or_default();
+            copies.push((seq, event.sender.to_owned()));
         }
         let frame: Arc<str> = (event.body)(seq).into();
         new.push((job, seq, frame.clone()));
@@ -711,11 +749,14 @@ async fn append_one(
     now: i64,
 ) -> Result<Appended, Refused> {
     if let Some(client_id) = &event.client_id {
-        let stored = sqlx::query(
-            "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
-        )
+        let stored = sqlx::query(&format!(
+            "SELECT e.seq, e.sender FROM conversations c JOIN events e ON e.conversation_id = c.id \
+             WHERE c.id = $1 AND e.client_id = $2 AND e.seq > {} ORDER BY e.seq LIMIT 1",
+            window_start("$3")
+        ))
         .bind(conversation)
         .bind(nul_free(client_id))
+        .bind(event.seen.unwrap_or(0))
         .fetch_optional(&mut *connection)
         .await
         // Not a refusal of this append: SQLite may have ended the transaction.
@@ -793,6 +834,7 @@ mod tests {
         NewEvent {
             sender,
             client_id: client_id.map(str::to_owned),
+            seen: None,
             text: Some(text.to_owned()),
             state: None,
             responds_to: None,
@@ -1166,6 +1208,74 @@ mod tests {
         assert_eq!(together[7..], [Ok(3), Ok(2), Ok(2)]);
         assert!(rows_together[1].contains("queued"), "{rows_together:?}");
         assert!(rows_together[6].contains("Some(1)"), "{rows_together:?}");
+    }
+
+    /// With no index of client ids, a re-send is looked for by the events' key after the `seen`
+    /// it carries, the same way stored together and one at a time: found however many frames
+    /// followed it, with its `seen` or none; a `seen` above the conversation's last number counts
+    /// as none; a copy stored at or below the `seen` is not looked at (a client that misstates it
+    /// gets its message twice); nor is one older than the conversation's last `RESEND_WINDOW`
+    /// frames. A copy stored earlier in the same batch is found whatever its `seen`.
+    #[tokio::test]
+    async fn a_re_send_is_looked_for_after_the_seen_it_carries() {
+        fn sent(client_id: &str, seen: Option<i64>) -> NewEvent {
+            NewEvent {
+                seen,
+                ..event("customer", Some(client_id), "again")
+            }
+        }
+        async fn run(together: bool) -> (Vec<Result<i64, String>>, i64) {
+            let (_dir, url, store) = store(2).await;
+            // c0: "m" at 1, then 30 frames; c1: "old" at 1, then a window's worth.
+            for (c, id, after) in [("c0", "m", 30), ("c1", "old", RESEND_WINDOW)] {
+                store.append(c, sent(id, Some(0)), 1).await.unwrap();
+                let (batch, _) = jobs(
+                    (0..after)
+                        .map(|_| (c, event("bot", None, "meanwhile")))
+                        .collect(),
+                );
+                let mut connection = connection(&url).await;
+                store_batch(&mut connection, batch, Vec::new(), &Counts::default()).await;
+            }
+            let appends = vec![
+                ("c0", sent("m", Some(0))),
+                ("c0", sent("m", None)),
+                ("c0", sent("m", Some(25))),
+                ("c0", sent("m", Some(999))),
+                ("c1", sent("old", Some(0))),
+                ("c1", sent("old", Some(5_000))),
+                ("c0", sent("m", Some(1))),
+            ];
+            let mut connection = connection(&url).await;
+            let (batch, receivers) = jobs(appends);
+            if together {
+                let counts = Counts::default();
+                store_batch(&mut connection, batch, Vec::new(), &counts).await;
+                assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
+            } else {
+                assert!(begin(&mut connection).await.is_ok());
+                let Ok(got) = one_at_a_time(&mut connection, &batch).await else {
+                    panic!("an append failed after it wrote");
+                };
+                assert!(commit(&mut connection).await.is_ok());
+                for (job, outcome) in batch.into_iter().zip(got) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            (outcomes(receivers).await, stored(&url, "c1").await.0)
+        }
+        let one_by_one = run(false).await;
+        let together = run(true).await;
+        assert_eq!(together, one_by_one);
+        let (got, c1_last) = together;
+        assert_eq!(got[..4], [Ok(-1), Ok(-1), Ok(32), Ok(-1)]);
+        assert_eq!(got[4..6], [Ok(RESEND_WINDOW + 2), Ok(-(RESEND_WINDOW + 2))]);
+        assert_eq!(
+            got[6],
+            Ok(-32),
+            "the copy stored in this batch at 32 is after 1"
+        );
+        assert_eq!(c1_last, RESEND_WINDOW + 2);
     }
 
     /// A status frame's state is set with its append (same commit); a message leaves it alone.

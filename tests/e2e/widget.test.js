@@ -609,3 +609,50 @@ test("a tab whose unacknowledged message another tab's write dropped from the sh
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('a message sent again after a reconnect carries the seen it was first sent with, and none in another conversation (scripted server)', async () => {
+  const { page, errors, context } = await newPage(browser);
+  const messages = [];
+  const welcomes = [
+    // The first connection: two frames already, then an agent's reply arrives before the ack
+    // and the connection drops.
+    { conversation_id: 'c-1', resumed: false, last_seq: 2, missed: [
+      { type: 'message', seq: 1, from: 'customer', text: 'hello', client_id: 'old-1' },
+      { type: 'message', seq: 2, from: 'bot', text: 'Hi! How can I help?' }] },
+    // The second: the same conversation; the re-send is not acknowledged either.
+    { conversation_id: 'c-1', resumed: true, last_seq: 3, missed: [] },
+    // The third: the server has another conversation for this session.
+    { conversation_id: 'c-2', resumed: false, last_seq: 0, missed: [] },
+  ];
+  let connection = 0;
+  await context.routeWebSocket(/\/ws\/chat$/, (ws) => {
+    const mine = connection++;
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', state: 'bot', ...welcomes[Math.min(mine, 2)] }));
+      } else if (f.type === 'message') {
+        messages.push(f);
+        if (mine === 0) {
+          ws.send(JSON.stringify({ type: 'message', seq: 3, from: 'agent', author: 'Ana', text: 'On it.' }));
+          setTimeout(() => ws.close(), 200);
+        } else if (mine === 1) {
+          setTimeout(() => ws.close(), 200);
+        } else {
+          ws.send(JSON.stringify({ type: 'ack', client_id: f.client_id, seq: 1, duplicate: false }));
+        }
+      }
+    });
+  });
+  await openChat(page);
+  await send(page, 'is my order on its way?');
+  await waitFor(page, async () => messages.length >= 3, 'sent in three connections');
+  assert.deepEqual(messages.slice(0, 3).map((m) => [m.text, m.seen]), [
+    ['is my order on its way?', 2], // the newest frame shown when it was written
+    ['is my order on its way?', 2], // not 3: the agent's reply came after it was first sent
+    ['is my order on its way?', 0], // another conversation's numbers say nothing about this one
+  ]);
+  assert.equal(new Set(messages.map((m) => m.client_id)).size, 1, 'one client_id throughout');
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -229,8 +229,10 @@ impl Customer {
                     let _ = opened.send(());
                 }
             }
+            // The highest `seq` this conversation has shown, sent as `seen` with each question.
+            let mut seen = 0;
             for (n, _, text) in &waiting {
-                let _ = ws::send(&mut sink, &message(*n, text)).await;
+                let _ = ws::send(&mut sink, &message(*n, text, seen)).await;
             }
             loop {
                 if !more && waiting.is_empty() {
@@ -243,12 +245,13 @@ impl Customer {
                             more = false;
                             continue;
                         };
-                        let _ = ws::send(&mut sink, &message(q.0, &q.2)).await;
+                        let _ = ws::send(&mut sink, &message(q.0, &q.2, seen)).await;
                         waiting.push_back(q);
                     }
                     frame = stream.next() => {
                         let Some(Ok(frame)) = frame else { break };
                         let Some(v) = ws::parse(&frame) else { continue };
+                        seen = seen.max(v["seq"].as_i64().unwrap_or(0));
                         if self.answered(&v, &mut waiting) {
                             break;
                         }
@@ -295,6 +298,6 @@ async fn welcomed(stream: &mut ws::Stream) -> bool {
     false
 }
 
-fn message(n: u64, text: &str) -> Value {
-    json!({"type": "message", "client_id": format!("q{n}"), "text": text})
+fn message(n: u64, text: &str, seen: i64) -> Value {
+    json!({"type": "message", "client_id": format!("q{n}"), "seen": seen, "text": text})
 }

@@ -102,17 +102,16 @@ struct Log {
     catch_ups: AtomicU64,
 }
 
-/// The tables of [`Rows::Frontdesk`]: frontdesk's first migration simplified (the columns a
-/// relayed message writes; no session, state or visitor columns).
+/// The tables of [`Rows::Frontdesk`]: frontdesk's schema simplified (the columns a relayed
+/// message writes; no session, state or visitor columns). No index of client ids, as in
+/// frontdesk since its migration 0011.
 const FRONTDESK_ROWS: &str = "
     CREATE TABLE IF NOT EXISTS conversations (
         id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS events (
         conversation_id TEXT NOT NULL REFERENCES conversations(id), seq BIGINT NOT NULL,
         sender TEXT NOT NULL, client_id TEXT, text TEXT, body TEXT NOT NULL,
-        created_at BIGINT NOT NULL, PRIMARY KEY (conversation_id, seq));
-    CREATE UNIQUE INDEX IF NOT EXISTS events_client_id
-        ON events (conversation_id, client_id) WHERE client_id IS NOT NULL;";
+        created_at BIGINT NOT NULL, PRIMARY KEY (conversation_id, seq));";
 
 /// A frame waiting for its commit, the conversation (pair) it belongs to, and the peer it goes
 /// to after.

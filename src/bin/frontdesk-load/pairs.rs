@@ -90,24 +90,52 @@ pub fn relayed_id(v: &Value) -> Option<&str> {
         .flatten()
 }
 
+/// The highest `seq` one side (the customers, or the agents) has seen in each conversation: sent
+/// as `seen` with its messages, as the widget and the console do, so the server looks for an
+/// earlier copy among the few frames after it.
+#[derive(Default)]
+pub struct Seen(Mutex<HashMap<String, i64>>);
+
+impl Seen {
+    fn saw(&self, conversation: &str, seq: i64) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match all.get_mut(conversation) {
+            Some(seen) => *seen = (*seen).max(seq),
+            None => {
+                all.insert(conversation.to_owned(), seq);
+            }
+        }
+    }
+
+    fn of(&self, conversation: &str) -> i64 {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(conversation).copied().unwrap_or(0)
+    }
+}
+
 /// One conversation's two ends.
 #[derive(Clone)]
 pub struct Pair {
     customer: mpsc::UnboundedSender<String>,
     agent: mpsc::UnboundedSender<String>,
     conversation: String,
+    /// What the customers and the agents have seen (nothing is recorded on the floor).
+    seen: [Arc<Seen>; 2],
 }
 
 impl Pair {
     /// Sends message `n` of step `step` the given way.
     pub fn send(&self, way: Way, step: u64, n: u64) {
+        let [customers, agents] = &self.seen;
         let _ = match way {
             Way::ToCustomer => self.agent.send(format!(
-                r#"{{"type":"message","conversation_id":"{}","client_id":"a{step}.{n}","text":"relay a{step}.{n}"}}"#,
-                self.conversation
+                r#"{{"type":"message","conversation_id":"{}","client_id":"a{step}.{n}","seen":{},"text":"relay a{step}.{n}"}}"#,
+                self.conversation,
+                agents.of(&self.conversation),
             )),
             Way::ToAgent => self.customer.send(format!(
-                r#"{{"type":"message","client_id":"c{step}.{n}","text":"relay c{step}.{n}"}}"#
+                r#"{{"type":"message","client_id":"c{step}.{n}","seen":{},"text":"relay c{step}.{n}"}}"#,
+                customers.of(&self.conversation),
             )),
         };
     }
@@ -131,13 +159,13 @@ impl Drop for Rig {
 }
 
 /// Runs a socket: a writer fed by the returned channel, a reader reporting relayed frames as
-/// arriving `way`.
+/// arriving `way` and handing every frame to `on_frame` first.
 fn run_socket(
     ws: ws::Ws,
     way: Way,
     clock: Arc<Clock>,
     tasks: &mut Vec<JoinHandle<()>>,
-    mut on_other: impl FnMut(&Value) + Send + 'static,
+    mut on_frame: impl FnMut(&Value) + Send + 'static,
 ) -> mpsc::UnboundedSender<String> {
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
@@ -159,9 +187,9 @@ fn run_socket(
     tasks.push(tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             let Some(v) = ws::parse(&msg) else { continue };
-            match relayed_id(&v) {
-                Some(id) => clock.arrived(way, id),
-                None => on_other(&v),
+            on_frame(&v);
+            if let Some(id) = relayed_id(&v) {
+                clock.arrived(way, id);
             }
         }
     }));
@@ -195,6 +223,7 @@ pub async fn floor(floor: &FloorProcess, conversations: usize) -> anyhow::Result
             customer,
             agent,
             conversation: i.to_string(),
+            seen: Default::default(),
         });
     }
     Ok(Rig {
@@ -217,6 +246,7 @@ pub async fn frontdesk(
     let mut tasks = Vec::new();
     let http = reqwest::Client::new();
     let holders: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let [customers_saw, agents_saw]: [Arc<Seen>; 2] = Default::default();
     let mut agent_tx = Vec::new();
     for (i, agent) in agents.iter().enumerate() {
         let node = agents_on.get(i % agents_on.len().max(1)).unwrap_or(&server);
@@ -234,12 +264,18 @@ pub async fn frontdesk(
         .await?;
         let ws = sink.reunite(stream).context("reuniting the agent socket")?;
         let holders = holders.clone();
+        let saw = agents_saw.clone();
         agent_tx.push(run_socket(
             ws,
             Way::ToAgent,
             clock.clone(),
             &mut tasks,
             move |v| {
+                if let (Some(id), Some(seq)) =
+                    (v["conversation_id"].as_str(), v["frame"]["seq"].as_i64())
+                {
+                    saw.saw(id, seq);
+                }
                 if v["type"] == "assigned" {
                     if let Some(id) = v["conversation_id"].as_str() {
                         holders
@@ -262,11 +298,18 @@ pub async fn frontdesk(
     for customer in customers {
         let (conversation, ws) = customer?;
         let holder = wait_for_holder(&holders, &conversation).await?;
-        let customer = run_socket(ws, Way::ToCustomer, clock.clone(), &mut tasks, |_| {});
+        let saw = customers_saw.clone();
+        let id = conversation.clone();
+        let customer = run_socket(ws, Way::ToCustomer, clock.clone(), &mut tasks, move |v| {
+            if let Some(seq) = v["seq"].as_i64() {
+                saw.saw(&id, seq);
+            }
+        });
         pairs.push(Pair {
             customer,
             agent: agent_tx[holder].clone(),
             conversation,
+            seen: [customers_saw.clone(), agents_saw.clone()],
         });
     }
     Ok(Rig {

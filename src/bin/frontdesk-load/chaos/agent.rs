@@ -197,7 +197,8 @@ impl Agent {
             return None;
         }
         let prefix = format!("a{}", l.number);
-        let p = l.agent.write_padded(&prefix, chars);
+        let seen = l.agent_view.high;
+        let p = l.agent.write_padded(&prefix, chars, seen);
         Some(message(conversation, &p))
     }
 
@@ -236,5 +237,6 @@ impl Agent {
 }
 
 fn message(conversation: &str, p: &Pending) -> Value {
-    json!({"type": "message", "conversation_id": conversation, "client_id": p.client_id, "text": p.text})
+    json!({"type": "message", "conversation_id": conversation, "client_id": p.client_id,
+           "seen": p.seen, "text": p.text})
 }

@@ -102,8 +102,11 @@ impl Customer {
                             return;
                         }
                         Some(Cmd::Write) => {
-                            let prefix = format!("c{}", self.ledger().number);
-                            let p = self.ledger().customer.write(&prefix);
+                            let p = {
+                                let mut l = self.ledger();
+                                let (prefix, seen) = (format!("c{}", l.number), l.customer_view.high);
+                                l.customer.write(&prefix, seen)
+                            };
                             if ws::send(&mut sink, &message(&p)).await.is_err() {
                                 break;
                             }
@@ -242,5 +245,5 @@ impl Customer {
 }
 
 fn message(p: &Pending) -> Value {
-    json!({"type": "message", "client_id": p.client_id, "text": p.text})
+    json!({"type": "message", "client_id": p.client_id, "seen": p.seen, "text": p.text})
 }

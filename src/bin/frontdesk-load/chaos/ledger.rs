@@ -21,6 +21,9 @@ pub struct Pending {
     pub client_id: String,
     /// Its text.
     pub text: String,
+    /// The highest `seq` its side had seen when it was written, sent with it every time (as the
+    /// widget and the console send `seen`).
+    pub seen: i64,
 }
 
 /// One side's messages: written, pending, acknowledged.
@@ -41,13 +44,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Writes the next message; returns it (to send now if connected).
-    pub fn write(&mut self, prefix: &str) -> Pending {
-        self.write_padded(prefix, 0)
+    /// Writes the next message, its side having seen up to `seen`; returns it (to send now if
+    /// connected).
+    pub fn write(&mut self, prefix: &str, seen: i64) -> Pending {
+        self.write_padded(prefix, 0, seen)
     }
 
     /// Writes the next message, padded to at least `chars` characters.
-    pub fn write_padded(&mut self, prefix: &str, chars: usize) -> Pending {
+    pub fn write_padded(&mut self, prefix: &str, chars: usize, seen: i64) -> Pending {
         let client_id = format!("{prefix}-{}", self.written);
         self.written += 1;
         let mut text = format!("chaos message {client_id}: is everything still here in order?");
@@ -57,6 +61,7 @@ impl Outbox {
         let p = Pending {
             client_id: client_id.clone(),
             text,
+            seen,
         };
         self.order.push(client_id);
         self.pending.push(p.clone());
@@ -222,7 +227,7 @@ mod tests {
     #[test]
     fn a_lost_ack_is_recovered_from_missed_and_not_sent_again() {
         let mut l = Ledger::default();
-        let m = l.customer.write("c0");
+        let m = l.customer.write("c0", 0);
         l.customer_frame(&json!({"seq": 1, "type": "status"}));
         // The ack never came; the resumed socket's `missed` holds the stored message.
         l.customer_frame(
@@ -237,7 +242,7 @@ mod tests {
     #[test]
     fn a_frame_dropped_behind_a_later_ack_is_a_gap() {
         let mut l = Ledger::default();
-        let m = l.customer.write("c0");
+        let m = l.customer.write("c0", 0);
         l.customer_frame(&json!({"seq": 1}));
         // seq 2 (an agent message) never arrives; the ack of seq 3 does.
         l.customer_ack(&m.client_id, 3, false);
@@ -258,7 +263,7 @@ mod tests {
     #[test]
     fn read_back_fills_agent_gaps_without_counting_twice() {
         let mut l = Ledger::default();
-        let m = l.agent.write("a0");
+        let m = l.agent.write("a0", 0);
         l.agent_frame(&json!({"seq": 1}));
         l.agent_readback(&json!({"seq": 1}));
         l.agent_readback(&json!({"seq": 2, "from": "agent", "client_id": m.client_id}));

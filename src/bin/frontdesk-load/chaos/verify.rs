@@ -289,8 +289,8 @@ mod tests {
             id: "x".into(),
             ..Default::default()
         };
-        let c = l.customer.write("c");
-        let a = l.agent.write("a");
+        let c = l.customer.write("c", 0);
+        let a = l.agent.write("a", 0);
         l.customer_frame(&json!({"seq": 1}));
         l.customer_ack(&c.client_id, 2, false);
         l.customer_frame(&json!({"seq": 3, "from": "agent", "client_id": a.client_id}));
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn an_unacknowledged_message_stored_at_the_very_end_need_not_arrive() {
         let mut l = complete();
-        let late = l.agent.write("a");
+        let late = l.agent.write("a", 0);
         let mut t = transcript();
         t.push(json!({"seq": 4, "type": "message", "from": "agent", "client_id": late.client_id}));
         let mut v = Verdict::default();
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn an_acknowledged_message_missing_from_the_store_fails() {
         let mut l = complete();
-        let extra = l.agent.write("a");
+        let extra = l.agent.write("a", 0);
         l.agent.acknowledge(&extra.client_id, 7);
         let mut v = Verdict::default();
         v.check(&l, &transcript());
