@@ -785,6 +785,19 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
     let sqlite_url = format!("sqlite://{}", dir.path().join("single-node.db").display());
     let sqlite = Store::connect(&sqlite_url).await.unwrap();
     exercise(&sqlite).await;
+    // A message stored twice (sent again with a `seen` at its first copy's number, which no
+    // widget does): SQLite keeps no index of client ids to refuse it, and the copy carries both.
+    let twice = || event("customer", Some("twice"), Some("again?"));
+    let first = sqlite.append("c1", twice(), 5_000).await.unwrap();
+    let Appended::New { seq, .. } = first else {
+        panic!("{first:?}")
+    };
+    let misstated = NewEvent {
+        seen: Some(seq),
+        ..twice()
+    };
+    let second = sqlite.append("c1", misstated, 5_001).await.unwrap();
+    assert!(matches!(second, Appended::New { .. }), "{second:?}");
     let pg_url = common::fresh_postgres_database(&admin).await;
     let migrate = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
@@ -806,7 +819,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("into the postgres store"), "{stdout}");
-    assert!(stdout.contains("events  10 rows"), "{stdout}");
+    assert!(stdout.contains("events  12 rows"), "{stdout}");
 
     let pg = Store::connect(&pg_url).await.unwrap();
     let (before, after) = (read_back(&sqlite).await, read_back(&pg).await);
