@@ -1206,7 +1206,10 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
     history = [];
     saveHistory();
     setLastSeq(0);
-    for (const p of pending) p.seenSeq = 0; // the numbers they were written after are not this log's
+    // The numbers they were written after are not this log's (a new conversation, or one the
+    // server has fewer frames of): from now on they are sent with `seen` 0, by every tab.
+    for (const p of pending) Object.assign(p, { seenSeq: 0, conv: null });
+    if (pending.length) savePending();
     greet();
     pending.forEach(showPending);
   }

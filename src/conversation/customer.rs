@@ -29,7 +29,8 @@ pub struct Stored {
 const MAX_COMMENT_CHARS: usize = 2_000;
 
 impl Conversations {
-    /// Stores a customer message (once per `client_id`; `seen`: see [`crate::store::NewEvent::seen`]), shows it on the conversation's other
+    /// Stores a customer message (once per `client_id`; `seen`: see
+    /// [`crate::store::NewEvent::seen`]), shows it on the conversation's other
     /// sockets and to its agent, and queues its `ack` on `socket` (the sender's outbox): the
     /// store append is the only wait. The `ack` is queued before the conversation's lock is let
     /// go, so no later frame (an agent's reply stored a moment after) reaches the sender before

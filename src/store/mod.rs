@@ -266,7 +266,6 @@ pub struct Store {
     writer: Option<writer::Writer>,
 }
 
-/// The one statement that stores a frame, for `append_in!` and the SQLite writer (`writer.rs`).
 /// How many of a conversation's newest frames at most are searched for an earlier copy of a
 /// message with a client id, on SQLite (which keeps no index of client ids: an index entry per
 /// message cost an extra page written per commit, docs/BENCHMARKS.md). The search starts after
@@ -276,6 +275,7 @@ pub struct Store {
 /// `seen` above the conversation's last number (no client can have seen it) counts as none.
 pub const RESEND_WINDOW: i64 = 1_000;
 
+/// The one statement that stores a frame, for `append_in!` and the SQLite writer (`writer.rs`).
 const INSERT_EVENT: &str =
     "INSERT INTO events (conversation_id, seq, sender, client_id, text, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -305,8 +305,10 @@ macro_rules! append_in {
         // committed while this one waited for the row is seen here, and would not be by a
         // subquery of the `UPDATE`.
         let stored = match event.client_id.as_deref() {
+            // The first copy, should a store copied from SQLite hold one twice.
             Some(client_id) => sqlx::query(
-                "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2",
+                "SELECT seq, sender FROM events WHERE conversation_id = $1 AND client_id = $2 \
+                 ORDER BY seq LIMIT 1",
             )
             .bind(conversation)
             .bind(nul_free(client_id))
@@ -530,10 +532,11 @@ impl Store {
     }
 
     /// Appends a frame with the conversation's next sequence number, unless its client id is
-    /// stored already (a re-send: then nothing is written). Appends to one conversation are
-    /// serialised by its row (locked by the first statement, until the commit), so on several
-    /// nodes sharing a Postgres store, too, each frame gets the next number once and a re-sent
-    /// message is found however the two copies race. On SQLite appends arriving together are
+    /// stored already (a re-send: then nothing is written; on SQLite looked for after the
+    /// client's `seen` and among the last [`RESEND_WINDOW`] frames, see [`NewEvent::seen`]).
+    /// Appends to one conversation are serialised by its row (locked by the first statement,
+    /// until the commit), so on several nodes sharing a Postgres store, too, each frame gets the
+    /// next number once and a re-sent message is found however the two copies race. On SQLite appends arriving together are
     /// committed together (one fsync); each returns only once its commit is on disk.
     pub async fn append(
         &self,

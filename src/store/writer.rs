@@ -7,7 +7,10 @@
 //! - **gap-free numbers**: the transaction begins `IMMEDIATE` (SQLite's write lock for the whole
 //!   batch), so nothing else writes between the check and the insert;
 //! - **exactly once for a re-sent client id**: the check comes first and a duplicate writes
-//!   nothing, so it takes no number; a copy earlier in the same batch is seen (same transaction);
+//!   nothing, so it takes no number; a copy earlier in the same batch is seen (same transaction).
+//!   With no index of client ids the check looks among the frames after the client's `seen` and
+//!   the conversation's last [`RESEND_WINDOW`] ([`NewEvent::seen`]): a client that sends `seen`
+//!   as the widget does gets its message stored once;
 //! - **one bad append fails only its caller**: an append refused before it wrote (client id taken,
 //!   no such conversation) is answered with its error and the batch goes on; one that failed after
 //!   it wrote rolls the batch back, is answered with its error, and the others run again; a failed
