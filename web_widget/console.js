@@ -219,6 +219,15 @@
     if (token) fetch('/api/agent/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
     logout();
   });
+  // The agent's other console tabs follow: one signed out in another tab signs out here at once
+  // (no tab goes on showing customers' words), one signed in in another tab is signed in here too.
+  window.addEventListener('storage', (e) => {
+    if (e.key !== TOKEN_KEY && e.key !== null) return; // null: the site's storage was cleared
+    const now = localStorage.getItem(TOKEN_KEY) || '';
+    if (now === S.token) return;
+    if (!now) return logout('You signed out in another tab.');
+    location.reload(); // signed in in another tab: start as that session
+  });
 
   /** Editors look after the knowledge base; they take no conversations and never join the queue. */
   const isEditor = () => !!S.agent && S.agent.role === 'editor';

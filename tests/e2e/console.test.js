@@ -345,9 +345,27 @@ test('the console: a new conversation is announced; away and back; a reload keep
   await agent.page.locator('#resolve').click();
   await w.w('form.card').waitFor();
 
+  // A second console tab of the agent's, open when they sign out in the first, signs out with it;
+  // signing in again in the first signs it in too.
+  const other = await agent.context.newPage();
+  other.on('pageerror', (e) => agent.errors.push(e.message));
+  await other.goto(SERVER + '/console');
+  await other.locator('#conn.ok').waitFor();
   await agent.page.locator('#logout').click();
   await agent.page.locator('#login-form').waitFor();
   assert.equal(await consoleToken(agent.page), null);
+  await other.locator('#login-form').waitFor();
+  assert.equal(await other.locator('#app').isVisible(), false, 'the other tab shows nothing of the desk');
+  // (Told by the storage event, or by the server closing its socket as the token ended.)
+  assert.match(await other.locator('#login-error').textContent(), /signed out in another tab|session has ended/);
+  await agent.page.locator('#login-email').fill('demo@example.com');
+  await agent.page.locator('#login-password').fill('demo');
+  await agent.page.getByRole('button', { name: 'Sign in' }).click();
+  await agent.page.locator('#conn.ok').waitFor();
+  await other.locator('#conn.ok').waitFor();
+  await other.close();
+  await agent.page.locator('#logout').click();
+  await agent.page.locator('#login-form').waitFor();
   // Nothing of the customer's stays in the page after logging out: not their words, their name or
   // the reply drafted to them.
   const left = await agent.page.content();
