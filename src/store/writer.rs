@@ -884,6 +884,27 @@ mod tests {
             .unzip()
     }
 
+    /// Stores `batch` as the writer does (`together`: one call of `store_batch`, one transaction,
+    /// never falling back to one append at a time) or as the reference, `append_one`'s statements
+    /// one append after the other in one transaction; each job is answered either way.
+    async fn store_either_way(connection: &mut SqliteConnection, batch: Vec<Job>, together: bool) {
+        if together {
+            let counts = Counts::default();
+            store_batch(connection, batch, Vec::new(), &counts).await;
+            assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
+            assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
+        } else {
+            assert!(begin(connection).await.is_ok());
+            let Ok(got) = one_at_a_time(connection, &batch).await else {
+                panic!("an append failed after it wrote");
+            };
+            assert!(commit(connection).await.is_ok());
+            for (job, outcome) in batch.into_iter().zip(got) {
+                let _ = job.reply.send(outcome);
+            }
+        }
+    }
+
     /// Row jobs for one call of `store_batch`, and where each one's outcome arrives.
     fn row_jobs(
         rows: Vec<RowWrite>,
@@ -1166,22 +1187,7 @@ mod tests {
             ];
             let mut connection = connection(&url).await;
             let (batch, receivers) = jobs(appends);
-            if together {
-                let counts = Counts::default();
-                store_batch(&mut connection, batch, Vec::new(), &counts).await;
-                assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
-                assert_eq!(counts.transactions.load(Ordering::Relaxed), 1);
-            } else {
-                // The reference: `append_one`'s statements, one append after the other.
-                assert!(begin(&mut connection).await.is_ok());
-                let Ok(got) = one_at_a_time(&mut connection, &batch).await else {
-                    panic!("an append failed after it wrote");
-                };
-                assert!(commit(&mut connection).await.is_ok());
-                for (job, outcome) in batch.into_iter().zip(got) {
-                    let _ = job.reply.send(outcome);
-                }
-            }
+            store_either_way(&mut connection, batch, together).await;
             let got = outcomes(receivers).await;
             let mut rows = Vec::new();
             for c in ["c0", "c1", "c2"] {
@@ -1251,20 +1257,7 @@ mod tests {
             ];
             let mut connection = connection(&url).await;
             let (batch, receivers) = jobs(appends);
-            if together {
-                let counts = Counts::default();
-                store_batch(&mut connection, batch, Vec::new(), &counts).await;
-                assert_eq!(counts.one_at_a_time.get(), 0, "stored together");
-            } else {
-                assert!(begin(&mut connection).await.is_ok());
-                let Ok(got) = one_at_a_time(&mut connection, &batch).await else {
-                    panic!("an append failed after it wrote");
-                };
-                assert!(commit(&mut connection).await.is_ok());
-                for (job, outcome) in batch.into_iter().zip(got) {
-                    let _ = job.reply.send(outcome);
-                }
-            }
+            store_either_way(&mut connection, batch, together).await;
             (outcomes(receivers).await, stored(&url, "c1").await.0)
         }
         let one_by_one = run(false).await;
