@@ -216,6 +216,16 @@
   const sharedPending = () => { const l = loadJSON('pending', []); return Array.isArray(l) ? l : []; };
   // Messages taken back to edit in any tab (the last 50): no tab keeps or sends them again.
   const withdrawn = () => { const l = loadJSON('withdrawn', []); return new Set(Array.isArray(l) ? l : []); };
+  // Two tabs' copies of one message: the lower `seen` wins, so a copy a tab zeroed (the server's
+  // log went back) is not raised again by another tab's older copy. Lowers `to` (and this tab's
+  // own entry of that message) from `from`.
+  const lowerSeen = (to, from) => {
+    const low = !to.conv || !from.conv || to.conv !== from.conv ? { seenSeq: 0, conv: null }
+      : { seenSeq: Math.min(to.seenSeq, from.seenSeq), conv: to.conv };
+    Object.assign(to, low);
+    const held = pending.find((p) => p.id === to.id);
+    if (held && held !== to) Object.assign(held, low);
+  };
   const savePending = () => {
     const gone = withdrawn();
     const mine = new Map(pending.filter((p) => !gone.has(p.id))
@@ -223,7 +233,9 @@
     const list = [];
     for (const p of sharedPending()) {
       if (!p || typeof p.id !== 'string' || settled.has(p.id) || gone.has(p.id)) continue;
-      list.push(mine.get(p.id) || p);
+      const own = mine.get(p.id);
+      if (own) lowerSeen(own, p);
+      list.push(own || p);
       mine.delete(p.id);
     }
     save('pending', JSON.stringify([...list, ...mine.values()]));
@@ -1352,6 +1364,10 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
         return;
       }
       if (e.key !== KEY + 'pending') return;
+      for (const p of sharedPending()) {
+        const held = p && typeof p.id === 'string' && findPending(p.id);
+        if (held) lowerSeen(held, p);
+      }
       const shared = new Set(sharedPending().map((p) => p && p.id));
       if (pending.some((p) => written.has(p.id) && !shared.has(p.id))) savePending();
     });

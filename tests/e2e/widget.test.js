@@ -656,3 +656,50 @@ test('a message sent again after a reconnect carries the seen it was first sent 
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("a message's seen that one tab lowered (the server's log went back) is not raised again by another tab (scripted server)", async () => {
+  const { page, errors, context } = await newPage(browser);
+  const sent = []; // [tab, frame] of every message frame
+  const sockets = { 1: [], 2: [] };
+  const lines = (n) => Array.from({ length: n }, (_, i) => ({ type: 'message', seq: i + 1, from: 'bot', text: 'line ' + (i + 1) }));
+  let last = 10; // the server's last seq
+  const route = (tab) => (ws) => {
+    sockets[tab].push(ws);
+    ws.onMessage((text) => {
+      const f = JSON.parse(String(text));
+      if (f.type === 'hello') {
+        const missed = lines(last).slice(f.last_seq || 0);
+        ws.send(JSON.stringify({ type: 'welcome', protocol: 1, session: 's-1', conversation_id: 'c-1', resumed: !!f.session, state: 'bot', last_seq: last, missed }));
+      } else if (f.type === 'message') {
+        sent.push([tab, f]);
+      }
+    });
+  };
+  const from = (tab) => sent.filter(([t]) => t === tab).map(([, f]) => f);
+  await page.routeWebSocket(/\/ws\/chat$/, route(1));
+  await openChat(page);
+  await send(page, 'where is my refund?'); // never acknowledged
+  await waitFor(page, async () => from(1).length === 1, 'sent by the first tab');
+  assert.equal(from(1)[0].seen, 10);
+  const second = await context.newPage();
+  second.on('pageerror', (e) => errors.push(e.message));
+  await second.routeWebSocket(/\/ws\/chat$/, route(2));
+  await second.goto(SERVER + '/');
+  await waitFor(second, async () => from(2).length === 1, 'the second tab sends it too');
+  assert.equal(from(2)[0].seen, 10);
+  // The server comes back with its log at 7 (a restore): the first tab finds out and sends the
+  // message with seen 0, as it may now be stored below 10.
+  last = 7;
+  sockets[1].at(-1).close();
+  await waitFor(page, async () => from(1).length >= 2, 'the first tab sends it again');
+  assert.equal(from(1).at(-1).seen, 0);
+  // The log grows past 10; the second tab, which showed 10 frames, cannot see that it went back.
+  last = 12;
+  sockets[2].at(-1).close();
+  await waitFor(second, async () => from(2).length >= 2, 'the second tab sends it again');
+  assert.equal(from(2).at(-1).seen, 0, 'not the 10 it had loaded before the first tab lowered it');
+  const list = await second.evaluate(() => JSON.parse(Object.entries(localStorage).find(([k]) => k.endsWith(':pending'))?.[1] || '[]'));
+  assert.deepEqual(list.map((p) => p.seenSeq), [0]);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
