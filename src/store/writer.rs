@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures_util::StreamExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter};
@@ -752,18 +752,23 @@ async fn append_one(
     now: i64,
 ) -> Result<Appended, Refused> {
     if let Some(client_id) = &event.client_id {
-        let stored = sqlx::query(&format!(
-            "SELECT e.seq, e.sender FROM conversations c JOIN events e ON e.conversation_id = c.id \
-             WHERE c.id = $1 AND e.client_id = $2 AND e.seq > {} ORDER BY e.seq LIMIT 1",
-            window_start("$3")
-        ))
-        .bind(conversation)
-        .bind(nul_free(client_id))
-        .bind(event.seen.unwrap_or(0))
-        .fetch_optional(&mut *connection)
-        .await
-        // Not a refusal of this append: SQLite may have ended the transaction.
-        .map_err(|e| Refused::After(e.into()))?;
+        // Built once: this runs per append when a batch is stored one at a time.
+        static FIND_COPY: OnceLock<String> = OnceLock::new();
+        let find_copy = FIND_COPY.get_or_init(|| {
+            format!(
+                "SELECT e.seq, e.sender FROM conversations c JOIN events e ON e.conversation_id = c.id \
+                 WHERE c.id = $1 AND e.client_id = $2 AND e.seq > {} ORDER BY e.seq LIMIT 1",
+                window_start("$3")
+            )
+        });
+        let stored = sqlx::query(find_copy)
+            .bind(conversation)
+            .bind(nul_free(client_id))
+            .bind(event.seen.unwrap_or(0))
+            .fetch_optional(&mut *connection)
+            .await
+            // Not a refusal of this append: SQLite may have ended the transaction.
+            .map_err(|e| Refused::After(e.into()))?;
         if let Some(row) = stored {
             let (seq, sender): (i64, String) = (row.get(0), row.get(1));
             return if sender == event.sender {
