@@ -175,9 +175,14 @@
   });
 
   function logout(message) {
-    localStorage.removeItem(TOKEN_KEY);
-    localStorage.removeItem(AGENT_KEY);
-    localStorage.removeItem(PENDING_KEY);
+    // A newer session another tab signed in since (this tab's ended or is being replaced) is not
+    // this tab's to end: it keeps the stored token and the replies kept for it.
+    const stored = localStorage.getItem(TOKEN_KEY);
+    if (!stored || stored === S.token) {
+      localStorage.removeItem(TOKEN_KEY);
+      localStorage.removeItem(AGENT_KEY);
+      localStorage.removeItem(PENDING_KEY);
+    }
     S.settled.clear();
     sessionStorage.removeItem(SELECTED_KEY);
     S.token = '';
@@ -226,7 +231,15 @@
     const now = localStorage.getItem(TOKEN_KEY) || '';
     if (now === S.token) return;
     if (!now) return logout('You signed out in another tab.');
-    location.reload(); // signed in in another tab: start as that session
+    // Signed in in another tab: start as that session. This tab's own session (both tabs signed
+    // in at about the same time) is no longer kept anywhere, so it is ended on the server rather
+    // than left valid until it expires.
+    clearTimeout(S.retryTimer);
+    if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
+    if (S.token) {
+      fetch('/api/agent/logout', { method: 'POST', keepalive: true, headers: { Authorization: 'Bearer ' + S.token } }).catch(() => {});
+    }
+    location.reload();
   });
 
   /** Editors look after the knowledge base; they take no conversations and never join the queue. */

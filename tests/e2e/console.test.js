@@ -363,6 +363,30 @@ test('the console: a new conversation is announced; away and back; a reload keep
   await agent.page.getByRole('button', { name: 'Sign in' }).click();
   await agent.page.locator('#conn.ok').waitFor();
   await other.locator('#conn.ok').waitFor();
+  // Signed in once more elsewhere before these tabs heard of it (two tabs signing in at about the
+  // same time): they start as the newer session and end the one they held on the server, so no
+  // session stays valid with nobody keeping it.
+  const held = await consoleToken(agent.page);
+  for (const tab of [agent.page, other]) await tab.evaluate(() => { window.beforeTheSignIn = true; });
+  const site = await agent.context.newPage();
+  await site.goto(SERVER + '/');
+  const newer = await site.evaluate(async () => {
+    const res = await fetch('/api/agent/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'demo@example.com', password: 'demo' }),
+    });
+    const { token } = await res.json();
+    localStorage.setItem('frontdesk.console.token', token); // as the console's sign-in does
+    return token;
+  });
+  await site.close();
+  const statusWith = async (t) => (await fetch(`${SERVER}/api/agents`, { headers: { authorization: `Bearer ${t}` } })).status;
+  for (const tab of [agent.page, other]) {
+    await waitFor(tab, async () => tab.evaluate(() => !window.beforeTheSignIn && document.querySelector('#conn.ok') !== null), 'the tab starts again as the newer session');
+  }
+  await waitFor(agent.page, async () => (await statusWith(held)) === 401, 'the session the tabs held is ended');
+  assert.equal(await statusWith(newer), 200, 'the newer one works');
   await other.close();
   await agent.page.locator('#logout').click();
   await agent.page.locator('#login-form').waitFor();
