@@ -45,10 +45,35 @@ fuzz_target!(|data: &[u8]| {
 });
 
 const TAGS: &[&str] = &[
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "img", "ul", "ol", "li", "em", "strong", "code",
-    "pre", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "hr", "br",
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "a",
+    "img",
+    "ul",
+    "ol",
+    "li",
+    "em",
+    "strong",
+    "code",
+    "pre",
+    "blockquote",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "hr",
+    "br",
 ];
-const ATTRIBUTES: &[&str] = &["href", "src", "alt", "title", "id", "class", "rel", "style", "start"];
+const ATTRIBUTES: &[&str] = &[
+    "href", "src", "alt", "title", "id", "class", "rel", "style", "start",
+];
 
 /// The page as a browser would read its tags: every tag one of markdown's, every attribute a
 /// known one, quoted, and every address's scheme (entities decoded, tabs and newlines dropped,
@@ -60,7 +85,11 @@ fn check_html(html: &str) -> Result<(), String> {
         let end = rest.find('>').ok_or("a tag that never closes")?;
         let tag = &rest[..end];
         rest = &rest[end + 1..];
-        let tag = tag.strip_prefix('/').unwrap_or(tag).trim_end_matches('/').trim_end();
+        let tag = tag
+            .strip_prefix('/')
+            .unwrap_or(tag)
+            .trim_end_matches('/')
+            .trim_end();
         let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
         let name = &tag[..name_end];
         if !TAGS.contains(&name) {
@@ -68,7 +97,9 @@ fn check_html(html: &str) -> Result<(), String> {
         }
         let mut attrs = tag[name_end..].trim_start();
         while !attrs.is_empty() {
-            let eq = attrs.find('=').ok_or_else(|| format!("attribute without a value: {attrs:?}"))?;
+            let eq = attrs
+                .find('=')
+                .ok_or_else(|| format!("attribute without a value: {attrs:?}"))?;
             let key = attrs[..eq].trim();
             if !ATTRIBUTES.contains(&key) {
                 return Err(format!("attribute {key:?} on <{name}>"));
@@ -76,7 +107,9 @@ fn check_html(html: &str) -> Result<(), String> {
             let value = attrs[eq + 1..]
                 .strip_prefix('"')
                 .ok_or_else(|| format!("unquoted attribute {key:?}"))?;
-            let close = value.find('"').ok_or("an attribute value that never closes")?;
+            let close = value
+                .find('"')
+                .ok_or("an attribute value that never closes")?;
             let url = decode_entities(&value[..close]);
             let allowed: &[&str] = match key {
                 "href" => &["http", "https", "mailto"],
@@ -136,11 +169,16 @@ fn decode_entities(s: &str) -> String {
 /// safe side): tabs and newlines removed, leading and trailing controls and spaces trimmed, then
 /// letters, digits, `+`, `-` and `.` up to a `:`, starting with a letter.
 fn browser_scheme(url: &str) -> Option<String> {
-    let cleaned: String = url.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    let cleaned: String = url
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
     let cleaned = cleaned.trim_matches(|c: char| c <= ' ');
     let colon = cleaned.find(':')?;
     let scheme = &cleaned[..colon];
     let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then(|| scheme.to_ascii_lowercase())
 }

@@ -49,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
         &["billing".to_owned()],
     );
     if let Ok(article) = kb::parse("billing.md", BASE) {
-        let english = Arc::new(English::from_tokens(["the", "my", "card", "was", "charged"]));
+        let english = Arc::new(English::from_tokens([
+            "the", "my", "card", "was", "charged",
+        ]));
         let speller = Speller::build(std::iter::once(&article), english);
         let _ = speller.correct(text);
     }
