@@ -2,8 +2,9 @@
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer) of the code that reads what customers, agents
 # and content editors write: `fuzz/fuzz_targets/` — `article` (a markdown file: parsing, sections,
 # quotes, links, HTML, the corrector built from it), `customer_text` (a message through the word and
-# cue readers, the follow-up rules, the corrector, the agent's summary) and `frames` (a widget's or
-# console's text frame). A panic, an overflow or a broken promise stops the run and leaves the
+# cue readers, the follow-up rules, the corrector, the agent's summary), `bot` (a question through
+# the bot's whole turn on the demo knowledge base with the real models, and a pick of any passage)
+# and `frames` (a widget's or console's text frame). A panic, an overflow or a broken promise stops the run and leaves the
 # input in fuzz/artifacts/TARGET/; its regression test goes with the fix.
 #
 #   scripts/fuzz.sh                  each target for 5 minutes
@@ -20,7 +21,7 @@ repo="$PWD"
 seconds="${1:-300}"
 shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(article customer_text frames); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(article customer_text bot frames); fi
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
@@ -39,7 +40,7 @@ seed() {
             cp "$f" "$dir/$(printf '%s' "$f" | tr '/' '_')"
         done
         ;;
-    customer_text)
+    customer_text | bot)
         # One message a file: the list items of our own message sets.
         python3 - "$dir" models/support_messages.yaml models/upset_examples.yaml models/calm_short.yaml <<'PY'
 import pathlib, re, sys
@@ -70,10 +71,12 @@ for target in "${targets[@]}"; do
     echo "fuzz: $target for ${seconds}s" >&2
     # Markdown files can be long; messages and frames are capped by the server (a message's 2,000
     # characters, a frame's 16 KiB), so their inputs go up to about that at once.
+    # The bot's first input also loads the models and the knowledge base.
     case "$target" in
-    article) limits=(-max_len=65536) ;;
-    *) limits=(-max_len=16384 -len_control=0) ;;
+    article) limits=(-max_len=65536 -timeout=10) ;;
+    bot) limits=(-max_len=16384 -len_control=0 -timeout=120) ;;
+    *) limits=(-max_len=16384 -len_control=0 -timeout=10) ;;
     esac
-    cargo +nightly fuzz run -s none -a "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" "${limits[@]}" -timeout=10 -rss_limit_mb=4096
+    cargo +nightly fuzz run -s none -a "$target" "$repo/fuzz/corpus/$target" -- \
+        -max_total_time="$seconds" "${limits[@]}" -rss_limit_mb=4096
 done
