@@ -140,6 +140,7 @@ impl Stage {
             stage: self,
             ws,
             next: 0,
+            seen: 0,
         };
         let welcome = customer.frame().await?;
         anyhow::ensure!(
@@ -157,6 +158,8 @@ pub struct Customer<'a> {
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     next: u64,
+    /// The highest `seq` seen, sent with each message as the widget does (`seen`).
+    seen: i64,
 }
 
 /// Longest wait for one frame: a bot turn on a busy machine takes well under a second.
@@ -170,7 +173,11 @@ impl Customer<'_> {
                 .context("the server sent nothing for a minute")?
                 .context("the server closed the socket")??;
             if let Message::Text(text) = message {
-                return Ok(serde_json::from_str(&text)?);
+                let frame: Value = serde_json::from_str(&text)?;
+                if let Some(seq) = frame["seq"].as_i64() {
+                    self.seen = self.seen.max(seq);
+                }
+                return Ok(frame);
             }
         }
     }
@@ -181,7 +188,7 @@ impl Customer<'_> {
         self.next += 1;
         let id = self.next;
         for frame in [
-            json!({"type": "message", "client_id": format!("eval-{id}"), "text": text}),
+            json!({"type": "message", "client_id": format!("eval-{id}"), "seen": self.seen, "text": text}),
             json!({"type": "ping", "id": id}),
         ] {
             self.ws.send(Message::text(frame.to_string())).await?;
