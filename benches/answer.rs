@@ -11,8 +11,6 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod common;
-use frontdesk::bot::Bot;
-use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::settings::Settings;
 
 /// Questions as customers write them: answerable, asked badly, and not answerable at all.
@@ -36,15 +34,9 @@ fn bench(c: &mut Criterion) {
     settings.kb.embedding_cache = root.join("data/embeddings.cache");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let (bot, analyses) = runtime.block_on(async {
-        let encoder = Encoder::load(&settings.nlu).expect("run scripts/setup.sh first");
-        let cache = EmbeddingCache::open(&settings.kb.embedding_cache).expect("cache");
-        let nlu = frontdesk::startup::open_nlu(&settings, encoder.clone(), cache.clone())
+        let bot = frontdesk::startup::open_bot(&settings)
             .await
-            .expect("the models");
-        let kb = frontdesk::startup::open_kb(&settings, encoder, cache)
-            .await
-            .expect("the knowledge base");
-        let bot = Bot::new(kb, nlu, settings.bot.clone());
+            .expect("the bot (run scripts/setup.sh first)");
         let mut analyses = Vec::new();
         for q in QUESTIONS {
             analyses.push(bot.understand(q).await.expect("understood"));

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use frontdesk::bot::Bot;
 use frontdesk::kb::{self, Severity};
 use frontdesk::nlu::intents::{IntentModel, IntentSet};
 use frontdesk::nlu::upset::UpsetModel;
@@ -381,13 +380,8 @@ fn lint(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 async fn ask(settings: Settings, question: &str) -> anyhow::Result<ExitCode> {
-    let nlu = settings.nlu.clone();
-    let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
-    let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
-    let nlu = frontdesk::startup::open_nlu(&settings, encoder.clone(), cache.clone()).await?;
-    let kb = frontdesk::startup::open_kb(&settings, encoder, cache).await?;
-    let bot = Bot::new(kb, nlu.clone(), settings.bot.clone())
-        .with_reranker(frontdesk::startup::open_reranker(&settings).await?);
+    let bot = frontdesk::startup::open_bot(&settings).await?;
+    let nlu = bot.nlu();
     let reply = bot.reply(question).await?;
     let understanding = reply.understanding.clone();
     let policy = frontdesk::escalation::Policy::new(settings.escalation.clone());

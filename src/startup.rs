@@ -254,6 +254,17 @@ pub async fn open_kb(
     Ok(kb)
 }
 
+/// The bot alone, as `frontdesk ask`, the benchmarks and the fuzzer use it: the encoder, the
+/// language models, the knowledge base (indexed, not watched) and the reranker when it is on.
+pub async fn open_bot(settings: &Settings) -> anyhow::Result<Bot> {
+    let nlu = settings.nlu.clone();
+    let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
+    let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
+    let nlu = open_nlu(settings, encoder.clone(), cache.clone()).await?;
+    let kb = open_kb(settings, encoder, cache).await?;
+    Ok(Bot::new(kb, nlu, settings.bot.clone()).with_reranker(open_reranker(settings).await?))
+}
+
 /// Loads the reranker when `bot.rerank.enabled` (blocking work, so off the async threads).
 pub async fn open_reranker(settings: &Settings) -> anyhow::Result<Option<Reranker>> {
     let r = settings.bot.rerank.clone();

@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 
 use frontdesk::bot::Bot;
 use frontdesk::escalation::{self, Policy};
-use frontdesk::nlu::{EmbeddingCache, Encoder};
 use frontdesk::protocol::customer;
 use frontdesk::Settings;
 use libfuzzer_sys::fuzz_target;
@@ -33,17 +32,9 @@ fn demo() -> &'static Demo {
             .enable_all()
             .build()
             .expect("a runtime");
-        let bot = runtime.block_on(async {
-            let encoder = Encoder::load(&settings.nlu).expect("the encoder: run `make setup`");
-            let cache = EmbeddingCache::open(&settings.kb.embedding_cache).expect("the cache");
-            let nlu = frontdesk::startup::open_nlu(&settings, encoder.clone(), cache.clone())
-                .await
-                .expect("the language models");
-            let kb = frontdesk::startup::open_kb(&settings, encoder, cache)
-                .await
-                .expect("the demo knowledge base");
-            Bot::new(kb, nlu, settings.bot.clone())
-        });
+        let bot = runtime
+            .block_on(frontdesk::startup::open_bot(&settings))
+            .expect("the bot on the demo knowledge base (run `make setup`)");
         Demo {
             runtime,
             bot,
