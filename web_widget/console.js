@@ -218,10 +218,14 @@
     if (message) { el.loginError.textContent = message; el.loginError.hidden = false; }
     el.loginEmail.focus();
   }
+  /** Ends `token` on the server, best effort (`keepalive`: it is sent even as the page reloads). */
+  function endSession(token) {
+    if (!token) return;
+    fetch('/api/agent/logout', { method: 'POST', keepalive: true, headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
+  }
   // Signing out ends the token on the server too (it stops working everywhere it was copied).
   el.logout.addEventListener('click', () => {
-    const token = S.token;
-    if (token) fetch('/api/agent/logout', { method: 'POST', headers: { Authorization: 'Bearer ' + token } }).catch(() => {});
+    endSession(S.token);
     logout();
   });
   // The agent's other console tabs follow: one signed out in another tab signs out here at once
@@ -230,15 +234,18 @@
     if (e.key !== TOKEN_KEY && e.key !== null) return; // null: the site's storage was cleared
     const now = localStorage.getItem(TOKEN_KEY) || '';
     if (now === S.token) return;
-    if (!now) return logout('You signed out in another tab.');
+    if (!now) {
+      // The site's storage cleared: the session nobody keeps now is ended on the server too (a
+      // sign-out in another tab ended it already).
+      if (e.key === null) endSession(S.token);
+      return logout('You signed out in another tab.');
+    }
     // Signed in in another tab: start as that session. This tab's own session (both tabs signed
     // in at about the same time) is no longer kept anywhere, so it is ended on the server rather
     // than left valid until it expires.
     clearTimeout(S.retryTimer);
     if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
-    if (S.token) {
-      fetch('/api/agent/logout', { method: 'POST', keepalive: true, headers: { Authorization: 'Bearer ' + S.token } }).catch(() => {});
-    }
+    endSession(S.token);
     location.reload();
   });
 

@@ -387,6 +387,22 @@ test('the console: a new conversation is announced; away and back; a reload keep
   }
   await waitFor(agent.page, async () => (await statusWith(held)) === 401, 'the session the tabs held is ended');
   assert.equal(await statusWith(newer), 200, 'the newer one works');
+  // A tab that has not heard of a newer sign-in (its own write to the storage raises no event in
+  // it: as a tab that was asleep) has its session ended under it by the tab that did hear: it
+  // signs out, and leaves the newer session to the others rather than signing them all out.
+  const newest = (await (await fetch(`${SERVER}/api/agent/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'demo@example.com', password: 'demo' }),
+  })).json()).token;
+  await agent.page.evaluate(() => { window.beforeTheSignIn = true; });
+  await other.evaluate((t) => localStorage.setItem('frontdesk.console.token', t), newest);
+  await other.locator('#login-form').waitFor();
+  await waitFor(agent.page, async () => agent.page.evaluate(() => !window.beforeTheSignIn && document.querySelector('#conn.ok') !== null), 'the first tab starts again as the newest session');
+  await agent.page.waitForTimeout(500); // the other tab's sign-out has had its effect
+  assert.equal(await consoleToken(agent.page), newest, 'the newest session stays stored');
+  assert.ok(await agent.page.locator('#conn.ok').isVisible(), 'and the first tab signed in');
+  assert.equal(await statusWith(newer), 401, 'the session the sleeping tab held is ended');
   await other.close();
   await agent.page.locator('#logout').click();
   await agent.page.locator('#login-form').waitFor();
