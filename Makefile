@@ -60,7 +60,7 @@ chaos-quick-postgres: setup
 	FRONTDESK_REQUIRE_POSTGRES=1 ./scripts/with-postgres.sh sh -c 'target/debug/frontdesk-load chaos --short --server-bin target/debug/frontdesk --server-env "FRONTDESK_STORE__URL=$$FRONTDESK_TEST_POSTGRES"'
 
 ## Coverage-guided fuzzing of what customers, agents and editors send (scripts/fuzz.sh): each of the
-## three targets for SECONDS_PER_TARGET seconds (300 by default); installs nightly Rust and cargo-fuzz if missing. Not
+## four targets for SECONDS_PER_TARGET seconds (300 by default); installs nightly Rust and cargo-fuzz if missing. Not
 ## in CI (its first build compiles everything again with nightly).
 SECONDS_PER_TARGET ?= 300
 fuzz: setup

@@ -20,6 +20,12 @@ cd "$(dirname "$0")/.."
 repo="$PWD"
 seconds="${1:-300}"
 shift || true
+case "$seconds" in
+'' | *[!0-9]*)
+    echo "usage: scripts/fuzz.sh [SECONDS per target] [TARGET...] (seconds first: got '$seconds')" >&2
+    exit 2
+    ;;
+esac
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(article customer_text bot frames); fi
 
@@ -36,7 +42,9 @@ seed() {
     article)
         local pages=(knowledge_base)
         if [ -d ../shared/data/plausible_docs/docs ]; then pages+=(../shared/data/plausible_docs/docs); fi
-        find "${pages[@]}" -name '*.md*' | head -100 | while read -r f; do
+        local files
+        mapfile -t files < <(find "${pages[@]}" -name '*.md*' | sort)
+        for f in "${files[@]:0:100}"; do
             cp "$f" "$dir/$(printf '%s' "$f" | tr '/' '_')"
         done
         ;;
@@ -69,12 +77,13 @@ for target in "${targets[@]}"; do seed "$target"; done
 cd fuzz
 for target in "${targets[@]}"; do
     echo "fuzz: $target for ${seconds}s" >&2
-    # Markdown files can be long; messages and frames are capped by the server (a message's 2,000
-    # characters, a frame's 16 KiB), so their inputs go up to about that at once.
-    # The bot's first input also loads the models and the knowledge base.
+    # Markdown files can be long; messages and frames are capped by the server (a message's 4,000
+    # characters by default, a customer's frame 16 KiB, an agent's 64 KiB), so their inputs go up
+    # to about that at once. The bot's first input also loads the models and the knowledge base.
     case "$target" in
     article) limits=(-max_len=65536 -timeout=10) ;;
     bot) limits=(-max_len=16384 -len_control=0 -timeout=120) ;;
+    frames) limits=(-max_len=65536 -len_control=0 -timeout=10) ;;
     *) limits=(-max_len=16384 -len_control=0 -timeout=10) ;;
     esac
     cargo +nightly fuzz run -s none -a "$target" "$repo/fuzz/corpus/$target" -- \

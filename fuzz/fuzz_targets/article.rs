@@ -110,7 +110,23 @@ fn check_html(html: &str) -> Result<(), String> {
             let close = value
                 .find('"')
                 .ok_or("an attribute value that never closes")?;
-            let url = decode_entities(&value[..close]);
+            let raw = &value[..close];
+            if key == "style" && !(matches!(name, "th" | "td") && raw.starts_with("text-align: ")) {
+                return Err(format!("style {raw:?} on <{name}>"));
+            }
+            // The escapers write only these; any other reference (`&colon;`, `&Tab;`, `&#106`
+            // without its `;`) a browser would decode into the address.
+            if matches!(key, "href" | "src") {
+                let mut refs = raw.match_indices('&');
+                if let Some((at, _)) = refs.find(|(at, _)| {
+                    !["&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&#x27;"]
+                        .iter()
+                        .any(|e| raw[*at..].starts_with(e))
+                }) {
+                    return Err(format!("{key} with a character reference at {at}: {raw:?}"));
+                }
+            }
+            let url = decode_entities(raw);
             let allowed: &[&str] = match key {
                 "href" => &["http", "https", "mailto"],
                 "src" => &["http", "https"],

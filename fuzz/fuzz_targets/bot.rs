@@ -18,6 +18,7 @@ struct Demo {
     bot: Bot,
     policy: Policy,
     threshold: f32,
+    max_chars: usize,
 }
 
 /// The bot as `frontdesk ask` builds it, once per process, from the repository's settings.
@@ -40,6 +41,7 @@ fn demo() -> &'static Demo {
             bot,
             policy: Policy::new(settings.escalation.clone()),
             threshold: settings.bot.answer_threshold,
+            max_chars: settings.limits.max_message_chars,
         }
     })
 }
@@ -49,8 +51,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let demo = demo();
-    // As the server takes a message: trimmed, at most 2,000 characters.
-    if let Ok(question) = customer::check_message("c1", text, 2000) {
+    // As the server takes a message: trimmed, within the message limit.
+    if let Ok(question) = customer::check_message("c1", text, demo.max_chars) {
         let reply = demo
             .runtime
             .block_on(demo.bot.reply(question))

@@ -1,4 +1,4 @@
-//! Whatever a customer types (any Unicode, any length up to a message's limit): the word and cue
+//! Whatever a customer types (any Unicode, any length up to the message limit): the word and cue
 //! readers, the follow-up rules, the corrector, the agent's summary and the message check never
 //! panic.
 #![no_main]
@@ -10,6 +10,7 @@ use frontdesk::conversation::summarise;
 use frontdesk::kb::{self, English, Speller};
 use frontdesk::nlu::{self, signals};
 use frontdesk::protocol::{self, customer};
+use frontdesk::Settings;
 use libfuzzer_sys::fuzz_target;
 
 const BASE: &str = "---\ntitle: Billing\n---\n# Billing\n\n## Refunds\n\nRefunds reach your card \
@@ -20,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = customer::check_message("c1", text, 2000);
+    let _ = customer::check_message("c1", text, Settings::default().limits.max_message_chars);
     let _ = protocol::cut(text, text.len() / 2);
     let _ = nlu::codes(text);
     let _ = nlu::phrase_text(text);

@@ -3,6 +3,7 @@
 #![no_main]
 
 use frontdesk::protocol::{self, agent::AgentFrame, customer};
+use frontdesk::Settings;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +14,12 @@ fuzz_target!(|data: &[u8]| {
         client_id, text, ..
     }) = protocol::decode::<customer::ClientFrame>(text, 16 * 1024)
     {
-        let _ = customer::check_message(&client_id, &text, 2000);
+        let _ = customer::check_message(
+            &client_id,
+            &text,
+            Settings::default().limits.max_message_chars,
+        );
     }
-    let _ = protocol::decode::<AgentFrame>(text, 16 * 1024);
+    // The agent socket's limit (`MAX_AGENT_FRAME` in http/agent_socket.rs).
+    let _ = protocol::decode::<AgentFrame>(text, 64 * 1024);
 });
