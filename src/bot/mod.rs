@@ -1085,8 +1085,6 @@ fn heading(p: &Passage) -> String {
     }
 }
 
-/// The part of a passage to quote: from the piece of a long section that matched the question
-/// ([`Passage::quote_from`]), else all of it.
 /// Marks that may open a line before its first word: list bullets, a table's bar, a quote's or
 /// a heading's mark.
 const LINE_MARKS: [char; 7] = ['-', '*', '+', '•', '|', '>', '#'];
@@ -1102,16 +1100,28 @@ fn starts_a_line(text: &str, at: usize) -> bool {
         })
 }
 
+/// The part of a passage to quote: from the piece of a long section that matched the question
+/// ([`Passage::quote_from`]), else all of it.
 fn quoted(p: &Passage) -> &str {
     p.text.get(p.quote_from..).unwrap_or(&p.text)
 }
 
-/// The line an offered article is shown with: the first line of what would be quoted (a list
-/// item, a table row, a paragraph: the knowledge base keeps each on a line of its own), and the
-/// line after it when it introduces one ("Options include:"), cut at `max` characters; so "E31 –
-/// Can't join Wi-Fi…" is not followed by the next item of the list.
+/// The line an offered article is shown with: the line holding what would be quoted (a list
+/// item, a table row, a paragraph: the knowledge base keeps each on a line of its own) from its
+/// start, and the line after it when it introduces one ("Options include:"), cut at `max`
+/// characters; so "E31 – Can't join Wi-Fi…" is not followed by the next item of the list, and a
+/// long paragraph whose third sentence matched is shown by its opening, which says what it is
+/// about, not by "It is never captured…".
 fn choice_line(p: &Passage, max: usize) -> String {
-    let mut lines = quoted(p).lines().map(str::trim).filter(|l| !l.is_empty());
+    let from = p
+        .text
+        .get(..p.quote_from)
+        .and_then(|before| before.rfind('\n'))
+        .map_or(0, |newline| newline + 1);
+    let mut lines = p.text[from..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
     let mut line = lines.next().unwrap_or_default().to_owned();
     if line.ends_with(':') {
         if let Some(next) = lines.next() {
@@ -1698,6 +1708,19 @@ mod tests {
             choice_line(&codes, 120),
             "Choose a scheme. Options include: Adapt to system"
         );
+        // A piece that matched in the middle of a paragraph: the paragraph's opening is shown.
+        let mut card = passage("billing.md", 0.5, 0.5);
+        card.text = "Intro line.\n\nAdd or change your card under Billing. We place a small hold \
+            to check it. It is never captured and disappears within a few days.\n\nNext."
+            .into();
+        card.quote_from = card.text.find("It is never").unwrap();
+        assert_eq!(
+            choice_line(&card, 40),
+            "Add or change your card under Billing."
+        );
+        // A quote that starts a line (a listed code) is shown from there.
+        card.quote_from = card.text.find("Next").unwrap();
+        assert_eq!(choice_line(&card, 40), "Next.");
     }
 
     #[test]
