@@ -131,6 +131,66 @@ async fn a_greeting_is_answered_in_kind_over_the_socket() {
     );
 }
 
+/// Thanks right after an answer are thanks for it, whatever the classifier reads in their words
+/// ("thanks that fixed it!" reads as a technical problem, and was answered with more of the same
+/// article); thanks that say it did not help get neither "You're welcome!" nor the same article
+/// again; thanks with news besides are not taken for thanks alone.
+#[tokio::test]
+async fn thanks_after_an_answer_are_answered_in_kind_and_a_failed_fix_is_not() {
+    let app = spawn_app().await;
+    let after_an_answer = |question: &'static str, then: &'static str| {
+        let app = &app;
+        async move {
+            let mut customer = app.client().await;
+            customer.hello(None, None).await;
+            let (_, answer) = customer.ask("c1", question).await;
+            assert!(
+                !answer["sources"].as_array().unwrap().is_empty(),
+                "{question:?} was not answered: {answer}"
+            );
+            let (_, reply) = customer.ask("c2", then).await;
+            (answer, reply)
+        }
+    };
+    let welcome = |reply: &serde_json::Value| {
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("You're welcome")
+    };
+    for (question, thanks) in [
+        (
+            "the machine is leaking water all over my kitchen counter",
+            "thanks that fixed it!",
+        ),
+        (
+            "how do i reset my password",
+            "thank you so much, the reset worked",
+        ),
+    ] {
+        let (_, reply) = after_an_answer(question, thanks).await;
+        assert!(welcome(&reply), "{thanks:?} after {question:?}: {reply}");
+    }
+    for failed in [
+        "thanks but that didn't work",
+        "thanks, but it still shows the warning",
+    ] {
+        let (answer, reply) = after_an_answer("how do i descale the brewer", failed).await;
+        assert!(!welcome(&reply), "{failed:?}: {reply}");
+        assert_ne!(reply["text"], answer["text"], "{failed:?}: the same again");
+        assert!(
+            reply["quick_replies"].to_string().contains("request_human"),
+            "{failed:?}: no offer of a person: {reply}"
+        );
+    }
+    let (_, reply) = after_an_answer(
+        "where is my order",
+        "thanks, the parcel arrived. the lid is cracked",
+    )
+    .await;
+    assert!(!welcome(&reply), "news taken for thanks: {reply}");
+}
+
 #[tokio::test]
 async fn a_stale_intent_model_is_retrained_at_start_up() {
     // An editor adds a phrasing to the demo shop's own intents, beside its articles: the model

@@ -348,7 +348,8 @@ impl Bot {
             .as_deref()
             .is_some_and(|p| !p.trim().is_empty())
             && refers_back(question);
-        self.with_lesson_blocking(follows, analysis, reply).await
+        let reply = self.with_lesson_blocking(follows, analysis, reply).await?;
+        Ok(not_the_same_again(reply, analysis, context))
     }
 
     async fn answer_in_context(
@@ -357,6 +358,9 @@ impl Bot {
         analysis: &Analysis,
         context: &Context,
     ) -> Result<Reply, KbError> {
+        if let Some(reply) = self.thanks_for_the_answer(question, analysis, context) {
+            return Ok(reply);
+        }
         let alone = self.answer_blocking(question, analysis.clone()).await?;
         let Some(previous) = context
             .previous_question
@@ -420,6 +424,46 @@ impl Bot {
             combined.reason
         );
         Ok(combined)
+    }
+
+    /// Thanks right after the bot answered, in words of thanks for something that went right and
+    /// nothing else ([`Understanding::thanks`], every sentence thanks or says what went right:
+    /// "thanks that fixed it!", "thank you so much, the reset worked"), is thanks for that answer,
+    /// answered in kind whatever the classifier reads in its words: it read the first as a
+    /// technical problem, and searched with the previous question it found the article just
+    /// given and quoted more of it. Not when upset, asking something, or with news besides
+    /// ("thanks, the parcel arrived. the lid is cracked").
+    fn thanks_for_the_answer(
+        &self,
+        question: &str,
+        analysis: &Analysis,
+        context: &Context,
+    ) -> Option<Reply> {
+        let u = &analysis.understanding;
+        let article = context.previous_article.as_deref()?;
+        let text = self.settings.small_talk.get(THANKS_INTENT)?;
+        if !u.thanks
+            || u.asks
+            || u.not_helped
+            || u.upset >= 0.5
+            || !crate::nlu::signals::only_thanks(question)
+        {
+            return None;
+        }
+        Some(Reply {
+            outcome: Outcome::SmallTalk,
+            text: text.clone(),
+            sources: Vec::new(),
+            quick_replies: Vec::new(),
+            confidence: 1.0,
+            reason: format!(
+                "thanks for something that went right, right after the answer from \"{article}\": answered in kind"
+            ),
+            candidates: Vec::new(),
+            understanding: u.clone(),
+            intent_guess: analysis.best_intent.clone(),
+            in_context: false,
+        })
     }
 
     /// [`Bot::answer`] on the blocking pool.
@@ -661,7 +705,13 @@ pub(crate) fn decide(
             .intent
             .as_ref()
             .is_some_and(|i| i.name == THANKS_INTENT);
-    if (model < threshold || thanked) && understood.upset < 0.5 && !understood.asks {
+    // Nor is a message that says what it was given did not help, thanks or not ("thanks but
+    // that didn't work", read as thanks by the classifier).
+    if (model < threshold || thanked)
+        && understood.upset < 0.5
+        && !understood.asks
+        && !understood.not_helped
+    {
         let small_talk = understood.intent.as_ref().and_then(|i| {
             let name = if understood.thanks && i.name == crate::nlu::HUMAN_REQUEST_INTENT {
                 THANKS_INTENT
@@ -1032,6 +1082,30 @@ fn option_label(p: &Passage) -> String {
     match p.heading_path.last() {
         Some(h) if !h.eq_ignore_ascii_case(&p.title) => format!("{}: {h}", p.title),
         _ => p.title.clone(),
+    }
+}
+
+/// A customer who says the answer just given did not help ("thanks but that didn't work",
+/// "the light is still blinking") is not given the same article again, quoted as before: they
+/// are asked for more, with the offer of a person (an "I don't know": a second one in a row hands
+/// the conversation over). Another article, or none, is answered as found.
+fn not_the_same_again(reply: Reply, analysis: &Analysis, context: &Context) -> Reply {
+    let again = reply.outcome == Outcome::Answered
+        && context.previous_article.is_some()
+        && reply.article() == context.previous_article.as_deref();
+    if !analysis.understanding.not_helped || !again {
+        return reply;
+    }
+    let article = reply.article().unwrap_or_default().to_owned();
+    Reply {
+        text: "Sorry that didn't help. Could you tell me a bit more about what happens? Or I can connect you with a person.".into(),
+        understanding: reply.understanding,
+        intent_guess: reply.intent_guess,
+        ..dont_know(
+            reply.confidence,
+            format!("the customer says the answer from \"{article}\" did not help, and the search found the same article again"),
+            reply.candidates,
+        )
     }
 }
 

@@ -91,6 +91,11 @@ pub struct Understanding {
     /// question in it ([`signals::is_thanks`]): its upset reading is not counted (`upset` is 0).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thanks: bool,
+    /// The message says that what the customer was given did not work or help ("thanks but that
+    /// didn't work", [`signals::says_it_did_not_help`]): whatever it thanks for, it is not
+    /// answered in kind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_helped: bool,
     /// Probability that the matter is urgent: a deadline, something down right now (0 to 1).
     #[serde(default)]
     pub urgent: f32,

@@ -723,6 +723,70 @@ pub fn is_thanks(text: &str, cues: &[String]) -> bool {
     !complaint && !sarcastic && !cues.iter().any(|c| NOT_THANKS_CUES.contains(&c.as_str()))
 }
 
+/// Whether every sentence of `text` thanks or says what went right ("thanks that fixed it!",
+/// "Thanks! That worked."): a message of thanks ([`is_thanks`]) with no sentence of news besides
+/// ("thanks, the parcel arrived. the lid is cracked" is not).
+pub fn only_thanks(text: &str) -> bool {
+    let mut sentences = text
+        .split(['.', '!', ';', '\n'])
+        .map(super::phrase_text)
+        .filter(|s| !s.trim().is_empty())
+        .peekable();
+    sentences.peek().is_some()
+        && sentences.all(|s| {
+            THANKS.iter().any(|p| super::has_word_start(&s, p))
+                || any_phrase(&s, WENT_RIGHT)
+                || s.split_whitespace().any(|w| PRAISE.contains(&w))
+        })
+}
+
+/// Words a customer uses to say that what they were given did not work, after a negation ("that
+/// didn't work", "not what I needed"): their starts.
+const NOT_HELPED_AFTER: &[&str] = &[
+    "work",
+    "help",
+    "fix",
+    "solv",
+    "sort",
+    "resolv",
+    "chang",
+    "what",
+    "do anything",
+    "make",
+    "made",
+];
+
+/// Phrases that say the problem is still there.
+const NOT_HELPED: &[&str] = &[
+    "still",
+    "no luck",
+    "same problem",
+    "same issue",
+    "same error",
+];
+
+/// Whether `text` says that what the customer was given did not work or help: "thanks but that
+/// didn't work", "thanks anyway, didn't help", "thanks, not what I needed", "ok thanks but the
+/// light is still blinking". Thanks in such words are no thanks to answer in kind; "no thanks,
+/// that's all" and "thanks, I don't need anything else" are.
+pub fn says_it_did_not_help(text: &str) -> bool {
+    let plain = super::phrase_text(text);
+    if any_phrase(&plain, NOT_HELPED) {
+        return true;
+    }
+    let tokens: Vec<&str> = plain.split_whitespace().collect();
+    tokens.iter().enumerate().any(|(i, w)| {
+        let negation = w.ends_with("n't") || matches!(*w, "not" | "never" | "nothing");
+        negation && {
+            let after = tokens[i + 1..].iter().take(3).copied().collect::<Vec<_>>();
+            let after = format!(" {} ", after.join(" "));
+            NOT_HELPED_AFTER
+                .iter()
+                .any(|p| super::has_word_start(&after, p))
+        }
+    })
+}
+
 /// Whether `words` (a [`super::phrase_text`]) hold one of `phrases` as whole words.
 fn any_phrase(words: &str, phrases: &[&str]) -> bool {
     phrases.iter().any(|p| super::has_words(words, p))
@@ -2204,6 +2268,54 @@ mod tests {
                 "{text:?}: {:?}",
                 support_cues(text).1
             );
+        }
+    }
+
+    #[test]
+    fn thanks_that_say_it_did_not_help_are_told_from_thanks_that_close() {
+        for failed in [
+            "thanks but that didn't work",
+            "thanks anyway, didn't help",
+            "thanks, not what i needed",
+            "ok thanks but the light is still blinking",
+            "thank you, sadly it doesn't fix anything",
+            "thanks, tried it, no luck",
+            "cheers but same problem",
+            "thanks but nothing changed",
+            "Thanks. It hasn’t made any difference",
+        ] {
+            assert!(says_it_did_not_help(failed), "{failed:?}");
+        }
+        for closing in [
+            "no thanks that's all",
+            "thanks, i don't need anything else",
+            "thanks again!",
+            "thanks that fixed it!",
+            "thank you so much, the reset worked",
+            "that worked, thanks",
+            "no worries, thanks",
+            "thanks, I don't have any other questions",
+        ] {
+            assert!(!says_it_did_not_help(closing), "{closing:?}");
+        }
+    }
+
+    #[test]
+    fn only_thanks_in_every_sentence() {
+        for thanks in [
+            "thanks that fixed it!",
+            "Thanks! That worked perfectly.",
+            "thank you so much, the reset worked",
+        ] {
+            assert!(only_thanks(thanks), "{thanks:?}");
+        }
+        for more in [
+            "thanks, the parcel arrived. the lid is cracked",
+            "thanks! one more thing",
+            "",
+            "...",
+        ] {
+            assert!(!only_thanks(more), "{more:?}");
         }
     }
 

@@ -180,6 +180,7 @@ impl Nlu {
                 upset,
                 upset_cues,
                 thanks,
+                not_helped: super::signals::says_it_did_not_help(text),
                 urgent,
                 asks_for_person,
                 how_to: super::signals::asks_how_to(text),
