@@ -278,3 +278,44 @@ async fn a_verified_customer_resumes_on_every_reconnect_of_every_device() {
         .await;
     assert_eq!(status, 403);
 }
+
+/// A browser a verified customer signed out of keeps the widget's session token: whoever uses it
+/// next, signed in as someone else or not signed in, starts a conversation of their own and never
+/// sees or writes into the verified customer's.
+#[tokio::test]
+async fn a_verified_customers_conversation_is_not_resumed_by_anyone_else_on_their_browser() {
+    let app = app().await;
+    let ann = sign(SECRET, "ann@example.com");
+    let mut laptop = app.client().await;
+    let first = hello(&mut laptop, "ann@example.com", None, Some(&ann)).await;
+    let id = first["conversation_id"].as_str().expect("id").to_owned();
+    let session = first["session"].as_str().expect("token").to_owned();
+    laptop.ask("a1", "my new address is 12 Elm Street").await;
+    laptop.close().await;
+
+    let bob = sign(SECRET, "bob@example.com");
+    for (who, email, signed) in [
+        ("nobody signed in", None, None),
+        ("Bob", Some("bob@example.com"), Some(bob.as_str())),
+    ] {
+        let mut next = app.client().await;
+        next.send(
+            json!({"type": "hello", "protocol": 1, "session": session, "last_seq": 0,
+            "visitor": {"name": "Next", "email": email}, "user_hash": signed}),
+        )
+        .await;
+        let welcome = next.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{who}: {welcome}");
+        assert_ne!(welcome["conversation_id"], id.as_str(), "{who}: {welcome}");
+        assert_eq!(welcome["resumed"], false, "{who}: {welcome}");
+        assert!(
+            !welcome.to_string().contains("Elm Street"),
+            "{who} was shown Ann's words: {welcome}"
+        );
+        next.close().await;
+    }
+    // Ann herself, back on that browser, resumes it.
+    let mut back = app.client().await;
+    let welcome = signed_hello_again(&mut back, &ann, &session, 0).await;
+    assert_eq!(welcome["conversation_id"], id.as_str(), "{welcome}");
+}

@@ -152,7 +152,13 @@ impl Conversations {
             let token_hash = token::hash(token);
             let known = core.store.conversation_by_session(&token_hash).await?;
             let id = match known {
-                Some(row) => Some(ConversationId::from(row.id)),
+                // A verified customer's conversation is resumed only by that customer: not by a
+                // browser the customer signed out of (whoever uses it next, signed in as someone
+                // else or not at all), which starts a conversation of its own.
+                Some(row) => match core.store.customer_of(&row.id).await? {
+                    Some(owner) if customer.as_deref() != Some(owner.as_str()) => None,
+                    _ => Some(ConversationId::from(row.id)),
+                },
                 // Issued by this server (or shaped like it) and never stored: the same
                 // conversation, still empty. A widget that saw frames must have a stored one.
                 None if token::is_well_formed(token) && last_seq == 0 => Some(derived_id(token)),
