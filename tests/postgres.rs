@@ -155,6 +155,19 @@ async fn exercise(store: &Store) -> Vec<String> {
     note!(store.search_messages("PASSWORD? 100%", 10).await.unwrap());
     note!(store.search_messages("_urgent_", 10).await.unwrap());
     note!(store.search_messages("1%", 10).await.unwrap());
+    // A backslash is a character like any other: no escape, and no error at the end.
+    note!(store
+        .append(
+            "c2",
+            event("customer", Some("m9"), Some(r"saved to C:\Users\ann\")),
+            1_027
+        )
+        .await
+        .unwrap());
+    let found = store.search_messages(r"c:\users\", 10).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    note!(found);
+    note!(store.search_messages(r"\u", 10).await.unwrap());
     note!(store.session_owns("c1", "s1").await.unwrap());
     note!(store.session_owns("c1", "s2").await.unwrap());
 
@@ -819,7 +832,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("into the postgres store"), "{stdout}");
-    assert!(stdout.contains("events  12 rows"), "{stdout}");
+    assert!(stdout.contains("events  13 rows"), "{stdout}");
 
     let pg = Store::connect(&pg_url).await.unwrap();
     let (before, after) = (read_back(&sqlite).await, read_back(&pg).await);
@@ -835,7 +848,7 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
         .append("c2", event("customer", Some("m2"), Some("after")), 9_000)
         .await
         .unwrap();
-    assert!(matches!(next, Appended::New { seq: 4, .. }), "{next:?}");
+    assert!(matches!(next, Appended::New { seq: 5, .. }), "{next:?}");
     let handoff = pg
         .create_handoff("c2", &json!([]), None, 0, 9_001)
         .await

@@ -236,7 +236,10 @@ impl Store {
         on!(&self.pool, pool => {
             let pattern = format!(
                 "%{}%",
-                q.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+                q.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
             );
             let rows = sqlx::query(
                 "SELECT conversation_id, seq, sender, text FROM events
