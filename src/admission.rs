@@ -4,8 +4,11 @@
 //! `Retry-After` instead of accepting a socket it cannot serve. Customers and agents have separate
 //! pools: no number of customers (or silent sockets pretending to be customers) can take an
 //! agent's slot. Each client address may hold only so many sockets, and start only so many
-//! conversations, ask for a person and leave tickets only so often (across all its sockets). The client address is the TCP peer's, or, when the peer is a trusted
-//! proxy (`server.trusted_proxies`), the last untrusted address of its `X-Forwarded-For`.
+//! conversations, ask for a person and leave tickets only so often (across all its sockets); an
+//! agent socket that has not signed in yet counts against its address too, so sockets that never
+//! sign in cannot fill the agents' pool. The client address is the TCP peer's, or, when the peer
+//! is a trusted proxy (`server.trusted_proxies`), the last untrusted address of its
+//! `X-Forwarded-For`; an IPv6 client is counted by its /64 network ([`limit_key`]).
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -119,7 +122,13 @@ struct Inner {
     /// `request_human` and `leave_email` per address per minute, as set.
     actions_per_minute: (f64, f64),
     sockets: DashMap<IpAddr, usize>,
+    /// Agent sockets per address that have not signed in yet.
+    unsigned_agents: DashMap<IpAddr, usize>,
     budgets: DashMap<IpAddr, Bucket>,
+    /// Customer messages per conversation (its id), across its sockets and reconnections.
+    messages: DashMap<String, Bucket>,
+    /// `limits.messages_per_second` and `limits.message_burst`.
+    message_rate: (f64, f64),
     handoffs: DefaultKeyedRateLimiter<IpAddr>,
     tickets: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
@@ -144,6 +153,8 @@ pub struct Slot {
     address: IpAddr,
     /// Counted in Redis as well (taken back there when dropped).
     shared: bool,
+    /// Counted against its address (a customer's socket, or an agent's not signed in yet).
+    counted: bool,
 }
 
 impl Drop for Slot {
@@ -154,10 +165,9 @@ impl Drop for Slot {
             }
         }
         self.inner.counter(self.pool).fetch_sub(1, Ordering::AcqRel);
-        self.inner.sockets.remove_if_mut(&self.address, |_, n| {
-            *n = n.saturating_sub(1);
-            *n == 0
-        });
+        if self.counted {
+            self.inner.uncount(self.pool, self.address);
+        }
     }
 }
 
@@ -170,6 +180,15 @@ impl Slot {
     /// Counts `action` against the budget of the slot's address (see [`Admission::action`]).
     pub fn action(&self, action: Action) -> Result<(), Refused> {
         self.inner.action(action, self.address)
+    }
+
+    /// The agent on this socket has signed in: it no longer counts against its address (agents
+    /// behind one office address are as many as the office has).
+    pub fn signed_in(&mut self) {
+        if self.pool == Pool::Agents && self.counted {
+            self.inner.uncount(self.pool, self.address);
+            self.counted = false;
+        }
     }
 }
 
@@ -185,6 +204,22 @@ impl Inner {
                 retry_after: (wait.as_secs_f64().ceil() as u32).clamp(1, 3600),
             }
         })
+    }
+
+    /// The sockets counted per address in `pool`.
+    fn per_address_counts(&self, pool: Pool) -> &DashMap<IpAddr, usize> {
+        match pool {
+            Pool::Customers => &self.sockets,
+            Pool::Agents => &self.unsigned_agents,
+        }
+    }
+
+    fn uncount(&self, pool: Pool, address: IpAddr) {
+        self.per_address_counts(pool)
+            .remove_if_mut(&address, |_, n| {
+                *n = n.saturating_sub(1);
+                *n == 0
+            });
     }
 
     fn counter(&self, pool: Pool) -> &AtomicUsize {
@@ -226,7 +261,10 @@ impl Admission {
                     limits.tickets_per_address_per_minute,
                 ),
                 sockets: DashMap::new(),
+                unsigned_agents: DashMap::new(),
                 budgets: DashMap::new(),
+                messages: DashMap::new(),
+                message_rate: (limits.messages_per_second, limits.message_burst.max(1.0)),
                 handoffs: RateLimiter::keyed(per_minute(
                     limits.handoff_requests_per_address_per_minute,
                 )),
@@ -243,8 +281,19 @@ impl Admission {
         self.inner.counter(pool).load(Ordering::Acquire)
     }
 
-    /// Takes a socket slot from `pool` for `address`, or says why not.
+    /// Takes a socket slot from `pool` for `address`, or says why not. An agent's slot counts
+    /// against its address until [`Slot::signed_in`].
     pub fn admit(&self, pool: Pool, address: IpAddr) -> Result<Slot, Refused> {
+        self.admit_counted(pool, address, true)
+    }
+
+    /// An agent's slot for a socket whose token was checked before the upgrade: signed in
+    /// already, it does not count against its address.
+    pub fn admit_signed_in_agent(&self, address: IpAddr) -> Result<Slot, Refused> {
+        self.admit_counted(Pool::Agents, address, false)
+    }
+
+    fn admit_counted(&self, pool: Pool, address: IpAddr, counted: bool) -> Result<Slot, Refused> {
         let inner = &self.inner;
         let max = match pool {
             Pool::Customers => inner.max_customers,
@@ -259,9 +308,10 @@ impl Admission {
         {
             return Err(Refused::Full { retry_after: 5 });
         }
-        // Agents are few and known by their tokens: only customers are counted per address.
-        if pool == Pool::Customers {
-            let mut n = inner.sockets.entry(address).or_insert(0);
+        // Customers, and agents until they sign in (then they are known by their tokens), are
+        // counted per address.
+        if counted {
+            let mut n = inner.per_address_counts(pool).entry(address).or_insert(0);
             if *n >= inner.per_address {
                 drop(n);
                 counter.fetch_sub(1, Ordering::AcqRel);
@@ -274,6 +324,7 @@ impl Admission {
             pool,
             address,
             shared: false,
+            counted,
         })
     }
 
@@ -293,9 +344,13 @@ impl Admission {
     }
 
     /// Counts a new conversation from `address` at `now_ms`, or refuses it when the address has
-    /// started `limits.new_conversations_per_address_per_minute` lately.
+    /// started `limits.new_conversations_per_address_per_minute` lately (`0`: no limit, as across
+    /// the nodes).
     pub fn new_conversation(&self, address: IpAddr, now_ms: i64) -> Result<(), Refused> {
         let rate = self.inner.conversations_per_minute;
+        if rate <= 0.0 {
+            return Ok(());
+        }
         let mut bucket = self.inner.budgets.entry(address).or_insert_with(|| Bucket {
             tokens: rate,
             at: now_ms,
@@ -308,6 +363,25 @@ impl Admission {
                 retry_after: wait.clamp(1.0, 3600.0) as u32,
             })
         }
+    }
+
+    /// Counts a customer message in `conversation` at `now_ms`, or says it comes too fast:
+    /// `limits.messages_per_second` sustained, bursts of `limits.message_burst`, counted for the
+    /// conversation across all its sockets, so reconnecting does not start the count again.
+    pub fn message(&self, conversation: &str, now_ms: i64) -> bool {
+        let (per_second, burst) = self.inner.message_rate;
+        let mut bucket = match self.inner.messages.get_mut(conversation) {
+            Some(bucket) => bucket,
+            None => self
+                .inner
+                .messages
+                .entry(conversation.to_owned())
+                .or_insert(Bucket {
+                    tokens: burst,
+                    at: now_ms,
+                }),
+        };
+        bucket.take_within(per_second * 60.0, burst, now_ms)
     }
 
     /// New conversations one address may start per minute (`0`: no limit).
@@ -336,15 +410,25 @@ impl Admission {
             b.refill(rate, now_ms);
             b.tokens < rate
         });
+        let (per_second, burst) = self.inner.message_rate;
+        self.inner.messages.retain(|_, b| {
+            b.refill_within(per_second * 60.0, burst, now_ms);
+            b.tokens < burst
+        });
         for limiter in [&self.inner.handoffs, &self.inner.tickets] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
     }
 
-    /// The client's address: the TCP peer's, or for a trusted proxy the last address in
-    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    /// The client's address as its limits count it ([`limit_key`]): the TCP peer's, or for a
+    /// trusted proxy the last address in `X-Forwarded-For` (all its lines, joined with commas)
+    /// that is not itself a trusted proxy.
     pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        limit_key(self.forwarded_client(peer, forwarded_for))
+    }
+
+    fn forwarded_client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
         if !self.trusts(peer) {
             return peer;
         }
@@ -372,6 +456,21 @@ impl Admission {
     }
 }
 
+/// The address a client's limits are counted under: an IPv4 address as it is (an IPv4-mapped
+/// IPv6 one as its IPv4), an IPv6 address by its /64 network with the rest zero. One home or one
+/// server is given a /64, and a client there may use any of its 2^64 addresses: counted one by
+/// one, it would have no limit.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None if v6.is_loopback() => ip,
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
 /// A token bucket refilled at `rate` per minute up to `rate`.
 struct Bucket {
     tokens: f64,
@@ -380,13 +479,22 @@ struct Bucket {
 
 impl Bucket {
     fn refill(&mut self, rate: f64, now_ms: i64) {
+        self.refill_within(rate, rate, now_ms);
+    }
+
+    /// Refilled at `rate` per minute up to `burst`.
+    fn refill_within(&mut self, rate: f64, burst: f64, now_ms: i64) {
         let minutes = (now_ms - self.at).max(0) as f64 / 60_000.0;
-        self.tokens = (self.tokens + minutes * rate).min(rate);
-        self.at = now_ms;
+        self.tokens = (self.tokens + minutes * rate).min(burst);
+        self.at = now_ms.max(self.at);
     }
 
     fn take(&mut self, rate: f64, now_ms: i64) -> bool {
-        self.refill(rate, now_ms);
+        self.take_within(rate, rate, now_ms)
+    }
+
+    fn take_within(&mut self, rate: f64, burst: f64, now_ms: i64) -> bool {
+        self.refill_within(rate, burst, now_ms);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -472,6 +580,67 @@ mod tests {
     }
 
     #[test]
+    fn agent_sockets_count_against_their_address_until_they_sign_in() {
+        let a = admission(|s, l| {
+            s.max_agent_connections = 10;
+            l.sockets_per_address = 2;
+        });
+        let office = ip("10.0.0.1");
+        let mut first = a.admit(Pool::Agents, office).unwrap();
+        let _second = a.admit(Pool::Agents, office).unwrap();
+        assert!(
+            matches!(
+                a.admit(Pool::Agents, office),
+                Err(Refused::TooManyFromAddress { .. })
+            ),
+            "sockets that never sign in cannot fill the agents' pool from one address"
+        );
+        assert_eq!(a.sockets_from(office), 0, "customers' counts apart");
+        first.signed_in();
+        let third = a
+            .admit(Pool::Agents, office)
+            .expect("a signed-in agent frees its place");
+        drop(first);
+        drop(third);
+        assert!(a
+            .inner
+            .unsigned_agents
+            .get(&office)
+            .is_some_and(|n| *n == 1));
+    }
+
+    #[test]
+    fn messages_are_counted_per_conversation_however_many_sockets_it_had() {
+        let a = admission(|_, l| {
+            l.messages_per_second = 1.0;
+            l.message_burst = 3.0;
+        });
+        for _ in 0..3 {
+            assert!(a.message("c1", 0));
+        }
+        assert!(!a.message("c1", 0), "a new socket of c1 counts on");
+        assert!(a.message("c2", 0), "another conversation apart");
+        assert!(a.message("c1", 1_000), "a second later: one more");
+        assert!(!a.message("c1", 1_000));
+        a.forget_idle(60_000);
+        assert!(a.inner.messages.is_empty(), "full buckets are forgotten");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_network() {
+        assert_eq!(limit_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
+        assert_eq!(limit_key(ip("192.0.2.9")), ip("192.0.2.9"));
+        let a = admission(|_, l| l.sockets_per_address = 1);
+        let _one = a
+            .admit(Pool::Customers, a.client_address(ip("2001:db8::1"), None))
+            .unwrap();
+        assert!(a
+            .admit(Pool::Customers, a.client_address(ip("2001:db8::2"), None))
+            .is_err());
+    }
+
+    #[test]
     fn one_address_holds_only_so_many_sockets() {
         let a = admission(|_, l| l.sockets_per_address = 2);
         let first = a.admit(Pool::Customers, ip("10.0.0.1")).unwrap();
@@ -534,6 +703,11 @@ mod tests {
         assert_eq!(a.client_address(ip("192.0.2.1"), header), ip("192.0.2.1"));
         assert_eq!(a.client_address(ip("::1"), Some("bogus")), ip("::1"));
         assert_eq!(a.client_address(ip("10.0.0.1"), None), ip("10.0.0.1"));
+        // Behind the proxy, an IPv6 client is counted by its /64.
+        assert_eq!(
+            a.client_address(ip("::1"), Some("2001:db8:1:2:aaaa::7")),
+            ip("2001:db8:1:2::")
+        );
         let bad = ServerSettings {
             trusted_proxies: vec!["10.0.0.0/40".into()],
             ..ServerSettings::default()

@@ -515,9 +515,10 @@ pub struct LimitSettings {
     pub max_frame_bytes_before_greeting: usize,
     /// Longest message text, in characters.
     pub max_message_chars: usize,
-    /// Sustained messages per second per connection.
+    /// Sustained customer messages (and requests for a person) per second per conversation,
+    /// across all its sockets: reconnecting does not start the count again.
     pub messages_per_second: f64,
-    /// Messages a connection may send in a burst above the sustained rate.
+    /// Messages a conversation may send in a burst above the sustained rate.
     pub message_burst: f64,
     /// Seconds a new socket has to send `hello` (customers) or `auth` (agents) before it is
     /// closed (code 4000).
@@ -726,6 +727,10 @@ impl Default for TeamHours {
 pub struct AgentSettings {
     /// How long a login token lasts, in seconds.
     pub token_ttl_seconds: f64,
+    /// Seconds between checks, for each open agent socket, that its token still holds in the
+    /// store: a logout or revocation on another node, or from the command line, closes the socket
+    /// within this time (on the node where it is made, at once).
+    pub session_check_seconds: f64,
     /// `serve` creates the accounts demo@example.com (admin, every team) and editor@example.com
     /// (editor), both with password `demo`, if they do not exist. For trying frontdesk out only:
     /// when it is off, `serve` disables them and revokes their tokens.
@@ -748,6 +753,7 @@ impl Default for AgentSettings {
     fn default() -> Self {
         Self {
             token_ttl_seconds: 12.0 * 3600.0,
+            session_check_seconds: 10.0,
             demo_agent: false,
             login_attempts_per_account: 5,
             login_account_backoff_seconds: 30.0,

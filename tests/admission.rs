@@ -67,6 +67,50 @@ async fn silent_sockets_cannot_keep_a_customer_or_an_agent_out() {
     customer.ask("c1", "How do I reset my password?").await;
 }
 
+/// Agent sockets that never sign in count against their address, so a script cannot fill the
+/// agents' pool from one address and keep every agent out; an agent who signs in frees the place,
+/// and one who brings a token is let in at once.
+#[tokio::test]
+async fn agent_sockets_that_never_sign_in_cannot_fill_the_agents_pool() {
+    let app = spawn_app_with(|s| {
+        s.server.max_agent_connections = 10;
+        s.limits.sockets_per_address = 3;
+        s.limits.hello_timeout_seconds = 30.0;
+    })
+    .await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(common::AgentClient::connect_unauthenticated(app.port).await);
+    }
+    let url = format!("ws://127.0.0.1:{}/ws/agent", app.port);
+    let refused = tokio_tungstenite::connect_async(url.clone()).await;
+    let Err(WsError::Http(response)) = refused else {
+        panic!("a fourth socket that has not signed in was let in");
+    };
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+
+    // An agent with a token is let in all the same...
+    let mut sam = app.agent(&token).await;
+    assert_eq!(sam.next("queue").await["total"], 0);
+
+    // ...and one of the three signing in frees its place for the next.
+    let mut signing = silent.pop().unwrap();
+    signing
+        .send(serde_json::json!({"type": "auth", "token": token}))
+        .await;
+    assert_eq!(signing.next("ready").await["type"], "ready");
+    let started = Instant::now();
+    while tokio_tungstenite::connect_async(url.clone()).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the place of the agent who signed in was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_address_gets_only_so_many_sockets_and_others_are_not_affected() {
     let app = spawn_app_with(|s| s.limits.sockets_per_address = 3).await;

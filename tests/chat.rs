@@ -222,6 +222,48 @@ async fn a_customer_sending_too_fast_is_told_to_slow_down_and_nothing_is_lost() 
     assert_eq!(limited[0]["client_id"], "f2");
 }
 
+/// The message budget is the conversation's: a script that drops its socket and comes back to
+/// the same conversation after each burst (or writes from a second tab) does not start it again.
+#[tokio::test]
+async fn reconnecting_does_not_reset_the_message_budget() {
+    let app = spawn_app_with(|s| {
+        s.limits.messages_per_second = 0.01;
+        s.limits.message_burst = 2.0;
+    })
+    .await;
+    let mut first = app.client().await;
+    let welcome = first.hello(None, None).await;
+    let session = welcome["session"].as_str().expect("session").to_owned();
+    for i in 0..2 {
+        first
+            .send(json!({"type": "message", "client_id": format!("a{i}"), "text": "hello?"}))
+            .await;
+    }
+    let frames = first.settle().await;
+    assert_eq!(
+        frames.iter().filter(|f| f["type"] == "ack").count(),
+        2,
+        "{frames:?}"
+    );
+    let seen = frames.iter().filter_map(|f| f["seq"].as_i64()).max();
+    first.close().await;
+
+    let mut again = app.client().await;
+    let welcome = again.hello(Some(&session), seen).await;
+    assert_eq!(welcome["resumed"], true, "{welcome}");
+    again
+        .send(json!({"type": "message", "client_id": "b0", "text": "hello again?"}))
+        .await;
+    let frames = again.settle().await;
+    let limited: Vec<_> = frames
+        .iter()
+        .filter(|f| f["code"] == "rate_limited")
+        .collect();
+    assert_eq!(limited.len(), 1, "{frames:?}");
+    assert_eq!(limited[0]["client_id"], "b0");
+    assert!(!frames.iter().any(|f| f["type"] == "ack"), "{frames:?}");
+}
+
 #[tokio::test]
 async fn feedback_on_an_answer_is_stored_and_unhelpful_answers_reach_the_gaps_report() {
     let app = spawn_app().await;

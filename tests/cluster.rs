@@ -1258,3 +1258,25 @@ async fn what_customers_picked_on_node_1_the_bot_on_node_2_answers_with() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An agent signs out in one tab on node 1 (or an admin ends their session there) while their
+/// console is open on node 2: the revocation is told to node 1's sockets at once, and node 2's
+/// socket closes (4003 `logged_out`) at its next check of the store, not when the token expires.
+#[tokio::test]
+async fn a_logout_on_one_node_closes_the_agents_socket_on_another() {
+    let Some([pg, redis]) = services("a_logout_on_one_node_closes_the_agents_socket_on_another")
+    else {
+        return;
+    };
+    let nodes = fresh_cluster(&pg, &redis, 2, |s| s.agents.session_check_seconds = 0.5).await;
+    let token = nodes[0].agent_token("Sam", &[]).await;
+    let mut on_node_2 = nodes[1].agent(&token).await;
+    let response = reqwest::Client::new()
+        .post(nodes[0].http("/api/agent/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout answered");
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(on_node_2.closed(WAIT).await, Some(4003));
+}

@@ -58,6 +58,8 @@ struct Inner {
     store: Store,
     gate: Gate,
     ttl_ms: i64,
+    /// How often an open socket checks that its token still holds.
+    check_every: std::time::Duration,
     revoked: broadcast::Sender<Revoked>,
     /// Up to when revocations made by other processes (the command line) have been broadcast.
     swept_until: AtomicI64,
@@ -80,6 +82,9 @@ impl Accounts {
             store,
             gate: Gate::linked(settings, cluster),
             ttl_ms: (settings.token_ttl_seconds.max(0.0) * 1000.0) as i64,
+            check_every: std::time::Duration::from_secs_f64(
+                settings.session_check_seconds.clamp(0.05, 3600.0),
+            ),
             revoked,
             swept_until: AtomicI64::new(now_ms()),
         }))
@@ -170,6 +175,12 @@ impl Accounts {
                 .await,
             Ok(TokenLookup::Expired | TokenLookup::Unknown)
         )
+    }
+
+    /// How often an open agent socket asks the store whether its token still holds
+    /// (`agents.session_check_seconds`): what another node revoked reaches it so.
+    pub fn check_every(&self) -> std::time::Duration {
+        self.0.check_every
     }
 
     /// Every revocation from now on.

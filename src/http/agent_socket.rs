@@ -64,7 +64,13 @@ async fn upgrade(
         },
         None => None,
     };
-    let slot = match state.admission.admit(Pool::Agents, address) {
+    // Until it signs in, the socket counts against its address: sockets that never sign in
+    // cannot fill the agents' pool.
+    let slot = match session {
+        Some(_) => state.admission.admit_signed_in_agent(address),
+        None => state.admission.admit(Pool::Agents, address),
+    };
+    let slot = match slot {
         Ok(slot) => slot,
         Err(refusal) => return super::refused(refusal, address),
     };
@@ -82,7 +88,7 @@ async fn upgrade(
             agent: None,
             ended: Some(ended),
             _attendance: None,
-            _slot: slot,
+            slot,
         };
         async move {
             if let Some(session) = session {
@@ -109,7 +115,8 @@ struct AgentConnection {
     /// Told when the session ends (the token expired or was revoked): the socket closes.
     ended: Option<oneshot::Sender<CloseCode>>,
     _attendance: Option<Attendance>,
-    _slot: Slot,
+    /// The socket's place; it counts against its address until the agent signs in.
+    slot: Slot,
 }
 
 impl Handler for AgentConnection {
@@ -150,6 +157,7 @@ impl AgentConnection {
             let accounts = self.state.accounts.clone();
             tokio::spawn(watch_session(accounts, session, revocations, ended));
         }
+        self.slot.signed_in();
         let desk = &self.state.desk;
         self._attendance = Some(desk.connect(agent.clone(), &self.outbox));
         self.agent = Some(agent);
@@ -380,8 +388,9 @@ impl Acting {
     }
 }
 
-/// Waits until the session ends — its token expires, or a revocation names it — and tells the
-/// socket to close; returns early when the socket is gone first.
+/// Waits until the session ends — its token expires, a revocation names it, or the store no
+/// longer holds it at a check (`agents.session_check_seconds`) — and tells the socket to close;
+/// returns early when the socket is gone first.
 async fn watch_session(
     accounts: Accounts,
     session: Session,
@@ -390,10 +399,20 @@ async fn watch_session(
 ) {
     let expiry = tokio::time::sleep(session.remaining());
     tokio::pin!(expiry);
+    // A logout or revocation on another node (or by the command line) is broadcast there, not
+    // here: the store tells, at the next check.
+    let every = accounts.check_every();
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ended.closed() => return,
             _ = &mut expiry => break,
+            _ = check.tick() => {
+                if !accounts.is_live(&session).await {
+                    break;
+                }
+            }
             revoked = revocations.recv() => match revoked {
                 Ok(revoked) if session.ended_by(&revoked) => break,
                 Ok(_) => {}

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::socket::{self, Handler, Timing};
 use super::AppState;
 use crate::accounts::identity::IdentityVerifier;
-use crate::admission::{Action, Slot};
+use crate::admission::{Action, Admission, Slot};
 use crate::conversation::{Asked, Chosen, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, Choice, ClientFrame, ServerFrame};
@@ -60,7 +60,8 @@ struct Connection {
     limits: Arc<LimitSettings>,
     outbox: Outbox,
     session: Option<Session>,
-    messages: TokenBucket,
+    /// Counts the conversation's messages (across its sockets: reconnecting does not reset it).
+    admission: Admission,
     frames: TokenBucket,
     slot: Slot,
     /// The last customer turn handed off (the next one starts when it is done, so turns keep
@@ -91,7 +92,6 @@ impl Handler for Connection {
 impl Connection {
     fn new(state: AppState, outbox: Outbox, slot: Slot) -> Self {
         let limits = state.limits;
-        let messages = TokenBucket::new(limits.messages_per_second, limits.message_burst);
         let frames = TokenBucket::new(
             limits.messages_per_second * 20.0,
             limits.message_burst * 20.0,
@@ -102,7 +102,7 @@ impl Connection {
             limits,
             outbox,
             session: None,
-            messages,
+            admission: state.admission,
             frames,
             slot,
             turn: None,
@@ -240,7 +240,10 @@ impl Connection {
                 Some(ServerFrame::EmailAck { ticket_id })
             }
             ClientFrame::RequestHuman {} => {
-                if !self.messages.take() {
+                if !self
+                    .admission
+                    .message(session.conversation().as_str(), crate::clock::now_ms())
+                {
                     let wait = "wait a moment and ask again";
                     return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
                 }
@@ -270,7 +273,11 @@ impl Connection {
             Ok(text) => text,
             Err(refusal) => return self.refuse(refusal, Some(client_id)),
         };
-        if !self.messages.take() {
+        let within = self.session.as_ref().is_none_or(|session| {
+            self.admission
+                .message(session.conversation().as_str(), crate::clock::now_ms())
+        });
+        if !within {
             let wait = Refusal::new(
                 ErrorCode::RateLimited,
                 "you are sending messages too fast; wait a moment and send again",

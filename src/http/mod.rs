@@ -86,9 +86,17 @@ async fn no_sniffing(mut response: Response) -> Response {
     response
 }
 
-/// The client's address: the TCP peer, or what a trusted proxy says it is.
+/// The client's address: the TCP peer, or what a trusted proxy says it is. Every
+/// `X-Forwarded-For` line is read, in order: a proxy that adds a line of its own instead of
+/// appending to the client's puts the address it saw last, after any line the client forged.
 fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let forwarded = (!forwarded.is_empty()).then_some(forwarded.as_str());
     state.admission.client_address(peer.ip(), forwarded)
 }
 
