@@ -1180,18 +1180,14 @@ fn quoted(p: &Passage) -> &str {
     p.text.get(p.quote_from..).unwrap_or(&p.text)
 }
 
-/// The line an offered article is shown with: the line holding what would be quoted (a list
-/// item, a table row, a paragraph: the knowledge base keeps each on a line of its own) from its
-/// start, and the line after it when it introduces one ("Options include:"), cut at `max`
-/// characters; so "E31 – Can't join Wi-Fi…" is not followed by the next item of the list, and a
-/// long paragraph whose third sentence matched is shown by its opening, which says what it is
-/// about, not by "It is never captured…".
+/// The line an offered article is shown with: the first line of what would be quoted (a list
+/// item, a table row, a paragraph: the knowledge base keeps each on a line of its own), and the
+/// line after it when it introduces one ("Options include:"), cut at `max` characters; so "E31 –
+/// Can't join Wi-Fi…" is not followed by the next item of the list, and the piece of a long
+/// section that matched is shown, not the section's opening on another topic. A piece that opens
+/// with a word pointing back ("It is never captured…") is shown from the sentence before it.
 fn choice_line(p: &Passage, max: usize) -> String {
-    let from = p
-        .text
-        .get(..p.quote_from)
-        .and_then(|before| before.rfind('\n'))
-        .map_or(0, |newline| newline + 1);
+    let from = sentence_it_leans_on(&p.text, p.quote_from);
     let mut lines = p.text[from..]
         .lines()
         .map(str::trim)
@@ -1203,6 +1199,47 @@ fn choice_line(p: &Passage, max: usize) -> String {
         }
     }
     excerpt(&line, max)
+}
+
+/// Words that open a sentence which only makes sense after the one before it.
+const POINTING_BACK: [&str; 12] = [
+    "It", "Its", "This", "That", "These", "Those", "They", "Their", "Them", "Such", "He", "She",
+];
+
+/// Where to show `text` from for a quote that starts at byte `at`: there, or, when the sentence
+/// there opens with a word pointing back ([`POINTING_BACK`]), at the start of the sentence
+/// before it in the same line.
+fn sentence_it_leans_on(text: &str, at: usize) -> usize {
+    let Some(rest) = text.get(at..) else {
+        return 0;
+    };
+    let first = rest
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    if !POINTING_BACK.contains(&first) {
+        return at;
+    }
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    // The end of the sentence just before (its mark and the spaces after it) is skipped: the
+    // sentence before that one ends where this search stops.
+    let previous = before[line_start..].trim_end();
+    let previous = previous.strip_suffix(['.', '!', '?']).unwrap_or(previous);
+    // A sentence ends with its mark and a space ("1.00" and "e.g" end none).
+    let end = previous
+        .char_indices()
+        .zip(previous.chars().skip(1))
+        .filter(|((_, c), next)| matches!(c, '.' | '!' | '?') && next.is_whitespace())
+        .map(|((i, _), _)| i)
+        .last();
+    match end {
+        Some(end) => {
+            let after = line_start + end + 1;
+            after + (text[after..at].len() - text[after..at].trim_start().len())
+        }
+        None => line_start,
+    }
 }
 
 /// The passage cut to about `max` characters at a sentence (or at least word) boundary.
@@ -1782,19 +1819,30 @@ mod tests {
             choice_line(&codes, 120),
             "Choose a scheme. Options include: Adapt to system"
         );
-        // A piece that matched in the middle of a paragraph: the paragraph's opening is shown.
+        // A piece that matched in the middle of a paragraph is shown from there, unless its
+        // first word points back: then from the sentence before.
         let mut card = passage("billing.md", 0.5, 0.5);
-        card.text = "Intro line.\n\nAdd or change your card under Billing. We place a small hold \
+        card.text =
+            "Intro line.\n\nAdd or change your card under Billing. We place a hold of 1.00 \
             to check it. It is never captured and disappears within a few days.\n\nNext."
-            .into();
+                .into();
         card.quote_from = card.text.find("It is never").unwrap();
         assert_eq!(
             choice_line(&card, 40),
-            "Add or change your card under Billing."
+            "We place a hold of 1.00 to check it."
+        );
+        card.quote_from = card.text.find("We place").unwrap();
+        assert_eq!(
+            choice_line(&card, 40),
+            "We place a hold of 1.00 to check it."
         );
         // A quote that starts a line (a listed code) is shown from there.
         card.quote_from = card.text.find("Next").unwrap();
         assert_eq!(choice_line(&card, 40), "Next.");
+        // A paragraph's first sentence pointing back has nothing before it in its line.
+        card.text = "Intro.\nIt works. More.".into();
+        card.quote_from = card.text.find("It works").unwrap();
+        assert_eq!(choice_line(&card, 40), "It works. More.");
     }
 
     #[test]
