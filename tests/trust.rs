@@ -198,6 +198,30 @@ async fn logout_ends_the_token_and_closes_its_socket_within_a_second() {
         (status, body["code"].as_str()),
         (401, Some("token_expired"))
     );
+    // A conversation's transcript too: the console signs out on 401 (it showed an error on the
+    // 403 that a customer's session of another conversation gets).
+    let mut customer = app.client().await;
+    let welcome = customer.hello(None, None).await;
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/conversations/{id}");
+    let (status, body) = app.get_as(&path, Some(&token)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired")),
+        "{body}"
+    );
+    // The customer's own session before their first message: nothing stored yet.
+    let (status, body) = app.get_as(&path, welcome["session"].as_str()).await;
+    assert_eq!(status, 404, "{body}");
+    customer.ask("c1", "How do I reset my password?").await;
+    let (status, body) = app.get_as(&path, welcome["session"].as_str()).await;
+    assert_eq!(status, 200, "{body}");
+    // Another conversation's session is refused.
+    let mut other = app.client().await;
+    let theirs = other.hello(None, None).await;
+    other.ask("o1", "hello").await;
+    let (status, _) = app.get_as(&path, theirs["session"].as_str()).await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ pub use choice::Chosen;
 pub use context::summarise;
 pub use customer::Stored;
 pub use desk::{Attendance, Desk};
-pub use session::{Hello, Session};
+pub use session::{opens_unstored, Hello, Session};
 pub use turn::{Asked, UNANSWERED_WITHIN_MS};
 
 /// Customer turns at work on the models and the bot at once. A bot turn waits for a place (each

@@ -77,6 +77,12 @@ impl Session {
 /// What tells a derived conversation id from other uses of a session token.
 const ID_PURPOSE: &str = "frontdesk conversation id";
 
+/// Whether `id` is the conversation a customer's session `token` opened and has not stored yet
+/// (it is stored with its first message).
+pub fn opens_unstored(token: &str, id: &str) -> bool {
+    token::is_well_formed(token) && derived_id(token).as_str() == id
+}
+
 /// The conversation id of a session token: fixed, so every tab of a conversation not stored yet
 /// agrees on it; and telling nothing about the token.
 fn derived_id(token: &str) -> ConversationId {

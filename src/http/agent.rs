@@ -152,7 +152,20 @@ async fn transcript(
         Some(account) if account.role.takes_conversations() => true,
         Some(_) => return Err(ApiError::forbidden(EDITORS_TAKE_NO_CHATS)),
         None => {
-            if !state.store.session_owns(&id, &token::hash(bearer)).await? {
+            let hash = token::hash(bearer);
+            if !state.store.session_owns(&id, &hash).await? {
+                // A customer's conversation is stored with its first message: until then its
+                // session finds none.
+                if crate::conversation::opens_unstored(bearer, &id) {
+                    return Err(ApiError::not_found(
+                        "there is no such conversation yet: it is stored with its first message",
+                    ));
+                }
+                // A token that opens no conversation at all is an agent's that expired or was
+                // revoked (or none of ours): signing in again is what to do.
+                if state.store.conversation_by_session(&hash).await?.is_none() {
+                    return Err(AuthError::Expired.into());
+                }
                 return Err(ApiError::forbidden(
                     "this token does not give access to this conversation",
                 ));
