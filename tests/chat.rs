@@ -171,6 +171,12 @@ async fn bad_frames_get_error_frames_and_the_connection_and_server_live_on() {
             "empty_message",
         ),
         (
+            // Zero-width spaces, a word joiner and a byte-order mark show nothing either.
+            json!({"type": "message", "client_id": "unseen", "text": "\u{200b}\u{200b} \u{2060}\u{feff}"})
+                .to_string(),
+            "empty_message",
+        ),
+        (
             json!({"type": "feedback", "seq": 99, "helpful": true}).to_string(),
             "unknown_message",
         ),

@@ -131,7 +131,7 @@ pub fn check_message<'a>(
 ) -> Result<&'a str, Refusal> {
     check_client_id(client_id)?;
     let text = text.trim();
-    if text.is_empty() {
+    if text.chars().all(invisible) {
         return Err(Refusal::new(
             ErrorCode::EmptyMessage,
             "the message is empty",
@@ -145,6 +145,17 @@ pub fn check_message<'a>(
         ));
     }
     Ok(text)
+}
+
+/// A character that shows nothing: white space, and the zero-width and formatting characters a
+/// paste or a phone keyboard leaves ("\u{200b}", a byte-order mark, a word joiner). A message of
+/// nothing else is empty.
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}' | '\u{034f}'
+        )
 }
 
 /// What the widget knows of the customer (each field cut to a sane length on arrival).
