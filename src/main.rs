@@ -26,14 +26,10 @@ use frontdesk::{App, Settings};
     about = "Support chat server: a bot that answers from your knowledge base, and hands off to people"
 )]
 struct Cli {
-    /// Settings file (TOML); `FRONTDESK_*` environment variables override it.
-    #[arg(
-        long,
-        global = true,
-        env = "FRONTDESK_CONFIG",
-        default_value = "frontdesk.toml"
-    )]
-    config: PathBuf,
+    /// Settings file (TOML), which must exist; without it, `frontdesk.toml` if present.
+    /// `FRONTDESK_*` environment variables override it.
+    #[arg(long, global = true, env = "FRONTDESK_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -232,7 +228,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(Some(&cli.config)).context("reading the settings")?;
+    let settings = Settings::load(cli.config.as_deref()).context("reading the settings")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = App::build(settings).await?;

@@ -7,9 +7,24 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// The sections of [`Settings`], as they are named in the file and after `FRONTDESK_`.
+const SECTIONS: [&str; 11] = [
+    "server",
+    "store",
+    "kb",
+    "nlu",
+    "bot",
+    "limits",
+    "escalation",
+    "handoff",
+    "agents",
+    "identity",
+    "cluster",
+];
+
 /// Everything the server can be configured with.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where the server listens.
     pub server: ServerSettings,
@@ -37,7 +52,7 @@ pub struct Settings {
 
 /// Several nodes: what crosses between them (README "Running on several machines").
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClusterSettings {
     /// `redis://host:6379` (or `rediss://`, `redis://:password@host`): frames, queue changes and
     /// claims are told to every node through it. Absent: one node, everything in its memory.
@@ -87,7 +102,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Where the server listens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Interface to bind, e.g. `127.0.0.1` or `0.0.0.0`.
     pub host: String,
@@ -127,7 +142,7 @@ impl Default for ServerSettings {
 
 /// Where conversations are stored. Its `Debug` leaves out the URL's password.
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     /// Database URL. `sqlite://path/to/file.db` (created if missing) is the embedded default;
     /// `postgres://user:password@host:5432/database` stores in Postgres (the database must exist;
@@ -178,7 +193,7 @@ pub const DEFAULT_KEYWORD_WEIGHT: f32 = 0.1;
 
 /// The knowledge base.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct KbSettings {
     /// Folder of markdown articles (searched recursively for `.md`, `.mdx` and `.markdown`).
     pub dir: PathBuf,
@@ -215,7 +230,7 @@ impl Default for KbSettings {
 
 /// The sentence encoder and classifier heads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NluSettings {
     /// Which encoder runs: `torch` (the default: all-MiniLM-L6-v2 in fp32 on libtorch, from
     /// `model_dir`) or `onnx-int8` (the same model multiplying in int8 on onnxruntime, from
@@ -407,7 +422,7 @@ impl Default for NluSettings {
 
 /// When the bot answers, asks which article is meant, or says it does not know.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BotSettings {
     /// Least probability (0–1) that the best article answers the question, by the answerability
     /// model (`models/answerability.json`, docs/EVALUATION.md), for the bot to count it as an
@@ -454,7 +469,7 @@ pub struct BotSettings {
 /// retrieval's best passages; its scores join the answer decision's inputs
 /// (`models/answerability-rerank.json` instead of `models/answerability.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RerankSettings {
     /// Rescore the best passages before deciding (docs/EVALUATION.md has what it buys and costs).
     pub enabled: bool,
@@ -504,7 +519,7 @@ impl Default for BotSettings {
 
 /// Limits on what clients may send and hold: frames, rates, sockets, the queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     /// Largest frame accepted, in bytes; larger ones get an `error` frame.
     pub max_frame_bytes: usize,
@@ -586,7 +601,7 @@ impl Default for LimitSettings {
 /// When a conversation goes from the bot to a person. Per-intent rules (`team`, `always_human`)
 /// live in the intents file; these are the thresholds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EscalationSettings {
     /// A message goes to a person when the strongest of upset, urgent and asking for a person
     /// (`Understanding::needs_person`, 0–1, a calibrated probability) reaches this and a cue
@@ -654,7 +669,7 @@ impl Default for EscalationSettings {
 
 /// The queue of conversations waiting for agents.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HandoffSettings {
     /// Assign queued conversations to the least-loaded online agent of the team automatically.
     pub auto_assign: bool,
@@ -698,7 +713,7 @@ impl Default for HandoffSettings {
 
 /// When a team's people are at work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TeamHours {
     /// Days open, 1 = Monday … 7 = Sunday.
     pub days: Vec<u8>,
@@ -723,7 +738,7 @@ impl Default for TeamHours {
 
 /// Agent accounts and login tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AgentSettings {
     /// How long a login token lasts, in seconds.
     pub token_ttl_seconds: f64,
@@ -767,7 +782,7 @@ impl Default for AgentSettings {
 /// Verified customer identity: the operator's backend signs each logged-in customer's id (or
 /// email) with this secret, and the widget passes the signature as `user_hash` (see the README).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct IdentitySettings {
     /// The HMAC-SHA256 key shared with the operator's backend (a long random string; set it with
     /// `FRONTDESK_IDENTITY__SECRET`). Unset: every customer is unverified, and no two
@@ -803,16 +818,95 @@ impl Settings {
     /// Loads defaults, then the TOML file (if it exists), then `FRONTDESK_*` variables. The
     /// escalation bars nobody set are those of the signal reader in use ([`SignalBars::of`]).
     pub fn load(config_file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        // A file named on purpose must be there (a mistyped path would silently run on
+        // defaults); `frontdesk.toml` beside the binary is read when it exists.
+        if let Some(file) = config_file.filter(|f| !f.is_file()) {
+            return Err(Box::new(figment::Error::from(format!(
+                "the settings file {} does not exist: give the path of a TOML file (see \"Configuration\" in the README), or leave out --config and FRONTDESK_CONFIG to use frontdesk.toml if present and the defaults",
+                file.display()
+            ))));
+        }
         let file = config_file.unwrap_or(Path::new("frontdesk.toml"));
-        let given = Figment::new()
-            .merge(Toml::file(file))
-            .merge(Env::prefixed("FRONTDESK_").split("__"));
+        // Only variables that name a section are settings (FRONTDESK_CONFIG, or a test's
+        // FRONTDESK_TEST_POSTGRES, are not); within a section an unknown key is refused, as in
+        // the file, so a misspelled setting says so instead of being ignored.
+        let given = Figment::new().merge(Toml::file(file)).merge(
+            Env::prefixed("FRONTDESK_").split("__").filter(|key| {
+                let key = key.as_str().to_lowercase();
+                SECTIONS.iter().any(|s| {
+                    key.strip_prefix(s)
+                        .is_some_and(|rest| rest.starts_with("__") || rest.starts_with('.'))
+                })
+            }),
+        );
         let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
             .merge(given.clone())
             .extract()
             .map_err(Box::new)?;
         settings.apply_signal_bars(|key| given.contains(&format!("escalation.{key}")));
+        settings
+            .check()
+            .map_err(|e| Box::new(figment::Error::from(e)))?;
         Ok(settings)
+    }
+
+    /// Refuses values the server cannot work with, saying which and what to set instead: a
+    /// message burst of 0 would refuse every frame, hello included; a threshold above 1 would
+    /// never be reached.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            (
+                "limits.messages_per_second",
+                self.limits.messages_per_second,
+            ),
+            ("agents.token_ttl_seconds", self.agents.token_ttl_seconds),
+            (
+                "agents.session_check_seconds",
+                self.agents.session_check_seconds,
+            ),
+        ];
+        for (key, value) in positive {
+            if value.is_nan() || value <= 0.0 {
+                return Err(format!(
+                    "{key} is {value}: it must be above 0 (to lift a limit, set a large number)"
+                ));
+            }
+        }
+        let at_least = [
+            ("limits.message_burst", self.limits.message_burst, 1.0),
+            (
+                "limits.max_frame_bytes",
+                self.limits.max_frame_bytes as f64,
+                1024.0,
+            ),
+            (
+                "limits.max_message_chars",
+                self.limits.max_message_chars as f64,
+                1.0,
+            ),
+            (
+                "server.max_connections",
+                self.server.max_connections as f64,
+                1.0,
+            ),
+            (
+                "server.max_agent_connections",
+                self.server.max_agent_connections as f64,
+                1.0,
+            ),
+        ];
+        for (key, value, least) in at_least {
+            if value.is_nan() || value < least {
+                return Err(format!("{key} is {value}: it must be at least {least}"));
+            }
+        }
+        let answer = self.bot.answer_threshold;
+        if !(0.0..=1.0).contains(&answer) {
+            return Err(format!(
+                "bot.answer_threshold is {answer}: it is a probability, between 0 and 1"
+            ));
+        }
+        Ok(())
     }
 
     /// Sets both escalation bars, and the rising-upset rule's numbers, to those of the signal
@@ -927,13 +1021,50 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelled_setting_or_a_missing_settings_file_is_refused_with_its_name() {
+        figment::Jail::expect_with(|jail| {
+            let missing = Settings::load(Some(Path::new("nope.toml"))).expect_err("missing file");
+            assert!(missing.to_string().contains("nope.toml"), "{missing}");
+            jail.create_file("typo.toml", "[limits]\nmax_frame_byte = 10\n")?;
+            let typo = Settings::load(Some(Path::new("typo.toml"))).expect_err("unknown key");
+            assert!(typo.to_string().contains("max_frame_byte"), "{typo}");
+            jail.set_env("FRONTDESK_LIMITS__MESSAGES_PER_SECONDS", "5");
+            let typo = Settings::load(None).expect_err("unknown key in the environment");
+            assert!(typo.to_string().contains("messages_per_seconds"), "{typo}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            // A value the server cannot work with is refused too.
+            jail.set_env("FRONTDESK_LIMITS__MESSAGE_BURST", "0");
+            let zero = Settings::load(None).expect_err("a burst of 0 refuses every frame");
+            assert!(zero.to_string().contains("limits.message_burst"), "{zero}");
+            jail.set_env("FRONTDESK_LIMITS__MESSAGE_BURST", "5");
+            jail.set_env("FRONTDESK_BOT__ANSWER_THRESHOLD", "7");
+            let seven = Settings::load(None).expect_err("a threshold above 1");
+            assert!(
+                seven.to_string().contains("bot.answer_threshold"),
+                "{seven}"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            // Variables that name no section are not settings.
+            jail.set_env("FRONTDESK_CONFIG", "frontdesk.toml");
+            jail.set_env("FRONTDESK_TEST_POSTGRES", "postgres://localhost/x");
+            jail.set_env("FRONTDESK_IDENTITY_SECRET", "a backend's own variable");
+            Settings::load(None).map_err(|e| *e)?;
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_postgres_url_is_read_from_the_environment_and_its_password_never_printed() {
         figment::Jail::expect_with(|jail| {
             jail.set_env(
                 "FRONTDESK_STORE__URL",
                 "postgres://frontdesk:hunter2@db.internal:5432/frontdesk",
             );
-            let settings = Settings::load(Some(Path::new("none.toml"))).map_err(|e| *e)?;
+            let settings = Settings::load(None).map_err(|e| *e)?;
             assert_eq!(
                 settings.store.url,
                 "postgres://frontdesk:hunter2@db.internal:5432/frontdesk"

@@ -812,11 +812,15 @@ async fn store_migrate_copies_a_sqlite_store_into_postgres_and_it_carries_on_the
     let second = sqlite.append("c1", misstated, 5_001).await.unwrap();
     assert!(matches!(second, Appended::New { .. }), "{second:?}");
     let pg_url = common::fresh_postgres_database(&admin).await;
+    // The defaults alone, whatever frontdesk.toml the working directory holds.
+    let settings_dir = tempfile::tempdir().expect("temp dir");
+    let empty_settings = settings_dir.path().join("frontdesk.toml");
+    std::fs::write(&empty_settings, "").expect("an empty settings file");
     let migrate = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
             .args([
                 "--config",
-                "/nonexistent/frontdesk.toml",
+                empty_settings.to_str().expect("a UTF-8 path"),
                 "store",
                 "migrate",
             ])
