@@ -65,8 +65,10 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$repo/target"
 cp -R "$repo/knowledge_base" "$work/kb"
+# An empty settings file: the defaults and the variables below, whatever frontdesk.toml is here.
+: > "$work/frontdesk.toml"
 NO_COLOR=1 RUST_LOG="${RUST_LOG:-info,tantivy=warn,sqlx=warn,tower_http=warn}" \
-    FRONTDESK_CONFIG="$work/none.toml" \
+    FRONTDESK_CONFIG="$work/frontdesk.toml" \
     FRONTDESK_SERVER__HOST=127.0.0.1 \
     FRONTDESK_SERVER__PORT=0 \
     FRONTDESK_STORE__URL="sqlite://$work/e2e.db" \

@@ -384,6 +384,15 @@ impl Admission {
         bucket.take_within(per_second * 60.0, burst, now_ms)
     }
 
+    /// Gives back the message [`Admission::message`] counted for `conversation`: it was a copy of
+    /// one stored before (a widget sending again what it had no ack for), or was not stored.
+    pub fn give_back_message(&self, conversation: &str) {
+        let (_, burst) = self.inner.message_rate;
+        if let Some(mut bucket) = self.inner.messages.get_mut(conversation) {
+            bucket.tokens = (bucket.tokens + 1.0).min(burst);
+        }
+    }
+
     /// New conversations one address may start per minute (`0`: no limit).
     pub fn conversations_per_minute(&self) -> f64 {
         self.inner.conversations_per_minute
@@ -621,6 +630,12 @@ mod tests {
         assert!(!a.message("c1", 0), "a new socket of c1 counts on");
         assert!(a.message("c2", 0), "another conversation apart");
         assert!(a.message("c1", 1_000), "a second later: one more");
+        assert!(!a.message("c1", 1_000));
+        a.give_back_message("c1");
+        assert!(
+            a.message("c1", 1_000),
+            "a copy of a stored message is not counted"
+        );
         assert!(!a.message("c1", 1_000));
         a.forget_idle(60_000);
         assert!(a.inner.messages.is_empty(), "full buckets are forgotten");

@@ -554,7 +554,8 @@ pub struct LimitSettings {
     /// store's next group commit, yet a flood costs at most 64 frames (≤ 64 KiB each) per
     /// socket. 1 handles one frame at a time.
     pub agent_frames_in_flight: usize,
-    /// Customer sockets one client address may have open at once (see `server.trusted_proxies`).
+    /// Customer sockets one client address may have open at once, and as many agent sockets not
+    /// signed in yet (see `server.trusted_proxies`).
     pub sockets_per_address: usize,
     /// New conversations one client address may start per minute (in a burst, as many).
     pub new_conversations_per_address_per_minute: f64,
@@ -826,19 +827,25 @@ impl Settings {
                 file.display()
             ))));
         }
-        let file = config_file.unwrap_or(Path::new("frontdesk.toml"));
+        // The file named is read as named (not looked for in the folders above, as
+        // frontdesk.toml is).
+        let toml = match config_file {
+            Some(file) => Toml::file_exact(file),
+            None => Toml::file("frontdesk.toml"),
+        };
         // Only variables that name a section are settings (FRONTDESK_CONFIG, or a test's
         // FRONTDESK_TEST_POSTGRES, are not); within a section an unknown key is refused, as in
         // the file, so a misspelled setting says so instead of being ignored.
-        let given = Figment::new().merge(Toml::file(file)).merge(
-            Env::prefixed("FRONTDESK_").split("__").filter(|key| {
-                let key = key.as_str().to_lowercase();
-                SECTIONS.iter().any(|s| {
-                    key.strip_prefix(s)
-                        .is_some_and(|rest| rest.starts_with("__") || rest.starts_with('.'))
-                })
-            }),
-        );
+        let given =
+            Figment::new()
+                .merge(toml)
+                .merge(Env::prefixed("FRONTDESK_").split("__").filter(|key| {
+                    let key = key.as_str().to_lowercase();
+                    SECTIONS.iter().any(|s| {
+                        key.strip_prefix(s)
+                            .is_some_and(|rest| rest.starts_with("__") || rest.starts_with('.'))
+                    })
+                }));
         let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
             .merge(given.clone())
             .extract()

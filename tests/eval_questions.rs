@@ -16,9 +16,12 @@ fn eval(yaml: &str, extra: &[&str]) -> Output {
     // The embeddings the in-process tests computed, if any: the base is ready sooner.
     let _ = std::fs::copy(common::root().join("target/test-embeddings.cache"), &cache);
     let kb = common::root().join("knowledge_base");
+    // An empty settings file: the defaults, whatever frontdesk.toml the repository holds.
+    let settings = dir.path().join("frontdesk.toml");
+    std::fs::write(&settings, "").expect("an empty settings file");
     Command::new(env!("CARGO_BIN_EXE_frontdesk"))
         .current_dir(common::root())
-        .env("FRONTDESK_CONFIG", dir.path().join("none.toml"))
+        .env("FRONTDESK_CONFIG", &settings)
         .env("FRONTDESK_KB__EMBEDDING_CACHE", &cache)
         .env("FRONTDESK_NLU__RETRAIN_STALE", "false")
         .env("RUST_LOG", "warn")

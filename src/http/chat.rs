@@ -300,10 +300,16 @@ impl Connection {
         };
         let choice = chosen.as_ref().and(choice);
         // Stored, shown to the others and acknowledged on this socket.
-        let stored = match conversations
+        let stored = conversations
             .message(session, client_id, seen, text, choice, &self.outbox)
-            .await
-        {
+            .await;
+        // A copy of a stored message (sent again after a reconnect that lost its ack), or one
+        // not stored, does not count against the conversation's budget.
+        if stored.as_ref().map_or(true, |s| s.duplicate) {
+            self.admission
+                .give_back_message(session.conversation().as_str());
+        }
+        let stored = match stored {
             Ok(stored) => stored,
             Err(e) => return self.failed(e, Some(client_id)),
         };

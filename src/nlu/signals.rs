@@ -750,7 +750,6 @@ const NOT_HELPED_AFTER: &[&str] = &[
     "sort",
     "resolv",
     "chang",
-    "what",
     "do anything",
     "make",
     "made",
@@ -763,13 +762,20 @@ const NOT_HELPED: &[&str] = &[
     "same problem",
     "same issue",
     "same error",
+    "not what i",
+    "wasn't what i",
+    "isn't what i",
 ];
 
 /// Whether `text` says that what the customer was given did not work or help: "thanks but that
 /// didn't work", "thanks anyway, didn't help", "thanks, not what I needed", "ok thanks but the
 /// light is still blinking". Thanks in such words are no thanks to answer in kind; "no thanks,
-/// that's all" and "thanks, I don't need anything else" are.
+/// that's all" and "thanks, I don't need anything else" are. A question is not ("can I still
+/// cancel after it shipped", "I don't know what my account number is?"): it asks for more.
 pub fn says_it_did_not_help(text: &str) -> bool {
+    if super::asks(text) {
+        return false;
+    }
     let plain = super::phrase_text(text);
     if any_phrase(&plain, NOT_HELPED) {
         return true;
@@ -2295,6 +2301,9 @@ mod tests {
             "that worked, thanks",
             "no worries, thanks",
             "thanks, I don't have any other questions",
+            "can i still cancel after the box shipped",
+            "how do i make it stop beeping? it still beeps",
+            "i don't know what my account number is",
         ] {
             assert!(!says_it_did_not_help(closing), "{closing:?}");
         }

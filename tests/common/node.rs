@@ -37,10 +37,13 @@ impl Node {
             .expect("a free port")
             .port();
         let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
+        // An empty settings file: the defaults, whatever frontdesk.toml the repository holds.
+        let settings = dir.path().join("frontdesk.toml");
+        std::fs::write(&settings, "").unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
             .arg("serve")
             .current_dir(super::root())
-            .env("FRONTDESK_CONFIG", dir.path().join("none.toml"))
+            .env("FRONTDESK_CONFIG", &settings)
             .env("FRONTDESK_SERVER__HOST", "127.0.0.1")
             .env("FRONTDESK_SERVER__PORT", port.to_string())
             .env("FRONTDESK_KB__DIR", &kb)

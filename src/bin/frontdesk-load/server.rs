@@ -125,11 +125,12 @@ impl Server {
         let cache = root.join("target/frontdesk-load");
         std::fs::create_dir_all(&cache)?;
         let port = free_port()?;
+        // An empty settings file: the defaults and the variables below, whatever frontdesk.toml
+        // the working directory holds.
+        let settings = dir.path().join("frontdesk.toml");
+        std::fs::write(&settings, "")?;
         let mut all: Vec<(String, String)> = vec![
-            (
-                "FRONTDESK_CONFIG".into(),
-                dir.path().join("none.toml").display().to_string(),
-            ),
+            ("FRONTDESK_CONFIG".into(), settings.display().to_string()),
             ("FRONTDESK_SERVER__HOST".into(), "127.0.0.1".into()),
             ("FRONTDESK_SERVER__PORT".into(), port.to_string()),
             (
