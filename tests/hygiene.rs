@@ -60,6 +60,7 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
     let huge = "N".repeat(7_000);
     let (mut codes, mut queued) = (Vec::new(), 0);
     let mut flood = Vec::new();
+    let mut full = Vec::new();
     let started = std::time::Instant::now();
     for i in 0..20 {
         let mut c = Client::connect_from(app.port, [127, 0, 0, 9], None)
@@ -74,7 +75,12 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
         for frame in c.settle().await {
             match frame["type"].as_str() {
                 Some("status") if frame["state"] == "queued" => queued += 1,
-                Some("error") => codes.push(frame["code"].as_str().unwrap().to_owned()),
+                Some("error") => {
+                    codes.push(frame["code"].as_str().unwrap().to_owned());
+                    if frame["code"] == "queue_full" {
+                        full.push(frame["message"].as_str().unwrap_or("").to_owned());
+                    }
+                }
                 _ => {}
             }
         }
@@ -93,6 +99,11 @@ async fn a_flood_from_one_address_is_capped_and_agents_queue_frames_stay_small()
     );
     // Every conversation past the third was refused a place in the queue.
     assert_eq!(count("queue_full"), started_conversations - 3, "{codes:?}");
+    // They are told it is their network's conversations that wait, not that the team is busy.
+    assert!(
+        full.iter().all(|m| m.contains("from your network")),
+        "{full:?}"
+    );
 
     // Someone else still gets through.
     let mut neighbour = Client::connect_from(app.port, [127, 0, 0, 10], None)

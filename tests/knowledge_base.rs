@@ -85,6 +85,58 @@ async fn an_edited_added_and_deleted_article_is_answered_without_a_restart() {
     assert!(took.is_some(), "a deleted article was still answered");
 }
 
+/// The knowledge base's folder moved away (a deploy gone wrong, a volume unmounted) is a problem
+/// editors and the health check see, not only a line in the log; the articles loaded before keep
+/// answering, and the folder's return clears it.
+#[tokio::test]
+async fn a_knowledge_base_folder_that_goes_away_is_reported_until_it_is_back() {
+    let app = spawn_app().await;
+    let away = app.kb_dir.with_extension("away");
+    std::fs::rename(&app.kb_dir, &away).unwrap();
+    let reported = wait_until(Duration::from_secs(5), async || {
+        let (_, health) = app.api("/api/health").await;
+        health["kb_problems"].as_u64().is_some_and(|n| n >= 1)
+    })
+    .await;
+    let (_, listing) = app.api("/api/kb/articles").await;
+    std::fs::rename(&away, &app.kb_dir).unwrap();
+    assert!(
+        reported.is_some(),
+        "the missing folder was not reported: {listing}"
+    );
+    let folder = listing["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == ".")
+        .unwrap_or_else(|| panic!("no problem for the folder: {listing}"))
+        .clone();
+    assert!(
+        folder["message"]
+            .as_str()
+            .unwrap()
+            .contains("keep answering"),
+        "{folder}"
+    );
+    assert!(
+        !listing["articles"].as_array().unwrap().is_empty(),
+        "{listing}"
+    );
+    // Back: a touch makes the watcher look again, and the problem is gone.
+    let any = app.kb_dir.join("policies/refund-policy.md");
+    let text = std::fs::read_to_string(&any).unwrap();
+    std::fs::write(&any, text).unwrap();
+    let cleared = wait_until(Duration::from_secs(5), async || {
+        let (_, health) = app.api("/api/health").await;
+        health["kb_problems"] == 0
+    })
+    .await;
+    assert!(
+        cleared.is_some(),
+        "the folder's problem stayed after it came back"
+    );
+}
+
 #[tokio::test]
 async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
     let app = spawn_app().await;

@@ -103,7 +103,7 @@ pub enum ConversationError {
     #[error("that does not look like an email address; check it and send again")]
     BadEmail,
     /// The queue cannot take the conversation now.
-    #[error("our team has too many conversations waiting right now; leave your email and we'll answer you there, or ask again in a few minutes")]
+    #[error("{}", queue_full_message(*.0))]
     QueueFull(QueueFull),
     /// Too many new conversations from this client address.
     #[error("too many new conversations from your network; try again in {retry_after} seconds")]
@@ -119,6 +119,14 @@ pub enum ConversationError {
         /// Seconds to wait.
         retry_after: u32,
     },
+}
+
+/// What a customer is told when the queue cannot take their conversation, by why.
+fn queue_full_message(why: QueueFull) -> &'static str {
+    match why {
+        QueueFull::Overall => "our team has too many conversations waiting right now; leave your email and we'll answer you there, or ask again in a few minutes",
+        QueueFull::Address => "several conversations from your network are already waiting for our team; leave your email and we'll answer you there, or ask again once one is answered",
+    }
 }
 
 impl ConversationError {

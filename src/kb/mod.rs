@@ -268,7 +268,20 @@ impl KnowledgeBase {
             .sync_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let files = markdown_files(&self.inner.dir)?;
+        let files = match markdown_files(&self.inner.dir) {
+            Ok(files) => files,
+            Err(e) => {
+                // Editors and the health check see it, not only the log; the articles loaded
+                // before keep answering, and the next sync that reads the folder clears it.
+                self.write().problems.insert(
+                    FOLDER_PROBLEM.to_owned(),
+                    format!(
+                        "{FOLDER_PROBLEM}: {e}; the articles loaded before keep answering until the folder is back"
+                    ),
+                );
+                return Err(e);
+            }
+        };
         let mut report = SyncReport::default();
         let mut changed: Vec<(String, [u8; 32], Article)> = Vec::new();
         let mut problems = BTreeMap::new();
@@ -841,6 +854,9 @@ pub fn piece_start(article: &Article, section: &Section, at: usize) -> usize {
         .max()
         .unwrap_or(0)
 }
+
+/// The path a problem with the knowledge base's folder itself is listed under.
+const FOLDER_PROBLEM: &str = ".";
 
 /// Markdown files under `dir`, keyed by path relative to it (with `/`), skipping hidden folders.
 /// The file names the knowledge base reads as markdown (Jekyll sites write `.markdown`).

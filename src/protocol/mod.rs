@@ -65,7 +65,7 @@ impl CloseCode {
                 "logged_out: the login token expired or was revoked; log in again"
             }
             CloseCode::Reconnect => {
-                "reconnect: this server lost its link to the others; reconnect and resume from last_seq"
+                "reconnect: resume from last_seq (a backlog sent in pages, or a node that lost its link to the others)"
             }
             CloseCode::InternalError => "internal_error: reconnect",
         }

@@ -120,7 +120,7 @@ impl ClaimError {
     pub fn message(self) -> &'static str {
         match self {
             ClaimError::AlreadyClaimed => {
-                "another agent has just taken this conversation; pick another from the queue"
+                "this conversation is no longer waiting: someone has it (another agent, or you in another tab or by automatic assignment); pick another from the queue"
             }
             ClaimError::NotQueued => "this conversation is not waiting in the queue",
             ClaimError::AtCapacity => {
