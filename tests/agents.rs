@@ -106,6 +106,15 @@ async fn a_customer_asks_for_a_person_an_agent_claims_they_chat_and_the_customer
         .await;
     let note = sam.next("note").await;
     assert_eq!(note["text"], "SECRET-NOTE customer seems confused");
+    // A note is held to a message's length (it was stored at any length the frame allowed).
+    sam.send(json!({"type": "note", "conversation_id": id, "text": "n".repeat(4_001)}))
+        .await;
+    let refused = sam.next("error").await;
+    assert_eq!(refused["code"], "bad_frame", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("4000"),
+        "{refused}"
+    );
 
     sam.send(json!({"type": "resolve", "conversation_id": id}))
         .await;

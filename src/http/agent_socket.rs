@@ -351,10 +351,11 @@ impl Acting {
                 text,
             } => {
                 let text = text.trim();
-                if text.is_empty() {
+                let max = self.state.limits.max_message_chars;
+                if text.is_empty() || text.chars().count() > max {
                     self.send(AgentServerFrame::error_about(
                         ErrorCode::BadFrame,
-                        "the note is empty",
+                        format!("notes are 1 to {max} characters"),
                         ErrorAbout {
                             conversation_id: Some(conversation_id),
                             client_id: None,
