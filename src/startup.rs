@@ -48,10 +48,12 @@ impl Drop for AbortOnDrop {
 impl App {
     /// Loads the encoder, then builds the server (see [`App::build_with`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The port first: a port in use is said at once, not after the models have loaded.
+        let listener = bind(&settings).await?;
         let nlu = settings.nlu.clone();
         let encoder = tokio::task::spawn_blocking(move || Encoder::load(&nlu)).await??;
         let cache = EmbeddingCache::open(&settings.kb.embedding_cache)?;
-        Self::build_with(settings, encoder, cache).await
+        Self::build_inner(settings, encoder, cache, None, Some(listener)).await
     }
 
     /// Builds the server with an encoder already loaded: opens the store, indexes the knowledge
@@ -61,7 +63,7 @@ impl App {
         encoder: Encoder,
         cache: EmbeddingCache,
     ) -> anyhow::Result<Self> {
-        Self::build_inner(settings, encoder, cache, None).await
+        Self::build_inner(settings, encoder, cache, None, None).await
     }
 
     /// Builds the server with `understand` instead of the trained models as what makes sense of
@@ -73,7 +75,7 @@ impl App {
         cache: EmbeddingCache,
         understand: Arc<dyn Understand>,
     ) -> anyhow::Result<Self> {
-        Self::build_inner(settings, encoder, cache, Some(understand)).await
+        Self::build_inner(settings, encoder, cache, Some(understand), None).await
     }
 
     async fn build_inner(
@@ -81,6 +83,7 @@ impl App {
         encoder: Encoder,
         cache: EmbeddingCache,
         understand: Option<Arc<dyn Understand>>,
+        listener: Option<TcpListener>,
     ) -> anyhow::Result<Self> {
         let durability = match settings.store.durability {
             StoreDurability::Full => Durability::Full,
@@ -185,10 +188,10 @@ impl App {
             admission,
             metrics,
         };
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = listen(&address).await.with_context(|| {
-            format!("cannot listen on {address}; is another server using the port? Set server.port")
-        })?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => bind(&settings).await?,
+        };
         Ok(Self {
             listener,
             router: app(state.clone()),
@@ -639,6 +642,24 @@ async fn shutdown_signal() {
 /// widgets connecting at once (a reconnect storm after a restart), and each dropped one waited
 /// the second TCP waits before it tries again (docs/BENCHMARKS.md).
 const BACKLOG: u32 = 4096;
+
+/// The server's listener, on `server.host` and `server.port`, or an error that says what to
+/// change: another process has the port, or the host is not one this machine has.
+async fn bind(settings: &Settings) -> anyhow::Result<TcpListener> {
+    let address = format!("{}:{}", settings.server.host, settings.server.port);
+    listen(&address).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another server is using the port: stop it, or set server.port"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "this machine has no such address: check server.host"
+            }
+            _ => "check server.host and server.port",
+        };
+        anyhow::anyhow!("cannot listen on {address} ({e}): {hint}")
+    })
+}
 
 /// A listener on `address` (`host:port`) with room for a burst of connections ([`BACKLOG`]).
 async fn listen(address: &str) -> std::io::Result<TcpListener> {
