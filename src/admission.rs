@@ -20,6 +20,7 @@ use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::ids::ConversationId;
 use crate::settings::{LimitSettings, ServerSettings};
 
 /// Which pool a socket draws from.
@@ -126,7 +127,7 @@ struct Inner {
     unsigned_agents: DashMap<IpAddr, usize>,
     budgets: DashMap<IpAddr, Bucket>,
     /// Customer messages per conversation (its id), across its sockets and reconnections.
-    messages: DashMap<String, Bucket>,
+    messages: DashMap<ConversationId, Bucket>,
     /// `limits.messages_per_second` and `limits.message_burst`.
     message_rate: (f64, f64),
     handoffs: DefaultKeyedRateLimiter<IpAddr>,
@@ -368,14 +369,14 @@ impl Admission {
     /// Counts a customer message in `conversation` at `now_ms`, or says it comes too fast:
     /// `limits.messages_per_second` sustained, bursts of `limits.message_burst`, counted for the
     /// conversation across all its sockets, so reconnecting does not start the count again.
-    pub fn message(&self, conversation: &str, now_ms: i64) -> bool {
+    pub fn message(&self, conversation: &ConversationId, now_ms: i64) -> bool {
         let (per_second, burst) = self.inner.message_rate;
-        let mut bucket = match self.inner.messages.get_mut(conversation) {
+        let mut bucket = match self.inner.messages.get_mut(conversation.as_str()) {
             Some(bucket) => bucket,
             None => self
                 .inner
                 .messages
-                .entry(conversation.to_owned())
+                .entry(conversation.clone())
                 .or_insert(Bucket {
                     tokens: burst,
                     at: now_ms,
@@ -386,9 +387,9 @@ impl Admission {
 
     /// Gives back the message [`Admission::message`] counted for `conversation`: it was a copy of
     /// one stored before (a widget sending again what it had no ack for), or was not stored.
-    pub fn give_back_message(&self, conversation: &str) {
+    pub fn give_back_message(&self, conversation: &ConversationId) {
         let (_, burst) = self.inner.message_rate;
-        if let Some(mut bucket) = self.inner.messages.get_mut(conversation) {
+        if let Some(mut bucket) = self.inner.messages.get_mut(conversation.as_str()) {
             bucket.tokens = (bucket.tokens + 1.0).min(burst);
         }
     }
@@ -624,19 +625,20 @@ mod tests {
             l.messages_per_second = 1.0;
             l.message_burst = 3.0;
         });
+        let (c1, c2) = (ConversationId::from("c1"), ConversationId::from("c2"));
         for _ in 0..3 {
-            assert!(a.message("c1", 0));
+            assert!(a.message(&c1, 0));
         }
-        assert!(!a.message("c1", 0), "a new socket of c1 counts on");
-        assert!(a.message("c2", 0), "another conversation apart");
-        assert!(a.message("c1", 1_000), "a second later: one more");
-        assert!(!a.message("c1", 1_000));
-        a.give_back_message("c1");
+        assert!(!a.message(&c1, 0), "a new socket of c1 counts on");
+        assert!(a.message(&c2, 0), "another conversation apart");
+        assert!(a.message(&c1, 1_000), "a second later: one more");
+        assert!(!a.message(&c1, 1_000));
+        a.give_back_message(&c1);
         assert!(
-            a.message("c1", 1_000),
+            a.message(&c1, 1_000),
             "a copy of a stored message is not counted"
         );
-        assert!(!a.message("c1", 1_000));
+        assert!(!a.message(&c1, 1_000));
         a.forget_idle(60_000);
         assert!(a.inner.messages.is_empty(), "full buckets are forgotten");
     }

@@ -126,6 +126,23 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Small talk answered in kind with `text` (the settings' words for a greeting or thanks):
+    /// no article, no choices; what was considered and understood left empty.
+    fn small_talk(text: &str, confidence: f32, reason: String) -> Reply {
+        Reply {
+            outcome: Outcome::SmallTalk,
+            text: text.to_owned(),
+            sources: Vec::new(),
+            quick_replies: Vec::new(),
+            confidence,
+            reason,
+            candidates: Vec::new(),
+            understanding: Understanding::default(),
+            intent_guess: Default::default(),
+            in_context: false,
+        }
+    }
+
     /// The article the reply answers from, or leads with among the choices it offers (its first
     /// source); the retrieval's first candidate's when it cites none. The model may prefer another
     /// article than the one the search put first, so the first candidate is not the answer's.
@@ -450,19 +467,13 @@ impl Bot {
         {
             return None;
         }
+        let reason = format!(
+            "thanks for something that went right, right after the answer from \"{article}\": answered in kind"
+        );
         Some(Reply {
-            outcome: Outcome::SmallTalk,
-            text: text.clone(),
-            sources: Vec::new(),
-            quick_replies: Vec::new(),
-            confidence: 1.0,
-            reason: format!(
-                "thanks for something that went right, right after the answer from \"{article}\": answered in kind"
-            ),
-            candidates: Vec::new(),
             understanding: u.clone(),
             intent_guess: analysis.best_intent.clone(),
-            in_context: false,
+            ..Reply::small_talk(text, 1.0, reason)
         })
     }
 
@@ -721,27 +732,20 @@ pub(crate) fn decide(
             settings.small_talk.get(name).map(|text| (i, text))
         });
         if let Some((intent, text)) = small_talk {
-            return Reply {
-                outcome: Outcome::SmallTalk,
-                text: text.clone(),
-                sources: Vec::new(),
-                quick_replies: Vec::new(),
-                confidence: intent.confidence,
-                reason: if model < threshold {
-                    format!(
+            let reason = if model < threshold {
+                format!(
                         "the message is \"{}\" (probability {:.2}) and no article reaches the answer threshold {threshold:.2}",
                         intent.name, intent.confidence
                     )
-                } else {
-                    format!(
+            } else {
+                format!(
                         "the message is \"{}\" (probability {:.2}) and in its words thanks for something that went right: answered in kind, though an article fits (probability {model:.2})",
                         intent.name, intent.confidence
                     )
-                },
+            };
+            return Reply {
                 candidates,
-                understanding: Understanding::default(),
-                intent_guess: Default::default(),
-                in_context: false,
+                ..Reply::small_talk(text, intent.confidence, reason)
             };
         }
     }

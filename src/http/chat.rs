@@ -242,7 +242,7 @@ impl Connection {
             ClientFrame::RequestHuman {} => {
                 if !self
                     .admission
-                    .message(session.conversation().as_str(), crate::clock::now_ms())
+                    .message(session.conversation(), crate::clock::now_ms())
                 {
                     let wait = "wait a moment and ask again";
                     return Err(Refusal::new(ErrorCode::RateLimited, wait).into());
@@ -275,7 +275,7 @@ impl Connection {
         };
         let within = self.session.as_ref().is_none_or(|session| {
             self.admission
-                .message(session.conversation().as_str(), crate::clock::now_ms())
+                .message(session.conversation(), crate::clock::now_ms())
         });
         if !within {
             let wait = Refusal::new(
@@ -306,8 +306,7 @@ impl Connection {
         // A copy of a stored message (sent again after a reconnect that lost its ack), or one
         // not stored, does not count against the conversation's budget.
         if stored.as_ref().map_or(true, |s| s.duplicate) {
-            self.admission
-                .give_back_message(session.conversation().as_str());
+            self.admission.give_back_message(session.conversation());
         }
         let stored = match stored {
             Ok(stored) => stored,

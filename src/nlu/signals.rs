@@ -771,9 +771,10 @@ const NOT_HELPED: &[&str] = &[
 /// didn't work", "thanks anyway, didn't help", "thanks, not what I needed", "ok thanks but the
 /// light is still blinking". Thanks in such words are no thanks to answer in kind; "no thanks,
 /// that's all" and "thanks, I don't need anything else" are. A question is not ("can I still
-/// cancel after it shipped", "I don't know what my account number is?"): it asks for more.
-pub fn says_it_did_not_help(text: &str) -> bool {
-    if super::asks(text) {
+/// cancel after it shipped", "I don't know what my account number is?"): it asks for more, so
+/// `asks` ([`super::asks`] of the same text, computed once by the caller) says no.
+pub fn says_it_did_not_help(text: &str, asks: bool) -> bool {
+    if asks {
         return false;
     }
     let plain = super::phrase_text(text);
@@ -2290,7 +2291,10 @@ mod tests {
             "thanks but nothing changed",
             "Thanks. It hasn’t made any difference",
         ] {
-            assert!(says_it_did_not_help(failed), "{failed:?}");
+            assert!(
+                says_it_did_not_help(failed, crate::nlu::asks(failed)),
+                "{failed:?}"
+            );
         }
         for closing in [
             "no thanks that's all",
@@ -2305,7 +2309,10 @@ mod tests {
             "how do i make it stop beeping? it still beeps",
             "i don't know what my account number is",
         ] {
-            assert!(!says_it_did_not_help(closing), "{closing:?}");
+            assert!(
+                !says_it_did_not_help(closing, crate::nlu::asks(closing)),
+                "{closing:?}"
+            );
         }
     }
 

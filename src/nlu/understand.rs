@@ -173,6 +173,7 @@ impl Nlu {
         } else {
             (upset, upset_cues)
         };
+        let asks = super::asks(text);
         Analysis {
             understanding: Understanding {
                 intent,
@@ -180,11 +181,11 @@ impl Nlu {
                 upset,
                 upset_cues,
                 thanks,
-                not_helped: super::signals::says_it_did_not_help(text),
+                not_helped: super::signals::says_it_did_not_help(text, asks),
                 urgent,
                 asks_for_person,
                 how_to: super::signals::asks_how_to(text),
-                asks: super::asks(text),
+                asks,
                 codes: super::codes(text),
             },
             best_intent: best,
