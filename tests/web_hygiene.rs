@@ -272,3 +272,68 @@ async fn a_client_dribbling_its_request_is_cut_off_and_others_are_served() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_malformed_request_is_answered_with_the_json_error_every_other_error_has() {
+    let app = spawn_app_with_files(&[("other.md", "# Other\n\nText.\n")]).await;
+    let token = app.agent_token("Sam", &[]).await;
+    let client = reqwest::Client::new();
+    let raw = |body: &'static str, content_type: &'static str| {
+        client
+            .post(app.http("/api/agent/login"))
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let cases = [
+        (
+            raw("{\"email\": \"sam@example.com\"", "application/json"),
+            400,
+            "invalid_body",
+        ),
+        (
+            raw("{\"email\": 5, \"password\": \"x\"}", "application/json"),
+            422,
+            "invalid_body",
+        ),
+        (
+            raw("email=sam&password=x", "application/x-www-form-urlencoded"),
+            415,
+            "invalid_body",
+        ),
+        (
+            client
+                .get(app.http("/api/conversations?limit=lots"))
+                .bearer_auth(&token),
+            400,
+            "invalid_query",
+        ),
+        (
+            client
+                .post(app.http("/api/tickets/first"))
+                .bearer_auth(&token),
+            400,
+            "invalid_path",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.expect("answered");
+        assert_eq!(response.status().as_u16(), status, "{code}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["code"], code, "{body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    // The server goes on serving.
+    let health = reqwest::get(app.http("/api/health")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

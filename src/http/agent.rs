@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{bearer, AdminAccount, AgentAccount, Authed};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Body, Params, PathParams};
 use crate::accounts::{self, token, AuthError, EDITORS_TAKE_NO_CHATS};
 use crate::ids::{AgentId, ConversationId};
 use crate::protocol::context::ContextPacket;
@@ -43,7 +43,7 @@ async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Json(body): Json<LoginBody>,
+    Body(body): Body<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     let address = super::client_address(&state, peer, &headers);
     let login = state
@@ -70,7 +70,7 @@ async fn logout(
 async fn revoke_all(
     AdminAccount(admin): AdminAccount,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = AgentId::from(id);
     if accounts::find(&state.store, &id).await?.is_none() {
@@ -90,7 +90,7 @@ struct ListParams {
 async fn list(
     _: AgentAccount,
     State(state): State<AppState>,
-    Query(p): Query<ListParams>,
+    Params(p): Params<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let rows = state
         .store
@@ -119,7 +119,7 @@ struct SearchParams {
 async fn search(
     _: AgentAccount,
     State(state): State<AppState>,
-    Query(p): Query<SearchParams>,
+    Params(p): Params<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     let q = p.q.trim();
     if q.is_empty() {
@@ -143,7 +143,7 @@ async fn search(
 async fn transcript(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(bearer) = bearer(&headers) else {
         return Err(AuthError::Missing.into());
@@ -197,7 +197,7 @@ async fn transcript(
 async fn context(
     _: AgentAccount,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<ContextPacket>, ApiError> {
     Ok(Json(state.desk.context(&ConversationId::from(id)).await?))
 }
@@ -214,7 +214,7 @@ struct TicketParams {
 async fn tickets(
     _: AgentAccount,
     State(state): State<AppState>,
-    Query(p): Query<TicketParams>,
+    Params(p): Params<TicketParams>,
 ) -> Result<Json<Value>, ApiError> {
     let status = p.status.as_deref().map(ticket_status).transpose()?;
     let limit = p.limit.unwrap_or(100).clamp(1, 500);
@@ -234,8 +234,8 @@ struct TicketUpdate {
 async fn update_ticket(
     _: AgentAccount,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<TicketUpdate>,
+    PathParams(id): PathParams<i64>,
+    Body(body): Body<TicketUpdate>,
 ) -> Result<Json<Value>, ApiError> {
     let status = ticket_status(&body.status)?;
     if !state.store.set_ticket_status(id, status).await? {

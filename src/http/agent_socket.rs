@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::lanes::Lanes;
 use super::socket::{self, Handler, Timing};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Params};
 use crate::accounts::{Account, Accounts, Revoked, Session, EDITORS_TAKE_NO_CHATS};
 use crate::admission::{Pool, Slot};
 use crate::conversation::{Attendance, ConversationError};
@@ -49,7 +49,7 @@ async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(p): Query<WsParams>,
+    Params(p): Params<WsParams>,
 ) -> Response {
     let address = super::client_address(&state, peer, &headers);
     // Subscribed before the token is checked, so no revocation falls between the two.

@@ -4,14 +4,14 @@
 //! Everything but `/api/health` shows customers' words or the knowledge base's content, so it needs
 //! an account's token (any role: agents and editors alike). Health shows counts only.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Account;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Params};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +40,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
 async fn search(
     _: Account,
     State(state): State<AppState>,
-    Query(p): Query<SearchParams>,
+    Params(p): Params<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let passages = state
@@ -57,7 +57,7 @@ async fn articles(_: Account, State(state): State<AppState>) -> Json<Value> {
 async fn explain(
     _: Account,
     State(state): State<AppState>,
-    Query(p): Query<SearchParams>,
+    Params(p): Params<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     let q = checked_query(&p.q)?;
     let reply = state.bot.reply(q).await?;
@@ -94,7 +94,7 @@ struct GapParams {
 async fn gaps(
     _: Account,
     State(state): State<AppState>,
-    Query(p): Query<GapParams>,
+    Params(p): Params<GapParams>,
 ) -> Result<Json<crate::reports::GapReport>, ApiError> {
     let mut report = crate::reports::gaps(
         &state.store,

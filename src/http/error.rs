@@ -1,6 +1,8 @@
 //! One error type for the REST API: a status and a stable JSON body `{"code", "message"}`.
 //! Internal details are logged, never shown.
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -89,6 +91,54 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// A JSON request body; one that does not parse (or is not JSON, or is too large) is answered with
+/// the `{"code", "message"}` body every other error has (`invalid_body`, with axum's status and
+/// words: what was wrong and where), not axum's plain text.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);
+
+/// A query string, answered like [`Body`] when it does not parse (`invalid_query`).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Params<T>(pub T);
+
+/// Path parameters, answered like [`Body`] when they do not parse (`invalid_path`).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        Self {
+            status: r.status(),
+            code: "invalid_body",
+            message: format!(
+                "{}; send a JSON object as the API documentation (docs/PROTOCOL.md) shows",
+                r.body_text()
+            ),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self {
+            status: r.status(),
+            code: "invalid_path",
+            message: r.body_text(),
+            retry_after: None,
+        }
     }
 }
 

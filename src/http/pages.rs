@@ -5,14 +5,14 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, PathParams};
 
 const DEMO_PAGE: &str = include_str!("../../web_widget/index.html");
 /// The widget, embedded by other sites with one `<script src=".../widget.js">` tag.
@@ -201,7 +201,7 @@ async fn console_asset(body: &'static str, mime: &'static str) -> Response {
 
 async fn article(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    PathParams(path): PathParams<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Only paths of indexed articles are served, so no path can reach outside the knowledge base.
     let article = state
