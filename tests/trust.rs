@@ -96,6 +96,93 @@ async fn twenty_wrong_passwords_in_a_row_are_throttled_and_the_right_one_works_l
     assert!(body["token"].is_string());
 }
 
+/// A login attempt bringing the device token `device`: status and body.
+async fn login_from(app: &TestApp, email: &str, password: &str, device: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(app.http("/api/agent/login"))
+        .json(&json!({"email": email, "password": password, "device": device}))
+        .send()
+        .await
+        .expect("login answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn someone_guessing_an_agents_password_does_not_keep_out_the_browser_they_signed_in_on() {
+    let app = spawn_app_with(|s| {
+        s.agents.login_attempts_per_account = 3;
+        s.agents.login_account_backoff_seconds = 600.0;
+    })
+    .await;
+    create(&app, "sam@example.com", Role::Agent).await;
+    create(&app, "kim@example.com", Role::Agent).await;
+    let (status, _, body) = login(&app, "sam@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let device = body["device"].as_str().expect("a device token").to_owned();
+    let (_, _, body) = login(&app, "kim@example.com", PASSWORD).await;
+    let kims_device = body["device"].as_str().expect("a device token").to_owned();
+
+    // Someone who knows Sam's email guesses until the account's throttle refuses everyone...
+    for i in 0..6 {
+        let (status, _, _) = login(&app, "Sam@example.com", &format!("guess {i}")).await;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    assert_eq!(login(&app, "sam@example.com", PASSWORD).await.0, 429);
+    // ... but not Sam's own browser, which signed in before.
+    let (status, body) = login_from(&app, "sam@example.com", PASSWORD, &device).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["token"].is_string());
+    let renewed = body["device"]
+        .as_str()
+        .expect("a new device token")
+        .to_owned();
+    assert_ne!(renewed, device);
+    // A device token made up, altered, or another account's is no way around the throttle.
+    let mut altered = device.clone();
+    let last = altered.pop().expect("not empty");
+    altered.push(if last == '0' { '1' } else { '0' });
+    for other in [
+        "d1.00000000000000000000000000000000.99999999999999.00",
+        &altered,
+        &kims_device,
+    ] {
+        let (status, body) = login_from(&app, "sam@example.com", PASSWORD, other).await;
+        assert_eq!(status, 429, "{other}: {body}");
+    }
+    // A wrong password from the known browser is still wrong, and counts against it alone.
+    for _ in 0..3 {
+        let (status, _) = login_from(&app, "sam@example.com", "typo", &renewed).await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        login_from(&app, "sam@example.com", PASSWORD, &renewed)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        login(&app, "kim@example.com", PASSWORD).await.0,
+        200,
+        "Kim is not held up"
+    );
+    // A new password ends the devices known before it.
+    accounts::set_password(&app.store, "kim@example.com", "a brand new passphrase")
+        .await
+        .expect("password changed");
+    for i in 0..4 {
+        login(&app, "kim@example.com", &format!("guess {i}")).await;
+    }
+    let (status, _) = login_from(
+        &app,
+        "kim@example.com",
+        "a brand new passphrase",
+        &kims_device,
+    )
+    .await;
+    assert_eq!(status, 429, "a device known before the password changed");
+}
+
 #[tokio::test]
 async fn one_address_guessing_many_accounts_is_throttled() {
     let app = spawn_app_with(|s| {

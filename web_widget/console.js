@@ -14,6 +14,10 @@
   // Replies typed and not stored yet, by chat, so a reload (or a crash) while the network is down
   // loses none: sent again once their chat is loaded. Removed at logout, like the drafts.
   const PENDING_KEY = 'frontdesk.console.pending';
+  // The device token of each account that signed in from this browser (email → token): given back
+  // at the next sign-in, it is throttled on its own, so someone guessing the password elsewhere
+  // does not keep the agent out. It signs nobody in, so signing out leaves it.
+  const DEVICES_KEY = 'frontdesk.console.devices';
   const TYPING_EVERY_MS = 3000, TYPING_IDLE_MS = 2000, TYPING_HIDE_MS = 8000;
   const TITLE = 'frontdesk console';
 
@@ -158,10 +162,15 @@
     unlockAudio();
     el.loginError.hidden = true;
     try {
+      const email = el.loginEmail.value.trim().toLowerCase();
+      const devices = safeJson(localStorage.getItem(DEVICES_KEY)) || {};
       const body = await api('/api/agent/login', {
         method: 'POST',
-        body: JSON.stringify({ email: el.loginEmail.value.trim(), password: el.loginPassword.value }),
+        body: JSON.stringify({ email, password: el.loginPassword.value, device: devices[email] || undefined }),
       });
+      // The newest first, ten accounts at most.
+      const kept = Object.entries(devices).filter(([e]) => e !== email).slice(0, 9);
+      if (body.device) localStorage.setItem(DEVICES_KEY, JSON.stringify(Object.fromEntries([[email, body.device], ...kept])));
       S.token = body.token;
       S.agent = body.agent;
       localStorage.setItem(TOKEN_KEY, S.token);

@@ -30,6 +30,8 @@ pub struct Gate(Arc<Inner>);
 
 struct Inner {
     per_account: DefaultKeyedRateLimiter<String>,
+    /// Per known device of an account, the account's quota each.
+    per_device: DefaultKeyedRateLimiter<String>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     /// With several nodes: the same throttles counted in Redis for all of them.
     shared: Option<Shared>,
@@ -49,6 +51,20 @@ pub trait SharedThrottles: Send + Sync {
     /// `period_seconds`. `Some(Ok(()))` when allowed, `Some(Err(seconds))` when refused with the
     /// wait, `None` when it could not be counted (then only the node's own throttle applies).
     fn throttle<'a>(&'a self, key: &'a str, burst: u32, period_seconds: f64) -> Throttled<'a>;
+}
+
+/// Who a login attempt counts against besides its address ([`Gate::attempt_on`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// The account of this email (lowercased): a browser not known to have signed in to it.
+    Account(&'a str),
+    /// A device that signed in to the account before (its id from a valid device token,
+    /// `accounts::device::check`).
+    Device(&'a str),
+}
+
+fn refused(retry_after: u64) -> AuthError {
+    AuthError::Throttled { retry_after }
 }
 
 /// The throttles counted for every node: where, and (burst, period in seconds) per account and
@@ -91,6 +107,10 @@ impl Gate {
                 settings.login_attempts_per_account,
                 settings.login_account_backoff_seconds,
             )),
+            per_device: RateLimiter::keyed(quota(
+                settings.login_attempts_per_account,
+                settings.login_account_backoff_seconds,
+            )),
             per_address: RateLimiter::keyed(quota(
                 settings.login_attempts_per_address,
                 settings.login_address_backoff_seconds,
@@ -101,40 +121,61 @@ impl Gate {
         }))
     }
 
-    /// Counts one login attempt for `email` from `address`; refused while either has used up
-    /// its attempts, with the seconds to wait. Linked to other nodes, the attempts made on all
-    /// of them count (this node's own count still applies, alone when Redis does not answer).
-    pub async fn attempt(&self, email: &str, address: IpAddr) -> Result<(), AuthError> {
+    /// Counts one login attempt from `address`; refused while the address has used up its
+    /// attempts, with the seconds to wait. Linked to other nodes, the attempts made on all of them
+    /// count (this node's own count still applies, alone when Redis does not answer).
+    pub async fn attempt_from(&self, address: IpAddr) -> Result<(), AuthError> {
         let inner = &self.0;
-        let now = inner.clock.now();
-        let wait = |not_until: governor::NotUntil<_>| AuthError::Throttled {
-            retry_after: (not_until.wait_time_from(now).as_secs_f64().ceil() as u64).max(1),
-        };
-        inner.per_address.check_key(&address).map_err(wait)?;
-        let key: String = email.chars().take(254).collect();
-        inner.per_account.check_key(&key).map_err(wait)?;
-        let Some(Shared {
+        inner.per_address.check_key(&address).map_err(self.wait())?;
+        if let Some(Shared {
             bus,
-            account,
-            address: per_address,
+            address: (burst, period),
+            ..
         }) = &inner.shared
-        else {
-            return Ok(());
-        };
-        let refused = |retry_after| AuthError::Throttled { retry_after };
-        let address_key = format!("login:address:{address}");
-        if let Some(counted) = bus
-            .throttle(&address_key, per_address.0, per_address.1)
-            .await
         {
-            counted.map_err(refused)?;
-        }
-        // The email hashed: Redis is told no address book.
-        let account_key = format!("login:account:{}", super::token::hash(&key));
-        if let Some(counted) = bus.throttle(&account_key, account.0, account.1).await {
-            counted.map_err(refused)?;
+            let key = format!("login:address:{address}");
+            if let Some(counted) = bus.throttle(&key, *burst, *period).await {
+                counted.map_err(refused)?;
+            }
         }
         Ok(())
+    }
+
+    /// Counts one login attempt against `holder` (after [`Gate::attempt_from`]): the account, or
+    /// the known device it comes from (each device of an account has a budget of its own, the
+    /// account's size, so guesses from elsewhere do not keep a signed-in browser out). Refused
+    /// with the seconds to wait while it has used up its attempts; across nodes as above.
+    pub async fn attempt_on(&self, holder: Holder<'_>) -> Result<(), AuthError> {
+        let inner = &self.0;
+        let (limiter, key) = match holder {
+            Holder::Account(email) => (&inner.per_account, email.chars().take(254).collect()),
+            Holder::Device(id) => (&inner.per_device, id.chars().take(64).collect::<String>()),
+        };
+        limiter.check_key(&key).map_err(self.wait())?;
+        if let Some(Shared {
+            bus,
+            account: (burst, period),
+            ..
+        }) = &inner.shared
+        {
+            // Hashed: Redis is told no address book.
+            let key = match holder {
+                Holder::Account(_) => format!("login:account:{}", super::token::hash(&key)),
+                Holder::Device(_) => format!("login:device:{}", super::token::hash(&key)),
+            };
+            if let Some(counted) = bus.throttle(&key, *burst, *period).await {
+                counted.map_err(refused)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A refusal with the wait a local throttle gives.
+    fn wait(&self) -> impl Fn(governor::NotUntil<<DefaultClock as Clock>::Instant>) -> AuthError {
+        let now = self.0.clock.now();
+        move |not_until| AuthError::Throttled {
+            retry_after: (not_until.wait_time_from(now).as_secs_f64().ceil() as u64).max(1),
+        }
     }
 
     /// Checks `password` against `hash`, or against a dummy hash when there is no account, so
@@ -183,8 +224,10 @@ impl Gate {
     /// Forgets the throttles' state of keys that are back to a full bucket (bounds memory).
     pub fn forget_idle(&self) {
         self.0.per_account.retain_recent();
+        self.0.per_device.retain_recent();
         self.0.per_address.retain_recent();
         self.0.per_account.shrink_to_fit();
+        self.0.per_device.shrink_to_fit();
         self.0.per_address.shrink_to_fit();
     }
 }
@@ -211,24 +254,36 @@ mod tests {
         }
     }
 
+    /// One attempt on the account of `email` from `from`, as a login without a device token makes.
+    async fn attempt(gate: &Gate, email: &str, from: IpAddr) -> Result<(), AuthError> {
+        gate.attempt_from(from).await?;
+        gate.attempt_on(Holder::Account(email)).await
+    }
+
     #[tokio::test]
     async fn an_account_gets_its_burst_then_waits_whatever_the_address() {
         let gate = Gate::new(&settings());
         for i in 0..3 {
             let from = IpAddr::from([10, 0, 0, i]);
-            gate.attempt("sam@example.com", from).await.unwrap();
+            attempt(&gate, "sam@example.com", from).await.unwrap();
         }
-        match gate
-            .attempt("sam@example.com", IpAddr::from([10, 0, 0, 9]))
-            .await
-        {
+        match attempt(&gate, "sam@example.com", IpAddr::from([10, 0, 0, 9])).await {
             Err(AuthError::Throttled { retry_after }) => assert!((1..=60).contains(&retry_after)),
             other => panic!("expected a throttle, got {other:?}"),
         }
         // Another account is not held up by Sam's.
-        gate.attempt("kim@example.com", IpAddr::from([10, 0, 0, 9]))
+        attempt(&gate, "kim@example.com", IpAddr::from([10, 0, 0, 9]))
             .await
             .unwrap();
+        // Nor is a browser Sam signed in from before: each device has a budget of its own.
+        for _ in 0..3 {
+            gate.attempt_on(Holder::Device("d-1")).await.unwrap();
+        }
+        assert!(matches!(
+            gate.attempt_on(Holder::Device("d-1")).await,
+            Err(AuthError::Throttled { .. })
+        ));
+        gate.attempt_on(Holder::Device("d-2")).await.unwrap();
     }
 
     #[tokio::test]
@@ -236,12 +291,12 @@ mod tests {
         let gate = Gate::new(&settings());
         let from = IpAddr::from([10, 0, 0, 1]);
         for i in 0..5 {
-            gate.attempt(&format!("a{i}@example.com"), from)
+            attempt(&gate, &format!("a{i}@example.com"), from)
                 .await
                 .unwrap();
         }
         assert!(matches!(
-            gate.attempt("new@example.com", from).await,
+            attempt(&gate, "new@example.com", from).await,
             Err(AuthError::Throttled { .. })
         ));
     }

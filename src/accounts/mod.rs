@@ -4,12 +4,13 @@
 //!
 //! The store keeps rows as text; this module is where a row becomes a typed [`Account`].
 
+pub mod device;
 pub mod identity;
 mod login;
 mod sessions;
 pub mod token;
 
-pub use login::{Gate, SharedThrottles, Throttled};
+pub use login::{Gate, Holder, SharedThrottles, Throttled};
 pub use sessions::{Accounts, Revoked, Session};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
@@ -178,6 +179,9 @@ pub struct Login {
     pub expires_at: i64,
     /// The account.
     pub agent: Account,
+    /// This browser's device token ([`device`]): given back at the next sign-in, it is throttled
+    /// on its own, not by the account's throttle that someone else's guesses use up.
+    pub device: String,
 }
 
 /// Creates an account with an argon2 password hash.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::login::{Gate, SharedThrottles};
+use super::login::{Gate, Holder, SharedThrottles};
 use super::{token, Account, AuthError, Login};
 use crate::clock::now_ms;
 use crate::ids::AgentId;
@@ -95,27 +95,39 @@ impl Accounts {
         &self.0.gate
     }
 
-    /// Checks the password (throttled per account and per address; the same argon2 work for
-    /// an unknown email) and issues a token.
+    /// Checks the password (throttled per address, and per account or, for a browser that
+    /// brings a valid `device` token of the account, per device; the same argon2 work for an
+    /// unknown email) and issues a token and a new device token.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        device: Option<&str>,
         address: IpAddr,
     ) -> Result<Login, AuthError> {
         let email = email.trim().to_lowercase();
-        self.0.gate.attempt(&email, address).await?;
+        let gate = &self.0.gate;
+        gate.attempt_from(address).await?;
         let (row, hash) = match self.0.store.agent_by_email(&email).await? {
             Some((row, hash)) => (Some(row), Some(hash)),
             None => (None, None),
         };
-        let verified = self.0.gate.verify(password, hash).await?;
-        let Some(row) = row.filter(|_| verified) else {
+        let now = now_ms();
+        let known_device = device
+            .zip(row.as_ref().zip(hash.as_deref()))
+            .and_then(|(device, (row, hash))| super::device::check(device, &row.id, hash, now));
+        gate.attempt_on(match known_device {
+            Some(id) => Holder::Device(id),
+            None => Holder::Account(&email),
+        })
+        .await?;
+        let verified = gate.verify(password, hash.clone()).await?;
+        let (Some(row), Some(hash)) = (row.filter(|_| verified), hash) else {
             return Err(AuthError::BadCredentials);
         };
+        let device = super::device::issue(&row.id, &hash, now + super::device::DEVICE_TTL_MS);
         let agent = Account::from_row(row)?;
         let token = token::new_token();
-        let now = now_ms();
         let expires_at = now + self.0.ttl_ms;
         self.0
             .store
@@ -125,6 +137,7 @@ impl Accounts {
             token,
             expires_at,
             agent,
+            device,
         })
     }
 

@@ -35,10 +35,14 @@ pub(super) fn router() -> Router<AppState> {
 struct LoginBody {
     email: String,
     password: String,
+    /// The device token this browser was given at its last sign-in, if any.
+    #[serde(default)]
+    device: Option<String>,
 }
 
-/// Throttled per account and per address (`429` with `Retry-After`); `503` when every
-/// password-hashing thread is busy.
+/// Throttled per address and per account, or per device for a browser that brings the device
+/// token of its last sign-in (`429` with `Retry-After`); `503` when every password-hashing thread
+/// is busy.
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -48,7 +52,7 @@ async fn login(
     let address = super::client_address(&state, peer, &headers);
     let login = state
         .accounts
-        .login(&body.email, &body.password, address)
+        .login(&body.email, &body.password, body.device.as_deref(), address)
         .await?;
     Ok(Json(serde_json::to_value(login).unwrap_or_default()))
 }
