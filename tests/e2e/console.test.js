@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  SERVER, connText, consoleLogin, consoleMessages, consoleToken, conversationId, isOnline, launch, newPage,
+  SERVER, connText, consoleLogin, consoleMessages, consoleToken, conversationId, editorLogin, isOnline, launch, newPage,
   openChat, screenshot, send, shopAs, shownSeqs, waitFor, widgetText,
 } from './helpers.js';
 
@@ -470,4 +470,21 @@ test('a reply typed while the console could not send it survives a reload (and a
   assert.deepEqual(agent.errors, []);
   await customer.context.close();
   await agent.context.close();
+});
+
+test('the console keeps a device token per account and brings it to the next sign-in, so guesses elsewhere do not lock the agent out', async () => {
+  const { page, errors } = await newPage(browser);
+  await editorLogin(page);
+  const devices = () => page.evaluate(() => JSON.parse(localStorage.getItem('frontdesk.console.devices') || '{}'));
+  const first = (await devices())['editor@example.com'];
+  assert.match(first || '', /^d1\./, 'the sign-in left a device token');
+  await page.locator('#logout').click();
+  await page.locator('#login-email').waitFor();
+  assert.equal((await devices())['editor@example.com'], first, 'signing out keeps it (it signs nobody in)');
+  const sent = page.waitForRequest((r) => r.url().endsWith('/api/agent/login'));
+  await editorLogin(page);
+  assert.equal(JSON.parse((await sent).postData()).device, first, 'the next sign-in brings it');
+  const renewed = (await devices())['editor@example.com'];
+  assert.ok(renewed && renewed !== first, 'each sign-in renews it');
+  assert.deepEqual(errors, []);
 });
