@@ -138,6 +138,46 @@ async fn a_knowledge_base_folder_that_goes_away_is_reported_until_it_is_back() {
 }
 
 #[tokio::test]
+async fn links_between_articles_reach_them_on_the_servers_pages_wherever_they_were_written_from() {
+    let app = spawn_app_with_files(&[
+        (
+            "goals.md",
+            "---\ntitle: Goals\n---\n\n## Create a goal\n\nClick Add goal.\n",
+        ),
+        ("guides/more.md", "---\ntitle: More\n---\n\nMore text.\n"),
+        (
+            "guides/setup.md",
+            "---\ntitle: Setup\n---\n\nSee [root](goals.md#create-a-goal), [here](more.md), \
+             [up](../goals.md), [site](docs/goals.md) and [gone](gone.md).\n",
+        ),
+    ])
+    .await;
+    let html = reqwest::get(app.http("/kb/guides/setup.md"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (href, text) in [
+        ("/kb/goals.md#create-a-goal", "root"),
+        ("/kb/guides/more.md", "here"),
+        ("/kb/goals.md", "up"),
+        ("/kb/goals.md", "site"),
+        // Not an article: left as written (kb lint reports it).
+        ("gone.md", "gone"),
+    ] {
+        assert!(
+            html.contains(&format!("<a href=\"{href}\">{text}</a>")),
+            "{href}: {html}"
+        );
+    }
+    for href in ["/kb/goals.md", "/kb/guides/more.md"] {
+        let page = reqwest::get(app.http(href)).await.unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{href}");
+    }
+}
+
+#[tokio::test]
 async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
     let app = spawn_app().await;
     let refund = app.kb_dir.join("policies/refund-policy.md");
@@ -148,10 +188,17 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
         "---\ntitle: Draft\nno closing fence",
     )
     .unwrap();
+    // A file saved empty, and a front matter whose address would run a script in the widget.
+    std::fs::write(app.kb_dir.join("new-article.md"), "").unwrap();
+    std::fs::write(
+        app.kb_dir.join("sneaky.md"),
+        "---\ntitle: Prices\nurl: javascript:alert(1)\n---\n\nOur prices.\n",
+    )
+    .unwrap();
 
     let reported = wait_until(Duration::from_secs(2), async || {
         let (_, health) = app.api("/api/kb/articles").await;
-        health["problems"].as_array().is_some_and(|p| p.len() == 2)
+        health["problems"].as_array().is_some_and(|p| p.len() == 4)
     })
     .await;
     assert!(reported.is_some(), "broken files were not reported");
@@ -184,6 +231,20 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
                 && !*previous),
         "{problems:?}"
     );
+    assert!(
+        problems
+            .iter()
+            .any(|(path, message, _)| *path == "new-article.md" && message.contains("no text")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|(path, message, _)| *path == "sneaky.md"
+                && message.contains("`url`")
+                && message.contains("javascript:alert(1)")),
+        "{problems:?}"
+    );
 
     // The last good version of the broken article still answers, and so does everything else.
     assert_eq!(
@@ -203,12 +264,18 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
     // Health is public: it counts the broken files but names none.
     let (status, health) = app.get("/api/health").await;
     assert_eq!(status, 200);
-    assert_eq!(health["kb_problems"], 2);
+    assert_eq!(health["kb_problems"], 4);
     assert!(!health.to_string().contains(".md"), "{health}");
 
-    // Fixing the file clears the report.
+    // Fixing the files clears the report.
     std::fs::write(&refund, good).unwrap();
     std::fs::remove_file(app.kb_dir.join("half-written.md")).unwrap();
+    std::fs::write(
+        app.kb_dir.join("new-article.md"),
+        "---\ntitle: Gift cards\n---\n\nGift cards never expire.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(app.kb_dir.join("sneaky.md")).unwrap();
     let cleared = wait_until(Duration::from_secs(2), async || {
         app.get("/api/health").await.1["kb_problems"] == 0
     })
@@ -281,6 +348,19 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     write("c.md", "---\ntitle: [broken\n---\n");
     write("d.md", "Just prose, no front matter.\n");
     write("e.md", "+++\ntitle = \"Hugo page\"\n+++\n\n## Loops\n\nWrite {% for x in y %} to repeat.\n\n## Hints\n\n{% hint %}Fine.{% endhint %} Put `{% if a %}` in code.\n");
+    write(
+        "f.md",
+        "---\ntitle: Prices\nurl: javascript:alert(1)\n---\n\nOur prices.\n",
+    );
+    // Links as Docusaurus resolves them: from the article's folder, from the root, from the
+    // site's root with the docs folder named first.
+    std::fs::create_dir(dir.path().join("guides")).unwrap();
+    write("guides/other.md", "---\ntitle: Other guide\n---\n\nText.\n");
+    write(
+        "guides/setup.md",
+        "---\ntitle: Setup\n---\n\nSee [one](other.md), [two](b.md#top), [three](../d.md), \
+         [four](docs/e.md), [five](./other.md) and [six](gone.md).\n",
+    );
     std::fs::create_dir(dir.path().join("zendesk")).unwrap();
     write(
         "zendesk/360-refunds.html",
@@ -297,6 +377,13 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     assert!(has("a.md", Severity::Warning, "same title"), "{findings:?}");
     assert!(has("b.md", Severity::Warning, "same title"), "{findings:?}");
     assert!(has("c.md", Severity::Error, "YAML"), "{findings:?}");
+    assert!(has("f.md", Severity::Error, "`url`"), "{findings:?}");
+    let setup: Vec<_> = findings
+        .iter()
+        .filter(|f| f.path == "guides/setup.md")
+        .collect();
+    assert_eq!(setup.len(), 1, "{setup:?}");
+    assert!(setup[0].message.contains("gone.md"), "{setup:?}");
     assert!(
         has("d.md", Severity::Warning, "no front matter"),
         "{findings:?}"

@@ -210,8 +210,8 @@ async fn article(
         .ok_or_else(|| ApiError::not_found(format!("no article at {path}")))?;
     let source = std::fs::read_to_string(state.kb.dir().join(&path))
         .map_err(|_| ApiError::not_found(format!("the article at {path} was just removed")))?;
-    let body =
-        crate::kb::render_html(&path, &source).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let body = crate::kb::render_html(&path, &source, |p| state.kb.has_article(p))
+        .map_err(|e| ApiError::not_found(e.to_string()))?;
     let title = escape(&article.title);
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

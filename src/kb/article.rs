@@ -83,15 +83,46 @@ pub fn parse(path: &str, source: &str) -> Result<Article, KbError> {
         path: path.to_owned(),
         title: front.title.unwrap_or_default().trim().to_owned(),
         tags: front.tags,
-        url: front.url.filter(|u| !u.trim().is_empty()),
+        url: front
+            .url
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty()),
         sections: Vec::new(),
         links: Vec::new(),
     };
+    if let Some(url) = article.url.as_deref().filter(|u| !is_public_address(u)) {
+        return Err(KbError::Article {
+            path: path.to_owned(),
+            problem: format!(
+                "the front matter's `url` must be the article's web address (https://…) or a \
+                 path on your site (/…), not `{}`",
+                url.chars().take(60).collect::<String>()
+            ),
+        });
+    }
     let first_h1 = split_sections(&body, &mut article);
     if article.title.is_empty() {
         article.title = first_h1.unwrap_or_else(|| title_from_path(path));
     }
     Ok(article)
+}
+
+/// Whether `url` (an article's public address from its front matter) is one a customer can be
+/// sent to: http(s), or a path on the operator's site. Anything else (`javascript:`, `data:`,
+/// `file:`, a bare word) is refused rather than put under the bot's answer.
+fn is_public_address(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://") || url.starts_with('/'))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// What an article that [`has_text`] says no about is told (a problem; it is not loaded).
+pub const NO_TEXT: &str = "the article has no text the bot could answer with: write it under \
+    the title (the file is empty, or holds only a title and headings)";
+
+/// Whether any of the article's sections has text (an article without is not loaded).
+pub fn has_text(article: &Article) -> bool {
+    article.sections.iter().any(|s| !s.text.is_empty())
 }
 
 /// The markdown after the front matter, without MDX imports and JSX (for rendering to HTML).
@@ -640,6 +671,44 @@ fn tidy(text: &str) -> String {
     paragraphs.join("\n\n")
 }
 
+/// The article a relative markdown link in the article at `from` points to (its path in the
+/// knowledge base, as `exists` knows paths), resolved as Docusaurus does: from the linking
+/// article's folder first, then from the knowledge base's root (`goal-conversions.md` written in
+/// `custom-props/`), then as written from the site's root with the docs folder named first
+/// (`docs/ecommerce.md`). `None` when none of them exists, or for a link that is not a relative
+/// markdown link (an address, an anchor in the same page).
+pub fn linked_article(from: &str, link: &str, exists: impl Fn(&str) -> bool) -> Option<String> {
+    if !is_relative_markdown_link(link) {
+        return None;
+    }
+    let target = link.split('#').next().unwrap_or_default();
+    let folder = from.rsplit_once('/').map_or("", |(folder, _)| folder);
+    let from_root = target.split_once('/').map(|(_, rest)| rest);
+    [
+        normalize(&format!("{folder}/{target}")),
+        normalize(target),
+        from_root.and_then(normalize),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|path| exists(path))
+}
+
+/// `a/./b/../c.md` as `a/c.md`; `None` for a path that climbs out of the knowledge base.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
 fn is_relative_markdown_link(url: &str) -> bool {
     let target = url.split('#').next().unwrap_or("");
     !target.is_empty()
@@ -678,6 +747,27 @@ pub fn slugify(heading: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_is_resolved_from_its_folder_then_the_root_and_never_outside() {
+        let paths = ["a.md", "guides/b.md", "guides/deep/c.md"];
+        let exists = |p: &str| paths.contains(&p);
+        let resolve = |from: &str, link: &str| linked_article(from, link, exists);
+        assert_eq!(
+            resolve("guides/deep/c.md", "../b.md#x").as_deref(),
+            Some("guides/b.md")
+        );
+        assert_eq!(resolve("guides/deep/c.md", "a.md").as_deref(), Some("a.md"));
+        assert_eq!(
+            resolve("a.md", "docs/guides/b.md").as_deref(),
+            Some("guides/b.md")
+        );
+        assert_eq!(resolve("a.md", "./a.md").as_deref(), Some("a.md"));
+        assert_eq!(resolve("guides/b.md", "../../a.md"), None, "climbs out");
+        assert_eq!(resolve("a.md", "https://example.com/a.md"), None);
+        assert_eq!(resolve("a.md", "#top"), None);
+        assert_eq!(resolve("a.md", "missing.md"), None);
+    }
 
     const MDX: &str = r#"---
 title: "Two-factor authentication"

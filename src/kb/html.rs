@@ -6,12 +6,19 @@
 
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
-use super::article::prose_markdown;
+use super::article::{linked_article, prose_markdown};
 use super::KbError;
 
 /// The article's body as HTML. A link or image whose address is not allowed keeps its text (an
-/// image, its description) without the link.
-pub fn render_html(path: &str, source: &str) -> Result<String, KbError> {
+/// image, its description) without the link. A link to another article (`exists` says which paths
+/// are articles) goes to that article's `/kb/` page wherever it was written from
+/// ([`linked_article`]): a browser would resolve `goal-conversions.md`, written in
+/// `custom-props/`, to a page that is not there.
+pub fn render_html(
+    path: &str,
+    source: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Result<String, KbError> {
     let body = prose_markdown(path, source)?;
     let parser = Parser::new_ext(
         &body,
@@ -39,7 +46,13 @@ pub fn render_html(path: &str, source: &str) -> Result<String, KbError> {
         }) => {
             let href = match link_type {
                 LinkType::Email => format!("mailto:{dest_url}"),
-                _ => dest_url.to_string(),
+                _ => match linked_article(path, &dest_url, &exists) {
+                    Some(article) => match dest_url.split_once('#') {
+                        Some((_, anchor)) => format!("/kb/{article}#{anchor}"),
+                        None => format!("/kb/{article}"),
+                    },
+                    None => dest_url.to_string(),
+                },
             };
             let kept = link_allowed(&href);
             links.push(kept);
@@ -131,7 +144,7 @@ mod tests {
     use super::*;
 
     fn render(markdown: &str) -> String {
-        render_html("a.md", markdown).unwrap()
+        render_html("a.md", markdown, |_| false).unwrap()
     }
 
     #[test]

@@ -79,12 +79,8 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
                 ),
             );
         }
-        if parsed.sections.iter().all(|s| s.text.is_empty()) {
-            add(
-                rel,
-                Severity::Error,
-                "the article has no text the bot could answer with".into(),
-            );
+        if !article::has_text(&parsed) {
+            add(rel, Severity::Error, article::NO_TEXT.into());
         } else {
             for s in parsed
                 .sections
@@ -113,9 +109,8 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
             );
         }
         for link in &parsed.links {
-            let target = link.split('#').next().unwrap_or_default();
-            let base = full.parent().unwrap_or(dir);
-            if !base.join(target).is_file() {
+            let exists = |path: &str| dir.join(path).is_file();
+            if article::linked_article(rel, link, exists).is_none() {
                 add(
                     rel,
                     Severity::Error,

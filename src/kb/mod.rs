@@ -27,7 +27,7 @@ pub use answerability::{
     features as answerability_features, features_reranked as answerability_features_reranked,
     words, Judged, Lexicon, Model, FEATURES, RERANK_FEATURES,
 };
-pub use article::{parse, slugify, Article, Section};
+pub use article::{linked_article, parse, slugify, Article, Section};
 pub use calibrate::Calibration;
 pub use html::render_html;
 pub use lint::{lint, Finding, Severity};
@@ -301,6 +301,9 @@ impl KnowledgeBase {
                 }
                 let text = String::from_utf8_lossy(&source);
                 match article::parse(rel, &text) {
+                    Ok(article) if !article::has_text(&article) => {
+                        problems.insert(rel.clone(), format!("{rel}: {}", article::NO_TEXT));
+                    }
                     Ok(article) => changed.push((rel.clone(), hash, article)),
                     Err(e) => {
                         problems.insert(rel.clone(), e.to_string());
@@ -685,6 +688,11 @@ impl KnowledgeBase {
     /// One article by path.
     pub fn article(&self, path: &str) -> Option<Article> {
         self.read().articles.get(path).map(|i| i.article.clone())
+    }
+
+    /// Whether an article is indexed at `path`.
+    pub fn has_article(&self, path: &str) -> bool {
+        self.read().articles.contains_key(path)
     }
 
     /// Whether the article at `path` is indexed and has the section `anchor` ("" for its
