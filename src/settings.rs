@@ -789,6 +789,10 @@ pub struct IdentitySettings {
     /// `FRONTDESK_IDENTITY__SECRET`). Unset: every customer is unverified, and no two
     /// conversations are linked.
     pub secret: Option<Secret>,
+    /// Refuse signatures without an expiry (`user_hash_expires`): a `user_hash` copied from a
+    /// page then stops working when it expires. Off by default, so sites that sign without one
+    /// keep working; turn it on once the backend signs with an expiry (see the README).
+    pub require_expiry: bool,
 }
 
 /// A secret setting: never printed (`Debug` shows `***`).

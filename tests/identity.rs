@@ -5,7 +5,7 @@
 mod common;
 
 use common::{spawn_app_with, Client, TestApp};
-use frontdesk::accounts::identity::sign;
+use frontdesk::accounts::identity::{sign, sign_until};
 use serde_json::{json, Value};
 
 const SECRET: &str = "a long random secret shared with the shop's backend";
@@ -318,4 +318,90 @@ async fn a_verified_customers_conversation_is_not_resumed_by_anyone_else_on_thei
     let mut back = app.client().await;
     let welcome = signed_hello_again(&mut back, &ann, &session, 0).await;
     assert_eq!(welcome["conversation_id"], id.as_str(), "{welcome}");
+}
+
+/// A hello signed with an expiry, from a device with `session` (or none); the first frame back.
+async fn hello_until(
+    device: &mut Client,
+    user_id: &str,
+    user_hash: &str,
+    expires: i64,
+    session: Option<&str>,
+) -> Value {
+    device
+        .send(json!({"type": "hello", "protocol": 1, "session": session,
+            "visitor": {"name": "Ann", "email": "ann@example.com"},
+            "user_id": user_id, "user_hash": user_hash, "user_hash_expires": expires}))
+        .await;
+    device.recv().await
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn a_signature_with_an_expiry_works_until_then_and_a_copied_one_stops_working() {
+    let app = app().await;
+    let (later, past) = (now_secs() + 3600, now_secs() - 60);
+    let fresh = sign_until(SECRET, "ann-42", later);
+    let stale = sign_until(SECRET, "ann-42", past);
+
+    // Ann's page, signed for the next hour: verified, her conversation stored.
+    let mut laptop = app.client().await;
+    let welcome = hello_until(&mut laptop, "ann-42", &fresh, later, None).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let id = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let session = welcome["session"].as_str().unwrap().to_owned();
+    laptop.ask("a1", "How do I reset my password?").await;
+    laptop.close().await;
+
+    // The signature moved to another expiry is no signature.
+    let mut other = app.client().await;
+    let moved = hello_until(&mut other, "ann-42", &fresh, later + 86_400, None).await;
+    assert_eq!(moved["code"], "identity_refused", "{moved}");
+
+    // Someone who copied an expired signature from her page gets nothing of hers.
+    let copied = hello_until(&mut other, "ann-42", &stale, past, None).await;
+    assert_eq!(copied["code"], "identity_refused", "{copied}");
+    assert!(
+        copied["message"].as_str().unwrap().contains("expired"),
+        "{copied}"
+    );
+
+    // Her own page, left open past the expiry, reconnects to her conversation as before.
+    let mut again = app.client().await;
+    let welcome = hello_until(&mut again, "ann-42", &stale, past, Some(&session)).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    // (Resumed as hers: a verified customer's conversation is resumed by nobody else.)
+    assert_eq!(welcome["conversation_id"], id.as_str(), "{welcome}");
+
+    // With identity.require_expiry, a signature without one is refused and one with it works.
+    let strict = spawn_app_with(|s| {
+        s.identity.secret = Some(SECRET.into());
+        s.identity.require_expiry = true;
+    })
+    .await;
+    let mut customer = strict.client().await;
+    let old_style = sign(SECRET, "ann-42");
+    let refused = hello(
+        &mut customer,
+        "ann@example.com",
+        Some("ann-42"),
+        Some(&old_style),
+    )
+    .await;
+    assert_eq!(refused["code"], "identity_refused", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("require_expiry"),
+        "{refused}"
+    );
+    let welcome = hello_until(&mut customer, "ann-42", &fresh, later, None).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
 }

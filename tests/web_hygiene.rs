@@ -42,7 +42,10 @@ async fn an_article_with_script_and_javascript_links_renders_nothing_live() {
         ),
         "{html}"
     );
-    assert!(html.contains("<a href=\"/kb/other.md\">other</a>"), "{html}");
+    assert!(
+        html.contains("<a href=\"/kb/other.md\">other</a>"),
+        "{html}"
+    );
 }
 
 #[tokio::test]

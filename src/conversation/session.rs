@@ -96,6 +96,27 @@ fn derived_id(token: &str) -> ConversationId {
 }
 
 impl Conversations {
+    /// Whether the session `token` (a widget's, from its `welcome`) opened a conversation whose
+    /// verified customer is `customer` (`id:…` / `email:…`). A store that does not answer says no.
+    pub async fn session_belongs_to(&self, token: Option<&str>, customer: &str) -> bool {
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            return false;
+        };
+        let store = &self.core.store;
+        let owner = match store.conversation_by_session(&token::hash(token)).await {
+            Ok(Some(row)) => store.customer_of(&row.id).await,
+            Ok(None) => return false,
+            Err(e) => Err(e),
+        };
+        match owner {
+            Ok(owner) => owner.as_deref() == Some(customer),
+            Err(e) => {
+                tracing::warn!("checking whose conversation a session holds: {e}");
+                false
+            }
+        }
+    }
+
     /// Joins a socket to the conversation of `hello.session` (or a new one) and queues its
     /// `welcome` with every frame after `hello.last_seq`. Joining, reading what was missed and
     /// queueing `welcome` happen under the conversation's lock, so each frame reaches the socket

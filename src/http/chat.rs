@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::socket::{self, Handler, Timing};
 use super::AppState;
-use crate::accounts::identity::IdentityVerifier;
+use crate::accounts::identity::{IdentityError, IdentityVerifier};
 use crate::admission::{Action, Admission, Slot};
 use crate::conversation::{Asked, Chosen, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
@@ -141,15 +141,29 @@ impl Connection {
                 visitor,
                 user_id,
                 user_hash,
+                user_hash_expires,
                 ..
             } => {
                 let verified = self.identity.verify(
                     user_id.as_deref(),
                     visitor.email.as_deref(),
                     user_hash.as_deref(),
+                    user_hash_expires,
+                    crate::clock::now_ms() / 1000,
                 );
                 let customer = match verified {
                     Ok(customer) => customer,
+                    // A page left open past its signature's expiry, reconnecting to the
+                    // conversation it holds: that customer's still. Anything else the expiry is
+                    // for (a copied signature) has no session of theirs.
+                    Err(IdentityError::Expired { key, .. })
+                        if self
+                            .conversations
+                            .session_belongs_to(session.as_deref(), &key)
+                            .await =>
+                    {
+                        Some(key)
+                    }
                     Err(e) => {
                         let refused = Refusal::new(ErrorCode::IdentityRefused, e.to_string());
                         return self.refuse(refused, None);
