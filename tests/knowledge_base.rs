@@ -352,6 +352,10 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
         "f.md",
         "---\ntitle: Prices\nurl: javascript:alert(1)\n---\n\nOur prices.\n",
     );
+    write(
+        "g.md",
+        "---\ntitle: Tracking\n---\n\n## Events\n\n### Goals\n\nAdd a goal.\n\n### Funnels\n\n<Funnel />\n",
+    );
     // Links as Docusaurus resolves them: from the article's folder, from the root, from the
     // site's root with the docs folder named first.
     std::fs::create_dir(dir.path().join("guides")).unwrap();
@@ -378,6 +382,10 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     assert!(has("b.md", Severity::Warning, "same title"), "{findings:?}");
     assert!(has("c.md", Severity::Error, "YAML"), "{findings:?}");
     assert!(has("f.md", Severity::Error, "`url`"), "{findings:?}");
+    // A heading whose text is in its sub-headings is not empty; one with nothing under it is.
+    let g: Vec<_> = findings.iter().filter(|f| f.path == "g.md").collect();
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert!(g[0].message.contains("Events > Funnels"), "{g:?}");
     let setup: Vec<_> = findings
         .iter()
         .filter(|f| f.path == "guides/setup.md")

@@ -82,10 +82,18 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
         if !article::has_text(&parsed) {
             add(rel, Severity::Error, article::NO_TEXT.into());
         } else {
+            // A heading whose text is all in its sub-headings ("## Tracking" then "### Goals")
+            // is not empty.
+            let has_children = |s: &article::Section| {
+                parsed.sections.iter().any(|c| {
+                    c.heading_path.len() > s.heading_path.len()
+                        && c.heading_path.starts_with(&s.heading_path)
+                })
+            };
             for s in parsed
                 .sections
                 .iter()
-                .filter(|s| s.text.is_empty() && !s.heading_path.is_empty())
+                .filter(|s| s.text.is_empty() && !s.heading_path.is_empty() && !has_children(s))
             {
                 add(
                     rel,
