@@ -317,6 +317,12 @@ async fn a_malformed_request_is_answered_with_the_json_error_every_other_error_h
             400,
             "invalid_path",
         ),
+        (client.get(app.http("/api/nothing-here")), 404, "not_found"),
+        (
+            client.get(app.http("/api/agent/login")),
+            405,
+            "method_not_allowed",
+        ),
     ];
     for (request, status, code) in cases {
         let response = request.send().await.expect("answered");

@@ -43,6 +43,16 @@ impl ApiError {
         }
     }
 
+    /// The route does not take this method.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method_not_allowed",
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
     /// The client has not proven who it is.
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
         Self {

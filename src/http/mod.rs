@@ -71,9 +71,27 @@ pub fn app(state: AppState) -> Router {
         .merge(agent_socket::router())
         .merge(pages::router())
         .merge(metrics::router())
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::map_response(no_sniffing))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A path no route serves: the JSON error every other API error has (axum's is an empty body).
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::not_found(format!(
+        "nothing is served at {path}; the API is described in docs/PROTOCOL.md"
+    ))
+}
+
+/// A route asked with a method it does not take (`GET /api/agent/login`).
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::method_not_allowed(format!(
+        "{path} does not take {method}; see docs/PROTOCOL.md for how to call it"
+    ))
 }
 
 /// Every response says what it is, and browsers do not guess otherwise (a JSON body is never run
