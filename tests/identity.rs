@@ -379,6 +379,16 @@ async fn a_signature_with_an_expiry_works_until_then_and_a_copied_one_stops_work
     // (Resumed as hers: a verified customer's conversation is resumed by nobody else.)
     assert_eq!(welcome["conversation_id"], id.as_str(), "{welcome}");
 
+    // An expiry that is not whole seconds is a refused identity (the widget chats on), not a
+    // malformed hello.
+    let mut odd = app.client().await;
+    odd.send(
+        json!({"type": "hello", "protocol": 1, "visitor": {"name": "Ann"},
+        "user_id": "ann-42", "user_hash": fresh, "user_hash_expires": 1.5}),
+    )
+    .await;
+    assert_eq!(odd.recv().await["code"], "identity_refused");
+
     // With identity.require_expiry, a signature without one is refused and one with it works.
     let strict = spawn_app_with(|s| {
         s.identity.secret = Some(SECRET.into());
@@ -404,4 +414,43 @@ async fn a_signature_with_an_expiry_works_until_then_and_a_copied_one_stops_work
     );
     let welcome = hello_until(&mut customer, "ann-42", &fresh, later, None).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
+}
+
+#[tokio::test]
+async fn an_expired_signature_reaches_no_conversation_but_the_open_one_its_page_holds() {
+    let app = app().await;
+    let token = app.agent_token("Sam", &[]).await;
+    let mut sam = app.agent(&token).await;
+    let (later, past) = (now_secs() + 3600, now_secs() - 60);
+    let fresh = sign_until(SECRET, "ann-42", later);
+    let stale = sign_until(SECRET, "ann-42", past);
+
+    // Ann chats on a library computer; the chat is resolved and she leaves.
+    let mut library = app.client().await;
+    let welcome = hello_until(&mut library, "ann-42", &fresh, later, None).await;
+    let first = welcome["conversation_id"].as_str().unwrap().to_owned();
+    let library_session = welcome["session"].as_str().unwrap().to_owned();
+    library.ask("l1", "Where is my parcel?").await;
+    common::request_claim_and_resolve(&mut library, &mut sam, &first).await;
+    library.close().await;
+    // Later she opens a conversation on her phone.
+    let mut phone = app.client().await;
+    let welcome = hello_until(&mut phone, "ann-42", &fresh, later, None).await;
+    let open = welcome["conversation_id"].as_str().unwrap().to_owned();
+    assert_ne!(open, first);
+    phone.ask("p1", "My card was charged twice").await;
+
+    // The next person at the library computer goes Back to her cached page: its expired
+    // signature and her old session reach neither her open conversation nor a verified new one.
+    let mut next = app.client().await;
+    let refused = hello_until(&mut next, "ann-42", &stale, past, Some(&library_session)).await;
+    assert_eq!(refused["code"], "identity_refused", "{refused}");
+    // Nor does someone else's session with her expired signature.
+    let mut bob = app.client().await;
+    let welcome = hello(&mut bob, "bob@example.com", None, None).await;
+    let bobs_session = welcome["session"].as_str().unwrap().to_owned();
+    bob.ask("b1", "Do you ship to Norway?").await;
+    let mut bobs_tab = app.client().await;
+    let refused = hello_until(&mut bobs_tab, "ann-42", &stale, past, Some(&bobs_session)).await;
+    assert_eq!(refused["code"], "identity_refused", "{refused}");
 }

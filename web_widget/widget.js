@@ -1265,7 +1265,7 @@ font-size:16px;line-height:1.4;background:#fff;overflow-y:auto}
       // A logged-in customer's identity, signed by the operator's backend (data-user-id,
       // data-user-hash): the same history on every device, and earlier conversations linked.
       // With data-user-hash-expires (Unix seconds) the signature covers its expiry too.
-      const expires = Number(data.userHashExpires) || undefined;
+      const expires = /^\d+$/.test(data.userHashExpires || '') ? Number(data.userHashExpires) : undefined;
       const identity = data.userHash && !identityRefused ? { user_id: data.userId || undefined, user_hash: data.userHash, user_hash_expires: expires } : {};
       if (ws === sock) { clearTimeout(watchdog); watchdog = 0; armWatchdog(); } // now the welcome's wait
       sock.session = load('session') || undefined;

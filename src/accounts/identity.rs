@@ -40,6 +40,9 @@ pub enum IdentityError {
         /// The expiry it carried.
         at: i64,
     },
+    /// `user_hash_expires` is not whole Unix seconds.
+    #[error("user_hash_expires must be the expiry in whole Unix seconds (digits only)")]
+    BadExpiry,
     /// `identity.require_expiry` is on and the signature has none.
     #[error(
         "user_hash has no expiry and the server requires one (identity.require_expiry): sign \

@@ -33,6 +33,11 @@ pub struct Hello {
     pub customer: Option<String>,
     /// The operator's id of the customer, when verified.
     pub user_id: Option<String>,
+    /// `customer` comes from a signature that has expired, accepted only because `session` holds
+    /// an open conversation of theirs ([`Conversations::session_holds_open_conversation_of`]):
+    /// that conversation is resumed, and nothing else (not the customer's conversation on another
+    /// device, not a new verified one).
+    pub lapsed: bool,
 }
 
 /// A customer socket's place in its conversation; leaves the conversation's audience when
@@ -96,16 +101,22 @@ fn derived_id(token: &str) -> ConversationId {
 }
 
 impl Conversations {
-    /// Whether the session `token` (a widget's, from its `welcome`) opened a conversation whose
-    /// verified customer is `customer` (`id:…` / `email:…`). A store that does not answer says no.
-    pub async fn session_belongs_to(&self, token: Option<&str>, customer: &str) -> bool {
-        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+    /// Whether the session `token` (a widget's, from its `welcome`) holds a conversation of the
+    /// verified customer `customer` (`id:…` / `email:…`) that is still open (not resolved): a
+    /// page left open past its signature's expiry may go on with it, and with nothing else. A
+    /// store that does not answer says no.
+    pub async fn session_holds_open_conversation_of(
+        &self,
+        token: Option<&str>,
+        customer: &str,
+    ) -> bool {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
             return false;
         };
         let store = &self.core.store;
         let owner = match store.conversation_by_session(&token::hash(token)).await {
-            Ok(Some(row)) => store.customer_of(&row.id).await,
-            Ok(None) => return false,
+            Ok(Some(row)) if row.state != "resolved" => store.customer_of(&row.id).await,
+            Ok(_) => return false,
             Err(e) => Err(e),
         };
         match owner {
@@ -134,10 +145,11 @@ impl Conversations {
             visitor.user_id = hello.user_id.map(|u| u.trim().chars().take(200).collect());
         }
         let customer = hello.customer;
+        let lapsed = hello.lapsed;
         let last_seq = hello.last_seq.unwrap_or(0).max(0);
         // A verified customer has one history on every device: the conversation they have open
         // (one that was resolved is linked to the next as a previous conversation instead).
-        if let Some(key) = &customer {
+        if let Some(key) = customer.as_ref().filter(|_| !lapsed) {
             if let Some(latest) = core.store.open_conversation_of(key).await? {
                 let id = ConversationId::from(latest);
                 let own = match hello.session.as_deref() {
@@ -206,6 +218,19 @@ impl Conversations {
                 return core.welcome(session, token, last_seq, outbox).await;
             }
         }
+        // A lapsed signature resumes only the conversation its session holds; without it (gone
+        // meanwhile) the conversation is a new, unverified one.
+        let (customer, visitor) = match lapsed {
+            true => (
+                None,
+                Visitor {
+                    verified: false,
+                    user_id: None,
+                    ..visitor
+                },
+            ),
+            false => (customer, visitor),
+        };
         let token = token::new_token();
         let id = derived_id(&token);
         let seat = core.fanout.seat_customer(&id, outbox.clone());

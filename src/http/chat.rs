@@ -24,6 +24,23 @@ use crate::protocol::customer::{check_message, Choice, ClientFrame, ServerFrame}
 use crate::protocol::{decode, encode, ErrorCode, Refusal};
 use crate::settings::LimitSettings;
 
+/// How long after its expiry a customer's signature still resumes the open conversation its
+/// page holds (a tab left open overnight): beyond it, the page must be loaded again.
+const EXPIRED_GRACE_SECONDS: i64 = 12 * 3600;
+
+/// `user_hash_expires` as whole Unix seconds (a number, or digits in a string); anything else is
+/// refused as an identity, not as a malformed frame, so the widget chats on unverified.
+fn whole_seconds(value: Option<&serde_json::Value>) -> Result<Option<i64>, IdentityError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_i64().map(Some).ok_or(IdentityError::BadExpiry),
+        Some(serde_json::Value::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map(Some).map_err(|_| IdentityError::BadExpiry)
+        }
+        Some(_) => Err(IdentityError::BadExpiry),
+    }
+}
+
 /// Frames above this size are cut off by the WebSocket layer itself (connection closed, 1009);
 /// between `max_frame_bytes` and this, the client gets a `frame_too_large` error frame.
 const HARD_FRAME_LIMIT: usize = 1 << 20;
@@ -144,24 +161,38 @@ impl Connection {
                 user_hash_expires,
                 ..
             } => {
-                let verified = self.identity.verify(
-                    user_id.as_deref(),
-                    visitor.email.as_deref(),
-                    user_hash.as_deref(),
-                    user_hash_expires,
-                    crate::clock::now_ms() / 1000,
-                );
+                if self.session.is_some() {
+                    let again = Refusal::new(
+                        ErrorCode::BadFrame,
+                        "hello was already sent on this connection",
+                    );
+                    return self.refuse(again, None);
+                }
+                let now_secs = crate::clock::now_ms() / 1000;
+                let verified = whole_seconds(user_hash_expires.as_ref()).and_then(|expires| {
+                    self.identity.verify(
+                        user_id.as_deref(),
+                        visitor.email.as_deref(),
+                        user_hash.as_deref(),
+                        expires,
+                        now_secs,
+                    )
+                });
+                let mut lapsed = false;
                 let customer = match verified {
                     Ok(customer) => customer,
-                    // A page left open past its signature's expiry, reconnecting to the
-                    // conversation it holds: that customer's still. Anything else the expiry is
-                    // for (a copied signature) has no session of theirs.
-                    Err(IdentityError::Expired { key, .. })
-                        if self
-                            .conversations
-                            .session_belongs_to(session.as_deref(), &key)
-                            .await =>
+                    // A page left open past its signature's expiry (not by more than
+                    // EXPIRED_GRACE_SECONDS), reconnecting to the open conversation it holds:
+                    // that customer's still, for that conversation only. A copied signature has
+                    // no session of theirs.
+                    Err(IdentityError::Expired { key, at })
+                        if now_secs - at <= EXPIRED_GRACE_SECONDS
+                            && self
+                                .conversations
+                                .session_holds_open_conversation_of(session.as_deref(), &key)
+                                .await =>
                     {
+                        lapsed = true;
                         Some(key)
                     }
                     Err(e) => {
@@ -175,19 +206,13 @@ impl Connection {
                     visitor,
                     user_id: customer.as_ref().and(user_id),
                     customer,
+                    lapsed,
                 }
             }
             ClientFrame::Ping { id, probe: true } => return self.send(ServerFrame::Pong { id }),
             ClientFrame::Ping { id, .. } => return self.pong(id),
             other => return self.in_session(other).await,
         };
-        if self.session.is_some() {
-            let again = Refusal::new(
-                ErrorCode::BadFrame,
-                "hello was already sent on this connection",
-            );
-            return self.refuse(again, None);
-        }
         let origin = self.origin();
         match self.conversations.open(hello, origin, &self.outbox).await {
             Ok(session) => self.session = Some(session),

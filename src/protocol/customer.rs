@@ -30,12 +30,13 @@ pub enum ClientFrame {
         /// customer is. A wrong one is refused (`identity_refused`).
         #[serde(default)]
         user_hash: Option<String>,
-        /// When `user_hash` expires (Unix seconds), if it was signed with an expiry: the backend
+        /// When `user_hash` expires (whole Unix seconds, a number or digits; anything else is
+        /// `identity_refused`), if it was signed with an expiry: the backend
         /// then signs `"{user_id}\n{expires}"` with `"{secret}:expiring"` as the key. An expired signature is refused
         /// (`identity_refused`) unless it resumes a conversation of that customer's this
         /// browser already holds.
         #[serde(default)]
-        user_hash_expires: Option<i64>,
+        user_hash_expires: Option<serde_json::Value>,
         /// Protocol version the widget speaks.
         #[serde(default)]
         protocol: Option<u32>,
