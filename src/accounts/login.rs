@@ -14,12 +14,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
 use super::{hash_password, verify_password, AuthError};
 use crate::settings::AgentSettings;
+
+/// Wrong passwords after which a device token stops counting (OWASP: a device cookie is locked
+/// out after a few failures): someone holding a browser an agent signed in on gets a few guesses
+/// of its own, not a budget that refills.
+pub const DEVICE_FAILURES: u32 = 3;
+
+/// How long a device's wrong passwords are remembered (ms).
+const DEVICE_FAILURES_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 /// Longest a login waits for a free hashing thread before it is told to come back.
 const HASHING_WAIT: Duration = Duration::from_secs(2);
@@ -32,6 +41,9 @@ struct Inner {
     per_account: DefaultKeyedRateLimiter<String>,
     /// Per known device of an account, the account's quota each.
     per_device: DefaultKeyedRateLimiter<String>,
+    /// Wrong passwords per device id, and when the last was (ms): a device with
+    /// [`DEVICE_FAILURES`] of them is no longer trusted (its sign-ins count against the account).
+    device_failures: DashMap<String, (u32, i64)>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     /// With several nodes: the same throttles counted in Redis for all of them.
     shared: Option<Shared>,
@@ -115,6 +127,7 @@ impl Gate {
                 settings.login_attempts_per_address,
                 settings.login_address_backoff_seconds,
             )),
+            device_failures: DashMap::new(),
             hashing: Semaphore::new(settings.password_hashing_threads.max(1)),
             clock: DefaultClock::default(),
             verifications: AtomicU64::new(0),
@@ -170,6 +183,28 @@ impl Gate {
         Ok(())
     }
 
+    /// Whether the device `id` (from a valid device token) is still trusted at `now_ms`: fewer
+    /// than [`DEVICE_FAILURES`] wrong passwords from it in the last day. Counted by this node.
+    pub fn device_trusted(&self, id: &str, now_ms: i64) -> bool {
+        self.0
+            .device_failures
+            .get(id)
+            .is_none_or(|f| f.0 < DEVICE_FAILURES || now_ms - f.1 > DEVICE_FAILURES_KEPT_MS)
+    }
+
+    /// A wrong password came from the trusted device `id` at `now_ms`.
+    pub fn device_failed(&self, id: &str, now_ms: i64) {
+        let mut entry = self
+            .0
+            .device_failures
+            .entry(id.to_owned())
+            .or_insert((0, now_ms));
+        if now_ms - entry.1 > DEVICE_FAILURES_KEPT_MS {
+            entry.0 = 0;
+        }
+        *entry = (entry.0 + 1, now_ms);
+    }
+
     /// A refusal with the wait a local throttle gives.
     fn wait(&self) -> impl Fn(governor::NotUntil<<DefaultClock as Clock>::Instant>) -> AuthError {
         let now = self.0.clock.now();
@@ -221,8 +256,13 @@ impl Gate {
         self.0.verifications.load(Ordering::Relaxed)
     }
 
-    /// Forgets the throttles' state of keys that are back to a full bucket (bounds memory).
+    /// Forgets the throttles' state of keys that are back to a full bucket, and devices' wrong
+    /// passwords older than a day (bounds memory).
     pub fn forget_idle(&self) {
+        let now = crate::clock::now_ms();
+        self.0
+            .device_failures
+            .retain(|_, f| now - f.1 <= DEVICE_FAILURES_KEPT_MS);
         self.0.per_account.retain_recent();
         self.0.per_device.retain_recent();
         self.0.per_address.retain_recent();
@@ -284,6 +324,21 @@ mod tests {
             Err(AuthError::Throttled { .. })
         ));
         gate.attempt_on(Holder::Device("d-2")).await.unwrap();
+    }
+
+    #[test]
+    fn a_device_is_untrusted_after_three_wrong_passwords_for_a_day() {
+        let gate = Gate::new(&settings());
+        for i in 0..DEVICE_FAILURES {
+            assert!(gate.device_trusted("d-1", i64::from(i)));
+            gate.device_failed("d-1", i64::from(i));
+        }
+        assert!(!gate.device_trusted("d-1", 10));
+        assert!(gate.device_trusted("d-2", 10), "another device");
+        assert!(
+            gate.device_trusted("d-1", 3 + DEVICE_FAILURES_KEPT_MS),
+            "a day later"
+        );
     }
 
     #[tokio::test]
