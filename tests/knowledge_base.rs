@@ -188,11 +188,15 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
         "---\ntitle: Draft\nno closing fence",
     )
     .unwrap();
-    // A file saved empty, and a front matter whose address would run a script in the widget.
+    // A new file saved empty, and an article an editor blanked to take it back.
     std::fs::write(app.kb_dir.join("new-article.md"), "").unwrap();
+    let warranty = app.kb_dir.join("policies/warranty.md");
+    let warranty_text = std::fs::read_to_string(&warranty).unwrap();
+    std::fs::write(&warranty, "---\ntitle: Warranty\n---\n").unwrap();
+    // A front matter whose address is no web address: ignored, the article served.
     std::fs::write(
-        app.kb_dir.join("sneaky.md"),
-        "---\ntitle: Prices\nurl: javascript:alert(1)\n---\n\nOur prices.\n",
+        app.kb_dir.join("prices.md"),
+        "---\ntitle: Prices\nurl: javascript:alert(1)\n---\n\nOur espresso machines cost 300 euros.\n",
     )
     .unwrap();
 
@@ -240,10 +244,29 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
     assert!(
         problems
             .iter()
-            .any(|(path, message, _)| *path == "sneaky.md"
-                && message.contains("`url`")
-                && message.contains("javascript:alert(1)")),
+            .any(|(path, message, previous)| *path == "policies/warranty.md"
+                && message.contains("no text")
+                && !*previous),
         "{problems:?}"
+    );
+    let (_, listing) = app.api("/api/kb/articles").await;
+    let paths: Vec<&str> = listing["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    assert!(
+        !paths.contains(&"policies/warranty.md"),
+        "blanked: taken out"
+    );
+    assert!(paths.contains(&"prices.md"), "{paths:?}");
+    let (_, found) = app
+        .api("/api/kb/search?q=how+much+does+an+espresso+machine+cost")
+        .await;
+    assert_eq!(
+        found["passages"][0]["link"], "/kb/prices.md",
+        "its own page, not the script: {found}"
     );
 
     // The last good version of the broken article still answers, and so does everything else.
@@ -275,7 +298,7 @@ async fn a_broken_file_is_reported_and_the_rest_of_the_base_keeps_serving() {
         "---\ntitle: Gift cards\n---\n\nGift cards never expire.\n",
     )
     .unwrap();
-    std::fs::remove_file(app.kb_dir.join("sneaky.md")).unwrap();
+    std::fs::write(&warranty, warranty_text).unwrap();
     let cleared = wait_until(Duration::from_secs(2), async || {
         app.get("/api/health").await.1["kb_problems"] == 0
     })
@@ -381,7 +404,7 @@ fn lint_passes_the_demo_base_and_catches_what_editors_break() {
     assert!(has("a.md", Severity::Warning, "same title"), "{findings:?}");
     assert!(has("b.md", Severity::Warning, "same title"), "{findings:?}");
     assert!(has("c.md", Severity::Error, "YAML"), "{findings:?}");
-    assert!(has("f.md", Severity::Error, "`url`"), "{findings:?}");
+    assert!(has("f.md", Severity::Error, "is ignored"), "{findings:?}");
     // A heading whose text is in its sub-headings is not empty; one with nothing under it is.
     let g: Vec<_> = findings.iter().filter(|f| f.path == "g.md").collect();
     assert_eq!(g.len(), 1, "{g:?}");

@@ -90,15 +90,16 @@ pub fn parse(path: &str, source: &str) -> Result<Article, KbError> {
         sections: Vec::new(),
         links: Vec::new(),
     };
-    if let Some(url) = article.url.as_deref().filter(|u| !is_public_address(u)) {
-        return Err(KbError::Article {
-            path: path.to_owned(),
-            problem: format!(
-                "the front matter's `url` must be the article's web address (https://…) or a \
-                 path on your site (/…), not `{}`",
-                url.chars().take(60).collect::<String>()
+    if let Some(url) = article.url.take() {
+        match is_public_address(&url) {
+            true => article.url = Some(url),
+            // Its own page (`/kb/…`) is linked instead; `kb lint` says why ([`ignored_url`]).
+            false => tracing::warn!(
+                path,
+                url,
+                "the front matter's url is not a web address: ignored"
             ),
-        });
+        }
     }
     let first_h1 = split_sections(&body, &mut article);
     if article.title.is_empty() {
@@ -108,12 +109,22 @@ pub fn parse(path: &str, source: &str) -> Result<Article, KbError> {
 }
 
 /// Whether `url` (an article's public address from its front matter) is one a customer can be
-/// sent to: http(s), or a path on the operator's site. Anything else (`javascript:`, `data:`,
-/// `file:`, a bare word) is refused rather than put under the bot's answer.
+/// sent to: http(s), or a path on the server (`/…`, not `//host`). Anything else (`javascript:`,
+/// `data:`, a bare `www.example.com/x`, an address with spaces) is ignored: the article is linked
+/// to its page on the server instead.
 fn is_public_address(url: &str) -> bool {
     let lower = url.to_ascii_lowercase();
-    (lower.starts_with("https://") || lower.starts_with("http://") || url.starts_with('/'))
+    let path = url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\");
+    (lower.starts_with("https://") || lower.starts_with("http://") || path)
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The front matter's `url` of `source` when it is not one a customer can be sent to (so the
+/// article links its page on the server instead): for `kb lint` to say so.
+pub fn ignored_url(path: &str, source: &str) -> Option<String> {
+    let (front, _) = split_front_matter(path, source).ok()?;
+    let url = front.url?.trim().to_owned();
+    (!url.is_empty() && !is_public_address(&url)).then_some(url)
 }
 
 /// What an article that [`has_text`] says no about is told (a problem; it is not loaded).
@@ -609,7 +620,7 @@ fn split_sections(body: &str, article: &mut Article) -> Option<String> {
                 in_code_block = false;
                 current.text.push_str("\n\n");
             }
-            Event::Start(Tag::Link { dest_url, .. }) if is_relative_markdown_link(&dest_url) => {
+            Event::Start(Tag::Link { dest_url, .. }) if is_markdown_link(&dest_url) => {
                 article.links.push(dest_url.to_string());
             }
             Event::SoftBreak | Event::HardBreak => {
@@ -671,27 +682,64 @@ fn tidy(text: &str) -> String {
     paragraphs.join("\n\n")
 }
 
-/// The article a relative markdown link in the article at `from` points to (its path in the
-/// knowledge base, as `exists` knows paths), resolved as Docusaurus does: from the linking
-/// article's folder first, then from the knowledge base's root (`goal-conversions.md` written in
-/// `custom-props/`), then as written from the site's root with the docs folder named first
-/// (`docs/ecommerce.md`). `None` when none of them exists, or for a link that is not a relative
-/// markdown link (an address, an anchor in the same page).
+/// The article a markdown link in the article at `from` points to (its path in the knowledge
+/// base, as `exists` knows paths), resolved as Docusaurus resolves it: `./x.md` and `../x.md` from
+/// the linking article's folder only; `/x.md` from the knowledge base's root; a bare `x.md` from
+/// the article's folder, then from the root (`goal-conversions.md` written in `custom-props/`).
+/// A link from the site's root with Docusaurus's default docs folder first (`docs/x.md`, `/docs/
+/// x.md`) is read from the root without it. Percent-escapes are decoded. `None` when nothing
+/// there exists, or for what is not a link to a markdown file (an address, an anchor).
 pub fn linked_article(from: &str, link: &str, exists: impl Fn(&str) -> bool) -> Option<String> {
-    if !is_relative_markdown_link(link) {
+    if !is_markdown_link(link) {
         return None;
     }
-    let target = link.split('#').next().unwrap_or_default();
+    let target = percent_decoded(link.split('#').next().unwrap_or_default());
     let folder = from.rsplit_once('/').map_or("", |(folder, _)| folder);
-    let from_root = target.split_once('/').map(|(_, rest)| rest);
-    [
-        normalize(&format!("{folder}/{target}")),
-        normalize(target),
-        from_root.and_then(normalize),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|path| exists(path))
+    let in_folder = || normalize(&format!("{folder}/{target}"));
+    let from_root = || normalize(&target);
+    let from_site = || {
+        target
+            .trim_start_matches('/')
+            .strip_prefix("docs/")
+            .and_then(normalize)
+    };
+    let candidates = if target.starts_with("./") || target.starts_with("../") {
+        vec![in_folder()]
+    } else if target.starts_with('/') {
+        vec![from_root(), from_site()]
+    } else {
+        vec![in_folder(), from_root(), from_site()]
+    };
+    candidates.into_iter().flatten().find(|path| exists(path))
+}
+
+/// `a%20b.md` as `a b.md` (as a browser would ask for it); text that is not valid UTF-8 once
+/// decoded, or a `%` not followed by two hex digits, is left as written.
+fn percent_decoded(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
 }
 
 /// `a/./b/../c.md` as `a/c.md`; `None` for a path that climbs out of the knowledge base.
@@ -709,11 +757,13 @@ fn normalize(path: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-fn is_relative_markdown_link(url: &str) -> bool {
+/// Whether `url` links a markdown file on the same site: relative, or from the site's root
+/// (`/x.md`), not an address elsewhere (`https://…`, `//host/…`, `mailto:`).
+fn is_markdown_link(url: &str) -> bool {
     let target = url.split('#').next().unwrap_or("");
     !target.is_empty()
-        && !target.contains("://")
-        && !target.starts_with('/')
+        && !target.split('/').next().unwrap_or_default().contains(':')
+        && !target.starts_with("//")
         && !target.starts_with("mailto:")
         && [".md", ".mdx", ".markdown"]
             .iter()
@@ -749,22 +799,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_is_resolved_from_its_folder_then_the_root_and_never_outside() {
-        let paths = ["a.md", "guides/b.md", "guides/deep/c.md"];
+    fn a_link_is_resolved_as_docusaurus_does_and_never_outside() {
+        let paths = [
+            "a.md",
+            "b.md",
+            "guides/b.md",
+            "guides/deep/c.md",
+            "my page.md",
+        ];
         let exists = |p: &str| paths.contains(&p);
         let resolve = |from: &str, link: &str| linked_article(from, link, exists);
+        // A bare link: the article's folder first, then the root.
+        assert_eq!(
+            resolve("guides/x.md", "b.md").as_deref(),
+            Some("guides/b.md")
+        );
+        assert_eq!(resolve("guides/deep/c.md", "a.md").as_deref(), Some("a.md"));
+        // ./ and ../: the folder only.
         assert_eq!(
             resolve("guides/deep/c.md", "../b.md#x").as_deref(),
             Some("guides/b.md")
         );
-        assert_eq!(resolve("guides/deep/c.md", "a.md").as_deref(), Some("a.md"));
+        assert_eq!(resolve("guides/x.md", "./a.md"), None);
+        assert_eq!(resolve("a.md", "./a.md").as_deref(), Some("a.md"));
+        assert_eq!(resolve("a.md", "../a.md"), None, "climbs out");
+        assert_eq!(resolve("guides/b.md", "../../a.md"), None, "climbs out");
+        // From the root, and from the site's root through the docs folder.
+        assert_eq!(resolve("guides/x.md", "/b.md").as_deref(), Some("b.md"));
         assert_eq!(
             resolve("a.md", "docs/guides/b.md").as_deref(),
             Some("guides/b.md")
         );
-        assert_eq!(resolve("a.md", "./a.md").as_deref(), Some("a.md"));
-        assert_eq!(resolve("guides/b.md", "../../a.md"), None, "climbs out");
+        assert_eq!(resolve("a.md", "/docs/a.md").as_deref(), Some("a.md"));
+        assert_eq!(
+            resolve("a.md", "blog/a.md"),
+            None,
+            "another folder is not the docs"
+        );
+        assert_eq!(
+            resolve("a.md", "my%20page.md").as_deref(),
+            Some("my page.md")
+        );
         assert_eq!(resolve("a.md", "https://example.com/a.md"), None);
+        assert_eq!(resolve("a.md", "//example.com/a.md"), None);
+        assert_eq!(resolve("a.md", "javascript:x//a.md"), None);
         assert_eq!(resolve("a.md", "#top"), None);
         assert_eq!(resolve("a.md", "missing.md"), None);
     }

@@ -48,8 +48,8 @@ pub fn render_html(
                 LinkType::Email => format!("mailto:{dest_url}"),
                 _ => match linked_article(path, &dest_url, &exists) {
                     Some(article) => match dest_url.split_once('#') {
-                        Some((_, anchor)) => format!("/kb/{article}#{anchor}"),
-                        None => format!("/kb/{article}"),
+                        Some((_, anchor)) => format!("/kb/{}#{anchor}", escaped_path(&article)),
+                        None => format!("/kb/{}", escaped_path(&article)),
                     },
                     None => dest_url.to_string(),
                 },
@@ -86,6 +86,21 @@ pub fn render_html(
     let mut html = String::with_capacity(body.len() * 2);
     pulldown_cmark::html::push_html(&mut html, events);
     Ok(html)
+}
+
+/// An article's path as it goes in an address: anything but letters, digits, `-._~` and the `/`
+/// between folders percent-escaped (`faq?.md` would end the path at `?`).
+fn escaped_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// `<a href=…>`; a link to another site also gets `rel="noopener noreferrer"`.
@@ -145,6 +160,19 @@ mod tests {
 
     fn render(markdown: &str) -> String {
         render_html("a.md", markdown, |_| false).unwrap()
+    }
+
+    #[test]
+    fn a_link_to_another_article_goes_to_its_page_with_its_path_escaped() {
+        let html = render_html("guides/a.md", "[x](c%23%3F.md#part) [y](../b.md)", |p| {
+            p == "c#?.md" || p == "b.md"
+        })
+        .unwrap();
+        assert!(
+            html.contains("<a href=\"/kb/c%23%3F.md#part\">x</a>"),
+            "{html}"
+        );
+        assert!(html.contains("<a href=\"/kb/b.md\">y</a>"), "{html}");
     }
 
     #[test]

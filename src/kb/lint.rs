@@ -79,6 +79,18 @@ pub fn lint(dir: &Path) -> Result<Vec<Finding>, KbError> {
                 ),
             );
         }
+        if let Some(url) = article::ignored_url(rel, &source) {
+            let url: String = url.chars().take(60).collect();
+            add(
+                rel,
+                Severity::Error,
+                format!(
+                    "the front matter's `url` must be the article's web address (https://…) or a \
+                     path on this server (/…); `{url}` is ignored and the article links its page \
+                     on the server instead"
+                ),
+            );
+        }
         if !article::has_text(&parsed) {
             add(rel, Severity::Error, article::NO_TEXT.into());
         } else {

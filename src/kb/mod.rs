@@ -134,7 +134,7 @@ pub struct Problem {
 pub struct SyncReport {
     /// Articles added or re-indexed because their content changed.
     pub indexed: Vec<String>,
-    /// Articles removed because their file is gone.
+    /// Articles removed because their file is gone (or was left without text).
     pub removed: Vec<String>,
     /// Files that could not be read (the previous good version, if any, keeps serving).
     pub problems: Vec<String>,
@@ -255,7 +255,7 @@ impl KnowledgeBase {
 
     /// Brings the index in line with the folder: new and changed files are (re)indexed, deleted ones
     /// removed, untouched ones left alone. A file that fails to parse is reported and its previous
-    /// version, if any, keeps serving.
+    /// version, if any, keeps serving; one left without text is reported and taken out.
     /// The knowledge base's calibration is measured again in the background (well under a second
     /// for a few hundred articles); until then the previous one serves.
     pub fn sync(&self) -> Result<SyncReport, KbError> {
@@ -285,6 +285,9 @@ impl KnowledgeBase {
         let mut report = SyncReport::default();
         let mut changed: Vec<(String, [u8; 32], Article)> = Vec::new();
         let mut problems = BTreeMap::new();
+        // Files left without text: an editor who blanks an article takes it back, so the version
+        // before is not served either.
+        let mut emptied = Vec::new();
         {
             let state = self.read();
             for (rel, full) in &files {
@@ -303,6 +306,7 @@ impl KnowledgeBase {
                 match article::parse(rel, &text) {
                     Ok(article) if !article::has_text(&article) => {
                         problems.insert(rel.clone(), format!("{rel}: {}", article::NO_TEXT));
+                        emptied.push(rel.clone());
                     }
                     Ok(article) => changed.push((rel.clone(), hash, article)),
                     Err(e) => {
@@ -316,7 +320,7 @@ impl KnowledgeBase {
             state
                 .articles
                 .keys()
-                .filter(|p| !files.contains_key(*p))
+                .filter(|p| !files.contains_key(*p) || emptied.contains(*p))
                 .cloned()
                 .collect()
         };
