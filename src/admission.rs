@@ -371,7 +371,7 @@ impl Admission {
     /// conversation across all its sockets, so reconnecting does not start the count again.
     pub fn message(&self, conversation: &ConversationId, now_ms: i64) -> bool {
         let (per_second, burst) = self.inner.message_rate;
-        let mut bucket = match self.inner.messages.get_mut(conversation.as_str()) {
+        let mut bucket = match self.inner.messages.get_mut(conversation) {
             Some(bucket) => bucket,
             None => self
                 .inner
@@ -389,7 +389,7 @@ impl Admission {
     /// one stored before (a widget sending again what it had no ack for), or was not stored.
     pub fn give_back_message(&self, conversation: &ConversationId) {
         let (_, burst) = self.inner.message_rate;
-        if let Some(mut bucket) = self.inner.messages.get_mut(conversation.as_str()) {
+        if let Some(mut bucket) = self.inner.messages.get_mut(conversation) {
             bucket.tokens = (bucket.tokens + 1.0).min(burst);
         }
     }

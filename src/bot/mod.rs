@@ -734,14 +734,14 @@ pub(crate) fn decide(
         if let Some((intent, text)) = small_talk {
             let reason = if model < threshold {
                 format!(
-                        "the message is \"{}\" (probability {:.2}) and no article reaches the answer threshold {threshold:.2}",
-                        intent.name, intent.confidence
-                    )
+                    "the message is \"{}\" (probability {:.2}) and no article reaches the answer threshold {threshold:.2}",
+                    intent.name, intent.confidence
+                )
             } else {
                 format!(
-                        "the message is \"{}\" (probability {:.2}) and in its words thanks for something that went right: answered in kind, though an article fits (probability {model:.2})",
-                        intent.name, intent.confidence
-                    )
+                    "the message is \"{}\" (probability {:.2}) and in its words thanks for something that went right: answered in kind, though an article fits (probability {model:.2})",
+                    intent.name, intent.confidence
+                )
             };
             return Reply {
                 candidates,

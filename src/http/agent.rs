@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{bearer, AdminAccount, AgentAccount, Authed};
-use super::{ApiError, AppState, Body, Params, PathParams};
+use super::{ApiError, AppState, JsonBody, Params, PathParams};
 use crate::accounts::{self, token, AuthError, EDITORS_TAKE_NO_CHATS};
 use crate::ids::{AgentId, ConversationId};
 use crate::protocol::context::ContextPacket;
@@ -47,7 +47,7 @@ async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Body(body): Body<LoginBody>,
+    JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     let address = super::client_address(&state, peer, &headers);
     let login = state
@@ -239,7 +239,7 @@ async fn update_ticket(
     _: AgentAccount,
     State(state): State<AppState>,
     PathParams(id): PathParams<i64>,
-    Body(body): Body<TicketUpdate>,
+    JsonBody(body): JsonBody<TicketUpdate>,
 ) -> Result<Json<Value>, ApiError> {
     let status = ticket_status(&body.status)?;
     if !state.store.set_ticket_status(id, status).await? {

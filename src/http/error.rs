@@ -109,14 +109,14 @@ impl IntoResponse for ApiError {
 /// words: what was wrong and where), not axum's plain text.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
-pub struct Body<T>(pub T);
+pub struct JsonBody<T>(pub T);
 
-/// A query string, answered like [`Body`] when it does not parse (`invalid_query`).
+/// A query string, answered like [`JsonBody`] when it does not parse (`invalid_query`).
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
 
-/// Path parameters, answered like [`Body`] when they do not parse (`invalid_path`).
+/// Path parameters, answered like [`JsonBody`] when they do not parse (`invalid_path`).
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct PathParams<T>(pub T);
@@ -143,6 +143,10 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
+        // A route wired wrongly, not the client's doing: logged, not shown.
+        if r.status().is_server_error() {
+            return Self::internal(&r.body_text());
+        }
         Self {
             status: r.status(),
             code: "invalid_path",

@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::settings::LimitSettings;
 use crate::store::Store;
 
-pub use error::{ApiError, Body, Params, PathParams};
+pub use error::{ApiError, JsonBody, Params, PathParams};
 pub use serve::{serve, Deadlines};
 
 /// Cheap handles to everything a request may need.
