@@ -54,7 +54,8 @@ pub fn check<'t>(
         return None;
     };
     let expires_at_ms: i64 = expires.parse().ok()?;
-    if expires_at_ms <= now_ms || id.len() != 32 {
+    // One spelling per token: no sign, no leading zeros.
+    if expires_at_ms <= now_ms || id.len() != 32 || expires != expires_at_ms.to_string() {
         return None;
     }
     let signature = hex::decode(signature).ok()?;
