@@ -35,9 +35,24 @@ async fn create(app: &TestApp, email: &str, role: Role) {
 
 /// Status, `Retry-After` and body of a login attempt.
 async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Option<u64>, Value) {
+    post_login(app, json!({"email": email, "password": password})).await
+}
+
+/// A login attempt bringing the device token `device`: status and body.
+async fn login_from(app: &TestApp, email: &str, password: &str, device: &str) -> (u16, Value) {
+    let (status, _, body) = post_login(
+        app,
+        json!({"email": email, "password": password, "device": device}),
+    )
+    .await;
+    (status, body)
+}
+
+/// Status, `Retry-After` and body of a login request with `body`.
+async fn post_login(app: &TestApp, body: Value) -> (u16, Option<u64>, Value) {
     let response = reqwest::Client::new()
         .post(app.http("/api/agent/login"))
-        .json(&json!({"email": email, "password": password}))
+        .json(&body)
         .send()
         .await
         .expect("login answered");
@@ -94,18 +109,6 @@ async fn twenty_wrong_passwords_in_a_row_are_throttled_and_the_right_one_works_l
     let (status, _, body) = login(&app, "sam@example.com", PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["token"].is_string());
-}
-
-/// A login attempt bringing the device token `device`: status and body.
-async fn login_from(app: &TestApp, email: &str, password: &str, device: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(app.http("/api/agent/login"))
-        .json(&json!({"email": email, "password": password, "device": device}))
-        .send()
-        .await
-        .expect("login answered");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
