@@ -378,6 +378,12 @@ async fn a_signature_with_an_expiry_works_until_then_and_a_copied_one_stops_work
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     // (Resumed as hers: a verified customer's conversation is resumed by nobody else.)
     assert_eq!(welcome["conversation_id"], id.as_str(), "{welcome}");
+    // Not once it expired more than 12 hours ago: the page must be loaded again.
+    let long_ago = now_secs() - 13 * 3600;
+    let older = sign_until(SECRET, "ann-42", long_ago);
+    let mut next_day = app.client().await;
+    let refused = hello_until(&mut next_day, "ann-42", &older, long_ago, Some(&session)).await;
+    assert_eq!(refused["code"], "identity_refused", "{refused}");
 
     // An expiry that is not whole seconds is a refused identity (the widget chats on), not a
     // malformed hello.

@@ -183,26 +183,32 @@ impl Gate {
         Ok(())
     }
 
-    /// Whether the device `id` (from a valid device token) is still trusted at `now_ms`: fewer
-    /// than [`DEVICE_FAILURES`] wrong passwords from it in the last day. Counted by this node.
-    pub fn device_trusted(&self, id: &str, now_ms: i64) -> bool {
-        self.0
-            .device_failures
-            .get(id)
-            .is_none_or(|f| f.0 < DEVICE_FAILURES || now_ms - f.1 > DEVICE_FAILURES_KEPT_MS)
-    }
-
-    /// A wrong password came from the trusted device `id` at `now_ms`.
-    pub fn device_failed(&self, id: &str, now_ms: i64) {
+    /// Whether the device `id` (from a valid device token) is still trusted at `now_ms` (fewer
+    /// than [`DEVICE_FAILURES`] wrong passwords from it in the last day, counted by this node);
+    /// if so, this attempt is counted as a wrong password until [`Gate::device_succeeded`] takes
+    /// it back, so attempts made at the same moment cannot all pass the check.
+    pub fn reserve_device(&self, id: &str, now_ms: i64) -> bool {
         let mut entry = self
             .0
             .device_failures
             .entry(id.to_owned())
             .or_insert((0, now_ms));
         if now_ms - entry.1 > DEVICE_FAILURES_KEPT_MS {
-            entry.0 = 0;
+            *entry = (0, now_ms);
+        }
+        if entry.0 >= DEVICE_FAILURES {
+            return false;
         }
         *entry = (entry.0 + 1, now_ms);
+        true
+    }
+
+    /// The password from the device `id` was right: the attempt [`Gate::reserve_device`] counted
+    /// is taken back.
+    pub fn device_succeeded(&self, id: &str) {
+        if let Some(mut entry) = self.0.device_failures.get_mut(id) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
     }
 
     /// A refusal with the wait a local throttle gives.
@@ -329,14 +335,18 @@ mod tests {
     #[test]
     fn a_device_is_untrusted_after_three_wrong_passwords_for_a_day() {
         let gate = Gate::new(&settings());
+        assert!(gate.reserve_device("d-1", 0));
+        gate.device_succeeded("d-1");
         for i in 0..DEVICE_FAILURES {
-            assert!(gate.device_trusted("d-1", i64::from(i)));
-            gate.device_failed("d-1", i64::from(i));
+            assert!(
+                gate.reserve_device("d-1", i64::from(i)),
+                "wrong password {i}"
+            );
         }
-        assert!(!gate.device_trusted("d-1", 10));
-        assert!(gate.device_trusted("d-2", 10), "another device");
+        assert!(!gate.reserve_device("d-1", 10));
+        assert!(gate.reserve_device("d-2", 10), "another device");
         assert!(
-            gate.device_trusted("d-1", 3 + DEVICE_FAILURES_KEPT_MS),
+            gate.reserve_device("d-1", 3 + DEVICE_FAILURES_KEPT_MS),
             "a day later"
         );
     }

@@ -116,7 +116,7 @@ impl Accounts {
         let known_device = device
             .zip(row.as_ref().zip(hash.as_deref()))
             .and_then(|(device, (row, hash))| super::device::check(device, &row.id, hash, now))
-            .filter(|id| gate.device_trusted(id, now));
+            .filter(|id| gate.reserve_device(id, now));
         gate.attempt_on(match known_device {
             Some(id) => Holder::Device(id),
             None => Holder::Account(&email),
@@ -124,11 +124,11 @@ impl Accounts {
         .await?;
         let verified = gate.verify(password, hash.clone()).await?;
         let (Some(row), Some(hash)) = (row.filter(|_| verified), hash) else {
-            if let Some(id) = known_device {
-                gate.device_failed(id, now);
-            }
             return Err(AuthError::BadCredentials);
         };
+        if let Some(id) = known_device {
+            gate.device_succeeded(id);
+        }
         let device = super::device::issue(&row.id, &hash, now + super::device::DEVICE_TTL_MS);
         let agent = Account::from_row(row)?;
         let token = token::new_token();

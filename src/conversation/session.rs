@@ -33,11 +33,11 @@ pub struct Hello {
     pub customer: Option<String>,
     /// The operator's id of the customer, when verified.
     pub user_id: Option<String>,
-    /// `customer` comes from a signature that has expired, accepted only because `session` holds
-    /// an open conversation of theirs ([`Conversations::session_holds_open_conversation_of`]):
-    /// that conversation is resumed, and nothing else (not the customer's conversation on another
-    /// device, not a new verified one).
-    pub lapsed: bool,
+    /// `customer` comes from a signature that has expired, accepted only because `session` held
+    /// this open conversation of theirs ([`Conversations::open_conversation_of_session`]): it is
+    /// resumed if it still is, and nothing else is verified (not the customer's conversation on
+    /// another device, not a new one: those are the unverified visitor's).
+    pub lapsed: Option<ConversationId>,
 }
 
 /// A customer socket's place in its conversation; leaves the conversation's audience when
@@ -101,31 +101,24 @@ fn derived_id(token: &str) -> ConversationId {
 }
 
 impl Conversations {
-    /// Whether the session `token` (a widget's, from its `welcome`) holds a conversation of the
-    /// verified customer `customer` (`id:…` / `email:…`) that is still open (not resolved): a
-    /// page left open past its signature's expiry may go on with it, and with nothing else. A
-    /// store that does not answer says no.
-    pub async fn session_holds_open_conversation_of(
+    /// The conversation the session `token` (a widget's, from its `welcome`) holds, when it is
+    /// still open (not resolved) and its verified customer is `customer` (`id:…` / `email:…`):
+    /// a page left open past its signature's expiry may go on with it, and with nothing else.
+    pub async fn open_conversation_of_session(
         &self,
         token: Option<&str>,
         customer: &str,
-    ) -> bool {
+    ) -> Result<Option<ConversationId>, ConversationError> {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return false;
+            return Ok(None);
         };
         let store = &self.core.store;
-        let owner = match store.conversation_by_session(&token::hash(token)).await {
-            Ok(Some(row)) if row.state != "resolved" => store.customer_of(&row.id).await,
-            Ok(_) => return false,
-            Err(e) => Err(e),
+        let Some(row) = store.conversation_by_session(&token::hash(token)).await? else {
+            return Ok(None);
         };
-        match owner {
-            Ok(owner) => owner.as_deref() == Some(customer),
-            Err(e) => {
-                tracing::warn!("checking whose conversation a session holds: {e}");
-                false
-            }
-        }
+        let owner = store.customer_of(&row.id).await?;
+        let held = row.state != "resolved" && owner.as_deref() == Some(customer);
+        Ok(held.then(|| ConversationId::from(row.id)))
     }
 
     /// Joins a socket to the conversation of `hello.session` (or a new one) and queues its
@@ -149,7 +142,7 @@ impl Conversations {
         let last_seq = hello.last_seq.unwrap_or(0).max(0);
         // A verified customer has one history on every device: the conversation they have open
         // (one that was resolved is linked to the next as a previous conversation instead).
-        if let Some(key) = customer.as_ref().filter(|_| !lapsed) {
+        if let Some(key) = customer.as_ref().filter(|_| lapsed.is_none()) {
             if let Some(latest) = core.store.open_conversation_of(key).await? {
                 let id = ConversationId::from(latest);
                 let own = match hello.session.as_deref() {
@@ -194,13 +187,23 @@ impl Conversations {
                 // A verified customer's conversation is resumed only by that customer: not by a
                 // browser the customer signed out of (whoever uses it next, signed in as someone
                 // else or not at all), which starts a conversation of its own.
+                // A lapsed signature's conversation must still be the one checked, and open.
+                Some(row)
+                    if lapsed
+                        .as_ref()
+                        .is_some_and(|l| **l != *row.id || row.state == "resolved") =>
+                {
+                    None
+                }
                 Some(row) => match core.store.customer_of(&row.id).await? {
                     Some(owner) if customer.as_deref() != Some(owner.as_str()) => None,
                     _ => Some(ConversationId::from(row.id)),
                 },
                 // Issued by this server (or shaped like it) and never stored: the same
                 // conversation, still empty. A widget that saw frames must have a stored one.
-                None if token::is_well_formed(token) && last_seq == 0 => Some(derived_id(token)),
+                None if lapsed.is_none() && token::is_well_formed(token) && last_seq == 0 => {
+                    Some(derived_id(token))
+                }
                 None => None,
             };
             if let Some(id) = id {
@@ -220,7 +223,7 @@ impl Conversations {
         }
         // A lapsed signature resumes only the conversation its session holds; without it (gone
         // meanwhile) the conversation is a new, unverified one.
-        let (customer, visitor) = match lapsed {
+        let (customer, visitor) = match lapsed.is_some() {
             true => (
                 None,
                 Visitor {

@@ -33,7 +33,11 @@ const EXPIRED_GRACE_SECONDS: i64 = 12 * 3600;
 fn whole_seconds(value: Option<&serde_json::Value>) -> Result<Option<i64>, IdentityError> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => n.as_i64().map(Some).ok_or(IdentityError::BadExpiry),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or(IdentityError::BadExpiry),
         Some(serde_json::Value::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) => {
             s.parse().map(Some).map_err(|_| IdentityError::BadExpiry)
         }
@@ -169,7 +173,9 @@ impl Connection {
                     return self.refuse(again, None);
                 }
                 let now_secs = crate::clock::now_ms() / 1000;
-                let verified = whole_seconds(user_hash_expires.as_ref()).and_then(|expires| {
+                // An expiry counts only with a signature (an anonymous hello's is ignored).
+                let expires = user_hash_expires.as_ref().filter(|_| user_hash.is_some());
+                let verified = whole_seconds(expires).and_then(|expires| {
                     self.identity.verify(
                         user_id.as_deref(),
                         visitor.email.as_deref(),
@@ -178,7 +184,7 @@ impl Connection {
                         now_secs,
                     )
                 });
-                let mut lapsed = false;
+                let mut lapsed = None;
                 let customer = match verified {
                     Ok(customer) => customer,
                     // A page left open past its signature's expiry (not by more than
@@ -186,14 +192,24 @@ impl Connection {
                     // that customer's still, for that conversation only. A copied signature has
                     // no session of theirs.
                     Err(IdentityError::Expired { key, at })
-                        if now_secs - at <= EXPIRED_GRACE_SECONDS
-                            && self
-                                .conversations
-                                .session_holds_open_conversation_of(session.as_deref(), &key)
-                                .await =>
+                        if now_secs.saturating_sub(at) <= EXPIRED_GRACE_SECONDS =>
                     {
-                        lapsed = true;
-                        Some(key)
+                        let held = self
+                            .conversations
+                            .open_conversation_of_session(session.as_deref(), &key)
+                            .await;
+                        match held {
+                            Ok(Some(id)) => {
+                                lapsed = Some(id);
+                                Some(key)
+                            }
+                            Ok(None) => {
+                                let expired = IdentityError::Expired { key, at }.to_string();
+                                let refused = Refusal::new(ErrorCode::IdentityRefused, expired);
+                                return self.refuse(refused, None);
+                            }
+                            Err(e) => return self.failed(e, None),
+                        }
                     }
                     Err(e) => {
                         let refused = Refusal::new(ErrorCode::IdentityRefused, e.to_string());

@@ -7,6 +7,7 @@
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 use super::article::{linked_article, prose_markdown};
+use super::escaped_path;
 use super::KbError;
 
 /// The article's body as HTML. A link or image whose address is not allowed keeps its text (an
@@ -86,21 +87,6 @@ pub fn render_html(
     let mut html = String::with_capacity(body.len() * 2);
     pulldown_cmark::html::push_html(&mut html, events);
     Ok(html)
-}
-
-/// An article's path as it goes in an address: anything but letters, digits, `-._~` and the `/`
-/// between folders percent-escaped (`faq?.md` would end the path at `?`).
-fn escaped_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// `<a href=…>`; a link to another site also gets `rel="noopener noreferrer"`.

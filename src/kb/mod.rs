@@ -769,11 +769,26 @@ fn passage(state: &State, path: &str, section: usize, similarity: f32) -> Option
     })
 }
 
+/// An article's path as it goes in an address: anything but letters, digits, `-._~` and the `/`
+/// between folders percent-escaped (`faq?.md` would end the path at `?`).
+fn escaped_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
 /// Link to a section: the article's public URL if it has one, else the server's own article page.
 pub fn link(article: &Article, section: &Section) -> String {
     let base = match &article.url {
         Some(url) => url.clone(),
-        None => format!("/kb/{}", article.path),
+        None => format!("/kb/{}", escaped_path(&article.path)),
     };
     if section.anchor.is_empty() {
         base
