@@ -136,6 +136,27 @@ fn mac(secret: &[u8], value: &str, expires: Option<i64>) -> HmacSha256 {
 /// What follows the secret in the key of signatures with an expiry.
 const EXPIRING: &[u8] = b":expiring";
 
+/// How long after its expiry a customer's signature still resumes the open conversation its
+/// page holds (a tab left open overnight): beyond it, the page must be loaded again.
+pub const EXPIRED_GRACE_SECONDS: i64 = 12 * 3600;
+
+/// `user_hash_expires` as whole Unix seconds (a number, or digits in a string); anything else is
+/// refused as an identity, not as a malformed frame, so the widget chats on unverified.
+pub fn expiry_seconds(value: Option<&serde_json::Value>) -> Result<Option<i64>, IdentityError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or(IdentityError::BadExpiry),
+        Some(serde_json::Value::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map(Some).map_err(|_| IdentityError::BadExpiry)
+        }
+        Some(_) => Err(IdentityError::BadExpiry),
+    }
+}
+
 fn nonempty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
@@ -253,6 +274,35 @@ mod tests {
             strict.verify(Some("42"), None, Some(&until), Some(1_000), 0),
             Ok(Some("id:42".into()))
         );
+    }
+
+    #[test]
+    fn an_expiry_is_whole_non_negative_seconds_as_a_number_or_digits() {
+        use serde_json::json;
+        assert_eq!(expiry_seconds(None), Ok(None));
+        assert_eq!(expiry_seconds(Some(&json!(null))), Ok(None));
+        assert_eq!(
+            expiry_seconds(Some(&json!(1_700_000_000))),
+            Ok(Some(1_700_000_000))
+        );
+        assert_eq!(
+            expiry_seconds(Some(&json!("1700000000"))),
+            Ok(Some(1_700_000_000))
+        );
+        for bad in [
+            json!(1.5),
+            json!(-5),
+            json!("+5"),
+            json!("1.5"),
+            json!(""),
+            json!(true),
+        ] {
+            assert_eq!(
+                expiry_seconds(Some(&bad)),
+                Err(IdentityError::BadExpiry),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

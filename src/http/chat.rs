@@ -16,34 +16,15 @@ use tokio::task::JoinHandle;
 
 use super::socket::{self, Handler, Timing};
 use super::AppState;
-use crate::accounts::identity::{IdentityError, IdentityVerifier};
+use crate::accounts::identity::{
+    expiry_seconds, IdentityError, IdentityVerifier, EXPIRED_GRACE_SECONDS,
+};
 use crate::admission::{Action, Admission, Slot};
 use crate::conversation::{Asked, Chosen, ConversationError, Conversations, Hello, Session};
 use crate::fanout::{outbox, Outbox};
 use crate::protocol::customer::{check_message, Choice, ClientFrame, ServerFrame};
 use crate::protocol::{decode, encode, ErrorCode, Refusal};
 use crate::settings::LimitSettings;
-
-/// How long after its expiry a customer's signature still resumes the open conversation its
-/// page holds (a tab left open overnight): beyond it, the page must be loaded again.
-const EXPIRED_GRACE_SECONDS: i64 = 12 * 3600;
-
-/// `user_hash_expires` as whole Unix seconds (a number, or digits in a string); anything else is
-/// refused as an identity, not as a malformed frame, so the widget chats on unverified.
-fn whole_seconds(value: Option<&serde_json::Value>) -> Result<Option<i64>, IdentityError> {
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => n
-            .as_i64()
-            .filter(|n| *n >= 0)
-            .map(Some)
-            .ok_or(IdentityError::BadExpiry),
-        Some(serde_json::Value::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map(Some).map_err(|_| IdentityError::BadExpiry)
-        }
-        Some(_) => Err(IdentityError::BadExpiry),
-    }
-}
 
 /// Frames above this size are cut off by the WebSocket layer itself (connection closed, 1009);
 /// between `max_frame_bytes` and this, the client gets a `frame_too_large` error frame.
@@ -175,7 +156,7 @@ impl Connection {
                 let now_secs = crate::clock::now_ms() / 1000;
                 // An expiry counts only with a signature (an anonymous hello's is ignored).
                 let expires = user_hash_expires.as_ref().filter(|_| user_hash.is_some());
-                let verified = whole_seconds(expires).and_then(|expires| {
+                let verified = expiry_seconds(expires).and_then(|expires| {
                     self.identity.verify(
                         user_id.as_deref(),
                         visitor.email.as_deref(),
